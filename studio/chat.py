@@ -1,0 +1,99 @@
+"""Base vs tuned answers from one copy of the base weights.
+
+For a LoRA run the tuned answer enables the adapter and the base answer disables it (`disable_adapter()`), so
+memory stays about that of one model. A full or freeze run has its own weights and is loaded as a second model.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import GenerationSettings
+
+
+@dataclass
+class Answer:
+    text: str
+    new_tokens: int
+    seconds: float
+    first_token_s: float | None = None
+
+    @property
+    def ms_per_token(self) -> float:
+        return 1000 * self.seconds / max(self.new_tokens, 1)
+
+
+class ChatPair:
+    """Holds the base model (and the tuned adapter or model) of one run."""
+
+    def __init__(self, base_path: str, tuned_path: str | None, tokenizer, base_model, tuned_model=None):
+        self.base_path, self.tuned_path = base_path, tuned_path
+        self.tokenizer, self.base_model, self.tuned_model = tokenizer, base_model, tuned_model
+
+    @property
+    def shares_weights(self) -> bool:
+        return self.tuned_model is None and hasattr(self.base_model, "disable_adapter")
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, progress=print) -> "ChatPair":
+        from . import models
+
+        run_dir = Path(run_dir)
+        preset = json.loads((run_dir / "preset.json").read_text(encoding="utf-8"))
+        base_path = models.resolve_model_path(preset["settings"]["model"]["model_name_or_path"], progress)
+        adapter, full = run_dir / "adapter", run_dir / "model"
+        if adapter.is_dir():
+            return cls.with_adapter(base_path, str(adapter))
+        tokenizer = models.load_tokenizer(base_path)
+        base = models.load_model(base_path).eval()
+        tuned = models.load_model(str(full)).eval() if full.is_dir() else None
+        return cls(base_path, str(full) if tuned is not None else None, tokenizer, base, tuned)
+
+    @classmethod
+    def with_adapter(cls, base_path: str, adapter_path: str) -> "ChatPair":
+        from peft import PeftModel
+
+        from . import models
+
+        tokenizer = models.load_tokenizer(base_path)
+        base = models.load_model(base_path)
+        model = PeftModel.from_pretrained(base, adapter_path).eval()
+        return cls(base_path, adapter_path, tokenizer, model)
+
+    def answer(self, messages: list[dict], tuned: bool, settings: GenerationSettings | None = None) -> Answer:
+        import contextlib
+
+        if tuned and self.tuned_model is None and not self.shares_weights:
+            raise ValueError("this run has no tuned model yet")
+        if not tuned and self.shares_weights:
+            context = self.base_model.disable_adapter()
+        else:
+            context = contextlib.nullcontext()
+        model = self.tuned_model if (tuned and self.tuned_model is not None) else self.base_model
+        with context:
+            return generate(model, self.tokenizer, messages, settings or GenerationSettings())
+
+
+def generate(model, tokenizer, messages: list[dict], settings: GenerationSettings) -> Answer:
+    import torch
+
+    from .chat_template import generation_prompt
+
+    prompt = generation_prompt(tokenizer, messages)
+    inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
+    sampling = settings.temperature > 0
+    kwargs = dict(max_new_tokens=settings.max_new_tokens, do_sample=sampling,
+                  repetition_penalty=settings.repetition_penalty, pad_token_id=tokenizer.pad_token_id)
+    if sampling:
+        kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
+    else:  # keep greedy decoding free of the model's sampling defaults (which would only warn)
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        output = model.generate(**inputs, **kwargs)
+    seconds = time.perf_counter() - started
+    new = output[0][inputs["input_ids"].shape[1]:]
+    return Answer(tokenizer.decode(new, skip_special_tokens=True).strip(), len(new), seconds)

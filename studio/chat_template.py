@@ -1,0 +1,121 @@
+"""Render conversations with the model's own chat template and mark which tokens are the assistant's.
+
+TRL's `assistant_only_loss` needs templates with `{% generation %}` markers, which most models (SmolLM2, Llama,
+Qwen) do not ship. The studio finds the assistant spans itself: the text a template renders for the first i turns
+plus the generation prompt is a prefix of the text for i+1 turns, and what lies between is the assistant's answer
+(including its end-of-turn token, which the model must learn to emit). Token masks come from the fast tokenizer's
+offsets. The result is what training sees, so the Data tab's statistics use the same function.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from .data import THINK_CLOSE, THINK_OPEN
+
+
+@dataclass
+class Rendered:
+    text: str
+    spans: list[tuple[int, int]]  # character spans of assistant answers
+    exact: bool  # False when the template broke the prefix property and only the last answer could be found
+
+
+def template_features(tokenizer) -> dict:
+    template = tokenizer.chat_template or ""
+    return {"thinking": "reasoning_content" in template, "tools": "tool_calls" in template}
+
+
+def adapt_messages(messages: list[dict], features: dict) -> list[dict]:
+    """Fold what the template cannot render (reasoning, tool calls) into plain content, visibly."""
+    out = []
+    for m in messages:
+        m = dict(m)
+        reasoning = m.pop("reasoning_content", None)
+        if reasoning and not features["thinking"]:
+            m["content"] = f"{THINK_OPEN}{reasoning}{THINK_CLOSE}{m.get('content') or ''}"
+        elif reasoning:
+            m["reasoning_content"] = reasoning
+        if m.get("tool_calls") and not features["tools"]:
+            calls = "\n".join(json.dumps(c.get("function", c), ensure_ascii=False) for c in m.pop("tool_calls"))
+            m["content"] = f"{m.get('content') or ''}<tool_call>\n{calls}\n</tool_call>".lstrip()
+        out.append(m)
+    return out
+
+
+def _render(tokenizer, messages, add_generation_prompt=False) -> str:
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+
+def render_messages(tokenizer, messages: list[dict], features: dict | None = None) -> Rendered:
+    features = features or template_features(tokenizer)
+    messages = adapt_messages(messages, features)
+    full = _render(tokenizer, messages)
+    spans, exact = [], True
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        prefix = _render(tokenizer, messages[:i], add_generation_prompt=True)
+        upto = _render(tokenizer, messages[: i + 1])
+        if upto.startswith(prefix) and full.startswith(upto):
+            spans.append((len(prefix), len(upto)))
+        else:
+            exact = False
+    if not exact:  # e.g. templates that drop earlier reasoning: fall back to the last answer, which always renders
+        prefix = _render(tokenizer, messages[:-1], add_generation_prompt=True)
+        spans = [(len(prefix), len(full))] if full.startswith(prefix) else [(0, len(full))]
+    return Rendered(full, spans, exact)
+
+
+def _mask_from_offsets(offsets: np.ndarray, spans: list[tuple[int, int]]) -> np.ndarray:
+    """1 for tokens whose first character lies inside an assistant span."""
+    if len(offsets) == 0:
+        return np.zeros(0, dtype=np.int8)
+    starts = offsets[:, 0]
+    mask = np.zeros(len(starts), dtype=np.int8)
+    for begin, end in spans:
+        mask[(starts >= begin) & (starts < end)] = 1
+    return mask
+
+
+@dataclass
+class Encoded:
+    input_ids: list[list[int]]
+    assistant_masks: list[list[int]]
+
+    @property
+    def lengths(self) -> list[int]:
+        return [len(ids) for ids in self.input_ids]
+
+    @property
+    def answer_lengths(self) -> list[int]:
+        return [int(sum(m)) for m in self.assistant_masks]
+
+
+def encode_records(tokenizer, records: list[dict], batch_size: int = 1000) -> Encoded:
+    """Tokenise normalised records ({'messages': ...} or {'text': ...}) exactly as training sees them."""
+    features = template_features(tokenizer)
+    texts, spans = [], []
+    for record in records:
+        if "messages" in record:
+            rendered = render_messages(tokenizer, record["messages"], features)
+            texts.append(rendered.text)
+            spans.append(rendered.spans)
+        else:  # plain text: every token is trained on; end with EOS so the model learns to stop
+            text = record["text"] + (tokenizer.eos_token or "")
+            texts.append(text)
+            spans.append([(0, len(text))])
+    input_ids, masks = [], []
+    for start in range(0, len(texts), batch_size):
+        batch = tokenizer(texts[start:start + batch_size], add_special_tokens=False, return_offsets_mapping=True)
+        for ids, offsets, row_spans in zip(batch["input_ids"], batch["offset_mapping"], spans[start:start + batch_size]):
+            input_ids.append(list(ids))
+            masks.append(_mask_from_offsets(np.asarray(offsets, dtype=np.int64).reshape(-1, 2), row_spans).tolist())
+    return Encoded(input_ids, masks)
+
+
+def generation_prompt(tokenizer, messages: list[dict]) -> str:
+    return _render(tokenizer, adapt_messages(messages, template_features(tokenizer)), add_generation_prompt=True)

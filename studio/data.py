@@ -1,0 +1,377 @@
+"""Read data files, detect their format, normalise every row to chat messages, report problems, split.
+
+Everything returns data: a `LoadResult` holds the good rows (with their original row numbers), every problem as
+(where, message) naming file, row and field, and the detected format. Nothing here touches the user's file on
+disk and nothing raises for bad input. No torch, no pandas at module level (pandas only for CSV / Parquet).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import DEMO_DATA
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+DEMO_PATH = ASSETS / "demo" / "identity.jsonl"
+MAX_FILE_MB = 512
+FORMATS = ("alpaca", "sharegpt", "messages", "cot", "prompt_completion", "text")
+ROLES = ("system", "user", "assistant", "tool")
+SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
+                  "function_call": "assistant", "observation": "tool", "function": "tool", "tool": "tool"}
+THINK_OPEN, THINK_CLOSE = "<think>\n", "\n</think>\n\n"  # default reasoning markup when the template has none
+
+
+@dataclass
+class Row:
+    number: int  # 1-based: the JSONL line, the JSON array index + 1, or the CSV / Parquet record
+    raw: dict
+    messages: list[dict] | None = None  # chat rows
+    text: str | None = None  # plain-text rows
+
+
+@dataclass
+class LoadResult:
+    file: str
+    format: str | None = None
+    rows: list[Row] = field(default_factory=list)  # rows that normalised cleanly
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    bad_rows: set[int] = field(default_factory=set)
+    total_rows: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def records(self) -> list[dict]:
+        """Normalised rows, the form TRL consumes."""
+        return [{"messages": r.messages} if r.messages is not None else {"text": r.text} for r in self.rows]
+
+
+def where(file: str, row: int | None = None, fieldname: str | None = None, unit: str = "row") -> str:
+    parts = [file] + ([f"{unit} {row}"] if row is not None else []) + ([fieldname] if fieldname else [])
+    return ": ".join(parts)
+
+
+# ---------------------------------------------------------------- reading
+
+def resolve_path(path: str) -> Path:
+    return DEMO_PATH if path == DEMO_DATA else Path(path).expanduser()
+
+
+def read_records(path: Path, label: str | None = None) -> tuple[list[tuple[int, Any]], list[tuple[str, str]], str]:
+    """Raw records as (row number, value) plus problems. The unit word ('line' or 'row') goes into messages."""
+    label = label or path.name
+    if not path.is_file():
+        return [], [(label, "file not found")], "row"
+    size_mb = path.stat().st_size / 1024**2
+    if size_mb > MAX_FILE_MB:
+        return [], [(label, f"file is {size_mb:.0f} MB; the limit is {MAX_FILE_MB} MB (split it into parts)")], "row"
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".parquet"):
+        return _read_table(path, label, suffix) + ("row",)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")  # BOM or not
+    except UnicodeDecodeError as err:
+        return [], [(label, f"not UTF-8 text (undecodable byte at offset {err.start}); save the file as UTF-8")], "row"
+    if not text.strip():
+        return [], [(label, "the file is empty")], "row"
+    if suffix == ".jsonl" or (suffix != ".json" and not text.lstrip().startswith("[")):
+        return *_read_jsonl(text, label), "line"
+    return *_read_json(text, label), "row"
+
+
+def _read_jsonl(text: str, label: str):
+    records, problems = [], []
+    for number, line in enumerate(text.splitlines(), start=1):  # splitlines handles CRLF
+        if not line.strip():
+            continue
+        try:
+            records.append((number, json.loads(line)))
+        except json.JSONDecodeError as err:
+            problems.append((where(label, number, unit="line"), f"invalid JSON: {err.msg} at column {err.colno}"))
+    return records, problems
+
+
+def _read_json(text: str, label: str):
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        return [], [(label, f"invalid JSON: {err.msg} at line {err.lineno}, column {err.colno}")]
+    if isinstance(data, dict):  # {"data": [...]} or a single record
+        lists = [v for v in data.values() if isinstance(v, list) and v and isinstance(v[0], dict)]
+        data = lists[0] if len(lists) == 1 else [data]
+    if not isinstance(data, list):
+        return [], [(label, "expected a list of records")]
+    if not data:
+        return [], [(label, "the file holds no records")]
+    return list(enumerate(data, start=1)), []
+
+
+def _read_table(path: Path, label: str, suffix: str):
+    import pandas as pd
+
+    try:
+        if suffix == ".csv":
+            frame = pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False)
+        else:
+            frame = pd.read_parquet(path)
+    except UnicodeDecodeError as err:
+        return [], [(label, f"not UTF-8 text (undecodable byte at offset {err.start}); save the file as UTF-8")]
+    except Exception as err:  # pandas raises many parser errors; all mean "this is not a readable table"
+        message = "the file is empty" if "No columns" in str(err) else f"cannot read the table: {err}"
+        return [], [(label, message)]
+    if frame.empty:
+        return [], [(label, "the file holds no records")]
+    records = frame.to_dict(orient="records")
+    for record in records:  # JSON-in-a-cell is how CSV carries conversations
+        for key, value in record.items():
+            if isinstance(value, str) and value[:1] in "[{":
+                try:
+                    record[key] = json.loads(value)
+                except json.JSONDecodeError:
+                    pass
+            elif hasattr(value, "tolist"):
+                record[key] = value.tolist()
+    return list(enumerate(records, start=1)), []
+
+
+# ---------------------------------------------------------------- formats
+
+def detect_format(record: Any) -> str | None:
+    if not isinstance(record, dict):
+        return None
+    keys = set(record)
+    if "messages" in keys:
+        return "messages"
+    if "conversations" in keys:
+        return "sharegpt"
+    if "instruction" in keys and "output" in keys:
+        return "alpaca"
+    if "question" in keys and "answer" in keys and keys & {"thinking", "reasoning"}:
+        return "cot"
+    if "prompt" in keys and "completion" in keys:
+        return "prompt_completion"
+    if "text" in keys:
+        return "text"
+    return None
+
+
+def _text(value: Any, at: str, problems: list, required: bool = True) -> str | None:
+    if value is None or value == "":
+        if required:
+            problems.append((at, "missing or empty"))
+        return None
+    if not isinstance(value, str):
+        problems.append((at, f"expected text, got {type(value).__name__}"))
+        return None
+    if required and not value.strip():
+        problems.append((at, "empty"))
+        return None
+    return value
+
+
+def _from_alpaca(r: dict, at, problems) -> list[dict]:
+    messages = []
+    if r.get("system"):
+        messages.append({"role": "system", "content": _text(r["system"], at("system"), problems)})
+    for i, pair in enumerate(r.get("history") or []):
+        if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
+            problems.append((at(f"history[{i}]"), "expected a [question, answer] pair"))
+            continue
+        messages.append({"role": "user", "content": _text(pair[0], at(f"history[{i}][0]"), problems)})
+        messages.append({"role": "assistant", "content": _text(pair[1], at(f"history[{i}][1]"), problems)})
+    instruction = _text(r.get("instruction"), at("instruction"), problems)
+    extra = _text(r.get("input"), at("input"), problems, required=False)
+    prompt = f"{instruction}\n\n{extra}" if instruction and extra else instruction
+    messages.append({"role": "user", "content": prompt})
+    messages.append({"role": "assistant", "content": _text(r.get("output"), at("output"), problems)})
+    return messages
+
+
+def _from_sharegpt(r: dict, at, problems) -> list[dict]:
+    turns = r.get("conversations")
+    if not isinstance(turns, list) or not turns:
+        problems.append((at("conversations"), "expected a non-empty list of turns"))
+        return []
+    messages = []
+    if r.get("system"):
+        messages.append({"role": "system", "content": _text(r["system"], at("system"), problems)})
+    for i, turn in enumerate(turns):
+        if not isinstance(turn, dict):
+            problems.append((at(f"conversations[{i}]"), "expected an object with 'from' and 'value'"))
+            continue
+        speaker = turn.get("from")
+        role = SHAREGPT_ROLES.get(speaker)
+        if role is None:
+            problems.append((at(f"conversations[{i}].from"), f"unknown role {speaker!r}; use one of "
+                             + ", ".join(sorted(SHAREGPT_ROLES))))
+            continue
+        value = _text(turn.get("value"), at(f"conversations[{i}].value"), problems)
+        if speaker == "function_call":  # a tool call written as JSON text
+            messages.append({"role": "assistant", "content": "", "tool_calls": [_tool_call(value)]})
+        else:
+            messages.append({"role": role, "content": value})
+    return messages
+
+
+def _tool_call(value: str | None) -> dict:
+    try:
+        call = json.loads(value or "{}")
+    except json.JSONDecodeError:
+        call = {"name": "unknown", "arguments": value}
+    return {"type": "function", "function": {"name": call.get("name", "unknown"), "arguments": call.get("arguments", {})}}
+
+
+def _from_messages(r: dict, at, problems) -> list[dict]:
+    turns = r.get("messages")
+    if not isinstance(turns, list) or not turns:
+        problems.append((at("messages"), "expected a non-empty list of messages"))
+        return []
+    messages = []
+    for i, turn in enumerate(turns):
+        if not isinstance(turn, dict):
+            problems.append((at(f"messages[{i}]"), "expected an object with 'role' and 'content'"))
+            continue
+        role = turn.get("role")
+        if role not in ROLES:
+            problems.append((at(f"messages[{i}].role"), f"unknown role {role!r}; use one of {', '.join(ROLES)}"))
+            continue
+        message = {"role": role}
+        if role == "assistant" and turn.get("tool_calls"):
+            message["tool_calls"] = turn["tool_calls"]
+            message["content"] = _text(turn.get("content"), at(f"messages[{i}].content"), problems, required=False) or ""
+        else:
+            message["content"] = _text(turn.get("content"), at(f"messages[{i}].content"), problems)
+        for key in ("tool_call_id", "name"):
+            if key in turn:
+                message[key] = turn[key]
+        messages.append(message)
+    return messages
+
+
+def _from_cot(r: dict, at, problems) -> list[dict]:
+    thinking_key = "thinking" if "thinking" in r else "reasoning"
+    question = _text(r.get("question"), at("question"), problems)
+    thinking = _text(r.get(thinking_key), at(thinking_key), problems)
+    answer = _text(r.get("answer"), at("answer"), problems)
+    # `reasoning_content` is rendered by templates that know thinking; render_messages() falls back to markup.
+    return [{"role": "user", "content": question},
+            {"role": "assistant", "content": answer, "reasoning_content": thinking}]
+
+
+def _from_prompt_completion(r: dict, at, problems) -> list[dict]:
+    return [{"role": "user", "content": _text(r.get("prompt"), at("prompt"), problems)},
+            {"role": "assistant", "content": _text(r.get("completion"), at("completion"), problems)}]
+
+
+CONVERTERS = {"alpaca": _from_alpaca, "sharegpt": _from_sharegpt, "messages": _from_messages, "cot": _from_cot,
+              "prompt_completion": _from_prompt_completion}
+
+
+def check_role_order(messages: list[dict], at) -> list[tuple[str, str]]:
+    """System only first; user and assistant alternate (tool results follow a tool call); end on the assistant."""
+    problems = []
+    previous = None
+    for i, m in enumerate(messages):
+        role = m["role"]
+        if role == "system" and i != 0:
+            problems.append((at(f"turn {i + 1}"), "a system message may only come first"))
+        elif role == "user" and previous == "user":
+            problems.append((at(f"turn {i + 1}"), "two user turns in a row"))
+        elif role == "assistant" and previous == "assistant" and not messages[i - 1].get("tool_calls"):
+            problems.append((at(f"turn {i + 1}"), "two assistant turns in a row"))
+        elif role == "tool" and previous not in ("assistant", "tool"):
+            problems.append((at(f"turn {i + 1}"), "a tool result must follow an assistant tool call"))
+        elif role == "assistant" and previous in (None, "system"):
+            problems.append((at(f"turn {i + 1}"), "the conversation starts with the assistant; a user turn must come first"))
+        previous = role
+    if messages and messages[-1]["role"] != "assistant":
+        problems.append((at("last turn"), f"the conversation ends on a {messages[-1]['role']} turn; it must end "
+                         "with the assistant's answer"))
+    return problems
+
+
+def normalise(record: Any, fmt: str, file: str, number: int, unit: str = "row") -> tuple[Row | None, list]:
+    at = lambda name: where(file, number, name, unit)  # noqa: E731
+    if not isinstance(record, dict):
+        return None, [(where(file, number, unit=unit), f"expected an object, got {type(record).__name__}")]
+    problems: list[tuple[str, str]] = []
+    if fmt == "text":
+        text = _text(record.get("text"), at("text"), problems)
+        return (Row(number, record, text=text) if not problems else None), problems
+    messages = CONVERTERS[fmt](record, at, problems)
+    if problems:
+        return None, problems
+    problems = check_role_order(messages, at)
+    return (Row(number, record, messages=messages) if not problems else None), problems
+
+
+def column_mapping_applied(record: Any, mapping: dict[str, str] | None) -> Any:
+    """Rename user columns (e.g. {'query': 'instruction', 'response': 'output'}) before detection."""
+    if not mapping or not isinstance(record, dict):
+        return record
+    return {mapping.get(k, k): v for k, v in record.items()}
+
+
+def load_dataset_file(path: str, fmt: str = "auto", mapping: dict[str, str] | None = None,
+                      label: str | None = None) -> LoadResult:
+    file_path = resolve_path(path)
+    label = label or (DEMO_PATH.name if path == DEMO_DATA else file_path.name)
+    records, problems, unit = read_records(file_path, label)
+    result = LoadResult(file=label, problems=list(problems), total_rows=len(records) + len(problems))
+    if not records:
+        return result
+    records = [(n, column_mapping_applied(r, mapping)) for n, r in records]
+    detected = {n: detect_format(r) for n, r in records}
+    if fmt == "auto":
+        counts: dict[str, int] = {}
+        for f in detected.values():
+            if f:
+                counts[f] = counts.get(f, 0) + 1
+        if not counts:
+            result.problems.append((label, "no known format: expected columns such as instruction/output, messages, "
+                                    "conversations, prompt/completion, question/thinking/answer, or text "
+                                    "(map your column names by hand if they differ)"))
+            return result
+        fmt = max(counts, key=counts.get)
+        if len(counts) > 1:
+            result.problems.append((label, "mixed formats in one file: " + ", ".join(
+                f"{k} ({v} rows)" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+                + f"; reading all rows as {fmt}"))
+    result.format = fmt
+    for number, record in records:
+        row, row_problems = normalise(record, fmt, label, number, unit)
+        if row is not None:
+            result.rows.append(row)
+        else:
+            result.problems.extend(row_problems)
+            result.bad_rows.add(number)
+    return result
+
+
+# ---------------------------------------------------------------- split
+
+def split_sizes(n: int, validation_share: float, test_share: float) -> tuple[int, int, int]:
+    """(train, validation, test). A share > 0 always yields at least one row when there are rows to spare."""
+    def take(share):
+        return 0 if share <= 0 or n < 3 else max(1, round(n * share))
+    validation, test = take(validation_share), take(test_share)
+    return n - validation - test, validation, test
+
+
+def split_rows(rows: list, validation_share: float, test_share: float, seed: int = 42,
+               by_order: bool = False) -> tuple[list, list, list]:
+    _, n_val, n_test = split_sizes(len(rows), validation_share, test_share)
+    order = list(range(len(rows)))
+    if not by_order:
+        random.Random(seed).shuffle(order)
+    # By order: the newest rows (end of file) are held out, as for time-ordered data.
+    test_idx = order[len(order) - n_test:] if n_test else []
+    val_idx = order[len(order) - n_test - n_val:len(order) - n_test] if n_val else []
+    held = set(test_idx) | set(val_idx)
+    train = [rows[i] for i in range(len(rows)) if i not in held] if by_order else [rows[i] for i in order if i not in held]
+    return train, [rows[i] for i in val_idx], [rows[i] for i in test_idx]

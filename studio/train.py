@@ -1,0 +1,306 @@
+"""A training run: prepare -> train -> save.
+
+Before the first step the run folder holds the settings (as a preset), the hardware plan with its reasons, the
+data split and an empty metrics log, so a run can be inspected, resumed and reproduced without the UI. The same
+`run_training` serves the headless CLI and the Train tab (which calls it from a background thread).
+
+    runs/<name>/
+      preset.json    settings as a reusable preset      plan.json     device, precision, checkpointing + why
+      data/{train,validation,test}.jsonl                 metrics.jsonl one JSON object per log / eval
+      status.json    running | finished | stopped | failed, with final figures
+      log.txt        progress lines and, on failure, the full traceback
+      adapter/ or model/   the result; checkpoints/ for resume
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from . import data as data_mod
+from .config import Settings, preset_dict
+
+Progress = Callable[[str], None]
+
+
+def runs_root() -> Path:
+    return Path(os.environ.get("STUDIO_RUNS", "runs"))
+
+
+def new_run_dir(root: Path | None = None, name: str | None = None) -> Path:
+    root = root or runs_root()
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = root / (name or f"run-{stamp}")
+    suffix = 1
+    while run_dir.exists():
+        suffix += 1
+        run_dir = root / f"{name or f'run-{stamp}'}-{suffix}"
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def write_json(path: Path, value) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)  # atomic: a reader never sees half a file
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+class RunLog:
+    """Progress lines to the console (or UI) and to the run's log.txt."""
+
+    def __init__(self, run_dir: Path, echo: Progress | None = print):
+        self.path = run_dir / "log.txt"
+        self.echo = echo
+
+    def __call__(self, line: str) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(f"[{datetime.now():%H:%M:%S}] {line}\n")
+        if self.echo:
+            self.echo(line)
+
+
+# ---------------------------------------------------------------- preparation
+
+@dataclass
+class PreparedData:
+    train: list[dict]
+    validation: list[dict]
+    test: list[dict]
+    format: str
+    dropped: int
+
+
+def prepare_data(settings: Settings) -> tuple[PreparedData | None, list[tuple[str, str]]]:
+    d = settings.data
+    loaded = data_mod.load_dataset_file(d.dataset_path, d.dataset_format)
+    if not loaded.rows:
+        return None, loaded.problems or [(loaded.file, "no usable rows")]
+    train, validation, test = data_mod.split_rows(loaded.records(), d.validation_share, d.test_share,
+                                                  settings.training.seed, d.split_by_order)
+    return PreparedData(train, validation, test, loaded.format or "?", len(loaded.bad_rows)), loaded.problems
+
+
+def weights_dtype(precision: str, finetuning_type: str) -> str:
+    """fp16 mixed precision needs fp32 master weights for the trained parameters; LoRA keeps its adapters in fp32."""
+    if precision == "fp16" and finetuning_type in ("full", "freeze"):
+        return "fp32"
+    return precision
+
+
+def find_layer_stack(model):
+    """The decoder's list of transformer blocks (model.model.layers for Llama-like models)."""
+    import torch
+
+    stacks = [m for name, m in model.named_modules() if isinstance(m, torch.nn.ModuleList) and len(m) > 0]
+    if not stacks:
+        raise ValueError("could not find the model's transformer layers to unfreeze")
+    return max(stacks, key=len)
+
+
+def freeze_all_but_last(model, n_layers: int) -> None:
+    for p in model.parameters():
+        p.requires_grad = False
+    for layer in list(find_layer_stack(model))[-n_layers:]:
+        for p in layer.parameters():
+            p.requires_grad = True
+
+
+def encode_split(tokenizer, rows: list[dict], assistant_only: bool):
+    from datasets import Dataset
+
+    from .chat_template import encode_records
+
+    encoded = encode_records(tokenizer, rows)
+    columns = {"input_ids": encoded.input_ids}
+    if assistant_only:
+        columns["assistant_masks"] = encoded.assistant_masks
+    return Dataset.from_dict(columns)
+
+
+# ---------------------------------------------------------------- callbacks
+
+def make_callbacks(run_dir: Path, log: RunLog, stop_event: threading.Event | None):
+    from transformers import TrainerCallback
+
+    class MetricsCallback(TrainerCallback):
+        """Appends each log to metrics.jsonl with trained (non-padding) tokens per second."""
+
+        def __init__(self):
+            self.path = run_dir / "metrics.jsonl"
+            self.started = time.perf_counter()
+            self.last_time, self.last_tokens = self.started, 0.0
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs = dict(logs or {})
+            now = time.perf_counter()
+            row = {"step": state.global_step, "max_steps": state.max_steps, "epoch": round(state.epoch or 0, 4),
+                   "elapsed_s": round(now - self.started, 2)}
+            if "loss" in logs:
+                tokens = logs.get("num_tokens", self.last_tokens)
+                row.update(loss=logs["loss"], learning_rate=logs.get("learning_rate"),
+                           grad_norm=logs.get("grad_norm"), num_tokens=tokens,
+                           tokens_per_s=round((tokens - self.last_tokens) / max(now - self.last_time, 1e-9), 2))
+                self.last_time, self.last_tokens = now, tokens
+            for key in ("eval_loss", "train_loss", "train_runtime"):
+                if key in logs:
+                    row[key] = logs[key]
+            if len(row) > 4:
+                with open(self.path, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(row) + "\n")
+                if "loss" in row:
+                    log(f"step {row['step']}/{row['max_steps']}  epoch {row['epoch']:.2f}  loss {row['loss']:.4f}  "
+                        f"{row['tokens_per_s']:.0f} tokens/s")
+                if "eval_loss" in row:
+                    log(f"step {row['step']}  validation loss {row['eval_loss']:.4f}")
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if stop_event is not None and stop_event.is_set():
+                control.should_training_stop = True
+                control.should_save = True  # a checkpoint to resume from
+            return control
+
+    return [MetricsCallback()]
+
+
+# ---------------------------------------------------------------- the run
+
+def run_training(settings: Settings, run_dir: Path | None = None, progress: Progress | None = print,
+                 stop_event: threading.Event | None = None, resume: bool = False, facts=None) -> dict:
+    """Train and return the final status dict. Never raises for a failed run: the status says what went wrong."""
+    run_dir = run_dir or new_run_dir()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = RunLog(run_dir, progress)
+    status = {"status": "running", "started": datetime.now().isoformat(timespec="seconds"), "pid": os.getpid(),
+              "run_dir": str(run_dir)}
+    write_json(run_dir / "status.json", status)
+    started = time.perf_counter()
+    try:
+        result = _train(settings, run_dir, log, stop_event, resume, facts)
+        status.update(result)
+        status["status"] = "stopped" if stop_event is not None and stop_event.is_set() else "finished"
+    except Exception as err:  # a failed run must never take the caller (the UI server) down with it
+        (run_dir / "log.txt").open("a", encoding="utf-8").write(traceback.format_exc())
+        status.update(status="failed", error=f"{type(err).__name__}: {err}", advice=explain_error(err))
+        log(f"Run failed: {status['error']}. {status['advice']}")
+    finally:
+        status["wall_time_s"] = round(time.perf_counter() - started, 1)
+        status["finished"] = datetime.now().isoformat(timespec="seconds")
+        write_json(run_dir / "status.json", status)
+        _free_memory()
+    return status
+
+
+def explain_error(err: Exception) -> str:
+    text = str(err).lower()
+    if "out of memory" in text or isinstance(err, MemoryError):
+        return "The run ran out of memory: lower the batch size or cutoff length, or use LoRA / QLoRA."
+    if "nan" in text or "inf" in text:
+        return "The loss became NaN: lower the learning rate, or use bf16 / fp32 instead of fp16."
+    if "no space" in text:
+        return "The disk is full: free space or keep fewer checkpoints."
+    return "See log.txt in the run folder for the full traceback."
+
+
+def _free_memory() -> None:
+    import gc
+
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
+
+
+def _train(settings: Settings, run_dir: Path, log: RunLog, stop_event, resume: bool, facts) -> dict:
+    from . import hardware, models
+    from .config import to_bnb_config, to_lora_config, to_sft_config
+
+    # 1. Everything a reader needs, written before any model is loaded.
+    write_json(run_dir / "preset.json", preset_dict(settings, description=f"Settings of run {run_dir.name}"))
+    facts = facts or hardware.detect()
+    plan = hardware.plan(facts, settings.training.precision, settings.training.gradient_checkpointing)
+    write_json(run_dir / "plan.json", plan)
+    log(f"Hardware: {plan['hardware']}")
+    log(f"Precision {plan['precision']}: {plan['precision_reason']}")
+    log(f"Gradient checkpointing {'on' if plan['gradient_checkpointing'] else 'off'}: "
+        f"{plan['gradient_checkpointing_reason']}")
+    prepared, problems = prepare_data(settings)
+    if prepared is None:
+        raise ValueError("no usable data: " + "; ".join(f"{w}: {m}" for w, m in problems[:5]))
+    if problems:
+        log(f"Dropped {prepared.dropped} rows with problems (first: {problems[0][0]}: {problems[0][1]})")
+    (run_dir / "data").mkdir(exist_ok=True)
+    for name, rows in (("train", prepared.train), ("validation", prepared.validation), ("test", prepared.test)):
+        write_jsonl(run_dir / "data" / f"{name}.jsonl", rows)
+    (run_dir / "metrics.jsonl").touch()
+    log(f"Data: {prepared.format}, {len(prepared.train)} train / {len(prepared.validation)} validation / "
+        f"{len(prepared.test)} test rows")
+
+    # 2. Model and tokenised data.
+    method = settings.method.finetuning_type
+    if method == "qlora":
+        ok, why = hardware.qlora_available(facts)
+        if not ok:
+            raise ValueError(why)
+    model_path = models.resolve_model_path(settings.model.model_name_or_path, log)
+    tokenizer = models.load_tokenizer(model_path, settings.model.trust_remote_code)
+    assistant_only = settings.training.assistant_only_loss
+    train_ds = encode_split(tokenizer, prepared.train, assistant_only)
+    eval_ds = encode_split(tokenizer, prepared.validation, assistant_only) if prepared.validation else None
+    model = models.load_model(model_path, weights_dtype(plan["precision"], method), settings.model.trust_remote_code,
+                              quantization_config=to_bnb_config(settings, plan))
+    if method == "freeze":
+        freeze_all_but_last(model, settings.method.freeze_trainable_layers)
+
+    # 3. Train.
+    from transformers import EarlyStoppingCallback
+    from trl import SFTTrainer
+
+    args = to_sft_config(settings, plan, str(run_dir / "checkpoints"))
+    callbacks = make_callbacks(run_dir, log, stop_event)
+    if eval_ds is not None and settings.training.early_stopping_patience > 0:
+        callbacks.append(EarlyStoppingCallback(settings.training.early_stopping_patience))
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                         processing_class=tokenizer, peft_config=to_lora_config(settings), callbacks=callbacks)
+    trainable, total = models.count_parameters(trainer.model)
+    log(f"Training {trainable:,} of {total:,} parameters ({100 * trainable / total:.2f}%), method {method}")
+    output = trainer.train(resume_from_checkpoint=_last_checkpoint(run_dir) if resume else None)
+
+    # 4. Save the result and the figures a reader wants first.
+    target = run_dir / ("adapter" if method in ("lora", "qlora") else "model")
+    trainer.save_model(str(target))
+    tokenizer.save_pretrained(str(target))
+    log(f"Saved {target.name} to {target}")
+    history = trainer.state.log_history
+    train_losses = [h["loss"] for h in history if "loss" in h]
+    eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]
+    return {
+        "output": str(target), "method": method, "global_step": trainer.state.global_step,
+        "final_train_loss": train_losses[-1] if train_losses else None,
+        "first_train_loss": train_losses[0] if train_losses else None,
+        "final_eval_loss": eval_losses[-1] if eval_losses else None,
+        "best_eval_loss": min(eval_losses) if eval_losses else None,
+        "train_runtime_s": output.metrics.get("train_runtime"), "num_tokens": trainer._total_train_tokens,
+        "trainable_parameters": trainable, "precision": plan["precision"],
+    }
+
+
+def _last_checkpoint(run_dir: Path) -> str | None:
+    checkpoints = sorted((run_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return str(checkpoints[-1]) if checkpoints else None
