@@ -484,3 +484,27 @@ def to_bnb_config(settings: Settings, plan: dict):
     return BitsAndBytesConfig(
         load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute
     )
+
+
+# ---------------------------------------------------------------- flat views (forms, CLI tables)
+
+def flat_values(settings: Settings) -> dict[str, Any]:
+    """{field name: value} across sections; names are unique, so the form needs no section prefixes."""
+    return {name: value for section in SECTIONS for name, value in getattr(settings, section).model_dump().items()}
+
+
+def settings_from_flat(flat: dict[str, Any], base: Settings | None = None) -> tuple[Settings | None, list[Problem]]:
+    """Form values back into Settings; every invalid field is reported by its name."""
+    data = (base or Settings()).model_dump()
+    unknown = [(name, "unknown setting") for name in flat if not any(name in data[s] for s in data)]
+    if unknown:
+        return None, unknown
+    for name, value in flat.items():
+        section = field_section(name)
+        if isinstance(value, float) and value.is_integer() and SECTIONS[section].model_fields[name].annotation is int:
+            value = int(value)  # number inputs hand back 4.0 for 4
+        if isinstance(value, int) and not isinstance(value, bool) and SECTIONS[section].model_fields[name].annotation is float:
+            value = float(value)
+        data[section][name] = value
+    settings, problems = validate_settings(data, prefix="")
+    return settings, [(where.split(".")[-1], message) for where, message in problems]

@@ -375,3 +375,28 @@ def split_rows(rows: list, validation_share: float, test_share: float, seed: int
     held = set(test_idx) | set(val_idx)
     train = [rows[i] for i in range(len(rows)) if i not in held] if by_order else [rows[i] for i in order if i not in held]
     return train, [rows[i] for i in val_idx], [rows[i] for i in test_idx]
+
+
+# ---------------------------------------------------------------- what the Data tab and `launch.py data` show
+
+def summary_text(result: LoadResult) -> str:
+    if result.format is None:
+        return f"**{result.file}**: could not be read ({len(result.problems)} problem(s) below)."
+    lines = [f"**{result.file}**: format **{result.format}**, {result.total_rows} rows, "
+             f"{len(result.rows)} usable, {len(result.bad_rows)} with problems."]
+    if result.bad_rows:
+        lines.append("Rows with problems are left out of training (your file is not changed); fix the file and "
+                     "load it again to keep them.")
+    return "\n\n".join(lines)
+
+
+def preview_rows(result: LoadResult, limit: int = 50) -> list[list]:
+    """[row number, role: content ...] for the first rows, in the normalised form training sees."""
+    table = []
+    for row in result.rows[:limit]:
+        if row.messages is not None:
+            shown = "\n".join(f"{m['role']}: {m.get('content') or ''}" for m in row.messages)
+        else:
+            shown = row.text or ""
+        table.append([row.number, shown[:2000]])
+    return table

@@ -304,3 +304,28 @@ def _train(settings: Settings, run_dir: Path, log: RunLog, stop_event, resume: b
 def _last_checkpoint(run_dir: Path) -> str | None:
     checkpoints = sorted((run_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
     return str(checkpoints[-1]) if checkpoints else None
+
+
+def list_runs(root: Path | None = None) -> list[dict]:
+    """Run folders, newest first, with their status. A 'running' run whose process is gone was interrupted."""
+    root = root or runs_root()
+    runs = []
+    for status_file in sorted(root.glob("*/status.json"), key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            status = json.loads(status_file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        if status.get("status") == "running" and not _process_alive(status.get("pid")):
+            status["status"] = "interrupted"
+        runs.append({**status, "name": status_file.parent.name, "run_dir": str(status_file.parent)})
+    return runs
+
+
+def _process_alive(pid) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True

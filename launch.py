@@ -1,0 +1,115 @@
+"""Fine-tuning Studio entry point.
+
+    python launch.py [--host 127.0.0.1] [--port 7860] [--auth USER:PASS] [--share]     the web UI
+    python launch.py train --preset P.json [--set name=value ...] [--output-dir D]      headless training
+    python launch.py chat RUN_DIR --prompt "..."                                         base vs tuned answers
+
+Heavy libraries (torch, transformers, TRL) load only when a command needs them, so the UI comes up fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="launch.py", description="Fine-tuning Studio: fine-tune chat models.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve the UI on (default: this machine only)")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--auth", help="USER:PASS; required for a non-local --host or --share")
+    parser.add_argument("--share", action="store_true", help="create a public gradio.live link (needs internet)")
+    sub = parser.add_subparsers(dest="command")
+
+    train = sub.add_parser("train", help="train headless from a preset")
+    train.add_argument("--preset", required=True, help="preset JSON, e.g. presets/quickstart-cpu.json")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+                       help="override one setting, e.g. --set learning_rate=1e-4 (repeatable)")
+    train.add_argument("--output-dir", help="run folder (default: runs/run-<time>)")
+    train.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+
+    chat = sub.add_parser("chat", help="answer a prompt with the base and the tuned model of a run")
+    chat.add_argument("run_dir")
+    chat.add_argument("--prompt", required=True)
+    chat.add_argument("--max-new-tokens", type=int, default=128)
+    return parser
+
+
+def check_exposure(host: str, share: bool, auth: str | None) -> list[str]:
+    """Serving beyond this machine without a password would let anyone run code on it through training."""
+    problems = []
+    if (share or host not in LOCAL_HOSTS) and not auth:
+        where = "a public --share link" if share else f"--host {host}"
+        problems.append(f"Refusing to serve on {where} without --auth USER:PASS: anyone who can reach it could "
+                        "train models and read files on this machine.")
+    if auth and ":" not in auth:
+        problems.append("--auth must look like USER:PASS")
+    return problems
+
+
+def print_problems(title: str, problems: list[tuple[str, str]]) -> None:
+    print(f"{title} ({len(problems)} problem{'s' if len(problems) != 1 else ''}):", file=sys.stderr)
+    for where, message in problems:
+        print(f"  - {where}: {message}", file=sys.stderr)
+
+
+def cmd_train(args) -> int:
+    from studio.config import apply_overrides, load_preset
+
+    # Validate everything before any model is loaded: a typo should cost a second, not a download.
+    settings, _, problems = load_preset(args.preset)
+    if settings is not None and args.overrides:
+        settings, problems = apply_overrides(settings, args.overrides)
+    if problems:
+        print_problems(f"{args.preset} is not valid", problems)
+        return 2
+    from studio.train import new_run_dir, run_training
+
+    run_dir = Path(args.output_dir) if args.output_dir else new_run_dir()
+    print(f"Run folder: {run_dir}")
+    status = run_training(settings, run_dir, progress=print, resume=args.resume)
+    summary = {k: status.get(k) for k in ("status", "global_step", "first_train_loss", "final_train_loss",
+                                          "final_eval_loss", "wall_time_s", "output", "error", "advice")}
+    print(json.dumps({k: v for k, v in summary.items() if v is not None}, indent=2, ensure_ascii=False))
+    return 0 if status["status"] in ("finished", "stopped") else 1
+
+
+def cmd_chat(args) -> int:
+    from studio.chat import ChatPair
+    from studio.config import GenerationSettings
+
+    pair = ChatPair.from_run(args.run_dir)
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
+    messages = [{"role": "user", "content": args.prompt}]
+    for tuned in (False, True):
+        answer = pair.answer(messages, tuned, settings)
+        print(f"--- {'tuned' if tuned else 'base'} ({answer.new_tokens} tokens, {answer.seconds:.2f} s, "
+              f"{answer.ms_per_token:.0f} ms/token)\n{answer.text}")
+    return 0
+
+
+def cmd_ui(args) -> int:
+    problems = check_exposure(args.host, args.share, args.auth)
+    if problems:
+        for p in problems:
+            print(p, file=sys.stderr)
+        return 2
+    from studio.ui.app import launch_app
+
+    auth = tuple(args.auth.split(":", 1)) if args.auth else None
+    launch_app(host=args.host, port=args.port, auth=auth, share=args.share)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    commands = {"train": cmd_train, "chat": cmd_chat, None: cmd_ui}
+    return commands[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

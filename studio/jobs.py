@@ -1,0 +1,93 @@
+"""The one training job of this server process.
+
+Training holds the machine's memory and cores, so one run at a time per process is the rule, and every browser
+tab sees the same job: `JOB` is deliberately process-wide (a second tab re-attaches instead of starting another
+run). The thread calls the same `run_training` as the CLI; the UI polls `snapshot()`, which reads only the new
+lines of metrics.jsonl and log.txt since the last poll.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import Settings
+
+
+@dataclass
+class _Tail:
+    """Incremental reader: remembers the byte offset so each poll reads only what was appended."""
+    path: Path
+    offset: int = 0
+    lines: list[str] = field(default_factory=list)
+
+    def read(self) -> list[str]:
+        if not self.path.exists():
+            return self.lines
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            chunk = f.read()
+        complete = chunk.rfind(b"\n") + 1  # leave a half-written last line for the next poll
+        self.offset += complete
+        self.lines.extend(chunk[:complete].decode("utf-8", errors="replace").splitlines())
+        return self.lines
+
+
+class TrainingJob:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.run_dir: Path | None = None
+        self.result: dict | None = None
+        self._metrics: _Tail | None = None
+        self._log: _Tail | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, settings: Settings, run_dir: Path, resume: bool = False, runner=None) -> tuple[bool, str]:
+        """Start a run unless one is already going. `runner` is injectable for tests."""
+        from .train import run_training
+
+        with self._lock:
+            if self.running:
+                return False, f"A run is already in progress ({self.run_dir.name}); it is shown below."
+            self._stop = threading.Event()
+            self.run_dir, self.result = run_dir, None
+            self._metrics, self._log = _Tail(run_dir / "metrics.jsonl"), _Tail(run_dir / "log.txt")
+            target = runner or run_training
+
+            def work():
+                self.result = target(settings, run_dir, progress=None, stop_event=self._stop, resume=resume)
+
+            self._thread = threading.Thread(target=work, name="studio-training", daemon=True)
+            self._thread.start()
+            return True, f"Started {run_dir.name}."
+
+    def stop(self) -> str:
+        if not self.running:
+            return "No run is in progress."
+        self._stop.set()
+        return "Stopping after the current step; a checkpoint and the adapter are saved."
+
+    def wait(self, timeout: float | None = None) -> dict | None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.result
+
+    def snapshot(self) -> dict:
+        if self.run_dir is None:
+            return {"status": "idle", "metrics": [], "log": []}
+        metrics = [json.loads(line) for line in self._metrics.read()[-2000:] if line.strip()]
+        status_file = self.run_dir / "status.json"
+        status = json.loads(status_file.read_text(encoding="utf-8")) if status_file.exists() else {}
+        if self.running:
+            status["status"] = "stopping" if self._stop.is_set() else "running"
+        return {**status, "run_dir": str(self.run_dir), "metrics": metrics, "log": self._log.read()[-40:]}
+
+
+JOB = TrainingJob()

@@ -1,0 +1,42 @@
+"""Settings classes -> Gradio components. Adding a knob to studio/config.py adds it to the form."""
+
+from __future__ import annotations
+
+import typing
+
+import gradio as gr
+
+from ..config import SECTIONS
+from .text import t
+
+
+def component_for(name: str, info, value):
+    """Choices become dropdowns, numbers number inputs with their limits, flags checkboxes."""
+    label, help_text = t(f"{name}.label"), t(f"{name}.help")
+    annotation = info.annotation
+    if typing.get_origin(annotation) is typing.Literal:
+        return gr.Dropdown(choices=list(typing.get_args(annotation)), value=value, label=label, info=help_text)
+    if annotation is bool:
+        return gr.Checkbox(value=value, label=label, info=help_text)
+    if annotation in (int, float):
+        limits = {}
+        for meta in info.metadata:  # annotated_types Ge / Gt / Le
+            for attr, key in (("ge", "minimum"), ("gt", "minimum"), ("le", "maximum")):
+                if getattr(meta, attr, None) is not None:
+                    limits[key] = getattr(meta, attr)
+        step = 1 if annotation is int else None
+        return gr.Number(value=value, label=label, info=help_text, precision=0 if annotation is int else None,
+                         step=step, **limits)
+    return gr.Textbox(value=value, label=label, info=help_text)
+
+
+def build_section_form(section: str, defaults, beginner_only: bool | None = None) -> dict[str, gr.components.Component]:
+    """Components for one settings section. beginner_only: True -> beginner fields, False -> the rest."""
+    components = {}
+    cls = SECTIONS[section]
+    for name, info in cls.model_fields.items():
+        is_beginner = bool((info.json_schema_extra or {}).get("beginner"))
+        if beginner_only is not None and is_beginner != beginner_only:
+            continue
+        components[name] = component_for(name, info, getattr(getattr(defaults, section), name))
+    return components

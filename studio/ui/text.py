@@ -1,0 +1,68 @@
+"""English and Chinese text through Gradio's own i18n (`gr.I18n`), following the browser's language.
+
+Settings fields bring their own label and help (studio/config.py metadata), keyed `<field>.label` / `<field>.help`;
+the few words that belong to the screens themselves are listed here once.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ..config import all_fields
+
+SCREEN_TEXT = {
+    # key: (English, Chinese)
+    "title": ("# Fine-tuning Studio", "# 微调工作室"),
+    "subtitle": ("Prepare data, fine-tune a chat model, watch it learn, and compare it with the original.",
+                 "准备数据、微调对话模型、观察训练过程，并与原始模型对比。"),
+    "tab.data": ("Data", "数据"),
+    "tab.hyper": ("Hyperparameters", "超参数"),
+    "tab.train": ("Train", "训练"),
+    "tab.chat": ("Chat", "对话"),
+    "tab.export": ("Export", "导出"),
+    "data.upload": ("Upload a file (JSON, JSONL, CSV, Parquet)", "上传文件（JSON、JSONL、CSV、Parquet）"),
+    "data.load": ("Load and check", "加载并检查"),
+    "data.summary": ("Summary", "概要"),
+    "data.problems": ("Problems", "问题"),
+    "data.preview": ("Preview (normalised to chat messages)", "预览（已统一为对话消息格式）"),
+    "hyper.advanced": ("Advanced settings", "高级设置"),
+    "hyper.hardware": ("This machine", "本机硬件"),
+    "hyper.check": ("Check settings", "检查设置"),
+    "hyper.preset_file": ("Preset file", "预设文件"),
+    "hyper.import": ("Load preset", "加载预设"),
+    "hyper.export": ("Export preset", "导出预设"),
+    "hyper.status": ("Settings check", "设置检查"),
+    "train.start": ("Start training", "开始训练"),
+    "train.stop": ("Stop", "停止"),
+    "train.status": ("Status", "状态"),
+    "train.loss": ("Loss", "损失"),
+    "train.log": ("Log", "日志"),
+    "chat.run": ("Tuned run", "微调后的运行"),
+    "chat.refresh": ("Refresh runs", "刷新运行列表"),
+    "chat.prompt": ("Your message", "你的消息"),
+    "chat.send": ("Send to both", "同时发送给两个模型"),
+    "chat.base": ("Base model", "基座模型"),
+    "chat.tuned": ("Tuned model", "微调后的模型"),
+    "export.run": ("Run", "运行"),
+    "export.show": ("Show export", "查看导出内容"),
+    "export.commands": ("Commands to repeat this run", "复现此运行的命令"),
+    "export.preset": ("Preset of this run", "此运行的预设"),
+}
+
+
+def translations() -> dict[str, dict[str, str]]:
+    en = {key: pair[0] for key, pair in SCREEN_TEXT.items()}
+    zh = {key: pair[1] for key, pair in SCREEN_TEXT.items()}
+    for _, name, info in all_fields():
+        extra = info.json_schema_extra or {}
+        en[f"{name}.label"], zh[f"{name}.label"] = extra["label"], extra["label_zh"]
+        advice = f" Advice: {extra['advice']}" if extra.get("advice") else ""
+        en[f"{name}.help"], zh[f"{name}.help"] = info.description + advice, extra["help_zh"]
+    return {"en": en, "zh": zh, "zh-CN": zh}
+
+
+I18N = gr.I18n(**translations())
+
+
+def t(key: str):
+    return I18N(key)
