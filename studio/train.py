@@ -278,6 +278,11 @@ def _train(settings: Settings, run_dir: Path, log: RunLog, stop_event, resume: b
         callbacks.append(EarlyStoppingCallback(settings.training.early_stopping_patience))
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                          processing_class=tokenizer, peft_config=to_lora_config(settings), callbacks=callbacks)
+    # Our MetricsCallback prints one readable line per log; the stock progress bar and dict printer only add noise.
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)
     trainable, total = models.count_parameters(trainer.model)
     log(f"Training {trainable:,} of {total:,} parameters ({100 * trainable / total:.2f}%), method {method}")
     output = trainer.train(resume_from_checkpoint=_last_checkpoint(run_dir) if resume else None)

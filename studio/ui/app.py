@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..config import Settings
+from ..config import Settings, all_fields
 from . import chat_tab, data_tab, export_tab, hyperparams_tab, train_tab
 from .text import I18N, t
 
@@ -20,13 +20,15 @@ def build_app() -> gr.Blocks:
             with gr.Tab(t("tab.hyper"), id="hyper"):
                 hyper_form, hardware_md, wire_presets = hyperparams_tab.build(defaults)
             form.update(hyper_form)
+            # Declaration order (studio/config.py) is the API's parameter order, whatever the layout.
+            form = {name: form[name] for _, name, _ in all_fields() if name in form}
             with gr.Tab(t("tab.train"), id="train"):
                 train_tab.build(dict(form))  # training needs no generation settings
             with gr.Tab(t("tab.chat"), id="chat"):
                 form.update(chat_tab.build(defaults))
             with gr.Tab(t("tab.export"), id="export"):
                 export_tab.build()
-        wire_presets(form)
+        wire_presets({name: form[name] for _, name, _ in all_fields()})
         precision, checkpointing = form["precision"], form["gradient_checkpointing"]
         # Detecting hardware imports torch: done after the page is served, not while building it.
         demo.load(hyperparams_tab.hardware_text, [precision, checkpointing], hardware_md, api_name="hardware")

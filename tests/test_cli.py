@@ -1,0 +1,55 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import launch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args, timeout=120):
+    return subprocess.run([sys.executable, "launch.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_bad_preset_is_refused_before_any_model_loads(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"studio_preset": 1, "settings": {
+        "training": {"learning_rate": 5, "epochs": 3}, "method": {"finetuning_type": "magic"}}}))
+    result = run_cli("train", "--preset", str(bad), "--output-dir", str(tmp_path / "run"))
+    assert result.returncode == 2
+    for where in ("settings.training.learning_rate", "settings.training.epochs", "settings.method.finetuning_type"):
+        assert where in result.stderr
+    assert "3 problems" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_overrides_are_listed_together(tmp_path):
+    result = run_cli("train", "--preset", "presets/quickstart-cpu.json", "--set", "r=-1", "--set", "nope=2")
+    assert result.returncode == 2 and "nope" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_preset_file():
+    result = run_cli("train", "--preset", "presets/does-not-exist.json")
+    assert result.returncode == 2 and "file not found" in result.stderr
+
+
+def test_train_from_preset_with_overrides(tiny_model_dir, tmp_path):
+    result = run_cli("train", "--preset", "presets/quickstart-cpu.json", "--set", f"model_name_or_path={tiny_model_dir}",
+                     "--set", "max_steps=2", "--set", "eval_steps=1", "--output-dir", str(tmp_path / "run"),
+                     timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout[result.stdout.rindex("{\n"):])
+    assert summary["status"] == "finished" and summary["global_step"] == 2
+    assert "step 2/2" in result.stdout and "Precision" in result.stdout
+
+
+def test_exposure_without_auth_is_refused():
+    assert launch.check_exposure("0.0.0.0", False, None)
+    assert launch.check_exposure("127.0.0.1", True, None)
+    assert launch.check_exposure("0.0.0.0", False, "nocolon")
+    assert not launch.check_exposure("0.0.0.0", False, "me:secret")
+    assert not launch.check_exposure("127.0.0.1", False, None)
+    result = run_cli("--host", "0.0.0.0")
+    assert result.returncode == 2 and "--auth" in result.stderr

@@ -1,0 +1,130 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from studio import config
+from studio.config import Settings
+
+PRESETS = sorted((Path(__file__).resolve().parent.parent / "presets").glob("*.json"))
+CPU_PLAN = {"device": "cpu", "precision": "fp32", "gradient_checkpointing": False}
+
+
+def test_preset_round_trip(tmp_path):
+    settings, problems = config.apply_overrides(Settings(), ["learning_rate=5e-5", "r=8", "finetuning_type=full",
+                                                             "dataset_path=x.jsonl", "temperature=0.5"])
+    assert not problems
+    path = config.save_preset(settings, tmp_path / "p.json", description="d", hardware="h")
+    loaded, header, problems = config.load_preset(path)
+    assert not problems and loaded == settings
+    assert header["description"] == "d" and header["studio_preset"] == 1
+
+
+def test_bad_preset_lists_every_problem_with_its_path(tmp_path):
+    bad = {"studio_preset": 1, "settings": {
+        "training": {"learning_rate": "1e-4", "num_train_epochs": -1, "warmup_ratio": 0.1},
+        "method": {"finetuning_type": "dora", "r": 0},
+        "extra_section": {}}}
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(bad))
+    settings, _, problems = config.load_preset(path)
+    assert settings is None
+    where = {w for w, _ in problems}
+    assert where == {"settings.training.learning_rate", "settings.training.num_train_epochs",
+                     "settings.training.warmup_ratio", "settings.method.finetuning_type", "settings.method.r",
+                     "settings.extra_section"}
+    assert any("unknown setting" in m for w, m in problems if w.endswith("warmup_ratio"))
+
+
+def test_preset_header_is_strict(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"studio_preset": 2, "settings": {}, "notes": "x"}))
+    _, _, problems = config.load_preset(path)
+    assert {w for w, _ in problems} == {"studio_preset", "notes"}
+    path.write_text("{not json")
+    assert "not valid JSON" in config.load_preset(path)[2][0][1]
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.name)
+def test_shipped_presets_are_valid_and_documented(path):
+    settings, header, problems = config.load_preset(path)
+    assert not problems, problems
+    assert header["description"] and header["hardware"]
+    assert path.name in (path.parent / "README.md").read_text(encoding="utf-8")
+
+
+def test_shipped_presets_exist():
+    names = {p.name for p in PRESETS}
+    assert {"quickstart-cpu.json", "lora-7b-24gb.json", "qlora-7b-12gb.json", "full-1b.json"} <= names
+
+
+def test_overrides_report_all_problems_and_accept_section_paths():
+    settings, problems = config.apply_overrides(Settings(), ["nope=1", "r=0", "learning_rate"])
+    assert settings is None and {w for w, _ in problems} == {"nope", "learning_rate"}
+    settings, problems = config.apply_overrides(Settings(), ["method.r=0"])
+    assert problems == [("--set.method.r", "Input should be greater than or equal to 1")]
+    settings, _ = config.apply_overrides(Settings(), ["training.num_train_epochs=2", "packing=true"])
+    assert settings.training.num_train_epochs == 2.0 and settings.training.packing is True
+
+
+def test_every_field_has_help_label_and_chinese_text():
+    for section, name, info in config.all_fields():
+        extra = info.json_schema_extra
+        assert info.description and extra["label"] and extra["label_zh"] and extra["help_zh"], name
+    names = [name for _, name, _ in config.all_fields()]
+    assert len(names) == len(set(names)), "field names must be unique across sections"
+
+
+def test_sft_config_from_settings_follows_the_plan():
+    from trl import SFTConfig
+
+    args = config.to_sft_config(Settings(), CPU_PLAN, "/tmp/out")
+    assert isinstance(args, SFTConfig)
+    assert args.bf16 is False and args.fp16 is False and args.gradient_checkpointing is False and args.use_cpu
+    assert args.learning_rate == 2e-4 and args.max_length == 512 and args.train_sampling_strategy == "group_by_length"
+    assert args.assistant_only_loss is False  # the studio masks answers itself (works without template markers)
+    bf16 = config.sft_config_kwargs(Settings(), {**CPU_PLAN, "device": "cuda", "precision": "bf16",
+                                                 "gradient_checkpointing": True})
+    assert bf16["bf16"] and not bf16["fp16"] and bf16["gradient_checkpointing"] and not bf16["use_cpu"]
+
+
+def test_every_training_field_reaches_sft_config():
+    from trl import SFTConfig
+
+    kwargs = config.sft_config_kwargs(Settings(), CPU_PLAN)
+    fields = set(SFTConfig.__dataclass_fields__)
+    assert set(kwargs) <= fields, set(kwargs) - fields
+
+
+def test_lora_config_from_settings():
+    settings, _ = config.apply_overrides(Settings(), ["target_modules=q_proj, v_proj", "r=8", "lora_alpha=16"])
+    lora = config.to_lora_config(settings)
+    assert lora.r == 8 and lora.lora_alpha == 16 and set(lora.target_modules) == {"q_proj", "v_proj"}
+    full, _ = config.apply_overrides(Settings(), ["finetuning_type=full"])
+    assert config.to_lora_config(full) is None
+
+
+def test_effective_batch_size():
+    settings, _ = config.apply_overrides(Settings(), ["per_device_train_batch_size=3", "gradient_accumulation_steps=5"])
+    assert settings.effective_batch_size() == 15 and settings.effective_batch_size(devices=2) == 30
+
+
+def test_settings_from_flat_round_trip_and_problems():
+    flat = config.flat_values(Settings())
+    flat["r"] = 8.0  # number inputs hand back floats
+    settings, problems = config.settings_from_flat(flat)
+    assert not problems and settings.method.r == 8
+    _, problems = config.settings_from_flat({"r": 0, "learning_rate": -1.0, "bogus": 1})
+    assert problems == [("bogus", "unknown setting")]
+    _, problems = config.settings_from_flat({"r": 0, "learning_rate": -1.0})
+    assert {w for w, _ in problems} == {"r", "learning_rate"}
+
+
+def test_config_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = "import studio.config, studio.data, studio.chat_template, studio.hardware, sys; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,125 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from studio import data
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "assets" / "examples"
+BAD = Path(__file__).resolve().parent / "data" / "bad"
+
+
+@pytest.mark.parametrize("name,fmt,rows", [
+    ("alpaca.json", "alpaca", 3), ("sharegpt.json", "sharegpt", 3), ("messages.jsonl", "messages", 3),
+    ("cot.jsonl", "cot", 2), ("prompt_completion.csv", "prompt_completion", 2), ("text.jsonl", "text", 2),
+])
+def test_each_example_format_is_detected_and_normalised(name, fmt, rows):
+    result = data.load_dataset_file(str(EXAMPLES / name))
+    assert result.format == fmt and len(result.rows) == rows and result.ok, result.problems
+
+
+def test_alpaca_history_system_and_input_become_messages():
+    rows = data.load_dataset_file(str(EXAMPLES / "alpaca.json")).rows
+    assert rows[0].messages == [{"role": "user", "content": "Translate to French.\n\nGood morning"},
+                                {"role": "assistant", "content": "Bonjour"}]
+    assert rows[1].messages[0] == {"role": "system", "content": "Answer in one word or two."}
+    assert [m["role"] for m in rows[2].messages] == ["user", "assistant", "user", "assistant"]
+
+
+def test_sharegpt_tool_calls_and_observations_are_kept():
+    messages = data.load_dataset_file(str(EXAMPLES / "sharegpt.json")).rows[2].messages
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant"]
+    assert messages[1]["tool_calls"][0]["function"]["name"] == "get_weather"
+
+
+def test_cot_keeps_reasoning():
+    row = data.load_dataset_file(str(EXAMPLES / "cot.jsonl")).rows[1]
+    assert row.messages[1]["reasoning_content"].startswith("7 has no divisors")
+
+
+def test_csv_with_crlf_and_quotes():
+    rows = data.load_dataset_file(str(EXAMPLES / "prompt_completion.csv")).rows
+    assert rows[1].messages[0]["content"] == 'Say "hi" politely.'
+
+
+def test_parquet_and_bom(tmp_path):
+    import pandas as pd
+
+    pd.DataFrame({"instruction": ["a", "b"], "output": ["x", "y"]}).to_parquet(tmp_path / "d.parquet")
+    assert data.load_dataset_file(str(tmp_path / "d.parquet")).format == "alpaca"
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps({"prompt": "p", "completion": "c"}).encode() + b"\r\n")
+    assert len(data.load_dataset_file(str(bom)).rows) == 1
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("invalid_json_line.jsonl", [("invalid_json_line.jsonl: line 2", "invalid JSON")]),
+    ("empty.jsonl", [("empty.jsonl", "the file is empty")]),
+    ("missing_field.json", [("missing_field.json: row 1: output", "missing or empty"),
+                            ("missing_field.json: row 2: instruction", "missing or empty")]),
+    ("role_order.jsonl", [("role_order.jsonl: line 1: turn 2", "two user turns in a row"),
+                          ("role_order.jsonl: line 2: last turn", "ends on a user turn")]),
+    ("unknown_role.jsonl", [("unknown_role.jsonl: line 1: messages[0].role", "unknown role 'robot'")]),
+    ("non_string.jsonl", [("non_string.jsonl: line 1: messages[0].content", "expected text, got int")]),
+    ("latin1.jsonl", [("latin1.jsonl", "not UTF-8")]),
+    ("unknown_columns.jsonl", [("unknown_columns.jsonl", "no known format")]),
+])
+def test_every_error_kind_names_file_row_and_field(name, expected):
+    result = data.load_dataset_file(str(BAD / name))
+    assert len(result.problems) == len(expected), result.problems
+    for (where, message), (want_where, want_message) in zip(result.problems, expected):
+        assert where == want_where and want_message in message
+
+
+def test_mixed_formats_are_reported_and_good_rows_kept():
+    result = data.load_dataset_file(str(BAD / "mixed.jsonl"))
+    assert "mixed formats" in result.problems[0][1]
+    assert [r.number for r in result.rows] == [1, 3] and result.bad_rows == {2}
+
+
+def test_column_mapping_by_hand():
+    result = data.load_dataset_file(str(BAD / "unknown_columns.jsonl"),
+                                    mapping={"query": "instruction", "response": "output"})
+    assert result.format == "alpaca" and result.ok
+
+
+def test_file_is_never_modified(tmp_path):
+    path = BAD / "role_order.jsonl"
+    before = path.read_bytes()
+    data.load_dataset_file(str(path))
+    assert path.read_bytes() == before
+
+
+def test_file_over_the_size_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "MAX_FILE_MB", 0)
+    path = tmp_path / "big.jsonl"
+    path.write_text('{"text": "x"}\n')
+    assert "the limit is 0 MB" in data.load_dataset_file(str(path)).problems[0][1]
+
+
+def test_demo_data_is_bilingual_identity_data():
+    result = data.load_dataset_file("demo")
+    assert result.ok and 100 <= len(result.rows) <= 300
+    answers = [m["content"] for r in result.rows for m in r.messages if m["role"] == "assistant"]
+    assert sum("Lumen" in a for a in answers) > 50 and any("保持好奇" in a for a in answers)
+
+
+def test_split_is_deterministic_and_disjoint():
+    rows = list(range(100))
+    train, val, test = data.split_rows(rows, 0.1, 0.2, seed=1)
+    assert (len(train), len(val), len(test)) == (70, 10, 20)
+    assert sorted(train + val + test) == rows
+    assert data.split_rows(rows, 0.1, 0.2, seed=1) == (train, val, test)
+    assert data.split_rows(rows, 0.1, 0.2, seed=2)[1] != val
+
+
+def test_split_by_order_holds_out_the_newest_rows():
+    train, val, test = data.split_rows(list(range(10)), 0.2, 0.1, by_order=True)
+    assert train == list(range(7)) and val == [7, 8] and test == [9]
+
+
+def test_split_sizes_edge_cases():
+    assert data.split_sizes(2, 0.1, 0.1) == (2, 0, 0)
+    assert data.split_sizes(10, 0.01, 0) == (9, 1, 0)
+    assert data.split_sizes(10, 0, 0) == (10, 0, 0)

@@ -1,0 +1,48 @@
+from studio import hardware
+from studio.hardware import HardwareFacts
+
+AVX2_CPU = HardwareFacts(device="cpu", cpu_flags=frozenset({"avx2", "fma"}), cpu_count=2, total_memory_gb=24,
+                         free_memory_gb=20)
+AMX_CPU = HardwareFacts(device="cpu", cpu_flags=frozenset({"avx2", "avx512f", "amx_bf16", "avx512_bf16"}))
+A100 = HardwareFacts(device="cuda", device_name="A100", cuda_capability=(8, 0), cuda_bf16=True,
+                     total_memory_gb=80, free_memory_gb=78, bitsandbytes_cuda=True)
+T4 = HardwareFacts(device="cuda", device_name="T4", cuda_capability=(7, 5), cuda_bf16=False,
+                   total_memory_gb=16, free_memory_gb=15, bitsandbytes_cuda=True)
+
+
+def test_cpu_without_bf16_units_trains_in_fp32_without_checkpointing():
+    plan = hardware.plan(AVX2_CPU)
+    assert plan["precision"] == "fp32" and plan["gradient_checkpointing"] is False
+    assert "no bf16 units" in plan["precision_reason"]
+
+
+def test_cpu_with_amx_uses_bf16():
+    assert hardware.plan(AMX_CPU)["precision"] == "bf16"
+
+
+def test_ampere_gpu_uses_bf16_and_pre_ampere_fp16():
+    assert hardware.plan(A100)["precision"] == "bf16"
+    assert hardware.plan(T4)["precision"] == "fp16"
+
+
+def test_checkpointing_only_when_memory_is_short():
+    assert hardware.plan(T4, estimated_gb=4)["gradient_checkpointing"] is False
+    assert hardware.plan(T4, estimated_gb=14)["gradient_checkpointing"] is True
+    assert hardware.plan(AVX2_CPU, estimated_gb=100)["gradient_checkpointing"] is False
+
+
+def test_user_choice_wins_but_is_explained():
+    plan = hardware.plan(AVX2_CPU, precision="bf16", gradient_checkpointing="on")
+    assert plan["precision"] == "bf16" and plan["gradient_checkpointing"] is True
+    assert "much slower" in plan["precision_reason"]
+    assert hardware.plan(AVX2_CPU, precision="fp16")["precision"] == "fp32"
+
+
+def test_qlora_only_offered_where_it_can_run():
+    assert hardware.qlora_available(AVX2_CPU)[0] is False
+    assert hardware.qlora_available(A100)[0] is True
+
+
+def test_detect_reads_this_machine():
+    facts = hardware.detect()
+    assert facts.device in ("cpu", "cuda") and facts.cpu_count >= 1 and facts.total_memory_gb > 0

