@@ -373,7 +373,9 @@ def split_rows(rows: list, validation_share: float, test_share: float, seed: int
     test_idx = order[len(order) - n_test:] if n_test else []
     val_idx = order[len(order) - n_test - n_val:len(order) - n_test] if n_val else []
     held = set(test_idx) | set(val_idx)
-    train = [rows[i] for i in range(len(rows)) if i not in held] if by_order else [rows[i] for i in order if i not in held]
+    # Training rows keep the file's order: the trainer's seeded sampler does the shuffling, so a run sees the
+    # same batches as a plain TRL script on the same file.
+    train = [rows[i] for i in range(len(rows)) if i not in held]
     return train, [rows[i] for i in val_idx], [rows[i] for i in test_idx]
 
 

@@ -234,7 +234,9 @@ def _train(settings: Settings, run_dir: Path, log: RunLog, stop_event, resume: b
     # 1. Everything a reader needs, written before any model is loaded.
     write_json(run_dir / "preset.json", preset_dict(settings, description=f"Settings of run {run_dir.name}"))
     facts = facts or hardware.detect()
-    plan = hardware.plan(facts, settings.training.precision, settings.training.gradient_checkpointing)
+    model_path = models.resolve_model_path(settings.model.model_name_or_path, log)
+    plan = hardware.plan(facts, settings.training.precision, settings.training.gradient_checkpointing,
+                         estimated_gb=_estimated_memory_gb(settings, model_path, facts))
     write_json(run_dir / "plan.json", plan)
     log(f"Hardware: {plan['hardware']}")
     log(f"Precision {plan['precision']}: {plan['precision_reason']}")
@@ -258,7 +260,6 @@ def _train(settings: Settings, run_dir: Path, log: RunLog, stop_event, resume: b
         ok, why = hardware.qlora_available(facts)
         if not ok:
             raise ValueError(why)
-    model_path = models.resolve_model_path(settings.model.model_name_or_path, log)
     tokenizer = models.load_tokenizer(model_path, settings.model.trust_remote_code)
     assistant_only = settings.training.assistant_only_loss
     train_ds = encode_split(tokenizer, prepared.train, assistant_only)
@@ -304,6 +305,24 @@ def _train(settings: Settings, run_dir: Path, log: RunLog, stop_event, resume: b
         "train_runtime_s": output.metrics.get("train_runtime"), "num_tokens": trainer._total_train_tokens,
         "trainable_parameters": trainable, "precision": plan["precision"],
     }
+
+
+def _estimated_memory_gb(settings: Settings, model_path: str, facts) -> float | None:
+    """Memory the run needs without checkpointing, at the precision 'auto' would pick (for the 'auto' choice)."""
+    from transformers import AutoConfig
+
+    from . import hardware
+    from .advice import ModelShape, estimate_memory_gb
+
+    try:
+        shape = ModelShape.from_config(AutoConfig.from_pretrained(model_path,
+                                                                  trust_remote_code=settings.model.trust_remote_code))
+    except (OSError, ValueError, AttributeError):
+        return None  # unknown architecture: the plan falls back to "off"
+    precision = hardware.choose_precision(facts)[0] if settings.training.precision == "auto" else settings.training.precision
+    t, m = settings.training, settings.method
+    return estimate_memory_gb(shape, m.finetuning_type, precision, t.per_device_train_batch_size, t.max_length,
+                              lora_rank=m.r, freeze_layers=m.freeze_trainable_layers)["total"]
 
 
 def _last_checkpoint(run_dir: Path) -> str | None:

@@ -50,7 +50,7 @@ def test_training_through_the_api(client, tiny_model_dir):
     values = config.flat_values(Settings())
     values.update(model_name_or_path=str(tiny_model_dir), max_steps=3, eval_steps=1, logging_steps=1)
     # Parameters follow the form's order; their names come from labels, so match by position instead.
-    names = [name for _, name, _ in config.all_fields() if _ != "generation"]
+    names = [name for section, name, _ in config.all_fields() if section != "generation"]
     assert len(endpoint["parameters"]) == len(names)
     message = client.predict(*[values[n] for n in names], api_name="/start_training")
     assert message.startswith("Started")

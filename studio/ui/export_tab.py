@@ -25,4 +25,4 @@ def build() -> None:
     commands = gr.Code(label=t("export.commands"), language="shell")
     preset = gr.Code(label=t("export.preset"), language="json")
     show.click(show_export, run, [commands, preset], api_name="show_export")
-    run.focus(lambda: gr.update(choices=[r["run_dir"] for r in list_runs()]), None, run)
+    run.focus(lambda: gr.update(choices=[r["run_dir"] for r in list_runs()]), None, run, api_name="export_runs")

@@ -16,10 +16,11 @@ from .text import t
 def hardware_text(precision: str, checkpointing: str) -> str:
     from .. import hardware
 
-    plan = hardware.plan(hardware.detect(), precision, checkpointing)
+    facts = hardware.detect()
+    plan = hardware.plan(facts, precision, checkpointing)
     return (f"**{plan['hardware']}**\n\n- Precision **{plan['precision']}**: {plan['precision_reason']}\n"
             f"- Gradient checkpointing **{'on' if plan['gradient_checkpointing'] else 'off'}**: "
-            f"{plan['gradient_checkpointing_reason']}\n- QLoRA: {hardware.qlora_available(hardware.detect())[1]}")
+            f"{plan['gradient_checkpointing_reason']}\n- QLoRA: {hardware.qlora_available(facts)[1]}")
 
 
 def check_text(settings: config.Settings | None, problems: list) -> str:
