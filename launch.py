@@ -2,6 +2,7 @@
 
     python launch.py [--host 127.0.0.1] [--port 7860] [--auth USER:PASS] [--share]     the web UI
     python launch.py train --preset P.json [--set name=value ...] [--output-dir D]      headless training
+    python launch.py data PATH [--format F] [--model M]                                 data report
     python launch.py chat RUN_DIR --prompt "..."                                         base vs tuned answers
 
 Heavy libraries (torch, transformers, TRL) load only when a command needs them, so the UI comes up fast.
@@ -31,6 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override one setting, e.g. --set learning_rate=1e-4 (repeatable)")
     train.add_argument("--output-dir", help="run folder (default: runs/run-<time>)")
     train.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+
+    data = sub.add_parser("data", help="check a data file: format, problems, token lengths, quality")
+    data.add_argument("path", help="JSON, JSONL, CSV or Parquet file, or 'demo'")
+    data.add_argument("--format", default="auto", help="auto, alpaca, sharegpt, messages, cot, prompt_completion, text")
+    data.add_argument("--model", default="starter", help="model whose chat template and tokenizer measure lengths")
+    data.add_argument("--map", action="append", default=[], metavar="THEIRS=OURS",
+                      help="rename a column before detection, e.g. --map query=instruction (repeatable)")
 
     chat = sub.add_parser("chat", help="answer a prompt with the base and the tuned model of a run")
     chat.add_argument("run_dir")
@@ -78,6 +86,19 @@ def cmd_train(args) -> int:
     return 0 if status["status"] in ("finished", "stopped") else 1
 
 
+def cmd_data(args) -> int:
+    from studio.data import FORMATS
+    from studio.stats import build_report
+
+    if args.format != "auto" and args.format not in FORMATS:
+        print(f"--format must be auto or one of {', '.join(FORMATS)}", file=sys.stderr)
+        return 2
+    mapping = dict(item.split("=", 1) for item in args.map if "=" in item)
+    report = build_report(args.path, args.format, args.model, mapping or None)
+    print(report.text())
+    return 1 if report.load.problems or not report.load.rows else 0
+
+
 def cmd_chat(args) -> int:
     from studio.chat import ChatPair
     from studio.config import GenerationSettings
@@ -107,7 +128,7 @@ def cmd_ui(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"train": cmd_train, "chat": cmd_chat, None: cmd_ui}
+    commands = {"train": cmd_train, "data": cmd_data, "chat": cmd_chat, None: cmd_ui}
     return commands[args.command](args)
 
 

@@ -61,6 +61,18 @@ class DataSettings(_Section):
         help="How rows are laid out. 'auto' detects it from the column names.",
         help_zh="数据的组织方式。'auto' 会根据列名自动识别。",
     )
+    column_mapping: str = knob(
+        "", label="Column mapping", zh="列名映射",
+        help="Rename your columns to a known format's names before detection, e.g. 'query=instruction, "
+        "response=output'.",
+        help_zh="在识别格式前把你的列名改成已知格式的列名，例如 'query=instruction, response=output'。",
+    )
+    drop_bad_rows: bool = knob(
+        True, label="Drop rows with problems", zh="丢弃有问题的行",
+        help="Train on the good rows and leave out the rows with problems (their count is shown). Off: refuse to "
+        "train until the file is fixed.",
+        help_zh="只用没有问题的行训练，跳过有问题的行（会显示数量）。关闭时，在文件修好之前拒绝训练。",
+    )
     validation_share: float = knob(
         0.1, label="Validation share", zh="验证集比例",
         help="Share of rows held out to measure learning (validation loss). 0 turns evaluation off.",
@@ -379,6 +391,18 @@ def save_preset(settings: Settings, path: str | Path, **header) -> Path:
 
 
 # ---------------------------------------------------------------- `--set name=value` overrides
+
+def parse_mapping(text: str) -> tuple[dict[str, str], list[Problem]]:
+    """'query=instruction, response=output' -> {'query': 'instruction', 'response': 'output'}."""
+    mapping, problems = {}, []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        theirs, sep, ours = (x.strip() for x in part.partition("="))
+        if not sep or not theirs or not ours:
+            problems.append(("column_mapping", f"'{part}' should look like their_name=our_name"))
+        else:
+            mapping[theirs] = ours
+    return mapping, problems
+
 
 def parse_value(text: str) -> Any:
     """CLI values: JSON where it parses (numbers, true/false), else the plain string."""

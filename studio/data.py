@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,9 +63,26 @@ def resolve_path(path: str) -> Path:
     return DEMO_PATH if path == DEMO_DATA else Path(path).expanduser()
 
 
+HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+def read_hub_dataset(dataset_id: str) -> tuple[list[tuple[int, Any]], list[tuple[str, str]], str]:
+    """A hub dataset id (online only); offline, the user gets a plain message instead of a traceback."""
+    try:
+        from datasets import load_dataset
+
+        dataset = load_dataset(dataset_id, split="train")
+    except Exception as err:  # network errors, missing datasets and auth errors all end here
+        return [], [(dataset_id, f"not a local file, and the hub dataset could not be loaded "
+                                 f"({type(err).__name__}); check the path, or the network if you meant a hub id")], "row"
+    return list(enumerate(dataset.to_list(), start=1)), [], "row"
+
+
 def read_records(path: Path, label: str | None = None) -> tuple[list[tuple[int, Any]], list[tuple[str, str]], str]:
     """Raw records as (row number, value) plus problems. The unit word ('line' or 'row') goes into messages."""
     label = label or path.name
+    if not path.exists() and HUB_ID.match(str(path)):
+        return read_hub_dataset(str(path))
     if not path.is_file():
         return [], [(label, "file not found")], "row"
     size_mb = path.stat().st_size / 1024**2
@@ -392,13 +410,27 @@ def summary_text(result: LoadResult) -> str:
     return "\n\n".join(lines)
 
 
-def preview_rows(result: LoadResult, limit: int = 50) -> list[list]:
-    """[row number, role: content ...] for the first rows, in the normalised form training sees."""
-    table = []
-    for row in result.rows[:limit]:
-        if row.messages is not None:
-            shown = "\n".join(f"{m['role']}: {m.get('content') or ''}" for m in row.messages)
-        else:
-            shown = row.text or ""
-        table.append([row.number, shown[:2000]])
-    return table
+def shown(row: Row) -> str:
+    if row.messages is None:
+        return row.text or ""
+    return "\n".join(f"{m['role']}: {m.get('content') or ''}" for m in row.messages)
+
+
+def preview_rows(result: LoadResult, query: str = "", page: int = 1, page_size: int = 50) -> tuple[list[list], int]:
+    """One page of [row number, normalised, raw] rows matching `query` (case-insensitive), and the page count.
+    Row numbers are the file's, so they match the problem list."""
+    query = (query or "").strip().lower()
+    matches = [r for r in result.rows if not query or query in shown(r).lower()
+               or query in json.dumps(r.raw, ensure_ascii=False).lower()]
+    pages = max(1, -(-len(matches) // page_size))
+    page = min(max(1, int(page or 1)), pages)
+    chunk = matches[(page - 1) * page_size: page * page_size]
+    return [[r.number, shown(r)[:1500], json.dumps(r.raw, ensure_ascii=False)[:1500]] for r in chunk], pages
+
+
+def row_detail(result: LoadResult, number: int) -> tuple[dict | None, dict | None]:
+    """(raw record, normalised form) of one row by its file row number."""
+    for r in result.rows:
+        if r.number == number:
+            return r.raw, ({"messages": r.messages} if r.messages is not None else {"text": r.text})
+    return None, None

@@ -84,10 +84,18 @@ class PreparedData:
 
 
 def prepare_data(settings: Settings) -> tuple[PreparedData | None, list[tuple[str, str]]]:
+    from .config import parse_mapping
+
     d = settings.data
-    loaded = data_mod.load_dataset_file(d.dataset_path, d.dataset_format)
+    mapping, problems = parse_mapping(d.column_mapping)
+    if problems:
+        return None, problems
+    loaded = data_mod.load_dataset_file(d.dataset_path, d.dataset_format, mapping or None)
     if not loaded.rows:
         return None, loaded.problems or [(loaded.file, "no usable rows")]
+    if loaded.bad_rows and not d.drop_bad_rows:
+        return None, [("drop_bad_rows", f"{len(loaded.bad_rows)} rows have problems and dropping them is off; fix "
+                       "the file or turn 'Drop rows with problems' on")] + loaded.problems
     train, validation, test = data_mod.split_rows(loaded.records(), d.validation_share, d.test_share,
                                                   settings.training.seed, d.split_by_order)
     return PreparedData(train, validation, test, loaded.format or "?", len(loaded.bad_rows)), loaded.problems

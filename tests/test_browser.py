@@ -1,7 +1,8 @@
 """The main flow in a real headless Chromium, in English and Chinese; screenshots go to artifacts/."""
 
 import os
-import shutil
+import re
+from pathlib import Path
 
 import pytest
 
@@ -29,19 +30,31 @@ def open_page(browser, app_url, locale):
     return page
 
 
-@pytest.mark.parametrize("locale,tabs,load_button", [
-    ("en-US", ["Data", "Hyperparameters", "Train", "Chat", "Export"], "Load and check"),
-    ("zh-CN", ["数据", "超参数", "训练", "对话", "导出"], "加载并检查"),
+EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
+
+
+@pytest.mark.parametrize("locale,tabs,load_button,upload,expected", [
+    ("en-US", ["Data", "Hyperparameters", "Train", "Chat", "Export"], "Load and check", "sharegpt.json",
+     ("format sharegpt", "3 usable", "Madrid.")),
+    ("zh-CN", ["数据", "超参数", "训练", "对话", "导出"], "加载并检查", None, ("format messages", "191 usable", "I am Lumen")),
 ])
-def test_main_flow_in_each_language(browser, app_url, artifacts, locale, tabs, load_button):
+def test_main_flow_in_each_language(browser, app_url, artifacts, locale, tabs, load_button, upload, expected):
     from playwright.sync_api import expect
 
     page = open_page(browser, app_url, locale)
     for name in tabs:
         expect(page.get_by_role("tab", name=name)).to_be_visible(timeout=20000)
+    if upload:
+        page.locator("input[type=file]").first.set_input_files(str(EXAMPLES / upload))
+        expect(page.get_by_role("textbox").first).to_have_value(re.compile(re.escape(upload) + "$"), timeout=20000)
     page.get_by_role("button", name=load_button).click()
-    expect(page.get_by_text("191 usable").first).to_be_visible(timeout=20000)
-    expect(page.get_by_role("grid").last).to_contain_text("I am Lumen")  # the normalised preview table
+    summary, usable, in_preview = expected
+    expect(page.get_by_text(usable).first).to_be_visible(timeout=60000)
+    expect(page.locator("body")).to_contain_text(summary)
+    expect(page.get_by_role("grid").nth(1)).to_contain_text(in_preview)  # the preview table
+    expect(page.locator("body")).to_contain_text("exact duplicates")  # the quality report
+    expect(page.locator("body")).to_contain_text("covers 100.0%")  # the cutoff recommendation
+    expect(page.locator("canvas, svg[class*=marks]").first).to_be_attached()  # the length plots drew
     page.screenshot(path=str(artifacts / f"data-tab-{locale}.png"), full_page=True)
 
     page.get_by_role("tab", name=tabs[1]).click()

@@ -53,3 +53,21 @@ def test_exposure_without_auth_is_refused():
     assert not launch.check_exposure("127.0.0.1", False, None)
     result = run_cli("--host", "0.0.0.0")
     assert result.returncode == 2 and "--auth" in result.stderr
+
+
+def test_data_command_reports_problems_and_exits_non_zero():
+    result = run_cli("data", "tests/data/bad/role_order.jsonl", "--model", "")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "role_order.jsonl: line 1: turn 2: two user turns in a row" in result.stdout
+
+
+def test_data_command_on_good_data(tiny_model_dir):
+    result = run_cli("data", "assets/examples/alpaca.json", "--model", str(tiny_model_dir))
+    assert result.returncode == 0, result.stderr[-1000:]
+    assert "format alpaca" in result.stdout and "Recommended cutoff: 128" in result.stdout and "p95" in result.stdout
+
+
+def test_data_command_with_column_mapping():
+    result = run_cli("data", "tests/data/bad/unknown_columns.jsonl", "--model", "", "--map", "query=instruction",
+                     "--map", "response=output")
+    assert result.returncode == 0 and "format alpaca" in result.stdout

@@ -17,26 +17,55 @@ def client(app_url):
 
 def test_every_tab_event_has_an_api_name(client):
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    expected = {"/load_data", "/use_upload", "/check_settings", "/export_preset", "/import_preset",
+    expected = {"/load_data", "/search_data", "/page_data", "/show_row", "/use_recommended_cutoff",
+                "/use_recommended_split", "/use_upload", "/check_settings", "/export_preset", "/import_preset",
                 "/start_training", "/stop_training", "/poll_training", "/list_runs", "/chat", "/show_export",
                 "/hardware"}
     assert expected <= names, expected - names
 
 
-def test_load_demo_data(client):
-    summary, problems, preview = client.predict("demo", "auto", api_name="/load_data")
-    assert "format **messages**" in summary and "191 usable" in summary
-    assert problems["data"] == [] and len(preview["data"]) == 50
+def load(client, path, fmt="auto", mapping="", model="starter", query="", page=1):
+    keys = ("summary", "problems", "preview", "pages", "percentiles", "hist", "cdf", "cutoff", "split", "findings",
+            "recommended_cutoff", "recommended_share")
+    return dict(zip(keys, client.predict(path, fmt, mapping, model, query, page, api_name="/load_data")))
+
+
+def test_load_demo_data_with_lengths_and_report(client):
+    out = load(client, "demo")
+    assert "format **messages**" in out["summary"] and "191 usable" in out["summary"]
+    assert out["problems"]["data"] == [] and len(out["preview"]["data"]) == 50 and out["pages"] == "page 1 of 4"
+    assert [row[0] for row in out["percentiles"]["data"]] == ["conversation", "prompt", "answer"]
+    assert out["recommended_cutoff"] == 128 and "covers 100.0%" in out["cutoff"]
+    assert {row[1] for row in out["findings"]["data"]} >= {"exact duplicates", "conflicting answers", "language mix"}
+
+
+def test_search_and_pages(client):
+    out = load(client, "demo", query="保持好奇")
+    assert out["preview"]["data"] and all("保持好奇" in row[1] for row in out["preview"]["data"])
+    assert load(client, "demo", page=4)["pages"] == "page 4 of 4"
+
+
+def test_show_one_row_raw_and_normalised(client):
+    text = client.predict("demo", "auto", "", "starter", 2, api_name="/show_row")
+    assert "as in the file" in text and "As training sees it" in text
 
 
 def test_load_bad_file_lists_problems(client):
     from pathlib import Path
 
     path = str(Path(__file__).parent / "data" / "bad" / "role_order.jsonl")
-    summary, problems, _ = client.predict(path, "auto", api_name="/load_data")
-    assert "2 with problems" in summary
-    assert [row[0] for row in problems["data"]] == ["role_order.jsonl: line 1: turn 2",
-                                                    "role_order.jsonl: line 2: last turn"]
+    out = load(client, path)
+    assert "2 with problems" in out["summary"]
+    assert [row[0] for row in out["problems"]["data"]] == ["role_order.jsonl: line 1: turn 2",
+                                                           "role_order.jsonl: line 2: last turn"]
+
+
+def test_column_mapping_through_the_api(client):
+    from pathlib import Path
+
+    path = str(Path(__file__).parent / "data" / "bad" / "unknown_columns.jsonl")
+    out = load(client, path, mapping="query=instruction, response=output")
+    assert "format **alpaca**" in out["summary"] and out["problems"]["data"] == []
 
 
 def test_hardware_plan_is_shown(client):

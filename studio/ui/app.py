@@ -16,7 +16,7 @@ def build_app() -> gr.Blocks:
         gr.Markdown(t("subtitle"))
         with gr.Tabs():
             with gr.Tab(t("tab.data"), id="data"):
-                form = data_tab.build(defaults)
+                form, wire_data = data_tab.build(defaults)
             with gr.Tab(t("tab.hyper"), id="hyper"):
                 hyper_form, hardware_md, wire_presets = hyperparams_tab.build(defaults)
             form.update(hyper_form)
@@ -28,7 +28,9 @@ def build_app() -> gr.Blocks:
                 form.update(chat_tab.build(defaults))
             with gr.Tab(t("tab.export"), id="export"):
                 export_tab.build()
-        wire_presets({name: form[name] for _, name, _ in all_fields()})
+        full_form = {name: form[name] for _, name, _ in all_fields()}
+        wire_presets(full_form)
+        wire_data(full_form)
         precision, checkpointing = form["precision"], form["gradient_checkpointing"]
         # Detecting hardware imports torch: done after the page is served, not while building it.
         demo.load(hyperparams_tab.hardware_text, [precision, checkpointing], hardware_md, api_name="hardware")

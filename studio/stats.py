@@ -1,0 +1,273 @@
+"""Token-length statistics, a cutoff recommendation and a data-quality report.
+
+Lengths are measured on exactly what training sees: the model's chat template applied, tokenised by the model's
+tokenizer in batches, split into prompt and answer tokens with the same masks training uses (chat_template.py).
+Quality findings name the rows (1-based numbers matching the file and the problem list) so the user can look.
+No torch here.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import unicodedata
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+ROUND_LENGTHS = (64, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 12288, 16384, 32768)
+
+
+@dataclass
+class Lengths:
+    total: np.ndarray
+    answer: np.ndarray
+
+    @property
+    def prompt(self) -> np.ndarray:
+        return self.total - self.answer
+
+
+def token_lengths(tokenizer, records: list[dict], progress=None, batch_size: int = 1000) -> Lengths:
+    from .chat_template import encode_records
+
+    totals, answers = [], []
+    for start in range(0, len(records), batch_size):
+        encoded = encode_records(tokenizer, records[start:start + batch_size], batch_size)
+        totals += encoded.lengths
+        answers += encoded.answer_lengths
+        if progress:
+            progress(min(start + batch_size, len(records)) / max(len(records), 1))
+    return Lengths(np.asarray(totals, dtype=np.int64), np.asarray(answers, dtype=np.int64))
+
+
+def percentiles(values: np.ndarray) -> dict[str, int]:
+    if len(values) == 0:
+        return {}
+    marks = {f"p{p}": int(np.ceil(np.percentile(values, p))) for p in (50, 90, 95, 99)}
+    return {**marks, "max": int(values.max()), "mean": int(round(float(values.mean())))}
+
+
+@dataclass
+class CutoffAdvice:
+    cutoff: int
+    truncated: int
+    truncated_share: float
+    message: str
+
+
+def recommend_cutoff(lengths: np.ndarray, coverage: float = 0.95) -> CutoffAdvice:
+    """The smallest round length that covers `coverage` of the samples, with what it would cut."""
+    if len(lengths) == 0:
+        return CutoffAdvice(512, 0, 0.0, "No data yet.")
+    needed = float(np.percentile(lengths, 100 * coverage))
+    cutoff = next((r for r in ROUND_LENGTHS if r >= needed), ROUND_LENGTHS[-1])
+    truncated = int((lengths > cutoff).sum())
+    share = truncated / len(lengths)
+    message = (f"A cutoff of {cutoff} tokens covers {100 * (1 - share):.1f}% of the conversations; "
+               f"{truncated} ({100 * share:.1f}%) are longer and would be truncated.")
+    if share > 0.05:
+        message += " That is more than 5%: drop those samples rather than truncate them (a cut answer teaches " \
+                   "the model to stop mid-sentence), or raise the cutoff."
+    return CutoffAdvice(cutoff, truncated, share, message)
+
+
+def histogram(values: np.ndarray, bins: int = 30) -> list[dict]:
+    if len(values) == 0:
+        return []
+    counts, edges = np.histogram(values, bins=bins)
+    return [{"tokens": int((a + b) / 2), "conversations": int(c)} for a, b, c in zip(edges[:-1], edges[1:], counts)]
+
+
+def cumulative(values: np.ndarray, points: int = 60) -> list[dict]:
+    if len(values) == 0:
+        return []
+    ordered = np.sort(values)
+    picks = np.unique(np.linspace(0, len(ordered) - 1, min(points, len(ordered))).astype(int))
+    return [{"tokens": int(ordered[i]), "share": round((i + 1) / len(ordered), 4)} for i in picks]
+
+
+def recommended_validation_share(n: int) -> tuple[float, str]:
+    """Under 1,000 rows: 10-20% and at least 100 rows where possible; over 10,000: 5-10% and at least 1,000."""
+    if n < 1000:
+        share = min(0.2, max(0.1, 100 / max(n, 1)))
+        why = "Small dataset: keep 10-20% for validation (at least 100 rows where possible)."
+    elif n <= 10000:
+        share = 0.1 - 0.05 * (n - 1000) / 9000
+        why = "Medium dataset: 5-10% for validation is enough for a steady validation loss."
+    else:
+        share = min(0.1, max(0.05, 1000 / n))
+        why = "Large dataset: 5-10% (at least 1,000 rows) gives a precise validation loss."
+    return round(share, 3), why
+
+
+# ---------------------------------------------------------------- quality report
+
+@dataclass
+class Finding:
+    check: str
+    level: str  # "ok", "info", "warning"
+    message: str
+    rows: list[int] = field(default_factory=list)
+
+
+def _normalised(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).lower()
+    return re.sub(r"[\W_]+", " ", text).strip()
+
+
+def _prompt_and_answer(messages: list[dict]) -> tuple[str, str]:
+    prompt = "\n".join(m.get("content") or "" for m in messages if m["role"] in ("system", "user", "tool"))
+    answer = "\n".join(m.get("content") or "" for m in messages if m["role"] == "assistant")
+    return prompt, answer
+
+
+def _distinct_n(texts: list[str], n: int) -> float:
+    grams, total = set(), 0
+    for text in texts:
+        tokens = _words(text)
+        for i in range(len(tokens) - n + 1):
+            grams.add(tuple(tokens[i:i + n]))
+            total += 1
+    return len(grams) / total if total else 0.0
+
+
+def _words(text: str) -> list[str]:
+    # CJK text has no spaces: count each character as a word, as character-level metrics do.
+    return re.findall(r"[\u4e00-\u9fff]|[^\W\d_]+|\d+", text.lower())
+
+
+def language_of(text: str) -> str:
+    cjk = len(re.findall(r"[\u4e00-\u9fff]", text))
+    latin = len(re.findall(r"[A-Za-z]", text))
+    if cjk == 0 and latin == 0:
+        return "other"
+    return "zh" if cjk >= latin / 4 else "en"
+
+
+def quality_report(rows, answer_lengths: np.ndarray | None = None, cutoff: int | None = None,
+                   totals: np.ndarray | None = None, seed: int = 0) -> list[Finding]:
+    """rows: studio.data.Row objects (number + messages or text)."""
+    chat = [r for r in rows if r.messages is not None]
+    findings: list[Finding] = []
+    exact, near, by_prompt = defaultdict(list), defaultdict(list), defaultdict(set)
+    prompts, answers = [], []
+    for r in chat:
+        prompt, answer = _prompt_and_answer(r.messages)
+        prompts.append(prompt)
+        answers.append(answer)
+        exact[(prompt, answer)].append(r.number)
+        near[(_normalised(prompt), _normalised(answer))].append(r.number)
+        by_prompt[_normalised(prompt)].add(_normalised(answer))
+    dup_rows = sorted(n for group in exact.values() if len(group) > 1 for n in group[1:])
+    findings.append(_count_finding("exact duplicates", dup_rows, "exact copies of an earlier row (they over-weight "
+                                   "that example; usually drop them)"))
+    near_rows = sorted(n for group in near.values() if len(group) > 1 for n in group[1:] if n not in dup_rows)
+    findings.append(_count_finding("near duplicates", near_rows, "differ from an earlier row only in case, spacing "
+                                   "or punctuation"))
+    conflicting = sorted(r.number for r, p in zip(chat, prompts) if len(by_prompt[_normalised(p)]) > 1)
+    findings.append(_count_finding("conflicting answers", conflicting, "share a prompt with another row but answer "
+                                   "it differently; fine for varied wording, confusing if the facts differ"))
+    short = [r.number for r, a in zip(chat, answers) if len(a.strip()) < 3]
+    findings.append(_count_finding("empty or very short answers", short, "have an answer under 3 characters"))
+    if cutoff is not None and totals is not None:
+        long_rows = [r.number for r, total in zip(rows, totals) if total > cutoff]
+        findings.append(_count_finding("longer than the cutoff", long_rows, f"are longer than the cutoff "
+                                       f"({cutoff} tokens) and would be truncated"))
+    findings.append(Finding("diversity", "info",
+                            f"distinct-1 / distinct-2: prompts {_distinct_n(prompts, 1):.2f} / "
+                            f"{_distinct_n(prompts, 2):.2f}, answers {_distinct_n(answers, 1):.2f} / "
+                            f"{_distinct_n(answers, 2):.2f} (share of unique words / word pairs; low values mean "
+                            "repetitive data)"))
+    languages = Counter(language_of(p + " " + a) for p, a in zip(prompts, answers))
+    findings.append(Finding("language mix", "info", ", ".join(f"{k}: {v} rows" for k, v in languages.most_common())))
+    findings.append(_system_prompt_finding(chat))
+    sample_size = min(len(rows), max(1, round(len(rows) * 50 / 1000))) if rows else 0
+    sample = sorted(random.Random(seed).sample([r.number for r in rows], sample_size)) if sample_size else []
+    findings.append(Finding("rows to read", "info", f"Read these {len(sample)} randomly chosen rows yourself "
+                            "(50 per 1,000): a spot check catches what no rule does.", sample))
+    return findings
+
+
+def _count_finding(check: str, rows: list[int], what: str) -> Finding:
+    if not rows:
+        return Finding(check, "ok", f"No {check}.")
+    return Finding(check, "warning", f"{len(rows)} rows {what}.", rows)
+
+
+def _system_prompt_finding(chat) -> Finding:
+    systems = Counter(r.messages[0]["content"] for r in chat if r.messages and r.messages[0]["role"] == "system")
+    with_system = sum(systems.values())
+    if with_system == 0:
+        return Finding("system prompts", "ok", "No row sets a system prompt; the template's default is used.")
+    without = [r.number for r in chat if r.messages[0]["role"] != "system"]
+    if without or len(systems) > 1:
+        return Finding("system prompts", "warning",
+                       f"{with_system} rows set a system prompt ({len(systems)} different), {len(without)} do not: "
+                       "mixed system prompts make the tuned model depend on which one it gets.", without)
+    return Finding("system prompts", "ok", "Every row uses the same system prompt.")
+
+
+# ---------------------------------------------------------------- the whole report (Data tab and `launch.py data`)
+
+@dataclass
+class DataReport:
+    load: object  # studio.data.LoadResult
+    lengths: Lengths | None
+    cutoff: CutoffAdvice | None
+    findings: list[Finding]
+    validation_share: tuple[float, str]
+    tokenizer_problem: str | None = None
+
+    def percentile_table(self) -> list[list]:
+        if self.lengths is None:
+            return []
+        parts = (("conversation", self.lengths.total), ("prompt", self.lengths.prompt), ("answer", self.lengths.answer))
+        return [[name, *percentiles(values).values()] for name, values in parts]
+
+    def text(self) -> str:
+        from .data import summary_text
+
+        lines = [summary_text(self.load).replace("**", "")]
+        if self.load.problems:
+            lines.append(f"Problems ({len(self.load.problems)}):")
+            lines += [f"  - {where}: {message}" for where, message in self.load.problems[:200]]
+            if len(self.load.problems) > 200:
+                lines.append(f"  ... and {len(self.load.problems) - 200} more")
+        if self.tokenizer_problem:
+            lines.append(f"Token lengths not measured: {self.tokenizer_problem}")
+        if self.lengths is not None:
+            lines.append("Token lengths (chat template applied)     p50    p90    p95    p99    max   mean")
+            lines += [f"  {row[0]:<38}" + "".join(f"{v:>7}" for v in row[1:]) for row in self.percentile_table()]
+            lines.append(f"Recommended cutoff: {self.cutoff.cutoff}. {self.cutoff.message}")
+        share, why = self.validation_share
+        lines.append(f"Recommended validation share: {share:.0%}. {why}")
+        lines.append("Quality:")
+        for f in self.findings:
+            rows = f" rows {', '.join(map(str, f.rows[:20]))}{' ...' if len(f.rows) > 20 else ''}" if f.rows else ""
+            lines.append(f"  [{f.level}] {f.check}: {f.message}{rows}")
+        return "\n".join(lines)
+
+
+def build_report(path: str, fmt: str = "auto", model: str | None = "starter", mapping: dict | None = None,
+                 label: str | None = None, progress=None, tokenizer=None) -> DataReport:
+    from .data import load_dataset_file
+
+    loaded = load_dataset_file(path, fmt, mapping, label)
+    lengths = cutoff = None
+    tokenizer_problem = None
+    if loaded.rows and (tokenizer is not None or model):
+        try:
+            if tokenizer is None:
+                from .models import load_tokenizer, resolve_model_path
+
+                tokenizer = load_tokenizer(resolve_model_path(model, progress=lambda _: None))
+            lengths = token_lengths(tokenizer, loaded.records(), progress)
+            cutoff = recommend_cutoff(lengths.total)
+        except Exception as err:  # a tokenizer that cannot be had must not hide the rest of the report
+            tokenizer_problem = f"{type(err).__name__}: {err}"
+    findings = quality_report(loaded.rows, None if lengths is None else lengths.answer,
+                              cutoff.cutoff if cutoff else None, None if lengths is None else lengths.total)
+    return DataReport(loaded, lengths, cutoff, findings, recommended_validation_share(len(loaded.rows)),
+                      tokenizer_problem)
