@@ -55,11 +55,12 @@ def render_messages(tokenizer, messages: list[dict], features: dict | None = Non
     messages = adapt_messages(messages, features)
     full = _render(tokenizer, messages)
     spans, exact = [], True
+    last = len(messages) - 1
     for i, m in enumerate(messages):
         if m["role"] != "assistant":
             continue
         prefix = _render(tokenizer, messages[:i], add_generation_prompt=True)
-        upto = _render(tokenizer, messages[: i + 1])
+        upto = full if i == last else _render(tokenizer, messages[: i + 1])  # one render fewer per conversation
         if upto.startswith(prefix) and full.startswith(upto):
             spans.append((len(prefix), len(upto)))
         else:

@@ -190,6 +190,27 @@ def quality_report(rows, answer_lengths: np.ndarray | None = None, cutoff: int |
     return findings
 
 
+def template_findings(rows, tokenizer) -> list[Finding]:
+    """Say how tool calls and reasoning will be rendered when the model's template has no markup for them."""
+    from .chat_template import template_features
+
+    features = template_features(tokenizer)
+    chat = [r for r in rows if r.messages is not None]
+    tools = [r.number for r in chat if any(m.get("tool_calls") or m["role"] == "tool" for m in r.messages)]
+    thinking = [r.number for r in chat if any(m.get("reasoning_content") for m in r.messages)]
+    out = []
+    if tools:
+        how = ("rendered by the model's own template" if features["tools"] else
+               "written as <tool_call>...</tool_call> text, because this model's template has no tool support")
+        out.append(Finding("tool calls", "info" if features["tools"] else "warning",
+                           f"{len(tools)} rows hold tool calls or tool results: {how}.", tools))
+    if thinking:
+        how = ("rendered with the model's own thinking markup" if features["thinking"] else
+               "written as <think>...</think> before the answer, because this model's template has no thinking markup")
+        out.append(Finding("reasoning", "info", f"{len(thinking)} rows hold reasoning: {how}.", thinking))
+    return out
+
+
 def _count_finding(check: str, rows: list[int], what: str) -> Finding:
     if not rows:
         return Finding(check, "ok", f"No {check}.")
@@ -269,5 +290,7 @@ def build_report(path: str, fmt: str = "auto", model: str | None = "starter", ma
             tokenizer_problem = f"{type(err).__name__}: {err}"
     findings = quality_report(loaded.rows, None if lengths is None else lengths.answer,
                               cutoff.cutoff if cutoff else None, None if lengths is None else lengths.total)
+    if tokenizer is not None:
+        findings += template_findings(loaded.rows, tokenizer)
     return DataReport(loaded, lengths, cutoff, findings, recommended_validation_share(len(loaded.rows)),
                       tokenizer_problem)

@@ -115,3 +115,20 @@ def test_preview_paging_search_and_row_detail():
     assert hits and all("lumen" in (r[1] + r[2]).lower() for r in hits)
     raw, normalised = data.row_detail(result, 1)
     assert raw == result.rows[0].raw and normalised["messages"] == result.rows[0].messages
+
+
+def test_template_findings_explain_tool_and_reasoning_rendering(tiny_tokenizer):
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parent.parent / "assets" / "examples"
+    tools = {f.check: f for f in stats.build_report(str(examples / "sharegpt.json"), tokenizer=tiny_tokenizer).findings}
+    assert tools["tool calls"].rows == [3] and "no tool support" in tools["tool calls"].message
+    cot = {f.check: f for f in stats.build_report(str(examples / "cot.jsonl"), tokenizer=tiny_tokenizer).findings}
+    assert cot["reasoning"].rows == [1, 2] and "<think>" in cot["reasoning"].message
+
+
+def test_hub_id_offline_gives_a_message_not_a_traceback(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    result = data.load_dataset_file("someone/some-dataset")
+    assert result.rows == [] and "hub dataset could not be loaded" in result.problems[0][1]
