@@ -43,8 +43,19 @@ def trainable_parameters(shape: ModelShape, method: str, lora_rank: int = 16, fr
     return shape.parameters
 
 
+# Bytes kept for backward per token, per layer, per hidden unit. Calibrated on the starter model on a CPU
+# (bench/memory_estimate.py: full fp32, LoRA fp32 and LoRA bf16 at batch 4 x 512; checked on the other cases):
+# the base model keeps ~140 (about 35 fp32 values: norms, q/k/v, attention, the SwiGLU MLP's four wide tensors);
+# LoRA dropout copies each adapted layer's input (+105); bf16 autocast on a CPU keeps about 70% of that, since
+# norms, residuals and adapters stay fp32.
+ACTIVATION_BYTES = 140.0
+LORA_DROPOUT_BYTES = 105.0
+HALF_PRECISION_FACTOR = 0.7
+
+
 def estimate_memory_gb(shape: ModelShape, method: str, precision: str, batch: int, seq_len: int,
-                       checkpointing: bool = False, lora_rank: int = 16, freeze_layers: int = 2) -> dict:
+                       checkpointing: bool = False, lora_rank: int = 16, freeze_layers: int = 2,
+                       lora_dropout: float = 0.05) -> dict:
     """Peak training memory in GB, by part, for the UI and for choosing gradient checkpointing."""
     weight_format = "nf4" if method == "qlora" else ("fp32" if precision == "fp32" else "bf16")
     if precision == "fp16" and method in ("full", "freeze"):
@@ -55,16 +66,257 @@ def estimate_memory_gb(shape: ModelShape, method: str, precision: str, batch: in
     grad_bytes = 2.0 if weight_format in ("bf16", "fp16") and method in ("full", "freeze") else 4.0
     master = 4.0 if weight_format in ("bf16",) and method in ("full", "freeze") else 0.0
     optimizer = trainable * (grad_bytes + 8.0 + master)
-    act_bytes = 4.0 if precision == "fp32" else 2.0
     tokens = batch * seq_len
-    # ~34 values per token per hidden unit per layer are kept for backward (Korthikanti et al. 2022); with
-    # checkpointing only each layer's input is kept, plus one layer being recomputed.
-    kept_layers = 1 + shape.layers * (1 / 34) if checkpointing else shape.layers
-    activations = tokens * shape.hidden * 34 * act_bytes * kept_layers
-    logits = tokens * shape.vocab * 4.0 * 2  # fp32 logits and their gradient
+    per_unit = ACTIVATION_BYTES + (LORA_DROPOUT_BYTES if method in ("lora", "qlora") and lora_dropout > 0 else 0)
+    if precision != "fp32":
+        per_unit *= HALF_PRECISION_FACTOR
+    # With checkpointing only each layer's input (one half/fp32 value per unit) is kept, plus one layer recomputed.
+    kept_layers = 1 + shape.layers * (4 / per_unit) if checkpointing else shape.layers
+    activations = tokens * shape.hidden * per_unit * kept_layers
+    logits = tokens * shape.vocab * 4.0  # one fp32 copy (TRL computes the loss from them in chunks)
     gb = 1024**3
     parts = {"weights": weights / gb, "optimizer_and_gradients": optimizer / gb, "activations": activations / gb,
              "logits": logits / gb}
     parts["total"] = sum(parts.values())
     parts["trainable_parameters"] = trainable
     return parts
+
+
+# ---------------------------------------------------------------- advice rules
+
+@dataclass(frozen=True)
+class Situation:
+    """What the advice looks at: the settings, and what is known of the data, the model and the machine."""
+    settings: object  # studio.config.Settings
+    rows: int | None = None  # usable rows in the data file
+    recommended_cutoff: int | None = None  # covers ~95% of conversations (stats.recommend_cutoff)
+    share_over_cutoff: float | None = None  # share of conversations longer than settings' max_length
+    multi_turn_share: float | None = None
+    parameters: int | None = None
+    facts: object | None = None  # studio.hardware.HardwareFacts
+    devices: int = 1
+
+
+@dataclass(frozen=True)
+class Advice:
+    level: str  # "error" (cannot run), "warning" (likely a mistake), "info" (a tip)
+    field: str
+    message: str
+    suggested: object = None
+
+
+def suggested_learning_rate(method: str, parameters: int | None, rows: int | None) -> float:
+    if method in ("full", "freeze"):
+        return 1e-5
+    small_model = parameters is not None and parameters < 1e9
+    large_data = rows is not None and rows > 10_000
+    return 2e-4 if (small_model or large_data) else 1e-4
+
+
+def rule_learning_rate(s: Situation) -> list[Advice]:
+    method, lr = s.settings.method.finetuning_type, s.settings.training.learning_rate
+    suggested = suggested_learning_rate(method, s.parameters, s.rows)
+    low, high = (5e-6, 5e-5) if method in ("full", "freeze") else (5e-5, 3e-4)
+    if lr > high:
+        return [Advice("warning", "learning_rate", f"{lr:g} is high for {method}: the loss may jump or explode. "
+                       f"Typical: {low:g}-{high:g}.", suggested)]
+    if lr < low:
+        return [Advice("warning", "learning_rate", f"{lr:g} is low for {method}: the model may barely change. "
+                       f"Typical: {low:g}-{high:g}.", suggested)]
+    return []
+
+
+def suggested_epochs(rows: int | None) -> float:
+    if rows is None or rows < 300:
+        return 5.0
+    if rows <= 1000:
+        return 3.0
+    return 2.0 if rows <= 10_000 else 1.0
+
+
+def rule_epochs(s: Situation) -> list[Advice]:
+    if s.rows is None:
+        return []
+    epochs = s.settings.training.num_train_epochs
+    limit = 10 if s.rows < 1000 else (5 if s.rows <= 10_000 else 3)
+    if epochs > limit:
+        return [Advice("warning", "num_train_epochs", f"{epochs:g} epochs on {s.rows} rows is likely to overfit: "
+                       "watch for train loss dropping sharply at an epoch boundary while validation loss rises. "
+                       f"Use at most {limit}.", suggested_epochs(s.rows))]
+    return []
+
+
+def rule_effective_batch(s: Situation) -> list[Advice]:
+    t = s.settings.training
+    effective = t.per_device_train_batch_size * t.gradient_accumulation_steps * s.devices
+    if effective < 16 and not (s.rows is not None and s.rows < 160):
+        accumulation = -(-16 // (t.per_device_train_batch_size * s.devices))
+        return [Advice("info", "gradient_accumulation_steps", f"Effective batch is {effective}; 16-128 gives "
+                       "steadier updates. Raise accumulation rather than batch size (same memory).", accumulation)]
+    if effective > 128:
+        return [Advice("warning", "gradient_accumulation_steps", f"Effective batch is {effective}: above 128 "
+                       "each update is very smooth but there are few of them.",
+                       max(1, 128 // (t.per_device_train_batch_size * s.devices)))]
+    return []
+
+
+def rule_cutoff(s: Situation) -> list[Advice]:
+    if s.recommended_cutoff is None:
+        return []
+    cutoff, recommended = s.settings.training.max_length, s.recommended_cutoff
+    over = s.share_over_cutoff or 0.0
+    if over > 0.05:
+        return [Advice("warning", "max_length", f"{100 * over:.0f}% of the conversations are longer than {cutoff} "
+                       "tokens and would be cut mid-answer: raise the cutoff, or drop the long ones.", recommended)]
+    if cutoff > 2 * recommended:
+        return [Advice("info", "max_length", f"{cutoff} is more than twice what 95% of your data needs "
+                       f"({recommended}); harmless without packing, but a smaller cutoff bounds peak memory.",
+                       recommended)]
+    return []
+
+
+def rule_lora(s: Situation) -> list[Advice]:
+    m = s.settings.method
+    if m.finetuning_type not in ("lora", "qlora"):
+        return []
+    out = []
+    if m.r < 4:
+        out.append(Advice("warning", "r", f"Rank {m.r} is very small; 8-16 suits most tasks.", 8))
+    elif m.r > 64:
+        out.append(Advice("info", "r", f"Rank {m.r} costs memory and rarely helps over 16-64; raise it only when "
+                          "the model does not learn.", 16))
+    if not 1 <= m.lora_alpha / m.r <= 4:
+        out.append(Advice("info", "lora_alpha", f"alpha/rank is {m.lora_alpha / m.r:g}; about 2 is usual.", 2 * m.r))
+    return out
+
+
+def rule_validation_share(s: Situation) -> list[Advice]:
+    if s.rows is None:
+        return []
+    from .stats import recommended_validation_share
+
+    share, why = recommended_validation_share(s.rows)
+    current = s.settings.data.validation_share
+    if current == 0:
+        return [Advice("warning", "validation_share", "No validation data: you will not see overfitting. " + why,
+                       share)]
+    if abs(current - share) > 0.5 * share:
+        return [Advice("info", "validation_share", f"{current:.0%} held out; {share:.0%} is advised. {why}", share)]
+    return []
+
+
+def rule_packing(s: Situation) -> list[Advice]:
+    packing = s.settings.training.packing
+    flash = s.facts is not None and getattr(s.facts, "device", "cpu") == "cuda"
+    if packing and not flash:
+        return [Advice("warning", "packing", "Packing on this device would let packed conversations attend to each "
+                       "other (no flash-attention varlen kernel here); it teaches the model to mix topics.", False)]
+    if packing and (s.multi_turn_share or 0) > 0.3:
+        return [Advice("info", "packing", "Much of the data is multi-turn chat: packing saves little there and "
+                       "splits conversations across blocks.", False)]
+    return []
+
+
+def rule_hardware(s: Situation) -> list[Advice]:
+    if s.facts is None:
+        return []
+    from .hardware import choose_precision, qlora_available
+
+    t, out = s.settings.training, []
+    if s.settings.method.finetuning_type == "qlora":
+        ok, why = qlora_available(s.facts)
+        if not ok:
+            out.append(Advice("error", "finetuning_type", why, "lora"))
+    best, why = choose_precision(s.facts)
+    if t.precision not in ("auto", best):
+        out.append(Advice("warning", "precision", f"{t.precision} was chosen by hand; {best} is better here: {why}",
+                          "auto"))
+    if t.gradient_checkpointing == "on" and s.facts.device == "cpu":
+        out.append(Advice("info", "gradient_checkpointing", "On a CPU checkpointing costs about 30% speed and memory "
+                          "is rarely short; 'auto' leaves it off.", "auto"))
+    return out
+
+
+def rule_data_size(s: Situation) -> list[Advice]:
+    if s.rows is None:
+        return []
+    out = []
+    if s.rows < 300:
+        out.append(Advice("warning", "dataset_path", f"Only {s.rows} rows: enough to teach a style or an identity, "
+                          "not a new skill. A few hundred to a few thousand good rows is a healthy start."))
+    if s.rows < 1000:
+        out.append(Advice("info", "dataset_path", "To keep the model's general ability, mix in 10-30% general chat "
+                          "data alongside your own."))
+    return out
+
+
+RULES = (rule_learning_rate, rule_epochs, rule_effective_batch, rule_cutoff, rule_lora, rule_validation_share,
+         rule_packing, rule_hardware, rule_data_size)
+
+
+def advise(situation: Situation) -> list[Advice]:
+    return [item for rule in RULES for item in rule(situation)]
+
+
+def recommended_values(situation: Situation) -> dict:
+    """The advised value of every field a rule has an opinion on ("reset to recommended")."""
+    s = situation.settings
+    values = {
+        "learning_rate": suggested_learning_rate(s.method.finetuning_type, situation.parameters, situation.rows),
+        "num_train_epochs": suggested_epochs(situation.rows),
+        "r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "packing": False, "precision": "auto",
+        "gradient_checkpointing": "auto", "per_device_train_batch_size": 4, "gradient_accumulation_steps": 4,
+    }
+    if situation.recommended_cutoff:
+        values["max_length"] = situation.recommended_cutoff
+    if situation.rows is not None:
+        from .stats import recommended_validation_share
+
+        values["validation_share"] = recommended_validation_share(situation.rows)[0]
+    return values
+
+
+# ---------------------------------------------------------------- derived numbers
+
+def steps_per_epoch(train_rows: int, batch: int, accumulation: int, devices: int = 1) -> int:
+    micro_batches = -(-train_rows // (batch * devices))
+    return max(1, -(-micro_batches // accumulation))
+
+
+def total_steps(train_rows: int, batch: int, accumulation: int, epochs: float, max_steps: int = -1,
+                devices: int = 1) -> int:
+    if max_steps > 0:
+        return max_steps
+    return max(1, int(-(-steps_per_epoch(train_rows, batch, accumulation, devices) * epochs // 1)))
+
+
+def fit_message(estimate_gb: float, free_gb: float, method: str) -> str:
+    if estimate_gb <= 0.9 * free_gb:
+        return f"Fits: about {estimate_gb:.1f} GB needed, {free_gb:.1f} GB free."
+    tries = ["lower the batch size (raise accumulation to keep the effective batch)", "lower the cutoff length",
+             "turn gradient checkpointing on"]
+    if method == "full":
+        tries.insert(0, "use LoRA instead of full fine-tuning")
+    elif method == "lora":
+        tries.append("use QLoRA (4-bit base) on a CUDA GPU")
+    return f"Won't fit: about {estimate_gb:.1f} GB needed, {free_gb:.1f} GB free. Try: " + "; ".join(tries) + "."
+
+
+def build_situation(settings, report=None, facts=None, shape: ModelShape | None = None) -> Situation:
+    """Situation from a data report (studio.stats.DataReport), hardware facts and the model's shape."""
+    rows = recommended = over = multi = None
+    if report is not None and report.load.rows:
+        rows = len(report.load.rows)
+        chat = [r for r in report.load.rows if r.messages is not None]
+        multi = sum(sum(m["role"] == "user" for m in r.messages) > 1 for r in chat) / max(len(chat), 1)
+        if report.lengths is not None:
+            recommended = report.cutoff.cutoff
+            over = float((report.lengths.total > settings.training.max_length).mean())
+    return Situation(settings, rows, recommended, over, multi, shape.parameters if shape else None, facts)
+
+
+def time_estimate_text(seconds_per_step: float, steps: int) -> str:
+    total = seconds_per_step * steps
+    return (f"{steps} optimizer steps x {seconds_per_step:.1f} s (measured on this machine) = about "
+            f"{total / 60:.0f} min" if total >= 90 else f"{steps} optimizer steps x {seconds_per_step:.1f} s = "
+            f"about {total:.0f} s")

@@ -330,7 +330,8 @@ def _estimated_memory_gb(settings: Settings, model_path: str, facts) -> float | 
     precision = hardware.choose_precision(facts)[0] if settings.training.precision == "auto" else settings.training.precision
     t, m = settings.training, settings.method
     return estimate_memory_gb(shape, m.finetuning_type, precision, t.per_device_train_batch_size, t.max_length,
-                              lora_rank=m.r, freeze_layers=m.freeze_trainable_layers)["total"]
+                              lora_rank=m.r, freeze_layers=m.freeze_trainable_layers,
+                              lora_dropout=m.lora_dropout)["total"]
 
 
 def _last_checkpoint(run_dir: Path) -> str | None:
@@ -361,3 +362,44 @@ def _process_alive(pid) -> bool:
     except OSError:
         return False
     return True
+
+
+def probe_seconds_per_step(settings: Settings, seq_len: int, steps: int = 2, facts=None) -> float:
+    """Time a few real forward/backward/update steps at the run's batch size and a typical length, on this
+    machine, with the run's method and precision. Returns seconds per optimizer step (x accumulation)."""
+    import torch
+
+    from . import hardware, models
+    from .config import to_lora_config
+
+    facts = facts or hardware.detect()
+    plan = hardware.plan(facts, settings.training.precision, settings.training.gradient_checkpointing)
+    path = models.resolve_model_path(settings.model.model_name_or_path, progress=lambda _: None)
+    method = settings.method.finetuning_type
+    model = models.load_model(path, weights_dtype(plan["precision"], method), settings.model.trust_remote_code)
+    if method in ("lora", "qlora"):
+        from peft import get_peft_model
+
+        model = get_peft_model(model, to_lora_config(settings))
+    elif method == "freeze":
+        freeze_all_but_last(model, settings.method.freeze_trainable_layers)
+    device = "cuda" if plan["device"] == "cuda" else "cpu"
+    model.to(device).train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
+    batch = torch.randint(0, model.config.vocab_size, (settings.training.per_device_train_batch_size, seq_len),
+                          device=device)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(plan["precision"])
+    timings = []
+    for _ in range(steps + 1):  # the first step warms up kernels and allocators and is not counted
+        started = time.perf_counter()
+        with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss = model(input_ids=batch, labels=batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        timings.append(time.perf_counter() - started)
+    del model, optimizer
+    _free_memory()
+    return sum(timings[1:]) / steps * settings.training.gradient_accumulation_steps

@@ -1,5 +1,6 @@
 """The main flow in a real headless Chromium, in English and Chinese; screenshots go to artifacts/."""
 
+import json
 import os
 import re
 from pathlib import Path
@@ -60,4 +61,39 @@ def test_main_flow_in_each_language(browser, app_url, artifacts, locale, tabs, l
     page.get_by_role("tab", name=tabs[1]).click()
     expect(page.get_by_text("Precision").first).to_be_visible(timeout=60000)  # hardware plan, loaded after start
     page.screenshot(path=str(artifacts / f"hyperparameters-tab-{locale}.png"), full_page=True)
+    page.close()
+
+
+def test_hyperparameters_advice_preset_export_and_reimport(browser, app_url, artifacts, tmp_path):
+    """Change fields, see the advice react, export a preset, change a field again, re-import: same settings."""
+    from playwright.sync_api import expect
+
+    page = open_page(browser, app_url, "en-US")
+    page.get_by_role("tab", name="Hyperparameters").click()
+    lr = page.get_by_label("Learning rate")
+    lr.fill("0.005")
+    lr.press("Enter")
+    expect(page.get_by_text("is high for lora").first).to_be_visible(timeout=60000)
+    expect(page.locator("body")).to_contain_text("Effective batch")
+    epochs = page.get_by_label("Epochs")
+    epochs.fill("7")
+    epochs.press("Enter")
+    page.screenshot(path=str(artifacts / "hyperparameters-advice-en-US.png"), full_page=True)
+
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Export preset").click()
+        page.locator("a[href*='studio-preset.json']").first.click(timeout=30000)
+    exported = tmp_path / "exported.json"
+    download_info.value.save_as(exported)
+    preset = json.loads(exported.read_text())
+    assert preset["settings"]["training"]["learning_rate"] == 0.005
+    assert preset["settings"]["training"]["num_train_epochs"] == 7.0
+
+    lr.fill("0.0001")
+    lr.press("Enter")
+    page.locator("#preset-file input[type=file]").set_input_files(str(exported))
+    page.get_by_role("button", name="Load preset").click()
+    expect(page.get_by_text("Preset loaded.")).to_be_visible(timeout=30000)
+    expect(lr).to_have_value("0.005")
+    expect(epochs).to_have_value("7")
     page.close()

@@ -20,7 +20,7 @@ def test_every_tab_event_has_an_api_name(client):
     expected = {"/load_data", "/search_data", "/page_data", "/show_row", "/use_recommended_cutoff",
                 "/use_recommended_split", "/use_upload", "/check_settings", "/export_preset", "/import_preset",
                 "/start_training", "/stop_training", "/poll_training", "/list_runs", "/chat", "/show_export",
-                "/hardware"}
+                "/hardware", "/advice", "/reset_to_recommended", "/estimate_time"}
     assert expected <= names, expected - names
 
 
@@ -93,3 +93,32 @@ def test_training_through_the_api(client, tiny_model_dir):
         time.sleep(1)
     assert "**finished**" in status, status
     assert "step 3 / 3" in status and "validation" in json.dumps(plot)
+
+
+def form_values(**changes):
+    values = config.flat_values(Settings())
+    values.update(changes)
+    return [values[name] for _, name, _ in config.all_fields()]
+
+
+def test_advice_reacts_to_settings(client):
+    advice_text, estimate = client.predict(*form_values(learning_rate=0.005), api_name="/advice")
+    assert "is high for lora" in advice_text and "Effective batch: **16**" in estimate
+    assert "steps per epoch" in estimate and ("Fits" in estimate or "Won't fit" in estimate)
+    calm, _ = client.predict(*form_values(learning_rate=2e-4, max_length=128, validation_share=0.2,
+                                          num_train_epochs=5.0), api_name="/advice")
+    assert "learning_rate" not in calm and "max_length" not in calm
+
+
+def test_reset_to_recommended(client):
+    out = client.predict(*form_values(learning_rate=0.005, r=2, num_train_epochs=40.0),
+                         api_name="/reset_to_recommended")
+    names = [name for _, name, _ in config.all_fields()]
+    restored = dict(zip(names, out[:-1]))
+    assert restored["learning_rate"] == 2e-4 and restored["r"] == 16 and restored["num_train_epochs"] == 5.0
+    assert restored["max_length"] == 128 and out[-1] == "Recommended values restored."
+
+
+def test_time_estimate_runs_a_probe(client, tiny_model_dir):
+    text = client.predict(*form_values(model_name_or_path=str(tiny_model_dir)), api_name="/estimate_time")
+    assert text.startswith("Estimated training time:") and "optimizer steps x" in text
