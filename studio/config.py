@@ -457,6 +457,7 @@ def sft_config_kwargs(settings: Settings, plan: dict) -> dict:
         "gradient_checkpointing": plan["gradient_checkpointing"],
         "use_cpu": plan["device"] == "cpu",
         "eval_strategy": "steps" if has_eval else "no",
+        "eval_on_start": has_eval,  # the base model's validation loss: the reference every later figure is read against
         "per_device_eval_batch_size": t.per_device_train_batch_size,
         "save_strategy": "steps",
         "report_to": "none",

@@ -82,9 +82,14 @@ class TrainingJob:
     def snapshot(self) -> dict:
         if self.run_dir is None:
             return {"status": "idle", "metrics": [], "log": []}
-        metrics = [json.loads(line) for line in self._metrics.read()[-2000:] if line.strip()]
+        from .train import parse_jsonl_lines
+
+        metrics = parse_jsonl_lines(line for line in self._metrics.read()[-2000:] if line.strip())
         status_file = self.run_dir / "status.json"
-        status = json.loads(status_file.read_text(encoding="utf-8")) if status_file.exists() else {}
+        try:
+            status = json.loads(status_file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            status = {}
         if self.running:
             status["status"] = "stopping" if self._stop.is_set() else "running"
         return {**status, "run_dir": str(self.run_dir), "metrics": metrics, "log": self._log.read()[-40:]}

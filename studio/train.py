@@ -15,6 +15,7 @@ data split and an empty metrics log, so a run can be inspected, resumed and repr
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 import time
@@ -101,6 +102,57 @@ def prepare_data(settings: Settings) -> tuple[PreparedData | None, list[tuple[st
     return PreparedData(train, validation, test, loaded.format or "?", len(loaded.bad_rows)), loaded.problems
 
 
+def parse_jsonl_lines(lines) -> list[dict]:
+    """Skip lines that do not parse: a killed run can leave half a line behind."""
+    rows = []
+    for line in lines:
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return parse_jsonl_lines(line for line in f if line.strip())
+
+
+def saved_split(run_dir: Path) -> PreparedData | None:
+    """A resumed run trains on the split it was started with, even if the source file changed since."""
+    folder = run_dir / "data"
+    if not (folder / "train.jsonl").exists():
+        return None
+    parts = [read_jsonl(folder / f"{name}.jsonl") if (folder / f"{name}.jsonl").exists() else []
+             for name in ("train", "validation", "test")]
+    return PreparedData(*parts, format="messages", dropped=0)
+
+
+def overfitting_warning(metrics: list[dict], patience: int = 3) -> str | None:
+    """Plain-language warning when validation loss rose `patience` evaluations in a row while train loss fell,
+    or when train loss collapsed at an epoch boundary (memorising the data it has now seen twice)."""
+    evals = [m for m in metrics if "eval_loss" in m]
+    train = [m for m in metrics if "loss" in m]
+    if len(evals) > patience:
+        tail = [e["eval_loss"] for e in evals[-patience - 1:]]
+        rising = all(b > a for a, b in zip(tail, tail[1:]))
+        start = next((t["loss"] for t in train if t["step"] >= evals[-patience - 1]["step"]), None)
+        falling = start is not None and train and train[-1]["loss"] < start
+        if rising and falling:
+            best = min(evals, key=lambda e: e["eval_loss"])
+            return (f"Overfitting: validation loss has risen {patience} evaluations in a row while training loss "
+                    f"keeps falling. The model is memorising the training data. The best validation loss was "
+                    f"{best['eval_loss']:.4f} at step {best['step']}: stop here, or turn on early stopping, use fewer "
+                    "epochs or more data.")
+    for previous, current in zip(train, train[1:]):
+        if int(current["epoch"]) > int(previous["epoch"]) and current["loss"] < 0.5 * previous["loss"] \
+                and current["loss"] < 0.3:
+            return (f"Training loss dropped sharply at the start of epoch {int(current['epoch']) + 1} (from "
+                    f"{previous['loss']:.3f} to {current['loss']:.3f}): the model has started memorising examples it "
+                    "has seen before. Watch the validation loss; fewer epochs may generalise better.")
+    return None
+
+
 def weights_dtype(precision: str, finetuning_type: str) -> str:
     """fp16 mixed precision needs fp32 master weights for the trained parameters; LoRA keeps its adapters in fp32."""
     if precision == "fp16" and finetuning_type in ("full", "freeze"):
@@ -153,6 +205,9 @@ def make_callbacks(run_dir: Path, log: RunLog, stop_event: threading.Event | Non
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             logs = dict(logs or {})
+            if "loss" in logs and not math.isfinite(logs["loss"]):
+                # Raised here so the run ends at once with an explanation instead of training on garbage.
+                raise FloatingPointError(f"the training loss became NaN at step {state.global_step}")
             now = time.perf_counter()
             row = {"step": state.global_step, "max_steps": state.max_steps, "epoch": round(state.epoch or 0, 4),
                    "elapsed_s": round(now - self.started, 2)}
@@ -250,7 +305,9 @@ def _train(settings: Settings, run_dir: Path, log: RunLog, stop_event, resume: b
     log(f"Precision {plan['precision']}: {plan['precision_reason']}")
     log(f"Gradient checkpointing {'on' if plan['gradient_checkpointing'] else 'off'}: "
         f"{plan['gradient_checkpointing_reason']}")
-    prepared, problems = prepare_data(settings)
+    prepared, problems = (saved_split(run_dir), []) if resume else (None, [])
+    if prepared is None:
+        prepared, problems = prepare_data(settings)
     if prepared is None:
         raise ValueError("no usable data: " + "; ".join(f"{w}: {m}" for w, m in problems[:5]))
     if problems:
@@ -294,7 +351,11 @@ def _train(settings: Settings, run_dir: Path, log: RunLog, stop_event, resume: b
     trainer.remove_callback(PrinterCallback)
     trainable, total = models.count_parameters(trainer.model)
     log(f"Training {trainable:,} of {total:,} parameters ({100 * trainable / total:.2f}%), method {method}")
-    output = trainer.train(resume_from_checkpoint=_last_checkpoint(run_dir) if resume else None)
+    checkpoint = _last_checkpoint(run_dir) if resume else None
+    if checkpoint:
+        trim_metrics(run_dir, int(checkpoint.rsplit("-", 1)[-1]))
+        log(f"Resuming from {Path(checkpoint).name}")
+    output = trainer.train(resume_from_checkpoint=checkpoint)
 
     # 4. Save the result and the figures a reader wants first.
     target = run_dir / ("adapter" if method in ("lora", "qlora") else "model")
@@ -332,6 +393,13 @@ def _estimated_memory_gb(settings: Settings, model_path: str, facts) -> float | 
     return estimate_memory_gb(shape, m.finetuning_type, precision, t.per_device_train_batch_size, t.max_length,
                               lora_rank=m.r, freeze_layers=m.freeze_trainable_layers,
                               lora_dropout=m.lora_dropout)["total"]
+
+
+def trim_metrics(run_dir: Path, step: int) -> None:
+    """Drop log lines after the checkpoint a run resumes from; they will be logged again."""
+    path = run_dir / "metrics.jsonl"
+    kept = [row for row in read_jsonl(path) if row.get("step", 0) <= step] if path.exists() else []
+    write_jsonl(path, kept)
 
 
 def _last_checkpoint(run_dir: Path) -> str | None:

@@ -1,8 +1,5 @@
 """The studio driven through gradio_client, as a script would: every event has an api_name."""
 
-import json
-import time
-
 import pytest
 from gradio_client import Client
 
@@ -71,28 +68,6 @@ def test_column_mapping_through_the_api(client):
 def test_hardware_plan_is_shown(client):
     text = client.predict("auto", "auto", api_name="/hardware")
     assert "Precision" in text and "Gradient checkpointing" in text
-
-
-def test_training_through_the_api(client, tiny_model_dir):
-    """Start a tiny run with the form's values, poll until it ends, and see its loss."""
-    endpoint = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/start_training"]
-    values = config.flat_values(Settings())
-    values.update(model_name_or_path=str(tiny_model_dir), max_steps=3, eval_steps=1, logging_steps=1)
-    # Parameters follow the form's order; their names come from labels, so match by position instead.
-    names = [name for section, name, _ in config.all_fields() if section != "generation"]
-    assert len(endpoint["parameters"]) == len(names)
-    message = client.predict(*[values[n] for n in names], api_name="/start_training")
-    assert message.startswith("Started")
-    second = client.predict(*[values[n] for n in names], api_name="/start_training")
-    assert "already in progress" in second
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        status, plot, log = client.predict(api_name="/poll_training")
-        if "**finished**" in status or "**failed**" in status:
-            break
-        time.sleep(1)
-    assert "**finished**" in status, status
-    assert "step 3 / 3" in status and "validation" in json.dumps(plot)
 
 
 def form_values(**changes):
