@@ -62,6 +62,9 @@ def _ram_gb() -> tuple[float, float]:
 
 
 def detect() -> HardwareFacts:
+    from .heavy import ensure_imported
+
+    ensure_imported()
     import torch
 
     cpu_count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

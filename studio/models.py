@@ -84,6 +84,9 @@ def fetch_starter_gguf(workdir: Path, progress: Progress = print) -> Path:
 
 def convert_gguf_to_folder(gguf: Path, target: Path, progress: Progress = print) -> Path:
     """Dequantise a GGUF file into a plain transformers folder (safetensors + tokenizer + chat template)."""
+    from .heavy import ensure_imported
+
+    ensure_imported()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     progress("Converting the starter model to a safetensors folder (once, about 20 s)...")
@@ -137,6 +140,9 @@ def resolve_model_path(name_or_path: str, progress: Progress = print) -> str:
 
 
 def load_tokenizer(path: str, trust_remote_code: bool = False):
+    from .heavy import ensure_imported
+
+    ensure_imported()
     from transformers import AutoTokenizer
 
     try:
@@ -151,6 +157,9 @@ def load_tokenizer(path: str, trust_remote_code: bool = False):
 
 def load_model(path: str, dtype: str = "fp32", trust_remote_code: bool = False, quantization_config=None,
                device_map=None):
+    from .heavy import ensure_imported
+
+    ensure_imported()
     import torch
     from transformers import AutoModelForCausalLM
 

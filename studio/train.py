@@ -291,7 +291,9 @@ def _free_memory() -> None:
 
 
 def _train(settings: Settings, run_dir: Path, log: RunLog, stop_event, resume: bool, facts) -> dict:
-    from . import hardware, models
+    from . import hardware, heavy, models
+
+    heavy.ensure_imported()
     from .config import to_bnb_config, to_lora_config, to_sft_config
 
     # 1. Everything a reader needs, written before any model is loaded.
@@ -435,9 +437,11 @@ def _process_alive(pid) -> bool:
 def probe_seconds_per_step(settings: Settings, seq_len: int, steps: int = 2, facts=None) -> float:
     """Time a few real forward/backward/update steps at the run's batch size and a typical length, on this
     machine, with the run's method and precision. Returns seconds per optimizer step (x accumulation)."""
+    from . import hardware, heavy, models
+
+    heavy.ensure_imported()
     import torch
 
-    from . import hardware, models
     from .config import to_lora_config
 
     facts = facts or hardware.detect()

@@ -97,3 +97,40 @@ def test_hyperparameters_advice_preset_export_and_reimport(browser, app_url, art
     expect(lr).to_have_value("0.005")
     expect(epochs).to_have_value("7")
     page.close()
+
+
+def test_train_tab_start_stop_resume_with_the_starter_model(browser, app_url, artifacts):
+    """A short run of the real starter model: the plot fills and the progress moves, Stop, then Resume."""
+    from playwright.sync_api import expect
+
+    page = open_page(browser, app_url, "en-US")
+    page.get_by_role("tab", name="Hyperparameters").click()
+    page.get_by_label("Epochs").fill("1")
+    page.get_by_label("Epochs").press("Enter")
+    page.get_by_role("button", name="Advanced settings").click()
+    for label, value in (("Log every (steps)", "1"), ("Evaluate every (steps)", "2"), ("Gradient accumulation", "1")):
+        page.get_by_label(label).fill(value)
+        page.get_by_label(label).press("Enter")
+    page.get_by_role("tab", name="Train").click()
+    page.get_by_role("button", name="Start training").click()
+    expect(page.get_by_text("Started").first).to_be_visible(timeout=20000)
+    progress = page.locator("progress")
+    expect(progress).to_have_attribute("value", re.compile(r"^[2-9]|^\d\d"), timeout=180000)
+    expect(page.locator("body")).to_contain_text("perplexity")
+    page.screenshot(path=str(artifacts / "train-running-en-US.png"), full_page=True)
+
+    page.get_by_role("button", name="Stop").click()
+    expect(page.get_by_text("stopped", exact=True).first).to_be_visible(timeout=120000)
+    stopped_at = int(progress.get_attribute("value"))
+    page.screenshot(path=str(artifacts / "train-stopped-en-US.png"), full_page=True)
+
+    page.get_by_role("button", name="Run history").click()
+    page.get_by_role("button", name="Refresh history").click()
+    page.get_by_role("button", name="Resume", exact=True).click()
+    expect(page.get_by_text("Started").first).to_be_visible(timeout=20000)
+    expect(progress).not_to_have_attribute("value", str(stopped_at), timeout=120000)
+    expect(page.get_by_text("running", exact=True).first).to_be_visible(timeout=60000)
+    page.screenshot(path=str(artifacts / "train-resumed-en-US.png"), full_page=True)
+    page.get_by_role("button", name="Stop").click()
+    expect(page.get_by_text("stopped", exact=True).first).to_be_visible(timeout=120000)
+    page.close()

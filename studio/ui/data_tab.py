@@ -52,8 +52,10 @@ def analyse(path, fmt, mapping_text, model, query, page, progress=gr.Progress())
     if report.tokenizer_problem:
         summary += f"\n\nToken lengths could not be measured: {report.tokenizer_problem}"
     lengths = report.lengths
-    hist = pd.DataFrame(stats.histogram(lengths.total) if lengths is not None else [], columns=["tokens", "conversations"])
-    cdf = pd.DataFrame(stats.cumulative(lengths.total) if lengths is not None else [], columns=["tokens", "share"])
+    hist = pd.DataFrame(stats.histogram(lengths.total) if lengths is not None else [],
+                        columns=["tokens", "conversations"]).astype("int64")
+    cdf = pd.DataFrame(stats.cumulative(lengths.total) if lengths is not None else [],
+                       columns=["tokens", "share"]).astype({"tokens": "int64", "share": "float64"})
     cutoff = report.cutoff.message if report.cutoff else ""
     share, why = report.validation_share
     n_train, n_val, n_test = data.split_sizes(len(report.load.rows), share, 0.0)

@@ -27,7 +27,9 @@ _FACTS: dict = {}
 
 
 def _facts():
-    from .. import hardware
+    from .. import hardware, heavy
+
+    heavy.ensure_imported()
 
     if "facts" not in _FACTS:
         _FACTS["facts"] = hardware.detect()
@@ -35,6 +37,9 @@ def _facts():
 
 
 def _shape(model: str):
+    from ..heavy import ensure_imported
+
+    ensure_imported()
     from transformers import AutoConfig
 
     from ..models import resolve_model_path

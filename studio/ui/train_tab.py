@@ -17,13 +17,31 @@ from .text import t
 RESUMABLE = ("stopped", "interrupted", "failed")
 
 
+def typed_frame(rows: list[dict], columns: dict[str, str]) -> pd.DataFrame:
+    """Explicit dtypes: an empty first frame would otherwise be 'object' and the plot would keep a nominal axis."""
+    return pd.DataFrame(rows, columns=list(columns)).astype(columns)
+
+
+LOSS_COLUMNS = {"step": "int64", "loss": "float64", "series": "str"}
+
+
+SERIES = ("train", "train (smoothed)", "validation")
+
+
 def loss_frame(metrics: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame(history.loss_rows(metrics), columns=["step", "loss", "series"])
+    """Every frame names all three series: Gradio's line plot keeps the colour categories of the first frame it
+    draws, so a series that appears later (train loss after the baseline evaluation) would never be drawn.
+    A one-point placeholder draws nothing."""
+    rows = history.loss_rows(metrics)
+    if rows:
+        present = {r["series"] for r in rows}
+        rows += [{**rows[0], "series": s} for s in SERIES if s not in present]
+    return typed_frame(rows, LOSS_COLUMNS)
 
 
 def lr_frame(metrics: list[dict]) -> pd.DataFrame:
     rows = [{"step": m["step"], "learning_rate": m["learning_rate"]} for m in metrics if m.get("learning_rate")]
-    return pd.DataFrame(rows, columns=["step", "learning_rate"])
+    return typed_frame(rows, {"step": "int64", "learning_rate": "float64"})
 
 
 def progress_html(snapshot: dict) -> str:
@@ -69,8 +87,10 @@ def status_text(snapshot: dict) -> str:
 def poll():
     snapshot = JOB.snapshot()
     metrics = snapshot["metrics"]
-    return (status_text(snapshot), progress_html(snapshot), loss_frame(metrics), lr_frame(metrics),
-            "\n".join(snapshot["log"]))
+    loss, lr = loss_frame(metrics), lr_frame(metrics)
+    # An empty frame would fix the plot's categories to none (see loss_frame): skip until there is data.
+    return (status_text(snapshot), progress_html(snapshot), gr.skip() if loss.empty else loss,
+            gr.skip() if lr.empty else lr, "\n".join(snapshot["log"]))
 
 
 def start(names: list[str], values: tuple) -> str:
@@ -115,9 +135,9 @@ def refresh_history():
 
 def compare_runs(run_dirs: list[str]):
     if not run_dirs:
-        return pd.DataFrame(columns=["step", "loss", "series"]), [], []
+        return typed_frame([], LOSS_COLUMNS), [], []
     curves, table, diff = history.compare(run_dirs)
-    return pd.DataFrame(curves, columns=["step", "loss", "series"]), table, diff
+    return typed_frame(curves, LOSS_COLUMNS), table, diff
 
 
 def build(form: dict) -> None:
@@ -131,7 +151,7 @@ def build(form: dict) -> None:
     progress = gr.HTML()
     status = gr.Markdown(label=t("train.status"))
     with gr.Row():
-        plot = gr.LinePlot(x="step", y="loss", color="series", label=t("train.loss"), height=300, scale=2)
+        plot = gr.LinePlot(x="step", y="loss", color="series", label=t("train.loss"), height=380, scale=2)
         lr_plot = gr.LinePlot(x="step", y="learning_rate", label=t("train.lr"), height=300, scale=1)
     log = gr.Textbox(label=t("train.log"), lines=10, max_lines=10, autoscroll=True)
     with gr.Accordion(t("train.history"), open=False):
