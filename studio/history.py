@@ -55,6 +55,7 @@ def compare(run_dirs: list[str]) -> tuple[list[dict], list[list], list[list]]:
         if (run_dir / "preset.json").exists():
             settings[run_dir.name] = _flat_settings(run_dir)
     keys = sorted({k for values in settings.values() for k in values})
+    # One run: show all its settings; several: only those that differ.
     diff = [[k, *[settings[name].get(k) for name in settings]] for k in keys
-            if len({json.dumps(values.get(k)) for values in settings.values()}) > 1]
+            if len(settings) == 1 or len({json.dumps(values.get(k)) for values in settings.values()}) > 1]
     return curves, table, diff

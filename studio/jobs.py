@@ -18,12 +18,13 @@ from .config import Settings
 
 @dataclass
 class _Tail:
-    """Incremental reader: remembers the byte offset so each poll reads only what was appended."""
+    """Incremental reader: remembers the byte offset so each poll reads (and parses) only what was appended."""
     path: Path
+    parse: bool = False  # JSON lines -> dicts, parsed once
     offset: int = 0
-    lines: list[str] = field(default_factory=list)
+    lines: list = field(default_factory=list)
 
-    def read(self) -> list[str]:
+    def read(self) -> list:
         if not self.path.exists():
             return self.lines
         with open(self.path, "rb") as f:
@@ -31,7 +32,12 @@ class _Tail:
             chunk = f.read()
         complete = chunk.rfind(b"\n") + 1  # leave a half-written last line for the next poll
         self.offset += complete
-        self.lines.extend(chunk[:complete].decode("utf-8", errors="replace").splitlines())
+        new = [line for line in chunk[:complete].decode("utf-8", errors="replace").splitlines() if line.strip()]
+        if self.parse:
+            from .train import parse_jsonl_lines
+
+            new = parse_jsonl_lines(new)
+        self.lines.extend(new)
         return self.lines
 
 
@@ -58,7 +64,7 @@ class TrainingJob:
                 return False, f"A run is already in progress ({self.run_dir.name}); it is shown below."
             self._stop = threading.Event()
             self.run_dir, self.result = run_dir, None
-            self._metrics, self._log = _Tail(run_dir / "metrics.jsonl"), _Tail(run_dir / "log.txt")
+            self._metrics, self._log = _Tail(run_dir / "metrics.jsonl", parse=True), _Tail(run_dir / "log.txt")
             target = runner or run_training
 
             def work():
@@ -82,9 +88,7 @@ class TrainingJob:
     def snapshot(self) -> dict:
         if self.run_dir is None:
             return {"status": "idle", "metrics": [], "log": []}
-        from .train import parse_jsonl_lines
-
-        metrics = parse_jsonl_lines(line for line in self._metrics.read()[-2000:] if line.strip())
+        metrics = self._metrics.read()
         status_file = self.run_dir / "status.json"
         try:
             status = json.loads(status_file.read_text(encoding="utf-8"))
@@ -92,7 +96,8 @@ class TrainingJob:
             status = {}
         if self.running:
             status["status"] = "stopping" if self._stop.is_set() else "running"
-        return {**status, "run_dir": str(self.run_dir), "metrics": metrics, "log": self._log.read()[-40:]}
+        log = self._log.read()
+        return {**status, "run_dir": str(self.run_dir), "metrics": metrics, "log": log[-40:], "log_count": len(log)}
 
 
 JOB = TrainingJob()

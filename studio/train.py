@@ -405,8 +405,11 @@ def trim_metrics(run_dir: Path, step: int) -> None:
 
 
 def _last_checkpoint(run_dir: Path) -> str | None:
-    checkpoints = sorted((run_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    return str(checkpoints[-1]) if checkpoints else None
+    """The newest complete checkpoint. Trainer writes trainer_state.json last, so a process killed while saving
+    leaves a folder without it, which is skipped."""
+    complete = [p for p in (run_dir / "checkpoints").glob("checkpoint-*") if (p / "trainer_state.json").exists()]
+    complete.sort(key=lambda p: int(p.name.split("-")[-1]))
+    return str(complete[-1]) if complete else None
 
 
 def list_runs(root: Path | None = None) -> list[dict]:

@@ -134,3 +134,71 @@ def test_weights_dtype_keeps_fp32_masters_for_fp16_full_training():
     assert train.weights_dtype("fp16", "full") == "fp32"
     assert train.weights_dtype("fp16", "lora") == "fp16"
     assert train.weights_dtype("bf16", "full") == "bf16"
+
+
+def test_overfitting_warning_when_validation_rises_while_train_falls():
+    metrics = [{"step": s, "loss": 2.0 - 0.1 * s, "epoch": s / 10} for s in range(1, 11)]
+    metrics += [{"step": s, "eval_loss": v} for s, v in ((2, 1.5), (4, 1.4), (6, 1.45), (8, 1.5), (10, 1.6))]
+    warning = train.overfitting_warning(metrics)
+    assert warning and "risen 3 evaluations in a row" in warning and "step 4" in warning
+    healthy = [m if "eval_loss" not in m else {**m, "eval_loss": 2 - m["step"] / 10} for m in metrics]
+    assert train.overfitting_warning(healthy) is None
+
+
+def test_overfitting_warning_when_train_loss_collapses_at_an_epoch_boundary():
+    metrics = [{"step": 1, "loss": 0.9, "epoch": 0.5}, {"step": 2, "loss": 0.8, "epoch": 0.99},
+               {"step": 3, "loss": 0.2, "epoch": 1.2}]
+    assert "start of epoch 2" in train.overfitting_warning(metrics)
+    gentle = [{**m, "loss": 0.7} if m["step"] == 3 else m for m in metrics]
+    assert train.overfitting_warning(gentle) is None
+
+
+def test_resume_reproduces_the_uninterrupted_run(tiny_model_dir, tmp_path):
+    """Stop at step 4 and resume: steps 5-8 see the same batches in the same order and log the same losses."""
+    from transformers import TrainerCallback
+
+    settings = tiny_settings(tiny_model_dir, "max_steps=8", "save_steps=4", "eval_steps=100",
+                             "per_device_train_batch_size=2", "train_sampling_strategy=group_by_length")
+    assert train.run_training(settings, tmp_path / "whole", progress=None)["status"] == "finished"
+
+    stop = threading.Event()
+
+    class StopAtFour(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 4:
+                stop.set()
+
+    original = train.make_callbacks
+    train.make_callbacks = lambda run_dir, log, event: original(run_dir, log, event) + [StopAtFour()]
+    try:
+        assert train.run_training(settings, tmp_path / "split", progress=None, stop_event=stop)["status"] == "stopped"
+    finally:
+        train.make_callbacks = original
+    assert train.run_training(settings, tmp_path / "split", progress=None, resume=True)["status"] == "finished"
+
+    def losses(run):
+        rows = [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+        return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+    whole, split = losses("whole"), losses("split")
+    assert sorted(split) == list(range(1, 9))
+    for step in range(1, 9):
+        assert split[step] == pytest.approx(whole[step], rel=1e-4), step
+
+
+def test_saved_split_is_reused_on_resume(tmp_path):
+    (tmp_path / "data").mkdir()
+    train.write_jsonl(tmp_path / "data" / "train.jsonl", [{"text": "a"}])
+    train.write_jsonl(tmp_path / "data" / "validation.jsonl", [{"text": "b"}])
+    split = train.saved_split(tmp_path)
+    assert split.train == [{"text": "a"}] and split.validation == [{"text": "b"}] and split.test == []
+    assert train.saved_split(tmp_path / "nothing") is None
+
+
+def test_resume_skips_a_checkpoint_left_half_written(tmp_path):
+    for step, complete in ((2, True), (4, True), (6, False)):
+        folder = tmp_path / "checkpoints" / f"checkpoint-{step}"
+        folder.mkdir(parents=True)
+        if complete:
+            (folder / "trainer_state.json").write_text("{}")
+    assert train._last_checkpoint(tmp_path).endswith("checkpoint-4")

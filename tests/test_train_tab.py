@@ -33,7 +33,7 @@ def training_values(model_dir, **changes):
 
 
 def poll(client):
-    status, progress, loss, lr, log = client.predict(api_name="/poll_training")
+    status, progress, loss, lr, log = client.predict(api_name="/poll_training")[:5]
     return status, progress, loss, lr, log
 
 
@@ -133,7 +133,7 @@ def test_killed_run_is_listed_as_interrupted_and_resumes(client, tiny_model_dir,
     table, _, _ = client.predict(api_name="/run_history")
     assert [row[1] for row in table["data"] if row[7] == str(run_dir)] == ["interrupted"]
     preset = json.loads((run_dir / "preset.json").read_text())
-    last = max(int(p.name.split("-")[1]) for p in (run_dir / "checkpoints").glob("checkpoint-*"))
+    last = max(int(p.parent.name.split("-")[1]) for p in (run_dir / "checkpoints").glob("checkpoint-*/trainer_state.json"))
     preset["settings"]["training"]["max_steps"] = last + 2
     (run_dir / "preset.json").write_text(json.dumps(preset))
     assert client.predict(str(run_dir), api_name="/resume_training").startswith("Started")

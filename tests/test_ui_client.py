@@ -65,9 +65,11 @@ def test_column_mapping_through_the_api(client):
     assert "format **alpaca**" in out["summary"] and out["problems"]["data"] == []
 
 
-def test_hardware_plan_is_shown(client):
-    text = client.predict("auto", "auto", api_name="/hardware")
+def test_hardware_plan_is_shown_and_qlora_only_offered_where_it_runs(client):
+    text, method = client.predict("auto", "auto", "qlora", api_name="/hardware")
     assert "Precision" in text and "Gradient checkpointing" in text
+    # No CUDA here: QLoRA is not offered, and a preset's QLoRA choice falls back to LoRA.
+    assert method["value"] == "lora" and ["qlora", "qlora"] not in method["choices"]
 
 
 def form_values(**changes):

@@ -31,9 +31,9 @@ def build_app() -> gr.Blocks:
         full_form = {name: form[name] for _, name, _ in all_fields()}
         wire_presets(full_form)
         wire_data(full_form)
-        precision, checkpointing = form["precision"], form["gradient_checkpointing"]
+        inputs = [form["precision"], form["gradient_checkpointing"], form["finetuning_type"]]
         # Detecting hardware imports torch: done after the page is served, not while building it.
-        demo.load(hyperparams_tab.hardware_text, [precision, checkpointing], hardware_md, api_name="hardware")
+        demo.load(hyperparams_tab.hardware_view, inputs, [hardware_md, form["finetuning_type"]], api_name="hardware")
     return demo
 
 

@@ -13,6 +13,17 @@ from .forms import build_section_form
 from .text import t
 
 
+def hardware_view(precision: str, checkpointing: str, method: str):
+    """The hardware plan, and the method dropdown without QLoRA where it cannot run."""
+    from .. import hardware
+
+    choices = ["lora", "qlora", "full", "freeze"]
+    if not hardware.qlora_available(_facts())[0]:
+        choices.remove("qlora")
+    value = method if method in choices else "lora"
+    return hardware_text(precision, checkpointing), gr.update(choices=choices, value=value)
+
+
 def hardware_text(precision: str, checkpointing: str) -> str:
     from .. import hardware
 

@@ -84,13 +84,17 @@ def status_text(snapshot: dict) -> str:
     return "\n\n".join(parts)
 
 
-def poll():
+def poll(seen: str | None = None):
+    """Status every time; plots and log only when something new arrived since this page's last poll (`seen`),
+    so watching a run costs the training thread next to nothing."""
     snapshot = JOB.snapshot()
     metrics = snapshot["metrics"]
-    loss, lr = loss_frame(metrics), lr_frame(metrics)
-    # An empty frame would fix the plot's categories to none (see loss_frame): skip until there is data.
-    return (status_text(snapshot), progress_html(snapshot), gr.skip() if loss.empty else loss,
-            gr.skip() if lr.empty else lr, "\n".join(snapshot["log"]))
+    version = f"{snapshot.get('run_dir')}:{len(metrics)}:{snapshot.get('log_count')}"
+    if version == seen or not metrics:
+        # An empty frame would also fix the plot's categories to none (see loss_frame).
+        return status_text(snapshot), progress_html(snapshot), gr.skip(), gr.skip(), gr.skip(), version
+    return (status_text(snapshot), progress_html(snapshot), loss_frame(metrics), lr_frame(metrics),
+            "\n".join(snapshot["log"]), version)
 
 
 def start(names: list[str], values: tuple) -> str:
@@ -108,7 +112,7 @@ def resume(run_dir: str) -> str:
     settings, _, problems = config.load_preset(Path(run_dir) / "preset.json")
     if problems:
         return "This run's preset is not valid: " + "; ".join(f"{w}: {m}" for w, m in problems)
-    if not list((Path(run_dir) / "checkpoints").glob("checkpoint-*")):
+    if not list((Path(run_dir) / "checkpoints").glob("checkpoint-*/trainer_state.json")):
         return "This run has no checkpoint to resume from; start it again instead."
     return JOB.start(settings, Path(run_dir), resume=True)[1]
 
@@ -168,6 +172,8 @@ def build(form: dict) -> None:
     start_btn.click(lambda *values: start(names, values), [form[n] for n in names], message, api_name="start_training")
     stop_btn.click(JOB.stop, None, message, api_name="stop_training")
     resume_btn.click(resume, resume_target, message, api_name="resume_training")
-    timer.tick(poll, None, [status, progress, plot, lr_plot, log], api_name="poll_training", show_progress="hidden")
+    seen = gr.State()
+    timer.tick(poll, seen, [status, progress, plot, lr_plot, log, seen], api_name="poll_training",
+               show_progress="hidden")
     refresh.click(refresh_history, None, [runs, resume_target, chosen], api_name="run_history")
     compare_btn.click(compare_runs, chosen, [compare_plot, compare_table, compare_diff], api_name="compare_runs")
