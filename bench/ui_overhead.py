@@ -1,5 +1,5 @@
-"""Does watching a run in the UI slow it down? The same run headless and started from the UI while a client polls
-the live view every second, each in its own subprocess, in one bench run.
+"""Does watching a run in the UI slow it down? The same run headless, and started from the UI while a watcher in
+another process (as a browser would be) polls the live view every 2 s like the Train tab, in one bench run.
 
     python bench/ui_overhead.py [--steps 12]
 
@@ -48,23 +48,38 @@ def with_ui(steps: int) -> dict:
     values = config.flat_values(settings)
     names = [n for section, n, _ in config.all_fields() if section != "generation"]
     client.predict(*[values[n] for n in names], api_name="/start_training")
+    # The watcher lives in its own process, as a browser does; the training process only serves its polls.
+    watcher = subprocess.run([sys.executable, __file__, "--watch", f"http://127.0.0.1:{port}/"],
+                             capture_output=True, text=True, cwd=ROOT)
+    result = JOB.wait()
+    result["polls"] = int(watcher.stdout.strip().splitlines()[-1])
+    return result
+
+
+def watch(url: str, interval: float) -> None:
+    """Poll the live view like the Train tab's timer until the run ends; print the number of polls."""
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
     polls = 0
     while True:
         status = client.predict(api_name="/poll_training")[0]  # the API has no page state: full data each poll
         polls += 1
         if "**finished**" in status or "**failed**" in status:
             break
-        time.sleep(1.0)
-    result = JOB.wait()
-    result["polls"] = polls
-    return result
+        time.sleep(interval)
+    print(polls)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--mode")
+    parser.add_argument("--watch", help="(internal) poll this studio URL")
+    parser.add_argument("--interval", type=float, default=2.0, help="seconds between polls (the Train tab: 2)")
     args = parser.parse_args()
+    if args.watch:
+        return watch(args.watch, args.interval)
     if args.mode:
         status = headless(args.steps) if args.mode == "headless" else with_ui(args.steps)
         print("RESULT " + json.dumps({k: status.get(k) for k in ("status", "num_tokens", "train_runtime_s", "polls")}))

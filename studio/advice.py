@@ -62,10 +62,14 @@ def estimate_memory_gb(shape: ModelShape, method: str, precision: str, batch: in
         weight_format = "fp32"  # fp16 mixed precision keeps fp32 master weights
     trainable = trainable_parameters(shape, method, lora_rank, freeze_layers)
     weights = shape.parameters * WEIGHT_BYTES[weight_format]
-    # gradients (in the weights' format for half, else fp32) + two fp32 Adam moments + fp32 master copy if half
-    grad_bytes = 2.0 if weight_format in ("bf16", "fp16") and method in ("full", "freeze") else 4.0
-    master = 4.0 if weight_format in ("bf16",) and method in ("full", "freeze") else 0.0
-    optimizer = trainable * (grad_bytes + 8.0 + master)
+    # Trained parameters need a gradient and two AdamW moments, in the trained weights' own format: the studio
+    # trains full / freeze on bf16 weights when bf16 is chosen (2 + 2 x 2 bytes), and on fp32 weights otherwise
+    # (4 + 2 x 4 bytes: with the fp32 weights, the "16 bytes per parameter" of fp32 or fp16-mixed training).
+    # LoRA adapters stay fp32 whatever the base.
+    if method in ("full", "freeze") and weight_format == "bf16":
+        optimizer = trainable * (2.0 + 4.0)
+    else:
+        optimizer = trainable * (4.0 + 8.0)
     tokens = batch * seq_len
     per_unit = ACTIVATION_BYTES + (LORA_DROPOUT_BYTES if method in ("lora", "qlora") and lora_dropout > 0 else 0)
     if precision != "fp32":

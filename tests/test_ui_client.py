@@ -17,7 +17,7 @@ def test_every_tab_event_has_an_api_name(client):
     expected = {"/load_data", "/search_data", "/page_data", "/show_row", "/use_recommended_cutoff",
                 "/use_recommended_split", "/use_upload", "/check_settings", "/export_preset", "/import_preset",
                 "/start_training", "/stop_training", "/poll_training", "/list_runs", "/chat", "/show_export",
-                "/hardware", "/advice", "/reset_to_recommended", "/estimate_time"}
+                "/hardware", "/advice", "/reset_to_recommended", "/estimate_time", "/load_shipped_preset"}
     assert expected <= names, expected - names
 
 
@@ -99,3 +99,10 @@ def test_reset_to_recommended(client):
 def test_time_estimate_runs_a_probe(client, tiny_model_dir):
     text = client.predict(*form_values(model_name_or_path=str(tiny_model_dir)), api_name="/estimate_time")
     assert text.startswith("Estimated training time:") and "optimizer steps x" in text
+
+
+def test_load_a_shipped_preset(client):
+    out = client.predict("quickstart-cpu.json", api_name="/load_shipped_preset")
+    names = [name for _, name, _ in config.all_fields()]
+    values = dict(zip(names, out[:-1]))
+    assert values["num_train_epochs"] == 5.0 and values["test_share"] == 0.05 and out[-1].startswith("Preset loaded.")

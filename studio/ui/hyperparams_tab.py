@@ -111,6 +111,13 @@ def estimate_markdown(settings: config.Settings, situation: advice.Situation) ->
     return "\n".join(lines)
 
 
+PRESETS_DIR = Path(__file__).resolve().parent.parent.parent / "presets"
+
+
+def shipped_presets() -> list[str]:
+    return sorted(p.name for p in PRESETS_DIR.glob("*.json"))
+
+
 def check_text(settings: config.Settings | None, problems: list) -> str:
     if problems:
         return "**Fix these before training:**\n" + "\n".join(f"- `{w}`: {m}" for w, m in problems)
@@ -142,18 +149,19 @@ def build(defaults):
     hardware_md = gr.Markdown(label=t("hyper.hardware"))
     status = gr.Markdown(label=t("hyper.status"))
     with gr.Row():
+        shipped = gr.Dropdown(choices=shipped_presets(), label=t("hyper.shipped"), allow_custom_value=False)
         preset_in = gr.File(label=t("hyper.preset_file"), file_types=[".json"], type="filepath", elem_id="preset-file")
         import_btn = gr.Button(t("hyper.import"))
         export_btn = gr.Button(t("hyper.export"))
         preset_out = gr.File(label=t("hyper.export"), interactive=False)
-    buttons = dict(check=check, reset=reset, probe=probe, preset_in=preset_in, import_btn=import_btn,
+    buttons = dict(check=check, reset=reset, probe=probe, shipped=shipped, preset_in=preset_in, import_btn=import_btn,
                    export_btn=export_btn, preset_out=preset_out)
     views = dict(status=status, advice_md=advice_md, estimate_md=estimate_md, time_md=time_md)
     return form, hardware_md, lambda full_form: _wire(full_form, **buttons, **views)
 
 
-def _wire(all_form: dict, check, reset, probe, preset_in, import_btn, export_btn, preset_out, status, advice_md,
-          estimate_md, time_md) -> None:
+def _wire(all_form: dict, check, reset, probe, shipped, preset_in, import_btn, export_btn, preset_out, status,
+          advice_md, estimate_md, time_md) -> None:
     names = list(all_form)
     components = [all_form[n] for n in names]
 
@@ -223,12 +231,17 @@ def _wire(all_form: dict, check, reset, probe, preset_in, import_btn, export_btn
     def import_preset(path):
         if not path:
             return [gr.update() for _ in names] + ["Choose a preset file first."]
-        settings, _, problems = config.load_preset(path)
+        settings, header, problems = config.load_preset(path)
         if problems:
             return [gr.update() for _ in names] + [check_text(None, problems)]
         values = config.flat_values(settings)
-        return [values[n] for n in names] + ["Preset loaded."]
+        about = f" {header['description']}" if header.get("description") else ""
+        return [values[n] for n in names] + ["Preset loaded." + about]
+
+    def load_shipped(name):
+        return import_preset(str(PRESETS_DIR / name) if name else None)
 
     check.click(check_settings, components, status, api_name="check_settings")
     export_btn.click(export_preset, components, [preset_out, status], api_name="export_preset")
     import_btn.click(import_preset, preset_in, components + [status], api_name="import_preset")
+    shipped.input(load_shipped, shipped, components + [status], api_name="load_shipped_preset")

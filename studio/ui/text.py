@@ -45,6 +45,7 @@ SCREEN_TEXT = {
     "hyper.advice_title": ("### Advice for this data on this machine", "### 针对这份数据和这台机器的建议"),
     "hyper.estimate_title": ("### Estimates", "### 估算"),
     "hyper.preset_file": ("Preset file", "预设文件"),
+    "hyper.shipped": ("Ready-made presets", "内置预设"),
     "hyper.import": ("Load preset", "加载预设"),
     "hyper.export": ("Export preset", "导出预设"),
     "hyper.status": ("Settings check", "设置检查"),
