@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from pathlib import Path
 
@@ -47,6 +48,7 @@ def _facts():
     return _FACTS["facts"]
 
 
+@functools.lru_cache(maxsize=8)
 def _shape(model: str):
     from ..heavy import ensure_imported
 
