@@ -202,3 +202,23 @@ def test_resume_skips_a_checkpoint_left_half_written(tmp_path):
         if complete:
             (folder / "trainer_state.json").write_text("{}")
     assert train._last_checkpoint(tmp_path).endswith("checkpoint-4")
+
+
+def test_tokenised_data_is_cached_by_rows_tokenizer_and_template(tiny_tokenizer, tmp_path, monkeypatch):
+    from studio import chat_template
+
+    monkeypatch.setenv("STUDIO_HOME", str(tmp_path))
+    rows = [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}]
+    first = train.encode_split(tiny_tokenizer, rows, assistant_only=True)
+    calls = []
+    original = chat_template.encode_records
+    monkeypatch.setattr(chat_template, "encode_records", lambda *a, **k: calls.append(1) or original(*a, **k))
+    again = train.encode_split(tiny_tokenizer, rows, assistant_only=True)
+    assert calls == [] and again["input_ids"] == first["input_ids"]
+    assert again["assistant_masks"] == first["assistant_masks"]
+    train.encode_split(tiny_tokenizer, rows + rows, assistant_only=True)  # other rows: tokenised again
+    train.encode_split(tiny_tokenizer, rows, assistant_only=False)  # other masking: tokenised again
+    assert calls == [1, 1]
+    key = train.tokenized_cache_key(tiny_tokenizer, rows, True)
+    monkeypatch.setattr(tiny_tokenizer, "chat_template", tiny_tokenizer.chat_template + "{{ '' }}")
+    assert train.tokenized_cache_key(tiny_tokenizer, rows, True) != key  # another template, another entry
