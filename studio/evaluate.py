@@ -1,0 +1,81 @@
+"""Scores for base vs tuned answers: ROUGE-L and BLEU against references, and the latency fit.
+
+Both metrics are computed here in a few lines rather than with a metrics package, so nothing is downloaded and
+Chinese is scored per character (it has no spaces), English per word. No torch here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+
+import numpy as np
+
+
+def units(text: str) -> list[str]:
+    """Words for alphabetic text, single characters for CJK (character-level scoring for Chinese)."""
+    return re.findall(r"[\u4e00-\u9fff]|[^\W\d_]+|\d+", text.lower())
+
+
+def lcs_length(a: list[str], b: list[str]) -> int:
+    previous = [0] * (len(b) + 1)
+    for x in a:
+        current = [0]
+        for j, y in enumerate(b, start=1):
+            current.append(previous[j - 1] + 1 if x == y else max(previous[j], current[j - 1]))
+        previous = current
+    return previous[-1]
+
+
+def rouge_l(reference: str, candidate: str) -> float:
+    """ROUGE-L F1: longest common subsequence of units, as precision/recall harmonic mean."""
+    ref, cand = units(reference), units(candidate)
+    if not ref or not cand:
+        return 0.0
+    lcs = lcs_length(ref, cand)
+    if lcs == 0:
+        return 0.0
+    precision, recall = lcs / len(cand), lcs / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def bleu(references: list[str], candidates: list[str], max_n: int = 4) -> float:
+    """Corpus BLEU-4 (Papineni et al.) with the brevity penalty and add-one smoothing for n > 1 (Lin & Och), so
+    short answers do not score 0 for lacking a 4-gram match. 0-100."""
+    matches, totals = [0] * max_n, [0] * max_n
+    ref_length = cand_length = 0
+    for reference, candidate in zip(references, candidates):
+        ref, cand = units(reference), units(candidate)
+        ref_length, cand_length = ref_length + len(ref), cand_length + len(cand)
+        for n in range(1, max_n + 1):
+            ref_grams = Counter(tuple(ref[i:i + n]) for i in range(len(ref) - n + 1))
+            cand_grams = Counter(tuple(cand[i:i + n]) for i in range(len(cand) - n + 1))
+            matches[n - 1] += sum(min(c, ref_grams[g]) for g, c in cand_grams.items())
+            totals[n - 1] += max(len(cand) - n + 1, 0)
+    if cand_length == 0 or matches[0] == 0:
+        return 0.0
+    log_precision = sum(math.log((matches[i] + (i > 0)) / (totals[i] + (i > 0))) for i in range(max_n)) / max_n
+    brevity = 1.0 if cand_length > ref_length else math.exp(1 - ref_length / cand_length)
+    return 100 * brevity * math.exp(log_precision)
+
+
+def fit_latency(samples: list[tuple[int, float]]) -> tuple[float, float] | None:
+    """Least-squares fit of time = k * new_tokens + b over answers. k: seconds per token; b: the fixed cost of an
+    answer (mostly reading the prompt, so it grows with prompt length). None until two answer lengths differ."""
+    if len({tokens for tokens, _ in samples}) < 2:
+        return None
+    tokens = np.array([t for t, _ in samples], dtype=float)
+    seconds = np.array([s for _, s in samples], dtype=float)
+    k, b = np.polyfit(tokens, seconds, 1)
+    return float(k), float(b)
+
+
+def latency_text(samples: list[tuple[int, float]]) -> str:
+    fit = fit_latency(samples)
+    if fit is None:
+        return f"{len(samples)} answer(s) so far; the fit needs answers of at least two different lengths."
+    k, b = fit
+    return (f"Over {len(samples)} answers: time = {1000 * k:.1f} ms x tokens + {1000 * b:.0f} ms "
+            f"(about {1 / k:.1f} tokens/s once started; {1000 * b:.0f} ms fixed cost per answer)." if k > 0 else
+            f"Over {len(samples)} answers the times do not grow with length yet (k = {1000 * k:.1f} ms).")
