@@ -97,3 +97,98 @@ def generate(model, tokenizer, messages: list[dict], settings: GenerationSetting
     seconds = time.perf_counter() - started
     new = output[0][inputs["input_ids"].shape[1]:]
     return Answer(tokenizer.decode(new, skip_special_tokens=True).strip(), len(new), seconds)
+
+
+@dataclass
+class _Pane:
+    tuned: bool
+    ids: list[int]
+    prompt_length: int
+    past: object = None
+    done: bool = False
+    started: float = 0.0
+    first_token_s: float | None = None
+    seconds: float = 0.0
+
+    @property
+    def new_tokens(self) -> int:
+        return len(self.ids) - self.prompt_length
+
+
+def _processors(settings: GenerationSettings):
+    from transformers import (LogitsProcessorList, RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper,
+                              TopPLogitsWarper)
+
+    processors = LogitsProcessorList()
+    if settings.repetition_penalty != 1.0:
+        processors.append(RepetitionPenaltyLogitsProcessor(settings.repetition_penalty))
+    if settings.temperature > 0:
+        processors.append(TemperatureLogitsWarper(settings.temperature))
+        processors.append(TopPLogitsWarper(settings.top_p))
+    return processors
+
+
+def _eos_ids(model, tokenizer) -> set[int]:
+    configured = getattr(model.generation_config, "eos_token_id", None)
+    ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
+    return ids | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
+
+
+def stream_pair(pair: ChatPair, base_messages: list[dict], tuned_messages: list[dict],
+                settings: GenerationSettings | None = None, stop=None, seed: int = 0):
+    """Answer in both panes at once: each step decodes one token for the base pane (adapter off) and one for the
+    tuned pane (adapter on) from the same weights, each with its own KV cache. Yields (base Answer, tuned Answer)
+    after every step; `stop` (a threading.Event) ends generation early."""
+    import torch
+
+    from .chat_template import generation_prompt
+
+    settings = settings or GenerationSettings()
+    tokenizer, processors = pair.tokenizer, _processors(settings)
+    generator = torch.Generator().manual_seed(seed)
+    panes = []
+    for tuned, messages in ((False, base_messages), (True, tuned_messages)):
+        ids = tokenizer(generation_prompt(tokenizer, messages), add_special_tokens=False)["input_ids"]
+        panes.append(_Pane(tuned, list(ids), len(ids)))
+    eos = _eos_ids(pair.base_model, tokenizer)
+    for _ in range(settings.max_new_tokens):
+        for pane in panes:
+            if pane.done:
+                continue
+            pane.started = pane.started or time.perf_counter()
+            _decode_step(pair, pane, processors, settings, generator, eos)
+            pane.seconds = time.perf_counter() - pane.started
+            pane.first_token_s = pane.first_token_s or pane.seconds
+        yield tuple(_answer(tokenizer, pane) for pane in panes)
+        if all(p.done for p in panes) or (stop is not None and stop.is_set()):
+            return
+
+
+def _decode_step(pair: ChatPair, pane: _Pane, processors, settings, generator, eos) -> None:
+    import contextlib
+
+    import torch
+
+    if pane.tuned and pair.tuned_model is not None:
+        model, context = pair.tuned_model, contextlib.nullcontext()
+    elif pair.shares_weights and not pane.tuned:
+        model, context = pair.base_model, pair.base_model.disable_adapter()
+    else:
+        model, context = pair.base_model, contextlib.nullcontext()
+    new_input = pane.ids if pane.past is None else pane.ids[-1:]
+    with context, torch.inference_mode():
+        out = model(input_ids=torch.tensor([new_input], device=model.device), past_key_values=pane.past,
+                    use_cache=True)
+        scores = processors(torch.tensor([pane.ids], device=model.device), out.logits[:, -1, :].float())
+        if settings.temperature > 0:
+            token = int(torch.multinomial(torch.softmax(scores, dim=-1).cpu(), 1, generator=generator))
+        else:
+            token = int(scores.argmax(dim=-1))
+    pane.past = out.past_key_values
+    pane.ids.append(token)
+    pane.done = token in eos
+
+
+def _answer(tokenizer, pane: _Pane) -> Answer:
+    text = tokenizer.decode(pane.ids[pane.prompt_length:], skip_special_tokens=True).strip()
+    return Answer(text, pane.new_tokens, pane.seconds, pane.first_token_s)

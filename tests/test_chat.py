@@ -1,0 +1,84 @@
+"""Base vs tuned from one copy of the weights: the base pane really has the adapter off, the tuned pane equals the
+merged model, and memory stays about that of one model."""
+
+import pytest
+import torch
+
+from studio import chat, config, train
+from studio.config import GenerationSettings, Settings
+
+GREEDY = GenerationSettings(max_new_tokens=12, temperature=0.0, repetition_penalty=1.0)
+PROMPT = [{"role": "user", "content": "Who are you?"}]
+
+
+@pytest.fixture(scope="module")
+def lora_run(tiny_model_dir, tmp_path_factory):
+    run = tmp_path_factory.mktemp("chat-run")
+    settings, problems = config.apply_overrides(Settings(), [f"model_name_or_path={tiny_model_dir}", "max_steps=10",
+                                                      "learning_rate=0.01", "lora_dropout=0.0", "precision=fp32", "r=2", "lora_alpha=8",
+                                                      "validation_share=0", "max_length=64"])
+    assert not problems, problems
+    assert train.run_training(settings, run, progress=None)["status"] == "finished"
+    return run
+
+
+def greedy_text(model, tokenizer):
+    return chat.generate(model, tokenizer, PROMPT, GREEDY).text
+
+
+def test_both_panes_produce_text_and_latency(lora_run):
+    pair = chat.ChatPair.from_run(lora_run, progress=lambda _: None)
+    assert pair.shares_weights
+    updates = list(chat.stream_pair(pair, PROMPT, PROMPT, GREEDY))
+    base, tuned = updates[-1]
+    assert base.new_tokens > 0 and tuned.new_tokens > 0 and len(updates) >= 2
+    assert base.first_token_s is not None and 0 < base.first_token_s <= base.seconds
+
+
+def test_base_pane_is_the_original_model_and_tuned_pane_the_merged_one(lora_run, tiny_model_dir):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    pair = chat.ChatPair.from_run(lora_run, progress=lambda _: None)
+    base, tuned = list(chat.stream_pair(pair, PROMPT, PROMPT, GREEDY))[-1]
+    original = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    assert base.text == greedy_text(original, pair.tokenizer)
+    merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                                       str(lora_run / "adapter")).merge_and_unload().eval()
+    assert tuned.text == greedy_text(merged, pair.tokenizer)
+    assert base.text != tuned.text, "the adapter must change the answer for this test to mean anything"
+    assert pair.answer(PROMPT, tuned=False, settings=GREEDY).text == base.text
+    assert pair.answer(PROMPT, tuned=True, settings=GREEDY).text == tuned.text
+
+
+def test_two_panes_cost_about_one_model(lora_run, tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    def weight_bytes(model):
+        storages = {p.untyped_storage().data_ptr(): p.untyped_storage().nbytes() for p in model.parameters()}
+        return sum(storages.values())
+
+    pair = chat.ChatPair.from_run(lora_run, progress=lambda _: None)
+    one = weight_bytes(AutoModelForCausalLM.from_pretrained(tiny_model_dir))
+    assert weight_bytes(pair.base_model) <= 1.15 * one and pair.tuned_model is None
+
+
+def test_stop_ends_generation_early(lora_run):
+    import threading
+
+    pair = chat.ChatPair.from_run(lora_run, progress=lambda _: None)
+    stop = threading.Event()
+    stop.set()
+    updates = list(chat.stream_pair(pair, PROMPT, PROMPT, GenerationSettings(max_new_tokens=50, temperature=0.0)))
+    stopped = list(chat.stream_pair(pair, PROMPT, PROMPT, GenerationSettings(max_new_tokens=50, temperature=0.0),
+                                    stop=stop))
+    assert len(stopped) == 1 < len(updates)
+
+
+def test_sampling_is_repeatable_with_a_seed(lora_run):
+    pair = chat.ChatPair.from_run(lora_run, progress=lambda _: None)
+    warm = GenerationSettings(max_new_tokens=10, temperature=1.0, top_p=0.9)
+    first = list(chat.stream_pair(pair, PROMPT, PROMPT, warm, seed=3))[-1]
+    again = list(chat.stream_pair(pair, PROMPT, PROMPT, warm, seed=3))[-1]
+    assert [a.text for a in first] == [a.text for a in again]
+    assert torch.__version__  # sampling ran on this torch
