@@ -79,3 +79,84 @@ def latency_text(samples: list[tuple[int, float]]) -> str:
     return (f"Over {len(samples)} answers: time = {1000 * k:.1f} ms x tokens + {1000 * b:.0f} ms "
             f"(about {1 / k:.1f} tokens/s once started; {1000 * b:.0f} ms fixed cost per answer)." if k > 0 else
             f"Over {len(samples)} answers the times do not grow with length yet (k = {1000 * k:.1f} ms).")
+
+
+# ---------------------------------------------------------------- a run's held-out evaluation
+
+def held_out_examples(run_dir, limit: int = 20) -> tuple[list[tuple[list[dict], str]], str]:
+    """(prompt messages, reference answer) pairs from the run's test split, else its validation split."""
+    import json
+    from pathlib import Path
+
+    for split in ("test", "validation"):
+        path = Path(run_dir) / "data" / f"{split}.jsonl"
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()] \
+            if path.exists() else []
+        pairs = [(r["messages"][:-1], r["messages"][-1]["content"]) for r in rows
+                 if "messages" in r and r["messages"][-1]["role"] == "assistant"]
+        if pairs:
+            return pairs[:limit], split
+    return [], "none"
+
+
+def answer_loss(pair, rows: list[dict], tuned: bool) -> float:
+    """Mean loss per answer token (the quantity training lowers), adapter on or off."""
+    import contextlib
+
+    import torch
+
+    from .chat_template import encode_records
+
+    encoded = encode_records(pair.tokenizer, rows)
+    model = pair.tuned_model if (tuned and pair.tuned_model is not None) else pair.base_model
+    context = pair.base_model.disable_adapter() if (not tuned and pair.shares_weights) else contextlib.nullcontext()
+    total, count = 0.0, 0
+    with context, torch.inference_mode():
+        for ids, mask in zip(encoded.input_ids, encoded.assistant_masks):
+            labels = torch.tensor([[i if m else -100 for i, m in zip(ids, mask)]])
+            if (labels[:, 1:] != -100).sum() == 0:
+                continue
+            out = model(input_ids=torch.tensor([ids], device=model.device), labels=labels.to(model.device))
+            n = int((labels[:, 1:] != -100).sum())
+            total, count = total + float(out.loss) * n, count + n
+    return total / max(count, 1)
+
+
+def evaluate_run(run_dir, pair, limit: int = 20, settings=None, progress=None) -> dict:
+    """Loss, perplexity, ROUGE-L and BLEU of base and tuned on held-out prompts; saved as evaluation.json."""
+    import json
+    from pathlib import Path
+
+    from .chat import stream_pair
+    from .config import GenerationSettings
+
+    examples, split = held_out_examples(run_dir, limit)
+    if not examples:
+        return {"error": "This run has no held-out rows (set a test share before training)."}
+    settings = settings or GenerationSettings(max_new_tokens=96, temperature=0.0)
+    rows = [{"messages": prompt + [{"role": "assistant", "content": reference}]} for prompt, reference in examples]
+    answers = []
+    for i, (prompt, reference) in enumerate(examples):
+        base, tuned = list(stream_pair(pair, prompt, prompt, settings))[-1]
+        answers.append({"prompt": prompt[-1]["content"], "reference": reference, "base": base.text,
+                        "tuned": tuned.text})
+        if progress:
+            progress((i + 1) / len(examples))
+    result = {"split": split, "rows": len(examples)}
+    for side in ("base", "tuned"):
+        loss = answer_loss(pair, rows, tuned=side == "tuned")
+        result[side] = {"loss": loss, "perplexity": math.exp(min(loss, 50)),
+                        "rouge_l": float(np.mean([rouge_l(a["reference"], a[side]) for a in answers])),
+                        "bleu": bleu([a["reference"] for a in answers], [a[side] for a in answers])}
+    result["examples"] = answers
+    Path(run_dir, "evaluation.json").write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
+    return result
+
+
+def evaluation_table(result: dict) -> list[list]:
+    rows = []
+    for key, label in (("loss", "answer loss"), ("perplexity", "perplexity"), ("rouge_l", "ROUGE-L"),
+                       ("bleu", "BLEU")):
+        base, tuned = result["base"][key], result["tuned"][key]
+        rows.append([label, round(base, 4), round(tuned, 4), round(tuned - base, 4)])
+    return rows

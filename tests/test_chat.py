@@ -16,7 +16,7 @@ def lora_run(tiny_model_dir, tmp_path_factory):
     run = tmp_path_factory.mktemp("chat-run")
     settings, problems = config.apply_overrides(Settings(), [f"model_name_or_path={tiny_model_dir}", "max_steps=10",
                                                       "learning_rate=0.01", "lora_dropout=0.0", "precision=fp32", "r=2", "lora_alpha=8",
-                                                      "validation_share=0", "max_length=64"])
+                                                      "validation_share=0.1", "test_share=0.05", "max_length=64"])
     assert not problems, problems
     assert train.run_training(settings, run, progress=None)["status"] == "finished"
     return run
@@ -82,3 +82,27 @@ def test_sampling_is_repeatable_with_a_seed(lora_run):
     again = list(chat.stream_pair(pair, PROMPT, PROMPT, warm, seed=3))[-1]
     assert [a.text for a in first] == [a.text for a in again]
     assert torch.__version__  # sampling ran on this torch
+
+
+def test_evaluation_on_held_out_rows_is_saved_with_scores(lora_run):
+    import json
+
+    from studio import evaluate
+
+    pair = chat.ChatPair.from_run(lora_run, progress=lambda _: None)
+    result = evaluate.evaluate_run(lora_run, pair, limit=3, settings=GREEDY)
+    assert result["split"] == "validation" or result["split"] == "test"
+    assert result["rows"] == 3 and len(result["examples"]) == 3
+    for side in ("base", "tuned"):
+        assert result[side]["perplexity"] == pytest.approx(__import__("math").exp(result[side]["loss"]))
+        assert 0 <= result[side]["rouge_l"] <= 1 and 0 <= result[side]["bleu"] <= 100
+    assert result["tuned"]["loss"] < result["base"]["loss"], "training lowered the answer loss on held-out rows"
+    saved = json.loads((lora_run / "evaluation.json").read_text())
+    assert saved["tuned"] == result["tuned"]
+    assert [row[0] for row in evaluate.evaluation_table(result)] == ["answer loss", "perplexity", "ROUGE-L", "BLEU"]
+
+
+def test_runs_without_held_out_rows_say_so(tmp_path):
+    from studio import evaluate
+
+    assert evaluate.held_out_examples(tmp_path) == ([], "none")

@@ -17,7 +17,8 @@ def test_every_tab_event_has_an_api_name(client):
     expected = {"/load_data", "/search_data", "/page_data", "/show_row", "/use_recommended_cutoff",
                 "/use_recommended_split", "/use_upload", "/check_settings", "/export_preset", "/import_preset",
                 "/start_training", "/stop_training", "/poll_training", "/list_runs", "/chat", "/show_export",
-                "/hardware", "/advice", "/reset_to_recommended", "/estimate_time", "/load_shipped_preset"}
+                "/hardware", "/advice", "/reset_to_recommended", "/estimate_time", "/load_shipped_preset",
+                "/clear_chat", "/held_out_answers", "/evaluate", "/load_run"}
     assert expected <= names, expected - names
 
 
@@ -106,3 +107,44 @@ def test_load_a_shipped_preset(client):
     names = [name for _, name, _ in config.all_fields()]
     values = dict(zip(names, out[:-1]))
     assert values["num_train_epochs"] == 5.0 and values["test_share"] == 0.05 and out[-1].startswith("Preset loaded.")
+
+
+@pytest.fixture(scope="module")
+def chat_run(tiny_model_dir):
+    import os
+    from pathlib import Path
+
+    from studio import train
+
+    settings, problems = config.apply_overrides(Settings(), [
+        f"model_name_or_path={tiny_model_dir}", "max_steps=8", "learning_rate=0.01", "r=2", "lora_alpha=8",
+        "precision=fp32", "validation_share=0.1", "test_share=0.05", "max_length=64"])
+    assert not problems
+    run = Path(os.environ["STUDIO_RUNS"]) / "chat-run"
+    assert train.run_training(settings, run, progress=None)["status"] == "finished"
+    return str(run)
+
+
+def test_chat_fills_both_panes_with_latency(client, chat_run):
+    assert any(choice[0] == chat_run for choice in client.predict(api_name="/list_runs")["choices"])
+    base, tuned, latency, prompt = client.predict(chat_run, "", "Who are you?", [], [], 24, 0.0, 0.9, 1.0,
+                                                  api_name="/chat")
+    from studio.ui.chat_tab import message_text
+
+    assert [m["role"] for m in base] == ["user", "assistant"] and message_text(base[-1]["content"])
+    assert [m["role"] for m in tuned] == ["user", "assistant"] and message_text(tuned[-1]["content"])
+    assert "**Base**" in latency and "ms/token" in latency and prompt == ""
+    # a second turn keeps each pane's own history
+    base2, tuned2, latency2, _ = client.predict(chat_run, "", "And then?", base, tuned, 12, 0.0, 0.9, 1.0,
+                                                api_name="/chat")
+    assert len(base2) == 4 and len(tuned2) == 4
+    assert latency2.count("Over 2 answers") == 2  # answers of two lengths: the k, b fit per pane
+
+
+def test_held_out_answers_and_evaluation(client, chat_run):
+    table, note = client.predict(chat_run, 16, 0.0, 0.9, 1.0, api_name="/held_out_answers")
+    assert table["headers"] == ["prompt", "reference", "base", "tuned"] and table["data"]
+    assert "never trained on" in note
+    scores, note = client.predict(chat_run, api_name="/evaluate")
+    assert [row[0] for row in scores["data"]] == ["answer loss", "perplexity", "ROUGE-L", "BLEU"]
+    assert "evaluation.json" in note
