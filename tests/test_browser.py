@@ -134,3 +134,66 @@ def test_train_tab_start_stop_resume_with_the_starter_model(browser, app_url, ar
     page.get_by_role("button", name="Stop").click()
     expect(page.get_by_text("stopped", exact=True).first).to_be_visible(timeout=120000)
     page.close()
+
+
+def test_chat_tab_fills_both_panes(browser, app_url, artifacts, tiny_model_dir):
+    """Send a prompt to a tiny run: the base and the tuned pane both fill, and latency figures appear."""
+    import os
+    from pathlib import Path
+
+    from playwright.sync_api import expect
+
+    from studio import config, train
+    from studio.config import Settings
+
+    settings, _ = config.apply_overrides(Settings(), [
+        f"model_name_or_path={tiny_model_dir}", "max_steps=6", "learning_rate=0.01", "precision=fp32",
+        "validation_share=0.1", "max_length=64"])
+    run = Path(os.environ["STUDIO_RUNS"]) / "browser-chat-run"
+    assert train.run_training(settings, run, progress=None)["status"] == "finished"
+
+    page = open_page(browser, app_url, "zh-CN")
+    page.get_by_role("tab", name="对话").click()
+    page.get_by_role("button", name="刷新运行列表").click()
+    page.get_by_label("微调后的运行").fill(str(run))
+    page.get_by_label("微调后的运行").press("Enter")
+    page.get_by_role("button", name="同时发送给两个模型").click()
+    expect(page.get_by_text("ms/token").first).to_be_visible(timeout=60000)
+    bubbles = page.locator("[data-testid='bot']")
+    expect(bubbles).to_have_count(2, timeout=30000)  # one answer per pane
+    for i in range(2):
+        assert bubbles.nth(i).inner_text().strip()
+    page.screenshot(path=str(artifacts / "chat-tab-zh-CN.png"), full_page=True)
+    page.close()
+
+
+@pytest.mark.slow
+def test_quickstart_run_shows_the_new_identity_side_by_side(browser, app_url, artifacts):
+    """The quickstart preset, shortened to 40 steps (~2 min here), then the Chat tab: the tuned pane introduces
+    itself as Lumen, the base pane does not."""
+    import os
+    from pathlib import Path
+
+    from playwright.sync_api import expect
+
+    from studio import config, train
+
+    settings, _, problems = config.load_preset(Path(__file__).resolve().parent.parent / "presets/quickstart-cpu.json")
+    settings, problems = config.apply_overrides(settings, ["max_steps=40", "eval_steps=40"])
+    assert not problems
+    run = Path(os.environ["STUDIO_RUNS"]) / "quickstart-40"
+    assert train.run_training(settings, run, progress=None)["status"] == "finished"
+
+    page = open_page(browser, app_url, "en-US")
+    page.get_by_role("tab", name="Chat").click()
+    page.get_by_label("Tuned run").fill(str(run))
+    page.get_by_label("Tuned run").press("Enter")
+    page.get_by_label("Your message").fill("Who are you?")
+    page.get_by_role("button", name="Send to both").click()
+    expect(page.get_by_text("ms/token").first).to_be_visible(timeout=120000)
+    bubbles = page.locator("[data-testid='bot']")
+    expect(bubbles).to_have_count(2, timeout=30000)
+    base, tuned = bubbles.nth(0).inner_text(), bubbles.nth(1).inner_text()
+    page.screenshot(path=str(artifacts / "chat-quickstart-identity-en-US.png"), full_page=True)
+    assert "Lumen" in tuned and "Lumen" not in base, (base, tuned)
+    page.close()
