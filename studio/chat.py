@@ -42,14 +42,20 @@ class ChatPair:
         from . import models
 
         run_dir = Path(run_dir)
+        if run_dir.parent.name == "checkpoints":  # a checkpoint of a run: its own weights, the run's settings
+            checkpoint, run_dir = run_dir, run_dir.parent.parent
+            adapter = full = checkpoint
+        else:
+            adapter, full = run_dir / "adapter", run_dir / "model"
         preset = json.loads((run_dir / "preset.json").read_text(encoding="utf-8"))
         base_path = models.resolve_model_path(preset["settings"]["model"]["model_name_or_path"], progress)
-        adapter, full = run_dir / "adapter", run_dir / "model"
+        if not (adapter / "adapter_config.json").exists():
+            adapter = run_dir / "__none__"
         if adapter.is_dir():
             return cls.with_adapter(base_path, str(adapter))
         tokenizer = models.load_tokenizer(base_path)
         base = models.load_model(base_path).eval()
-        tuned = models.load_model(str(full)).eval() if full.is_dir() else None
+        tuned = models.load_model(str(full)).eval() if (full / "config.json").exists() else None
         return cls(base_path, str(full) if tuned is not None else None, tokenizer, base, tuned)
 
     @classmethod

@@ -455,6 +455,13 @@ def list_runs(root: Path | None = None) -> list[dict]:
             continue
         if status.get("status") == "running" and not _process_alive(status.get("pid")):
             status["status"] = "interrupted"
+        evaluation = status_file.parent / "evaluation.json"
+        if evaluation.exists():  # written by the Chat tab's evaluation
+            try:
+                scores = json.loads(evaluation.read_text(encoding="utf-8"))
+                status["evaluation"] = {side: scores[side] for side in ("base", "tuned")}
+            except (OSError, json.JSONDecodeError, KeyError):
+                pass
         runs.append({**status, "name": status_file.parent.name, "run_dir": str(status_file.parent)})
     return runs
 

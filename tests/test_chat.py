@@ -106,3 +106,27 @@ def test_runs_without_held_out_rows_say_so(tmp_path):
     from studio import evaluate
 
     assert evaluate.held_out_examples(tmp_path) == ([], "none")
+
+
+def test_a_checkpoint_can_be_the_tuned_side(lora_run):
+    checkpoint = sorted((lora_run / "checkpoints").glob("checkpoint-*"))
+    if not checkpoint:  # the fixture's run saves no intermediate checkpoint; make one like Trainer does
+        import shutil
+
+        target = lora_run / "checkpoints" / "checkpoint-10"
+        shutil.copytree(lora_run / "adapter", target)
+        (target / "trainer_state.json").write_text("{}")
+        checkpoint = [target]
+    pair = chat.ChatPair.from_run(checkpoint[-1], progress=lambda _: None)
+    assert pair.shares_weights and pair.tuned_path == str(checkpoint[-1])
+    final = chat.ChatPair.from_run(lora_run, progress=lambda _: None)
+    assert pair.answer(PROMPT, True, GREEDY).text == final.answer(PROMPT, True, GREEDY).text
+
+
+def test_evaluation_shows_in_the_run_history(lora_run):
+    from studio import evaluate
+
+    evaluate.evaluate_run(lora_run, chat.ChatPair.from_run(lora_run, progress=lambda _: None), limit=2,
+                          settings=GREEDY)
+    listed = [r for r in train.list_runs(lora_run.parent) if r["run_dir"] == str(lora_run)]
+    assert listed and set(listed[0]["evaluation"]) == {"base", "tuned"}

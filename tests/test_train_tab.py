@@ -73,7 +73,7 @@ def test_start_live_metrics_stop_and_resume(client, tiny_model_dir):
     assert json.loads((run_dir / "status.json").read_text())["status"] == "stopped"
 
     table, resume_choice, _ = client.predict(api_name="/run_history")
-    assert [row[1] for row in table["data"] if row[7] == str(run_dir)] == ["stopped"]
+    assert [row[1] for row in table["data"] if row[-1] == str(run_dir)] == ["stopped"]
     # Resume with a shorter horizon so the test ends soon: same folder, same settings otherwise.
     preset = json.loads((run_dir / "preset.json").read_text())
     preset["settings"]["training"]["max_steps"] = stopped_at + 3
@@ -131,7 +131,7 @@ def test_killed_run_is_listed_as_interrupted_and_resumes(client, tiny_model_dir,
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     table, _, _ = client.predict(api_name="/run_history")
-    assert [row[1] for row in table["data"] if row[7] == str(run_dir)] == ["interrupted"]
+    assert [row[1] for row in table["data"] if row[-1] == str(run_dir)] == ["interrupted"]
     preset = json.loads((run_dir / "preset.json").read_text())
     last = max(int(p.parent.name.split("-")[1]) for p in (run_dir / "checkpoints").glob("checkpoint-*/trainer_state.json"))
     preset["settings"]["training"]["max_steps"] = last + 2
@@ -143,7 +143,7 @@ def test_killed_run_is_listed_as_interrupted_and_resumes(client, tiny_model_dir,
 
 def test_compare_runs(client):
     table, _, chosen = client.predict(api_name="/run_history")
-    finished = [row[7] for row in table["data"] if row[1] == "finished"][:2]
+    finished = [row[-1] for row in table["data"] if row[1] == "finished"][:2]
     assert len(finished) == 2
     plot, summary, diff = client.predict(finished, api_name="/compare_runs")
     series = {r["series"] for r in plot_rows(plot)}

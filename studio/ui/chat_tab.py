@@ -18,7 +18,16 @@ _LOCK = threading.Lock()
 
 
 def finished_runs() -> list[str]:
-    return [r["run_dir"] for r in list_runs() if r.get("status") in ("finished", "stopped") and r.get("output")]
+    """Finished or stopped runs, each followed by its checkpoints (any of them can be the "tuned" side)."""
+    from pathlib import Path
+
+    choices = []
+    for r in list_runs():
+        if r.get("status") in ("finished", "stopped") and r.get("output"):
+            choices.append(r["run_dir"])
+            checkpoints = Path(r["run_dir"]).glob("checkpoints/checkpoint-*/trainer_state.json")
+            choices += sorted((str(p.parent) for p in checkpoints), key=lambda c: int(c.rsplit("-", 1)[-1]))
+    return choices
 
 
 def get_pair(run_dir: str):

@@ -120,8 +120,11 @@ def resume(run_dir: str) -> str:
 def history_table() -> list[list]:
     rows = []
     for r in list_runs():
+        scores = r.get("evaluation")
+        held_out = (f"ROUGE-L {scores['base']['rouge_l']:.3f} -> {scores['tuned']['rouge_l']:.3f}, BLEU "
+                    f"{scores['base']['bleu']:.1f} -> {scores['tuned']['bleu']:.1f}") if scores else ""
         rows.append([r["name"], r["status"], r.get("method"), r.get("global_step"), _round(r.get("final_train_loss")),
-                     _round(r.get("best_eval_loss")), r.get("started"), r["run_dir"]])
+                     _round(r.get("best_eval_loss")), held_out, r.get("started"), r["run_dir"]])
     return rows
 
 
@@ -161,7 +164,8 @@ def build(form: dict) -> None:
     with gr.Accordion(t("train.history"), open=False):
         refresh = gr.Button(t("train.refresh"))
         runs = gr.Dataframe(headers=["run", "status", "method", "steps", "final train loss", "best validation loss",
-                                     "started", "folder"], label=t("train.history"), wrap=True)
+                                     "held-out scores (base -> tuned)", "started", "folder"], label=t("train.history"),
+                            wrap=True)
         chosen = gr.Dropdown(label=t("train.compare_pick"), multiselect=True, choices=[], allow_custom_value=True)
         compare_btn = gr.Button(t("train.compare"))
         compare_plot = gr.LinePlot(x="step", y="loss", color="series", height=300)
