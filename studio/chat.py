@@ -141,7 +141,7 @@ def _eos_ids(model, tokenizer) -> set[int]:
 
 
 def stream_pair(pair: ChatPair, base_messages: list[dict], tuned_messages: list[dict],
-                settings: GenerationSettings | None = None, stop=None, seed: int = 0):
+                settings: GenerationSettings | None = None, stop=None, seed: int | None = None):
     """Answer in both panes at once: each step decodes one token for the base pane (adapter off) and one for the
     tuned pane (adapter on) from the same weights, each with its own KV cache. Yields (base Answer, tuned Answer)
     after every step; `stop` (a threading.Event) ends generation early."""
@@ -151,7 +151,7 @@ def stream_pair(pair: ChatPair, base_messages: list[dict], tuned_messages: list[
 
     settings = settings or GenerationSettings()
     tokenizer, processors = pair.tokenizer, _processors(settings)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(settings.sampling_seed if seed is None else seed)
     panes = []
     for tuned, messages in ((False, base_messages), (True, tuned_messages)):
         ids = tokenizer(generation_prompt(tokenizer, messages), add_special_tokens=False)["input_ids"]

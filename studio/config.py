@@ -284,6 +284,11 @@ class GenerationSettings(_Section):
         1.1, label="Repetition penalty", zh="重复惩罚",
         help="Above 1 discourages repeating the same words.", help_zh="大于 1 时抑制重复用词。", ge=1.0, le=2.0,
     )
+    sampling_seed: int = knob(
+        0, label="Sampling seed", zh="采样随机种子",
+        help="With temperature above 0, the same seed gives the same answers again.",
+        help_zh="温度大于 0 时，相同的种子会得到相同的回答。", ge=0,
+    )
 
 
 class Settings(_Section):

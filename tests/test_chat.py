@@ -78,9 +78,12 @@ def test_stop_ends_generation_early(lora_run):
 def test_sampling_is_repeatable_with_a_seed(lora_run):
     pair = chat.ChatPair.from_run(lora_run, progress=lambda _: None)
     warm = GenerationSettings(max_new_tokens=10, temperature=1.0, top_p=0.9)
-    first = list(chat.stream_pair(pair, PROMPT, PROMPT, warm, seed=3))[-1]
-    again = list(chat.stream_pair(pair, PROMPT, PROMPT, warm, seed=3))[-1]
+    seeded = GenerationSettings(max_new_tokens=10, temperature=1.0, top_p=0.9, sampling_seed=3)
+    first = list(chat.stream_pair(pair, PROMPT, PROMPT, seeded))[-1]
+    again = list(chat.stream_pair(pair, PROMPT, PROMPT, seeded))[-1]
+    other = list(chat.stream_pair(pair, PROMPT, PROMPT, warm, seed=4))[-1]
     assert [a.text for a in first] == [a.text for a in again]
+    assert [a.text for a in other] != [a.text for a in first]
     assert torch.__version__  # sampling ran on this torch
 
 

@@ -127,7 +127,7 @@ def chat_run(tiny_model_dir):
 
 def test_chat_fills_both_panes_with_latency(client, chat_run):
     assert any(choice[0] == chat_run for choice in client.predict(api_name="/list_runs")["choices"])
-    base, tuned, latency, prompt = client.predict(chat_run, "", "Who are you?", [], [], 24, 0.0, 0.9, 1.0,
+    base, tuned, latency, prompt = client.predict(chat_run, "", "Who are you?", [], [], 24, 0.0, 0.9, 1.0, 0,
                                                   api_name="/chat")
     from studio.ui.chat_tab import message_text
 
@@ -135,14 +135,14 @@ def test_chat_fills_both_panes_with_latency(client, chat_run):
     assert [m["role"] for m in tuned] == ["user", "assistant"] and message_text(tuned[-1]["content"])
     assert "**Base**" in latency and "ms/token" in latency and prompt == ""
     # a second turn keeps each pane's own history
-    base2, tuned2, latency2, _ = client.predict(chat_run, "", "And then?", base, tuned, 12, 0.0, 0.9, 1.0,
+    base2, tuned2, latency2, _ = client.predict(chat_run, "", "And then?", base, tuned, 12, 0.0, 0.9, 1.0, 0,
                                                 api_name="/chat")
     assert len(base2) == 4 and len(tuned2) == 4
     assert latency2.count("Over 2 answers") == 2  # answers of two lengths: the k, b fit per pane
 
 
 def test_held_out_answers_and_evaluation(client, chat_run):
-    table, note = client.predict(chat_run, 16, 0.0, 0.9, 1.0, api_name="/held_out_answers")
+    table, note = client.predict(chat_run, 16, 0.0, 0.9, 1.0, 0, api_name="/held_out_answers")
     assert table["headers"] == ["prompt", "reference", "base", "tuned"] and table["data"]
     assert "never trained on" in note
     scores, note = client.predict(chat_run, api_name="/evaluate")

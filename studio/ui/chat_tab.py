@@ -52,9 +52,10 @@ def load_note(run_dir: str) -> str:
     return "This run trained every weight, so the tuned model is a second copy in memory."
 
 
-def generation_settings(max_new_tokens, temperature, top_p, repetition_penalty) -> config.GenerationSettings:
+def generation_settings(max_new_tokens, temperature, top_p, repetition_penalty, sampling_seed=0):
     return config.GenerationSettings(max_new_tokens=int(max_new_tokens), temperature=float(temperature),
-                                     top_p=float(top_p), repetition_penalty=float(repetition_penalty))
+                                     top_p=float(top_p), repetition_penalty=float(repetition_penalty),
+                                     sampling_seed=int(sampling_seed or 0))
 
 
 def message_text(content) -> str:
@@ -77,7 +78,7 @@ def pane_latency(name: str, answer, samples: list) -> str:
 
 
 def send(run_dir, system, prompt, base_history, tuned_history, samples, max_new_tokens, temperature, top_p,
-         repetition_penalty):
+         repetition_penalty, sampling_seed=0):
     from ..chat import stream_pair
 
     def plain(history):
@@ -88,7 +89,7 @@ def send(run_dir, system, prompt, base_history, tuned_history, samples, max_new_
         message = "Pick a finished run first." if not run_dir else "Type a message first."
         yield base_history, tuned_history, samples, message, prompt
         return
-    settings = generation_settings(max_new_tokens, temperature, top_p, repetition_penalty)
+    settings = generation_settings(max_new_tokens, temperature, top_p, repetition_penalty, sampling_seed)
     pair = get_pair(run_dir)
     base_messages = conversation(system, base_history, prompt)
     tuned_messages = conversation(system, tuned_history, prompt)
@@ -104,7 +105,8 @@ def send(run_dir, system, prompt, base_history, tuned_history, samples, max_new_
     yield base_history, tuned_history, samples, latency, ""
 
 
-def held_out_answers(run_dir, max_new_tokens, temperature, top_p, repetition_penalty, progress=gr.Progress()):
+def held_out_answers(run_dir, max_new_tokens, temperature, top_p, repetition_penalty, sampling_seed=0,
+                     progress=gr.Progress()):
     from ..chat import stream_pair
 
     if not run_dir:
@@ -112,7 +114,8 @@ def held_out_answers(run_dir, max_new_tokens, temperature, top_p, repetition_pen
     examples, split = evaluate.held_out_examples(run_dir, limit=8)
     if not examples:
         return [], "This run has no held-out rows (set a test share before training)."
-    pair, settings = get_pair(run_dir), generation_settings(max_new_tokens, temperature, top_p, repetition_penalty)
+    pair = get_pair(run_dir)
+    settings = generation_settings(max_new_tokens, temperature, top_p, repetition_penalty, sampling_seed)
     table = []
     for i, (prompt, reference) in enumerate(examples):
         base, tuned = list(stream_pair(pair, prompt, prompt, settings))[-1]
@@ -156,7 +159,8 @@ def build(defaults) -> dict:
         answers = gr.Dataframe(headers=["prompt", "reference", "base", "tuned"], wrap=True)
         scores = gr.Dataframe(headers=["metric", "base", "tuned", "tuned - base"])
     samples = gr.State({})
-    sampling = [form["max_new_tokens"], form["temperature"], form["top_p"], form["repetition_penalty"]]
+    sampling = [form["max_new_tokens"], form["temperature"], form["top_p"], form["repetition_penalty"],
+                form["sampling_seed"]]
 
     refresh.click(lambda: gr.update(choices=finished_runs()), None, run, api_name="list_runs")
     run.input(load_note, run, note, api_name="load_run")
