@@ -100,16 +100,17 @@ def cmd_data(args) -> int:
 
 
 def cmd_chat(args) -> int:
-    from studio.chat import ChatPair
+    from studio.chat import ChatPair, stream_pair
     from studio.config import GenerationSettings
 
     pair = ChatPair.from_run(args.run_dir)
-    settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens)  # greedy by default (temperature 0)
     messages = [{"role": "user", "content": args.prompt}]
-    for tuned in (False, True):
-        answer = pair.answer(messages, tuned, settings)
-        print(f"--- {'tuned' if tuned else 'base'} ({answer.new_tokens} tokens, {answer.seconds:.2f} s, "
-              f"{answer.ms_per_token:.0f} ms/token)\n{answer.text}")
+    # The same side-by-side decoding as the Chat tab, so headless and UI answers agree.
+    answers = list(stream_pair(pair, messages, messages, settings))[-1]
+    for name, answer in zip(("base", "tuned"), answers):
+        print(f"--- {name} ({answer.new_tokens} tokens, {answer.seconds:.2f} s, first token "
+              f"{1000 * (answer.first_token_s or 0):.0f} ms, {answer.ms_per_token:.0f} ms/token)\n{answer.text}")
     return 0
 
 

@@ -2,18 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 from pathlib import Path
-
-
-def run_summary(run_dir: str | Path) -> dict:
-    run_dir = Path(run_dir)
-    status_file = run_dir / "status.json"
-    status = json.loads(status_file.read_text(encoding="utf-8")) if status_file.exists() else {}
-    return {"run": run_dir.name, "status": status.get("status", "unknown"),
-            "final_train_loss": status.get("final_train_loss"), "final_eval_loss": status.get("final_eval_loss"),
-            "output": status.get("output")}
 
 
 def headless_commands(run_dir: str | Path) -> str:

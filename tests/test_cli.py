@@ -71,3 +71,12 @@ def test_data_command_with_column_mapping():
     result = run_cli("data", "tests/data/bad/unknown_columns.jsonl", "--model", "", "--map", "query=instruction",
                      "--map", "response=output")
     assert result.returncode == 0 and "format alpaca" in result.stdout
+
+
+def test_chat_command_answers_base_then_tuned(tiny_model_dir, tmp_path):
+    result = run_cli("train", "--preset", "presets/quickstart-cpu.json", "--set", f"model_name_or_path={tiny_model_dir}",
+                     "--set", "max_steps=2", "--output-dir", str(tmp_path / "run"), timeout=300)
+    assert result.returncode == 0, result.stderr[-1000:]
+    result = run_cli("chat", str(tmp_path / "run"), "--prompt", "Who are you?", "--max-new-tokens", "8")
+    assert result.returncode == 0, result.stderr[-1000:]
+    assert result.stdout.index("--- base (") < result.stdout.index("--- tuned (") and "first token" in result.stdout

@@ -35,17 +35,11 @@ def hardware_text(precision: str, checkpointing: str) -> str:
             f"{plan['gradient_checkpointing_reason']}\n- QLoRA: {hardware.qlora_available(facts)[1]}")
 
 
-_FACTS: dict = {}
-
-
 def _facts():
-    from .. import hardware, heavy
+    """Read afresh each time (a few file reads once torch is imported): free memory changes as models load."""
+    from .. import hardware
 
-    heavy.ensure_imported()
-
-    if "facts" not in _FACTS:
-        _FACTS["facts"] = hardware.detect()
-    return _FACTS["facts"]
+    return hardware.detect()
 
 
 @functools.lru_cache(maxsize=8)
