@@ -112,9 +112,8 @@ class _Pane:
     prompt_length: int
     past: object = None
     done: bool = False
-    started: float = 0.0
     first_token_s: float | None = None
-    seconds: float = 0.0
+    seconds: float = 0.0  # this pane's own decoding time: the other pane's interleaved steps are not counted
 
     @property
     def new_tokens(self) -> int:
@@ -161,9 +160,9 @@ def stream_pair(pair: ChatPair, base_messages: list[dict], tuned_messages: list[
         for pane in panes:
             if pane.done:
                 continue
-            pane.started = pane.started or time.perf_counter()
+            started = time.perf_counter()
             _decode_step(pair, pane, processors, settings, generator, eos)
-            pane.seconds = time.perf_counter() - pane.started
+            pane.seconds += time.perf_counter() - started
             pane.first_token_s = pane.first_token_s or pane.seconds
         yield tuple(_answer(tokenizer, pane) for pane in panes)
         if all(p.done for p in panes) or (stop is not None and stop.is_set()):

@@ -133,3 +133,23 @@ def test_evaluation_shows_in_the_run_history(lora_run):
                           settings=GREEDY)
     listed = [r for r in train.list_runs(lora_run.parent) if r["run_dir"] == str(lora_run)]
     assert listed and set(listed[0]["evaluation"]) == {"base", "tuned"}
+
+
+def test_each_pane_times_only_its_own_decoding(lora_run, monkeypatch):
+    """Interleaving must not charge one pane for the other's steps: with the base pane's steps made 50 ms slower,
+    the tuned pane's time stays far below the base pane's."""
+    import time as clock
+
+    pair = chat.ChatPair.from_run(lora_run, progress=lambda _: None)
+    original = chat._decode_step
+
+    def slow_base(pair_, pane, *args):
+        if not pane.tuned:
+            clock.sleep(0.05)
+        return original(pair_, pane, *args)
+
+    monkeypatch.setattr(chat, "_decode_step", slow_base)
+    base, tuned = list(chat.stream_pair(pair, PROMPT, PROMPT, GenerationSettings(max_new_tokens=6, temperature=0.0,
+                                                                                  repetition_penalty=1.0)))[-1]
+    assert base.seconds >= 0.05 * base.new_tokens
+    assert tuned.seconds < 0.5 * base.seconds
