@@ -4,6 +4,8 @@
     python launch.py train --preset P.json [--set name=value ...] [--output-dir D]      headless training
     python launch.py data PATH [--format F] [--model M]                                 data report
     python launch.py chat RUN_DIR --prompt "..."                                         base vs tuned answers
+    python launch.py export RUN_DIR --merged DIR [--adapter DIR] [--gguf F.gguf] [--trl-config DIR]
+                            [--preset P.json] [--accelerate N --strategy zero2|zero3|fsdp|ddp]
 
 Heavy libraries (torch, transformers, TRL) load only when a command needs them, so the UI comes up fast.
 """
@@ -44,6 +46,17 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("run_dir")
     chat.add_argument("--prompt", required=True)
     chat.add_argument("--max-new-tokens", type=int, default=128)
+    export = sub.add_parser("export", help="export a finished run: merged model, adapter, GGUF, configs")
+    export.add_argument("run_dir")
+    export.add_argument("--merged", metavar="DIR", help="merged model folder (loads with plain transformers)")
+    export.add_argument("--adapter", metavar="DIR", help="the LoRA adapter alone")
+    export.add_argument("--gguf", metavar="FILE.gguf", help="merged model as GGUF for llama.cpp / Ollama")
+    export.add_argument("--gguf-type", default="Q8_0", choices=["F16", "Q8_0", "F32"])
+    export.add_argument("--preset", metavar="FILE.json", help="the run's settings as a reusable preset")
+    export.add_argument("--trl-config", metavar="DIR", help="sft.yaml + data for TRL's own `trl sft` CLI")
+    export.add_argument("--accelerate", type=int, metavar="N", help="accelerate config + command for N GPUs")
+    export.add_argument("--strategy", default="zero2", choices=["ddp", "zero2", "zero3", "fsdp"])
+    export.add_argument("--machines", type=int, default=1, help="machines for --accelerate (multi-node)")
     return parser
 
 
@@ -75,14 +88,18 @@ def cmd_train(args) -> int:
     if problems:
         print_problems(f"{args.preset} is not valid", problems)
         return 2
-    from studio.train import new_run_dir, run_training
+    from studio.train import is_main_process, run_training, shared_run_dir
 
-    run_dir = Path(args.output_dir) if args.output_dir else new_run_dir()
-    print(f"Run folder: {run_dir}")
-    status = run_training(settings, run_dir, progress=print, resume=args.resume)
+    # Under torchrun / accelerate launch each process runs this; they agree on one run folder.
+    run_dir = shared_run_dir(Path(args.output_dir) if args.output_dir else None)
+    main = is_main_process()
+    if main:
+        print(f"Run folder: {run_dir}")
+    status = run_training(settings, run_dir, progress=print if main else None, resume=args.resume)
     summary = {k: status.get(k) for k in ("status", "global_step", "first_train_loss", "final_train_loss",
                                           "final_eval_loss", "wall_time_s", "output", "error", "advice")}
-    print(json.dumps({k: v for k, v in summary.items() if v is not None}, indent=2, ensure_ascii=False))
+    if main:
+        print(json.dumps({k: v for k, v in summary.items() if v is not None}, indent=2, ensure_ascii=False))
     return 0 if status["status"] in ("finished", "stopped") else 1
 
 
@@ -114,6 +131,34 @@ def cmd_chat(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from studio import export
+
+    def progress(fraction: float, message: str) -> None:
+        print(f"[{100 * fraction:3.0f}%] {message}", flush=True)
+
+    jobs = [(args.adapter, lambda: export.export_adapter(args.run_dir, args.adapter, progress)),
+            (args.merged, lambda: export.export_merged(args.run_dir, args.merged, progress)),
+            (args.gguf, lambda: export.export_gguf(args.run_dir, args.gguf, args.gguf_type, progress)),
+            (args.preset, lambda: export.export_preset(args.run_dir, args.preset)),
+            (args.trl_config, lambda: export.export_trl_config(args.run_dir, args.trl_config, progress))]
+    jobs = [job for wanted, job in jobs if wanted]
+    if not jobs and not args.accelerate:
+        print("say what to export: --merged DIR, --adapter DIR, --gguf FILE, --preset FILE, --trl-config DIR or "
+              "--accelerate N", file=sys.stderr)
+        return 2
+    try:
+        for job in jobs:
+            print(job().text())
+        if args.accelerate:
+            config, commands = export.accelerate_files(args.run_dir, args.accelerate, args.strategy, args.machines)
+            print(config + "\n" + commands)
+    except export.ExportError as err:
+        print(f"Export failed: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_ui(args) -> int:
     problems = check_exposure(args.host, args.share, args.auth)
     if problems:
@@ -129,7 +174,7 @@ def cmd_ui(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"train": cmd_train, "data": cmd_data, "chat": cmd_chat, None: cmd_ui}
+    commands = {"train": cmd_train, "data": cmd_data, "chat": cmd_chat, "export": cmd_export, None: cmd_ui}
     return commands[args.command](args)
 
 

@@ -472,6 +472,10 @@ def sft_config_kwargs(settings: Settings, plan: dict) -> dict:
         "metric_for_best_model": "eval_loss",
         "greater_is_better": False,
     }
+    if settings.method.finetuning_type in ("lora", "qlora"):
+        # Under several processes (DDP) every adapter weight takes part in every forward pass; telling DDP so saves
+        # it a search of the autograd graph each step.
+        kwargs["ddp_find_unused_parameters"] = False
     if kwargs["load_best_model_at_end"]:
         kwargs["save_steps"] = t.eval_steps  # Trainer requires save steps to be a multiple of eval steps
     return kwargs

@@ -167,7 +167,8 @@ def load_model(path: str, dtype: str = "fp32", trust_remote_code: bool = False, 
     kwargs = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code}
     if quantization_config is not None:
         kwargs["quantization_config"] = quantization_config
-        kwargs["device_map"] = device_map or {"": 0}
+        # 4-bit weights are placed when loaded: on this process's own GPU under torchrun / accelerate launch
+        kwargs["device_map"] = device_map or {"": int(os.environ.get("LOCAL_RANK", "0"))}
     try:
         return AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as err:

@@ -20,6 +20,7 @@ import os
 import threading
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -47,6 +48,48 @@ def new_run_dir(root: Path | None = None, name: str | None = None) -> Path:
     return run_dir
 
 
+# ---------------------------------------------------------------- several processes (torchrun / accelerate launch)
+# Every process trains; only the main one writes the run folder's files, so a preset runs unchanged on N GPUs.
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def shared_run_dir(requested: Path | None = None) -> Path:
+    """The run folder every process writes into: the main process names it and tells the others."""
+    if world_size() == 1 or requested is not None:
+        return requested or new_run_dir()
+    from accelerate.utils import broadcast_object_list
+
+    _partial_state()
+    name = [str(new_run_dir()) if is_main_process() else None]
+    broadcast_object_list(name)
+    return Path(name[0])
+
+
+@contextmanager
+def main_process_first():
+    """The main process fills the tokenisation cache; the others then read it instead of racing to write it."""
+    if world_size() == 1:
+        yield
+        return
+    with _partial_state().main_process_first():
+        yield
+
+
+def _partial_state():
+    """accelerate's view of the process group torchrun / accelerate launch set up. Without a GPU it must be told
+    to use CPU processes (gloo), or it sees a single process."""
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
 def write_json(path: Path, value) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
@@ -67,6 +110,8 @@ class RunLog:
         self.echo = echo
 
     def __call__(self, line: str) -> None:
+        if not is_main_process():
+            return
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(f"[{datetime.now():%H:%M:%S}] {line}\n")
         if self.echo:
@@ -213,7 +258,7 @@ def encode_split(tokenizer, rows: list[dict], assistant_only: bool, cache: bool 
     dataset = Dataset.from_dict(columns)
     if cache:
         try:
-            tmp = folder.with_name(folder.name + ".tmp")
+            tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")  # processes on other machines may race
             dataset.save_to_disk(str(tmp))
             os.replace(tmp, folder)  # atomic: a half-written cache entry is never read
             return Dataset.load_from_disk(str(folder))  # memory-mapped: no second copy of the data in RAM
@@ -236,6 +281,8 @@ def make_callbacks(run_dir: Path, log: RunLog, stop_event: threading.Event | Non
             self.last_time, self.last_tokens = self.started, 0.0
 
         def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero:
+                return
             logs = dict(logs or {})
             if "loss" in logs and not math.isfinite(logs["loss"]):
                 # Raised here so the run ends at once with an explanation instead of training on garbage.
@@ -275,25 +322,29 @@ def make_callbacks(run_dir: Path, log: RunLog, stop_event: threading.Event | Non
 def run_training(settings: Settings, run_dir: Path | None = None, progress: Progress | None = print,
                  stop_event: threading.Event | None = None, resume: bool = False, facts=None) -> dict:
     """Train and return the final status dict. Never raises for a failed run: the status says what went wrong."""
-    run_dir = run_dir or new_run_dir()
+    run_dir = shared_run_dir(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     log = RunLog(run_dir, progress)
     status = {"status": "running", "started": datetime.now().isoformat(timespec="seconds"), "pid": os.getpid(),
               "run_dir": str(run_dir)}
-    write_json(run_dir / "status.json", status)
+    if world_size() > 1:
+        status["processes"] = world_size()
+    write_status = write_json if is_main_process() else (lambda path, value: None)
+    write_status(run_dir / "status.json", status)
     started = time.perf_counter()
     try:
         result = _train(settings, run_dir, log, stop_event, resume, facts)
         status.update(result)
         status["status"] = "stopped" if stop_event is not None and stop_event.is_set() else "finished"
     except Exception as err:  # a failed run must never take the caller (the UI server) down with it
-        (run_dir / "log.txt").open("a", encoding="utf-8").write(traceback.format_exc())
+        with (run_dir / f"log{'' if is_main_process() else '-rank' + os.environ['RANK']}.txt").open("a", encoding="utf-8") as f:
+            f.write(traceback.format_exc())
         status.update(status="failed", error=f"{type(err).__name__}: {err}", advice=explain_error(err))
         log(f"Run failed: {status['error']}. {status['advice']}")
     finally:
         status["wall_time_s"] = round(time.perf_counter() - started, 1)
         status["finished"] = datetime.now().isoformat(timespec="seconds")
-        write_json(run_dir / "status.json", status)
+        write_status(run_dir / "status.json", status)
         _free_memory()
     return status
 
@@ -328,13 +379,15 @@ def _train(settings: Settings, run_dir: Path, log: RunLog, stop_event, resume: b
     heavy.ensure_imported()
     from .config import to_bnb_config, to_lora_config, to_sft_config
 
-    # 1. Everything a reader needs, written before any model is loaded.
-    write_json(run_dir / "preset.json", preset_dict(settings, description=f"Settings of run {run_dir.name}"))
+    # 1. Everything a reader needs, written before any model is loaded (by the main process only).
+    main = is_main_process()
+    write = write_json if main else (lambda path, value: None)
+    write(run_dir / "preset.json", preset_dict(settings, description=f"Settings of run {run_dir.name}"))
     facts = facts or hardware.detect()
     model_path = models.resolve_model_path(settings.model.model_name_or_path, log)
     plan = hardware.plan(facts, settings.training.precision, settings.training.gradient_checkpointing,
                          estimated_gb=_estimated_memory_gb(settings, model_path, facts))
-    write_json(run_dir / "plan.json", plan)
+    write(run_dir / "plan.json", plan)
     log(f"Hardware: {plan['hardware']}")
     log(f"Precision {plan['precision']}: {plan['precision_reason']}")
     log(f"Gradient checkpointing {'on' if plan['gradient_checkpointing'] else 'off'}: "
@@ -346,10 +399,11 @@ def _train(settings: Settings, run_dir: Path, log: RunLog, stop_event, resume: b
         raise ValueError("no usable data: " + "; ".join(f"{w}: {m}" for w, m in problems[:5]))
     if problems:
         log(f"Dropped {prepared.dropped} rows with problems (first: {problems[0][0]}: {problems[0][1]})")
-    (run_dir / "data").mkdir(exist_ok=True)
-    for name, rows in (("train", prepared.train), ("validation", prepared.validation), ("test", prepared.test)):
-        write_jsonl(run_dir / "data" / f"{name}.jsonl", rows)
-    (run_dir / "metrics.jsonl").touch()
+    if main:  # every process splits the same way (same seed); one writes it down
+        (run_dir / "data").mkdir(exist_ok=True)
+        for name, rows in (("train", prepared.train), ("validation", prepared.validation), ("test", prepared.test)):
+            write_jsonl(run_dir / "data" / f"{name}.jsonl", rows)
+        (run_dir / "metrics.jsonl").touch()
     log(f"Data: {prepared.format}, {len(prepared.train)} train / {len(prepared.validation)} validation / "
         f"{len(prepared.test)} test rows")
 
@@ -361,8 +415,9 @@ def _train(settings: Settings, run_dir: Path, log: RunLog, stop_event, resume: b
             raise ValueError(why)
     tokenizer = models.load_tokenizer(model_path, settings.model.trust_remote_code)
     assistant_only = settings.training.assistant_only_loss
-    train_ds = encode_split(tokenizer, prepared.train, assistant_only)
-    eval_ds = encode_split(tokenizer, prepared.validation, assistant_only) if prepared.validation else None
+    with main_process_first():
+        train_ds = encode_split(tokenizer, prepared.train, assistant_only)
+        eval_ds = encode_split(tokenizer, prepared.validation, assistant_only) if prepared.validation else None
     model = models.load_model(model_path, weights_dtype(plan["precision"], method), settings.model.trust_remote_code,
                               quantization_config=to_bnb_config(settings, plan))
     if method == "freeze":
@@ -386,15 +441,16 @@ def _train(settings: Settings, run_dir: Path, log: RunLog, stop_event, resume: b
     trainable, total = models.count_parameters(trainer.model)
     log(f"Training {trainable:,} of {total:,} parameters ({100 * trainable / total:.2f}%), method {method}")
     checkpoint = _last_checkpoint(run_dir) if resume else None
-    if checkpoint:
+    if checkpoint and main:
         trim_metrics(run_dir, int(checkpoint.rsplit("-", 1)[-1]))
         log(f"Resuming from {Path(checkpoint).name}")
     output = trainer.train(resume_from_checkpoint=checkpoint)
 
     # 4. Save the result and the figures a reader wants first.
     target = run_dir / ("adapter" if method in ("lora", "qlora") else "model")
-    trainer.save_model(str(target))
-    tokenizer.save_pretrained(str(target))
+    trainer.save_model(str(target))  # every process takes part (ZeRO-3 / FSDP gather the shards); main writes
+    if main:
+        tokenizer.save_pretrained(str(target))
     log(f"Saved {target.name} to {target}")
     history = trainer.state.log_history
     train_losses = [h["loss"] for h in history if "loss" in h]
