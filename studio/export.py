@@ -664,3 +664,81 @@ def accelerate_files(run_dir: str | Path, num_gpus: int, strategy: str = "zero2"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return text, "\n".join(lines)
+
+
+# ---------------------------------------------------------------- what the Export tab calls
+
+def default_export_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "export"
+
+
+def export_selected(run_dir: str | Path, out_dir: str | Path | None, adapter: bool, merged: bool, gguf: bool,
+                    gguf_type: str = "Q8_0", progress: Progress = _quiet) -> tuple[list[ExportResult], list[str]]:
+    """Run the chosen exports into out_dir (default: the run's export/ folder). One failing export does not stop
+    the others: (results, problems) says what was written and what was not, and why."""
+    if not run_dir or not (Path(run_dir) / "preset.json").exists():
+        return [], ["Pick a finished run first."]
+    out = Path(out_dir) if out_dir else default_export_dir(run_dir)
+    chosen = [(adapter, "adapter", lambda p: export_adapter(run_dir, out / "adapter", p)),
+              (merged, "merged model", lambda p: export_merged(run_dir, out / "merged", p)),
+              (gguf, f"GGUF {gguf_type}",
+               lambda p: export_gguf(run_dir, out / f"{Path(run_dir).name}-{gguf_type}.gguf", gguf_type, p))]
+    chosen = [(name, job) for wanted, name, job in chosen if wanted]
+    if not chosen:
+        return [], ["Choose at least one of: adapter, merged model, GGUF."]
+    results, problems = [], []
+    for i, (name, job) in enumerate(chosen):
+        def step(fraction: float, message: str, i=i, name=name) -> None:
+            progress((i + fraction) / len(chosen), f"{name}: {message}")
+        try:
+            results.append(job(step))
+        except ExportError as err:
+            problems.append(f"{name}: {err}")
+        except Exception as err:  # noqa: BLE001 - an export failure is a message, never a crashed tab
+            problems.append(f"{name} failed: {type(err).__name__}: {err}")
+    return results, problems
+
+
+def push_to_hub(folder: str | Path, repo_id: str, token: str | None = None, private: bool = True) -> str:
+    """Upload an exported folder to the Hugging Face Hub. Needs internet and a write token."""
+    folder = Path(folder)
+    if not repo_id or "/" not in repo_id:
+        raise ExportError("the repository id looks like user-or-org/model-name")
+    if not (folder / MARKER).exists():
+        raise ExportError(f"{folder} is not an export yet: export the merged model or adapter first")
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token or None)
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message="Fine-tuning Studio export")
+    except Exception as err:  # noqa: BLE001 - offline, bad token, no permission: all become one plain message
+        reason = "this machine cannot reach the Hugging Face Hub (offline?)" if _is_network_error(err) else \
+            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        raise ExportError(f"Could not push to {repo_id}: {reason}. The export stays in {folder}.") from err
+    return f"Pushed {folder.name} to https://huggingface.co/{repo_id} ({getattr(commit, 'oid', '')[:8]})"
+
+
+def _is_network_error(err: Exception) -> bool:
+    names = {type(e).__name__ for e in (err, err.__cause__, err.__context__) if e is not None}
+    return bool(names & {"OfflineModeIsEnabled", "ConnectionError", "ConnectTimeout", "ConnectError",
+                         "LocalEntryNotFoundError", "MaxRetryError", "NewConnectionError"}) \
+        or "offline" in str(err).lower() or "connect" in str(err).lower()
+
+
+def run_summary(run_dir: str | Path) -> str:
+    """One paragraph about a run for the Export tab: what it trained and what can be exported from it."""
+    try:
+        preset, status = run_preset(run_dir), run_status(run_dir)
+    except (ExportError, OSError, json.JSONDecodeError) as err:
+        return str(err)
+    method = preset["settings"]["method"]["finetuning_type"]
+    try:
+        kind, _ = trained_weights(run_dir)
+        can = "adapter, merged model, GGUF" if kind == "adapter" else "merged model, GGUF (a full run has no adapter)"
+    except ExportError as err:
+        can = f"nothing yet ({err})"
+    loss = status.get("final_train_loss")
+    return (f"**{Path(run_dir).name}**: {status.get('status', '?')}, method {method}, "
+            f"{status.get('global_step', '?')} steps"
+            + (f", final train loss {loss:.4f}" if isinstance(loss, float) else "") + f". Can export: {can}.")

@@ -167,15 +167,9 @@ def test_chat_tab_fills_both_panes(browser, app_url, artifacts, tiny_model_dir):
     page.close()
 
 
-@pytest.mark.slow
-def test_quickstart_run_shows_the_new_identity_side_by_side(browser, app_url, artifacts):
-    """The quickstart preset, shortened to 40 steps (~2 min here), then the Chat tab: the tuned pane introduces
-    itself as Lumen, the base pane does not."""
-    import os
-    from pathlib import Path
-
-    from playwright.sync_api import expect
-
+@pytest.fixture(scope="module")
+def quickstart_run(app_url):
+    """The quickstart preset, shortened to 40 steps (~2 min here), trained into the app's runs folder."""
     from studio import config, train
 
     settings, _, problems = config.load_preset(Path(__file__).resolve().parent.parent / "presets/quickstart-cpu.json")
@@ -183,7 +177,15 @@ def test_quickstart_run_shows_the_new_identity_side_by_side(browser, app_url, ar
     assert not problems
     run = Path(os.environ["STUDIO_RUNS"]) / "quickstart-40"
     assert train.run_training(settings, run, progress=None)["status"] == "finished"
+    return run
 
+
+@pytest.mark.slow
+def test_quickstart_run_shows_the_new_identity_side_by_side(browser, app_url, artifacts, quickstart_run):
+    """The Chat tab on the quickstart run: the tuned pane introduces itself as Lumen, the base pane does not."""
+    from playwright.sync_api import expect
+
+    run = quickstart_run
     page = open_page(browser, app_url, "en-US")
     page.get_by_role("tab", name="Chat").click()
     page.get_by_label("Tuned run").fill(str(run))
@@ -196,4 +198,37 @@ def test_quickstart_run_shows_the_new_identity_side_by_side(browser, app_url, ar
     base, tuned = bubbles.nth(0).inner_text(), bubbles.nth(1).inner_text()
     page.screenshot(path=str(artifacts / "chat-quickstart-identity-en-US.png"), full_page=True)
     assert "Lumen" in tuned and "Lumen" not in base, (base, tuned)
+    page.close()
+
+
+@pytest.mark.slow
+def test_export_merged_model_and_preset_from_the_quickstart_run(browser, app_url, artifacts, quickstart_run, tmp_path):
+    """In Chinese: pick the run, export the merged model (checked by reloading it), download its preset."""
+    from playwright.sync_api import expect
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from studio import export
+
+    page = open_page(browser, app_url, "zh-CN")
+    page.get_by_role("tab", name="导出").click()
+    run_box = page.locator("#export-run input")
+    run_box.fill(str(quickstart_run))
+    run_box.press("Enter")
+    expect(page.locator("body")).to_contain_text("quickstart-40", timeout=30000)
+    download = page.locator("#export-preset")
+    expect(download).to_be_visible(timeout=30000)
+    with page.expect_download() as download_info:
+        download.click()
+    saved = tmp_path / "preset.json"
+    download_info.value.save_as(saved)
+    assert json.loads(saved.read_text()) == json.loads((quickstart_run / "preset.json").read_text())
+
+    page.get_by_role("button", name="导出并检查").click()
+    result = page.locator("#export-result")
+    expect(result).to_contain_text("reloaded with AutoModelForCausalLM", timeout=240000)
+    page.screenshot(path=str(artifacts / "export-tab-zh-CN.png"), full_page=True)
+    merged = quickstart_run / "export" / "merged"
+    model = AutoModelForCausalLM.from_pretrained(merged)  # plain transformers, no PEFT, no studio
+    _, answer = export.check_answer(model, AutoTokenizer.from_pretrained(merged))
+    assert "Lumen" in answer and answer in result.inner_text(), answer
     page.close()

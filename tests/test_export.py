@@ -247,3 +247,25 @@ def test_two_processes_under_torchrun_train_one_run_with_one_adapter(tiny_model_
     epochs = [json.loads(line)["epoch"] for line in (runs[0] / "metrics.jsonl").read_text().splitlines()]
     assert max(epochs) == pytest.approx(4 / 21.5, abs=0.01)
     assert done.stdout.count("Run folder:") == 1
+
+
+def test_push_to_hub_reports_offline_plainly_and_uploads_when_reachable(lora_run, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    export.export_adapter(lora_run, tmp_path / "adapter")
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Failed to establish a new connection: [Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", offline)
+    with pytest.raises(export.ExportError, match="cannot reach the Hugging Face Hub.*stays in"):
+        export.push_to_hub(tmp_path / "adapter", "me/lumen", "hf_token")
+    uploaded = {}
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, repo_id, **kw: uploaded.update(kw))
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder",
+                        lambda self, **kw: uploaded.update(kw) or type("Commit", (), {"oid": "abcdef123456"})())
+    message = export.push_to_hub(tmp_path / "adapter", "me/lumen", "hf_token", private=True)
+    assert message.startswith("Pushed adapter to https://huggingface.co/me/lumen (abcdef12)")
+    assert uploaded["private"] is True and uploaded["folder_path"] == str(tmp_path / "adapter")
+    with pytest.raises(export.ExportError, match="not an export yet"):
+        export.push_to_hub(lora_run, "me/lumen")

@@ -17,7 +17,7 @@ def test_every_tab_event_has_an_api_name(client):
     expected = {"/load_data", "/search_data", "/page_data", "/show_row", "/use_recommended_cutoff",
                 "/use_recommended_split", "/use_upload", "/check_settings", "/export_preset", "/import_preset",
                 "/start_training", "/stop_training", "/poll_training", "/list_runs", "/chat", "/show_export",
-                "/hardware", "/advice", "/reset_to_recommended", "/estimate_time", "/load_shipped_preset",
+                "/hardware", "/export_files", "/trl_config", "/accelerate", "/push_to_hub", "/advice", "/reset_to_recommended", "/estimate_time", "/load_shipped_preset",
                 "/clear_chat", "/held_out_answers", "/evaluate", "/load_run"}
     assert expected <= names, expected - names
 
@@ -148,3 +148,30 @@ def test_held_out_answers_and_evaluation(client, chat_run):
     scores, note = client.predict(chat_run, api_name="/evaluate")
     assert [row[0] for row in scores["data"]] == ["answer loss", "perplexity", "ROUGE-L", "BLEU"]
     assert "evaluation.json" in note
+
+
+def test_export_tab_through_the_client(client, tiny_model_dir):
+    """Adapter, merged model and GGUF with their checks, the TRL config and an accelerate config, from one run."""
+    import os
+    from pathlib import Path
+
+    from studio import train
+    from tests.test_train import tiny_settings
+
+    run = Path(os.environ["STUDIO_RUNS"]) / "client-export"
+    assert train.run_training(tiny_settings(tiny_model_dir), run, progress=None)["status"] == "finished"
+    summary, commands, preset, _ = client.predict(str(run), api_name="/show_export")
+    assert "client-export" in summary and "adapter, merged model, GGUF" in summary
+    assert "launch.py export" in commands and '"studio_preset": 1' in preset
+    text = client.predict(str(run), "", True, True, True, "F16", api_name="/export_files")
+    assert "adapter:" in text and "merged:" in text and "greedy answer identical" in text, text
+    assert (run / "export" / "merged" / "model.safetensors").exists()
+    assert (run / "export" / "client-export-F16.gguf").exists()
+    yaml_text, _ = client.predict(str(run), "", api_name="/trl_config")
+    assert "trl sft --config" in yaml_text and "use_peft: true" in yaml_text
+    config_text, launch, _ = client.predict(str(run), 4, 1, "zero3", api_name="/accelerate")
+    assert "zero_stage: 3" in config_text and "accelerate launch --config_file" in launch
+    refused = client.predict(str(run), "", "not-a-repo", "", True, api_name="/push_to_hub")
+    assert refused.startswith("⚠️") and "user-or-org/model-name" in refused
+    nothing = client.predict(str(run), "", False, False, False, "F16", api_name="/export_files")
+    assert "Choose at least one" in nothing

@@ -1,4 +1,5 @@
-"""Export tab: a run's preset and the commands that repeat it without the studio."""
+"""Export tab: model files (adapter, merged model, GGUF) with a progress bar and a reload check, push to the hub,
+the run's preset and the commands / configs that repeat it without the studio (headless, `trl sft`, N GPUs)."""
 
 from __future__ import annotations
 
@@ -12,17 +13,105 @@ from ..train import list_runs
 from .text import t
 
 
-def show_export(run_dir: str):
+def run_choices() -> list[str]:
+    return [r["run_dir"] for r in list_runs() if r.get("status") in ("finished", "stopped")]
+
+
+def show_run(run_dir: str):
+    """Summary, repeat commands, preset text and preset download for the chosen run."""
     if not run_dir or not (Path(run_dir) / "preset.json").exists():
-        return "Pick a run first.", ""
-    preset = json.loads((Path(run_dir) / "preset.json").read_text(encoding="utf-8"))
-    return export.headless_commands(run_dir), json.dumps(preset, indent=2, ensure_ascii=False)
+        return "Pick a finished run.", "", "", gr.update(value=None, visible=False)
+    preset = Path(run_dir) / "preset.json"
+    text = json.dumps(json.loads(preset.read_text(encoding="utf-8")), indent=2, ensure_ascii=False)
+    return (export.run_summary(run_dir), export.headless_commands(run_dir), text,
+            gr.update(value=str(preset), visible=True))
+
+
+def export_files(run_dir: str, out_dir: str, adapter: bool, merged: bool, gguf: bool, gguf_type: str,
+                 progress=gr.Progress()):
+    results, problems = export.export_selected(run_dir, out_dir.strip() or None, adapter, merged, gguf, gguf_type,
+                                               progress=lambda f, m: progress(f, desc=m))
+    lines = [f"```\n{r.text()}\n```" for r in results] + [f"⚠️ {p}" for p in problems]
+    return "\n\n".join(lines) or "Nothing exported."
+
+
+def push(run_dir: str, out_dir: str, repo_id: str, token: str, private: bool) -> str:
+    folder = Path(out_dir.strip() or export.default_export_dir(run_dir or "."))
+    folder = folder / "merged" if (folder / "merged").exists() else folder / "adapter"
+    try:
+        return export.push_to_hub(folder, repo_id.strip(), token.strip() or None, private)
+    except export.ExportError as err:
+        return f"⚠️ {err}"
+
+
+def trl_config(run_dir: str, out_dir: str):
+    target = Path(out_dir.strip() or export.default_export_dir(run_dir or ".")) / "trl"
+    try:
+        result = export.export_trl_config(run_dir, target)
+    except (export.ExportError, OSError) as err:
+        return f"⚠️ {err}", gr.update(value=None, visible=False)
+    return Path(result.path).read_text(encoding="utf-8"), gr.update(value=result.path, visible=True)
+
+
+def accelerate(run_dir: str, gpus: float, machines: float, strategy: str):
+    try:
+        text, commands = export.accelerate_files(run_dir, int(gpus), strategy, int(machines))
+    except (export.ExportError, OSError) as err:
+        return f"# {err}", "", gr.update(value=None, visible=False)
+    name = f"accelerate-{strategy}-{int(gpus)}x{int(machines)}.yaml"
+    return text, commands, gr.update(value=str(export.default_export_dir(run_dir) / name), visible=True)
 
 
 def build() -> None:
-    run = gr.Dropdown(choices=[r["run_dir"] for r in list_runs()], label=t("export.run"), allow_custom_value=True)
-    show = gr.Button(t("export.show"), variant="primary")
+    with gr.Row():
+        run = gr.Dropdown(choices=run_choices(), label=t("export.run"), allow_custom_value=True, scale=4,
+                          elem_id="export-run")
+        refresh = gr.Button(t("export.refresh"), scale=1)
+    summary = gr.Markdown()
+    gr.Markdown(t("export.files_title"))
+    out_dir = gr.Textbox(label=t("export.out_dir"), placeholder="RUN/export")
+    with gr.Row():
+        adapter = gr.Checkbox(label=t("export.adapter"), value=False)
+        merged = gr.Checkbox(label=t("export.merged"), value=True)
+        gguf = gr.Checkbox(label=t("export.gguf"), value=False)
+        gguf_type = gr.Radio(["Q8_0", "F16"], value="Q8_0", label=t("export.gguf_type"))
+    go = gr.Button(t("export.go"), variant="primary", elem_id="export-go")
+    result = gr.Markdown(elem_id="export-result")
+    with gr.Accordion(t("export.hub"), open=False):
+        with gr.Row():
+            repo = gr.Textbox(label=t("export.repo"), placeholder="user/model-name")
+            token = gr.Textbox(label=t("export.token"), type="password")
+            private = gr.Checkbox(label=t("export.private"), value=True)
+        push_button = gr.Button(t("export.push"))
+        push_status = gr.Markdown()
+    gr.Markdown(t("export.repeat_title"))
     commands = gr.Code(label=t("export.commands"), language="shell")
-    preset = gr.Code(label=t("export.preset"), language="json")
-    show.click(show_export, run, [commands, preset], api_name="show_export")
-    run.focus(lambda: gr.update(choices=[r["run_dir"] for r in list_runs()]), None, run, api_name="export_runs")
+    with gr.Row():
+        preset = gr.Code(label=t("export.preset"), language="json", max_lines=16)
+        download_preset = gr.DownloadButton(t("export.download_preset"), visible=False, elem_id="export-preset")
+    trl_button = gr.Button(t("export.trl"))
+    with gr.Row():
+        trl_yaml = gr.Code(label="sft.yaml", language="yaml")
+        trl_file = gr.DownloadButton("sft.yaml", visible=False)
+    gr.Markdown(t("export.gpus_title"))
+    with gr.Row():
+        gpus = gr.Number(value=2, minimum=1, maximum=64, precision=0, label=t("export.gpus"))
+        machines = gr.Number(value=1, minimum=1, maximum=64, precision=0, label=t("export.machines"))
+        strategy = gr.Radio(list(export.STRATEGIES), value="zero2", label=t("export.strategy"),
+                            info="ddp: each GPU holds the whole model · zero2: optimizer + gradients sharded · "
+                                 "zero3 / fsdp: weights sharded too (largest models)")
+    accelerate_button = gr.Button(t("export.accelerate"))
+    with gr.Row():
+        accelerate_yaml = gr.Code(label="accelerate config", language="yaml")
+        accelerate_file = gr.DownloadButton("accelerate.yaml", visible=False)
+    launch_commands = gr.Code(label=t("export.launch"), language="shell")
+
+    shown = [summary, commands, preset, download_preset]
+    run.change(show_run, run, shown, api_name="show_export")
+    refresh.click(lambda: gr.update(choices=run_choices()), None, run, api_name="export_runs")
+    run.focus(lambda: gr.update(choices=run_choices()), None, run)
+    go.click(export_files, [run, out_dir, adapter, merged, gguf, gguf_type], result, api_name="export_files")
+    push_button.click(push, [run, out_dir, repo, token, private], push_status, api_name="push_to_hub")
+    trl_button.click(trl_config, [run, out_dir], [trl_yaml, trl_file], api_name="trl_config")
+    accelerate_button.click(accelerate, [run, gpus, machines, strategy], [accelerate_yaml, launch_commands,
+                                                                           accelerate_file], api_name="accelerate")
