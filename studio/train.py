@@ -440,6 +440,8 @@ def _train(settings: Settings, run_dir: Path, log: RunLog, stop_event, resume: b
     trainer.remove_callback(PrinterCallback)
     trainable, total = models.count_parameters(trainer.model)
     log(f"Training {trainable:,} of {total:,} parameters ({100 * trainable / total:.2f}%), method {method}")
+    if world_size() > 1:
+        log(f"{world_size()} processes, distributed as {trainer.accelerator.distributed_type.value}")
     checkpoint = _last_checkpoint(run_dir) if resume else None
     if checkpoint and main:
         trim_metrics(run_dir, int(checkpoint.rsplit("-", 1)[-1]))

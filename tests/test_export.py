@@ -226,14 +226,31 @@ def test_cli_export_writes_what_it_is_asked_for(lora_run, tmp_path, capsys):
     assert launch.main(["export", str(lora_run)]) == 2
 
 
-def test_two_processes_under_torchrun_train_one_run_with_one_adapter(tiny_model_dir, tmp_path):
-    """The preset runs unchanged under torchrun: two CPU processes (gloo) share the data and write one run."""
+def cpu_accelerate_config(run_dir, path):
+    """The Export tab's 2-GPU FSDP config with `use_cpu` on. accelerate then starts two processes with torchrun,
+    which train as plain CPU data-parallel (gloo): FSDP and ZeRO themselves are applied only on GPUs. (A MULTI_CPU
+    config would instead need mpirun for more than one process.)"""
+    import yaml
+
+    settings = export.accelerate_config(run_dir, 2, "fsdp")
+    path.write_text(yaml.safe_dump({**settings, "use_cpu": True}))
+    return path
+
+
+@pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
+def test_two_processes_train_one_run_with_one_adapter(tiny_model_dir, lora_run, tmp_path, launcher):
+    """The preset runs unchanged under torchrun and accelerate launch: two CPU processes (gloo) share the data
+    and write one run."""
     preset = tmp_path / "tiny.json"
     config.save_preset(tiny_settings(tiny_model_dir), preset)
     env = {**os.environ, "STUDIO_RUNS": str(tmp_path / "runs"), "OMP_NUM_THREADS": "1"}
-    torchrun = Path(sys.executable).with_name("torchrun")
-    done = subprocess.run([str(torchrun), "--nproc_per_node", "2", str(ROOT / "launch.py"), "train", "--preset",
-                           str(preset)], capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    if launcher == "torchrun":
+        command = [str(Path(sys.executable).with_name("torchrun")), "--nproc_per_node", "2"]
+    else:
+        command = [str(Path(sys.executable).with_name("accelerate")), "launch", "--config_file",
+                   str(cpu_accelerate_config(lora_run, tmp_path / "accelerate.yaml"))]
+    done = subprocess.run(command + [str(ROOT / "launch.py"), "train", "--preset", str(preset)],
+                          capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     runs = list((tmp_path / "runs").iterdir())
     assert len(runs) == 1, runs  # both processes agreed on one folder
@@ -246,7 +263,7 @@ def test_two_processes_under_torchrun_train_one_run_with_one_adapter(tiny_model_
     # Two processes x batch 4 per step: an epoch of 172 rows takes 21.5 steps, not 43.
     epochs = [json.loads(line)["epoch"] for line in (runs[0] / "metrics.jsonl").read_text().splitlines()]
     assert max(epochs) == pytest.approx(4 / 21.5, abs=0.01)
-    assert done.stdout.count("Run folder:") == 1
+    assert done.stdout.count("Run folder:") == 1 and "2 processes, distributed as MULTI_CPU" in done.stdout
 
 
 def test_push_to_hub_reports_offline_plainly_and_uploads_when_reachable(lora_run, tmp_path, monkeypatch):
@@ -269,3 +286,17 @@ def test_push_to_hub_reports_offline_plainly_and_uploads_when_reachable(lora_run
     assert uploaded["private"] is True and uploaded["folder_path"] == str(tmp_path / "adapter")
     with pytest.raises(export.ExportError, match="not an export yet"):
         export.push_to_hub(lora_run, "me/lumen")
+
+
+def test_full_run_exports_its_own_weights_and_has_no_adapter(tiny_model_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    run = tmp_path / "full"
+    status = train.run_training(tiny_settings(tiny_model_dir, "finetuning_type=full", "max_steps=2"), run, progress=None)
+    assert status["status"] == "finished", status
+    with pytest.raises(export.ExportError, match="no adapter"):
+        export.export_adapter(run, tmp_path / "adapter")
+    export.export_merged(run, tmp_path / "merged")
+    saved, trained = load_file(tmp_path / "merged" / "model.safetensors"), load_file(run / "model" / "model.safetensors")
+    assert saved.keys() == trained.keys() and all(torch.equal(saved[k], trained[k]) for k in saved)
+    assert "method: full" in (tmp_path / "merged" / "README.md").read_text()
