@@ -466,6 +466,8 @@ def sft_config_kwargs(settings: Settings, plan: dict) -> dict:
         "per_device_eval_batch_size": t.per_device_train_batch_size,
         "save_strategy": "steps",
         "report_to": "none",
+        # Evaluation needs only the loss: without this, Trainer also gathers every token's log-probability.
+        "prediction_loss_only": True,
         "dataloader_pin_memory": plan["device"] == "cuda",
         # Early stopping needs the best checkpoint tracked.
         "load_best_model_at_end": has_eval and t.early_stopping_patience > 0,

@@ -425,13 +425,14 @@ def _train(settings: Settings, run_dir: Path, log: RunLog, stop_event, resume: b
 
     # 3. Train.
     from transformers import EarlyStoppingCallback
-    from trl import SFTTrainer
+
+    from .lean import LeanSFTTrainer
 
     args = to_sft_config(settings, plan, str(run_dir / "checkpoints"))
     callbacks = make_callbacks(run_dir, log, stop_event)
     if eval_ds is not None and settings.training.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(settings.training.early_stopping_patience))
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+    trainer = LeanSFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                          processing_class=tokenizer, peft_config=to_lora_config(settings), callbacks=callbacks)
     # Our MetricsCallback prints one readable line per log; the stock progress bar and dict printer only add noise.
     from transformers.trainer_callback import PrinterCallback, ProgressCallback

@@ -1,0 +1,89 @@
+"""The studio's lean LM head gives TRL's losses and gradients while skipping logging-only work."""
+
+import pytest
+import torch
+
+from studio import config, train
+from studio.config import Settings
+
+
+def trainer_pair(tiny_model_dir, tmp_path, lean: bool, **extra):
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from studio.lean import LeanSFTTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    rows = [{"messages": [{"role": "user", "content": f"question {i} " * (1 + i % 5)},
+                          {"role": "assistant", "content": f"answer {i} " * (1 + i % 7)}]} for i in range(16)]
+    dataset = train.encode_split(tokenizer, rows, assistant_only=True, cache=False)
+    torch.manual_seed(0)
+    cls = LeanSFTTrainer if lean else SFTTrainer
+    args = SFTConfig(output_dir=str(tmp_path / ("lean" if lean else "trl")), max_steps=3, learning_rate=0.01,
+                     per_device_train_batch_size=4, logging_steps=1, report_to="none", use_cpu=True, bf16=False,
+                     save_strategy="no", seed=0, **extra)
+    return cls(model=AutoModelForCausalLM.from_pretrained(tiny_model_dir), args=args, train_dataset=dataset,
+               processing_class=tokenizer, peft_config=LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0,
+                                                                  target_modules="all-linear", task_type="CAUSAL_LM"))
+
+
+def lora_state(trainer):
+    return {k: v.detach().clone() for k, v in trainer.model.state_dict().items() if "lora_" in k}
+
+
+def test_lean_head_trains_exactly_like_trls(tiny_model_dir, tmp_path):
+    results = {}
+    for lean in (False, True):
+        trainer = trainer_pair(tiny_model_dir, tmp_path, lean)
+        assert getattr(trainer, "lean", False) == lean
+        trainer.train()
+        losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+        results[lean] = (losses, lora_state(trainer), trainer._total_train_tokens)
+    (trl_losses, trl_weights, trl_tokens), (lean_losses, lean_weights, lean_tokens) = results[False], results[True]
+    assert len(lean_losses) == 3 and lean_losses == pytest.approx(trl_losses, rel=1e-5)
+    assert lean_tokens == trl_tokens
+    for name, value in trl_weights.items():
+        torch.testing.assert_close(lean_weights[name], value, atol=1e-6, rtol=1e-5)
+
+
+def test_lean_head_scores_only_labelled_positions(tiny_model_dir, tmp_path, monkeypatch):
+    """Prompt and padding positions never reach the vocabulary projection (TRL scores them all off CUDA)."""
+    from studio import lean
+
+    trainer = trainer_pair(tiny_model_dir, tmp_path, lean=True)
+    scored, original = [], lean.ChunkedLogProbFunction.apply
+
+    def counting(hidden, *args):
+        scored.append(hidden.shape[0])
+        return original(hidden, *args)
+
+    monkeypatch.setattr(lean.ChunkedLogProbFunction, "apply", counting)
+    batch = next(iter(trainer.get_train_dataloader()))
+    trainer.compute_loss(trainer.model, dict(batch))
+    labelled = int((batch["labels"][:, 1:] != -100).sum())
+    assert scored == [labelled] and labelled < batch["input_ids"].numel() // 2
+
+
+def test_lean_head_steps_aside_where_trl_must_handle_the_loss(tiny_model_dir, tmp_path):
+    assert not trainer_pair(tiny_model_dir, tmp_path, lean=True, loss_type="dft").lean
+    assert not trainer_pair(tiny_model_dir, tmp_path, lean=True, label_smoothing_factor=0.1).lean
+
+
+def test_generation_is_untouched_by_the_lean_head(tiny_model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    trainer = trainer_pair(tiny_model_dir, tmp_path, lean=True)
+    ids = torch.tensor([[1, 5, 9, 12]])
+    with torch.no_grad():
+        with trainer.model.disable_adapter():
+            logits = trainer.model(input_ids=ids).logits
+        plain = AutoModelForCausalLM.from_pretrained(tiny_model_dir)(input_ids=ids).logits
+    torch.testing.assert_close(logits, plain)
+
+
+def test_studio_evaluation_asks_for_the_loss_only(tiny_model_dir):
+    settings, problems = config.apply_overrides(Settings(), [f"model_name_or_path={tiny_model_dir}"])
+    plan = {"precision": "fp32", "gradient_checkpointing": False, "device": "cpu"}
+    assert config.sft_config_kwargs(settings, plan)["prediction_loss_only"] is True
