@@ -211,13 +211,14 @@ def rule_validation_share(s: Situation) -> list[Advice]:
 
 def rule_packing(s: Situation) -> list[Advice]:
     packing = s.settings.training.packing
-    flash = s.facts is not None and getattr(s.facts, "device", "cpu") == "cuda"
-    if packing and not flash:
-        return [Advice("warning", "packing", "Packing on this device would let packed conversations attend to each "
-                       "other (no flash-attention varlen kernel here); it teaches the model to mix topics.", False)]
-    if packing and (s.multi_turn_share or 0) > 0.3:
-        return [Advice("info", "packing", "Much of the data is multi-turn chat: packing saves little there and "
-                       "splits conversations across blocks.", False)]
+    flash = s.facts is not None and getattr(s.facts, "flash_attention", False)
+    if packing == "on" and not flash:
+        return [Advice("warning", "packing", "Packing needs flash-attention (CUDA with flash-attn installed); here "
+                       "packed conversations would attend to each other, so the run keeps it off. 'auto' decides "
+                       "this for you.", "auto")]
+    if packing == "off" and flash:
+        return [Advice("info", "packing", "This GPU has flash-attention: packing ('auto') removes all padding and "
+                       "is usually the fastest choice.", "auto")]
     return []
 
 
@@ -268,7 +269,7 @@ def recommended_values(situation: Situation) -> dict:
     values = {
         "learning_rate": suggested_learning_rate(s.method.finetuning_type, situation.parameters, situation.rows),
         "num_train_epochs": suggested_epochs(situation.rows),
-        "r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "packing": False, "precision": "auto",
+        "r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "packing": "auto", "precision": "auto",
         "gradient_checkpointing": "auto", "per_device_train_batch_size": 4, "gradient_accumulation_steps": 4,
     }
     if situation.recommended_cutoff:

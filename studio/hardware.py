@@ -23,6 +23,7 @@ class HardwareFacts:
     free_memory_gb: float = 0.0
     device_count: int = 1
     bitsandbytes_cuda: bool = False
+    flash_attention: bool = False  # flash-attn importable on an Ampere-or-newer GPU: varlen kernels for packing
 
     @property
     def cpu_native_bf16(self) -> bool:
@@ -81,10 +82,30 @@ def detect() -> HardwareFacts:
             free_memory_gb=free / 1024**3,
             device_count=torch.cuda.device_count(),
             bitsandbytes_cuda=_bitsandbytes_usable(),
+            flash_attention=torch.cuda.get_device_capability(0) >= (8, 0) and _flash_attention_installed(),
         )
     total, free = _ram_gb()
     return HardwareFacts(device="cpu", device_name="CPU", cpu_flags=_cpu_flags(), cpu_count=cpu_count,
                          total_memory_gb=total, free_memory_gb=free)
+
+
+def _flash_attention_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("flash_attn") is not None
+
+
+def choose_packing(facts: HardwareFacts, requested: str = "auto") -> tuple[bool, str]:
+    """Padding-free packing is correct only where the attention kernel keeps packed conversations apart (flash-
+    attention's varlen path); with SDPA or eager attention they would attend to each other."""
+    if requested == "off":
+        return False, "set by you; batches are grouped by length to keep padding low"
+    if facts.flash_attention:
+        return True, ("set by you" if requested == "on" else
+                      "flash-attention keeps packed conversations apart, so rows carry no padding at all")
+    why = ("no flash-attention on this machine (it needs CUDA and the flash-attn package): packed conversations "
+           "would attend to each other, so packing stays off and batches are grouped by length instead")
+    return False, ("you asked for packing, but " + why) if requested == "on" else why
 
 
 def _bitsandbytes_usable() -> bool:
@@ -126,7 +147,7 @@ def choose_gradient_checkpointing(facts: HardwareFacts, estimated_gb: float | No
 
 
 def plan(facts: HardwareFacts, precision: str = "auto", gradient_checkpointing: str = "auto",
-         estimated_gb: float | None = None) -> dict:
+         estimated_gb: float | None = None, packing: str = "auto") -> dict:
     """Resolve 'auto' choices into concrete values with the reasons the user sees."""
     if precision == "auto":
         chosen, why = choose_precision(facts)
@@ -147,5 +168,6 @@ def plan(facts: HardwareFacts, precision: str = "auto", gradient_checkpointing: 
         "precision_reason": why,
         "gradient_checkpointing": checkpointing,
         "gradient_checkpointing_reason": ckpt_why,
+        **dict(zip(("packing", "packing_reason"), choose_packing(facts, packing))),
         "facts": {**asdict(facts), "cpu_flags": sorted(facts.cpu_flags & {"avx2", "avx512f", "avx512_bf16", "amx_bf16"})},
     }

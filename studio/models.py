@@ -156,7 +156,7 @@ def load_tokenizer(path: str, trust_remote_code: bool = False):
 
 
 def load_model(path: str, dtype: str = "fp32", trust_remote_code: bool = False, quantization_config=None,
-               device_map=None):
+               device_map=None, attn_implementation: str | None = None):
     from .heavy import ensure_imported
 
     ensure_imported()
@@ -165,6 +165,8 @@ def load_model(path: str, dtype: str = "fp32", trust_remote_code: bool = False, 
 
     torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
     kwargs = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code}
+    if attn_implementation:  # flash-attention for padding-free packing (see hardware.choose_packing)
+        kwargs["attn_implementation"] = attn_implementation
     if quantization_config is not None:
         kwargs["quantization_config"] = quantization_config
         # 4-bit weights are placed when loaded: on this process's own GPU under torchrun / accelerate launch

@@ -1,5 +1,7 @@
-import pytest
+import dataclasses
 from types import SimpleNamespace
+
+import pytest
 
 from studio.advice import ModelShape, estimate_memory_gb, trainable_parameters
 
@@ -54,6 +56,7 @@ from studio.hardware import HardwareFacts  # noqa: E402
 CPU = HardwareFacts(device="cpu", cpu_flags=frozenset({"avx2"}), total_memory_gb=24, free_memory_gb=20)
 GPU = HardwareFacts(device="cuda", device_name="A100", cuda_capability=(8, 0), cuda_bf16=True, total_memory_gb=80,
                     free_memory_gb=78, bitsandbytes_cuda=True)
+FLASH_GPU = dataclasses.replace(GPU, flash_attention=True)
 
 
 def situation(*overrides, **facts):
@@ -90,8 +93,8 @@ def fields(items, rule_field):
     (advice.rule_validation_share, situation("validation_share=0.5", rows=50_000),
      situation("validation_share=0.05", rows=50_000), "validation_share"),
     (advice.rule_packing, situation("packing=true"), situation("packing=false"), "packing"),
-    (advice.rule_packing, situation("packing=true", facts=GPU, multi_turn_share=0.8),
-     situation("packing=true", facts=GPU, multi_turn_share=0.0), "packing"),
+    (advice.rule_packing, situation("packing=off", facts=FLASH_GPU), situation("packing=auto", facts=FLASH_GPU),
+     "packing"),
     (advice.rule_hardware, situation("finetuning_type=qlora"), situation("finetuning_type=qlora", facts=GPU),
      "finetuning_type"),
     (advice.rule_hardware, situation("precision=bf16"), situation("precision=auto"), "precision"),

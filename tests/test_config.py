@@ -64,7 +64,9 @@ def test_overrides_report_all_problems_and_accept_section_paths():
     settings, problems = config.apply_overrides(Settings(), ["method.r=0"])
     assert problems == [("--set.method.r", "Input should be greater than or equal to 1")]
     settings, _ = config.apply_overrides(Settings(), ["training.num_train_epochs=2", "packing=true"])
-    assert settings.training.num_train_epochs == 2.0 and settings.training.packing is True
+    assert settings.training.num_train_epochs == 2.0 and settings.training.packing == "on"  # a bool reads as on/off
+    settings, _ = config.apply_overrides(Settings(), ["packing=off"])
+    assert settings.training.packing == "off"
 
 
 def test_every_field_has_help_label_and_chinese_text():

@@ -67,8 +67,9 @@ def test_column_mapping_through_the_api(client):
 
 
 def test_hardware_plan_is_shown_and_qlora_only_offered_where_it_runs(client):
-    text, method = client.predict("auto", "auto", "qlora", api_name="/hardware")
+    text, method = client.predict("auto", "auto", "qlora", "auto", api_name="/hardware")
     assert "Precision" in text and "Gradient checkpointing" in text
+    assert "Packing **off**" in text and "grouped by length" in text  # no flash-attention on a CPU
     # No CUDA here: QLoRA is not offered, and a preset's QLoRA choice falls back to LoRA.
     assert method["value"] == "lora" and ["qlora", "qlora"] not in method["choices"]
 

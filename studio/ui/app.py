@@ -31,7 +31,7 @@ def build_app() -> gr.Blocks:
         full_form = {name: form[name] for _, name, _ in all_fields()}
         wire_presets(full_form)
         wire_data(full_form)
-        inputs = [form["precision"], form["gradient_checkpointing"], form["finetuning_type"]]
+        inputs = [form["precision"], form["gradient_checkpointing"], form["finetuning_type"], form["packing"]]
         # Detecting hardware imports torch: done after the page is served, not while building it.
         demo.load(hyperparams_tab.hardware_view, inputs, [hardware_md, form["finetuning_type"]], api_name="hardware")
     return demo

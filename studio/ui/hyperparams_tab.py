@@ -14,7 +14,7 @@ from .forms import build_section_form
 from .text import t
 
 
-def hardware_view(precision: str, checkpointing: str, method: str):
+def hardware_view(precision: str, checkpointing: str, method: str, packing: str = "auto"):
     """The hardware plan, and the method dropdown without QLoRA where it cannot run."""
     from .. import hardware
 
@@ -22,17 +22,18 @@ def hardware_view(precision: str, checkpointing: str, method: str):
     if not hardware.qlora_available(_facts())[0]:
         choices.remove("qlora")
     value = method if method in choices else "lora"
-    return hardware_text(precision, checkpointing), gr.update(choices=choices, value=value)
+    return hardware_text(precision, checkpointing, packing), gr.update(choices=choices, value=value)
 
 
-def hardware_text(precision: str, checkpointing: str) -> str:
+def hardware_text(precision: str, checkpointing: str, packing: str = "auto") -> str:
     from .. import hardware
 
     facts = hardware.detect()
-    plan = hardware.plan(facts, precision, checkpointing)
+    plan = hardware.plan(facts, precision, checkpointing, packing=packing)
     return (f"**{plan['hardware']}**\n\n- Precision **{plan['precision']}**: {plan['precision_reason']}\n"
             f"- Gradient checkpointing **{'on' if plan['gradient_checkpointing'] else 'off'}**: "
-            f"{plan['gradient_checkpointing_reason']}\n- QLoRA: {hardware.qlora_available(facts)[1]}")
+            f"{plan['gradient_checkpointing_reason']}\n- Packing **{'on' if plan['packing'] else 'off'}**: "
+            f"{plan['packing_reason']}\n- QLoRA: {hardware.qlora_available(facts)[1]}")
 
 
 def _facts():
