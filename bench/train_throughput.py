@@ -5,7 +5,9 @@
 Each variant trains the starter model (LoRA r8 on all linear layers, batch 4, cutoff 512) in a fresh subprocess
 so its peak RSS is its own. Throughput is trained (non-padding) tokens per second of training time, as counted
 by TRL (`attention_mask.sum()` per batch). Printed ratios:
-  (a) studio, identical settings (fp32, random order, no checkpointing) / plain TRL with those settings
+  (a) studio, identical settings (fp32, random order, no checkpointing) / plain TRL with those settings, once with
+      TRL's default loss (every token) and once with answers-only loss (prompt/completion rows), the studio's own
+  (a') the same studio run with TRL's LM head instead of the studio's lean one (studio/lean.py): before / after
   (b) studio defaults (hardware-aware precision, length-grouped batches) / plain TRL, random order
   (c) studio defaults / TRL's own defaults (bf16 + gradient checkpointing), few steps
   (d) peak RSS of each variant
@@ -49,8 +51,13 @@ def make_bench_data(path: Path, rows: int = 400, seed: int = 0) -> Path:
 
 # ---------------------------------------------------------------- workers (one per subprocess)
 
-def worker_studio(data: Path, steps: int, overrides: list[str]) -> dict:
+def worker_studio(data: Path, steps: int, overrides: list[str], lean: bool = True) -> dict:
     from studio.config import Settings, apply_overrides
+
+    if not lean:  # the "before" of the lean head: TRL's fused head, as SFTTrainer runs it
+        import studio.lean
+
+        studio.lean.lean_head_supported = lambda model: False
     from studio.train import run_training
 
     settings, problems = apply_overrides(Settings(), [*COMMON, f"dataset_path={data}", f"max_steps={steps}",
@@ -63,8 +70,9 @@ def worker_studio(data: Path, steps: int, overrides: list[str]) -> dict:
     return {"tokens": status["num_tokens"], "seconds": status["train_runtime_s"], "precision": status["precision"]}
 
 
-def worker_plain_trl(data: Path, steps: int, strategy: str, trl_defaults: bool) -> dict:
-    """What a user would write by hand with TRL: a messages dataset, SFTConfig, LoraConfig."""
+def worker_plain_trl(data: Path, steps: int, strategy: str, trl_defaults: bool, answers_only: bool = False) -> dict:
+    """What a user would write by hand with TRL: a messages dataset, SFTConfig, LoraConfig. With answers_only the
+    rows become prompt/completion pairs, so TRL trains on the answers only, as the studio does by default."""
     import tempfile
 
     from datasets import load_dataset
@@ -75,6 +83,9 @@ def worker_plain_trl(data: Path, steps: int, strategy: str, trl_defaults: bool) 
 
     model = str(ensure_starter_model(progress=lambda _: None))
     dataset = load_dataset("json", data_files=str(data), split="train")
+    if answers_only:
+        dataset = dataset.map(lambda row: {"prompt": row["messages"][:-1], "completion": row["messages"][-1:]},
+                              remove_columns=["messages"])
     args = dict(output_dir=tempfile.mkdtemp(prefix="bench-trl-"), max_steps=steps, learning_rate=1e-4,
                 per_device_train_batch_size=4, gradient_accumulation_steps=1, max_length=512, logging_steps=1,
                 save_strategy="no", report_to="none", seed=0, use_cpu=True)
@@ -94,6 +105,11 @@ def run_worker(args) -> None:
     if variant == "studio_identical":
         result = worker_studio(data, steps, ["precision=fp32", "gradient_checkpointing=off",
                                              "train_sampling_strategy=random"])
+    elif variant == "studio_identical_trl_head":
+        result = worker_studio(data, steps, ["precision=fp32", "gradient_checkpointing=off",
+                                             "train_sampling_strategy=random"], lean=False)
+    elif variant == "plain_trl_answers":
+        result = worker_plain_trl(data, steps, "random", trl_defaults=False, answers_only=True)
     elif variant == "studio_defaults":
         result = worker_studio(data, steps, [])
     elif variant == "plain_trl_random":
@@ -171,14 +187,15 @@ def main() -> None:
     data = make_bench_data(Path("/tmp/studio-bench-data.jsonl"))
     print(f"bench data: {data} token lengths {token_stats(data)}")
     results = {}
-    for variant, steps in (("plain_trl_random", args.steps), ("studio_identical", args.steps),
+    for variant, steps in (("plain_trl_random", args.steps), ("plain_trl_answers", args.steps),
+                           ("studio_identical", args.steps), ("studio_identical_trl_head", args.steps),
                            ("studio_defaults", args.steps), ("trl_defaults", args.default_steps)):
         results[variant] = spawn(variant, data, steps)
         r = results[variant]
         if "error" in r:
-            print(f"{variant:18s} FAILED: {r['error']}")
+            print(f"{variant:26s} FAILED: {r['error']}")
         else:
-            print(f"{variant:18s} {r['precision']:5s} {steps:3d} steps  {r['tokens']:7d} tokens  {r['seconds']:7.1f} s  "
+            print(f"{variant:26s} {r['precision']:5s} {steps:3d} steps  {r['tokens']:7d} tokens  {r['seconds']:7.1f} s  "
                   f"{r['tokens_per_s']:7.1f} tokens/s  peak RSS {r['peak_rss_gb']:.2f} GB", flush=True)
     peak = fp32_matmul_peak_gflops()
     flops_token = lora_flops_per_token(model_path)
@@ -188,6 +205,8 @@ def main() -> None:
         return ra["tokens_per_s"] / rb["tokens_per_s"] if "error" not in ra and "error" not in rb else float("nan")
 
     print(f"(a) studio identical / plain TRL          : {ratio('studio_identical', 'plain_trl_random'):.3f}")
+    print(f"(a) ... / plain TRL, answers-only loss     : {ratio('studio_identical', 'plain_trl_answers'):.3f}")
+    print(f"(a') lean LM head / TRL's LM head (studio) : {ratio('studio_identical', 'studio_identical_trl_head'):.3f}")
     print(f"(b) studio defaults / plain TRL random     : {ratio('studio_defaults', 'plain_trl_random'):.3f}")
     print(f"(c) studio defaults / TRL's own defaults   : {ratio('studio_defaults', 'trl_defaults'):.3f}")
     print("(d) peak RSS GB: " + ", ".join(f"{k} {v.get('peak_rss_gb', float('nan')):.2f}" for k, v in results.items()))

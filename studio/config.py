@@ -241,6 +241,14 @@ class TrainingSettings(_Section):
         help_zh="反向传播时重新计算激活值：省内存，但计算量多约 30%。",
         advice="'auto' turns it on only when the model would not fit otherwise.",
     )
+    use_liger_kernel: Literal["auto", "on", "off"] = knob(
+        "auto", label="Liger kernels", zh="Liger 内核",
+        help="Fused Triton kernels for RMSNorm, SwiGLU and rotary embeddings (package liger-kernel): faster and "
+        "leaner training on NVIDIA GPUs. 'auto': on where a CUDA GPU and liger-kernel are present.",
+        help_zh="RMSNorm、SwiGLU 与旋转位置编码的融合 Triton 内核（liger-kernel 包）：在 NVIDIA GPU 上训练更快、更省内存。"
+        "'auto'：有 CUDA GPU 且已安装 liger-kernel 时开启。",
+        advice="Keep 'auto'; install liger-kernel on a GPU machine to use it.",
+    )
     # --- evaluation, saving, logging
     eval_steps: int = knob(
         20, label="Evaluate every (steps)", zh="每隔多少步验证",
@@ -458,7 +466,8 @@ def sft_config_kwargs(settings: Settings, plan: dict) -> dict:
     t = settings.training
     # Resolved or implemented by the studio rather than passed through: precision and checkpointing come from
     # the hardware plan; assistant-only loss is done with the studio's own masks (TRL's needs template markers).
-    studio_only = {"precision", "gradient_checkpointing", "early_stopping_patience", "assistant_only_loss", "packing"}
+    studio_only = {"precision", "gradient_checkpointing", "early_stopping_patience", "assistant_only_loss", "packing",
+                   "use_liger_kernel"}
     passthrough = t.model_dump(exclude=studio_only)
     has_eval = settings.data.validation_share > 0
     kwargs = {
@@ -466,7 +475,8 @@ def sft_config_kwargs(settings: Settings, plan: dict) -> dict:
         "bf16": plan["precision"] == "bf16",
         "fp16": plan["precision"] == "fp16",
         "gradient_checkpointing": plan["gradient_checkpointing"],
-        "packing": plan.get("packing", False),  # padding-free (TRL's "bfd"): only with flash-attention, see hardware.plan
+        "packing": plan.get("packing", False),
+        "use_liger_kernel": plan.get("use_liger_kernel", False),  # padding-free (TRL's "bfd"): only with flash-attention, see hardware.plan
         "use_cpu": plan["device"] == "cpu",
         "eval_strategy": "steps" if has_eval else "no",
         "eval_on_start": has_eval,  # the base model's validation loss: the reference every later figure is read against

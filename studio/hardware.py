@@ -24,6 +24,7 @@ class HardwareFacts:
     device_count: int = 1
     bitsandbytes_cuda: bool = False
     flash_attention: bool = False  # flash-attn importable on an Ampere-or-newer GPU: varlen kernels for packing
+    liger_kernel: bool = False  # liger-kernel importable with a CUDA GPU
 
     @property
     def cpu_native_bf16(self) -> bool:
@@ -82,17 +83,28 @@ def detect() -> HardwareFacts:
             free_memory_gb=free / 1024**3,
             device_count=torch.cuda.device_count(),
             bitsandbytes_cuda=_bitsandbytes_usable(),
-            flash_attention=torch.cuda.get_device_capability(0) >= (8, 0) and _flash_attention_installed(),
+            flash_attention=torch.cuda.get_device_capability(0) >= (8, 0) and _installed("flash_attn"),
+            liger_kernel=_installed("liger_kernel"),
         )
     total, free = _ram_gb()
     return HardwareFacts(device="cpu", device_name="CPU", cpu_flags=_cpu_flags(), cpu_count=cpu_count,
                          total_memory_gb=total, free_memory_gb=free)
 
 
-def _flash_attention_installed() -> bool:
+def _installed(package: str) -> bool:
     import importlib.util
 
-    return importlib.util.find_spec("flash_attn") is not None
+    return importlib.util.find_spec(package) is not None
+
+
+def choose_liger(facts: HardwareFacts, requested: str = "auto") -> tuple[bool, str]:
+    """Liger's layer kernels are Triton: CUDA only."""
+    if requested == "off":
+        return False, "set by you"
+    if facts.liger_kernel:
+        return True, "set by you" if requested == "on" else "liger-kernel is installed and this is a CUDA GPU"
+    why = "needs a CUDA GPU" if facts.device != "cuda" else "the liger-kernel package is not installed"
+    return False, ("you asked for Liger kernels, but it " if requested == "on" else "off: it ") + why
 
 
 def choose_packing(facts: HardwareFacts, requested: str = "auto") -> tuple[bool, str]:
@@ -147,7 +159,7 @@ def choose_gradient_checkpointing(facts: HardwareFacts, estimated_gb: float | No
 
 
 def plan(facts: HardwareFacts, precision: str = "auto", gradient_checkpointing: str = "auto",
-         estimated_gb: float | None = None, packing: str = "auto") -> dict:
+         estimated_gb: float | None = None, packing: str = "auto", liger: str = "auto") -> dict:
     """Resolve 'auto' choices into concrete values with the reasons the user sees."""
     if precision == "auto":
         chosen, why = choose_precision(facts)
@@ -169,5 +181,6 @@ def plan(facts: HardwareFacts, precision: str = "auto", gradient_checkpointing: 
         "gradient_checkpointing": checkpointing,
         "gradient_checkpointing_reason": ckpt_why,
         **dict(zip(("packing", "packing_reason"), choose_packing(facts, packing))),
+        **dict(zip(("use_liger_kernel", "liger_reason"), choose_liger(facts, liger))),
         "facts": {**asdict(facts), "cpu_flags": sorted(facts.cpu_flags & {"avx2", "avx512f", "avx512_bf16", "amx_bf16"})},
     }

@@ -12,7 +12,7 @@ own chunked kernel (`trl.kernels.ChunkedLogProbFunction`), so the loss and its g
 
 It is used only where that holds: plain negative log-likelihood, no custom loss, label smoothing, MoE auxiliary
 loss, logit scaling / soft-capping, padding-free batches or sharded weights (ZeRO-3 / FSDP gather the head in
-TRL's version). Anywhere else TRL's trainer runs unchanged. Remove this module when TRL stops computing logging-only
+TRL's version). Liger's layer kernels (RMSNorm, SwiGLU, RoPE) leave the head alone and combine with it. Anywhere else TRL's trainer runs unchanged. Remove this module when TRL stops computing logging-only
 fields on every step and compacts positions on CPU.
 """
 
@@ -70,7 +70,7 @@ class LeanSFTTrainer(SFTTrainer):
         model = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         self.lean = (
             self.args.loss_type == "nll" and self.compute_loss_func is None and self.label_smoother is None
-            and not self.aux_loss_enabled and not self.padding_free and not self.args.use_liger_kernel
+            and not self.aux_loss_enabled and not self.padding_free
             and self.accelerator.distributed_type.value in ("NO", "MULTI_CPU", "MULTI_GPU")
             and lean_head_supported(model)
         )

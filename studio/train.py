@@ -387,13 +387,15 @@ def _train(settings: Settings, run_dir: Path, log: RunLog, stop_event, resume: b
     model_path = models.resolve_model_path(settings.model.model_name_or_path, log)
     plan = hardware.plan(facts, settings.training.precision, settings.training.gradient_checkpointing,
                          estimated_gb=_estimated_memory_gb(settings, model_path, facts),
-                         packing=settings.training.packing)
+                         packing=settings.training.packing, liger=settings.training.use_liger_kernel)
     write(run_dir / "plan.json", plan)
     log(f"Hardware: {plan['hardware']}")
     log(f"Precision {plan['precision']}: {plan['precision_reason']}")
     log(f"Gradient checkpointing {'on' if plan['gradient_checkpointing'] else 'off'}: "
         f"{plan['gradient_checkpointing_reason']}")
     log(f"Packing {'on' if plan['packing'] else 'off'}: {plan['packing_reason']}")
+    if plan["use_liger_kernel"] or facts.device == "cuda":
+        log(f"Liger kernels {'on' if plan['use_liger_kernel'] else 'off'}: {plan['liger_reason']}")
     prepared, problems = (saved_split(run_dir), []) if resume else (None, [])
     if prepared is None:
         prepared, problems = prepare_data(settings)
@@ -420,6 +422,7 @@ def _train(settings: Settings, run_dir: Path, log: RunLog, stop_event, resume: b
     with main_process_first():
         train_ds = encode_split(tokenizer, prepared.train, assistant_only)
         eval_ds = encode_split(tokenizer, prepared.validation, assistant_only) if prepared.validation else None
+    del prepared  # the rows live on in the run folder and the memory-mapped token cache; no third copy in RAM
     model = models.load_model(model_path, weights_dtype(plan["precision"], method), settings.model.trust_remote_code,
                               quantization_config=to_bnb_config(settings, plan),
                               attn_implementation="flash_attention_2" if plan["packing"] else None)

@@ -59,3 +59,12 @@ def test_packing_only_where_flash_attention_keeps_conversations_apart():
     asked = hardware.plan(AMX_CPU, packing="on")
     assert asked["packing"] is False and asked["packing_reason"].startswith("you asked for packing, but")
     assert hardware.plan(flash_gpu, packing="off")["packing"] is False
+
+
+def test_liger_kernels_only_on_cuda_with_the_package():
+    import dataclasses
+
+    assert hardware.plan(dataclasses.replace(A100, liger_kernel=True))["use_liger_kernel"] is True
+    assert "not installed" in hardware.plan(A100)["liger_reason"]
+    cpu = hardware.plan(AMX_CPU, liger="on")
+    assert cpu["use_liger_kernel"] is False and "needs a CUDA GPU" in cpu["liger_reason"]
