@@ -14,6 +14,7 @@ import shlex
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -89,6 +90,18 @@ def _prepare_target(out: Path) -> Path:
         raise ExportError(f"{out} exists and was not written by the studio; choose an empty or new folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
+
+
+@contextmanager
+def staged_folder(out: Path):
+    """A temporary folder next to `out`; the block fills it and commits it, and on any failure it is removed, so a
+    half-written export never stands where a finished one is expected."""
+    tmp = _prepare_target(out)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _commit(tmp: Path, out: Path, record: dict) -> None:
@@ -196,8 +209,7 @@ def export_adapter(run_dir: str | Path, out: str | Path, progress: Progress = _q
     kind, weights = trained_weights(run_dir)
     if kind != "adapter":
         raise ExportError("this run trained all weights (full / freeze): there is no adapter; export the merged model")
-    tmp = _prepare_target(out)
-    try:
+    with staged_folder(out) as tmp:
         progress(0.1, "copying the adapter")
         for item in weights.iterdir():
             if item.is_file() and item.name != "training_args.bin":  # a pickle, and only the Trainer's
@@ -212,9 +224,6 @@ def export_adapter(run_dir: str | Path, out: str | Path, progress: Progress = _q
         model = PeftModel.from_pretrained(models.load_model(base_path), str(tmp)).eval()
         _, answer = check_answer(model, models.load_tokenizer(base_path))
         _commit(tmp, out, _record("adapter", run_dir, base_model=base_path, check_answer=answer))
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     progress(1.0, "adapter saved")
     return ExportResult("adapter", str(out), time.perf_counter() - started,
                         f"loaded with PEFT on {base_path}; answer to '{CHECK_PROMPT}': {answer}", sorted_files(out))
@@ -261,8 +270,7 @@ def export_merged(run_dir: str | Path, out: str | Path, progress: Progress = _qu
 
     started = time.perf_counter()
     run_dir, out = Path(run_dir), Path(out)
-    tmp = _prepare_target(out)
-    try:
+    with staged_folder(out) as tmp:
         progress(0.05, "loading the base model and merging the trained weights")
         model, tokenizer = load_merged(run_dir)
         dtype = saved_dtype(base_model_path(run_dir))
@@ -276,9 +284,6 @@ def export_merged(run_dir: str | Path, out: str | Path, progress: Progress = _qu
         reloaded = AutoModelForCausalLM.from_pretrained(str(tmp)).eval()
         _, answer = check_answer(reloaded, AutoTokenizer.from_pretrained(str(tmp)))
         _commit(tmp, out, _record("merged", run_dir, dtype=str(dtype), check_answer=answer))
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     progress(1.0, "merged model saved")
     return ExportResult("merged", str(out), time.perf_counter() - started,
                         f"reloaded with AutoModelForCausalLM; answer to '{CHECK_PROMPT}': {answer}", sorted_files(out))
@@ -563,8 +568,7 @@ def export_trl_config(run_dir: str | Path, out: str | Path, progress: Progress =
 
     started = time.perf_counter()
     run_dir, out = Path(run_dir), Path(out)
-    tmp = _prepare_target(out)
-    try:
+    with staged_folder(out) as tmp:
         assistant_only = run_preset(run_dir)["settings"]["training"].get("assistant_only_loss", True)
         (tmp / "data").mkdir()
         for name in ("train", "validation"):
@@ -582,9 +586,6 @@ def export_trl_config(run_dir: str | Path, out: str | Path, progress: Progress =
         (tmp / "sft.yaml").write_text(header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True),
                                       encoding="utf-8")
         _commit(tmp, out, _record("trl-config", run_dir))
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     progress(1.0, "TRL config saved")
     return ExportResult("trl-config", str(out / "sft.yaml"), time.perf_counter() - started,
                         f"run it with: trl sft --config {out / 'sft.yaml'}", ["sft.yaml", "data/"])
