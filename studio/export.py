@@ -144,8 +144,10 @@ def model_card(run_dir: str | Path, kind: str) -> str:
         "merged": "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
                   "model = AutoModelForCausalLM.from_pretrained(\"PATH\")\ntokenizer = AutoTokenizer.from_pretrained(\"PATH\")",
     }[kind]
+    # The hub reads base_model as a hub id: a local folder's path is left out of the metadata.
+    hub_id = "HuggingFaceTB/SmolLM2-135M-Instruct" if base == "starter" else None if Path(base).exists() else base
     lines = [
-        "---", f"base_model: {base if base != 'starter' else 'HuggingFaceTB/SmolLM2-135M-Instruct'}",
+        "---", *([f"base_model: {hub_id}"] if hub_id else []),
         f"library_name: {'peft' if kind == 'adapter' else 'transformers'}",
         "tags: [fine-tuning-studio, trl, sft]", "---", "",
         f"# {run_dir.name}", "",

@@ -73,7 +73,7 @@ def build() -> None:
     with gr.Row():
         adapter = gr.Checkbox(label=t("export.adapter"), value=False)
         merged = gr.Checkbox(label=t("export.merged"), value=True)
-        gguf = gr.Checkbox(label=t("export.gguf"), value=False)
+        gguf = gr.Checkbox(label=t("export.gguf"), value=False, info=t("export.gguf_info"))
         gguf_type = gr.Radio(["Q8_0", "F16"], value="Q8_0", label=t("export.gguf_type"))
     go = gr.Button(t("export.go"), variant="primary", elem_id="export-go")
     result = gr.Markdown(elem_id="export-result")

@@ -83,6 +83,10 @@ SCREEN_TEXT = {
     "export.merged": ("Merged model (loads with plain transformers)", "合并后的模型（可直接用 transformers 加载）"),
     "export.gguf": ("GGUF for llama.cpp / Ollama", "GGUF（llama.cpp / Ollama）"),
     "export.gguf_type": ("GGUF type", "GGUF 类型"),
+    "export.gguf_info": ("Llama-architecture models with a byte-level BPE tokenizer: the starter model, SmolLM, "
+                         "Llama 3 style. Q8_0: half the size of F16, nearly the same answers.",
+                         "支持 Llama 架构且使用字节级 BPE 分词器的模型：内置入门模型、SmolLM、Llama 3 风格。"
+                         "Q8_0 体积约为 F16 的一半，回答几乎相同。"),
     "export.go": ("Export and check", "导出并检查"),
     "export.hub": ("Push to the Hugging Face Hub (needs internet)", "推送到 Hugging Face Hub（需要联网）"),
     "export.repo": ("Repository id", "仓库 ID"),
