@@ -337,7 +337,8 @@ def run_training(settings: Settings, run_dir: Path | None = None, progress: Prog
         status.update(result)
         status["status"] = "stopped" if stop_event is not None and stop_event.is_set() else "finished"
     except Exception as err:  # a failed run must never take the caller (the UI server) down with it
-        with (run_dir / f"log{'' if is_main_process() else '-rank' + os.environ['RANK']}.txt").open("a", encoding="utf-8") as f:
+        name = "log.txt" if is_main_process() else f"log-rank{os.environ.get('RANK')}.txt"  # one file per writer
+        with open(run_dir / name, "a", encoding="utf-8") as f:
             f.write(traceback.format_exc())
         status.update(status="failed", error=f"{type(err).__name__}: {err}", advice=explain_error(err))
         log(f"Run failed: {status['error']}. {status['advice']}")
@@ -384,7 +385,8 @@ def _train(settings: Settings, run_dir: Path, log: RunLog, stop_event, resume: b
     write = write_json if main else (lambda path, value: None)
     write(run_dir / "preset.json", preset_dict(settings, description=f"Settings of run {run_dir.name}"))
     facts = facts or hardware.detect()
-    model_path = models.resolve_model_path(settings.model.model_name_or_path, log)
+    with main_process_first():  # the starter model is downloaded and converted once, not by every process
+        model_path = models.resolve_model_path(settings.model.model_name_or_path, log)
     plan = hardware.plan(facts, settings.training.precision, settings.training.gradient_checkpointing,
                          estimated_gb=_estimated_memory_gb(settings, model_path, facts),
                          packing=settings.training.packing, liger=settings.training.use_liger_kernel)
@@ -439,7 +441,7 @@ def _train(settings: Settings, run_dir: Path, log: RunLog, stop_event, resume: b
     if eval_ds is not None and settings.training.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(settings.training.early_stopping_patience))
     trainer = LeanSFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                         processing_class=tokenizer, peft_config=to_lora_config(settings), callbacks=callbacks)
+                             processing_class=tokenizer, peft_config=to_lora_config(settings), callbacks=callbacks)
     # Our MetricsCallback prints one readable line per log; the stock progress bar and dict printer only add noise.
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
