@@ -211,6 +211,8 @@ def test_export_merged_model_and_preset_from_the_quickstart_run(browser, app_url
 
     page = open_page(browser, app_url, "zh-CN")
     page.get_by_role("tab", name="导出").click()
+    # Opening the tab lists the runs and shows the newest at once (a preselected choice fires no change event).
+    expect(page.locator("body")).to_contain_text("Can export", timeout=30000)
     run_box = page.locator("#export-run input")
     run_box.fill(str(quickstart_run))
     run_box.press("Enter")

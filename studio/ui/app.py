@@ -26,8 +26,8 @@ def build_app() -> gr.Blocks:
                 train_tab.build(dict(form))  # training needs no generation settings
             with gr.Tab(t("tab.chat"), id="chat"):
                 form.update(chat_tab.build(defaults))
-            with gr.Tab(t("tab.export"), id="export"):
-                export_tab.build()
+            with gr.Tab(t("tab.export"), id="export") as export:
+                export_tab.build(export)
         full_form = {name: form[name] for _, name, _ in all_fields()}
         wire_presets(full_form)
         wire_data(full_form)

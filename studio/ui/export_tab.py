@@ -27,6 +27,14 @@ def show_run(run_dir: str):
             gr.update(value=str(preset), visible=True))
 
 
+def open_tab(current: str | None):
+    """On opening the tab: the runs finished so far, and the chosen run (Gradio preselects the first choice, which
+    fires no change event) shown at once."""
+    choices = run_choices()
+    value = current if current else (choices[0] if choices else None)
+    return (gr.update(choices=choices, value=value), *show_run(value))
+
+
 def export_files(run_dir: str, out_dir: str, adapter: bool, merged: bool, gguf: bool, gguf_type: str,
                  progress=gr.Progress()):
     results, problems = export.export_selected(run_dir, out_dir.strip() or None, adapter, merged, gguf, gguf_type,
@@ -62,7 +70,7 @@ def accelerate(run_dir: str, gpus: float, machines: float, strategy: str):
     return text, commands, gr.update(value=str(export.default_export_dir(run_dir) / name), visible=True)
 
 
-def build() -> None:
+def build(tab: gr.Tab) -> None:
     with gr.Row():
         run = gr.Dropdown(choices=run_choices(), label=t("export.run"), allow_custom_value=True, scale=4,
                           elem_id="export-run")
@@ -109,7 +117,7 @@ def build() -> None:
     shown = [summary, commands, preset, download_preset]
     run.change(show_run, run, shown, api_name="show_export")
     refresh.click(lambda: gr.update(choices=run_choices()), None, run, api_name="export_runs")
-    run.focus(lambda: gr.update(choices=run_choices()), None, run)
+    tab.select(open_tab, run, [run, *shown])
     go.click(export_files, [run, out_dir, adapter, merged, gguf, gguf_type], result, api_name="export_files")
     push_button.click(push, [run, out_dir, repo, token, private], push_status, api_name="push_to_hub")
     trl_button.click(trl_config, [run, out_dir], [trl_yaml, trl_file], api_name="trl_config")
