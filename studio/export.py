@@ -133,6 +133,8 @@ def model_card(run_dir: str | Path, kind: str) -> str:
                ("final train loss", status.get("final_train_loss")),
                ("final validation loss", status.get("final_eval_loss")),
                ("best validation loss", status.get("best_eval_loss")), ("training time (s)", status.get("train_runtime_s"))]
+    plan = run_dir / "plan.json"  # what 'auto' became on the machine the run was on
+    precision = json.loads(plan.read_text(encoding="utf-8"))["precision"] if plan.exists() else t["precision"]
     evaluation = run_dir / "evaluation.json"
     if evaluation.exists():
         scores = json.loads(evaluation.read_text(encoding="utf-8"))
@@ -161,7 +163,7 @@ def model_card(run_dir: str | Path, kind: str) -> str:
         f"- learning rate {t['learning_rate']}, {t['num_train_epochs']} epochs (max steps {t['max_steps']}), "
         f"batch {t['per_device_train_batch_size']} x accumulation {t['gradient_accumulation_steps']}, "
         f"scheduler {t['lr_scheduler_type']}, seed {t['seed']}",
-        f"- precision: {json.loads((run_dir / 'plan.json').read_text())['precision'] if (run_dir / 'plan.json').exists() else t['precision']}",
+        f"- precision: {precision}",
         "", "The full settings are in `preset.json`; `python launch.py train --preset preset.json` repeats the run.",
         "", "## Results", "", "| figure | value |", "|---|---|",
         *[f"| {name} | {value if not isinstance(value, float) else f'{value:.4f}'} |" for name, value in figures
@@ -265,16 +267,17 @@ def saved_dtype(base_path: str):
     return dtype if dtype in (torch.float32, torch.bfloat16, torch.float16) else torch.float32
 
 
-def export_merged(run_dir: str | Path, out: str | Path, progress: Progress = _quiet) -> ExportResult:
+def export_merged(run_dir: str | Path, out: str | Path, progress: Progress = _quiet, merged=None) -> ExportResult:
     """A standard model folder (safetensors, tokenizer with chat template, generation config, model card) that
-    loads with plain `AutoModelForCausalLM.from_pretrained`; checked by loading it back and generating."""
+    loads with plain `AutoModelForCausalLM.from_pretrained`; checked by loading it back and generating.
+    `merged`: (model, tokenizer) from `load_merged` when the caller has it already; it is cast to the saved dtype."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     started = time.perf_counter()
     run_dir, out = Path(run_dir), Path(out)
     with staged_folder(out) as tmp:
         progress(0.05, "loading the base model and merging the trained weights")
-        model, tokenizer = load_merged(run_dir)
+        model, tokenizer = merged or load_merged(run_dir)
         dtype = saved_dtype(base_model_path(run_dir))
         progress(0.45, f"saving safetensors ({str(dtype).replace('torch.', '')})")
         model.to(dtype).save_pretrained(tmp)
@@ -305,17 +308,21 @@ def headless_commands(run_dir: str | Path) -> str:
     run_dir = Path(run_dir)
     run = shlex.quote(str(run_dir))
     preset = shlex.quote(str(run_dir / "preset.json"))
+    out = default_export_dir(run_dir)
+
+    def target(name: str) -> str:
+        return shlex.quote(str(out / name))
+
     return "\n".join([
         "# repeat this run without the UI (same settings, same data split seed)",
         f"python launch.py train --preset {preset}",
         "# compare base and tuned answers",
         f"python launch.py chat {run} --prompt \"Who are you?\"",
         "# export: merged model folder, adapter, GGUF for llama.cpp / Ollama, TRL CLI config, 2-GPU accelerate",
-        f"python launch.py export {run} --merged {shlex.quote(str(run_dir / 'export' / 'merged'))}",
-        f"python launch.py export {run} --adapter {shlex.quote(str(run_dir / 'export' / 'adapter'))}",
-        f"python launch.py export {run} --gguf {shlex.quote(str(run_dir / 'export' / 'model-Q8_0.gguf'))} "
-        "--gguf-type Q8_0",
-        f"python launch.py export {run} --trl-config {shlex.quote(str(run_dir / 'export' / 'trl'))}",
+        f"python launch.py export {run} --merged {target('merged')}",
+        f"python launch.py export {run} --adapter {target('adapter')}",
+        f"python launch.py export {run} --gguf {target(default_gguf_name(run_dir, 'Q8_0'))} --gguf-type Q8_0",
+        f"python launch.py export {run} --trl-config {target('trl')}",
         f"python launch.py export {run} --accelerate 2 --strategy zero2",
     ])
 
@@ -477,16 +484,16 @@ def load_gguf(path: Path):
 
 
 def export_gguf(run_dir: str | Path, out_file: str | Path, qtype: str = "Q8_0",
-                progress: Progress = _quiet) -> ExportResult:
+                progress: Progress = _quiet, merged=None) -> ExportResult:
     """The merged model as one GGUF file; checked by reading it back with transformers' GGUF loader and comparing
-    its greedy answer with the merged model's."""
+    its greedy answer with the merged model's. `merged`: (model, tokenizer) from `load_merged`, if at hand."""
     started = time.perf_counter()
     run_dir, out_file = Path(run_dir), Path(out_file)
     if out_file.suffix != ".gguf":
         raise ExportError("the GGUF file name must end in .gguf")
     out_file.parent.mkdir(parents=True, exist_ok=True)
     progress(0.05, "loading the base model and merging the trained weights")
-    model, tokenizer = load_merged(run_dir)
+    model, tokenizer = merged or load_merged(run_dir)
     name = run_dir.name
     tmp = out_file.with_name(f".{out_file.stem}.partial.gguf")  # the loader recognises GGUF by its suffix
     try:
@@ -568,6 +575,8 @@ def export_trl_config(run_dir: str | Path, out: str | Path, progress: Progress =
     """A folder with `sft.yaml` and the run's own split, so `trl sft --config sft.yaml` repeats the run."""
     import yaml
 
+    from .train import read_jsonl
+
     started = time.perf_counter()
     run_dir, out = Path(run_dir), Path(out)
     with staged_folder(out) as tmp:
@@ -575,7 +584,7 @@ def export_trl_config(run_dir: str | Path, out: str | Path, progress: Progress =
         (tmp / "data").mkdir()
         for name in ("train", "validation"):
             source = run_dir / "data" / f"{name}.jsonl"
-            rows = _read_rows(source) if source.exists() else []
+            rows = read_jsonl(source) if source.exists() else []
             if rows:
                 with open(tmp / "data" / f"{name}.jsonl", "w", encoding="utf-8") as f:
                     for row in trl_records(rows, assistant_only):
@@ -591,11 +600,6 @@ def export_trl_config(run_dir: str | Path, out: str | Path, progress: Progress =
     progress(1.0, "TRL config saved")
     return ExportResult("trl-config", str(out / "sft.yaml"), time.perf_counter() - started,
                         f"run it with: trl sft --config {out / 'sft.yaml'}", ["sft.yaml", "data/"])
-
-
-def _read_rows(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 # ---------------------------------------------------------------- accelerate: N GPUs, ZeRO / FSDP
@@ -675,6 +679,10 @@ def default_export_dir(run_dir: str | Path) -> Path:
     return Path(run_dir) / "export"
 
 
+def default_gguf_name(run_dir: str | Path, qtype: str) -> str:
+    return f"{Path(run_dir).name}-{qtype}.gguf"
+
+
 def export_selected(run_dir: str | Path, out_dir: str | Path | None, adapter: bool, merged: bool, gguf: bool,
                     gguf_type: str = "Q8_0", progress: Progress = _quiet) -> tuple[list[ExportResult], list[str]]:
     """Run the chosen exports into out_dir (default: the run's export/ folder). One failing export does not stop
@@ -682,10 +690,18 @@ def export_selected(run_dir: str | Path, out_dir: str | Path | None, adapter: bo
     if not run_dir or not (Path(run_dir) / "preset.json").exists():
         return [], ["Pick a finished run first."]
     out = Path(out_dir) if out_dir else default_export_dir(run_dir)
+    shared = {}  # merged weights, loaded (and merged) once when both the folder and the GGUF file are wanted
+
+    def loaded():
+        if merged and gguf and "model" not in shared:
+            shared["model"] = load_merged(run_dir)
+        return shared.get("model")
+
+    # GGUF before the merged folder: the folder export casts the shared model to the base's dtype.
     chosen = [(adapter, "adapter", lambda p: export_adapter(run_dir, out / "adapter", p)),
-              (merged, "merged model", lambda p: export_merged(run_dir, out / "merged", p)),
-              (gguf, f"GGUF {gguf_type}",
-               lambda p: export_gguf(run_dir, out / f"{Path(run_dir).name}-{gguf_type}.gguf", gguf_type, p))]
+              (gguf, f"GGUF {gguf_type}", lambda p: export_gguf(run_dir, out / default_gguf_name(run_dir, gguf_type),
+                                                                 gguf_type, p, loaded())),
+              (merged, "merged model", lambda p: export_merged(run_dir, out / "merged", p, loaded()))]
     chosen = [(name, job) for wanted, name, job in chosen if wanted]
     if not chosen:
         return [], ["Choose at least one of: adapter, merged model, GGUF."]

@@ -300,3 +300,14 @@ def test_full_run_exports_its_own_weights_and_has_no_adapter(tiny_model_dir, tmp
     saved, trained = load_file(tmp_path / "merged" / "model.safetensors"), load_file(run / "model" / "model.safetensors")
     assert saved.keys() == trained.keys() and all(torch.equal(saved[k], trained[k]) for k in saved)
     assert "method: full" in (tmp_path / "merged" / "README.md").read_text()
+
+
+def test_merged_folder_and_gguf_together_merge_once(lora_run, tmp_path, monkeypatch):
+    calls, original = [], export.load_merged
+    monkeypatch.setattr(export, "load_merged", lambda run_dir: calls.append(run_dir) or original(run_dir))
+    results, problems = export.export_selected(lora_run, tmp_path, adapter=False, merged=True, gguf=True,
+                                               gguf_type="F16")
+    assert not problems and [r.kind for r in results] == ["gguf", "merged"] and len(calls) == 1
+    assert "greedy answer identical" in results[0].check
+    assert (tmp_path / export.default_gguf_name(lora_run, "F16")).exists()
+    assert str(tmp_path / "merged") in results[1].path
