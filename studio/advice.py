@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .text import Msg
+
 WEIGHT_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "nf4": 0.55}  # nf4: 4-bit values + block scales
 
 
@@ -122,11 +124,11 @@ def rule_learning_rate(s: Situation) -> list[Advice]:
     suggested = suggested_learning_rate(method, s.parameters, s.rows)
     low, high = (5e-6, 5e-5) if method in ("full", "freeze") else (5e-5, 3e-4)
     if lr > high:
-        return [Advice("warning", "learning_rate", f"{lr:g} is high for {method}: the loss may jump or explode. "
-                       f"Typical: {low:g}-{high:g}.", suggested)]
+        return [Advice("warning", "learning_rate", Msg("advice.lr_high", lr=lr, method=method, low=low, high=high),
+                       suggested)]
     if lr < low:
-        return [Advice("warning", "learning_rate", f"{lr:g} is low for {method}: the model may barely change. "
-                       f"Typical: {low:g}-{high:g}.", suggested)]
+        return [Advice("warning", "learning_rate", Msg("advice.lr_low", lr=lr, method=method, low=low, high=high),
+                       suggested)]
     return []
 
 
@@ -144,9 +146,8 @@ def rule_epochs(s: Situation) -> list[Advice]:
     epochs = s.settings.training.num_train_epochs
     limit = 10 if s.rows < 1000 else (5 if s.rows <= 10_000 else 3)
     if epochs > limit:
-        return [Advice("warning", "num_train_epochs", f"{epochs:g} epochs on {s.rows} rows is likely to overfit: "
-                       "watch for train loss dropping sharply at an epoch boundary while validation loss rises. "
-                       f"Use at most {limit}.", suggested_epochs(s.rows))]
+        return [Advice("warning", "num_train_epochs", Msg("advice.epochs", epochs=epochs, rows=s.rows, limit=limit),
+                       suggested_epochs(s.rows))]
     return []
 
 
@@ -155,11 +156,10 @@ def rule_effective_batch(s: Situation) -> list[Advice]:
     effective = t.per_device_train_batch_size * t.gradient_accumulation_steps * s.devices
     if effective < 16 and not (s.rows is not None and s.rows < 160):
         accumulation = -(-16 // (t.per_device_train_batch_size * s.devices))
-        return [Advice("info", "gradient_accumulation_steps", f"Effective batch is {effective}; 16-128 gives "
-                       "steadier updates. Raise accumulation rather than batch size (same memory).", accumulation)]
+        return [Advice("info", "gradient_accumulation_steps", Msg("advice.batch_small", effective=effective),
+                       accumulation)]
     if effective > 128:
-        return [Advice("warning", "gradient_accumulation_steps", f"Effective batch is {effective}: above 128 "
-                       "each update is very smooth but there are few of them.",
+        return [Advice("warning", "gradient_accumulation_steps", Msg("advice.batch_large", effective=effective),
                        max(1, 128 // (t.per_device_train_batch_size * s.devices)))]
     return []
 
@@ -170,11 +170,9 @@ def rule_cutoff(s: Situation) -> list[Advice]:
     cutoff, recommended = s.settings.training.max_length, s.recommended_cutoff
     over = s.share_over_cutoff or 0.0
     if over > 0.05:
-        return [Advice("warning", "max_length", f"{100 * over:.0f}% of the conversations are longer than {cutoff} "
-                       "tokens and would be cut mid-answer: raise the cutoff, or drop the long ones.", recommended)]
+        return [Advice("warning", "max_length", Msg("advice.cutoff_short", share=over, cutoff=cutoff), recommended)]
     if cutoff > 2 * recommended:
-        return [Advice("info", "max_length", f"{cutoff} is more than twice what 95% of your data needs "
-                       f"({recommended}); harmless without packing, but a smaller cutoff bounds peak memory.",
+        return [Advice("info", "max_length", Msg("advice.cutoff_long", cutoff=cutoff, recommended=recommended),
                        recommended)]
     return []
 
@@ -185,12 +183,11 @@ def rule_lora(s: Situation) -> list[Advice]:
         return []
     out = []
     if m.r < 4:
-        out.append(Advice("warning", "r", f"Rank {m.r} is very small; 8-16 suits most tasks.", 8))
+        out.append(Advice("warning", "r", Msg("advice.rank_small", r=m.r), 8))
     elif m.r > 64:
-        out.append(Advice("info", "r", f"Rank {m.r} costs memory and rarely helps over 16-64; raise it only when "
-                          "the model does not learn.", 16))
+        out.append(Advice("info", "r", Msg("advice.rank_large", r=m.r), 16))
     if not 1 <= m.lora_alpha / m.r <= 4:
-        out.append(Advice("info", "lora_alpha", f"alpha/rank is {m.lora_alpha / m.r:g}; about 2 is usual.", 2 * m.r))
+        out.append(Advice("info", "lora_alpha", Msg("advice.alpha", ratio=m.lora_alpha / m.r), 2 * m.r))
     return out
 
 
@@ -202,10 +199,10 @@ def rule_validation_share(s: Situation) -> list[Advice]:
     share, why = recommended_validation_share(s.rows)
     current = s.settings.data.validation_share
     if current == 0:
-        return [Advice("warning", "validation_share", "No validation data: you will not see overfitting. " + why,
-                       share)]
+        return [Advice("warning", "validation_share", Msg("advice.no_validation", why=why), share)]
     if abs(current - share) > 0.5 * share:
-        return [Advice("info", "validation_share", f"{current:.0%} held out; {share:.0%} is advised. {why}", share)]
+        return [Advice("info", "validation_share", Msg("advice.validation_share", current=current, share=share,
+                                                       why=why), share)]
     return []
 
 
@@ -213,12 +210,9 @@ def rule_packing(s: Situation) -> list[Advice]:
     packing = s.settings.training.packing
     flash = s.facts is not None and getattr(s.facts, "flash_attention", False)
     if packing == "on" and not flash:
-        return [Advice("warning", "packing", "Packing needs flash-attention (CUDA with flash-attn installed); here "
-                       "packed conversations would attend to each other, so the run keeps it off. 'auto' decides "
-                       "this for you.", "auto")]
+        return [Advice("warning", "packing", Msg("advice.packing_no_flash"), "auto")]
     if packing == "off" and flash:
-        return [Advice("info", "packing", "This GPU has flash-attention: packing ('auto') removes all padding and "
-                       "is usually the fastest choice.", "auto")]
+        return [Advice("info", "packing", Msg("advice.packing_flash"), "auto")]
     return []
 
 
@@ -234,11 +228,10 @@ def rule_hardware(s: Situation) -> list[Advice]:
             out.append(Advice("error", "finetuning_type", why, "lora"))
     best, why = choose_precision(s.facts)
     if t.precision not in ("auto", best):
-        out.append(Advice("warning", "precision", f"{t.precision} was chosen by hand; {best} is better here: {why}",
+        out.append(Advice("warning", "precision", Msg("advice.precision", chosen=t.precision, best=best, why=why),
                           "auto"))
     if t.gradient_checkpointing == "on" and s.facts.device == "cpu":
-        out.append(Advice("info", "gradient_checkpointing", "On a CPU checkpointing costs about 30% speed and memory "
-                          "is rarely short; 'auto' leaves it off.", "auto"))
+        out.append(Advice("info", "gradient_checkpointing", Msg("advice.ckpt_cpu"), "auto"))
     return out
 
 
@@ -247,11 +240,9 @@ def rule_data_size(s: Situation) -> list[Advice]:
         return []
     out = []
     if s.rows < 300:
-        out.append(Advice("warning", "dataset_path", f"Only {s.rows} rows: enough to teach a style or an identity, "
-                          "not a new skill. A few hundred to a few thousand good rows is a healthy start."))
+        out.append(Advice("warning", "dataset_path", Msg("advice.few_rows", rows=s.rows)))
     if s.rows < 1000:
-        out.append(Advice("info", "dataset_path", "To keep the model's general ability, mix in 10-30% general chat "
-                          "data alongside your own."))
+        out.append(Advice("info", "dataset_path", Msg("advice.mix_general")))
     return out
 
 
@@ -297,14 +288,13 @@ def total_steps(train_rows: int, batch: int, accumulation: int, epochs: float, m
 
 def fit_message(estimate_gb: float, free_gb: float, method: str) -> str:
     if estimate_gb <= 0.9 * free_gb:
-        return f"Fits: about {estimate_gb:.1f} GB needed, {free_gb:.1f} GB free."
-    tries = ["lower the batch size (raise accumulation to keep the effective batch)", "lower the cutoff length",
-             "turn gradient checkpointing on"]
+        return Msg("advice.fits", needed=estimate_gb, free=free_gb)
+    tries = [Msg("advice.try_batch"), Msg("advice.try_cutoff"), Msg("advice.try_ckpt")]
     if method == "full":
-        tries.insert(0, "use LoRA instead of full fine-tuning")
+        tries.insert(0, Msg("advice.try_lora"))
     elif method == "lora":
-        tries.append("use QLoRA (4-bit base) on a CUDA GPU")
-    return f"Won't fit: about {estimate_gb:.1f} GB needed, {free_gb:.1f} GB free. Try: " + "; ".join(tries) + "."
+        tries.append(Msg("advice.try_qlora"))
+    return Msg("advice.no_fit", needed=estimate_gb, free=free_gb, tries=tries)
 
 
 def build_situation(settings, report=None, facts=None, shape: ModelShape | None = None) -> Situation:
@@ -322,6 +312,6 @@ def build_situation(settings, report=None, facts=None, shape: ModelShape | None 
 
 def time_estimate_text(seconds_per_step: float, steps: int) -> str:
     total = seconds_per_step * steps
-    return (f"{steps} optimizer steps x {seconds_per_step:.1f} s (measured on this machine) = about "
-            f"{total / 60:.0f} min" if total >= 90 else f"{steps} optimizer steps x {seconds_per_step:.1f} s = "
-            f"about {total:.0f} s")
+    if total >= 90:
+        return Msg("advice.time_min", steps=steps, seconds=seconds_per_step, minutes=total / 60)
+    return Msg("advice.time_s", steps=steps, seconds=seconds_per_step, total=total)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import GenerationSettings
+from .text import Msg
 
 
 @dataclass
@@ -73,7 +74,7 @@ class ChatPair:
         import contextlib
 
         if tuned and self.tuned_model is None and not self.shares_weights:
-            raise ValueError("this run has no tuned model yet")
+            raise ValueError(Msg("chat.no_tuned"))
         if not tuned and self.shares_weights:
             context = self.base_model.disable_adapter()
         else:

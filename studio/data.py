@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import DEMO_DATA
+from .text import Msg
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMO_PATH = ASSETS / "demo" / "identity.jsonl"
@@ -53,8 +54,11 @@ class LoadResult:
 
 
 def where(file: str, row: int | None = None, fieldname: str | None = None, unit: str = "row") -> str:
-    parts = [file] + ([f"{unit} {row}"] if row is not None else []) + ([fieldname] if fieldname else [])
-    return ": ".join(parts)
+    if row is None:
+        return file if fieldname is None else f"{file}: {fieldname}"
+    if fieldname is None:
+        return Msg(f"where.{unit}", file=file, row=row)
+    return Msg(f"where.{unit}_field", file=file, row=row, field=fieldname)
 
 
 # ---------------------------------------------------------------- reading
@@ -73,8 +77,7 @@ def read_hub_dataset(dataset_id: str) -> tuple[list[tuple[int, Any]], list[tuple
 
         dataset = load_dataset(dataset_id, split="train")
     except Exception as err:  # network errors, missing datasets and auth errors all end here
-        return [], [(dataset_id, f"not a local file, and the hub dataset could not be loaded "
-                                 f"({type(err).__name__}); check the path, or the network if you meant a hub id")], "row"
+        return [], [(dataset_id, Msg("data.hub_failed", error=type(err).__name__))], "row"
     return list(enumerate(dataset.to_list(), start=1)), [], "row"
 
 
@@ -84,19 +87,19 @@ def read_records(path: Path, label: str | None = None) -> tuple[list[tuple[int, 
     if not path.exists() and HUB_ID.match(str(path)):
         return read_hub_dataset(str(path))
     if not path.is_file():
-        return [], [(label, "file not found")], "row"
+        return [], [(label, Msg("data.not_found"))], "row"
     size_mb = path.stat().st_size / 1024**2
     if size_mb > MAX_FILE_MB:
-        return [], [(label, f"file is {size_mb:.0f} MB; the limit is {MAX_FILE_MB} MB (split it into parts)")], "row"
+        return [], [(label, Msg("data.too_large", size=size_mb, limit=MAX_FILE_MB))], "row"
     suffix = path.suffix.lower()
     if suffix in (".csv", ".parquet"):
         return _read_table(path, label, suffix) + ("row",)
     try:
         text = path.read_bytes().decode("utf-8-sig")  # BOM or not
     except UnicodeDecodeError as err:
-        return [], [(label, f"not UTF-8 text (undecodable byte at offset {err.start}); save the file as UTF-8")], "row"
+        return [], [(label, Msg("data.not_utf8", offset=err.start))], "row"
     if not text.strip():
-        return [], [(label, "the file is empty")], "row"
+        return [], [(label, Msg("data.empty_file"))], "row"
     if suffix == ".jsonl" or (suffix != ".json" and not text.lstrip().startswith("[")):
         return *_read_jsonl(text, label), "line"
     return *_read_json(text, label), "row"
@@ -110,7 +113,7 @@ def _read_jsonl(text: str, label: str):
         try:
             records.append((number, json.loads(line)))
         except json.JSONDecodeError as err:
-            problems.append((where(label, number, unit="line"), f"invalid JSON: {err.msg} at column {err.colno}"))
+            problems.append((where(label, number, unit="line"), Msg("data.bad_json_line", error=err.msg, column=err.colno)))
     return records, problems
 
 
@@ -118,14 +121,14 @@ def _read_json(text: str, label: str):
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        return [], [(label, f"invalid JSON: {err.msg} at line {err.lineno}, column {err.colno}")]
+        return [], [(label, Msg("data.bad_json", error=err.msg, line=err.lineno, column=err.colno))]
     if isinstance(data, dict):  # {"data": [...]} or a single record
         lists = [v for v in data.values() if isinstance(v, list) and v and isinstance(v[0], dict)]
         data = lists[0] if len(lists) == 1 else [data]
     if not isinstance(data, list):
-        return [], [(label, "expected a list of records")]
+        return [], [(label, Msg("data.not_list"))]
     if not data:
-        return [], [(label, "the file holds no records")]
+        return [], [(label, Msg("data.no_records"))]
     return list(enumerate(data, start=1)), []
 
 
@@ -138,12 +141,12 @@ def _read_table(path: Path, label: str, suffix: str):
         else:
             frame = pd.read_parquet(path)
     except UnicodeDecodeError as err:
-        return [], [(label, f"not UTF-8 text (undecodable byte at offset {err.start}); save the file as UTF-8")]
+        return [], [(label, Msg("data.not_utf8", offset=err.start))]
     except Exception as err:  # pandas raises many parser errors; all mean "this is not a readable table"
-        message = "the file is empty" if "No columns" in str(err) else f"cannot read the table: {err}"
+        message = Msg("data.empty_file") if "No columns" in str(err) else Msg("data.bad_table", error=str(err))
         return [], [(label, message)]
     if frame.empty:
-        return [], [(label, "the file holds no records")]
+        return [], [(label, Msg("data.no_records"))]
     records = frame.to_dict(orient="records")
     for record in records:  # JSON-in-a-cell is how CSV carries conversations
         for key, value in record.items():
@@ -181,13 +184,13 @@ def detect_format(record: Any) -> str | None:
 def _text(value: Any, at: str, problems: list, required: bool = True) -> str | None:
     if value is None or value == "":
         if required:
-            problems.append((at, "missing or empty"))
+            problems.append((at, Msg("data.missing")))
         return None
     if not isinstance(value, str):
-        problems.append((at, f"expected text, got {type(value).__name__}"))
+        problems.append((at, Msg("data.not_text", kind=type(value).__name__)))
         return None
     if required and not value.strip():
-        problems.append((at, "empty"))
+        problems.append((at, Msg("data.empty")))
         return None
     return value
 
@@ -198,7 +201,7 @@ def _from_alpaca(r: dict, at, problems) -> list[dict]:
         messages.append({"role": "system", "content": _text(r["system"], at("system"), problems)})
     for i, pair in enumerate(r.get("history") or []):
         if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
-            problems.append((at(f"history[{i}]"), "expected a [question, answer] pair"))
+            problems.append((at(f"history[{i}]"), Msg("data.bad_pair")))
             continue
         messages.append({"role": "user", "content": _text(pair[0], at(f"history[{i}][0]"), problems)})
         messages.append({"role": "assistant", "content": _text(pair[1], at(f"history[{i}][1]"), problems)})
@@ -213,20 +216,20 @@ def _from_alpaca(r: dict, at, problems) -> list[dict]:
 def _from_sharegpt(r: dict, at, problems) -> list[dict]:
     turns = r.get("conversations")
     if not isinstance(turns, list) or not turns:
-        problems.append((at("conversations"), "expected a non-empty list of turns"))
+        problems.append((at("conversations"), Msg("data.no_turns")))
         return []
     messages = []
     if r.get("system"):
         messages.append({"role": "system", "content": _text(r["system"], at("system"), problems)})
     for i, turn in enumerate(turns):
         if not isinstance(turn, dict):
-            problems.append((at(f"conversations[{i}]"), "expected an object with 'from' and 'value'"))
+            problems.append((at(f"conversations[{i}]"), Msg("data.bad_turn")))
             continue
         speaker = turn.get("from")
         role = SHAREGPT_ROLES.get(speaker)
         if role is None:
-            problems.append((at(f"conversations[{i}].from"), f"unknown role {speaker!r}; use one of "
-                             + ", ".join(sorted(SHAREGPT_ROLES))))
+            problems.append((at(f"conversations[{i}].from"), Msg("data.bad_role", role=repr(speaker),
+                                                                   roles=", ".join(sorted(SHAREGPT_ROLES)))))
             continue
         value = _text(turn.get("value"), at(f"conversations[{i}].value"), problems)
         if speaker == "function_call":  # a tool call written as JSON text
@@ -247,16 +250,16 @@ def _tool_call(value: str | None) -> dict:
 def _from_messages(r: dict, at, problems) -> list[dict]:
     turns = r.get("messages")
     if not isinstance(turns, list) or not turns:
-        problems.append((at("messages"), "expected a non-empty list of messages"))
+        problems.append((at("messages"), Msg("data.no_messages")))
         return []
     messages = []
     for i, turn in enumerate(turns):
         if not isinstance(turn, dict):
-            problems.append((at(f"messages[{i}]"), "expected an object with 'role' and 'content'"))
+            problems.append((at(f"messages[{i}]"), Msg("data.bad_message")))
             continue
         role = turn.get("role")
         if role not in ROLES:
-            problems.append((at(f"messages[{i}].role"), f"unknown role {role!r}; use one of {', '.join(ROLES)}"))
+            problems.append((at(f"messages[{i}].role"), Msg("data.bad_role", role=repr(role), roles=", ".join(ROLES))))
             continue
         message = {"role": role}
         if role == "assistant" and turn.get("tool_calls"):
@@ -297,26 +300,25 @@ def check_role_order(messages: list[dict], at) -> list[tuple[str, str]]:
     for i, m in enumerate(messages):
         role = m["role"]
         if role == "system" and i != 0:
-            problems.append((at(f"turn {i + 1}"), "a system message may only come first"))
+            problems.append((at(Msg("where.turn", n=i + 1)), Msg("data.system_first")))
         elif role == "user" and previous == "user":
-            problems.append((at(f"turn {i + 1}"), "two user turns in a row"))
+            problems.append((at(Msg("where.turn", n=i + 1)), Msg("data.two_user")))
         elif role == "assistant" and previous == "assistant" and not messages[i - 1].get("tool_calls"):
-            problems.append((at(f"turn {i + 1}"), "two assistant turns in a row"))
+            problems.append((at(Msg("where.turn", n=i + 1)), Msg("data.two_assistant")))
         elif role == "tool" and previous not in ("assistant", "tool"):
-            problems.append((at(f"turn {i + 1}"), "a tool result must follow an assistant tool call"))
+            problems.append((at(Msg("where.turn", n=i + 1)), Msg("data.tool_order")))
         elif role == "assistant" and previous in (None, "system"):
-            problems.append((at(f"turn {i + 1}"), "the conversation starts with the assistant; a user turn must come first"))
+            problems.append((at(Msg("where.turn", n=i + 1)), Msg("data.assistant_first")))
         previous = role
     if messages and messages[-1]["role"] != "assistant":
-        problems.append((at("last turn"), f"the conversation ends on a {messages[-1]['role']} turn; it must end "
-                         "with the assistant's answer"))
+        problems.append((at(Msg("where.last_turn")), Msg("data.bad_end", role=messages[-1]["role"])))
     return problems
 
 
 def normalise(record: Any, fmt: str, file: str, number: int, unit: str = "row") -> tuple[Row | None, list]:
     at = lambda name: where(file, number, name, unit)  # noqa: E731
     if not isinstance(record, dict):
-        return None, [(where(file, number, unit=unit), f"expected an object, got {type(record).__name__}")]
+        return None, [(where(file, number, unit=unit), Msg("data.not_object", kind=type(record).__name__))]
     problems: list[tuple[str, str]] = []
     if fmt == "text":
         text = _text(record.get("text"), at("text"), problems)
@@ -351,15 +353,12 @@ def load_dataset_file(path: str, fmt: str = "auto", mapping: dict[str, str] | No
             if f:
                 counts[f] = counts.get(f, 0) + 1
         if not counts:
-            result.problems.append((label, "no known format: expected columns such as instruction/output, messages, "
-                                    "conversations, prompt/completion, question/thinking/answer, or text "
-                                    "(map your column names by hand if they differ)"))
+            result.problems.append((label, Msg("data.no_format")))
             return result
         fmt = max(counts, key=counts.get)
         if len(counts) > 1:
-            result.problems.append((label, "mixed formats in one file: " + ", ".join(
-                f"{k} ({v} rows)" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
-                + f"; reading all rows as {fmt}"))
+            counted = [Msg("data.format_rows", format=k, rows=v) for k, v in sorted(counts.items(), key=lambda kv: -kv[1])]
+            result.problems.append((label, Msg("data.mixed_formats", counts=Msg("list", items=counted), format=fmt)))
     result.format = fmt
     for number, record in records:
         row, row_problems = normalise(record, fmt, label, number, unit)
@@ -401,13 +400,10 @@ def split_rows(rows: list, validation_share: float, test_share: float, seed: int
 
 def summary_text(result: LoadResult) -> str:
     if result.format is None:
-        return f"**{result.file}**: could not be read ({len(result.problems)} problem(s) below)."
-    lines = [f"**{result.file}**: format **{result.format}**, {result.total_rows} rows, "
-             f"{len(result.rows)} usable, {len(result.bad_rows)} with problems."]
-    if result.bad_rows:
-        lines.append("Rows with problems are left out of training (your file is not changed); fix the file and "
-                     "load it again to keep them.")
-    return "\n\n".join(lines)
+        return Msg("data.unreadable", file=result.file, count=len(result.problems))
+    summary = Msg("data.summary_line", file=result.file, format=result.format, total=result.total_rows,
+                  usable=len(result.rows), bad=len(result.bad_rows))
+    return Msg("paragraphs", items=[summary, Msg("data.bad_rows_left_out")]) if result.bad_rows else summary
 
 
 def shown(row: Row) -> str:

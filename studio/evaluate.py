@@ -12,6 +12,8 @@ from collections import Counter
 
 import numpy as np
 
+from .text import Msg
+
 
 def units(text: str) -> list[str]:
     """Words for alphabetic text, single characters for CJK (character-level scoring for Chinese)."""
@@ -74,11 +76,11 @@ def fit_latency(samples: list[tuple[int, float]]) -> tuple[float, float] | None:
 def latency_text(samples: list[tuple[int, float]]) -> str:
     fit = fit_latency(samples)
     if fit is None:
-        return f"{len(samples)} answer(s) so far; the fit needs answers of at least two different lengths."
+        return Msg("chat.latency_few", count=len(samples))
     k, b = fit
-    return (f"Over {len(samples)} answers: time = {1000 * k:.1f} ms x tokens + {1000 * b:.0f} ms "
-            f"(about {1 / k:.1f} tokens/s once started; {1000 * b:.0f} ms fixed cost per answer)." if k > 0 else
-            f"Over {len(samples)} answers the times do not grow with length yet (k = {1000 * k:.1f} ms).")
+    if k > 0:
+        return Msg("chat.latency_fit", count=len(samples), per_token=1000 * k, fixed=1000 * b, speed=1 / k)
+    return Msg("chat.latency_flat", count=len(samples), per_token=1000 * k)
 
 
 # ---------------------------------------------------------------- a run's held-out evaluation
@@ -132,7 +134,7 @@ def evaluate_run(run_dir, pair, limit: int = 20, settings=None, progress=None) -
 
     examples, split = held_out_examples(run_dir, limit)
     if not examples:
-        return {"error": "This run has no held-out rows (set a test share before training)."}
+        return {"error": Msg("chat.no_held_out")}
     settings = settings or GenerationSettings(max_new_tokens=96, temperature=0.0)
     rows = [{"messages": prompt + [{"role": "assistant", "content": reference}]} for prompt, reference in examples]
     answers = []
@@ -155,8 +157,8 @@ def evaluate_run(run_dir, pair, limit: int = 20, settings=None, progress=None) -
 
 def evaluation_table(result: dict) -> list[list]:
     rows = []
-    for key, label in (("loss", "answer loss"), ("perplexity", "perplexity"), ("rouge_l", "ROUGE-L"),
-                       ("bleu", "BLEU")):
+    for key in ("loss", "perplexity", "rouge_l", "bleu"):
+        label = Msg(f"metric.{key}")
         base, tuned = result["base"][key], result["tuned"][key]
         rows.append([label, round(base, 4), round(tuned, 4), round(tuned - base, 4)])
     return rows

@@ -20,6 +20,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
+from .text import TEXT, Msg, render
+
 Progress = Callable[[float, str], None]
 CHECK_PROMPT = "Who are you?"
 MARKER = "studio_export.json"  # written into every export; an existing folder without it is never overwritten
@@ -37,13 +39,14 @@ class ExportResult:
     check: str = ""  # what reloading the export and generating one answer showed
     files: list[str] = field(default_factory=list)
 
-    def text(self) -> str:
-        lines = [f"{self.kind}: {self.path} ({self.seconds:.1f} s)"]
+    def text(self, language: str = "en") -> str:
+        kind = Msg(f"result.{self.kind}") if f"result.{self.kind}" in TEXT else self.kind
+        lines = [Msg("export.result", kind=kind, path=self.path, seconds=self.seconds)]
         if self.files:
-            lines.append("files: " + ", ".join(self.files))
+            lines.append(Msg("export.result_files", files=", ".join(self.files)))
         if self.check:
-            lines.append(f"check: {self.check}")
-        return "\n".join(lines)
+            lines.append(Msg("export.result_check", check=self.check))
+        return "\n".join(render(line, language) for line in lines)
 
 
 class ExportError(ValueError):
@@ -55,7 +58,7 @@ class ExportError(ValueError):
 def run_preset(run_dir: str | Path) -> dict:
     path = Path(run_dir) / "preset.json"
     if not path.exists():
-        raise ExportError(f"{run_dir} is not a run folder (no preset.json)")
+        raise ExportError(Msg("export.not_run", run=str(run_dir)))
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -71,7 +74,7 @@ def trained_weights(run_dir: str | Path) -> tuple[str, Path]:
         return "adapter", run_dir / "adapter"
     if (run_dir / "model" / "config.json").exists():
         return "model", run_dir / "model"
-    raise ExportError(f"{run_dir} has no trained weights yet: wait until the run has finished (or was stopped)")
+    raise ExportError(Msg("export.no_weights", run=str(run_dir)))
 
 
 def base_model_path(run_dir: str | Path) -> str:
@@ -87,7 +90,7 @@ def _prepare_target(out: Path) -> Path:
     """A fresh temporary folder next to `out`; refuse to replace a folder the studio did not write."""
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
-        raise ExportError(f"{out} exists and was not written by the studio; choose an empty or new folder")
+        raise ExportError(Msg("export.foreign_folder", folder=str(out)))
     out.parent.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
 
@@ -212,15 +215,15 @@ def export_adapter(run_dir: str | Path, out: str | Path, progress: Progress = _q
     run_dir, out = Path(run_dir), Path(out)
     kind, weights = trained_weights(run_dir)
     if kind != "adapter":
-        raise ExportError("this run trained all weights (full / freeze): there is no adapter; export the merged model")
+        raise ExportError(Msg("export.no_adapter"))
     with staged_folder(out) as tmp:
-        progress(0.1, "copying the adapter")
+        progress(0.1, Msg("export.progress_copy"))
         for item in weights.iterdir():
             if item.is_file() and item.name != "training_args.bin":  # a pickle, and only the Trainer's
                 shutil.copy2(item, tmp / item.name)
         _copy_run_preset(run_dir, tmp)
         (tmp / "README.md").write_text(model_card(run_dir, "adapter"), encoding="utf-8")
-        progress(0.4, "checking: loading the base model with the adapter")
+        progress(0.4, Msg("export.progress_check_adapter"))
         heavy.ensure_imported()
         from peft import PeftModel
 
@@ -228,9 +231,9 @@ def export_adapter(run_dir: str | Path, out: str | Path, progress: Progress = _q
         model = PeftModel.from_pretrained(models.load_model(base_path), str(tmp)).eval()
         _, answer = check_answer(model, models.load_tokenizer(base_path))
         _commit(tmp, out, _record("adapter", run_dir, base_model=base_path, check_answer=answer))
-    progress(1.0, "adapter saved")
+    progress(1.0, Msg("export.progress_adapter_done"))
     return ExportResult("adapter", str(out), time.perf_counter() - started,
-                        f"loaded with PEFT on {base_path}; answer to '{CHECK_PROMPT}': {answer}", sorted_files(out))
+                        Msg("export.check_adapter", base=base_path, prompt=CHECK_PROMPT, answer=answer), sorted_files(out))
 
 
 def sorted_files(folder: Path) -> list[str]:
@@ -276,22 +279,22 @@ def export_merged(run_dir: str | Path, out: str | Path, progress: Progress = _qu
     started = time.perf_counter()
     run_dir, out = Path(run_dir), Path(out)
     with staged_folder(out) as tmp:
-        progress(0.05, "loading the base model and merging the trained weights")
+        progress(0.05, Msg("export.progress_merge"))
         model, tokenizer = merged or load_merged(run_dir)
         dtype = saved_dtype(base_model_path(run_dir))
-        progress(0.45, f"saving safetensors ({str(dtype).replace('torch.', '')})")
+        progress(0.45, Msg("export.progress_save", dtype=str(dtype).replace("torch.", "")))
         model.to(dtype).save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)  # carries the chat template
         _copy_run_preset(run_dir, tmp)
         (tmp / "README.md").write_text(model_card(run_dir, "merged"), encoding="utf-8")
         del model
-        progress(0.75, "checking: loading the saved folder with plain transformers")
+        progress(0.75, Msg("export.progress_check_merged"))
         reloaded = AutoModelForCausalLM.from_pretrained(str(tmp)).eval()
         _, answer = check_answer(reloaded, AutoTokenizer.from_pretrained(str(tmp)))
         _commit(tmp, out, _record("merged", run_dir, dtype=str(dtype), check_answer=answer))
-    progress(1.0, "merged model saved")
+    progress(1.0, Msg("export.progress_merged_done"))
     return ExportResult("merged", str(out), time.perf_counter() - started,
-                        f"reloaded with AutoModelForCausalLM; answer to '{CHECK_PROMPT}': {answer}", sorted_files(out))
+                        Msg("export.check_merged", prompt=CHECK_PROMPT, answer=answer), sorted_files(out))
 
 
 # ---------------------------------------------------------------- preset and commands
@@ -446,8 +449,8 @@ def write_gguf(model, tokenizer, path: Path, qtype: str = "F16", name: str = "mo
             raise ExportError(f"GGUF export: no llama.cpp name for tensor {hf_name}")
         data, raw = _gguf_tensor(hf_name, array, qtype)
         writer.add_tensor(gguf_name, data, raw_dtype=raw)
-        progress(0.2 + 0.5 * i / len(state), f"converting tensors ({i + 1}/{len(state)})")
-    progress(0.7, "writing the GGUF file")
+        progress(0.2 + 0.5 * i / len(state), Msg("export.progress_tensors", done=i + 1, total=len(state)))
+    progress(0.7, Msg("export.progress_write_gguf"))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -492,13 +495,13 @@ def export_gguf(run_dir: str | Path, out_file: str | Path, qtype: str = "Q8_0",
     if out_file.suffix != ".gguf":
         raise ExportError("the GGUF file name must end in .gguf")
     out_file.parent.mkdir(parents=True, exist_ok=True)
-    progress(0.05, "loading the base model and merging the trained weights")
+    progress(0.05, Msg("export.progress_merge"))
     model, tokenizer = merged or load_merged(run_dir)
     name = run_dir.name
     tmp = out_file.with_name(f".{out_file.stem}.partial.gguf")  # the loader recognises GGUF by its suffix
     try:
         write_gguf(model, tokenizer, tmp, qtype, name, progress)
-        progress(0.8, "checking: reading the file back with transformers' GGUF loader")
+        progress(0.8, Msg("export.progress_check_gguf"))
         expected, _ = check_answer(model, tokenizer)
         reloaded, reloaded_tokenizer = load_gguf(tmp)
         got, answer = check_answer(reloaded, reloaded_tokenizer)
@@ -507,17 +510,17 @@ def export_gguf(run_dir: str | Path, out_file: str | Path, qtype: str = "Q8_0",
         raise
     os.replace(tmp, out_file)
     same = _agreement(expected, got)
-    progress(1.0, "GGUF saved")
+    progress(1.0, Msg("export.progress_gguf_done"))
     return ExportResult("gguf", str(out_file), time.perf_counter() - started,
-                        f"{qtype}, {out_file.stat().st_size / 1e6:.1f} MB; read back with transformers' GGUF loader; "
-                        f"greedy answer {same} the merged model's: {answer}", [out_file.name])
+                        Msg("export.check_gguf", qtype=qtype, size=out_file.stat().st_size / 1e6, same=same,
+                            answer=answer), [out_file.name])
 
 
 def _agreement(expected: list[int], got: list[int]) -> str:
     if expected == got:
-        return f"identical ({len(got)} tokens) to"
+        return Msg("export.same_all", count=len(got))
     first = next((i for i, (a, b) in enumerate(zip(expected, got)) if a != b), min(len(expected), len(got)))
-    return f"the same for the first {first} of {len(expected)} tokens as"
+    return Msg("export.same_first", first=first, count=len(expected))
 
 
 # ---------------------------------------------------------------- TRL's own CLI
@@ -540,11 +543,10 @@ def trl_config(run_dir: str | Path, data_dir: Path, has_validation: bool) -> dic
     run_dir = Path(run_dir)
     settings, _, problems = parse_preset(run_preset(run_dir), str(run_dir / "preset.json"))
     if problems:
-        raise ExportError("; ".join(f"{w}: {m}" for w, m in problems))
+        raise ExportError(Msg("list", items=[Msg("problem", where=w, problem=m) for w, m in problems]))
     method = settings.method
     if method.finetuning_type == "freeze":
-        raise ExportError("TRL's CLI cannot train only the last layers (method 'freeze'); use the studio's headless "
-                          "command instead")
+        raise ExportError(Msg("export.freeze_trl"))
     plan_path = run_dir / "plan.json"
     plan = json.loads(plan_path.read_text(encoding="utf-8")) if plan_path.exists() else \
         hardware.plan(hardware.detect(), settings.training.precision, settings.training.gradient_checkpointing)
@@ -597,9 +599,9 @@ def export_trl_config(run_dir: str | Path, out: str | Path, progress: Progress =
         (tmp / "sft.yaml").write_text(header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True),
                                       encoding="utf-8")
         _commit(tmp, out, _record("trl-config", run_dir))
-    progress(1.0, "TRL config saved")
+    progress(1.0, Msg("export.progress_trl_done"))
     return ExportResult("trl-config", str(out / "sft.yaml"), time.perf_counter() - started,
-                        f"run it with: trl sft --config {out / 'sft.yaml'}", ["sft.yaml", "data/"])
+                        Msg("export.check_trl", path=str(out / "sft.yaml")), ["sft.yaml", "data/"])
 
 
 # ---------------------------------------------------------------- accelerate: N GPUs, ZeRO / FSDP
@@ -612,13 +614,13 @@ def accelerate_config(run_dir: str | Path, num_gpus: int, strategy: str = "zero2
     """An `accelerate launch` config for `num_gpus` GPUs per machine with plain DDP, DeepSpeed ZeRO-2 / ZeRO-3
     or FSDP; DeepSpeed and FSDP do the distribution, the studio only writes their settings."""
     if strategy not in STRATEGIES:
-        raise ExportError(f"strategy must be one of {', '.join(STRATEGIES)}")
+        raise ExportError(Msg("export.bad_strategy", choices=", ".join(STRATEGIES)))
     if num_gpus < 1 or num_machines < 1:
-        raise ExportError("the number of GPUs and of machines must be at least 1")
+        raise ExportError(Msg("export.bad_counts"))
     settings = run_preset(run_dir)["settings"]
     t, method = settings["training"], settings["method"]["finetuning_type"]
     if method == "qlora" and strategy in ("zero3", "fsdp"):
-        raise ExportError("QLoRA's 4-bit weights cannot be sharded by the studio's setup; use ddp or zero2, or LoRA")
+        raise ExportError(Msg("export.qlora_sharded"))
     precision = t["precision"]
     mixed = {"bf16": "bf16", "fp16": "fp16", "fp32": "no"}.get(precision, "bf16")  # auto: bf16 on Ampere or newer
     config = {
@@ -688,7 +690,7 @@ def export_selected(run_dir: str | Path, out_dir: str | Path | None, adapter: bo
     """Run the chosen exports into out_dir (default: the run's export/ folder). One failing export does not stop
     the others: (results, problems) says what was written and what was not, and why."""
     if not run_dir or not (Path(run_dir) / "preset.json").exists():
-        return [], ["Pick a finished run first."]
+        return [], [Msg("export.pick_run")]
     out = Path(out_dir) if out_dir else default_export_dir(run_dir)
     shared = {}  # merged weights, loaded (and merged) once when both the folder and the GGUF file are wanted
 
@@ -698,23 +700,23 @@ def export_selected(run_dir: str | Path, out_dir: str | Path | None, adapter: bo
         return shared.get("model")
 
     # GGUF before the merged folder: the folder export casts the shared model to the base's dtype.
-    chosen = [(adapter, "adapter", lambda p: export_adapter(run_dir, out / "adapter", p)),
-              (gguf, f"GGUF {gguf_type}", lambda p: export_gguf(run_dir, out / default_gguf_name(run_dir, gguf_type),
+    chosen = [(adapter, Msg("kind.adapter"), lambda p: export_adapter(run_dir, out / "adapter", p)),
+              (gguf, Msg("kind.gguf", qtype=gguf_type), lambda p: export_gguf(run_dir, out / default_gguf_name(run_dir, gguf_type),
                                                                  gguf_type, p, loaded())),
-              (merged, "merged model", lambda p: export_merged(run_dir, out / "merged", p, loaded()))]
+              (merged, Msg("kind.merged"), lambda p: export_merged(run_dir, out / "merged", p, loaded()))]
     chosen = [(name, job) for wanted, name, job in chosen if wanted]
     if not chosen:
-        return [], ["Choose at least one of: adapter, merged model, GGUF."]
+        return [], [Msg("export.choose_one")]
     results, problems = [], []
     for i, (name, job) in enumerate(chosen):
         def step(fraction: float, message: str, i=i, name=name) -> None:
-            progress((i + fraction) / len(chosen), f"{name}: {message}")
+            progress((i + fraction) / len(chosen), Msg("export.progress_item", name=name, step=message))
         try:
             results.append(job(step))
         except ExportError as err:
-            problems.append(f"{name}: {err}")
+            problems.append(Msg("export.item_problem", name=name, problem=err.args[0] if err.args else str(err)))
         except Exception as err:  # noqa: BLE001 - an export failure is a message, never a crashed tab
-            problems.append(f"{name} failed: {type(err).__name__}: {err}")
+            problems.append(Msg("export.item_failed", name=name, error=f"{type(err).__name__}: {err}"))
     return results, problems
 
 
@@ -722,9 +724,9 @@ def push_to_hub(folder: str | Path, repo_id: str, token: str | None = None, priv
     """Upload an exported folder to the Hugging Face Hub. Needs internet and a write token."""
     folder = Path(folder)
     if not repo_id or "/" not in repo_id:
-        raise ExportError("the repository id looks like user-or-org/model-name")
+        raise ExportError(Msg("export.bad_repo"))
     if not (folder / MARKER).exists():
-        raise ExportError(f"{folder} is not an export yet: export the merged model or adapter first")
+        raise ExportError(Msg("export.not_exported", folder=str(folder)))
     from huggingface_hub import HfApi
 
     api = HfApi(token=token or None)
@@ -732,10 +734,10 @@ def push_to_hub(folder: str | Path, repo_id: str, token: str | None = None, priv
         api.create_repo(repo_id, private=private, exist_ok=True)
         commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message="Fine-tuning Studio export")
     except Exception as err:  # noqa: BLE001 - offline, bad token, no permission: all become one plain message
-        reason = "this machine cannot reach the Hugging Face Hub (offline?)" if _is_network_error(err) else \
+        reason = Msg("export.offline") if _is_network_error(err) else \
             f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-        raise ExportError(f"Could not push to {repo_id}: {reason}. The export stays in {folder}.") from err
-    return f"Pushed {folder.name} to https://huggingface.co/{repo_id} ({getattr(commit, 'oid', '')[:8]})"
+        raise ExportError(Msg("export.push_failed", repo=repo_id, reason=reason, folder=str(folder))) from err
+    return Msg("export.pushed", name=folder.name, repo=repo_id, commit=getattr(commit, "oid", "")[:8])
 
 
 def _is_network_error(err: Exception) -> bool:
@@ -749,15 +751,18 @@ def run_summary(run_dir: str | Path) -> str:
     """One paragraph about a run for the Export tab: what it trained and what can be exported from it."""
     try:
         preset, status = run_preset(run_dir), run_status(run_dir)
-    except (ExportError, OSError, json.JSONDecodeError) as err:
+    except ExportError as err:
+        return err.args[0]
+    except (OSError, json.JSONDecodeError) as err:
         return str(err)
     method = preset["settings"]["method"]["finetuning_type"]
     try:
         kind, _ = trained_weights(run_dir)
-        can = "adapter, merged model, GGUF" if kind == "adapter" else "merged model, GGUF (a full run has no adapter)"
+        can = Msg("export.can_adapter") if kind == "adapter" else Msg("export.can_full")
     except ExportError as err:
-        can = f"nothing yet ({err})"
+        can = Msg("export.can_nothing", why=err.args[0])
     loss = status.get("final_train_loss")
-    return (f"**{Path(run_dir).name}**: {status.get('status', '?')}, method {method}, "
-            f"{status.get('global_step', '?')} steps"
-            + (f", final train loss {loss:.4f}" if isinstance(loss, float) else "") + f". Can export: {can}.")
+    state = status.get("status", "?")
+    return Msg("export.summary", run=Path(run_dir).name, state=Msg(f"state.{state}") if f"state.{state}" in TEXT
+               else state, method=method, steps=status.get("global_step", "?"),
+               loss=Msg("export.summary_loss", loss=loss) if isinstance(loss, float) else "", can=can)

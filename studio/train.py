@@ -28,6 +28,7 @@ from typing import Callable
 
 from . import data as data_mod
 from .config import Settings, preset_dict
+from .text import Msg
 
 Progress = Callable[[str], None]
 
@@ -103,17 +104,23 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 class RunLog:
-    """Progress lines to the console (or UI) and to the run's log.txt."""
+    """Progress lines to the console (or UI) and to the run's log.txt (English, with tracebacks, for reading and
+    sharing), and each line also as a message in events.jsonl, so the Train tab shows it in the reader's language."""
 
     def __init__(self, run_dir: Path, echo: Progress | None = print):
         self.path = run_dir / "log.txt"
+        self.events = run_dir / "events.jsonl"
         self.echo = echo
 
     def __call__(self, line: str) -> None:
         if not is_main_process():
             return
+        stamp = f"{datetime.now():%H:%M:%S}"
         with open(self.path, "a", encoding="utf-8") as f:
-            f.write(f"[{datetime.now():%H:%M:%S}] {line}\n")
+            f.write(f"[{stamp}] {line}\n")
+        event = {"time": stamp, "text": str(line), **(line.to_json() if isinstance(line, Msg) else {})}
+        with open(self.events, "a", encoding="utf-8") as f:
+            f.write(json.dumps(event, ensure_ascii=False, default=str) + "\n")
         if self.echo:
             self.echo(line)
 
@@ -185,16 +192,12 @@ def overfitting_warning(metrics: list[dict], patience: int = 3) -> str | None:
         falling = start is not None and train and train[-1]["loss"] < start
         if rising and falling:
             best = min(evals, key=lambda e: e["eval_loss"])
-            return (f"Overfitting: validation loss has risen {patience} evaluations in a row while training loss "
-                    f"keeps falling. The model is memorising the training data. The best validation loss was "
-                    f"{best['eval_loss']:.4f} at step {best['step']}: stop here, or turn on early stopping, use fewer "
-                    "epochs or more data.")
+            return Msg("warn.overfitting", patience=patience, best=best["eval_loss"], step=best["step"])
     for previous, current in zip(train, train[1:]):
         if int(current["epoch"]) > int(previous["epoch"]) and current["loss"] < 0.5 * previous["loss"] \
                 and current["loss"] < 0.3:
-            return (f"Training loss dropped sharply at the start of epoch {int(current['epoch']) + 1} (from "
-                    f"{previous['loss']:.3f} to {current['loss']:.3f}): the model has started memorising examples it "
-                    "has seen before. Watch the validation loss; fewer epochs may generalise better.")
+            return Msg("warn.memorising", epoch=int(current["epoch"]) + 1, before=previous["loss"],
+                       after=current["loss"])
     return None
 
 
@@ -303,10 +306,10 @@ def make_callbacks(run_dir: Path, log: RunLog, stop_event: threading.Event | Non
                 with open(self.path, "a", encoding="utf-8") as f:
                     f.write(json.dumps(row) + "\n")
                 if "loss" in row:
-                    log(f"step {row['step']}/{row['max_steps']}  epoch {row['epoch']:.2f}  loss {row['loss']:.4f}  "
-                        f"{row['tokens_per_s']:.0f} tokens/s")
+                    log(Msg("log.step", step=row["step"], max_steps=row["max_steps"], epoch=row["epoch"],
+                            loss=row["loss"], speed=row["tokens_per_s"]))
                 if "eval_loss" in row:
-                    log(f"step {row['step']}  validation loss {row['eval_loss']:.4f}")
+                    log(Msg("log.eval", step=row["step"], loss=row["eval_loss"]))
 
         def on_step_end(self, args, state, control, **kwargs):
             if stop_event is not None and stop_event.is_set():
@@ -340,8 +343,11 @@ def run_training(settings: Settings, run_dir: Path | None = None, progress: Prog
         name = "log.txt" if is_main_process() else f"log-rank{os.environ.get('RANK')}.txt"  # one file per writer
         with open(run_dir / name, "a", encoding="utf-8") as f:
             f.write(traceback.format_exc())
-        status.update(status="failed", error=f"{type(err).__name__}: {err}", advice=explain_error(err))
-        log(f"Run failed: {status['error']}. {status['advice']}")
+        advice = explain_error(err)
+        status.update(status="failed", error=f"{type(err).__name__}: {err}", advice=advice, advice_key=advice.key)
+        if err.args and isinstance(err.args[0], Msg):  # the studio's own explanation, kept for the reader's language
+            status["error_message"] = err.args[0].to_json()
+        log(Msg("log.failed", error=status["error"], advice=status["advice"]))
     finally:
         status["wall_time_s"] = round(time.perf_counter() - started, 1)
         status["finished"] = datetime.now().isoformat(timespec="seconds")
@@ -350,15 +356,33 @@ def run_training(settings: Settings, run_dir: Path | None = None, progress: Prog
     return status
 
 
-def explain_error(err: Exception) -> str:
-    text = str(err).lower()
-    if "out of memory" in text or isinstance(err, MemoryError):
-        return "The run ran out of memory: lower the batch size or cutoff length, or use LoRA / QLoRA."
-    if "nan" in text or "inf" in text:
-        return "The loss became NaN: lower the learning rate, or use bf16 / fp32 instead of fp16."
-    if "no space" in text:
-        return "The disk is full: free space or keep fewer checkpoints."
-    return "See log.txt in the run folder for the full traceback."
+class DataError(ValueError):
+    """The run's data could not be used; the message names the problems."""
+
+
+def explain_error(err: Exception) -> Msg:
+    """What to try, chosen by the kind of error (not by words in its message: "information" holds "inf")."""
+    import errno
+
+    from .models import ModelSourceError
+
+    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError
+        return Msg("error.memory")
+    if isinstance(err, FloatingPointError):  # raised by MetricsCallback when the loss is not finite
+        return Msg("error.nan")
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return Msg("error.disk")
+    if isinstance(err, ModelSourceError):
+        return Msg("error.model")
+    if isinstance(err, DataError):
+        return Msg("error.data")
+    if isinstance(err, RuntimeError) and "out of memory" in str(err).lower():  # CPU allocator failures
+        return Msg("error.memory")
+    return Msg("error.other")
+
+
+def on_off(flag: bool) -> Msg:
+    return Msg("on" if flag else "off")
 
 
 def _free_memory() -> None:
@@ -391,27 +415,26 @@ def _train(settings: Settings, run_dir: Path, log: RunLog, stop_event, resume: b
                          estimated_gb=_estimated_memory_gb(settings, model_path, facts),
                          packing=settings.training.packing, liger=settings.training.use_liger_kernel)
     write(run_dir / "plan.json", plan)
-    log(f"Hardware: {plan['hardware']}")
-    log(f"Precision {plan['precision']}: {plan['precision_reason']}")
-    log(f"Gradient checkpointing {'on' if plan['gradient_checkpointing'] else 'off'}: "
-        f"{plan['gradient_checkpointing_reason']}")
-    log(f"Packing {'on' if plan['packing'] else 'off'}: {plan['packing_reason']}")
+    log(Msg("log.hardware", hardware=plan["hardware"]))
+    log(Msg("log.precision", value=plan["precision"], why=plan["precision_reason"]))
+    log(Msg("log.checkpointing", value=on_off(plan["gradient_checkpointing"]), why=plan["gradient_checkpointing_reason"]))
+    log(Msg("log.packing", value=on_off(plan["packing"]), why=plan["packing_reason"]))
     if plan["use_liger_kernel"] or facts.device == "cuda":
-        log(f"Liger kernels {'on' if plan['use_liger_kernel'] else 'off'}: {plan['liger_reason']}")
+        log(Msg("log.liger", value=on_off(plan["use_liger_kernel"]), why=plan["liger_reason"]))
     prepared, problems = (saved_split(run_dir), []) if resume else (None, [])
     if prepared is None:
         prepared, problems = prepare_data(settings)
     if prepared is None:
-        raise ValueError("no usable data: " + "; ".join(f"{w}: {m}" for w, m in problems[:5]))
+        raise DataError(Msg("log.no_data", problems=[Msg("problem", where=w, problem=m) for w, m in problems[:5]]))
     if problems:
-        log(f"Dropped {prepared.dropped} rows with problems (first: {problems[0][0]}: {problems[0][1]})")
+        log(Msg("log.dropped", count=prepared.dropped, where=problems[0][0], problem=problems[0][1]))
     if main:  # every process splits the same way (same seed); one writes it down
         (run_dir / "data").mkdir(exist_ok=True)
         for name, rows in (("train", prepared.train), ("validation", prepared.validation), ("test", prepared.test)):
             write_jsonl(run_dir / "data" / f"{name}.jsonl", rows)
         (run_dir / "metrics.jsonl").touch()
-    log(f"Data: {prepared.format}, {len(prepared.train)} train / {len(prepared.validation)} validation / "
-        f"{len(prepared.test)} test rows")
+    log(Msg("log.data", format=prepared.format, train=len(prepared.train), validation=len(prepared.validation),
+            test=len(prepared.test)))
 
     # 2. Model and tokenised data.
     method = settings.method.finetuning_type
@@ -448,13 +471,13 @@ def _train(settings: Settings, run_dir: Path, log: RunLog, stop_event, resume: b
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)
     trainable, total = models.count_parameters(trainer.model)
-    log(f"Training {trainable:,} of {total:,} parameters ({100 * trainable / total:.2f}%), method {method}")
+    log(Msg("log.parameters", trainable=trainable, total=total, share=100 * trainable / total, method=method))
     if world_size() > 1:
-        log(f"{world_size()} processes, distributed as {trainer.accelerator.distributed_type.value}")
+        log(Msg("log.processes", count=world_size(), kind=trainer.accelerator.distributed_type.value))
     checkpoint = _last_checkpoint(run_dir) if resume else None
     if checkpoint and main:
         trim_metrics(run_dir, int(checkpoint.rsplit("-", 1)[-1]))
-        log(f"Resuming from {Path(checkpoint).name}")
+        log(Msg("log.resuming", checkpoint=Path(checkpoint).name))
     output = trainer.train(resume_from_checkpoint=checkpoint)
 
     # 4. Save the result and the figures a reader wants first.
@@ -462,7 +485,7 @@ def _train(settings: Settings, run_dir: Path, log: RunLog, stop_event, resume: b
     trainer.save_model(str(target))  # every process takes part (ZeRO-3 / FSDP gather the shards); main writes
     if main:
         tokenizer.save_pretrained(str(target))
-    log(f"Saved {target.name} to {target}")
+    log(Msg("log.saved", name=target.name, path=str(target)))
     history = trainer.state.log_history
     train_losses = [h["loss"] for h in history if "loss" in h]
     eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]

@@ -34,12 +34,13 @@ def open_page(browser, app_url, locale):
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 
 
-@pytest.mark.parametrize("locale,tabs,load_button,upload,expected", [
+@pytest.mark.parametrize("locale,tabs,load_button,upload,expected,words", [
     ("en-US", ["Data", "Hyperparameters", "Train", "Chat", "Export"], "Load and check", "sharegpt.json",
-     ("format sharegpt", "3 usable", "Madrid.")),
-    ("zh-CN", ["数据", "超参数", "训练", "对话", "导出"], "加载并检查", None, ("format messages", "191 usable", "I am Lumen")),
+     ("format sharegpt", "3 usable", "Madrid."), ("exact duplicates", "covers 100.0%", "Precision")),
+    ("zh-CN", ["数据", "超参数", "训练", "对话", "导出"], "加载并检查", None, ("格式 messages", "可用 191 行", "I am Lumen"),
+     ("完全重复", "可覆盖 100.0%", "精度")),
 ])
-def test_main_flow_in_each_language(browser, app_url, artifacts, locale, tabs, load_button, upload, expected):
+def test_main_flow_in_each_language(browser, app_url, artifacts, locale, tabs, load_button, upload, expected, words):
     from playwright.sync_api import expect
 
     page = open_page(browser, app_url, locale)
@@ -53,13 +54,14 @@ def test_main_flow_in_each_language(browser, app_url, artifacts, locale, tabs, l
     expect(page.get_by_text(usable).first).to_be_visible(timeout=60000)
     expect(page.locator("body")).to_contain_text(summary)
     expect(page.get_by_role("grid").nth(1)).to_contain_text(in_preview)  # the preview table
-    expect(page.locator("body")).to_contain_text("exact duplicates")  # the quality report
-    expect(page.locator("body")).to_contain_text("covers 100.0%")  # the cutoff recommendation
+    duplicates, covers, precision = words
+    expect(page.locator("body")).to_contain_text(duplicates)  # the quality report
+    expect(page.locator("body")).to_contain_text(covers)  # the cutoff recommendation
     expect(page.locator("canvas, svg[class*=marks]").first).to_be_attached()  # the length plots drew
     page.screenshot(path=str(artifacts / f"data-tab-{locale}.png"), full_page=True)
 
     page.get_by_role("tab", name=tabs[1]).click()
-    expect(page.get_by_text("Precision").first).to_be_visible(timeout=60000)  # hardware plan, loaded after start
+    expect(page.get_by_text(precision).first).to_be_visible(timeout=60000)  # hardware plan, loaded after start
     page.screenshot(path=str(artifacts / f"hyperparameters-tab-{locale}.png"), full_page=True)
     page.close()
 
@@ -158,7 +160,7 @@ def test_chat_tab_fills_both_panes(browser, app_url, artifacts, tiny_model_dir):
     page.get_by_label("微调后的运行").fill(str(run))
     page.get_by_label("微调后的运行").press("Enter")
     page.get_by_role("button", name="同时发送给两个模型").click()
-    expect(page.get_by_text("ms/token").first).to_be_visible(timeout=60000)
+    expect(page.get_by_text("毫秒").first).to_be_visible(timeout=60000)  # latency, in Chinese
     bubbles = page.locator("[data-testid='bot']")
     expect(bubbles).to_have_count(2, timeout=30000)  # one answer per pane
     for i in range(2):
@@ -212,7 +214,7 @@ def test_export_merged_model_and_preset_from_the_quickstart_run(browser, app_url
     page = open_page(browser, app_url, "zh-CN")
     page.get_by_role("tab", name="导出").click()
     # Opening the tab lists the runs and shows the newest at once (a preselected choice fires no change event).
-    expect(page.locator("body")).to_contain_text("Can export", timeout=30000)
+    expect(page.locator("body")).to_contain_text("可导出", timeout=30000)
     run_box = page.locator("#export-run input")
     run_box.fill(str(quickstart_run))
     run_box.press("Enter")
@@ -227,7 +229,7 @@ def test_export_merged_model_and_preset_from_the_quickstart_run(browser, app_url
 
     page.get_by_role("button", name="导出并检查").click()
     result = page.locator("#export-result")
-    expect(result).to_contain_text("reloaded with AutoModelForCausalLM", timeout=240000)
+    expect(result).to_contain_text("已用 AutoModelForCausalLM 重新加载", timeout=240000)
     page.screenshot(path=str(artifacts / "export-tab-zh-CN.png"), full_page=True)
     merged = quickstart_run / "export" / "merged"
     model = AutoModelForCausalLM.from_pretrained(merged)  # plain transformers, no PEFT, no studio

@@ -5,6 +5,7 @@ import pytest
 
 from studio import config
 from studio.config import Settings
+from studio.text import render
 
 PRESETS = sorted((Path(__file__).resolve().parent.parent / "presets").glob("*.json"))
 CPU_PLAN = {"device": "cpu", "precision": "fp32", "gradient_checkpointing": False}
@@ -62,7 +63,8 @@ def test_overrides_report_all_problems_and_accept_section_paths():
     settings, problems = config.apply_overrides(Settings(), ["nope=1", "r=0", "learning_rate"])
     assert settings is None and {w for w, _ in problems} == {"nope", "learning_rate"}
     settings, problems = config.apply_overrides(Settings(), ["method.r=0"])
-    assert problems == [("--set.method.r", "Input should be greater than or equal to 1")]
+    assert problems == [("--set.method.r", "must be at least 1")]
+    assert render(problems[0][1], "zh") == "不能小于 1"  # the same problem, in the reader's language
     settings, _ = config.apply_overrides(Settings(), ["training.num_train_epochs=2", "packing=true"])
     assert settings.training.num_train_epochs == 2.0 and settings.training.packing == "on"  # a bool reads as on/off
     settings, _ = config.apply_overrides(Settings(), ["packing=off"])
@@ -117,7 +119,7 @@ def test_settings_from_flat_round_trip_and_problems():
     settings, problems = config.settings_from_flat(flat)
     assert not problems and settings.method.r == 8
     _, problems = config.settings_from_flat({"r": 0, "learning_rate": -1.0, "bogus": 1})
-    assert problems == [("bogus", "unknown setting")]
+    assert [(w, m.split(" (")[0]) for w, m in problems] == [("bogus", "unknown setting")]
     _, problems = config.settings_from_flat({"r": 0, "learning_rate": -1.0})
     assert {w for w, _ in problems} == {"r", "learning_rate"}
 

@@ -25,7 +25,8 @@ def test_every_tab_event_has_an_api_name(client):
 def load(client, path, fmt="auto", mapping="", model="starter", query="", page=1):
     keys = ("summary", "problems", "preview", "pages", "percentiles", "hist", "cdf", "cutoff", "split", "findings",
             "recommended_cutoff", "recommended_share")
-    return dict(zip(keys, client.predict(path, fmt, mapping, model, query, page, api_name="/load_data")))
+    # The last two inputs: the form's cutoff and validation share, which a first load replaces by the recommendations.
+    return dict(zip(keys, client.predict(path, fmt, mapping, model, query, page, 512, 0.1, api_name="/load_data")))
 
 
 def test_load_demo_data_with_lengths_and_report(client):
@@ -176,3 +177,34 @@ def test_export_tab_through_the_client(client, tiny_model_dir):
     assert refused.startswith("⚠️") and "user-or-org/model-name" in refused
     nothing = client.predict(str(run), "", False, False, False, "F16", api_name="/export_files")
     assert "Choose at least one" in nothing
+
+
+def test_loading_a_file_hands_its_recommendations_to_the_form_once(app_url):
+    """The first load of a file sets the cutoff and validation share; loading it again keeps the user's values."""
+    client = Client(app_url, verbose=False)  # a fresh browser session
+    first = client.predict("demo", "auto", "", "starter", "", 1, 512, 0.1, api_name="/load_data")
+    assert first[12:14] == (128, first[11]) and first[11] > 0.1 and "128" in first[14]
+    again = client.predict("demo", "auto", "", "starter", "", 1, 300, 0.25, api_name="/load_data")
+    assert again[12:14] == (300, 0.25) and again[14] == ""
+
+
+def test_the_run_just_trained_is_offered_by_chat_and_export_once(app_url, chat_run):
+    """After a run finishes in this server, opening Chat or Export selects it (and Chat loads it); after that the
+    session's own choice is kept."""
+    from pathlib import Path
+
+    from studio.jobs import JOB
+
+    JOB.start(Settings(), Path(chat_run), runner=lambda *a, **k: {"status": "finished", "output": chat_run + "/adapter"})
+    JOB.wait(10)
+    client = Client(app_url, verbose=False)
+    run, note = client.predict(None, api_name="/open_chat")
+    assert run["value"] == chat_run and note.startswith("Ready")
+    run, *_ = client.predict(None, api_name="/open_export")
+    assert run["value"] == chat_run
+    other = Path(chat_run).parent / "older-run"  # another finished run the user picks by hand
+    other.mkdir(exist_ok=True)
+    (other / "status.json").write_text('{"status": "finished", "output": "adapter"}')
+    other = str(other)
+    run, _ = client.predict(other, api_name="/open_chat")
+    assert run["value"] == other  # handed once; the user's own pick stays

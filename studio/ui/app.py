@@ -16,16 +16,16 @@ def build_app() -> gr.Blocks:
         gr.Markdown(t("subtitle"))
         with gr.Tabs():
             with gr.Tab(t("tab.data"), id="data"):
-                form, wire_data = data_tab.build(defaults)
+                form, wire_data = data_tab.build(defaults, demo)
             with gr.Tab(t("tab.hyper"), id="hyper"):
                 hyper_form, hardware_md, wire_presets = hyperparams_tab.build(defaults)
             form.update(hyper_form)
             # Declaration order (studio/config.py) is the API's parameter order, whatever the layout.
             form = {name: form[name] for _, name, _ in all_fields() if name in form}
             with gr.Tab(t("tab.train"), id="train"):
-                train_tab.build(dict(form))  # training needs no generation settings
-            with gr.Tab(t("tab.chat"), id="chat"):
-                form.update(chat_tab.build(defaults))
+                train_tab.build(dict(form), demo)  # training needs no generation settings
+            with gr.Tab(t("tab.chat"), id="chat") as chat:
+                form.update(chat_tab.build(defaults, demo, chat))
             with gr.Tab(t("tab.export"), id="export") as export:
                 export_tab.build(export)
         full_form = {name: form[name] for _, name, _ in all_fields()}

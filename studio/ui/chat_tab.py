@@ -4,13 +4,16 @@ copy of the weights, with latency figures, held-out answers and scores."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import gradio as gr
 
 from .. import config, evaluate
+from ..jobs import JOB
 from ..train import list_runs
 from .forms import build_section_form
-from .text import t
+from .handoff import pick_run
+from .text import frame, lang, render, t, tr
 
 # One loaded pair at a time: a second model copy would double memory. Guarded, since tabs share the process.
 _LOADED: dict = {}
@@ -19,8 +22,6 @@ _LOCK = threading.Lock()
 
 def finished_runs() -> list[str]:
     """Finished or stopped runs, each followed by its checkpoints (any of them can be the "tuned" side)."""
-    from pathlib import Path
-
     choices = []
     for r in list_runs():
         if r.get("status") in ("finished", "stopped") and r.get("output"):
@@ -43,13 +44,25 @@ def get_pair(run_dir: str):
         return _LOADED["pair"]
 
 
-def load_note(run_dir: str) -> str:
+def load_note(run_dir: str, request: gr.Request = None) -> str:
+    language = lang(request)
     if not run_dir:
-        return "Pick a finished run."
-    pair = get_pair(run_dir)
-    if pair.shares_weights:
-        return "One copy of the base weights serves both panes: the tuned pane switches the adapter on."
-    return "This run trained every weight, so the tuned model is a second copy in memory."
+        return tr("chat.no_runs", language)
+    if JOB.running and _LOADED.get("run_dir") != run_dir:
+        return tr("chat.busy_training", language)
+    try:
+        pair = get_pair(run_dir)
+    except Exception as err:  # a run without weights, a missing base model: a message, never a crashed tab
+        return tr("chat.load_failed", language, error=render(err.args[0] if err.args else str(err), language))
+    return tr("chat.shared_weights" if pair.shares_weights else "chat.two_copies", language, run=Path(run_dir).name)
+
+
+def open_tab(current: str | None, handed: str | None, request: gr.Request = None):
+    """On opening the tab (and on page load): the runs finished so far, the one just trained preselected, its
+    model loaded, so Send answers at once."""
+    choices = finished_runs()
+    value, handed = pick_run(choices, current, handed)
+    return gr.update(choices=choices, value=value), load_note(value, request), handed
 
 
 def generation_settings(max_new_tokens, temperature, top_p, repetition_penalty, sampling_seed=0):
@@ -71,23 +84,28 @@ def conversation(system: str, history: list[dict], prompt: str) -> list[dict]:
     return prefix + past + [{"role": "user", "content": prompt}]
 
 
-def pane_latency(name: str, answer, samples: list) -> str:
-    first = f"first token {1000 * answer.first_token_s:.0f} ms, " if answer.first_token_s else ""
-    return (f"**{name}**: {answer.new_tokens} tokens in {answer.seconds:.2f} s ({first}"
-            f"{answer.ms_per_token:.0f} ms/token). {evaluate.latency_text(samples)}")
+def pane_latency(name: str, answer, samples: list, language: str = "en") -> str:
+    first = tr("chat.first_token", language, ms=1000 * answer.first_token_s) if answer.first_token_s else ""
+    return tr("chat.pane_latency", language, name=name, tokens=answer.new_tokens, seconds=answer.seconds, first=first,
+              per_token=answer.ms_per_token, fit=render(evaluate.latency_text(samples), language))
 
 
 def send(run_dir, system, prompt, base_history, tuned_history, samples, max_new_tokens, temperature, top_p,
-         repetition_penalty, sampling_seed=0):
+         repetition_penalty, sampling_seed=0, request: gr.Request = None):
     from ..chat import stream_pair
+
+    language = lang(request)
 
     def plain(history):
         return [{"role": m["role"], "content": message_text(m["content"])} for m in history or []]
 
     base_history, tuned_history, samples = plain(base_history), plain(tuned_history), samples or {}
     if not run_dir or not (prompt or "").strip():
-        message = "Pick a finished run first." if not run_dir else "Type a message first."
+        message = tr("chat.pick_run" if not run_dir else "chat.type_first", language)
         yield base_history, tuned_history, samples, message, prompt
+        return
+    if JOB.running and _LOADED.get("run_dir") != run_dir:
+        yield base_history, tuned_history, samples, tr("chat.busy_training", language), prompt
         return
     settings = generation_settings(max_new_tokens, temperature, top_p, repetition_penalty, sampling_seed)
     pair = get_pair(run_dir)
@@ -101,19 +119,21 @@ def send(run_dir, system, prompt, base_history, tuned_history, samples, max_new_
         yield base_history, tuned_history, samples, "", ""
     samples = {"base": samples.get("base", []) + [(base.new_tokens, base.seconds)],
                "tuned": samples.get("tuned", []) + [(tuned.new_tokens, tuned.seconds)]}
-    latency = pane_latency("Base", base, samples["base"]) + "\n\n" + pane_latency("Tuned", tuned, samples["tuned"])
+    latency = (pane_latency(tr("chat.base_short", language), base, samples["base"], language) + "\n\n"
+               + pane_latency(tr("chat.tuned_short", language), tuned, samples["tuned"], language))
     yield base_history, tuned_history, samples, latency, ""
 
 
 def held_out_answers(run_dir, max_new_tokens, temperature, top_p, repetition_penalty, sampling_seed=0,
-                     progress=gr.Progress()):
+                     progress=gr.Progress(), request: gr.Request = None):
     from ..chat import stream_pair
 
+    language = lang(request)
     if not run_dir:
-        return [], "Pick a finished run first."
+        return frame([], ANSWER_COLUMNS, language), tr("chat.pick_run", language)
     examples, split = evaluate.held_out_examples(run_dir, limit=8)
     if not examples:
-        return [], "This run has no held-out rows (set a test share before training)."
+        return frame([], ANSWER_COLUMNS, language), tr("chat.no_held_out", language)
     pair = get_pair(run_dir)
     settings = generation_settings(max_new_tokens, temperature, top_p, repetition_penalty, sampling_seed)
     table = []
@@ -121,34 +141,41 @@ def held_out_answers(run_dir, max_new_tokens, temperature, top_p, repetition_pen
         base, tuned = list(stream_pair(pair, prompt, prompt, settings))[-1]
         table.append([prompt[-1]["content"], reference, base.text, tuned.text])
         progress((i + 1) / len(examples))
-    return table, f"{len(table)} prompts from the {split} split, never trained on."
+    return frame(table, ANSWER_COLUMNS, language), tr("chat.held_out_note", language, count=len(table),
+                                                       split=tr(f"split.{split}", language))
 
 
-def evaluate_held_out(run_dir, progress=gr.Progress()):
+def evaluate_held_out(run_dir, progress=gr.Progress(), request: gr.Request = None):
+    language = lang(request)
     if not run_dir:
-        return [], "Pick a finished run first."
+        return frame([], SCORE_COLUMNS, language), tr("chat.pick_run", language)
     result = evaluate.evaluate_run(run_dir, get_pair(run_dir), progress=lambda f: progress(f))
     if "error" in result:
-        return [], result["error"]
-    return evaluate.evaluation_table(result), (f"{result['rows']} rows of the {result['split']} split; saved to "
-                                               "evaluation.json in the run folder.")
+        return frame([], SCORE_COLUMNS, language), render(result["error"], language)
+    rows = [[render(row[0], language), *row[1:]] for row in evaluate.evaluation_table(result)]
+    return frame(rows, SCORE_COLUMNS, language), tr("chat.evaluated", language, rows=result["rows"],
+                                                     split=tr(f"split.{result['split']}", language))
 
 
-def build(defaults) -> dict:
+ANSWER_COLUMNS = ["col.prompt", "col.reference", "col.base", "col.tuned"]
+SCORE_COLUMNS = ["col.metric", "col.base", "col.tuned", "col.difference"]
+
+
+def build(defaults, demo: gr.Blocks, tab: gr.Tab) -> dict:
     with gr.Row():
-        run = gr.Dropdown(choices=finished_runs(), label=t("chat.run"), allow_custom_value=True, scale=3)
+        run = gr.Dropdown(choices=[], label=t("chat.run"), allow_custom_value=True, scale=3, elem_id="chat-run")
         refresh = gr.Button(t("chat.refresh"), scale=1)
-    note = gr.Markdown()
+    note = gr.Markdown(elem_id="chat-note")
     system = gr.Textbox(label=t("chat.system"), placeholder=t("chat.system_hint"))
     with gr.Row():
-        base_bot = gr.Chatbot(label=t("chat.base"), height=360)
-        tuned_bot = gr.Chatbot(label=t("chat.tuned"), height=360)
-    prompt = gr.Textbox(label=t("chat.prompt"), value="Who are you?")
+        base_bot = gr.Chatbot(label=t("chat.base"), height=360, elem_id="chat-base")
+        tuned_bot = gr.Chatbot(label=t("chat.tuned"), height=360, elem_id="chat-tuned")
+    prompt = gr.Textbox(label=t("chat.prompt"), value="Who are you?", elem_id="chat-prompt")
     with gr.Row():
-        send_btn = gr.Button(t("chat.send"), variant="primary")
+        send_btn = gr.Button(t("chat.send"), variant="primary", elem_id="chat-send")
         stop_btn = gr.Button(t("chat.stop"), variant="stop")
         clear_btn = gr.Button(t("chat.clear"))
-    latency = gr.Markdown()
+    latency = gr.Markdown(elem_id="chat-latency")
     with gr.Accordion(t("hyper.advanced"), open=False):
         form = build_section_form("generation", defaults)
     with gr.Accordion(t("chat.held_out"), open=False):
@@ -156,13 +183,15 @@ def build(defaults) -> dict:
             answers_btn = gr.Button(t("chat.test_prompts"))
             eval_btn = gr.Button(t("chat.evaluate"))
         held_note = gr.Markdown()
-        answers = gr.Dataframe(headers=["prompt", "reference", "base", "tuned"], wrap=True)
-        scores = gr.Dataframe(headers=["metric", "base", "tuned", "tuned - base"])
+        answers = gr.Dataframe(headers=[tr(k) for k in ANSWER_COLUMNS], wrap=True)
+        scores = gr.Dataframe(headers=[tr(k) for k in SCORE_COLUMNS])
     samples = gr.State({})
+    handed = gr.State()  # the freshly trained run this session was already shown (offered once, then the user's)
     sampling = [form["max_new_tokens"], form["temperature"], form["top_p"], form["repetition_penalty"],
                 form["sampling_seed"]]
 
     refresh.click(lambda: gr.update(choices=finished_runs()), None, run, api_name="list_runs")
+    tab.select(open_tab, [run, handed], [run, note, handed], api_name="open_chat")
     run.input(load_note, run, note, api_name="load_run")
     sending = send_btn.click(send, [run, system, prompt, base_bot, tuned_bot, samples, *sampling],
                              [base_bot, tuned_bot, samples, latency, prompt], api_name="chat")
@@ -172,4 +201,14 @@ def build(defaults) -> dict:
     clear_btn.click(lambda: ([], [], {}, ""), None, [base_bot, tuned_bot, samples, latency], api_name="clear_chat")
     answers_btn.click(held_out_answers, [run, *sampling], [answers, held_note], api_name="held_out_answers")
     eval_btn.click(evaluate_held_out, run, [scores, held_note], api_name="evaluate")
+
+    def localise(request: gr.Request):
+        language = lang(request)
+        # The demo prompt in the reader's language; the run list as it is now (the page may be opened long
+        # after the server started), without loading a model before the user opens the tab.
+        choices = finished_runs()
+        return (frame([], ANSWER_COLUMNS, language), frame([], SCORE_COLUMNS, language),
+                tr("chat.default_prompt", language), gr.update(choices=choices, value=choices[0] if choices else None))
+
+    demo.load(localise, None, [answers, scores, prompt, run], api_name=False)
     return form

@@ -1,78 +1,108 @@
 """Data tab: choose a file (upload, path, demo or hub id), see its problems, a searchable preview, token lengths
-measured with the model's own chat template, a cutoff recommendation, a quality report and the split."""
+measured with the model's own chat template, a cutoff recommendation, a quality report and the split.
+
+Loading a file hands its recommendations (cutoff, validation share) to the settings form once, so the user
+never re-types them; changing them afterwards is the user's choice and is kept."""
 
 from __future__ import annotations
 
 import json
-import threading
 
 import gradio as gr
 import pandas as pd
 
 from .. import config, data, stats
 from .forms import build_section_form
-from .text import t
+from .text import lang, render, t, tr
 
-# The last report, per file + format + mapping + model, so paging and searching do not re-read the file.
-_CACHE: dict = {}
-_LOCK = threading.Lock()
-_TOKENIZERS: dict = {}
+PROBLEM_COLUMNS = ["col.where", "col.problem"]
+PREVIEW_COLUMNS = ["col.row", "col.as_trained", "col.as_in_file"]
+PERCENTILE_COLUMNS = ["col.part", "p50", "p90", "p95", "p99", "max", "mean"]
+FINDING_COLUMNS = ["col.level", "col.check", "col.finding", "col.rows"]
+MAX_ROW_CHARS = 20_000  # a single row sent to the page; the rest stays on the server
 
 
-def _tokenizer(model: str):
-    if model not in _TOKENIZERS:
-        from ..models import load_tokenizer, resolve_model_path
+def headers(keys: list[str], language: str) -> list[str]:
+    return [tr(k, language) if k.startswith("col.") else k for k in keys]
 
-        _TOKENIZERS.clear()  # one at a time: they can be large
-        _TOKENIZERS[model] = load_tokenizer(resolve_model_path(model, progress=lambda _: None))
-    return _TOKENIZERS[model]
+
+def table(rows: list, keys: list[str], language: str) -> pd.DataFrame:
+    return pd.DataFrame([[render(v, language) for v in r] for r in rows], columns=headers(keys, language))
 
 
 def get_report(path: str, fmt: str, mapping_text: str, model: str, progress=None) -> stats.DataReport:
-    key = (path, fmt, mapping_text, model)
-    with _LOCK:
-        if _CACHE.get("key") != key:
-            mapping, _ = config.parse_mapping(mapping_text or "")
-            try:
-                tokenizer = _tokenizer(model) if model else None
-                report = stats.build_report(path, fmt, None, mapping or None, progress=progress, tokenizer=tokenizer)
-            except Exception as err:  # the tokenizer's model could not be had: report the data without lengths
-                report = stats.build_report(path, fmt, None, mapping or None)
-                report.tokenizer_problem = f"{type(err).__name__}: {err}"
-            _CACHE.update(key=key, report=report)
-        return _CACHE["report"]
+    return stats.cached_report(path, fmt, mapping_text, model, progress)
 
 
-def analyse(path, fmt, mapping_text, model, query, page, progress=gr.Progress()):
-    report = get_report(path or "demo", fmt or "auto", mapping_text, model, progress=lambda f: progress(f))
-    _, mapping_problems = config.parse_mapping(mapping_text or "")
-    problems = [[w, m] for w, m in (mapping_problems + report.load.problems)[:1000]]
-    rows, pages = data.preview_rows(report.load, query, page)
-    summary = data.summary_text(report.load)
-    if report.tokenizer_problem:
-        summary += f"\n\nToken lengths could not be measured: {report.tokenizer_problem}"
+def length_plots(report: stats.DataReport):
     lengths = report.lengths
     hist = pd.DataFrame(stats.histogram(lengths.total) if lengths is not None else [],
                         columns=["tokens", "conversations"]).astype("int64")
     cdf = pd.DataFrame(stats.cumulative(lengths.total) if lengths is not None else [],
                        columns=["tokens", "share"]).astype({"tokens": "int64", "share": "float64"})
-    cutoff = report.cutoff.message if report.cutoff else ""
+    return hist, cdf
+
+
+def analyse(path, fmt, mapping_text, model, query, page, progress=gr.Progress(), request: gr.Request = None):
+    language = lang(request)
+
+    def report_progress(stage, done=None, total=None):
+        progress((done, total) if total else None, desc=render(stage, language), unit=tr("col.rows", language))
+
+    report = get_report(path or "demo", fmt or "auto", mapping_text, model, progress=report_progress)
+    _, mapping_problems = config.parse_mapping(mapping_text or "")
+    problems = table([[w, m] for w, m in (mapping_problems + report.load.problems)[:1000]], PROBLEM_COLUMNS, language)
+    rows, pages = data.preview_rows(report.load, query, page)
+    summary = render(data.summary_text(report.load), language)
+    if report.tokenizer_problem:
+        summary += "\n\n" + tr("data.no_lengths", language, problem=report.tokenizer_problem)
+    hist, cdf = length_plots(report)
+    cutoff = render(report.cutoff.message, language) if report.cutoff else ""
     share, why = report.validation_share
-    n_train, n_val, n_test = data.split_sizes(len(report.load.rows), share, 0.0)
-    split = f"Recommended validation share **{share:.0%}** ({n_val} of {len(report.load.rows)} rows). {why}"
-    findings = [[f.level, f.check, f.message, ", ".join(map(str, f.rows[:50])) + (" ..." if len(f.rows) > 50 else "")]
-                for f in report.findings]
-    return (summary, problems, rows, f"page {min(int(page or 1), pages)} of {pages}", report.percentile_table(), hist,
-            cdf, cutoff, split, findings, report.cutoff.cutoff if report.cutoff else None, share)
+    _, n_val, _ = data.split_sizes(len(report.load.rows), share, 0.0)
+    split = tr("data.split", language, share=share, rows=n_val, total=len(report.load.rows), why=render(why, language))
+    level = {k: tr(f"level.{k}", language) for k in ("ok", "info", "warning", "error")}
+    findings = table([[level.get(f.level, f.level), f.check, f.message,
+                       ", ".join(map(str, f.rows[:50])) + (" ..." if len(f.rows) > 50 else "")]
+                      for f in report.findings], FINDING_COLUMNS, language)
+    percentiles = table(report.percentile_table(), PERCENTILE_COLUMNS, language)
+    page_text = tr("data.page_of", language, page=min(int(page or 1), pages), pages=pages)
+    return (summary, problems, table(rows, PREVIEW_COLUMNS, language), page_text, percentiles, hist, cdf, cutoff,
+            split, findings, report.cutoff.cutoff if report.cutoff else None, share)
 
 
-def show_row(path, fmt, mapping_text, model, number):
+def load_and_apply(path, fmt, mapping_text, model, query, page, applied, max_length, validation_share,
+                   progress=gr.Progress(), request: gr.Request = None):
+    """Load (as analyse), then hand this file's recommendations to the form, once per file: loading the same
+    file again, or paging, leaves the user's own changes alone."""
+    shown = analyse(path, fmt, mapping_text, model, query, page, progress=progress, request=request)
+    cutoff, share = shown[-2], shown[-1]
+    key = json.dumps([path or "demo", fmt, mapping_text, model])
+    usable = get_report(path or "demo", fmt or "auto", mapping_text, model).load.rows
+    if key == applied or not usable:
+        return (*shown, applied, max_length, validation_share, "")
+    language = lang(request)
+    if cutoff:
+        return (*shown, key, cutoff, share, tr("data.applied", language, cutoff=cutoff, share=share))
+    return (*shown, key, max_length, share, tr("data.applied_share", language, share=share))
+
+
+def show_row(path, fmt, mapping_text, model, number, request: gr.Request = None):
+    language = lang(request)
     report = get_report(path or "demo", fmt or "auto", mapping_text, model)
     raw, normalised = data.row_detail(report.load, int(number or 0))
     if raw is None:
-        return f"Row {number} is not among the usable rows (see the problem list)."
-    return (f"**Row {int(number)} as in the file**\n```json\n{json.dumps(raw, ensure_ascii=False, indent=2)}\n```\n"
-            f"**As training sees it**\n```json\n{json.dumps(normalised, ensure_ascii=False, indent=2)}\n```")
+        return tr("data.row_missing", language, number=number)
+    return (f"{tr('data.row_as_in_file', language, number=int(number))}\n```json\n{capped(raw, language)}\n```\n"
+            f"{tr('data.row_as_trained', language)}\n```json\n{capped(normalised, language)}\n```")
+
+
+def capped(value, language: str) -> str:
+    """At most MAX_ROW_CHARS of one row go to the page: a huge row must not freeze the browser."""
+    text = json.dumps(value, ensure_ascii=False, indent=2)
+    if len(text) <= MAX_ROW_CHARS:
+        return text
+    return text[:MAX_ROW_CHARS] + "\n...\n" + tr("data.truncated", language, size=len(text))
 
 
 def use_upload(file_path: str | None, current: str) -> str:
@@ -80,24 +110,36 @@ def use_upload(file_path: str | None, current: str) -> str:
     return file_path or current
 
 
-def build(defaults):
+def localise(request: gr.Request = None):
+    """Table headers and axis titles in the reader's language from the first paint (they are values, not labels)."""
+    language = lang(request)
+    tables = tuple(table([], keys, language) for keys in (PROBLEM_COLUMNS, PREVIEW_COLUMNS, PERCENTILE_COLUMNS,
+                                                          FINDING_COLUMNS))
+    return (*tables, gr.update(x_title=tr("col.tokens", language), y_title=tr("col.conversations", language)),
+            gr.update(x_title=tr("col.tokens", language), y_title=tr("col.share", language)))
+
+
+def build(defaults, demo: gr.Blocks):
     """Returns (form components by field name, wire). `wire(form)` connects what needs other tabs' fields."""
     form = build_section_form("data", defaults)
     upload = gr.File(label=t("data.upload"), file_types=[".json", ".jsonl", ".csv", ".parquet"], type="filepath")
-    load = gr.Button(t("data.load"), variant="primary")
-    summary = gr.Markdown()
-    problems = gr.Dataframe(headers=["where", "problem"], label=t("data.problems"), wrap=True, max_height=250)
+    load = gr.Button(t("data.load"), variant="primary", elem_id="data-load")
+    summary = gr.Markdown(elem_id="data-summary")
+    applied_note = gr.Markdown(elem_id="data-applied")
+    problems = gr.Dataframe(headers=headers(PROBLEM_COLUMNS, "en"), label=t("data.problems"), wrap=True,
+                            max_height=250)
     with gr.Row():
         query = gr.Textbox(label=t("data.search"), scale=3)
         page = gr.Number(value=1, minimum=1, precision=0, label=t("data.page"), scale=1)
         pages = gr.Markdown()
-    preview = gr.Dataframe(headers=["row", "as training sees it", "as in the file"], label=t("data.preview"), wrap=True, max_height=400)
+    preview = gr.Dataframe(headers=headers(PREVIEW_COLUMNS, "en"), label=t("data.preview"), wrap=True, max_height=400,
+                           elem_id="data-preview")
     with gr.Row():
         row_number = gr.Number(value=1, minimum=1, precision=0, label=t("data.row"), scale=1)
         row_btn = gr.Button(t("data.show_row"), scale=1)
-    row_view = gr.Markdown()
+    row_view = gr.Markdown(elem_id="data-row")
     gr.Markdown(t("data.lengths_title"))
-    percentiles = gr.Dataframe(headers=["tokens", "p50", "p90", "p95", "p99", "max", "mean"], label=t("data.lengths"))
+    percentiles = gr.Dataframe(headers=headers(PERCENTILE_COLUMNS, "en"), label=t("data.lengths"))
     with gr.Row():
         hist = gr.BarPlot(x="tokens", y="conversations", label=t("data.histogram"), height=260)
         cdf = gr.LinePlot(x="tokens", y="share", label=t("data.cumulative"), height=260)
@@ -105,16 +147,23 @@ def build(defaults):
     use_cutoff = gr.Button(t("data.use_cutoff"))
     split_text = gr.Markdown()
     use_split = gr.Button(t("data.use_split"))
-    findings = gr.Dataframe(headers=["level", "check", "finding", "rows"], label=t("data.quality"), wrap=True)
+    findings = gr.Dataframe(headers=headers(FINDING_COLUMNS, "en"), label=t("data.quality"), wrap=True)
     # Hidden numbers rather than gr.State so API clients receive the recommendations too.
     recommended_cutoff, recommended_share = gr.Number(visible=False), gr.Number(visible=False)
+    applied = gr.State()  # the file whose recommendations the form has received (once per file)
+    demo.load(localise, None, [problems, preview, percentiles, findings, hist, cdf], api_name=False)
 
     def wire(full_form: dict) -> None:
         sources = [form["dataset_path"], form["dataset_format"], form["column_mapping"], full_form["model_name_or_path"]]
         outputs = [summary, problems, preview, pages, percentiles, hist, cdf, cutoff_text, split_text, findings,
                    recommended_cutoff, recommended_share]
-        upload.upload(use_upload, [upload, form["dataset_path"]], form["dataset_path"], api_name="use_upload")
-        load.click(analyse, sources + [query, page], outputs, api_name="load_data")
+        loading = dict(fn=load_and_apply,
+                       inputs=sources + [query, page, applied, full_form["max_length"], form["validation_share"]],
+                       outputs=outputs + [applied, full_form["max_length"], form["validation_share"], applied_note])
+        # An upload is loaded at once: choosing the file is the user's "load".
+        upload.upload(use_upload, [upload, form["dataset_path"]], form["dataset_path"], api_name="use_upload") \
+            .then(**loading, api_name=False)
+        load.click(**loading, api_name="load_data")
         query.submit(analyse, sources + [query, page], outputs, api_name="search_data")
         page.submit(analyse, sources + [query, page], outputs, api_name="page_data")
         row_btn.click(show_row, sources + [row_number], row_view, api_name="show_row")

@@ -10,69 +10,73 @@ import gradio as gr
 
 from .. import export
 from ..train import list_runs
-from .text import t
+from .handoff import pick_run
+from .text import lang, render, t, tr
 
 
 def run_choices() -> list[str]:
     return [r["run_dir"] for r in list_runs() if r.get("status") in ("finished", "stopped")]
 
 
-def show_run(run_dir: str):
+def show_run(run_dir: str, request: gr.Request = None):
     """Summary, repeat commands, preset text and preset download for the chosen run."""
+    language = lang(request)
     if not run_dir or not (Path(run_dir) / "preset.json").exists():
-        return "Pick a finished run.", "", "", gr.update(value=None, visible=False)
+        return tr("export.pick_run", language), "", "", gr.update(value=None, visible=False)
     preset = Path(run_dir) / "preset.json"
     text = json.dumps(json.loads(preset.read_text(encoding="utf-8")), indent=2, ensure_ascii=False)
-    return (export.run_summary(run_dir), export.headless_commands(run_dir), text,
+    return (render(export.run_summary(run_dir), language), export.headless_commands(run_dir), text,
             gr.update(value=str(preset), visible=True))
 
 
-def open_tab(current: str | None):
-    """On opening the tab: the runs finished so far, and the chosen run (Gradio preselects the first choice, which
-    fires no change event) shown at once."""
+def open_tab(current: str | None, handed: str | None, request: gr.Request = None):
+    """On opening the tab: the runs finished so far, the one just trained preselected (Gradio preselects the first
+    choice, which fires no change event, so the chosen run is shown here at once)."""
     choices = run_choices()
-    value = current if current else (choices[0] if choices else None)
-    return (gr.update(choices=choices, value=value), *show_run(value))
+    value, handed = pick_run(choices, current, handed)
+    return (gr.update(choices=choices, value=value), *show_run(value, request), handed)
 
 
 def export_files(run_dir: str, out_dir: str, adapter: bool, merged: bool, gguf: bool, gguf_type: str,
-                 progress=gr.Progress()):
+                 progress=gr.Progress(), request: gr.Request = None):
+    language = lang(request)
     results, problems = export.export_selected(run_dir, out_dir.strip() or None, adapter, merged, gguf, gguf_type,
-                                               progress=lambda f, m: progress(f, desc=m))
-    lines = [f"```\n{r.text()}\n```" for r in results] + [f"⚠️ {p}" for p in problems]
-    return "\n\n".join(lines) or "Nothing exported."
+                                               progress=lambda f, m: progress(f, desc=render(m, language)))
+    lines = [f"```\n{r.text(language)}\n```" for r in results] + [f"⚠️ {render(p, language)}" for p in problems]
+    return "\n\n".join(lines) or tr("export.nothing", language)
 
 
-def push(run_dir: str, out_dir: str, repo_id: str, token: str, private: bool) -> str:
+def push(run_dir: str, out_dir: str, repo_id: str, token: str, private: bool, request: gr.Request = None) -> str:
     folder = Path(out_dir.strip() or export.default_export_dir(run_dir or "."))
     folder = folder / "merged" if (folder / "merged").exists() else folder / "adapter"
     try:
-        return export.push_to_hub(folder, repo_id.strip(), token.strip() or None, private)
+        return render(export.push_to_hub(folder, repo_id.strip(), token.strip() or None, private), lang(request))
     except export.ExportError as err:
-        return f"⚠️ {err}"
+        return f"⚠️ {render(err.args[0], lang(request))}"
 
 
-def trl_config(run_dir: str, out_dir: str):
+def trl_config(run_dir: str, out_dir: str, request: gr.Request = None):
     target = Path(out_dir.strip() or export.default_export_dir(run_dir or ".")) / "trl"
     try:
         result = export.export_trl_config(run_dir, target)
     except (export.ExportError, OSError) as err:
-        return f"⚠️ {err}", gr.update(value=None, visible=False)
+        return f"⚠️ {render(err.args[0] if err.args else str(err), lang(request))}", gr.update(value=None, visible=False)
     return Path(result.path).read_text(encoding="utf-8"), gr.update(value=result.path, visible=True)
 
 
-def accelerate(run_dir: str, gpus: float, machines: float, strategy: str):
+def accelerate(run_dir: str, gpus: float, machines: float, strategy: str, request: gr.Request = None):
     try:
         text, commands = export.accelerate_files(run_dir, int(gpus), strategy, int(machines))
     except (export.ExportError, OSError) as err:
-        return f"# {err}", "", gr.update(value=None, visible=False)
+        return f"# {render(err.args[0] if err.args else str(err), lang(request))}", "", gr.update(value=None,
+                                                                                                   visible=False)
     name = f"accelerate-{strategy}-{int(gpus)}x{int(machines)}.yaml"
     return text, commands, gr.update(value=str(export.default_export_dir(run_dir) / name), visible=True)
 
 
 def build(tab: gr.Tab) -> None:
     with gr.Row():
-        run = gr.Dropdown(choices=run_choices(), label=t("export.run"), allow_custom_value=True, scale=4,
+        run = gr.Dropdown(choices=[], label=t("export.run"), allow_custom_value=True, scale=4,
                           elem_id="export-run")
         refresh = gr.Button(t("export.refresh"), scale=1)
     summary = gr.Markdown()
@@ -106,8 +110,7 @@ def build(tab: gr.Tab) -> None:
         gpus = gr.Number(value=2, minimum=1, maximum=64, precision=0, label=t("export.gpus"))
         machines = gr.Number(value=1, minimum=1, maximum=64, precision=0, label=t("export.machines"))
         strategy = gr.Radio(list(export.STRATEGIES), value="zero2", label=t("export.strategy"),
-                            info="ddp: each GPU holds the whole model · zero2: optimizer + gradients sharded · "
-                                 "zero3 / fsdp: weights sharded too (largest models)")
+                            info=t("export.strategy_info"))
     accelerate_button = gr.Button(t("export.accelerate"))
     with gr.Row():
         accelerate_yaml = gr.Code(label="accelerate config", language="yaml")
@@ -117,7 +120,8 @@ def build(tab: gr.Tab) -> None:
     shown = [summary, commands, preset, download_preset]
     run.change(show_run, run, shown, api_name="show_export")
     refresh.click(lambda: gr.update(choices=run_choices()), None, run, api_name="export_runs")
-    tab.select(open_tab, run, [run, *shown])
+    handed = gr.State()  # the freshly trained run this session was already shown
+    tab.select(open_tab, [run, handed], [run, *shown, handed], api_name="open_export")
     go.click(export_files, [run, out_dir, adapter, merged, gguf, gguf_type], result, api_name="export_files")
     push_button.click(push, [run, out_dir, repo, token, private], push_status, api_name="push_to_hub")
     trl_button.click(trl_config, [run, out_dir], [trl_yaml, trl_file], api_name="trl_config")

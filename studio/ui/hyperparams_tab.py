@@ -9,12 +9,14 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from .. import advice, config
+from .. import advice, config, stats
+from ..text import Msg
 from .forms import build_section_form
-from .text import t
+from .text import for_form, lang, render, t, tr
 
 
-def hardware_view(precision: str, checkpointing: str, method: str, packing: str = "auto"):
+def hardware_view(precision: str, checkpointing: str, method: str, packing: str = "auto",
+                  request: gr.Request = None):
     """The hardware plan, and the method dropdown without QLoRA where it cannot run."""
     from .. import hardware
 
@@ -22,18 +24,21 @@ def hardware_view(precision: str, checkpointing: str, method: str, packing: str 
     if not hardware.qlora_available(_facts())[0]:
         choices.remove("qlora")
     value = method if method in choices else "lora"
-    return hardware_text(precision, checkpointing, packing), gr.update(choices=choices, value=value)
+    return hardware_text(precision, checkpointing, packing, lang(request)), gr.update(choices=choices, value=value)
 
 
-def hardware_text(precision: str, checkpointing: str, packing: str = "auto") -> str:
+def hardware_text(precision: str, checkpointing: str, packing: str = "auto", language: str = "en") -> str:
     from .. import hardware
+    from ..train import on_off
 
     facts = hardware.detect()
     plan = hardware.plan(facts, precision, checkpointing, packing=packing)
-    return (f"**{plan['hardware']}**\n\n- Precision **{plan['precision']}**: {plan['precision_reason']}\n"
-            f"- Gradient checkpointing **{'on' if plan['gradient_checkpointing'] else 'off'}**: "
-            f"{plan['gradient_checkpointing_reason']}\n- Packing **{'on' if plan['packing'] else 'off'}**: "
-            f"{plan['packing_reason']}\n- QLoRA: {hardware.qlora_available(facts)[1]}")
+    lines = [Msg("hyper.plan_precision", value=plan["precision"], why=plan["precision_reason"]),
+             Msg("hyper.plan_checkpointing", value=on_off(plan["gradient_checkpointing"]),
+                 why=plan["gradient_checkpointing_reason"]),
+             Msg("hyper.plan_packing", value=on_off(plan["packing"]), why=plan["packing_reason"]),
+             Msg("hyper.plan_qlora", why=hardware.qlora_available(facts)[1])]
+    return f"**{render(plan['hardware'], language)}**\n\n" + "\n".join(f"- {render(m, language)}" for m in lines)
 
 
 def _facts():
@@ -58,41 +63,53 @@ def _shape(model: str):
         return None
 
 
+def data_report(settings: config.Settings):
+    """The data the advice reads: the file the Data tab loaded, or the built-in demo. A path typed into the
+    dataset box is read only when the user presses Load (never on every keystroke)."""
+    d, model = settings.data, settings.model.model_name_or_path
+    report = stats.loaded_report(d.dataset_path, d.dataset_format, d.column_mapping, model)
+    if report is None and d.dataset_path == config.DEMO_DATA:
+        try:
+            report = stats.cached_report(d.dataset_path, d.dataset_format, d.column_mapping, model)
+        except Exception:
+            report = None
+    return report
+
+
 def situation_for(settings: config.Settings) -> advice.Situation:
-    from . import data_tab
-
-    d = settings.data
-    try:
-        report = data_tab.get_report(d.dataset_path, d.dataset_format, d.column_mapping,
-                                     settings.model.model_name_or_path)
-    except Exception:
-        report = None
-    return advice.build_situation(settings, report, _facts(), _shape(settings.model.model_name_or_path))
+    return advice.build_situation(settings, data_report(settings), _facts(), _shape(settings.model.model_name_or_path))
 
 
-LEVEL_WORD = {"error": "Cannot run", "warning": "Check", "info": "Tip"}
-
-
-def advice_markdown(items: list[advice.Advice]) -> str:
+def advice_markdown(items: list[advice.Advice], language: str = "en") -> str:
     if not items:
-        return "No advice: these settings suit your data and this machine."
-    return "\n".join(f"- *{LEVEL_WORD[a.level]}* **{a.field}**: {a.message}"
-                     + (f" Suggested: `{a.suggested}`." if a.suggested is not None else "") for a in items)
+        return tr("advice.none", language)
+    labels = field_labels(language)
+    return "\n".join(f"- *{tr('level.' + a.level, language)}* **{labels.get(a.field, a.field)}**: "
+                     f"{render(a.message, language)}"
+                     + (" " + tr("advice.suggested", language, value=a.suggested) if a.suggested is not None else "")
+                     for a in items)
 
 
-def estimate_markdown(settings: config.Settings, situation: advice.Situation) -> str:
+def field_labels(language: str) -> dict[str, str]:
+    """Advice names a setting by the label the user sees on the form."""
+    key = "label_zh" if language == "zh" else "label"
+    return {name: (info.json_schema_extra or {})[key] for _, name, info in config.all_fields()}
+
+
+def estimate_markdown(settings: config.Settings, situation: advice.Situation, language: str = "en") -> str:
     from ..data import split_sizes
     from ..hardware import choose_precision
 
     t, m = settings.training, settings.method
-    lines = [f"- Effective batch: **{settings.effective_batch_size(situation.devices)}** "
-             f"({t.per_device_train_batch_size} x {t.gradient_accumulation_steps} x {situation.devices} device)"]
+    lines = [Msg("hyper.effective_batch", effective=settings.effective_batch_size(situation.devices),
+                 batch=t.per_device_train_batch_size, accumulation=t.gradient_accumulation_steps,
+                 devices=situation.devices)]
     if situation.rows is not None:
         train_rows = split_sizes(situation.rows, settings.data.validation_share, settings.data.test_share)[0]
         per_epoch = advice.steps_per_epoch(train_rows, t.per_device_train_batch_size, t.gradient_accumulation_steps)
         total = advice.total_steps(train_rows, t.per_device_train_batch_size, t.gradient_accumulation_steps,
                                    t.num_train_epochs, t.max_steps)
-        lines.append(f"- {train_rows} training rows: **{per_epoch}** steps per epoch, **{total}** steps in all")
+        lines.append(Msg("hyper.steps", rows=train_rows, per_epoch=per_epoch, total=total))
     if situation.parameters is not None and situation.facts is not None:
         from ..advice import ModelShape
 
@@ -101,11 +118,10 @@ def estimate_markdown(settings: config.Settings, situation: advice.Situation) ->
         parts = advice.estimate_memory_gb(shape, m.finetuning_type, precision, t.per_device_train_batch_size,
                                           t.max_length, t.gradient_checkpointing == "on", m.r,
                                           m.freeze_trainable_layers, m.lora_dropout)
-        lines.append(f"- Memory at the cutoff: weights {parts['weights']:.1f} GB + optimizer and gradients "
-                     f"{parts['optimizer_and_gradients']:.1f} GB + activations {parts['activations']:.1f} GB + "
-                     f"logits {parts['logits']:.1f} GB. "
-                     + advice.fit_message(parts["total"], situation.facts.free_memory_gb, m.finetuning_type))
-    return "\n".join(lines)
+        lines.append(Msg("hyper.memory", weights=parts["weights"], optimizer=parts["optimizer_and_gradients"],
+                         activations=parts["activations"], logits=parts["logits"],
+                         fit=advice.fit_message(parts["total"], situation.facts.free_memory_gb, m.finetuning_type)))
+    return "\n".join(f"- {render(line, language)}" for line in lines)
 
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent.parent / "presets"
@@ -115,12 +131,14 @@ def shipped_presets() -> list[str]:
     return sorted(p.name for p in PRESETS_DIR.glob("*.json"))
 
 
-def check_text(settings: config.Settings | None, problems: list) -> str:
+def check_text(settings: config.Settings | None, problems: list, language: str = "en") -> str:
     if problems:
-        return "**Fix these before training:**\n" + "\n".join(f"- `{w}`: {m}" for w, m in problems)
-    return (f"Settings are valid. Effective batch size: **{settings.effective_batch_size()}** "
-            f"(batch {settings.training.per_device_train_batch_size} x accumulation "
-            f"{settings.training.gradient_accumulation_steps}).")
+        labels = field_labels(language)
+        return tr("hyper.fix_first", language) + "\n" + "\n".join(
+            f"- **{labels.get(w, render(w, language))}** (`{w}`): {render(m, language)}" for w, m in problems)
+    t = settings.training
+    return tr("hyper.valid", language, effective=settings.effective_batch_size(), batch=t.per_device_train_batch_size,
+              accumulation=t.gradient_accumulation_steps)
 
 
 def build(defaults):
@@ -162,50 +180,49 @@ def _wire(all_form: dict, check, reset, probe, shipped, preset_in, import_btn, e
     names = list(all_form)
     components = [all_form[n] for n in names]
 
-    def update_advice(*values):
+    def update_advice(*values, request=None):
+        language = lang(request)
         settings, problems = config.settings_from_flat(dict(zip(names, values)))
         if problems:
-            return check_text(None, problems), ""
+            return check_text(None, problems, language), ""
         situation = situation_for(settings)
-        return advice_markdown(advice.advise(situation)), estimate_markdown(settings, situation)
+        return advice_markdown(advice.advise(situation), language), estimate_markdown(settings, situation, language)
 
-    def reset_to_recommended(*values):
+    def reset_to_recommended(*values, request=None):
         current = dict(zip(names, values))
         settings, problems = config.settings_from_flat(current)
         if problems:
-            return [gr.update() for _ in names] + [check_text(None, problems)]
+            return [gr.update() for _ in names] + [check_text(None, problems, lang(request))]
         recommended = advice.recommended_values(situation_for(settings))
-        return [recommended.get(n, current[n]) for n in names] + ["Recommended values restored."]
+        return [recommended.get(n, current[n]) for n in names] + [tr("hyper.restored", lang(request))]
 
-    def measure_time(*values, progress=gr.Progress()):
+    def measure_time(*values, request, progress):
         from ..train import probe_seconds_per_step
 
+        language = lang(request)
         settings, problems = config.settings_from_flat(dict(zip(names, values)))
         if problems:
-            return check_text(None, problems)
+            return check_text(None, problems, language)
         situation = situation_for(settings)
-        progress(0.1, desc="Running a few training steps on this machine...")
+        progress(0.1, desc=tr("hyper.probing", language))
         seq_len = settings.training.max_length
-        from . import data_tab
-
-        try:
-            report = data_tab.get_report(settings.data.dataset_path, settings.data.dataset_format,
-                                         settings.data.column_mapping, settings.model.model_name_or_path)
-            if report.lengths is not None:  # batches are padded to their longest member, roughly the p75
-                seq_len = min(seq_len, int(np.percentile(report.lengths.total, 75)))
-        except Exception:
-            pass
+        report = data_report(settings)
+        if report is not None and report.lengths is not None:  # batches are padded to their longest, roughly p75
+            seq_len = min(seq_len, int(np.percentile(report.lengths.total, 75)))
         seconds = probe_seconds_per_step(settings, max(seq_len, 16), facts=_facts())
         if situation.rows is None:
-            return f"One optimizer step takes about {seconds:.1f} s here."
+            return tr("hyper.step_time", language, seconds=seconds)
         from ..data import split_sizes
 
         t = settings.training
         train_rows = split_sizes(situation.rows, settings.data.validation_share, settings.data.test_share)[0]
         steps = advice.total_steps(train_rows, t.per_device_train_batch_size, t.gradient_accumulation_steps,
                                    t.num_train_epochs, t.max_steps)
-        return "Estimated training time: " + advice.time_estimate_text(seconds, steps)
+        return tr("hyper.time", language, estimate=render(advice.time_estimate_text(seconds, steps), language))
 
+    n = len(components)
+    update_advice, reset_to_recommended = for_form(update_advice, n), for_form(reset_to_recommended, n)
+    measure_time = for_form(measure_time, n, progress=True)
     for component in components:
         component.change(update_advice, components, [advice_md, estimate_md], api_name=False,
                          show_progress="hidden", trigger_mode="always_last")
@@ -213,31 +230,36 @@ def _wire(all_form: dict, check, reset, probe, shipped, preset_in, import_btn, e
     reset.click(reset_to_recommended, components, components + [status], api_name="reset_to_recommended")
     probe.click(measure_time, components, time_md, api_name="estimate_time")
 
-    def check_settings(*values):
+    def check_settings(*values, request=None):
         settings, problems = config.settings_from_flat(dict(zip(names, values)))
-        return check_text(settings, problems)
+        return check_text(settings, problems, lang(request))
 
-    def export_preset(*values):
+    def export_preset(*values, request=None):
+        language = lang(request)
         settings, problems = config.settings_from_flat(dict(zip(names, values)))
         if problems:
-            return None, check_text(None, problems)
+            return None, check_text(None, problems, language)
         path = Path(tempfile.mkdtemp(prefix="studio-preset-")) / "studio-preset.json"
-        config.save_preset(settings, path, description="Exported from Fine-tuning Studio")
-        return str(path), "Preset exported: it reproduces this run with `python launch.py train --preset FILE`."
+        config.save_preset(settings, path, description=tr("hyper.export_description", "en"))
+        return str(path), tr("hyper.preset_exported", language)
 
-    def import_preset(path):
+    def import_preset(path, request: gr.Request):
+        language = lang(request)
         if not path:
-            return [gr.update() for _ in names] + ["Choose a preset file first."]
+            return [gr.update() for _ in names] + [tr("hyper.choose_preset", language)]
         settings, header, problems = config.load_preset(path)
         if problems:
-            return [gr.update() for _ in names] + [check_text(None, problems)]
+            return [gr.update() for _ in names] + [check_text(None, problems, language)]
         values = config.flat_values(settings)
-        about = f" {header['description']}" if header.get("description") else ""
-        return [values[n] for n in names] + ["Preset loaded." + about]
+        about = header.get("description_zh") if language == "zh" else None
+        about = about or header.get("description")
+        loaded = tr("hyper.preset_loaded_about", language, about=about) if about else tr("hyper.preset_loaded", language)
+        return [values[n] for n in names] + [loaded]
 
-    def load_shipped(name):
-        return import_preset(str(PRESETS_DIR / name) if name else None)
+    def load_shipped(name, request: gr.Request):
+        return import_preset(str(PRESETS_DIR / name) if name else None, request)
 
+    check_settings, export_preset = for_form(check_settings, n), for_form(export_preset, n)
     check.click(check_settings, components, status, api_name="check_settings")
     export_btn.click(export_preset, components, [preset_out, status], api_name="export_preset")
     import_btn.click(import_preset, preset_in, components + [status], api_name="import_preset")

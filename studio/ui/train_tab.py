@@ -12,7 +12,8 @@ import pandas as pd
 from .. import config, history
 from ..jobs import JOB
 from ..train import list_runs, overfitting_warning
-from .text import t
+from ..text import TEXT, Msg
+from .text import for_form, frame, lang, render, t, tr
 
 RESUMABLE = ("stopped", "interrupted", "failed")
 
@@ -26,9 +27,16 @@ LOSS_COLUMNS = {"step": "int64", "loss": "float64", "series": "str"}
 
 
 SERIES = ("train", "train (smoothed)", "validation")
+SERIES_KEYS = {"train": "series.train", "train (smoothed)": "series.smoothed", "validation": "series.validation"}
 
 
-def loss_frame(metrics: list[dict]) -> pd.DataFrame:
+def series_name(series: str, language: str) -> str:
+    """'train' or, when runs are compared, 'run-1: train', in the reader's language."""
+    run, sep, name = series.rpartition(": ")
+    return run + sep + tr(SERIES_KEYS[name], language) if name in SERIES_KEYS else series
+
+
+def loss_frame(metrics: list[dict], language: str = "en") -> pd.DataFrame:
     """Every frame names all three series: Gradio's line plot keeps the colour categories of the first frame it
     draws, so a series that appears later (train loss after the baseline evaluation) would never be drawn.
     A one-point placeholder draws nothing."""
@@ -36,7 +44,18 @@ def loss_frame(metrics: list[dict]) -> pd.DataFrame:
     if rows:
         present = {r["series"] for r in rows}
         rows += [{**rows[0], "series": s} for s in SERIES if s not in present]
-    return typed_frame(rows, LOSS_COLUMNS)
+    return translated_series(typed_frame(rows, LOSS_COLUMNS), language)
+
+
+def translated_series(frame: pd.DataFrame, language: str) -> pd.DataFrame:
+    frame["series"] = [series_name(s, language) for s in frame["series"]]
+    return frame
+
+
+def plot_titles(y_key: str, language: str, series: bool = True):
+    """Axis titles in the reader's language, set once on page load (a plain frame each poll keeps them)."""
+    titles = dict(x_title=tr("col.step", language), y_title=tr(y_key, language))
+    return gr.update(**titles, **({"color_title": tr("col.series", language)} if series else {}))
 
 
 def lr_frame(metrics: list[dict]) -> pd.DataFrame:
@@ -44,87 +63,139 @@ def lr_frame(metrics: list[dict]) -> pd.DataFrame:
     return typed_frame(rows, {"step": "int64", "learning_rate": "float64"})
 
 
-def progress_html(snapshot: dict) -> str:
+def progress_html(snapshot: dict, language: str = "en") -> str:
     last = next((m for m in reversed(snapshot.get("metrics", [])) if "max_steps" in m), None)
     if last is None:
         return ""
     done = last["step"] / max(last["max_steps"], 1)
+    words = tr("progress.step", language, step=last["step"], max_steps=last["max_steps"], percent=100 * done)
     return (f"<progress value='{last['step']}' max='{last['max_steps']}' style='width:100%;height:18px'></progress>"
-            f"<div>step {last['step']} / {last['max_steps']} ({100 * done:.0f}%)</div>")
+            f"<div>{words}</div>")
 
 
-def status_text(snapshot: dict) -> str:
+def perplexity(loss: float) -> float:
+    return math.exp(min(loss, 50))
+
+
+def status_text(snapshot: dict, language: str = "en") -> str:
     state = snapshot.get("status", "idle")
     if state == "idle":
-        return "No run in this session yet. Press **Start training**, or resume a run from the history below."
+        return tr("status.idle", language)
     metrics = snapshot["metrics"]
     last = next((m for m in reversed(metrics) if "loss" in m), None)
-    parts = [f"**{state}**: `{snapshot['run_dir']}`"]
+    state_word = tr(f"state.{state}", language) if f"state.{state}" in TEXT else state
+    parts = [tr("status.head", language, state=state_word, run=snapshot["run_dir"])]
     baseline = next((m for m in metrics if "eval_loss" in m and m["step"] == 0), None)
     if baseline:
-        parts.append(f"Base model before training: validation loss {baseline['eval_loss']:.4f} "
-                     f"(perplexity {math.exp(min(baseline['eval_loss'], 50)):.1f}).")
+        parts.append(tr("status.baseline", language, loss=baseline["eval_loss"], ppl=perplexity(baseline["eval_loss"])))
     if last:
         done = last["step"] / max(last["max_steps"], 1)
         eta = last["elapsed_s"] / done - last["elapsed_s"] if done > 0 else 0
-        parts.append(f"step {last['step']} / {last['max_steps']}, epoch {last['epoch']:.2f}, loss {last['loss']:.4f}, "
-                     f"{last['tokens_per_s']:.0f} tokens/s, elapsed {last['elapsed_s']:.0f} s"
-                     + (f", about {eta:.0f} s left" if state == "running" else ""))
+        parts.append(tr("status.progress", language, step=last["step"], max_steps=last["max_steps"],
+                        epoch=last["epoch"], loss=last["loss"], speed=last["tokens_per_s"], elapsed=last["elapsed_s"])
+                     + (tr("status.eta", language, eta=eta) if state == "running" else ""))
     evals = [m for m in metrics if "eval_loss" in m and m["step"] > 0]
     if evals:
-        parts.append(f"validation loss {evals[-1]['eval_loss']:.4f} (perplexity "
-                     f"{math.exp(min(evals[-1]['eval_loss'], 50)):.2f}) at step {evals[-1]['step']}")
+        parts.append(tr("status.validation", language, loss=evals[-1]["eval_loss"],
+                        ppl=perplexity(evals[-1]["eval_loss"]), step=evals[-1]["step"]))
     warning = overfitting_warning(metrics)
     if warning:
-        parts.append(f"**Warning:** {warning}")
+        parts.append(tr("status.warning", language, text=render(warning, language)))
     if snapshot.get("error"):
-        parts.append(f"**Error:** {snapshot['error']}\n\n**What to try:** {snapshot.get('advice', '')}")
+        parts.append(tr("status.error", language, error=failure_text(snapshot, language),
+                        advice=tr(snapshot.get("advice_key") or "error.other", language)))
     if state in ("finished", "stopped") and snapshot.get("output"):
-        parts.append(f"{state.capitalize()} after {snapshot.get('wall_time_s')} s; saved to `{snapshot['output']}`.")
+        parts.append(tr("status.done", language, state=state_word, seconds=snapshot.get("wall_time_s"),
+                        output=snapshot["output"]))
+        parts.append(tr("status.next", language))
     return "\n\n".join(parts)
 
 
-def poll(seen: str | None = None):
+def failure_text(snapshot: dict, language: str) -> str:
+    """The studio's own explanation where it gave one; otherwise the exception as raised (its words are the
+    library's, so they stay as they are)."""
+    if snapshot.get("error_message"):
+        return render(Msg.from_json(snapshot["error_message"]), language)
+    return snapshot["error"]
+
+
+def log_text(events: list[dict], language: str) -> str:
+    return "\n".join(f"[{e.get('time', '')}] {event_text(e, language)}" for e in events)
+
+
+def event_text(event: dict, language: str) -> str:
+    """A log line in the reader's language; its English text where the message is unknown (an older studio)."""
+    try:
+        return render(Msg.from_json(event), language) if "key" in event else event.get("text", "")
+    except (KeyError, IndexError, ValueError):
+        return event.get("text", "")
+
+
+def poll(seen: str | None = None, request: gr.Request = None):
     """Status every time; plots and log only when something new arrived since this page's last poll (`seen`),
     so watching a run costs the training thread next to nothing."""
+    language = lang(request)
     snapshot = JOB.snapshot()
     metrics = snapshot["metrics"]
     version = f"{snapshot.get('run_dir')}:{len(metrics)}:{snapshot.get('log_count')}"
     if version == seen or not metrics:
         # An empty frame would also fix the plot's categories to none (see loss_frame).
-        return status_text(snapshot), progress_html(snapshot), gr.skip(), gr.skip(), gr.skip(), version
-    return (status_text(snapshot), progress_html(snapshot), loss_frame(metrics), lr_frame(metrics),
-            "\n".join(snapshot["log"]), version)
+        return status_text(snapshot, language), progress_html(snapshot, language), gr.skip(), gr.skip(), gr.skip(), \
+            version
+    return (status_text(snapshot, language), progress_html(snapshot, language), loss_frame(metrics, language),
+            lr_frame(metrics), log_text(snapshot["log"], language), version)
 
 
-def start(names: list[str], values: tuple) -> str:
+def problems_text(problems: list, language: str) -> str:
+    return tr("train.fix_first", language) + "\n" + "\n".join(
+        f"- `{render(w, language)}`: {render(m, language)}" for w, m in problems)
+
+
+def start(names: list[str], values: tuple, language: str = "en") -> str:
     from ..train import new_run_dir
 
     settings, problems = config.settings_from_flat(dict(zip(names, values)))
     if problems:
-        return "**Fix these settings first:**\n" + "\n".join(f"- `{w}`: {m}" for w, m in problems)
-    return JOB.start(settings, new_run_dir())[1]
+        return problems_text(problems, language)
+    return render(JOB.start(settings, new_run_dir())[1], language)
 
 
-def resume(run_dir: str) -> str:
+def stop(request: gr.Request = None) -> str:
+    return render(JOB.stop(), lang(request))
+
+
+def resume(run_dir: str, request: gr.Request = None) -> str:
+    language = lang(request)
     if not run_dir:
-        return "Pick a stopped or interrupted run to resume."
+        return tr("train.pick_resume", language)
     settings, _, problems = config.load_preset(Path(run_dir) / "preset.json")
     if problems:
-        return "This run's preset is not valid: " + "; ".join(f"{w}: {m}" for w, m in problems)
+        return tr("train.bad_preset", language, problems=render(
+            [Msg("problem", where=w, problem=m) for w, m in problems], language))
     if not list((Path(run_dir) / "checkpoints").glob("checkpoint-*/trainer_state.json")):
-        return "This run has no checkpoint to resume from; start it again instead."
-    return JOB.start(settings, Path(run_dir), resume=True)[1]
+        return tr("train.no_checkpoint", language)
+    return render(JOB.start(settings, Path(run_dir), resume=True)[1], language)
 
 
-def history_table() -> list[list]:
+HISTORY_COLUMNS = ["col.run", "col.status", "col.method", "col.steps", "col.final_train_loss",
+                   "col.best_validation_loss", "col.held_out", "col.started", "col.folder"]
+COMPARE_COLUMNS = ["col.run", "col.status", "col.steps", "col.final_train_loss", "col.final_validation_loss",
+                   "col.best_validation_loss"]
+
+
+def state_word(state: str, language: str) -> str:
+    return tr(f"state.{state}", language) if f"state.{state}" in TEXT else state
+
+
+def history_table(language: str = "en") -> list[list]:
     rows = []
     for r in list_runs():
         scores = r.get("evaluation")
         held_out = (f"ROUGE-L {scores['base']['rouge_l']:.3f} -> {scores['tuned']['rouge_l']:.3f}, BLEU "
                     f"{scores['base']['bleu']:.1f} -> {scores['tuned']['bleu']:.1f}") if scores else ""
-        rows.append([r["name"], r["status"], r.get("method"), r.get("global_step"), _round(r.get("final_train_loss")),
-                     _round(r.get("best_eval_loss")), held_out, r.get("started"), r["run_dir"]])
+        rows.append([r["name"], state_word(r["status"], language), r.get("method"), r.get("global_step"),
+                     _round(r.get("final_train_loss")), _round(r.get("best_eval_loss")), held_out, r.get("started"),
+                     r["run_dir"]])
     return rows
 
 
@@ -132,22 +203,28 @@ def _round(value):
     return round(value, 4) if isinstance(value, (int, float)) else value
 
 
-def refresh_history():
+def refresh_history(request: gr.Request = None):
+    language = lang(request)
     runs = list_runs()
     resumable = [r["run_dir"] for r in runs if r["status"] in RESUMABLE]
     every = [r["run_dir"] for r in runs]
-    return (history_table(), gr.update(choices=resumable, value=resumable[0] if resumable else None),
-            gr.update(choices=every))
+    return (frame(history_table(language), HISTORY_COLUMNS, language),
+            gr.update(choices=resumable, value=resumable[0] if resumable else None), gr.update(choices=every))
 
 
-def compare_runs(run_dirs: list[str]):
+def compare_runs(run_dirs: list[str], request: gr.Request = None):
+    language = lang(request)
     if not run_dirs:
-        return typed_frame([], LOSS_COLUMNS), [], []
+        return typed_frame([], LOSS_COLUMNS), frame([], COMPARE_COLUMNS, language), []
     curves, table, diff = history.compare(run_dirs)
-    return typed_frame(curves, LOSS_COLUMNS), table, diff
+    table = [[row[0], state_word(row[1], language), *row[2:]] for row in table]
+    names = [Path(r).name for r in run_dirs if (Path(r) / "preset.json").exists()]
+    return (translated_series(typed_frame(curves, LOSS_COLUMNS), language),
+            frame(table, COMPARE_COLUMNS, language),
+            pd.DataFrame(diff, columns=[tr("col.setting", language), *names]) if diff else [])
 
 
-def build(form: dict) -> None:
+def build(form: dict, demo: gr.Blocks) -> None:
     names = list(form)
     with gr.Row():
         start_btn = gr.Button(t("train.start"), variant="primary")
@@ -163,21 +240,34 @@ def build(form: dict) -> None:
     log = gr.Textbox(label=t("train.log"), lines=10, max_lines=10, autoscroll=True)
     with gr.Accordion(t("train.history"), open=False):
         refresh = gr.Button(t("train.refresh"))
-        runs = gr.Dataframe(headers=["run", "status", "method", "steps", "final train loss", "best validation loss",
-                                     "held-out scores (base -> tuned)", "started", "folder"], label=t("train.history"),
-                            wrap=True)
+        runs = gr.Dataframe(headers=[tr(k) for k in HISTORY_COLUMNS], label=t("train.history"), wrap=True)
         chosen = gr.Dropdown(label=t("train.compare_pick"), multiselect=True, choices=[], allow_custom_value=True)
         compare_btn = gr.Button(t("train.compare"))
         compare_plot = gr.LinePlot(x="step", y="loss", color="series", height=300)
-        compare_table = gr.Dataframe(headers=["run", "status", "steps", "final train loss", "final validation loss",
-                                              "best validation loss"])
+        compare_table = gr.Dataframe(headers=[tr(k) for k in COMPARE_COLUMNS])
         compare_diff = gr.Dataframe(label=t("train.diff"), wrap=True)
     timer = gr.Timer(2.0)
-    start_btn.click(lambda *values: start(names, values), [form[n] for n in names], message, api_name="start_training")
-    stop_btn.click(JOB.stop, None, message, api_name="stop_training")
+
+    def start_clicked(*values, request=None):
+        return start(names, values, lang(request))
+
+    start_clicked = for_form(start_clicked, len(names))
+
+    start_btn.click(start_clicked, [form[n] for n in names], message, api_name="start_training")
+    stop_btn.click(stop, None, message, api_name="stop_training")
     resume_btn.click(resume, resume_target, message, api_name="resume_training")
     seen = gr.State()
     timer.tick(poll, seen, [status, progress, plot, lr_plot, log, seen], api_name="poll_training",
                show_progress="hidden")
     refresh.click(refresh_history, None, [runs, resume_target, chosen], api_name="run_history")
     compare_btn.click(compare_runs, chosen, [compare_plot, compare_table, compare_diff], api_name="compare_runs")
+
+    def localise(request: gr.Request):
+        """Headers and axis titles in the reader's language from the first paint (they are values, not labels)."""
+        language = lang(request)
+        # Titles only: an empty frame would fix the plot's colour categories to none (see loss_frame).
+        return (frame([], HISTORY_COLUMNS, language), frame([], COMPARE_COLUMNS, language),
+                plot_titles("col.loss", language), plot_titles("col.loss", language),
+                plot_titles("col.learning_rate", language, series=False))
+
+    demo.load(localise, None, [runs, compare_table, plot, compare_plot, lr_plot], api_name=False)

