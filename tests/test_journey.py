@@ -69,12 +69,12 @@ WORDS = {
     "zh-CN": dict(tabs=["数据", "超参数", "训练", "对话", "导出"], loaded="可用 64 行", applied="已应用到设置",
                   advanced="高级设置", max_steps="最大步数", start="开始训练", finished="已完成", next="下一步",
                   ready="已就绪", send="同时发送给两个模型", latency="毫秒", adapter="仅适配器（小，需要基座模型）",
-                  merged="合并后的模型（可直接用 transformers 加载）", export="导出并检查", exported="适配器："),
+                  merged="合并后的模型（可直接用 transformers 加载）", export="导出并检查", exported="已用 PEFT 加载到"),
     "en-US": dict(tabs=["Data", "Hyperparameters", "Train", "Chat", "Export"], loaded="64 usable",
                   applied="Applied to the settings", advanced="Advanced settings", max_steps="Max steps",
                   start="Start training", finished="finished", next="Next:", ready="Ready:", send="Send to both",
                   latency="ms/token", adapter="Adapter only (small, needs the base model)",
-                  merged="Merged model (loads with plain transformers)", export="Export and check", exported="adapter:"),
+                  merged="Merged model (loads with plain transformers)", export="Export and check", exported="loaded with PEFT on"),
 }
 
 
@@ -135,9 +135,9 @@ def test_whole_journey_without_typing_a_path(browser, app_url, artifacts, tmp_pa
     page.get_by_label(w["merged"]).uncheck()
     page.get_by_role("button", name=w["export"]).click()
     expect(page.locator("#export-result")).to_contain_text(w["exported"], timeout=240000)
-    run_dir = chosen.input_value()
-    assert (Path(run_dir) / "export" / "adapter" / "adapter_config.json").exists()
     look("export")
+    run_dir = chosen.input_value()
+    assert (Path(run_dir) / "export" / "adapter" / "adapter_config.json").exists(), page.locator("#export-result").inner_text()
     page.close()
 
     if locale == "zh-CN":

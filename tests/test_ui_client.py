@@ -208,3 +208,18 @@ def test_the_run_just_trained_is_offered_by_chat_and_export_once(app_url, chat_r
     other = str(other)
     run, _ = client.predict(other, api_name="/open_chat")
     assert run["value"] == other  # handed once; the user's own pick stays
+
+
+def test_a_chinese_browser_reads_every_server_message_in_chinese(app_url):
+    """The same events as above, from a client whose language is Chinese (as a zh-CN browser sends it)."""
+    zh = Client(app_url, verbose=False, headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+    out = zh.predict("demo", "auto", "", "starter", "", 1, 512, 0.1, api_name="/load_data")
+    assert "可用 191 行" in out[0] and out[3] == "第 1 / 4 页" and "可覆盖 100.0%" in out[7]
+    assert out[4]["headers"][0] == "token 长度" and out[9]["headers"][:2] == ["级别", "检查项"]
+    assert {row[1] for row in out[9]["data"]} >= {"完全重复", "答案冲突", "语言构成"}
+    advice_text, estimate = zh.predict(*form_values(learning_rate=0.005), api_name="/advice")
+    assert "学习率" in advice_text and "偏高" in advice_text and "有效批大小" in estimate
+    assert "Effective" not in estimate and "high for" not in advice_text
+    text, _ = zh.predict("auto", "auto", "lora", "auto", api_name="/hardware")
+    assert "精度" in text and "Precision" not in text
+    assert "不能小于" in zh.predict(*form_values(r=0), api_name="/check_settings")

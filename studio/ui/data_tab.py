@@ -130,12 +130,12 @@ def build(defaults, demo: gr.Blocks):
                             max_height=250)
     with gr.Row():
         query = gr.Textbox(label=t("data.search"), scale=3)
-        page = gr.Number(value=1, minimum=1, precision=0, label=t("data.page"), scale=1)
+        page = gr.Number(value=1, precision=0, label=t("data.page"), scale=1)
         pages = gr.Markdown()
     preview = gr.Dataframe(headers=headers(PREVIEW_COLUMNS, "en"), label=t("data.preview"), wrap=True, max_height=400,
                            elem_id="data-preview")
     with gr.Row():
-        row_number = gr.Number(value=1, minimum=1, precision=0, label=t("data.row"), scale=1)
+        row_number = gr.Number(value=1, precision=0, label=t("data.row"), scale=1)
         row_btn = gr.Button(t("data.show_row"), scale=1)
     row_view = gr.Markdown(elem_id="data-row")
     gr.Markdown(t("data.lengths_title"))

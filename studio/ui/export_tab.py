@@ -66,7 +66,7 @@ def trl_config(run_dir: str, out_dir: str, request: gr.Request = None):
 
 def accelerate(run_dir: str, gpus: float, machines: float, strategy: str, request: gr.Request = None):
     try:
-        text, commands = export.accelerate_files(run_dir, int(gpus), strategy, int(machines))
+        text, commands = export.accelerate_files(run_dir, int(gpus or 0), strategy, int(machines or 0))
     except (export.ExportError, OSError) as err:
         return f"# {render(err.args[0] if err.args else str(err), lang(request))}", "", gr.update(value=None,
                                                                                                    visible=False)
@@ -107,8 +107,8 @@ def build(tab: gr.Tab) -> None:
         trl_file = gr.DownloadButton("sft.yaml", visible=False)
     gr.Markdown(t("export.gpus_title"))
     with gr.Row():
-        gpus = gr.Number(value=2, minimum=1, maximum=64, precision=0, label=t("export.gpus"))
-        machines = gr.Number(value=1, minimum=1, maximum=64, precision=0, label=t("export.machines"))
+        gpus = gr.Number(value=2, precision=0, label=t("export.gpus"))
+        machines = gr.Number(value=1, precision=0, label=t("export.machines"))
         strategy = gr.Radio(list(export.STRATEGIES), value="zero2", label=t("export.strategy"),
                             info=t("export.strategy_info"))
     accelerate_button = gr.Button(t("export.accelerate"))

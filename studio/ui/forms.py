@@ -19,14 +19,11 @@ def component_for(name: str, info, value):
     if annotation is bool:
         return gr.Checkbox(value=value, label=label, info=help_text)
     if annotation in (int, float):
-        limits = {}
-        for meta in info.metadata:  # annotated_types Ge / Gt / Le
-            for attr, key in (("ge", "minimum"), ("gt", "minimum"), ("le", "maximum")):
-                if getattr(meta, attr, None) is not None:
-                    limits[key] = getattr(meta, attr)
+        # No minimum / maximum on the component: Gradio would refuse an out-of-range number with its own English
+        # message; the settings' validation names the field and the limit in the reader's language instead.
         step = 1 if annotation is int else None
         return gr.Number(value=value, label=label, info=help_text, precision=0 if annotation is int else None,
-                         step=step, **limits)
+                         step=step)
     return gr.Textbox(value=value, label=label, info=help_text)
 
 

@@ -78,4 +78,5 @@ def for_form(fn, count: int, progress: bool = False):
         return fn(*values, **extra)
 
     wrapper.__signature__ = inspect.Signature(params)
+    wrapper.__annotations__ = {"request": gr.Request}  # Gradio reads type hints, not the signature
     return wrapper
