@@ -125,48 +125,62 @@ def _prompt_and_answer(messages: list[dict]) -> tuple[str, str]:
     return prompt, answer
 
 
-def _distinct_n(texts: list[str], n: int) -> float:
+def _distinct_n(texts: list, n: int) -> float:
+    """Share of unique n-grams; each text given as a string or as its list of words (already split)."""
     grams, total = set(), 0
     for text in texts:
-        tokens = _words(text)
-        for i in range(len(tokens) - n + 1):
-            grams.add(tuple(tokens[i:i + n]))
-            total += 1
+        tokens = _words(text) if isinstance(text, str) else text
+        grams.update(zip(*(tokens[i:] for i in range(n))))
+        total += max(len(tokens) - n + 1, 0)
     return len(grams) / total if total else 0.0
+
+
+WORD = re.compile(r"[\u4e00-\u9fff]|[^\W\d_]+|\d+")
 
 
 def _words(text: str) -> list[str]:
     # CJK text has no spaces: count each character as a word, as character-level metrics do.
-    return re.findall(r"[\u4e00-\u9fff]|[^\W\d_]+|\d+", text.lower())
+    return WORD.findall(text.lower())
+
+
+CJK, LATIN = re.compile(r"[\u4e00-\u9fff]"), re.compile(r"[A-Za-z]")
 
 
 def language_of(text: str) -> str:
-    cjk = len(re.findall(r"[\u4e00-\u9fff]", text))
-    latin = len(re.findall(r"[A-Za-z]", text))
+    cjk = len(CJK.findall(text))
+    latin = len(LATIN.findall(text))
     if cjk == 0 and latin == 0:
         return "other"
     return "zh" if cjk >= latin / 4 else "en"
 
 
 def quality_report(rows, answer_lengths: np.ndarray | None = None, cutoff: int | None = None,
-                   totals: np.ndarray | None = None, seed: int = 0) -> list[Finding]:
-    """rows: studio.data.Row objects (number + messages or text)."""
+                   totals: np.ndarray | None = None, seed: int = 0, progress=None) -> list[Finding]:
+    """rows: studio.data.Row objects (number + messages or text). progress(message, done, total) every few
+    thousand rows: a large file takes seconds here."""
     chat = [r for r in rows if r.messages is not None]
     findings: list[Finding] = []
     exact, near, by_prompt = defaultdict(list), defaultdict(list), defaultdict(set)
-    prompts, answers = [], []
-    for r in chat:
+    prompts, answers, normal_prompts, prompt_words, answer_words, languages = [], [], [], [], [], Counter()
+    for i, r in enumerate(chat):  # each text is normalised and split into words once
         prompt, answer = _prompt_and_answer(r.messages)
         prompts.append(prompt)
         answers.append(answer)
+        normal_prompt, normal_answer = _normalised(prompt), _normalised(answer)
+        normal_prompts.append(normal_prompt)
         exact[(prompt, answer)].append(r.number)
-        near[(_normalised(prompt), _normalised(answer))].append(r.number)
-        by_prompt[_normalised(prompt)].add(_normalised(answer))
+        near[(normal_prompt, normal_answer)].append(r.number)
+        by_prompt[normal_prompt].add(normal_answer)
+        prompt_words.append(_words(prompt))
+        answer_words.append(_words(answer))
+        languages[language_of(prompt + " " + answer)] += 1
+        if progress and (i + 1) % 2000 == 0:
+            progress(Msg("progress.quality_rows", done=i + 1, total=len(chat)), i + 1, len(chat))
     dup_rows = sorted(n for group in exact.values() if len(group) > 1 for n in group[1:])
     findings.append(_count_finding("exact_duplicates", dup_rows))
     near_rows = sorted(n for group in near.values() if len(group) > 1 for n in group[1:] if n not in dup_rows)
     findings.append(_count_finding("near_duplicates", near_rows))
-    conflicting = sorted(r.number for r, p in zip(chat, prompts) if len(by_prompt[_normalised(p)]) > 1)
+    conflicting = sorted(r.number for r, p in zip(chat, normal_prompts) if len(by_prompt[p]) > 1)
     findings.append(_count_finding("conflicting", conflicting))
     short = [r.number for r, a in zip(chat, answers) if len(a.strip()) < 3]
     findings.append(_count_finding("short_answers", short))
@@ -174,9 +188,8 @@ def quality_report(rows, answer_lengths: np.ndarray | None = None, cutoff: int |
         long_rows = [r.number for r, total in zip(rows, totals) if total > cutoff]
         findings.append(_count_finding("too_long", long_rows, cutoff=cutoff))
     findings.append(Finding(Msg("check.diversity"), "info", Msg(
-        "finding.diversity", p1=_distinct_n(prompts, 1), p2=_distinct_n(prompts, 2), a1=_distinct_n(answers, 1),
-        a2=_distinct_n(answers, 2))))
-    languages = Counter(language_of(p + " " + a) for p, a in zip(prompts, answers))
+        "finding.diversity", p1=_distinct_n(prompt_words, 1), p2=_distinct_n(prompt_words, 2),
+        a1=_distinct_n(answer_words, 1), a2=_distinct_n(answer_words, 2))))
     findings.append(Finding(Msg("check.languages"), "info", Msg("list", items=[
         Msg("finding.language_rows", language=Msg(f"lang.{k}"), rows=v) for k, v in languages.most_common()])))
     findings.append(_system_prompt_finding(chat))
@@ -287,7 +300,8 @@ def build_report(path: str, fmt: str = "auto", model: str | None = "starter", ma
             tokenizer_problem = f"{type(err).__name__}: {err}"
     progress(Msg("progress.quality"))
     findings = quality_report(loaded.rows, None if lengths is None else lengths.answer,
-                              cutoff.cutoff if cutoff else None, None if lengths is None else lengths.total)
+                              cutoff.cutoff if cutoff else None, None if lengths is None else lengths.total,
+                              progress=progress)
     if tokenizer is not None:
         findings += template_findings(loaded.rows, tokenizer)
     return DataReport(loaded, lengths, cutoff, findings, recommended_validation_share(len(loaded.rows)),

@@ -633,6 +633,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "result.gguf": ("gguf", "GGUF"),
     "result.trl-config": ("trl-config", "TRL 配置"),
     "result.preset": ("preset", "预设"),
+    "progress.quality_rows": ("Checking quality: {done} of {total} rows", "正在检查数据质量：{done} / {total} 行"),
 }
 
 

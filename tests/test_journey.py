@@ -142,3 +142,17 @@ def test_whole_journey_without_typing_a_path(browser, app_url, artifacts, tmp_pa
 
     if locale == "zh-CN":
         assert not any(found.values()), json.dumps(found, ensure_ascii=False, indent=1)
+
+
+def test_a_large_file_shows_progress_with_rows_done(browser, app_url, artifacts, tmp_path):
+    """20,000 rows take seconds to measure: the page says what it is doing and how many rows are done."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page(locale="zh-CN", viewport={"width": 1280, "height": 1000})
+    page.goto(app_url)
+    expect(page.get_by_role("tab", name="数据")).to_be_visible(timeout=20000)
+    page.locator("input[type=file]").first.set_input_files(str(journey_file(tmp_path, rows=20000)))
+    expect(page.get_by_text(re.compile(r"\d+ / 20000 行")).first).to_be_visible(timeout=60000)
+    page.screenshot(path=str(artifacts / "data-progress-zh-CN.png"), full_page=False)
+    expect(page.get_by_text("可用 20000 行").first).to_be_visible(timeout=180000)
+    page.close()
