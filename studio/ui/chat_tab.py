@@ -44,6 +44,10 @@ def get_pair(run_dir: str):
         return _LOADED["pair"]
 
 
+def failure(err: Exception, language: str) -> str:
+    return tr("chat.load_failed", language, error=render(err.args[0] if err.args else str(err), language))
+
+
 def load_note(run_dir: str, request: gr.Request = None) -> str:
     language = lang(request)
     if not run_dir:
@@ -53,7 +57,7 @@ def load_note(run_dir: str, request: gr.Request = None) -> str:
     try:
         pair = get_pair(run_dir)
     except Exception as err:  # a run without weights, a missing base model: a message, never a crashed tab
-        return tr("chat.load_failed", language, error=render(err.args[0] if err.args else str(err), language))
+        return failure(err, language)
     return tr("chat.shared_weights" if pair.shares_weights else "chat.two_copies", language, run=Path(run_dir).name)
 
 
@@ -108,7 +112,11 @@ def send(run_dir, system, prompt, base_history, tuned_history, samples, max_new_
         yield base_history, tuned_history, samples, tr("chat.busy_training", language), prompt
         return
     settings = generation_settings(max_new_tokens, temperature, top_p, repetition_penalty, sampling_seed)
-    pair = get_pair(run_dir)
+    try:
+        pair = get_pair(run_dir)
+    except Exception as err:  # a run without weights, a missing base model: said in the tab, never a popup
+        yield base_history, tuned_history, samples, failure(err, language), prompt
+        return
     base_messages = conversation(system, base_history, prompt)
     tuned_messages = conversation(system, tuned_history, prompt)
     base_history += [{"role": "user", "content": prompt}, {"role": "assistant", "content": ""}]
