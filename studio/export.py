@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from .text import TEXT, Msg, render
+from .text import TEXT, Msg, render, tr
 
 Progress = Callable[[float, str], None]
 CHECK_PROMPT = "Who are you?"
@@ -307,7 +307,7 @@ def export_preset(run_dir: str | Path, out: str | Path) -> ExportResult:
     return ExportResult("preset", str(out), time.perf_counter() - started)
 
 
-def headless_commands(run_dir: str | Path) -> str:
+def headless_commands(run_dir: str | Path, language: str = "en") -> str:
     run_dir = Path(run_dir)
     run = shlex.quote(str(run_dir))
     preset = shlex.quote(str(run_dir / "preset.json"))
@@ -317,11 +317,11 @@ def headless_commands(run_dir: str | Path) -> str:
         return shlex.quote(str(out / name))
 
     return "\n".join([
-        "# repeat this run without the UI (same settings, same data split seed)",
+        tr("cmd.repeat", language),
         f"python launch.py train --preset {preset}",
-        "# compare base and tuned answers",
+        tr("cmd.compare", language),
         f"python launch.py chat {run} --prompt \"Who are you?\"",
-        "# export: merged model folder, adapter, GGUF for llama.cpp / Ollama, TRL CLI config, 2-GPU accelerate",
+        tr("cmd.export", language),
         f"python launch.py export {run} --merged {target('merged')}",
         f"python launch.py export {run} --adapter {target('adapter')}",
         f"python launch.py export {run} --gguf {target(default_gguf_name(run_dir, 'Q8_0'))} --gguf-type Q8_0",
@@ -649,7 +649,7 @@ def accelerate_config(run_dir: str | Path, num_gpus: int, strategy: str = "zero2
 
 
 def accelerate_files(run_dir: str | Path, num_gpus: int, strategy: str = "zero2", num_machines: int = 1,
-                     out_dir: str | Path | None = None) -> tuple[str, str]:
+                     out_dir: str | Path | None = None, language: str = "en") -> tuple[str, str]:
     """(YAML text, launch commands); the YAML is written to out_dir (default: the run's export/ folder)."""
     import yaml
 
@@ -662,17 +662,16 @@ def accelerate_files(run_dir: str | Path, num_gpus: int, strategy: str = "zero2"
     preset = shlex.quote(str(run_dir / "preset.json"))
     target = shlex.quote(str(run_dir.parent / f"{run_dir.name}-{num_gpus * num_machines}gpu"))
     needs = {"zero2": "pip install deepspeed", "zero3": "pip install deepspeed"}.get(strategy)
-    lines = [f"# in the studio's folder on every machine{' (needs: ' + needs + ')' if needs else ''}; "
-             "the preset runs unchanged"]
+    lines = [Msg("cmd.where", needs=Msg("cmd.needs", package=needs) if needs else "")]
     for rank in range(num_machines):
         rank_flag = f" --machine_rank {rank}" if num_machines > 1 else ""
         lines.append(f"accelerate launch --config_file {shlex.quote(str(path))}{rank_flag} launch.py train "
                      f"--preset {preset} --output-dir {target}")
-    lines.append(f"# or without accelerate (plain DDP): torchrun --nproc_per_node {num_gpus} launch.py train "
-                 f"--preset {preset} --output-dir {target}")
+    lines.append(Msg("cmd.torchrun", command=f"torchrun --nproc_per_node {num_gpus} launch.py train --preset {preset} "
+                                              f"--output-dir {target}"))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
-    return text, "\n".join(lines)
+    return text, "\n".join(render(line, language) for line in lines)
 
 
 # ---------------------------------------------------------------- what the Export tab calls

@@ -646,6 +646,16 @@ TEXT: dict[str, tuple[str, str]] = {
     "model.no_tokenizer": ("Could not load a tokenizer from '{path}': it is neither a local folder nor a hub id reachable "
                            "from here ({error}).", "无法从 '{path}' 加载分词器：它既不是本地文件夹，也不是这里能访问到的 Hub ID（{error}）。"),
     "model.load_failed": ("Could not load the model '{path}': {error}", "无法加载模型 '{path}'：{error}"),
+    "cmd.repeat": ("# repeat this run without the UI (same settings, same data split seed)",
+                   "# 不用界面复现此运行（相同设置、相同数据切分种子）"),
+    "cmd.compare": ("# compare base and tuned answers", "# 对比基座与微调后的回答"),
+    "cmd.export": ("# export: merged model folder, adapter, GGUF for llama.cpp / Ollama, TRL CLI config, 2-GPU accelerate",
+                   "# 导出：合并后的模型文件夹、适配器、llama.cpp / Ollama 用的 GGUF、TRL 命令行配置、双 GPU 的 accelerate 配置"),
+    "cmd.where": ("# in the studio's folder on every machine{needs}; the preset runs unchanged",
+                  "# 在每台机器的工作室目录中运行{needs}；预设无需改动"),
+    "cmd.needs": (" (needs: {package})", "（需要：{package}）"),
+    "cmd.torchrun": ("# or without accelerate (plain DDP): {command}", "# 或不用 accelerate（普通 DDP）：{command}"),
+    "export.accelerate_yaml": ("accelerate config", "accelerate 配置"),
 }
 
 

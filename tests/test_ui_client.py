@@ -223,3 +223,13 @@ def test_a_chinese_browser_reads_every_server_message_in_chinese(app_url):
     text, _ = zh.predict("auto", "auto", "lora", "auto", api_name="/hardware")
     assert "精度" in text and "Precision" not in text
     assert "不能小于" in zh.predict(*form_values(r=0), api_name="/check_settings")
+
+
+def test_export_tab_speaks_chinese_to_a_chinese_browser(app_url, chat_run):
+    zh = Client(app_url, verbose=False, headers={"Accept-Language": "zh-CN"})
+    summary, commands, _, _ = zh.predict(chat_run, api_name="/show_export")
+    assert "已完成" in summary and "可导出：适配器" in summary
+    assert "# 不用界面复现此运行" in commands and "python launch.py train --preset" in commands
+    _, launch, _ = zh.predict(chat_run, 2, 1, "zero2", api_name="/accelerate")
+    assert "（需要：pip install deepspeed）" in launch
+    assert zh.predict(chat_run, "", False, False, False, "F16", api_name="/export_files").startswith("⚠️ 请至少选择一项")

@@ -25,7 +25,7 @@ def show_run(run_dir: str, request: gr.Request = None):
         return tr("export.pick_run", language), "", "", gr.update(value=None, visible=False)
     preset = Path(run_dir) / "preset.json"
     text = json.dumps(json.loads(preset.read_text(encoding="utf-8")), indent=2, ensure_ascii=False)
-    return (render(export.run_summary(run_dir), language), export.headless_commands(run_dir), text,
+    return (render(export.run_summary(run_dir), language), export.headless_commands(run_dir, language), text,
             gr.update(value=str(preset), visible=True))
 
 
@@ -66,7 +66,8 @@ def trl_config(run_dir: str, out_dir: str, request: gr.Request = None):
 
 def accelerate(run_dir: str, gpus: float, machines: float, strategy: str, request: gr.Request = None):
     try:
-        text, commands = export.accelerate_files(run_dir, int(gpus or 0), strategy, int(machines or 0))
+        text, commands = export.accelerate_files(run_dir, int(gpus or 0), strategy, int(machines or 0),
+                                                 language=lang(request))
     except (export.ExportError, OSError) as err:
         return f"# {render(err.args[0] if err.args else str(err), lang(request))}", "", gr.update(value=None,
                                                                                                    visible=False)
@@ -113,7 +114,7 @@ def build(tab: gr.Tab) -> None:
                             info=t("export.strategy_info"))
     accelerate_button = gr.Button(t("export.accelerate"))
     with gr.Row():
-        accelerate_yaml = gr.Code(label="accelerate config", language="yaml")
+        accelerate_yaml = gr.Code(label=t("export.accelerate_yaml"), language="yaml")
         accelerate_file = gr.DownloadButton("accelerate.yaml", visible=False)
     launch_commands = gr.Code(label=t("export.launch"), language="shell")
 
