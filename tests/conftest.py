@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 ARTIFACTS = ROOT / "artifacts"
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; browsers cannot be downloaded here
 sys.path.insert(0, str(ROOT))
 
 CHATML_TEMPLATE = (
@@ -100,3 +101,15 @@ def app_url(tmp_path_factory):
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A real headless Chromium (Debian's), for the browser tests; the flags keep it off the closed network."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+        yield b
+        b.close()

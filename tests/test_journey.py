@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+from conftest import CHROMIUM
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
@@ -39,17 +40,6 @@ ALLOWED = re.compile(r"SmolLM2?-\S+|Hugging Face Hub|llama\.cpp / Ollama|Llama 3
 
 def english_sentences(texts: list[str]) -> list[str]:
     return [t for t in texts if ENGLISH_RUN.search(ALLOWED.sub(" ", t))]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
-        yield b
-        b.close()
 
 
 def journey_file(tmp_path: Path, rows: int = 64) -> Path:

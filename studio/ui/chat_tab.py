@@ -13,7 +13,7 @@ from ..jobs import JOB
 from ..train import list_runs
 from .forms import build_section_form
 from .handoff import pick_run
-from .text import frame, lang, render, t, tr
+from .text import frame, headers, lang, render, t, tr
 
 # One loaded pair at a time: a second model copy would double memory. Guarded, since tabs share the process.
 _LOADED: dict = {}
@@ -191,8 +191,8 @@ def build(defaults, demo: gr.Blocks, tab: gr.Tab) -> dict:
             answers_btn = gr.Button(t("chat.test_prompts"))
             eval_btn = gr.Button(t("chat.evaluate"))
         held_note = gr.Markdown()
-        answers = gr.Dataframe(headers=[tr(k) for k in ANSWER_COLUMNS], wrap=True)
-        scores = gr.Dataframe(headers=[tr(k) for k in SCORE_COLUMNS])
+        answers = gr.Dataframe(headers=headers(ANSWER_COLUMNS), wrap=True)
+        scores = gr.Dataframe(headers=headers(SCORE_COLUMNS))
     samples = gr.State({})
     handed = gr.State()  # the freshly trained run this session was already shown (offered once, then the user's)
     sampling = [form["max_new_tokens"], form["temperature"], form["top_p"], form["repetition_penalty"],

@@ -13,21 +13,13 @@ import pandas as pd
 
 from .. import config, data, stats
 from .forms import build_section_form
-from .text import lang, render, t, tr
+from .text import frame, headers, lang, render, t, tr
 
 PROBLEM_COLUMNS = ["col.where", "col.problem"]
 PREVIEW_COLUMNS = ["col.row", "col.as_trained", "col.as_in_file"]
 PERCENTILE_COLUMNS = ["col.part", "p50", "p90", "p95", "p99", "max", "mean"]
 FINDING_COLUMNS = ["col.level", "col.check", "col.finding", "col.rows"]
 MAX_ROW_CHARS = 20_000  # a single row sent to the page; the rest stays on the server
-
-
-def headers(keys: list[str], language: str) -> list[str]:
-    return [tr(k, language) if k.startswith("col.") else k for k in keys]
-
-
-def table(rows: list, keys: list[str], language: str) -> pd.DataFrame:
-    return pd.DataFrame([[render(v, language) for v in r] for r in rows], columns=headers(keys, language))
 
 
 def get_report(path: str, fmt: str, mapping_text: str, model: str, progress=None) -> stats.DataReport:
@@ -51,7 +43,7 @@ def analyse(path, fmt, mapping_text, model, query, page, progress=gr.Progress(),
 
     report = get_report(path or "demo", fmt or "auto", mapping_text, model, progress=report_progress)
     _, mapping_problems = config.parse_mapping(mapping_text or "")
-    problems = table([[w, m] for w, m in (mapping_problems + report.load.problems)[:1000]], PROBLEM_COLUMNS, language)
+    problems = frame((mapping_problems + report.load.problems)[:1000], PROBLEM_COLUMNS, language)
     rows, pages = data.preview_rows(report.load, query, page)
     summary = render(data.summary_text(report.load), language)
     if report.tokenizer_problem:
@@ -62,12 +54,12 @@ def analyse(path, fmt, mapping_text, model, query, page, progress=gr.Progress(),
     _, n_val, _ = data.split_sizes(len(report.load.rows), share, 0.0)
     split = tr("data.split", language, share=share, rows=n_val, total=len(report.load.rows), why=render(why, language))
     level = {k: tr(f"level.{k}", language) for k in ("ok", "info", "warning", "error")}
-    findings = table([[level.get(f.level, f.level), f.check, f.message,
+    findings = frame([[level.get(f.level, f.level), f.check, f.message,
                        ", ".join(map(str, f.rows[:50])) + (" ..." if len(f.rows) > 50 else "")]
                       for f in report.findings], FINDING_COLUMNS, language)
-    percentiles = table(report.percentile_table(), PERCENTILE_COLUMNS, language)
+    percentiles = frame(report.percentile_table(), PERCENTILE_COLUMNS, language)
     page_text = tr("data.page_of", language, page=min(int(page or 1), pages), pages=pages)
-    return (summary, problems, table(rows, PREVIEW_COLUMNS, language), page_text, percentiles, hist, cdf, cutoff,
+    return (summary, problems, frame(rows, PREVIEW_COLUMNS, language), page_text, percentiles, hist, cdf, cutoff,
             split, findings, report.cutoff.cutoff if report.cutoff else None, share)
 
 
@@ -113,7 +105,7 @@ def use_upload(file_path: str | None, current: str) -> str:
 def localise(request: gr.Request = None):
     """Table headers and axis titles in the reader's language from the first paint (they are values, not labels)."""
     language = lang(request)
-    tables = tuple(table([], keys, language) for keys in (PROBLEM_COLUMNS, PREVIEW_COLUMNS, PERCENTILE_COLUMNS,
+    tables = tuple(frame([], keys, language) for keys in (PROBLEM_COLUMNS, PREVIEW_COLUMNS, PERCENTILE_COLUMNS,
                                                           FINDING_COLUMNS))
     return (*tables, gr.update(x_title=tr("col.tokens", language), y_title=tr("col.conversations", language)),
             gr.update(x_title=tr("col.tokens", language), y_title=tr("col.share", language)))

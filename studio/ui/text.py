@@ -46,11 +46,16 @@ def lang(request: gr.Request | None) -> str:
     return language_of(headers.get("accept-language"))
 
 
+def headers(keys: list[str], language: str = "en") -> list[str]:
+    """Column headers in the reader's language; a header that is a name ("p95") stays as it is."""
+    return [tr(k, language) if k in TEXT else k for k in keys]
+
+
 def frame(rows: list, keys: list[str], language: str):
-    """A table whose column headers are in the reader's language."""
+    """A table with headers and any messages in its cells in the reader's language."""
     import pandas as pd
 
-    return pd.DataFrame([list(r) for r in rows], columns=[tr(k, language) for k in keys])
+    return pd.DataFrame([[render(v, language) for v in r] for r in rows], columns=headers(keys, language))
 
 
 def for_form(fn, count: int, progress: bool = False):

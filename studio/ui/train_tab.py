@@ -13,7 +13,7 @@ from .. import config, history
 from ..jobs import JOB
 from ..train import list_runs, overfitting_warning
 from ..text import TEXT, Msg
-from .text import for_form, frame, lang, render, t, tr
+from .text import for_form, frame, headers, lang, render, t, tr
 
 RESUMABLE = ("stopped", "interrupted", "failed")
 
@@ -240,11 +240,11 @@ def build(form: dict, demo: gr.Blocks) -> None:
     log = gr.Textbox(label=t("train.log"), lines=10, max_lines=10, autoscroll=True)
     with gr.Accordion(t("train.history"), open=False):
         refresh = gr.Button(t("train.refresh"))
-        runs = gr.Dataframe(headers=[tr(k) for k in HISTORY_COLUMNS], label=t("train.history"), wrap=True)
+        runs = gr.Dataframe(headers=headers(HISTORY_COLUMNS), label=t("train.history"), wrap=True)
         chosen = gr.Dropdown(label=t("train.compare_pick"), multiselect=True, choices=[], allow_custom_value=True)
         compare_btn = gr.Button(t("train.compare"))
         compare_plot = gr.LinePlot(x="step", y="loss", color="series", height=300)
-        compare_table = gr.Dataframe(headers=[tr(k) for k in COMPARE_COLUMNS])
+        compare_table = gr.Dataframe(headers=headers(COMPARE_COLUMNS))
         compare_diff = gr.Dataframe(label=t("train.diff"), wrap=True)
     timer = gr.Timer(2.0)
 
