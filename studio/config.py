@@ -12,6 +12,7 @@ No torch at module level: the UI imports this on start-up.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,6 +32,8 @@ def knob(default, *, label: str, help: str, zh: str, help_zh: str, advice: str =
         raise ValueError(f"{label}: advice needs both languages")  # a Chinese reader must not lose it
     extra = {"label": label, "label_zh": zh, "help_zh": help_zh, "advice": advice, "advice_zh": advice_zh,
              "beginner": beginner}
+    if isinstance(default, float):
+        limits.setdefault("allow_inf_nan", False)  # a preset's Infinity / NaN fails validation, not the run
     return Field(default, description=help, json_schema_extra=extra, **limits)
 
 
@@ -166,7 +169,7 @@ class TrainingSettings(_Section):
         -1, label="Max steps", zh="最大步数",
         help="Stop after this many optimizer steps; -1 means run the full epochs.",
         help_zh="达到该优化步数后停止；-1 表示按轮数训练完。",
-        ge=-1,
+        ge=-1, le=10_000_000,
     )
     # --- batching
     per_device_train_batch_size: int = knob(
@@ -228,7 +231,7 @@ class TrainingSettings(_Section):
         0.05, label="Warm-up", zh="预热",
         help="Steps of linear learning-rate warm-up; a value below 1 is a share of all steps.",
         help_zh="学习率线性预热的步数；小于 1 时表示占总步数的比例。",
-        ge=0.0,
+        ge=0.0, le=1_000_000.0,
     )
     weight_decay: float = knob(
         0.0, label="Weight decay", zh="权重衰减",
@@ -238,13 +241,13 @@ class TrainingSettings(_Section):
     max_grad_norm: float = knob(
         1.0, label="Gradient clipping", zh="梯度裁剪",
         help="Largest allowed gradient norm; protects against loss spikes.", help_zh="允许的最大梯度范数，防止损失突然飙升。",
-        gt=0.0,
+        gt=0.0, le=1_000_000.0,
     )
     seed: int = knob(
         42, label="Seed", zh="随机种子",
         help="Makes the data split, batch order and initialisation repeatable.",
         help_zh="让数据切分、批次顺序和初始化可以复现。",
-        ge=0,
+        ge=0, le=2**32 - 1,
     )
     # --- hardware (resolved by studio/hardware.py when 'auto')
     precision: Literal["auto", "bf16", "fp16", "fp32"] = knob(
@@ -275,29 +278,29 @@ class TrainingSettings(_Section):
     eval_steps: int = knob(
         20, label="Evaluate every (steps)", zh="每隔多少步验证",
         help="Optimizer steps between validation-loss measurements.", help_zh="两次验证损失测量之间的优化步数。",
-        ge=1,
+        ge=1, le=10_000_000,
     )
     save_steps: int = knob(
         50, label="Save every (steps)", zh="每隔多少步保存",
         help="Optimizer steps between checkpoints (used by Resume).", help_zh="两次保存检查点之间的优化步数（用于继续训练）。",
-        ge=1,
+        ge=1, le=10_000_000,
     )
     save_total_limit: int = knob(
         2, label="Checkpoints kept", zh="保留的检查点数",
         help="Older checkpoints are deleted to save disk.", help_zh="更早的检查点会被删除以节省磁盘。",
-        ge=1,
+        ge=1, le=1000,
     )
     logging_steps: int = knob(
         1, label="Log every (steps)", zh="每隔多少步记录",
         help="Optimizer steps between loss log lines.", help_zh="两次记录训练损失之间的优化步数。",
-        ge=1,
+        ge=1, le=10_000_000,
     )
     early_stopping_patience: int = knob(
         0, label="Early stopping patience", zh="早停耐心值",
         help="Stop when validation loss has not improved for this many evaluations and keep the best checkpoint; "
         "0 turns it off.",
         help_zh="验证损失连续这么多次没有改善时停止，并保留最好的检查点；0 表示关闭。",
-        ge=0,
+        ge=0, le=1000,
     )
 
 
@@ -323,7 +326,7 @@ class GenerationSettings(_Section):
     sampling_seed: int = knob(
         0, label="Sampling seed", zh="采样随机种子",
         help="With temperature above 0, the same seed gives the same answers again.",
-        help_zh="温度大于 0 时，相同的种子会得到相同的回答。", ge=0,
+        help_zh="温度大于 0 时，相同的种子会得到相同的回答。", ge=0, le=2**32 - 1,
     )
 
 
@@ -446,7 +449,9 @@ def preset_dict(settings: Settings, description: str = "", hardware: str = "", m
 def save_preset(settings: Settings, path: str | Path, **header) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(preset_dict(settings, **header), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp = path.with_suffix(path.suffix + ".tmp")  # write, then rename: never half a preset on disk
+    tmp.write_text(json.dumps(preset_dict(settings, **header), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
     return path
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,7 @@ def resolve_path(path: str) -> Path:
     return DEMO_PATH if path == DEMO_DATA else Path(path).expanduser()
 
 
+SURROGATE = re.compile("[\ud800-\udfff]")
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
@@ -114,6 +116,8 @@ def _read_jsonl(text: str, label: str):
             records.append((number, json.loads(line)))
         except json.JSONDecodeError as err:
             problems.append((where(label, number, unit="line"), Msg("data.bad_json_line", error=err.msg, column=err.colno)))
+        except RecursionError:  # json's parser recurses once per nesting level
+            problems.append((where(label, number, unit="line"), Msg("data.too_deep", depth=sys.getrecursionlimit())))
     return records, problems
 
 
@@ -122,6 +126,8 @@ def _read_json(text: str, label: str):
         data = json.loads(text)
     except json.JSONDecodeError as err:
         return [], [(label, Msg("data.bad_json", error=err.msg, line=err.lineno, column=err.colno))]
+    except RecursionError:  # json's parser recurses once per nesting level
+        return [], [(label, Msg("data.too_deep", depth=sys.getrecursionlimit()))]
     if isinstance(data, dict):  # {"data": [...]} or a single record
         lists = [v for v in data.values() if isinstance(v, list) and v and isinstance(v[0], dict)]
         data = lists[0] if len(lists) == 1 else [data]
@@ -191,6 +197,9 @@ def _text(value: Any, at: str, problems: list, required: bool = True) -> str | N
         return None
     if required and not value.strip():
         problems.append((at, Msg("data.empty")))
+        return None
+    if SURROGATE.search(value):  # JSON allows "\ud800"; it cannot be written as UTF-8 later, so refuse it here
+        problems.append((at, Msg("data.surrogate")))
         return None
     return value
 
@@ -324,6 +333,8 @@ def normalise(record: Any, fmt: str, file: str, number: int, unit: str = "row") 
         text = _text(record.get("text"), at("text"), problems)
         return (Row(number, record, text=text) if not problems else None), problems
     messages = CONVERTERS[fmt](record, at, problems)
+    if not problems and SURROGATE.search(json.dumps(messages, ensure_ascii=False)):  # e.g. inside tool calls
+        problems.append((where(file, number, unit=unit), Msg("data.surrogate")))
     if problems:
         return None, problems
     problems = check_role_order(messages, at)

@@ -151,7 +151,9 @@ def evaluate_run(run_dir, pair, limit: int = 20, settings=None, progress=None) -
                         "rouge_l": float(np.mean([rouge_l(a["reference"], a[side]) for a in answers])),
                         "bleu": bleu([a["reference"] for a in answers], [a[side] for a in answers])}
     result["examples"] = answers
-    Path(run_dir, "evaluation.json").write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
+    from .train import write_json
+
+    write_json(Path(run_dir, "evaluation.json"), result)  # atomic: the run history may read it at any moment
     return result
 
 

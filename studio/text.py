@@ -656,6 +656,9 @@ TEXT: dict[str, tuple[str, str]] = {
     "cmd.needs": (" (needs: {package})", "（需要：{package}）"),
     "cmd.torchrun": ("# or without accelerate (plain DDP): {command}", "# 或不用 accelerate（普通 DDP）：{command}"),
     "export.accelerate_yaml": ("accelerate config", "accelerate 配置"),
+    "data.too_deep": ("nested too deeply to read (more than {depth} levels)", "嵌套层数过深，无法读取（超过 {depth} 层）"),
+    "data.surrogate": ("holds a broken character (a lone UTF-16 surrogate such as \\ud800); fix or remove it",
+                       "含有损坏的字符（例如 \\ud800 这样孤立的 UTF-16 代理项）；请修正或删除"),
 }
 
 

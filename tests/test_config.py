@@ -132,3 +132,15 @@ def test_config_imports_no_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parent.parent)
     assert out.stdout.strip() == "False"
+
+
+def test_presets_refuse_infinity_and_unbounded_integers_before_any_model_loads(tmp_path):
+    preset = config.preset_dict(Settings())
+    preset["settings"]["training"].update(seed=2**70, max_steps=10**12, warmup_steps=float("inf"),
+                                          max_grad_norm=float("nan"), save_total_limit=10**9)
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(preset))  # json writes Infinity / NaN, as a hand-edited preset may
+    _, _, problems = config.load_preset(path)
+    assert {w.split(".")[-1] for w, _ in problems} == {"seed", "max_steps", "warmup_steps", "max_grad_norm",
+                                                       "save_total_limit"}
+    assert render(dict(problems)["settings.training.warmup_steps"], "zh") == "必须是有限的数字"

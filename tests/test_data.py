@@ -123,3 +123,26 @@ def test_split_sizes_edge_cases():
     assert data.split_sizes(2, 0.1, 0.1) == (2, 0, 0)
     assert data.split_sizes(10, 0.01, 0) == (9, 1, 0)
     assert data.split_sizes(10, 0, 0) == (10, 0, 0)
+
+
+def test_deeply_nested_json_is_a_file_problem_not_a_crash(tmp_path):
+    deep = "[" * 100_000 + "]" * 100_000
+    (tmp_path / "deep.json").write_text(deep)
+    (tmp_path / "deep.jsonl").write_text('{"instruction": "hi", "output": "ho"}\n' + deep + "\n")
+    result = data.load_dataset_file(str(tmp_path / "deep.json"))
+    assert not result.rows and "nested too deeply" in result.problems[0][1]
+    result = data.load_dataset_file(str(tmp_path / "deep.jsonl"))
+    assert len(result.rows) == 1 and result.problems[0][0] == "deep.jsonl: line 2"
+
+
+def test_a_lone_surrogate_is_refused_at_load_with_row_and_field(tmp_path):
+    """JSON may spell "\\ud800"; such text cannot be written as UTF-8, so the run's split would crash later."""
+    path = tmp_path / "s.jsonl"
+    path.write_text('{"instruction": "hi", "output": "fine"}\n{"instruction": "bad \\ud800", "output": "x"}\n'
+                    '{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "",'
+                    ' "tool_calls": [{"function": {"name": "\\udc00"}}]}]}\n')
+    result = data.load_dataset_file(str(path), "auto")
+    assert [r.number for r in result.rows] == [1]
+    assert ("s.jsonl: line 2: instruction", "holds a broken character") in [
+        (str(w), str(m)[:24]) for w, m in result.problems]
+    result.records()[0]["messages"][0]["content"].encode("utf-8")  # what is kept can be written

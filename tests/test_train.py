@@ -222,3 +222,12 @@ def test_tokenised_data_is_cached_by_rows_tokenizer_and_template(tiny_tokenizer,
     key = train.tokenized_cache_key(tiny_tokenizer, rows, True)
     monkeypatch.setattr(tiny_tokenizer, "chat_template", tiny_tokenizer.chat_template + "{{ '' }}")
     assert train.tokenized_cache_key(tiny_tokenizer, rows, True) != key  # another template, another entry
+
+
+def test_split_and_metrics_files_are_written_whole_or_not_at_all(tmp_path):
+    """A failure half-way (here: a row that is not JSON) leaves the previous file as it was."""
+    path = tmp_path / "train.jsonl"
+    train.write_jsonl(path, [{"a": 1}, {"a": 2}])
+    with pytest.raises(TypeError):
+        train.write_jsonl(path, [{"a": 3}, {"a": object()}])
+    assert train.read_jsonl(path) == [{"a": 1}, {"a": 2}]
