@@ -55,8 +55,9 @@ class ChatPair:
         if adapter.is_dir():
             return cls.with_adapter(base_path, str(adapter))
         tokenizer = models.load_tokenizer(base_path)
-        base = models.load_model(base_path).eval()
-        tuned = models.load_model(str(full)).eval() if (full / "config.json").exists() else None
+        dtype, device = inference_placement()
+        base = models.load_model(base_path, dtype).to(device).eval()
+        tuned = models.load_model(str(full), dtype).to(device).eval() if (full / "config.json").exists() else None
         return cls(base_path, str(full) if tuned is not None else None, tokenizer, base, tuned)
 
     @classmethod
@@ -66,8 +67,9 @@ class ChatPair:
         from . import models
 
         tokenizer = models.load_tokenizer(base_path)
-        base = models.load_model(base_path)
-        model = PeftModel.from_pretrained(base, adapter_path).eval()
+        dtype, device = inference_placement()
+        base = models.load_model(base_path, dtype).to(device)
+        model = PeftModel.from_pretrained(base, adapter_path).to(device).eval()
         return cls(base_path, adapter_path, tokenizer, model)
 
     def answer(self, messages: list[dict], tuned: bool, settings: GenerationSettings | None = None) -> Answer:
@@ -104,6 +106,17 @@ def generate(model, tokenizer, messages: list[dict], settings: GenerationSetting
     seconds = time.perf_counter() - started
     new = output[0][inputs["input_ids"].shape[1]:]
     return Answer(tokenizer.decode(new, skip_special_tokens=True).strip(), len(new), seconds)
+
+
+def inference_placement() -> tuple[str, str]:
+    """Where chat answers are computed: on a CUDA GPU in its fast half precision (bf16 where native, else fp16);
+    on a CPU in fp32, as trained and as the tests compare."""
+    from . import hardware
+
+    facts = hardware.detect()
+    if facts.device == "cuda":
+        return ("bf16" if facts.cuda_bf16 else "fp16"), "cuda"
+    return "fp32", "cpu"
 
 
 @dataclass

@@ -126,7 +126,6 @@ def answer_loss(pair, rows: list[dict], tuned: bool) -> float:
 
 def evaluate_run(run_dir, pair, limit: int = 20, settings=None, progress=None) -> dict:
     """Loss, perplexity, ROUGE-L and BLEU of base and tuned on held-out prompts; saved as evaluation.json."""
-    import json
     from pathlib import Path
 
     from .chat import stream_pair

@@ -153,3 +153,16 @@ def test_each_pane_times_only_its_own_decoding(lora_run, monkeypatch):
                                                                                   repetition_penalty=1.0)))[-1]
     assert base.seconds >= 0.05 * base.new_tokens
     assert tuned.seconds < 0.5 * base.seconds
+
+
+def test_chat_runs_on_the_gpu_in_its_half_precision_and_on_a_cpu_in_fp32(monkeypatch):
+    """Found on a lent H100: the chat pair was loaded on the CPU in fp32 while the GPU sat idle."""
+    from studio import chat, hardware
+
+    facts = {"h100": hardware.HardwareFacts(device="cuda", cuda_bf16=True),
+             "t4": hardware.HardwareFacts(device="cuda", cuda_bf16=False),
+             "cpu": hardware.HardwareFacts(device="cpu", cpu_flags=frozenset({"amx_bf16"}))}
+    expected = {"h100": ("bf16", "cuda"), "t4": ("fp16", "cuda"), "cpu": ("fp32", "cpu")}
+    for name, fact in facts.items():
+        monkeypatch.setattr(hardware, "detect", lambda fact=fact: fact)
+        assert chat.inference_placement() == expected[name], name
