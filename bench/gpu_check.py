@@ -24,19 +24,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 def small_model(folder: Path) -> Path:
-    import torch
-    from conftest import build_tokenizer
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from conftest import save_llama
 
-    tokenizer = build_tokenizer()
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=256, intermediate_size=512, num_hidden_layers=4,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                         tie_word_embeddings=False, pad_token_id=tokenizer.pad_token_id,
-                         eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id)
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_llama(folder, hidden_size=256, layers=4, heads=4, kv_heads=2)
 
 
 def train_once(model_dir: Path, runs: Path, name: str, overrides: list[str]) -> dict:
