@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from .text import TEXT, Msg, render, tr
+from .text import Msg, render, tr, word
 
 Progress = Callable[[float, str], None]
 CHECK_PROMPT = "Who are you?"
@@ -40,8 +40,7 @@ class ExportResult:
     files: list[str] = field(default_factory=list)
 
     def text(self, language: str = "en") -> str:
-        kind = Msg(f"result.{self.kind}") if f"result.{self.kind}" in TEXT else self.kind
-        lines = [Msg("export.result", kind=kind, path=self.path, seconds=self.seconds)]
+        lines = [Msg("export.result", kind=word("result", self.kind), path=self.path, seconds=self.seconds)]
         if self.files:
             lines.append(Msg("export.result_files", files=", ".join(self.files)))
         if self.check:
@@ -761,7 +760,5 @@ def run_summary(run_dir: str | Path) -> str:
     except ExportError as err:
         can = Msg("export.can_nothing", why=err.args[0])
     loss = status.get("final_train_loss")
-    state = status.get("status", "?")
-    return Msg("export.summary", run=Path(run_dir).name, state=Msg(f"state.{state}") if f"state.{state}" in TEXT
-               else state, method=method, steps=status.get("global_step", "?"),
+    return Msg("export.summary", run=Path(run_dir).name, state=word("state", status.get("status", "?")), method=method, steps=status.get("global_step", "?"),
                loss=Msg("export.summary_loss", loss=loss) if isinstance(loss, float) else "", can=can)

@@ -729,6 +729,17 @@ def _format(key: str, lang: str, fields: dict) -> str:
 
 
 
+def word(kind: str, value: str):
+    """A code word shown to people ("finished", "merged"): its message where the table has one ("state.finished"),
+    else the word itself (an unknown status from an older run stays readable)."""
+    key = f"{kind}.{value}"
+    return Msg(key) if key in TEXT else value
+
+
+def on_off(flag: bool) -> Msg:
+    return Msg("on" if flag else "off")
+
+
 def tr(key: str, lang: str = "en", **fields) -> str:
     """Screen text or a template, straight to a string in `lang`."""
     return _format(key, lang, fields)

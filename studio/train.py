@@ -28,7 +28,7 @@ from typing import Callable
 
 from . import data as data_mod
 from .config import Settings, preset_dict
-from .text import Msg
+from .text import Msg, on_off
 
 Progress = Callable[[str], None]
 
@@ -383,9 +383,6 @@ def explain_error(err: Exception) -> Msg:
         return Msg("error.memory")
     return Msg("error.other")
 
-
-def on_off(flag: bool) -> Msg:
-    return Msg("on" if flag else "off")
 
 
 def _free_memory() -> None:

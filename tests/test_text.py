@@ -39,6 +39,11 @@ def test_message_is_english_text_and_renders_in_chinese_with_nested_fields():
     assert render(Msg("advice.cutoff_short", share=0.123, cutoff=256), "zh").startswith("12% 的对话长于 256")
     again = Msg.from_json(message.to_json())
     assert render(again, "zh") == render(message, "zh") and again.key == "log.precision"
+    import copy
+    import pickle
+
+    for twin in (copy.deepcopy(message), pickle.loads(pickle.dumps(message))):  # Gradio copies outputs
+        assert render(twin, "zh") == render(message, "zh")
     with pytest.raises(KeyError):
         Msg("no.such.key")
 

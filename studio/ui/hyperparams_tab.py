@@ -10,7 +10,7 @@ import gradio as gr
 import numpy as np
 
 from .. import advice, config, stats
-from ..text import Msg
+from ..text import Msg, on_off
 from .forms import build_section_form
 from .text import for_form, lang, render, t, tr
 
@@ -29,7 +29,6 @@ def hardware_view(precision: str, checkpointing: str, method: str, packing: str 
 
 def hardware_text(precision: str, checkpointing: str, packing: str = "auto", language: str = "en") -> str:
     from .. import hardware
-    from ..train import on_off
 
     facts = hardware.detect()
     plan = hardware.plan(facts, precision, checkpointing, packing=packing)

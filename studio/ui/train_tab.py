@@ -12,7 +12,7 @@ import pandas as pd
 from .. import config, history
 from ..jobs import JOB
 from ..train import list_runs, overfitting_warning
-from ..text import TEXT, Msg
+from ..text import Msg, word
 from .text import for_form, frame, headers, lang, render, t, tr
 
 RESUMABLE = ("stopped", "interrupted", "failed")
@@ -83,8 +83,8 @@ def status_text(snapshot: dict, language: str = "en") -> str:
         return tr("status.idle", language)
     metrics = snapshot["metrics"]
     last = next((m for m in reversed(metrics) if "loss" in m), None)
-    state_word = tr(f"state.{state}", language) if f"state.{state}" in TEXT else state
-    parts = [tr("status.head", language, state=state_word, run=snapshot["run_dir"])]
+    state_text = state_word(state, language)
+    parts = [tr("status.head", language, state=state_text, run=snapshot["run_dir"])]
     baseline = next((m for m in metrics if "eval_loss" in m and m["step"] == 0), None)
     if baseline:
         parts.append(tr("status.baseline", language, loss=baseline["eval_loss"], ppl=perplexity(baseline["eval_loss"])))
@@ -105,7 +105,7 @@ def status_text(snapshot: dict, language: str = "en") -> str:
         parts.append(tr("status.error", language, error=failure_text(snapshot, language),
                         advice=tr(snapshot.get("advice_key") or "error.other", language)))
     if state in ("finished", "stopped") and snapshot.get("output"):
-        parts.append(tr("status.done", language, state=state_word, seconds=snapshot.get("wall_time_s"),
+        parts.append(tr("status.done", language, state=state_text, seconds=snapshot.get("wall_time_s"),
                         output=snapshot["output"]))
         parts.append(tr("status.next", language))
     return "\n\n".join(parts)
@@ -184,7 +184,7 @@ COMPARE_COLUMNS = ["col.run", "col.status", "col.steps", "col.final_train_loss",
 
 
 def state_word(state: str, language: str) -> str:
-    return tr(f"state.{state}", language) if f"state.{state}" in TEXT else state
+    return render(word("state", state), language)
 
 
 def history_table(language: str = "en") -> list[list]:
