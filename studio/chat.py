@@ -6,7 +6,9 @@ memory stays about that of one model. A full or freeze run has its own weights a
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,21 @@ class ChatPair:
     def __init__(self, base_path: str, tuned_path: str | None, tokenizer, base_model, tuned_model=None):
         self.base_path, self.tuned_path = base_path, tuned_path
         self.tokenizer, self.base_model, self.tuned_model = tokenizer, base_model, tuned_model
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def side(self, tuned: bool):
+        """The model that answers for one side, held by the caller alone. With shared weights the base side turns
+        the adapter off; every browser session uses this one pair, so one session's switch must never land in the
+        middle of another's forward pass (that gave a "tuned" answer from the base model)."""
+        with self._lock:
+            if tuned and self.tuned_model is not None:
+                yield self.tuned_model
+            elif not tuned and self.shares_weights:
+                with self.base_model.disable_adapter():
+                    yield self.base_model
+            else:
+                yield self.base_model
 
     @property
     def shares_weights(self) -> bool:
@@ -73,16 +90,9 @@ class ChatPair:
         return cls(base_path, adapter_path, tokenizer, model)
 
     def answer(self, messages: list[dict], tuned: bool, settings: GenerationSettings | None = None) -> Answer:
-        import contextlib
-
         if tuned and self.tuned_model is None and not self.shares_weights:
             raise ValueError(Msg("chat.no_tuned"))
-        if not tuned and self.shares_weights:
-            context = self.base_model.disable_adapter()
-        else:
-            context = contextlib.nullcontext()
-        model = self.tuned_model if (tuned and self.tuned_model is not None) else self.base_model
-        with context:
+        with self.side(tuned) as model:
             return generate(model, self.tokenizer, messages, settings or GenerationSettings())
 
 
@@ -184,18 +194,11 @@ def stream_pair(pair: ChatPair, base_messages: list[dict], tuned_messages: list[
 
 
 def _decode_step(pair: ChatPair, pane: _Pane, processors, settings, generator, eos) -> None:
-    import contextlib
-
     import torch
 
-    if pane.tuned and pair.tuned_model is not None:
-        model, context = pair.tuned_model, contextlib.nullcontext()
-    elif pair.shares_weights and not pane.tuned:
-        model, context = pair.base_model, pair.base_model.disable_adapter()
-    else:
-        model, context = pair.base_model, contextlib.nullcontext()
     new_input = pane.ids if pane.past is None else pane.ids[-1:]
-    with context, torch.inference_mode():
+    # One step at a time under the pair's lock: two sessions' answers interleave step by step, both stream.
+    with pair.side(pane.tuned) as model, torch.inference_mode():
         out = model(input_ids=torch.tensor([new_input], device=model.device), past_key_values=pane.past,
                     use_cache=True)
         scores = processors(torch.tensor([pane.ids], device=model.device), out.logits[:, -1, :].float())

@@ -20,7 +20,9 @@ from .text import Msg
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMO_PATH = ASSETS / "demo" / "identity.jsonl"
-MAX_FILE_MB = 512
+MAX_FILE_MB = 512  # a whole file; JSON Lines are read line by line, the rest whole
+MAX_LINE_MB = 16  # one JSON line: far beyond any trainable row, small enough to parse safely
+MAX_FIELD_CHARS = 1_000_000  # one text field: no cutoff length comes near this
 FORMATS = ("alpaca", "sharegpt", "messages", "cot", "prompt_completion", "text")
 ROLES = ("system", "user", "assistant", "tool")
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
@@ -88,36 +90,72 @@ def read_records(path: Path, label: str | None = None) -> tuple[list[tuple[int, 
     label = label or path.name
     if not path.exists() and HUB_ID.match(str(path)):
         return read_hub_dataset(str(path))
-    if not path.is_file():
+    if not path.exists():
         return [], [(label, Msg("data.not_found"))], "row"
-    size_mb = path.stat().st_size / 1024**2
-    if size_mb > MAX_FILE_MB:
-        return [], [(label, Msg("data.too_large", size=size_mb, limit=MAX_FILE_MB))], "row"
+    if not path.is_file():  # a folder, FIFO or device would block or never end
+        return [], [(label, Msg("data.not_regular"))], "row"
     suffix = path.suffix.lower()
-    if suffix in (".csv", ".parquet"):
-        return _read_table(path, label, suffix) + ("row",)
+    if suffix == ".parquet":
+        return _read_parquet(path, label) + ("row",)
     try:
-        text = path.read_bytes().decode("utf-8-sig")  # BOM or not
+        head = _peek(path)
+    except OSError as err:
+        return [], [(label, Msg("data.unreadable", error=err.strerror or type(err).__name__))], "row"
+    if suffix == ".jsonl" or (suffix != ".json" and suffix != ".csv" and not head.lstrip().startswith(b"[")):
+        return *_read_jsonl(path, label), "line"
+    # JSON and CSV are parsed whole; the cap counts bytes actually read, since /proc-style files report size 0.
+    data = _read_capped(path)
+    if data is None:
+        return [], [(label, Msg("data.too_large", limit=MAX_FILE_MB))], "row"
+    if suffix == ".csv":
+        return _read_table(data, label) + ("row",)
+    try:
+        text = data.decode("utf-8-sig")  # BOM or not
     except UnicodeDecodeError as err:
         return [], [(label, Msg("data.not_utf8", offset=err.start))], "row"
     if not text.strip():
         return [], [(label, Msg("data.empty_file"))], "row"
-    if suffix == ".jsonl" or (suffix != ".json" and not text.lstrip().startswith("[")):
-        return *_read_jsonl(text, label), "line"
     return *_read_json(text, label), "row"
 
 
-def _read_jsonl(text: str, label: str):
-    records, problems = [], []
-    for number, line in enumerate(text.splitlines(), start=1):  # splitlines handles CRLF
-        if not line.strip():
-            continue
-        try:
-            records.append((number, json.loads(line)))
-        except json.JSONDecodeError as err:
-            problems.append((where(label, number, unit="line"), Msg("data.bad_json_line", error=err.msg, column=err.colno)))
-        except RecursionError:  # json's parser recurses once per nesting level
-            problems.append((where(label, number, unit="line"), Msg("data.too_deep", depth=sys.getrecursionlimit())))
+def _peek(path: Path, size: int = 4096) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(size).removeprefix(b"\xef\xbb\xbf")
+
+
+def _read_capped(path: Path) -> bytes | None:
+    limit = MAX_FILE_MB * 1024**2
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    return None if len(data) > limit else data
+
+
+def _read_jsonl(path: Path, label: str):
+    """Line by line, so memory holds one line of text at a time plus the parsed records, never the whole file."""
+    records, problems, total = [], [], 0
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            total += len(raw)
+            if total > MAX_FILE_MB * 1024**2:
+                return [], [(label, Msg("data.too_large", limit=MAX_FILE_MB))]
+            at = where(label, number, unit="line")
+            if len(raw) > MAX_LINE_MB * 1024**2:
+                problems.append((at, Msg("data.line_too_long", size=len(raw) / 1024**2, limit=MAX_LINE_MB)))
+                continue
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as err:  # a whole file in another encoding: one problem, not one per line
+                return [], problems + [(at, Msg("data.not_utf8", offset=err.start))]
+            if not line.strip():
+                continue
+            try:
+                records.append((number, json.loads(line)))
+            except json.JSONDecodeError as err:
+                problems.append((at, Msg("data.bad_json_line", error=err.msg, column=err.colno)))
+            except RecursionError:  # json's parser recurses once per nesting level
+                problems.append((at, Msg("data.too_deep", depth=sys.getrecursionlimit())))
+    if not records and not problems:
+        return [], [(label, Msg("data.empty_file"))]
     return records, problems
 
 
@@ -138,20 +176,51 @@ def _read_json(text: str, label: str):
     return list(enumerate(data, start=1)), []
 
 
-def _read_table(path: Path, label: str, suffix: str):
-    import pandas as pd
+def _read_parquet(path: Path, label: str):
+    """Parquet is compressed and dictionary-encoded: the cap counts the decoded size, batch by batch, so a small
+    file that unpacks to gigabytes stops at the cap instead of filling memory."""
+    def read_frame():
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        batches, size = [], 0
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
+            size += batch.nbytes
+            if size > MAX_FILE_MB * 1024**2:
+                raise _TooLarge
+            batches.append(batch)
+        return pa.Table.from_batches(batches).to_pandas() if batches else None
 
     try:
-        if suffix == ".csv":
-            frame = pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False)
-        else:
-            frame = pd.read_parquet(path)
+        return _records_of(read_frame, label)
+    except _TooLarge:
+        return [], [(label, Msg("data.too_large", limit=MAX_FILE_MB))]
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _read_table(data: bytes, label: str):
+    import io
+
+    import pandas as pd
+
+    return _records_of(lambda: pd.read_csv(io.BytesIO(data), encoding="utf-8-sig", dtype=str,
+                                           keep_default_na=False), label)
+
+
+def _records_of(read_frame, label: str):
+    try:
+        frame = read_frame()
+    except _TooLarge:
+        raise
     except UnicodeDecodeError as err:
         return [], [(label, Msg("data.not_utf8", offset=err.start))]
     except Exception as err:  # pandas raises many parser errors; all mean "this is not a readable table"
         message = Msg("data.empty_file") if "No columns" in str(err) else Msg("data.bad_table", error=str(err))
         return [], [(label, message)]
-    if frame.empty:
+    if frame is None or frame.empty:
         return [], [(label, Msg("data.no_records"))]
     records = frame.to_dict(orient="records")
     for record in records:  # JSON-in-a-cell is how CSV carries conversations
@@ -197,6 +266,9 @@ def _text(value: Any, at: str, problems: list, required: bool = True) -> str | N
         return None
     if required and not value.strip():
         problems.append((at, Msg("data.empty")))
+        return None
+    if len(value) > MAX_FIELD_CHARS:
+        problems.append((at, Msg("data.field_too_long", size=len(value), limit=MAX_FIELD_CHARS)))
         return None
     if SURROGATE.search(value):  # JSON allows "\ud800"; it cannot be written as UTF-8 later, so refuse it here
         problems.append((at, Msg("data.surrogate")))

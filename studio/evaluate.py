@@ -103,17 +103,13 @@ def held_out_examples(run_dir, limit: int = 20) -> tuple[list[tuple[list[dict], 
 
 def answer_loss(pair, rows: list[dict], tuned: bool) -> float:
     """Mean loss per answer token (the quantity training lowers), adapter on or off."""
-    import contextlib
-
     import torch
 
     from .chat_template import encode_records
 
     encoded = encode_records(pair.tokenizer, rows)
-    model = pair.tuned_model if (tuned and pair.tuned_model is not None) else pair.base_model
-    context = pair.base_model.disable_adapter() if (not tuned and pair.shares_weights) else contextlib.nullcontext()
     total, count = 0.0, 0
-    with context, torch.inference_mode():
+    with pair.side(tuned) as model, torch.inference_mode():
         for ids, mask in zip(encoded.input_ids, encoded.assistant_masks):
             labels = torch.tensor([[i if m else -100 for i, m in zip(ids, mask)]])
             if (labels[:, 1:] != -100).sum() == 0:

@@ -343,6 +343,14 @@ def cached_report(path: str, fmt: str, mapping_text: str, model: str, progress=N
         return _CACHE["report"]
 
 
+def refused_report(path: str, refusal: str) -> DataReport:
+    """What the Data tab shows for a path it may not open: the refusal as the file's one problem."""
+    from .data import LoadResult
+
+    return DataReport(LoadResult(file=path, problems=[(path, refusal)]), None, None, [],
+                      recommended_validation_share(0))
+
+
 def loaded_report(path: str, fmt: str, mapping_text: str, model: str) -> DataReport | None:
     """The report of this file if it was loaded; None otherwise (advice never reads a file by itself)."""
     with _LOCK:

@@ -320,8 +320,15 @@ TEXT: dict[str, tuple[str, str]] = {
                         "network if you meant a hub id",
                         "不是本地文件，也无法加载 Hub 数据集（{error}）；请检查路径，如果填的是 Hub ID 请检查网络"),
     "data.not_found": ("file not found", "找不到文件"),
-    "data.too_large": ("file is {size:.0f} MB; the limit is {limit} MB (split it into parts)",
-                       "文件大小 {size:.0f} MB，上限是 {limit} MB（请拆分成几个文件）"),
+    "data.too_large": ("the file holds more than {limit} MB of data; split it into parts",
+                       "文件中的数据超过 {limit} MB，请拆分成几个文件"),
+    "data.not_regular": ("not a regular file (a folder, pipe or device); choose a data file",
+                         "不是普通文件（而是文件夹、管道或设备）；请选择一个数据文件"),
+    "data.unreadable": ("cannot be read: {error}", "无法读取：{error}"),
+    "data.line_too_long": ("this line is {size:.0f} MB; one line may hold at most {limit} MB",
+                           "这一行有 {size:.0f} MB，每行最多 {limit} MB"),
+    "data.field_too_long": ("{size:,} characters; one field may hold at most {limit:,}",
+                            "有 {size:,} 个字符，每个字段最多 {limit:,} 个"),
     "data.not_utf8": ("not UTF-8 text (undecodable byte at offset {offset}); save the file as UTF-8",
                       "不是 UTF-8 文本（偏移 {offset} 处有无法解码的字节）；请把文件另存为 UTF-8"),
     "data.empty_file": ("the file is empty", "文件是空的"),
@@ -659,6 +666,13 @@ TEXT: dict[str, tuple[str, str]] = {
     "data.too_deep": ("nested too deeply to read (more than {depth} levels)", "嵌套层数过深，无法读取（超过 {depth} 层）"),
     "data.surrogate": ("holds a broken character (a lone UTF-16 surrogate such as \\ud800); fix or remove it",
                        "含有损坏的字符（例如 \\ud800 这样孤立的 UTF-16 代理项）；请修正或删除"),
+    "path.outside_read": ("{path} is outside the folders this studio may read ({folders}). Upload the file, move it "
+                          "into one of them, or restart the studio with --data-dir FOLDER",
+                          "{path} 不在本工作室可读取的文件夹内（{folders}）。请上传该文件、把它移到其中一个文件夹，"
+                          "或用 --data-dir 文件夹 重新启动工作室"),
+    "path.outside_write": ("{path} is outside the folders this studio may write to ({folders}); choose a folder "
+                           "inside one of them",
+                           "{path} 不在本工作室可写入的文件夹内（{folders}）；请在其中选择一个文件夹"),
 }
 
 

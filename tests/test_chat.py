@@ -166,3 +166,31 @@ def test_chat_runs_on_the_gpu_in_its_half_precision_and_on_a_cpu_in_fp32(monkeyp
     for name, fact in facts.items():
         monkeypatch.setattr(hardware, "detect", lambda fact=fact: fact)
         assert chat.inference_placement() == expected[name], name
+
+
+def test_two_sessions_at_once_each_get_their_own_base_and_tuned_answers(lora_run):
+    """All browser sessions share one pair, and the base side switches the adapter off. A slow forward pass widens
+    the window: before the lock, one session's switch landed inside the other's step and its "tuned" answer came
+    from the base model."""
+    import threading
+    import time as clock
+
+    pair = chat.ChatPair.from_run(lora_run, progress=lambda _: None)
+    prompts = [[{"role": "user", "content": "Who are you?"}], [{"role": "user", "content": "Tell me a story."}]]
+    alone = [[a.text for a in list(chat.stream_pair(pair, p, p, GREEDY))[-1]] for p in prompts]
+    assert all(base != tuned for base, tuned in alone), alone  # otherwise this test could not fail
+    hook = pair.base_model.get_base_model().register_forward_pre_hook(lambda *_: clock.sleep(0.01))
+    together = [None, None]
+
+    def session(i):
+        together[i] = [a.text for a in list(chat.stream_pair(pair, prompts[i], prompts[i], GREEDY))[-1]]
+
+    threads = [threading.Thread(target=session, args=(i,)) for i in range(2)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        hook.remove()
+    assert together == alone

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from studio.text import Msg
 from studio import data
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,7 +63,7 @@ def test_parquet_and_bom(tmp_path):
                           ("role_order.jsonl: line 2: last turn", "ends on a user turn")]),
     ("unknown_role.jsonl", [("unknown_role.jsonl: line 1: messages[0].role", "unknown role 'robot'")]),
     ("non_string.jsonl", [("non_string.jsonl: line 1: messages[0].content", "expected text, got int")]),
-    ("latin1.jsonl", [("latin1.jsonl", "not UTF-8")]),
+    ("latin1.jsonl", [("latin1.jsonl: line 1", "not UTF-8")]),
     ("unknown_columns.jsonl", [("unknown_columns.jsonl", "no known format")]),
 ])
 def test_every_error_kind_names_file_row_and_field(name, expected):
@@ -95,7 +96,68 @@ def test_file_over_the_size_limit(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "MAX_FILE_MB", 0)
     path = tmp_path / "big.jsonl"
     path.write_text('{"text": "x"}\n')
-    assert "the limit is 0 MB" in data.load_dataset_file(str(path)).problems[0][1]
+    assert "more than 0 MB" in data.load_dataset_file(str(path)).problems[0][1]
+
+
+def test_size_cap_counts_bytes_read_not_the_reported_size(monkeypatch):
+    # /proc files report st_size 0 whatever they hold; the old cap (st_size) let them through.
+    monkeypatch.setattr(data, "MAX_FILE_MB", 1e-6)
+    for name in ("/proc/self/status", "/proc/self/maps"):
+        assert Path(name).stat().st_size == 0
+        problems = data.load_dataset_file(name).problems
+        assert problems and "more than" in problems[0][1], problems
+
+
+def test_folders_pipes_and_devices_are_refused_without_blocking(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)  # opening a FIFO for reading would block forever
+    for path in (tmp_path, fifo, Path("/dev/zero")):
+        problems = data.load_dataset_file(str(path)).problems
+        assert problems == [(path.name, "not a regular file (a folder, pipe or device); choose a data file")]
+
+
+def test_json_lines_are_streamed_with_a_per_line_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "MAX_LINE_MB", 0.001)  # 1 KB
+    path = tmp_path / "lines.jsonl"
+    path.write_text('{"text": "short"}\n' + json.dumps({"text": "x" * 5000}) + "\n" + '{"text": "fine"}\n')
+    result = data.load_dataset_file(str(path))
+    assert [r.number for r in result.rows] == [1, 3]
+    assert result.problems == [("lines.jsonl: line 2", "this line is 0 MB; one line may hold at most 0.001 MB")]
+
+
+def test_reading_json_lines_does_not_hold_the_whole_file(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "big.jsonl"
+    line = json.dumps({"text": "y" * 200}) + "\n"
+    path.write_text(line * 20000)  # 4.2 MB on disk
+    tracemalloc.start()
+    result = data.read_records(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(result[0]) == 20000
+    # The records themselves take ~3x the file; reading it whole added the text and its split lines on top (~6x).
+    assert peak < 3.5 * path.stat().st_size, peak  # measured: 4.96x before, 2.70x after
+
+
+def test_one_field_over_the_limit_names_row_and_field(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "MAX_FIELD_CHARS", 100)
+    path = tmp_path / "wide.jsonl"
+    path.write_text(json.dumps({"instruction": "hi", "output": "z" * 101}) + "\n")
+    assert data.load_dataset_file(str(path)).problems == [
+        ("wide.jsonl: line 1: output", "101 characters; one field may hold at most 100")]
+
+
+def test_parquet_cap_is_on_the_uncompressed_size(tmp_path, monkeypatch):
+    import pandas as pd
+
+    path = tmp_path / "zipped.parquet"
+    pd.DataFrame({"text": ["a" * 100_000] * 20}).to_parquet(path)  # 2 MB of text, a few KB compressed
+    assert path.stat().st_size < 100_000
+    monkeypatch.setattr(data, "MAX_FILE_MB", 1)
+    assert data.load_dataset_file(str(path)).problems == [("zipped.parquet", Msg("data.too_large", limit=1))]
 
 
 def test_demo_data_is_bilingual_identity_data():

@@ -10,6 +10,7 @@ import gradio as gr
 
 from .. import config, evaluate
 from ..jobs import JOB
+from ..paths import run_refusal
 from ..train import list_runs
 from .forms import build_section_form
 from .handoff import pick_run
@@ -34,6 +35,8 @@ def finished_runs() -> list[str]:
 def get_pair(run_dir: str):
     from ..chat import ChatPair
 
+    if refusal := run_refusal(run_dir):  # a typed folder outside the runs is never loaded
+        raise PermissionError(refusal)
     with _LOCK:
         if _LOADED.get("run_dir") != run_dir:
             _LOADED.clear()  # free the previous run's model before loading the next

@@ -12,6 +12,7 @@ import gradio as gr
 import pandas as pd
 
 from .. import config, data, stats
+from ..paths import source_refusal
 from .forms import build_section_form
 from .text import frame, headers, lang, render, t, tr
 
@@ -23,6 +24,12 @@ MAX_ROW_CHARS = 20_000  # a single row sent to the page; the rest stays on the s
 
 
 def get_report(path: str, fmt: str, mapping_text: str, model: str, progress=None) -> stats.DataReport:
+    if refusal := source_refusal(path):  # typed paths outside the studio's folders are never opened
+        return stats.refused_report(path, refusal)
+    if refusal := source_refusal(model):
+        report = stats.cached_report(path, fmt, mapping_text, None, progress)
+        report.tokenizer_problem = refusal
+        return report
     return stats.cached_report(path, fmt, mapping_text, model, progress)
 
 

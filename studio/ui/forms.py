@@ -6,7 +6,8 @@ import typing
 
 import gradio as gr
 
-from ..config import SECTIONS
+from ..config import SECTIONS, Settings, settings_from_flat
+from ..paths import settings_refusals
 from .text import t
 
 
@@ -37,3 +38,12 @@ def build_section_form(section: str, defaults, beginner_only: bool | None = None
             continue
         components[name] = component_for(name, info, getattr(getattr(defaults, section), name))
     return components
+
+
+def settings_from_form(names: list[str], values) -> tuple[Settings | None, list]:
+    """The form's values as Settings, with a data file or model folder outside the studio's folders reported
+    beside the other problems, so nothing reads it."""
+    settings, problems = settings_from_flat(dict(zip(names, values)))
+    if settings is not None:
+        problems += [(where.split(".")[-1], message) for where, message in settings_refusals(settings)]
+    return (None if problems else settings), problems

@@ -11,7 +11,8 @@ import numpy as np
 
 from .. import advice, config, stats
 from ..text import Msg, on_off
-from .forms import build_section_form
+from ..paths import source_refusal
+from .forms import build_section_form, settings_from_form
 from .text import for_form, lang, render, t, tr
 
 
@@ -47,8 +48,12 @@ def _facts():
     return hardware.detect()
 
 
-@functools.lru_cache(maxsize=8)
 def _shape(model: str):
+    return None if source_refusal(model) else _cached_shape(model)  # advice never opens a path it may not read
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_shape(model: str):
     from ..heavy import ensure_imported
 
     ensure_imported()
@@ -181,7 +186,7 @@ def _wire(all_form: dict, check, reset, probe, shipped, preset_in, import_btn, e
 
     def update_advice(*values, request=None):
         language = lang(request)
-        settings, problems = config.settings_from_flat(dict(zip(names, values)))
+        settings, problems = settings_from_form(names, values)
         if problems:
             return check_text(None, problems, language), ""
         situation = situation_for(settings)
@@ -199,7 +204,7 @@ def _wire(all_form: dict, check, reset, probe, shipped, preset_in, import_btn, e
         from ..train import probe_seconds_per_step
 
         language = lang(request)
-        settings, problems = config.settings_from_flat(dict(zip(names, values)))
+        settings, problems = settings_from_form(names, values)
         if problems:
             return check_text(None, problems, language)
         situation = situation_for(settings)
@@ -230,7 +235,7 @@ def _wire(all_form: dict, check, reset, probe, shipped, preset_in, import_btn, e
     probe.click(measure_time, components, time_md, api_name="estimate_time")
 
     def check_settings(*values, request=None):
-        settings, problems = config.settings_from_flat(dict(zip(names, values)))
+        settings, problems = settings_from_form(names, values)
         return check_text(settings, problems, lang(request))
 
     def export_preset(*values, request=None):

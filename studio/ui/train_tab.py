@@ -11,8 +11,10 @@ import pandas as pd
 
 from .. import config, history
 from ..jobs import JOB
+from ..paths import run_refusal
 from ..train import list_runs, overfitting_warning
 from ..text import Msg, word
+from .forms import settings_from_form
 from .text import for_form, frame, headers, lang, render, t, tr
 
 RESUMABLE = ("stopped", "interrupted", "failed")
@@ -154,7 +156,7 @@ def problems_text(problems: list, language: str) -> str:
 def start(names: list[str], values: tuple, language: str = "en") -> str:
     from ..train import new_run_dir
 
-    settings, problems = config.settings_from_flat(dict(zip(names, values)))
+    settings, problems = settings_from_form(names, values)
     if problems:
         return problems_text(problems, language)
     return render(JOB.start(settings, new_run_dir())[1], language)
@@ -168,6 +170,8 @@ def resume(run_dir: str, request: gr.Request = None) -> str:
     language = lang(request)
     if not run_dir:
         return tr("train.pick_resume", language)
+    if refusal := run_refusal(run_dir):
+        return render(refusal, language)
     settings, _, problems = config.load_preset(Path(run_dir) / "preset.json")
     if problems:
         return tr("train.bad_preset", language, problems=render(

@@ -1,0 +1,86 @@
+"""Which files the web UI may read and write.
+
+Whoever can reach the page can type a path, so the server reads only from uploads, the studio home, the runs
+folder, the project's assets and presets, and folders the user lists with `--data-dir`; it writes only under the
+runs folder and the studio home. The command line is not confined: whoever runs it already has the shell.
+`FOLDERS` is process-wide on purpose (one server, one set of folders); `launch_app` switches it on.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .text import Msg
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def upload_dir() -> Path:
+    # Gradio's own rule (gradio.utils.get_upload_folder), repeated to keep gradio out of this module's imports.
+    return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
+
+
+@dataclass
+class Folders:
+    data_dirs: list[Path] = field(default_factory=list)
+    confined: bool = False
+
+    def readable(self) -> list[Path]:
+        return [upload_dir(), PROJECT / "assets", PROJECT / "presets", *self.writable(), *self.data_dirs]
+
+    def writable(self) -> list[Path]:
+        from .models import studio_home
+        from .train import runs_root
+
+        return [runs_root(), studio_home()]
+
+    def refusal(self, path: str | Path, write: bool = False) -> Msg | None:
+        """None when the UI may use `path`, else the message that says which folders it may use."""
+        if not self.confined:
+            return None
+        roots = self.writable() if write else self.readable()
+        if any(inside(path, root) for root in roots):
+            return None
+        listed = ", ".join(str(root.resolve()) for root in roots)
+        return Msg("path.outside_write" if write else "path.outside_read", path=str(path), folders=listed)
+
+
+def inside(path: str | Path, root: Path) -> bool:
+    """After resolving symlinks and '..', so neither a link nor '../../etc' leads out."""
+    real, base = os.path.realpath(Path(path).expanduser()), os.path.realpath(root)
+    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
+
+
+def is_local_path(value: str) -> bool:
+    """A model or dataset box holds a hub id or a path; what exists on disk, or is spelled like a path, is a path."""
+    value = (value or "").strip()
+    return bool(value) and (value.startswith(("/", ".", "~")) or Path(value).expanduser().exists())
+
+
+FOLDERS = Folders()
+
+
+def source_refusal(value: str) -> Msg | None:
+    """A dataset or model box: the built-in names and hub ids pass; a path must lie in a readable folder."""
+    from .config import DEMO_DATA, STARTER_MODEL
+    from .data import HUB_ID
+
+    value = (value or "").strip()
+    if value in (DEMO_DATA, STARTER_MODEL, "") or (HUB_ID.match(value) and not Path(value).exists()):
+        return None
+    return FOLDERS.refusal(value)
+
+
+def settings_refusals(settings) -> list[tuple[str, str]]:
+    """The settings' data file and model folder, as problems (where, message) beside the other settings problems."""
+    places = (("data.dataset_path", settings.data.dataset_path),
+              ("model.model_name_or_path", settings.model.model_name_or_path))
+    return [(where, refusal) for where, value in places if (refusal := source_refusal(value))]
+
+
+def run_refusal(run_dir: str | Path) -> Msg | None:
+    """Run folders are read and written (exports go inside them): they must lie under the runs folder or home."""
+    return FOLDERS.refusal(run_dir, write=True) if run_dir else None
