@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -24,7 +25,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="launch.py", description="Fine-tuning Studio: fine-tune chat models.")
     parser.add_argument("--host", default="127.0.0.1", help="address to serve the UI on (default: this machine only)")
     parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--auth", help="USER:PASS; required for a non-local --host or --share")
+    parser.add_argument("--auth", help="USER:PASS; required for a non-local --host or --share. Other users of this "
+                        "machine can read it in `ps`: prefer --auth-file or the STUDIO_AUTH variable")
+    parser.add_argument("--auth-file", help="a file whose first line is USER:PASS")
+    parser.add_argument("--data-dir", action="append", default=[], metavar="FOLDER",
+                        help="a folder whose files the UI may read besides uploads, runs and the studio home "
+                             "(repeatable)")
     parser.add_argument("--share", action="store_true", help="create a public gradio.live link (needs internet)")
     sub = parser.add_subparsers(dest="command")
 
@@ -34,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override one setting, e.g. --set learning_rate=1e-4 (repeatable)")
     train.add_argument("--output-dir", help="run folder (default: runs/run-<time>)")
     train.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    train.add_argument("--trust-remote-code", action="store_true",
+                       help="confirm that the model's own Python code may run (needed when the preset asks for it)")
 
     data = sub.add_parser("data", help="check a data file: format, problems, token lengths, quality")
     data.add_argument("path", help="JSON, JSONL, CSV or Parquet file, or 'demo'")
@@ -60,15 +68,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def read_auth(args, environ=None) -> tuple[str | None, list[str]]:
+    """USER:PASS from --auth-file, else the STUDIO_AUTH variable, else --auth (the one `ps` shows)."""
+    environ = os.environ if environ is None else environ
+    if args.auth_file:
+        try:
+            lines = Path(args.auth_file).read_text(encoding="utf-8").splitlines()
+        except OSError as err:
+            return None, [f"--auth-file {args.auth_file}: {err.strerror}"]
+        return (lines[0].strip() if lines else ""), []
+    return environ.get("STUDIO_AUTH") or args.auth, []
+
+
 def check_exposure(host: str, share: bool, auth: str | None) -> list[str]:
     """Serving beyond this machine without a password would let anyone run code on it through training."""
     problems = []
     if (share or host not in LOCAL_HOSTS) and not auth:
         where = "a public --share link" if share else f"--host {host}"
-        problems.append(f"Refusing to serve on {where} without --auth USER:PASS: anyone who can reach it could "
-                        "train models and read files on this machine.")
-    if auth and ":" not in auth:
-        problems.append("--auth must look like USER:PASS")
+        problems.append(f"Refusing to serve on {where} without a password (--auth-file, STUDIO_AUTH or --auth "
+                        "USER:PASS): anyone who can reach it could train models and read files on this machine.")
+    if auth is not None:
+        user, _, password = auth.partition(":")
+        if not user.strip() or not password:
+            problems.append("The password must look like USER:PASS, with neither part empty")
     return problems
 
 
@@ -87,6 +109,10 @@ def cmd_train(args) -> int:
         settings, problems = apply_overrides(settings, args.overrides)
     if problems:
         print_problems(f"{args.preset} is not valid", problems)
+        return 2
+    if settings.model.trust_remote_code and not args.trust_remote_code:  # a shared preset must not run code alone
+        print(f"{args.preset} sets trust_remote_code: the Python code shipped with {settings.model.model_name_or_path} "
+              "would run on this machine. If you trust it, add --trust-remote-code to the command.", file=sys.stderr)
         return 2
     from studio.train import is_main_process, run_training, shared_run_dir
 
@@ -160,15 +186,17 @@ def cmd_export(args) -> int:
 
 
 def cmd_ui(args) -> int:
-    problems = check_exposure(args.host, args.share, args.auth)
+    auth, problems = read_auth(args)
+    problems = problems or check_exposure(args.host, args.share, auth)
+    problems += [f"--data-dir {d}: not a folder" for d in args.data_dir if not Path(d).expanduser().is_dir()]
     if problems:
         for p in problems:
             print(p, file=sys.stderr)
         return 2
     from studio.ui.app import launch_app
 
-    auth = tuple(args.auth.split(":", 1)) if args.auth else None
-    launch_app(host=args.host, port=args.port, auth=auth, share=args.share)
+    launch_app(host=args.host, port=args.port, auth=tuple(auth.split(":", 1)) if auth else None, share=args.share,
+               data_dirs=args.data_dir)
     return 0
 
 

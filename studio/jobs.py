@@ -9,6 +9,7 @@ lines of metrics.jsonl and log.txt since the last poll.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +25,20 @@ class _Tail:
     parse: bool = False  # JSON lines -> dicts, parsed once
     offset: int = 0
     lines: list = field(default_factory=list)
+    inode: int | None = None
 
     def read(self) -> list:
-        if not self.path.exists():
+        try:
+            with open(self.path, "rb") as f:
+                info = os.fstat(f.fileno())
+                if info.st_ino != self.inode or info.st_size < self.offset:
+                    # Replaced (a resumed run rewrites metrics.jsonl without the steps after its checkpoint) or
+                    # truncated: read it again from the start, or the plot would keep steps that no longer exist.
+                    self.inode, self.offset, self.lines = info.st_ino, 0, []
+                f.seek(self.offset)
+                chunk = f.read()
+        except OSError:  # not written yet, or its folder could not be made
             return self.lines
-        with open(self.path, "rb") as f:
-            f.seek(self.offset)
-            chunk = f.read()
         complete = chunk.rfind(b"\n") + 1  # leave a half-written last line for the next poll
         self.offset += complete
         new = [line for line in chunk[:complete].decode("utf-8", errors="replace").splitlines() if line.strip()]
@@ -56,13 +64,16 @@ class TrainingJob:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self, settings: Settings, run_dir: Path, resume: bool = False, runner=None) -> tuple[bool, str]:
-        """Start a run unless one is already going. `runner` is injectable for tests."""
-        from .train import run_training
+    def start(self, settings: Settings, run_dir: Path | None = None, resume: bool = False,
+              runner=None) -> tuple[bool, str]:
+        """Start a run unless one is already going; without `run_dir`, in a new run folder, made only once the run
+        is sure to start. `runner` is injectable for tests."""
+        from .train import new_run_dir, run_training
 
         with self._lock:
             if self.running:
                 return False, Msg("job.busy", name=self.run_dir.name)
+            run_dir = run_dir or new_run_dir()
             self._stop = threading.Event()
             self.run_dir, self.result = run_dir, None
             self._metrics, self._log = _Tail(run_dir / "metrics.jsonl", parse=True), _Tail(run_dir / "events.jsonl",
@@ -70,7 +81,10 @@ class TrainingJob:
             target = runner or run_training
 
             def work():
-                self.result = target(settings, run_dir, progress=None, stop_event=self._stop, resume=resume)
+                try:
+                    self.result = target(settings, run_dir, progress=None, stop_event=self._stop, resume=resume)
+                except BaseException as err:  # run_training reports failures itself; this is the last guard
+                    self.result = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
 
             self._thread = threading.Thread(target=work, name="studio-training", daemon=True)
             self._thread.start()
@@ -101,8 +115,8 @@ class TrainingJob:
         status_file = self.run_dir / "status.json"
         try:
             status = json.loads(status_file.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            status = {}
+        except (OSError, json.JSONDecodeError):  # e.g. the run folder could not be made: the result says why
+            status = dict(self.result or {})
         if self.running:
             status["status"] = "stopping" if self._stop.is_set() else "running"
         log = self._log.read()

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -110,11 +111,32 @@ def convert_gguf_to_folder(gguf: Path, target: Path, progress: Progress = print)
     return target
 
 
+@contextmanager
+def file_lock(path: Path):
+    """Held across processes (the UI and a headless run, or two runs, may ask for the starter model at once);
+    released by the OS if the holder dies, so a crash never leaves it stuck."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def ensure_starter_model(progress: Progress = print) -> Path:
     target = starter_dir()
     if _is_model_folder(target):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(target.parent / ".starter.lock"):
+        if _is_model_folder(target):  # another process made it while this one waited
+            return target
+        return _make_starter_model(target, progress)
+
+
+def _make_starter_model(target: Path, progress: Progress) -> Path:
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".download-") as workdir:
         gguf = fetch_starter_gguf(Path(workdir), progress)
         digest = sha256_of(gguf)

@@ -84,3 +84,54 @@ def settings_refusals(settings) -> list[tuple[str, str]]:
 def run_refusal(run_dir: str | Path) -> Msg | None:
     """Run folders are read and written (exports go inside them): they must lie under the runs folder or home."""
     return FOLDERS.refusal(run_dir, write=True) if run_dir else None
+
+
+# ---------------------------------------------------------------- housekeeping: caches and leftovers stay bounded
+
+STALE_S = 3600  # a temp folder this old belongs to no running write (exports and conversions take minutes)
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def prune_lru(root: Path, limit_bytes: int, keep: Path | None = None) -> list[Path]:
+    """Delete the least recently used entries of a cache folder until it fits in `limit_bytes`. Entries are touched
+    when read, so mtime is the last use. `keep` (the entry just written) is never deleted."""
+    import shutil
+
+    entries = sorted((p for p in root.iterdir() if p.is_dir() and ".tmp" not in p.name), key=lambda p: p.stat().st_mtime)
+    sizes = {p: folder_bytes(p) for p in entries}
+    total, removed = sum(sizes.values()), []
+    for entry in entries:
+        if total <= limit_bytes:
+            break
+        if keep is not None and entry == keep:
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        total -= sizes[entry]
+        removed.append(entry)
+    return removed
+
+
+def clean_stale_temp(now: float | None = None) -> list[Path]:
+    """Leftovers of writes a crash interrupted: staging folders of exports and model conversions, half-written
+    cache entries and '.tmp' files, and preset downloads. Only those older than STALE_S, so a write that another
+    process is doing right now is left alone."""
+    import shutil
+    import time
+
+    from .models import studio_home
+    from .train import runs_root
+
+    now = now or time.time()
+    home, runs = studio_home(), runs_root()
+    patterns = [(home / "models", ".converting-*"), (home / "models", ".download-*"), (home / "downloads", "*"),
+                (home / "cache" / "tokenized", "*.tmp*"), (runs, "*/export/.*-*"), (runs, "*/*.tmp")]
+    removed = []
+    for folder, pattern in patterns:
+        for path in folder.glob(pattern) if folder.is_dir() else []:
+            if now - path.lstat().st_mtime > STALE_S:
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed

@@ -673,6 +673,19 @@ TEXT: dict[str, tuple[str, str]] = {
     "path.outside_write": ("{path} is outside the folders this studio may write to ({folders}); choose a folder "
                            "inside one of them",
                            "{path} 不在本工作室可写入的文件夹内（{folders}）；请在其中选择一个文件夹"),
+    "job.busy_action": ("A run is training right now and holds this machine's memory and cores; this would load "
+                        "another copy of the model. Try again when the run finishes, or stop it on the Train tab.",
+                        "当前正在训练，它占用着这台机器的内存和处理器；这一步会再加载一份模型。请等训练结束后再试，"
+                        "或在「训练」页停止训练。"),
+    "hyper.preset_remote_code": ("⚠️ This preset asks to run the Python code that comes with the model {model} "
+                                 "(\"Trust remote code\"). Such code can do anything on this machine. The switch is "
+                                 "left off; turn it on yourself under Advanced only if you trust where the model "
+                                 "comes from. The other settings are loaded.",
+                                 "⚠️ 这个预设要求运行模型 {model} 自带的 Python 代码（「信任远程代码」）。这类代码可以在这台"
+                                 "机器上做任何事。该开关保持关闭；只有在信任模型来源时，才在「高级」中自行打开。其他设置已载入。"),
+    "toast.error": ("Error", "错误"),
+    "upload.too_large": ("{files} is larger than {size}, the most the studio reads from one file; split it into "
+                         "parts", "{files} 超过 {size}，这是工作室能读取的单个文件上限；请拆分成几个文件"),
 }
 
 

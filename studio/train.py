@@ -230,6 +230,7 @@ def freeze_all_but_last(model, n_layers: int) -> None:
 
 
 TOKENIZED_CACHE_VERSION = 1  # bump when encode_records changes what it produces
+TOKENIZED_CACHE_MB = 2048  # about 100M tokens of int32 ids: many datasets, never the whole disk
 
 
 def tokenized_cache_key(tokenizer, rows: list[dict], assistant_only: bool) -> str:
@@ -253,9 +254,11 @@ def encode_split(tokenizer, rows: list[dict], assistant_only: bool, cache: bool 
 
     from .chat_template import encode_records
     from .models import studio_home
+    from .paths import prune_lru
 
     folder = studio_home() / "cache" / "tokenized" / tokenized_cache_key(tokenizer, rows, assistant_only)
     if cache and (folder / "dataset_info.json").exists():
+        os.utime(folder)  # the cache forgets the least recently used entries first
         return Dataset.load_from_disk(str(folder))
     encoded = encode_records(tokenizer, rows)
     columns = {"input_ids": encoded.input_ids}
@@ -267,6 +270,7 @@ def encode_split(tokenizer, rows: list[dict], assistant_only: bool, cache: bool 
             tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")  # processes on other machines may race
             dataset.save_to_disk(str(tmp))
             os.replace(tmp, folder)  # atomic: a half-written cache entry is never read
+            prune_lru(folder.parent, TOKENIZED_CACHE_MB * 1024**2, keep=folder)
             return Dataset.load_from_disk(str(folder))  # memory-mapped: no second copy of the data in RAM
         except OSError:
             pass  # a full or read-only disk only costs the next run a re-tokenisation
@@ -329,14 +333,18 @@ def run_training(settings: Settings, run_dir: Path | None = None, progress: Prog
                  stop_event: threading.Event | None = None, resume: bool = False, facts=None) -> dict:
     """Train and return the final status dict. Never raises for a failed run: the status says what went wrong."""
     run_dir = shared_run_dir(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log = RunLog(run_dir, progress)
     status = {"status": "running", "started": datetime.now().isoformat(timespec="seconds"), "pid": os.getpid(),
-              "run_dir": str(run_dir)}
+              "process": process_identity(), "run_dir": str(run_dir)}
     if world_size() > 1:
         status["processes"] = world_size()
     write_status = write_json if is_main_process() else (lambda path, value: None)
-    write_status(run_dir / "status.json", status)
+    try:  # a folder that cannot be made or written is a failed run with a reason, not a silently dead thread
+        run_dir.mkdir(parents=True, exist_ok=True)
+        log = RunLog(run_dir, progress)
+        write_status(run_dir / "status.json", status)
+    except OSError as err:
+        return {**status, "status": "failed", "error": f"{type(err).__name__}: {err}", "advice": explain_error(err),
+                "advice_key": explain_error(err).key}
     started = time.perf_counter()
     try:
         result = _train(settings, run_dir, log, stop_event, resume, facts)
@@ -543,7 +551,7 @@ def list_runs(root: Path | None = None) -> list[dict]:
             status = json.loads(status_file.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             continue
-        if status.get("status") == "running" and not _process_alive(status.get("pid")):
+        if status.get("status") == "running" and not _process_alive(status):
             status["status"] = "interrupted"
         evaluation = status_file.parent / "evaluation.json"
         if evaluation.exists():  # written by the Chat tab's evaluation
@@ -556,9 +564,25 @@ def list_runs(root: Path | None = None) -> list[dict]:
     return runs
 
 
-def _process_alive(pid) -> bool:
+def process_identity(pid: int | None = None) -> str | None:
+    """boot id + pid + the process's start time (Linux /proc): a pid alone is reused after a restart, and a
+    container restart even gives the studio the same pid, so 'running' would never turn into 'interrupted'."""
+    pid = pid or os.getpid()
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    start_ticks = stat.rsplit(")", 1)[1].split()[19]  # field 22; the name before ")" may hold spaces
+    return f"{boot}:{pid}:{start_ticks}"
+
+
+def _process_alive(status: dict) -> bool:
+    pid = status.get("pid")
     if not isinstance(pid, int):
         return False
+    if status.get("process"):  # recorded where /proc exists: the same process, not just the same number
+        return process_identity(pid) == status["process"]
     try:
         os.kill(pid, 0)
     except OSError:

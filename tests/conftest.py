@@ -93,7 +93,8 @@ def app_url(tmp_path_factory):
     from studio.ui.app import launch_app
 
     port = free_port()
-    launch_app(port=port, block=False)
+    # The tests' models and data live in pytest's temp folder and tests/data: listed like a user's --data-dir.
+    launch_app(port=port, block=False, data_dirs=[tmp_path_factory.getbasetemp(), Path(__file__).parent / "data"])
     url = f"http://127.0.0.1:{port}/"
     yield url
     import gradio as gr

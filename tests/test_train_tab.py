@@ -27,8 +27,8 @@ def client(app_url):
 
 def training_values(model_dir, **changes):
     values = config.flat_values(Settings())
-    values.update(model_name_or_path=str(model_dir), logging_steps=1, eval_steps=2, save_steps=1000,
-                  learning_rate=0.01, gradient_accumulation_steps=1, **changes)
+    values.update({"model_name_or_path": str(model_dir), "logging_steps": 1, "eval_steps": 2, "save_steps": 1000,
+                   "learning_rate": 0.01, "gradient_accumulation_steps": 1, **changes})
     return [values[name] for section, name, _ in config.all_fields() if section != "generation"]
 
 

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import gradio as gr
 
+import json
+from pathlib import Path
+
 from ..config import Settings, all_fields
+from ..data import MAX_FILE_MB
+from ..paths import FOLDERS, clean_stale_temp
+from ..text import TEXT
 from . import chat_tab, data_tab, export_tab, hyperparams_tab, train_tab
 from .text import I18N, t
 
 
 def build_app() -> gr.Blocks:
     defaults = Settings()
-    with gr.Blocks(title="Fine-tuning Studio") as demo:
+    # Uploads and files made for download are deleted after a day (checked hourly), and all of them at a restart:
+    # each run keeps its own copy of its data.
+    with gr.Blocks(title="Fine-tuning Studio", delete_cache=(3600, 24 * 3600)) as demo:
         gr.Markdown(t("title"))
         gr.Markdown(t("subtitle"))
         with gr.Tabs():
@@ -37,8 +45,67 @@ def build_app() -> gr.Blocks:
     return demo
 
 
-def launch_app(host: str = "127.0.0.1", port: int = 7860, auth=None, share: bool = False, block: bool = True):
+LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}
+
+
+def host_name(header: str) -> str:
+    """'localhost:7860' -> 'localhost', '[::1]:7860' -> '::1'."""
+    if header.startswith("["):
+        return header[1:header.find("]")]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class LoopbackHostOnly:
+    """On a loopback bind, serve only requests addressed to this machine by name. Otherwise a web page elsewhere
+    could point its own host name at 127.0.0.1 (DNS rebinding) and drive the studio from the user's browser."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket"):
+            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+            if host_name(host) not in LOOPBACK_NAMES:
+                if scope["type"] == "websocket":
+                    return await send({"type": "websocket.close", "code": 1008})
+                await send({"type": "http.response.start", "status": 403,
+                            "headers": [(b"content-type", b"text/plain")]})
+                return await send({"type": "http.response.body", "body": b"Host not allowed"})
+        await self.app(scope, receive, send)
+
+
+# Gradio's page words its upload-size refusal and its toast title in English only. In a Chinese browser they are
+# replaced as they appear, from the same table as every other text. Remove when Gradio translates them.
+TOAST_IN_CHINESE = """() => {
+  if (!(navigator.language || "").toLowerCase().startsWith("zh")) return;
+  const title = %s, tooLarge = %s;
+  const sizeRefusal = /^File\\(s\\) exceed the maximum allowed size of (.+?): (.+)$/;
+  const translate = () => {
+    document.querySelectorAll(".toast-title").forEach((el) => {
+      const text = el.firstChild;
+      if (text && text.nodeType === 3 && text.textContent.trim() === "Error") text.textContent = title + " ";
+    });
+    document.querySelectorAll("[data-testid=toast-text]").forEach((el) => {
+      const m = el.textContent.match(sizeRefusal);
+      if (m) el.textContent = tooLarge.replace("{size}", m[1]).replace("{files}", m[2]);
+    });
+  };
+  new MutationObserver(translate).observe(document.body, {childList: true, subtree: true, characterData: true});
+}""" % (json.dumps(TEXT["toast.error"][1]), json.dumps(TEXT["upload.too_large"][1], ensure_ascii=False))
+
+
+def launch_app(host: str = "127.0.0.1", port: int = 7860, auth=None, share: bool = False, block: bool = True,
+               data_dirs=(), max_upload_mb: float = MAX_FILE_MB):
+    """The server reads only its own folders plus `data_dirs` (see studio/paths.py) and takes uploads up to the
+    size the data loader accepts."""
+    from fastapi.middleware import Middleware
+
+    FOLDERS.data_dirs, FOLDERS.confined = [Path(d).expanduser().resolve() for d in data_dirs], True
+    clean_stale_temp()
     demo = build_app()
     demo.queue(default_concurrency_limit=4)
-    return demo.launch(server_name=host, server_port=port, auth=auth, share=share, i18n=I18N,
-                       prevent_thread_lock=not block, show_error=True)
+    loopback = host in LOOPBACK_NAMES and not share
+    demo.launch(server_name=host, server_port=port, auth=auth, share=share, i18n=I18N,
+                       prevent_thread_lock=not block, show_error=True, js=TOAST_IN_CHINESE, max_file_size=int(max_upload_mb * 1024**2),
+                       app_kwargs={"middleware": [Middleware(LoopbackHostOnly)]} if loopback else None)
+    return demo

@@ -142,6 +142,10 @@ def held_out_answers(run_dir, max_new_tokens, temperature, top_p, repetition_pen
     language = lang(request)
     if not run_dir:
         return frame([], ANSWER_COLUMNS, language), tr("chat.pick_run", language)
+    if JOB.running and _LOADED.get("run_dir") != run_dir:
+        return frame([], ANSWER_COLUMNS, language), tr("job.busy_action", language)
+    if refusal := run_refusal(run_dir):
+        return frame([], ANSWER_COLUMNS, language), render(refusal, language)
     examples, split = evaluate.held_out_examples(run_dir, limit=8)
     if not examples:
         return frame([], ANSWER_COLUMNS, language), tr("chat.no_held_out", language)
@@ -160,6 +164,10 @@ def evaluate_held_out(run_dir, progress=gr.Progress(), request: gr.Request = Non
     language = lang(request)
     if not run_dir:
         return frame([], SCORE_COLUMNS, language), tr("chat.pick_run", language)
+    if JOB.running and _LOADED.get("run_dir") != run_dir:
+        return frame([], SCORE_COLUMNS, language), tr("job.busy_action", language)
+    if refusal := run_refusal(run_dir):
+        return frame([], SCORE_COLUMNS, language), render(refusal, language)
     result = evaluate.evaluate_run(run_dir, get_pair(run_dir), progress=lambda f: progress(f))
     if "error" in result:
         return frame([], SCORE_COLUMNS, language), render(result["error"], language)

@@ -9,6 +9,9 @@ from pathlib import Path
 import gradio as gr
 
 from .. import export
+from ..jobs import JOB
+from ..paths import FOLDERS, run_refusal
+from ..text import Msg
 from ..train import list_runs
 from .handoff import pick_run
 from .text import lang, render, t, tr
@@ -21,7 +24,7 @@ def run_choices() -> list[str]:
 def show_run(run_dir: str, request: gr.Request = None):
     """Summary, repeat commands, preset text and preset download for the chosen run."""
     language = lang(request)
-    if not run_dir or not (Path(run_dir) / "preset.json").exists():
+    if not run_dir or refusal(run_dir) or not (Path(run_dir) / "preset.json").exists():
         return tr("export.pick_run", language), "", "", gr.update(value=None, visible=False)
     preset = Path(run_dir) / "preset.json"
     text = json.dumps(json.loads(preset.read_text(encoding="utf-8")), indent=2, ensure_ascii=False)
@@ -37,9 +40,18 @@ def open_tab(current: str | None, handed: str | None, request: gr.Request = None
     return (gr.update(choices=choices, value=value), *show_run(value, request), handed)
 
 
+def refusal(run_dir: str, out_dir: str = "") -> Msg | None:
+    """Exports read the run and write beside it or into the chosen folder: both must be the studio's own."""
+    return run_refusal(run_dir) or (FOLDERS.refusal(out_dir.strip(), write=True) if out_dir.strip() else None)
+
+
 def export_files(run_dir: str, out_dir: str, adapter: bool, merged: bool, gguf: bool, gguf_type: str,
                  progress=gr.Progress(), request: gr.Request = None):
     language = lang(request)
+    if JOB.running:  # each export loads the model again to check it answers as the run did
+        return tr("job.busy_action", language)
+    if problem := refusal(run_dir, out_dir):
+        return f"⚠️ {render(problem, language)}"
     results, problems = export.export_selected(run_dir, out_dir.strip() or None, adapter, merged, gguf, gguf_type,
                                                progress=lambda f, m: progress(f, desc=render(m, language)))
     lines = [f"```\n{r.text(language)}\n```" for r in results] + [f"⚠️ {render(p, language)}" for p in problems]
@@ -47,6 +59,8 @@ def export_files(run_dir: str, out_dir: str, adapter: bool, merged: bool, gguf: 
 
 
 def push(run_dir: str, out_dir: str, repo_id: str, token: str, private: bool, request: gr.Request = None) -> str:
+    if problem := refusal(run_dir, out_dir):
+        return f"⚠️ {render(problem, lang(request))}"
     folder = Path(out_dir.strip() or export.default_export_dir(run_dir or "."))
     folder = folder / "merged" if (folder / "merged").exists() else folder / "adapter"
     try:
@@ -56,6 +70,8 @@ def push(run_dir: str, out_dir: str, repo_id: str, token: str, private: bool, re
 
 
 def trl_config(run_dir: str, out_dir: str, request: gr.Request = None):
+    if problem := refusal(run_dir, out_dir):
+        return f"⚠️ {render(problem, lang(request))}", gr.update(value=None, visible=False)
     target = Path(out_dir.strip() or export.default_export_dir(run_dir or ".")) / "trl"
     try:
         result = export.export_trl_config(run_dir, target)
@@ -65,6 +81,8 @@ def trl_config(run_dir: str, out_dir: str, request: gr.Request = None):
 
 
 def accelerate(run_dir: str, gpus: float, machines: float, strategy: str, request: gr.Request = None):
+    if problem := refusal(run_dir):
+        return f"# {render(problem, lang(request))}", "", gr.update(value=None, visible=False)
     try:
         text, commands = export.accelerate_files(run_dir, int(gpus or 0), strategy, int(machines or 0),
                                                  language=lang(request))

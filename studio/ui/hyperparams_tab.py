@@ -11,6 +11,8 @@ import numpy as np
 
 from .. import advice, config, stats
 from ..text import Msg, on_off
+from ..jobs import JOB
+from ..models import studio_home
 from ..paths import source_refusal
 from .forms import build_section_form, settings_from_form
 from .text import for_form, lang, render, t, tr
@@ -204,6 +206,8 @@ def _wire(all_form: dict, check, reset, probe, shipped, preset_in, import_btn, e
         from ..train import probe_seconds_per_step
 
         language = lang(request)
+        if JOB.running:  # the probe loads the model and trains a few steps: not beside a run
+            return tr("job.busy_action", language)
         settings, problems = settings_from_form(names, values)
         if problems:
             return check_text(None, problems, language)
@@ -243,7 +247,9 @@ def _wire(all_form: dict, check, reset, probe, shipped, preset_in, import_btn, e
         settings, problems = config.settings_from_flat(dict(zip(names, values)))
         if problems:
             return None, check_text(None, problems, language)
-        path = Path(tempfile.mkdtemp(prefix="studio-preset-")) / "studio-preset.json"
+        downloads = studio_home() / "downloads"  # cleaned at the next start (paths.clean_stale_temp)
+        downloads.mkdir(parents=True, exist_ok=True)
+        path = Path(tempfile.mkdtemp(dir=downloads, prefix="preset-")) / "studio-preset.json"
         config.save_preset(settings, path, description=tr("hyper.export_description", "en"))
         return str(path), tr("hyper.preset_exported", language)
 
@@ -255,6 +261,10 @@ def _wire(all_form: dict, check, reset, probe, shipped, preset_in, import_btn, e
         if problems:
             return [gr.update() for _ in names] + [check_text(None, problems, language)]
         values = config.flat_values(settings)
+        if settings.model.trust_remote_code:  # a file must never switch on running a model's code by itself
+            values["trust_remote_code"] = False
+            return [values[n] for n in names] + [tr("hyper.preset_remote_code", language,
+                                                    model=settings.model.model_name_or_path)]
         about = header.get("description_zh") if language == "zh" else None
         about = about or header.get("description")
         loaded = tr("hyper.preset_loaded_about", language, about=about) if about else tr("hyper.preset_loaded", language)

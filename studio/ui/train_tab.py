@@ -154,12 +154,10 @@ def problems_text(problems: list, language: str) -> str:
 
 
 def start(names: list[str], values: tuple, language: str = "en") -> str:
-    from ..train import new_run_dir
-
     settings, problems = settings_from_form(names, values)
     if problems:
         return problems_text(problems, language)
-    return render(JOB.start(settings, new_run_dir())[1], language)
+    return render(JOB.start(settings)[1], language)
 
 
 def stop(request: gr.Request = None) -> str:

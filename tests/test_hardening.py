@@ -1,0 +1,384 @@
+"""What a security and reliability read found (issue 13), each with a test that failed before its fix: the server
+reads and writes only its own folders, a preset cannot switch on remote code by itself, concurrent clicks and
+crashes lose nothing, and temp files and caches stay bounded. Data-file limits are in test_data.py and the
+two-session chat lock in test_chat.py."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from gradio_client import Client
+
+from studio import config, jobs, models, paths, train
+from studio.config import Settings
+from studio.jobs import JOB
+from tests.conftest import CHROMIUM, free_port
+from tests.test_train_tab import training_values, wait_for
+from tests.test_ui_client import chat_run  # noqa: F401  (a fixture: a finished LoRA run in the app's runs)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    return Client(app_url, verbose=False)
+
+
+# ---------------------------------------------------------------- the server reads and writes only its folders
+
+def test_typed_paths_outside_the_studio_folders_are_refused(client):
+    for path in ("/etc/passwd", "../../../../etc/hostname", "/proc/self/environ"):
+        summary, problems = client.predict(path, "auto", "", "starter", "", 1, 512, 0.1, api_name="/load_data")[:2]
+        assert problems["data"] and "outside the folders this studio may read" in problems["data"][0][1], path
+        assert "root:" not in json.dumps(problems) + summary
+    shown = client.predict("/etc/passwd", "auto", "", "starter", 1, api_name="/show_row")
+    assert "not among the usable rows" in shown and "root:" not in shown
+
+
+def test_a_symlink_out_of_a_data_folder_is_refused(client, tmp_path):
+    link = tmp_path / "innocent.jsonl"
+    link.symlink_to("/etc/passwd")  # tmp_path is a listed data folder; the link's target is not
+    problems = client.predict(str(link), "auto", "", "starter", "", 1, 512, 0.1, api_name="/load_data")[1]
+    assert "outside the folders" in problems["data"][0][1]
+
+
+def test_model_folder_outside_is_refused_before_training(client):
+    message = client.predict(*training_values("/etc"), api_name="/start_training")
+    assert "model_name_or_path" in message and "outside the folders" in message and not JOB.running
+
+
+def test_run_pickers_and_export_folders_are_confined(client, tmp_path):
+    base, tuned, note = client.predict("/etc", "", "hi", [], [], 8, 0.0, 0.9, 1.0, 0, api_name="/chat")[:3]
+    assert "outside the folders" in note
+    assert "outside the folders" in client.predict("../../etc", api_name="/evaluate")[1]
+    runs = os.environ["STUDIO_RUNS"]
+    outside = tmp_path / "exports"  # readable (a data folder) but not writable
+    answer = client.predict(runs, str(outside), True, False, False, "Q8_0", api_name="/export_files")
+    assert "outside the folders this studio may write to" in answer and not outside.exists()
+
+
+def test_refusals_are_in_the_readers_language(app_url):
+    chinese = Client(app_url, verbose=False, headers={"Accept-Language": "zh-CN"})
+    problems = chinese.predict("/etc/passwd", "auto", "", "starter", "", 1, 512, 0.1, api_name="/load_data")[1]
+    assert "不在本工作室可读取的文件夹内" in problems["data"][0][1]
+
+
+def test_the_command_line_is_not_confined(tmp_path):
+    """Whoever runs launch.py already has the shell: only the server is confined."""
+    assert paths.FOLDERS.confined  # the test app switched it on in this process
+    result = subprocess.run([sys.executable, "launch.py", "data", "/proc/self/status", "--model", ""], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert "outside the folders" not in result.stdout + result.stderr
+
+
+def test_loopback_server_refuses_other_host_names(app_url):
+    """DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends Host: evil.example."""
+    def status(host):
+        request = urllib.request.Request(app_url + "config", headers={"Host": host})
+        try:
+            return urllib.request.urlopen(request, timeout=10).status
+        except urllib.error.HTTPError as err:
+            return err.code
+
+    assert status("evil.example:7860") == 403 and status("evil.example") == 403
+    assert status("127.0.0.1:7860") == 200 and status("localhost") == 200 and status("[::1]:7860") == 200
+
+
+def test_uploads_are_capped_at_the_loaders_limit(app_url, artifacts):
+    from studio.data import MAX_FILE_MB
+    from studio.ui.app import launch_app
+
+    served = json.loads(urllib.request.urlopen(app_url + "config", timeout=10).read())
+    assert served["max_file_size"] == MAX_FILE_MB * 1024**2  # the page refuses larger files before sending them
+    # And the server refuses them too (a script need not use the page): a second app with a 1 KB limit.
+    port = free_port()
+    small = launch_app(port=port, block=False, data_dirs=paths.FOLDERS.data_dirs, max_upload_mb=1 / 1024)
+    try:
+        def upload(size):
+            body = (b"--B\r\nContent-Disposition: form-data; name=\"files\"; filename=\"d.jsonl\"\r\n\r\n"
+                    + b"x" * size + b"\r\n--B--\r\n")
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/gradio_api/upload", data=body, method="POST",
+                                             headers={"Content-Type": "multipart/form-data; boundary=B"})
+            try:
+                return urllib.request.urlopen(request, timeout=10).status
+            except urllib.error.HTTPError as err:
+                return err.code
+
+        assert upload(500) == 200 and upload(2048) in (400, 413)
+        if os.path.exists(CHROMIUM) or os.environ.get("CI"):
+            refusal_in_the_browser(f"http://127.0.0.1:{port}/", artifacts)
+    finally:
+        small.close()
+
+
+def refusal_in_the_browser(url, artifacts):
+    """Gradio's page says this in English only; a Chinese reader gets it in Chinese (studio/ui/app.py)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    big = artifacts / "too-large.jsonl"
+    big.write_text(json.dumps({"text": "x" * 3000}) + "\n")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(locale="zh-CN")
+        page.goto(url)
+        page.locator("input[type=file]").first.set_input_files(str(big))
+        toast = page.get_by_test_id("toast-body").first
+        expect(toast).to_contain_text("超过 1.0 Kb")
+        expect(toast).to_contain_text("错误")
+        assert "exceed" not in toast.inner_text() and "Error" not in toast.inner_text()
+        page.screenshot(path=str(artifacts / "upload-too-large-zh-CN.png"))
+        browser.close()
+
+
+# ---------------------------------------------------------------- trust and passwords
+
+def remote_code_preset(tmp_path) -> Path:
+    settings, problems = config.apply_overrides(Settings(), ["model_name_or_path=someone/custom-arch",
+                                                             "trust_remote_code=true", "learning_rate=1e-4"])
+    assert not problems
+    path = tmp_path / "shared.json"
+    config.save_preset(settings, path, description="looks harmless")
+    return path
+
+
+def test_a_preset_cannot_switch_on_remote_code_by_itself(client, tmp_path):
+    names = [name for _, name, _ in config.all_fields()]
+    from gradio_client import handle_file
+
+    *values, status = client.predict(handle_file(str(remote_code_preset(tmp_path))), api_name="/import_preset")
+    loaded = dict(zip(names, values))
+    assert loaded["trust_remote_code"] is False and loaded["learning_rate"] == 1e-4
+    assert "someone/custom-arch" in status and "Trust remote code" in status and "left off" in status
+
+
+def test_the_cli_needs_trust_remote_code_on_the_command_line(tmp_path):
+    preset = remote_code_preset(tmp_path)
+    result = subprocess.run([sys.executable, "launch.py", "train", "--preset", str(preset)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "--trust-remote-code" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_passwords_from_a_file_or_the_environment_never_empty(tmp_path):
+    import launch
+
+    args = launch.build_parser().parse_args(["--host", "0.0.0.0"])
+    assert launch.read_auth(args, environ={"STUDIO_AUTH": "me:secret"}) == ("me:secret", [])
+    secret = tmp_path / "auth"
+    secret.write_text("you:pw\n")
+    args = launch.build_parser().parse_args(["--host", "0.0.0.0", "--auth-file", str(secret)])
+    assert launch.read_auth(args, environ={}) == ("you:pw", [])
+    for empty in (":", "me:", ":pw", " :pw", ""):
+        assert launch.check_exposure("0.0.0.0", False, empty), empty
+    assert not launch.check_exposure("0.0.0.0", False, "me:pw")
+    result = subprocess.run([sys.executable, "launch.py", "--auth", ":"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2 and "neither part empty" in result.stderr
+
+
+# ---------------------------------------------------------------- concurrent clicks
+
+@pytest.fixture()
+def busy_job(tiny_model_dir):
+    """The app's job, held 'running' by a fake run until the test ends."""
+    release = threading.Event()
+    assert not JOB.running
+    JOB.start(Settings(), Path(os.environ["STUDIO_RUNS"]) / "busy", runner=lambda *a, **k: release.wait(60) and {})
+    yield
+    release.set()
+    JOB.wait(10)
+
+
+def test_heavy_actions_are_refused_while_a_run_trains(client, busy_job, tiny_model_dir):
+    busy = "A run is training right now"
+    names = [name for _, name, _ in config.all_fields()]
+    values = config.flat_values(Settings())
+    values["model_name_or_path"] = str(tiny_model_dir)
+    assert busy in client.predict(*[values[n] for n in names], api_name="/estimate_time")
+    runs = os.environ["STUDIO_RUNS"]
+    assert busy in client.predict(runs + "/any", "", True, False, False, "Q8_0", api_name="/export_files")
+    assert busy in client.predict(runs + "/any", api_name="/evaluate")[1]
+    assert busy in client.predict(runs + "/any", 8, 0.0, 0.9, 1.0, 0, api_name="/held_out_answers")[1]
+
+
+def test_a_second_start_makes_no_empty_run_folder(busy_job, tiny_model_dir):
+    runs = Path(os.environ["STUDIO_RUNS"])
+    before = set(runs.iterdir())
+    ok, message = JOB.start(Settings())
+    assert not ok and "already in progress" in message
+    assert set(runs.iterdir()) == before
+
+
+def test_a_run_folder_that_cannot_be_made_is_a_failed_run_not_a_dead_thread(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    job = jobs.TrainingJob()
+    assert job.start(Settings(), blocker / "run")[0]
+    result = job.wait(30)
+    assert result["status"] == "failed" and "NotADirectoryError" in result["error"]
+    assert job.snapshot()["status"] == "failed"
+
+
+def test_two_first_uses_of_the_starter_model_convert_it_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDIO_HOME", str(tmp_path))
+    made = []
+
+    def slow_make(target, progress):
+        made.append(target)
+        time.sleep(0.5)  # both callers are inside ensure_starter_model by now
+        target.mkdir(parents=True)
+        (target / "config.json").write_text("{}")
+        (target / "model.safetensors").write_text("")
+        return target
+
+    monkeypatch.setattr(models, "_make_starter_model", slow_make)
+    monkeypatch.setattr(models, "_is_model_folder", lambda p: (p / "config.json").exists())
+    threads = [threading.Thread(target=models.ensure_starter_model, args=(lambda _: None,)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(made) == 1
+
+
+def test_two_clients_chat_at_once_and_get_their_own_answers(app_url, chat_run):
+    """Two browsers on one server share its chat model; each must get its own prompt's base and tuned answers."""
+    from studio.ui.chat_tab import message_text
+
+    clients = [Client(app_url, verbose=False) for _ in range(2)]
+    prompts = ["Who are you?", "Tell me a story about a cat."]
+
+    def answers(job):
+        base, tuned = job.result()[:2]
+        return message_text(base[-1]["content"]), message_text(tuned[-1]["content"])
+
+    def ask(c, prompt):
+        return c.submit(chat_run, "", prompt, [], [], 24, 0.0, 0.9, 1.0, 0, api_name="/chat")
+
+    alone = [answers(ask(c, p)) for c, p in zip(clients, prompts)]
+    assert all(base != tuned for base, tuned in alone), alone  # else a mixed-up answer could not be seen
+    together = [ask(c, p) for c, p in zip(clients, prompts)]  # both in flight at once
+    assert [answers(job) for job in together] == alone
+
+
+# ---------------------------------------------------------------- crashes and restarts
+
+def test_a_reused_pid_is_not_a_running_run(tmp_path):
+    run = tmp_path / "runs" / "old"
+    run.mkdir(parents=True)
+    me = train.process_identity()
+    assert me and me.split(":")[1] == str(os.getpid())
+    stale = me.rsplit(":", 1)[0] + ":1"  # this pid, but a process that started at another time (a restart)
+    (run / "status.json").write_text(json.dumps({"status": "running", "pid": os.getpid(), "process": stale}))
+    assert train.list_runs(tmp_path / "runs")[0]["status"] == "interrupted"
+    (run / "status.json").write_text(json.dumps({"status": "running", "pid": os.getpid(), "process": me}))
+    assert train.list_runs(tmp_path / "runs")[0]["status"] == "running"
+
+
+def test_live_reader_starts_over_when_the_metrics_file_was_replaced(tmp_path):
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text("".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in range(1, 11)))
+    tail = jobs._Tail(metrics, parse=True)
+    assert len(tail.read()) == 10
+    # A resume from step 4 rewrites the file (write, then rename) without steps 5-10, then appends step 5.
+    train.write_jsonl(metrics, [{"step": s, "loss": 1.0} for s in range(1, 5)])
+    with open(metrics, "a") as f:
+        f.write(json.dumps({"step": 5, "loss": 0.5}) + "\n")
+    assert [row["step"] for row in tail.read()] == [1, 2, 3, 4, 5]
+    metrics.write_text(json.dumps({"step": 1, "loss": 1.0}) + "\n")  # truncated in place
+    assert [row["step"] for row in tail.read()] == [1]
+
+
+def test_the_tokenised_data_cache_forgets_the_least_recently_used_first(tmp_path):
+    for age, name in enumerate(["old", "middle", "new"]):
+        entry = tmp_path / name
+        entry.mkdir()
+        (entry / "data.arrow").write_bytes(b"x" * 1000)
+        os.utime(entry, (1000 + age, 1000 + age))
+    removed = paths.prune_lru(tmp_path, 2500, keep=tmp_path / "old")
+    assert removed == [tmp_path / "middle"] and sorted(p.name for p in tmp_path.iterdir()) == ["new", "old"]
+
+
+def test_stale_temp_folders_are_cleaned_at_start_fresh_ones_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("STUDIO_RUNS", str(tmp_path / "runs"))
+    made = [tmp_path / "home/models/.converting-abc", tmp_path / "home/downloads/preset-x",
+            tmp_path / "home/cache/tokenized/abcd.tmp123", tmp_path / "runs/r1/export/.adapter-xyz"]
+    for folder in made:
+        folder.mkdir(parents=True)
+    half = tmp_path / "runs/r1/status.json.tmp"
+    half.write_text("{")
+    fresh = tmp_path / "home/models/.converting-now"
+    fresh.mkdir()
+    for path in made + [half]:
+        os.utime(path, (time.time() - 2 * paths.STALE_S,) * 2)
+    removed = paths.clean_stale_temp()
+    assert sorted(removed) == sorted(made + [half]) and fresh.exists()
+    assert (tmp_path / "runs/r1/export").exists()
+
+
+def start_server(port, runs, data_dir):
+    env = {**os.environ, "STUDIO_RUNS": str(runs), "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    return subprocess.Popen([sys.executable, "launch.py", "--port", str(port), "--data-dir", str(data_dir)], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def connect(port, deadline=90):
+    until = time.time() + deadline
+    while True:
+        try:
+            return Client(f"http://127.0.0.1:{port}/", verbose=False)
+        except Exception:
+            if time.time() > until:
+                raise
+            time.sleep(0.5)
+
+
+def test_kill_minus_9_of_the_server_mid_run_then_restart_and_resume(tiny_model_dir, tmp_path):
+    """The whole studio dies (power cut, OOM killer) while a run it started trains. After a restart the run is
+    listed as interrupted, and Resume continues from its last checkpoint, losing at most one save interval."""
+    runs, port = tmp_path / "runs", free_port()
+    server = start_server(port, runs, tiny_model_dir.parent)
+    try:
+        client = connect(port)
+        values = training_values(tiny_model_dir, max_steps=400, save_steps=3, max_length=64, eval_steps=100)
+        assert client.predict(*values, api_name="/start_training").startswith("Started")
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            checkpoints = list(runs.glob("*/checkpoints/checkpoint-*/trainer_state.json"))
+            if len(checkpoints) >= 2:
+                break
+            time.sleep(0.2)
+        time.sleep(0.5)
+    finally:
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+    run = checkpoints[0].parents[2]
+    logged = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()
+              if '"loss"' in line and line.endswith("}")]
+    saved = max(int(p.parent.name.split("-")[1]) for p in run.glob("checkpoints/checkpoint-*/trainer_state.json"))
+    assert max(logged) - saved <= 3 + 1, (max(logged), saved)  # at most one save interval (+ the step in flight)
+    preset = json.loads((run / "preset.json").read_text())
+    preset["settings"]["training"]["max_steps"] = saved + 3
+    (run / "preset.json").write_text(json.dumps(preset))
+
+    server = start_server(port, runs, tiny_model_dir.parent)
+    try:
+        client = connect(port)
+        table = client.predict(api_name="/run_history")[0]
+        assert [row[1] for row in table["data"] if row[-1] == str(run)] == ["interrupted"]
+        assert client.predict(str(run), api_name="/resume_training").startswith("Started")
+        wait_for(client, lambda s: "**finished**" in s[0], timeout=180)
+    finally:
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "finished" and status["global_step"] == saved + 3
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines() if '"loss"' in line]
+    assert steps == sorted(set(steps)) and steps[-1] == saved + 3  # no step twice after the resume
