@@ -108,9 +108,12 @@ def staged_folder(out: Path):
 
 def _commit(tmp: Path, out: Path, record: dict) -> None:
     (tmp / MARKER).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    if out.exists():
-        shutil.rmtree(out)
+    old = out.with_name(f".{out.name}-replaced-{os.getpid()}") if out.exists() else None
+    if old is not None:
+        os.replace(out, old)  # moved aside, not deleted: a crash here still leaves the previous export whole
     os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _record(kind: str, run_dir: Path, **extra) -> dict:
@@ -302,7 +305,9 @@ def export_preset(run_dir: str | Path, out: str | Path) -> ExportResult:
     started = time.perf_counter()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(Path(run_dir) / "preset.json", out)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.copy2(Path(run_dir) / "preset.json", tmp)
+    os.replace(tmp, out)  # a reader never sees half a preset
     return ExportResult("preset", str(out), time.perf_counter() - started)
 
 
@@ -669,7 +674,9 @@ def accelerate_files(run_dir: str | Path, num_gpus: int, strategy: str = "zero2"
     lines.append(Msg("cmd.torchrun", command=f"torchrun --nproc_per_node {num_gpus} launch.py train --preset {preset} "
                                               f"--output-dir {target}"))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
     return text, "\n".join(render(line, language) for line in lines)
 
 

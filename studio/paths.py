@@ -88,6 +88,7 @@ def run_refusal(run_dir: str | Path) -> Msg | None:
 
 # ---------------------------------------------------------------- housekeeping: caches and leftovers stay bounded
 
+PRESET_DOWNLOAD = "studio-preset-"  # prefix of the temp folders that hold a preset the user downloads
 STALE_S = 3600  # a temp folder this old belongs to no running write (exports and conversions take minutes)
 
 
@@ -126,7 +127,8 @@ def clean_stale_temp(now: float | None = None) -> list[Path]:
 
     now = now or time.time()
     home, runs = studio_home(), runs_root()
-    patterns = [(home / "models", ".converting-*"), (home / "models", ".download-*"), (home / "downloads", "*"),
+    patterns = [(home / "models", ".converting-*"), (home / "models", ".download-*"),
+                (Path(tempfile.gettempdir()), PRESET_DOWNLOAD + "*"),
                 (home / "cache" / "tokenized", "*.tmp*"), (runs, "*/export/.*-*"), (runs, "*/*.tmp")]
     removed = []
     for folder, pattern in patterns:

@@ -26,6 +26,9 @@ CHATML_TEMPLATE = (
 
 def build_tokenizer():
     """A real byte-level BPE tokenizer trained in a second on the demo data, with ChatML special tokens."""
+    from studio.heavy import ensure_imported
+
+    ensure_imported()  # the app's server threads may be importing transformers right now; two at once break it
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -45,10 +48,10 @@ def build_tokenizer():
 
 def save_llama(path: Path, hidden_size: int = 16, layers: int = 2, heads: int = 2, kv_heads: int = 1) -> Path:
     """A random Llama with the tokenizer above, saved as a normal model folder (also used by bench/gpu_check.py)."""
+    tokenizer = build_tokenizer()  # first: it imports the heavy libraries safely
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tokenizer = build_tokenizer()
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
                          num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
                          max_position_embeddings=1024, tie_word_embeddings=False, pad_token_id=tokenizer.pad_token_id,

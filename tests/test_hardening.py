@@ -308,7 +308,8 @@ def test_the_tokenised_data_cache_forgets_the_least_recently_used_first(tmp_path
 def test_stale_temp_folders_are_cleaned_at_start_fresh_ones_kept(tmp_path, monkeypatch):
     monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("STUDIO_RUNS", str(tmp_path / "runs"))
-    made = [tmp_path / "home/models/.converting-abc", tmp_path / "home/downloads/preset-x",
+    monkeypatch.setattr(paths.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    made = [tmp_path / "home/models/.converting-abc", tmp_path / "tmp/studio-preset-x",
             tmp_path / "home/cache/tokenized/abcd.tmp123", tmp_path / "runs/r1/export/.adapter-xyz"]
     for folder in made:
         folder.mkdir(parents=True)
@@ -382,3 +383,25 @@ def test_kill_minus_9_of_the_server_mid_run_then_restart_and_resume(tiny_model_d
     assert status["status"] == "finished" and status["global_step"] == saved + 3
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines() if '"loss"' in line]
     assert steps == sorted(set(steps)) and steps[-1] == saved + 3  # no step twice after the resume
+
+
+def test_replacing_an_export_keeps_the_previous_one_if_the_swap_fails(tmp_path, monkeypatch):
+    from studio import export
+
+    out, staged = tmp_path / "adapter", tmp_path / ".adapter-new"
+    for folder, text in ((out, "previous"), (staged, "new")):
+        folder.mkdir()
+        (folder / "weights").write_text(text)
+    (out / export.MARKER).write_text("{}")
+    real_replace = os.replace
+
+    def disk_fails_on_the_swap(source, target):
+        if Path(source) == staged:
+            raise OSError("disk gone")
+        return real_replace(source, target)
+
+    monkeypatch.setattr(export.os, "replace", disk_fails_on_the_swap)
+    with pytest.raises(OSError):
+        export._commit(staged, out, {"kind": "adapter"})
+    kept = [p for p in tmp_path.iterdir() if (p / "weights").exists() and (p / "weights").read_text() == "previous"]
+    assert kept  # before: the previous export was deleted first, and lost

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..config import Settings, all_fields
 from ..data import MAX_FILE_MB
 from ..paths import FOLDERS, clean_stale_temp
+from ..train import runs_root
 from ..text import TEXT
 from . import chat_tab, data_tab, export_tab, hyperparams_tab, train_tab
 from .text import I18N, t
@@ -106,6 +107,8 @@ def launch_app(host: str = "127.0.0.1", port: int = 7860, auth=None, share: bool
     demo.queue(default_concurrency_limit=4)
     loopback = host in LOOPBACK_NAMES and not share
     demo.launch(server_name=host, server_port=port, auth=auth, share=share, i18n=I18N,
-                       prevent_thread_lock=not block, show_error=True, js=TOAST_IN_CHINESE, max_file_size=int(max_upload_mb * 1024**2),
-                       app_kwargs={"middleware": [Middleware(LoopbackHostOnly)]} if loopback else None)
+                prevent_thread_lock=not block, show_error=True, js=TOAST_IN_CHINESE,
+                max_file_size=int(max_upload_mb * 1024**2),
+                allowed_paths=[str(runs_root().resolve())],  # run files offered for download
+                app_kwargs={"middleware": [Middleware(LoopbackHostOnly)]} if loopback else None)
     return demo

@@ -12,8 +12,7 @@ import numpy as np
 from .. import advice, config, stats
 from ..text import Msg, on_off
 from ..jobs import JOB
-from ..models import studio_home
-from ..paths import source_refusal
+from ..paths import PRESET_DOWNLOAD, source_refusal
 from .forms import build_section_form, settings_from_form
 from .text import for_form, lang, render, t, tr
 
@@ -247,9 +246,8 @@ def _wire(all_form: dict, check, reset, probe, shipped, preset_in, import_btn, e
         settings, problems = config.settings_from_flat(dict(zip(names, values)))
         if problems:
             return None, check_text(None, problems, language)
-        downloads = studio_home() / "downloads"  # cleaned at the next start (paths.clean_stale_temp)
-        downloads.mkdir(parents=True, exist_ok=True)
-        path = Path(tempfile.mkdtemp(dir=downloads, prefix="preset-")) / "studio-preset.json"
+        # In the system temp folder (Gradio serves files from there); stale ones go at the next start.
+        path = Path(tempfile.mkdtemp(prefix=PRESET_DOWNLOAD)) / "studio-preset.json"
         config.save_preset(settings, path, description=tr("hyper.export_description", "en"))
         return str(path), tr("hyper.preset_exported", language)
 
