@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .text import Msg
 
 WEIGHT_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "nf4": 0.55}  # nf4: 4-bit values + block scales
@@ -101,6 +103,7 @@ class Situation:
     parameters: int | None = None
     facts: object | None = None  # studio.hardware.HardwareFacts
     devices: int = 1
+    median_tokens: float | None = None  # the median conversation, in tokens with the chat template
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,11 @@ def rule_cutoff(s: Situation) -> list[Advice]:
     cutoff, recommended = s.settings.training.max_length, s.recommended_cutoff
     over = s.share_over_cutoff or 0.0
     if over > 0.05:
-        return [Advice("warning", "max_length", Msg("advice.cutoff_short", share=over, cutoff=cutoff), recommended)]
+        out = [Advice("warning", "max_length", Msg("advice.cutoff_short", share=over, cutoff=cutoff), recommended)]
+        if not s.settings.data.drop_long_rows and s.rows is not None:
+            out.append(Advice("info", "drop_long_rows", Msg("advice.drop_long", share=over, rows=round(over * s.rows)),
+                              True))
+        return out
     if cutoff > 2 * recommended:
         return [Advice("info", "max_length", Msg("advice.cutoff_long", cutoff=cutoff, recommended=recommended),
                        recommended)]
@@ -184,8 +191,12 @@ def rule_lora(s: Situation) -> list[Advice]:
     out = []
     if m.r < 4:
         out.append(Advice("warning", "r", Msg("advice.rank_small", r=m.r), 8))
+    elif m.r < 8:
+        out.append(Advice("info", "r", Msg("advice.rank_low", r=m.r), 8))
     elif m.r > 64:
         out.append(Advice("info", "r", Msg("advice.rank_large", r=m.r), 16))
+    elif m.r > 16:  # the guide: 8-16 suits most tasks
+        out.append(Advice("info", "r", Msg("advice.rank_high", r=m.r), 16))
     if not 1 <= m.lora_alpha / m.r <= 4:
         out.append(Advice("info", "lora_alpha", Msg("advice.alpha", ratio=m.lora_alpha / m.r), 2 * m.r))
     return out
@@ -206,11 +217,40 @@ def rule_validation_share(s: Situation) -> list[Advice]:
     return []
 
 
+SHORT_MEDIAN_TOKENS = 256  # below this, one packed sequence holds many examples and the run takes few steps
+
+
+def packing_suits_data(multi_turn_share: float | None, median_tokens: float | None) -> tuple[bool, Msg | None]:
+    """The guide: packing hurts short and multi-turn data. (False, why) when this data is either."""
+    if multi_turn_share is not None and multi_turn_share > 0.5:
+        return False, Msg("advice.packing_multi_turn", share=multi_turn_share)
+    if median_tokens is not None and median_tokens < SHORT_MEDIAN_TOKENS:
+        return False, Msg("advice.packing_short", median=SHORT_MEDIAN_TOKENS)
+    return True, None
+
+
+def rule_test_share(s: Situation) -> list[Advice]:
+    """Without a test split, the Chat tab's held-out scores come from validation rows (which may also have picked
+    the best checkpoint): keep some rows apart where the data allows."""
+    if s.rows is None or s.settings.data.test_share > 0:
+        return []
+    from .stats import recommended_test_share
+
+    share = recommended_test_share(s.rows)
+    if share == 0:
+        return []
+    return [Advice("info", "test_share", Msg("advice.no_test", share=share, rows=round(s.rows * share)), share)]
+
+
 def rule_packing(s: Situation) -> list[Advice]:
     packing = s.settings.training.packing
     flash = s.facts is not None and getattr(s.facts, "flash_attention", False)
+    suits, why = packing_suits_data(s.multi_turn_share, s.median_tokens)
     if packing == "on" and not flash:
         return [Advice("warning", "packing", Msg("advice.packing_no_flash"), "auto")]
+    if flash and not suits:
+        return [Advice("info" if packing != "on" else "warning", "packing", Msg("advice.packing_data", why=why),
+                       "auto" if packing == "on" else None)]
     if packing == "off" and flash:
         return [Advice("info", "packing", Msg("advice.packing_flash"), "auto")]
     return []
@@ -238,16 +278,19 @@ def rule_hardware(s: Situation) -> list[Advice]:
 def rule_data_size(s: Situation) -> list[Advice]:
     if s.rows is None:
         return []
-    out = []
+    out = [Advice("info", "dataset_path", Msg("advice.data_range", rows=s.rows))]  # the guide's range, always shown
     if s.rows < 300:
         out.append(Advice("warning", "dataset_path", Msg("advice.few_rows", rows=s.rows)))
+    epochs = s.settings.training.num_train_epochs
     if s.rows < 1000:
         out.append(Advice("info", "dataset_path", Msg("advice.mix_general")))
+    elif epochs >= 3:  # many passes over a larger set forget just as well
+        out.append(Advice("info", "num_train_epochs", Msg("advice.mix_general_epochs", epochs=epochs)))
     return out
 
 
 RULES = (rule_learning_rate, rule_epochs, rule_effective_batch, rule_cutoff, rule_lora, rule_validation_share,
-         rule_packing, rule_hardware, rule_data_size)
+         rule_test_share, rule_packing, rule_hardware, rule_data_size)
 
 
 def advise(situation: Situation) -> list[Advice]:
@@ -266,9 +309,10 @@ def recommended_values(situation: Situation) -> dict:
     if situation.recommended_cutoff:
         values["max_length"] = situation.recommended_cutoff
     if situation.rows is not None:
-        from .stats import recommended_validation_share
+        from .stats import recommended_test_share, recommended_validation_share
 
         values["validation_share"] = recommended_validation_share(situation.rows)[0]
+        values["test_share"] = recommended_test_share(situation.rows)
     return values
 
 
@@ -299,7 +343,7 @@ def fit_message(estimate_gb: float, free_gb: float, method: str) -> str:
 
 def build_situation(settings, report=None, facts=None, shape: ModelShape | None = None) -> Situation:
     """Situation from a data report (studio.stats.DataReport), hardware facts and the model's shape."""
-    rows = recommended = over = multi = None
+    rows = recommended = over = multi = median = None
     if report is not None and report.load.rows:
         rows = len(report.load.rows)
         chat = [r for r in report.load.rows if r.messages is not None]
@@ -307,7 +351,9 @@ def build_situation(settings, report=None, facts=None, shape: ModelShape | None 
         if report.lengths is not None:
             recommended = report.cutoff.cutoff
             over = float((report.lengths.total > settings.training.max_length).mean())
-    return Situation(settings, rows, recommended, over, multi, shape.parameters if shape else None, facts)
+            median = float(np.median(report.lengths.total))
+    return Situation(settings, rows, recommended, over, multi, shape.parameters if shape else None, facts,
+                     median_tokens=median)
 
 
 def time_estimate_text(seconds_per_step: float, steps: int) -> str:
@@ -315,3 +361,53 @@ def time_estimate_text(seconds_per_step: float, steps: int) -> str:
     if total >= 90:
         return Msg("advice.time_min", steps=steps, seconds=seconds_per_step, minutes=total / 60)
     return Msg("advice.time_s", steps=steps, seconds=seconds_per_step, total=total)
+
+
+# ---------------------------------------------------------------- after (or during) a run: what the curves say
+
+def regularisation_remedies(settings, metrics: list[dict]) -> Msg:
+    """What to change when the overfitting watch fires, with values: the guide's four levers."""
+    t, m = settings.training, settings.method
+    best = min((e for e in metrics if "eval_loss" in e and "epoch" in e), key=lambda e: e["eval_loss"], default=None)
+    epochs = max(1.0, float(-(-best["epoch"] // 1))) if best else max(1.0, t.num_train_epochs - 1)
+    dropout = ""
+    if m.finetuning_type in ("lora", "qlora"):
+        dropout = Msg("warn.remedy_dropout", dropout=0.1 if m.lora_dropout < 0.1 else min(0.3, m.lora_dropout + 0.05),
+                      dropout_now=m.lora_dropout)
+    return Msg("warn.remedies", weight_decay=0.1 if t.weight_decay < 0.1 else min(0.3, 2 * t.weight_decay),
+               weight_decay_now=t.weight_decay, dropout=dropout, epochs=min(epochs, t.num_train_epochs),
+               epochs_now=t.num_train_epochs, patience=3)
+
+
+def not_learning(settings, metrics: list[dict]) -> Msg | None:
+    """A finished run whose validation loss is not clearly below its step-0 baseline, or (without validation) whose
+    training loss is still near where it began after 3+ epochs. The remedies, in the guide's order."""
+    evals = [e for e in metrics if "eval_loss" in e]
+    train = [e for e in metrics if "loss" in e]
+    baseline = next((e["eval_loss"] for e in evals if e["step"] == 0), None)
+    later = [e for e in evals if e["step"] > 0]
+    epochs = max((e.get("epoch", 0) for e in train), default=0)
+    if baseline is not None and later:
+        if later[-1]["eval_loss"] < 0.98 * baseline:
+            return None
+        evidence = Msg("warn.evidence_validation", final=later[-1]["eval_loss"], baseline=baseline)
+    elif len(train) > 1 and epochs >= 3 and train[-1]["loss"] >= 0.9 * train[0]["loss"]:
+        evidence = Msg("warn.evidence_train", last=train[-1]["loss"], epochs=epochs, first=train[0]["loss"])
+    else:
+        return None
+    if epochs >= 10:
+        return Msg("warn.too_weak", epochs=epochs, evidence=evidence)
+    return Msg("warn.not_learning", evidence=evidence, steps=learning_steps(settings))
+
+
+def learning_steps(settings) -> list[Msg]:
+    t, m = settings.training, settings.method
+    steps = []
+    if m.finetuning_type in ("lora", "qlora") and m.r < 64:
+        steps.append(Msg("warn.step_rank", r=min(64, 2 * m.r), r_now=m.r))
+    top = 2e-5 if m.finetuning_type in ("full", "freeze") else 2e-4
+    if t.learning_rate < top:
+        steps.append(Msg("warn.step_lr", lr=min(top, 2 * t.learning_rate), lr_now=t.learning_rate))
+    if t.num_train_epochs < 10:
+        steps.append(Msg("warn.step_epochs", epochs=min(10.0, 2 * t.num_train_epochs), epochs_now=t.num_train_epochs))
+    return steps + [Msg("warn.step_model")]

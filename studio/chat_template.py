@@ -9,12 +9,16 @@ offsets. The result is what training sees, so the Data tab's statistics use the 
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from .data import THINK_CLOSE, THINK_OPEN
+
+TOOLS_OPEN, TOOLS_CLOSE = "You can call these tools:\n<tools>", "</tools>"  # for templates without tool support
 
 
 @dataclass
@@ -26,12 +30,21 @@ class Rendered:
 
 def template_features(tokenizer) -> dict:
     template = tokenizer.chat_template or ""
-    return {"thinking": "reasoning_content" in template, "tools": "tool_calls" in template}
+    return {"thinking": "reasoning_content" in template, "tools": "tool_calls" in template,
+            "tool_definitions": re.search(r"\btools\b", template) is not None}
 
 
-def adapt_messages(messages: list[dict], features: dict) -> list[dict]:
-    """Fold what the template cannot render (reasoning, tool calls) into plain content, visibly."""
+def adapt_messages(messages: list[dict], features: dict, tools: list[dict] | None = None) -> list[dict]:
+    """Fold what the template cannot render (reasoning, tool calls, tool definitions) into plain content, visibly:
+    a model must never learn to call tools whose definitions it was not shown."""
     out = []
+    if tools and not features["tool_definitions"]:
+        listed = "\n".join(json.dumps(tool, ensure_ascii=False) for tool in tools)
+        definitions = f"{TOOLS_OPEN}\n{listed}\n{TOOLS_CLOSE}"
+        if messages and messages[0]["role"] == "system":
+            messages = [{**messages[0], "content": f"{messages[0]['content']}\n\n{definitions}"}, *messages[1:]]
+        else:
+            messages = [{"role": "system", "content": definitions}, *messages]
     for m in messages:
         m = dict(m)
         reasoning = m.pop("reasoning_content", None)
@@ -46,27 +59,31 @@ def adapt_messages(messages: list[dict], features: dict) -> list[dict]:
     return out
 
 
-def _render(tokenizer, messages, add_generation_prompt=False) -> str:
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+def _render_with(messages, tokenizer, add_generation_prompt=False, tools=None) -> str:
+    return tokenizer.apply_chat_template(messages, tools=tools or None, tokenize=False,
+                                         add_generation_prompt=add_generation_prompt)
 
 
-def render_messages(tokenizer, messages: list[dict], features: dict | None = None) -> Rendered:
+def render_messages(tokenizer, messages: list[dict], features: dict | None = None,
+                    tools: list[dict] | None = None) -> Rendered:
     features = features or template_features(tokenizer)
-    messages = adapt_messages(messages, features)
-    full = _render(tokenizer, messages)
+    messages = adapt_messages(messages, features, tools)
+    tools = tools if features["tool_definitions"] else None  # otherwise already in the system message
+    render = functools.partial(_render_with, tokenizer=tokenizer, tools=tools)
+    full = render(messages)
     spans, exact = [], True
     last = len(messages) - 1
     for i, m in enumerate(messages):
         if m["role"] != "assistant":
             continue
-        prefix = _render(tokenizer, messages[:i], add_generation_prompt=True)
-        upto = full if i == last else _render(tokenizer, messages[: i + 1])  # one render fewer per conversation
+        prefix = render(messages[:i], add_generation_prompt=True)
+        upto = full if i == last else render(messages[: i + 1])  # one render fewer per conversation
         if upto.startswith(prefix) and full.startswith(upto):
             spans.append((len(prefix), len(upto)))
         else:
             exact = False
     if not exact:  # e.g. templates that drop earlier reasoning: fall back to the last answer, which always renders
-        prefix = _render(tokenizer, messages[:-1], add_generation_prompt=True)
+        prefix = render(messages[:-1], add_generation_prompt=True)
         spans = [(len(prefix), len(full))] if full.startswith(prefix) else [(0, len(full))]
     return Rendered(full, spans, exact)
 
@@ -102,7 +119,7 @@ def encode_records(tokenizer, records: list[dict], batch_size: int = 1000) -> En
     texts, spans = [], []
     for record in records:
         if "messages" in record:
-            rendered = render_messages(tokenizer, record["messages"], features)
+            rendered = render_messages(tokenizer, record["messages"], features, record.get("tools"))
             texts.append(rendered.text)
             spans.append(rendered.spans)
         else:  # plain text: every token is trained on; end with EOS so the model learns to stop
@@ -119,4 +136,4 @@ def encode_records(tokenizer, records: list[dict], batch_size: int = 1000) -> En
 
 
 def generation_prompt(tokenizer, messages: list[dict]) -> str:
-    return _render(tokenizer, adapt_messages(messages, template_features(tokenizer)), add_generation_prompt=True)
+    return _render_with(adapt_messages(messages, template_features(tokenizer)), tokenizer, add_generation_prompt=True)

@@ -102,6 +102,22 @@ class DataSettings(_Section):
         help="Take validation and test rows from the end of the file instead of at random (for time-ordered data).",
         help_zh="从文件末尾取验证和测试数据，而不是随机抽取（适合按时间排列的数据）。",
     )
+    drop_long_rows: bool = knob(
+        False, label="Drop rows over the cutoff", zh="丢弃超过截断长度的行",
+        help="Leave out conversations longer than the cutoff length instead of cutting their end off (the count "
+        "is logged).",
+        help_zh="不训练超过截断长度的对话，而不是截掉它们的结尾（数量会写进日志）。",
+        advice="Turn on when more than 5% of the rows exceed the cutoff: a cut answer teaches the model to stop "
+        "mid-sentence.",
+        advice_zh="超过 5% 的行超出截断长度时开启：被截断的回答会教模型说到一半就停。",
+    )
+    max_samples: int = knob(
+        0, label="Use only the first N rows", zh="只用前 N 行",
+        help="Train on the first N rows of the file only (0 = all): a pilot run that tests the whole pipeline "
+        "cheaply before paying for the full set.",
+        help_zh="只用文件的前 N 行训练（0 = 全部）：先用小规模试跑检验整个流程，再花时间训练全部数据。",
+        ge=0, le=10_000_000,
+    )
 
 
 class MethodSettings(_Section):

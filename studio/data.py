@@ -36,6 +36,13 @@ class Row:
     raw: dict
     messages: list[dict] | None = None  # chat rows
     text: str | None = None  # plain-text rows
+    tools: list[dict] | None = None  # tool definitions the conversation may call (OpenAI / ShareGPT "tools")
+
+    def record(self) -> dict:
+        """The normalised form TRL consumes (and the chat template renders)."""
+        if self.messages is None:
+            return {"text": self.text}
+        return {"messages": self.messages, **({"tools": self.tools} if self.tools else {})}
 
 
 @dataclass
@@ -53,7 +60,7 @@ class LoadResult:
 
     def records(self) -> list[dict]:
         """Normalised rows, the form TRL consumes."""
-        return [{"messages": r.messages} if r.messages is not None else {"text": r.text} for r in self.rows]
+        return [r.record() for r in self.rows]
 
 
 def where(file: str, row: int | None = None, fieldname: str | None = None, unit: str = "row") -> str:
@@ -409,8 +416,27 @@ def normalise(record: Any, fmt: str, file: str, number: int, unit: str = "row") 
         problems.append((where(file, number, unit=unit), Msg("data.surrogate")))
     if problems:
         return None, problems
-    problems = check_role_order(messages, at)
-    return (Row(number, record, messages=messages) if not problems else None), problems
+    tools = _tools(record.get("tools"), at("tools"), problems)
+    if tools and SURROGATE.search(json.dumps(tools, ensure_ascii=False)):
+        problems.append((at("tools"), Msg("data.surrogate")))
+    problems += check_role_order(messages, at)
+    return (Row(number, record, messages=messages, tools=tools) if not problems else None), problems
+
+
+def _tools(value: Any, at: str, problems: list) -> list[dict] | None:
+    """Tool definitions: a list of objects, or (ShareGPT / LLaMA-Factory) that list as a JSON string."""
+    if value in (None, "", []):
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except (json.JSONDecodeError, RecursionError):
+            problems.append((at, Msg("data.bad_tools")))
+            return None
+    if not isinstance(value, list) or not all(isinstance(tool, dict) for tool in value):
+        problems.append((at, Msg("data.bad_tools")))
+        return None
+    return value
 
 
 def column_mapping_applied(record: Any, mapping: dict[str, str] | None) -> Any:
@@ -492,7 +518,12 @@ def summary_text(result: LoadResult) -> str:
 def shown(row: Row) -> str:
     if row.messages is None:
         return row.text or ""
-    return "\n".join(f"{m['role']}: {m.get('content') or ''}" for m in row.messages)
+    tools = [f"tools: {', '.join(tool_names(row.tools))}"] if row.tools else []
+    return "\n".join(tools + [f"{m['role']}: {m.get('content') or ''}" for m in row.messages])
+
+
+def tool_names(tools: list[dict]) -> list[str]:
+    return [str((t.get("function") or t).get("name", "?")) for t in tools]
 
 
 def preview_rows(result: LoadResult, query: str = "", page: int = 1, page_size: int = 50) -> tuple[list[list], int]:
@@ -511,5 +542,5 @@ def row_detail(result: LoadResult, number: int) -> tuple[dict | None, dict | Non
     """(raw record, normalised form) of one row by its file row number."""
     for r in result.rows:
         if r.number == number:
-            return r.raw, ({"messages": r.messages} if r.messages is not None else {"text": r.text})
+            return r.raw, r.record()
     return None, None

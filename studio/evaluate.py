@@ -20,6 +20,31 @@ def units(text: str) -> list[str]:
     return re.findall(r"[\u4e00-\u9fff]|[^\W\d_]+|\d+", text.lower())
 
 
+def exact_match(reference: str, candidate: str) -> float:
+    """1.0 when the answers are the same words, ignoring case, spaces and punctuation."""
+    return float(units(reference) == units(candidate))
+
+
+def token_f1(reference: str, candidate: str) -> float:
+    """F1 of the shared units (SQuAD style): partial credit for a short answer that is partly right."""
+    ref, cand = Counter(units(reference)), Counter(units(candidate))
+    common = sum((ref & cand).values())
+    if not common:
+        return 0.0
+    precision, recall = common / sum(cand.values()), common / sum(ref.values())
+    return 2 * precision * recall / (precision + recall)
+
+
+def short_answers(references: list[str]) -> bool:
+    """Classification-like or short-answer data, where exact match and F1 say more than ROUGE / BLEU: most
+    references are a few words, or a few distinct answers repeat."""
+    if not references:
+        return False
+    lengths = sorted(len(units(r)) for r in references)
+    distinct = len({" ".join(units(r)) for r in references})
+    return lengths[len(lengths) // 2] <= 3 or (len(references) >= 5 and distinct <= 0.3 * len(references))
+
+
 def lcs_length(a: list[str], b: list[str]) -> int:
     previous = [0] * (len(b) + 1)
     for x in a:
@@ -139,12 +164,15 @@ def evaluate_run(run_dir, pair, limit: int = 20, settings=None, progress=None) -
                         "tuned": tuned.text})
         if progress:
             progress((i + 1) / len(examples))
-    result = {"split": split, "rows": len(examples)}
+    result = {"split": split, "rows": len(examples), "short_answers": short_answers([a["reference"] for a in answers])}
     for side in ("base", "tuned"):
         loss = answer_loss(pair, rows, tuned=side == "tuned")
         result[side] = {"loss": loss, "perplexity": math.exp(min(loss, 50)),
                         "rouge_l": float(np.mean([rouge_l(a["reference"], a[side]) for a in answers])),
                         "bleu": bleu([a["reference"] for a in answers], [a[side] for a in answers])}
+        if result["short_answers"]:
+            result[side]["exact_match"] = float(np.mean([exact_match(a["reference"], a[side]) for a in answers]))
+            result[side]["f1"] = float(np.mean([token_f1(a["reference"], a[side]) for a in answers]))
     result["examples"] = answers
     from .train import write_json
 
@@ -154,7 +182,9 @@ def evaluate_run(run_dir, pair, limit: int = 20, settings=None, progress=None) -
 
 def evaluation_table(result: dict) -> list[list]:
     rows = []
-    for key in ("loss", "perplexity", "rouge_l", "bleu"):
+    for key in ("exact_match", "f1", "loss", "perplexity", "rouge_l", "bleu"):  # task metrics first when present
+        if key not in result["base"]:
+            continue
         label = Msg(f"metric.{key}")
         base, tuned = result["base"][key], result["tuned"][key]
         rows.append([label, round(base, 4), round(tuned, 4), round(tuned - base, 4)])

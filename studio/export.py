@@ -535,7 +535,8 @@ def trl_records(rows: list[dict], assistant_only: bool) -> list[dict]:
     become prompt + completion. Rows that do not end in an answer stay whole conversations."""
     if not assistant_only or not all("messages" in r and r["messages"][-1]["role"] == "assistant" for r in rows):
         return rows
-    return [{"prompt": r["messages"][:-1], "completion": r["messages"][-1:]} for r in rows]
+    return [{"prompt": r["messages"][:-1], "completion": r["messages"][-1:],
+             **({"tools": r["tools"]} if r.get("tools") else {})} for r in rows]
 
 
 def trl_config(run_dir: str | Path, data_dir: Path, has_validation: bool) -> dict:
@@ -625,8 +626,7 @@ def accelerate_config(run_dir: str | Path, num_gpus: int, strategy: str = "zero2
     t, method = settings["training"], settings["method"]["finetuning_type"]
     if method == "qlora" and strategy in ("zero3", "fsdp"):
         raise ExportError(Msg("export.qlora_sharded"))
-    precision = t["precision"]
-    mixed = {"bf16": "bf16", "fp16": "fp16", "fp32": "no"}.get(precision, "bf16")  # auto: bf16 on Ampere or newer
+    mixed = {"bf16": "bf16", "fp16": "fp16", "fp32": "no"}.get(_gpu_precision(run_dir, t["precision"]))
     config = {
         "compute_environment": "LOCAL_MACHINE", "debug": False,
         "distributed_type": {"ddp": "MULTI_GPU", "zero2": "DEEPSPEED", "zero3": "DEEPSPEED", "fsdp": "FSDP"}[strategy],
@@ -652,6 +652,18 @@ def accelerate_config(run_dir: str | Path, num_gpus: int, strategy: str = "zero2
     return config
 
 
+def _gpu_precision(run_dir: Path, precision: str) -> str:
+    """'auto' follows what the run chose if it ran on a GPU (fp16 on a V100 / T4, bf16 on Ampere or newer);
+    a run made on a CPU says nothing about the GPUs, so bf16, with a comment in the YAML to change it."""
+    if precision != "auto":
+        return precision
+    try:
+        plan = json.loads((Path(run_dir) / "plan.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        plan = {}
+    return plan["precision"] if plan.get("device") == "cuda" and plan.get("precision") in ("bf16", "fp16") else "bf16"
+
+
 def accelerate_files(run_dir: str | Path, num_gpus: int, strategy: str = "zero2", num_machines: int = 1,
                      out_dir: str | Path | None = None, language: str = "en") -> tuple[str, str]:
     """(YAML text, launch commands); the YAML is written to out_dir (default: the run's export/ folder)."""
@@ -662,6 +674,8 @@ def accelerate_files(run_dir: str | Path, num_gpus: int, strategy: str = "zero2"
     name = f"accelerate-{strategy}-{num_gpus}x{num_machines}.yaml"
     path = Path(out_dir or run_dir / "export") / name
     text = (f"# accelerate config: {num_gpus} GPU(s) x {num_machines} machine(s), strategy {strategy}\n"
+            + ("# mixed_precision bf16 needs Ampere or newer (compute capability 8.0+); on a V100 or T4 use fp16\n"
+               if config["mixed_precision"] == "bf16" else "")
             + yaml.safe_dump(config, sort_keys=False))
     preset = shlex.quote(str(run_dir / "preset.json"))
     target = shlex.quote(str(run_dir.parent / f"{run_dir.name}-{num_gpus * num_machines}gpu"))

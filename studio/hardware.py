@@ -74,18 +74,21 @@ def detect() -> HardwareFacts:
     cpu_count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if torch.cuda.is_available():
         free, total = torch.cuda.mem_get_info()
+        capability = tuple(torch.cuda.get_device_capability(0))
         return HardwareFacts(
             device="cuda",
             device_name=torch.cuda.get_device_name(0),
-            cuda_capability=torch.cuda.get_device_capability(0),
-            cuda_bf16=torch.cuda.is_bf16_supported(),
+            cuda_capability=capability,
+            # Native bf16 starts with Ampere (8.0). torch.cuda.is_bf16_supported() also counts emulation, which
+            # says yes on a V100 or T4 and would train there in slow, emulated bf16.
+            cuda_bf16=capability >= (8, 0),
             cpu_flags=_cpu_flags(),
             cpu_count=cpu_count,
             total_memory_gb=total / 1024**3,
             free_memory_gb=free / 1024**3,
             device_count=torch.cuda.device_count(),
             bitsandbytes_cuda=_bitsandbytes_usable(),
-            flash_attention=torch.cuda.get_device_capability(0) >= (8, 0) and _installed("flash_attn"),
+            flash_attention=capability >= (8, 0) and _installed("flash_attn"),
             liger_kernel=_installed("liger_kernel"),
         )
     total, free = _ram_gb()

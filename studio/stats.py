@@ -104,6 +104,16 @@ def recommended_validation_share(n: int) -> tuple[float, str]:
     return round(share, 3), why
 
 
+def recommended_test_share(n: int) -> float:
+    """Rows kept apart for the base-vs-tuned scores: none under 100 rows (every row is needed to learn), then
+    10% under 1,000, 5% up to 10,000, and about 1,000 rows beyond."""
+    if n < 100:
+        return 0.0
+    if n < 1000:
+        return 0.1
+    return 0.05 if n <= 10000 else round(max(0.01, 1000 / n), 3)
+
+
 # ---------------------------------------------------------------- quality report
 
 @dataclass
@@ -208,6 +218,8 @@ def template_findings(rows, tokenizer) -> list[Finding]:
     tools = [r.number for r in chat if any(m.get("tool_calls") or m["role"] == "tool" for m in r.messages)]
     thinking = [r.number for r in chat if any(m.get("reasoning_content") for m in r.messages)]
     out = []
+    if getattr(tokenizer, "studio_added_template", False):
+        out.append(Finding(Msg("check.template"), "warning", Msg("finding.base_model")))
     if tools:
         message = Msg("finding.tools_template" if features["tools"] else "finding.tools_text", count=len(tools))
         out.append(Finding(Msg("check.tools"), "info" if features["tools"] else "warning", message, tools))
@@ -228,7 +240,7 @@ def _system_prompt_finding(chat) -> Finding:
     systems = Counter(r.messages[0]["content"] for r in chat if r.messages and r.messages[0]["role"] == "system")
     with_system = sum(systems.values())
     if with_system == 0:
-        return Finding(Msg("check.system"), "ok", Msg("finding.no_system"))
+        return Finding(Msg("check.system"), "info", Msg("finding.no_system"))  # the guide: state the role
     without = [r.number for r in chat if r.messages[0]["role"] != "system"]
     if without or len(systems) > 1:
         return Finding(Msg("check.system"), "warning", Msg("finding.mixed_system", with_system=with_system,

@@ -296,8 +296,12 @@ TEXT: dict[str, tuple[str, str]] = {
     "finding.thinking_text": ("{count} rows hold reasoning: written as <think>...</think> before the answer, because "
                               "this model's template has no thinking markup.",
                               "{count} 行含有推理过程：由于该模型的模板没有思考标记，写成回答前的 <think>...</think>。"),
-    "finding.no_system": ("No row sets a system prompt; the template's default is used.",
-                          "没有任何一行设置系统提示词；将使用模板的默认值。"),
+    "finding.no_system": ("No row sets a system prompt, so the template's default is used. A system prompt that "
+                          "states the model's role (\"You are a support agent for …\") in every row helps it learn "
+                          "who it is; add the same one to all rows, or keep the task and role in each instruction.",
+                          "没有任何一行设置系统提示词，将使用模板的默认值。在每一行用系统提示词说明模型的角色"
+                          "（“你是……的客服助手”）有助于模型明白自己是谁；请给所有行加上同一个系统提示词，"
+                          "或在每条指令里写清任务和角色。"),
     "finding.mixed_system": ("{with_system} rows set a system prompt ({kinds} different), {without} do not: mixed system "
                              "prompts make the tuned model depend on which one it gets.",
                              "{with_system} 行设置了系统提示词（{kinds} 种），{without} 行没有：系统提示词不统一，"
@@ -686,6 +690,81 @@ TEXT: dict[str, tuple[str, str]] = {
     "toast.error": ("Error", "错误"),
     "upload.too_large": ("{files} is larger than {size}, the most the studio reads from one file; split it into "
                          "parts", "{files} 超过 {size}，这是工作室能读取的单个文件上限；请拆分成几个文件"),
+    "data.bad_tools": ("tools must be a list of tool definitions (objects), or that list as a JSON string",
+                       "tools 必须是工具定义（对象）组成的列表，或该列表的 JSON 字符串"),
+    "advice.packing_multi_turn": ("{share:.0%} of the conversations have several turns; packing hurts multi-turn "
+                                  "data, so it stays off for this data",
+                                  "{share:.0%} 的对话有多轮；打包对多轮数据有害，所以这份数据不打包"),
+    "advice.packing_short": ("half the conversations are under {median} tokens; packing short rows cuts the number "
+                             "of training steps and mixes many examples in one sequence, so it stays off",
+                             "一半的对话不到 {median} 个 token；打包短数据会减少训练步数，并把很多样本混在一个序列里，"
+                             "所以不打包"),
+    "advice.packing_data": ("Packing stays off for this data although this GPU could pack: {why}.",
+                            "虽然这块 GPU 能打包，但这份数据不打包：{why}。"),
+    "advice.rank_low": ("Rank {r} is below the usual 8-16; fine for a small, narrow task, raise it if the model does "
+                        "not learn.", "秩 {r} 低于常用的 8-16；窄而小的任务可以，模型学不动时再调高。"),
+    "advice.rank_high": ("Rank {r} is above the usual 8-16: more memory and more room to overfit; keep it only for "
+                         "large or hard data, or when 16 did not learn.",
+                         "秩 {r} 高于常用的 8-16：占内存更多，也更容易过拟合；只在数据量大或任务难、或 16 学不动时使用。"),
+    "advice.data_range": ("{rows:,} usable rows. Typical fine-tuning sets hold 2,000-100,000 rows; about 1,000 very "
+                          "clean rows can be enough for a narrow task.",
+                          "可用 {rows:,} 行。常见的微调数据集有 2,000-100,000 行；窄任务有约 1,000 行非常干净的数据也可能够用。"),
+    "advice.mix_general_epochs": ("{epochs:g} epochs over the same rows can make the model forget what it knew; mix "
+                                  "in 10-30% general chat data, or train fewer epochs.",
+                                  "在同样的数据上训练 {epochs:g} 轮，模型可能忘掉原有能力；请混入 10-30% 的通用对话数据，"
+                                  "或减少训练轮数。"),
+    "warn.remedies": ("To make it generalise: weight decay {weight_decay:g} (now {weight_decay_now:g}){dropout}, "
+                      "{epochs:g} epochs instead of {epochs_now:g}, or early stopping with patience {patience} "
+                      "(it keeps the best checkpoint).",
+                      "让模型更好地泛化：权重衰减设为 {weight_decay:g}（现在 {weight_decay_now:g}）{dropout}，"
+                      "训练 {epochs:g} 轮而不是 {epochs_now:g} 轮，或开启早停、耐心值 {patience}（会保留最好的检查点）。"),
+    "warn.remedy_dropout": (", LoRA dropout {dropout:g} (now {dropout_now:g})", "，LoRA dropout 设为 {dropout:g}（现在 {dropout_now:g}）"),
+    "warn.with_remedies": ("{warning} {remedies}", "{warning}{remedies}"),
+    "warn.not_learning": ("The run did not learn: {evidence}. Try, in this order: {steps}.",
+                          "这次训练没有学到东西：{evidence}。请按顺序尝试：{steps}。"),
+    "warn.evidence_validation": ("validation loss {final:.3f}, against {baseline:.3f} before training",
+                                 "验证损失 {final:.3f}，训练前是 {baseline:.3f}"),
+    "warn.evidence_train": ("training loss still {last:.3f} after {epochs:g} epochs (it began at {first:.3f})",
+                            "训练 {epochs:g} 轮后训练损失仍为 {last:.3f}（开始时为 {first:.3f}）"),
+    "warn.step_rank": ("LoRA rank {r} (now {r_now})", "LoRA 秩 {r}（现在 {r_now}）"),
+    "warn.step_lr": ("learning rate {lr:g} (now {lr_now:g})", "学习率 {lr:g}（现在 {lr_now:g}）"),
+    "warn.step_epochs": ("{epochs:g} epochs (now {epochs_now:g})", "{epochs:g} 轮（现在 {epochs_now:g} 轮）"),
+    "warn.step_model": ("a bigger model", "更大的模型"),
+    "warn.too_weak": ("The run did not learn in {epochs:g} epochs ({evidence}): this model is too weak for the task. "
+                      "Choose a bigger model.",
+                      "训练了 {epochs:g} 轮仍没有学到东西（{evidence}）：这个模型对该任务来说太弱，请换一个更大的模型。"),
+    "check.template": ("chat template", "对话模板"),
+    "finding.base_model": ("This model has no chat template: it looks like a base model, not a chat model. The studio "
+                           "trains and chats with a ChatML template (<|im_start|>role … <|im_end|>) and saves it with the "
+                           "run, so the tuned model answers in that format. A base model needs more data (thousands "
+                           "of rows) to learn to chat; an instruct / chat version of the model is the easier start.",
+                           "这个模型没有对话模板：它看起来是基座模型，而不是对话模型。工作室会用 ChatML 模板"
+                           "（<|im_start|>角色 … <|im_end|>）来训练和对话，并随运行一起保存，所以微调后的模型按这个格式回答。"
+                           "基座模型需要更多数据（几千行）才能学会对话；选用该模型的 instruct / chat 版本会更容易。"),
+    "log.base_model": ("{model} has no chat template (a base model): training with a ChatML template.",
+                       "{model} 没有对话模板（基座模型）：使用 ChatML 模板训练。"),
+    "metric.exact_match": ("accuracy (exact match)", "准确率（完全一致）"),
+    "metric.f1": ("F1 (shared words)", "F1（共同词）"),
+    "chat.validation_caveat": ("These are validation rows, and early stopping used them to pick the best checkpoint, "
+                               "so the tuned scores are a little optimistic. Set a test share for scores on rows "
+                               "nothing has seen.",
+                               "这些是验证集的行，早停也用它们挑选了最好的检查点，所以微调模型的分数略偏乐观。"
+                               "设置测试集比例，才能在完全没见过的行上打分。"),
+    "advice.no_test": ("No test split: held-out scores on the Chat tab will come from validation rows. {share:.0%} "
+                       "({rows} rows) kept apart gives a fair base-vs-tuned comparison.",
+                       "没有测试集：对话页的留出评分将来自验证集。留出 {share:.0%}（{rows} 行）可以公平地对比基座与微调模型。"),
+    "data.applied_test": ("Test share **{share:.0%}** ({rows} rows kept apart for the base-vs-tuned scores).",
+                          "测试集比例 **{share:.0%}**（留出 {rows} 行，用于对比基座与微调模型的评分）。"),
+    "log.dropped_long": ("Left out {count} of {total} {split} rows longer than the cutoff ({cutoff} tokens).",
+                         "已略去{split}集 {total} 行中超过截断长度（{cutoff} 个 token）的 {count} 行。"),
+    "log.all_too_long": ("Every row is longer than the cutoff ({cutoff} tokens): raise the cutoff length or turn off "
+                         "dropping long rows.", "所有行都超过截断长度（{cutoff} 个 token）：请调高截断长度，或关闭丢弃长行。"),
+    "advice.drop_long": ("{share:.0%} of the conversations ({rows} rows) are longer than the cutoff: their ends would "
+                         "be cut off. Drop them instead (the guide: when more than 5% exceed), or raise the cutoff.",
+                         "{share:.0%} 的对话（{rows} 行）超过截断长度，结尾会被截掉。超过 5% 时应丢弃这些行，"
+                         "或调高截断长度。"),
+    "split.train": ("training", "训练"),
+    "train.pilot": ("Pilot run (first rows, 1 epoch)", "试跑（只用前几行，1 轮）"),
 }
 
 

@@ -152,7 +152,8 @@ def prepare_data(settings: Settings) -> tuple[PreparedData | None, list[tuple[st
     if loaded.bad_rows and not d.drop_bad_rows:
         return None, [("drop_bad_rows", f"{len(loaded.bad_rows)} rows have problems and dropping them is off; fix "
                        "the file or turn 'Drop rows with problems' on")] + loaded.problems
-    train, validation, test = data_mod.split_rows(loaded.records(), d.validation_share, d.test_share,
+    records = loaded.records()[:d.max_samples] if d.max_samples > 0 else loaded.records()  # a pilot run
+    train, validation, test = data_mod.split_rows(records, d.validation_share, d.test_share,
                                                   settings.training.seed, d.split_by_order)
     return PreparedData(train, validation, test, loaded.format or "?", len(loaded.bad_rows)), loaded.problems
 
@@ -393,6 +394,32 @@ def explain_error(err: Exception) -> Msg:
 
 
 
+def drop_long(dataset, max_length: int, log, split: str):
+    """Rows longer than the cutoff left out rather than truncated (the guide: drop when more than 5% exceed)."""
+    if dataset is None:
+        return None
+    keep = [i for i, ids in enumerate(dataset["input_ids"]) if len(ids) <= max_length]
+    dropped = len(dataset) - len(keep)
+    if dropped:
+        log(Msg("log.dropped_long", count=dropped, total=len(dataset), split=Msg(f"split.{split}"),
+                cutoff=max_length))
+        if not keep:
+            raise DataError(Msg("log.all_too_long", cutoff=max_length))
+        dataset = dataset.select(keep)
+    return dataset
+
+
+def packing_for_data(plan: dict, rows: list[dict], encoded) -> dict:
+    """Packing stays off for multi-turn or short data (the guide), whatever the hardware allows."""
+    from .advice import packing_suits_data
+
+    chat = [r["messages"] for r in rows if "messages" in r]
+    multi = sum(sum(m["role"] == "user" for m in messages) > 1 for messages in chat) / max(len(chat), 1)
+    lengths = sorted(len(ids) for ids in encoded["input_ids"])
+    suits, why = packing_suits_data(multi, lengths[len(lengths) // 2] if lengths else None)
+    return plan if suits else {**plan, "packing": False, "packing_reason": why}
+
+
 def _free_memory() -> None:
     import gc
 
@@ -426,7 +453,6 @@ def _train(settings: Settings, run_dir: Path, log: RunLog, stop_event, resume: b
     log(Msg("log.hardware", hardware=plan["hardware"]))
     log(Msg("log.precision", value=plan["precision"], why=plan["precision_reason"]))
     log(Msg("log.checkpointing", value=on_off(plan["gradient_checkpointing"]), why=plan["gradient_checkpointing_reason"]))
-    log(Msg("log.packing", value=on_off(plan["packing"]), why=plan["packing_reason"]))
     if plan["use_liger_kernel"] or facts.device == "cuda":
         log(Msg("log.liger", value=on_off(plan["use_liger_kernel"]), why=plan["liger_reason"]))
     prepared, problems = (saved_split(run_dir), []) if resume else (None, [])
@@ -451,10 +477,19 @@ def _train(settings: Settings, run_dir: Path, log: RunLog, stop_event, resume: b
         if not ok:
             raise ValueError(why)
     tokenizer = models.load_tokenizer(model_path, settings.model.trust_remote_code)
+    if getattr(tokenizer, "studio_added_template", False):
+        log(Msg("log.base_model", model=settings.model.model_name_or_path))
     assistant_only = settings.training.assistant_only_loss
     with main_process_first():
         train_ds = encode_split(tokenizer, prepared.train, assistant_only)
         eval_ds = encode_split(tokenizer, prepared.validation, assistant_only) if prepared.validation else None
+    if settings.data.drop_long_rows:
+        train_ds, eval_ds = (drop_long(ds, settings.training.max_length, log, name)
+                             for ds, name in ((train_ds, "train"), (eval_ds, "validation")))
+    if plan["packing"] and settings.training.packing == "auto":  # the hardware could pack; does the data suit it?
+        plan = packing_for_data(plan, prepared.train, train_ds)
+        write(run_dir / "plan.json", plan)
+    log(Msg("log.packing", value=on_off(plan["packing"]), why=plan["packing_reason"]))
     del prepared  # the rows live on in the run folder and the memory-mapped token cache; no third copy in RAM
     model = models.load_model(model_path, weights_dtype(plan["precision"], method), settings.model.trust_remote_code,
                               quantization_config=to_bnb_config(settings, plan),
@@ -494,6 +529,11 @@ def _train(settings: Settings, run_dir: Path, log: RunLog, stop_event, resume: b
     if main:
         tokenizer.save_pretrained(str(target))
     log(Msg("log.saved", name=target.name, path=str(target)))
+    from .advice import not_learning
+
+    verdict = not_learning(settings, read_jsonl(run_dir / "metrics.jsonl"))
+    if verdict is not None:  # said where the CLI and the log show it, not only on the Train tab
+        log(verdict)
     history = trainer.state.log_history
     train_losses = [h["loss"] for h in history if "loss" in h]
     eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]

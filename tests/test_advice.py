@@ -51,6 +51,7 @@ import pytest  # noqa: E402
 from studio import advice, config  # noqa: E402
 from studio.advice import Situation  # noqa: E402
 from studio.config import Settings  # noqa: E402
+from studio.text import render  # noqa: E402
 from studio.hardware import HardwareFacts  # noqa: E402
 
 CPU = HardwareFacts(device="cpu", cpu_flags=frozenset({"avx2"}), total_memory_gb=24, free_memory_gb=20)
@@ -86,7 +87,9 @@ def fields(items, rule_field):
      "max_length"),
     (advice.rule_cutoff, situation("max_length=4096"), situation("max_length=768"), "max_length"),
     (advice.rule_lora, situation("r=2", "lora_alpha=4"), situation("r=8", "lora_alpha=16"), "r"),
-    (advice.rule_lora, situation("r=256", "lora_alpha=512"), situation("r=32", "lora_alpha=64"), "r"),
+    (advice.rule_lora, situation("r=256", "lora_alpha=512"), situation("r=16", "lora_alpha=32"), "r"),
+    (advice.rule_lora, situation("r=32", "lora_alpha=64"), situation("r=8", "lora_alpha=16"), "r"),
+    (advice.rule_lora, situation("r=4", "lora_alpha=8"), situation("r=12", "lora_alpha=24"), "r"),
     (advice.rule_lora, situation("r=16", "lora_alpha=128"), situation("r=16", "lora_alpha=32"), "lora_alpha"),
     (advice.rule_validation_share, situation("validation_share=0"), situation("validation_share=0.2"),
      "validation_share"),
@@ -100,7 +103,6 @@ def fields(items, rule_field):
     (advice.rule_hardware, situation("precision=bf16"), situation("precision=auto"), "precision"),
     (advice.rule_hardware, situation("gradient_checkpointing=on"), situation("gradient_checkpointing=on", facts=GPU),
      "gradient_checkpointing"),
-    (advice.rule_data_size, situation(rows=120), situation(rows=5000), "dataset_path"),
 ])
 def test_each_rule_fires_in_its_situation_and_stays_quiet_otherwise(rule, triggering, quiet, field):
     fired = fields(rule(triggering), field)
@@ -139,3 +141,77 @@ def test_fit_message_says_what_to_try():
     assert advice.fit_message(5, 20, "lora").startswith("Fits")
     message = advice.fit_message(30, 20, "full")
     assert message.startswith("Won't fit") and "use LoRA" in message
+
+
+def test_packing_stays_off_for_multi_turn_or_short_data_even_with_flash_attention():
+    from studio import train
+    from studio.hardware import HardwareFacts
+
+    flash = HardwareFacts(device="cuda", cuda_bf16=True, flash_attention=True)
+    short = advice.Situation(Settings(), rows=5000, multi_turn_share=0.1, median_tokens=90, facts=flash)
+    multi = advice.Situation(Settings(), rows=5000, multi_turn_share=0.8, median_tokens=900, facts=flash)
+    long_single = advice.Situation(Settings(), rows=5000, multi_turn_share=0.1, median_tokens=900, facts=flash)
+    assert "under 256 tokens" in [a for a in advice.rule_packing(short)][0].message
+    assert "80% of the conversations have several turns" in advice.rule_packing(multi)[0].message
+    assert advice.rule_packing(long_single) == []
+    plan = {"packing": True, "packing_reason": "flash"}
+    one_turn = [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}] * 3
+    two_turns = [{"messages": one_turn[0]["messages"] * 2}] * 3
+    assert train.packing_for_data(plan, one_turn, {"input_ids": [[1] * 600] * 3})["packing"] is True
+    assert train.packing_for_data(plan, one_turn, {"input_ids": [[1] * 20] * 3})["packing"] is False
+    off = train.packing_for_data(plan, two_turns, {"input_ids": [[1] * 600] * 3})
+    assert off["packing"] is False and "several turns" in off["packing_reason"]
+
+
+def test_data_size_shows_the_guides_range_and_mixing_advice_for_many_epochs():
+    def said(rows, *overrides):
+        settings, _ = config.apply_overrides(Settings(), list(overrides))
+        return [a.message for a in advice.rule_data_size(advice.Situation(settings, rows=rows))]
+
+    assert any("5,000 usable rows" in m and "2,000-100,000" in m and "1,000 very clean" in m for m in said(5000))
+    assert not any("10-30%" in m for m in said(5000, "num_train_epochs=1"))
+    assert any("4 epochs" in m and "10-30%" in m for m in said(5000, "num_train_epochs=4"))
+    assert any("10-30%" in m for m in said(500, "num_train_epochs=1"))
+    levels = lambda rows: [a.level for a in advice.rule_data_size(situation(rows=rows))]  # noqa: E731
+    assert "warning" in levels(120) and "warning" not in levels(5000)
+
+
+def curve(evals=(), losses=(), epochs_per_step=0.5):
+    return ([{"step": s, "eval_loss": v, "epoch": s * epochs_per_step} for s, v in evals]
+            + [{"step": s, "loss": v, "epoch": s * epochs_per_step} for s, v in losses])
+
+
+def test_a_run_that_did_not_learn_gets_the_guides_remedies_in_order():
+    settings, _ = config.apply_overrides(Settings(), ["r=8", "learning_rate=5e-5", "num_train_epochs=3"])
+    flat = curve(evals=[(0, 2.0), (6, 1.99)], losses=[(1, 2.1), (6, 2.0)])
+    verdict = advice.not_learning(settings, flat)
+    assert "validation loss 1.990, against 2.000 before training" in verdict
+    text = str(verdict)
+    assert text.index("LoRA rank 16 (now 8)") < text.index("learning rate 0.0001 (now 5e-05)") \
+        < text.index("6 epochs (now 3)") < text.index("a bigger model")
+    assert "此次" not in render(verdict, "zh") and "LoRA 秩 16（现在 8）" in render(verdict, "zh")
+    assert advice.not_learning(settings, curve(evals=[(0, 2.0), (6, 1.5)])) is None  # it learnt
+    no_validation = curve(losses=[(1, 2.0), (8, 1.95)])  # 4 epochs, train loss barely moved
+    assert "training loss still 1.950 after 4 epochs" in advice.not_learning(settings, no_validation)
+    ten_epochs = curve(evals=[(0, 2.0), (20, 2.1)], losses=[(20, 2.0)])
+    assert "too weak" in advice.not_learning(settings, ten_epochs)
+
+
+def test_the_overfitting_warning_names_the_regularisation_levers_with_values():
+    settings, _ = config.apply_overrides(Settings(), ["weight_decay=0.0", "lora_dropout=0.05", "num_train_epochs=5"])
+    metrics = curve(evals=[(2, 1.5), (4, 1.4), (6, 1.6)], epochs_per_step=0.5)
+    remedies = str(advice.regularisation_remedies(settings, metrics))
+    assert "weight decay 0.1 (now 0)" in remedies and "LoRA dropout 0.1 (now 0.05)" in remedies
+    assert "2 epochs instead of 5" in remedies and "early stopping with patience 3" in remedies
+    full, _ = config.apply_overrides(Settings(), ["finetuning_type=full"])
+    assert "dropout" not in str(advice.regularisation_remedies(full, metrics))
+
+
+def test_rows_over_the_cutoff_can_be_dropped_and_the_advice_says_when():
+    settings, _ = config.apply_overrides(Settings(), ["max_length=128"])
+    over = advice.Situation(settings, rows=1000, recommended_cutoff=512, share_over_cutoff=0.2)
+    drop = fields(advice.rule_cutoff(over), "drop_long_rows")
+    assert drop and "20% of the conversations (200 rows)" in drop[0].message and drop[0].suggested is True
+    dropping, _ = config.apply_overrides(settings, ["drop_long_rows=true"])
+    assert not fields(advice.rule_cutoff(dataclasses.replace(over, settings=dropping)), "drop_long_rows")
+    assert not fields(advice.rule_cutoff(dataclasses.replace(over, share_over_cutoff=0.03)), "drop_long_rows")

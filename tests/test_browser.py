@@ -126,6 +126,12 @@ def test_train_tab_start_stop_resume_with_the_starter_model(browser, app_url, ar
     page.get_by_role("button", name="Stop").click()
     expect(page.get_by_text("stopped", exact=True).first).to_be_visible(timeout=120000)
     page.close()
+    from studio.jobs import JOB
+
+    # "stopped" may be the first stop's word in the history table: wait for the run itself, or the next test's
+    # chat is (rightly) refused as "a run is training".
+    JOB.wait(180)
+    assert not JOB.running
 
 
 def test_chat_tab_fills_both_panes(browser, app_url, artifacts, tiny_model_dir):

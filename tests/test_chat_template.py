@@ -41,3 +41,33 @@ def test_tool_calls_without_template_support_are_kept_as_text(tiny_tokenizer):
     rendered = render_messages(tiny_tokenizer, messages)
     assert '<tool_call>\n{"name": "now", "arguments": {}}\n</tool_call>' in rendered.text
     assert len(rendered.spans) == 2
+
+
+WEATHER = [{"type": "function", "function": {"name": "get_weather", "description": "Current weather in a city",
+                                              "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+TOOL_CHAT = [{"role": "user", "content": "Weather in Paris?"},
+             {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": {
+                 "name": "get_weather", "arguments": {"city": "Paris"}}}]},
+             {"role": "tool", "content": '{"temp_c": 18}'}, {"role": "assistant", "content": "18 °C."}]
+
+
+def test_tool_definitions_reach_a_template_that_takes_them(tiny_tokenizer):
+    """Before, a row's tools were dropped: the model learnt to call tools it was never shown."""
+    import copy
+
+    tokenizer = copy.deepcopy(tiny_tokenizer)
+    tokenizer.chat_template = ("{% if tools %}<|im_start|>system\n<tools>{% for t in tools %}{{ t | tojson }}"
+                               "{% endfor %}</tools><|im_end|>\n{% endif %}" + tiny_tokenizer.chat_template)
+    rendered = render_messages(tokenizer, TOOL_CHAT, tools=WEATHER)
+    assert '"name": "get_weather", "description": "Current weather in a city"' in rendered.text
+    assert rendered.text.index("<tools>") < rendered.text.index("Weather in Paris?")
+    assert [rendered.text[a:b] for a, b in rendered.spans][-1] == "18 °C.<|im_end|>\n"
+    assert encode_records(tokenizer, [{"messages": TOOL_CHAT, "tools": WEATHER}]).lengths[0] > \
+        encode_records(tokenizer, [{"messages": TOOL_CHAT}]).lengths[0]
+
+
+def test_tool_definitions_go_into_the_system_message_when_the_template_has_no_tools(tiny_tokenizer):
+    rendered = render_messages(tiny_tokenizer, TOOL_CHAT, tools=WEATHER)
+    system = rendered.text.split("<|im_end|>")[0]
+    assert "You can call these tools" in system and "get_weather" in system and "Current weather" in system
+    assert not any("Current weather" in rendered.text[a:b] for a, b in rendered.spans)  # a prompt, not an answer

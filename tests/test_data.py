@@ -208,3 +208,15 @@ def test_a_lone_surrogate_is_refused_at_load_with_row_and_field(tmp_path):
     assert ("s.jsonl: line 2: instruction", "holds a broken character") in [
         (str(w), str(m)[:24]) for w, m in result.problems]
     result.records()[0]["messages"][0]["content"].encode("utf-8")  # what is kept can be written
+
+
+def test_tool_definitions_are_kept_shown_and_checked(tmp_path):
+    result = data.load_dataset_file(str(EXAMPLES / "sharegpt.json"))
+    row = result.rows[2]
+    assert [t["name"] for t in row.tools] == ["get_weather"]  # a JSON string in ShareGPT, parsed
+    assert result.records()[2]["tools"] == row.tools and "tools" not in result.records()[0]
+    assert data.shown(row).startswith("tools: get_weather\n")
+    path = tmp_path / "bad-tools.jsonl"
+    path.write_text(json.dumps({"tools": "not json", "messages": [{"role": "user", "content": "hi"},
+                                                                   {"role": "assistant", "content": "yo"}]}) + "\n")
+    assert data.load_dataset_file(str(path)).problems == [("bad-tools.jsonl: line 1: tools", Msg("data.bad_tools"))]

@@ -311,3 +311,15 @@ def test_merged_folder_and_gguf_together_merge_once(lora_run, tmp_path, monkeypa
     assert "greedy answer identical" in results[0].check
     assert (tmp_path / export.default_gguf_name(lora_run, "F16")).exists()
     assert str(tmp_path / "merged") in results[1].path
+
+
+def test_accelerate_precision_follows_the_gpu_the_run_chose(tiny_model_dir, tmp_path):
+    """'auto' is bf16 only where the GPU has it natively: a run planned on a T4 (fp16) keeps fp16 on N GPUs."""
+    run = tmp_path / "run"
+    run.mkdir()
+    config.save_preset(tiny_settings(tiny_model_dir, "precision=auto"), run / "preset.json")
+    assert export.accelerate_config(run, 2, "ddp")["mixed_precision"] == "bf16"  # no GPU plan: bf16, commented
+    assert "on a V100 or T4 use fp16" in export.accelerate_files(run, 2, "ddp", out_dir=tmp_path)[0]
+    (run / "plan.json").write_text(json.dumps({"device": "cuda", "precision": "fp16"}))
+    assert export.accelerate_config(run, 2, "ddp")["mixed_precision"] == "fp16"
+    assert "use fp16" not in export.accelerate_files(run, 2, "ddp", out_dir=tmp_path)[0]

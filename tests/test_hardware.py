@@ -1,3 +1,5 @@
+import pytest
+
 from studio import hardware
 from studio.hardware import HardwareFacts
 
@@ -68,3 +70,28 @@ def test_liger_kernels_only_on_cuda_with_the_package():
     assert "not installed" in hardware.plan(A100)["liger_reason"]
     cpu = hardware.plan(AMX_CPU, liger="on")
     assert cpu["use_liger_kernel"] is False and "needs a CUDA GPU" in cpu["liger_reason"]
+
+
+@pytest.mark.parametrize("name,capability,precision", [
+    ("Tesla V100-SXM2-32GB", (7, 0), "fp16"), ("Tesla T4", (7, 5), "fp16"),
+    ("NVIDIA A100-SXM4-80GB", (8, 0), "bf16"), ("NVIDIA H100 80GB HBM3", (9, 0), "bf16")])
+def test_detect_counts_only_native_bf16_on_a_gpu(monkeypatch, name, capability, precision):
+    """torch.cuda.is_bf16_supported() also counts emulation: True on a V100 or T4, where 'auto' then trained in
+    slow emulated bf16. The capability decides."""
+    import torch
+
+    cuda = torch.cuda
+    monkeypatch.setattr(cuda, "is_available", lambda: True)
+    monkeypatch.setattr(cuda, "mem_get_info", lambda *a: (30 * 1024**3, 32 * 1024**3))
+    monkeypatch.setattr(cuda, "get_device_name", lambda *a: name)
+    monkeypatch.setattr(cuda, "get_device_capability", lambda *a: capability)
+    monkeypatch.setattr(cuda, "is_bf16_supported", lambda including_emulation=True: True)  # what torch says there
+    monkeypatch.setattr(cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(hardware, "_bitsandbytes_usable", lambda: True)
+    facts = hardware.detect()
+    assert facts.device == "cuda" and facts.cuda_capability == capability
+    assert hardware.choose_precision(facts)[0] == precision
+    from studio import chat
+
+    monkeypatch.setattr(hardware, "detect", lambda: facts)
+    assert chat.inference_placement() == (precision, "cuda")

@@ -132,3 +132,26 @@ def test_hub_id_offline_gives_a_message_not_a_traceback(monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     result = data.load_dataset_file("someone/some-dataset")
     assert result.rows == [] and "hub dataset could not be loaded" in result.problems[0][1]
+
+
+def test_no_system_prompt_anywhere_is_reported_with_the_guides_advice():
+    finding = findings_by_check([chat_row(1, "q", "answer"), chat_row(2, "q2", "answer2")])["system prompts"]
+    assert finding.level == "info" and "states the model's role" in finding.message
+
+
+def test_a_base_model_without_a_chat_template_is_named_and_given_chatml(tiny_tokenizer, tmp_path):
+    import copy
+
+    from studio import models
+
+    base = copy.deepcopy(tiny_tokenizer)
+    base.chat_template = None
+    base.save_pretrained(tmp_path)
+    loaded = models.load_tokenizer(str(tmp_path))
+    assert loaded.chat_template == models.CHATML_TEMPLATE
+    rendered = loaded.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False,
+                                          add_generation_prompt=True)
+    assert rendered == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    findings = stats.template_findings([chat_row(1, "q", "a")], loaded)
+    assert findings[0].level == "warning" and "looks like a base model" in findings[0].message
+    assert not stats.template_findings([chat_row(1, "q", "a")], tiny_tokenizer)  # a chat model: nothing to say

@@ -1,4 +1,5 @@
 import json
+import re
 import threading
 
 import pytest
@@ -231,3 +232,17 @@ def test_split_and_metrics_files_are_written_whole_or_not_at_all(tmp_path):
     with pytest.raises(TypeError):
         train.write_jsonl(path, [{"a": 3}, {"a": object()}])
     assert train.read_jsonl(path) == [{"a": 1}, {"a": 2}]
+
+
+def test_drop_long_rows_and_a_pilot_run_on_the_first_rows(tiny_model_dir, runs_dir):
+    """A pilot run trains on the first N rows; rows over the cutoff are left out (and counted), not truncated."""
+    settings, problems = config.apply_overrides(tiny_settings(tiny_model_dir), [
+        "max_samples=40", "drop_long_rows=true", "max_length=64", "max_steps=2", "validation_share=0.1"])
+    assert not problems
+    status = train.run_training(settings, runs_dir / "pilot", progress=None)
+    assert status["status"] == "finished", status
+    split = {name: train.read_jsonl(runs_dir / "pilot" / "data" / f"{name}.jsonl") for name in ("train", "validation")}
+    assert len(split["train"]) + len(split["validation"]) == 40  # the first 40 rows of 191
+    log = (runs_dir / "pilot" / "log.txt").read_text()
+    dropped = re.search(r"Left out (\d+) of 36 training rows longer than the cutoff \(64 tokens\)", log)
+    assert dropped and 0 < int(dropped.group(1)) < 36, log[-2000:]

@@ -150,3 +150,15 @@ def test_compare_runs(client):
     assert any(s.endswith(": train") for s in series) and len({s.split(":")[0] for s in series}) == 2
     assert [row[0] for row in summary["data"]] == [Path(f).name for f in finished]
     assert any(row[0] == "training.max_steps" for row in diff["data"])
+
+
+def test_pilot_run_trains_one_epoch_on_the_first_rows(client, tiny_model_dir):
+    message = client.predict(*training_values(tiny_model_dir, max_steps=500, num_train_epochs=3, max_length=64),
+                             api_name="/pilot_run")
+    assert message.startswith("Started"), message
+    wait_for(client, lambda s: "**finished**" in s[0])
+    run = Path(JOB.run_dir)
+    rows = sum(len(train.read_jsonl(run / "data" / f"{name}.jsonl")) for name in ("train", "validation", "test"))
+    settings = json.loads((run / "preset.json").read_text())["settings"]
+    assert rows == 64 and settings["data"]["max_samples"] == 64
+    assert settings["training"]["num_train_epochs"] == 1.0 and settings["training"]["max_steps"] == -1

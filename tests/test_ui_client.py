@@ -180,12 +180,14 @@ def test_export_tab_through_the_client(client, tiny_model_dir):
 
 
 def test_loading_a_file_hands_its_recommendations_to_the_form_once(app_url):
-    """The first load of a file sets the cutoff and validation share; loading it again keeps the user's values."""
+    """The first load of a file sets the cutoff, validation and test shares; loading it again keeps the user's
+    values."""
     client = Client(app_url, verbose=False)  # a fresh browser session
-    first = client.predict("demo", "auto", "", "starter", "", 1, 512, 0.1, api_name="/load_data")
-    assert first[12:14] == (128, first[11]) and first[11] > 0.1 and "128" in first[14]
-    again = client.predict("demo", "auto", "", "starter", "", 1, 300, 0.25, api_name="/load_data")
-    assert again[12:14] == (300, 0.25) and again[14] == ""
+    first = client.predict("demo", "auto", "", "starter", "", 1, 512, 0.1, 0.0, api_name="/load_data")
+    assert first[12:15] == (128, first[11], 0.1) and first[11] > 0.1  # 191 rows: 10% kept apart as a test split
+    assert "128" in first[15] and "Test share **10%** (19 rows kept apart" in first[15]
+    again = client.predict("demo", "auto", "", "starter", "", 1, 300, 0.25, 0.0, api_name="/load_data")
+    assert again[12:15] == (300, 0.25, 0.0) and again[15] == ""
 
 
 def test_the_run_just_trained_is_offered_by_chat_and_export_once(app_url, chat_run):

@@ -172,8 +172,11 @@ def evaluate_held_out(run_dir, progress=gr.Progress(), request: gr.Request = Non
     if "error" in result:
         return frame([], SCORE_COLUMNS, language), render(result["error"], language)
     rows = [[render(row[0], language), *row[1:]] for row in evaluate.evaluation_table(result)]
-    return frame(rows, SCORE_COLUMNS, language), tr("chat.evaluated", language, rows=result["rows"],
-                                                     split=tr(f"split.{result['split']}", language))
+    note = tr("chat.evaluated", language, rows=result["rows"], split=tr(f"split.{result['split']}", language))
+    settings, _, _ = config.load_preset(Path(run_dir) / "preset.json")
+    if result["split"] == "validation" and settings is not None and settings.training.early_stopping_patience > 0:
+        note += " " + tr("chat.validation_caveat", language)
+    return frame(rows, SCORE_COLUMNS, language), note
 
 
 ANSWER_COLUMNS = ["col.prompt", "col.reference", "col.base", "col.tuned"]

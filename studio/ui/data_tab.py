@@ -71,19 +71,22 @@ def analyse(path, fmt, mapping_text, model, query, page, progress=gr.Progress(),
 
 
 def load_and_apply(path, fmt, mapping_text, model, query, page, applied, max_length, validation_share,
-                   progress=gr.Progress(), request: gr.Request = None):
-    """Load (as analyse), then hand this file's recommendations to the form, once per file: loading the same
-    file again, or paging, leaves the user's own changes alone."""
+                   test_share=0.0, progress=gr.Progress(), request: gr.Request = None):
+    """Load (as analyse), then hand this file's recommendations (cutoff, validation and test shares) to the form,
+    once per file: loading the same file again, or paging, leaves the user's own changes alone."""
     shown = analyse(path, fmt, mapping_text, model, query, page, progress=progress, request=request)
     cutoff, share = shown[-2], shown[-1]
     key = json.dumps([path or "demo", fmt, mapping_text, model])
     usable = get_report(path or "demo", fmt or "auto", mapping_text, model).load.rows
     if key == applied or not usable:
-        return (*shown, applied, max_length, validation_share, "")
+        return (*shown, applied, max_length, validation_share, test_share, "")
     language = lang(request)
-    if cutoff:
-        return (*shown, key, cutoff, share, tr("data.applied", language, cutoff=cutoff, share=share))
-    return (*shown, key, max_length, share, tr("data.applied_share", language, share=share))
+    test = stats.recommended_test_share(len(usable))
+    note = tr("data.applied", language, cutoff=cutoff, share=share) if cutoff else \
+        tr("data.applied_share", language, share=share)
+    if test:
+        note += " " + tr("data.applied_test", language, share=test, rows=data.split_sizes(len(usable), share, test)[2])
+    return (*shown, key, cutoff or max_length, share, test, note)
 
 
 def show_row(path, fmt, mapping_text, model, number, request: gr.Request = None):
@@ -157,8 +160,10 @@ def build(defaults, demo: gr.Blocks):
         outputs = [summary, problems, preview, pages, percentiles, hist, cdf, cutoff_text, split_text, findings,
                    recommended_cutoff, recommended_share]
         loading = dict(fn=load_and_apply,
-                       inputs=sources + [query, page, applied, full_form["max_length"], form["validation_share"]],
-                       outputs=outputs + [applied, full_form["max_length"], form["validation_share"], applied_note])
+                       inputs=sources + [query, page, applied, full_form["max_length"], form["validation_share"],
+                                         form["test_share"]],
+                       outputs=outputs + [applied, full_form["max_length"], form["validation_share"],
+                                          form["test_share"], applied_note])
         # An upload is loaded at once: choosing the file is the user's "load".
         upload.upload(use_upload, [upload, form["dataset_path"]], form["dataset_path"], api_name="use_upload") \
             .then(**loading, api_name=False)

@@ -3,13 +3,14 @@ compare past runs."""
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 
-from .. import config, history
+from .. import advice, config, history
 from ..jobs import JOB
 from ..paths import run_refusal
 from ..train import list_runs, overfitting_warning
@@ -100,7 +101,12 @@ def status_text(snapshot: dict, language: str = "en") -> str:
     if evals:
         parts.append(tr("status.validation", language, loss=evals[-1]["eval_loss"],
                         ppl=perplexity(evals[-1]["eval_loss"]), step=evals[-1]["step"]))
+    settings = run_settings(snapshot.get("run_dir"))
     warning = overfitting_warning(metrics)
+    if warning and settings is not None:
+        warning = Msg("warn.with_remedies", warning=warning, remedies=advice.regularisation_remedies(settings, metrics))
+    if state in ("finished", "stopped") and settings is not None:
+        warning = warning or advice.not_learning(settings, metrics)
     if warning:
         parts.append(tr("status.warning", language, text=render(warning, language)))
     if snapshot.get("error"):
@@ -151,6 +157,33 @@ def poll(seen: str | None = None, request: gr.Request = None):
 def problems_text(problems: list, language: str) -> str:
     return tr("train.fix_first", language) + "\n" + "\n".join(
         f"- `{render(w, language)}`: {render(m, language)}" for w, m in problems)
+
+
+@functools.lru_cache(maxsize=16)
+def _preset_settings(path: str, mtime: float):
+    settings, _, problems = config.load_preset(path)
+    return None if problems else settings
+
+
+def run_settings(run_dir: str | None):
+    """The settings a run was started with (its preset.json); read once per change, since the status polls."""
+    preset = Path(run_dir or "") / "preset.json"
+    try:
+        return _preset_settings(str(preset), preset.stat().st_mtime) if run_dir else None
+    except OSError:
+        return None
+
+
+PILOT_ROWS = 64  # enough for a few steps and a validation row; cheap on any machine
+
+
+def pilot_values(names: list[str], values: tuple) -> tuple:
+    """The form as it is, on the first rows only (the user's "Use only the first N rows", else 64) for one
+    epoch: the whole pipeline (data, template, model, saving) checked before the full run is paid for."""
+    changed = dict(zip(names, values))
+    changed["max_samples"] = int(changed.get("max_samples") or 0) or PILOT_ROWS
+    changed["num_train_epochs"], changed["max_steps"] = 1.0, -1
+    return tuple(changed[n] for n in names)
 
 
 def start(names: list[str], values: tuple, language: str = "en") -> str:
@@ -230,6 +263,7 @@ def build(form: dict, demo: gr.Blocks) -> None:
     names = list(form)
     with gr.Row():
         start_btn = gr.Button(t("train.start"), variant="primary")
+        pilot_btn = gr.Button(t("train.pilot"))
         stop_btn = gr.Button(t("train.stop"), variant="stop")
         resume_target = gr.Dropdown(label=t("train.resume_target"), choices=[], allow_custom_value=True, scale=2)
         resume_btn = gr.Button(t("train.resume"))
@@ -254,6 +288,12 @@ def build(form: dict, demo: gr.Blocks) -> None:
         return start(names, values, lang(request))
 
     start_clicked = for_form(start_clicked, len(names))
+
+    def pilot_clicked(*values, request=None):
+        return start(names, pilot_values(names, values), lang(request))
+
+    pilot_clicked = for_form(pilot_clicked, len(names))
+    pilot_btn.click(pilot_clicked, [form[n] for n in names], message, api_name="pilot_run")
 
     start_btn.click(start_clicked, [form[n] for n in names], message, api_name="start_training")
     stop_btn.click(stop, None, message, api_name="stop_training")
