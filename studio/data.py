@@ -140,27 +140,27 @@ def _read_capped(path: Path) -> bytes | None:
 def _read_jsonl(path: Path, label: str):
     """Line by line, so memory holds one line of text at a time plus the parsed records, never the whole file."""
     records, problems, total = [], [], 0
+    at = lambda number: where(label, number, unit="line")  # noqa: E731  (built only for a problem: it is a message)
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
             total += len(raw)
             if total > MAX_FILE_MB * 1024**2:
                 return [], [(label, Msg("data.too_large", limit=MAX_FILE_MB))]
-            at = where(label, number, unit="line")
             if len(raw) > MAX_LINE_MB * 1024**2:
-                problems.append((at, Msg("data.line_too_long", size=len(raw) / 1024**2, limit=MAX_LINE_MB)))
+                problems.append((at(number), Msg("data.line_too_long", size=len(raw) / 1024**2, limit=MAX_LINE_MB)))
                 continue
             try:
                 line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as err:  # a whole file in another encoding: one problem, not one per line
-                return [], problems + [(at, Msg("data.not_utf8", offset=err.start))]
+                return [], problems + [(at(number), Msg("data.not_utf8", offset=err.start))]
             if not line.strip():
                 continue
             try:
                 records.append((number, json.loads(line)))
             except json.JSONDecodeError as err:
-                problems.append((at, Msg("data.bad_json_line", error=err.msg, column=err.colno)))
+                problems.append((at(number), Msg("data.bad_json_line", error=err.msg, column=err.colno)))
             except RecursionError:  # json's parser recurses once per nesting level
-                problems.append((at, Msg("data.too_deep", depth=sys.getrecursionlimit())))
+                problems.append((at(number), Msg("data.too_deep", depth=sys.getrecursionlimit())))
     if not records and not problems:
         return [], [(label, Msg("data.empty_file"))]
     return records, problems
