@@ -34,3 +34,21 @@ def test_latency_fit_recovers_k_and_b_from_synthetic_timings():
     assert fit_k == pytest.approx(k, rel=0.02) and fit_b == pytest.approx(b, abs=0.01)
     assert "ms x tokens" in evaluate.latency_text(samples)
     assert evaluate.fit_latency([(10, 1.0), (10, 1.1)]) is None
+
+
+def test_short_answer_data_is_scored_by_exact_match_and_f1_first():
+    from studio import evaluate
+
+    assert evaluate.exact_match("Positive.", "positive") == 1.0 and evaluate.exact_match("positive", "negative") == 0
+    assert evaluate.token_f1("the Eiffel Tower", "Eiffel Tower in Paris") == pytest.approx(2 * (2 / 4) * (2 / 3) / (2 / 4 + 2 / 3))
+    assert evaluate.token_f1("北京", "北京市") == pytest.approx(0.8)  # per character for Chinese
+    assert evaluate.short_answers(["positive", "negative", "neutral"])
+    assert evaluate.short_answers(["The answer is yes, of course."] * 5 + ["The answer is no, sadly not."] * 5)
+    assert not evaluate.short_answers([f"A long and different explanation number {i} of the idea." for i in range(9)])
+    result = {"base": {"exact_match": 0.2, "f1": 0.3, "loss": 2.0, "perplexity": 7.4, "rouge_l": 0.1, "bleu": 0.05},
+              "tuned": {"exact_match": 0.8, "f1": 0.9, "loss": 1.0, "perplexity": 2.7, "rouge_l": 0.5, "bleu": 0.3}}
+    table = evaluate.evaluation_table(result)
+    assert [str(row[0]) for row in table][:2] == ["accuracy (exact match)", "F1 (shared words)"]
+    assert table[0][3] == 0.6 and len(table) == 6
+    plain = {side: {k: v for k, v in scores.items() if k not in ("exact_match", "f1")} for side, scores in result.items()}
+    assert [str(row[0]) for row in evaluate.evaluation_table(plain)] == ["answer loss", "perplexity", "ROUGE-L", "BLEU"]
