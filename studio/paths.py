@@ -54,12 +54,6 @@ def inside(path: str | Path, root: Path) -> bool:
     return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
 
 
-def is_local_path(value: str) -> bool:
-    """A model or dataset box holds a hub id or a path; what exists on disk, or is spelled like a path, is a path."""
-    value = (value or "").strip()
-    return bool(value) and (value.startswith(("/", ".", "~")) or Path(value).expanduser().exists())
-
-
 FOLDERS = Folders()
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import gradio as gr
-
 import json
 from pathlib import Path
+
+import gradio as gr
 
 from ..config import Settings, all_fields
 from ..data import MAX_FILE_MB
