@@ -33,13 +33,13 @@ class Lengths:
 
 
 def token_lengths(tokenizer, records: list[dict], progress=None, batch_size: int = 1000) -> Lengths:
-    from .chat_template import encode_records
+    from .chat_template import measure_records
 
     totals, answers = [], []
     for start in range(0, len(records), batch_size):
-        encoded = encode_records(tokenizer, records[start:start + batch_size], batch_size)
-        totals += encoded.lengths
-        answers += encoded.answer_lengths
+        batch_totals, batch_answers = measure_records(tokenizer, records[start:start + batch_size])
+        totals += batch_totals
+        answers += batch_answers
         if progress:
             done = min(start + batch_size, len(records))
             progress(Msg("progress.measuring", done=done, total=len(records)), done, len(records))

@@ -71,3 +71,30 @@ def test_tool_definitions_go_into_the_system_message_when_the_template_has_no_to
     system = rendered.text.split("<|im_end|>")[0]
     assert "You can call these tools" in system and "get_weather" in system and "Current weather" in system
     assert not any("Current weather" in rendered.text[a:b] for a, b in rendered.spans)  # a prompt, not an answer
+
+
+def test_length_measurement_equals_what_training_encodes(tiny_tokenizer):
+    """The Data tab's fast measurement (fast tokenizer encodings, no id lists) must count exactly the tokens and
+    trained tokens that encode_records gives training: multi-turn, Chinese (several byte tokens per character),
+    tool calls and definitions, reasoning and plain text."""
+    from pathlib import Path
+
+    from studio.chat_template import measure_records
+    from studio.data import load_dataset_file
+
+    root = Path(__file__).resolve().parent.parent / "assets"
+    records = [r for f in ["demo/identity.jsonl", *(f"examples/{n}" for n in ("alpaca.json", "sharegpt.json",
+               "messages.jsonl", "cot.jsonl", "text.jsonl"))] for r in load_dataset_file(str(root / f)).records()]
+    records += [{"messages": CHAT}, {"messages": TOOL_CHAT, "tools": WEATHER},
+                {"messages": [{"role": "user", "content": "你好，世界"}, {"role": "assistant", "content": "你好！🙂"}]}]
+    encoded = encode_records(tiny_tokenizer, records)
+    assert measure_records(tiny_tokenizer, records) == (encoded.lengths, encoded.answer_lengths)
+
+
+def test_the_fast_renderer_gives_apply_chat_templates_text(tiny_tokenizer):
+    from studio.chat_template import _render_with, fast_renderer
+
+    fast = fast_renderer(tiny_tokenizer)
+    assert fast is not None
+    assert fast(CHAT) == _render_with(CHAT, tiny_tokenizer)
+    assert fast(CHAT[:3], add_generation_prompt=True) == _render_with(CHAT[:3], tiny_tokenizer, True)
