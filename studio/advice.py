@@ -220,6 +220,11 @@ def rule_validation_share(s: Situation) -> list[Advice]:
 SHORT_MEDIAN_TOKENS = 256  # below this, one packed sequence holds many examples and the run takes few steps
 
 
+def multi_turn_share(conversations: list[list[dict]]) -> float:
+    """Share of conversations with more than one user turn."""
+    return sum(sum(m["role"] == "user" for m in c) > 1 for c in conversations) / max(len(conversations), 1)
+
+
 def packing_suits_data(multi_turn_share: float | None, median_tokens: float | None) -> tuple[bool, Msg | None]:
     """The guide: packing hurts short and multi-turn data. (False, why) when this data is either."""
     if multi_turn_share is not None and multi_turn_share > 0.5:
@@ -346,8 +351,7 @@ def build_situation(settings, report=None, facts=None, shape: ModelShape | None 
     rows = recommended = over = multi = median = None
     if report is not None and report.load.rows:
         rows = len(report.load.rows)
-        chat = [r for r in report.load.rows if r.messages is not None]
-        multi = sum(sum(m["role"] == "user" for m in r.messages) > 1 for r in chat) / max(len(chat), 1)
+        multi = multi_turn_share([r.messages for r in report.load.rows if r.messages is not None])
         if report.lengths is not None:
             recommended = report.cutoff.cutoff
             over = float((report.lengths.total > settings.training.max_length).mean())

@@ -13,7 +13,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .config import DEMO_DATA, STARTER_MODEL
+from .data import HUB_ID
+from .models import studio_home
 from .text import Msg
+from .train import runs_root
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -32,9 +36,6 @@ class Folders:
         return [upload_dir(), PROJECT / "assets", PROJECT / "presets", *self.writable(), *self.data_dirs]
 
     def writable(self) -> list[Path]:
-        from .models import studio_home
-        from .train import runs_root
-
         return [runs_root(), studio_home()]
 
     def refusal(self, path: str | Path, write: bool = False) -> Msg | None:
@@ -59,9 +60,6 @@ FOLDERS = Folders()
 
 def source_refusal(value: str) -> Msg | None:
     """A dataset or model box: the built-in names and hub ids pass; a path must lie in a readable folder."""
-    from .config import DEMO_DATA, STARTER_MODEL
-    from .data import HUB_ID
-
     value = (value or "").strip()
     if value in (DEMO_DATA, STARTER_MODEL, "") or (HUB_ID.match(value) and not Path(value).exists()):
         return None
@@ -70,8 +68,7 @@ def source_refusal(value: str) -> Msg | None:
 
 def settings_refusals(settings) -> list[tuple[str, str]]:
     """The settings' data file and model folder, as problems (where, message) beside the other settings problems."""
-    places = (("data.dataset_path", settings.data.dataset_path),
-              ("model.model_name_or_path", settings.model.model_name_or_path))
+    places = (("dataset_path", settings.data.dataset_path), ("model_name_or_path", settings.model.model_name_or_path))
     return [(where, refusal) for where, value in places if (refusal := source_refusal(value))]
 
 
@@ -115,9 +112,6 @@ def clean_stale_temp(now: float | None = None) -> list[Path]:
     process is doing right now is left alone."""
     import shutil
     import time
-
-    from .models import studio_home
-    from .train import runs_root
 
     now = now or time.time()
     home, runs = studio_home(), runs_root()

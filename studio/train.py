@@ -344,8 +344,9 @@ def run_training(settings: Settings, run_dir: Path | None = None, progress: Prog
         log = RunLog(run_dir, progress)
         write_status(run_dir / "status.json", status)
     except OSError as err:
-        return {**status, "status": "failed", "error": f"{type(err).__name__}: {err}", "advice": explain_error(err),
-                "advice_key": explain_error(err).key}
+        advice = explain_error(err)
+        return {**status, "status": "failed", "error": f"{type(err).__name__}: {err}", "advice": advice,
+                "advice_key": advice.key}
     started = time.perf_counter()
     try:
         result = _train(settings, run_dir, log, stop_event, resume, facts)
@@ -393,7 +394,6 @@ def explain_error(err: Exception) -> Msg:
     return Msg("error.other")
 
 
-
 def drop_long(dataset, max_length: int, log, split: str):
     """Rows longer than the cutoff left out rather than truncated (the guide: drop when more than 5% exceed)."""
     if dataset is None:
@@ -411,10 +411,9 @@ def drop_long(dataset, max_length: int, log, split: str):
 
 def packing_for_data(plan: dict, rows: list[dict], encoded) -> dict:
     """Packing stays off for multi-turn or short data (the guide), whatever the hardware allows."""
-    from .advice import packing_suits_data
+    from .advice import multi_turn_share, packing_suits_data
 
-    chat = [r["messages"] for r in rows if "messages" in r]
-    multi = sum(sum(m["role"] == "user" for m in messages) > 1 for messages in chat) / max(len(chat), 1)
+    multi = multi_turn_share([r["messages"] for r in rows if "messages" in r])
     lengths = sorted(len(ids) for ids in encoded["input_ids"])
     suits, why = packing_suits_data(multi, lengths[len(lengths) // 2] if lengths else None)
     return plan if suits else {**plan, "packing": False, "packing_reason": why}

@@ -135,6 +135,14 @@ def send(run_dir, system, prompt, base_history, tuned_history, samples, max_new_
     yield base_history, tuned_history, samples, latency, ""
 
 
+def cannot_load(run_dir: str, language: str) -> str | None:
+    """Why this run's model may not be loaded now (a run is training; a folder outside the runs), or None."""
+    if JOB.running and _LOADED.get("run_dir") != run_dir:
+        return tr("job.busy_action", language)
+    refusal = run_refusal(run_dir)
+    return render(refusal, language) if refusal else None
+
+
 def held_out_answers(run_dir, max_new_tokens, temperature, top_p, repetition_penalty, sampling_seed=0,
                      progress=gr.Progress(), request: gr.Request = None):
     from ..chat import stream_pair
@@ -142,10 +150,8 @@ def held_out_answers(run_dir, max_new_tokens, temperature, top_p, repetition_pen
     language = lang(request)
     if not run_dir:
         return frame([], ANSWER_COLUMNS, language), tr("chat.pick_run", language)
-    if JOB.running and _LOADED.get("run_dir") != run_dir:
-        return frame([], ANSWER_COLUMNS, language), tr("job.busy_action", language)
-    if refusal := run_refusal(run_dir):
-        return frame([], ANSWER_COLUMNS, language), render(refusal, language)
+    if why := cannot_load(run_dir, language):
+        return frame([], ANSWER_COLUMNS, language), why
     examples, split = evaluate.held_out_examples(run_dir, limit=8)
     if not examples:
         return frame([], ANSWER_COLUMNS, language), tr("chat.no_held_out", language)
@@ -164,10 +170,8 @@ def evaluate_held_out(run_dir, progress=gr.Progress(), request: gr.Request = Non
     language = lang(request)
     if not run_dir:
         return frame([], SCORE_COLUMNS, language), tr("chat.pick_run", language)
-    if JOB.running and _LOADED.get("run_dir") != run_dir:
-        return frame([], SCORE_COLUMNS, language), tr("job.busy_action", language)
-    if refusal := run_refusal(run_dir):
-        return frame([], SCORE_COLUMNS, language), render(refusal, language)
+    if why := cannot_load(run_dir, language):
+        return frame([], SCORE_COLUMNS, language), why
     result = evaluate.evaluate_run(run_dir, get_pair(run_dir), progress=lambda f: progress(f))
     if "error" in result:
         return frame([], SCORE_COLUMNS, language), render(result["error"], language)

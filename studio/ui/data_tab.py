@@ -6,6 +6,7 @@ never re-types them; changing them afterwards is the user's choice and is kept."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import gradio as gr
@@ -26,10 +27,9 @@ MAX_ROW_CHARS = 20_000  # a single row sent to the page; the rest stays on the s
 def get_report(path: str, fmt: str, mapping_text: str, model: str, progress=None) -> stats.DataReport:
     if refusal := source_refusal(path):  # typed paths outside the studio's folders are never opened
         return stats.refused_report(path, refusal)
-    if refusal := source_refusal(model):
-        report = stats.cached_report(path, fmt, mapping_text, None, progress)
-        report.tokenizer_problem = refusal
-        return report
+    if refusal := source_refusal(model):  # the data without lengths; the cached report itself stays as it is
+        return dataclasses.replace(stats.cached_report(path, fmt, mapping_text, None, progress),
+                                   tokenizer_problem=refusal)
     return stats.cached_report(path, fmt, mapping_text, model, progress)
 
 

@@ -45,5 +45,5 @@ def settings_from_form(names: list[str], values) -> tuple[Settings | None, list]
     beside the other problems, so nothing reads it."""
     settings, problems = settings_from_flat(dict(zip(names, values)))
     if settings is not None:
-        problems += [(where.split(".")[-1], message) for where, message in settings_refusals(settings)]
+        problems += settings_refusals(settings)
     return (None if problems else settings), problems

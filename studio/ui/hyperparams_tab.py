@@ -10,9 +10,9 @@ import gradio as gr
 import numpy as np
 
 from .. import advice, config, stats
-from ..text import Msg, on_off
 from ..jobs import JOB
 from ..paths import PRESET_DOWNLOAD, source_refusal
+from ..text import Msg, on_off
 from .forms import build_section_form, settings_from_form
 from .text import for_form, lang, render, t, tr
 
