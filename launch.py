@@ -3,7 +3,7 @@
     python launch.py [--host 127.0.0.1] [--port 7860] [--auth USER:PASS] [--share]     the web UI
     python launch.py train --preset P.json [--set name=value ...] [--output-dir D]      headless training
     python launch.py data PATH [--format F] [--model M]                                 data report
-    python launch.py chat RUN_DIR --prompt "..."                                         base vs tuned answers
+    python launch.py chat RUN_DIR --prompt "..." [--set max_new_tokens=64 ...]          base vs tuned answers
     python launch.py export RUN_DIR --merged DIR [--adapter DIR] [--gguf F.gguf] [--trl-config DIR]
                             [--preset P.json] [--accelerate N --strategy zero2|zero3|fsdp|ddp]
 
@@ -16,9 +16,15 @@ import argparse
 import json
 import os
 import sys
+import typing
 from pathlib import Path
 
+from studio.config import STARTER_MODEL, DataSettings, GenerationSettings
+from studio.gguf_file import GGUF_TYPES
+from studio.repeat import STRATEGIES
+
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+FORMATS = typing.get_args(DataSettings.model_fields["dataset_format"].annotation)  # "auto" and every known format
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,25 +51,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="check a data file: format, problems, token lengths, quality")
     data.add_argument("path", help="JSON, JSONL, CSV or Parquet file, or 'demo'")
-    data.add_argument("--format", default="auto", help="auto, alpaca, sharegpt, messages, cot, prompt_completion, text")
-    data.add_argument("--model", default="starter", help="model whose chat template and tokenizer measure lengths")
+    data.add_argument("--format", default="auto", choices=FORMATS)
+    data.add_argument("--model", default=STARTER_MODEL, help="model whose chat template and tokenizer measure lengths")
     data.add_argument("--map", action="append", default=[], metavar="THEIRS=OURS",
                       help="rename a column before detection, e.g. --map query=instruction (repeatable)")
 
     chat = sub.add_parser("chat", help="answer a prompt with the base and the tuned model of a run")
     chat.add_argument("run_dir")
     chat.add_argument("--prompt", required=True)
-    chat.add_argument("--max-new-tokens", type=int, default=128)
+    chat.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+                      help="a generation setting (" + ", ".join(GenerationSettings.model_fields) + "), e.g. --set "
+                      "temperature=0.7 (repeatable)")
+    chat.add_argument("--max-new-tokens", type=int, help="the same as --set max_new_tokens=N")
     export = sub.add_parser("export", help="export a finished run: merged model, adapter, GGUF, configs")
     export.add_argument("run_dir")
     export.add_argument("--merged", metavar="DIR", help="merged model folder (loads with plain transformers)")
     export.add_argument("--adapter", metavar="DIR", help="the LoRA adapter alone")
     export.add_argument("--gguf", metavar="FILE.gguf", help="merged model as GGUF for llama.cpp / Ollama")
-    export.add_argument("--gguf-type", default="Q8_0", choices=["F16", "Q8_0", "F32"])
+    export.add_argument("--gguf-type", default="Q8_0", choices=GGUF_TYPES)
     export.add_argument("--preset", metavar="FILE.json", help="the run's settings as a reusable preset")
     export.add_argument("--trl-config", metavar="DIR", help="sft.yaml + data for TRL's own `trl sft` CLI")
     export.add_argument("--accelerate", type=int, metavar="N", help="accelerate config + command for N GPUs")
-    export.add_argument("--strategy", default="zero2", choices=["ddp", "zero2", "zero3", "fsdp"])
+    export.add_argument("--strategy", default="zero2", choices=STRATEGIES)
     export.add_argument("--machines", type=int, default=1, help="machines for --accelerate (multi-node)")
     return parser
 
@@ -114,7 +123,8 @@ def cmd_train(args) -> int:
         print(f"{args.preset} sets trust_remote_code: the Python code shipped with {settings.model.model_name_or_path} "
               "would run on this machine. If you trust it, add --trust-remote-code to the command.", file=sys.stderr)
         return 2
-    from studio.train import is_main_process, run_training, shared_run_dir
+    from studio.distributed import is_main_process, shared_run_dir
+    from studio.train import run_training
 
     # Under torchrun / accelerate launch each process runs this; they agree on one run folder.
     run_dir = shared_run_dir(Path(args.output_dir) if args.output_dir else None)
@@ -130,13 +140,13 @@ def cmd_train(args) -> int:
 
 
 def cmd_data(args) -> int:
-    from studio.data import FORMATS
+    from studio.config import parse_mapping
     from studio.stats import build_report
 
-    if args.format != "auto" and args.format not in FORMATS:
-        print(f"--format must be auto or one of {', '.join(FORMATS)}", file=sys.stderr)
+    mapping, problems = parse_mapping(",".join(args.map))  # the same rules as the Data tab's mapping box
+    if problems:
+        print_problems("--map", [("--map", message) for _, message in problems])
         return 2
-    mapping = dict(item.split("=", 1) for item in args.map if "=" in item)
     report = build_report(args.path, args.format, args.model, mapping or None)
     print(report.text())
     return 1 if report.load.problems or not report.load.rows else 0
@@ -144,13 +154,17 @@ def cmd_data(args) -> int:
 
 def cmd_chat(args) -> int:
     from studio.chat import ChatPair, stream_pair
-    from studio.config import GenerationSettings
+    from studio.config import Settings, apply_overrides
 
+    shortcut = [f"max_new_tokens={args.max_new_tokens}"] if args.max_new_tokens is not None else []
+    settings, problems = apply_overrides(Settings(), shortcut + args.overrides, sections=("generation",))
+    if problems:
+        print_problems("--set", problems)
+        return 2
     pair = ChatPair.from_run(args.run_dir)
-    settings = GenerationSettings(max_new_tokens=args.max_new_tokens)  # greedy by default (temperature 0)
     messages = [{"role": "user", "content": args.prompt}]
     # The same side-by-side decoding as the Chat tab, so headless and UI answers agree.
-    answers = list(stream_pair(pair, messages, messages, settings))[-1]
+    answers = list(stream_pair(pair, messages, messages, settings.generation))[-1]  # greedy unless --set
     for name, answer in zip(("base", "tuned"), answers):
         print(f"--- {name} ({answer.new_tokens} tokens, {answer.seconds:.2f} s, first token "
               f"{1000 * (answer.first_token_s or 0):.0f} ms, {answer.ms_per_token:.0f} ms/token)\n{answer.text}")
@@ -158,7 +172,7 @@ def cmd_chat(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from studio import export
+    from studio import export, repeat
 
     def progress(fraction: float, message: str) -> None:
         print(f"[{100 * fraction:3.0f}%] {message}", flush=True)
@@ -167,7 +181,7 @@ def cmd_export(args) -> int:
             (args.merged, lambda: export.export_merged(args.run_dir, args.merged, progress)),
             (args.gguf, lambda: export.export_gguf(args.run_dir, args.gguf, args.gguf_type, progress)),
             (args.preset, lambda: export.export_preset(args.run_dir, args.preset)),
-            (args.trl_config, lambda: export.export_trl_config(args.run_dir, args.trl_config, progress))]
+            (args.trl_config, lambda: repeat.export_trl_config(args.run_dir, args.trl_config, progress))]
     jobs = [job for wanted, job in jobs if wanted]
     if not jobs and not args.accelerate:
         print("say what to export: --merged DIR, --adapter DIR, --gguf FILE, --preset FILE, --trl-config DIR or "
@@ -177,7 +191,7 @@ def cmd_export(args) -> int:
         for job in jobs:
             print(job().text())
         if args.accelerate:
-            config, commands = export.accelerate_files(args.run_dir, args.accelerate, args.strategy, args.machines)
+            config, commands = repeat.accelerate_files(args.run_dir, args.accelerate, args.strategy, args.machines)
             print(config + "\n" + commands)
     except export.ExportError as err:
         print(f"Export failed: {err}", file=sys.stderr)

@@ -12,6 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import hardware
+from .config import LEARNING_RATES, Settings, flat_values
+from .data import split_sizes
+from .stats import recommended_test_share, recommended_validation_share
 from .text import Msg
 
 WEIGHT_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "nf4": 0.55}  # nf4: 4-bit values + block scales
@@ -115,17 +119,16 @@ class Advice:
 
 
 def suggested_learning_rate(method: str, parameters: int | None, rows: int | None) -> float:
-    if method in ("full", "freeze"):
-        return 1e-5
+    rates = LEARNING_RATES[method]
     small_model = parameters is not None and parameters < 1e9
     large_data = rows is not None and rows > 10_000
-    return 2e-4 if (small_model or large_data) else 1e-4
+    return rates["small"] if (small_model or large_data) else rates["large"]
 
 
 def rule_learning_rate(s: Situation) -> list[Advice]:
     method, lr = s.settings.method.finetuning_type, s.settings.training.learning_rate
     suggested = suggested_learning_rate(method, s.parameters, s.rows)
-    low, high = (5e-6, 5e-5) if method in ("full", "freeze") else (5e-5, 3e-4)
+    low, high = LEARNING_RATES[method]["range"]
     if lr > high:
         return [Advice("warning", "learning_rate", Msg("advice.lr_high", lr=lr, method=method, low=low, high=high),
                        suggested)]
@@ -156,7 +159,7 @@ def rule_epochs(s: Situation) -> list[Advice]:
 
 def rule_effective_batch(s: Situation) -> list[Advice]:
     t = s.settings.training
-    effective = t.per_device_train_batch_size * t.gradient_accumulation_steps * s.devices
+    effective = s.settings.effective_batch_size(s.devices)
     if effective < 16 and not (s.rows is not None and s.rows < 160):
         accumulation = -(-16 // (t.per_device_train_batch_size * s.devices))
         return [Advice("info", "gradient_accumulation_steps", Msg("advice.batch_small", effective=effective),
@@ -205,8 +208,6 @@ def rule_lora(s: Situation) -> list[Advice]:
 def rule_validation_share(s: Situation) -> list[Advice]:
     if s.rows is None:
         return []
-    from .stats import recommended_validation_share
-
     share, why = recommended_validation_share(s.rows)
     current = s.settings.data.validation_share
     if current == 0:
@@ -239,8 +240,6 @@ def rule_test_share(s: Situation) -> list[Advice]:
     the best checkpoint): keep some rows apart where the data allows."""
     if s.rows is None or s.settings.data.test_share > 0:
         return []
-    from .stats import recommended_test_share
-
     share = recommended_test_share(s.rows)
     if share == 0:
         return []
@@ -264,14 +263,12 @@ def rule_packing(s: Situation) -> list[Advice]:
 def rule_hardware(s: Situation) -> list[Advice]:
     if s.facts is None:
         return []
-    from .hardware import choose_precision, qlora_available
-
     t, out = s.settings.training, []
     if s.settings.method.finetuning_type == "qlora":
-        ok, why = qlora_available(s.facts)
+        ok, why = hardware.qlora_available(s.facts)
         if not ok:
             out.append(Advice("error", "finetuning_type", why, "lora"))
-    best, why = choose_precision(s.facts)
+    best, why = hardware.choose_precision(s.facts)
     if t.precision not in ("auto", best):
         out.append(Advice("warning", "precision", Msg("advice.precision", chosen=t.precision, best=best, why=why),
                           "auto"))
@@ -302,20 +299,21 @@ def advise(situation: Situation) -> list[Advice]:
     return [item for rule in RULES for item in rule(situation)]
 
 
+# Fields "reset to recommended" returns to their defaults (studio/config.py) when no rule suggests another value.
+RESET_TO_DEFAULT = ("r", "lora_alpha", "lora_dropout", "packing", "precision", "gradient_checkpointing",
+                    "per_device_train_batch_size", "gradient_accumulation_steps")
+
+
 def recommended_values(situation: Situation) -> dict:
     """The advised value of every field a rule has an opinion on ("reset to recommended")."""
     s = situation.settings
-    values = {
-        "learning_rate": suggested_learning_rate(s.method.finetuning_type, situation.parameters, situation.rows),
-        "num_train_epochs": suggested_epochs(situation.rows),
-        "r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "packing": "auto", "precision": "auto",
-        "gradient_checkpointing": "auto", "per_device_train_batch_size": 4, "gradient_accumulation_steps": 4,
-    }
+    defaults = flat_values(Settings())
+    values = {name: defaults[name] for name in RESET_TO_DEFAULT}
+    values["learning_rate"] = suggested_learning_rate(s.method.finetuning_type, situation.parameters, situation.rows)
+    values["num_train_epochs"] = suggested_epochs(situation.rows)
     if situation.recommended_cutoff:
         values["max_length"] = situation.recommended_cutoff
     if situation.rows is not None:
-        from .stats import recommended_test_share, recommended_validation_share
-
         values["validation_share"] = recommended_validation_share(situation.rows)[0]
         values["test_share"] = recommended_test_share(situation.rows)
     return values
@@ -333,6 +331,25 @@ def total_steps(train_rows: int, batch: int, accumulation: int, epochs: float, m
     if max_steps > 0:
         return max_steps
     return max(1, int(-(-steps_per_epoch(train_rows, batch, accumulation, devices) * epochs // 1)))
+
+
+def planned_steps(settings, rows: int, devices: int = 1) -> tuple[int, int, int]:
+    """(training rows after the split, optimizer steps per epoch, steps in all) for `rows` usable rows."""
+    t = settings.training
+    train_rows = split_sizes(rows, settings.data.validation_share, settings.data.test_share)[0]
+    per_epoch = steps_per_epoch(train_rows, t.per_device_train_batch_size, t.gradient_accumulation_steps, devices)
+    total = total_steps(train_rows, t.per_device_train_batch_size, t.gradient_accumulation_steps,
+                        t.num_train_epochs, t.max_steps, devices)
+    return train_rows, per_epoch, total
+
+
+def training_memory_gb(settings, shape: ModelShape, facts) -> dict:
+    """The run's peak memory by part, at the precision it will train in on this machine ('auto' resolved as
+    training resolves it). The Hyperparameters tab shows it; training decides 'auto' checkpointing with it."""
+    t, m = settings.training, settings.method
+    precision = hardware.resolve_precision(facts, t.precision)[0]
+    return estimate_memory_gb(shape, m.finetuning_type, precision, t.per_device_train_batch_size, t.max_length,
+                              t.gradient_checkpointing == "on", m.r, m.freeze_trainable_layers, m.lora_dropout)
 
 
 def fit_message(estimate_gb: float, free_gb: float, method: str) -> str:
@@ -368,6 +385,27 @@ def time_estimate_text(seconds_per_step: float, steps: int) -> str:
 
 
 # ---------------------------------------------------------------- after (or during) a run: what the curves say
+
+def overfitting_warning(metrics: list[dict], patience: int = 3) -> Msg | None:
+    """Plain-language warning when validation loss rose `patience` evaluations in a row while train loss fell,
+    or when train loss collapsed at an epoch boundary (memorising the data it has now seen twice)."""
+    evals = [m for m in metrics if "eval_loss" in m]
+    train = [m for m in metrics if "loss" in m]
+    if len(evals) > patience:
+        tail = [e["eval_loss"] for e in evals[-patience - 1:]]
+        rising = all(b > a for a, b in zip(tail, tail[1:]))
+        start = next((t["loss"] for t in train if t["step"] >= evals[-patience - 1]["step"]), None)
+        falling = start is not None and train and train[-1]["loss"] < start
+        if rising and falling:
+            best = min(evals, key=lambda e: e["eval_loss"])
+            return Msg("warn.overfitting", patience=patience, best=best["eval_loss"], step=best["step"])
+    for previous, current in zip(train, train[1:]):
+        if int(current["epoch"]) > int(previous["epoch"]) and current["loss"] < 0.5 * previous["loss"] \
+                and current["loss"] < 0.3:
+            return Msg("warn.memorising", epoch=int(current["epoch"]) + 1, before=previous["loss"],
+                       after=current["loss"])
+    return None
+
 
 def regularisation_remedies(settings, metrics: list[dict]) -> Msg:
     """What to change when the overfitting watch fires, with values: the guide's four levers."""
@@ -409,7 +447,7 @@ def learning_steps(settings) -> list[Msg]:
     steps = []
     if m.finetuning_type in ("lora", "qlora") and m.r < 64:
         steps.append(Msg("warn.step_rank", r=min(64, 2 * m.r), r_now=m.r))
-    top = 2e-5 if m.finetuning_type in ("full", "freeze") else 2e-4
+    top = LEARNING_RATES[m.finetuning_type]["range"][1]  # as high as the advice goes without a warning
     if t.learning_rate < top:
         steps.append(Msg("warn.step_lr", lr=min(top, 2 * t.learning_rate), lr_now=t.learning_rate))
     if t.num_train_epochs < 10:

@@ -7,13 +7,16 @@ memory stays about that of one model. A full or freeze run has its own weights a
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
+from . import hardware, models
+from .chat_template import generation_prompt
 from .config import GenerationSettings
+from .runs import RunFolder
 from .text import Msg
 
 
@@ -23,6 +26,7 @@ class Answer:
     new_tokens: int
     seconds: float
     first_token_s: float | None = None
+    ids: list[int] = field(default_factory=list)  # the new tokens (exports compare them with their reloaded copy)
 
     @property
     def ms_per_token(self) -> float:
@@ -57,19 +61,11 @@ class ChatPair:
 
     @classmethod
     def from_run(cls, run_dir: str | Path, progress=print) -> "ChatPair":
-        from . import models
-
-        run_dir = Path(run_dir)
-        if run_dir.parent.name == "checkpoints":  # a checkpoint of a run: its own weights, the run's settings
-            checkpoint, run_dir = run_dir, run_dir.parent.parent
-            adapter = full = checkpoint
-        else:
-            adapter, full = run_dir / "adapter", run_dir / "model"
-        preset = json.loads((run_dir / "preset.json").read_text(encoding="utf-8"))
-        base_path = models.resolve_model_path(preset["settings"]["model"]["model_name_or_path"], progress)
-        if not (adapter / "adapter_config.json").exists():
-            adapter = run_dir / "__none__"
-        if adapter.is_dir():
+        """The run's base model with its trained weights; `run_dir` may also be one of the run's checkpoints."""
+        run, checkpoint = RunFolder.of(run_dir)
+        base_path = models.resolve_model_path(run.base_model(), progress)
+        adapter, full = (checkpoint, checkpoint) if checkpoint else (run.path / "adapter", run.path / "model")
+        if (adapter / "adapter_config.json").exists():
             return cls.with_adapter(base_path, str(adapter))
         tokenizer = models.load_tokenizer(base_path)
         dtype, device = inference_placement()
@@ -79,9 +75,7 @@ class ChatPair:
 
     @classmethod
     def with_adapter(cls, base_path: str, adapter_path: str) -> "ChatPair":
-        from peft import PeftModel
-
-        from . import models
+        from peft import PeftModel  # deferred: peft imports torch
 
         tokenizer = models.load_tokenizer(base_path)
         dtype, device = inference_placement()
@@ -92,37 +86,24 @@ class ChatPair:
     def answer(self, messages: list[dict], tuned: bool, settings: GenerationSettings | None = None) -> Answer:
         if tuned and self.tuned_model is None and not self.shares_weights:
             raise ValueError(Msg("chat.no_tuned"))
-        with self.side(tuned) as model:
-            return generate(model, self.tokenizer, messages, settings or GenerationSettings())
+        return _last(stream([(lambda: self.side(tuned), messages)], self.tokenizer, settings))[0]
 
 
-def generate(model, tokenizer, messages: list[dict], settings: GenerationSettings) -> Answer:
-    import torch
+def answer(model, tokenizer, messages: list[dict], settings: GenerationSettings | None = None) -> Answer:
+    """One model's answer (an export's check, a test), from the same decoder as the Chat tab."""
+    return _last(stream([(lambda: contextlib.nullcontext(model), messages)], tokenizer, settings))[0]
 
-    from .chat_template import generation_prompt
 
-    prompt = generation_prompt(tokenizer, messages)
-    inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
-    sampling = settings.temperature > 0
-    kwargs = dict(max_new_tokens=settings.max_new_tokens, do_sample=sampling,
-                  repetition_penalty=settings.repetition_penalty, pad_token_id=tokenizer.pad_token_id)
-    if sampling:
-        kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
-    else:  # keep greedy decoding free of the model's sampling defaults (which would only warn)
-        kwargs.update(temperature=None, top_p=None, top_k=None)
-    started = time.perf_counter()
-    with torch.inference_mode():
-        output = model.generate(**inputs, **kwargs)
-    seconds = time.perf_counter() - started
-    new = output[0][inputs["input_ids"].shape[1]:]
-    return Answer(tokenizer.decode(new, skip_special_tokens=True).strip(), len(new), seconds)
+def _last(updates):
+    last = None
+    for last in updates:
+        pass
+    return last
 
 
 def inference_placement() -> tuple[str, str]:
     """Where chat answers are computed: on a CUDA GPU in its fast half precision (bf16 where native, else fp16);
     on a CPU in fp32, as trained and as the tests compare."""
-    from . import hardware
-
     facts = hardware.detect()
     if facts.device == "cuda":
         return ("bf16" if facts.cuda_bf16 else "fp16"), "cuda"
@@ -131,9 +112,10 @@ def inference_placement() -> tuple[str, str]:
 
 @dataclass
 class _Pane:
-    tuned: bool
+    open_model: Callable  # () -> a context manager giving the model that answers
     ids: list[int]
     prompt_length: int
+    eos: set[int] | None = None
     past: object = None
     done: bool = False
     first_token_s: float | None = None
@@ -145,8 +127,9 @@ class _Pane:
 
 
 def _processors(settings: GenerationSettings):
-    from transformers import (LogitsProcessorList, RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper,
-                              TopPLogitsWarper)
+    """Every generation setting that shapes the next token's scores."""
+    from transformers import (LogitsProcessorList, RepetitionPenaltyLogitsProcessor,  # deferred: heavy
+                              TemperatureLogitsWarper, TopPLogitsWarper)
 
     processors = LogitsProcessorList()
     if settings.repetition_penalty != 1.0:
@@ -168,24 +151,31 @@ def stream_pair(pair: ChatPair, base_messages: list[dict], tuned_messages: list[
     """Answer in both panes at once: each step decodes one token for the base pane (adapter off) and one for the
     tuned pane (adapter on) from the same weights, each with its own KV cache. Yields (base Answer, tuned Answer)
     after every step; `stop` (a threading.Event) ends generation early."""
-    import torch
+    sides = [(lambda: pair.side(False), base_messages), (lambda: pair.side(True), tuned_messages)]
+    return stream(sides, pair.tokenizer, settings, stop, seed)
 
-    from .chat_template import generation_prompt
+
+def stream(sides: list[tuple[Callable, list[dict]]], tokenizer, settings: GenerationSettings | None = None,
+           stop=None, seed: int | None = None):
+    """The studio's one decoder. `sides`: (a function that opens a context giving the model, messages) per
+    answer; each step decodes one token of every unfinished answer, so several answers stream together. Yields
+    a tuple of Answers after every step. Generation settings act only through `_processors` and the sampling
+    below: a new knob is a field in config.GenerationSettings and a line there."""
+    import torch  # deferred: the UI imports this module on start-up
 
     settings = settings or GenerationSettings()
-    tokenizer, processors = pair.tokenizer, _processors(settings)
+    processors = _processors(settings)
     generator = torch.Generator().manual_seed(settings.sampling_seed if seed is None else seed)
     panes = []
-    for tuned, messages in ((False, base_messages), (True, tuned_messages)):
+    for open_model, messages in sides:
         ids = tokenizer(generation_prompt(tokenizer, messages), add_special_tokens=False)["input_ids"]
-        panes.append(_Pane(tuned, list(ids), len(ids)))
-    eos = _eos_ids(pair.base_model, tokenizer)
+        panes.append(_Pane(open_model, list(ids), len(ids)))
     for _ in range(settings.max_new_tokens):
         for pane in panes:
             if pane.done:
                 continue
             started = time.perf_counter()
-            _decode_step(pair, pane, processors, settings, generator, eos)
+            _decode_step(tokenizer, pane, processors, settings, generator)
             pane.seconds += time.perf_counter() - started
             pane.first_token_s = pane.first_token_s or pane.seconds
         yield tuple(_answer(tokenizer, pane) for pane in panes)
@@ -193,12 +183,12 @@ def stream_pair(pair: ChatPair, base_messages: list[dict], tuned_messages: list[
             return
 
 
-def _decode_step(pair: ChatPair, pane: _Pane, processors, settings, generator, eos) -> None:
-    import torch
+def _decode_step(tokenizer, pane: _Pane, processors, settings: GenerationSettings, generator) -> None:
+    import torch  # deferred: the UI imports this module on start-up
 
     new_input = pane.ids if pane.past is None else pane.ids[-1:]
-    # One step at a time under the pair's lock: two sessions' answers interleave step by step, both stream.
-    with pair.side(pane.tuned) as model, torch.inference_mode():
+    # One step at a time under the side's lock (ChatPair.side): two sessions' answers interleave step by step.
+    with pane.open_model() as model, torch.inference_mode():
         out = model(input_ids=torch.tensor([new_input], device=model.device), past_key_values=pane.past,
                     use_cache=True)
         scores = processors(torch.tensor([pane.ids], device=model.device), out.logits[:, -1, :].float())
@@ -206,11 +196,14 @@ def _decode_step(pair: ChatPair, pane: _Pane, processors, settings, generator, e
             token = int(torch.multinomial(torch.softmax(scores, dim=-1).cpu(), 1, generator=generator))
         else:
             token = int(scores.argmax(dim=-1))
+        if pane.eos is None:
+            pane.eos = _eos_ids(model, tokenizer)
     pane.past = out.past_key_values
     pane.ids.append(token)
-    pane.done = token in eos
+    pane.done = token in pane.eos
 
 
 def _answer(tokenizer, pane: _Pane) -> Answer:
-    text = tokenizer.decode(pane.ids[pane.prompt_length:], skip_special_tokens=True).strip()
-    return Answer(text, pane.new_tokens, pane.seconds, pane.first_token_s)
+    new = pane.ids[pane.prompt_length:]
+    return Answer(tokenizer.decode(new, skip_special_tokens=True).strip(), len(new), pane.seconds, pane.first_token_s,
+                  new)

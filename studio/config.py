@@ -163,14 +163,33 @@ class MethodSettings(_Section):
     )
 
 
+# Learning rates by method: the range the advice warns outside of, and what it suggests for a small model
+# (under 1B parameters) or large data (over 10,000 rows) and otherwise. The field's advice text says the same.
+_ADAPTER_RATES = {"range": (5e-5, 3e-4), "small": 2e-4, "large": 1e-4}
+_FULL_RATES = {"range": (5e-6, 5e-5), "small": 1e-5, "large": 1e-5}
+LEARNING_RATES = {"lora": _ADAPTER_RATES, "qlora": _ADAPTER_RATES, "full": _FULL_RATES, "freeze": _FULL_RATES}
+
+
+def _rate(value: float) -> str:
+    return f"{value:.0e}".replace("e-0", "e-")  # 0.0002 -> "2e-4", as people write it
+
+
+_LORA_LOW, _LORA_HIGH = (_rate(v) for v in _ADAPTER_RATES["range"])
+_FULL_LOW, _FULL_HIGH = (_rate(v) for v in _FULL_RATES["range"])
+_LORA_SMALL, _LORA_LARGE, _FULL = (_rate(_ADAPTER_RATES["small"]), _rate(_ADAPTER_RATES["large"]),
+                                   _rate(_FULL_RATES["small"]))
+
+
 class TrainingSettings(_Section):
     # --- how much to learn
     learning_rate: float = knob(
-        2e-4, label="Learning rate", zh="学习率",
+        _ADAPTER_RATES["small"], label="Learning rate", zh="学习率",
         help="How big each update step is. Too high: loss jumps or explodes; too low: nothing is learned.",
         help_zh="每次更新的步长。太高损失会跳动甚至发散；太低则学不到东西。",
-        advice="LoRA: 5e-5 to 2e-4 (small models a bit higher); full fine-tuning: about 1e-5.",
-        advice_zh="LoRA：5e-5 到 2e-4（小模型可略高）；全参数微调：约 1e-5。",
+        advice=f"LoRA / QLoRA: {_LORA_LOW} to {_LORA_HIGH} ({_LORA_SMALL} for models under 1B parameters or over "
+        f"10,000 rows, else {_LORA_LARGE}); full and freeze: {_FULL_LOW} to {_FULL_HIGH} (about {_FULL}).",
+        advice_zh=f"LoRA / QLoRA：{_LORA_LOW} 到 {_LORA_HIGH}（10 亿参数以下的模型或超过 10,000 行数据用 {_LORA_SMALL}，"
+        f"否则 {_LORA_LARGE}）；full 和 freeze：{_FULL_LOW} 到 {_FULL_HIGH}（约 {_FULL}）。",
         beginner=True, gt=0.0, le=1e-2,
     )
     num_train_epochs: float = knob(
@@ -493,8 +512,9 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def apply_overrides(settings: Settings, assignments: list[str]) -> tuple[Settings | None, list[Problem]]:
-    """Apply `name=value` or `section.name=value`; all problems are reported together."""
+def apply_overrides(settings: Settings, assignments: list[str],
+                    sections: tuple[str, ...] = tuple(SECTIONS)) -> tuple[Settings | None, list[Problem]]:
+    """Apply `name=value` or `section.name=value` to fields of `sections`; all problems are reported together."""
     data = settings.model_dump()
     problems: list[Problem] = []
     for item in assignments:
@@ -508,7 +528,7 @@ def apply_overrides(settings: Settings, assignments: list[str]) -> tuple[Setting
         except KeyError:
             problems.append((key, Msg("config.unknown")))
             continue
-        if section not in data or name not in data[section]:
+        if section not in sections or section not in data or name not in data[section]:
             problems.append((key, Msg("config.unknown")))
             continue
         value = parse_value(raw)

@@ -107,7 +107,7 @@ def read_records(path: Path, label: str | None = None) -> tuple[list[tuple[int, 
     try:
         head = _peek(path)
     except OSError as err:
-        return [], [(label, Msg("data.unreadable", error=err.strerror or type(err).__name__))], "row"
+        return [], [(label, Msg("data.cannot_read", error=err.strerror or type(err).__name__))], "row"
     if suffix == ".jsonl" or (suffix != ".json" and suffix != ".csv" and not head.lstrip().startswith(b"[")):
         return *_read_jsonl(path, label), "line"
     # JSON and CSV are parsed whole; the cap counts bytes actually read, since /proc-style files report size 0.

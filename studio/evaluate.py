@@ -12,6 +12,9 @@ from collections import Counter
 
 import numpy as np
 
+from .chat_template import encode_records
+from .config import GenerationSettings
+from .runs import RunFolder
 from .text import Msg
 
 
@@ -112,13 +115,9 @@ def latency_text(samples: list[tuple[int, float]]) -> str:
 
 def held_out_examples(run_dir, limit: int = 20) -> tuple[list[tuple[list[dict], str]], str]:
     """(prompt messages, reference answer) pairs from the run's test split, else its validation split."""
-    import json
-    from pathlib import Path
-
+    run = RunFolder(run_dir)
     for split in ("test", "validation"):
-        path = Path(run_dir) / "data" / f"{split}.jsonl"
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()] \
-            if path.exists() else []
+        rows = run.split(split)
         pairs = [(r["messages"][:-1], r["messages"][-1]["content"]) for r in rows
                  if "messages" in r and r["messages"][-1]["role"] == "assistant"]
         if pairs:
@@ -128,9 +127,7 @@ def held_out_examples(run_dir, limit: int = 20) -> tuple[list[tuple[list[dict], 
 
 def answer_loss(pair, rows: list[dict], tuned: bool) -> float:
     """Mean loss per answer token (the quantity training lowers), adapter on or off."""
-    import torch
-
-    from .chat_template import encode_records
+    import torch  # deferred: the UI imports this module on start-up
 
     encoded = encode_records(pair.tokenizer, rows)
     total, count = 0.0, 0
@@ -147,10 +144,7 @@ def answer_loss(pair, rows: list[dict], tuned: bool) -> float:
 
 def evaluate_run(run_dir, pair, limit: int = 20, settings=None, progress=None) -> dict:
     """Loss, perplexity, ROUGE-L and BLEU of base and tuned on held-out prompts; saved as evaluation.json."""
-    from pathlib import Path
-
-    from .chat import stream_pair
-    from .config import GenerationSettings
+    from .chat import stream_pair  # deferred: decoding imports torch
 
     examples, split = held_out_examples(run_dir, limit)
     if not examples:
@@ -174,9 +168,7 @@ def evaluate_run(run_dir, pair, limit: int = 20, settings=None, progress=None) -
             result[side]["exact_match"] = float(np.mean([exact_match(a["reference"], a[side]) for a in answers]))
             result[side]["f1"] = float(np.mean([token_f1(a["reference"], a[side]) for a in answers]))
     result["examples"] = answers
-    from .train import write_json
-
-    write_json(Path(run_dir, "evaluation.json"), result)  # atomic: the run history may read it at any moment
+    RunFolder(run_dir).write_evaluation(result)
     return result
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 
+from .config import TrainingSettings
 from .text import Msg
 
 
@@ -159,21 +160,26 @@ def choose_gradient_checkpointing(facts: HardwareFacts, estimated_gb: float | No
     return False, Msg("hw.ckpt_fits")
 
 
-def plan(facts: HardwareFacts, precision: str = "auto", gradient_checkpointing: str = "auto",
-         estimated_gb: float | None = None, packing: str = "auto", liger: str = "auto") -> dict:
-    """Resolve 'auto' choices into concrete values with the reasons the user sees."""
-    if precision == "auto":
-        chosen, why = choose_precision(facts)
-    else:
-        chosen, why = precision, Msg("hw.set_by_you")
-        if precision == "bf16" and facts.device == "cpu" and not facts.cpu_native_bf16:
-            why = Msg("hw.bf16_emulated")
-        if precision == "fp16" and facts.device == "cpu":
-            chosen, why = "fp32", Msg("hw.fp16_cpu")
-    if gradient_checkpointing == "auto":
+def resolve_precision(facts: HardwareFacts, requested: str = "auto") -> tuple[str, str]:
+    """The precision a run trains in, with the reason: 'auto' follows the hardware; fp16 on a CPU becomes fp32."""
+    if requested == "auto":
+        return choose_precision(facts)
+    if requested == "bf16" and facts.device == "cpu" and not facts.cpu_native_bf16:
+        return requested, Msg("hw.bf16_emulated")
+    if requested == "fp16" and facts.device == "cpu":
+        return "fp32", Msg("hw.fp16_cpu")
+    return requested, Msg("hw.set_by_you")
+
+
+def plan(facts: HardwareFacts, training: TrainingSettings | None = None, estimated_gb: float | None = None) -> dict:
+    """The run's hardware choices: its 'auto' settings resolved into concrete values, with the reasons the user
+    sees. `estimated_gb`: the run's memory without checkpointing (advice.training_memory_gb), for 'auto'."""
+    t = training or TrainingSettings()
+    chosen, why = resolve_precision(facts, t.precision)
+    if t.gradient_checkpointing == "auto":
         checkpointing, ckpt_why = choose_gradient_checkpointing(facts, estimated_gb)
     else:
-        checkpointing, ckpt_why = gradient_checkpointing == "on", Msg("hw.set_by_you")
+        checkpointing, ckpt_why = t.gradient_checkpointing == "on", Msg("hw.set_by_you")
     return {
         "device": facts.device,
         "hardware": facts.summary(),
@@ -181,7 +187,7 @@ def plan(facts: HardwareFacts, precision: str = "auto", gradient_checkpointing: 
         "precision_reason": why,
         "gradient_checkpointing": checkpointing,
         "gradient_checkpointing_reason": ckpt_why,
-        **dict(zip(("packing", "packing_reason"), choose_packing(facts, packing))),
-        **dict(zip(("use_liger_kernel", "liger_reason"), choose_liger(facts, liger))),
+        **dict(zip(("packing", "packing_reason"), choose_packing(facts, t.packing))),
+        **dict(zip(("use_liger_kernel", "liger_reason"), choose_liger(facts, t.use_liger_kernel))),
         "facts": {**asdict(facts), "cpu_flags": sorted(facts.cpu_flags & {"avx2", "avx512f", "avx512_bf16", "amx_bf16"})},
     }

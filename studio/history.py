@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .train import read_jsonl
+from .runs import RunFolder
 
 
 def run_metrics(run_dir: str | Path) -> list[dict]:
-    path = Path(run_dir) / "metrics.jsonl"
-    return read_jsonl(path) if path.exists() else []
+    return RunFolder(run_dir).metrics()
 
 
 def smoothed(values: list[float], weight: float = 0.8) -> list[float]:
@@ -34,26 +33,23 @@ def loss_rows(metrics: list[dict], run: str | None = None) -> list[dict]:
     return rows
 
 
-def _flat_settings(run_dir: Path) -> dict:
-    preset = json.loads((run_dir / "preset.json").read_text(encoding="utf-8"))
+def _flat_settings(preset: dict) -> dict:
     return {f"{section}.{k}": v for section, values in preset["settings"].items() for k, v in values.items()}
 
 
 def compare(run_dirs: list[str]) -> tuple[list[dict], list[list], list[list]]:
     """(overlaid curves, [run, status, steps, final train loss, final / best validation loss], settings diff)."""
     curves, table, settings = [], [], {}
-    for run_dir in map(Path, run_dirs):
-        metrics = run_metrics(run_dir)
-        curves += [r for r in loss_rows(metrics, run_dir.name) if "smoothed" not in r["series"]]
-        status_file = run_dir / "status.json"
-        status = json.loads(status_file.read_text(encoding="utf-8")) if status_file.exists() else {}
+    for run in map(RunFolder, run_dirs):
+        metrics = run.metrics()
+        curves += [r for r in loss_rows(metrics, run.name) if "smoothed" not in r["series"]]
         evals = [m["eval_loss"] for m in metrics if "eval_loss" in m]
         losses = [m["loss"] for m in metrics if "loss" in m]
-        table.append([run_dir.name, status.get("status", "unknown"), max((m["step"] for m in metrics), default=0),
+        table.append([run.name, run.status().get("status", "unknown"), max((m["step"] for m in metrics), default=0),
                       round(losses[-1], 4) if losses else None, round(evals[-1], 4) if evals else None,
                       round(min(evals), 4) if evals else None])
-        if (run_dir / "preset.json").exists():
-            settings[run_dir.name] = _flat_settings(run_dir)
+        if (preset := run.preset()) is not None:
+            settings[run.name] = _flat_settings(preset)
     keys = sorted({k for values in settings.values() for k in values})
     # One run: show all its settings; several: only those that differ.
     diff = [[k, *[settings[name].get(k) for name in settings]] for k in keys

@@ -8,14 +8,15 @@ lines of metrics.jsonl and log.txt since the last poll.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import Settings
+from .runs import RunFolder, new_run_dir, parse_jsonl_lines
 from .text import Msg
+from .train import run_training
 
 
 @dataclass
@@ -43,8 +44,6 @@ class _Tail:
         self.offset += complete
         new = [line for line in chunk[:complete].decode("utf-8", errors="replace").splitlines() if line.strip()]
         if self.parse:
-            from .train import parse_jsonl_lines
-
             new = parse_jsonl_lines(new)
         self.lines.extend(new)
         return self.lines
@@ -68,16 +67,14 @@ class TrainingJob:
               runner=None) -> tuple[bool, str]:
         """Start a run unless one is already going; without `run_dir`, in a new run folder, made only once the run
         is sure to start. `runner` is injectable for tests."""
-        from .train import new_run_dir, run_training
-
         with self._lock:
             if self.running:
                 return False, Msg("job.busy", name=self.run_dir.name)
             run_dir = run_dir or new_run_dir()
             self._stop = threading.Event()
             self.run_dir, self.result = run_dir, None
-            self._metrics, self._log = _Tail(run_dir / "metrics.jsonl", parse=True), _Tail(run_dir / "events.jsonl",
-                                                                                            parse=True)
+            run = RunFolder(run_dir)
+            self._metrics, self._log = _Tail(run.metrics_file, parse=True), _Tail(run.events_file, parse=True)
             target = runner or run_training
 
             def work():
@@ -112,11 +109,8 @@ class TrainingJob:
         if self.run_dir is None:
             return {"status": "idle", "metrics": [], "log": []}
         metrics = self._metrics.read()
-        status_file = self.run_dir / "status.json"
-        try:
-            status = json.loads(status_file.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):  # e.g. the run folder could not be made: the result says why
-            status = dict(self.result or {})
+        # No status file: e.g. the run folder could not be made, and the result says why.
+        status = RunFolder(self.run_dir).status() or dict(self.result or {})
         if self.running:
             status["status"] = "stopping" if self._stop.is_set() else "running"
         log = self._log.read()

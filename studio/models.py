@@ -210,3 +210,42 @@ def count_parameters(model) -> tuple[int, int]:
     """(trainable, total)."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return trainable, sum(p.numel() for p in model.parameters())
+
+
+def weights_dtype(precision: str, finetuning_type: str) -> str:
+    """fp16 mixed precision needs fp32 master weights for the trained parameters; LoRA keeps its adapters in fp32."""
+    if precision == "fp16" and finetuning_type in ("full", "freeze"):
+        return "fp32"
+    return precision
+
+
+def find_layer_stack(model):
+    """The decoder's list of transformer blocks (model.model.layers for Llama-like models)."""
+    import torch  # deferred: the model is loaded, so torch is already imported
+
+    stacks = [m for name, m in model.named_modules() if isinstance(m, torch.nn.ModuleList) and len(m) > 0]
+    if not stacks:
+        raise ValueError("could not find the model's transformer layers to unfreeze")
+    return max(stacks, key=len)
+
+
+def freeze_all_but_last(model, n_layers: int) -> None:
+    for p in model.parameters():
+        p.requires_grad = False
+    for layer in list(find_layer_stack(model))[-n_layers:]:
+        for p in layer.parameters():
+            p.requires_grad = True
+
+
+def free_memory() -> None:
+    """Give back what a finished run or probe held (the CUDA cache included) before the next model loads."""
+    import gc
+
+    gc.collect()
+    try:
+        import torch  # deferred: imported already wherever a model was loaded
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass

@@ -17,7 +17,7 @@ from .config import DEMO_DATA, STARTER_MODEL
 from .data import HUB_ID
 from .models import studio_home
 from .text import Msg
-from .train import runs_root
+from .runs import runs_root
 
 PROJECT = Path(__file__).resolve().parent.parent
 

@@ -8,15 +8,21 @@ No torch here.
 
 from __future__ import annotations
 
+import dataclasses
 import random
-import threading
 import re
+import threading
 import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .chat_template import measure_records, template_features
+from .config import DEMO_DATA, parse_mapping
+from .data import LoadResult, load_dataset_file, summary_text
+from .models import load_tokenizer, resolve_model_path
+from .paths import source_refusal
 from .text import Msg
 
 ROUND_LENGTHS = (64, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 12288, 16384, 32768)
@@ -33,8 +39,6 @@ class Lengths:
 
 
 def token_lengths(tokenizer, records: list[dict], progress=None, batch_size: int = 1000) -> Lengths:
-    from .chat_template import measure_records
-
     totals, answers = [], []
     for start in range(0, len(records), batch_size):
         batch_totals, batch_answers = measure_records(tokenizer, records[start:start + batch_size])
@@ -211,8 +215,6 @@ def quality_report(rows, answer_lengths: np.ndarray | None = None, cutoff: int |
 
 def template_findings(rows, tokenizer) -> list[Finding]:
     """Say how tool calls and reasoning will be rendered when the model's template has no markup for them."""
-    from .chat_template import template_features
-
     features = template_features(tokenizer)
     chat = [r for r in rows if r.messages is not None]
     tools = [r.number for r in chat if any(m.get("tool_calls") or m["role"] == "tool" for m in r.messages)]
@@ -267,8 +269,6 @@ class DataReport:
         return [[name, *percentiles(values).values()] for name, values in parts]
 
     def text(self) -> str:
-        from .data import summary_text
-
         lines = [summary_text(self.load).replace("**", "")]
         if self.load.problems:
             lines.append(f"Problems ({len(self.load.problems)}):")
@@ -293,8 +293,6 @@ class DataReport:
 def build_report(path: str, fmt: str = "auto", model: str | None = "starter", mapping: dict | None = None,
                  label: str | None = None, progress=None, tokenizer=None) -> DataReport:
     """progress(stage message, rows done, rows in all) is called as the report is built."""
-    from .data import load_dataset_file
-
     progress = progress or (lambda stage, done=None, total=None: None)
     progress(Msg("progress.reading"))
     loaded = load_dataset_file(path, fmt, mapping, label)
@@ -303,8 +301,6 @@ def build_report(path: str, fmt: str = "auto", model: str | None = "starter", ma
     if loaded.rows and (tokenizer is not None or model):
         try:
             if tokenizer is None:
-                from .models import load_tokenizer, resolve_model_path
-
                 tokenizer = load_tokenizer(resolve_model_path(model, progress=lambda _: None))
             lengths = token_lengths(tokenizer, loaded.records(), progress)
             cutoff = recommend_cutoff(lengths.total)
@@ -331,16 +327,12 @@ _LOCK = threading.Lock()
 
 def _tokenizer(model: str):
     if model not in _TOKENIZERS:
-        from .models import load_tokenizer, resolve_model_path
-
         _TOKENIZERS.clear()
         _TOKENIZERS[model] = load_tokenizer(resolve_model_path(model, progress=lambda _: None))
     return _TOKENIZERS[model]
 
 
 def cached_report(path: str, fmt: str, mapping_text: str, model: str, progress=None) -> DataReport:
-    from .config import parse_mapping
-
     key = (path, fmt, mapping_text, model)
     with _LOCK:
         if _CACHE.get("key") != key:
@@ -357,10 +349,31 @@ def cached_report(path: str, fmt: str, mapping_text: str, model: str, progress=N
 
 def refused_report(path: str, refusal: str) -> DataReport:
     """What the Data tab shows for a path it may not open: the refusal as the file's one problem."""
-    from .data import LoadResult
-
     return DataReport(LoadResult(file=path, problems=[(path, refusal)]), None, None, [],
                       recommended_validation_share(0))
+
+
+def report_for(path: str, fmt: str, mapping_text: str, model: str, progress=None) -> DataReport:
+    """The Data tab's report, from the cache. A typed path outside the studio's folders is never opened: the
+    refusal is the report; a refused model folder gives the data without lengths (the cached report untouched)."""
+    if refusal := source_refusal(path):
+        return refused_report(path, refusal)
+    if refusal := source_refusal(model):
+        return dataclasses.replace(cached_report(path, fmt, mapping_text, None, progress), tokenizer_problem=refusal)
+    return cached_report(path, fmt, mapping_text, model, progress)
+
+
+def advice_report(settings) -> DataReport | None:
+    """The data the advice reads: the file the Data tab loaded, or the built-in demo. A path typed into the
+    dataset box is read only when the user presses Load (never on every keystroke)."""
+    d, model = settings.data, settings.model.model_name_or_path
+    report = loaded_report(d.dataset_path, d.dataset_format, d.column_mapping, model)
+    if report is None and d.dataset_path == DEMO_DATA:
+        try:
+            report = cached_report(d.dataset_path, d.dataset_format, d.column_mapping, model)
+        except Exception:  # noqa: BLE001 - the advice goes on without data facts
+            report = None
+    return report
 
 
 def loaded_report(path: str, fmt: str, mapping_text: str, model: str) -> DataReport | None:

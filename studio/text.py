@@ -328,7 +328,7 @@ TEXT: dict[str, tuple[str, str]] = {
                        "文件中的数据超过 {limit} MB，请拆分成几个文件"),
     "data.not_regular": ("not a regular file (a folder, pipe or device); choose a data file",
                          "不是普通文件（而是文件夹、管道或设备）；请选择一个数据文件"),
-    "data.unreadable": ("cannot be read: {error}", "无法读取：{error}"),
+    "data.cannot_read": ("cannot be read: {error}", "无法读取：{error}"),
     "data.line_too_long": ("this line is {size:.0f} MB; one line may hold at most {limit} MB",
                            "这一行有 {size:.0f} MB，每行最多 {limit} MB"),
     "data.field_too_long": ("{size:,} characters; one field may hold at most {limit:,}",

@@ -2,10 +2,9 @@
 
 from collections import Counter
 
-import pytest
 
-from studio import config, data, hardware, models, train
-from studio.config import Settings
+from studio import config, data, hardware, models, tokenized
+from studio.config import Settings, TrainingSettings
 
 
 def epoch_samples(tiny_model_dir, tmp_path, strategy):
@@ -16,8 +15,8 @@ def epoch_samples(tiny_model_dir, tmp_path, strategy):
                                                       "per_device_train_batch_size=4", "validation_share=0"])
     rows = data.load_dataset_file("demo").records()
     tokenizer = models.load_tokenizer(str(tiny_model_dir))
-    dataset = train.encode_split(tokenizer, rows, assistant_only=True)
-    plan = hardware.plan(hardware.detect(), "fp32", "off")
+    dataset = tokenized.encode_split(tokenizer, rows, assistant_only=True)
+    plan = hardware.plan(hardware.detect(), TrainingSettings(precision="fp32", gradient_checkpointing="off"))
     trainer = SFTTrainer(model=models.load_model(str(tiny_model_dir)), args=config.to_sft_config(settings, plan, str(tmp_path)),
                          train_dataset=dataset, processing_class=tokenizer, peft_config=config.to_lora_config(settings))
     seen, padding, real = [], 0, 0

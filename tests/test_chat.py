@@ -4,7 +4,7 @@ merged model, and memory stays about that of one model."""
 import pytest
 import torch
 
-from studio import chat, config, train
+from studio import chat, config, runs, train
 from studio.config import GenerationSettings, Settings
 
 GREEDY = GenerationSettings(max_new_tokens=12, temperature=0.0, repetition_penalty=1.0)
@@ -23,7 +23,23 @@ def lora_run(tiny_model_dir, tmp_path_factory):
 
 
 def greedy_text(model, tokenizer):
-    return chat.generate(model, tokenizer, PROMPT, GREEDY).text
+    """transformers' own greedy generate: an independent reference for the studio's decoder."""
+    from studio.chat_template import generation_prompt
+
+    inputs = tokenizer(generation_prompt(tokenizer, PROMPT), return_tensors="pt", add_special_tokens=False)
+    with torch.inference_mode():
+        out = model.generate(**inputs, max_new_tokens=GREEDY.max_new_tokens, do_sample=False, temperature=None,
+                             top_p=None, top_k=None, pad_token_id=tokenizer.pad_token_id)
+    return tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+
+
+def test_one_model_answers_through_the_same_decoder(lora_run, tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    original = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    pair = chat.ChatPair.from_run(lora_run, progress=lambda _: None)
+    alone = chat.answer(original, pair.tokenizer, PROMPT, GREEDY)
+    assert alone.text == greedy_text(original, pair.tokenizer) and alone.new_tokens == len(alone.ids) > 0
 
 
 def test_both_panes_produce_text_and_latency(lora_run):
@@ -131,24 +147,27 @@ def test_evaluation_shows_in_the_run_history(lora_run):
 
     evaluate.evaluate_run(lora_run, chat.ChatPair.from_run(lora_run, progress=lambda _: None), limit=2,
                           settings=GREEDY)
-    listed = [r for r in train.list_runs(lora_run.parent) if r["run_dir"] == str(lora_run)]
+    listed = [r for r in runs.list_runs(lora_run.parent) if r["run_dir"] == str(lora_run)]
     assert listed and set(listed[0]["evaluation"]) == {"base", "tuned"}
 
 
 def test_each_pane_times_only_its_own_decoding(lora_run, monkeypatch):
     """Interleaving must not charge one pane for the other's steps: with the base pane's steps made 50 ms slower,
     the tuned pane's time stays far below the base pane's."""
+    import contextlib
     import time as clock
 
     pair = chat.ChatPair.from_run(lora_run, progress=lambda _: None)
-    original = chat._decode_step
+    original = pair.side
 
-    def slow_base(pair_, pane, *args):
-        if not pane.tuned:
+    @contextlib.contextmanager
+    def slow_base(tuned):
+        if not tuned:
             clock.sleep(0.05)
-        return original(pair_, pane, *args)
+        with original(tuned) as model:
+            yield model
 
-    monkeypatch.setattr(chat, "_decode_step", slow_base)
+    monkeypatch.setattr(pair, "side", slow_base)
     base, tuned = list(chat.stream_pair(pair, PROMPT, PROMPT, GenerationSettings(max_new_tokens=6, temperature=0.0,
                                                                                   repetition_penalty=1.0)))[-1]
     assert base.seconds >= 0.05 * base.new_tokens

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from studio import config, export, train
+from studio import config, export, gguf_file, repeat, train
 from tests.test_train import tiny_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,7 +79,7 @@ def test_adapter_export_loads_with_peft_and_holds_the_trained_weights(lora_run, 
 def test_gguf_f16_reads_back_with_the_merged_weights_tokenizer_and_greedy_answer(lora_run, tmp_path):
     merged, tokenizer = export.load_merged(lora_run)
     result = export.export_gguf(lora_run, tmp_path / "model-F16.gguf", "F16")
-    reloaded, reloaded_tokenizer = export.load_gguf(tmp_path / "model-F16.gguf")
+    reloaded, reloaded_tokenizer = gguf_file.load_gguf(tmp_path / "model-F16.gguf")
     # F16 must reproduce the merged weights rounded to fp16 exactly; a wrong rotary reordering of q/k would not.
     expected = {k: v.half().float() for k, v in merged.state_dict().items()}
     for name, tensor in reloaded.state_dict().items():
@@ -99,11 +99,11 @@ def test_gguf_q8_0_quantises_matrices_and_stays_close(tiny_tokenizer, tmp_path):
     model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tiny_tokenizer), hidden_size=64, intermediate_size=128,
                                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                                          tie_word_embeddings=True)).eval()
-    export.write_gguf(model, tiny_tokenizer, tmp_path / "q8.gguf", "Q8_0")
+    gguf_file.write_gguf(model, tiny_tokenizer, tmp_path / "q8.gguf", "Q8_0")
     kinds = {t.name: t.tensor_type.name for t in gguf.GGUFReader(tmp_path / "q8.gguf").tensors}
     assert kinds["blk.0.attn_q.weight"] == kinds["token_embd.weight"] == "Q8_0"
     assert kinds["blk.0.attn_norm.weight"] == "F32" and "output.weight" not in kinds  # tied: llama.cpp reuses it
-    reloaded, _ = export.load_gguf(tmp_path / "q8.gguf")
+    reloaded, _ = gguf_file.load_gguf(tmp_path / "q8.gguf")
     for name, tensor in model.state_dict().items():
         error = (reloaded.state_dict()[name] - tensor).abs().max() / tensor.abs().max()
         assert error < 0.01, (name, float(error))
@@ -113,8 +113,8 @@ def test_gguf_refuses_architectures_it_cannot_write(tiny_tokenizer, tmp_path):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     model = GPT2LMHeadModel(GPT2Config(n_embd=16, n_layer=1, n_head=2, vocab_size=len(tiny_tokenizer)))
-    with pytest.raises(export.ExportError, match="supports LlamaForCausalLM"):
-        export.write_gguf(model, tiny_tokenizer, tmp_path / "x.gguf")
+    with pytest.raises(gguf_file.GGUFError, match="supports LlamaForCausalLM"):
+        gguf_file.write_gguf(model, tiny_tokenizer, tmp_path / "x.gguf")
     assert not (tmp_path / "x.gguf").exists()
 
 
@@ -127,8 +127,8 @@ def test_gguf_of_the_real_starter_model_answers_the_same():
     target = Path(path).parent.parent / "test-exports" / "starter-F16.gguf"
     target.parent.mkdir(exist_ok=True)
     try:
-        export.write_gguf(model, tokenizer, target, "F16", "SmolLM2-135M-Instruct")
-        reloaded, reloaded_tokenizer = export.load_gguf(target)
+        gguf_file.write_gguf(model, tokenizer, target, "F16", "SmolLM2-135M-Instruct")
+        reloaded, reloaded_tokenizer = gguf_file.load_gguf(target)
         expected, text = export.check_answer(model.half().float(), tokenizer, max_new_tokens=32)
         assert export.check_answer(reloaded, reloaded_tokenizer, max_new_tokens=32) == (expected, text)
         assert len(expected) == 32 and text
@@ -147,7 +147,7 @@ def test_trl_cli_config_is_accepted_by_trls_own_parser(lora_run, tiny_model_dir,
     from datasets import load_dataset
     from trl.scripts.sft import make_parser
 
-    result = export.export_trl_config(lora_run, tmp_path / "trl")
+    result = repeat.export_trl_config(lora_run, tmp_path / "trl")
     script, training, model, _ = make_parser().parse_args_and_config(args=["--config", result.path])
     settings = tiny_settings(tiny_model_dir, "learning_rate=0.009")
     assert training.learning_rate == 0.009 and training.max_steps == 4 and training.max_length == 128
@@ -163,7 +163,7 @@ def test_trl_cli_config_is_accepted_by_trls_own_parser(lora_run, tiny_model_dir,
 
 @pytest.mark.slow
 def test_trl_cli_trains_from_the_exported_config(lora_run, tmp_path):
-    result = export.export_trl_config(lora_run, tmp_path / "trl")
+    result = repeat.export_trl_config(lora_run, tmp_path / "trl")
     trl = Path(sys.executable).with_name("trl")
     done = subprocess.run([str(trl), "sft", "--config", result.path], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -175,7 +175,7 @@ def test_trl_cli_trains_from_the_exported_config(lora_run, tmp_path):
 def test_accelerate_config_loads_in_accelerate(lora_run, tmp_path, strategy, kind):
     from accelerate.commands.config.config_args import load_config_from_file
 
-    text, commands = export.accelerate_files(lora_run, 4, strategy, num_machines=2, out_dir=tmp_path)
+    text, commands = repeat.accelerate_files(lora_run, 4, strategy, num_machines=2, out_dir=tmp_path)
     path = tmp_path / f"accelerate-{strategy}-4x2.yaml"
     loaded = load_config_from_file(str(path))
     assert loaded.distributed_type.value == kind and loaded.num_processes == 8 and loaded.num_machines == 2
@@ -190,8 +190,8 @@ def test_accelerate_refuses_sharded_qlora(tiny_model_dir, tmp_path):
     run.mkdir()
     config.save_preset(tiny_settings(tiny_model_dir, "finetuning_type=qlora"), run / "preset.json")
     with pytest.raises(export.ExportError, match="QLoRA"):
-        export.accelerate_config(run, 2, "zero3")
-    assert export.accelerate_config(run, 2, "zero2")["deepspeed_config"]["zero_stage"] == 2
+        repeat.accelerate_config(run, 2, "zero3")
+    assert repeat.accelerate_config(run, 2, "zero2")["deepspeed_config"]["zero_stage"] == 2
 
 
 def test_exports_refuse_foreign_folders_and_runs_without_weights(lora_run, tmp_path):
@@ -232,7 +232,7 @@ def cpu_accelerate_config(run_dir, path):
     config would instead need mpirun for more than one process.)"""
     import yaml
 
-    settings = export.accelerate_config(run_dir, 2, "fsdp")
+    settings = repeat.accelerate_config(run_dir, 2, "fsdp")
     path.write_text(yaml.safe_dump({**settings, "use_cpu": True}))
     return path
 
@@ -318,8 +318,8 @@ def test_accelerate_precision_follows_the_gpu_the_run_chose(tiny_model_dir, tmp_
     run = tmp_path / "run"
     run.mkdir()
     config.save_preset(tiny_settings(tiny_model_dir, "precision=auto"), run / "preset.json")
-    assert export.accelerate_config(run, 2, "ddp")["mixed_precision"] == "bf16"  # no GPU plan: bf16, commented
-    assert "on a V100 or T4 use fp16" in export.accelerate_files(run, 2, "ddp", out_dir=tmp_path)[0]
+    assert repeat.accelerate_config(run, 2, "ddp")["mixed_precision"] == "bf16"  # no GPU plan: bf16, commented
+    assert "on a V100 or T4 use fp16" in repeat.accelerate_files(run, 2, "ddp", out_dir=tmp_path)[0]
     (run / "plan.json").write_text(json.dumps({"device": "cuda", "precision": "fp16"}))
-    assert export.accelerate_config(run, 2, "ddp")["mixed_precision"] == "fp16"
-    assert "use fp16" not in export.accelerate_files(run, 2, "ddp", out_dir=tmp_path)[0]
+    assert repeat.accelerate_config(run, 2, "ddp")["mixed_precision"] == "fp16"
+    assert "use fp16" not in repeat.accelerate_files(run, 2, "ddp", out_dir=tmp_path)[0]

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from studio import config, jobs, models, paths, train
+from studio import config, jobs, models, paths, runs
 from studio.config import Settings
 from studio.jobs import JOB
 from tests.conftest import CHROMIUM, free_port
@@ -272,13 +272,13 @@ def test_two_clients_chat_at_once_and_get_their_own_answers(app_url, chat_run):
 def test_a_reused_pid_is_not_a_running_run(tmp_path):
     run = tmp_path / "runs" / "old"
     run.mkdir(parents=True)
-    me = train.process_identity()
+    me = runs.process_identity()
     assert me and me.split(":")[1] == str(os.getpid())
     stale = me.rsplit(":", 1)[0] + ":1"  # this pid, but a process that started at another time (a restart)
     (run / "status.json").write_text(json.dumps({"status": "running", "pid": os.getpid(), "process": stale}))
-    assert train.list_runs(tmp_path / "runs")[0]["status"] == "interrupted"
+    assert runs.list_runs(tmp_path / "runs")[0]["status"] == "interrupted"
     (run / "status.json").write_text(json.dumps({"status": "running", "pid": os.getpid(), "process": me}))
-    assert train.list_runs(tmp_path / "runs")[0]["status"] == "running"
+    assert runs.list_runs(tmp_path / "runs")[0]["status"] == "running"
 
 
 def test_live_reader_starts_over_when_the_metrics_file_was_replaced(tmp_path):
@@ -287,7 +287,7 @@ def test_live_reader_starts_over_when_the_metrics_file_was_replaced(tmp_path):
     tail = jobs._Tail(metrics, parse=True)
     assert len(tail.read()) == 10
     # A resume from step 4 rewrites the file (write, then rename) without steps 5-10, then appends step 5.
-    train.write_jsonl(metrics, [{"step": s, "loss": 1.0} for s in range(1, 5)])
+    runs.write_jsonl(metrics, [{"step": s, "loss": 1.0} for s in range(1, 5)])
     with open(metrics, "a") as f:
         f.write(json.dumps({"step": 5, "loss": 0.5}) + "\n")
     assert [row["step"] for row in tail.read()] == [1, 2, 3, 4, 5]
@@ -402,6 +402,6 @@ def test_replacing_an_export_keeps_the_previous_one_if_the_swap_fails(tmp_path, 
 
     monkeypatch.setattr(export.os, "replace", disk_fails_on_the_swap)
     with pytest.raises(OSError):
-        export._commit(staged, out, {"kind": "adapter"})
+        export.commit_folder(staged, out, {"kind": "adapter"})
     kept = [p for p in tmp_path.iterdir() if (p / "weights").exists() and (p / "weights").read_text() == "previous"]
     assert kept  # before: the previous export was deleted first, and lost

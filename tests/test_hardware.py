@@ -1,6 +1,7 @@
 import pytest
 
 from studio import hardware
+from studio.config import TrainingSettings
 from studio.hardware import HardwareFacts
 
 AVX2_CPU = HardwareFacts(device="cpu", cpu_flags=frozenset({"avx2", "fma"}), cpu_count=2, total_memory_gb=24,
@@ -34,10 +35,10 @@ def test_checkpointing_only_when_memory_is_short():
 
 
 def test_user_choice_wins_but_is_explained():
-    plan = hardware.plan(AVX2_CPU, precision="bf16", gradient_checkpointing="on")
+    plan = hardware.plan(AVX2_CPU, TrainingSettings(precision="bf16", gradient_checkpointing="on"))
     assert plan["precision"] == "bf16" and plan["gradient_checkpointing"] is True
     assert "much slower" in plan["precision_reason"]
-    assert hardware.plan(AVX2_CPU, precision="fp16")["precision"] == "fp32"
+    assert hardware.plan(AVX2_CPU, TrainingSettings(precision="fp16"))["precision"] == "fp32"
 
 
 def test_qlora_only_offered_where_it_can_run():
@@ -58,9 +59,9 @@ def test_packing_only_where_flash_attention_keeps_conversations_apart():
     for facts in (AVX2_CPU, AMX_CPU, A100):  # A100 without flash-attn installed: SDPA would mix packed rows
         chosen = hardware.plan(facts)
         assert chosen["packing"] is False and "attend to each other" in chosen["packing_reason"]
-    asked = hardware.plan(AMX_CPU, packing="on")
+    asked = hardware.plan(AMX_CPU, TrainingSettings(packing="on"))
     assert asked["packing"] is False and asked["packing_reason"].startswith("you asked for packing, but")
-    assert hardware.plan(flash_gpu, packing="off")["packing"] is False
+    assert hardware.plan(flash_gpu, TrainingSettings(packing="off"))["packing"] is False
 
 
 def test_liger_kernels_only_on_cuda_with_the_package():
@@ -68,7 +69,7 @@ def test_liger_kernels_only_on_cuda_with_the_package():
 
     assert hardware.plan(dataclasses.replace(A100, liger_kernel=True))["use_liger_kernel"] is True
     assert "not installed" in hardware.plan(A100)["liger_reason"]
-    cpu = hardware.plan(AMX_CPU, liger="on")
+    cpu = hardware.plan(AMX_CPU, TrainingSettings(use_liger_kernel="on"))
     assert cpu["use_liger_kernel"] is False and "needs a CUDA GPU" in cpu["liger_reason"]
 
 

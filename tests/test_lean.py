@@ -3,12 +3,11 @@
 import pytest
 import torch
 
-from studio import config, train
+from studio import config, tokenized
 from studio.config import Settings
 
 
 def trainer_pair(tiny_model_dir, tmp_path, lean: bool, **extra):
-    from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
@@ -18,7 +17,7 @@ def trainer_pair(tiny_model_dir, tmp_path, lean: bool, **extra):
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     rows = [{"messages": [{"role": "user", "content": f"question {i} " * (1 + i % 5)},
                           {"role": "assistant", "content": f"answer {i} " * (1 + i % 7)}]} for i in range(16)]
-    dataset = train.encode_split(tokenizer, rows, assistant_only=True, cache=False)
+    dataset = tokenized.encode_split(tokenizer, rows, assistant_only=True, cache=False)
     torch.manual_seed(0)
     cls = LeanSFTTrainer if lean else SFTTrainer
     args = SFTConfig(output_dir=str(tmp_path / ("lean" if lean else "trl")), max_steps=3, learning_rate=0.01,

@@ -24,7 +24,7 @@ def test_starter_model_is_converted_once_and_trains(tmp_path):
 
 
 def test_starter_model_answers_sensibly():
-    from studio.chat import generate
+    from studio.chat import answer as generate
 
     path = str(models.ensure_starter_model(progress=lambda _: None))
     tokenizer, model = models.load_tokenizer(path), models.load_model(path)

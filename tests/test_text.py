@@ -73,7 +73,7 @@ def test_advice_plan_and_report_render_in_chinese():
     situation = advice.Situation(settings, rows=120, recommended_cutoff=256, share_over_cutoff=0.3, facts=facts)
     texts = [a.message for a in advice.advise(situation)]
     assert len(texts) >= 8
-    plan = hardware.plan(facts, "bf16", "on", packing="on")
+    plan = hardware.plan(facts, settings.training)
     texts += [plan["hardware"], plan["precision_reason"], plan["packing_reason"], plan["gradient_checkpointing_reason"]]
     texts += [f.message for f in report.findings] + [f.check for f in report.findings]
     texts += [advice.fit_message(30, 20, "lora"), advice.time_estimate_text(2.0, 300), report.validation_share[1]]

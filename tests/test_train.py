@@ -5,7 +5,8 @@ import threading
 import pytest
 import torch
 
-from studio import config, models, train
+from studio import advice, config, models, runs, tokenized, train
+from studio.runs import RunFolder
 from studio.config import Settings
 
 
@@ -63,9 +64,9 @@ def test_run_folder_holds_settings_plan_and_split_before_the_first_step(tiny_mod
     seen = {}
     original = train.make_callbacks
 
-    def spy(run_dir, log, stop_event):
-        seen["files"] = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file())
-        return original(run_dir, log, stop_event)
+    def spy(run, log, stop_event):
+        seen["files"] = sorted(p.relative_to(run.path).as_posix() for p in run.path.rglob("*") if p.is_file())
+        return original(run, log, stop_event)
 
     monkeypatch.setattr(train, "make_callbacks", spy)
     settings = tiny_settings(tiny_model_dir, "max_steps=1", "test_share=0.1")
@@ -128,30 +129,30 @@ def test_interrupted_run_is_listed_as_interrupted(tmp_path):
     run = tmp_path / "old"
     run.mkdir()
     (run / "status.json").write_text(json.dumps({"status": "running", "pid": 2**22 + 12345}))
-    assert train.list_runs(tmp_path)[0]["status"] == "interrupted"
+    assert runs.list_runs(tmp_path)[0]["status"] == "interrupted"
 
 
 def test_weights_dtype_keeps_fp32_masters_for_fp16_full_training():
-    assert train.weights_dtype("fp16", "full") == "fp32"
-    assert train.weights_dtype("fp16", "lora") == "fp16"
-    assert train.weights_dtype("bf16", "full") == "bf16"
+    assert models.weights_dtype("fp16", "full") == "fp32"
+    assert models.weights_dtype("fp16", "lora") == "fp16"
+    assert models.weights_dtype("bf16", "full") == "bf16"
 
 
 def test_overfitting_warning_when_validation_rises_while_train_falls():
     metrics = [{"step": s, "loss": 2.0 - 0.1 * s, "epoch": s / 10} for s in range(1, 11)]
     metrics += [{"step": s, "eval_loss": v} for s, v in ((2, 1.5), (4, 1.4), (6, 1.45), (8, 1.5), (10, 1.6))]
-    warning = train.overfitting_warning(metrics)
+    warning = advice.overfitting_warning(metrics)
     assert warning and "risen 3 evaluations in a row" in warning and "step 4" in warning
     healthy = [m if "eval_loss" not in m else {**m, "eval_loss": 2 - m["step"] / 10} for m in metrics]
-    assert train.overfitting_warning(healthy) is None
+    assert advice.overfitting_warning(healthy) is None
 
 
 def test_overfitting_warning_when_train_loss_collapses_at_an_epoch_boundary():
     metrics = [{"step": 1, "loss": 0.9, "epoch": 0.5}, {"step": 2, "loss": 0.8, "epoch": 0.99},
                {"step": 3, "loss": 0.2, "epoch": 1.2}]
-    assert "start of epoch 2" in train.overfitting_warning(metrics)
+    assert "start of epoch 2" in advice.overfitting_warning(metrics)
     gentle = [{**m, "loss": 0.7} if m["step"] == 3 else m for m in metrics]
-    assert train.overfitting_warning(gentle) is None
+    assert advice.overfitting_warning(gentle) is None
 
 
 def test_resume_reproduces_the_uninterrupted_run(tiny_model_dir, tmp_path):
@@ -189,11 +190,11 @@ def test_resume_reproduces_the_uninterrupted_run(tiny_model_dir, tmp_path):
 
 def test_saved_split_is_reused_on_resume(tmp_path):
     (tmp_path / "data").mkdir()
-    train.write_jsonl(tmp_path / "data" / "train.jsonl", [{"text": "a"}])
-    train.write_jsonl(tmp_path / "data" / "validation.jsonl", [{"text": "b"}])
-    split = train.saved_split(tmp_path)
+    runs.write_jsonl(tmp_path / "data" / "train.jsonl", [{"text": "a"}])
+    runs.write_jsonl(tmp_path / "data" / "validation.jsonl", [{"text": "b"}])
+    split = train.saved_split(RunFolder(tmp_path))
     assert split.train == [{"text": "a"}] and split.validation == [{"text": "b"}] and split.test == []
-    assert train.saved_split(tmp_path / "nothing") is None
+    assert train.saved_split(RunFolder(tmp_path / "nothing")) is None
 
 
 def test_resume_skips_a_checkpoint_left_half_written(tmp_path):
@@ -202,7 +203,7 @@ def test_resume_skips_a_checkpoint_left_half_written(tmp_path):
         folder.mkdir(parents=True)
         if complete:
             (folder / "trainer_state.json").write_text("{}")
-    assert train._last_checkpoint(tmp_path).endswith("checkpoint-4")
+    assert RunFolder(tmp_path).last_checkpoint().name == "checkpoint-4"
 
 
 def test_tokenised_data_is_cached_by_rows_tokenizer_and_template(tiny_tokenizer, tmp_path, monkeypatch):
@@ -210,28 +211,28 @@ def test_tokenised_data_is_cached_by_rows_tokenizer_and_template(tiny_tokenizer,
 
     monkeypatch.setenv("STUDIO_HOME", str(tmp_path))
     rows = [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}]
-    first = train.encode_split(tiny_tokenizer, rows, assistant_only=True)
+    first = tokenized.encode_split(tiny_tokenizer, rows, assistant_only=True)
     calls = []
     original = chat_template.encode_records
-    monkeypatch.setattr(chat_template, "encode_records", lambda *a, **k: calls.append(1) or original(*a, **k))
-    again = train.encode_split(tiny_tokenizer, rows, assistant_only=True)
+    monkeypatch.setattr(tokenized, "encode_records", lambda *a, **k: calls.append(1) or original(*a, **k))
+    again = tokenized.encode_split(tiny_tokenizer, rows, assistant_only=True)
     assert calls == [] and again["input_ids"] == first["input_ids"]
     assert again["assistant_masks"] == first["assistant_masks"]
-    train.encode_split(tiny_tokenizer, rows + rows, assistant_only=True)  # other rows: tokenised again
-    train.encode_split(tiny_tokenizer, rows, assistant_only=False)  # other masking: tokenised again
+    tokenized.encode_split(tiny_tokenizer, rows + rows, assistant_only=True)  # other rows: tokenised again
+    tokenized.encode_split(tiny_tokenizer, rows, assistant_only=False)  # other masking: tokenised again
     assert calls == [1, 1]
-    key = train.tokenized_cache_key(tiny_tokenizer, rows, True)
+    key = tokenized.tokenized_cache_key(tiny_tokenizer, rows, True)
     monkeypatch.setattr(tiny_tokenizer, "chat_template", tiny_tokenizer.chat_template + "{{ '' }}")
-    assert train.tokenized_cache_key(tiny_tokenizer, rows, True) != key  # another template, another entry
+    assert tokenized.tokenized_cache_key(tiny_tokenizer, rows, True) != key  # another template, another entry
 
 
 def test_split_and_metrics_files_are_written_whole_or_not_at_all(tmp_path):
     """A failure half-way (here: a row that is not JSON) leaves the previous file as it was."""
     path = tmp_path / "train.jsonl"
-    train.write_jsonl(path, [{"a": 1}, {"a": 2}])
+    runs.write_jsonl(path, [{"a": 1}, {"a": 2}])
     with pytest.raises(TypeError):
-        train.write_jsonl(path, [{"a": 3}, {"a": object()}])
-    assert train.read_jsonl(path) == [{"a": 1}, {"a": 2}]
+        runs.write_jsonl(path, [{"a": 3}, {"a": object()}])
+    assert runs.read_jsonl(path) == [{"a": 1}, {"a": 2}]
 
 
 def test_drop_long_rows_and_a_pilot_run_on_the_first_rows(tiny_model_dir, runs_dir):
@@ -241,7 +242,7 @@ def test_drop_long_rows_and_a_pilot_run_on_the_first_rows(tiny_model_dir, runs_d
     assert not problems
     status = train.run_training(settings, runs_dir / "pilot", progress=None)
     assert status["status"] == "finished", status
-    split = {name: train.read_jsonl(runs_dir / "pilot" / "data" / f"{name}.jsonl") for name in ("train", "validation")}
+    split = {name: runs.read_jsonl(runs_dir / "pilot" / "data" / f"{name}.jsonl") for name in ("train", "validation")}
     assert len(split["train"]) + len(split["validation"]) == 40  # the first 40 rows of 191
     log = (runs_dir / "pilot" / "log.txt").read_text()
     dropped = re.search(r"Left out (\d+) of 36 training rows longer than the cutoff \(64 tokens\)", log)

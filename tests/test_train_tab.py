@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from studio import config, train
+from studio import config, runs, train
 from studio.config import Settings
 from studio.jobs import JOB
 
@@ -158,7 +158,7 @@ def test_pilot_run_trains_one_epoch_on_the_first_rows(client, tiny_model_dir):
     assert message.startswith("Started"), message
     wait_for(client, lambda s: "**finished**" in s[0])
     run = Path(JOB.run_dir)
-    rows = sum(len(train.read_jsonl(run / "data" / f"{name}.jsonl")) for name in ("train", "validation", "test"))
+    rows = sum(len(runs.read_jsonl(run / "data" / f"{name}.jsonl")) for name in ("train", "validation", "test"))
     settings = json.loads((run / "preset.json").read_text())["settings"]
     assert rows == 64 and settings["data"]["max_samples"] == 64
     assert settings["training"]["num_train_epochs"] == 1.0 and settings["training"]["max_steps"] == -1

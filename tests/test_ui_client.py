@@ -17,7 +17,7 @@ def test_every_tab_event_has_an_api_name(client):
     expected = {"/load_data", "/search_data", "/page_data", "/show_row", "/use_recommended_cutoff",
                 "/use_recommended_split", "/use_upload", "/check_settings", "/export_preset", "/import_preset",
                 "/start_training", "/stop_training", "/poll_training", "/list_runs", "/chat", "/show_export",
-                "/hardware", "/export_files", "/trl_config", "/accelerate", "/push_to_hub", "/advice", "/reset_to_recommended", "/estimate_time", "/load_shipped_preset",
+                "/hardware", "/export_files", "/trl_config", "/accelerate", "/push_to_hub", "/reset_to_recommended", "/estimate_time", "/load_shipped_preset",
                 "/clear_chat", "/held_out_answers", "/evaluate", "/load_run"}
     assert expected <= names, expected - names
 
@@ -68,7 +68,7 @@ def test_column_mapping_through_the_api(client):
 
 
 def test_hardware_plan_is_shown_and_qlora_only_offered_where_it_runs(client):
-    text, method = client.predict("auto", "auto", "qlora", "auto", api_name="/hardware")
+    text, method = client.predict(*form_values(finetuning_type="qlora"), api_name="/hardware")
     assert "Precision" in text and "Gradient checkpointing" in text
     assert "Packing **off**" in text and "grouped by length" in text  # no flash-attention on a CPU
     # No CUDA here: QLoRA is not offered, and a preset's QLoRA choice falls back to LoRA.
@@ -82,11 +82,11 @@ def form_values(**changes):
 
 
 def test_advice_reacts_to_settings(client):
-    advice_text, estimate = client.predict(*form_values(learning_rate=0.005), api_name="/advice")
-    assert "is high for lora" in advice_text and "Effective batch: **16**" in estimate
+    status, advice_text, estimate = client.predict(*form_values(learning_rate=0.005), api_name="/check_settings")
+    assert "valid" in status.lower() and "is high for lora" in advice_text and "Effective batch: **16**" in estimate
     assert "steps per epoch" in estimate and ("Fits" in estimate or "Won't fit" in estimate)
-    calm, _ = client.predict(*form_values(learning_rate=2e-4, max_length=128, validation_share=0.2,
-                                          num_train_epochs=5.0), api_name="/advice")
+    _, calm, _ = client.predict(*form_values(learning_rate=2e-4, max_length=128, validation_share=0.2,
+                                             num_train_epochs=5.0), api_name="/check_settings")
     assert "learning_rate" not in calm and "max_length" not in calm
 
 
@@ -219,12 +219,12 @@ def test_a_chinese_browser_reads_every_server_message_in_chinese(app_url):
     assert "可用 191 行" in out[0] and out[3] == "第 1 / 4 页" and "可覆盖 100.0%" in out[7]
     assert out[4]["headers"][0] == "token 长度" and out[9]["headers"][:2] == ["级别", "检查项"]
     assert {row[1] for row in out[9]["data"]} >= {"完全重复", "答案冲突", "语言构成"}
-    advice_text, estimate = zh.predict(*form_values(learning_rate=0.005), api_name="/advice")
+    _, advice_text, estimate = zh.predict(*form_values(learning_rate=0.005), api_name="/check_settings")
     assert "学习率" in advice_text and "偏高" in advice_text and "有效批大小" in estimate
     assert "Effective" not in estimate and "high for" not in advice_text
-    text, _ = zh.predict("auto", "auto", "lora", "auto", api_name="/hardware")
+    text, _ = zh.predict(*form_values(), api_name="/hardware")
     assert "精度" in text and "Precision" not in text
-    assert "不能小于" in zh.predict(*form_values(r=0), api_name="/check_settings")
+    assert "不能小于" in zh.predict(*form_values(r=0), api_name="/check_settings")[0]
 
 
 def test_export_tab_speaks_chinese_to_a_chinese_browser(app_url, chat_run):

@@ -10,10 +10,14 @@ import gradio as gr
 from ..config import Settings, all_fields
 from ..data import MAX_FILE_MB
 from ..paths import FOLDERS, clean_stale_temp
-from ..train import runs_root
+from ..runs import runs_root
 from ..text import TEXT
 from . import chat_tab, data_tab, export_tab, hyperparams_tab, train_tab
+from .forms import TabContext
 from .text import I18N, t
+
+TABS = (("data", data_tab), ("hyper", hyperparams_tab), ("train", train_tab), ("chat", chat_tab),
+        ("export", export_tab))
 
 
 def build_app() -> gr.Blocks:
@@ -23,26 +27,16 @@ def build_app() -> gr.Blocks:
     with gr.Blocks(title="Fine-tuning Studio", delete_cache=(3600, 24 * 3600)) as demo:
         gr.Markdown(t("title"))
         gr.Markdown(t("subtitle"))
+        parts = []
         with gr.Tabs():
-            with gr.Tab(t("tab.data"), id="data"):
-                form, wire_data = data_tab.build(defaults, demo)
-            with gr.Tab(t("tab.hyper"), id="hyper"):
-                hyper_form, hardware_md, wire_presets = hyperparams_tab.build(defaults)
-            form.update(hyper_form)
-            # Declaration order (studio/config.py) is the API's parameter order, whatever the layout.
-            form = {name: form[name] for _, name, _ in all_fields() if name in form}
-            with gr.Tab(t("tab.train"), id="train"):
-                train_tab.build(dict(form), demo)  # training needs no generation settings
-            with gr.Tab(t("tab.chat"), id="chat") as chat:
-                form.update(chat_tab.build(defaults, demo, chat))
-            with gr.Tab(t("tab.export"), id="export") as export:
-                export_tab.build(export)
-        full_form = {name: form[name] for _, name, _ in all_fields()}
-        wire_presets(full_form)
-        wire_data(full_form)
-        inputs = [form["precision"], form["gradient_checkpointing"], form["finetuning_type"], form["packing"]]
-        # Detecting hardware imports torch: done after the page is served, not while building it.
-        demo.load(hyperparams_tab.hardware_view, inputs, [hardware_md, form["finetuning_type"]], api_name="hardware")
+            for key, module in TABS:
+                with gr.Tab(t(f"tab.{key}"), id=key) as tab:
+                    parts.append(module.build(TabContext(demo, tab, defaults)))
+        built = {name: component for part in parts for name, component in part.form.items()}
+        # Declaration order (studio/config.py) is the API's parameter order, whatever the layout.
+        form = {name: built[name] for _, name, _ in all_fields()}
+        for part in parts:
+            part.wire(form)
     return demo
 
 

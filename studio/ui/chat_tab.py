@@ -3,18 +3,21 @@ copy of the weights, with latency figures, held-out answers and scores."""
 
 from __future__ import annotations
 
+import gc
 import threading
 from pathlib import Path
 
 import gradio as gr
 
 from .. import config, evaluate
+from ..chat import ChatPair, stream_pair
 from ..jobs import JOB
 from ..paths import run_refusal
-from ..train import list_runs
-from .forms import build_section_form
+from ..runs import RunFolder, list_runs
+from ..text import Msg
+from .forms import TabContext, TabParts, build_section_form
 from .handoff import pick_run
-from .text import frame, headers, lang, render, t, tr
+from .text import for_form, frame, headers, lang, render, t, tr
 
 # One loaded pair at a time: a second model copy would double memory. Guarded, since tabs share the process.
 _LOADED: dict = {}
@@ -27,21 +30,16 @@ def finished_runs() -> list[str]:
     for r in list_runs():
         if r.get("status") in ("finished", "stopped") and r.get("output"):
             choices.append(r["run_dir"])
-            checkpoints = Path(r["run_dir"]).glob("checkpoints/checkpoint-*/trainer_state.json")
-            choices += sorted((str(p.parent) for p in checkpoints), key=lambda c: int(c.rsplit("-", 1)[-1]))
+            choices += [str(p) for p in RunFolder(r["run_dir"]).checkpoints()]
     return choices
 
 
 def get_pair(run_dir: str):
-    from ..chat import ChatPair
-
     if refusal := run_refusal(run_dir):  # a typed folder outside the runs is never loaded
         raise PermissionError(refusal)
     with _LOCK:
         if _LOADED.get("run_dir") != run_dir:
             _LOADED.clear()  # free the previous run's model before loading the next
-            import gc
-
             gc.collect()
             _LOADED.update(run_dir=run_dir, pair=ChatPair.from_run(run_dir, progress=lambda _: None))
         return _LOADED["pair"]
@@ -72,10 +70,15 @@ def open_tab(current: str | None, handed: str | None, request: gr.Request = None
     return gr.update(choices=choices, value=value), load_note(value, request), handed
 
 
-def generation_settings(max_new_tokens, temperature, top_p, repetition_penalty, sampling_seed=0):
-    return config.GenerationSettings(max_new_tokens=int(max_new_tokens), temperature=float(temperature),
-                                     top_p=float(top_p), repetition_penalty=float(repetition_penalty),
-                                     sampling_seed=int(sampling_seed or 0))
+GENERATION_FIELDS = list(config.GenerationSettings.model_fields)  # the API's order: declaration order
+
+
+def generation_settings(values) -> tuple[config.GenerationSettings | None, str]:
+    """The Advanced generation fields, in declaration order, as settings; or None and what is wrong with them."""
+    settings, problems = config.settings_from_flat(dict(zip(GENERATION_FIELDS, values)))
+    if problems:
+        return None, Msg("list", items=[Msg("problem", where=w, problem=m) for w, m in problems])
+    return settings.generation, ""
 
 
 def message_text(content) -> str:
@@ -97,10 +100,7 @@ def pane_latency(name: str, answer, samples: list, language: str = "en") -> str:
               per_token=answer.ms_per_token, fit=render(evaluate.latency_text(samples), language))
 
 
-def send(run_dir, system, prompt, base_history, tuned_history, samples, max_new_tokens, temperature, top_p,
-         repetition_penalty, sampling_seed=0, request: gr.Request = None):
-    from ..chat import stream_pair
-
+def send(run_dir, system, prompt, base_history, tuned_history, samples, *generation, request: gr.Request = None):
     language = lang(request)
 
     def plain(history):
@@ -114,7 +114,10 @@ def send(run_dir, system, prompt, base_history, tuned_history, samples, max_new_
     if JOB.running and _LOADED.get("run_dir") != run_dir:
         yield base_history, tuned_history, samples, tr("chat.busy_training", language), prompt
         return
-    settings = generation_settings(max_new_tokens, temperature, top_p, repetition_penalty, sampling_seed)
+    settings, problems = generation_settings(generation)
+    if settings is None:
+        yield base_history, tuned_history, samples, render(problems, language), prompt
+        return
     try:
         pair = get_pair(run_dir)
     except Exception as err:  # a run without weights, a missing base model: said in the tab, never a popup
@@ -143,10 +146,7 @@ def cannot_load(run_dir: str, language: str) -> str | None:
     return render(refusal, language) if refusal else None
 
 
-def held_out_answers(run_dir, max_new_tokens, temperature, top_p, repetition_penalty, sampling_seed=0,
-                     progress=gr.Progress(), request: gr.Request = None):
-    from ..chat import stream_pair
-
+def held_out_answers(run_dir, *generation, progress=gr.Progress(), request: gr.Request = None):
     language = lang(request)
     if not run_dir:
         return frame([], ANSWER_COLUMNS, language), tr("chat.pick_run", language)
@@ -155,8 +155,10 @@ def held_out_answers(run_dir, max_new_tokens, temperature, top_p, repetition_pen
     examples, split = evaluate.held_out_examples(run_dir, limit=8)
     if not examples:
         return frame([], ANSWER_COLUMNS, language), tr("chat.no_held_out", language)
+    settings, problems = generation_settings(generation)
+    if settings is None:
+        return frame([], ANSWER_COLUMNS, language), render(problems, language)
     pair = get_pair(run_dir)
-    settings = generation_settings(max_new_tokens, temperature, top_p, repetition_penalty, sampling_seed)
     table = []
     for i, (prompt, reference) in enumerate(examples):
         base, tuned = list(stream_pair(pair, prompt, prompt, settings))[-1]
@@ -177,7 +179,7 @@ def evaluate_held_out(run_dir, progress=gr.Progress(), request: gr.Request = Non
         return frame([], SCORE_COLUMNS, language), render(result["error"], language)
     rows = [[render(row[0], language), *row[1:]] for row in evaluate.evaluation_table(result)]
     note = tr("chat.evaluated", language, rows=result["rows"], split=tr(f"split.{result['split']}", language))
-    settings, _, _ = config.load_preset(Path(run_dir) / "preset.json")
+    settings = RunFolder(run_dir).settings()
     if result["split"] == "validation" and settings is not None and settings.training.early_stopping_patience > 0:
         note += " " + tr("chat.validation_caveat", language)
     return frame(rows, SCORE_COLUMNS, language), note
@@ -187,7 +189,7 @@ ANSWER_COLUMNS = ["col.prompt", "col.reference", "col.base", "col.tuned"]
 SCORE_COLUMNS = ["col.metric", "col.base", "col.tuned", "col.difference"]
 
 
-def build(defaults, demo: gr.Blocks, tab: gr.Tab) -> dict:
+def build(ctx: TabContext) -> TabParts:
     with gr.Row():
         run = gr.Dropdown(choices=[], label=t("chat.run"), allow_custom_value=True, scale=3, elem_id="chat-run")
         refresh = gr.Button(t("chat.refresh"), scale=1)
@@ -203,7 +205,7 @@ def build(defaults, demo: gr.Blocks, tab: gr.Tab) -> dict:
         clear_btn = gr.Button(t("chat.clear"))
     latency = gr.Markdown(elem_id="chat-latency")
     with gr.Accordion(t("hyper.advanced"), open=False):
-        form = build_section_form("generation", defaults)
+        form = build_section_form("generation", ctx.defaults)
     with gr.Accordion(t("chat.held_out"), open=False):
         with gr.Row():
             answers_btn = gr.Button(t("chat.test_prompts"))
@@ -213,19 +215,21 @@ def build(defaults, demo: gr.Blocks, tab: gr.Tab) -> dict:
         scores = gr.Dataframe(headers=headers(SCORE_COLUMNS))
     samples = gr.State({})
     handed = gr.State()  # the freshly trained run this session was already shown (offered once, then the user's)
-    sampling = [form["max_new_tokens"], form["temperature"], form["top_p"], form["repetition_penalty"],
-                form["sampling_seed"]]
+    generation = [form[name] for name in GENERATION_FIELDS]
+    chat_inputs = [run, system, prompt, base_bot, tuned_bot, samples, *generation]
+    send_form = for_form(send, len(chat_inputs))
 
     refresh.click(lambda: gr.update(choices=finished_runs()), None, run, api_name="list_runs")
-    tab.select(open_tab, [run, handed], [run, note, handed], api_name="open_chat")
+    ctx.tab.select(open_tab, [run, handed], [run, note, handed], api_name="open_chat")
     run.input(load_note, run, note, api_name="load_run")
-    sending = send_btn.click(send, [run, system, prompt, base_bot, tuned_bot, samples, *sampling],
+    sending = send_btn.click(send_form, chat_inputs,
                              [base_bot, tuned_bot, samples, latency, prompt], api_name="chat")
-    submitting = prompt.submit(send, [run, system, prompt, base_bot, tuned_bot, samples, *sampling],
+    submitting = prompt.submit(send_form, chat_inputs,
                                [base_bot, tuned_bot, samples, latency, prompt], api_name=False)
     stop_btn.click(None, None, None, cancels=[sending, submitting], api_name="stop_chat")
     clear_btn.click(lambda: ([], [], {}, ""), None, [base_bot, tuned_bot, samples, latency], api_name="clear_chat")
-    answers_btn.click(held_out_answers, [run, *sampling], [answers, held_note], api_name="held_out_answers")
+    answers_btn.click(for_form(held_out_answers, 1 + len(generation), progress=True), [run, *generation],
+                      [answers, held_note], api_name="held_out_answers")
     eval_btn.click(evaluate_held_out, run, [scores, held_note], api_name="evaluate")
 
     def localise(request: gr.Request):
@@ -236,5 +240,5 @@ def build(defaults, demo: gr.Blocks, tab: gr.Tab) -> dict:
         return (frame([], ANSWER_COLUMNS, language), frame([], SCORE_COLUMNS, language),
                 tr("chat.default_prompt", language), gr.update(choices=choices, value=choices[0] if choices else None))
 
-    demo.load(localise, None, [answers, scores, prompt, run], api_name=False)
-    return form
+    ctx.demo.load(localise, None, [answers, scores, prompt, run], api_name=False)
+    return TabParts(form)

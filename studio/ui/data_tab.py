@@ -6,15 +6,13 @@ never re-types them; changing them afterwards is the user's choice and is kept."
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import gradio as gr
 import pandas as pd
 
 from .. import config, data, stats
-from ..paths import source_refusal
-from .forms import build_section_form
+from .forms import TabContext, TabParts, build_section_form
 from .text import frame, headers, lang, render, t, tr
 
 PROBLEM_COLUMNS = ["col.where", "col.problem"]
@@ -22,15 +20,6 @@ PREVIEW_COLUMNS = ["col.row", "col.as_trained", "col.as_in_file"]
 PERCENTILE_COLUMNS = ["col.part", "p50", "p90", "p95", "p99", "max", "mean"]
 FINDING_COLUMNS = ["col.level", "col.check", "col.finding", "col.rows"]
 MAX_ROW_CHARS = 20_000  # a single row sent to the page; the rest stays on the server
-
-
-def get_report(path: str, fmt: str, mapping_text: str, model: str, progress=None) -> stats.DataReport:
-    if refusal := source_refusal(path):  # typed paths outside the studio's folders are never opened
-        return stats.refused_report(path, refusal)
-    if refusal := source_refusal(model):  # the data without lengths; the cached report itself stays as it is
-        return dataclasses.replace(stats.cached_report(path, fmt, mapping_text, None, progress),
-                                   tokenizer_problem=refusal)
-    return stats.cached_report(path, fmt, mapping_text, model, progress)
 
 
 def length_plots(report: stats.DataReport):
@@ -48,7 +37,7 @@ def analyse(path, fmt, mapping_text, model, query, page, progress=gr.Progress(),
     def report_progress(stage, done=None, total=None):
         progress((done, total) if total else None, desc=render(stage, language), unit=tr("col.rows", language))
 
-    report = get_report(path or "demo", fmt or "auto", mapping_text, model, progress=report_progress)
+    report = stats.report_for(path or "demo", fmt or "auto", mapping_text, model, progress=report_progress)
     _, mapping_problems = config.parse_mapping(mapping_text or "")
     problems = frame((mapping_problems + report.load.problems)[:1000], PROBLEM_COLUMNS, language)
     rows, pages = data.preview_rows(report.load, query, page)
@@ -77,7 +66,7 @@ def load_and_apply(path, fmt, mapping_text, model, query, page, applied, max_len
     shown = analyse(path, fmt, mapping_text, model, query, page, progress=progress, request=request)
     cutoff, share = shown[-2], shown[-1]
     key = json.dumps([path or "demo", fmt, mapping_text, model])
-    usable = get_report(path or "demo", fmt or "auto", mapping_text, model).load.rows
+    usable = stats.report_for(path or "demo", fmt or "auto", mapping_text, model).load.rows
     if key == applied or not usable:
         return (*shown, applied, max_length, validation_share, test_share, "")
     language = lang(request)
@@ -91,7 +80,7 @@ def load_and_apply(path, fmt, mapping_text, model, query, page, applied, max_len
 
 def show_row(path, fmt, mapping_text, model, number, request: gr.Request = None):
     language = lang(request)
-    report = get_report(path or "demo", fmt or "auto", mapping_text, model)
+    report = stats.report_for(path or "demo", fmt or "auto", mapping_text, model)
     raw, normalised = data.row_detail(report.load, int(number or 0))
     if raw is None:
         return tr("data.row_missing", language, number=number)
@@ -121,9 +110,8 @@ def localise(request: gr.Request = None):
             gr.update(x_title=tr("col.tokens", language), y_title=tr("col.share", language)))
 
 
-def build(defaults, demo: gr.Blocks):
-    """Returns (form components by field name, wire). `wire(form)` connects what needs other tabs' fields."""
-    form = build_section_form("data", defaults)
+def build(ctx: TabContext) -> TabParts:
+    form = build_section_form("data", ctx.defaults)
     upload = gr.File(label=t("data.upload"), file_types=[".json", ".jsonl", ".csv", ".parquet"], type="filepath")
     load = gr.Button(t("data.load"), variant="primary", elem_id="data-load")
     summary = gr.Markdown(elem_id="data-summary")
@@ -153,7 +141,7 @@ def build(defaults, demo: gr.Blocks):
     # Hidden numbers rather than gr.State so API clients receive the recommendations too.
     recommended_cutoff, recommended_share = gr.Number(visible=False), gr.Number(visible=False)
     applied = gr.State()  # the file whose recommendations the form has received (once per file)
-    demo.load(localise, None, [problems, preview, percentiles, findings, hist, cdf], api_name=False)
+    ctx.demo.load(localise, None, [problems, preview, percentiles, findings, hist, cdf], api_name=False)
 
     def wire(full_form: dict) -> None:
         sources = [form["dataset_path"], form["dataset_format"], form["column_mapping"], full_form["model_name_or_path"]]
@@ -176,4 +164,4 @@ def build(defaults, demo: gr.Blocks):
         use_split.click(lambda s, current: current if s is None else s, [recommended_share, form["validation_share"]],
                         form["validation_share"], api_name="use_recommended_split")
 
-    return form, wire
+    return TabParts(form, wire)

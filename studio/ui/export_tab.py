@@ -8,11 +8,12 @@ from pathlib import Path
 
 import gradio as gr
 
-from .. import export
+from .. import export, repeat
 from ..jobs import JOB
 from ..paths import FOLDERS, run_refusal
+from ..runs import RunFolder, list_runs
 from ..text import Msg
-from ..train import list_runs
+from .forms import TabContext, TabParts
 from .handoff import pick_run
 from .text import lang, render, t, tr
 
@@ -24,12 +25,12 @@ def run_choices() -> list[str]:
 def show_run(run_dir: str, request: gr.Request = None):
     """Summary, repeat commands, preset text and preset download for the chosen run."""
     language = lang(request)
-    if not run_dir or refusal(run_dir) or not (Path(run_dir) / "preset.json").exists():
+    run = RunFolder(run_dir or ".")
+    if not run_dir or refusal(run_dir) or (preset := run.preset()) is None:
         return tr("export.pick_run", language), "", "", gr.update(value=None, visible=False)
-    preset = Path(run_dir) / "preset.json"
-    text = json.dumps(json.loads(preset.read_text(encoding="utf-8")), indent=2, ensure_ascii=False)
-    return (render(export.run_summary(run_dir), language), export.headless_commands(run_dir, language), text,
-            gr.update(value=str(preset), visible=True))
+    text = json.dumps(preset, indent=2, ensure_ascii=False)
+    return (render(export.run_summary(run_dir), language), repeat.headless_commands(run_dir, language), text,
+            gr.update(value=str(run.preset_file), visible=True))
 
 
 def open_tab(current: str | None, handed: str | None, request: gr.Request = None):
@@ -74,7 +75,7 @@ def trl_config(run_dir: str, out_dir: str, request: gr.Request = None):
         return f"⚠️ {render(problem, lang(request))}", gr.update(value=None, visible=False)
     target = Path(out_dir.strip() or export.default_export_dir(run_dir or ".")) / "trl"
     try:
-        result = export.export_trl_config(run_dir, target)
+        result = repeat.export_trl_config(run_dir, target)
     except (export.ExportError, OSError) as err:
         return f"⚠️ {render(err.args[0] if err.args else str(err), lang(request))}", gr.update(value=None, visible=False)
     return Path(result.path).read_text(encoding="utf-8"), gr.update(value=result.path, visible=True)
@@ -84,7 +85,7 @@ def accelerate(run_dir: str, gpus: float, machines: float, strategy: str, reques
     if problem := refusal(run_dir):
         return f"# {render(problem, lang(request))}", "", gr.update(value=None, visible=False)
     try:
-        text, commands = export.accelerate_files(run_dir, int(gpus or 0), strategy, int(machines or 0),
+        text, commands = repeat.accelerate_files(run_dir, int(gpus or 0), strategy, int(machines or 0),
                                                  language=lang(request))
     except (export.ExportError, OSError) as err:
         return f"# {render(err.args[0] if err.args else str(err), lang(request))}", "", gr.update(value=None,
@@ -93,7 +94,7 @@ def accelerate(run_dir: str, gpus: float, machines: float, strategy: str, reques
     return text, commands, gr.update(value=str(export.default_export_dir(run_dir) / name), visible=True)
 
 
-def build(tab: gr.Tab) -> None:
+def build(ctx: TabContext) -> TabParts:
     with gr.Row():
         run = gr.Dropdown(choices=[], label=t("export.run"), allow_custom_value=True, scale=4,
                           elem_id="export-run")
@@ -128,7 +129,7 @@ def build(tab: gr.Tab) -> None:
     with gr.Row():
         gpus = gr.Number(value=2, precision=0, label=t("export.gpus"))
         machines = gr.Number(value=1, precision=0, label=t("export.machines"))
-        strategy = gr.Radio(list(export.STRATEGIES), value="zero2", label=t("export.strategy"),
+        strategy = gr.Radio(list(repeat.STRATEGIES), value="zero2", label=t("export.strategy"),
                             info=t("export.strategy_info"))
     accelerate_button = gr.Button(t("export.accelerate"))
     with gr.Row():
@@ -140,9 +141,10 @@ def build(tab: gr.Tab) -> None:
     run.change(show_run, run, shown, api_name="show_export")
     refresh.click(lambda: gr.update(choices=run_choices()), None, run, api_name="export_runs")
     handed = gr.State()  # the freshly trained run this session was already shown
-    tab.select(open_tab, [run, handed], [run, *shown, handed], api_name="open_export")
+    ctx.tab.select(open_tab, [run, handed], [run, *shown, handed], api_name="open_export")
     go.click(export_files, [run, out_dir, adapter, merged, gguf, gguf_type], result, api_name="export_files")
     push_button.click(push, [run, out_dir, repo, token, private], push_status, api_name="push_to_hub")
     trl_button.click(trl_config, [run, out_dir], [trl_yaml, trl_file], api_name="trl_config")
     accelerate_button.click(accelerate, [run, gpus, machines, strategy], [accelerate_yaml, launch_commands,
                                                                            accelerate_file], api_name="accelerate")
+    return TabParts()

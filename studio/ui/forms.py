@@ -1,14 +1,34 @@
-"""Settings classes -> Gradio components. Adding a knob to studio/config.py adds it to the form."""
+"""Settings classes -> Gradio components, and the one shape every tab has.
+
+Adding a knob to studio/config.py adds it to the form. Every tab module has `build(ctx: TabContext) -> TabParts`:
+it lays out its components inside its tab and returns the settings fields it shows (if any) and `wire(form)`,
+which app.py calls once all tabs are built, with every settings component in declaration order.
+"""
 
 from __future__ import annotations
 
 import typing
+from dataclasses import dataclass, field
+from typing import Callable
 
 import gradio as gr
 
 from ..config import SECTIONS, Settings, settings_from_flat
 from ..paths import settings_refusals
 from .text import t
+
+
+@dataclass
+class TabContext:
+    demo: gr.Blocks
+    tab: gr.Tab
+    defaults: Settings
+
+
+@dataclass
+class TabParts:
+    form: dict[str, gr.components.Component] = field(default_factory=dict)  # settings fields, by name
+    wire: Callable[[dict], None] = lambda form: None  # events that need the whole form
 
 
 def component_for(name: str, info, value):

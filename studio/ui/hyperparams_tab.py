@@ -2,38 +2,40 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 
-from .. import advice, config, stats
+from .. import advice, config, hardware, stats
+from ..heavy import ensure_imported
 from ..jobs import JOB
+from ..models import resolve_model_path
 from ..paths import PRESET_DOWNLOAD, source_refusal
+from ..probe import probe_seconds_per_step
 from ..text import Msg, on_off
-from .forms import build_section_form, settings_from_form
+from .forms import TabContext, TabParts, build_section_form, settings_from_form
 from .text import for_form, lang, render, t, tr
 
 
-def hardware_view(precision: str, checkpointing: str, method: str, packing: str = "auto",
-                  request: gr.Request = None):
-    """The hardware plan, and the method dropdown without QLoRA where it cannot run."""
-    from .. import hardware
-
+def hardware_view(names: list[str], values, language: str):
+    """The hardware plan for the form's settings, and the method dropdown without QLoRA where it cannot run."""
+    facts = hardware.detect()  # read afresh each time (cheap once torch is imported): free memory changes
+    settings, problems = config.settings_from_flat(dict(zip(names, values)))
     choices = ["lora", "qlora", "full", "freeze"]
-    if not hardware.qlora_available(_facts())[0]:
+    if not hardware.qlora_available(facts)[0]:
         choices.remove("qlora")
-    value = method if method in choices else "lora"
-    return hardware_text(precision, checkpointing, packing, lang(request)), gr.update(choices=choices, value=value)
+    method = settings.method.finetuning_type if settings is not None else "lora"
+    text = hardware_text(settings, facts, language) if settings is not None else check_text(None, problems, language)
+    return text, gr.update(choices=choices, value=method if method in choices else "lora")
 
 
-def hardware_text(precision: str, checkpointing: str, packing: str = "auto", language: str = "en") -> str:
-    from .. import hardware
-
-    facts = hardware.detect()
-    plan = hardware.plan(facts, precision, checkpointing, packing=packing)
+def hardware_text(settings: config.Settings, facts, language: str = "en") -> str:
+    plan = hardware.plan(facts, settings.training)
     lines = [Msg("hyper.plan_precision", value=plan["precision"], why=plan["precision_reason"]),
              Msg("hyper.plan_checkpointing", value=on_off(plan["gradient_checkpointing"]),
                  why=plan["gradient_checkpointing_reason"]),
@@ -42,47 +44,24 @@ def hardware_text(precision: str, checkpointing: str, packing: str = "auto", lan
     return f"**{render(plan['hardware'], language)}**\n\n" + "\n".join(f"- {render(m, language)}" for m in lines)
 
 
-def _facts():
-    """Read afresh each time (a few file reads once torch is imported): free memory changes as models load."""
-    from .. import hardware
-
-    return hardware.detect()
-
-
 def _shape(model: str):
     return None if source_refusal(model) else _cached_shape(model)  # advice never opens a path it may not read
 
 
 @functools.lru_cache(maxsize=8)
 def _cached_shape(model: str):
-    from ..heavy import ensure_imported
-
     ensure_imported()
-    from transformers import AutoConfig
-
-    from ..models import resolve_model_path
+    from transformers import AutoConfig  # deferred: heavy (imported by ensure_imported)
 
     try:
         return advice.ModelShape.from_config(AutoConfig.from_pretrained(resolve_model_path(model, lambda _: None)))
-    except Exception:  # an unreachable hub id or an unknown architecture: advise without model facts
+    except Exception:  # noqa: BLE001 - an unreachable hub id or an unknown architecture: advise without model facts
         return None
 
 
-def data_report(settings: config.Settings):
-    """The data the advice reads: the file the Data tab loaded, or the built-in demo. A path typed into the
-    dataset box is read only when the user presses Load (never on every keystroke)."""
-    d, model = settings.data, settings.model.model_name_or_path
-    report = stats.loaded_report(d.dataset_path, d.dataset_format, d.column_mapping, model)
-    if report is None and d.dataset_path == config.DEMO_DATA:
-        try:
-            report = stats.cached_report(d.dataset_path, d.dataset_format, d.column_mapping, model)
-        except Exception:
-            report = None
-    return report
-
-
 def situation_for(settings: config.Settings) -> advice.Situation:
-    return advice.build_situation(settings, data_report(settings), _facts(), _shape(settings.model.model_name_or_path))
+    return advice.build_situation(settings, stats.advice_report(settings), hardware.detect(),
+                                  _shape(settings.model.model_name_or_path))
 
 
 def advice_markdown(items: list[advice.Advice], language: str = "en") -> str:
@@ -102,30 +81,20 @@ def field_labels(language: str) -> dict[str, str]:
 
 
 def estimate_markdown(settings: config.Settings, situation: advice.Situation, language: str = "en") -> str:
-    from ..data import split_sizes
-    from ..hardware import choose_precision
-
-    t, m = settings.training, settings.method
+    t = settings.training
     lines = [Msg("hyper.effective_batch", effective=settings.effective_batch_size(situation.devices),
                  batch=t.per_device_train_batch_size, accumulation=t.gradient_accumulation_steps,
                  devices=situation.devices)]
     if situation.rows is not None:
-        train_rows = split_sizes(situation.rows, settings.data.validation_share, settings.data.test_share)[0]
-        per_epoch = advice.steps_per_epoch(train_rows, t.per_device_train_batch_size, t.gradient_accumulation_steps)
-        total = advice.total_steps(train_rows, t.per_device_train_batch_size, t.gradient_accumulation_steps,
-                                   t.num_train_epochs, t.max_steps)
+        train_rows, per_epoch, total = advice.planned_steps(settings, situation.rows, situation.devices)
         lines.append(Msg("hyper.steps", rows=train_rows, per_epoch=per_epoch, total=total))
     if situation.parameters is not None and situation.facts is not None:
-        from ..advice import ModelShape
-
-        shape = _shape(settings.model.model_name_or_path) or ModelShape(situation.parameters, 1, 1, 1, 1)
-        precision = choose_precision(situation.facts)[0] if t.precision == "auto" else t.precision
-        parts = advice.estimate_memory_gb(shape, m.finetuning_type, precision, t.per_device_train_batch_size,
-                                          t.max_length, t.gradient_checkpointing == "on", m.r,
-                                          m.freeze_trainable_layers, m.lora_dropout)
+        shape = _shape(settings.model.model_name_or_path) or advice.ModelShape(situation.parameters, 1, 1, 1, 1)
+        parts = advice.training_memory_gb(settings, shape, situation.facts)
         lines.append(Msg("hyper.memory", weights=parts["weights"], optimizer=parts["optimizer_and_gradients"],
                          activations=parts["activations"], logits=parts["logits"],
-                         fit=advice.fit_message(parts["total"], situation.facts.free_memory_gb, m.finetuning_type)))
+                         fit=advice.fit_message(parts["total"], situation.facts.free_memory_gb,
+                                                settings.method.finetuning_type)))
     return "\n".join(f"- {render(line, language)}" for line in lines)
 
 
@@ -146,17 +115,13 @@ def check_text(settings: config.Settings | None, problems: list, language: str =
               accumulation=t.gradient_accumulation_steps)
 
 
-def build(defaults):
-    """Returns (form components by field name, hardware markdown, wire). `wire(full_form)` connects the check
-    and preset buttons once every tab has built its part of the form (presets cover all settings)."""
+def build(ctx: TabContext) -> TabParts:
+    """The settings form (beginner fields first, the rest under Advanced) and the buttons that work on it."""
     form = {}
-    form.update(build_section_form("model", defaults, beginner_only=True))
-    form.update(build_section_form("method", defaults, beginner_only=True))
-    form.update(build_section_form("training", defaults, beginner_only=True))
-    with gr.Accordion(t("hyper.advanced"), open=False):
-        form.update(build_section_form("model", defaults, beginner_only=False))
-        form.update(build_section_form("method", defaults, beginner_only=False))
-        form.update(build_section_form("training", defaults, beginner_only=False))
+    for beginner in (True, False):
+        with gr.Accordion(t("hyper.advanced"), open=False) if not beginner else contextlib.nullcontext():
+            for section in ("model", "method", "training"):
+                form.update(build_section_form(section, ctx.defaults, beginner_only=beginner))
     with gr.Row():
         reset = gr.Button(t("hyper.reset"))
         check = gr.Button(t("hyper.check"))
@@ -174,105 +139,120 @@ def build(defaults):
         import_btn = gr.Button(t("hyper.import"))
         export_btn = gr.Button(t("hyper.export"))
         preset_out = gr.File(label=t("hyper.export"), interactive=False)
-    buttons = dict(check=check, reset=reset, probe=probe, shipped=shipped, preset_in=preset_in, import_btn=import_btn,
-                   export_btn=export_btn, preset_out=preset_out)
-    views = dict(status=status, advice_md=advice_md, estimate_md=estimate_md, time_md=time_md)
-    return form, hardware_md, lambda full_form: _wire(full_form, **buttons, **views)
+    views = _Views(ctx.demo, check, reset, probe, shipped, preset_in, import_btn, export_btn, preset_out, status,
+                   advice_md, estimate_md, time_md, hardware_md)
+    return TabParts(form, views.wire)
 
 
-def _wire(all_form: dict, check, reset, probe, shipped, preset_in, import_btn, export_btn, preset_out, status,
-          advice_md, estimate_md, time_md) -> None:
-    names = list(all_form)
-    components = [all_form[n] for n in names]
+@dataclass
+class _Views:
+    demo: gr.Blocks
+    check: gr.Button
+    reset: gr.Button
+    probe: gr.Button
+    shipped: gr.Dropdown
+    preset_in: gr.File
+    import_btn: gr.Button
+    export_btn: gr.Button
+    preset_out: gr.File
+    status: gr.Markdown
+    advice_md: gr.Markdown
+    estimate_md: gr.Markdown
+    time_md: gr.Markdown
+    hardware_md: gr.Markdown
 
-    def update_advice(*values, request=None):
-        language = lang(request)
-        settings, problems = settings_from_form(names, values)
-        if problems:
-            return check_text(None, problems, language), ""
-        situation = situation_for(settings)
-        return advice_markdown(advice.advise(situation), language), estimate_markdown(settings, situation, language)
+    def wire(self, form: dict) -> None:
+        """Presets cover every setting, so everything here gets the whole form."""
+        names, components = list(form), list(form.values())
+        n = len(components)
+        advice_view = for_form(lambda *values, request=None: update_advice(names, values, lang(request)), n)
+        for component in components:
+            component.change(advice_view, components, [self.advice_md, self.estimate_md], api_name=False,
+                             show_progress="hidden", trigger_mode="always_last")
+        checked = for_form(lambda *values, request=None: check_settings(names, values, lang(request)), n)
+        self.check.click(checked, components, [self.status, self.advice_md, self.estimate_md],
+                         api_name="check_settings")
+        self.reset.click(for_form(lambda *values, request=None: reset_to_recommended(names, values, lang(request)), n),
+                         components, components + [self.status], api_name="reset_to_recommended")
+        self.probe.click(for_form(lambda *values, request, progress: measure_time(names, values, lang(request),
+                                                                                   progress), n, progress=True),
+                         components, self.time_md, api_name="estimate_time")
+        self.export_btn.click(for_form(lambda *values, request=None: export_preset(names, values, lang(request)), n),
+                              components, [self.preset_out, self.status], api_name="export_preset")
+        self.import_btn.click(lambda path, request: import_preset(names, path, lang(request)), self.preset_in,
+                              components + [self.status], api_name="import_preset")
+        self.shipped.input(lambda name, request: import_preset(names, str(PRESETS_DIR / name) if name else None,
+                                                               lang(request)),
+                           self.shipped, components + [self.status], api_name="load_shipped_preset")
+        # Detecting hardware imports torch: done after the page is served, not while building it.
+        self.demo.load(for_form(lambda *values, request=None: hardware_view(names, values, lang(request)), n),
+                       components, [self.hardware_md, form["finetuning_type"]], api_name="hardware")
 
-    def reset_to_recommended(*values, request=None):
-        current = dict(zip(names, values))
-        settings, problems = config.settings_from_flat(current)
-        if problems:
-            return [gr.update() for _ in names] + [check_text(None, problems, lang(request))]
-        recommended = advice.recommended_values(situation_for(settings))
-        return [recommended.get(n, current[n]) for n in names] + [tr("hyper.restored", lang(request))]
 
-    def measure_time(*values, request, progress):
-        from ..train import probe_seconds_per_step
+def update_advice(names: list[str], values, language: str) -> tuple[str, str]:
+    settings, problems = settings_from_form(names, values)
+    if problems:
+        return check_text(None, problems, language), ""
+    situation = situation_for(settings)
+    return advice_markdown(advice.advise(situation), language), estimate_markdown(settings, situation, language)
 
-        language = lang(request)
-        if JOB.running:  # the probe loads the model and trains a few steps: not beside a run
-            return tr("job.busy_action", language)
-        settings, problems = settings_from_form(names, values)
-        if problems:
-            return check_text(None, problems, language)
-        situation = situation_for(settings)
-        progress(0.1, desc=tr("hyper.probing", language))
-        seq_len = settings.training.max_length
-        report = data_report(settings)
-        if report is not None and report.lengths is not None:  # batches are padded to their longest, roughly p75
-            seq_len = min(seq_len, int(np.percentile(report.lengths.total, 75)))
-        seconds = probe_seconds_per_step(settings, max(seq_len, 16), facts=_facts())
-        if situation.rows is None:
-            return tr("hyper.step_time", language, seconds=seconds)
-        from ..data import split_sizes
 
-        t = settings.training
-        train_rows = split_sizes(situation.rows, settings.data.validation_share, settings.data.test_share)[0]
-        steps = advice.total_steps(train_rows, t.per_device_train_batch_size, t.gradient_accumulation_steps,
-                                   t.num_train_epochs, t.max_steps)
-        return tr("hyper.time", language, estimate=render(advice.time_estimate_text(seconds, steps), language))
+def check_settings(names: list[str], values, language: str) -> tuple[str, str, str]:
+    """(whether the settings are valid, the advice, the estimates): the Check button's one answer."""
+    settings, problems = settings_from_form(names, values)
+    return (check_text(settings, problems, language), *update_advice(names, values, language))
 
-    n = len(components)
-    update_advice, reset_to_recommended = for_form(update_advice, n), for_form(reset_to_recommended, n)
-    measure_time = for_form(measure_time, n, progress=True)
-    for component in components:
-        component.change(update_advice, components, [advice_md, estimate_md], api_name=False,
-                         show_progress="hidden", trigger_mode="always_last")
-    gr.on([check.click], update_advice, components, [advice_md, estimate_md], api_name="advice")
-    reset.click(reset_to_recommended, components, components + [status], api_name="reset_to_recommended")
-    probe.click(measure_time, components, time_md, api_name="estimate_time")
 
-    def check_settings(*values, request=None):
-        settings, problems = settings_from_form(names, values)
-        return check_text(settings, problems, lang(request))
+def reset_to_recommended(names: list[str], values, language: str) -> list:
+    current = dict(zip(names, values))
+    settings, problems = config.settings_from_flat(current)
+    if problems:
+        return [gr.update() for _ in names] + [check_text(None, problems, language)]
+    recommended = advice.recommended_values(situation_for(settings))
+    return [recommended.get(n, current[n]) for n in names] + [tr("hyper.restored", language)]
 
-    def export_preset(*values, request=None):
-        language = lang(request)
-        settings, problems = config.settings_from_flat(dict(zip(names, values)))
-        if problems:
-            return None, check_text(None, problems, language)
-        # In the system temp folder (Gradio serves files from there); stale ones go at the next start.
-        path = Path(tempfile.mkdtemp(prefix=PRESET_DOWNLOAD)) / "studio-preset.json"
-        config.save_preset(settings, path, description=tr("hyper.export_description", "en"))
-        return str(path), tr("hyper.preset_exported", language)
 
-    def import_preset(path, request: gr.Request):
-        language = lang(request)
-        if not path:
-            return [gr.update() for _ in names] + [tr("hyper.choose_preset", language)]
-        settings, header, problems = config.load_preset(path)
-        if problems:
-            return [gr.update() for _ in names] + [check_text(None, problems, language)]
-        values = config.flat_values(settings)
-        if settings.model.trust_remote_code:  # a file must never switch on running a model's code by itself
-            values["trust_remote_code"] = False
-            return [values[n] for n in names] + [tr("hyper.preset_remote_code", language,
-                                                    model=settings.model.model_name_or_path)]
-        about = header.get("description_zh") if language == "zh" else None
-        about = about or header.get("description")
-        loaded = tr("hyper.preset_loaded_about", language, about=about) if about else tr("hyper.preset_loaded", language)
-        return [values[n] for n in names] + [loaded]
+def measure_time(names: list[str], values, language: str, progress) -> str:
+    if JOB.running:  # the probe loads the model and trains a few steps: not beside a run
+        return tr("job.busy_action", language)
+    settings, problems = settings_from_form(names, values)
+    if problems:
+        return check_text(None, problems, language)
+    situation = situation_for(settings)
+    progress(0.1, desc=tr("hyper.probing", language))
+    seq_len = settings.training.max_length
+    report = stats.advice_report(settings)
+    if report is not None and report.lengths is not None:  # batches are padded to their longest, roughly p75
+        seq_len = min(seq_len, int(np.percentile(report.lengths.total, 75)))
+    seconds = probe_seconds_per_step(settings, max(seq_len, 16), facts=situation.facts)
+    if situation.rows is None:
+        return tr("hyper.step_time", language, seconds=seconds)
+    steps = advice.planned_steps(settings, situation.rows, situation.devices)[2]
+    return tr("hyper.time", language, estimate=render(advice.time_estimate_text(seconds, steps), language))
 
-    def load_shipped(name, request: gr.Request):
-        return import_preset(str(PRESETS_DIR / name) if name else None, request)
 
-    check_settings, export_preset = for_form(check_settings, n), for_form(export_preset, n)
-    check.click(check_settings, components, status, api_name="check_settings")
-    export_btn.click(export_preset, components, [preset_out, status], api_name="export_preset")
-    import_btn.click(import_preset, preset_in, components + [status], api_name="import_preset")
-    shipped.input(load_shipped, shipped, components + [status], api_name="load_shipped_preset")
+def export_preset(names: list[str], values, language: str):
+    settings, problems = config.settings_from_flat(dict(zip(names, values)))
+    if problems:
+        return None, check_text(None, problems, language)
+    # In the system temp folder (Gradio serves files from there); stale ones go at the next start.
+    path = Path(tempfile.mkdtemp(prefix=PRESET_DOWNLOAD)) / "studio-preset.json"
+    config.save_preset(settings, path, description=tr("hyper.export_description", "en"))
+    return str(path), tr("hyper.preset_exported", language)
+
+
+def import_preset(names: list[str], path: str | None, language: str) -> list:
+    if not path:
+        return [gr.update() for _ in names] + [tr("hyper.choose_preset", language)]
+    settings, header, problems = config.load_preset(path)
+    if problems:
+        return [gr.update() for _ in names] + [check_text(None, problems, language)]
+    values = config.flat_values(settings)
+    if settings.model.trust_remote_code:  # a file must never switch on running a model's code by itself
+        values["trust_remote_code"] = False
+        return [values[n] for n in names] + [tr("hyper.preset_remote_code", language,
+                                                model=settings.model.model_name_or_path)]
+    about = header.get("description_zh") if language == "zh" else None
+    about = about or header.get("description")
+    loaded = tr("hyper.preset_loaded_about", language, about=about) if about else tr("hyper.preset_loaded", language)
+    return [values[n] for n in names] + [loaded]

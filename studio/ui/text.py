@@ -70,17 +70,24 @@ def for_form(fn, count: int, progress: bool = False):
     if progress:
         params.append(inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=gr.Progress()))
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        args = list(args)
+    def split(args, kwargs):
         extra = {"request": kwargs.pop("request", None)}
         if progress:
             extra["progress"] = kwargs.pop("progress", None)
-        values = args[:count]
-        rest = args[count:]
-        for name, value in zip([p.name for p in params[count:]], rest):
+        for name, value in zip([p.name for p in params[count:]], args[count:]):
             extra[name] = value
-        return fn(*values, **extra)
+        return args[:count], extra
+
+    if inspect.isgeneratorfunction(fn):  # Gradio streams only from a function that is itself a generator
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            values, extra = split(args, kwargs)
+            yield from fn(*values, **extra)
+    else:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            values, extra = split(args, kwargs)
+            return fn(*values, **extra)
 
     wrapper.__signature__ = inspect.Signature(params)
     wrapper.__annotations__ = {"request": gr.Request}  # Gradio reads type hints, not the signature

@@ -13,9 +13,9 @@ import pandas as pd
 from .. import advice, config, history
 from ..jobs import JOB
 from ..paths import run_refusal
-from ..train import list_runs, overfitting_warning
+from ..runs import RunFolder, list_runs
 from ..text import Msg, word
-from .forms import settings_from_form
+from .forms import TabContext, TabParts, settings_from_form
 from .text import for_form, frame, headers, lang, render, t, tr
 
 RESUMABLE = ("stopped", "interrupted", "failed")
@@ -102,7 +102,7 @@ def status_text(snapshot: dict, language: str = "en") -> str:
         parts.append(tr("status.validation", language, loss=evals[-1]["eval_loss"],
                         ppl=perplexity(evals[-1]["eval_loss"]), step=evals[-1]["step"]))
     settings = run_settings(snapshot.get("run_dir"))
-    warning = overfitting_warning(metrics)
+    warning = advice.overfitting_warning(metrics)
     if warning and settings is not None:
         warning = Msg("warn.with_remedies", warning=warning, remedies=advice.regularisation_remedies(settings, metrics))
     if state in ("finished", "stopped") and settings is not None:
@@ -160,16 +160,14 @@ def problems_text(problems: list, language: str) -> str:
 
 
 @functools.lru_cache(maxsize=16)
-def _preset_settings(path: str, mtime: float):
-    settings, _, problems = config.load_preset(path)
-    return None if problems else settings
+def _preset_settings(run_dir: str, mtime: float):
+    return RunFolder(run_dir).settings()
 
 
 def run_settings(run_dir: str | None):
     """The settings a run was started with (its preset.json); read once per change, since the status polls."""
-    preset = Path(run_dir or "") / "preset.json"
     try:
-        return _preset_settings(str(preset), preset.stat().st_mtime) if run_dir else None
+        return _preset_settings(run_dir, RunFolder(run_dir).preset_file.stat().st_mtime) if run_dir else None
     except OSError:
         return None
 
@@ -203,11 +201,12 @@ def resume(run_dir: str, request: gr.Request = None) -> str:
         return tr("train.pick_resume", language)
     if refusal := run_refusal(run_dir):
         return render(refusal, language)
-    settings, _, problems = config.load_preset(Path(run_dir) / "preset.json")
+    run = RunFolder(run_dir)
+    settings, _, problems = config.load_preset(run.preset_file)
     if problems:
         return tr("train.bad_preset", language, problems=render(
             [Msg("problem", where=w, problem=m) for w, m in problems], language))
-    if not list((Path(run_dir) / "checkpoints").glob("checkpoint-*/trainer_state.json")):
+    if run.last_checkpoint() is None:
         return tr("train.no_checkpoint", language)
     return render(JOB.start(settings, Path(run_dir), resume=True)[1], language)
 
@@ -253,14 +252,13 @@ def compare_runs(run_dirs: list[str], request: gr.Request = None):
         return typed_frame([], LOSS_COLUMNS), frame([], COMPARE_COLUMNS, language), []
     curves, table, diff = history.compare(run_dirs)
     table = [[row[0], state_word(row[1], language), *row[2:]] for row in table]
-    names = [Path(r).name for r in run_dirs if (Path(r) / "preset.json").exists()]
+    names = [Path(r).name for r in run_dirs if RunFolder(r).has_preset()]
     return (translated_series(typed_frame(curves, LOSS_COLUMNS), language),
             frame(table, COMPARE_COLUMNS, language),
             pd.DataFrame(diff, columns=[tr("col.setting", language), *names]) if diff else [])
 
 
-def build(form: dict, demo: gr.Blocks) -> None:
-    names = list(form)
+def build(ctx: TabContext) -> TabParts:
     with gr.Row():
         start_btn = gr.Button(t("train.start"), variant="primary")
         pilot_btn = gr.Button(t("train.pilot"))
@@ -283,19 +281,6 @@ def build(form: dict, demo: gr.Blocks) -> None:
         compare_table = gr.Dataframe(headers=headers(COMPARE_COLUMNS))
         compare_diff = gr.Dataframe(label=t("train.diff"), wrap=True)
     timer = gr.Timer(2.0)
-
-    def start_clicked(*values, request=None):
-        return start(names, values, lang(request))
-
-    start_clicked = for_form(start_clicked, len(names))
-
-    def pilot_clicked(*values, request=None):
-        return start(names, pilot_values(names, values), lang(request))
-
-    pilot_clicked = for_form(pilot_clicked, len(names))
-    pilot_btn.click(pilot_clicked, [form[n] for n in names], message, api_name="pilot_run")
-
-    start_btn.click(start_clicked, [form[n] for n in names], message, api_name="start_training")
     stop_btn.click(stop, None, message, api_name="stop_training")
     resume_btn.click(resume, resume_target, message, api_name="resume_training")
     seen = gr.State()
@@ -312,4 +297,16 @@ def build(form: dict, demo: gr.Blocks) -> None:
                 plot_titles("col.loss", language), plot_titles("col.loss", language),
                 plot_titles("col.learning_rate", language, series=False))
 
-    demo.load(localise, None, [runs, compare_table, plot, compare_plot, lr_plot], api_name=False)
+    ctx.demo.load(localise, None, [runs, compare_table, plot, compare_plot, lr_plot], api_name=False)
+
+    def wire(form: dict) -> None:
+        """Start and Pilot send every setting except the generation ones (training needs none)."""
+        names = [n for n in form if config.field_section(n) != "generation"]
+        components = [form[n] for n in names]
+        start_btn.click(for_form(lambda *values, request=None: start(names, values, lang(request)), len(names)),
+                        components, message, api_name="start_training")
+        pilot_btn.click(for_form(lambda *values, request=None: start(names, pilot_values(names, values),
+                                                                     lang(request)), len(names)),
+                        components, message, api_name="pilot_run")
+
+    return TabParts(wire=wire)
