@@ -7,7 +7,7 @@
     python launch.py export RUN_DIR --merged DIR [--adapter DIR] [--gguf F.gguf] [--trl-config DIR]
                             [--preset P.json] [--accelerate N --strategy zero2|zero3|fsdp|ddp]
 
-Heavy libraries (torch, transformers, TRL) load only when a command needs them, so the UI comes up fast.
+Heavy libraries (torch, transformers, TRL) load only when a command needs them, and gradio only for the UI.
 """
 
 from __future__ import annotations
@@ -19,9 +19,15 @@ import sys
 import typing
 from pathlib import Path
 
-from studio.config import STARTER_MODEL, DataSettings, GenerationSettings
+from studio import export, repeat
+from studio.chat import ChatPair, stream_pair
+from studio.config import (STARTER_MODEL, DataSettings, GenerationSettings, Settings, apply_overrides, load_preset,
+                           parse_mapping)
+from studio.distributed import is_main_process, shared_run_dir
 from studio.gguf_file import GGUF_TYPES
 from studio.repeat import STRATEGIES
+from studio.stats import build_report
+from studio.train import run_training
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 FORMATS = typing.get_args(DataSettings.model_fields["dataset_format"].annotation)  # "auto" and every known format
@@ -110,8 +116,6 @@ def print_problems(title: str, problems: list[tuple[str, str]]) -> None:
 
 
 def cmd_train(args) -> int:
-    from studio.config import apply_overrides, load_preset
-
     # Validate everything before any model is loaded: a typo should cost a second, not a download.
     settings, _, problems = load_preset(args.preset)
     if settings is not None and args.overrides:
@@ -123,9 +127,6 @@ def cmd_train(args) -> int:
         print(f"{args.preset} sets trust_remote_code: the Python code shipped with {settings.model.model_name_or_path} "
               "would run on this machine. If you trust it, add --trust-remote-code to the command.", file=sys.stderr)
         return 2
-    from studio.distributed import is_main_process, shared_run_dir
-    from studio.train import run_training
-
     # Under torchrun / accelerate launch each process runs this; they agree on one run folder.
     run_dir = shared_run_dir(Path(args.output_dir) if args.output_dir else None)
     main = is_main_process()
@@ -140,9 +141,6 @@ def cmd_train(args) -> int:
 
 
 def cmd_data(args) -> int:
-    from studio.config import parse_mapping
-    from studio.stats import build_report
-
     mapping, problems = parse_mapping(",".join(args.map))  # the same rules as the Data tab's mapping box
     if problems:
         print_problems("--map", [("--map", message) for _, message in problems])
@@ -153,9 +151,6 @@ def cmd_data(args) -> int:
 
 
 def cmd_chat(args) -> int:
-    from studio.chat import ChatPair, stream_pair
-    from studio.config import Settings, apply_overrides
-
     shortcut = [f"max_new_tokens={args.max_new_tokens}"] if args.max_new_tokens is not None else []
     settings, problems = apply_overrides(Settings(), shortcut + args.overrides, sections=("generation",))
     if problems:
@@ -172,8 +167,6 @@ def cmd_chat(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from studio import export, repeat
-
     def progress(fraction: float, message: str) -> None:
         print(f"[{100 * fraction:3.0f}%] {message}", flush=True)
 
@@ -207,7 +200,7 @@ def cmd_ui(args) -> int:
         for p in problems:
             print(p, file=sys.stderr)
         return 2
-    from studio.ui.app import launch_app
+    from studio.ui.app import launch_app  # deferred: gradio takes seconds to import; other commands need none
 
     launch_app(host=args.host, port=args.port, auth=tuple(auth.split(":", 1)) if auth else None, share=args.share,
                data_dirs=args.data_dir)

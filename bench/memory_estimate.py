@@ -4,7 +4,7 @@
 
 Each case trains 3 steps in its own subprocess on conversations longer than the cutoff, so every batch is exactly
 batch x cutoff tokens. Measured = peak RSS of the process minus its RSS just before the model is loaded (the Python,
-torch and TRL runtime is not part of a training run's memory). Estimate = `advice.estimate_memory_gb`.
+torch and TRL runtime is not part of a training run's memory). Estimate = `estimates.estimate_memory_gb`.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def main() -> None:
         return worker(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6])
     from transformers import AutoConfig
 
-    from studio.advice import ModelShape, estimate_memory_gb
+    from studio.estimates import ModelShape, estimate_memory_gb
     from studio.models import ensure_starter_model
 
     shape = ModelShape.from_config(AutoConfig.from_pretrained(ensure_starter_model(progress=lambda _: None)))

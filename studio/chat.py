@@ -64,7 +64,7 @@ class ChatPair:
         """The run's base model with its trained weights; `run_dir` may also be one of the run's checkpoints."""
         run, checkpoint = RunFolder.of(run_dir)
         base_path = models.resolve_model_path(run.base_model(), progress)
-        adapter, full = (checkpoint, checkpoint) if checkpoint else (run.path / "adapter", run.path / "model")
+        adapter, full = (checkpoint, checkpoint) if checkpoint else (run.adapter_dir, run.model_dir)
         if (adapter / "adapter_config.json").exists():
             return cls.with_adapter(base_path, str(adapter))
         tokenizer = models.load_tokenizer(base_path)

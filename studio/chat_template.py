@@ -69,7 +69,7 @@ def fast_renderer(tokenizer):
     apply_chat_template for plain messages, without its per-call copying and checks (about half the time of a
     20k-row length report). Checked against apply_chat_template on a probe; None where they differ."""
     try:
-        from transformers.utils.chat_template_utils import _compile_jinja_template  # private: guarded below
+        from transformers.utils.chat_template_utils import _compile_jinja_template  # deferred: heavy. Private: guarded
 
         template = _compile_jinja_template(tokenizer.chat_template)
         extra = dict(tokenizer.special_tokens_map)  # what apply_chat_template hands the template besides messages

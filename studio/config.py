@@ -535,9 +535,9 @@ def apply_overrides(settings: Settings, assignments: list[str],
         if isinstance(value, int) and not isinstance(value, bool) and isinstance(data[section][name], float):
             value = float(value)  # `--set num_train_epochs=3` means 3.0
         data[section][name] = value
-    if problems:
-        return None, problems
-    return validate_settings(data, prefix="--set")
+    settings, invalid = validate_settings(data, prefix="--set")  # the values given, checked beside the names
+    problems += invalid
+    return (None if problems else settings), problems
 
 
 # ---------------------------------------------------------------- conversion to TRL / PEFT
@@ -596,7 +596,7 @@ def lora_config_kwargs(settings: Settings) -> dict:
 
 
 def to_sft_config(settings: Settings, plan: dict, output_dir: str):
-    from trl import SFTConfig
+    from trl import SFTConfig  # deferred: heavy (the UI imports this module on start-up)
 
     return SFTConfig(output_dir=output_dir, **sft_config_kwargs(settings, plan))
 
@@ -604,7 +604,7 @@ def to_sft_config(settings: Settings, plan: dict, output_dir: str):
 def to_lora_config(settings: Settings):
     if settings.method.finetuning_type not in ("lora", "qlora"):
         return None
-    from peft import LoraConfig
+    from peft import LoraConfig  # deferred: heavy
 
     return LoraConfig(**lora_config_kwargs(settings))
 
@@ -612,7 +612,7 @@ def to_lora_config(settings: Settings):
 def to_bnb_config(settings: Settings, plan: dict):
     if settings.method.finetuning_type != "qlora":
         return None
-    import torch
+    import torch  # deferred: heavy
     from transformers import BitsAndBytesConfig
 
     compute = torch.bfloat16 if plan["precision"] == "bf16" else torch.float16

@@ -1,4 +1,4 @@
-"""Read data files, detect their format, normalise every row to chat messages, report problems, split.
+"""Detect a data file's format (reading it: studio/readers.py), normalise every row to chat messages, report problems, split.
 
 Everything returns data: a `LoadResult` holds the good rows (with their original row numbers), every problem as
 (where, message) naming file, row and field, and the detected format. Nothing here touches the user's file on
@@ -10,24 +10,20 @@ from __future__ import annotations
 import json
 import random
 import re
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .config import DEMO_DATA
+from .readers import DEMO_PATH, read_records, resolve_path, where
 from .text import Msg
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-DEMO_PATH = ASSETS / "demo" / "identity.jsonl"
-MAX_FILE_MB = 512  # a whole file; JSON Lines are read line by line, the rest whole
-MAX_LINE_MB = 16  # one JSON line: far beyond any trainable row, small enough to parse safely
 MAX_FIELD_CHARS = 1_000_000  # one text field: no cutoff length comes near this
 FORMATS = ("alpaca", "sharegpt", "messages", "cot", "prompt_completion", "text")
 ROLES = ("system", "user", "assistant", "tool")
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
                   "function_call": "assistant", "observation": "tool", "function": "tool", "tool": "tool"}
 THINK_OPEN, THINK_CLOSE = "<think>\n", "\n</think>\n\n"  # default reasoning markup when the template has none
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
@@ -61,185 +57,6 @@ class LoadResult:
     def records(self) -> list[dict]:
         """Normalised rows, the form TRL consumes."""
         return [r.record() for r in self.rows]
-
-
-def where(file: str, row: int | None = None, fieldname: str | None = None, unit: str = "row") -> str:
-    if row is None:
-        return file if fieldname is None else f"{file}: {fieldname}"
-    if fieldname is None:
-        return Msg(f"where.{unit}", file=file, row=row)
-    return Msg(f"where.{unit}_field", file=file, row=row, field=fieldname)
-
-
-# ---------------------------------------------------------------- reading
-
-def resolve_path(path: str) -> Path:
-    return DEMO_PATH if path == DEMO_DATA else Path(path).expanduser()
-
-
-SURROGATE = re.compile("[\ud800-\udfff]")
-HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
-
-
-def read_hub_dataset(dataset_id: str) -> tuple[list[tuple[int, Any]], list[tuple[str, str]], str]:
-    """A hub dataset id (online only); offline, the user gets a plain message instead of a traceback."""
-    try:
-        from datasets import load_dataset
-
-        dataset = load_dataset(dataset_id, split="train")
-    except Exception as err:  # network errors, missing datasets and auth errors all end here
-        return [], [(dataset_id, Msg("data.hub_failed", error=type(err).__name__))], "row"
-    return list(enumerate(dataset.to_list(), start=1)), [], "row"
-
-
-def read_records(path: Path, label: str | None = None) -> tuple[list[tuple[int, Any]], list[tuple[str, str]], str]:
-    """Raw records as (row number, value) plus problems. The unit word ('line' or 'row') goes into messages."""
-    label = label or path.name
-    if not path.exists() and HUB_ID.match(str(path)):
-        return read_hub_dataset(str(path))
-    if not path.exists():
-        return [], [(label, Msg("data.not_found"))], "row"
-    if not path.is_file():  # a folder, FIFO or device would block or never end
-        return [], [(label, Msg("data.not_regular"))], "row"
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        return _read_parquet(path, label) + ("row",)
-    try:
-        head = _peek(path)
-    except OSError as err:
-        return [], [(label, Msg("data.cannot_read", error=err.strerror or type(err).__name__))], "row"
-    if suffix == ".jsonl" or (suffix != ".json" and suffix != ".csv" and not head.lstrip().startswith(b"[")):
-        return *_read_jsonl(path, label), "line"
-    # JSON and CSV are parsed whole; the cap counts bytes actually read, since /proc-style files report size 0.
-    data = _read_capped(path)
-    if data is None:
-        return [], [(label, Msg("data.too_large", limit=MAX_FILE_MB))], "row"
-    if suffix == ".csv":
-        return _read_table(data, label) + ("row",)
-    try:
-        text = data.decode("utf-8-sig")  # BOM or not
-    except UnicodeDecodeError as err:
-        return [], [(label, Msg("data.not_utf8", offset=err.start))], "row"
-    if not text.strip():
-        return [], [(label, Msg("data.empty_file"))], "row"
-    return *_read_json(text, label), "row"
-
-
-def _peek(path: Path, size: int = 4096) -> bytes:
-    with open(path, "rb") as f:
-        return f.read(size).removeprefix(b"\xef\xbb\xbf")
-
-
-def _read_capped(path: Path) -> bytes | None:
-    limit = MAX_FILE_MB * 1024**2
-    with open(path, "rb") as f:
-        data = f.read(limit + 1)
-    return None if len(data) > limit else data
-
-
-def _read_jsonl(path: Path, label: str):
-    """Line by line, so memory holds one line of text at a time plus the parsed records, never the whole file."""
-    records, problems, total = [], [], 0
-    at = lambda number: where(label, number, unit="line")  # noqa: E731  (built only for a problem: it is a message)
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            total += len(raw)
-            if total > MAX_FILE_MB * 1024**2:
-                return [], [(label, Msg("data.too_large", limit=MAX_FILE_MB))]
-            if len(raw) > MAX_LINE_MB * 1024**2:
-                problems.append((at(number), Msg("data.line_too_long", size=len(raw) / 1024**2, limit=MAX_LINE_MB)))
-                continue
-            try:
-                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError as err:  # a whole file in another encoding: one problem, not one per line
-                return [], problems + [(at(number), Msg("data.not_utf8", offset=err.start))]
-            if not line.strip():
-                continue
-            try:
-                records.append((number, json.loads(line)))
-            except json.JSONDecodeError as err:
-                problems.append((at(number), Msg("data.bad_json_line", error=err.msg, column=err.colno)))
-            except RecursionError:  # json's parser recurses once per nesting level
-                problems.append((at(number), Msg("data.too_deep", depth=sys.getrecursionlimit())))
-    if not records and not problems:
-        return [], [(label, Msg("data.empty_file"))]
-    return records, problems
-
-
-def _read_json(text: str, label: str):
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        return [], [(label, Msg("data.bad_json", error=err.msg, line=err.lineno, column=err.colno))]
-    except RecursionError:  # json's parser recurses once per nesting level
-        return [], [(label, Msg("data.too_deep", depth=sys.getrecursionlimit()))]
-    if isinstance(data, dict):  # {"data": [...]} or a single record
-        lists = [v for v in data.values() if isinstance(v, list) and v and isinstance(v[0], dict)]
-        data = lists[0] if len(lists) == 1 else [data]
-    if not isinstance(data, list):
-        return [], [(label, Msg("data.not_list"))]
-    if not data:
-        return [], [(label, Msg("data.no_records"))]
-    return list(enumerate(data, start=1)), []
-
-
-def _read_parquet(path: Path, label: str):
-    """Parquet is compressed and dictionary-encoded: the cap counts the decoded size, batch by batch, so a small
-    file that unpacks to gigabytes stops at the cap instead of filling memory."""
-    def read_frame():
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        batches, size = [], 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
-            size += batch.nbytes
-            if size > MAX_FILE_MB * 1024**2:
-                raise _TooLarge
-            batches.append(batch)
-        return pa.Table.from_batches(batches).to_pandas() if batches else None
-
-    try:
-        return _records_of(read_frame, label)
-    except _TooLarge:
-        return [], [(label, Msg("data.too_large", limit=MAX_FILE_MB))]
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def _read_table(data: bytes, label: str):
-    import io
-
-    import pandas as pd
-
-    return _records_of(lambda: pd.read_csv(io.BytesIO(data), encoding="utf-8-sig", dtype=str,
-                                           keep_default_na=False), label)
-
-
-def _records_of(read_frame, label: str):
-    try:
-        frame = read_frame()
-    except _TooLarge:
-        raise
-    except UnicodeDecodeError as err:
-        return [], [(label, Msg("data.not_utf8", offset=err.start))]
-    except Exception as err:  # pandas raises many parser errors; all mean "this is not a readable table"
-        message = Msg("data.empty_file") if "No columns" in str(err) else Msg("data.bad_table", error=str(err))
-        return [], [(label, message)]
-    if frame is None or frame.empty:
-        return [], [(label, Msg("data.no_records"))]
-    records = frame.to_dict(orient="records")
-    for record in records:  # JSON-in-a-cell is how CSV carries conversations
-        for key, value in record.items():
-            if isinstance(value, str) and value[:1] in "[{":
-                try:
-                    record[key] = json.loads(value)
-                except json.JSONDecodeError:
-                    pass
-            elif hasattr(value, "tolist"):
-                record[key] = value.tolist()
-    return list(enumerate(records, start=1)), []
 
 
 # ---------------------------------------------------------------- formats

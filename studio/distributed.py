@@ -45,6 +45,6 @@ def _partial_state():
     """accelerate's view of the process group torchrun / accelerate launch set up. Without a GPU it must be told
     to use CPU processes (gloo), or it sees a single process."""
     import torch  # deferred: only several processes need it here
-    from accelerate import PartialState
+    from accelerate import PartialState  # deferred: imports torch
 
     return PartialState(cpu=not torch.cuda.is_available())

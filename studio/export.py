@@ -23,6 +23,7 @@ from . import heavy, models
 from .chat import answer as decode_answer
 from .config import GenerationSettings
 from .gguf_file import GGUFError, load_gguf, write_gguf
+from .model_card import model_card
 from .runs import RunFolder
 from .text import Msg, render, word
 
@@ -115,61 +116,6 @@ def export_record(kind: str, run_dir: Path, **extra) -> dict:
     return {"kind": kind, "run_dir": str(run_dir), "created": datetime.now().isoformat(timespec="seconds"), **extra}
 
 
-# ---------------------------------------------------------------- model card
-
-def model_card(run_dir: str | Path, kind: str) -> str:
-    """A short README.md: base model, data, settings and final figures, and how to load the export."""
-    run = RunFolder(run_dir)
-    preset, status = run_preset(run_dir), run.status()
-    s = preset["settings"]
-    base = s["model"]["model_name_or_path"]
-    base_note = "SmolLM2-135M-Instruct (the studio's starter model)" if base == "starter" else base
-    counts = {name: run.split_rows(name) for name in ("train", "validation", "test")}
-    m, t = s["method"], s["training"]
-    method = m["finetuning_type"]
-    method_text = f"LoRA r={m['r']}, alpha={m['lora_alpha']}, dropout={m['lora_dropout']}, targets {m['target_modules']}" \
-        if method in ("lora", "qlora") else method
-    figures = [("steps", status.get("global_step")), ("first train loss", status.get("first_train_loss")),
-               ("final train loss", status.get("final_train_loss")),
-               ("final validation loss", status.get("final_eval_loss")),
-               ("best validation loss", status.get("best_eval_loss")), ("training time (s)", status.get("train_runtime_s"))]
-    precision = (run.plan() or t)["precision"]  # what 'auto' became on the machine the run was on
-    if scores := run.evaluation():
-        for key in ("answer_loss", "rouge_l", "bleu"):
-            if key in scores.get("tuned", {}):
-                figures.append((f"test {key} (base -> tuned)", f"{scores['base'][key]:.4f} -> {scores['tuned'][key]:.4f}"))
-    load = {
-        "adapter": "from peft import AutoPeftModelForCausalLM\nmodel = AutoPeftModelForCausalLM.from_pretrained(\"PATH\")",
-        "merged": "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
-                  "model = AutoModelForCausalLM.from_pretrained(\"PATH\")\ntokenizer = AutoTokenizer.from_pretrained(\"PATH\")",
-    }[kind]
-    # The hub reads base_model as a hub id: a local folder's path is left out of the metadata.
-    hub_id = "HuggingFaceTB/SmolLM2-135M-Instruct" if base == "starter" else None if Path(base).exists() else base
-    lines = [
-        "---", *([f"base_model: {hub_id}"] if hub_id else []),
-        f"library_name: {'peft' if kind == 'adapter' else 'transformers'}",
-        "tags: [fine-tuning-studio, trl, sft]", "---", "",
-        f"# {run.name}", "",
-        f"Fine-tuned with Fine-tuning Studio (TRL `SFTTrainer`) from **{base_note}**.", "",
-        "## Data", "",
-        f"- source: `{s['data']['dataset_path']}`",
-        f"- rows: {counts['train']} train / {counts['validation']} validation / {counts['test']} test",
-        f"- cutoff: {t['max_length']} tokens; loss on {'answers only' if t['assistant_only_loss'] else 'whole conversations'}",
-        "", "## Settings", "",
-        f"- method: {method_text}",
-        f"- learning rate {t['learning_rate']}, {t['num_train_epochs']} epochs (max steps {t['max_steps']}), "
-        f"batch {t['per_device_train_batch_size']} x accumulation {t['gradient_accumulation_steps']}, "
-        f"scheduler {t['lr_scheduler_type']}, seed {t['seed']}",
-        f"- precision: {precision}",
-        "", "The full settings are in `preset.json`; `python launch.py train --preset preset.json` repeats the run.",
-        "", "## Results", "", "| figure | value |", "|---|---|",
-        *[f"| {name} | {value if not isinstance(value, float) else f'{value:.4f}'} |" for name, value in figures
-          if value is not None],
-        "", "## Use", "", "```python", load, "```", "",
-    ]
-    return "\n".join(lines)
-
-
 def _copy_run_preset(run_dir: Path, target: Path) -> None:
     shutil.copy2(RunFolder(run_dir).preset_file, target / "preset.json")
 
@@ -235,7 +181,7 @@ def load_merged(run_dir: str | Path):
 def saved_dtype(base_path: str):
     """The dtype the base model was published in: a merged bf16 model stays bf16 (half the disk)."""
     import torch  # deferred: heavy
-    from transformers import AutoConfig
+    from transformers import AutoConfig  # deferred: heavy
 
     config = AutoConfig.from_pretrained(base_path)
     dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
@@ -328,7 +274,7 @@ def _agreement(expected: list[int], got: list[int]) -> str:
 # ---------------------------------------------------------------- what the Export tab calls
 
 def default_export_dir(run_dir: str | Path) -> Path:
-    return Path(run_dir) / "export"
+    return RunFolder(run_dir).export_dir
 
 
 def default_gguf_name(run_dir: str | Path, qtype: str) -> str:

@@ -81,30 +81,50 @@ def write_gguf(model, tokenizer, path: Path, qtype: str = "F16", name: str = "mo
     """Write a loaded Llama-family model and its tokenizer (with chat template) as one GGUF file."""
     import gguf  # deferred: a package only this export needs
 
+    arch = _supported_architecture(model, qtype)
+    writer = gguf.GGUFWriter(str(path), arch)
+    writer.add_name(name)
+    _add_hyperparameters(writer, model.config, qtype)
+    _add_tokenizer(writer, tokenizer, name)
+    _add_tensors(writer, model, qtype, progress)
+    progress(0.7, Msg("export.progress_write_gguf"))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def _supported_architecture(model, qtype: str) -> str:
+    """llama.cpp's architecture name for the model, or GGUFError saying what to do instead."""
     config = model.config
     arch = GGUF_ARCHITECTURES.get((config.architectures or [type(model).__name__])[0]) \
         or GGUF_ARCHITECTURES.get(type(model).__name__)
     if arch is None:
         raise GGUFError(f"GGUF export supports {', '.join(GGUF_ARCHITECTURES)} (e.g. the starter model, SmolLM, "
-                          f"Llama 2/3 with BPE tokenizers); this model is {type(model).__name__}. Export the merged "
-                          "folder and convert it with llama.cpp's convert_hf_to_gguf.py.")
+                        f"Llama 2/3 with BPE tokenizers); this model is {type(model).__name__}. Export the merged "
+                        "folder and convert it with llama.cpp's convert_hf_to_gguf.py.")
     if qtype not in GGUF_TYPES:
         raise GGUFError(f"GGUF type must be one of {', '.join(GGUF_TYPES)}")
     rope = getattr(config, "rope_parameters", None) or {}
     if rope.get("rope_type", "default") != "default" or getattr(config, "attention_bias", False) \
             or getattr(config, "mlp_bias", False):
         raise GGUFError("GGUF export supports Llama models without rope scaling or bias terms; convert this one "
-                          "with llama.cpp's convert_hf_to_gguf.py")
-    n_head, n_kv = config.num_attention_heads, config.num_key_value_heads
+                        "with llama.cpp's convert_hf_to_gguf.py")
+    return arch
+
+
+def _add_hyperparameters(writer, config, qtype: str) -> None:
+    import gguf  # deferred: a package only this export needs
+
+    n_head = config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // n_head
-    writer = gguf.GGUFWriter(str(path), arch)
-    writer.add_name(name)
+    rope = getattr(config, "rope_parameters", None) or {}
     writer.add_block_count(config.num_hidden_layers)
     writer.add_context_length(config.max_position_embeddings)
     writer.add_embedding_length(config.hidden_size)
     writer.add_feed_forward_length(config.intermediate_size)
     writer.add_head_count(n_head)
-    writer.add_head_count_kv(n_kv)
+    writer.add_head_count_kv(config.num_key_value_heads)
     writer.add_rope_freq_base(float(rope.get("rope_theta", getattr(config, "rope_theta", 10000.0))))
     writer.add_layer_norm_rms_eps(config.rms_norm_eps)
     writer.add_vocab_size(config.vocab_size)
@@ -116,8 +136,12 @@ def write_gguf(model, tokenizer, path: Path, qtype: str = "F16", name: str = "mo
                   "Q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}
     writer.add_file_type(file_types[qtype])
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-    _add_tokenizer(writer, tokenizer, name)
 
+
+def _add_tensors(writer, model, qtype: str, progress) -> None:
+    import gguf  # deferred: a package only this export needs
+
+    config = model.config
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, config.num_hidden_layers)
     state = model.state_dict()
     if getattr(config, "tie_word_embeddings", False):
@@ -125,20 +149,15 @@ def write_gguf(model, tokenizer, path: Path, qtype: str = "F16", name: str = "mo
     for i, (hf_name, tensor) in enumerate(state.items()):
         array = tensor.detach().float().cpu().numpy()
         if hf_name.endswith("self_attn.q_proj.weight"):
-            array = _permute_for_gguf(array, n_head)
+            array = _permute_for_gguf(array, config.num_attention_heads)
         elif hf_name.endswith("self_attn.k_proj.weight"):
-            array = _permute_for_gguf(array, n_kv)
+            array = _permute_for_gguf(array, config.num_key_value_heads)
         gguf_name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if gguf_name is None:
             raise GGUFError(f"GGUF export: no llama.cpp name for tensor {hf_name}")
         data, raw = _gguf_tensor(hf_name, array, qtype)
         writer.add_tensor(gguf_name, data, raw_dtype=raw)
         progress(0.2 + 0.5 * i / len(state), Msg("export.progress_tensors", done=i + 1, total=len(state)))
-    progress(0.7, Msg("export.progress_write_gguf"))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
 
 
 def _add_tokenizer(writer, tokenizer, name: str) -> None:

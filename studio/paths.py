@@ -9,15 +9,17 @@ runs folder and the studio home. The command line is not confined: whoever runs 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import DEMO_DATA, STARTER_MODEL
-from .data import HUB_ID
+from .readers import HUB_ID
 from .models import studio_home
-from .text import Msg
 from .runs import runs_root
+from .text import Msg
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -90,7 +92,6 @@ def folder_bytes(folder: Path) -> int:
 def prune_lru(root: Path, limit_bytes: int, keep: Path | None = None) -> list[Path]:
     """Delete the least recently used entries of a cache folder until it fits in `limit_bytes`. Entries are touched
     when read, so mtime is the last use. `keep` (the entry just written) is never deleted."""
-    import shutil
 
     entries = sorted((p for p in root.iterdir() if p.is_dir() and ".tmp" not in p.name), key=lambda p: p.stat().st_mtime)
     sizes = {p: folder_bytes(p) for p in entries}
@@ -110,8 +111,6 @@ def clean_stale_temp(now: float | None = None) -> list[Path]:
     """Leftovers of writes a crash interrupted: staging folders of exports and model conversions, half-written
     cache entries and '.tmp' files, and preset downloads. Only those older than STALE_S, so a write that another
     process is doing right now is left alone."""
-    import shutil
-    import time
 
     now = now or time.time()
     home, runs = studio_home(), runs_root()

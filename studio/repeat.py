@@ -13,8 +13,8 @@ import yaml
 
 from . import hardware
 from .config import lora_config_kwargs, parse_preset, sft_config_kwargs
-from .export import (ExportError, ExportResult, Progress, commit_folder, quiet, export_record, base_model_path,
-                     default_export_dir, default_gguf_name, run_preset, staged_folder)
+from .export import (ExportError, ExportResult, Progress, base_model_path, commit_folder, default_export_dir,
+                     default_gguf_name, export_record, quiet, run_preset, staged_folder)
 from .models import weights_dtype
 from .runs import RunFolder
 from .text import Msg, render, tr
@@ -170,7 +170,7 @@ def accelerate_files(run_dir: str | Path, num_gpus: int, strategy: str = "zero2"
     run_dir = Path(run_dir)
     config = accelerate_config(run_dir, num_gpus, strategy, num_machines)
     name = f"accelerate-{strategy}-{num_gpus}x{num_machines}.yaml"
-    path = Path(out_dir or run_dir / "export") / name
+    path = Path(out_dir or default_export_dir(run_dir)) / name
     text = (f"# accelerate config: {num_gpus} GPU(s) x {num_machines} machine(s), strategy {strategy}\n"
             + ("# mixed_precision bf16 needs Ampere or newer (compute capability 8.0+); on a V100 or T4 use fp16\n"
                if config["mixed_precision"] == "bf16" else "")

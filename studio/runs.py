@@ -116,13 +116,15 @@ class RunFolder:
     data_dir = property(lambda self: self.path / "data")
     checkpoints_dir = property(lambda self: self.path / "checkpoints")
     export_dir = property(lambda self: self.path / "export")
+    adapter_dir = property(lambda self: self.path / "adapter")  # the result of a LoRA / QLoRA run
+    model_dir = property(lambda self: self.path / "model")  # the result of a full / freeze run
 
     def split_file(self, split: str) -> Path:
         return self.data_dir / f"{split}.jsonl"
 
     def output_dir(self, method: str) -> Path:
         """Where training saves its result: the adapter of a LoRA / QLoRA run, the weights of a full / freeze one."""
-        return self.path / ("adapter" if method in ("lora", "qlora") else "model")
+        return self.adapter_dir if method in ("lora", "qlora") else self.model_dir
 
     # ------------------------------------------------ reads
     def has_preset(self) -> bool:
@@ -175,10 +177,10 @@ class RunFolder:
 
     def trained_weights(self) -> tuple[str, Path] | None:
         """('adapter', folder) for LoRA / QLoRA runs, ('model', folder) for full / freeze runs, None before."""
-        if (self.path / "adapter" / "adapter_config.json").exists():
-            return "adapter", self.path / "adapter"
-        if (self.path / "model" / "config.json").exists():
-            return "model", self.path / "model"
+        if (self.adapter_dir / "adapter_config.json").exists():
+            return "adapter", self.adapter_dir
+        if (self.model_dir / "config.json").exists():
+            return "model", self.model_dir
         return None
 
     # ------------------------------------------------ writes

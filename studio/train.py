@@ -8,6 +8,7 @@ background thread). Heavy libraries are imported inside the functions that train
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -21,8 +22,9 @@ from typing import Callable
 
 from . import data as data_mod
 from . import hardware, heavy, models
-from .advice import ModelShape, multi_turn_share, not_learning, packing_suits_data, training_memory_gb
+from .advice import multi_turn_share, not_learning, packing_suits_data
 from .config import Settings, parse_mapping, preset_dict, to_bnb_config, to_lora_config, to_sft_config
+from .estimates import ModelShape, training_memory_gb
 from .distributed import is_main_process, main_process_first, shared_run_dir, world_size
 from .models import ModelSourceError
 from .runs import RunFolder, process_identity
@@ -93,40 +95,14 @@ def make_callbacks(run: RunFolder, log: RunLog, stop_event: threading.Event | No
     from transformers import TrainerCallback  # deferred: heavy
 
     class MetricsCallback(TrainerCallback):
-        """Appends each log to metrics.jsonl with trained (non-padding) tokens per second."""
+        """Each log to metrics.jsonl (see Meter); Stop ends the run after this step, with a checkpoint."""
 
         def __init__(self):
-            self.path = run.metrics_file
-            self.started = time.perf_counter()
-            self.last_time, self.last_tokens = self.started, 0.0
+            self.meter = Meter(run.metrics_file, log)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
-            if not state.is_world_process_zero:
-                return
-            logs = dict(logs or {})
-            if "loss" in logs and not math.isfinite(logs["loss"]):
-                # Raised here so the run ends at once with an explanation instead of training on garbage.
-                raise FloatingPointError(f"the training loss became NaN at step {state.global_step}")
-            now = time.perf_counter()
-            row = {"step": state.global_step, "max_steps": state.max_steps, "epoch": round(state.epoch or 0, 4),
-                   "elapsed_s": round(now - self.started, 2)}
-            if "loss" in logs:
-                tokens = logs.get("num_tokens", self.last_tokens)
-                row.update(loss=logs["loss"], learning_rate=logs.get("learning_rate"),
-                           grad_norm=logs.get("grad_norm"), num_tokens=tokens,
-                           tokens_per_s=round((tokens - self.last_tokens) / max(now - self.last_time, 1e-9), 2))
-                self.last_time, self.last_tokens = now, tokens
-            for key in ("eval_loss", "train_loss", "train_runtime"):
-                if key in logs:
-                    row[key] = logs[key]
-            if len(row) > 4:
-                with open(self.path, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(row) + "\n")
-                if "loss" in row:
-                    log(Msg("log.step", step=row["step"], max_steps=row["max_steps"], epoch=row["epoch"],
-                            loss=row["loss"], speed=row["tokens_per_s"]))
-                if "eval_loss" in row:
-                    log(Msg("log.eval", step=row["step"], loss=row["eval_loss"]))
+            if state.is_world_process_zero:
+                self.meter.record(state, dict(logs or {}))
 
         def on_step_end(self, args, state, control, **kwargs):
             if stop_event is not None and stop_event.is_set():
@@ -135,6 +111,43 @@ def make_callbacks(run: RunFolder, log: RunLog, stop_event: threading.Event | No
             return control
 
     return [MetricsCallback()]
+
+
+class Meter:
+    """The Trainer's logs as metrics.jsonl rows, with trained (non-padding) tokens per second since the last log,
+    and as readable log lines."""
+
+    def __init__(self, path: Path, log: RunLog):
+        self.path, self.log = path, log
+        self.started = time.perf_counter()
+        self.last_time, self.last_tokens = self.started, 0.0
+
+    def record(self, state, logs: dict) -> None:
+        if "loss" in logs and not math.isfinite(logs["loss"]):
+            # Raised here so the run ends at once with an explanation instead of training on garbage.
+            raise FloatingPointError(f"the training loss became NaN at step {state.global_step}")
+        row = self.row(state, logs, time.perf_counter())
+        if len(row) <= 4:  # nothing but the step counters
+            return
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        if "loss" in row:
+            self.log(Msg("log.step", step=row["step"], max_steps=row["max_steps"], epoch=row["epoch"],
+                         loss=row["loss"], speed=row["tokens_per_s"]))
+        if "eval_loss" in row:
+            self.log(Msg("log.eval", step=row["step"], loss=row["eval_loss"]))
+
+    def row(self, state, logs: dict, now: float) -> dict:
+        row = {"step": state.global_step, "max_steps": state.max_steps, "epoch": round(state.epoch or 0, 4),
+               "elapsed_s": round(now - self.started, 2)}
+        if "loss" in logs:
+            tokens = logs.get("num_tokens", self.last_tokens)
+            row.update(loss=logs["loss"], learning_rate=logs.get("learning_rate"), grad_norm=logs.get("grad_norm"),
+                       num_tokens=tokens,
+                       tokens_per_s=round((tokens - self.last_tokens) / max(now - self.last_time, 1e-9), 2))
+            self.last_time, self.last_tokens = now, tokens
+        row.update({key: logs[key] for key in ("eval_loss", "train_loss", "train_runtime") if key in logs})
+        return row
 
 
 # ---------------------------------------------------------------- the run
@@ -173,8 +186,8 @@ def run_training(settings: Settings, run_dir: Path | None = None, progress: Prog
 
 def _failure(run: RunFolder, err: Exception) -> dict:
     """The traceback to the log file, and the status fields that explain the failure."""
-    name = "log.txt" if is_main_process() else f"log-rank{os.environ.get('RANK')}.txt"  # one file per writer
-    with open(run.path / name, "a", encoding="utf-8") as f:
+    path = run.log_file if is_main_process() else run.path / f"log-rank{os.environ.get('RANK')}.txt"  # one per writer
+    with open(path, "a", encoding="utf-8") as f:
         f.write(traceback.format_exc())
     advice = explain_error(err)
     fields = {"status": "failed", "error": f"{type(err).__name__}: {err}", "advice": advice, "advice_key": advice.key}
@@ -189,8 +202,6 @@ class DataError(ValueError):
 
 def explain_error(err: Exception) -> Msg:
     """What to try, chosen by the kind of error (not by words in its message: "information" holds "inf")."""
-    import errno
-
     if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError
         return Msg("error.memory")
     if isinstance(err, FloatingPointError):  # raised by MetricsCallback when the loss is not finite

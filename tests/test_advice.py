@@ -3,7 +3,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from studio.advice import ModelShape, estimate_memory_gb, trainable_parameters
+from studio.estimates import ModelShape, estimate_memory_gb, trainable_parameters
 
 LLAMA_7B = SimpleNamespace(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
                            num_key_value_heads=32, vocab_size=32000, tie_word_embeddings=False)
@@ -48,7 +48,7 @@ def test_activations_grow_with_batch_and_cutoff_and_shrink_with_checkpointing():
 
 import pytest  # noqa: E402
 
-from studio import advice, config  # noqa: E402
+from studio import advice, config, estimates  # noqa: E402
 from studio.advice import Situation  # noqa: E402
 from studio.config import Settings  # noqa: E402
 from studio.text import render  # noqa: E402
@@ -131,15 +131,15 @@ def test_recommended_values_follow_the_situation():
 
 
 def test_steps_per_epoch_and_total_steps():
-    assert advice.steps_per_epoch(172, 4, 2) == 22
-    assert advice.total_steps(172, 4, 2, 5.0) == 110
-    assert advice.total_steps(172, 4, 2, 5.0, max_steps=7) == 7
-    assert advice.steps_per_epoch(10, 4, 4, devices=2) == 1
+    assert estimates.steps_per_epoch(172, 4, 2) == 22
+    assert estimates.total_steps(172, 4, 2, 5.0) == 110
+    assert estimates.total_steps(172, 4, 2, 5.0, max_steps=7) == 7
+    assert estimates.steps_per_epoch(10, 4, 4, devices=2) == 1
 
 
 def test_fit_message_says_what_to_try():
-    assert advice.fit_message(5, 20, "lora").startswith("Fits")
-    message = advice.fit_message(30, 20, "full")
+    assert estimates.fit_message(5, 20, "lora").startswith("Fits")
+    message = estimates.fit_message(30, 20, "full")
     assert message.startswith("Won't fit") and "use LoRA" in message
 
 

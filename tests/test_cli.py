@@ -1,6 +1,8 @@
 import json
+import re
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import launch
@@ -77,6 +79,31 @@ def test_chat_command_answers_base_then_tuned(tiny_model_dir, tmp_path):
     result = run_cli("train", "--preset", "presets/quickstart-cpu.json", "--set", f"model_name_or_path={tiny_model_dir}",
                      "--set", "max_steps=2", "--output-dir", str(tmp_path / "run"), timeout=300)
     assert result.returncode == 0, result.stderr[-1000:]
-    result = run_cli("chat", str(tmp_path / "run"), "--prompt", "Who are you?", "--max-new-tokens", "8")
+    result = run_cli("chat", str(tmp_path / "run"), "--prompt", "Who are you?", "--set", "max_new_tokens=8",
+                     "--set", "temperature=0.7", "--set", "sampling_seed=3")
     assert result.returncode == 0, result.stderr[-1000:]
     assert result.stdout.index("--- base (") < result.stdout.index("--- tuned (") and "first token" in result.stdout
+    assert all(int(n) <= 8 for n in re.findall(r"\((\d+) tokens", result.stdout))
+
+
+def test_chat_command_takes_generation_settings_only_and_checks_them_first(tmp_path):
+    """Checked before any model loads: the run folder does not even exist."""
+    result = run_cli("chat", str(tmp_path / "none"), "--prompt", "hi", "--set", "temperature=9",
+                     "--set", "learning_rate=1e-4", "--set", "top_k")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "3 problems" in result.stderr and "temperature" in result.stderr and "learning_rate" in result.stderr
+
+
+def test_data_command_refuses_a_bad_column_mapping_instead_of_dropping_it():
+    result = run_cli("data", "tests/data/bad/unknown_columns.jsonl", "--model", "", "--map", "query=instruction",
+                     "--map", "response")
+    assert result.returncode == 2 and "'response' should look like their_name=our_name" in result.stderr
+
+
+def test_cli_choices_are_the_settings_own():
+    from studio.config import DataSettings
+
+    parser = launch.build_parser()
+    data = parser._subparsers._group_actions[0].choices["data"]
+    formats = next(a for a in data._actions if a.dest == "format").choices
+    assert list(formats) == list(typing.get_args(DataSettings.model_fields["dataset_format"].annotation))

@@ -61,7 +61,7 @@ def test_shipped_presets_exist():
 
 def test_overrides_report_all_problems_and_accept_section_paths():
     settings, problems = config.apply_overrides(Settings(), ["nope=1", "r=0", "learning_rate"])
-    assert settings is None and {w for w, _ in problems} == {"nope", "learning_rate"}
+    assert settings is None and {w for w, _ in problems} == {"nope", "learning_rate", "--set.method.r"}  # all at once
     settings, problems = config.apply_overrides(Settings(), ["method.r=0"])
     assert problems == [("--set.method.r", "must be at least 1")]
     assert render(problems[0][1], "zh") == "不能小于 1"  # the same problem, in the reader's language

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from studio.text import Msg
-from studio import data
+from studio import data, readers
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "assets" / "examples"
@@ -93,7 +93,7 @@ def test_file_is_never_modified(tmp_path):
 
 
 def test_file_over_the_size_limit(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "MAX_FILE_MB", 0)
+    monkeypatch.setattr(readers, "MAX_FILE_MB", 0)
     path = tmp_path / "big.jsonl"
     path.write_text('{"text": "x"}\n')
     assert "more than 0 MB" in data.load_dataset_file(str(path)).problems[0][1]
@@ -101,7 +101,7 @@ def test_file_over_the_size_limit(tmp_path, monkeypatch):
 
 def test_size_cap_counts_bytes_read_not_the_reported_size(monkeypatch):
     # /proc files report st_size 0 whatever they hold; the old cap (st_size) let them through.
-    monkeypatch.setattr(data, "MAX_FILE_MB", 1e-6)
+    monkeypatch.setattr(readers, "MAX_FILE_MB", 1e-6)
     for name in ("/proc/self/status", "/proc/self/maps"):
         assert Path(name).stat().st_size == 0
         problems = data.load_dataset_file(name).problems
@@ -119,7 +119,7 @@ def test_folders_pipes_and_devices_are_refused_without_blocking(tmp_path):
 
 
 def test_json_lines_are_streamed_with_a_per_line_limit(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "MAX_LINE_MB", 0.001)  # 1 KB
+    monkeypatch.setattr(readers, "MAX_LINE_MB", 0.001)  # 1 KB
     path = tmp_path / "lines.jsonl"
     path.write_text('{"text": "short"}\n' + json.dumps({"text": "x" * 5000}) + "\n" + '{"text": "fine"}\n')
     result = data.load_dataset_file(str(path))
@@ -134,7 +134,7 @@ def test_reading_json_lines_does_not_hold_the_whole_file(tmp_path):
     line = json.dumps({"text": "y" * 200}) + "\n"
     path.write_text(line * 20000)  # 4.2 MB on disk
     tracemalloc.start()
-    result = data.read_records(path)
+    result = readers.read_records(path)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert len(result[0]) == 20000
@@ -156,7 +156,7 @@ def test_parquet_cap_is_on_the_uncompressed_size(tmp_path, monkeypatch):
     path = tmp_path / "zipped.parquet"
     pd.DataFrame({"text": ["a" * 100_000] * 20}).to_parquet(path)  # 2 MB of text, a few KB compressed
     assert path.stat().st_size < 100_000
-    monkeypatch.setattr(data, "MAX_FILE_MB", 1)
+    monkeypatch.setattr(readers, "MAX_FILE_MB", 1)
     assert data.load_dataset_file(str(path)).problems == [("zipped.parquet", Msg("data.too_large", limit=1))]
 
 
@@ -220,3 +220,21 @@ def test_tool_definitions_are_kept_shown_and_checked(tmp_path):
     path.write_text(json.dumps({"tools": "not json", "messages": [{"role": "user", "content": "hi"},
                                                                    {"role": "assistant", "content": "yo"}]}) + "\n")
     assert data.load_dataset_file(str(path)).problems == [("bad-tools.jsonl: line 1: tools", Msg("data.bad_tools"))]
+
+
+def test_a_file_that_cannot_be_opened_says_why_in_both_languages(tmp_path, monkeypatch):
+    """Its message key was defined twice in the text table, so the reason was replaced by another message's text."""
+    from studio.text import render
+
+    path = tmp_path / "locked.json"
+    path.write_text("[]")
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(readers, "_peek", refuse)
+    result = data.load_dataset_file(str(path))
+    assert not result.rows and len(result.problems) == 1
+    where, message = result.problems[0]
+    assert where == "locked.json" and render(message, "en") == "cannot be read: Permission denied"
+    assert render(message, "zh") == "无法读取：Permission denied"

@@ -323,3 +323,21 @@ def test_accelerate_precision_follows_the_gpu_the_run_chose(tiny_model_dir, tmp_
     (run / "plan.json").write_text(json.dumps({"device": "cuda", "precision": "fp16"}))
     assert repeat.accelerate_config(run, 2, "ddp")["mixed_precision"] == "fp16"
     assert "use fp16" not in repeat.accelerate_files(run, 2, "ddp", out_dir=tmp_path)[0]
+
+
+def test_the_model_card_shows_the_held_out_scores_the_chat_tab_saved(tmp_path):
+    """evaluate.evaluate_run writes 'loss', 'rouge_l', ...; the card used to look for 'answer_loss' and showed none."""
+    from studio.model_card import model_card
+    from studio.runs import RunFolder
+
+    run = RunFolder(tmp_path / "run")
+    run.path.mkdir()
+    run.write_preset(config.preset_dict(config.Settings()))
+    run.write_status({"status": "finished", "global_step": 7, "final_train_loss": 1.25})
+    run.write_evaluation({"base": {"loss": 2.0, "rouge_l": 0.1, "bleu": 3.0},
+                          "tuned": {"loss": 1.5, "rouge_l": 0.4, "bleu": 9.0}})
+    card = model_card(run.path, "adapter")
+    assert "| held-out loss (base -> tuned) | 2.0000 -> 1.5000 |" in card
+    assert "| held-out rouge_l (base -> tuned) | 0.1000 -> 0.4000 |" in card
+    assert "| steps | 7 |" in card and "| final train loss | 1.2500 |" in card
+    assert "base_model: HuggingFaceTB/SmolLM2-135M-Instruct" in card

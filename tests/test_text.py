@@ -5,7 +5,7 @@ import string
 
 import pytest
 
-from studio import advice, config, hardware, stats
+from studio import advice, config, estimates, hardware, stats
 from studio.config import Settings
 from studio.text import TEXT, Msg, language_of, render, tr
 
@@ -76,7 +76,7 @@ def test_advice_plan_and_report_render_in_chinese():
     plan = hardware.plan(facts, settings.training)
     texts += [plan["hardware"], plan["precision_reason"], plan["packing_reason"], plan["gradient_checkpointing_reason"]]
     texts += [f.message for f in report.findings] + [f.check for f in report.findings]
-    texts += [advice.fit_message(30, 20, "lora"), advice.time_estimate_text(2.0, 300), report.validation_share[1]]
+    texts += [estimates.fit_message(30, 20, "lora"), estimates.time_estimate_text(2.0, 300), report.validation_share[1]]
     for text in texts:
         zh = render(text, "zh")
         assert re.search(r"[\u4e00-\u9fff]", zh), zh
@@ -106,3 +106,17 @@ def test_error_advice_follows_the_kind_of_error():
     assert explain_error(OSError(errno.ENOSPC, "No space left on device")).key == "error.disk"
     assert explain_error(DataError(Msg("log.no_data", problems=[]))).key == "error.data"
     assert tr("error.nan", "zh").startswith("损失变成了 NaN")
+
+
+def test_no_message_key_is_defined_twice():
+    """A repeated key in the table silently replaces the first message (it happened: 'data.unreadable')."""
+    import ast
+    from pathlib import Path
+
+    import studio.text
+
+    tree = ast.parse(Path(studio.text.__file__).read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            keys = [k.value for k in node.keys if isinstance(k, ast.Constant)]
+            assert len(keys) == len(set(keys)), sorted({k for k in keys if keys.count(k) > 1})

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import gradio as gr
+from fastapi.middleware import Middleware
 
 from ..config import Settings, all_fields
-from ..data import MAX_FILE_MB
+from ..readers import MAX_FILE_MB
 from ..paths import FOLDERS, clean_stale_temp
 from ..runs import runs_root
 from ..text import TEXT
@@ -93,8 +94,6 @@ def launch_app(host: str = "127.0.0.1", port: int = 7860, auth=None, share: bool
                data_dirs=(), max_upload_mb: float = MAX_FILE_MB):
     """The server reads only its own folders plus `data_dirs` (see studio/paths.py) and takes uploads up to the
     size the data loader accepts."""
-    from fastapi.middleware import Middleware
-
     FOLDERS.data_dirs, FOLDERS.confined = [Path(d).expanduser().resolve() for d in data_dirs], True
     clean_stale_temp()
     demo = build_app()

@@ -11,7 +11,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from .. import advice, config, hardware, stats
+from .. import advice, config, estimates, hardware, stats
 from ..heavy import ensure_imported
 from ..jobs import JOB
 from ..models import resolve_model_path
@@ -54,7 +54,7 @@ def _cached_shape(model: str):
     from transformers import AutoConfig  # deferred: heavy (imported by ensure_imported)
 
     try:
-        return advice.ModelShape.from_config(AutoConfig.from_pretrained(resolve_model_path(model, lambda _: None)))
+        return estimates.ModelShape.from_config(AutoConfig.from_pretrained(resolve_model_path(model, lambda _: None)))
     except Exception:  # noqa: BLE001 - an unreachable hub id or an unknown architecture: advise without model facts
         return None
 
@@ -86,14 +86,14 @@ def estimate_markdown(settings: config.Settings, situation: advice.Situation, la
                  batch=t.per_device_train_batch_size, accumulation=t.gradient_accumulation_steps,
                  devices=situation.devices)]
     if situation.rows is not None:
-        train_rows, per_epoch, total = advice.planned_steps(settings, situation.rows, situation.devices)
+        train_rows, per_epoch, total = estimates.planned_steps(settings, situation.rows, situation.devices)
         lines.append(Msg("hyper.steps", rows=train_rows, per_epoch=per_epoch, total=total))
     if situation.parameters is not None and situation.facts is not None:
-        shape = _shape(settings.model.model_name_or_path) or advice.ModelShape(situation.parameters, 1, 1, 1, 1)
-        parts = advice.training_memory_gb(settings, shape, situation.facts)
+        shape = _shape(settings.model.model_name_or_path) or estimates.ModelShape(situation.parameters, 1, 1, 1, 1)
+        parts = estimates.training_memory_gb(settings, shape, situation.facts)
         lines.append(Msg("hyper.memory", weights=parts["weights"], optimizer=parts["optimizer_and_gradients"],
                          activations=parts["activations"], logits=parts["logits"],
-                         fit=advice.fit_message(parts["total"], situation.facts.free_memory_gb,
+                         fit=estimates.fit_message(parts["total"], situation.facts.free_memory_gb,
                                                 settings.method.finetuning_type)))
     return "\n".join(f"- {render(line, language)}" for line in lines)
 
@@ -227,8 +227,8 @@ def measure_time(names: list[str], values, language: str, progress) -> str:
     seconds = probe_seconds_per_step(settings, max(seq_len, 16), facts=situation.facts)
     if situation.rows is None:
         return tr("hyper.step_time", language, seconds=seconds)
-    steps = advice.planned_steps(settings, situation.rows, situation.devices)[2]
-    return tr("hyper.time", language, estimate=render(advice.time_estimate_text(seconds, steps), language))
+    steps = estimates.planned_steps(settings, situation.rows, situation.devices)[2]
+    return tr("hyper.time", language, estimate=render(estimates.time_estimate_text(seconds, steps), language))
 
 
 def export_preset(names: list[str], values, language: str):

@@ -8,7 +8,11 @@ asked (`lang(request)`: its Accept-Language, the same preference the page's i18n
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 import gradio as gr
+import pandas as pd
 
 from ..config import all_fields
 from ..text import TEXT, language_of, render, tr  # noqa: F401  (re-exported for the tabs)
@@ -53,17 +57,12 @@ def headers(keys: list[str], language: str = "en") -> list[str]:
 
 def frame(rows: list, keys: list[str], language: str):
     """A table with headers and any messages in its cells in the reader's language."""
-    import pandas as pd
-
     return pd.DataFrame([[render(v, language) for v in r] for r in rows], columns=headers(keys, language))
 
 
 def for_form(fn, count: int, progress: bool = False):
     """`fn(*values, request=..., [progress=...])` with an explicit signature of `count` inputs: Gradio passes the
     request (and a progress tracker) only to parameters it can see, and a `*values` signature shows none."""
-    import functools
-    import inspect
-
     params = [inspect.Parameter(f"value_{i}", inspect.Parameter.POSITIONAL_OR_KEYWORD) for i in range(count)]
     params.append(inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
                                     annotation=gr.Request))

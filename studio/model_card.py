@@ -1,0 +1,71 @@
+"""The README.md written into every model export: base model, data, settings, final figures and held-out
+scores, and how to load it. Its metadata block is what the Hugging Face Hub reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .runs import RunFolder
+
+
+def model_card(run_dir: str | Path, kind: str) -> str:
+    """A short README.md: base model, data, settings and final figures, and how to load the export."""
+    run = RunFolder(run_dir)
+    s = run.preset()["settings"]
+    base, m, t = s["model"]["model_name_or_path"], s["method"], s["training"]
+    base_note = "SmolLM2-135M-Instruct (the studio's starter model)" if base == "starter" else base
+    counts = {name: run.split_rows(name) for name in ("train", "validation", "test")}
+    method = m["finetuning_type"]
+    method_text = f"LoRA r={m['r']}, alpha={m['lora_alpha']}, dropout={m['lora_dropout']}, targets {m['target_modules']}" \
+        if method in ("lora", "qlora") else method
+    precision = (run.plan() or t)["precision"]  # what 'auto' became on the machine the run was on
+    lines = [
+        *_card_metadata(base, kind), f"# {run.name}", "",
+        f"Fine-tuned with Fine-tuning Studio (TRL `SFTTrainer`) from **{base_note}**.", "",
+        "## Data", "",
+        f"- source: `{s['data']['dataset_path']}`",
+        f"- rows: {counts['train']} train / {counts['validation']} validation / {counts['test']} test",
+        f"- cutoff: {t['max_length']} tokens; loss on {'answers only' if t['assistant_only_loss'] else 'whole conversations'}",
+        "", "## Settings", "",
+        f"- method: {method_text}",
+        f"- learning rate {t['learning_rate']}, {t['num_train_epochs']} epochs (max steps {t['max_steps']}), "
+        f"batch {t['per_device_train_batch_size']} x accumulation {t['gradient_accumulation_steps']}, "
+        f"scheduler {t['lr_scheduler_type']}, seed {t['seed']}",
+        f"- precision: {precision}",
+        "", "The full settings are in `preset.json`; `python launch.py train --preset preset.json` repeats the run.",
+        "", "## Results", "", "| figure | value |", "|---|---|",
+        *[f"| {name} | {value if not isinstance(value, float) else f'{value:.4f}'} |" for name, value in
+          _card_figures(run) if value is not None],
+        "", "## Use", "", "```python", LOAD_SNIPPETS[kind], "```", "",
+    ]
+    return "\n".join(lines)
+
+
+LOAD_SNIPPETS = {
+    "adapter": "from peft import AutoPeftModelForCausalLM\nmodel = AutoPeftModelForCausalLM.from_pretrained(\"PATH\")",
+    "merged": "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
+              "model = AutoModelForCausalLM.from_pretrained(\"PATH\")\ntokenizer = AutoTokenizer.from_pretrained(\"PATH\")",
+}
+
+
+def _card_metadata(base: str, kind: str) -> list[str]:
+    # The hub reads base_model as a hub id: a local folder's path is left out of the metadata.
+    hub_id = "HuggingFaceTB/SmolLM2-135M-Instruct" if base == "starter" else None if Path(base).exists() else base
+    return ["---", *([f"base_model: {hub_id}"] if hub_id else []),
+            f"library_name: {'peft' if kind == 'adapter' else 'transformers'}",
+            "tags: [fine-tuning-studio, trl, sft]", "---", ""]
+
+
+def _card_figures(run: RunFolder) -> list[tuple[str, object]]:
+    """The run's final figures, and its held-out scores where the Chat tab measured them."""
+    status = run.status()
+    figures = [("steps", status.get("global_step")), ("first train loss", status.get("first_train_loss")),
+               ("final train loss", status.get("final_train_loss")),
+               ("final validation loss", status.get("final_eval_loss")),
+               ("best validation loss", status.get("best_eval_loss")),
+               ("training time (s)", status.get("train_runtime_s"))]
+    scores = run.evaluation() or {}
+    for key in ("exact_match", "f1", "loss", "rouge_l", "bleu"):  # the keys evaluate.evaluate_run writes
+        if key in scores.get("tuned", {}) and key in scores.get("base", {}):
+            figures.append((f"held-out {key} (base -> tuned)", f"{scores['base'][key]:.4f} -> {scores['tuned'][key]:.4f}"))
+    return figures
