@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .runs import RunFolder
+from .runs import SPLITS, RunFolder
 
 
 def model_card(run_dir: str | Path, kind: str) -> str:
@@ -14,7 +14,7 @@ def model_card(run_dir: str | Path, kind: str) -> str:
     s = run.preset()["settings"]
     base, m, t = s["model"]["model_name_or_path"], s["method"], s["training"]
     base_note = "SmolLM2-135M-Instruct (the studio's starter model)" if base == "starter" else base
-    counts = {name: run.split_rows(name) for name in ("train", "validation", "test")}
+    counts = {name: run.split_rows(name) for name in SPLITS}
     method = m["finetuning_type"]
     method_text = f"LoRA r={m['r']}, alpha={m['lora_alpha']}, dropout={m['lora_dropout']}, targets {m['target_modules']}" \
         if method in ("lora", "qlora") else method

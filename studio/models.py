@@ -8,6 +8,7 @@ plain safetensors folder under the studio's cache; later runs load that folder d
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import importlib.util
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from .config import STARTER_MODEL
+from .estimates import ModelShape
 from .heavy import ensure_imported
 from .text import Msg
 
@@ -243,3 +245,17 @@ def free_memory() -> None:
             torch.cuda.empty_cache()
     except ImportError:
         pass
+
+
+@functools.lru_cache(maxsize=8)
+def model_shape(name_or_path: str, trust_remote_code: bool = False) -> ModelShape | None:
+    """The sizes the memory estimate needs, from the model's config alone (no weights are loaded); None for an
+    unreachable hub id or an architecture without the usual fields (estimates then go without model facts)."""
+    ensure_imported()
+    from transformers import AutoConfig  # deferred: heavy (imported by ensure_imported)
+
+    try:
+        path = resolve_model_path(name_or_path, progress=lambda _: None)
+        return ModelShape.from_config(AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code))
+    except Exception:  # noqa: BLE001 - offline, gated, unknown architecture: all mean "no model facts"
+        return None

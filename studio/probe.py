@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 
 from . import hardware, heavy, models
-from .config import Settings, to_lora_config
+from .config import Settings
+from .trl_args import to_lora_config
 
 
 def probe_seconds_per_step(settings: Settings, seq_len: int, steps: int = 2, facts=None) -> float:

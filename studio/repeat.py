@@ -12,7 +12,8 @@ from pathlib import Path
 import yaml
 
 from . import hardware
-from .config import lora_config_kwargs, parse_preset, sft_config_kwargs
+from .config import parse_preset
+from .trl_args import lora_config_kwargs, sft_config_kwargs
 from .export import (ExportError, ExportResult, Progress, base_model_path, commit_folder, default_export_dir,
                      default_gguf_name, export_record, quiet, run_preset, staged_folder)
 from .models import weights_dtype

@@ -20,8 +20,13 @@ from datetime import datetime
 from pathlib import Path
 
 from .config import load_preset
+from .text import Msg
 
 SPLITS = ("train", "validation", "test")
+
+
+class NotARun(ValueError):
+    """A folder without a run's preset; the message names it."""
 
 
 def runs_root() -> Path:
@@ -140,7 +145,10 @@ class RunFolder:
 
     def base_model(self) -> str:
         """The base model as the user named it ('starter', a folder, a hub id)."""
-        return (self.preset() or {})["settings"]["model"]["model_name_or_path"]
+        preset = self.preset()
+        if preset is None:
+            raise NotARun(Msg("export.not_run", run=str(self.path)))
+        return preset["settings"]["model"]["model_name_or_path"]
 
     def status(self) -> dict:
         return read_json(self.status_file) or {}

@@ -23,13 +23,14 @@ from typing import Callable
 from . import data as data_mod
 from . import hardware, heavy, models
 from .advice import multi_turn_share, not_learning, packing_suits_data
-from .config import Settings, parse_mapping, preset_dict, to_bnb_config, to_lora_config, to_sft_config
-from .estimates import ModelShape, training_memory_gb
+from .config import Settings, parse_mapping, preset_dict
+from .estimates import training_memory_gb
 from .distributed import is_main_process, main_process_first, shared_run_dir, world_size
 from .models import ModelSourceError
-from .runs import RunFolder, process_identity
+from .runs import SPLITS, RunFolder, process_identity
 from .text import Msg, on_off
 from .tokenized import encode_split
+from .trl_args import to_bnb_config, to_lora_config, to_sft_config
 
 Progress = Callable[[str], None]
 
@@ -86,7 +87,7 @@ def saved_split(run: RunFolder) -> PreparedData | None:
     """A resumed run trains on the split it was started with, even if the source file changed since."""
     if not run.split_file("train").exists():
         return None
-    return PreparedData(*(run.split(name) for name in ("train", "validation", "test")), format="messages", dropped=0)
+    return PreparedData(*(run.split(name) for name in SPLITS), format="messages", dropped=0)
 
 
 # ---------------------------------------------------------------- callbacks
@@ -369,11 +370,7 @@ def _figures(settings: Settings, trainer, output, target: Path, plan: dict) -> d
 
 def _estimated_memory_gb(settings: Settings, model_path: str, facts) -> float | None:
     """Memory the run needs without checkpointing, for the plan's 'auto' checkpointing choice."""
-    from transformers import AutoConfig  # deferred: heavy (imported by ensure_imported in _train)
-
-    try:
-        shape = ModelShape.from_config(AutoConfig.from_pretrained(model_path,
-                                                                  trust_remote_code=settings.model.trust_remote_code))
-    except (OSError, ValueError, AttributeError):
+    shape = models.model_shape(model_path, settings.model.trust_remote_code)
+    if shape is None:
         return None  # unknown architecture: the plan falls back to "off"
     return training_memory_gb(settings, shape, facts)["total"]  # only read when checkpointing is 'auto' (off here)

@@ -215,3 +215,25 @@ def test_rows_over_the_cutoff_can_be_dropped_and_the_advice_says_when():
     dropping, _ = config.apply_overrides(settings, ["drop_long_rows=true"])
     assert not fields(advice.rule_cutoff(dataclasses.replace(over, settings=dropping)), "drop_long_rows")
     assert not fields(advice.rule_cutoff(dataclasses.replace(over, share_over_cutoff=0.03)), "drop_long_rows")
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_the_learning_rate_help_states_the_range_the_rule_checks(method):
+    """One source: the field's advice text and the rule both come from config.LEARNING_RATES."""
+    from studio.config import LEARNING_RATES, TrainingSettings
+
+    low, high = LEARNING_RATES[method]["range"]
+    extra = TrainingSettings.model_fields["learning_rate"].json_schema_extra
+    for text in (extra["advice"], extra["advice_zh"]):
+        assert f"{low:.0e}".replace("e-0", "e-") in text and f"{high:.0e}".replace("e-0", "e-") in text
+    assert advice.rule_learning_rate(situation(f"finetuning_type={method}", f"learning_rate={high}")) == []
+    assert advice.rule_learning_rate(situation(f"finetuning_type={method}", f"learning_rate={high * 1.5}"))
+    assert advice.rule_learning_rate(situation(f"finetuning_type={method}", f"learning_rate={low}")) == []
+    assert advice.rule_learning_rate(situation(f"finetuning_type={method}", f"learning_rate={low / 2}"))
+
+
+def test_reset_to_recommended_returns_the_fields_own_defaults():
+    values = advice.recommended_values(situation())
+    defaults = config.flat_values(config.Settings())
+    for name in advice.RESET_TO_DEFAULT:
+        assert values[name] == defaults[name], name

@@ -3,7 +3,7 @@
 from collections import Counter
 
 
-from studio import config, data, hardware, models, tokenized
+from studio import config, data, hardware, models, tokenized, trl_args
 from studio.config import Settings, TrainingSettings
 
 
@@ -17,8 +17,8 @@ def epoch_samples(tiny_model_dir, tmp_path, strategy):
     tokenizer = models.load_tokenizer(str(tiny_model_dir))
     dataset = tokenized.encode_split(tokenizer, rows, assistant_only=True)
     plan = hardware.plan(hardware.detect(), TrainingSettings(precision="fp32", gradient_checkpointing="off"))
-    trainer = SFTTrainer(model=models.load_model(str(tiny_model_dir)), args=config.to_sft_config(settings, plan, str(tmp_path)),
-                         train_dataset=dataset, processing_class=tokenizer, peft_config=config.to_lora_config(settings))
+    trainer = SFTTrainer(model=models.load_model(str(tiny_model_dir)), args=trl_args.to_sft_config(settings, plan, str(tmp_path)),
+                         train_dataset=dataset, processing_class=tokenizer, peft_config=trl_args.to_lora_config(settings))
     seen, padding, real = [], 0, 0
     for batch in trainer.get_train_dataloader():
         mask = batch["attention_mask"]

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from studio import config
+from studio import config, trl_args
 from studio.config import Settings
 from studio.text import render
 
@@ -82,12 +82,12 @@ def test_every_field_has_help_label_and_chinese_text():
 def test_sft_config_from_settings_follows_the_plan():
     from trl import SFTConfig
 
-    args = config.to_sft_config(Settings(), CPU_PLAN, "/tmp/out")
+    args = trl_args.to_sft_config(Settings(), CPU_PLAN, "/tmp/out")
     assert isinstance(args, SFTConfig)
     assert args.bf16 is False and args.fp16 is False and args.gradient_checkpointing is False and args.use_cpu
     assert args.learning_rate == 2e-4 and args.max_length == 512 and args.train_sampling_strategy == "group_by_length"
     assert args.assistant_only_loss is False  # the studio masks answers itself (works without template markers)
-    bf16 = config.sft_config_kwargs(Settings(), {**CPU_PLAN, "device": "cuda", "precision": "bf16",
+    bf16 = trl_args.sft_config_kwargs(Settings(), {**CPU_PLAN, "device": "cuda", "precision": "bf16",
                                                  "gradient_checkpointing": True})
     assert bf16["bf16"] and not bf16["fp16"] and bf16["gradient_checkpointing"] and not bf16["use_cpu"]
 
@@ -95,17 +95,17 @@ def test_sft_config_from_settings_follows_the_plan():
 def test_every_training_field_reaches_sft_config():
     from trl import SFTConfig
 
-    kwargs = config.sft_config_kwargs(Settings(), CPU_PLAN)
+    kwargs = trl_args.sft_config_kwargs(Settings(), CPU_PLAN)
     fields = set(SFTConfig.__dataclass_fields__)
     assert set(kwargs) <= fields, set(kwargs) - fields
 
 
 def test_lora_config_from_settings():
     settings, _ = config.apply_overrides(Settings(), ["target_modules=q_proj, v_proj", "r=8", "lora_alpha=16"])
-    lora = config.to_lora_config(settings)
+    lora = trl_args.to_lora_config(settings)
     assert lora.r == 8 and lora.lora_alpha == 16 and set(lora.target_modules) == {"q_proj", "v_proj"}
     full, _ = config.apply_overrides(Settings(), ["finetuning_type=full"])
-    assert config.to_lora_config(full) is None
+    assert trl_args.to_lora_config(full) is None
 
 
 def test_effective_batch_size():

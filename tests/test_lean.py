@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from studio import config, tokenized
+from studio import config, tokenized, trl_args
 from studio.config import Settings
 
 
@@ -85,4 +85,4 @@ def test_generation_is_untouched_by_the_lean_head(tiny_model_dir, tmp_path):
 def test_studio_evaluation_asks_for_the_loss_only(tiny_model_dir):
     settings, problems = config.apply_overrides(Settings(), [f"model_name_or_path={tiny_model_dir}"])
     plan = {"precision": "fp32", "gradient_checkpointing": False, "device": "cpu"}
-    assert config.sft_config_kwargs(settings, plan)["prediction_loss_only"] is True
+    assert trl_args.sft_config_kwargs(settings, plan)["prediction_loss_only"] is True

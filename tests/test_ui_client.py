@@ -141,6 +141,10 @@ def test_chat_fills_both_panes_with_latency(client, chat_run):
                                                 api_name="/chat")
     assert len(base2) == 4 and len(tuned2) == 4
     assert latency2.count("Over 2 answers") == 2  # answers of two lengths: the k, b fit per pane
+    # a generation setting out of its limits is said beside the chat, by name; the panes stay as they were
+    base3, tuned3, note, prompt = client.predict(chat_run, "", "Again?", base2, tuned2, 12, 5.0, 0.9, 1.0, 0,
+                                                 api_name="/chat")
+    assert "Temperature" in note and "at most 2.0" in note and len(base3) == 4 and prompt == "Again?"
 
 
 def test_held_out_answers_and_evaluation(client, chat_run):
@@ -225,6 +229,7 @@ def test_a_chinese_browser_reads_every_server_message_in_chinese(app_url):
     text, _ = zh.predict(*form_values(), api_name="/hardware")
     assert "精度" in text and "Precision" not in text
     assert "不能小于" in zh.predict(*form_values(r=0), api_name="/check_settings")[0]
+    assert zh.predict("quickstart-cpu.json", api_name="/load_shipped_preset")[-1].startswith("预设已加载。")
 
 
 def test_export_tab_speaks_chinese_to_a_chinese_browser(app_url, chat_run):
@@ -235,3 +240,19 @@ def test_export_tab_speaks_chinese_to_a_chinese_browser(app_url, chat_run):
     _, launch, _ = zh.predict(chat_run, 2, 1, "zero2", api_name="/accelerate")
     assert "（需要：pip install deepspeed）" in launch
     assert zh.predict(chat_run, "", False, False, False, "F16", api_name="/export_files").startswith("⚠️ 请至少选择一项")
+
+
+def test_tabs_share_one_contract_and_chat_takes_every_generation_field(client):
+    """Adding a generation knob is one field in config.GenerationSettings: the Chat API follows it."""
+    import inspect
+
+    from studio.config import GenerationSettings
+    from studio.ui import app
+
+    for _, module in app.TABS:
+        assert list(inspect.signature(module.build).parameters) == ["ctx"], module.__name__
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    chat_inputs = [p["parameter_name"] for p in endpoints["/chat"]["parameters"]]
+    assert len(chat_inputs) == 5 + len(GenerationSettings.model_fields)  # the latency samples are a State, not API
+    held_out = endpoints["/held_out_answers"]["parameters"]
+    assert len(held_out) == 1 + len(GenerationSettings.model_fields)

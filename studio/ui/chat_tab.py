@@ -14,10 +14,9 @@ from ..chat import ChatPair, stream_pair
 from ..jobs import JOB
 from ..paths import run_refusal
 from ..runs import RunFolder, list_runs
-from ..text import Msg
 from .forms import TabContext, TabParts, build_section_form
 from .handoff import pick_run
-from .text import for_form, frame, headers, lang, render, t, tr
+from .text import field_labels, for_form, frame, headers, lang, render, t, tr
 
 # One loaded pair at a time: a second model copy would double memory. Guarded, since tabs share the process.
 _LOADED: dict = {}
@@ -73,11 +72,13 @@ def open_tab(current: str | None, handed: str | None, request: gr.Request = None
 GENERATION_FIELDS = list(config.GenerationSettings.model_fields)  # the API's order: declaration order
 
 
-def generation_settings(values) -> tuple[config.GenerationSettings | None, str]:
-    """The Advanced generation fields, in declaration order, as settings; or None and what is wrong with them."""
+def generation_settings(values, language: str = "en") -> tuple[config.GenerationSettings | None, str]:
+    """The Advanced generation fields, in declaration order, as settings; or None and what is wrong with them,
+    each named by the label the reader sees."""
     settings, problems = config.settings_from_flat(dict(zip(GENERATION_FIELDS, values)))
     if problems:
-        return None, Msg("list", items=[Msg("problem", where=w, problem=m) for w, m in problems])
+        labels = field_labels(language)
+        return None, "\n".join(f"⚠️ **{labels.get(w, w)}**: {render(m, language)}" for w, m in problems)
     return settings.generation, ""
 
 
@@ -114,9 +115,9 @@ def send(run_dir, system, prompt, base_history, tuned_history, samples, *generat
     if JOB.running and _LOADED.get("run_dir") != run_dir:
         yield base_history, tuned_history, samples, tr("chat.busy_training", language), prompt
         return
-    settings, problems = generation_settings(generation)
+    settings, problems = generation_settings(generation, language)
     if settings is None:
-        yield base_history, tuned_history, samples, render(problems, language), prompt
+        yield base_history, tuned_history, samples, problems, prompt
         return
     try:
         pair = get_pair(run_dir)
@@ -155,9 +156,9 @@ def held_out_answers(run_dir, *generation, progress=gr.Progress(), request: gr.R
     examples, split = evaluate.held_out_examples(run_dir, limit=8)
     if not examples:
         return frame([], ANSWER_COLUMNS, language), tr("chat.no_held_out", language)
-    settings, problems = generation_settings(generation)
+    settings, problems = generation_settings(generation, language)
     if settings is None:
-        return frame([], ANSWER_COLUMNS, language), render(problems, language)
+        return frame([], ANSWER_COLUMNS, language), problems
     pair = get_pair(run_dir)
     table = []
     for i, (prompt, reference) in enumerate(examples):

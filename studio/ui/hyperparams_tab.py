@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,14 +11,13 @@ import gradio as gr
 import numpy as np
 
 from .. import advice, config, estimates, hardware, stats
-from ..heavy import ensure_imported
 from ..jobs import JOB
-from ..models import resolve_model_path
+from ..models import model_shape
 from ..paths import PRESET_DOWNLOAD, source_refusal
 from ..probe import probe_seconds_per_step
 from ..text import Msg, on_off
 from .forms import TabContext, TabParts, build_section_form, settings_from_form
-from .text import for_form, lang, render, t, tr
+from .text import field_labels, for_form, lang, render, t, tr
 
 
 def hardware_view(names: list[str], values, language: str):
@@ -45,18 +43,7 @@ def hardware_text(settings: config.Settings, facts, language: str = "en") -> str
 
 
 def _shape(model: str):
-    return None if source_refusal(model) else _cached_shape(model)  # advice never opens a path it may not read
-
-
-@functools.lru_cache(maxsize=8)
-def _cached_shape(model: str):
-    ensure_imported()
-    from transformers import AutoConfig  # deferred: heavy (imported by ensure_imported)
-
-    try:
-        return estimates.ModelShape.from_config(AutoConfig.from_pretrained(resolve_model_path(model, lambda _: None)))
-    except Exception:  # noqa: BLE001 - an unreachable hub id or an unknown architecture: advise without model facts
-        return None
+    return None if source_refusal(model) else model_shape(model)  # advice never opens a path it may not read
 
 
 def situation_for(settings: config.Settings) -> advice.Situation:
@@ -72,12 +59,6 @@ def advice_markdown(items: list[advice.Advice], language: str = "en") -> str:
                      f"{render(a.message, language)}"
                      + (" " + tr("advice.suggested", language, value=a.suggested) if a.suggested is not None else "")
                      for a in items)
-
-
-def field_labels(language: str) -> dict[str, str]:
-    """Advice names a setting by the label the user sees on the form."""
-    key = "label_zh" if language == "zh" else "label"
-    return {name: (info.json_schema_extra or {})[key] for _, name, info in config.all_fields()}
 
 
 def estimate_markdown(settings: config.Settings, situation: advice.Situation, language: str = "en") -> str:
@@ -179,11 +160,14 @@ class _Views:
                          components, self.time_md, api_name="estimate_time")
         self.export_btn.click(for_form(lambda *values, request=None: export_preset(names, values, lang(request)), n),
                               components, [self.preset_out, self.status], api_name="export_preset")
-        self.import_btn.click(lambda path, request: import_preset(names, path, lang(request)), self.preset_in,
-                              components + [self.status], api_name="import_preset")
-        self.shipped.input(lambda name, request: import_preset(names, str(PRESETS_DIR / name) if name else None,
-                                                               lang(request)),
-                           self.shipped, components + [self.status], api_name="load_shipped_preset")
+        def import_file(path, request: gr.Request):
+            return import_preset(names, path, lang(request))
+
+        def import_shipped(name, request: gr.Request):
+            return import_preset(names, str(PRESETS_DIR / name) if name else None, lang(request))
+
+        self.import_btn.click(import_file, self.preset_in, components + [self.status], api_name="import_preset")
+        self.shipped.input(import_shipped, self.shipped, components + [self.status], api_name="load_shipped_preset")
         # Detecting hardware imports torch: done after the page is served, not while building it.
         self.demo.load(for_form(lambda *values, request=None: hardware_view(names, values, lang(request)), n),
                        components, [self.hardware_md, form["finetuning_type"]], api_name="hardware")

@@ -37,6 +37,12 @@ def translations() -> dict[str, dict[str, str]]:
     return {"en": en, "zh": zh, "zh-CN": zh}
 
 
+def field_labels(language: str) -> dict[str, str]:
+    """Advice names a setting by the label the user sees on the form."""
+    key = "label_zh" if language == "zh" else "label"
+    return {name: (info.json_schema_extra or {})[key] for _, name, info in all_fields()}
+
+
 I18N = gr.I18n(**translations())
 
 
