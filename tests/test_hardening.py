@@ -93,7 +93,7 @@ def test_loopback_server_refuses_other_host_names(app_url):
 
 
 def test_uploads_are_capped_at_the_loaders_limit(app_url, artifacts):
-    from studio.data import MAX_FILE_MB
+    from studio.readers import MAX_FILE_MB
     from studio.ui.app import launch_app
 
     served = json.loads(urllib.request.urlopen(app_url + "config", timeout=10).read())
