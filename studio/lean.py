@@ -11,13 +11,20 @@ The studio's head computes only the log-probabilities of positions that have a l
 own chunked kernel (`trl.kernels.ChunkedLogProbFunction`), so the loss and its gradients are the same numbers.
 
 It is used only where that holds: plain negative log-likelihood, no custom loss, label smoothing, MoE auxiliary
-loss, logit scaling / soft-capping, padding-free batches or sharded weights (ZeRO-3 / FSDP gather the head in
-TRL's version). Liger's layer kernels (RMSNorm, SwiGLU, RoPE) leave the head alone and combine with it. Anywhere else TRL's trainer runs unchanged. Remove this module when TRL stops computing logging-only
-fields on every step and compacts positions on CPU.
+loss, logit scaling / soft-capping, TRL's own packing or sharded weights (ZeRO-3 / FSDP gather the head in TRL's
+version). Liger's layer kernels (RMSNorm, SwiGLU, RoPE) leave the head alone and combine with it. Anywhere else
+TRL's trainer runs unchanged. Remove this module when TRL stops computing logging-only fields on every step and
+compacts positions on CPU.
+
+With the lean head, a batch of short conversations also goes without padding (`PaddingFreeWhenCheaper`): the
+same conversations laid end to end in one row, each attending only to itself, so the loss is the padded batch's
+and the work on padding goes (on the bench data, random order, about a fifth of each step). It is switched on
+only after checking, on the model as loaded, that attention stays inside each conversation.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import types
 
 from .heavy import ensure_imported
@@ -26,6 +33,7 @@ ensure_imported()
 import torch  # noqa: E402
 from trl import SFTTrainer  # noqa: E402
 from trl.kernels import ChunkedLogProbFunction  # noqa: E402
+from trl.trainer.sft_trainer import DataCollatorForLanguageModeling  # noqa: E402
 from trl.trainer.utils import FusedCausalLMOutput  # noqa: E402
 
 CHUNK_SIZE = 32768  # vocabulary columns per tile, as TRL uses
@@ -62,8 +70,69 @@ def add_lean_lm_head(model) -> None:
     model.forward = types.MethodType(forward, model)
 
 
+# ---------------------------------------------------------------- batches without padding
+
+@dataclasses.dataclass
+class PaddingFreeWhenCheaper(DataCollatorForLanguageModeling):
+    """TRL's collator, choosing per batch: the batch's conversations laid end to end in one row (position ids
+    start again at 0 for each, so attention stays inside each conversation, as transformers builds the mask from
+    them) when that costs less than padding them to the longest; padded as TRL does otherwise. The same
+    conversations and the same loss either way: only the work on padding goes.
+
+    One row of n tokens costs n linear-layer passes and n^2 attention pairs; padding costs batch x longest of each.
+    `context_weight` is the cost of one attention pair relative to one token's linear layers (see
+    `context_weight`), so long conversations, where the one long row's attention would cost more, stay padded."""
+
+    context_weight: float = 0.0
+
+    def torch_call(self, examples):
+        lengths = [len(example["input_ids"]) for example in examples]
+        packed = padding_free_is_cheaper(lengths, self.context_weight)
+        return DataCollatorForLanguageModeling.torch_call(dataclasses.replace(self, padding_free=packed), examples)
+
+
+def padding_free_is_cheaper(lengths: list[int], context_weight: float) -> bool:
+    longest, total = max(lengths), sum(lengths)
+    return total * (1 + context_weight * total) < len(lengths) * longest * (1 + context_weight * longest)
+
+
+def context_weight(config) -> float:
+    """Attention work per (token, context token) over linear-layer work per token: 4 x hidden per layer against
+    2 x the parameters a token passes through."""
+    config = config.get_text_config()
+    hidden, layers = config.hidden_size, config.num_hidden_layers
+    intermediate = getattr(config, "intermediate_size", 4 * hidden)
+    return 4 * hidden * layers / (2 * layers * (4 * hidden * hidden + 3 * hidden * intermediate))
+
+
+def attention_stays_inside_packed_rows(model) -> bool:
+    """Whether this model, as loaded, keeps conversations laid end to end apart: two short random sequences, once
+    in one row with restarting position ids and once each on its own, must give the same logits. (transformers
+    builds the block mask from position ids for its own models; remote code or an older version may not.)"""
+    device = next(model.parameters()).device
+    vocab = model.config.get_text_config().vocab_size
+    generator = torch.Generator().manual_seed(0)
+    first, second = (torch.randint(3, vocab, (n,), generator=generator).to(device) for n in (5, 7))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            alone = model(input_ids=second[None], use_cache=False).logits[0].float()
+            positions = torch.cat([torch.arange(5), torch.arange(7)]).to(device)[None]
+            packed = model(input_ids=torch.cat([first, second])[None], position_ids=positions,
+                           use_cache=False).logits[0, 5:].float()
+    except Exception:  # noqa: BLE001 - a model that cannot take position ids this way keeps padded batches
+        return False
+    finally:
+        model.train(was_training)
+    return bool((packed - alone).abs().max() <= 0.1 * max(1.0, float(alone.abs().max())))
+
+
+# ---------------------------------------------------------------- the trainer
+
 class LeanSFTTrainer(SFTTrainer):
-    """SFTTrainer with the lean LM head where it gives the same loss; TRL's own path everywhere else."""
+    """SFTTrainer with the lean LM head where it gives the same loss, and batches without padding where the model
+    keeps them apart; TRL's own path everywhere else."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -76,9 +145,14 @@ class LeanSFTTrainer(SFTTrainer):
         )
         if self.lean:
             add_lean_lm_head(model)
+        self.padding_free_batches = self.lean and type(self.data_collator) is DataCollatorForLanguageModeling \
+            and attention_stays_inside_packed_rows(self.model)
+        if self.padding_free_batches:
+            fields = {f.name: getattr(self.data_collator, f.name) for f in dataclasses.fields(self.data_collator)}
+            self.data_collator = PaddingFreeWhenCheaper(**fields, context_weight=context_weight(model.config))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if not self.lean or "attention_mask" not in inputs:
+        if not self.lean or not ("attention_mask" in inputs or "position_ids" in inputs):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         mode = "train" if self.model.training else "eval"
         outputs = model(**inputs, fused_lm_head=True)
@@ -87,7 +161,9 @@ class LeanSFTTrainer(SFTTrainer):
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes  # as TRL: DDP averages gradients across processes
         if mode == "train":
-            # Same count as TRL's num_tokens: non-padding tokens of every process.
-            self._total_train_tokens += self.accelerator.gather_for_metrics(inputs["attention_mask"].sum()).sum().item()
+            # Same count as TRL's num_tokens: non-padding tokens of every process (a padding-free row has none).
+            tokens = inputs["attention_mask"].sum() if "attention_mask" in inputs else \
+                torch.tensor(inputs["position_ids"].size(1), device=inputs["position_ids"].device)
+            self._total_train_tokens += self.accelerator.gather_for_metrics(tokens).sum().item()
         self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
         return (loss, outputs) if return_outputs else loss

@@ -384,6 +384,11 @@ TEXT: dict[str, tuple[str, str]] = {
     "log.hardware": ("Hardware: {hardware}", "硬件：{hardware}"),
     "log.precision": ("Precision {value}: {why}", "精度 {value}：{why}"),
     "log.checkpointing": ("Gradient checkpointing {value}: {why}", "梯度检查点 {value}：{why}"),
+    "log.padding_free": ("Batches without padding: {value} ({why})", "无填充批次：{value}（{why}）"),
+    "log.padding_free_on": ("short batches are laid end to end in one row, each conversation seeing only itself; "
+                            "the same loss as padded batches, without the work on padding",
+                            "较短的批次首尾相接放在一行，每段对话只看到自己；损失与填充批次相同，省去填充部分的计算"),
+    "log.padding_free_off": ("this model or loss keeps TRL's padded batches", "此模型或损失方式沿用 TRL 的填充批次"),
     "log.packing": ("Packing {value}: {why}", "序列打包 {value}：{why}"),
     "log.liger": ("Liger kernels {value}: {why}", "Liger 内核 {value}：{why}"),
     "log.dropped": ("Dropped {count} rows with problems (first: {where}: {problem})",

@@ -347,6 +347,8 @@ def _trainer(settings: Settings, run: RunFolder, log: RunLog, plan: dict, facts,
     trainer.remove_callback(PrinterCallback)
     trainable, total = models.count_parameters(trainer.model)
     log(Msg("log.parameters", trainable=trainable, total=total, share=100 * trainable / total, method=method))
+    log(Msg("log.padding_free", value=on_off(trainer.padding_free_batches),
+            why=Msg("log.padding_free_on" if trainer.padding_free_batches else "log.padding_free_off")))
     if world_size() > 1:
         log(Msg("log.processes", count=world_size(), kind=trainer.accelerator.distributed_type.value))
     return trainer

@@ -37,6 +37,8 @@ def test_lean_head_trains_exactly_like_trls(tiny_model_dir, tmp_path):
     for lean in (False, True):
         trainer = trainer_pair(tiny_model_dir, tmp_path, lean)
         assert getattr(trainer, "lean", False) == lean
+        if lean:  # every batch without padding (the tiny model's attention is cheap enough to weigh nothing)
+            trainer.data_collator.context_weight = 0.0
         trainer.train()
         losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
         results[lean] = (losses, lora_state(trainer), trainer._total_train_tokens)
@@ -86,3 +88,55 @@ def test_studio_evaluation_asks_for_the_loss_only(tiny_model_dir):
     settings, problems = config.apply_overrides(Settings(), [f"model_name_or_path={tiny_model_dir}"])
     plan = {"precision": "fp32", "gradient_checkpointing": False, "device": "cpu"}
     assert trl_args.sft_config_kwargs(settings, plan)["prediction_loss_only"] is True
+
+
+def test_short_batches_go_without_padding_and_give_the_padded_loss(tiny_model_dir, tmp_path):
+    """The same conversations laid end to end in one row (position ids restart for each): no padding work, and
+    the loss and its gradients equal those of the padded batch."""
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    trainer = trainer_pair(tiny_model_dir, tmp_path, lean=True)
+    assert trainer.padding_free_batches
+    trainer.data_collator.context_weight = 0.0  # the tiny model's attention is costly next to its tiny layers
+    examples = [trainer.train_dataset[i] for i in range(4)]
+    packed = trainer.data_collator(examples)
+    assert "attention_mask" not in packed and packed["input_ids"].shape[0] == 1
+    assert packed["input_ids"].shape[1] == sum(len(e["input_ids"]) for e in examples)
+    padded = DataCollatorForLanguageModeling(pad_token_id=trainer.processing_class.pad_token_id)(examples)
+    losses, grads = [], []
+    for batch in (padded, packed):
+        trainer.model.zero_grad()
+        loss = trainer.compute_loss(trainer.model, dict(batch))
+        loss.backward()
+        losses.append(loss.item())
+        grads.append({n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None})
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, atol=1e-6, rtol=1e-4)
+
+
+def test_long_conversations_stay_padded_where_one_long_row_would_cost_more():
+    from studio.lean import padding_free_is_cheaper
+
+    assert padding_free_is_cheaper([100, 300, 120, 90], context_weight=3e-4)  # the starter model's weight
+    assert padding_free_is_cheaper([300, 200], context_weight=0.0)  # without attention cost, padding only costs
+    assert not padding_free_is_cheaper([8000, 7900, 8100, 8000], context_weight=3e-4)  # attention dominates
+    assert not padding_free_is_cheaper([500, 500], context_weight=1e-2)
+
+
+def test_a_model_whose_attention_crosses_packed_rows_keeps_padded_batches():
+    """Remote code (or an older transformers) may ignore restarting position ids: checked, never assumed."""
+    from types import SimpleNamespace
+
+    from studio.lean import attention_stays_inside_packed_rows
+
+    class SeesEverythingBefore(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.config = SimpleNamespace(get_text_config=lambda: SimpleNamespace(vocab_size=50))
+            self.embed = torch.nn.Embedding(50, 50)
+
+        def forward(self, input_ids, position_ids=None, use_cache=False):
+            return SimpleNamespace(logits=self.embed(input_ids).cumsum(dim=1))  # every token sees all before it
+
+    assert not attention_stays_inside_packed_rows(SeesEverythingBefore())
