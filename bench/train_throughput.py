@@ -7,7 +7,9 @@ so its peak RSS is its own. Throughput is trained (non-padding) tokens per secon
 by TRL (`attention_mask.sum()` per batch). Printed ratios:
   (a) studio, identical settings (fp32, random order, no checkpointing) / plain TRL with those settings, once with
       TRL's default loss (every token) and once with answers-only loss (prompt/completion rows), the studio's own
-  (a') the same studio run with TRL's LM head instead of the studio's lean one (studio/lean.py): before / after
+  (a') the same studio run with TRL's LM head (and so TRL's padded batches) instead of the studio's lean head
+       and padding-free batches (studio/lean.py): before / after
+  (a'') padding-free batches / padded batches, both with the lean head; (b'') the same with the studio defaults
   (b) studio defaults (hardware-aware precision, length-grouped batches) / plain TRL, random order
   (c) studio defaults / TRL's own defaults (bf16 + gradient checkpointing), few steps
   (d) peak RSS of each variant
@@ -52,13 +54,17 @@ def make_bench_data(path: Path, rows: int = 400, seed: int = 0) -> Path:
 
 # ---------------------------------------------------------------- workers (one per subprocess)
 
-def worker_studio(data: Path, steps: int, overrides: list[str], lean: bool = True) -> dict:
+def worker_studio(data: Path, steps: int, overrides: list[str], lean: bool = True, padding_free: bool = True) -> dict:
     from studio.config import Settings, apply_overrides
 
-    if not lean:  # the "before" of the lean head: TRL's fused head, as SFTTrainer runs it
+    if not lean:  # the "before" of the lean head: TRL's fused head, as SFTTrainer runs it (padded batches)
         import studio.lean
 
         studio.lean.lean_head_supported = lambda model: False
+    if not padding_free:  # the lean head with TRL's padded batches
+        import studio.lean
+
+        studio.lean.attention_stays_inside_packed_rows = lambda model: False
     from studio.train import run_training
 
     settings, problems = apply_overrides(Settings(), [*COMMON, f"dataset_path={data}", f"max_steps={steps}",
@@ -109,6 +115,11 @@ def run_worker(args) -> None:
     elif variant == "studio_identical_trl_head":
         result = worker_studio(data, steps, ["precision=fp32", "gradient_checkpointing=off",
                                              "train_sampling_strategy=random"], lean=False)
+    elif variant == "studio_identical_padded":
+        result = worker_studio(data, steps, ["precision=fp32", "gradient_checkpointing=off",
+                                             "train_sampling_strategy=random"], padding_free=False)
+    elif variant == "studio_defaults_padded":
+        result = worker_studio(data, steps, [], padding_free=False)
     elif variant == "plain_trl_answers":
         result = worker_plain_trl(data, steps, "random", trl_defaults=False, answers_only=True)
     elif variant == "studio_defaults":
@@ -193,7 +204,8 @@ def main() -> None:
     results = {}
     for variant, steps in (("plain_trl_random", args.steps), ("plain_trl_answers", args.steps),
                            ("studio_identical", args.steps), ("studio_identical_trl_head", args.steps),
-                           ("studio_defaults", args.steps), ("trl_defaults", args.default_steps)):
+                           ("studio_identical_padded", args.steps), ("studio_defaults", args.steps),
+                           ("studio_defaults_padded", args.steps), ("trl_defaults", args.default_steps)):
         results[variant] = spawn(variant, data, steps)
         r = results[variant]
         if "error" in r:
@@ -211,8 +223,10 @@ def main() -> None:
 
     print(f"(a) studio identical / plain TRL          : {ratio('studio_identical', 'plain_trl_random'):.3f}")
     print(f"(a) ... / plain TRL, answers-only loss     : {ratio('studio_identical', 'plain_trl_answers'):.3f}")
-    print(f"(a') lean LM head / TRL's LM head (studio) : {ratio('studio_identical', 'studio_identical_trl_head'):.3f}")
+    print(f"(a') lean head, no padding / TRL's head    : {ratio('studio_identical', 'studio_identical_trl_head'):.3f}")
+    print(f"(a'') no padding / padded (lean head both) : {ratio('studio_identical', 'studio_identical_padded'):.3f}")
     print(f"(b) studio defaults / plain TRL random     : {ratio('studio_defaults', 'plain_trl_random'):.3f}")
+    print(f"(b'') defaults, no padding / padded        : {ratio('studio_defaults', 'studio_defaults_padded'):.3f}")
     print(f"(c) studio defaults / TRL's own defaults   : {ratio('studio_defaults', 'trl_defaults'):.3f}")
     print("(d) peak RSS GB: " + ", ".join(f"{k} {v.get('peak_rss_gb', float('nan')):.2f}" for k, v in results.items()))
     for name in ("studio_identical", "studio_defaults"):

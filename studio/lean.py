@@ -33,6 +33,9 @@ ensure_imported()
 import torch  # noqa: E402
 from trl import SFTTrainer  # noqa: E402
 from trl.kernels import ChunkedLogProbFunction  # noqa: E402
+from transformers import AttentionInterface  # noqa: E402
+from transformers.integrations.sdpa_attention import sdpa_attention_forward  # noqa: E402
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask  # noqa: E402
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling  # noqa: E402
 from trl.trainer.utils import FusedCausalLMOutput  # noqa: E402
 
@@ -84,10 +87,11 @@ class PaddingFreeWhenCheaper(DataCollatorForLanguageModeling):
     `context_weight`), so long conversations, where the one long row's attention would cost more, stay padded."""
 
     context_weight: float = 0.0
+    attention_per_conversation: bool = False  # then one row never costs more attention than its conversations
 
     def torch_call(self, examples):
         lengths = [len(example["input_ids"]) for example in examples]
-        packed = padding_free_is_cheaper(lengths, self.context_weight)
+        packed = self.attention_per_conversation or padding_free_is_cheaper(lengths, self.context_weight)
         return DataCollatorForLanguageModeling.torch_call(dataclasses.replace(self, padding_free=packed), examples)
 
 
@@ -105,6 +109,33 @@ def context_weight(config) -> float:
     return 4 * hidden * layers / (2 * layers * (4 * hidden * hidden + 3 * hidden * intermediate))
 
 
+SDPA_PER_CONVERSATION = "studio_sdpa_per_conversation"
+UNUSUAL_ATTENTION = ("sliding_window", "softcap", "s_aux", "sinks", "position_bias")  # left to transformers' own SDPA
+
+
+def sdpa_per_conversation(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
+    """SDPA on a padding-free row one conversation at a time, each with the causal kernel: no attention work
+    between conversations and no mask to build or read. Anything else (padded batches, generation, sliding
+    windows, soft-capping, sinks) goes to transformers' own SDPA unchanged."""
+    bounds = kwargs.get("cu_seq_lens_q")
+    if bounds is None or query.shape[0] != 1 or key.shape[2] != query.shape[2] \
+            or not getattr(module, "is_causal", True) or any(kwargs.get(k) is not None for k in UNUSUAL_ATTENTION):
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      **kwargs)
+    gqa = key.shape[1] != query.shape[1]
+    edges = bounds.tolist()
+    output = torch.cat([
+        torch.nn.functional.scaled_dot_product_attention(
+            query[:, :, start:end], key[:, :, start:end], value[:, :, start:end], dropout_p=dropout, scale=scaling,
+            is_causal=True, enable_gqa=gqa)
+        for start, end in zip(edges[:-1], edges[1:])], dim=2)
+    return output.transpose(1, 2).contiguous(), None
+
+
+AttentionInterface.register(SDPA_PER_CONVERSATION, sdpa_per_conversation)
+AttentionMaskInterface.register(SDPA_PER_CONVERSATION, sdpa_mask)  # padded batches keep SDPA's own mask
+
+
 def attention_stays_inside_packed_rows(model) -> bool:
     """Whether this model, as loaded, keeps conversations laid end to end apart: two short random sequences, once
     in one row with restarting position ids and once each on its own, must give the same logits. (transformers
@@ -119,8 +150,10 @@ def attention_stays_inside_packed_rows(model) -> bool:
         with torch.no_grad():
             alone = model(input_ids=second[None], use_cache=False).logits[0].float()
             positions = torch.cat([torch.arange(5), torch.arange(7)]).to(device)[None]
-            packed = model(input_ids=torch.cat([first, second])[None], position_ids=positions,
-                           use_cache=False).logits[0, 5:].float()
+            edges = torch.tensor([0, 5, 12], dtype=torch.int32, device=device)  # as TRL's padding-free collator
+            packed = model(input_ids=torch.cat([first, second])[None], position_ids=positions, use_cache=False,
+                           cu_seq_lens_q=edges, cu_seq_lens_k=edges, max_length_q=7, max_length_k=7)
+            packed = packed.logits[0, 5:].float()
     except Exception:  # noqa: BLE001 - a model that cannot take position ids this way keeps padded batches
         return False
     finally:
@@ -146,10 +179,22 @@ class LeanSFTTrainer(SFTTrainer):
         if self.lean:
             add_lean_lm_head(model)
         self.padding_free_batches = self.lean and type(self.data_collator) is DataCollatorForLanguageModeling \
-            and attention_stays_inside_packed_rows(self.model)
+            and self._attention_for_padding_free(model)
         if self.padding_free_batches:
             fields = {f.name: getattr(self.data_collator, f.name) for f in dataclasses.fields(self.data_collator)}
-            self.data_collator = PaddingFreeWhenCheaper(**fields, context_weight=context_weight(model.config))
+            self.data_collator = PaddingFreeWhenCheaper(
+                **fields, context_weight=context_weight(model.config),
+                attention_per_conversation=model.config._attn_implementation == SDPA_PER_CONVERSATION)
+
+    def _attention_for_padding_free(self, model) -> bool:
+        """SDPA one conversation at a time where the model uses transformers' SDPA (then a padding-free row costs
+        no more attention than its conversations alone); checked either way on the model as loaded."""
+        if model.config._attn_implementation == "sdpa":
+            model.set_attn_implementation(SDPA_PER_CONVERSATION)
+            if attention_stays_inside_packed_rows(self.model):
+                return True
+            model.set_attn_implementation("sdpa")
+        return attention_stays_inside_packed_rows(self.model)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if not self.lean or not ("attention_mask" in inputs or "position_ids" in inputs):

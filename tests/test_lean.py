@@ -140,3 +140,40 @@ def test_a_model_whose_attention_crosses_packed_rows_keeps_padded_batches():
             return SimpleNamespace(logits=self.embed(input_ids).cumsum(dim=1))  # every token sees all before it
 
     assert not attention_stays_inside_packed_rows(SeesEverythingBefore())
+
+
+def test_padding_free_rows_attend_one_conversation_at_a_time_with_the_same_result(tiny_model_dir, tmp_path):
+    """Where the model uses transformers' SDPA, a padding-free row is attended conversation by conversation (no
+    work between conversations, the causal kernel); the logits equal those of transformers' masked SDPA."""
+    from studio.lean import SDPA_PER_CONVERSATION
+
+    trainer = trainer_pair(tiny_model_dir, tmp_path, lean=True)
+    base = trainer.model.get_base_model()
+    assert base.config._attn_implementation == SDPA_PER_CONVERSATION
+    assert trainer.data_collator.attention_per_conversation
+    examples = [trainer.train_dataset[i] for i in range(3)]
+    row = trainer.data_collator(examples)
+    inputs = {k: row[k] for k in ("input_ids", "position_ids", "cu_seq_lens_q", "cu_seq_lens_k", "max_length_q",
+                                  "max_length_k")}
+    with torch.no_grad():
+        per_conversation = base(**inputs, use_cache=False).logits
+        base.set_attn_implementation("sdpa")
+        masked = base(**inputs, use_cache=False).logits
+    torch.testing.assert_close(per_conversation, masked, atol=1e-5, rtol=1e-4)
+
+
+def test_unusual_attention_is_left_to_transformers():
+    """Sliding windows, soft-capping and sinks change what a token may see: those calls go to transformers' SDPA."""
+    from unittest import mock
+
+    from studio import lean
+
+    q = torch.randn(1, 2, 6, 4)
+    module = torch.nn.Module()
+    with mock.patch.object(lean, "sdpa_attention_forward", return_value=("transformers", None)) as plain:
+        edges = torch.tensor([0, 3, 6], dtype=torch.int32)
+        assert lean.sdpa_per_conversation(module, q, q, q, None, cu_seq_lens_q=edges, sliding_window=2)[0] == \
+            "transformers"
+        assert lean.sdpa_per_conversation(module, q, q, q, None)[0] == "transformers"  # a padded batch
+        output, _ = lean.sdpa_per_conversation(module, q, q, q, None, cu_seq_lens_q=edges)
+        assert plain.call_count == 2 and output.shape == (1, 6, 2, 4)
