@@ -177,3 +177,14 @@ def test_unusual_attention_is_left_to_transformers():
         assert lean.sdpa_per_conversation(module, q, q, q, None)[0] == "transformers"  # a padded batch
         output, _ = lean.sdpa_per_conversation(module, q, q, q, None, cu_seq_lens_q=edges)
         assert plain.call_count == 2 and output.shape == (1, 6, 2, 4)
+
+
+def test_batches_with_little_padding_stay_padded():
+    from studio.lean import PaddingFreeWhenCheaper
+
+    collate = PaddingFreeWhenCheaper(pad_token_id=0, attention_per_conversation=True)
+    rows = lambda *lengths: [{"input_ids": list(range(1, n + 1))} for n in lengths]  # noqa: E731
+    assert "attention_mask" in collate(rows(100, 98, 97, 99))  # 1.5% padding: one batched attention call
+    packed = collate(rows(100, 40, 60, 20))  # 45% padding: laid end to end
+    assert "attention_mask" not in packed and packed["input_ids"].shape == (1, 220)
+    assert packed["position_ids"][0, 100].item() == 0 and (packed["labels"][0, [0, 100, 140, 200]] == -100).all()
