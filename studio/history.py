@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from .runs import RunFolder
-
-
-def run_metrics(run_dir: str | Path) -> list[dict]:
-    return RunFolder(run_dir).metrics()
 
 
 def smoothed(values: list[float], weight: float = 0.8) -> list[float]:
