@@ -54,17 +54,53 @@ def test_lean_head_scores_only_labelled_positions(tiny_model_dir, tmp_path, monk
     from studio import lean
 
     trainer = trainer_pair(tiny_model_dir, tmp_path, lean=True)
-    scored, original = [], lean.ChunkedLogProbFunction.apply
+    scored, original = [], lean.label_log_probs
 
     def counting(hidden, *args):
         scored.append(hidden.shape[0])
         return original(hidden, *args)
 
-    monkeypatch.setattr(lean.ChunkedLogProbFunction, "apply", counting)
+    monkeypatch.setattr(lean, "label_log_probs", counting)
     batch = next(iter(trainer.get_train_dataloader()))
     trainer.compute_loss(trainer.model, dict(batch))
     labelled = int((batch["labels"][:, 1:] != -100).sum())
     assert scored == [labelled] and labelled < batch["input_ids"].numel() // 2
+
+
+def head_outputs(function, dtype, tile_elements=None):
+    """log p(label) and the gradients of hidden states, head weight and bias for one random head."""
+    generator = torch.Generator().manual_seed(0)
+    hidden, weight = torch.randn(70, 24, generator=generator), torch.randn(300, 24, generator=generator) * 0.3
+    bias, labels = torch.randn(300, generator=generator), torch.randint(0, 300, (70,), generator=generator)
+    upstream = torch.randn(70, generator=generator)
+    hidden, weight, bias = (t.to(dtype).requires_grad_() for t in (hidden, weight, bias))
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+        log_probs = function(hidden, weight, bias, labels)
+    (log_probs * upstream).sum().backward()
+    return [log_probs.detach(), hidden.grad, weight.grad, bias.grad]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_cpu_head_gives_trls_log_probs_and_gradients(dtype, monkeypatch):
+    """The CPU head against TRL's kernel and against the plain softmax, with tiles smaller than the batch."""
+    from trl.kernels import ChunkedLogProbFunction
+
+    from studio import lean
+
+    def trl_head(hidden, weight, bias, labels):
+        return ChunkedLogProbFunction.apply(hidden, weight, bias, labels, 1.0, 128, None, 1.0, ("log_probs",))[0]
+
+    def plain_head(hidden, weight, bias, labels):
+        logits = (hidden.float() @ weight.float().t() + bias.float()).log_softmax(-1)
+        return logits.gather(1, labels[:, None]).squeeze(1)
+
+    monkeypatch.setattr(lean, "CPU_TILE_ELEMENTS", 300 * 16)  # five tiles of 16 positions, the last one short
+    ours = head_outputs(lean.CPULabelLogProbs.apply, dtype)
+    tolerance = {} if dtype == torch.float32 else {"atol": 0.05, "rtol": 0.02}  # one bf16 rounding apart
+    for reference in (trl_head, plain_head):
+        for mine, theirs in zip(ours, head_outputs(reference, dtype)):
+            assert mine.dtype == theirs.dtype
+            torch.testing.assert_close(mine.float(), theirs.float(), **tolerance)
 
 
 def test_lean_head_steps_aside_where_trl_must_handle_the_loss(tiny_model_dir, tmp_path):
