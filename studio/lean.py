@@ -135,7 +135,8 @@ def _logit_tiles(hidden, weight, bias, dtype):
     """(rows, logits in `dtype`, the same as fp32 scores to work on in place) for each tile of positions; both
     buffers are reused from tile to tile, so no pass touches fresh memory."""
     weight = weight.to(dtype)
-    step = max(1, CPU_TILE_ELEMENTS // len(weight))
+    tiles = -(-len(hidden) * len(weight) // CPU_TILE_ELEMENTS)  # of equal size: no short last tile to run slowly
+    step = max(1, -(-len(hidden) // max(1, tiles)))
     logits_buffer = torch.empty(min(step, len(hidden)), len(weight), dtype=dtype)
     scores_buffer = logits_buffer if dtype == torch.float32 else torch.empty(logits_buffer.shape)
     for start in range(0, len(hidden), step):
