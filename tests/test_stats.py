@@ -24,6 +24,20 @@ def test_lengths_match_a_hand_count_on_the_tiny_tokenizer(tiny_tokenizer):
     assert lengths.total[1] == lengths.answer[1] == text_tokens
 
 
+def test_lengths_measured_in_batches_match_one_batch_in_order(tiny_tokenizer):
+    """Batches keep every row's count in its place, and progress counts rows as they are measured."""
+    from studio.chat_template import measure_records
+
+    records = [{"messages": [{"role": "user", "content": "question " * (1 + i % 4)},
+                             {"role": "assistant", "content": "answer " * (1 + i % 9)}]} for i in range(23)]
+    reported = []
+    lengths = stats.token_lengths(tiny_tokenizer, records, batch_size=5,
+                                  progress=lambda message, done, total: reported.append((done, total)))
+    totals, answers = measure_records(tiny_tokenizer, records)
+    assert list(lengths.total) == totals and list(lengths.answer) == answers
+    assert reported == [(5, 23), (10, 23), (15, 23), (20, 23), (23, 23)]
+
+
 def test_percentiles():
     values = np.arange(1, 101)
     p = stats.percentiles(values)
