@@ -89,8 +89,9 @@ class CPULabelLogProbs(torch.autograd.Function):
     fresh fp32 arrays and does the gradient GEMMs in fp32 even under bf16; profiled on the starter model in bf16,
     its head took 46% of each step. Here each tile of positions spans the whole vocabulary, so one GEMM in the
     compute dtype (its products summed in fp32 inside the GEMM, as TRL's fp32 accumulation does across its
-    vocabulary chunks) and five in-place passes over one reused buffer do the work: same numbers to fp32 rounding
-    (tests), 3-5x faster. Plain log-likelihood only: no temperature, soft-capping or entropy."""
+    vocabulary chunks) and five in-place passes over reused buffers do the work: the same numbers to fp32 rounding
+    (tests), the head 2.5-5x faster (bench/RESULTS.md). Plain log-likelihood only: no temperature, soft-capping or
+    entropy."""
 
     @staticmethod
     def forward(ctx, hidden, weight, bias, labels):
