@@ -90,7 +90,7 @@ class CPULabelLogProbs(torch.autograd.Function):
     its head took 46% of each step. Here each tile of positions spans the whole vocabulary, so one GEMM in the
     compute dtype (its products summed in fp32 inside the GEMM, as TRL's fp32 accumulation does across its
     vocabulary chunks) and five in-place passes over reused buffers do the work: the same numbers to fp32 rounding
-    (tests), the head 2.5-5x faster (bench/RESULTS.md). Plain log-likelihood only: no temperature, soft-capping or
+    (tests), the head 2.4-4.7x faster (bench/RESULTS.md). Plain log-likelihood only: no temperature, soft-capping or
     entropy."""
 
     @staticmethod
