@@ -54,6 +54,10 @@ def main() -> None:
     totals, _ = naive_lengths(tokenizer, records[: args.naive_rows])
     naive_s = (time.perf_counter() - started) * len(records) / args.naive_rows
     assert list(lengths.total[: args.naive_rows]) == totals, "both paths must count the same tokens"
+    from studio.chat_template import encode_records
+
+    encoded = encode_records(tokenizer, records[: args.naive_rows])  # what training trains on, token by token
+    assert list(lengths.answer[: args.naive_rows]) == encoded.answer_lengths, "trained tokens must match training's"
     import os
 
     flags = sorted(set(Path("/proc/cpuinfo").read_text().split()) & {"avx2", "avx512f", "avx512_bf16", "amx_bf16"})
