@@ -31,29 +31,28 @@ MAX_WORDS = 500_000  # a word cache bigger than this is dropped and started agai
 
 
 class _WordTokens(dict):
-    """word -> its token count, asked of the BPE model the first time the word is seen; `starts` keeps where each
-    of the word's tokens begins (in characters), for texts whose trained span begins or ends inside the word."""
+    """word -> its token count, asked of the BPE model the first time the word is seen."""
 
     def __init__(self, model, byte_level: dict):
         super().__init__()
         self.model, self.byte_level, self.starts = model, byte_level, {}
 
     def __missing__(self, word: str) -> int:
-        return len(self.learn(word))
-
-    def learn(self, word: str) -> list[int]:
-        """Encodes `word` and keeps its count and token starts; returns the starts."""
         if len(self) > MAX_WORDS:
             self.clear()
-            self.starts.clear()
-        lengths = [len(token.value) for token in self.model.tokenize(word.translate(self.byte_level))]
-        starts = self.starts[word] = list(itertools.accumulate(lengths, initial=0))[:-1]
-        self[word] = len(lengths)
-        return starts
+        count = self[word] = len(self.model.tokenize(word.translate(self.byte_level)))
+        return count
 
     def starts_of(self, word: str) -> list[int]:
-        # learned again where the cache was dropped since the count (by this count or another session's)
-        return self.starts.get(word) or self.learn(word)
+        """Where each of the word's tokens begins (in characters), for spans that begin or end inside the word.
+        Kept apart from the counts: only words at span bounds need them, and most words never are."""
+        starts = self.starts.get(word)
+        if starts is None:
+            if len(self.starts) > MAX_WORDS:
+                self.starts.clear()
+            lengths = [len(token.value) for token in self.model.tokenize(word.translate(self.byte_level))]
+            starts = self.starts[word] = list(itertools.accumulate(lengths, initial=0))[:-1]
+        return starts
 
 
 class WordCounter:
