@@ -5,7 +5,7 @@ between added tokens into words with one fixed regex and encodes every word on i
 therefore the sum of its words' counts, and a word needs encoding once per dataset, not once per occurrence. The
 tokenizer's own BPE model encodes each new word; only the split is done here, and only for ASCII text, where
 Python's `re` with explicit character classes matches what the tokenizer's regex engine matches. This takes a
-20k-conversation length report from 3.3-4.0 s to 1.6-1.8 s on 2 cores (bench/RESULTS.md).
+20k-conversation length report from 3.3-4.0 s to 1.5-1.8 s on 2 cores (bench/RESULTS.md).
 
 Everything else (other pre-tokenizers, a normalizer, offsets that the post-processor trims, non-ASCII rows) goes to
 the tokenizer, and `counter_for` only hands out a counter whose split agrees with the tokenizer on a probe; callers
@@ -15,7 +15,6 @@ also compare a few rows of every batch (chat_template.measure_records).
 from __future__ import annotations
 
 import bisect
-import functools
 import itertools
 import json
 import re
@@ -102,8 +101,8 @@ class WordCounter:
                 trained += sum(counts)
                 continue
             starts = starts or list(itertools.accumulate(map(len, words), initial=0))
-            before = functools.partial(self._tokens_before, words=words, counts=counts, starts=starts)
-            trained += before(high) - before(low)
+            trained += (self._tokens_before(high, words, counts, starts)
+                        - self._tokens_before(low, words, counts, starts))
         return trained
 
     def _tokens_before(self, char: int, words, counts, starts) -> int:
