@@ -39,8 +39,11 @@ class _WordTokens(dict):
     def __missing__(self, word: str) -> int:
         if len(self) > MAX_WORDS:
             self.clear()
-        count = self[word] = len(self.model.tokenize(word.translate(self.byte_level)))
+        count = self[word] = len(self._tokenize(word))
         return count
+
+    def _tokenize(self, word: str) -> list:
+        return self.model.tokenize(word.translate(self.byte_level))  # the model reads byte-level characters
 
     def starts_of(self, word: str) -> list[int]:
         """Where each of the word's tokens begins (in characters), for spans that begin or end inside the word.
@@ -49,7 +52,7 @@ class _WordTokens(dict):
         if starts is None:
             if len(self.starts) > MAX_WORDS:
                 self.starts.clear()
-            lengths = [len(token.value) for token in self.model.tokenize(word.translate(self.byte_level))]
+            lengths = [len(token.value) for token in self._tokenize(word)]
             starts = self.starts[word] = list(itertools.accumulate(lengths, initial=0))[:-1]
         return starts
 
