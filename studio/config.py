@@ -241,8 +241,8 @@ class TrainingSettings(_Section):
         "them apart (CUDA with flash-attn installed); elsewhere off, and batches are grouped by length instead.",
         help_zh="把多段对话放进一行、不加填充。'auto'：只有 flash-attention 能隔开各段时（CUDA 且装有 flash-attn）才开启；"
         "其他情况下关闭，改为按长度分组成批。",
-        advice="Keep 'auto': on a CPU or without flash-attention, packed conversations would attend to each other.",
-        advice_zh="保持 'auto'：在 CPU 上或没有 flash-attention 时，打包在一起的对话会互相干扰。",
+        advice="Keep 'auto': it packs where flash-attention can; elsewhere the studio keeps padding low its own way.",
+        advice_zh="保持 'auto'：能用 flash-attention 时它会打包；其他情况下工作室用自己的办法减少填充。",
     )
     @field_validator("packing", mode="before")
     @classmethod

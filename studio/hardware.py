@@ -113,8 +113,8 @@ def choose_liger(facts: HardwareFacts, requested: str = "auto") -> tuple[bool, s
 
 
 def choose_packing(facts: HardwareFacts, requested: str = "auto") -> tuple[bool, str]:
-    """Padding-free packing is correct only where the attention kernel keeps packed conversations apart (flash-
-    attention's varlen path); with SDPA or eager attention they would attend to each other."""
+    """TRL's packing only with flash-attention's varlen kernels. Elsewhere it would take the run off the studio's
+    lean path (studio/lean.py), which already drops padding where the model keeps conversations apart."""
     if requested == "off":
         return False, Msg("hw.packing_off")
     if facts.flash_attention:

@@ -147,11 +147,12 @@ TEXT: dict[str, tuple[str, str]] = {
                        "由你设定；按长度分组成批，以减少填充"),
     "hw.packing_flash": ("flash-attention keeps packed conversations apart, so rows carry no padding at all",
                          "flash-attention 能把打包的对话隔开，因此每行完全没有填充"),
-    "hw.packing_no_flash": ("no flash-attention on this machine (it needs CUDA and the flash-attn package): packed "
-                            "conversations would attend to each other, so packing stays off and batches are grouped "
-                            "by length instead",
-                            "本机没有 flash-attention（需要 CUDA 和 flash-attn 包）：打包的对话会互相干扰，"
-                            "因此不打包，改为按长度分组成批"),
+    "hw.packing_no_flash": ("no flash-attention on this machine (it needs CUDA and the flash-attn package), so "
+                            "packing stays off: batches are grouped by length, and where the model allows it the "
+                            "studio lays a batch's conversations end to end without padding, each attending only to "
+                            "itself",
+                            "本机没有 flash-attention（需要 CUDA 和 flash-attn 包），所以不打包：改为按长度分组成批；"
+                            "模型允许时，工作室会把一批中的对话首尾相接、不加填充，每段对话只关注它自己"),
     "hw.packing_asked": ("you asked for packing, but {why}", "你要求打包，但{why}"),
     "hw.qlora_no_gpu": ("QLoRA needs an NVIDIA GPU (bitsandbytes 4-bit kernels); this machine has none.",
                         "QLoRA 需要 NVIDIA GPU（bitsandbytes 4 比特内核）；本机没有。"),
@@ -209,11 +210,12 @@ TEXT: dict[str, tuple[str, str]] = {
                              "没有验证数据：你将看不到过拟合。{why}"),
     "advice.validation_share": ("{current:.0%} held out; {share:.0%} is advised. {why}",
                                 "当前留出 {current:.0%}；建议 {share:.0%}。{why}"),
-    "advice.packing_no_flash": ("Packing needs flash-attention (CUDA with flash-attn installed); here packed "
-                                "conversations would attend to each other, so the run keeps it off. 'auto' decides "
-                                "this for you.",
-                                "打包需要 flash-attention（CUDA 且安装了 flash-attn）；在这里打包的对话会互相干扰，"
-                                "所以训练时会保持关闭。'auto' 会替你判断。"),
+    "advice.packing_no_flash": ("Packing is used only with flash-attention (CUDA with flash-attn installed), so the "
+                                "run keeps it off here. Padding is still kept low: batches are grouped by length, and "
+                                "where the model allows it the studio lays their conversations end to end. 'auto' "
+                                "decides this for you.",
+                                "只有 flash-attention（CUDA 且安装了 flash-attn）时才会打包，所以这里训练时会保持关闭。"
+                                "填充仍然很少：按长度分组成批，模型允许时工作室还会把对话首尾相接。'auto' 会替你判断。"),
     "advice.packing_flash": ("This GPU has flash-attention: packing ('auto') removes all padding and is usually the "
                              "fastest choice.", "这块 GPU 有 flash-attention：打包（'auto'）能去掉全部填充，通常最快。"),
     "advice.precision": ("{chosen} was chosen by hand; {best} is better here: {why}",

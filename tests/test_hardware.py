@@ -51,14 +51,14 @@ def test_detect_reads_this_machine():
     assert facts.device in ("cpu", "cuda") and facts.cpu_count >= 1 and facts.total_memory_gb > 0
 
 
-def test_packing_only_where_flash_attention_keeps_conversations_apart():
+def test_packing_only_with_flash_attention():
     import dataclasses
 
     flash_gpu = dataclasses.replace(A100, flash_attention=True)
     assert hardware.plan(flash_gpu)["packing"] is True
-    for facts in (AVX2_CPU, AMX_CPU, A100):  # A100 without flash-attn installed: SDPA would mix packed rows
+    for facts in (AVX2_CPU, AMX_CPU, A100):  # an A100 without flash-attn installed packs no more than a CPU
         chosen = hardware.plan(facts)
-        assert chosen["packing"] is False and "attend to each other" in chosen["packing_reason"]
+        assert chosen["packing"] is False and "no flash-attention" in chosen["packing_reason"]
     asked = hardware.plan(AMX_CPU, TrainingSettings(packing="on"))
     assert asked["packing"] is False and asked["packing_reason"].startswith("you asked for packing, but")
     assert hardware.plan(flash_gpu, TrainingSettings(packing="off"))["packing"] is False
