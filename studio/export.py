@@ -238,7 +238,7 @@ def export_gguf(run_dir: str | Path, out_file: str | Path, qtype: str = "Q8_0",
     started = time.perf_counter()
     run_dir, out_file = Path(run_dir), Path(out_file)
     if out_file.suffix != ".gguf":
-        raise ExportError("the GGUF file name must end in .gguf")
+        raise ExportError(Msg("gguf.file_suffix"))
     out_file.parent.mkdir(parents=True, exist_ok=True)
     progress(0.05, Msg("export.progress_merge"))
     model, tokenizer = merged or load_merged(run_dir)

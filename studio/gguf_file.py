@@ -27,7 +27,7 @@ def gguf_pre_tokenizer(tokenizer, model_name: str) -> str:
     """llama.cpp's name for how text is split before BPE; it must match how the vocabulary was trained."""
     spec = json.loads(tokenizer.backend_tokenizer.to_str())
     if spec["model"]["type"] != "BPE":
-        raise GGUFError(f"GGUF export supports byte-level BPE tokenizers; this one is {spec['model']['type']}")
+        raise GGUFError(Msg("gguf.not_bpe", kind=spec["model"]["type"]))
     pre = spec.get("pre_tokenizer") or {}
     kinds = [pre.get("type")] + [p.get("type") for p in pre.get("pretokenizers", [])]
     if "smollm" in model_name.lower() or "SmolLM" in (tokenizer.name_or_path or ""):
@@ -38,8 +38,7 @@ def gguf_pre_tokenizer(tokenizer, model_name: str) -> str:
         pattern = next(p for p in pre["pretokenizers"] if p["type"] == "Split")["pattern"].get("Regex", "")
         if pattern.startswith("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}"):
             return "llama-bpe"
-    raise GGUFError("GGUF export could not tell how this tokenizer splits text (its pre-tokenizer is "
-                      f"{kinds}); supported: GPT-2 / SmolLM byte-level and Llama-3 style BPE tokenizers")
+    raise GGUFError(Msg("gguf.unknown_split", kinds=", ".join(str(kind) for kind in kinds)))
 
 
 def _token_table(tokenizer) -> tuple[list[str], list[int], list[str]]:
@@ -100,16 +99,14 @@ def _supported_architecture(model, qtype: str) -> str:
     arch = GGUF_ARCHITECTURES.get((config.architectures or [type(model).__name__])[0]) \
         or GGUF_ARCHITECTURES.get(type(model).__name__)
     if arch is None:
-        raise GGUFError(f"GGUF export supports {', '.join(GGUF_ARCHITECTURES)} (e.g. the starter model, SmolLM, "
-                        f"Llama 2/3 with BPE tokenizers); this model is {type(model).__name__}. Export the merged "
-                        "folder and convert it with llama.cpp's convert_hf_to_gguf.py.")
+        raise GGUFError(Msg("gguf.architecture", supported=", ".join(GGUF_ARCHITECTURES),
+                            model=type(model).__name__))
     if qtype not in GGUF_TYPES:
-        raise GGUFError(f"GGUF type must be one of {', '.join(GGUF_TYPES)}")
+        raise GGUFError(Msg("gguf.bad_type", choices=", ".join(GGUF_TYPES)))
     rope = getattr(config, "rope_parameters", None) or {}
     if rope.get("rope_type", "default") != "default" or getattr(config, "attention_bias", False) \
             or getattr(config, "mlp_bias", False):
-        raise GGUFError("GGUF export supports Llama models without rope scaling or bias terms; convert this one "
-                        "with llama.cpp's convert_hf_to_gguf.py")
+        raise GGUFError(Msg("gguf.rope_or_bias"))
     return arch
 
 
@@ -154,7 +151,7 @@ def _add_tensors(writer, model, qtype: str, progress) -> None:
             array = _permute_for_gguf(array, config.num_key_value_heads)
         gguf_name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if gguf_name is None:
-            raise GGUFError(f"GGUF export: no llama.cpp name for tensor {hf_name}")
+            raise GGUFError(Msg("gguf.no_tensor_name", tensor=hf_name))
         data, raw = _gguf_tensor(hf_name, array, qtype)
         writer.add_tensor(gguf_name, data, raw_dtype=raw)
         progress(0.2 + 0.5 * i / len(state), Msg("export.progress_tensors", done=i + 1, total=len(state)))

@@ -223,7 +223,7 @@ def find_layer_stack(model):
 
     stacks = [m for name, m in model.named_modules() if isinstance(m, torch.nn.ModuleList) and len(m) > 0]
     if not stacks:
-        raise ValueError("could not find the model's transformer layers to unfreeze")
+        raise ValueError(Msg("model.no_layer_stack"))
     return max(stacks, key=len)
 
 

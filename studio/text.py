@@ -558,6 +558,25 @@ TEXT: dict[str, tuple[str, str]] = {
     "export.same_all": ("identical ({count} tokens) to", "与（{count} 个 token）完全相同于"),
     "export.same_first": ("the same for the first {first} of {count} tokens as", "在 {count} 个 token 中前 {first} 个相同于"),
     "export.check_trl": ("run it with: trl sft --config {path}", "运行方式：trl sft --config {path}"),
+    "gguf.not_bpe": ("GGUF export supports byte-level BPE tokenizers; this one is {kind}",
+                     "GGUF 导出只支持字节级 BPE 分词器；这个是 {kind}"),
+    "gguf.unknown_split": ("GGUF export could not tell how this tokenizer splits text (its pre-tokenizer is {kinds}); "
+                           "supported: GPT-2 / SmolLM byte-level and Llama-3 style BPE tokenizers",
+                           "GGUF 导出无法判断这个分词器如何切分文本（它的预分词器是 {kinds}）；"
+                           "支持：GPT-2 / SmolLM 字节级和 Llama-3 式 BPE 分词器"),
+    "gguf.architecture": ("GGUF export supports {supported} (e.g. the starter model, SmolLM, Llama 2/3 with BPE "
+                          "tokenizers); this model is {model}. Export the merged folder and convert it with "
+                          "llama.cpp's convert_hf_to_gguf.py.",
+                          "GGUF 导出支持 {supported}（例如入门模型、SmolLM、使用 BPE 分词器的 Llama 2/3）；"
+                          "这个模型是 {model}。请导出合并后的模型目录，再用 llama.cpp 的 convert_hf_to_gguf.py 转换。"),
+    "gguf.bad_type": ("GGUF type must be one of {choices}", "GGUF 类型必须是以下之一：{choices}"),
+    "gguf.rope_or_bias": ("GGUF export supports Llama models without rope scaling or bias terms; convert this one "
+                          "with llama.cpp's convert_hf_to_gguf.py",
+                          "GGUF 导出只支持没有 RoPE 缩放和偏置项的 Llama 模型；这个模型请用 llama.cpp 的 "
+                          "convert_hf_to_gguf.py 转换"),
+    "gguf.no_tensor_name": ("GGUF export: no llama.cpp name for tensor {tensor}",
+                            "GGUF 导出：张量 {tensor} 在 llama.cpp 中没有对应的名称"),
+    "gguf.file_suffix": ("the GGUF file name must end in .gguf", "GGUF 文件名必须以 .gguf 结尾"),
     "export.not_run": ("{run} is not a run folder (no preset.json)", "{run} 不是运行目录（没有 preset.json）"),
     "export.no_weights": ("{run} has no trained weights yet: wait until the run has finished (or was stopped)",
                           "{run} 还没有训练好的权重：请等训练完成（或停止）"),
@@ -663,6 +682,8 @@ TEXT: dict[str, tuple[str, str]] = {
                         "{path} 里没有 config.json：请选择用 transformers 保存的文件夹。"),
     "model.no_tokenizer": ("Could not load a tokenizer from '{path}': it is neither a local folder nor a hub id reachable "
                            "from here ({error}).", "无法从 '{path}' 加载分词器：它既不是本地文件夹，也不是这里能访问到的 Hub ID（{error}）。"),
+    "model.no_layer_stack": ("could not find the model's transformer layers to unfreeze (method 'freeze'); use LoRA",
+                             "找不到这个模型的 Transformer 层，无法只解冻最后几层（方法 'freeze'）；请改用 LoRA"),
     "model.load_failed": ("Could not load the model '{path}': {error}", "无法加载模型 '{path}'：{error}"),
     "cmd.repeat": ("# repeat this run without the UI (same settings, same data split seed)",
                    "# 不用界面复现此运行（相同设置、相同数据切分种子）"),

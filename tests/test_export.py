@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from studio import config, export, gguf_file, repeat, train
+from studio.text import render
 from tests.test_train import tiny_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,9 +114,10 @@ def test_gguf_refuses_architectures_it_cannot_write(tiny_tokenizer, tmp_path):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     model = GPT2LMHeadModel(GPT2Config(n_embd=16, n_layer=1, n_head=2, vocab_size=len(tiny_tokenizer)))
-    with pytest.raises(gguf_file.GGUFError, match="supports LlamaForCausalLM"):
+    with pytest.raises(gguf_file.GGUFError, match="supports LlamaForCausalLM") as refused:
         gguf_file.write_gguf(model, tiny_tokenizer, tmp_path / "x.gguf")
     assert not (tmp_path / "x.gguf").exists()
+    assert render(refused.value.args[0], "zh").startswith("GGUF 导出支持 LlamaForCausalLM")  # a message, in both languages
 
 
 @pytest.mark.slow
