@@ -32,6 +32,19 @@ VISIBLE_TEXT = """() => {
   return out;
 }"""
 ENGLISH_RUN = re.compile(r"[A-Za-z][A-Za-z'’-]*(?:[ ,]+[A-Za-z][A-Za-z'’-]*){3,}")
+# Chart titles, axis titles and legends drawn outside their box (Gradio once sized charts as if the block label
+# took no room, which cut off the loss chart's legend): their text, or nothing when every chart fits.
+CHART_PARTS_OUTSIDE = """() => [...document.querySelectorAll('.block svg.marks')]
+  .filter(svg => svg.getBoundingClientRect().width > 0)
+  .flatMap(svg => {
+    const box = svg.closest('.block').getBoundingClientRect();
+    return [...svg.querySelectorAll('.role-legend, .role-axis-title, .role-title')]
+      .filter(part => { const r = part.getBoundingClientRect();
+                        return r.height > 0 && (r.bottom > box.bottom + 1 || r.top < box.top - 1 || r.right > box.right + 1); })
+      .map(part => part.textContent.trim());
+  })"""
+LEGEND_TEXT = "() => [...document.querySelectorAll('.block svg.marks .role-legend')].map(l => l.textContent).join(' ')"
+
 # Names and code that stay as they are in any language: model and file names, settings' own values, units.
 ALLOWED = re.compile(r"SmolLM2?-\S+|Hugging Face Hub|llama\.cpp / Ollama|Llama 3|all-linear|q_proj,v_proj|"
                      r"query=instruction, response=output|AMX / AVX512-BF16|flash-attn|liger-kernel|"
@@ -59,12 +72,14 @@ WORDS = {
     "zh-CN": dict(tabs=["数据", "超参数", "训练", "对话", "导出"], loaded="可用 64 行", applied="已应用到设置",
                   advanced="高级设置", max_steps="最大步数", start="开始训练", finished="已完成", next="下一步",
                   ready="已就绪", send="同时发送给两个模型", latency="毫秒", adapter="仅适配器（小，需要基座模型）",
-                  merged="合并后的模型（可直接用 transformers 加载）", export="导出并检查", exported="已用 PEFT 加载到"),
+                  merged="合并后的模型（可直接用 transformers 加载）", export="导出并检查", exported="已用 PEFT 加载到",
+                  series=["训练", "验证"]),
     "en-US": dict(tabs=["Data", "Hyperparameters", "Train", "Chat", "Export"], loaded="64 usable",
                   applied="Applied to the settings", advanced="Advanced settings", max_steps="Max steps",
                   start="Start training", finished="finished", next="Next:", ready="Ready:", send="Send to both",
                   latency="ms/token", adapter="Adapter only (small, needs the base model)",
-                  merged="Merged model (loads with plain transformers)", export="Export and check", exported="loaded with PEFT on"),
+                  merged="Merged model (loads with plain transformers)", export="Export and check", exported="loaded with PEFT on",
+                  series=["train", "validation"]),
 }
 
 
@@ -80,6 +95,7 @@ def test_whole_journey_without_typing_a_path(browser, app_url, artifacts, tmp_pa
     def look(tab: str) -> None:
         page.screenshot(path=str(artifacts / f"journey-{tab}-{locale}.png"), full_page=True)
         found[tab] = english_sentences(page.evaluate(VISIBLE_TEXT))
+        assert page.evaluate(CHART_PARTS_OUTSIDE) == [], tab
 
     # Data: choosing the file loads it and hands its recommendations to the settings.
     for name in w["tabs"]:
@@ -105,6 +121,7 @@ def test_whole_journey_without_typing_a_path(browser, app_url, artifacts, tmp_pa
     page.get_by_role("button", name=w["start"]).click()
     expect(page.get_by_text(w["next"]).first).to_be_visible(timeout=420000)
     expect(page.locator("body")).to_contain_text(w["finished"])
+    assert all(name in page.evaluate(LEGEND_TEXT) for name in w["series"])  # the reader can tell the curves apart
     look("train")
 
     # Chat: the run just trained is chosen and loaded; Send answers in both panes.

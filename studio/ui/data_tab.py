@@ -102,12 +102,14 @@ def use_upload(file_path: str | None, current: str) -> str:
 
 
 def localise(request: gr.Request = None):
-    """Table headers and axis titles in the reader's language from the first paint (they are values, not labels)."""
+    """Table headers, chart and axis titles in the reader's language from the first paint (they are values, not labels)."""
     language = lang(request)
     tables = tuple(frame([], keys, language) for keys in (PROBLEM_COLUMNS, PREVIEW_COLUMNS, PERCENTILE_COLUMNS,
                                                           FINDING_COLUMNS))
-    return (*tables, gr.update(x_title=tr("col.tokens", language), y_title=tr("col.conversations", language)),
-            gr.update(x_title=tr("col.tokens", language), y_title=tr("col.share", language)))
+    return (*tables, gr.update(title=tr("data.histogram", language), x_title=tr("col.tokens", language),
+                               y_title=tr("col.conversations", language)),
+            gr.update(title=tr("data.cumulative", language), x_title=tr("col.tokens", language),
+                      y_title=tr("col.share", language)))
 
 
 def build(ctx: TabContext) -> TabParts:
@@ -131,8 +133,10 @@ def build(ctx: TabContext) -> TabParts:
     gr.Markdown(t("data.lengths_title"))
     percentiles = gr.Dataframe(headers=headers(PERCENTILE_COLUMNS, "en"), label=t("data.lengths"))
     with gr.Row():
-        hist = gr.BarPlot(x="tokens", y="conversations", label=t("data.histogram"), height=260)
-        cdf = gr.LinePlot(x="tokens", y="share", label=t("data.cumulative"), height=260)
+        # The name is the chart's own title, not the block label: Gradio sizes the chart as if the label took
+        # no room, which pushed the axis titles and legends out of the box.
+        hist = gr.BarPlot(x="tokens", y="conversations", show_label=False, height=260)
+        cdf = gr.LinePlot(x="tokens", y="share", show_label=False, height=260)
     cutoff_text = gr.Markdown()
     use_cutoff = gr.Button(t("data.use_cutoff"))
     split_text = gr.Markdown()

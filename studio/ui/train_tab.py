@@ -55,9 +55,11 @@ def translated_series(frame: pd.DataFrame, language: str) -> pd.DataFrame:
     return frame
 
 
-def plot_titles(y_key: str, language: str, series: bool = True):
-    """Axis titles in the reader's language, set once on page load (a plain frame each poll keeps them)."""
-    titles = dict(x_title=tr("col.step", language), y_title=tr(y_key, language))
+def plot_titles(title_key: str, y_key: str, language: str, series: bool = True):
+    """Chart and axis titles in the reader's language, set once on page load (a plain frame each poll keeps
+    them). The name is the chart's own title, not the block label: Gradio sizes the chart as if the label took
+    no room, which pushed the legend and the x-axis title out of the box."""
+    titles = dict(title=tr(title_key, language), x_title=tr("col.step", language), y_title=tr(y_key, language))
     return gr.update(**titles, **({"color_title": tr("col.series", language)} if series else {}))
 
 
@@ -213,6 +215,8 @@ def resume(run_dir: str, request: gr.Request = None) -> str:
 
 HISTORY_COLUMNS = ["col.run", "col.status", "col.method", "col.steps", "col.final_train_loss",
                    "col.best_validation_loss", "col.held_out", "col.started", "col.folder"]
+# Left to itself the table gives the long folder paths the room and squeezes headers to a letter per line.
+HISTORY_WIDTHS = ["16%", "8%", "7%", "6%", "9%", "9%", "14%", "12%", "19%"]
 COMPARE_COLUMNS = ["col.run", "col.status", "col.steps", "col.final_train_loss", "col.final_validation_loss",
                    "col.best_validation_loss"]
 
@@ -269,15 +273,16 @@ def build(ctx: TabContext) -> TabParts:
     progress = gr.HTML()
     status = gr.Markdown(label=t("train.status"))
     with gr.Row():
-        plot = gr.LinePlot(x="step", y="loss", color="series", label=t("train.loss"), height=380, scale=2)
-        lr_plot = gr.LinePlot(x="step", y="learning_rate", label=t("train.lr"), height=300, scale=1)
+        plot = gr.LinePlot(x="step", y="loss", color="series", show_label=False, height=380, scale=2)
+        lr_plot = gr.LinePlot(x="step", y="learning_rate", show_label=False, height=300, scale=1)
     log = gr.Textbox(label=t("train.log"), lines=10, max_lines=10, autoscroll=True)
     with gr.Accordion(t("train.history"), open=False):
         refresh = gr.Button(t("train.refresh"))
-        runs = gr.Dataframe(headers=headers(HISTORY_COLUMNS), label=t("train.history"), wrap=True)
+        runs = gr.Dataframe(headers=headers(HISTORY_COLUMNS), label=t("train.history"), wrap=True,
+                            column_widths=HISTORY_WIDTHS)
         chosen = gr.Dropdown(label=t("train.compare_pick"), multiselect=True, choices=[], allow_custom_value=True)
         compare_btn = gr.Button(t("train.compare"))
-        compare_plot = gr.LinePlot(x="step", y="loss", color="series", height=300)
+        compare_plot = gr.LinePlot(x="step", y="loss", color="series", show_label=False, height=300)
         compare_table = gr.Dataframe(headers=headers(COMPARE_COLUMNS))
         compare_diff = gr.Dataframe(label=t("train.diff"), wrap=True)
     timer = gr.Timer(2.0)
@@ -294,8 +299,8 @@ def build(ctx: TabContext) -> TabParts:
         language = lang(request)
         # Titles only: an empty frame would fix the plot's colour categories to none (see loss_frame).
         return (frame([], HISTORY_COLUMNS, language), frame([], COMPARE_COLUMNS, language),
-                plot_titles("col.loss", language), plot_titles("col.loss", language),
-                plot_titles("col.learning_rate", language, series=False))
+                plot_titles("train.loss", "col.loss", language), plot_titles("train.loss", "col.loss", language),
+                plot_titles("train.lr", "col.learning_rate", language, series=False))
 
     ctx.demo.load(localise, None, [runs, compare_table, plot, compare_plot, lr_plot], api_name=False)
 
