@@ -102,7 +102,7 @@ def use_upload(file_path: str | None, current: str) -> str:
 
 
 def localise(request: gr.Request = None):
-    """Table headers, chart and axis titles in the reader's language from the first paint (they are values, not labels)."""
+    """Table headers, chart and axis titles in the reader's language from the first paint (values, not labels)."""
     language = lang(request)
     tables = tuple(frame([], keys, language) for keys in (PROBLEM_COLUMNS, PREVIEW_COLUMNS, PERCENTILE_COLUMNS,
                                                           FINDING_COLUMNS))
