@@ -13,7 +13,7 @@ import pandas as pd
 
 from .. import config, data, stats
 from .forms import TabContext, TabParts, build_section_form
-from .text import frame, headers, lang, render, t, tr
+from .text import chart_titles, frame, headers, lang, render, t, tr
 
 PROBLEM_COLUMNS = ["col.where", "col.problem"]
 PREVIEW_COLUMNS = ["col.row", "col.as_trained", "col.as_in_file"]
@@ -106,10 +106,8 @@ def localise(request: gr.Request = None):
     language = lang(request)
     tables = tuple(frame([], keys, language) for keys in (PROBLEM_COLUMNS, PREVIEW_COLUMNS, PERCENTILE_COLUMNS,
                                                           FINDING_COLUMNS))
-    return (*tables, gr.update(title=tr("data.histogram", language), x_title=tr("col.tokens", language),
-                               y_title=tr("col.conversations", language)),
-            gr.update(title=tr("data.cumulative", language), x_title=tr("col.tokens", language),
-                      y_title=tr("col.share", language)))
+    return (*tables, chart_titles("data.histogram", "col.tokens", "col.conversations", language),
+            chart_titles("data.cumulative", "col.tokens", "col.share", language))
 
 
 def build(ctx: TabContext) -> TabParts:
@@ -133,8 +131,7 @@ def build(ctx: TabContext) -> TabParts:
     gr.Markdown(t("data.lengths_title"))
     percentiles = gr.Dataframe(headers=headers(PERCENTILE_COLUMNS, "en"), label=t("data.lengths"))
     with gr.Row():
-        # The name is the chart's own title, not the block label: Gradio sizes the chart as if the label took
-        # no room, which pushed the axis titles and legends out of the box.
+        # No block labels: localise names the charts with chart_titles.
         hist = gr.BarPlot(x="tokens", y="conversations", show_label=False, height=260)
         cdf = gr.LinePlot(x="tokens", y="share", show_label=False, height=260)
     cutoff_text = gr.Markdown()

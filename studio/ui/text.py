@@ -66,6 +66,14 @@ def frame(rows: list, keys: list[str], language: str):
     return pd.DataFrame([[render(v, language) for v in r] for r in rows], columns=headers(keys, language))
 
 
+def chart_titles(title_key: str, x_key: str, y_key: str, language: str, color_key: str | None = None):
+    """A chart's title, axis titles (and legend title) in the reader's language: an update sent once on page load,
+    which the data frames sent later keep. Charts are built with show_label=False and named by this title instead: Gradio sizes a chart as if its block
+    label took no room, which pushed legends and x-axis titles out of the box."""
+    titles = dict(title=tr(title_key, language), x_title=tr(x_key, language), y_title=tr(y_key, language))
+    return gr.update(**titles, **({"color_title": tr(color_key, language)} if color_key else {}))
+
+
 def for_form(fn, count: int, progress: bool = False):
     """`fn(*values, request=..., [progress=...])` with an explicit signature of `count` inputs: Gradio passes the
     request (and a progress tracker) only to parameters it can see, and a `*values` signature shows none."""

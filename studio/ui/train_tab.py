@@ -16,7 +16,7 @@ from ..paths import run_refusal
 from ..runs import RunFolder, list_runs
 from ..text import Msg, word
 from .forms import TabContext, TabParts, settings_from_form
-from .text import for_form, frame, headers, lang, render, t, tr
+from .text import chart_titles, for_form, frame, headers, lang, render, t, tr
 
 RESUMABLE = ("stopped", "interrupted", "failed")
 
@@ -53,14 +53,6 @@ def loss_frame(metrics: list[dict], language: str = "en") -> pd.DataFrame:
 def translated_series(frame: pd.DataFrame, language: str) -> pd.DataFrame:
     frame["series"] = [series_name(s, language) for s in frame["series"]]
     return frame
-
-
-def plot_titles(title_key: str, y_key: str, language: str, series: bool = True):
-    """Chart and axis titles in the reader's language, set once on page load (a plain frame each poll keeps
-    them). The name is the chart's own title, not the block label: Gradio sizes the chart as if the label took
-    no room, which pushed the legend and the x-axis title out of the box."""
-    titles = dict(title=tr(title_key, language), x_title=tr("col.step", language), y_title=tr(y_key, language))
-    return gr.update(**titles, **({"color_title": tr("col.series", language)} if series else {}))
 
 
 def lr_frame(metrics: list[dict]) -> pd.DataFrame:
@@ -273,6 +265,7 @@ def build(ctx: TabContext) -> TabParts:
     progress = gr.HTML()
     status = gr.Markdown(label=t("train.status"))
     with gr.Row():
+        # No block labels: localise names the charts with chart_titles.
         plot = gr.LinePlot(x="step", y="loss", color="series", show_label=False, height=380, scale=2)
         lr_plot = gr.LinePlot(x="step", y="learning_rate", show_label=False, height=300, scale=1)
     log = gr.Textbox(label=t("train.log"), lines=10, max_lines=10, autoscroll=True)
@@ -299,8 +292,9 @@ def build(ctx: TabContext) -> TabParts:
         language = lang(request)
         # Titles only: an empty frame would fix the plot's colour categories to none (see loss_frame).
         return (frame([], HISTORY_COLUMNS, language), frame([], COMPARE_COLUMNS, language),
-                plot_titles("train.loss", "col.loss", language), plot_titles("train.loss", "col.loss", language),
-                plot_titles("train.lr", "col.learning_rate", language, series=False))
+                chart_titles("train.loss", "col.step", "col.loss", language, color_key="col.series"),
+                chart_titles("train.loss", "col.step", "col.loss", language, color_key="col.series"),
+                chart_titles("train.lr", "col.step", "col.learning_rate", language))
 
     ctx.demo.load(localise, None, [runs, compare_table, plot, compare_plot, lr_plot], api_name=False)
 
