@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--model", default=STARTER_MODEL, help="model whose chat template and tokenizer measure lengths")
     data.add_argument("--map", action="append", default=[], metavar="THEIRS=OURS",
                       help="rename a column before detection, e.g. --map query=instruction (repeatable)")
+    data.add_argument("--row", type=int, metavar="N", help="show row N token by token, the trained tokens marked")
 
     chat = sub.add_parser("chat", help="answer a prompt with the base and the tuned model of a run")
     chat.add_argument("run_dir")
@@ -147,7 +148,27 @@ def cmd_data(args) -> int:
         return 2
     report = build_report(args.path, args.format, args.model, mapping or None)
     print(report.text())
-    return 1 if report.load.problems or not report.load.rows else 0
+    if args.row is not None:
+        print_row_tokens(report, args.row)
+    return 1 if report.load.problems or not report.load.rows or report.tokenizer_problem else 0
+
+
+def print_row_tokens(report, number: int) -> None:
+    """The row as the model sees it, the trained tokens between ⟦ and ⟧, and their counts."""
+    from studio.chat_template import marked_text
+
+    view = report.row_tokens(number)
+    if view is None:
+        print(f"\nRow {number}: not among the usable rows (see the problems above).")
+        return
+    pieces, counts, notes = view
+    print(f"\nRow {number} as training sees it (trained tokens between ⟦ and ⟧):\n{marked_text(pieces)}")
+    print(f"Tokens: {counts['prompt']} prompt, {counts['answer']} answer, {counts['end']} end-of-turn (trained: "
+          f"{counts['answer'] + counts['end']}).")
+    if notes.untrained:
+        print(f"Replies not trained (the template does not let them be told apart): {notes.untrained}")
+    if notes.reasoning_lost:
+        print(f"Reasoning not trained (the template leaves it out): replies {notes.reasoning_lost}")
 
 
 def cmd_chat(args) -> int:

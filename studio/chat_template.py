@@ -1,95 +1,84 @@
-"""Render conversations with the model's own chat template and mark which tokens are the assistant's.
+"""Render conversations with the model's chat template and mark exactly which tokens are the assistant's.
 
-TRL's `assistant_only_loss` needs templates with `{% generation %}` markers, which most models (SmolLM2, Llama,
-Qwen) do not ship. The studio finds the assistant spans itself: the text a template renders for the first i turns
-plus the generation prompt is a prefix of the text for i+1 turns, and what lies between is the assistant's answer
-(including its end-of-turn token, which the model must learn to emit). Token masks come from the fast tokenizer's
-offsets. The result is what training sees, so the Data tab's statistics use the same function.
+The trained tokens of a reply are what the model must produce after the generation prompt: the reply, its
+reasoning and tool calls where the data has them, and its end-of-turn token. Never the role header the prompt
+already holds, and never system, user or tool text. Three ways to find them, the first that applies:
+
+1. **Generation markers.** Where TRL knows the template it hands a training variant with `{% generation %}`
+   markers (template_profile.py); the template itself says which characters are answers. Each block is trimmed to
+   start where the generation prompt ends (DeepSeek-R1's marked block includes `<｜Assistant｜>`, which the prompt
+   holds at inference).
+2. **Prefixes.** For most other templates the text for the first i turns plus the generation prompt is a prefix of
+   the text for i+1 turns, and what lies between is the reply.
+3. **Sentinels** (the studio's own; no library covers it). Where a template breaks the prefix property (Mistral
+   folds the system text into the last user turn; DeepSeek's prompt ends inside `<think>`; Qwen3 drops earlier
+   reasoning), every message's text is replaced by a unique marker, the reply is found by its marker, and the
+   markers are mapped back onto the real text. A reply or its reasoning that the template does not render is
+   named to the user (`untrained`, `reasoning_lost`), and a row with no reply left is a row problem: prompt text is
+   never marked as an answer.
+
+Token masks come from the fast tokenizer's offsets. The result is what training sees, so the Data tab's statistics
+and its token view use the same functions.
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
-import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from . import word_counts
-from .data import THINK_CLOSE, THINK_OPEN
+from .template_profile import TemplateProfile, template_profile
+from .text import Msg
 
 logger = logging.getLogger(__name__)
 CHECKED_ROWS = 8  # rows of each batch counted by the tokenizer too, against the word counts
-
-TOOLS_OPEN, TOOLS_CLOSE = "You can call these tools:\n<tools>", "</tools>"  # for templates without tool support
+SENTINEL = "QZX{}XZQ"  # plain letters: templates strip, split and tojson content, and must leave this alone
+SENTINEL_RE = re.compile(r"QZX(\d+)XZQ")
 
 
 @dataclass
 class Rendered:
     text: str
-    spans: list[tuple[int, int]]  # character spans of assistant answers
-    exact: bool  # False when the template broke the prefix property and only the last answer could be found
+    spans: list[tuple[int, int]]  # character spans of trained answers
+    untrained: list[int] = field(default_factory=list)  # 1-based numbers of replies that could not be isolated
+    reasoning_lost: list[int] = field(default_factory=list)  # replies whose reasoning the template drops
+    folded_system: bool = False  # the template has no system role: its text went into the first user turn
+    problem: Msg | None = None  # nothing of this row can be trained (the template refused it, or no reply found)
+
+    @property
+    def exact(self) -> bool:
+        return not (self.untrained or self.reasoning_lost or self.problem)
 
 
-def template_features(tokenizer) -> dict:
-    template = tokenizer.chat_template or ""
-    return {"thinking": "reasoning_content" in template, "tools": "tool_calls" in template,
-            "tool_definitions": re.search(r"\btools\b", template) is not None}
+def fast_renderer(profile: TemplateProfile):
+    """The compiled template rendered directly for plain conversations: the same text as render_jinja_template,
+    without its per-call copying (about half the time of a 20k-row length report). Checked on a probe; None where
+    they differ or the template needs prepared messages."""
+    return _fast_renderer(profile) if not (profile.marked or profile.content_parts) else None
 
 
-def adapt_messages(messages: list[dict], features: dict, tools: list[dict] | None = None) -> list[dict]:
-    """Fold what the template cannot render (reasoning, tool calls, tool definitions) into plain content, visibly:
-    a model must never learn to call tools whose definitions it was not shown."""
-    out = []
-    if tools and not features["tool_definitions"]:
-        listed = "\n".join(json.dumps(tool, ensure_ascii=False) for tool in tools)
-        definitions = f"{TOOLS_OPEN}\n{listed}\n{TOOLS_CLOSE}"
-        if messages and messages[0]["role"] == "system":
-            messages = [{**messages[0], "content": f"{messages[0]['content']}\n\n{definitions}"}, *messages[1:]]
-        else:
-            messages = [{"role": "system", "content": definitions}, *messages]
-    for m in messages:
-        m = dict(m)
-        reasoning = m.pop("reasoning_content", None)
-        if reasoning and not features["thinking"]:
-            m["content"] = f"{THINK_OPEN}{reasoning}{THINK_CLOSE}{m.get('content') or ''}"
-        elif reasoning:
-            m["reasoning_content"] = reasoning
-        if m.get("tool_calls") and not features["tools"]:
-            calls = "\n".join(json.dumps(c.get("function", c), ensure_ascii=False) for c in m.pop("tool_calls"))
-            m["content"] = f"{m.get('content') or ''}<tool_call>\n{calls}\n</tool_call>".lstrip()
-        out.append(m)
-    return out
-
-
-def _render_with(messages, tokenizer, add_generation_prompt=False, tools=None) -> str:
-    return tokenizer.apply_chat_template(messages, tools=tools or None, tokenize=False,
-                                         add_generation_prompt=add_generation_prompt)
-
-
-def fast_renderer(tokenizer):
-    """The model's template rendered by its compiled Jinja template directly: the same text as
-    apply_chat_template for plain messages, without its per-call copying and checks (about half the time of a
-    20k-row length report). Checked against apply_chat_template on a probe; None where they differ."""
+@functools.lru_cache(maxsize=8)
+def _fast_renderer(profile: TemplateProfile):
     try:
         from transformers.utils.chat_template_utils import _compile_jinja_template  # deferred: heavy. Private: guarded
 
-        template = _compile_jinja_template(tokenizer.chat_template)
-        extra = dict(tokenizer.special_tokens_map)  # what apply_chat_template hands the template besides messages
+        template, extra = _compile_jinja_template(profile.template), dict(profile.extra)
 
-        def render(messages, add_generation_prompt=False, tools=None):
-            return template.render(messages=messages, tools=tools, add_generation_prompt=add_generation_prompt,
-                                   **extra)
+        def render(messages, add_generation_prompt=False):
+            return template.render(messages=messages, tools=None, add_generation_prompt=add_generation_prompt, **extra)
 
         probe = [{"role": "system", "content": "s"}, {"role": "user", "content": "q"},
                  {"role": "assistant", "content": "a"}, {"role": "user", "content": "q2"}]
         for upto, prompt in ((3, False), (4, True), (2, True)):
-            if render(probe[:upto], prompt) != _render_with(probe[:upto], tokenizer, prompt):
+            if render(probe[:upto], prompt) != profile.render(probe[:upto], prompt):
                 return None
         return render
-    except Exception:  # another transformers version or a template that needs more: the ordinary path
+    except Exception:  # noqa: BLE001 - another transformers version or a template that needs more: the ordinary path
         return None
 
 
@@ -97,34 +86,186 @@ def _plain(messages: list[dict]) -> bool:
     return all(m.keys() <= {"role", "content"} and isinstance(m.get("content"), str) for m in messages)
 
 
-def render_messages(tokenizer, messages: list[dict], features: dict | None = None,
+def render_messages(tokenizer, messages: list[dict], profile: TemplateProfile | None = None,
                     tools: list[dict] | None = None, fast=None) -> Rendered:
-    """`fast` (from fast_renderer) is used for plain conversations; tool calls, reasoning and tool definitions take
-    apply_chat_template, which prepares them for the template."""
-    features = features or template_features(tokenizer)
-    messages = adapt_messages(messages, features, tools)
-    tools = tools if features["tool_definitions"] else None  # otherwise already in the system message
-    if fast is not None and tools is None and _plain(messages):
-        render = fast
-    else:
-        render = functools.partial(_render_with, tokenizer=tokenizer, tools=tools)
-    full = render(messages)
-    spans, exact = [], True
-    last = len(messages) - 1
-    for i, m in enumerate(messages):
-        if m["role"] != "assistant":
-            continue
-        prefix = render(messages[:i], add_generation_prompt=True)
-        upto = full if i == last else render(messages[: i + 1])  # one render fewer per conversation
-        if upto.startswith(prefix) and full.startswith(upto):
-            spans.append((len(prefix), len(upto)))
+    """One conversation as training sees it. Never raises for a conversation the template refuses: that is the
+    row's `problem`."""
+    profile = profile or template_profile(tokenizer)
+    try:
+        adapted, tools, folded = profile.adapt(messages, tools)
+        if fast is not None and tools is None and _plain(adapted):
+            render = fast
         else:
-            exact = False
-    if not exact:  # e.g. templates that drop earlier reasoning: fall back to the last answer, which always renders
-        prefix = render(messages[:-1], add_generation_prompt=True)
-        spans = [(len(prefix), len(full))] if full.startswith(prefix) else [(0, len(full))]
-    return Rendered(full, spans, exact)
+            render = functools.partial(profile.render, tools=tools)
+        rendered = (_marked if profile.marked else _found)(profile, adapted, tools, render)
+    except Exception as err:  # noqa: BLE001 - the template's own refusal (raise_exception) or a type it cannot take
+        return Rendered("", [], problem=refusal(err))
+    return _checked(replace(rendered, folded_system=folded), messages)
 
+
+def _checked(rendered: Rendered, messages: list[dict]) -> Rendered:
+    """Each reply's text and reasoning must lie in a trained span; what does not is named, whatever the method."""
+    inside = "\0".join(rendered.text[a:b] for a, b in rendered.spans)
+    untrained, lost = set(rendered.untrained), set(rendered.reasoning_lost)
+    for number, m in enumerate((m for m in messages if m["role"] == "assistant"), 1):
+        names = [c.get("function", c).get("name") or "" for c in m.get("tool_calls") or []]
+        if (m.get("content") or "").strip() not in inside or any(name not in inside for name in names):
+            untrained.add(number)
+        if (m.get("reasoning_content") or "").strip() not in inside:
+            lost.add(number)
+    problem = rendered.problem or (Msg("template.no_reply") if not rendered.spans else None)
+    return replace(rendered, untrained=sorted(untrained), reasoning_lost=sorted(lost - untrained), problem=problem)
+
+
+def refusal(err: Exception) -> Msg:
+    reason = str(err).strip() or type(err).__name__
+    if "alternate" in reason.lower():
+        return Msg("template.alternate")
+    return Msg("template.refused", reason=reason[:300])
+
+
+def _replies(messages: list[dict]) -> list[int]:
+    return [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+
+
+def _marked(profile, messages, tools, render) -> Rendered:
+    """Spans from the template's generation markers, each trimmed to start after its generation prompt."""
+    full, blocks = profile.render(messages, tools=tools, indices=True)
+    blocks = [(a, b) for a, b in blocks if b > a]
+    for i in _replies(messages):
+        prompt, history = render(messages[:i], add_generation_prompt=True), render(messages[:i])
+        if full.startswith(prompt):
+            blocks = [(max(a, len(prompt)) if len(history) <= a < len(prompt) else a, b) for a, b in blocks]
+    return Rendered(full, [(a, b) for a, b in blocks if b > a])
+
+
+def _found(profile, messages, tools, render) -> Rendered:
+    """Prefix spans for every reply where the template keeps the prefix property; sentinels for the rest."""
+    full = render(messages)
+    spans, broken = {}, []
+    last = len(messages) - 1
+    for i in _replies(messages):
+        prompt = render(messages[:i], add_generation_prompt=True)
+        upto = full if i == last else render(messages[: i + 1])  # one render fewer per conversation
+        if upto.startswith(prompt) and full.startswith(upto) and len(upto) > len(prompt):
+            spans[i] = (len(prompt), len(upto))
+        else:
+            broken.append(i)
+    lost = []
+    if broken:
+        found, lost = _sentinel_spans(profile, messages, tools, broken, full)
+        spans.update(found)
+    numbers = {i: n for n, i in enumerate(_replies(messages), 1)}
+    untrained = [numbers[i] for i in broken if i not in spans]
+    return Rendered(full, [spans[i] for i in sorted(spans)], untrained, sorted(numbers[i] for i in lost))
+
+
+# ---------------------------------------------------------------- sentinels
+
+def _with_sentinels(messages: list[dict]) -> tuple[list[dict], dict[int, str]]:
+    """Every non-empty content and reasoning replaced by a numbered marker; the markers' original texts."""
+    out, originals = [], {}
+    for m in messages:
+        m = dict(m)
+        for key in ("content", "reasoning_content"):
+            if isinstance(m.get(key), str) and m[key]:
+                originals[len(originals)] = m[key]
+                m[key] = SENTINEL.format(len(originals) - 1)
+        out.append(m)
+    return out, originals
+
+
+def _sentinel_spans(profile, messages, tools, broken: list[int], full: str):
+    """({reply index: span in `full`}, [reply indices whose reasoning the template drops])."""
+    marked, originals = _with_sentinels(messages)
+    render = functools.partial(profile.render, tools=tools)
+    whole = render(marked)
+    to_real = _sentinel_map(whole, full, originals)
+    if to_real is None:  # the real text is not the marked one with the texts put back: nothing can be isolated
+        return {}, []
+    spans, lost = {}, []
+    for i in broken:
+        prompt, upto = render(marked[:i], add_generation_prompt=True), render(marked[: i + 1])
+        reply = upto[_common_prefix(prompt, upto):]  # the reply as the template writes a last turn
+        located = _locate(reply, whole, marked, i)
+        if located is None:
+            continue
+        (begin, end), reasoning_kept = located
+        spans[i] = (to_real(begin), to_real(end))
+        if marked[i].get("reasoning_content") and not reasoning_kept:
+            lost.append(i)
+    return spans, lost
+
+
+def _locate(reply: str, whole: str, marked: list[dict], i: int):
+    """Where the reply lies in the whole marked rendering: ((begin, end), whether its reasoning is inside), or
+    None. The reply is anchored on its content marker; what the template writes before it (reasoning, tool calls)
+    counts only where it stands whole right before the marker, and what follows (tool calls, end-of-turn) as far
+    as the whole rendering agrees."""
+    content = marked[i].get("content")
+    anchor = content if content and SENTINEL_RE.fullmatch(content) else None
+    if anchor is None or anchor not in reply or anchor not in whole:
+        begin = _window_find(reply, whole, marked, i)
+        return None if begin is None else ((begin, begin + len(reply)), True)
+    before, after = reply.split(anchor, 1)
+    at = whole.index(anchor)
+    begin = at - len(before) if whole[:at].endswith(before) else at
+    tail = at + len(anchor)
+    end = tail + _common_prefix(after, whole[tail:])
+    reasoning = marked[i].get("reasoning_content")
+    return (begin, end), bool(reasoning) and reasoning in whole[begin:end]
+
+
+def _window_find(reply: str, whole: str, marked: list[dict], i: int) -> int | None:
+    """A reply without a content marker (a tool call only) between the markers of the messages around it."""
+    before = [SENTINEL_RE.search(m.get("content") or "") for m in marked[:i]]
+    after = [SENTINEL_RE.search(m.get("content") or "") for m in marked[i + 1:]]
+    start = max((whole.find(s.group()) + len(s.group()) for s in before if s and s.group() in whole), default=0)
+    stop = min((whole.find(s.group()) for s in after if s and s.group() in whole), default=len(whole))
+    found = whole.find(reply, start, stop) if reply else -1
+    return None if found < 0 else found
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _sentinel_map(marked: str, real: str, originals: dict[int, str]):
+    """A function from positions in the marked rendering (outside markers) to positions in the real one, or None
+    where the two are not the same text around the markers. A template may trim what it renders."""
+    pieces = SENTINEL_RE.split(marked)  # [text, id, text, id, ..., text]
+    breaks, at_marked, at_real = [], 0, 0  # (where a stretch of plain text starts in each rendering)
+    for j in range(0, len(pieces), 2):
+        segment = pieces[j]
+        if not real.startswith(segment, at_real):
+            return None
+        breaks.append((at_marked, at_real))
+        at_marked, at_real = at_marked + len(segment), at_real + len(segment)
+        if j + 1 == len(pieces):
+            break
+        original, following = originals[int(pieces[j + 1])], pieces[j + 2]
+        for shown in (original, original.strip(), original.lstrip(), original.rstrip()):
+            if real.startswith(shown, at_real) and real.startswith(following, at_real + len(shown)):
+                break
+        else:
+            return None
+        at_marked, at_real = at_marked + len(SENTINEL.format(pieces[j + 1])), at_real + len(shown)
+    if at_real != len(real):
+        return None
+    starts = [b[0] for b in breaks]
+
+    def to_real(position: int) -> int:
+        k = bisect.bisect_right(starts, position) - 1
+        return breaks[k][1] + position - breaks[k][0]
+    return to_real
+
+
+# ---------------------------------------------------------------- tokens
 
 def _mask_from_offsets(offsets: np.ndarray, spans: list[tuple[int, int]]) -> np.ndarray:
     """1 for tokens whose first character lies inside an assistant span."""
@@ -141,6 +282,7 @@ def _mask_from_offsets(offsets: np.ndarray, spans: list[tuple[int, int]]) -> np.
 class Encoded:
     input_ids: list[list[int]]
     assistant_masks: list[list[int]]
+    rendered: list[Rendered] = field(default_factory=list)  # each row's notes (text dropped to save memory)
 
     @property
     def lengths(self) -> list[int]:
@@ -151,31 +293,35 @@ class Encoded:
         return [int(sum(m)) for m in self.assistant_masks]
 
 
-def rendered_texts(tokenizer, records: list[dict]) -> tuple[list[str], list[list[tuple[int, int]]]]:
-    """Each record's text as training sees it, and the character spans whose tokens are trained on."""
-    features, fast = template_features(tokenizer), fast_renderer(tokenizer)
-    texts, spans = [], []
+def rendered_rows(tokenizer, records: list[dict]) -> list[Rendered]:
+    """Each record as training sees it: text, trained character spans and what could not be trained."""
+    profile = template_profile(tokenizer)
+    fast = fast_renderer(profile)
+    out = []
     for record in records:
         if "messages" in record:
-            rendered = render_messages(tokenizer, record["messages"], features, record.get("tools"), fast)
-            texts.append(rendered.text)
-            spans.append(rendered.spans)
+            out.append(render_messages(tokenizer, record["messages"], profile, record.get("tools"), fast))
         else:  # plain text: every token is trained on; end with EOS so the model learns to stop
             text = record["text"] + (tokenizer.eos_token or "")
-            texts.append(text)
-            spans.append([(0, len(text))])
-    return texts, spans
+            out.append(Rendered(text, [(0, len(text))]))
+    return out
 
 
-def measure_records(tokenizer, records: list[dict]) -> tuple[list[int], list[int]]:
-    """(tokens per record, trained tokens per record), equal to encode_records' lengths and mask sums. ASCII rows of
-    GPT-2-style tokenizers are counted word by word (word_counts); the rest from the fast tokenizer's own encodings,
-    with no id lists or offset arrays built in Python (the Data tab's statistics)."""
+def _notes(rendered: list[Rendered]) -> list[Rendered]:
+    return [replace(r, text="") for r in rendered]
+
+
+def measure_records(tokenizer, records: list[dict]) -> tuple[list[int], list[int], list[Rendered]]:
+    """(tokens per record, trained tokens per record, each record's notes), equal to encode_records' lengths, mask
+    sums and notes; a row with a problem counts 0 tokens. ASCII rows of GPT-2-style tokenizers are counted word by
+    word (word_counts); the rest from the fast tokenizer's own encodings, with no id lists or offset arrays built in
+    Python (the Data tab's statistics)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
         encoded = encode_records(tokenizer, records)
-        return encoded.lengths, encoded.answer_lengths
-    texts, spans = rendered_texts(tokenizer, records)
+        return encoded.lengths, encoded.answer_lengths, encoded.rendered
+    rendered = rendered_rows(tokenizer, records)
+    texts, spans = [r.text for r in rendered], [r.spans for r in rendered]
     counter = word_counts.counter_for(tokenizer)
     counted = [counter.count(text, row_spans) if counter and text.isascii() else None
                for text, row_spans in zip(texts, spans)]
@@ -190,7 +336,7 @@ def measure_records(tokenizer, records: list[dict]) -> tuple[list[int], list[int
             word_counts.give_up(tokenizer)
             return measure_records(tokenizer, records)
         counted[i] = from_encoding
-    return [c[0] for c in counted], [c[1] for c in counted]
+    return [c[0] for c in counted], [c[1] for c in counted], _notes(rendered)
 
 
 def _tokens_starting_in(encoding, begin: int, end: int, text_length: int) -> int:
@@ -213,16 +359,67 @@ def _first_token_at(encoding, char: int, text_length: int) -> int | None:
 
 
 def encode_records(tokenizer, records: list[dict], batch_size: int = 1000) -> Encoded:
-    """Tokenise normalised records ({'messages': ...} or {'text': ...}) exactly as training sees them."""
-    texts, spans = rendered_texts(tokenizer, records)
+    """Tokenise normalised records ({'messages': ...} or {'text': ...}) exactly as training sees them. A row the
+    template refuses comes back empty, with its problem in `rendered`."""
+    rendered = rendered_rows(tokenizer, records)
     input_ids, masks = [], []
-    for start in range(0, len(texts), batch_size):
-        batch = tokenizer(texts[start:start + batch_size], add_special_tokens=False, return_offsets_mapping=True)
-        for ids, offsets, row_spans in zip(batch["input_ids"], batch["offset_mapping"], spans[start:start + batch_size]):
+    for start in range(0, len(rendered), batch_size):
+        rows = rendered[start:start + batch_size]
+        batch = tokenizer([r.text for r in rows], add_special_tokens=False, return_offsets_mapping=True)
+        for ids, offsets, row in zip(batch["input_ids"], batch["offset_mapping"], rows):
             input_ids.append(list(ids))
-            masks.append(_mask_from_offsets(np.asarray(offsets, dtype=np.int64).reshape(-1, 2), row_spans).tolist())
-    return Encoded(input_ids, masks)
+            masks.append(_mask_from_offsets(np.asarray(offsets, dtype=np.int64).reshape(-1, 2), row.spans).tolist())
+    return Encoded(input_ids, masks, _notes(rendered))
+
+
+def token_view(tokenizer, record: dict) -> tuple[list[tuple[str, str | None]], dict, Rendered]:
+    """One row as the model sees it, token by token: [(token text, "answer" | "end" | None)], the counts of prompt,
+    answer and end-of-turn tokens, and the row's notes (the Data tab's and `launch.py data --row`'s view)."""
+    rendered = rendered_rows(tokenizer, [record])[0]
+    if rendered.problem:
+        return [], {"prompt": 0, "answer": 0, "end": 0}, rendered
+    encoded = tokenizer(rendered.text, add_special_tokens=False, return_offsets_mapping=True)
+    mask = _mask_from_offsets(np.asarray(encoded["offset_mapping"], dtype=np.int64).reshape(-1, 2), rendered.spans)
+    special = set(tokenizer.all_special_ids)
+    pieces, counts, shown = [], {"prompt": 0, "answer": 0, "end": 0}, 0
+    for (begin, end), token, trained in zip(encoded["offset_mapping"], encoded["input_ids"], mask):
+        kind = None if not trained else ("end" if token in special else "answer")
+        counts[kind or "prompt"] += 1
+        # byte-level tokens of one character share its offsets: show each character once
+        pieces.append((rendered.text[max(begin, shown):end], kind))
+        shown = max(shown, end)
+    return pieces, counts, rendered
 
 
 def generation_prompt(tokenizer, messages: list[dict]) -> str:
-    return _render_with(adapt_messages(messages, template_features(tokenizer)), tokenizer, add_generation_prompt=True)
+    """The model's own template (not the training variant) for Chat: what the tuned model sees at inference."""
+    profile = replace(template_profile(tokenizer), template=tokenizer.chat_template, marked=False)
+    messages, tools, _ = profile.adapt(messages)
+    return profile.render(messages, add_generation_prompt=True, tools=tools)
+
+
+def exact_target(profile: TemplateProfile) -> Msg:
+    """How the answers are found, for a template that trains every reply exactly."""
+    from .template_profile import profile_name
+
+    key = {"trl": "finding.target_trl", "marked": "finding.target_marked"}.get(profile.origin, "finding.target_model")
+    return Msg(key, name=profile_name(profile))
+
+
+def untrained_message(attribute: str, hits: list) -> Msg:
+    """`hits`: [(row number, [reply numbers])] of rows whose replies ("untrained") or reasoning ("reasoning_lost")
+    are not trained; the message names the first five."""
+    where = Msg("list", items=[Msg("finding.reply_numbers", row=n, replies=", ".join(map(str, replies)))
+                               for n, replies in hits[:5]])
+    return Msg(f"finding.{attribute}", count=len(hits), where=where)
+
+
+def marked_text(pieces: list[tuple[str, str | None]]) -> str:
+    """The token view as plain text: trained stretches between ⟦ and ⟧ (the `data --row` command)."""
+    out, inside = [], False
+    for text, kind in pieces:
+        if bool(kind) != inside:
+            out.append("⟦" if kind else "⟧")
+            inside = bool(kind)
+        out.append(text)
+    return "".join(out) + ("⟧" if inside else "")

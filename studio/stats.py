@@ -9,6 +9,7 @@ No torch here.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import random
 import re
 import threading
@@ -18,13 +19,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .chat_template import measure_records, template_features
+from .chat_template import exact_target, measure_records, token_view, untrained_message
 from .config import DEMO_DATA, parse_mapping
 from .data import LoadResult, load_dataset_file, summary_text
+from .readers import where
+from .template_profile import template_profile
 from .models import load_tokenizer, resolve_model_path
 from .paths import source_refusal
 from .text import Msg
 
+logger = logging.getLogger(__name__)
 ROUND_LENGTHS = (64, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 12288, 16384, 32768)
 
 
@@ -32,22 +36,42 @@ ROUND_LENGTHS = (64, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096,
 class Lengths:
     total: np.ndarray
     answer: np.ndarray
+    notes: list = field(default_factory=list)  # chat_template.Rendered per row (text dropped): what is not trained
 
     @property
     def prompt(self) -> np.ndarray:
         return self.total - self.answer
 
+    def without(self, keep: list[bool]) -> "Lengths":
+        picked = np.asarray(keep, dtype=bool)
+        return Lengths(self.total[picked], self.answer[picked], [n for n, k in zip(self.notes, keep) if k])
+
 
 def token_lengths(tokenizer, records: list[dict], progress=None, batch_size: int = 1000) -> Lengths:
-    totals, answers = [], []
+    totals, answers, notes = [], [], []
     for start in range(0, len(records), batch_size):
-        batch_totals, batch_answers = measure_records(tokenizer, records[start:start + batch_size])
+        batch_totals, batch_answers, batch_notes = measure_records(tokenizer, records[start:start + batch_size])
         totals += batch_totals
         answers += batch_answers
+        notes += batch_notes
         if progress:
             done = min(start + batch_size, len(records))
             progress(Msg("progress.measuring", done=done, total=len(records)), done, len(records))
-    return Lengths(np.asarray(totals, dtype=np.int64), np.asarray(answers, dtype=np.int64))
+    return Lengths(np.asarray(totals, dtype=np.int64), np.asarray(answers, dtype=np.int64), notes)
+
+
+def set_aside_refused(loaded: LoadResult, lengths: Lengths) -> Lengths:
+    """Rows the model's template refuses become problems naming the row, like any bad row; the lengths keep the
+    rest (a refused row has no length)."""
+    keep = [note.problem is None for note in lengths.notes]
+    if all(keep):
+        return lengths
+    for row, note in zip(loaded.rows, lengths.notes):
+        if note.problem is not None:
+            loaded.problems.append((where(loaded.file, row.number), note.problem))
+            loaded.bad_rows.add(row.number)
+    loaded.rows = [row for row, k in zip(loaded.rows, keep) if k]
+    return lengths.without(keep)
 
 
 def percentiles(values: np.ndarray) -> dict[str, int]:
@@ -213,22 +237,42 @@ def quality_report(rows, answer_lengths: np.ndarray | None = None, cutoff: int |
     return findings
 
 
-def template_findings(rows, tokenizer) -> list[Finding]:
-    """Say how tool calls and reasoning will be rendered when the model's template has no markup for them."""
-    features = template_features(tokenizer)
+def template_findings(rows, tokenizer, notes: list | None = None, refused: int = 0) -> list[Finding]:
+    """What training will see of this data with the model's template: which method finds the answers, what it
+    cannot train (named, row by row), and how tool calls and reasoning are rendered."""
+    profile = template_profile(tokenizer)
     chat = [r for r in rows if r.messages is not None]
     tools = [r.number for r in chat if any(m.get("tool_calls") or m["role"] == "tool" for m in r.messages)]
     thinking = [r.number for r in chat if any(m.get("reasoning_content") for m in r.messages)]
     out = []
     if getattr(tokenizer, "studio_added_template", False):
         out.append(Finding(Msg("check.template"), "warning", Msg("finding.base_model")))
+    if notes is not None:
+        out += target_findings(profile, rows, notes, refused)
     if tools:
-        message = Msg("finding.tools_template" if features["tools"] else "finding.tools_text", count=len(tools))
-        out.append(Finding(Msg("check.tools"), "info" if features["tools"] else "warning", message, tools))
+        message = Msg("finding.tools_template" if profile.tool_calls else "finding.tools_text", count=len(tools))
+        out.append(Finding(Msg("check.tools"), "info" if profile.tool_calls else "warning", message, tools))
     if thinking:
-        message = Msg("finding.thinking_template" if features["thinking"] else "finding.thinking_text",
+        message = Msg("finding.thinking_template" if profile.thinking else "finding.thinking_text",
                       count=len(thinking))
         out.append(Finding(Msg("check.reasoning"), "info", message, thinking))
+    return out
+
+
+def target_findings(profile, rows, notes: list, refused: int = 0) -> list[Finding]:
+    """The training target: exact, or which replies and reasoning are left untrained (never prompt text instead)."""
+    out = []
+    for attribute in ("untrained", "reasoning_lost"):
+        hit = [(row.number, getattr(note, attribute)) for row, note in zip(rows, notes) if getattr(note, attribute)]
+        if hit:
+            out.append(Finding(Msg("check.target"), "warning", untrained_message(attribute, hit), [n for n, _ in hit]))
+    if refused:
+        out.append(Finding(Msg("check.target"), "warning", Msg("finding.template_refused", count=refused)))
+    if not out:
+        out.append(Finding(Msg("check.target"), "ok", exact_target(profile)))
+    folded = [row.number for row, note in zip(rows, notes) if note.folded_system]
+    if folded:
+        out.append(Finding(Msg("check.system"), "info", Msg("finding.folded_system", count=len(folded)), folded))
     return out
 
 
@@ -260,6 +304,14 @@ class DataReport:
     findings: list[Finding]
     validation_share: tuple[float, str]
     tokenizer_problem: str | None = None
+    tokenizer: object = None  # the tokenizer that measured the lengths, for the token view of a row
+
+    def row_tokens(self, number: int):
+        """(pieces, counts, notes) of one row as training sees it (chat_template.token_view), or None."""
+        if self.tokenizer is None:
+            return None
+        row = next((r for r in self.load.rows if r.number == number), None)
+        return None if row is None else token_view(self.tokenizer, row.record())
 
     def percentile_table(self) -> list[list]:
         if self.lengths is None:
@@ -277,6 +329,7 @@ class DataReport:
                 lines.append(f"  ... and {len(self.load.problems) - 200} more")
         if self.tokenizer_problem:
             lines.append(f"Token lengths not measured: {self.tokenizer_problem}")
+            lines.append("The data cannot be trained as it is with this model: fix the reason above first.")
         if self.lengths is not None:
             lines.append("Token lengths (chat template applied)     p50    p90    p95    p99    max   mean")
             lines += [f"  {row[0]:<38}" + "".join(f"{v:>7}" for v in row[1:]) for row in self.percentile_table()]
@@ -298,22 +351,29 @@ def build_report(path: str, fmt: str = "auto", model: str | None = "starter", ma
     loaded = load_dataset_file(path, fmt, mapping, label)
     lengths = cutoff = None
     tokenizer_problem = None
+    refused = 0
     if loaded.rows and (tokenizer is not None or model):
         try:
             if tokenizer is None:
                 tokenizer = load_tokenizer(resolve_model_path(model, progress=lambda _: None))
             lengths = token_lengths(tokenizer, loaded.records(), progress)
+            before = len(loaded.rows)
+            lengths = set_aside_refused(loaded, lengths)
+            refused = before - len(loaded.rows)
             cutoff = recommend_cutoff(lengths.total)
+            if not loaded.rows:
+                lengths, cutoff, tokenizer_problem = None, None, Msg("stats.all_refused")
         except Exception as err:  # a tokenizer that cannot be had must not hide the rest of the report
-            tokenizer_problem = f"{type(err).__name__}: {err}"
+            logger.exception("token lengths not measured")
+            tokenizer_problem = Msg("stats.not_measured", reason=f"{type(err).__name__}: {str(err)[:300]}")
     progress(Msg("progress.quality"))
     findings = quality_report(loaded.rows, None if lengths is None else lengths.answer,
                               cutoff.cutoff if cutoff else None, None if lengths is None else lengths.total,
                               progress=progress)
     if tokenizer is not None:
-        findings += template_findings(loaded.rows, tokenizer)
+        findings += template_findings(loaded.rows, tokenizer, None if lengths is None else lengths.notes, refused)
     return DataReport(loaded, lengths, cutoff, findings, recommended_validation_share(len(loaded.rows)),
-                      tokenizer_problem)
+                      tokenizer_problem, tokenizer)
 
 
 # ---------------------------------------------------------------- the last report, kept for paging and advice

@@ -502,6 +502,20 @@ TEXT: dict[str, tuple[str, str]] = {
     "progress.reading": ("Reading and checking the file...", "正在读取并检查文件……"),
     "progress.measuring": ("Measuring token lengths: {done} of {total} rows", "正在测量 token 长度：{done} / {total} 行"),
     "progress.quality": ("Checking quality...", "正在检查数据质量……"),
+    "stats.all_refused": ("the model's chat template refuses every row (see the problems list).",
+                          "模型的对话模板拒绝了所有行（见问题列表）。"),
+    "stats.not_measured": ("the model's tokenizer or chat template failed: {reason}",
+                           "模型的分词器或对话模板出错：{reason}"),
+    "data.row_tokens": ("This row token by token, as training sees it (highlighted: trained)",
+                        "这一行逐个 token 的样子，与训练时一致（高亮部分会被训练）"),
+    "token.answer": ("answer (trained)", "回答（训练）"),
+    "token.end": ("end of turn (trained)", "轮次结束（训练）"),
+    "data.token_counts": ("Tokens: **{prompt}** prompt (not trained), **{answer}** answer, **{end}** end-of-turn.",
+                          "Token：提示 **{prompt}** 个（不训练），回答 **{answer}** 个，轮次结束 **{end}** 个。"),
+    "data.row_untrained": ("Replies {replies} cannot be told apart from the prompt with this template and are not "
+                           "trained.", "第 {replies} 个回答在这个模板里无法与提示区分开，不会被训练。"),
+    "data.row_reasoning_lost": ("The template leaves out the reasoning of replies {replies}: it is not trained.",
+                                "模板省略了第 {replies} 个回答的推理：这些推理不会被训练。"),
     "data.no_lengths": ("Token lengths could not be measured: {problem}", "无法测量 token 长度：{problem}"),
     "data.page_of": ("page {page} of {pages}", "第 {page} / {pages} 页"),
     "data.split": ("Recommended validation share **{share:.0%}** ({rows} of {total} rows). {why}",
@@ -793,6 +807,44 @@ TEXT: dict[str, tuple[str, str]] = {
                          "或调高截断长度。"),
     "split.train": ("training", "训练"),
     "train.pilot": ("Pilot run (first rows, 1 epoch)", "试跑（只用前几行，1 轮）"),
+    "template.alternate": ("the model's chat template refuses this conversation: its roles must alternate user / "
+                           "assistant (no tool turn, no two turns of one role in a row). Merge or drop those turns.",
+                           "模型的对话模板拒绝这段对话：角色必须在用户与助手之间交替（不能有工具轮次，也不能连续两轮同一角色）。"
+                           "请合并或删去这些轮次。"),
+    "template.refused": ("the model's chat template refuses this conversation (its message: \u201c{reason}\u201d).",
+                         "模型的对话模板拒绝这段对话（模板给出的原文：\u201c{reason}\u201d）。"),
+    "template.no_reply": ("with the model's chat template no reply of this conversation can be told apart from the "
+                          "prompt, so nothing of it would be trained.",
+                          "套用模型的对话模板后，这段对话中没有任何回答能与提示区分开，因此这一行不会被训练。"),
+    "check.target": ("training target", "训练目标"),
+    "finding.target_trl": ("Exact: the answers are marked by TRL's training version of this model's chat template "
+                           "({name}); every reply, its reasoning and its end-of-turn token are trained, no prompt text.",
+                           "精确：答案由 TRL 为该模型对话模板准备的训练版本（{name}）标出；每个回答、它的推理和轮次结束符都会被训练，"
+                           "提示文本不会。"),
+    "finding.target_marked": ("Exact: the model's chat template marks the answers itself; no prompt text is trained.",
+                              "精确：模型的对话模板自己标出了答案；提示文本不会被训练。"),
+    "finding.target_model": ("Exact: every reply was found in the model's chat template; only replies and their "
+                             "end-of-turn tokens are trained, no prompt text.",
+                             "精确：每个回答都在模型的对话模板中找到了；只训练回答和轮次结束符，不训练提示文本。"),
+    "finding.untrained": ("{count} rows hold replies that the model's chat template does not let the studio tell "
+                          "apart from the prompt (it rewrites earlier turns). Those replies are not trained, never "
+                          "the prompt instead; the rows' other replies are. First rows and replies: {where}.",
+                          "{count} 行中有些回答无法在模型的对话模板里与提示区分开（模板会改写之前的轮次）。这些回答不会被训练，"
+                          "也绝不会改为训练提示；这些行的其他回答照常训练。前几行及其回答：{where}。"),
+    "finding.reasoning_lost": ("{count} rows hold reasoning in turns where the model's chat template leaves it out "
+                               "(it keeps reasoning only after the last question): that reasoning is not trained. "
+                               "First rows and replies: {where}.",
+                               "{count} 行中的推理位于模型对话模板会省略推理的轮次（模板只保留最后一个问题之后的推理）："
+                               "这些推理不会被训练。前几行及其回答：{where}。"),
+    "finding.folded_system": ("The model's chat template has no system role: the system text of {count} rows is put "
+                              "at the start of the first user turn, as the model makers advise.",
+                              "模型的对话模板没有系统角色：{count} 行的系统提示被放在第一轮用户消息的开头，这也是模型作者的建议。"),
+    "finding.template_refused": ("{count} rows cannot be trained with the model's chat template and are left out: "
+                                 "see the problems list.",
+                                 "{count} 行无法套用模型的对话模板进行训练，已略去：请看问题列表。"),
+    "finding.reply_numbers": ("row {row} (reply {replies})", "第 {row} 行（第 {replies} 个回答）"),
+    "log.target": ("Training target: {target}", "训练目标：{target}"),
+    "log.template_rows": ("{count} rows left out: {problem}", "已略去 {count} 行：{problem}"),
 }
 
 

@@ -11,7 +11,7 @@ from .chat_template import encode_records
 from .models import studio_home
 from .paths import prune_lru
 
-TOKENIZED_CACHE_VERSION = 1  # bump when encode_records changes what it produces
+TOKENIZED_CACHE_VERSION = 2  # bump when encode_records changes what it produces
 TOKENIZED_CACHE_MB = 2048  # about 100M tokens of int32 ids: many datasets, never the whole disk
 
 
@@ -30,17 +30,18 @@ def tokenized_cache_key(tokenizer, rows: list[dict], assistant_only: bool) -> st
 
 def encode_split(tokenizer, rows: list[dict], assistant_only: bool, cache: bool = True):
     """Tokenised rows as a datasets.Dataset, from the studio's cache when these rows were tokenised before."""
-    from datasets import Dataset  # deferred: datasets imports pyarrow and more; the UI does not need it to start
+    from datasets import Dataset, DatasetInfo  # deferred: datasets imports pyarrow and more; the UI does not need it to start
 
     folder = studio_home() / "cache" / "tokenized" / tokenized_cache_key(tokenizer, rows, assistant_only)
     if cache and (folder / "dataset_info.json").exists():
         os.utime(folder)  # the cache forgets the least recently used entries first
         return Dataset.load_from_disk(str(folder))
     encoded = encode_records(tokenizer, rows)
-    columns = {"input_ids": encoded.input_ids}
+    kept = [i for i, note in enumerate(encoded.rendered) if note.problem is None]  # refused rows train nothing
+    columns = {"input_ids": [encoded.input_ids[i] for i in kept]}
     if assistant_only:
-        columns["assistant_masks"] = encoded.assistant_masks
-    dataset = Dataset.from_dict(columns)
+        columns["assistant_masks"] = [encoded.assistant_masks[i] for i in kept]
+    dataset = Dataset.from_dict(columns, info=DatasetInfo(description=json.dumps(template_notes(encoded.rendered))))
     if cache:
         try:
             tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")  # processes on other machines may race
@@ -51,3 +52,21 @@ def encode_split(tokenizer, rows: list[dict], assistant_only: bool, cache: bool 
         except OSError:
             pass  # a full or read-only disk only costs the next run a re-tokenisation
     return dataset
+
+
+def template_notes(rendered: list) -> dict:
+    """What the template could not train in these rows (1-based split rows), kept with the cached tokens so that
+    a run that reuses them still tells the user."""
+    def rows(attribute):
+        return [[n, getattr(note, attribute)] for n, note in enumerate(rendered, 1) if getattr(note, attribute)]
+
+    refused = [[n, note.problem.to_json()] for n, note in enumerate(rendered, 1) if note.problem is not None]
+    return {"refused": refused, "untrained": rows("untrained"), "reasoning_lost": rows("reasoning_lost"),
+            "folded_system": sum(note.folded_system for note in rendered)}
+
+
+def notes_of(dataset) -> dict:
+    try:
+        return json.loads(dataset.info.description or "{}")
+    except (ValueError, AttributeError):
+        return {}

@@ -23,13 +23,15 @@ from typing import Callable
 from . import data as data_mod
 from . import hardware, heavy, models
 from .advice import multi_turn_share, not_learning, packing_suits_data
+from .chat_template import exact_target, untrained_message
 from .config import Settings, parse_mapping, preset_dict
 from .estimates import training_memory_gb
 from .distributed import is_main_process, main_process_first, shared_run_dir, world_size
 from .models import ModelSourceError
 from .runs import SPLITS, RunFolder, process_identity
 from .text import Msg, on_off
-from .tokenized import encode_split
+from .template_profile import template_profile
+from .tokenized import encode_split, notes_of
 from .trl_args import to_bnb_config, to_lora_config, to_sft_config
 
 Progress = Callable[[str], None]
@@ -311,6 +313,9 @@ def _tokenise(settings: Settings, run: RunFolder, log: RunLog, plan: dict, prepa
     with main_process_first():
         train_ds = encode_split(tokenizer, prepared.train, assistant_only)
         eval_ds = encode_split(tokenizer, prepared.validation, assistant_only) if prepared.validation else None
+    log_target(log, tokenizer, [notes_of(ds) for ds in (train_ds, eval_ds) if ds is not None])
+    if len(train_ds) == 0:
+        raise DataError(Msg("stats.all_refused"))
     if settings.data.drop_long_rows:
         train_ds, eval_ds = (drop_long(ds, settings.training.max_length, log, name)
                              for ds, name in ((train_ds, "train"), (eval_ds, "validation")))
@@ -320,6 +325,20 @@ def _tokenise(settings: Settings, run: RunFolder, log: RunLog, plan: dict, prepa
             run.write_plan(plan)
     log(Msg("log.packing", value=on_off(plan["packing"]), why=plan["packing_reason"]))
     return train_ds, eval_ds, plan
+
+
+def log_target(log: RunLog, tokenizer, notes: list[dict]) -> None:
+    """Before the first step: which tokens are trained, and every reply, reasoning or row that is not."""
+    merged = {k: [item for n in notes for item in n.get(k, [])] for k in ("refused", "untrained", "reasoning_lost")}
+    for attribute in ("untrained", "reasoning_lost"):
+        if merged[attribute]:
+            log(untrained_message(attribute, merged[attribute]))
+    if not merged["untrained"] and not merged["reasoning_lost"]:
+        log(Msg("log.target", target=exact_target(template_profile(tokenizer))))
+    if refused := merged["refused"]:
+        log(Msg("log.template_rows", count=len(refused), problem=Msg.from_json(refused[0][1])))
+    if folded := sum(n.get("folded_system", 0) for n in notes):
+        log(Msg("finding.folded_system", count=folded))
 
 
 def _trainer(settings: Settings, run: RunFolder, log: RunLog, plan: dict, facts, model_path: str, tokenizer,

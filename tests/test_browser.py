@@ -22,6 +22,8 @@ def open_page(browser, app_url, locale):
 
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
+ROW_VIEW = {"en-US": ("Show this row", "answer (trained)", "prompt (not trained)"),
+            "zh-CN": ("查看这一行", "回答（训练）", "（不训练）")}
 
 
 @pytest.mark.parametrize("locale,tabs,load_button,upload,expected,words", [
@@ -49,6 +51,15 @@ def test_main_flow_in_each_language(browser, app_url, artifacts, locale, tabs, l
     expect(page.locator("body")).to_contain_text(covers)  # the cutoff recommendation
     expect(page.locator("canvas, svg[class*=marks]").first).to_be_attached()  # the length plots drew
     page.screenshot(path=str(artifacts / f"data-tab-{locale}.png"), full_page=True)
+
+    # One row token by token: the trained tokens highlighted, with their counts, in the reader's language.
+    show, legend, counts = ROW_VIEW[locale]
+    page.get_by_role("button", name=show).click()
+    tokens = page.locator("#data-row-tokens")
+    expect(tokens).to_contain_text(legend, timeout=30000)
+    expect(page.locator("#data-row")).to_contain_text(counts)
+    tokens.scroll_into_view_if_needed()
+    tokens.screenshot(path=str(artifacts / f"data-row-tokens-{locale}.png"))
 
     page.get_by_role("tab", name=tabs[1]).click()
     expect(page.get_by_text(precision).first).to_be_visible(timeout=60000)  # hardware plan, loaded after start

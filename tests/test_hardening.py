@@ -39,8 +39,8 @@ def test_typed_paths_outside_the_studio_folders_are_refused(client):
         summary, problems = client.predict(path, "auto", "", "starter", "", 1, 512, 0.1, api_name="/load_data")[:2]
         assert problems["data"] and "outside the folders this studio may read" in problems["data"][0][1], path
         assert "root:" not in json.dumps(problems) + summary
-    shown = client.predict("/etc/passwd", "auto", "", "starter", 1, api_name="/show_row")
-    assert "not among the usable rows" in shown and "root:" not in shown
+    shown, tokens = client.predict("/etc/passwd", "auto", "", "starter", 1, api_name="/show_row")
+    assert "not among the usable rows" in shown and "root:" not in shown and not tokens
 
 
 def test_a_symlink_out_of_a_data_folder_is_refused(client, tmp_path):

@@ -33,7 +33,7 @@ def test_lengths_measured_in_batches_match_one_batch_in_order(tiny_tokenizer):
     reported = []
     lengths = stats.token_lengths(tiny_tokenizer, records, batch_size=5,
                                   progress=lambda message, done, total: reported.append((done, total)))
-    totals, answers = measure_records(tiny_tokenizer, records)
+    totals, answers, _ = measure_records(tiny_tokenizer, records)
     assert list(lengths.total) == totals and list(lengths.answer) == answers
     assert reported == [(5, 23), (10, 23), (15, 23), (20, 23), (23, 23)]
 

@@ -44,9 +44,15 @@ def test_search_and_pages(client):
     assert load(client, "demo", page=4)["pages"] == "page 4 of 4"
 
 
-def test_show_one_row_raw_and_normalised(client):
-    text = client.predict("demo", "auto", "", "starter", 2, api_name="/show_row")
+def test_show_one_row_raw_normalised_and_token_by_token(client):
+    text, tokens = client.predict("demo", "auto", "", "starter", 2, api_name="/show_row")
     assert "as in the file" in text and "As training sees it" in text
+    assert "prompt (not trained)" in text and "end-of-turn" in text
+    trained = "".join(piece["token"] for piece in tokens if piece["class_or_confidence"])
+    prompt = "".join(piece["token"] for piece in tokens if not piece["class_or_confidence"])
+    assert trained.startswith("你正在和 Lumen 对话") and trained.rstrip().endswith("<|im_end|>")
+    assert "谁创造了你" in prompt and "<|im_start|>assistant" in prompt  # the question and the header: not trained
+    assert {piece["class_or_confidence"] for piece in tokens} == {None, "answer (trained)", "end of turn (trained)"}
 
 
 def test_load_bad_file_lists_problems(client):

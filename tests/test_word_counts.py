@@ -76,7 +76,7 @@ def test_tokenizers_this_split_does_not_fit_are_counted_by_the_tokenizer(tiny_to
     tokenizer.chat_template = tiny_tokenizer.chat_template
     records = [{"messages": [{"role": "user", "content": "Hi  there!"}, {"role": "assistant", "content": " Fine."}]}]
     encoded = encode_records(tokenizer, records)
-    assert measure_records(tokenizer, records) == (encoded.lengths, encoded.answer_lengths)
+    assert measure_records(tokenizer, records)[:2] == (encoded.lengths, encoded.answer_lengths)
 
 
 def test_a_disagreement_on_a_checked_row_hands_counting_back_to_the_tokenizer(tiny_tokenizer, monkeypatch):
@@ -88,7 +88,7 @@ def test_a_disagreement_on_a_checked_row_hands_counting_back_to_the_tokenizer(ti
     records = [{"messages": [{"role": "user", "content": f"question {i}"},
                              {"role": "assistant", "content": "answer " * i}]} for i in range(1, 30)]
     encoded = encode_records(tokenizer, records)
-    assert measure_records(tokenizer, records) == (encoded.lengths, encoded.answer_lengths)
+    assert measure_records(tokenizer, records)[:2] == (encoded.lengths, encoded.answer_lengths)
     assert word_counts.counter_for(tokenizer) is None  # and it stays with the tokenizer
 
 

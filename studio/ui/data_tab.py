@@ -20,6 +20,9 @@ PREVIEW_COLUMNS = ["col.row", "col.as_trained", "col.as_in_file"]
 PERCENTILE_COLUMNS = ["col.part", "p50", "p90", "p95", "p99", "max", "mean"]
 FINDING_COLUMNS = ["col.level", "col.check", "col.finding", "col.rows"]
 MAX_ROW_CHARS = 20_000  # a single row sent to the page; the rest stays on the server
+MAX_ROW_TOKENS = 8_000  # tokens of one row shown highlighted
+TOKEN_COLOURS = {tr(f"token.{kind}", language): colour for kind, colour in (("answer", "#86efac"), ("end", "#fcd34d"))
+                 for language in ("en", "zh")}
 
 
 def length_plots(report: stats.DataReport):
@@ -79,13 +82,25 @@ def load_and_apply(path, fmt, mapping_text, model, query, page, applied, max_len
 
 
 def show_row(path, fmt, mapping_text, model, number, request: gr.Request = None):
+    """The row as in the file, as normalised, and token by token with the trained tokens highlighted."""
     language = lang(request)
     report = stats.report_for(path or "demo", fmt or "auto", mapping_text, model)
     raw, normalised = data.row_detail(report.load, int(number or 0))
     if raw is None:
-        return tr("data.row_missing", language, number=number)
-    return (f"{tr('data.row_as_in_file', language, number=int(number))}\n```json\n{capped(raw, language)}\n```\n"
-            f"{tr('data.row_as_trained', language)}\n```json\n{capped(normalised, language)}\n```")
+        return tr("data.row_missing", language, number=number), []
+    detail = (f"{tr('data.row_as_in_file', language, number=int(number))}\n```json\n{capped(raw, language)}\n```\n"
+              f"{tr('data.row_as_trained', language)}\n```json\n{capped(normalised, language)}\n```")
+    view = report.row_tokens(int(number))
+    if view is None:
+        return detail, []
+    pieces, counts, notes = view
+    names = {"answer": tr("token.answer", language), "end": tr("token.end", language)}
+    summary = tr("data.token_counts", language, **counts)
+    for key in ("untrained", "reasoning_lost"):
+        if getattr(notes, key):
+            summary += " " + tr(f"data.row_{key}", language, replies=", ".join(map(str, getattr(notes, key))))
+    shown = [(text, names.get(kind)) for text, kind in pieces[:MAX_ROW_TOKENS]]
+    return detail + "\n\n" + summary, shown
 
 
 def capped(value, language: str) -> str:
@@ -128,6 +143,8 @@ def build(ctx: TabContext) -> TabParts:
         row_number = gr.Number(value=1, precision=0, label=t("data.row"), scale=1)
         row_btn = gr.Button(t("data.show_row"), scale=1)
     row_view = gr.Markdown(elem_id="data-row")
+    row_tokens = gr.HighlightedText(label=t("data.row_tokens"), elem_id="data-row-tokens", color_map=TOKEN_COLOURS,
+                                    show_legend=True, combine_adjacent=True)
     gr.Markdown(t("data.lengths_title"))
     percentiles = gr.Dataframe(headers=headers(PERCENTILE_COLUMNS, "en"), label=t("data.lengths"))
     with gr.Row():
@@ -159,7 +176,7 @@ def build(ctx: TabContext) -> TabParts:
         load.click(**loading, api_name="load_data")
         query.submit(analyse, sources + [query, page], outputs, api_name="search_data")
         page.submit(analyse, sources + [query, page], outputs, api_name="page_data")
-        row_btn.click(show_row, sources + [row_number], row_view, api_name="show_row")
+        row_btn.click(show_row, sources + [row_number], [row_view, row_tokens], api_name="show_row")
         use_cutoff.click(lambda c, current: c or current, [recommended_cutoff, full_form["max_length"]],
                          full_form["max_length"], api_name="use_recommended_cutoff")
         use_split.click(lambda s, current: current if s is None else s, [recommended_share, form["validation_share"]],
