@@ -57,6 +57,8 @@ def test_main_flow_in_each_language(browser, app_url, artifacts, locale, tabs, l
     page.get_by_role("button", name=show).click()
     tokens = page.locator("#data-row-tokens")
     expect(tokens).to_contain_text(legend, timeout=30000)
+    other = ROW_VIEW["zh-CN" if locale == "en-US" else "en-US"][1]
+    expect(tokens).not_to_contain_text(other)  # the legend speaks the reader's language only
     expect(page.locator("#data-row")).to_contain_text(counts)
     tokens.scroll_into_view_if_needed()
     tokens.screenshot(path=str(artifacts / f"data-row-tokens-{locale}.png"))

@@ -45,8 +45,10 @@ def test_search_and_pages(client):
 
 
 def test_show_one_row_raw_normalised_and_token_by_token(client):
-    text, tokens = client.predict("demo", "auto", "", "starter", 2, api_name="/show_row")
+    text, view = client.predict("demo", "auto", "", "starter", 2, api_name="/show_row")
     assert "as in the file" in text and "As training sees it" in text
+    assert set(view["color_map"]) == {"answer (trained)", "end of turn (trained)"}  # the legend: English only
+    tokens = view["value"]
     assert "prompt (not trained)" in text and "end-of-turn" in text
     trained = "".join(piece["token"] for piece in tokens if piece["class_or_confidence"])
     prompt = "".join(piece["token"] for piece in tokens if not piece["class_or_confidence"])

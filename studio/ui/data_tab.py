@@ -21,8 +21,7 @@ PERCENTILE_COLUMNS = ["col.part", "p50", "p90", "p95", "p99", "max", "mean"]
 FINDING_COLUMNS = ["col.level", "col.check", "col.finding", "col.rows"]
 MAX_ROW_CHARS = 20_000  # a single row sent to the page; the rest stays on the server
 MAX_ROW_TOKENS = 8_000  # tokens of one row shown highlighted
-TOKEN_COLOURS = {tr(f"token.{kind}", language): colour for kind, colour in (("answer", "#86efac"), ("end", "#fcd34d"))
-                 for language in ("en", "zh")}
+ANSWER_COLOUR, END_COLOUR = "#86efac", "#fcd34d"  # trained answer tokens, trained end-of-turn tokens
 
 
 def length_plots(report: stats.DataReport):
@@ -100,7 +99,9 @@ def show_row(path, fmt, mapping_text, model, number, request: gr.Request = None)
         if getattr(notes, key):
             summary += " " + tr(f"data.row_{key}", language, replies=", ".join(map(str, getattr(notes, key))))
     shown = [(text, names.get(kind)) for text, kind in pieces[:MAX_ROW_TOKENS]]
-    return detail + "\n\n" + summary, shown
+    # the legend lists the colour map's names: only the reader's language may be in it
+    colours = {names["answer"]: ANSWER_COLOUR, names["end"]: END_COLOUR}
+    return detail + "\n\n" + summary, gr.HighlightedText(value=shown, color_map=colours)
 
 
 def capped(value, language: str) -> str:
@@ -143,8 +144,8 @@ def build(ctx: TabContext) -> TabParts:
         row_number = gr.Number(value=1, precision=0, label=t("data.row"), scale=1)
         row_btn = gr.Button(t("data.show_row"), scale=1)
     row_view = gr.Markdown(elem_id="data-row")
-    row_tokens = gr.HighlightedText(label=t("data.row_tokens"), elem_id="data-row-tokens", color_map=TOKEN_COLOURS,
-                                    show_legend=True, combine_adjacent=True)
+    row_tokens = gr.HighlightedText(label=t("data.row_tokens"), elem_id="data-row-tokens", show_legend=True,
+                                    combine_adjacent=True)
     gr.Markdown(t("data.lengths_title"))
     percentiles = gr.Dataframe(headers=headers(PERCENTILE_COLUMNS, "en"), label=t("data.lengths"))
     with gr.Row():
