@@ -99,6 +99,7 @@ def render_messages(tokenizer, messages: list[dict], profile: TemplateProfile | 
             render = functools.partial(profile.render, tools=tools)
         rendered = (_marked if profile.marked else _found)(profile, adapted, tools, render)
     except Exception as err:  # noqa: BLE001 - the template's own refusal (raise_exception) or a type it cannot take
+        logger.debug("the chat template refused a conversation", exc_info=True)
         return Rendered("", [], problem=refusal(err))
     return _checked(replace(rendered, folded_system=folded), messages)
 

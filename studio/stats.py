@@ -60,18 +60,18 @@ def token_lengths(tokenizer, records: list[dict], progress=None, batch_size: int
     return Lengths(np.asarray(totals, dtype=np.int64), np.asarray(answers, dtype=np.int64), notes)
 
 
-def set_aside_refused(loaded: LoadResult, lengths: Lengths) -> Lengths:
+def set_aside_refused(loaded: LoadResult, lengths: Lengths) -> tuple[Lengths, int]:
     """Rows the model's template refuses become problems naming the row, like any bad row; the lengths keep the
-    rest (a refused row has no length)."""
+    rest (a refused row has no length). Returns the kept lengths and how many rows were refused."""
     keep = [note.problem is None for note in lengths.notes]
     if all(keep):
-        return lengths
+        return lengths, 0
     for row, note in zip(loaded.rows, lengths.notes):
         if note.problem is not None:
             loaded.problems.append((where(loaded.file, row.number), note.problem))
             loaded.bad_rows.add(row.number)
     loaded.rows = [row for row, k in zip(loaded.rows, keep) if k]
-    return lengths.without(keep)
+    return lengths.without(keep), keep.count(False)
 
 
 def percentiles(values: np.ndarray) -> dict[str, int]:
@@ -357,9 +357,7 @@ def build_report(path: str, fmt: str = "auto", model: str | None = "starter", ma
             if tokenizer is None:
                 tokenizer = load_tokenizer(resolve_model_path(model, progress=lambda _: None))
             lengths = token_lengths(tokenizer, loaded.records(), progress)
-            before = len(loaded.rows)
-            lengths = set_aside_refused(loaded, lengths)
-            refused = before - len(loaded.rows)
+            lengths, refused = set_aside_refused(loaded, lengths)
             cutoff = recommend_cutoff(lengths.total)
             if not loaded.rows:
                 lengths, cutoff, tokenizer_problem = None, None, Msg("stats.all_refused")

@@ -25,6 +25,7 @@ TOOLS_OPEN, TOOLS_CLOSE = "You can call these tools:\n<tools>", "</tools>"  # fo
 PROBE_TOOL = {"type": "function", "function": {"name": "probe_lookup", "description": "probe tool",
                                                "parameters": {"type": "object",
                                                               "properties": {"q": {"type": "string"}}}}}
+CALL = [{"role": "user", "content": "q"}]  # the user turn every probe starts from
 
 
 @dataclass(frozen=True)
@@ -161,9 +162,6 @@ def _renders(profile: TemplateProfile, messages: list[dict], probe: str, **kwarg
         return probe in profile.render(messages, **kwargs)
     except Exception:  # noqa: BLE001 - a template that refuses the probe does not support what it probes
         return False
-
-
-CALL = [{"role": "user", "content": "q"}]
 
 
 def _probe_calls(profile: TemplateProfile) -> bool | None:

@@ -30,7 +30,7 @@ def tokenized_cache_key(tokenizer, rows: list[dict], assistant_only: bool) -> st
 
 def encode_split(tokenizer, rows: list[dict], assistant_only: bool, cache: bool = True):
     """Tokenised rows as a datasets.Dataset, from the studio's cache when these rows were tokenised before."""
-    from datasets import Dataset, DatasetInfo  # deferred: datasets imports pyarrow and more; the UI does not need it to start
+    from datasets import Dataset, DatasetInfo  # deferred: imports pyarrow and more; the UI starts without it
 
     folder = studio_home() / "cache" / "tokenized" / tokenized_cache_key(tokenizer, rows, assistant_only)
     if cache and (folder / "dataset_info.json").exists():

@@ -173,6 +173,20 @@ def _template(name: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
+def _model_with_template(tiny_model_dir: Path, tmp_path: Path, name: str) -> Path:
+    """A copy of the tiny model whose tokenizer ships the named template (as a model folder on disk does)."""
+    import json
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    (model / "chat_template.jinja").unlink(missing_ok=True)
+    config = json.loads((model / "tokenizer_config.json").read_text())
+    config["chat_template"] = _template(name)
+    (model / "tokenizer_config.json").write_text(json.dumps(config))
+    return model
+
+
 def test_a_template_without_a_system_role_gets_the_system_text_in_the_first_user_turn(tiny_tokenizer):
     tokenizer = _tokenizer_with(tiny_tokenizer, _template("gemma"))  # raises "System role not supported"
     rendered = render_messages(tokenizer, CONVERSATIONS["system_three_turns"])
@@ -222,16 +236,10 @@ def test_tool_definitions_reach_a_template_that_reads_them_from_the_system_messa
 
 def test_the_data_command_exits_non_zero_when_lengths_cannot_be_measured(tiny_model_dir, tmp_path):
     import json
-    import shutil
     import subprocess
     import sys
 
-    model = tmp_path / "model"
-    shutil.copytree(tiny_model_dir, model)
-    config = json.loads((model / "tokenizer_config.json").read_text())
-    config["chat_template"] = _template("gemma3")
-    (model / "tokenizer_config.json").write_text(json.dumps(config))
-    (model / "chat_template.jinja").unlink(missing_ok=True)
+    model = _model_with_template(tiny_model_dir, tmp_path, "gemma3")
     data = tmp_path / "tools.jsonl"
     data.write_text(json.dumps({"messages": CONVERSATIONS["tools"]}), encoding="utf-8")
     result = subprocess.run([sys.executable, "launch.py", "data", str(data), "--model", str(model), "--row", "1"],
@@ -245,18 +253,12 @@ def test_a_run_names_its_training_target_and_leaves_out_refused_rows(tiny_model_
     """Gemma 2's template (TRL's training variant trains it) refuses a tool turn and a system role: that row is left
     out with its reason in the log, the system text is folded, and the others train on exactly their replies."""
     import json
-    import shutil
 
     from test_train import tiny_settings
 
     from studio import train
 
-    model = tmp_path / "model"
-    shutil.copytree(tiny_model_dir, model)
-    (model / "chat_template.jinja").unlink(missing_ok=True)
-    config = json.loads((model / "tokenizer_config.json").read_text())
-    config["chat_template"] = _template("gemma")
-    (model / "tokenizer_config.json").write_text(json.dumps(config))
+    model = _model_with_template(tiny_model_dir, tmp_path, "gemma")
     rows = [CONVERSATIONS["tools"]] + [CONVERSATIONS[k] for k in ("single", "system_three_turns", "chinese")] * 6
     data = tmp_path / "rows.jsonl"
     data.write_text("\n".join(json.dumps({"messages": m}, ensure_ascii=False) for m in rows), encoding="utf-8")
