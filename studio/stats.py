@@ -266,10 +266,10 @@ def target_findings(profile, rows, notes: list, refused: int = 0) -> list[Findin
         hit = [(row.number, getattr(note, attribute)) for row, note in zip(rows, notes) if getattr(note, attribute)]
         if hit:
             out.append(Finding(Msg("check.target"), "warning", untrained_message(attribute, hit), [n for n, _ in hit]))
+    if not out:  # the rows the template takes train exactly; refused rows are a problem of their own
+        out.append(Finding(Msg("check.target"), "ok", exact_target(profile)))
     if refused:
         out.append(Finding(Msg("check.target"), "warning", Msg("finding.template_refused", count=refused)))
-    if not out:
-        out.append(Finding(Msg("check.target"), "ok", exact_target(profile)))
     folded = [row.number for row, note in zip(rows, notes) if note.folded_system]
     if folded:
         out.append(Finding(Msg("check.system"), "info", Msg("finding.folded_system", count=len(folded)), folded))
