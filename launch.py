@@ -169,6 +169,9 @@ def print_row_tokens(report, number: int) -> None:
         print(f"Replies not trained (the template does not let them be told apart): {notes.untrained}")
     if notes.reasoning_lost:
         print(f"Reasoning not trained (the template leaves it out): replies {notes.reasoning_lost}")
+    if notes.reasoning_split:
+        print(f"Trained with their reasoning in a conversation of their own, ending at them: replies "
+              f"{notes.reasoning_split}")
 
 
 def cmd_chat(args) -> int:

@@ -5,7 +5,8 @@
 Runs the conversations of tests/test_template_conformance.py through every template in TRL's chat_templates/
 folder and tests/data/templates/, and prints one line per template: how the answers are found (TRL's training
 variant, the template's own markers, or the studio's prefix / sentinel finding) and, per conversation, "ok",
-"untrained N" (reply N not trained), "reasoning N" (its reasoning dropped by the template) or "refused".
+"untrained N" (reply N not trained), "reasoning N" (its reasoning not trained), "split N" (reply N trained with
+its reasoning in a sequence of its own, since the template drops earlier reasoning) or "refused" (a row problem).
 The test asserts the rules; this prints the table for the notes.
 """
 
@@ -35,9 +36,9 @@ def main() -> None:
         cells = []
         for name, messages in CONVERSATIONS.items():
             r = render_messages(tokenizer, messages, tools=WEATHER if name == "tools" else None)
-            cells.append("refused" if r.problem else "ok" if r.exact else
-                         " ".join([f"untrained {r.untrained}"] * bool(r.untrained) +
-                                  [f"reasoning {r.reasoning_lost}"] * bool(r.reasoning_lost)))
+            cells.append("refused" if r.problem else " ".join(
+                [f"untrained {r.untrained}"] * bool(r.untrained) + [f"reasoning {r.reasoning_lost}"] *
+                bool(r.reasoning_lost) + [f"split {r.reasoning_split}"] * bool(r.reasoning_split)) or "ok")
         origin = {"trl": "TRL training", "marked": "own markers", "model": "studio"}[profile.origin]
         print(f"{path.stem:<40} {origin:<18} " + " ".join(f"{c:<14}" for c in cells))
 

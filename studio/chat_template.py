@@ -49,6 +49,8 @@ class Rendered:
     reasoning_lost: list[int] = field(default_factory=list)  # replies whose reasoning the template drops
     folded_system: bool = False  # the template has no system role: its text went into the first user turn
     problem: Msg | None = None  # nothing of this row can be trained (the template refused it, or no reply found)
+    reasoning_split: list[int] = field(default_factory=list)  # replies trained in a sequence of their own (extra)
+    extra: list["Rendered"] = field(default_factory=list)  # those sequences: the row up to such a reply
 
     @property
     def exact(self) -> bool:
@@ -91,6 +93,39 @@ def render_messages(tokenizer, messages: list[dict], profile: TemplateProfile | 
     """One conversation as training sees it. Never raises for a conversation the template refuses: that is the
     row's `problem`."""
     profile = profile or template_profile(tokenizer)
+    rendered = _rendered(messages, profile, tools, fast)
+    return _split_lost_reasoning(rendered, messages, profile, tools, fast) if rendered.reasoning_lost else rendered
+
+
+def _split_lost_reasoning(rendered: Rendered, messages, profile, tools, fast) -> Rendered:
+    """Reasoning a template leaves out of earlier turns (gpt-oss, GLM-4.5, Nemotron keep it only after the last
+    question) is still trained: each such reply gets a sequence of its own, the row up to that reply, where the
+    template keeps its reasoning, as when the model answers it. The reply leaves the full row's spans, so that it
+    is trained once, with its reasoning."""
+    replies = _replies(messages)
+    spans, extra, split, lost = list(rendered.spans), [], [], []
+    for number in rendered.reasoning_lost:
+        i = replies[number - 1]
+        upto = _rendered(messages[: i + 1], profile, tools, fast)
+        own = [span for span in upto.spans if _holds(upto.text, span, messages[i], messages)]
+        if upto.problem or number in upto.reasoning_lost or not own:
+            lost.append(number)
+            continue
+        spans = [span for span in spans if not _holds(rendered.text, span, messages[i], messages)]
+        extra.append(Rendered(upto.text, own))
+        split.append(number)
+    return replace(rendered, spans=spans, reasoning_lost=lost, reasoning_split=split, extra=extra)
+
+
+def _holds(text: str, span: tuple[int, int], reply: dict, messages: list[dict]) -> bool:
+    """Whether a trained span is this reply's: it holds the reply's text and no other reply's."""
+    inside = text[span[0]:span[1]]
+    own = [t for t in ((reply.get("content") or "").strip(), (reply.get("reasoning_content") or "").strip()) if t]
+    others = [(m.get("content") or "").strip() for m in messages if m["role"] == "assistant" and m is not reply]
+    return any(t in inside for t in own) and not any(o and o not in own and o in inside for o in others)
+
+
+def _rendered(messages: list[dict], profile: TemplateProfile, tools, fast) -> Rendered:
     try:
         adapted, tools, folded = profile.adapt(messages, tools)
         if fast is not None and tools is None and _plain(adapted):
@@ -309,7 +344,7 @@ def rendered_rows(tokenizer, records: list[dict]) -> list[Rendered]:
 
 
 def _notes(rendered: list[Rendered]) -> list[Rendered]:
-    return [replace(r, text="") for r in rendered]
+    return [replace(r, text="", extra=[]) for r in rendered]
 
 
 def measure_records(tokenizer, records: list[dict]) -> tuple[list[int], list[int], list[Rendered]]:
@@ -360,12 +395,14 @@ def _first_token_at(encoding, char: int, text_length: int) -> int | None:
 
 
 def encode_records(tokenizer, records: list[dict], batch_size: int = 1000) -> Encoded:
-    """Tokenise normalised records ({'messages': ...} or {'text': ...}) exactly as training sees them. A row the
+    """Tokenise normalised records ({'messages': ...} or {'text': ...}) exactly as training sees them: one sequence
+    per record, in order, then the extra sequences some rows add (reasoning trained in its own sequence). A row the
     template refuses comes back empty, with its problem in `rendered`."""
     rendered = rendered_rows(tokenizer, records)
+    sequences = rendered + [extra for r in rendered for extra in r.extra]
     input_ids, masks = [], []
-    for start in range(0, len(rendered), batch_size):
-        rows = rendered[start:start + batch_size]
+    for start in range(0, len(sequences), batch_size):
+        rows = sequences[start:start + batch_size]
         batch = tokenizer([r.text for r in rows], add_special_tokens=False, return_offsets_mapping=True)
         for ids, offsets, row in zip(batch["input_ids"], batch["offset_mapping"], rows):
             input_ids.append(list(ids))
@@ -407,9 +444,10 @@ def exact_target(profile: TemplateProfile) -> Msg:
     return Msg(key, name=profile_name(profile))
 
 
-def untrained_message(attribute: str, hits: list) -> Msg:
-    """`hits`: [(row number, [reply numbers])] of rows whose replies ("untrained") or reasoning ("reasoning_lost")
-    are not trained; the message names the first five."""
+def replies_message(attribute: str, hits: list) -> Msg:
+    """`hits`: [(row number, [reply numbers])] of rows whose replies are not trained ("untrained"), whose reasoning
+    is not ("reasoning_lost"), or whose reasoning is trained in a sequence of its own ("reasoning_split"); the
+    message names the first five."""
     where = Msg("list", items=[Msg("finding.reply_numbers", row=n, replies=", ".join(map(str, replies)))
                                for n, replies in hits[:5]])
     return Msg(f"finding.{attribute}", count=len(hits), where=where)

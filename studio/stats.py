@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .chat_template import exact_target, measure_records, token_view, untrained_message
+from .chat_template import exact_target, measure_records, token_view, replies_message
 from .config import DEMO_DATA, parse_mapping
 from .data import LoadResult, load_dataset_file, summary_text
 from .readers import where
@@ -265,9 +265,13 @@ def target_findings(profile, rows, notes: list, refused: int = 0) -> list[Findin
     for attribute in ("untrained", "reasoning_lost"):
         hit = [(row.number, getattr(note, attribute)) for row, note in zip(rows, notes) if getattr(note, attribute)]
         if hit:
-            out.append(Finding(Msg("check.target"), "warning", untrained_message(attribute, hit), [n for n, _ in hit]))
+            out.append(Finding(Msg("check.target"), "warning", replies_message(attribute, hit), [n for n, _ in hit]))
     if not out:  # the rows the template takes train exactly; refused rows are a problem of their own
         out.append(Finding(Msg("check.target"), "ok", exact_target(profile)))
+    split = [(row.number, note.reasoning_split) for row, note in zip(rows, notes) if note.reasoning_split]
+    if split:
+        out.append(Finding(Msg("check.reasoning"), "info", replies_message("reasoning_split", split),
+                           [n for n, _ in split]))
     if refused:
         out.append(Finding(Msg("check.target"), "warning", Msg("finding.template_refused", count=refused)))
     folded = [row.number for row, note in zip(rows, notes) if note.folded_system]

@@ -836,6 +836,16 @@ TEXT: dict[str, tuple[str, str]] = {
                                "First rows and replies: {where}.",
                                "{count} 行中的推理位于模型对话模板会省略推理的轮次（模板只保留最后一个问题之后的推理）："
                                "这些推理不会被训练。前几行及其回答：{where}。"),
+    "finding.reasoning_split": ("{count} rows hold reasoning in turns where the model's chat template leaves it "
+                                "out (it keeps reasoning only after the last question). Each such reply is trained "
+                                "once, with its reasoning, as a conversation of its own that ends at that reply, "
+                                "which is what the model sees when it answers. First rows and replies: {where}.",
+                                "{count} 行中的推理位于模型对话模板会省略推理的轮次（模板只保留最后一个问题之后的推理）。"
+                                "每个这样的回答都会连同推理作为一段以它结尾的独立对话训练一次，这正是模型作答时看到的样子。"
+                                "前几行及其回答：{where}。"),
+    "data.row_reasoning_split": ("Replies {replies} are trained with their reasoning in a conversation of their "
+                                 "own that ends at that reply; this view shows the whole row.",
+                                 "第 {replies} 个回答会连同推理在一段以它结尾的独立对话中训练；这里显示的是整行。"),
     "finding.folded_system": ("The model's chat template has no system role: the system text of {count} rows is put "
                               "at the start of the first user turn, as the model makers advise.",
                               "模型的对话模板没有系统角色：{count} 行的系统提示被放在第一轮用户消息的开头，这也是模型作者的建议。"),

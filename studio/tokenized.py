@@ -11,7 +11,7 @@ from .chat_template import encode_records
 from .models import studio_home
 from .paths import prune_lru
 
-TOKENIZED_CACHE_VERSION = 2  # bump when encode_records changes what it produces
+TOKENIZED_CACHE_VERSION = 3  # bump when encode_records changes what it produces
 TOKENIZED_CACHE_MB = 2048  # about 100M tokens of int32 ids: many datasets, never the whole disk
 
 
@@ -38,6 +38,7 @@ def encode_split(tokenizer, rows: list[dict], assistant_only: bool, cache: bool 
         return Dataset.load_from_disk(str(folder))
     encoded = encode_records(tokenizer, rows)
     kept = [i for i, note in enumerate(encoded.rendered) if note.problem is None]  # refused rows train nothing
+    kept += range(len(encoded.rendered), len(encoded.input_ids))  # the extra sequences some rows add
     columns = {"input_ids": [encoded.input_ids[i] for i in kept]}
     if assistant_only:
         columns["assistant_masks"] = [encoded.assistant_masks[i] for i in kept]
@@ -62,7 +63,7 @@ def template_notes(rendered: list) -> dict:
 
     refused = [[n, note.problem.to_json()] for n, note in enumerate(rendered, 1) if note.problem is not None]
     return {"refused": refused, "untrained": rows("untrained"), "reasoning_lost": rows("reasoning_lost"),
-            "folded_system": sum(note.folded_system for note in rendered)}
+            "reasoning_split": rows("reasoning_split"), "folded_system": sum(note.folded_system for note in rendered)}
 
 
 def notes_of(dataset) -> dict:

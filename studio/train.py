@@ -23,7 +23,7 @@ from typing import Callable
 from . import data as data_mod
 from . import hardware, heavy, models
 from .advice import multi_turn_share, not_learning, packing_suits_data
-from .chat_template import exact_target, untrained_message
+from .chat_template import exact_target, replies_message
 from .config import Settings, parse_mapping, preset_dict
 from .estimates import training_memory_gb
 from .distributed import is_main_process, main_process_first, shared_run_dir, world_size
@@ -329,10 +329,11 @@ def _tokenise(settings: Settings, run: RunFolder, log: RunLog, plan: dict, prepa
 
 def log_target(log: RunLog, tokenizer, notes: list[dict]) -> None:
     """Before the first step: which tokens are trained, and every reply, reasoning or row that is not."""
-    merged = {k: [item for n in notes for item in n.get(k, [])] for k in ("refused", "untrained", "reasoning_lost")}
-    for attribute in ("untrained", "reasoning_lost"):
+    merged = {k: [item for n in notes for item in n.get(k, [])]
+              for k in ("refused", "untrained", "reasoning_lost", "reasoning_split")}
+    for attribute in ("untrained", "reasoning_lost", "reasoning_split"):
         if merged[attribute]:
-            log(untrained_message(attribute, merged[attribute]))
+            log(replies_message(attribute, merged[attribute]))
     if not merged["untrained"] and not merged["reasoning_lost"]:
         log(Msg("log.target", target=exact_target(template_profile(tokenizer))))
     if refused := merged["refused"]:

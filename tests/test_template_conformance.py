@@ -82,25 +82,34 @@ def check(tokenizer, name: str, messages: list[dict], tools=None) -> dict:
     ids, mask = encoded.input_ids[0], encoded.assistant_masks[0]
     trained = tokenizer.decode([i for i, m in zip(ids, mask) if m])
     spans_text = "".join(rendered.text[a:b] for a, b in rendered.spans)
-    for text in (trained, spans_text):
+    extra_text = "".join(e.text[a:b] for e in rendered.extra for a, b in e.spans)  # reasoning in its own sequence
+    extra_ids = [ids for ids in encoded.input_ids[1:]]
+    extra_trained = "".join(tokenizer.decode([i for i, m in zip(ids, mask) if m])
+                            for ids, mask in zip(extra_ids, encoded.assistant_masks[1:]))
+    for text in (trained, spans_text, extra_text, extra_trained):
         leaked = PROMPT_WORD.findall(text)
         assert not leaked, f"{name}: prompt text trained as answer: {leaked} in {text!r}"
+    everything = spans_text + extra_text
     for number, reply in enumerate(_replies(messages), 1):
         words = ANSWER_WORD.findall(reply.get("content") or "")
-        if words and words[0] not in spans_text:
+        if words and words[0] not in everything:
             assert number in rendered.untrained, f"{name}: reply {number} silently not trained"
+        if words:  # trained once: in the row, or in its own sequence with its reasoning, never both
+            assert everything.count(reply["content"].strip()) <= 1, f"{name}: reply {number} trained twice"
         reasoning = ANSWER_WORD.findall(reply.get("reasoning_content") or "")
-        if reasoning and reasoning[0] not in spans_text and reasoning[0] in rendered.text:
+        if reasoning and reasoning[0] not in everything:
             assert number in rendered.reasoning_lost, f"{name}: reasoning of reply {number} silently not trained"
-        if reasoning and reasoning[0] not in rendered.text:
-            assert number in rendered.reasoning_lost, f"{name}: reasoning of reply {number} dropped without a word"
+        if number in rendered.reasoning_split:
+            assert reasoning[0] in extra_text and words[0] in extra_text
         if reply.get("tool_calls") and "VAcity" not in spans_text:
             assert number in rendered.untrained, f"{name}: tool call of reply {number} silently not trained"
     if tools:  # the definitions reach the model: through the template, or written into the system text
         assert "ZQtool weather" in rendered.text, f"{name}: tool definitions dropped"
     # a reply is trained once: the copy of its text in a user turn is never the one marked
     assert spans_text.count("VA1 Whales") <= 1
-    return {"untrained": rendered.untrained, "reasoning_lost": rendered.reasoning_lost}
+    assert len(encoded.input_ids) == 1 + len(rendered.extra)
+    return {"untrained": rendered.untrained, "reasoning_lost": rendered.reasoning_lost,
+            "reasoning_split": rendered.reasoning_split}
 
 
 @pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.stem)
@@ -272,3 +281,19 @@ def test_a_run_names_its_training_target_and_leaves_out_refused_rows(tiny_model_
     assert "gemma_training" in log
     assert "1 rows left out: the model's chat template refuses this conversation: its roles must alternate" in log
     assert "system text of" in log
+
+
+def test_reasoning_a_template_drops_from_earlier_turns_is_trained_in_a_sequence_of_its_own(tiny_tokenizer):
+    """gpt-oss keeps the analysis channel only after the last question. Reply 1's reasoning is trained in the row
+    up to reply 1 (what the model sees when it answers it), and reply 1 leaves the full row: each reply once."""
+    from studio import tokenized
+
+    tokenizer = _tokenizer_with(tiny_tokenizer, _template("gptoss"))
+    rows = [{"messages": CONVERSATIONS["reasoning"]}, {"messages": CONVERSATIONS["single"]}]
+    dataset = tokenized.encode_split(tokenizer, rows, assistant_only=True, cache=False)
+    assert len(dataset) == 3  # two rows, one extra sequence
+    assert tokenized.notes_of(dataset)["reasoning_split"] == [[1, [1]]]
+    trained = [tokenizer.decode([i for i, m in zip(ids, mask) if m])
+               for ids, mask in zip(dataset["input_ids"], dataset["assistant_masks"])]
+    assert "VR1" not in trained[0] and "VA1" not in trained[0] and "VR2" in trained[0] and "VA2" in trained[0]
+    assert "VR1 two plus two is four" in trained[2] and "VA1 4." in trained[2] and "ZQ" not in trained[2]

@@ -95,7 +95,7 @@ def show_row(path, fmt, mapping_text, model, number, request: gr.Request = None)
     pieces, counts, notes = view
     names = {"answer": tr("token.answer", language), "end": tr("token.end", language)}
     summary = tr("data.token_counts", language, **counts)
-    for key in ("untrained", "reasoning_lost"):
+    for key in ("untrained", "reasoning_lost", "reasoning_split"):
         if getattr(notes, key):
             summary += " " + tr(f"data.row_{key}", language, replies=", ".join(map(str, getattr(notes, key))))
     shown = [(text, names.get(kind)) for text, kind in pieces[:MAX_ROW_TOKENS]]
