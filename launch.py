@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="confirm that the model's own Python code may run (needed when the preset asks for it)")
 
     data = sub.add_parser("data", help="check a data file: format, problems, token lengths, quality")
-    data.add_argument("path", help="JSON, JSONL, CSV or Parquet file, or 'demo'")
+    data.add_argument("path", help="JSON, JSONL, CSV, Parquet or TXT file, or 'demo'")
     data.add_argument("--format", default="auto", choices=FORMATS)
     data.add_argument("--model", default=STARTER_MODEL, help="model whose chat template and tokenizer measure lengths")
     data.add_argument("--map", action="append", default=[], metavar="THEIRS=OURS",

@@ -63,8 +63,8 @@ class ModelSettings(_Section):
 class DataSettings(_Section):
     dataset_path: str = knob(
         DEMO_DATA, label="Dataset", zh="数据集",
-        help="'demo' (built-in identity data, English and Chinese) or a path to a JSON, JSONL, CSV or Parquet file.",
-        help_zh="'demo'（内置的中英文身份数据）或 JSON、JSONL、CSV、Parquet 文件路径。",
+        help="'demo' (built-in identity data, English and Chinese) or a path to a JSON, JSONL, CSV, Parquet or TXT file.",
+        help_zh="'demo'（内置的中英文身份数据）或 JSON、JSONL、CSV、Parquet、TXT 文件路径。",
         beginner=True, min_length=1,
     )
     dataset_format: Literal["auto", "alpaca", "sharegpt", "messages", "cot", "prompt_completion", "text"] = knob(

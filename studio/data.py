@@ -80,6 +80,58 @@ def detect_format(record: Any) -> str | None:
     return None
 
 
+# ---------------------------------------------------------------- data that is not SFT data
+
+MEDIA_KEYS = ("images", "videos", "audios", "image", "video", "audio")
+MEDIA_PLACEHOLDERS = ("<image>", "<video>", "<audio>")
+MEDIA_PARTS = {"image", "image_url", "video", "video_url", "audio", "input_audio", "audio_url"}
+
+
+def data_kind(record: Any) -> tuple[str, str] | None:
+    """("preference" | "kto", the file's shape) for rows made for preference tuning, which SFT must not train:
+    a pair's rejected answer, or a KTO row labelled undesirable, would be learnt as a good answer."""
+    if not isinstance(record, dict):
+        return None
+    keys = set(record)
+    if {"chosen", "rejected"} <= keys:
+        if "conversations" in keys:
+            return "preference", "LLaMA-Factory (ShareGPT)"
+        if "instruction" in keys:
+            return "preference", "LLaMA-Factory (Alpaca)"
+        if isinstance(record["chosen"], list):
+            return "preference", "UltraFeedback"
+        if "prompt" in keys:
+            return "preference", "TRL prompt/chosen/rejected"
+        return "preference", "HH-RLHF" if "Human:" in str(record["chosen"]) else "chosen/rejected"
+    if "kto_tag" in keys:
+        return "kto", "LLaMA-Factory kto_tag"
+    if isinstance(record.get("label"), bool) and keys & {"completion", "messages", "output", "conversations"}:
+        return "kto", "TRL prompt/completion/label"
+    return None
+
+
+def _kind_verdict(records: list, label: str) -> tuple[str, Msg] | None:
+    """The file-wide verdict when most rows are preference or KTO rows: (kind, message naming it)."""
+    kinds = [data_kind(r) for _, r in records]
+    found = [k for k in kinds if k]
+    if len(found) * 2 <= len(records):
+        return None
+    kind, shape = max(set(found), key=found.count)
+    if kind == "preference":
+        return kind, Msg("data.kind_preference", shape=shape, rows=len(found))
+    good = sum(1 for _, r in records if r.get("kto_tag", r.get("label")) is True)
+    return kind, Msg("data.kind_kto", shape=shape, rows=len(found), good=good, bad=len(found) - good)
+
+
+def media_in(record: dict) -> list[str]:
+    """What a row holds that only a vision or audio model could read: media columns, placeholders, media parts."""
+    found = [key for key in MEDIA_KEYS if record.get(key)]
+    text = json.dumps(record, ensure_ascii=False)
+    found += [tag for tag in MEDIA_PLACEHOLDERS if tag in text]
+    found += sorted({f'"type": "{part}"' for part in MEDIA_PARTS if f'"type": "{part}"' in text})
+    return found
+
+
 def _text(value: Any, at: str, problems: list, required: bool = True) -> str | None:
     if value is None or value == "":
         if required:
@@ -152,6 +204,27 @@ def _tool_call(value: str | None) -> dict:
     return {"type": "function", "function": {"name": call.get("name", "unknown"), "arguments": call.get("arguments", {})}}
 
 
+def _from_parts(turn: dict, at: str, problems: list) -> dict:
+    """Content as a list of parts: LLaMA-Factory's {type, value} (text, reasoning, tool_call / function_call,
+    observation / tool_result) and OpenAI's {type: text, text}. The turn comes back with plain content."""
+    turn, texts, calls = dict(turn), [], []
+    for j, part in enumerate(turn.pop("content")):
+        kind = part.get("type") if isinstance(part, dict) else None
+        value = part.get("value", part.get("text")) if kind else None
+        if kind in ("text", "observation", "tool_result") and isinstance(value, str):
+            texts.append(value)
+        elif kind == "reasoning" and isinstance(value, str):
+            turn["reasoning_content"] = value
+        elif kind in ("tool_call", "function_call") and isinstance(value, str):
+            calls.append(_tool_call(value))
+        else:
+            problems.append((f"{at}[{j}]", Msg("data.bad_part", kind=repr(kind))))
+    turn["content"] = "".join(texts)
+    if calls:
+        turn["tool_calls"] = calls
+    return turn
+
+
 def _from_messages(r: dict, at, problems) -> list[dict]:
     turns = r.get("messages")
     if not isinstance(turns, list) or not turns:
@@ -166,7 +239,12 @@ def _from_messages(r: dict, at, problems) -> list[dict]:
         if role not in ROLES:
             problems.append((at(f"messages[{i}].role"), Msg("data.bad_role", role=repr(role), roles=", ".join(ROLES))))
             continue
+        if isinstance(turn.get("content"), list):
+            turn = _from_parts(turn, at(f"messages[{i}].content"), problems)
         message = {"role": role}
+        if turn.get("reasoning_content") and role == "assistant":
+            message["reasoning_content"] = _text(turn["reasoning_content"], at(f"messages[{i}].reasoning_content"),
+                                                 problems)
         if role == "assistant" and turn.get("tool_calls"):
             message["tool_calls"] = turn["tool_calls"]
             message["content"] = _text(turn.get("content"), at(f"messages[{i}].content"), problems, required=False) or ""
@@ -225,6 +303,8 @@ def normalise(record: Any, fmt: str, file: str, number: int, unit: str = "row") 
     if not isinstance(record, dict):
         return None, [(where(file, number, unit=unit), Msg("data.not_object", kind=type(record).__name__))]
     problems: list[tuple[str, str]] = []
+    if media := media_in(record):  # a placeholder such as <image> would be trained as words
+        return None, [(where(file, number, unit=unit), Msg("data.multimodal", found=", ".join(media)))]
     if fmt == "text":
         text = _text(record.get("text"), at("text"), problems)
         return (Row(number, record, text=text) if not problems else None), problems
@@ -272,6 +352,11 @@ def load_dataset_file(path: str, fmt: str = "auto", mapping: dict[str, str] | No
     if not records:
         return result
     records = [(n, column_mapping_applied(r, mapping)) for n, r in records]
+    if verdict := _kind_verdict(records, label):  # not SFT data, whatever format was asked for
+        result.format, message = verdict
+        result.problems.append((label, message))
+        result.bad_rows = {n for n, _ in records}
+        return result
     detected = {n: detect_format(r) for n, r in records}
     if fmt == "auto":
         counts: dict[str, int] = {}

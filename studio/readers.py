@@ -62,6 +62,8 @@ def read_records(path: Path, label: str | None = None) -> tuple[list[tuple[int, 
         head = _peek(path)
     except OSError as err:
         return [], [(label, Msg("data.cannot_read", error=err.strerror or type(err).__name__))], "row"
+    if suffix == ".txt":
+        return *_read_documents(path, label), "document"
     if suffix == ".jsonl" or (suffix != ".json" and suffix != ".csv" and not head.lstrip().startswith(b"[")):
         return *_read_jsonl(path, label), "line"
     # JSON and CSV are parsed whole; the cap counts bytes actually read, since /proc-style files report size 0.
@@ -120,6 +122,40 @@ def _read_jsonl(path: Path, label: str):
     return records, problems
 
 
+def _read_documents(path: Path, label: str):
+    """Plain text for continued pre-training: documents separated by blank lines, each a {"text": ...} row."""
+    data = _read_capped(path)
+    if data is None:
+        return [], [(label, Msg("data.too_large", limit=MAX_FILE_MB))]
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        return [], [(label, Msg("data.not_utf8", offset=err.start))]
+    documents = [d.strip() for d in re.split(r"\n[ \t]*\n", text.replace("\r\n", "\n")) if d.strip()]
+    if not documents:
+        return [], [(label, Msg("data.empty_file"))]
+    return [(n, {"text": d}) for n, d in enumerate(documents, start=1)], []
+
+
+def _records_in_object(data: dict) -> list:
+    """A JSON object is one record (a conversation), wraps a list of records ({"data": [...]}), or holds a list of
+    conversations ({"conversations": [[...], [...]]})."""
+    from .data import detect_format  # deferred: data imports this module
+
+    lists = {k: v for k, v in data.items() if isinstance(v, list) and v}
+    records = [v for v in lists.values() if isinstance(v[0], dict) and detect_format(v[0])]
+    if len(records) == 1:
+        return records[0]
+    conversations = {k: v for k, v in lists.items() if all(isinstance(c, list) for c in v)}
+    if len(conversations) == 1:
+        key, value = next(iter(conversations.items()))
+        return [{key: c} for c in value]
+    if detect_format(data):
+        return [data]
+    plain = [v for v in lists.values() if isinstance(v[0], dict)]
+    return plain[0] if len(plain) == 1 else [data]
+
+
 def _read_json(text: str, label: str):
     try:
         data = json.loads(text)
@@ -127,9 +163,8 @@ def _read_json(text: str, label: str):
         return [], [(label, Msg("data.bad_json", error=err.msg, line=err.lineno, column=err.colno))]
     except RecursionError:  # json's parser recurses once per nesting level
         return [], [(label, Msg("data.too_deep", depth=sys.getrecursionlimit()))]
-    if isinstance(data, dict):  # {"data": [...]} or a single record
-        lists = [v for v in data.values() if isinstance(v, list) and v and isinstance(v[0], dict)]
-        data = lists[0] if len(lists) == 1 else [data]
+    if isinstance(data, dict):
+        data = _records_in_object(data)
     if not isinstance(data, list):
         return [], [(label, Msg("data.not_list"))]
     if not data:

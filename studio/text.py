@@ -23,7 +23,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "tab.train": ("Train", "训练"),
     "tab.chat": ("Chat", "对话"),
     "tab.export": ("Export", "导出"),
-    "data.upload": ("Upload a file (JSON, JSONL, CSV, Parquet)", "上传文件（JSON、JSONL、CSV、Parquet）"),
+    "data.upload": ("Upload a file (JSON, JSONL, CSV, Parquet, or TXT for plain text)",
+                    "上传文件（JSON、JSONL、CSV、Parquet，纯文本可用 TXT）"),
     "data.load": ("Load and check", "加载并检查"),
     "data.summary": ("Summary", "概要"),
     "data.problems": ("Problems", "问题"),
@@ -320,6 +321,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "where.line": ("{file}: line {row}", "{file}：第 {row} 行"),
     "where.row_field": ("{file}: row {row}: {field}", "{file}：第 {row} 行：{field}"),
     "where.line_field": ("{file}: line {row}: {field}", "{file}：第 {row} 行：{field}"),
+    "where.document": ("{file}: document {row}", "{file}：第 {row} 篇文档"),
+    "where.document_field": ("{file}: document {row}: {field}", "{file}：第 {row} 篇文档：{field}"),
     "where.turn": ("turn {n}", "第 {n} 轮"),
     "where.last_turn": ("last turn", "最后一轮"),
     "data.hub_failed": ("not a local file, and the hub dataset could not be loaded ({error}); check the path, or the "
@@ -361,6 +364,29 @@ TEXT: dict[str, tuple[str, str]] = {
     "data.bad_end": ("the conversation ends on a {role} turn; it must end with the assistant's answer",
                      "对话以 {role} 轮次结尾；必须以助手的回答结尾"),
     "data.not_object": ("expected an object, got {kind}", "应为对象，实际是 {kind}"),
+    "data.kind_preference": ("this is a preference file ({shape}: a chosen and a rejected answer per prompt, "
+                             "{rows} rows), made for preference tuning (DPO, ORPO), not for supervised fine-tuning. "
+                             "The studio trains supervised fine-tuning only for now, and as such it would learn the "
+                             "rejected answers too, so nothing of it is trained. For supervised fine-tuning, keep the "
+                             "prompt and the chosen answer (instruction/output or messages).",
+                             "这是一份偏好数据（{shape}：每个提示有一个更优回答 chosen 和一个更差回答 rejected，共 {rows} 行），"
+                             "用于偏好训练（DPO、ORPO），而不是监督微调。工作室目前只做监督微调，按监督微调训练会连更差的回答一起学，"
+                             "所以这份数据不会被训练。若要做监督微调，请只保留提示和更优回答（instruction/output 或 messages）。"),
+    "data.kind_kto": ("this is a KTO file ({shape}: {good} rows marked desirable, {bad} undesirable, {rows} in all), "
+                      "made for preference tuning, not for supervised fine-tuning: trained as such, the undesirable "
+                      "answers would be learnt as good ones, so nothing of it is trained. For supervised fine-tuning, "
+                      "keep only the desirable rows and drop the label column.",
+                      "这是一份 KTO 数据（{shape}：{good} 行标为可取，{bad} 行标为不可取，共 {rows} 行），用于偏好训练，"
+                      "而不是监督微调：按监督微调训练会把不可取的回答当成好回答来学，所以这份数据不会被训练。若要做监督微调，"
+                      "请只保留可取的行，并删去标签列。"),
+    "data.multimodal": ("this row holds images, video or audio ({found}): the studio fine-tunes text models, and a "
+                        "placeholder such as <image> would be trained as words. Drop the row, or its media.",
+                        "这一行含有图像、视频或音频（{found}）：工作室微调的是纯文本模型，<image> 这类占位符会被当成文字训练。"
+                        "请删去这一行或其中的媒体。"),
+    "data.bad_part": ("a content part of type {kind} cannot be read: expected text, reasoning, tool_call, "
+                      "function_call, observation or tool_result with a text value",
+                      "无法读取类型为 {kind} 的内容片段：应为 text、reasoning、tool_call、function_call、observation 或 "
+                      "tool_result，且值为文本"),
     "data.no_format": ("no known format: expected columns such as instruction/output, messages, conversations, "
                        "prompt/completion, question/thinking/answer, or text (map your column names by hand if they "
                        "differ)",

@@ -128,7 +128,7 @@ def localise(request: gr.Request = None):
 
 def build(ctx: TabContext) -> TabParts:
     form = build_section_form("data", ctx.defaults)
-    upload = gr.File(label=t("data.upload"), file_types=[".json", ".jsonl", ".csv", ".parquet"], type="filepath")
+    upload = gr.File(label=t("data.upload"), file_types=[".json", ".jsonl", ".csv", ".parquet", ".txt"], type="filepath")
     load = gr.Button(t("data.load"), variant="primary", elem_id="data-load")
     summary = gr.Markdown(elem_id="data-summary")
     applied_note = gr.Markdown(elem_id="data-applied")
