@@ -72,3 +72,15 @@ def test_the_data_command_names_the_kind(name, kind):
     result = subprocess.run([sys.executable, "launch.py", "data", str(KINDS / name), "--model", ""], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and kind in result.stdout and "Traceback" not in result.stderr
+
+
+def test_the_data_tab_names_the_kind_in_the_readers_language(app_url):
+    """Through the running app, as the Data tab's Load button calls it (English; Chinese by Accept-Language)."""
+    from gradio_client import Client
+
+    for language, words in (("en", "preference file"), ("zh", "偏好数据")):
+        client = Client(app_url, verbose=False, headers={"Accept-Language": language})
+        summary, problems = client.predict(str(KINDS / "pref_trl.jsonl"), "auto", "", "starter", "", 1, 512, 0.1,
+                                           api_name="/load_data")[:2]
+        assert "preference" in summary and "0" in summary
+        assert words in problems["data"][0][1], problems
