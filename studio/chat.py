@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import hardware, models
-from .chat_template import generation_prompt
+from .chat_template import end_of_turn_ids, generation_prompt
 from .config import GenerationSettings
 from .runs import RunFolder
 from .text import Msg
@@ -141,8 +141,11 @@ def _processors(settings: GenerationSettings):
 
 
 def _eos_ids(model, tokenizer) -> set[int]:
+    """The model's end tokens and the template's end-of-turn token (a base model given a template by the studio
+    learns to end its turn with <end_of_turn> or <|im_end|>, which its generation config does not know)."""
     configured = getattr(model.generation_config, "eos_token_id", None)
     ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
+    ids |= set(end_of_turn_ids(tokenizer))
     return ids | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
 
 

@@ -418,8 +418,7 @@ def token_view(tokenizer, record: dict) -> tuple[list[tuple[str, str | None]], d
         return [], {"prompt": 0, "answer": 0, "end": 0}, rendered
     encoded = tokenizer(rendered.text, add_special_tokens=False, return_offsets_mapping=True)
     mask = _mask_from_offsets(np.asarray(encoded["offset_mapping"], dtype=np.int64).reshape(-1, 2), rendered.spans)
-    ends = _turn_ends(rendered.text, encoded["offset_mapping"], encoded["input_ids"], mask,
-                      set(tokenizer.all_special_ids))
+    ends = _turn_ends(rendered.text, encoded["offset_mapping"], encoded["input_ids"], mask, special_ids(tokenizer))
     pieces, counts, shown = [], {"prompt": 0, "answer": 0, "end": 0}, 0
     for (begin, end), trained, last in zip(encoded["offset_mapping"], mask, ends):
         kind = None if not trained else ("end" if last else "answer")
@@ -445,11 +444,34 @@ def _turn_ends(text: str, offsets, ids, mask, special: set) -> list[bool]:
     return ends
 
 
+def end_of_turn_ids(tokenizer) -> list[int]:
+    """The special token the template writes right after a reply (<|im_end|>, <end_of_turn>, <|eot_id|>)."""
+    probe = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "QZXendXZQ"}]
+    try:
+        text = template_profile(tokenizer).render(probe)
+    except Exception:  # noqa: BLE001 - a template that cannot render the probe has no turn end to find
+        return []
+    after = text.rsplit("QZXendXZQ", 1)[-1]
+    ids = tokenizer(after, add_special_tokens=False)["input_ids"] if after else []
+    return ids[:1] if ids and ids[0] in special_ids(tokenizer) else []
+
+
+def special_ids(tokenizer) -> set[int]:
+    """The named special tokens and every added token marked special (<end_of_turn>, <|eot_id|>, <think>)."""
+    added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+    return set(tokenizer.all_special_ids) | {i for i, token in added.items() if getattr(token, "special", False)}
+
+
 def generation_prompt(tokenizer, messages: list[dict]) -> str:
     """The model's own template (not the training variant) for Chat: what the tuned model sees at inference."""
     profile = replace(template_profile(tokenizer), template=tokenizer.chat_template, marked=False)
     messages, tools, _ = profile.adapt(messages)
     return profile.render(messages, add_generation_prompt=True, tools=tools)
+
+
+def added_template(tokenizer) -> Msg:
+    """Which template the studio gave a base model (models.template_for_base), named for the user."""
+    return Msg("template.gemma" if "<start_of_turn>" in (tokenizer.chat_template or "") else "template.chatml")
 
 
 def exact_target(profile: TemplateProfile) -> Msg:

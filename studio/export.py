@@ -122,6 +122,15 @@ def _copy_run_preset(run_dir: Path, target: Path) -> None:
 
 # ---------------------------------------------------------------- check by generating
 
+def _copy_licence(base: str, target: Path) -> None:
+    """A built-in model's terms travel with every copy of its weights (Gemma's terms ask for it)."""
+    for builtin in models.BUILTIN.values():
+        for member in builtin.licence_files:
+            source = Path(base) / Path(member).name
+            if source.is_file():
+                shutil.copy(source, target / source.name)
+
+
 def check_answer(model, tokenizer, prompt: str = CHECK_PROMPT, max_new_tokens: int = 24) -> tuple[list[int], str]:
     """Greedy token ids and text of one short answer, from the Chat tab's decoder."""
     greedy = GenerationSettings(max_new_tokens=max_new_tokens, temperature=0.0, repetition_penalty=1.0)
@@ -206,6 +215,7 @@ def export_merged(run_dir: str | Path, out: str | Path, progress: Progress = qui
         model.to(dtype).save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)  # carries the chat template
         _copy_run_preset(run_dir, tmp)
+        _copy_licence(base_model_path(run_dir), tmp)
         (tmp / "README.md").write_text(model_card(run_dir, "merged"), encoding="utf-8")
         del model
         progress(0.75, Msg("export.progress_check_merged"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .models import BUILTIN
 from .runs import SPLITS, RunFolder
 
 
@@ -13,7 +14,8 @@ def model_card(run_dir: str | Path, kind: str) -> str:
     run = RunFolder(run_dir)
     s = run.preset()["settings"]
     base, m, t = s["model"]["model_name_or_path"], s["method"], s["training"]
-    base_note = "SmolLM2-135M-Instruct (the studio's starter model)" if base == "starter" else base
+    builtin = BUILTIN.get(base)
+    base_note = f"{builtin.title} (built into the studio; {builtin.licence})" if builtin else base
     counts = {name: run.split_rows(name) for name in SPLITS}
     method = m["finetuning_type"]
     method_text = f"LoRA r={m['r']}, alpha={m['lora_alpha']}, dropout={m['lora_dropout']}, targets {m['target_modules']}" \
@@ -37,6 +39,9 @@ def model_card(run_dir: str | Path, kind: str) -> str:
         *[f"| {name} | {value if not isinstance(value, float) else f'{value:.4f}'} |" for name, value in
           _card_figures(run) if value is not None],
         "", "## Use", "", "```python", LOAD_SNIPPETS[kind], "```", "",
+        *(["## Licence", "", f"The base model is under the {builtin.licence}"
+           + (f" (`{'`, `'.join(Path(f).name for f in builtin.licence_files)}` in this folder)."
+              if builtin.licence_files and kind == "merged" else "."), ""] if builtin else []),
     ]
     return "\n".join(lines)
 
@@ -50,7 +55,7 @@ LOAD_SNIPPETS = {
 
 def _card_metadata(base: str, kind: str) -> list[str]:
     # The hub reads base_model as a hub id: a local folder's path is left out of the metadata.
-    hub_id = "HuggingFaceTB/SmolLM2-135M-Instruct" if base == "starter" else None if Path(base).exists() else base
+    hub_id = BUILTIN[base].hub_id if base in BUILTIN else None if Path(base).exists() else base
     return ["---", *([f"base_model: {hub_id}"] if hub_id else []),
             f"library_name: {'peft' if kind == 'adapter' else 'transformers'}",
             "tags: [fine-tuning-studio, trl, sft]", "---", ""]

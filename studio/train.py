@@ -23,7 +23,7 @@ from typing import Callable
 from . import data as data_mod
 from . import hardware, heavy, models
 from .advice import multi_turn_share, not_learning, packing_suits_data
-from .chat_template import exact_target, replies_message
+from .chat_template import added_template, exact_target, replies_message
 from .config import Settings, parse_mapping, preset_dict
 from .estimates import training_memory_gb
 from .distributed import is_main_process, main_process_first, shared_run_dir, world_size
@@ -257,7 +257,7 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
         raise ValueError(qlora[1])
     tokenizer = models.load_tokenizer(model_path, settings.model.trust_remote_code)  # 2. Model and data.
     if getattr(tokenizer, "studio_added_template", False):
-        log(Msg("log.base_model", model=settings.model.model_name_or_path))
+        log(Msg("log.base_model", model=settings.model.model_name_or_path, template=added_template(tokenizer)))
     train_ds, eval_ds, plan = _tokenise(settings, run, log, plan, prepared, tokenizer)
     del prepared  # the rows live on in the run folder and the memory-mapped token cache; no third copy in RAM
     trainer = _trainer(settings, run, log, plan, facts, model_path, tokenizer, train_ds, eval_ds, stop_event)

@@ -229,7 +229,7 @@ def test_two_first_uses_of_the_starter_model_convert_it_once(tmp_path, monkeypat
     monkeypatch.setenv("STUDIO_HOME", str(tmp_path))
     made = []
 
-    def slow_make(target, progress):
+    def slow_make(builtin, target, progress):
         made.append(target)
         time.sleep(0.5)  # both callers are inside ensure_starter_model by now
         target.mkdir(parents=True)
@@ -237,7 +237,7 @@ def test_two_first_uses_of_the_starter_model_convert_it_once(tmp_path, monkeypat
         (target / "model.safetensors").write_text("")
         return target
 
-    monkeypatch.setattr(models, "_make_starter_model", slow_make)
+    monkeypatch.setattr(models, "_make_builtin_model", slow_make)
     monkeypatch.setattr(models, "_is_model_folder", lambda p: (p / "config.json").exists())
     threads = [threading.Thread(target=models.ensure_starter_model, args=(lambda _: None,)) for _ in range(2)]
     for thread in threads:

@@ -45,6 +45,8 @@ def component_for(name: str, info, value):
         step = 1 if annotation is int else None
         return gr.Number(value=value, label=label, info=help_text, precision=0 if annotation is int else None,
                          step=step)
+    if suggestions := (info.json_schema_extra or {}).get("suggestions"):
+        return gr.Dropdown(choices=suggestions, value=value, label=label, info=help_text, allow_custom_value=True)
     return gr.Textbox(value=value, label=label, info=help_text)
 
 
