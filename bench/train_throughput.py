@@ -1,6 +1,6 @@
 """Training throughput: the studio's run vs a plain hand-written TRL script, on the same data, in one bench run.
 
-    python bench/train_throughput.py [--steps 15] [--default-steps 4]
+    python bench/train_throughput.py [--steps 15] [--default-steps 4] [--model gemma3-270m] [--variants a,b]
 
 Each variant trains the starter model (LoRA r8 on all linear layers, batch 4, cutoff 512) in a fresh subprocess
 so its peak RSS is its own. Throughput is trained (non-padding) tokens per second of training time, as counted
@@ -16,6 +16,8 @@ by TRL (`attention_mask.sum()` per batch). Printed ratios:
   (e) achieved FLOP/s as a share of this machine's matmul peak in the precision the variant trained in
       (a large torch.mm in fp32 and in bf16, same run)
 The bench data are written here, seeded: lengths spread like real chat data (median ~128 tokens, long tail).
+--model picks another built-in model (gemma3-270m: 262k vocabulary, where the LM head decides); --variants runs
+only the named variants (the ratios that need others print nan).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import resource
 import subprocess
@@ -34,9 +37,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 WORDS = ("the model learns to answer questions clearly and kindly while the data shows many short and long "
          "conversations about science history cooking travel music code and everyday life").split()
-COMMON = ["learning_rate=1e-4", "r=8", "lora_alpha=16", "lora_dropout=0.0", "per_device_train_batch_size=4",
-          "gradient_accumulation_steps=1", "max_length=512", "validation_share=0", "logging_steps=1",
-          "save_steps=100000", "seed=0"]
+MODEL = os.environ.get("STUDIO_BENCH_MODEL", "starter")  # set by --model, read by every worker
+COMMON = [f"model_name_or_path={MODEL}", "learning_rate=1e-4", "r=8", "lora_alpha=16", "lora_dropout=0.0",
+          "per_device_train_batch_size=4", "gradient_accumulation_steps=1", "max_length=512", "validation_share=0",
+          "logging_steps=1", "save_steps=100000", "seed=0"]
 
 
 def make_bench_data(path: Path, rows: int = 400, seed: int = 0) -> Path:
@@ -86,9 +90,10 @@ def worker_plain_trl(data: Path, steps: int, strategy: str, trl_defaults: bool, 
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
-    from studio.models import ensure_starter_model
+    from studio.models import load_tokenizer, resolve_model_path
 
-    model = str(ensure_starter_model(progress=lambda _: None))
+    model = resolve_model_path(MODEL, progress=lambda _: None)
+    tokenizer = load_tokenizer(model)  # a base model gets the template the studio gives it, as a user would
     dataset = load_dataset("json", data_files=str(data), split="train")
     if answers_only:
         dataset = dataset.map(lambda row: {"prompt": row["messages"][:-1], "completion": row["messages"][-1:]},
@@ -98,7 +103,7 @@ def worker_plain_trl(data: Path, steps: int, strategy: str, trl_defaults: bool, 
                 save_strategy="no", report_to="none", seed=0, use_cpu=True)
     if not trl_defaults:  # identical to the studio's "identical settings" variant
         args.update(bf16=False, gradient_checkpointing=False, train_sampling_strategy=strategy)
-    trainer = SFTTrainer(model=model, args=SFTConfig(**args), train_dataset=dataset,
+    trainer = SFTTrainer(model=model, args=SFTConfig(**args), train_dataset=dataset, processing_class=tokenizer,
                          peft_config=LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear",
                                                 task_type="CAUSAL_LM"))
     output = trainer.train()
@@ -179,9 +184,9 @@ def token_stats(data: Path) -> dict:
 
     from studio.chat_template import encode_records
     from studio.data import load_dataset_file
-    from studio.models import ensure_starter_model, load_tokenizer
+    from studio.models import load_tokenizer, resolve_model_path
 
-    tokenizer = load_tokenizer(str(ensure_starter_model(progress=lambda _: None)))
+    tokenizer = load_tokenizer(resolve_model_path(MODEL, progress=lambda _: None))
     lengths = np.array(encode_records(tokenizer, load_dataset_file(str(data)).records()).lengths)
     return {"median": float(np.median(lengths)), "p95": float(np.percentile(lengths, 95)), "max": int(lengths.max())}
 
@@ -192,13 +197,18 @@ def main() -> None:
     parser.add_argument("--default-steps", type=int, default=4, help="steps for TRL's (slow) own defaults")
     parser.add_argument("--worker")
     parser.add_argument("--data")
+    parser.add_argument("--model", default="starter", help="a built-in model: starter or gemma3-270m")
+    parser.add_argument("--variants", default="", help="comma-separated variants to run (default: all)")
     args = parser.parse_args()
     if args.worker:
         return run_worker(args)
+    global MODEL
+    MODEL = os.environ["STUDIO_BENCH_MODEL"] = args.model  # the workers are subprocesses: they read it there
 
-    from studio.models import ensure_starter_model
+    from studio.models import resolve_model_path
 
-    model_path = str(ensure_starter_model())
+    model_path = resolve_model_path(MODEL)
+    chosen = set(filter(None, args.variants.split(",")))
     data = make_bench_data(Path("/tmp/studio-bench-data.jsonl"))
     print(f"bench data: {data} token lengths {token_stats(data)}")
     results = {}
@@ -206,6 +216,9 @@ def main() -> None:
                            ("studio_identical", args.steps), ("studio_identical_trl_head", args.steps),
                            ("studio_identical_padded", args.steps), ("studio_defaults", args.steps),
                            ("studio_defaults_padded", args.steps), ("trl_defaults", args.default_steps)):
+        if chosen and variant not in chosen:
+            results[variant] = {"error": "not run"}
+            continue
         results[variant] = spawn(variant, data, steps)
         r = results[variant]
         if "error" in r:
