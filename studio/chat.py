@@ -20,6 +20,14 @@ from .runs import RunFolder
 from .text import Msg
 
 
+# What one chat request may ask, checked before any model work: a 400,000-character prompt once held the server
+# for minutes. Characters first (free), then tokens against the model's context.
+MAX_CHARS = {"chat.what_prompt": 32_000, "chat.what_system": 16_000, "chat.what_history": 200_000}
+MAX_HISTORY_MESSAGES = 400
+MAX_PROMPT_TOKENS = 16_384  # whatever the model's context: longer prompts take minutes on a CPU
+MAX_ANSWER_SECONDS = 300.0  # one answer's wall time; then it ends as if it had reached max_new_tokens
+
+
 @dataclass
 class Answer:
     text: str
@@ -27,10 +35,35 @@ class Answer:
     seconds: float
     first_token_s: float | None = None
     ids: list[int] = field(default_factory=list)  # the new tokens (exports compare them with their reloaded copy)
+    timed_out: bool = False  # ended by MAX_ANSWER_SECONDS
 
     @property
     def ms_per_token(self) -> float:
         return 1000 * self.seconds / max(self.new_tokens, 1)
+
+
+def text_problem(system, history, prompt) -> Msg | None:
+    """Over-long or malformed chat input, refused at once in the user's language (no model is touched)."""
+    history = [] if history is None else history
+    if not isinstance(history, list) or len(history) > MAX_HISTORY_MESSAGES or not all(
+            isinstance(m, dict) and m.get("role") in ("user", "assistant", "system") for m in history):
+        return Msg("chat.too_long", what=Msg("chat.what_history"), size=len(str(history)),
+                   limit=MAX_CHARS["chat.what_history"])
+    sizes = {"chat.what_prompt": len(str(prompt or "")), "chat.what_system": len(str(system or "")),
+             "chat.what_history": sum(len(str(m.get("content") or "")) for m in history)}
+    for what, size in sizes.items():
+        if size > MAX_CHARS[what]:
+            return Msg("chat.too_long", what=Msg(what), size=size, limit=MAX_CHARS[what])
+    return None
+
+
+def token_problem(pair: "ChatPair", messages: list[dict], max_new_tokens: int) -> Msg | None:
+    """The rendered conversation plus the answer must fit the model's context and MAX_PROMPT_TOKENS."""
+    tokens = len(pair.tokenizer(generation_prompt(pair.tokenizer, messages), add_special_tokens=False)["input_ids"])
+    limit = min(pair.context_length, MAX_PROMPT_TOKENS + max_new_tokens)
+    if tokens + max_new_tokens > limit:
+        return Msg("chat.too_many_tokens", tokens=tokens, new=max_new_tokens, limit=limit, cap=MAX_PROMPT_TOKENS)
+    return None
 
 
 class ChatPair:
@@ -58,6 +91,11 @@ class ChatPair:
     @property
     def shares_weights(self) -> bool:
         return self.tuned_model is None and hasattr(self.base_model, "disable_adapter")
+
+    @property
+    def context_length(self) -> int:
+        config = getattr(self.base_model, "config", None)
+        return int(getattr(config, "max_position_embeddings", None) or MAX_PROMPT_TOKENS)
 
     @classmethod
     def from_run(cls, run_dir: str | Path, progress=print) -> "ChatPair":
@@ -159,7 +197,7 @@ def stream_pair(pair: ChatPair, base_messages: list[dict], tuned_messages: list[
 
 
 def stream(sides: list[tuple[Callable, list[dict]]], tokenizer, settings: GenerationSettings | None = None,
-           stop=None, seed: int | None = None):
+           stop=None, seed: int | None = None, time_limit_s: float = MAX_ANSWER_SECONDS):
     """The studio's one decoder. `sides`: (a function that opens a context giving the model, messages) per
     answer; each step decodes one token of every unfinished answer, so several answers stream together. Yields
     a tuple of Answers after every step. Generation settings act only through `_processors` and the sampling
@@ -173,6 +211,7 @@ def stream(sides: list[tuple[Callable, list[dict]]], tokenizer, settings: Genera
     for open_model, messages in sides:
         ids = tokenizer(generation_prompt(tokenizer, messages), add_special_tokens=False)["input_ids"]
         panes.append(_Pane(open_model, list(ids), len(ids)))
+    deadline = time.monotonic() + time_limit_s
     for _ in range(settings.max_new_tokens):
         for pane in panes:
             if pane.done:
@@ -181,8 +220,9 @@ def stream(sides: list[tuple[Callable, list[dict]]], tokenizer, settings: Genera
             _decode_step(tokenizer, pane, processors, settings, generator)
             pane.seconds += time.perf_counter() - started
             pane.first_token_s = pane.first_token_s or pane.seconds
-        yield tuple(_answer(tokenizer, pane) for pane in panes)
-        if all(p.done for p in panes) or (stop is not None and stop.is_set()):
+        timed_out = time.monotonic() > deadline
+        yield tuple(_answer(tokenizer, pane, timed_out and not pane.done) for pane in panes)
+        if timed_out or all(p.done for p in panes) or (stop is not None and stop.is_set()):
             return
 
 
@@ -206,7 +246,7 @@ def _decode_step(tokenizer, pane: _Pane, processors, settings: GenerationSetting
     pane.done = token in pane.eos
 
 
-def _answer(tokenizer, pane: _Pane) -> Answer:
+def _answer(tokenizer, pane: _Pane, timed_out: bool = False) -> Answer:
     new = pane.ids[pane.prompt_length:]
     return Answer(tokenizer.decode(new, skip_special_tokens=True).strip(), len(new), pane.seconds, pane.first_token_s,
-                  new)
+                  new, timed_out)

@@ -554,6 +554,14 @@ def flat_values(settings: Settings) -> dict[str, Any]:
     return {name: value for section in SECTIONS for name, value in getattr(settings, section).model_dump().items()}
 
 
+def remote_code_refusal(settings: "Settings", allowed_here: bool) -> Msg | None:
+    """A preset or run may ask to run the model's own code; it does so only once the user allowed it in this
+    session (the form's switch, or --trust-remote-code): a file never switches it on by itself."""
+    if settings.model.trust_remote_code and not allowed_here:
+        return Msg("train.remote_code_resume")
+    return None
+
+
 def settings_from_flat(flat: dict[str, Any], base: Settings | None = None) -> tuple[Settings | None, list[Problem]]:
     """Form values back into Settings; every invalid field is reported by its name."""
     data = (base or Settings()).model_dump()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+from .paths import run_refusal
 from .runs import RunFolder
+from .text import Msg
 
 
 def smoothed(values: list[float], weight: float = 0.8) -> list[float]:
@@ -30,6 +32,20 @@ def loss_rows(metrics: list[dict], run: str | None = None) -> list[dict]:
 
 def _flat_settings(preset: dict) -> dict:
     return {f"{section}.{k}": v for section, values in preset["settings"].items() for k, v in values.items()}
+
+
+MAX_COMPARED = 20  # runs overlaid at once: more is unreadable, and each is read from disk
+
+
+def comparable(run_dirs) -> tuple[list[str], list[Msg]]:
+    """The run folders a request may compare (a list of at most MAX_COMPARED paths inside the runs folder), and
+    what was refused. A string is not a list of runs: iterated, it would be read character by character."""
+    if not isinstance(run_dirs, (list, tuple)) or not all(isinstance(r, str) for r in run_dirs):
+        return [], [Msg("compare.not_list")]
+    if len(run_dirs) > MAX_COMPARED:
+        return [], [Msg("compare.too_many", limit=MAX_COMPARED)]
+    refusals = [refusal for r in run_dirs if (refusal := run_refusal(r))]
+    return [r for r in run_dirs if not run_refusal(r)], refusals
 
 
 def compare(run_dirs: list[str]) -> tuple[list[dict], list[list], list[list]]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from .config import DEMO_DATA, GEMMA3_MODEL, STARTER_MODEL
 from .readers import HUB_ID
 from .models import studio_home
-from .runs import runs_root
+from .runs import RunFolder, runs_root
 from .text import Msg
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -77,6 +77,18 @@ def settings_refusals(settings) -> list[tuple[str, str]]:
 def run_refusal(run_dir: str | Path) -> Msg | None:
     """Run folders are read and written (exports go inside them): they must lie under the runs folder or home."""
     return FOLDERS.refusal(run_dir, write=True) if run_dir else None
+
+
+def run_model_refusal(run_dir: str | Path) -> Msg | None:
+    """A run a request names, and the base model its preset names (a file the request points at): both must be
+    inside the studio's folders before Chat or Export loads anything."""
+    if refusal := run_refusal(run_dir):
+        return refusal
+    try:
+        base = RunFolder.of(run_dir)[0].base_model()
+    except Exception:  # noqa: BLE001 - not a run (or no preset): the caller says so in its own words
+        return None
+    return source_refusal(base)
 
 
 # ---------------------------------------------------------------- housekeeping: caches and leftovers stay bounded

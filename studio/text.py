@@ -837,6 +837,24 @@ TEXT: dict[str, tuple[str, str]] = {
                          "或调高截断长度。"),
     "split.train": ("training", "训练"),
     "train.pilot": ("Pilot run (first rows, 1 epoch)", "试跑（只用前几行，1 轮）"),
+    "compare.not_list": ("Choose the runs to compare from the list.", "请从列表中选择要对比的运行。"),
+    "compare.too_many": ("Compare at most {limit} runs at once.", "一次最多对比 {limit} 个运行。"),
+    "train.remote_code_resume": ("This run's preset runs the Python code that comes with its model (\"Trust remote "
+                                 "code\"). Such code can do anything on this machine, so the run is not resumed until "
+                                 "you turn on \"Trust remote code\" yourself (Hyperparameters, Advanced settings).",
+                                 "这个运行的预设会执行模型自带的 Python 代码（“信任远程代码”）。这类代码可以在本机做任何事，"
+                                 "所以在你亲自打开“信任远程代码”（超参数页的高级设置）之前，不会继续这个运行。"),
+    "chat.too_long": ("{what} is {size:,} characters long; the limit is {limit:,}. Shorten it (or clear the chat).",
+                      "{what}长 {size:,} 个字符，上限是 {limit:,}。请缩短（或清空对话）。"),
+    "chat.too_many_tokens": ("The conversation is {tokens:,} tokens with the template; with {new} new tokens it "
+                             "must fit in {limit:,} (the model's context, at most {cap:,} here). Shorten it or clear "
+                             "the chat.", "套用模板后这段对话有 {tokens:,} 个 token；加上 {new} 个新 token 必须不超过 "
+                             "{limit:,}（模型的上下文长度，这里最多 {cap:,}）。请缩短或清空对话。"),
+    "chat.what_prompt": ("Your message", "你的消息"),
+    "chat.what_system": ("The system prompt", "系统提示词"),
+    "chat.what_history": ("The chat so far", "当前对话"),
+    "chat.timed_out": ("(stopped after {seconds:.0f} s: the time limit for one answer)",
+                       "（已在 {seconds:.0f} 秒后停止：单个回答的时间上限）"),
     "template.alternate": ("the model's chat template refuses this conversation: its roles must alternate user / "
                            "assistant (no tool turn, no two turns of one role in a row). Merge or drop those turns.",
                            "模型的对话模板拒绝这段对话：角色必须在用户与助手之间交替（不能有工具轮次，也不能连续两轮同一角色）。"

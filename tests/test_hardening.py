@@ -405,3 +405,77 @@ def test_replacing_an_export_keeps_the_previous_one_if_the_swap_fails(tmp_path, 
         export.commit_folder(staged, out, {"kind": "adapter"})
     kept = [p for p in tmp_path.iterdir() if (p / "weights").exists() and (p / "weights").read_text() == "previous"]
     assert kept  # before: the previous export was deleted first, and lost
+
+
+# ---------------------------------------------------------------- second step: no request stalls the server or
+# reaches outside its folders through a file it names
+
+def test_an_overlong_chat_prompt_is_refused_at_once_before_any_model_work(client):
+    """Before: a 400,000-character prompt with max_new_tokens 16 ran for more than 9 minutes and never answered."""
+    for args in (("x", "", "a" * 400_000, [], []), ("x", "s" * 100_000, "hi", [], []),
+                 ("x", "", "hi", [{"role": "user", "content": [{"type": "text", "text": "h" * 250_000}]}], [])):
+        started = time.perf_counter()
+        base, tuned, note, prompt = client.predict(*args, 16, 0.0, 0.9, 1.0, 0, api_name="/chat")
+        assert time.perf_counter() - started < 5  # under a second on the server; the client adds its own overhead
+        assert "characters long; the limit is" in note and "Traceback" not in note
+
+
+def test_chat_prompts_are_capped_in_tokens_against_the_models_context(chat_run, client):
+    long = "word " * 5000  # within the character cap, beyond the tiny model's 1,024-position context
+    note = client.predict(chat_run, "", long, [], [], 16, 0.0, 0.9, 1.0, 0, api_name="/chat")[2]
+    assert "must fit in 1,024" in note
+
+
+def test_one_answer_is_bounded_in_time(tiny_model_dir):
+    import contextlib
+
+    from studio.chat import answer, stream
+
+    tokenizer, model = models.load_tokenizer(str(tiny_model_dir)), models.load_model(str(tiny_model_dir))
+    last = list(stream([(lambda: contextlib.nullcontext(model), [{"role": "user", "content": "hi"}])], tokenizer,
+                       config.GenerationSettings(max_new_tokens=200), time_limit_s=0.0))[-1][0]
+    assert last.timed_out and last.new_tokens == 1
+    assert not answer(model, tokenizer, [{"role": "user", "content": "hi"}],
+                      config.GenerationSettings(max_new_tokens=2)).timed_out
+
+
+def test_compare_runs_takes_a_bounded_list_of_runs_inside_the_runs_folder(client, tmp_path):
+    """Before: a 200 KB string was iterated character by character for 21 s, and a folder outside the runs (also
+    through a symlink) was read."""
+    started = time.perf_counter()
+    table = client.predict("x" * 200_000, api_name="/compare_runs")[1]
+    assert time.perf_counter() - started < 5 and not table["data"]
+    outside = tmp_path / "outside-run"
+    outside.mkdir()
+    (outside / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 1.23}) + "\n")
+    (outside / "status.json").write_text(json.dumps({"status": "secret-status"}))
+    link = Path(os.environ["STUDIO_RUNS"]) / "link-out"
+    link.symlink_to(outside)
+    for target in (str(outside), str(link)):
+        curves, table, diff = client.predict([target], api_name="/compare_runs")
+        assert "secret-status" not in json.dumps(table) and not table["data"]
+
+
+def test_resuming_a_run_whose_preset_trusts_remote_code_needs_the_switch_on(tiny_model_dir, tmp_path):
+    """Before: a run folder whose preset.json set trust_remote_code resumed with it on."""
+    from studio.ui.train_tab import resume
+
+    run = Path(os.environ["STUDIO_RUNS"]) / "remote-code-run"
+    settings, _ = config.apply_overrides(Settings(), [f"model_name_or_path={tiny_model_dir}", "trust_remote_code=true"])
+    run.mkdir(parents=True, exist_ok=True)
+    runs.RunFolder(run).write_preset(config.preset_dict(settings))
+    message = resume(str(run), False)
+    assert "Trust remote code" in message and not JOB.running
+    assert "Trust remote code" not in resume(str(run), True)  # switched on: past the rule (no checkpoint here)
+
+
+def test_chat_and_export_refuse_a_run_whose_preset_names_a_model_outside_the_folders(client, tmp_path):
+    """Before: Chat loaded the base model a run's preset named from anywhere on the machine."""
+    run = Path(os.environ["STUDIO_RUNS"]) / "outside-base-run"
+    run.mkdir(parents=True, exist_ok=True)
+    settings, _ = config.apply_overrides(Settings(), ["model_name_or_path=/opt"])
+    (run / "preset.json").write_text(json.dumps(config.preset_dict(settings)))
+    note = client.predict(str(run), "", "hi", [], [], 8, 0.0, 0.9, 1.0, 0, api_name="/chat")[2]
+    assert "outside the folders" in note
+    answer = client.predict(str(run), "", True, False, False, "Q8_0", api_name="/export_files")
+    assert "outside the folders" in answer

@@ -10,9 +10,9 @@ from pathlib import Path
 import gradio as gr
 
 from .. import config, evaluate
-from ..chat import ChatPair, stream_pair
+from ..chat import MAX_ANSWER_SECONDS, ChatPair, stream_pair, text_problem, token_problem
 from ..jobs import JOB
-from ..paths import run_refusal
+from ..paths import run_model_refusal, run_refusal
 from ..runs import RunFolder, list_runs
 from .forms import TabContext, TabParts, build_section_form
 from .handoff import pick_run
@@ -34,7 +34,7 @@ def finished_runs() -> list[str]:
 
 
 def get_pair(run_dir: str):
-    if refusal := run_refusal(run_dir):  # a typed folder outside the runs is never loaded
+    if refusal := run_model_refusal(run_dir):  # a typed folder, or a preset's base model, outside the studio's
         raise PermissionError(refusal)
     with _LOCK:
         if _LOADED.get("run_dir") != run_dir:
@@ -107,8 +107,11 @@ def send(run_dir, system, prompt, base_history, tuned_history, samples, *generat
     def plain(history):
         return [{"role": m["role"], "content": message_text(m["content"])} for m in history or []]
 
+    if problem := text_problem(system, base_history, prompt) or text_problem(system, tuned_history, prompt):
+        yield gr.update(), gr.update(), samples, render(problem, language), gr.update()  # nothing is lost
+        return
     base_history, tuned_history, samples = plain(base_history), plain(tuned_history), samples or {}
-    if not run_dir or not (prompt or "").strip():
+    if not run_dir or not isinstance(run_dir, str) or not (prompt or "").strip():
         message = tr("chat.pick_run" if not run_dir else "chat.type_first", language)
         yield base_history, tuned_history, samples, message, prompt
         return
@@ -126,12 +129,19 @@ def send(run_dir, system, prompt, base_history, tuned_history, samples, *generat
         return
     base_messages = conversation(system, base_history, prompt)
     tuned_messages = conversation(system, tuned_history, prompt)
+    if problem := token_problem(pair, base_messages, settings.max_new_tokens) or token_problem(
+            pair, tuned_messages, settings.max_new_tokens):
+        yield base_history, tuned_history, samples, render(problem, language), prompt
+        return
     base_history += [{"role": "user", "content": prompt}, {"role": "assistant", "content": ""}]
     tuned_history += [{"role": "user", "content": prompt}, {"role": "assistant", "content": ""}]
     base = tuned = None
     for base, tuned in stream_pair(pair, base_messages, tuned_messages, settings):
         base_history[-1]["content"], tuned_history[-1]["content"] = base.text, tuned.text
         yield base_history, tuned_history, samples, "", ""
+    for history, reply in ((base_history, base), (tuned_history, tuned)):
+        if reply.timed_out:
+            history[-1]["content"] += "\n\n" + tr("chat.timed_out", language, seconds=MAX_ANSWER_SECONDS)
     samples = {"base": samples.get("base", []) + [(base.new_tokens, base.seconds)],
                "tuned": samples.get("tuned", []) + [(tuned.new_tokens, tuned.seconds)]}
     latency = (pane_latency(tr("chat.base_short", language), base, samples["base"], language) + "\n\n"

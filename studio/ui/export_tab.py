@@ -10,7 +10,7 @@ import gradio as gr
 
 from .. import export, repeat
 from ..jobs import JOB
-from ..paths import FOLDERS, run_refusal
+from ..paths import FOLDERS, run_model_refusal
 from ..runs import RunFolder, list_runs
 from ..text import Msg
 from .forms import TabContext, TabParts
@@ -43,7 +43,7 @@ def open_tab(current: str | None, handed: str | None, request: gr.Request = None
 
 def refusal(run_dir: str, out_dir: str = "") -> Msg | None:
     """Exports read the run and write beside it or into the chosen folder: both must be the studio's own."""
-    return run_refusal(run_dir) or (FOLDERS.refusal(out_dir.strip(), write=True) if out_dir.strip() else None)
+    return run_model_refusal(run_dir) or (FOLDERS.refusal(out_dir.strip(), write=True) if out_dir.strip() else None)
 
 
 def export_files(run_dir: str, out_dir: str, adapter: bool, merged: bool, gguf: bool, gguf_type: str,

@@ -189,9 +189,11 @@ def stop(request: gr.Request = None) -> str:
     return render(JOB.stop(), lang(request))
 
 
-def resume(run_dir: str, request: gr.Request = None) -> str:
+def resume(run_dir: str, trust_remote_code: bool = False, request: gr.Request = None) -> str:
+    """Resume a run from its last checkpoint. `trust_remote_code` is the form's switch: a run whose preset runs
+    the model's own code resumes only when the user has turned it on in this session, as for import and the CLI."""
     language = lang(request)
-    if not run_dir:
+    if not run_dir or not isinstance(run_dir, str):
         return tr("train.pick_resume", language)
     if refusal := run_refusal(run_dir):
         return render(refusal, language)
@@ -200,6 +202,8 @@ def resume(run_dir: str, request: gr.Request = None) -> str:
     if problems:
         return tr("train.bad_preset", language, problems=render(
             [Msg("problem", where=w, problem=m) for w, m in problems], language))
+    if refusal := config.remote_code_refusal(settings, trust_remote_code is True):
+        return render(refusal, language)
     if run.last_checkpoint() is None:
         return tr("train.no_checkpoint", language)
     return render(JOB.start(settings, Path(run_dir), resume=True)[1], language)
@@ -244,6 +248,9 @@ def refresh_history(request: gr.Request = None):
 
 def compare_runs(run_dirs: list[str], request: gr.Request = None):
     language = lang(request)
+    run_dirs, refusals = history.comparable(run_dirs)
+    for refusal in refusals[:3]:  # said beside the table; the allowed runs are still compared
+        gr.Warning(render(refusal, language))
     if not run_dirs:
         return typed_frame([], LOSS_COLUMNS), frame([], COMPARE_COLUMNS, language), []
     curves, table, diff = history.compare(run_dirs)
@@ -280,7 +287,6 @@ def build(ctx: TabContext) -> TabParts:
         compare_diff = gr.Dataframe(label=t("train.diff"), wrap=True)
     timer = gr.Timer(2.0)
     stop_btn.click(stop, None, message, api_name="stop_training")
-    resume_btn.click(resume, resume_target, message, api_name="resume_training")
     seen = gr.State()
     timer.tick(poll, seen, [status, progress, plot, lr_plot, log, seen], api_name="poll_training",
                show_progress="hidden")
@@ -307,5 +313,6 @@ def build(ctx: TabContext) -> TabParts:
         pilot_btn.click(for_form(lambda *values, request=None: start(names, pilot_values(names, values),
                                                                      lang(request)), len(names)),
                         components, message, api_name="pilot_run")
+        resume_btn.click(resume, [resume_target, form["trust_remote_code"]], message, api_name="resume_training")
 
     return TabParts(wire=wire)
