@@ -90,8 +90,12 @@ def read_auth(args, environ=None) -> tuple[str | None, list[str]]:
     if args.auth_file:
         try:
             lines = Path(args.auth_file).read_text(encoding="utf-8").splitlines()
+            mode = Path(args.auth_file).stat().st_mode
         except OSError as err:
             return None, [f"--auth-file {args.auth_file}: {err.strerror}"]
+        if mode & 0o077:  # as ssh says of a key file others can read
+            print(f"Warning: {args.auth_file} can be read by other users (mode {mode & 0o777:o}); "
+                  f"`chmod 600 {args.auth_file}` keeps the password yours.", file=sys.stderr)
         return (lines[0].strip() if lines else ""), []
     return environ.get("STUDIO_AUTH") or args.auth, []
 
@@ -105,7 +109,7 @@ def check_exposure(host: str, share: bool, auth: str | None) -> list[str]:
                         "USER:PASS): anyone who can reach it could train models and read files on this machine.")
     if auth is not None:
         user, _, password = auth.partition(":")
-        if not user.strip() or not password:
+        if not user.strip() or not password.strip():
             problems.append("The password must look like USER:PASS, with neither part empty")
     return problems
 

@@ -479,3 +479,33 @@ def test_chat_and_export_refuse_a_run_whose_preset_names_a_model_outside_the_fol
     assert "outside the folders" in note
     answer = client.predict(str(run), "", True, False, False, "Q8_0", api_name="/export_files")
     assert "outside the folders" in answer
+
+
+def test_host_names_are_parsed_exactly(app_url):
+    """Before: Host '[::1].evil.example' was taken for '::1' and served."""
+    def status(host):
+        request = urllib.request.Request(app_url + "config", headers={"Host": host})
+        try:
+            return urllib.request.urlopen(request, timeout=10).status
+        except urllib.error.HTTPError as err:
+            return err.code
+
+    for host in ("[::1].evil.example", "[::1]evil:7860", "localhost.evil.example", "127.0.0.1.evil.example:80"):
+        assert status(host) == 403, host
+    assert status("[::1]") == 200
+
+
+def test_a_whitespace_password_is_refused_and_a_readable_auth_file_is_warned_about(tmp_path, capsys):
+    import launch
+
+    for blank in ("me: ", "me:\t", " : "):
+        assert launch.check_exposure("0.0.0.0", False, blank), repr(blank)
+    secret = tmp_path / "auth"
+    secret.write_text("you:pw\n")
+    secret.chmod(0o644)
+    args = launch.build_parser().parse_args(["--host", "0.0.0.0", "--auth-file", str(secret)])
+    assert launch.read_auth(args, environ={}) == ("you:pw", [])
+    assert "can be read by other users" in capsys.readouterr().err
+    secret.chmod(0o600)
+    launch.read_auth(args, environ={})
+    assert "can be read by other users" not in capsys.readouterr().err

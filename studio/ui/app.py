@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import gradio as gr
@@ -44,11 +45,16 @@ def build_app() -> gr.Blocks:
 LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}
 
 
+HOST_HEADER = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<name>[^\[\]:]+))(?::\d{1,5})?$")
+
+
 def host_name(header: str) -> str:
-    """'localhost:7860' -> 'localhost', '[::1]:7860' -> '::1'."""
-    if header.startswith("["):
-        return header[1:header.find("]")]
-    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+    """'localhost:7860' -> 'localhost', '[::1]:7860' -> '::1'; anything else whole (never allowed): the name is
+    parsed exactly, so '[::1].evil.example' is not taken for '::1'."""
+    if header in LOOPBACK_NAMES:
+        return header
+    match = HOST_HEADER.match(header)
+    return (match.group("v6") or match.group("name")) if match else header
 
 
 class LoopbackHostOnly:
