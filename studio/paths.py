@@ -42,6 +42,8 @@ class Folders:
 
     def refusal(self, path: str | Path, write: bool = False) -> Msg | None:
         """None when the UI may use `path`, else the message that says which folders it may use."""
+        if not isinstance(path, (str, Path)) or "\x00" in str(path) or len(str(path)) > MAX_PATH_CHARS:
+            return Msg("path.not_a_path")  # a NUL byte or a 200 KB "path" is no file name on any system
         if not self.confined:
             return None
         roots = self.writable() if write else self.readable()
@@ -53,11 +55,15 @@ class Folders:
 
 def inside(path: str | Path, root: Path) -> bool:
     """After resolving symlinks and '..', so neither a link nor '../../etc' leads out."""
-    real, base = os.path.realpath(Path(path).expanduser()), os.path.realpath(root)
+    try:
+        real, base = os.path.realpath(Path(path).expanduser()), os.path.realpath(root)
+    except (OSError, ValueError):  # a name too long for the system, or one it cannot represent
+        return False
     return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
 
 
 FOLDERS = Folders()
+MAX_PATH_CHARS = 4096  # Linux's PATH_MAX
 
 
 def source_refusal(value: str) -> Msg | None:

@@ -757,6 +757,11 @@ TEXT: dict[str, tuple[str, str]] = {
                                  "⚠️ 这个预设要求运行模型 {model} 自带的 Python 代码（「信任远程代码」）。这类代码可以在这台"
                                  "机器上做任何事。该开关保持关闭；只有在信任模型来源时，才在「高级」中自行打开。其他设置已载入。"),
     "toast.error": ("Error", "错误"),
+    "path.not_a_path": ("That is not a file or folder name (it holds a NUL character, is over 4,096 characters, or "
+                        "is not text).", "这不是文件或文件夹名（其中含有 NUL 字符、超过 4,096 个字符，或不是文本）。"),
+    "error.unexpected": ("Something went wrong with that request; nothing was changed and the details are in the "
+                         "studio's log. Check the values you gave, or reload the page.",
+                         "这个请求出了问题；没有做任何改动，详情已记录在工作室的日志中。请检查输入的值，或重新加载页面。"),
     "upload.too_large": ("{files} is larger than {size}, the most the studio reads from one file; split it into "
                          "parts", "{files} 超过 {size}，这是工作室能读取的单个文件上限；请拆分成几个文件"),
     "data.bad_tools": ("tools must be a list of tool definitions (objects), or that list as a JSON string",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -16,7 +19,7 @@ from ..runs import runs_root
 from ..text import TEXT
 from . import chat_tab, data_tab, export_tab, hyperparams_tab, train_tab
 from .forms import TabContext
-from .text import I18N, t
+from .text import I18N, lang, t, tr
 
 TABS = (("data", data_tab), ("hyper", hyperparams_tab), ("train", train_tab), ("chat", chat_tab),
         ("export", export_tab))
@@ -42,6 +45,7 @@ def build_app() -> gr.Blocks:
     return demo
 
 
+logger = logging.getLogger(__name__)
 LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -96,6 +100,43 @@ TOAST_IN_CHINESE = """() => {
 }""" % (json.dumps(TEXT["toast.error"][1]), json.dumps(TEXT["upload.too_large"][1], ensure_ascii=False))
 
 
+def guarded(fn):
+    """An event that answers with the studio's own message whatever goes wrong: an unexpected exception is logged
+    whole and the reader gets a sentence in their language, never Python's text. The wrapper keeps the signature
+    (functools.wraps), so Gradio still sees the API's parameter names and where to put the request."""
+    def refusal(args, kwargs) -> gr.Error:
+        request = kwargs.get("request") or next((a for a in args if isinstance(a, gr.Request)), None)
+        logger.exception("event %s failed", getattr(fn, "__name__", fn))
+        return gr.Error(tr("error.unexpected", lang(request)))
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def generator(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as err:  # noqa: BLE001 - the whole point: no raw exception reaches the client
+                raise refusal(args, kwargs) from err
+        return generator
+
+    @functools.wraps(fn)
+    def plain(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as err:  # noqa: BLE001 - the whole point: no raw exception reaches the client
+            raise refusal(args, kwargs) from err
+    return plain
+
+
+def guard_events(demo: gr.Blocks) -> None:
+    for block_fn in demo.fns.values():
+        if block_fn.fn is not None and not inspect.iscoroutinefunction(block_fn.fn):
+            block_fn.fn = guarded(block_fn.fn)
+
+
 def launch_app(host: str = "127.0.0.1", port: int = 7860, auth=None, share: bool = False, block: bool = True,
                data_dirs=(), max_upload_mb: float = MAX_FILE_MB):
     """The server reads only its own folders plus `data_dirs` (see studio/paths.py) and takes uploads up to the
@@ -103,10 +144,13 @@ def launch_app(host: str = "127.0.0.1", port: int = 7860, auth=None, share: bool
     FOLDERS.data_dirs, FOLDERS.confined = [Path(d).expanduser().resolve() for d in data_dirs], True
     clean_stale_temp()
     demo = build_app()
+    guard_events(demo)
     demo.queue(default_concurrency_limit=4)
     loopback = host in LOOPBACK_NAMES and not share
     demo.launch(server_name=host, server_port=port, auth=auth, share=share, i18n=I18N,
-                prevent_thread_lock=not block, show_error=True, js=TOAST_IN_CHINESE,
+                # show_error off: what Gradio itself raises (a value its own check refuses) shows as a plain
+                # "Error", not as Python's text; the studio's messages are gr.Error, which always show.
+                prevent_thread_lock=not block, show_error=False, js=TOAST_IN_CHINESE,
                 max_file_size=int(max_upload_mb * 1024**2),
                 allowed_paths=[str(runs_root().resolve())],  # run files offered for download
                 app_kwargs={"middleware": [Middleware(LoopbackHostOnly)]} if loopback else None)
