@@ -467,14 +467,35 @@ def parse_preset(data: Any, source: str = "preset") -> tuple[Settings | None, di
     return settings, header.model_dump(exclude={"settings"}), problems
 
 
+MAX_PRESET_BYTES = 1_000_000  # a preset is a few KB; a 50 MB one was once echoed back to the page whole
+MAX_PRESET_DEPTH = 16  # settings nest three levels; 100,000 levels once exhausted Python's recursion
+
+
+def _depth(value, level: int = 0) -> int:
+    if level > MAX_PRESET_DEPTH or not isinstance(value, (dict, list)):
+        return level
+    children = value.values() if isinstance(value, dict) else value
+    return max((_depth(child, level + 1) for child in children), default=level + 1)
+
+
 def load_preset(path: str | Path) -> tuple[Settings | None, dict, list[Problem]]:
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
+        with open(path, "rb") as f:
+            raw = f.read(MAX_PRESET_BYTES + 1)
+        if len(raw) > MAX_PRESET_BYTES:
+            return None, {}, [(str(path), Msg("config.too_large", limit=MAX_PRESET_BYTES // 1000))]
+        data = json.loads(raw.decode("utf-8-sig"))
     except FileNotFoundError:
         return None, {}, [(str(path), Msg("config.file_not_found"))]
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        return None, {}, [(str(path), Msg("config.bad_json", detail=str(err)))]
+    except json.JSONDecodeError as err:
+        return None, {}, [(str(path), Msg("config.bad_json", detail=str(err)[:300]))]
+    except (OSError, ValueError):  # not UTF-8, a folder, or a 5,000-digit number Python will not convert
+        return None, {}, [(str(path), Msg("config.unreadable"))]
+    except RecursionError:
+        return None, {}, [(str(path), Msg("config.too_deep", limit=MAX_PRESET_DEPTH))]
+    if _depth(data) > MAX_PRESET_DEPTH:
+        return None, {}, [(str(path), Msg("config.too_deep", limit=MAX_PRESET_DEPTH))]
     return parse_preset(data, str(path))
 
 

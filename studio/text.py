@@ -757,6 +757,12 @@ TEXT: dict[str, tuple[str, str]] = {
                                  "⚠️ 这个预设要求运行模型 {model} 自带的 Python 代码（「信任远程代码」）。这类代码可以在这台"
                                  "机器上做任何事。该开关保持关闭；只有在信任模型来源时，才在「高级」中自行打开。其他设置已载入。"),
     "toast.error": ("Error", "错误"),
+    "config.unreadable": ("this preset file cannot be read as JSON settings (not UTF-8 text, or a number too long "
+                          "to be a setting)", "无法把这个预设文件读成 JSON 设置（不是 UTF-8 文本，或其中的数字长得不可能是设置）"),
+    "config.too_large": ("this preset file is over {limit:,} KB; a preset is a few KB of settings",
+                         "这个预设文件超过 {limit:,} KB；预设只是几 KB 的设置"),
+    "config.too_deep": ("this preset nests more than {limit} levels deep; a preset's settings nest three",
+                        "这个预设的嵌套超过 {limit} 层；预设的设置只有三层"),
     "path.not_a_path": ("That is not a file or folder name (it holds a NUL character, is over 4,096 characters, or "
                         "is not text).", "这不是文件或文件夹名（其中含有 NUL 字符、超过 4,096 个字符，或不是文本）。"),
     "error.unexpected": ("Something went wrong with that request; nothing was changed and the details are in the "

@@ -554,3 +554,33 @@ def test_fuzz_every_endpoint_answers_quickly_in_the_studios_own_words(app_url):
     assert calls >= 100 and not raw, raw
     assert not slow, slow
     assert urllib.request.urlopen(app_url + "config", timeout=10).status == 200
+
+
+def _nested(levels: int):
+    value = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def test_presets_are_capped_in_size_and_depth_and_never_answer_in_python(tmp_path):
+    """Before: a 50 MB preset loaded and came back whole (52 MB); 100,000 levels of nesting gave "maximum recursion
+    depth exceeded"; a 5,000-digit integer gave "Exceeds the limit (4300 digits)"."""
+    from studio.ui.hyperparams_tab import MAX_ECHO_CHARS, import_preset
+
+    cases = {"huge.json": json.dumps({"studio_preset": 1, "description": "d" * 2_000_000, "settings": {}}),
+             "deep.json": "[" * 100_000 + "]" * 100_000,
+             "digits.json": '{"studio_preset": 1, "settings": {"training": {"seed": ' + "9" * 5000 + "}}}",
+             "nested.json": json.dumps({"studio_preset": 1, "settings": {"a": _nested(20)}})}
+    for name, text in cases.items():
+        path = tmp_path / name
+        path.write_text(text)
+        settings, _, problems = config.load_preset(path)
+        assert settings is None and problems, name
+        message = str(problems[0][1])
+        assert not any(word in message for word in ("recursion", "Exceeds the limit", "Traceback")), (name, message)
+    long = tmp_path / "long-description.json"
+    config.save_preset(Settings(), long, description="x" * 50_000)
+    names = list(config.flat_values(Settings()))
+    echoed = import_preset(names, str(long), "en")[-1]
+    assert len(echoed) < MAX_ECHO_CHARS + 200

@@ -19,6 +19,8 @@ from ..text import Msg, on_off
 from .forms import TabContext, TabParts, build_section_form, settings_from_form
 from .text import field_labels, for_form, lang, render, t, tr
 
+MAX_ECHO_CHARS = 2_000  # of a preset's description, shown after loading it
+
 
 def hardware_view(names: list[str], values, language: str):
     """The hardware plan for the form's settings, and the method dropdown without QLoRA where it cannot run."""
@@ -237,6 +239,6 @@ def import_preset(names: list[str], path: str | None, language: str) -> list:
         return [values[n] for n in names] + [tr("hyper.preset_remote_code", language,
                                                 model=settings.model.model_name_or_path)]
     about = header.get("description_zh") if language == "zh" else None
-    about = about or header.get("description")
+    about = (about or header.get("description") or "")[:MAX_ECHO_CHARS]  # echoed back: never a megabyte of it
     loaded = tr("hyper.preset_loaded_about", language, about=about) if about else tr("hyper.preset_loaded", language)
     return [values[n] for n in names] + [loaded]
