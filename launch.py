@@ -228,10 +228,14 @@ def cmd_ui(args) -> int:
         for p in problems:
             print(p, file=sys.stderr)
         return 2
-    from studio.ui.app import launch_app  # deferred: gradio takes seconds to import; other commands need none
+    from studio.ui.app import UploadFolderError, launch_app  # deferred: gradio takes seconds to import
 
-    launch_app(host=args.host, port=args.port, auth=tuple(auth.split(":", 1)) if auth else None, share=args.share,
-               data_dirs=args.data_dir)
+    try:
+        launch_app(host=args.host, port=args.port, auth=tuple(auth.split(":", 1)) if auth else None,
+                   share=args.share, data_dirs=args.data_dir)
+    except UploadFolderError as err:
+        print(err, file=sys.stderr)
+        return 2
     return 0
 
 

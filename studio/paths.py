@@ -24,6 +24,30 @@ from .text import Msg
 PROJECT = Path(__file__).resolve().parent.parent
 
 
+def prepare_upload_dir() -> Msg | None:
+    """Uploads go to a folder of the studio's own (studio home/uploads, mode 0700) unless GRADIO_TEMP_DIR names
+    one; either must be a real folder of this user that nobody else can write to. Otherwise the confinement's
+    "uploads" root could be a link to / or a folder another user fills. Returns why the studio must not start."""
+    chosen = os.environ.get("GRADIO_TEMP_DIR")
+    folder = Path(chosen) if chosen else studio_home() / "uploads"
+    if not chosen and not folder.is_symlink():
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o700)
+        os.environ["GRADIO_TEMP_DIR"] = str(folder)
+    return upload_dir_refusal(folder)
+
+
+def upload_dir_refusal(folder: Path) -> Msg | None:
+    if folder.is_symlink() or not folder.is_dir():
+        return Msg("path.upload_dir", folder=str(folder), why=Msg("path.upload_link"))
+    info = folder.stat()
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        return Msg("path.upload_dir", folder=str(folder), why=Msg("path.upload_owner"))
+    if info.st_mode & 0o022:
+        return Msg("path.upload_dir", folder=str(folder), why=Msg("path.upload_writable"))
+    return None
+
+
 def upload_dir() -> Path:
     # Gradio's own rule (gradio.utils.get_upload_folder), repeated to keep gradio out of this module's imports.
     return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")

@@ -763,6 +763,13 @@ TEXT: dict[str, tuple[str, str]] = {
                          "这个预设文件超过 {limit:,} KB；预设只是几 KB 的设置"),
     "config.too_deep": ("this preset nests more than {limit} levels deep; a preset's settings nest three",
                         "这个预设的嵌套超过 {limit} 层；预设的设置只有三层"),
+    "path.upload_dir": ("Not starting: the upload folder {folder} {why} Uploads must go to a folder only you can "
+                        "write to; remove it (the studio makes its own) or point GRADIO_TEMP_DIR at such a folder.",
+                        "未启动：上传文件夹 {folder}{why}上传文件必须放在只有你能写入的文件夹里；请删除它（工作室会自己创建），"
+                        "或把 GRADIO_TEMP_DIR 指向这样的文件夹。"),
+    "path.upload_link": ("is a link or not a folder.", "是一个链接，或不是文件夹。"),
+    "path.upload_owner": ("belongs to another user.", "属于其他用户。"),
+    "path.upload_writable": ("can be written by other users.", "其他用户也能写入。"),
     "path.not_a_path": ("That is not a file or folder name (it holds a NUL character, is over 4,096 characters, or "
                         "is not text).", "这不是文件或文件夹名（其中含有 NUL 字符、超过 4,096 个字符，或不是文本）。"),
     "error.unexpected": ("Something went wrong with that request; nothing was changed and the details are in the "

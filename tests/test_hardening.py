@@ -584,3 +584,24 @@ def test_presets_are_capped_in_size_and_depth_and_never_answer_in_python(tmp_pat
     names = list(config.flat_values(Settings()))
     echoed = import_preset(names, str(long), "en")[-1]
     assert len(echoed) < MAX_ECHO_CHARS + 200
+
+
+def test_the_upload_folder_is_the_studios_own_or_the_studio_does_not_start(tmp_path, monkeypatch):
+    """Before: a Gradio temp folder that was a symlink (to /, say) or another user's made "uploads" cover anything."""
+    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("GRADIO_TEMP_DIR", raising=False)
+    assert paths.prepare_upload_dir() is None
+    made = tmp_path / "home" / "uploads"
+    assert os.environ["GRADIO_TEMP_DIR"] == str(made) and (made.stat().st_mode & 0o777) == 0o700
+    link = tmp_path / "link"
+    link.symlink_to("/")
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(link))
+    assert "is a link" in str(paths.prepare_upload_dir())
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(shared))
+    assert "can be written by other users" in str(paths.prepare_upload_dir())
+    result = subprocess.run([sys.executable, "launch.py", "--port", str(free_port())], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "GRADIO_TEMP_DIR": str(link)})
+    assert result.returncode == 2 and "Not starting: the upload folder" in result.stderr

@@ -14,7 +14,7 @@ from fastapi.middleware import Middleware
 
 from ..config import Settings, all_fields
 from ..readers import MAX_FILE_MB
-from ..paths import FOLDERS, clean_stale_temp
+from ..paths import FOLDERS, clean_stale_temp, prepare_upload_dir
 from ..runs import runs_root
 from ..text import TEXT
 from . import chat_tab, data_tab, export_tab, hyperparams_tab, train_tab
@@ -137,10 +137,16 @@ def guard_events(demo: gr.Blocks) -> None:
             block_fn.fn = guarded(block_fn.fn)
 
 
+class UploadFolderError(RuntimeError):
+    """The upload folder is not the studio's own; the message says which and why."""
+
+
 def launch_app(host: str = "127.0.0.1", port: int = 7860, auth=None, share: bool = False, block: bool = True,
                data_dirs=(), max_upload_mb: float = MAX_FILE_MB):
     """The server reads only its own folders plus `data_dirs` (see studio/paths.py) and takes uploads up to the
     size the data loader accepts."""
+    if refusal := prepare_upload_dir():  # before the app exists: Gradio reads the folder when it is built
+        raise UploadFolderError(refusal)
     FOLDERS.data_dirs, FOLDERS.confined = [Path(d).expanduser().resolve() for d in data_dirs], True
     clean_stale_temp()
     demo = build_app()
