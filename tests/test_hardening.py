@@ -79,14 +79,19 @@ def test_the_command_line_is_not_confined(tmp_path):
     assert "outside the folders" not in result.stdout + result.stderr
 
 
+def host_status(app_url: str, host: str) -> int:
+    """The HTTP status the app answers a request sent with this Host header."""
+    request = urllib.request.Request(app_url + "config", headers={"Host": host})
+    try:
+        return urllib.request.urlopen(request, timeout=10).status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
 def test_loopback_server_refuses_other_host_names(app_url):
     """DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends Host: evil.example."""
     def status(host):
-        request = urllib.request.Request(app_url + "config", headers={"Host": host})
-        try:
-            return urllib.request.urlopen(request, timeout=10).status
-        except urllib.error.HTTPError as err:
-            return err.code
+        return host_status(app_url, host)
 
     assert status("evil.example:7860") == 403 and status("evil.example") == 403
     assert status("127.0.0.1:7860") == 200 and status("localhost") == 200 and status("[::1]:7860") == 200
@@ -484,11 +489,7 @@ def test_chat_and_export_refuse_a_run_whose_preset_names_a_model_outside_the_fol
 def test_host_names_are_parsed_exactly(app_url):
     """Before: Host '[::1].evil.example' was taken for '::1' and served."""
     def status(host):
-        request = urllib.request.Request(app_url + "config", headers={"Host": host})
-        try:
-            return urllib.request.urlopen(request, timeout=10).status
-        except urllib.error.HTTPError as err:
-            return err.code
+        return host_status(app_url, host)
 
     for host in ("[::1].evil.example", "[::1]evil:7860", "localhost.evil.example", "127.0.0.1.evil.example:80"):
         assert status(host) == 403, host
