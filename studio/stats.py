@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .chat_template import added_template, exact_target, measure_records, token_view, replies_message
-from .config import DEMO_DATA, parse_mapping
+from .config import DEMO_DATA
 from .data import LoadResult, load_dataset_file, summary_text
 from .readers import where
 from .template_profile import template_profile
@@ -395,11 +395,10 @@ def _tokenizer(model: str):
     return _TOKENIZERS[model]
 
 
-def cached_report(path: str, fmt: str, mapping_text: str, model: str, progress=None) -> DataReport:
-    key = (path, fmt, mapping_text, model)
+def cached_report(path: str, fmt: str, mapping: dict[str, str], model: str, progress=None) -> DataReport:
+    key = (path, fmt, tuple(mapping.items()), model)
     with _LOCK:
         if _CACHE.get("key") != key:
-            mapping, _ = parse_mapping(mapping_text or "")
             try:
                 tokenizer = _tokenizer(model) if model else None
                 report = build_report(path, fmt, None, mapping or None, progress=progress, tokenizer=tokenizer)
@@ -416,14 +415,14 @@ def refused_report(path: str, refusal: str) -> DataReport:
                       recommended_validation_share(0))
 
 
-def report_for(path: str, fmt: str, mapping_text: str, model: str, progress=None) -> DataReport:
+def report_for(path: str, fmt: str, mapping: dict[str, str], model: str, progress=None) -> DataReport:
     """The Data tab's report, from the cache. A typed path outside the studio's folders is never opened: the
     refusal is the report; a refused model folder gives the data without lengths (the cached report untouched)."""
     if refusal := source_refusal(path):
         return refused_report(path, refusal)
     if refusal := source_refusal(model):
-        return dataclasses.replace(cached_report(path, fmt, mapping_text, None, progress), tokenizer_problem=refusal)
-    return cached_report(path, fmt, mapping_text, model, progress)
+        return dataclasses.replace(cached_report(path, fmt, mapping, None, progress), tokenizer_problem=refusal)
+    return cached_report(path, fmt, mapping, model, progress)
 
 
 def advice_report(settings) -> DataReport | None:
@@ -439,7 +438,7 @@ def advice_report(settings) -> DataReport | None:
     return report
 
 
-def loaded_report(path: str, fmt: str, mapping_text: str, model: str) -> DataReport | None:
+def loaded_report(path: str, fmt: str, mapping: dict[str, str], model: str) -> DataReport | None:
     """The report of this file if it was loaded; None otherwise (advice never reads a file by itself)."""
     with _LOCK:
-        return _CACHE["report"] if _CACHE.get("key") == (path, fmt, mapping_text, model) else None
+        return _CACHE["report"] if _CACHE.get("key") == (path, fmt, tuple(mapping.items()), model) else None

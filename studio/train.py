@@ -24,7 +24,7 @@ from . import data as data_mod
 from . import hardware, heavy, models
 from .advice import multi_turn_share, not_learning, packing_suits_data
 from .chat_template import added_template, exact_target, replies_message
-from .config import Settings, parse_mapping, preset_dict
+from .config import Settings, preset_dict
 from .estimates import training_memory_gb
 from .distributed import is_main_process, main_process_first, shared_run_dir, world_size
 from .models import ModelSourceError
@@ -70,15 +70,11 @@ class PreparedData:
 
 def prepare_data(settings: Settings) -> tuple[PreparedData | None, list[tuple[str, str]]]:
     d = settings.data
-    mapping, problems = parse_mapping(d.column_mapping)
-    if problems:
-        return None, problems
-    loaded = data_mod.load_dataset_file(d.dataset_path, d.dataset_format, mapping or None)
+    loaded = data_mod.load_dataset_file(d.dataset_path, d.dataset_format, d.column_mapping or None)
     if not loaded.rows:
-        return None, loaded.problems or [(loaded.file, "no usable rows")]
+        return None, loaded.problems or [(loaded.file, Msg("data.no_usable_rows"))]
     if loaded.bad_rows and not d.drop_bad_rows:
-        return None, [("drop_bad_rows", f"{len(loaded.bad_rows)} rows have problems and dropping them is off; fix "
-                       "the file or turn 'Drop rows with problems' on")] + loaded.problems
+        return None, [("drop_bad_rows", Msg("train.bad_rows_kept", count=len(loaded.bad_rows)))] + loaded.problems
     records = loaded.records()[:d.max_samples] if d.max_samples > 0 else loaded.records()  # a pilot run
     train, validation, test = data_mod.split_rows(records, d.validation_share, d.test_share,
                                                   settings.training.seed, d.split_by_order)

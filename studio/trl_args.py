@@ -4,18 +4,19 @@ Plain dicts first, so the mapping is testable without importing TRL."""
 
 from __future__ import annotations
 
-from .config import Settings
+from .config import Settings, TrainingSettings
+
+# Fields the studio resolves or implements itself (marked `studio_only` on the field): precision and checkpointing
+# come from the hardware plan, assistant-only loss from the studio's own masks, and so on.
+STUDIO_ONLY = frozenset(name for name, info in TrainingSettings.model_fields.items()
+                        if (info.json_schema_extra or {}).get("studio_only"))
 
 
 def sft_config_kwargs(settings: Settings, plan: dict) -> dict:
     """Keyword arguments for TRL's `SFTConfig`: every training field whose name SFTConfig knows, plus the
     hardware plan's resolved precision and checkpointing. Plain dict, so it is testable without importing TRL."""
     t = settings.training
-    # Resolved or implemented by the studio rather than passed through: precision and checkpointing come from
-    # the hardware plan; assistant-only loss is done with the studio's own masks (TRL's needs template markers).
-    studio_only = {"precision", "gradient_checkpointing", "early_stopping_patience", "assistant_only_loss", "packing",
-                   "use_liger_kernel"}
-    passthrough = t.model_dump(exclude=studio_only)
+    passthrough = t.model_dump(exclude=STUDIO_ONLY)
     has_eval = settings.data.validation_share > 0
     kwargs = {
         **passthrough,

@@ -223,8 +223,7 @@ def test_the_learning_rate_help_states_the_range_the_rule_checks(method):
     from studio.config import LEARNING_RATES, TrainingSettings
 
     low, high = LEARNING_RATES[method]["range"]
-    extra = TrainingSettings.model_fields["learning_rate"].json_schema_extra
-    for text in (extra["advice"], extra["advice_zh"]):
+    for text in (config.field_text("learning_rate", "advice"), config.field_text("learning_rate", "advice", "zh")):
         assert f"{low:.0e}".replace("e-0", "e-") in text and f"{high:.0e}".replace("e-0", "e-") in text
     assert advice.rule_learning_rate(situation(f"finetuning_type={method}", f"learning_rate={high}")) == []
     assert advice.rule_learning_rate(situation(f"finetuning_type={method}", f"learning_rate={high * 1.5}"))

@@ -26,7 +26,9 @@ def load(client, path, fmt="auto", mapping="", model="starter", query="", page=1
     keys = ("summary", "problems", "preview", "pages", "percentiles", "hist", "cdf", "cutoff", "split", "findings",
             "recommended_cutoff", "recommended_share")
     # The last two inputs: the form's cutoff and validation share, which a first load replaces by the recommendations.
-    return dict(zip(keys, client.predict(path, fmt, mapping, model, query, page, 512, 0.1, api_name="/load_data")))
+    return dict(zip(keys, client.predict(dataset_path=path, dataset_format=fmt, column_mapping=mapping,
+                                         model_name_or_path=model, query=query, page=page, max_length=512,
+                                         validation_share=0.1, api_name="/load_data")))
 
 
 def test_load_demo_data_with_lengths_and_report(client):
@@ -45,7 +47,7 @@ def test_search_and_pages(client):
 
 
 def test_show_one_row_raw_normalised_and_token_by_token(client):
-    text, view = client.predict("demo", "auto", "", "starter", 2, api_name="/show_row")
+    text, view = client.predict(dataset_path="demo", number=2, api_name="/show_row")
     assert "as in the file" in text and "As training sees it" in text
     assert set(view["color_map"]) == {"answer (trained)", "end of turn (trained)"}  # the legend: English only
     tokens = view["value"]
@@ -76,7 +78,7 @@ def test_column_mapping_through_the_api(client):
 
 
 def test_hardware_plan_is_shown_and_qlora_only_offered_where_it_runs(client):
-    text, method = client.predict(*form_values(finetuning_type="qlora"), api_name="/hardware")
+    text, method = client.predict(**form_values(finetuning_type="qlora"), api_name="/hardware")
     assert "Precision" in text and "Gradient checkpointing" in text
     assert "Packing **off**" in text and "grouped by length" in text  # no flash-attention on a CPU
     # No CUDA here: QLoRA is not offered, and a preset's QLoRA choice falls back to LoRA.
@@ -84,22 +86,22 @@ def test_hardware_plan_is_shown_and_qlora_only_offered_where_it_runs(client):
 
 
 def form_values(**changes):
-    values = config.flat_values(Settings())
-    values.update(changes)
-    return [values[name] for _, name, _ in config.all_fields()]
+    """The form by field name: the fields not named keep the form's values."""
+    assert set(changes) <= set(config.flat_values(Settings())), "a field the form does not have"
+    return changes
 
 
 def test_advice_reacts_to_settings(client):
-    status, advice_text, estimate = client.predict(*form_values(learning_rate=0.005), api_name="/check_settings")
+    status, advice_text, estimate = client.predict(**form_values(learning_rate=0.005), api_name="/check_settings")
     assert "valid" in status.lower() and "is high for lora" in advice_text and "Effective batch: **16**" in estimate
     assert "steps per epoch" in estimate and ("Fits" in estimate or "Won't fit" in estimate)
-    _, calm, _ = client.predict(*form_values(learning_rate=2e-4, max_length=128, validation_share=0.2,
+    _, calm, _ = client.predict(**form_values(learning_rate=2e-4, max_length=128, validation_share=0.2,
                                              num_train_epochs=5.0), api_name="/check_settings")
     assert "learning_rate" not in calm and "max_length" not in calm
 
 
 def test_reset_to_recommended(client):
-    out = client.predict(*form_values(learning_rate=0.005, r=2, num_train_epochs=40.0),
+    out = client.predict(**form_values(learning_rate=0.005, r=2, num_train_epochs=40.0),
                          api_name="/reset_to_recommended")
     names = [name for _, name, _ in config.all_fields()]
     restored = dict(zip(names, out[:-1]))
@@ -108,7 +110,7 @@ def test_reset_to_recommended(client):
 
 
 def test_time_estimate_runs_a_probe(client, tiny_model_dir):
-    text = client.predict(*form_values(model_name_or_path=str(tiny_model_dir)), api_name="/estimate_time")
+    text = client.predict(**form_values(model_name_or_path=str(tiny_model_dir)), api_name="/estimate_time")
     assert text.startswith("Estimated training time:") and "optimizer steps x" in text
 
 
@@ -137,7 +139,7 @@ def chat_run(tiny_model_dir):
 
 def test_chat_fills_both_panes_with_latency(client, chat_run):
     assert any(choice[0] == chat_run for choice in client.predict(api_name="/list_runs")["choices"])
-    base, tuned, latency, prompt = client.predict(chat_run, "", "Who are you?", [], [], 24, 0.0, 0.9, 1.0, 0,
+    base, tuned, latency, prompt = client.predict(run_dir=chat_run, prompt="Who are you?", max_new_tokens=24,
                                                   api_name="/chat")
     from studio.ui.chat_tab import message_text
 
@@ -145,18 +147,19 @@ def test_chat_fills_both_panes_with_latency(client, chat_run):
     assert [m["role"] for m in tuned] == ["user", "assistant"] and message_text(tuned[-1]["content"])
     assert "**Base**" in latency and "ms/token" in latency and prompt == ""
     # a second turn keeps each pane's own history
-    base2, tuned2, latency2, _ = client.predict(chat_run, "", "And then?", base, tuned, 12, 0.0, 0.9, 1.0, 0,
-                                                api_name="/chat")
+    base2, tuned2, latency2, _ = client.predict(run_dir=chat_run, prompt="And then?", base_history=base,
+                                                tuned_history=tuned, max_new_tokens=12, api_name="/chat")
     assert len(base2) == 4 and len(tuned2) == 4
     assert latency2.count("Over 2 answers") == 2  # answers of two lengths: the k, b fit per pane
     # a generation setting out of its limits is said beside the chat, by name; the panes stay as they were
-    base3, tuned3, note, prompt = client.predict(chat_run, "", "Again?", base2, tuned2, 12, 5.0, 0.9, 1.0, 0,
+    base3, tuned3, note, prompt = client.predict(run_dir=chat_run, prompt="Again?", base_history=base2,
+                                                 tuned_history=tuned2, max_new_tokens=12, temperature=5.0,
                                                  api_name="/chat")
     assert "Temperature" in note and "at most 2.0" in note and len(base3) == 4 and prompt == "Again?"
 
 
 def test_held_out_answers_and_evaluation(client, chat_run):
-    table, note = client.predict(chat_run, 16, 0.0, 0.9, 1.0, 0, api_name="/held_out_answers")
+    table, note = client.predict(run_dir=chat_run, max_new_tokens=16, api_name="/held_out_answers")
     assert table["headers"] == ["prompt", "reference", "base", "tuned"] and table["data"]
     assert "never trained on" in note
     scores, note = client.predict(chat_run, api_name="/evaluate")
@@ -195,10 +198,12 @@ def test_loading_a_file_hands_its_recommendations_to_the_form_once(app_url):
     """The first load of a file sets the cutoff, validation and test shares; loading it again keeps the user's
     values."""
     client = Client(app_url, verbose=False)  # a fresh browser session
-    first = client.predict("demo", "auto", "", "starter", "", 1, 512, 0.1, 0.0, api_name="/load_data")
+    first = client.predict(dataset_path="demo", max_length=512, validation_share=0.1, test_share=0.0,
+                           api_name="/load_data")
     assert first[12:15] == (128, first[11], 0.1) and first[11] > 0.1  # 191 rows: 10% kept apart as a test split
     assert "128" in first[15] and "Test share **10%** (19 rows kept apart" in first[15]
-    again = client.predict("demo", "auto", "", "starter", "", 1, 300, 0.25, 0.0, api_name="/load_data")
+    again = client.predict(dataset_path="demo", max_length=300, validation_share=0.25, test_share=0.0,
+                           api_name="/load_data")
     assert again[12:15] == (300, 0.25, 0.0) and again[15] == ""
 
 
@@ -227,16 +232,16 @@ def test_the_run_just_trained_is_offered_by_chat_and_export_once(app_url, chat_r
 def test_a_chinese_browser_reads_every_server_message_in_chinese(app_url):
     """The same events as above, from a client whose language is Chinese (as a zh-CN browser sends it)."""
     zh = Client(app_url, verbose=False, headers={"Accept-Language": "zh-CN,zh;q=0.9"})
-    out = zh.predict("demo", "auto", "", "starter", "", 1, 512, 0.1, api_name="/load_data")
+    out = zh.predict(dataset_path="demo", max_length=512, validation_share=0.1, api_name="/load_data")
     assert "可用 191 行" in out[0] and out[3] == "第 1 / 4 页" and "可覆盖 100.0%" in out[7]
     assert out[4]["headers"][0] == "token 长度" and out[9]["headers"][:2] == ["级别", "检查项"]
     assert {row[1] for row in out[9]["data"]} >= {"完全重复", "答案冲突", "语言构成"}
-    _, advice_text, estimate = zh.predict(*form_values(learning_rate=0.005), api_name="/check_settings")
+    _, advice_text, estimate = zh.predict(**form_values(learning_rate=0.005), api_name="/check_settings")
     assert "学习率" in advice_text and "偏高" in advice_text and "有效批大小" in estimate
     assert "Effective" not in estimate and "high for" not in advice_text
-    text, _ = zh.predict(*form_values(), api_name="/hardware")
+    text, _ = zh.predict(**form_values(), api_name="/hardware")
     assert "精度" in text and "Precision" not in text
-    assert "不能小于" in zh.predict(*form_values(r=0), api_name="/check_settings")[0]
+    assert "不能小于" in zh.predict(**form_values(r=0), api_name="/check_settings")[0]
     assert zh.predict("quickstart-cpu.json", api_name="/load_shipped_preset")[-1].startswith("预设已加载。")
 
 
@@ -261,6 +266,25 @@ def test_tabs_share_one_contract_and_chat_takes_every_generation_field(client):
         assert list(inspect.signature(module.build).parameters) == ["ctx"], module.__name__
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     chat_inputs = [p["parameter_name"] for p in endpoints["/chat"]["parameters"]]
-    assert len(chat_inputs) == 5 + len(GenerationSettings.model_fields)  # the latency samples are a State, not API
-    held_out = endpoints["/held_out_answers"]["parameters"]
-    assert len(held_out) == 1 + len(GenerationSettings.model_fields)
+    # the latency samples are a State, not API
+    assert chat_inputs == ["run_dir", "system_prompt", "prompt", "base_history", "tuned_history",
+                           *GenerationSettings.model_fields]
+    held_out = [p["parameter_name"] for p in endpoints["/held_out_answers"]["parameters"]]
+    assert held_out == ["run_dir", *GenerationSettings.model_fields]
+
+
+def test_the_api_names_every_parameter_and_the_form_by_its_field_names(client):
+    """No endpoint takes its values by position: each parameter has a name, and a form-wide event's parameters
+    are the settings' field names, so a script calls check_settings(learning_rate=...)."""
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    for name, endpoint in endpoints.items():
+        for parameter in endpoint["parameters"]:
+            assert not parameter["parameter_name"].startswith(("param_", "value_")), (name, parameter)
+    fields = [name for _, name, _ in config.all_fields()]
+    training = [n for n in fields if config.field_section(n) != "generation"]
+    for name, expected in {"/check_settings": fields, "/reset_to_recommended": fields, "/export_preset": fields,
+                           "/estimate_time": fields, "/hardware": fields, "/start_training": training,
+                           "/pilot_run": training}.items():
+        assert [p["parameter_name"] for p in endpoints[name]["parameters"]] == expected, name
+    assert [p["parameter_name"] for p in endpoints["/load_data"]["parameters"]][:4] == [
+        "dataset_path", "dataset_format", "column_mapping", "model_name_or_path"]

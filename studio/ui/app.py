@@ -16,7 +16,7 @@ from ..config import Settings, all_fields
 from ..readers import MAX_FILE_MB
 from ..paths import FOLDERS, clean_stale_temp, prepare_upload_dir
 from ..runs import runs_root
-from ..text import TEXT
+from ..text import CATALOGUES, SOURCE_LANGUAGE, text_in
 from . import chat_tab, data_tab, export_tab, hyperparams_tab, train_tab
 from .forms import TabContext
 from .text import I18N, lang, t, tr
@@ -80,24 +80,27 @@ class LoopbackHostOnly:
         await self.app(scope, receive, send)
 
 
-# Gradio's page words its upload-size refusal and its toast title in English only. In a Chinese browser they are
-# replaced as they appear, from the same table as every other text. Remove when Gradio translates them.
-TOAST_IN_CHINESE = """() => {
-  if (!(navigator.language || "").toLowerCase().startsWith("zh")) return;
-  const title = %s, tooLarge = %s;
+# Gradio's page words its upload-size refusal and its toast title in English only. In a browser whose language has
+# a catalogue they are replaced as they appear, from the same catalogues as every other text. Remove when Gradio
+# translates them.
+TOAST_WORDS = {code: {"title": text_in("toast.error", code), "tooLarge": text_in("upload.too_large", code)}
+               for code in CATALOGUES if code != SOURCE_LANGUAGE}
+TOAST_TRANSLATED = """() => {
+  const words = %s[(navigator.language || "").toLowerCase().split("-")[0]];
+  if (!words) return;
   const sizeRefusal = /^File\\(s\\) exceed the maximum allowed size of (.+?): (.+)$/;
   const translate = () => {
     document.querySelectorAll(".toast-title").forEach((el) => {
       const text = el.firstChild;
-      if (text && text.nodeType === 3 && text.textContent.trim() === "Error") text.textContent = title + " ";
+      if (text && text.nodeType === 3 && text.textContent.trim() === "Error") text.textContent = words.title + " ";
     });
     document.querySelectorAll("[data-testid=toast-text]").forEach((el) => {
       const m = el.textContent.match(sizeRefusal);
-      if (m) el.textContent = tooLarge.replace("{size}", m[1]).replace("{files}", m[2]);
+      if (m) el.textContent = words.tooLarge.replace("{size}", m[1]).replace("{files}", m[2]);
     });
   };
   new MutationObserver(translate).observe(document.body, {childList: true, subtree: true, characterData: true});
-}""" % (json.dumps(TEXT["toast.error"][1]), json.dumps(TEXT["upload.too_large"][1], ensure_ascii=False))
+}""" % json.dumps(TOAST_WORDS, ensure_ascii=False)
 
 
 def guarded(fn):
@@ -156,7 +159,7 @@ def launch_app(host: str = "127.0.0.1", port: int = 7860, auth=None, share: bool
     demo.launch(server_name=host, server_port=port, auth=auth, share=share, i18n=I18N,
                 # show_error off: what Gradio itself raises (a value its own check refuses) shows as a plain
                 # "Error", not as Python's text; the studio's messages are gr.Error, which always show.
-                prevent_thread_lock=not block, show_error=False, js=TOAST_IN_CHINESE,
+                prevent_thread_lock=not block, show_error=False, js=TOAST_TRANSLATED,
                 max_file_size=int(max_upload_mb * 1024**2),
                 allowed_paths=[str(runs_root().resolve())],  # run files offered for download
                 app_kwargs={"middleware": [Middleware(LoopbackHostOnly)]} if loopback else None)

@@ -14,9 +14,9 @@ from ..chat import MAX_ANSWER_SECONDS, ChatPair, stream_pair, text_problem, toke
 from ..jobs import JOB
 from ..paths import run_model_refusal, run_refusal
 from ..runs import RunFolder, list_runs
-from .forms import TabContext, TabParts, build_section_form
+from .forms import TabContext, TabParts, build_section_form, takes_form
 from .handoff import pick_run
-from .text import field_labels, for_form, frame, headers, lang, render, t, tr
+from .text import field_labels, frame, headers, lang, render, t, tr
 
 # One loaded pair at a time: a second model copy would double memory. Guarded, since tabs share the process.
 _LOADED: dict = {}
@@ -69,13 +69,10 @@ def open_tab(current: str | None, handed: str | None, request: gr.Request = None
     return gr.update(choices=choices, value=value), load_note(value, request), handed
 
 
-GENERATION_FIELDS = list(config.GenerationSettings.model_fields)  # the API's order: declaration order
-
-
-def generation_settings(values, language: str = "en") -> tuple[config.GenerationSettings | None, str]:
-    """The Advanced generation fields, in declaration order, as settings; or None and what is wrong with them,
-    each named by the label the reader sees."""
-    settings, problems = config.settings_from_flat(dict(zip(GENERATION_FIELDS, values)))
+def generation_settings(values: dict, language: str = "en") -> tuple[config.GenerationSettings | None, str]:
+    """The Advanced generation fields, by name, as settings; or None and what is wrong with them, each named by
+    the label the reader sees."""
+    settings, problems = config.settings_from_flat(values)
     if problems:
         labels = field_labels(language)
         return None, "\n".join(f"⚠️ **{labels.get(w, w)}**: {render(m, language)}" for w, m in problems)
@@ -101,7 +98,9 @@ def pane_latency(name: str, answer, samples: list, language: str = "en") -> str:
               per_token=answer.ms_per_token, fit=render(evaluate.latency_text(samples), language))
 
 
-def send(run_dir, system, prompt, base_history, tuned_history, samples, *generation, request: gr.Request = None):
+def send(run_dir, system_prompt=None, prompt=None, base_history=None, tuned_history=None, samples=None,
+         request: gr.Request = None, **generation):
+    system = system_prompt or ""
     language = lang(request)
 
     def plain(history):
@@ -157,7 +156,7 @@ def cannot_load(run_dir: str, language: str) -> str | None:
     return render(refusal, language) if refusal else None
 
 
-def held_out_answers(run_dir, *generation, progress=gr.Progress(), request: gr.Request = None):
+def held_out_answers(run_dir, progress=gr.Progress(), request: gr.Request = None, **generation):
     language = lang(request)
     if not run_dir:
         return frame([], ANSWER_COLUMNS, language), tr("chat.pick_run", language)
@@ -226,21 +225,21 @@ def build(ctx: TabContext) -> TabParts:
         scores = gr.Dataframe(headers=headers(SCORE_COLUMNS))
     samples = gr.State({})
     handed = gr.State()  # the freshly trained run this session was already shown (offered once, then the user's)
-    generation = [form[name] for name in GENERATION_FIELDS]
-    chat_inputs = [run, system, prompt, base_bot, tuned_bot, samples, *generation]
-    send_form = for_form(send, len(chat_inputs))
+    chat_inputs = dict(run_dir=run, system_prompt=system, prompt=prompt, base_history=base_bot, tuned_history=tuned_bot,
+                       samples=samples, **form)
 
     refresh.click(lambda: gr.update(choices=finished_runs()), None, run, api_name="list_runs")
     ctx.tab.select(open_tab, [run, handed], [run, note, handed], api_name="open_chat")
     run.input(load_note, run, note, api_name="load_run")
-    sending = send_btn.click(send_form, chat_inputs,
-                             [base_bot, tuned_bot, samples, latency, prompt], api_name="chat")
-    submitting = prompt.submit(send_form, chat_inputs,
-                               [base_bot, tuned_bot, samples, latency, prompt], api_name=False)
+    send_named, held_out_named = takes_form(form)(send), takes_form(form)(held_out_answers)
+    sending = send_btn.click(send_named, inputs_kwargs=chat_inputs, outputs=[base_bot, tuned_bot, samples, latency, prompt],
+                             api_name="chat")
+    submitting = prompt.submit(send_named, inputs_kwargs=chat_inputs,
+                               outputs=[base_bot, tuned_bot, samples, latency, prompt], api_name=False)
     stop_btn.click(None, None, None, cancels=[sending, submitting], api_name="stop_chat")
     clear_btn.click(lambda: ([], [], {}, ""), None, [base_bot, tuned_bot, samples, latency], api_name="clear_chat")
-    answers_btn.click(for_form(held_out_answers, 1 + len(generation), progress=True), [run, *generation],
-                      [answers, held_note], api_name="held_out_answers")
+    answers_btn.click(held_out_named, inputs_kwargs=dict(run_dir=run, **form), outputs=[answers, held_note],
+                      api_name="held_out_answers")
     eval_btn.click(evaluate_held_out, run, [scores, held_note], api_name="evaluate")
 
     def localise(request: gr.Request):

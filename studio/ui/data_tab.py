@@ -33,15 +33,32 @@ def length_plots(report: stats.DataReport):
     return hist, cdf
 
 
-def analyse(path, fmt, mapping_text, model, query, page, progress=gr.Progress(), request: gr.Request = None):
+def data_source(dataset_path, dataset_format, column_mapping) -> tuple[config.DataSettings, list]:
+    """The Data tab's three boxes as typed settings, parsed once here: a column mapping that does not parse is
+    reported beside the file's problems, and the file is read without it."""
+    values = dict(dataset_path=dataset_path or config.DEMO_DATA, dataset_format=dataset_format or "auto",
+                  column_mapping=column_mapping or "")
+    settings, problems = config.settings_from_flat(values)
+    if settings is None:
+        settings, _ = config.settings_from_flat({**values, "column_mapping": ""})
+    return (settings or config.Settings()).data, problems
+
+
+def report_of(source: config.DataSettings, model, progress=None) -> stats.DataReport:
+    return stats.report_for(source.dataset_path, source.dataset_format, source.column_mapping,
+                            model if isinstance(model, str) else None, progress=progress)
+
+
+def analyse(dataset_path=None, dataset_format=None, column_mapping=None, model_name_or_path=None, query=None, page=None,
+            progress=gr.Progress(), request: gr.Request = None):
     language = lang(request)
 
     def report_progress(stage, done=None, total=None):
         progress((done, total) if total else None, desc=render(stage, language), unit=tr("col.rows", language))
 
-    report = stats.report_for(path or "demo", fmt or "auto", mapping_text, model, progress=report_progress)
-    _, mapping_problems = config.parse_mapping(mapping_text or "")
-    problems = frame((mapping_problems + report.load.problems)[:1000], PROBLEM_COLUMNS, language)
+    source, source_problems = data_source(dataset_path, dataset_format, column_mapping)
+    report = report_of(source, model_name_or_path, progress=report_progress)
+    problems = frame((source_problems + report.load.problems)[:1000], PROBLEM_COLUMNS, language)
     rows, pages = data.preview_rows(report.load, query, page)
     summary = render(data.summary_text(report.load), language)
     if report.tokenizer_problem:
@@ -61,14 +78,17 @@ def analyse(path, fmt, mapping_text, model, query, page, progress=gr.Progress(),
             split, findings, report.cutoff.cutoff if report.cutoff else None, share)
 
 
-def load_and_apply(path, fmt, mapping_text, model, query, page, applied, max_length, validation_share,
-                   test_share=0.0, progress=gr.Progress(), request: gr.Request = None):
+def load_and_apply(dataset_path=None, dataset_format=None, column_mapping=None, model_name_or_path=None, query=None,
+                   page=None, applied=None, max_length=None, validation_share=None, test_share=0.0,
+                   progress=gr.Progress(), request: gr.Request = None):
     """Load (as analyse), then hand this file's recommendations (cutoff, validation and test shares) to the form,
     once per file: loading the same file again, or paging, leaves the user's own changes alone."""
-    shown = analyse(path, fmt, mapping_text, model, query, page, progress=progress, request=request)
+    shown = analyse(dataset_path, dataset_format, column_mapping, model_name_or_path, query, page, progress=progress,
+                    request=request)
     cutoff, share = shown[-2], shown[-1]
-    key = json.dumps([path or "demo", fmt, mapping_text, model])
-    usable = stats.report_for(path or "demo", fmt or "auto", mapping_text, model).load.rows
+    source, _ = data_source(dataset_path, dataset_format, column_mapping)
+    key = json.dumps([source.dataset_path, source.dataset_format, source.column_mapping, str(model_name_or_path)])
+    usable = report_of(source, model_name_or_path).load.rows
     if key == applied or not usable:
         return (*shown, applied, max_length, validation_share, test_share, "")
     language = lang(request)
@@ -80,10 +100,10 @@ def load_and_apply(path, fmt, mapping_text, model, query, page, applied, max_len
     return (*shown, key, cutoff or max_length, share, test, note)
 
 
-def show_row(path, fmt, mapping_text, model, number, request: gr.Request = None):
+def show_row(dataset_path, dataset_format, column_mapping, model_name_or_path, number, request: gr.Request = None):
     """The row as in the file, as normalised, and token by token with the trained tokens highlighted."""
     language = lang(request)
-    report = stats.report_for(path or "demo", fmt or "auto", mapping_text, model)
+    report = report_of(data_source(dataset_path, dataset_format, column_mapping)[0], model_name_or_path)
     raw, normalised = data.row_detail(report.load, int(number or 0))
     if raw is None:
         return tr("data.row_missing", language, number=number), []
@@ -163,24 +183,29 @@ def build(ctx: TabContext) -> TabParts:
     ctx.demo.load(localise, None, [problems, preview, percentiles, findings, hist, cdf], api_name=False)
 
     def wire(full_form: dict) -> None:
-        sources = [form["dataset_path"], form["dataset_format"], form["column_mapping"], full_form["model_name_or_path"]]
+        sources = dict(dataset_path=form["dataset_path"], dataset_format=form["dataset_format"],
+                       column_mapping=form["column_mapping"], model_name_or_path=full_form["model_name_or_path"])
+        browsing = dict(**sources, query=query, page=page)
         outputs = [summary, problems, preview, pages, percentiles, hist, cdf, cutoff_text, split_text, findings,
                    recommended_cutoff, recommended_share]
         loading = dict(fn=load_and_apply,
-                       inputs=sources + [query, page, applied, full_form["max_length"], form["validation_share"],
-                                         form["test_share"]],
+                       inputs_kwargs=dict(**browsing, applied=applied, max_length=full_form["max_length"],
+                                          validation_share=form["validation_share"], test_share=form["test_share"]),
                        outputs=outputs + [applied, full_form["max_length"], form["validation_share"],
                                           form["test_share"], applied_note])
         # An upload is loaded at once: choosing the file is the user's "load".
-        upload.upload(use_upload, [upload, form["dataset_path"]], form["dataset_path"], api_name="use_upload") \
-            .then(**loading, api_name=False)
+        upload.upload(use_upload, inputs_kwargs=dict(file_path=upload, current=form["dataset_path"]),
+                      outputs=form["dataset_path"], api_name="use_upload").then(**loading, api_name=False)
         load.click(**loading, api_name="load_data")
-        query.submit(analyse, sources + [query, page], outputs, api_name="search_data")
-        page.submit(analyse, sources + [query, page], outputs, api_name="page_data")
-        row_btn.click(show_row, sources + [row_number], [row_view, row_tokens], api_name="show_row")
-        use_cutoff.click(lambda c, current: c or current, [recommended_cutoff, full_form["max_length"]],
-                         full_form["max_length"], api_name="use_recommended_cutoff")
-        use_split.click(lambda s, current: current if s is None else s, [recommended_share, form["validation_share"]],
-                        form["validation_share"], api_name="use_recommended_split")
+        query.submit(analyse, inputs_kwargs=browsing, outputs=outputs, api_name="search_data")
+        page.submit(analyse, inputs_kwargs=browsing, outputs=outputs, api_name="page_data")
+        row_btn.click(show_row, inputs_kwargs=dict(**sources, number=row_number), outputs=[row_view, row_tokens],
+                      api_name="show_row")
+        use_cutoff.click(lambda recommended, max_length: recommended or max_length,
+                         inputs_kwargs=dict(recommended=recommended_cutoff, max_length=full_form["max_length"]),
+                         outputs=full_form["max_length"], api_name="use_recommended_cutoff")
+        use_split.click(lambda recommended, validation_share: validation_share if recommended is None else recommended,
+                        inputs_kwargs=dict(recommended=recommended_share, validation_share=form["validation_share"]),
+                        outputs=form["validation_share"], api_name="use_recommended_split")
 
     return TabParts(form, wire)

@@ -2,18 +2,24 @@
 
 Adding a knob to studio/config.py adds it to the form. Every tab module has `build(ctx: TabContext) -> TabParts`:
 it lays out its components inside its tab and returns the settings fields it shows (if any) and `wire(form)`,
-which app.py calls once all tabs are built, with every settings component in declaration order.
+which app.py calls once all tabs are built, with every settings component by field name.
+
+Events take the form by name: `inputs_kwargs=form` hands the function the values as keyword arguments named after
+the fields (`def check(request=None, **values)`), and the API names its parameters the same way, so a script calls
+`check_settings(learning_rate=2e-4)` and declaring a new field shifts nobody's values. Events that fill the form
+return `{component: value}` (`updates`), never a list in declaration order.
 """
 
 from __future__ import annotations
 
+import inspect
 import typing
 from dataclasses import dataclass, field
 from typing import Callable
 
 import gradio as gr
 
-from ..config import SECTIONS, Settings, settings_from_flat
+from ..config import SECTIONS, Settings, form_value, optional_type, settings_from_flat
 from ..paths import settings_refusals
 from .text import t
 
@@ -34,7 +40,8 @@ class TabParts:
 def component_for(name: str, info, value):
     """Choices become dropdowns, numbers number inputs with their limits, flags checkboxes."""
     label, help_text = t(f"{name}.label"), t(f"{name}.help")
-    annotation = info.annotation
+    annotation, _ = optional_type(info.annotation)  # `float | None`: a number box, empty meaning None
+    value = form_value(value)
     if typing.get_origin(annotation) is typing.Literal:
         return gr.Dropdown(choices=list(typing.get_args(annotation)), value=value, label=label, info=help_text)
     if annotation is bool:
@@ -62,10 +69,26 @@ def build_section_form(section: str, defaults, beginner_only: bool | None = None
     return components
 
 
-def settings_from_form(names: list[str], values) -> tuple[Settings | None, list]:
-    """The form's values as Settings, with a data file or model folder outside the studio's folders reported
-    beside the other problems, so nothing reads it."""
-    settings, problems = settings_from_flat(dict(zip(names, values)))
+def updates(form: dict[str, gr.components.Component], values: dict) -> dict:
+    """New values for the form, by field name, as the {component: value} Gradio applies to its outputs."""
+    return {form[name]: form_value(value) for name, value in values.items() if name in form}
+
+
+def form_settings(values: dict) -> tuple[Settings | None, list]:
+    """The form as settings, then whether the files it names may be read: two steps, both reported together."""
+    settings, problems = settings_from_flat(values)
     if settings is not None:
         problems += settings_refusals(settings)
     return (None if problems else settings), problems
+
+
+def takes_form(form: dict):
+    """For a handler `fn(..., **values)` given the form with `inputs_kwargs=form`: its signature names each field
+    (default None), so the API documents every field by name and a field whose form value may be empty (an
+    optional knob) is still optional for a script, which Gradio decides from the signature's defaults."""
+    def named(fn):
+        fixed = [p for p in inspect.signature(fn).parameters.values() if p.kind is not p.VAR_KEYWORD]
+        fields = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None) for name in form]
+        fn.__signature__ = inspect.Signature(fixed + fields)
+        return fn
+    return named

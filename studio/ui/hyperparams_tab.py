@@ -16,16 +16,16 @@ from ..models import model_shape
 from ..paths import PRESET_DOWNLOAD, source_refusal
 from ..probe import probe_seconds_per_step
 from ..text import Msg, on_off
-from .forms import TabContext, TabParts, build_section_form, settings_from_form
-from .text import field_labels, for_form, lang, render, t, tr
+from .forms import TabContext, TabParts, build_section_form, form_settings, takes_form, updates
+from .text import field_labels, lang, render, t, tr
 
 MAX_ECHO_CHARS = 2_000  # of a preset's description, shown after loading it
 
 
-def hardware_view(names: list[str], values, language: str):
+def hardware_view(values: dict, language: str):
     """The hardware plan for the form's settings, and the method dropdown without QLoRA where it cannot run."""
     facts = hardware.detect()  # read afresh each time (cheap once torch is imported): free memory changes
-    settings, problems = config.settings_from_flat(dict(zip(names, values)))
+    settings, problems = config.settings_from_flat(values)
     choices = ["lora", "qlora", "full", "freeze"]
     if not hardware.qlora_available(facts)[0]:
         choices.remove("qlora")
@@ -145,63 +145,87 @@ class _Views:
     hardware_md: gr.Markdown
 
     def wire(self, form: dict) -> None:
-        """Presets cover every setting, so everything here gets the whole form."""
-        names, components = list(form), list(form.values())
-        n = len(components)
-        advice_view = for_form(lambda *values, request=None: update_advice(names, values, lang(request)), n)
-        for component in components:
-            component.change(advice_view, components, [self.advice_md, self.estimate_md], api_name=False,
-                             show_progress="hidden", trigger_mode="always_last")
-        checked = for_form(lambda *values, request=None: check_settings(names, values, lang(request)), n)
-        self.check.click(checked, components, [self.status, self.advice_md, self.estimate_md],
+        """Presets cover every setting, so everything here gets the whole form, by field name."""
+        outputs = list(form.values())
+
+        @takes_form(form)
+        def advice_view(request: gr.Request = None, **values):
+            return update_advice(values, lang(request))
+
+        @takes_form(form)
+        def checked(request: gr.Request = None, **values):
+            return check_settings(values, lang(request))
+
+        @takes_form(form)
+        def reset(request: gr.Request = None, **values):
+            changed, status = reset_to_recommended(values, lang(request))
+            return {**updates(form, changed), self.status: status}
+
+        @takes_form(form)
+        def probe(request: gr.Request = None, progress=gr.Progress(), **values):
+            return measure_time(values, lang(request), progress)
+
+        @takes_form(form)
+        def exported(request: gr.Request = None, **values):
+            return export_preset(values, lang(request))
+
+        def import_file(path, request: gr.Request = None):
+            values, status = import_preset(path, lang(request))
+            return {**updates(form, values), self.status: status}
+
+        def import_shipped(name, request: gr.Request = None):
+            values, status = import_preset(str(PRESETS_DIR / name) if name else None, lang(request))
+            return {**updates(form, values), self.status: status}
+
+        @takes_form(form)
+        def hardware_now(request: gr.Request = None, **values):
+            return hardware_view(values, lang(request))
+
+        for component in outputs:
+            component.change(advice_view, inputs_kwargs=form, outputs=[self.advice_md, self.estimate_md],
+                             api_name=False, show_progress="hidden", trigger_mode="always_last")
+        self.check.click(checked, inputs_kwargs=form, outputs=[self.status, self.advice_md, self.estimate_md],
                          api_name="check_settings")
-        self.reset.click(for_form(lambda *values, request=None: reset_to_recommended(names, values, lang(request)), n),
-                         components, components + [self.status], api_name="reset_to_recommended")
-        self.probe.click(for_form(lambda *values, request, progress: measure_time(names, values, lang(request),
-                                                                                   progress), n, progress=True),
-                         components, self.time_md, api_name="estimate_time")
-        self.export_btn.click(for_form(lambda *values, request=None: export_preset(names, values, lang(request)), n),
-                              components, [self.preset_out, self.status], api_name="export_preset")
-        def import_file(path, request: gr.Request):
-            return import_preset(names, path, lang(request))
-
-        def import_shipped(name, request: gr.Request):
-            return import_preset(names, str(PRESETS_DIR / name) if name else None, lang(request))
-
-        self.import_btn.click(import_file, self.preset_in, components + [self.status], api_name="import_preset")
-        self.shipped.input(import_shipped, self.shipped, components + [self.status], api_name="load_shipped_preset")
+        self.reset.click(reset, inputs_kwargs=form, outputs=outputs + [self.status], api_name="reset_to_recommended")
+        self.probe.click(probe, inputs_kwargs=form, outputs=self.time_md, api_name="estimate_time")
+        self.export_btn.click(exported, inputs_kwargs=form, outputs=[self.preset_out, self.status],
+                              api_name="export_preset")
+        self.import_btn.click(import_file, self.preset_in, outputs + [self.status], api_name="import_preset")
+        self.shipped.input(import_shipped, self.shipped, outputs + [self.status], api_name="load_shipped_preset")
         # Detecting hardware imports torch: done after the page is served, not while building it.
-        self.demo.load(for_form(lambda *values, request=None: hardware_view(names, values, lang(request)), n),
-                       components, [self.hardware_md, form["finetuning_type"]], api_name="hardware")
+        self.demo.load(hardware_now, inputs_kwargs=form, outputs=[self.hardware_md, form["finetuning_type"]],
+                       api_name="hardware")
 
 
-def update_advice(names: list[str], values, language: str) -> tuple[str, str]:
-    settings, problems = settings_from_form(names, values)
+def update_advice(values: dict, language: str) -> tuple[str, str]:
+    settings, problems = form_settings(values)
+    return advice_for(settings, problems, language)
+
+
+def advice_for(settings: config.Settings | None, problems: list, language: str) -> tuple[str, str]:
     if problems:
         return check_text(None, problems, language), ""
     situation = situation_for(settings)
     return advice_markdown(advice.advise(situation), language), estimate_markdown(settings, situation, language)
 
 
-def check_settings(names: list[str], values, language: str) -> tuple[str, str, str]:
+def check_settings(values: dict, language: str) -> tuple[str, str, str]:
     """(whether the settings are valid, the advice, the estimates): the Check button's one answer."""
-    settings, problems = settings_from_form(names, values)
-    return (check_text(settings, problems, language), *update_advice(names, values, language))
+    settings, problems = form_settings(values)
+    return (check_text(settings, problems, language), *advice_for(settings, problems, language))
 
 
-def reset_to_recommended(names: list[str], values, language: str) -> list:
-    current = dict(zip(names, values))
-    settings, problems = config.settings_from_flat(current)
+def reset_to_recommended(values: dict, language: str) -> tuple[dict, str]:
+    settings, problems = config.settings_from_flat(values)
     if problems:
-        return [gr.update() for _ in names] + [check_text(None, problems, language)]
-    recommended = advice.recommended_values(situation_for(settings))
-    return [recommended.get(n, current[n]) for n in names] + [tr("hyper.restored", language)]
+        return {}, check_text(None, problems, language)
+    return advice.recommended_values(situation_for(settings)), tr("hyper.restored", language)
 
 
-def measure_time(names: list[str], values, language: str, progress) -> str:
+def measure_time(values: dict, language: str, progress) -> str:
     if JOB.running:  # the probe loads the model and trains a few steps: not beside a run
         return tr("job.busy_action", language)
-    settings, problems = settings_from_form(names, values)
+    settings, problems = form_settings(values)
     if problems:
         return check_text(None, problems, language)
     situation = situation_for(settings)
@@ -217,8 +241,8 @@ def measure_time(names: list[str], values, language: str, progress) -> str:
     return tr("hyper.time", language, estimate=render(estimates.time_estimate_text(seconds, steps), language))
 
 
-def export_preset(names: list[str], values, language: str):
-    settings, problems = config.settings_from_flat(dict(zip(names, values)))
+def export_preset(values: dict, language: str):
+    settings, problems = config.settings_from_flat(values)
     if problems:
         return None, check_text(None, problems, language)
     # In the system temp folder (Gradio serves files from there); stale ones go at the next start.
@@ -227,18 +251,18 @@ def export_preset(names: list[str], values, language: str):
     return str(path), tr("hyper.preset_exported", language)
 
 
-def import_preset(names: list[str], path: str | None, language: str) -> list:
+def import_preset(path: str | None, language: str) -> tuple[dict, str]:
+    """(the preset's values by field name, what to tell the user); no values where it cannot be loaded."""
     if not path:
-        return [gr.update() for _ in names] + [tr("hyper.choose_preset", language)]
+        return {}, tr("hyper.choose_preset", language)
     settings, header, problems = config.load_preset(path)
     if problems:
-        return [gr.update() for _ in names] + [check_text(None, problems, language)]
+        return {}, check_text(None, problems, language)
     values = config.flat_values(settings)
     if settings.model.trust_remote_code:  # a file must never switch on running a model's code by itself
         values["trust_remote_code"] = False
-        return [values[n] for n in names] + [tr("hyper.preset_remote_code", language,
-                                                model=settings.model.model_name_or_path)]
-    about = header.get("description_zh") if language == "zh" else None
-    about = (about or header.get("description") or "")[:MAX_ECHO_CHARS]  # echoed back: never a megabyte of it
+        return values, tr("hyper.preset_remote_code", language, model=settings.model.model_name_or_path)
+    about = header.get(f"description_{language}") or header.get("description") or ""
+    about = about[:MAX_ECHO_CHARS]  # echoed back: never a megabyte of it
     loaded = tr("hyper.preset_loaded_about", language, about=about) if about else tr("hyper.preset_loaded", language)
-    return [values[n] for n in names] + [loaded]
+    return values, loaded

@@ -1,46 +1,40 @@
-"""English and Chinese on the page, following the browser's language.
+"""The page in the browser's language.
 
-Labels and help go through Gradio's own i18n (`gr.I18n`): settings fields bring their label, help and advice
-(studio/config.py metadata, keyed `<field>.label` / `<field>.help`); screen words and every message the server
-computes live once in studio/text.py. A callback renders what it computed in the language of the browser that
-asked (`lang(request)`: its Accept-Language, the same preference the page's i18n follows).
+Labels and help go through Gradio's own i18n (`gr.I18n`), fed from the same catalogues as the server's messages
+(studio/locales/<code>.json, see studio/text.py); a settings field brings its label and help keyed
+`<field>.label` / `<field>.help`. A callback renders what it computed in the language of the browser that asked
+(`lang(request)`: its Accept-Language, the same preference the page's i18n follows).
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
-
 import gradio as gr
 import pandas as pd
 
-from ..config import all_fields
-from ..text import TEXT, language_of, render, tr  # noqa: F401  (re-exported for the tabs)
+from ..config import all_fields, field_text
+from ..text import CATALOGUES, TEXT, language_of, render, text_in, tr  # noqa: F401  (re-exported for the tabs)
 
 
-def field_help(info, lang: str) -> str:
-    extra = info.json_schema_extra or {}
-    if lang == "zh":
-        advice = f" 建议：{extra['advice_zh']}" if extra.get("advice_zh") else ""
-        return extra["help_zh"] + advice
-    advice = f" Advice: {extra['advice']}" if extra.get("advice") else ""
-    return info.description + advice
+def field_help(name: str, lang: str) -> str:
+    help_text, advice = field_text(name, "help", lang), field_text(name, "advice", lang)
+    return tr("field.help_with_advice", lang, help=help_text, advice=advice) if advice else help_text
 
 
 def translations() -> dict[str, dict[str, str]]:
-    en = {key: pair[0] for key, pair in TEXT.items()}
-    zh = {key: pair[1] for key, pair in TEXT.items()}
-    for _, name, info in all_fields():
-        extra = info.json_schema_extra or {}
-        en[f"{name}.label"], zh[f"{name}.label"] = extra["label"], extra["label_zh"]
-        en[f"{name}.help"], zh[f"{name}.help"] = field_help(info, "en"), field_help(info, "zh")
-    return {"en": en, "zh": zh, "zh-CN": zh}
+    """Every catalogue with the fields' labels and help, under its code and the browser codes it answers to."""
+    out = {}
+    for code, catalogue in CATALOGUES.items():
+        words = {key: text_in(key, code) for key in TEXT}
+        for _, name, _ in all_fields():
+            words[f"{name}.label"], words[f"{name}.help"] = field_text(name, "label", code), field_help(name, code)
+        aliases = [a.strip() for a in words.get("locale.aliases", "").split(",") if a.strip()]
+        out.update({alias: words for alias in [code, *aliases]})
+    return out
 
 
 def field_labels(language: str) -> dict[str, str]:
     """Advice names a setting by the label the user sees on the form."""
-    key = "label_zh" if language == "zh" else "label"
-    return {name: (info.json_schema_extra or {})[key] for _, name, info in all_fields()}
+    return {name: field_text(name, "label", language) for _, name, _ in all_fields()}
 
 
 I18N = gr.I18n(**translations())
@@ -51,7 +45,8 @@ def t(key: str):
 
 
 def lang(request: gr.Request | None) -> str:
-    """'zh' or 'en' for the browser behind this event; API clients that name no language get English."""
+    """The code of the catalogue for the browser behind this event ('zh', 'en', ...); API clients that name no
+    language get the source language."""
     headers = getattr(request, "headers", None) or {}
     return language_of(headers.get("accept-language"))
 
@@ -73,35 +68,3 @@ def chart_titles(title_key: str, x_key: str, y_key: str, language: str, color_ke
     titles = dict(title=tr(title_key, language), x_title=tr(x_key, language), y_title=tr(y_key, language))
     return gr.update(**titles, **({"color_title": tr(color_key, language)} if color_key else {}))
 
-
-def for_form(fn, count: int, progress: bool = False):
-    """`fn(*values, request=..., [progress=...])` with an explicit signature of `count` inputs: Gradio passes the
-    request (and a progress tracker) only to parameters it can see, and a `*values` signature shows none."""
-    params = [inspect.Parameter(f"value_{i}", inspect.Parameter.POSITIONAL_OR_KEYWORD) for i in range(count)]
-    params.append(inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
-                                    annotation=gr.Request))
-    if progress:
-        params.append(inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=gr.Progress()))
-
-    def split(args, kwargs):
-        extra = {"request": kwargs.pop("request", None)}
-        if progress:
-            extra["progress"] = kwargs.pop("progress", None)
-        for name, value in zip([p.name for p in params[count:]], args[count:]):
-            extra[name] = value
-        return args[:count], extra
-
-    if inspect.isgeneratorfunction(fn):  # Gradio streams only from a function that is itself a generator
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            values, extra = split(args, kwargs)
-            yield from fn(*values, **extra)
-    else:
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            values, extra = split(args, kwargs)
-            return fn(*values, **extra)
-
-    wrapper.__signature__ = inspect.Signature(params)
-    wrapper.__annotations__ = {"request": gr.Request}  # Gradio reads type hints, not the signature
-    return wrapper

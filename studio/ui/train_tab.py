@@ -4,19 +4,19 @@ compare past runs."""
 from __future__ import annotations
 
 import functools
-import math
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 
-from .. import advice, config, history
+from .. import config, history
 from ..jobs import JOB
 from ..paths import run_refusal
+from ..run_status import status_messages
 from ..runs import RunFolder, list_runs
 from ..text import Msg, word
-from .forms import TabContext, TabParts, settings_from_form
-from .text import chart_titles, for_form, frame, headers, lang, render, t, tr
+from .forms import TabContext, TabParts, form_settings, takes_form
+from .text import chart_titles, frame, headers, lang, render, t, tr
 
 RESUMABLE = ("stopped", "interrupted", "failed")
 
@@ -70,55 +70,9 @@ def progress_html(snapshot: dict, language: str = "en") -> str:
             f"<div>{words}</div>")
 
 
-def perplexity(loss: float) -> float:
-    return math.exp(min(loss, 50))
-
-
 def status_text(snapshot: dict, language: str = "en") -> str:
-    state = snapshot.get("status", "idle")
-    if state == "idle":
-        return tr("status.idle", language)
-    metrics = snapshot["metrics"]
-    last = next((m for m in reversed(metrics) if "loss" in m), None)
-    state_text = state_word(state, language)
-    parts = [tr("status.head", language, state=state_text, run=snapshot["run_dir"])]
-    baseline = next((m for m in metrics if "eval_loss" in m and m["step"] == 0), None)
-    if baseline:
-        parts.append(tr("status.baseline", language, loss=baseline["eval_loss"], ppl=perplexity(baseline["eval_loss"])))
-    if last:
-        done = last["step"] / max(last["max_steps"], 1)
-        eta = last["elapsed_s"] / done - last["elapsed_s"] if done > 0 else 0
-        parts.append(tr("status.progress", language, step=last["step"], max_steps=last["max_steps"],
-                        epoch=last["epoch"], loss=last["loss"], speed=last["tokens_per_s"], elapsed=last["elapsed_s"])
-                     + (tr("status.eta", language, eta=eta) if state == "running" else ""))
-    evals = [m for m in metrics if "eval_loss" in m and m["step"] > 0]
-    if evals:
-        parts.append(tr("status.validation", language, loss=evals[-1]["eval_loss"],
-                        ppl=perplexity(evals[-1]["eval_loss"]), step=evals[-1]["step"]))
-    settings = run_settings(snapshot.get("run_dir"))
-    warning = advice.overfitting_warning(metrics)
-    if warning and settings is not None:
-        warning = Msg("warn.with_remedies", warning=warning, remedies=advice.regularisation_remedies(settings, metrics))
-    if state in ("finished", "stopped") and settings is not None:
-        warning = warning or advice.not_learning(settings, metrics)
-    if warning:
-        parts.append(tr("status.warning", language, text=render(warning, language)))
-    if snapshot.get("error"):
-        parts.append(tr("status.error", language, error=failure_text(snapshot, language),
-                        advice=tr(snapshot.get("advice_key") or "error.other", language)))
-    if state in ("finished", "stopped") and snapshot.get("output"):
-        parts.append(tr("status.done", language, state=state_text, seconds=snapshot.get("wall_time_s"),
-                        output=snapshot["output"]))
-        parts.append(tr("status.next", language))
-    return "\n\n".join(parts)
-
-
-def failure_text(snapshot: dict, language: str) -> str:
-    """The studio's own explanation where it gave one; otherwise the exception as raised (its words are the
-    library's, so they stay as they are)."""
-    if snapshot.get("error_message"):
-        return render(Msg.from_json(snapshot["error_message"]), language)
-    return snapshot["error"]
+    return "\n\n".join(str(render(part, language)) for part in
+                       status_messages(snapshot, run_settings(snapshot.get("run_dir"))))
 
 
 def log_text(events: list[dict], language: str) -> str:
@@ -169,17 +123,16 @@ def run_settings(run_dir: str | None):
 PILOT_ROWS = 64  # enough for a few steps and a validation row; cheap on any machine
 
 
-def pilot_values(names: list[str], values: tuple) -> tuple:
+def pilot_values(values: dict) -> dict:
     """The form as it is, on the first rows only (the user's "Use only the first N rows", else 64) for one
     epoch: the whole pipeline (data, template, model, saving) checked before the full run is paid for."""
-    changed = dict(zip(names, values))
-    changed["max_samples"] = int(changed.get("max_samples") or 0) or PILOT_ROWS
-    changed["num_train_epochs"], changed["max_steps"] = 1.0, -1
-    return tuple(changed[n] for n in names)
+    max_samples = values.get("max_samples")
+    pilot = int(max_samples) if isinstance(max_samples, (int, float)) and max_samples > 0 else PILOT_ROWS
+    return {**values, "max_samples": pilot, "num_train_epochs": 1.0, "max_steps": -1}
 
 
-def start(names: list[str], values: tuple, language: str = "en") -> str:
-    settings, problems = settings_from_form(names, values)
+def start(values: dict, language: str = "en") -> str:
+    settings, problems = form_settings(values)
     if problems:
         return problems_text(problems, language)
     return render(JOB.start(settings)[1], language)
@@ -305,14 +258,21 @@ def build(ctx: TabContext) -> TabParts:
     ctx.demo.load(localise, None, [runs, compare_table, plot, compare_plot, lr_plot], api_name=False)
 
     def wire(form: dict) -> None:
-        """Start and Pilot send every setting except the generation ones (training needs none)."""
-        names = [n for n in form if config.field_section(n) != "generation"]
-        components = [form[n] for n in names]
-        start_btn.click(for_form(lambda *values, request=None: start(names, values, lang(request)), len(names)),
-                        components, message, api_name="start_training")
-        pilot_btn.click(for_form(lambda *values, request=None: start(names, pilot_values(names, values),
-                                                                     lang(request)), len(names)),
-                        components, message, api_name="pilot_run")
-        resume_btn.click(resume, [resume_target, form["trust_remote_code"]], message, api_name="resume_training")
+        """Start and Pilot send every setting except the generation ones (training needs none), by name."""
+        training = {n: c for n, c in form.items() if config.field_section(n) != "generation"}
+
+        @takes_form(training)
+        def start_training(request: gr.Request = None, **values):
+            return start(values, lang(request))
+
+        @takes_form(training)
+        def pilot_run(request: gr.Request = None, **values):
+            return start(pilot_values(values), lang(request))
+
+        start_btn.click(start_training, inputs_kwargs=training, outputs=message, api_name="start_training")
+        pilot_btn.click(pilot_run, inputs_kwargs=training, outputs=message, api_name="pilot_run")
+        resume_btn.click(resume, inputs_kwargs={"run_dir": resume_target,
+                                                "trust_remote_code": form["trust_remote_code"]},
+                         outputs=message, api_name="resume_training")
 
     return TabParts(wire=wire)

@@ -1,0 +1,70 @@
+"""What the Train tab says about a run, as messages: state, the base model's validation loss, progress and time
+left, the latest validation loss, the warning that matters most, the error and what to try, and what to do next.
+Pure functions of the job's snapshot and the run's settings; the tab only renders them."""
+
+from __future__ import annotations
+
+import math
+
+from . import advice
+from .text import Msg, word
+
+
+def perplexity(loss: float) -> float:
+    return math.exp(min(loss, 50))  # capped: a diverged loss must not overflow
+
+
+def seconds_left(step: int, max_steps: int, elapsed_s: float) -> float:
+    """Time left at the pace so far; 0 before the first step."""
+    done = step / max(max_steps, 1)
+    return elapsed_s / done - elapsed_s if done > 0 else 0.0
+
+
+def status_messages(snapshot: dict, settings=None) -> list:
+    """The status, one message (or the library's own error text) per paragraph. `settings`: the run's own, for
+    the warnings that name remedies; None where the run's preset cannot be read."""
+    state = snapshot.get("status", "idle")
+    if state == "idle":
+        return [Msg("status.idle")]
+    metrics = snapshot["metrics"]
+    parts = [Msg("status.head", state=word("state", state), run=snapshot["run_dir"])]
+    baseline = next((m for m in metrics if "eval_loss" in m and m["step"] == 0), None)
+    if baseline:
+        parts.append(Msg("status.baseline", loss=baseline["eval_loss"], ppl=perplexity(baseline["eval_loss"])))
+    if last := next((m for m in reversed(metrics) if "loss" in m), None):
+        parts.append(progress_message(last, running=state == "running"))
+    if evals := [m for m in metrics if "eval_loss" in m and m["step"] > 0]:
+        parts.append(Msg("status.validation", loss=evals[-1]["eval_loss"], ppl=perplexity(evals[-1]["eval_loss"]),
+                         step=evals[-1]["step"]))
+    if warning := run_warning(state, metrics, settings):
+        parts.append(Msg("status.warning", text=warning))
+    if snapshot.get("error"):
+        parts.append(Msg("status.error", error=failure(snapshot), advice=Msg(snapshot.get("advice_key") or "error.other")))
+    if state in ("finished", "stopped") and snapshot.get("output"):
+        parts += [Msg("status.done", state=word("state", state), seconds=snapshot.get("wall_time_s"),
+                      output=snapshot["output"]), Msg("status.next")]
+    return parts
+
+
+def progress_message(last: dict, running: bool) -> Msg:
+    eta = Msg("status.eta", eta=seconds_left(last["step"], last["max_steps"], last["elapsed_s"])) if running else ""
+    return Msg("status.progress", step=last["step"], max_steps=last["max_steps"], epoch=last["epoch"],
+               loss=last["loss"], speed=last["tokens_per_s"], elapsed=last["elapsed_s"], eta=eta)
+
+
+def run_warning(state: str, metrics: list[dict], settings) -> Msg | None:
+    """Overfitting first (with the remedies this run can still use); after the run, a model that did not learn."""
+    warning = advice.overfitting_warning(metrics)
+    if warning and settings is not None:
+        return Msg("warn.with_remedies", warning=warning, remedies=advice.regularisation_remedies(settings, metrics))
+    if warning is None and state in ("finished", "stopped") and settings is not None:
+        return advice.not_learning(settings, metrics)
+    return warning
+
+
+def failure(snapshot: dict):
+    """The studio's own explanation where it gave one; otherwise the exception as raised (its words are the
+    library's, so they stay as they are)."""
+    if snapshot.get("error_message"):
+        return Msg.from_json(snapshot["error_message"])
+    return snapshot["error"]
