@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import DEMO_DATA
+from .data_kinds import kind_verdict, media_in
 from .readers import DEMO_PATH, read_records, resolve_path, where
 from .text import Msg
 
@@ -79,58 +80,6 @@ def detect_format(record: Any) -> str | None:
     if "text" in keys:
         return "text"
     return None
-
-
-# ---------------------------------------------------------------- data that is not SFT data
-
-MEDIA_KEYS = ("images", "videos", "audios", "image", "video", "audio")
-MEDIA_PLACEHOLDERS = ("<image>", "<video>", "<audio>")
-MEDIA_PARTS = {"image", "image_url", "video", "video_url", "audio", "input_audio", "audio_url"}
-
-
-def data_kind(record: Any) -> tuple[str, str] | None:
-    """("preference" | "kto", the file's shape) for rows made for preference tuning, which SFT must not train:
-    a pair's rejected answer, or a KTO row labelled undesirable, would be learnt as a good answer."""
-    if not isinstance(record, dict):
-        return None
-    keys = set(record)
-    if {"chosen", "rejected"} <= keys:
-        if "conversations" in keys:
-            return "preference", "LLaMA-Factory (ShareGPT)"
-        if "instruction" in keys:
-            return "preference", "LLaMA-Factory (Alpaca)"
-        if isinstance(record["chosen"], list):
-            return "preference", "UltraFeedback"
-        if "prompt" in keys:
-            return "preference", "TRL prompt/chosen/rejected"
-        return "preference", "HH-RLHF" if "Human:" in str(record["chosen"]) else "chosen/rejected"
-    if "kto_tag" in keys:
-        return "kto", "LLaMA-Factory kto_tag"
-    if isinstance(record.get("label"), bool) and keys & {"completion", "messages", "output", "conversations"}:
-        return "kto", "TRL prompt/completion/label"
-    return None
-
-
-def _kind_verdict(records: list, label: str) -> tuple[str, Msg] | None:
-    """The file-wide verdict when most rows are preference or KTO rows: (kind, message naming it)."""
-    kinds = [data_kind(r) for _, r in records]
-    found = [k for k in kinds if k]
-    if len(found) * 2 <= len(records):
-        return None
-    kind, shape = max(set(found), key=found.count)
-    if kind == "preference":
-        return kind, Msg("data.kind_preference", shape=shape, rows=len(found))
-    good = sum(1 for _, r in records if r.get("kto_tag", r.get("label")) is True)
-    return kind, Msg("data.kind_kto", shape=shape, rows=len(found), good=good, bad=len(found) - good)
-
-
-def media_in(record: dict) -> list[str]:
-    """What a row holds that only a vision or audio model could read: media columns, placeholders, media parts."""
-    found = [key for key in MEDIA_KEYS if record.get(key)]
-    text = json.dumps(record, ensure_ascii=False)
-    found += [tag for tag in MEDIA_PLACEHOLDERS if tag in text]
-    found += sorted({f'"type": "{part}"' for part in MEDIA_PARTS if f'"type": "{part}"' in text})
-    return found
 
 
 def _text(value: Any, at: str, problems: list, required: bool = True) -> str | None:
@@ -377,7 +326,7 @@ def _read_and_normalise(path: str, fmt: str, mapping: dict[str, str] | None, lab
     if not records:
         return result
     records = [(n, column_mapping_applied(r, mapping)) for n, r in records]
-    if verdict := _kind_verdict(records, label):  # not SFT data, whatever format was asked for
+    if verdict := kind_verdict(records, label):  # not SFT data, whatever format was asked for
         result.format, message = verdict
         result.problems.append((label, message))
         result.bad_rows = {n for n, _ in records}

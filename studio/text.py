@@ -5,8 +5,9 @@ A catalogue is a JSON file in studio/locales/ named by its language code (`en.js
 (`advice.lr_high`) and by settings field (`<field>.label`, `<field>.help`, `<field>.advice`). English field text is
 the field's own metadata in studio/config.py (as TRL keeps its help there); every other language carries it in
 its catalogue. A new language is one new file with the same keys (tests/test_text.py checks keys and
-placeholders); a folder named in the environment variable STUDIO_LOCALES adds catalogues without touching the
-package, so a translator can try one out.
+placeholders), named by a code Gradio's page knows (ar, de, fr, ja, ko, ...; `locale.aliases` lists the browser
+codes it answers to, as zh answers to zh-CN and zh-TW). A folder named in the environment variable STUDIO_LOCALES
+adds catalogues without touching the package, so a translator can try one out (tests/test_locales.py does).
 
 Labels reach the page through Gradio's `gr.I18n` (studio/ui/text.py); a message computed on the server is a
 `Msg`: a string that reads as English wherever it is used as text (CLI, logs, plan.json, tests) and that the UI

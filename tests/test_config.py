@@ -146,3 +146,52 @@ def test_presets_refuse_infinity_and_unbounded_integers_before_any_model_loads(t
     assert {w.split(".")[-1] for w, _ in problems} == {"seed", "max_steps", "warmup_steps", "max_grad_norm",
                                                        "save_total_limit"}
     assert render(dict(problems)["settings.training.warmup_steps"], "zh") == "必须是有限的数字"
+
+
+def test_an_optional_trl_knob_is_one_field_end_to_end():
+    """`neftune_noise_alpha: float | None` (TRL's own type): an empty form box means None, a number passes to
+    SFTConfig under its own name, and a bad one is refused by name; no line in trl_args.py."""
+    from trl import SFTConfig
+
+    from studio.ui.forms import component_for
+
+    info = config.TrainingSettings.model_fields["neftune_noise_alpha"]
+    box = component_for("neftune_noise_alpha", info, None)
+    assert type(box).__name__ == "Number" and box.value is None
+    off, problems = config.settings_from_flat({"neftune_noise_alpha": None})
+    assert not problems and off.training.neftune_noise_alpha is None
+    on, _ = config.settings_from_flat({"neftune_noise_alpha": 5})
+    assert trl_args.sft_config_kwargs(on, CPU_PLAN)["neftune_noise_alpha"] == 5.0
+    assert trl_args.to_sft_config(on, CPU_PLAN, "/tmp/out").neftune_noise_alpha == 5.0
+    assert isinstance(trl_args.to_sft_config(off, CPU_PLAN, "/tmp/out"), SFTConfig)
+    _, problems = config.settings_from_flat({"neftune_noise_alpha": -1.0})
+    assert problems == [("neftune_noise_alpha", "must be greater than 0.0")]
+    assert config.apply_overrides(Settings(), ["neftune_noise_alpha=null"])[0].training.neftune_noise_alpha is None
+
+
+def test_studio_only_fields_are_marked_on_the_field():
+    marked = {n for _, n, i in config.all_fields() if i.json_schema_extra.get("studio_only")}
+    assert trl_args.STUDIO_ONLY == marked >= {"precision", "packing", "assistant_only_loss"}
+    kwargs = trl_args.sft_config_kwargs(Settings(), CPU_PLAN)
+    assert kwargs["packing"] is False and "precision" not in kwargs and "early_stopping_patience" not in kwargs
+
+
+def test_the_format_choices_are_the_converters():
+    """A new data format is a converter in data.py and its name in the field's choices: this keeps them one list."""
+    import typing
+
+    from studio import data
+
+    choices = typing.get_args(config.DataSettings.model_fields["dataset_format"].annotation)
+    assert choices == ("auto", *data.CONVERTERS, "text")
+
+
+def test_the_column_mapping_is_parsed_once_into_the_settings():
+    settings, _ = config.apply_overrides(Settings(), ["column_mapping=query=instruction, response=output"])
+    assert settings.data.column_mapping == {"query": "instruction", "response": "output"}
+    assert config.preset_dict(settings)["settings"]["data"]["column_mapping"] == settings.data.column_mapping
+    old, _, problems = config.parse_preset({"studio_preset": 1, "settings": {"data": {"column_mapping": "a=b"}}})
+    assert not problems and old.data.column_mapping == {"a": "b"}  # presets that kept the text still load
+    _, problems = config.settings_from_flat({"column_mapping": "query"})
+    assert problems == [("column_mapping", "'query' should look like their_name=our_name")]
+    assert config.form_value(settings.data.column_mapping) == "query=instruction, response=output"

@@ -80,7 +80,6 @@ def test_the_data_tab_names_the_kind_in_the_readers_language(app_url):
 
     for language, words in (("en", "preference file"), ("zh", "偏好数据")):
         client = Client(app_url, verbose=False, headers={"Accept-Language": language})
-        summary, problems = client.predict(str(KINDS / "pref_trl.jsonl"), "auto", "", "starter", "", 1, 512, 0.1,
-                                           api_name="/load_data")[:2]
+        summary, problems = client.predict(dataset_path=str(KINDS / "pref_trl.jsonl"), api_name="/load_data")[:2]
         assert "preference" in summary and "0" in summary
         assert words in problems["data"][0][1], problems

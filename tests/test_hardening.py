@@ -36,27 +36,27 @@ def client(app_url):
 
 def test_typed_paths_outside_the_studio_folders_are_refused(client):
     for path in ("/etc/passwd", "../../../../etc/hostname", "/proc/self/environ"):
-        summary, problems = client.predict(path, "auto", "", "starter", "", 1, 512, 0.1, api_name="/load_data")[:2]
+        summary, problems = client.predict(dataset_path=path, api_name="/load_data")[:2]
         assert problems["data"] and "outside the folders this studio may read" in problems["data"][0][1], path
         assert "root:" not in json.dumps(problems) + summary
-    shown, tokens = client.predict("/etc/passwd", "auto", "", "starter", 1, api_name="/show_row")
+    shown, tokens = client.predict(dataset_path="/etc/passwd", number=1, api_name="/show_row")
     assert "not among the usable rows" in shown and "root:" not in shown and not tokens
 
 
 def test_a_symlink_out_of_a_data_folder_is_refused(client, tmp_path):
     link = tmp_path / "innocent.jsonl"
     link.symlink_to("/etc/passwd")  # tmp_path is a listed data folder; the link's target is not
-    problems = client.predict(str(link), "auto", "", "starter", "", 1, 512, 0.1, api_name="/load_data")[1]
+    problems = client.predict(dataset_path=str(link), api_name="/load_data")[1]
     assert "outside the folders" in problems["data"][0][1]
 
 
 def test_model_folder_outside_is_refused_before_training(client):
-    message = client.predict(*training_values("/etc"), api_name="/start_training")
+    message = client.predict(**training_values("/etc"), api_name="/start_training")
     assert "model_name_or_path" in message and "outside the folders" in message and not JOB.running
 
 
 def test_run_pickers_and_export_folders_are_confined(client, tmp_path):
-    base, tuned, note = client.predict("/etc", "", "hi", [], [], 8, 0.0, 0.9, 1.0, 0, api_name="/chat")[:3]
+    base, tuned, note = client.predict(run_dir="/etc", prompt="hi", max_new_tokens=8, api_name="/chat")[:3]
     assert "outside the folders" in note
     assert "outside the folders" in client.predict("../../etc", api_name="/evaluate")[1]
     runs = os.environ["STUDIO_RUNS"]
@@ -67,7 +67,7 @@ def test_run_pickers_and_export_folders_are_confined(client, tmp_path):
 
 def test_refusals_are_in_the_readers_language(app_url):
     chinese = Client(app_url, verbose=False, headers={"Accept-Language": "zh-CN"})
-    problems = chinese.predict("/etc/passwd", "auto", "", "starter", "", 1, 512, 0.1, api_name="/load_data")[1]
+    problems = chinese.predict(dataset_path="/etc/passwd", api_name="/load_data")[1]
     assert "不在本工作室可读取的文件夹内" in problems["data"][0][1]
 
 
@@ -202,14 +202,11 @@ def busy_job(tiny_model_dir):
 
 def test_heavy_actions_are_refused_while_a_run_trains(client, busy_job, tiny_model_dir):
     busy = "A run is training right now"
-    names = [name for _, name, _ in config.all_fields()]
-    values = config.flat_values(Settings())
-    values["model_name_or_path"] = str(tiny_model_dir)
-    assert busy in client.predict(*[values[n] for n in names], api_name="/estimate_time")
+    assert busy in client.predict(model_name_or_path=str(tiny_model_dir), api_name="/estimate_time")
     runs = os.environ["STUDIO_RUNS"]
     assert busy in client.predict(runs + "/any", "", True, False, False, "Q8_0", api_name="/export_files")
     assert busy in client.predict(runs + "/any", api_name="/evaluate")[1]
-    assert busy in client.predict(runs + "/any", 8, 0.0, 0.9, 1.0, 0, api_name="/held_out_answers")[1]
+    assert busy in client.predict(run_dir=runs + "/any", max_new_tokens=8, api_name="/held_out_answers")[1]
 
 
 def test_a_second_start_makes_no_empty_run_folder(busy_job, tiny_model_dir):
@@ -264,7 +261,7 @@ def test_two_clients_chat_at_once_and_get_their_own_answers(app_url, chat_run):
         return message_text(base[-1]["content"]), message_text(tuned[-1]["content"])
 
     def ask(c, prompt):
-        return c.submit(chat_run, "", prompt, [], [], 24, 0.0, 0.9, 1.0, 0, api_name="/chat")
+        return c.submit(run_dir=chat_run, prompt=prompt, max_new_tokens=24, api_name="/chat")
 
     alone = [answers(ask(c, p)) for c, p in zip(clients, prompts)]
     assert all(base != tuned for base, tuned in alone), alone  # else a mixed-up answer could not be seen
@@ -354,7 +351,7 @@ def test_kill_minus_9_of_the_server_mid_run_then_restart_and_resume(tiny_model_d
     try:
         client = connect(port)
         values = training_values(tiny_model_dir, max_steps=400, save_steps=3, max_length=64, eval_steps=100)
-        assert client.predict(*values, api_name="/start_training").startswith("Started")
+        assert client.predict(**values, api_name="/start_training").startswith("Started")
         deadline = time.time() + 180
         while time.time() < deadline:
             checkpoints = list(runs.glob("*/checkpoints/checkpoint-*/trainer_state.json"))
@@ -417,17 +414,17 @@ def test_replacing_an_export_keeps_the_previous_one_if_the_swap_fails(tmp_path, 
 
 def test_an_overlong_chat_prompt_is_refused_at_once_before_any_model_work(client):
     """Before: a 400,000-character prompt with max_new_tokens 16 ran for more than 9 minutes and never answered."""
-    for args in (("x", "", "a" * 400_000, [], []), ("x", "s" * 100_000, "hi", [], []),
-                 ("x", "", "hi", [{"role": "user", "content": [{"type": "text", "text": "h" * 250_000}]}], [])):
+    for args in (dict(prompt="a" * 400_000), dict(system_prompt="s" * 100_000, prompt="hi"),
+                 dict(prompt="hi", base_history=[{"role": "user", "content": [{"type": "text", "text": "h" * 250_000}]}])):
         started = time.perf_counter()
-        base, tuned, note, prompt = client.predict(*args, 16, 0.0, 0.9, 1.0, 0, api_name="/chat")
+        base, tuned, note, prompt = client.predict(run_dir="x", **args, max_new_tokens=16, api_name="/chat")
         assert time.perf_counter() - started < 5  # under a second on the server; the client adds its own overhead
         assert "characters long; the limit is" in note and "Traceback" not in note
 
 
 def test_chat_prompts_are_capped_in_tokens_against_the_models_context(chat_run, client):
     long = "word " * 5000  # within the character cap, beyond the tiny model's 1,024-position context
-    note = client.predict(chat_run, "", long, [], [], 16, 0.0, 0.9, 1.0, 0, api_name="/chat")[2]
+    note = client.predict(run_dir=chat_run, prompt=long, max_new_tokens=16, api_name="/chat")[2]
     assert "must fit in 1,024" in note
 
 
@@ -480,7 +477,7 @@ def test_chat_and_export_refuse_a_run_whose_preset_names_a_model_outside_the_fol
     run.mkdir(parents=True, exist_ok=True)
     settings, _ = config.apply_overrides(Settings(), ["model_name_or_path=/opt"])
     (run / "preset.json").write_text(json.dumps(config.preset_dict(settings)))
-    note = client.predict(str(run), "", "hi", [], [], 8, 0.0, 0.9, 1.0, 0, api_name="/chat")[2]
+    note = client.predict(run_dir=str(run), prompt="hi", max_new_tokens=8, api_name="/chat")[2]
     assert "outside the folders" in note
     answer = client.predict(str(run), "", True, False, False, "Q8_0", api_name="/export_files")
     assert "outside the folders" in answer
@@ -582,8 +579,7 @@ def test_presets_are_capped_in_size_and_depth_and_never_answer_in_python(tmp_pat
         assert not any(word in message for word in ("recursion", "Exceeds the limit", "Traceback")), (name, message)
     long = tmp_path / "long-description.json"
     config.save_preset(Settings(), long, description="x" * 50_000)
-    names = list(config.flat_values(Settings()))
-    echoed = import_preset(names, str(long), "en")[-1]
+    echoed = import_preset(str(long), "en")[-1]
     assert len(echoed) < MAX_ECHO_CHARS + 200
 
 

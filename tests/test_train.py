@@ -247,3 +247,17 @@ def test_drop_long_rows_and_a_pilot_run_on_the_first_rows(tiny_model_dir, runs_d
     log = (runs_dir / "pilot" / "log.txt").read_text()
     dropped = re.search(r"Left out (\d+) of 36 training rows longer than the cutoff \(64 tokens\)", log)
     assert dropped and 0 < int(dropped.group(1)) < 36, log[-2000:]
+
+
+def test_neftune_noise_reaches_the_embeddings_during_training(tiny_model_dir, tmp_path, monkeypatch):
+    """The optional knob, set, changes what the model sees: the same run with NEFTune noise logs a different
+    first loss from the run without it (the noise is on the input embeddings from the first step)."""
+    from studio import train
+
+    losses = {}
+    for alpha in ("null", "100"):
+        settings = tiny_settings(tiny_model_dir, f"neftune_noise_alpha={alpha}", "max_steps=2", "validation_share=0.0")
+        status = train.run_training(settings, tmp_path / alpha, progress=None)
+        assert status["status"] == "finished", status
+        losses[alpha] = status["first_train_loss"]
+    assert losses["null"] != losses["100"], losses

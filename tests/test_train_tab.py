@@ -29,7 +29,8 @@ def training_values(model_dir, **changes):
     values = config.flat_values(Settings())
     values.update({"model_name_or_path": str(model_dir), "logging_steps": 1, "eval_steps": 2, "save_steps": 1000,
                    "learning_rate": 0.01, "gradient_accumulation_steps": 1, **changes})
-    return [values[name] for section, name, _ in config.all_fields() if section != "generation"]
+    return {name: config.form_value(values[name]) for section, name, _ in config.all_fields()
+            if section != "generation"}  # by name, as the API takes the form
 
 
 def poll(client):
@@ -55,7 +56,7 @@ def plot_rows(loss_plot) -> list[dict]:
 
 
 def test_start_live_metrics_stop_and_resume(client, tiny_model_dir):
-    message = client.predict(*training_values(tiny_model_dir, max_steps=3000, max_length=64),
+    message = client.predict(**training_values(tiny_model_dir, max_steps=3000, max_length=64),
                              api_name="/start_training")
     assert message.startswith("Started")
     snapshot = wait_for(client, lambda s: len([r for r in plot_rows(s[2]) if r["series"] == "train"]) >= 3)
@@ -91,7 +92,7 @@ def test_two_clients_cannot_start_two_runs(app_url, tiny_model_dir):
     clients = [Client(app_url, verbose=False) for _ in range(2)]
     values = training_values(tiny_model_dir, max_steps=6, max_length=64)
     answers = []
-    threads = [threading.Thread(target=lambda c=c: answers.append(c.predict(*values, api_name="/start_training")))
+    threads = [threading.Thread(target=lambda c=c: answers.append(c.predict(**values, api_name="/start_training")))
                for c in clients]
     for thread in threads:
         thread.start()
@@ -107,12 +108,12 @@ def test_an_exception_in_the_run_leaves_the_app_usable(client, tiny_model_dir, m
         raise RuntimeError("CUDA out of memory (injected)")
 
     monkeypatch.setattr(train, "_train", explode)
-    assert client.predict(*training_values(tiny_model_dir, max_steps=3), api_name="/start_training").startswith("Started")
+    assert client.predict(**training_values(tiny_model_dir, max_steps=3), api_name="/start_training").startswith("Started")
     status = wait_for(client, lambda s: "**failed**" in s[0])[0]
     assert "injected" in status and "ran out of memory" in status  # a short explanation and what to try
     assert "Traceback" in (Path(JOB.run_dir) / "log.txt").read_text()  # the full story is in the log file
     monkeypatch.undo()
-    assert client.predict(*training_values(tiny_model_dir, max_steps=2), api_name="/start_training").startswith("Started")
+    assert client.predict(**training_values(tiny_model_dir, max_steps=2), api_name="/start_training").startswith("Started")
     wait_for(client, lambda s: "**finished**" in s[0])
 
 
@@ -153,7 +154,7 @@ def test_compare_runs(client):
 
 
 def test_pilot_run_trains_one_epoch_on_the_first_rows(client, tiny_model_dir):
-    message = client.predict(*training_values(tiny_model_dir, max_steps=500, num_train_epochs=3, max_length=64),
+    message = client.predict(**training_values(tiny_model_dir, max_steps=500, num_train_epochs=3, max_length=64),
                              api_name="/pilot_run")
     assert message.startswith("Started"), message
     wait_for(client, lambda s: "**finished**" in s[0])

@@ -87,7 +87,8 @@ def takes_form(form: dict):
     (default None), so the API documents every field by name and a field whose form value may be empty (an
     optional knob) is still optional for a script, which Gradio decides from the signature's defaults."""
     def named(fn):
-        fixed = [p for p in inspect.signature(fn).parameters.values() if p.kind is not p.VAR_KEYWORD]
+        fixed = [p for p in inspect.signature(fn).parameters.values()
+                 if p.kind is not p.VAR_KEYWORD and p.name not in form]  # (named already by an earlier build)
         fields = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None) for name in form]
         fn.__signature__ = inspect.Signature(fixed + fields)
         return fn

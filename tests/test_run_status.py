@@ -1,0 +1,50 @@
+"""What the Train tab says about a run: pure functions of the job's snapshot, as messages in any language."""
+
+from studio import config
+from studio.run_status import perplexity, seconds_left, status_messages
+from studio.text import Msg, render
+
+
+def snapshot(status="running", metrics=(), **extra):
+    return {"status": status, "run_dir": "/runs/r1", "metrics": list(metrics), **extra}
+
+
+STEP = {"step": 5, "max_steps": 10, "epoch": 0.5, "loss": 1.25, "tokens_per_s": 300.0, "elapsed_s": 50.0}
+
+
+def test_time_left_and_perplexity():
+    assert seconds_left(5, 10, 50.0) == 50.0 and seconds_left(0, 10, 3.0) == 0.0
+    assert perplexity(0.0) == 1.0 and perplexity(1e9) == perplexity(50)  # capped, never an overflow
+
+
+def test_idle_and_a_running_run():
+    assert [m.key for m in status_messages(snapshot("idle"))] == ["status.idle"]
+    parts = status_messages(snapshot(metrics=[{"step": 0, "eval_loss": 2.0}, STEP]))
+    assert [m.key for m in parts] == ["status.head", "status.baseline", "status.progress"]
+    assert "about 50 s left" in parts[2] and "perplexity 7.4" in parts[1]
+    assert "约剩 50 秒" in render(parts[2], "zh") and render(parts[0], "zh").startswith("**训练中**")
+
+
+def test_a_finished_run_says_where_it_saved_and_what_comes_next():
+    done = snapshot("finished", [STEP, {"step": 10, "eval_loss": 1.1}], output="/runs/r1/adapter", wall_time_s=12)
+    parts = status_messages(done)
+    assert [m.key for m in parts][-2:] == ["status.done", "status.next"] and "left" not in parts[1]
+    assert "validation loss 1.1000" in parts[2]
+
+
+def test_overfitting_is_warned_with_this_runs_remedies():
+    rising = [{"step": s, "eval_loss": v} for s, v in ((0, 2.0), (2, 1.0), (4, 1.2), (6, 1.4), (8, 1.6))]
+    train = [{**STEP, "step": 2, "loss": 1.0}, {**STEP, "step": 8, "loss": 0.6}]
+    parts = status_messages(snapshot(metrics=rising + train), config.Settings())
+    warning = next(m for m in parts if m.key == "status.warning")
+    assert warning.fields["text"].key == "warn.with_remedies"
+    assert not any(m.key == "status.warning" for m in status_messages(snapshot(metrics=train), config.Settings()))
+
+
+def test_a_failure_shows_the_studios_explanation_and_what_to_try():
+    failed = snapshot("failed", [STEP], error="RuntimeError: x", advice_key="error.memory",
+                      error_message=Msg("log.all_too_long", cutoff=64).to_json())
+    error = next(m for m in status_messages(failed) if m.key == "status.error")
+    assert error.fields["error"].key == "log.all_too_long" and error.fields["advice"].key == "error.memory"
+    raw = next(m for m in status_messages(snapshot("failed", [], error="ValueError: odd")) if m.key == "status.error")
+    assert raw.fields["error"] == "ValueError: odd"  # the library's own words, where the studio has none
