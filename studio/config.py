@@ -604,13 +604,29 @@ def _form_to_field(info, value):
     """What a form component hands back, as the field's type: number inputs give 4.0 for 4, an empty optional
     box means None. Anything else is left for the strict validation to judge."""
     kind, optional = optional_type(info.annotation)
-    if optional and value in ("", None):
+    if optional and (value in ("", None) or (value == 0 and not _allowed(info, 0))):
+        # Gradio's number box sends 0 for a box left empty from the start (a cleared one sends None); where 0 is
+        # outside the field's limits it can only mean that. Remove when Gradio sends None for both.
         return None
     if kind is int and isinstance(value, float) and value.is_integer():
         return int(value)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value
+
+
+def _allowed(info, value) -> bool:
+    """Whether `value` is within a field's limits."""
+    from pydantic import TypeAdapter  # deferred: only forms with optional numbers need it
+
+    kind, _ = optional_type(info.annotation)
+    if not info.metadata:
+        return True
+    try:
+        TypeAdapter(typing.Annotated[(kind, *info.metadata)]).validate_python(kind(value))
+        return True
+    except (ValidationError, TypeError, ValueError):
+        return False
 
 
 def settings_from_flat(flat: dict[str, Any], base: Settings | None = None) -> tuple[Settings | None, list[Problem]]:

@@ -195,3 +195,10 @@ def test_the_column_mapping_is_parsed_once_into_the_settings():
     _, problems = config.settings_from_flat({"column_mapping": "query"})
     assert problems == [("column_mapping", "'query' should look like their_name=our_name")]
     assert config.form_value(settings.data.column_mapping) == "query=instruction, response=output"
+
+
+def test_an_untouched_empty_number_box_reads_as_none():
+    """Gradio's page sends 0 for a number box left empty from the start (seen in Chromium): for a knob whose
+    limits exclude 0 that can only mean empty."""
+    settings, problems = config.settings_from_flat({"neftune_noise_alpha": 0})
+    assert not problems and settings.training.neftune_noise_alpha is None
