@@ -3,7 +3,7 @@
     python launch.py [--host 127.0.0.1] [--port 7860] [--auth USER:PASS] [--share]     the web UI
     python launch.py train --preset P.json [--set name=value ...] [--output-dir D]      headless training
     python launch.py data PATH [--format F] [--model M]                                 data report
-    python launch.py chat RUN_DIR --prompt "..." [--set max_new_tokens=64 ...]          base vs tuned answers
+    python launch.py chat RUN_DIR --prompt "..." [--set max_new_tokens=64 ...] [--blind]  base vs tuned answers (--blind: vote)
     python launch.py export RUN_DIR --merged DIR [--adapter DIR] [--gguf F.gguf] [--trl-config DIR]
                             [--preset P.json] [--accelerate N --strategy zero2|zero3|fsdp|ddp]
 
@@ -19,7 +19,7 @@ import sys
 import typing
 from pathlib import Path
 
-from studio import export, repeat
+from studio import export, repeat, votes
 from studio.chat import ChatPair, stream_pair
 from studio.config import (STARTER_MODEL, DataSettings, GenerationSettings, Settings, apply_overrides, load_preset,
                            parse_mapping)
@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a generation setting (" + ", ".join(GenerationSettings.model_fields) + "), e.g. --set "
                       "temperature=0.7 (repeatable)")
     chat.add_argument("--max-new-tokens", type=int, help="the same as --set max_new_tokens=N")
+    chat.add_argument("--blind", action="store_true",
+                      help="show the answers as A and B in a random order, then read your vote (A, B, tie or "
+                      "both_bad) from standard input and save it in the run folder")
+    chat.add_argument("--voter", default="cli", help="the name a --blind vote is saved under")
     export = sub.add_parser("export", help="export a finished run: merged model, adapter, GGUF, configs")
     export.add_argument("run_dir")
     export.add_argument("--merged", metavar="DIR", help="merged model folder (loads with plain transformers)")
@@ -188,9 +192,30 @@ def cmd_chat(args) -> int:
     messages = [{"role": "user", "content": args.prompt}]
     # The same side-by-side decoding as the Chat tab, so headless and UI answers agree.
     answers = list(stream_pair(pair, messages, messages, settings.generation))[-1]  # greedy unless --set
+    if args.blind:
+        return blind_vote(args, messages, dict(zip(("base", "tuned"), answers)))
     for name, answer in zip(("base", "tuned"), answers):
         print(f"--- {name} ({answer.new_tokens} tokens, {answer.seconds:.2f} s, first token "
               f"{1000 * (answer.first_token_s or 0):.0f} ms, {answer.ms_per_token:.0f} ms/token)\n{answer.text}")
+    return 0
+
+
+def blind_vote(args, messages: list[dict], answers: dict) -> int:
+    """The Chat tab's blind pair on the command line: A and B in a random order, the vote read from stdin."""
+    order = votes.blind_order()
+    for letter, side in zip("AB", order):
+        print(f"--- {letter}\n{answers[side].text}")
+    print(f"Which is better? {' / '.join(votes.VERDICTS)}: ", end="", flush=True)
+    verdict = sys.stdin.readline().strip()
+    verdict = {"a": "A", "b": "B"}.get(verdict.lower(), verdict.lower() if verdict.lower() in votes.VERDICTS else verdict)
+    comparison = votes.Comparison(messages, {side: a.text for side, a in answers.items()}, order)
+    if problem := votes.vote_problem(comparison, verdict):
+        print(problem, file=sys.stderr)
+        return 2
+    path = votes.votes_file(args.run_dir)
+    votes.record_vote(votes.Vote(messages, comparison.answers, list(order), verdict, args.voter, args.run_dir), path)
+    print(f"\nSaved to {path}. A was the {order[0]} model, B the {order[1]} model.")
+    print(votes.summary(votes.read_votes(path)))
     return 0
 
 

@@ -140,7 +140,7 @@ def chat_run(tiny_model_dir):
 def test_chat_fills_both_panes_with_latency(client, chat_run):
     assert any(choice[0] == chat_run for choice in client.predict(api_name="/list_runs")["choices"])
     base, tuned, latency, prompt = client.predict(run_dir=chat_run, prompt="Who are you?", max_new_tokens=24,
-                                                  api_name="/chat")
+                                                  api_name="/chat")[:4]
     from studio.ui.chat_tab import message_text
 
     assert [m["role"] for m in base] == ["user", "assistant"] and message_text(base[-1]["content"])
@@ -148,14 +148,41 @@ def test_chat_fills_both_panes_with_latency(client, chat_run):
     assert "**Base**" in latency and "ms/token" in latency and prompt == ""
     # a second turn keeps each pane's own history
     base2, tuned2, latency2, _ = client.predict(run_dir=chat_run, prompt="And then?", base_history=base,
-                                                tuned_history=tuned, max_new_tokens=12, api_name="/chat")
+                                                tuned_history=tuned, max_new_tokens=12, api_name="/chat")[:4]
     assert len(base2) == 4 and len(tuned2) == 4
     assert latency2.count("Over 2 answers") == 2  # answers of two lengths: the k, b fit per pane
     # a generation setting out of its limits is said beside the chat, by name; the panes stay as they were
     base3, tuned3, note, prompt = client.predict(run_dir=chat_run, prompt="Again?", base_history=base2,
                                                  tuned_history=tuned2, max_new_tokens=12, temperature=5.0,
-                                                 api_name="/chat")
+                                                 api_name="/chat")[:4]
     assert "Temperature" in note and "at most 2.0" in note and len(base3) == 4 and prompt == "Again?"
+
+
+def test_blind_pairs_and_votes_through_the_client(app_url, chat_run):
+    """Blind: a fresh pair shown as A and B in a random order, the vote saved in the run folder (with the
+    corrected answer), which model was which said only afterwards, and the tally."""
+    from pathlib import Path
+
+    from studio import votes
+
+    client = Client(app_url, verbose=False)  # its own session: the pending pair is per browser session
+    orders = set()
+    for i in range(3):
+        a_pane, b_pane, note, prompt, answer_a, answer_b = client.predict(
+            run_dir=chat_run, prompt=f"Who are you? ({i})", blind=True, max_new_tokens=12, api_name="/chat")
+        assert [m["role"] for m in a_pane] == ["user", "assistant"] and len(b_pane) == 2  # one fresh turn each
+        assert "**A**" in note and "Base" not in note and prompt == ""
+        saved, tally, box_a, box_b = client.predict(answer_a="A better answer." if i == 0 else answer_a,
+                                                    answer_b=answer_b, voter="tester", run_dir=chat_run,
+                                                    api_name=("/vote_a", "/vote_tie", "/vote_b")[i])
+        assert saved.startswith("Saved. A was the **") and box_a == box_b == ""
+        orders.add(saved)
+    found = votes.read_votes(Path(chat_run) / "votes.jsonl")
+    assert [v.verdict for v in found[-3:]] == ["A", "tie", "B"] and found[-3].edited == "A better answer."
+    assert found[-2].edited is None and all(v.voter == "tester" for v in found[-3:])
+    assert "decided votes (95% interval" in tally
+    again, *_ = client.predict(run_dir=chat_run, api_name="/vote_a")  # the pair was used up
+    assert again.startswith("Nothing to vote on")
 
 
 def test_held_out_answers_and_evaluation(client, chat_run):
@@ -267,7 +294,7 @@ def test_tabs_share_one_contract_and_chat_takes_every_generation_field(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     chat_inputs = [p["parameter_name"] for p in endpoints["/chat"]["parameters"]]
     # the latency samples are a State, not API
-    assert chat_inputs == ["run_dir", "system_prompt", "prompt", "base_history", "tuned_history",
+    assert chat_inputs == ["run_dir", "system_prompt", "prompt", "base_history", "tuned_history", "blind",
                            *GenerationSettings.model_fields]
     held_out = [p["parameter_name"] for p in endpoints["/held_out_answers"]["parameters"]]
     assert held_out == ["run_dir", *GenerationSettings.model_fields]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from .. import config, evaluate
+from .. import config, evaluate, votes
 from ..chat import MAX_ANSWER_SECONDS, ChatPair, stream_pair, text_problem, token_problem
 from ..jobs import JOB
 from ..paths import run_model_refusal, run_refusal
@@ -98,46 +98,53 @@ def pane_latency(name: str, answer, samples: list, language: str = "en") -> str:
               per_token=answer.ms_per_token, fit=render(evaluate.latency_text(samples), language))
 
 
-def send(run_dir, system_prompt=None, prompt=None, base_history=None, tuned_history=None, samples=None,
+def send(run_dir, system_prompt=None, prompt=None, base_history=None, tuned_history=None, samples=None, blind=False,
          request: gr.Request = None, **generation):
+    """Both models answer the prompt, streamed into their panes; with `blind`, a fresh single-turn pair shown as
+    A and B in a random order, ready to vote on. Yields (base pane, tuned pane, samples, note, prompt box,
+    comparison, answer A, answer B)."""
     system = system_prompt or ""
     language = lang(request)
+    keep = (gr.skip(), gr.skip(), gr.skip())  # the pending comparison and the edit boxes, untouched
 
     def plain(history):
         return [{"role": m["role"], "content": message_text(m["content"])} for m in history or []]
 
     if problem := text_problem(system, base_history, prompt) or text_problem(system, tuned_history, prompt):
-        yield gr.update(), gr.update(), samples, render(problem, language), gr.update()  # nothing is lost
+        yield gr.update(), gr.update(), samples, render(problem, language), gr.update(), *keep  # nothing is lost
         return
     base_history, tuned_history, samples = plain(base_history), plain(tuned_history), samples or {}
     if not run_dir or not isinstance(run_dir, str) or not (prompt or "").strip():
         message = tr("chat.pick_run" if not run_dir else "chat.type_first", language)
-        yield base_history, tuned_history, samples, message, prompt
+        yield base_history, tuned_history, samples, message, prompt, *keep
         return
     if JOB.running and _LOADED.get("run_dir") != run_dir:
-        yield base_history, tuned_history, samples, tr("chat.busy_training", language), prompt
+        yield base_history, tuned_history, samples, tr("chat.busy_training", language), prompt, *keep
         return
     settings, problems = generation_settings(generation, language)
     if settings is None:
-        yield base_history, tuned_history, samples, problems, prompt
+        yield base_history, tuned_history, samples, problems, prompt, *keep
         return
     try:
         pair = get_pair(run_dir)
     except Exception as err:  # a run without weights, a missing base model: said in the tab, never a popup
-        yield base_history, tuned_history, samples, failure(err, language), prompt
+        yield base_history, tuned_history, samples, failure(err, language), prompt, *keep
+        return
+    if blind is True:
+        yield from blind_pair(pair, settings, system, prompt, samples, language)
         return
     base_messages = conversation(system, base_history, prompt)
     tuned_messages = conversation(system, tuned_history, prompt)
     if problem := token_problem(pair, base_messages, settings.max_new_tokens) or token_problem(
             pair, tuned_messages, settings.max_new_tokens):
-        yield base_history, tuned_history, samples, render(problem, language), prompt
+        yield base_history, tuned_history, samples, render(problem, language), prompt, *keep
         return
     base_history += [{"role": "user", "content": prompt}, {"role": "assistant", "content": ""}]
     tuned_history += [{"role": "user", "content": prompt}, {"role": "assistant", "content": ""}]
     base = tuned = None
     for base, tuned in stream_pair(pair, base_messages, tuned_messages, settings):
         base_history[-1]["content"], tuned_history[-1]["content"] = base.text, tuned.text
-        yield base_history, tuned_history, samples, "", ""
+        yield base_history, tuned_history, samples, "", "", *keep
     for history, reply in ((base_history, base), (tuned_history, tuned)):
         if reply.timed_out:
             history[-1]["content"] += "\n\n" + tr("chat.timed_out", language, seconds=MAX_ANSWER_SECONDS)
@@ -145,7 +152,75 @@ def send(run_dir, system_prompt=None, prompt=None, base_history=None, tuned_hist
                "tuned": samples.get("tuned", []) + [(tuned.new_tokens, tuned.seconds)]}
     latency = (pane_latency(tr("chat.base_short", language), base, samples["base"], language) + "\n\n"
                + pane_latency(tr("chat.tuned_short", language), tuned, samples["tuned"], language))
-    yield base_history, tuned_history, samples, latency, ""
+    yield base_history, tuned_history, samples, latency, "", *keep
+
+
+def blind_pair(pair, settings, system: str, prompt: str, samples, language: str):
+    """One prompt, answered afresh by both models, shown as A (left) and B (right) in an order drawn for this
+    prompt; the comparison waits in the session for the vote."""
+    messages = conversation(system, [], prompt)
+    if problem := token_problem(pair, messages, settings.max_new_tokens):
+        yield gr.update(), gr.update(), samples, render(problem, language), prompt, None, "", ""
+        return
+    order = votes.blind_order()
+    panes = [[{"role": "user", "content": prompt}, {"role": "assistant", "content": ""}] for _ in order]
+    by_side = {}
+    for base, tuned in stream_pair(pair, messages, messages, settings):
+        by_side = {"base": base, "tuned": tuned}
+        for pane, side in zip(panes, order):
+            pane[-1]["content"] = by_side[side].text
+        yield panes[0], panes[1], samples, "", "", None, gr.skip(), gr.skip()
+    a, b = (by_side[side] for side in order)
+    comparison = {"prompt": messages, "answers": {side: by_side[side].text for side in order}, "order": list(order)}
+    note = tr("chat.blind_latency", language, a_tokens=a.new_tokens, a_seconds=a.seconds, b_tokens=b.new_tokens,
+              b_seconds=b.seconds)
+    yield panes[0], panes[1], samples, note, "", comparison, a.text, b.text
+
+
+def cast_vote(verdict: str, comparison, answer_a=None, answer_b=None, voter=None, run_dir=None,
+              request: gr.Request = None):
+    """Save the vote on the pair shown (in the run folder), say which model was which, and the tally so far.
+    An answer the voter corrected in its box is saved as the better answer. Returns (note, tally, comparison,
+    answer A box, answer B box)."""
+    language = lang(request)
+    pending = votes.Comparison(comparison["prompt"], comparison["answers"], tuple(comparison["order"])) \
+        if isinstance(comparison, dict) else None
+    if problem := votes.vote_problem(pending, verdict) or (run_refusal(run_dir) if run_dir else None):
+        return render(problem, language), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    edited = {"A": answer_a, "B": answer_b}.get(verdict)
+    if not isinstance(edited, str) or edited.strip() == pending.shown(verdict).strip():
+        edited = None  # unchanged: the model's own answer is the chosen one
+    who = voter.strip()[:80] if isinstance(voter, str) and voter.strip() else f"session:{getattr(request, 'session_hash', '')}"
+    vote = votes.Vote(pending.prompt, pending.answers, list(pending.order), verdict, who, str(run_dir), edited)
+    path = votes.votes_file(run_dir)
+    votes.record_vote(vote, path)
+    sides = [tr(f"side.{side}", language) for side in pending.order]
+    note = tr("votes.saved", language, a=sides[0], b=sides[1])
+    return note, render(votes.summary(votes.read_votes(path)), language), None, "", ""
+
+
+def vote_for(verdict: str):
+    """The handler of one vote button: the API's vote_a, vote_b, vote_tie and vote_both_bad."""
+    def vote(comparison=None, answer_a=None, answer_b=None, voter=None, run_dir=None, request: gr.Request = None):
+        return cast_vote(verdict, comparison, answer_a, answer_b, voter, run_dir, request)
+    vote.__name__ = f"vote_{verdict.lower()}"
+    return vote
+
+
+def vote_tally(run_dir, request: gr.Request = None) -> str:
+    """The win rate of the chosen run's tuned model over its base, from the votes saved in its folder."""
+    if not run_dir or not isinstance(run_dir, str) or run_refusal(run_dir):
+        return ""
+    found = votes.read_votes(votes.votes_file(run_dir))
+    return render(votes.summary(found), lang(request)) if found else ""
+
+
+def blind_view(blind, request: gr.Request = None):
+    """Switching blind on or off starts clean: panes emptied and named for what they show, votes shown or not."""
+    language = lang(request)
+    names = ("chat.answer_a", "chat.answer_b") if blind else ("chat.base", "chat.tuned")
+    return (gr.update(value=[], label=tr(names[0], language)), gr.update(value=[], label=tr(names[1], language)),
+            gr.update(visible=bool(blind)), None)
 
 
 def cannot_load(run_dir: str, language: str) -> str | None:
@@ -205,6 +280,7 @@ def build(ctx: TabContext) -> TabParts:
         refresh = gr.Button(t("chat.refresh"), scale=1)
     note = gr.Markdown(elem_id="chat-note")
     system = gr.Textbox(label=t("chat.system"), placeholder=t("chat.system_hint"))
+    blind = gr.Checkbox(label=t("chat.blind"), info=t("chat.blind_info"), value=False, elem_id="chat-blind")
     with gr.Row():
         base_bot = gr.Chatbot(label=t("chat.base"), height=360, elem_id="chat-base")
         tuned_bot = gr.Chatbot(label=t("chat.tuned"), height=360, elem_id="chat-tuned")
@@ -214,6 +290,17 @@ def build(ctx: TabContext) -> TabParts:
         stop_btn = gr.Button(t("chat.stop"), variant="stop")
         clear_btn = gr.Button(t("chat.clear"))
     latency = gr.Markdown(elem_id="chat-latency")
+    with gr.Column(visible=False) as vote_box:
+        with gr.Row():
+            vote_buttons = {verdict: gr.Button(t(f"chat.vote_{verdict.lower()}"), elem_id=f"vote-{verdict.lower()}")
+                            for verdict in votes.VERDICTS}
+        voter = gr.Textbox(label=t("chat.voter"), placeholder=t("chat.voter_hint"), max_lines=1)
+        with gr.Accordion(t("chat.edit_title"), open=False):
+            with gr.Row():
+                answer_a = gr.Textbox(label=t("chat.edit_a"), lines=4, elem_id="answer-a")
+                answer_b = gr.Textbox(label=t("chat.edit_b"), lines=4, elem_id="answer-b")
+        vote_note = gr.Markdown(elem_id="vote-note")
+    tally = gr.Markdown(elem_id="vote-tally")
     with gr.Accordion(t("hyper.advanced"), open=False):
         form = build_section_form("generation", ctx.defaults)
     with gr.Accordion(t("chat.held_out"), open=False):
@@ -225,17 +312,24 @@ def build(ctx: TabContext) -> TabParts:
         scores = gr.Dataframe(headers=headers(SCORE_COLUMNS))
     samples = gr.State({})
     handed = gr.State()  # the freshly trained run this session was already shown (offered once, then the user's)
+    comparison = gr.State()  # the blind pair waiting for its vote
     chat_inputs = dict(run_dir=run, system_prompt=system, prompt=prompt, base_history=base_bot, tuned_history=tuned_bot,
-                       samples=samples, **form)
+                       samples=samples, blind=blind, **form)
+    chat_outputs = [base_bot, tuned_bot, samples, latency, prompt, comparison, answer_a, answer_b]
 
     refresh.click(lambda: gr.update(choices=finished_runs()), None, run, api_name="list_runs")
-    ctx.tab.select(open_tab, [run, handed], [run, note, handed], api_name="open_chat")
-    run.input(load_note, run, note, api_name="load_run")
+    ctx.tab.select(open_tab, [run, handed], [run, note, handed], api_name="open_chat").then(
+        vote_tally, run, tally, api_name=False)
+    run.input(load_note, run, note, api_name="load_run").then(vote_tally, run, tally, api_name=False)
     send_named, held_out_named = takes_form(form)(send), takes_form(form)(held_out_answers)
-    sending = send_btn.click(send_named, inputs_kwargs=chat_inputs, outputs=[base_bot, tuned_bot, samples, latency, prompt],
-                             api_name="chat")
-    submitting = prompt.submit(send_named, inputs_kwargs=chat_inputs,
-                               outputs=[base_bot, tuned_bot, samples, latency, prompt], api_name=False)
+    sending = send_btn.click(send_named, inputs_kwargs=chat_inputs, outputs=chat_outputs, api_name="chat")
+    submitting = prompt.submit(send_named, inputs_kwargs=chat_inputs, outputs=chat_outputs, api_name=False)
+    blind.change(blind_view, blind, [base_bot, tuned_bot, vote_box, comparison], api_name=False)
+    for verdict, button in vote_buttons.items():
+        button.click(vote_for(verdict),
+                     inputs_kwargs=dict(comparison=comparison, answer_a=answer_a, answer_b=answer_b, voter=voter,
+                                        run_dir=run),
+                     outputs=[vote_note, tally, comparison, answer_a, answer_b], api_name=f"vote_{verdict.lower()}")
     stop_btn.click(None, None, None, cancels=[sending, submitting], api_name="stop_chat")
     clear_btn.click(lambda: ([], [], {}, ""), None, [base_bot, tuned_bot, samples, latency], api_name="clear_chat")
     answers_btn.click(held_out_named, inputs_kwargs=dict(run_dir=run, **form), outputs=[answers, held_note],
