@@ -178,6 +178,51 @@ def test_chat_tab_fills_both_panes(browser, app_url, artifacts, tiny_model_dir):
     page.close()
 
 
+BLIND_WORDS = {"en-US": dict(tab="Chat", refresh="Refresh runs", run="Tuned run", blind="Blind A/B", send="Send to both",
+                             votes=["A is better", "Tie", "B is better"], saved="Saved. A was the", tally="decided votes",
+                             pair="is shown after your vote"),
+               "zh-CN": dict(tab="对话", refresh="刷新运行列表", run="微调后的运行", blind="盲测 A/B", send="同时发送给两个模型",
+                             votes=["A 更好", "差不多", "B 更好"], saved="已保存。A 是", tally="有效投票",
+                             pair="投票后才显示")}
+
+
+@pytest.mark.parametrize("locale", list(BLIND_WORDS))
+def test_blind_votes_in_each_language(browser, app_url, artifacts, tiny_model_dir, locale):
+    """Blind A/B in the browser: the panes become A and B, three votes are cast, each says which model was which
+    only afterwards, and the tally (win rate with its interval) appears, all in the reader's language."""
+    from playwright.sync_api import expect
+
+    from studio import config, train
+    from studio.config import Settings
+
+    run = Path(os.environ["STUDIO_RUNS"]) / f"browser-blind-{locale}"
+    settings, _ = config.apply_overrides(Settings(), [
+        f"model_name_or_path={tiny_model_dir}", "max_steps=4", "learning_rate=0.01", "precision=fp32",
+        "validation_share=0.1", "max_length=64", "max_new_tokens=8"])
+    assert train.run_training(settings, run, progress=None)["status"] == "finished"
+    words = BLIND_WORDS[locale]
+    page = open_page(browser, app_url, locale)
+    page.get_by_role("tab", name=words["tab"]).click()
+    page.get_by_role("button", name=words["refresh"]).click()
+    page.get_by_label(words["run"]).fill(str(run))
+    page.get_by_label(words["run"]).press("Enter")
+    page.get_by_text(words["blind"]).first.click()
+    for i, button in enumerate(words["votes"]):
+        page.get_by_role("button", name=words["send"]).click()
+        expect(page.locator("#chat-latency")).to_contain_text(words["pair"], timeout=60000)
+        page.screenshot(path=str(artifacts / f"chat-blind-pair-{locale}.png"), full_page=True)
+        page.get_by_role("button", name=button, exact=True).click()
+        expect(page.locator("#vote-note")).to_contain_text(words["saved"], timeout=30000)
+        if i < 2:
+            page.locator("#chat-prompt textarea").fill(f"{i}?")
+    expect(page.locator("#vote-tally")).to_contain_text(words["tally"], timeout=30000)
+    page.screenshot(path=str(artifacts / f"chat-blind-votes-{locale}.png"), full_page=True)
+    page.close()
+    from studio import votes
+
+    assert [v.verdict for v in votes.read_votes(run / "votes.jsonl")] == ["A", "tie", "B"]
+
+
 @pytest.fixture(scope="module")
 def quickstart_run(app_url):
     """The quickstart preset, shortened to 40 steps (~2 min here), trained into the app's runs folder."""
