@@ -150,6 +150,27 @@ class DataSettings(_Section):
 
 
 class MethodSettings(_Section):
+    stage: Literal["sft", "dpo", "kto"] = knob(
+        "sft", label="Training stage",
+        help="'sft' learns from example answers. 'dpo' learns from pairs (a better and a worse answer to the same "
+        "prompt: a preference file, or your blind votes in Chat); 'kto' from answers marked good or bad. DPO and KTO "
+        "usually continue a finished SFT run (see 'Start from run').",
+        advice="Train SFT first; then, with a few dozen or more votes or pairs, DPO on top of that run.",
+        beginner=True,
+    )
+    adapter_name_or_path: str = knob(
+        "", label="Start from run",
+        help="DPO / KTO: the finished run whose adapter is trained further; a frozen copy of that adapter is the "
+        "reference, on the same base weights (no second copy of the model). Empty: a new adapter on the base model.",
+        suggestions=(),
+    )
+    beta: float = knob(
+        0.1, label="Preference strength (beta)",
+        help="DPO / KTO: how far the model may move from the reference to follow the preferences. Lower: bolder "
+        "changes; higher: stays closer to the reference.",
+        advice="0.1 is the usual start; 0.05-0.5 is the common range.",
+        gt=0.0, le=10.0,
+    )
     finetuning_type: Literal["lora", "qlora", "full", "freeze"] = knob(
         "lora", label="Method",
         help="LoRA trains small adapter matrices; QLoRA does so on a 4-bit base (CUDA only); full trains every "

@@ -28,6 +28,7 @@ from .config import Settings, preset_dict
 from .estimates import training_memory_gb
 from .distributed import is_main_process, main_process_first, shared_run_dir, world_size
 from .models import ModelSourceError
+from .preference import PREFERENCE_LOGS
 from .runs import SPLITS, RunFolder, process_identity
 from .text import Msg, on_off
 from .template_profile import template_profile
@@ -145,7 +146,8 @@ class Meter:
                        num_tokens=tokens,
                        tokens_per_s=round((tokens - self.last_tokens) / max(now - self.last_time, 1e-9), 2))
             self.last_time, self.last_tokens = now, tokens
-        row.update({key: logs[key] for key in ("eval_loss", "train_loss", "train_runtime") if key in logs})
+        row.update({key: logs[key] for key in ("eval_loss", "train_loss", "train_runtime", *PREFERENCE_LOGS)
+                    if key in logs})
         return row
 
 
@@ -240,6 +242,10 @@ def packing_for_data(plan: dict, rows: list[dict], encoded) -> dict:
 
 
 def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: bool, facts) -> dict:
+    if settings.method.stage != "sft":  # DPO / KTO: the same run folder and job, TRL's preference trainers
+        from .preference_train import train_preference  # deferred: it imports this module
+
+        return train_preference(settings, run, log, stop_event, resume, facts)
     heavy.ensure_imported()
     main = is_main_process()
     if main:  # 1. Everything a reader needs, written before any model is loaded (by the main process only).

@@ -1,0 +1,95 @@
+"""Preference tuning: every common preference shape read as TRL's rows, and DPO and KTO runs on the tiny model
+that continue an SFT run: losses and rewards logged, the adapter moved, the base weights untouched."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from studio import preference, train, votes
+from tests.test_train import base_weights, captured_model, tiny_settings  # noqa: F401  (a fixture)
+
+KINDS = Path(__file__).parent / "data" / "kinds"
+PREFERENCE = Path(__file__).parent / "data" / "preference"
+SAY_HI = [{"role": "user", "content": "Say hi."}]
+
+
+@pytest.mark.parametrize("name", ["pref_trl.jsonl", "pref_ultrafeedback.jsonl", "pref_hh.jsonl",
+                                  "pref_sharegpt.json"])
+def test_every_pair_shape_becomes_prompt_chosen_rejected(name):
+    rows, problems = preference.load_preference_rows(str(KINDS / name), "dpo")
+    assert rows[0] == {"prompt": SAY_HI, "chosen": [{"role": "assistant", "content": "Hi!"}],
+                       "rejected": [{"role": "assistant", "content": "No."}]}, rows[0]
+    if name == "pref_trl.jsonl":  # its second pair has the same answer twice: named, not trained
+        assert [str(p) for _, p in problems] == ["the chosen and the rejected answer are the same: there is "
+                                                 "nothing to prefer"] and problems[0][0] == "pref_trl.jsonl: line 2"
+
+
+def test_alpaca_pairs_and_kto_labels():
+    rows, _ = preference.load_preference_rows(str(KINDS / "pref_alpaca.json"), "dpo")
+    assert rows[0]["prompt"] == [{"role": "user", "content": "Name a fruit."}]
+    for name in ("kto_trl.jsonl", "kto_llamafactory.json"):
+        rows, problems = preference.load_preference_rows(str(KINDS / name), "kto")
+        assert not problems and [(r["completion"][0]["content"], r["label"]) for r in rows][:2] == [
+            ("Hi!", True), ("Go away.", False)] and rows[0]["prompt"] == SAY_HI
+    rows, problems = preference.load_preference_rows(str(KINDS / "pref_trl.jsonl"), "kto")
+    assert not rows and problems[0][1].key == "pref.not_a_row"  # a pair file is not KTO data
+
+
+@pytest.fixture(scope="module")
+def sft_run(tiny_model_dir, tmp_path_factory):
+    run = tmp_path_factory.mktemp("sft") / "run"
+    assert train.run_training(tiny_settings(tiny_model_dir, "validation_share=0.0"), run, progress=None)["status"] \
+        == "finished"
+    return run
+
+
+def adapter_tensors(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "adapter_model.safetensors"))
+
+
+def preference_run(tiny_model_dir, sft_run, run, stage, data):
+    settings = tiny_settings(tiny_model_dir, f"stage={stage}", f"dataset_path={data}", "learning_rate=0.01",
+                             f"adapter_name_or_path={sft_run}", "validation_share=0.2", "eval_steps=2")
+    status = train.run_training(settings, run, progress=None)
+    assert status["status"] == "finished", status
+    return status, [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("stage, data", [("dpo", PREFERENCE / "pairs.jsonl"), ("kto", PREFERENCE / "kto.jsonl")])
+def test_a_preference_run_trains_the_sft_adapter_further(tiny_model_dir, sft_run, tmp_path, stage, data,
+                                                         captured_model):
+    status, metrics = preference_run(tiny_model_dir, sft_run, tmp_path / stage, stage, data)
+    assert [m["step"] for m in metrics if "loss" in m] == [1, 2, 3, 4] and status["method"] == stage
+    assert any("eval_loss" in m for m in metrics)
+    assert all("rewards/chosen" in m for m in metrics if "loss" in m)
+    if stage == "dpo":
+        assert all("rewards/margins" in m and "rewards/accuracies" in m for m in metrics if "loss" in m)
+    before, after = adapter_tensors(sft_run / "adapter"), adapter_tensors(tmp_path / stage / "adapter")
+    assert before.keys() == after.keys() and any(not torch.equal(before[k], after[k]) for k in before)
+    trained = captured_model["model"]  # the base the adapters sit on: never trained
+    original = base_weights(tiny_model_dir)
+    for name, tensor in trained.state_dict().items():
+        if "lora_" not in name:
+            assert torch.equal(tensor, original[name.replace(".base_layer", "")]), name
+    reference = [p for n, p in trained.named_parameters() if ".ref." in n]
+    assert reference and not any(p.requires_grad for p in reference)  # the SFT adapter, frozen, is the reference
+
+
+def test_dpo_on_the_votes_of_a_run(tiny_model_dir, sft_run, tmp_path):
+    """"My votes on run X" as the data: each decided vote a pair, the edited answer as the chosen one."""
+    path = votes.votes_file(sft_run)
+    for i in range(6):
+        answers = {"base": f"I am a model ({i}).", "tuned": f"I am Lumen ({i})."}
+        votes.record_vote(votes.Vote([{"role": "user", "content": f"Who are you? {i}"}], answers,
+                                     ["tuned", "base"], "A", "tester", str(sft_run)), path)
+    votes.record_vote(votes.Vote(SAY_HI, {"base": "x", "tuned": "y"}, ["base", "tuned"], "tie", "tester",
+                                 str(sft_run)), path)
+    status, metrics = preference_run(tiny_model_dir, sft_run, tmp_path / "votes-dpo", "dpo",
+                                     preference.votes_source(sft_run))
+    log = (tmp_path / "votes-dpo" / "log.txt").read_text()
+    assert "DPO data from my votes on run run: 5 rows for training, 1 for validation" in log
+    assert (tmp_path / "votes-dpo" / "adapter" / "adapter_config.json").exists()
