@@ -35,6 +35,7 @@ class Row:
     messages: list[dict] | None = None  # chat rows
     text: str | None = None  # plain-text rows
     tools: list[dict] | None = None  # tool definitions the conversation may call (OpenAI / ShareGPT "tools")
+    rejected: list[dict] | None = None  # a preference pair's worse answer (messages holds prompt + chosen)
 
     def record(self) -> dict:
         """The normalised form TRL consumes (and the chat template renders)."""
@@ -395,7 +396,10 @@ def shown(row: Row) -> str:
     if row.messages is None:
         return row.text or ""
     tools = [f"tools: {', '.join(tool_names(row.tools))}"] if row.tools else []
-    return "\n".join(tools + [f"{m['role']}: {m.get('content') or ''}" for m in row.messages])
+    rejected = [f"✗ {m['role']}: {m.get('content') or ''}" for m in row.rejected or []]  # beside the chosen one
+    chosen_mark = "✓ " if rejected else ""
+    lines = [f"{chosen_mark if m is row.messages[-1] else ''}{m['role']}: {m.get('content') or ''}" for m in row.messages]
+    return "\n".join(tools + lines + rejected)
 
 
 def tool_names(tools: list[dict]) -> list[str]:

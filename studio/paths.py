@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import DEMO_DATA, GEMMA3_MODEL, STARTER_MODEL
+from .preference import VOTES_PREFIX
 from .readers import HUB_ID
 from .models import studio_home
 from .runs import RunFolder, runs_root
@@ -95,6 +96,8 @@ def source_refusal(value: str) -> Msg | None:
     value = (value or "").strip()
     if value in (DEMO_DATA, STARTER_MODEL, GEMMA3_MODEL, "") or (HUB_ID.match(value) and not Path(value).exists()):
         return None
+    if value.startswith(VOTES_PREFIX):  # a run's votes: the run folder must be the studio's
+        return run_refusal(value[len(VOTES_PREFIX):])
     return FOLDERS.refusal(value)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from .chat_template import added_template, exact_target, measure_records, token_view, replies_message
 from .config import DEMO_DATA
+from .preference import VOTES_PREFIX
 from .data import LoadResult, load_dataset_file, summary_text
 from .readers import where
 from .template_profile import template_profile
@@ -310,6 +311,7 @@ class DataReport:
     validation_share: tuple[float, str]
     tokenizer_problem: str | None = None
     tokenizer: object = None  # the tokenizer that measured the lengths, for the token view of a row
+    parts: list = field(default_factory=list)  # (name, lengths) rows instead of the three: a preference file's
 
     def row_tokens(self, number: int):
         """(pieces, counts, notes) of one row as training sees it (chat_template.token_view), or None."""
@@ -323,7 +325,7 @@ class DataReport:
             return []
         parts = ((Msg("stats.part.conversation"), self.lengths.total), (Msg("stats.part.prompt"), self.lengths.prompt),
                  (Msg("stats.part.answer"), self.lengths.answer))
-        return [[name, *percentiles(values).values()] for name, values in parts]
+        return [[name, *percentiles(values).values()] for name, values in (self.parts or parts)]
 
     def text(self) -> str:
         lines = [summary_text(self.load).replace("**", "")]
@@ -353,7 +355,10 @@ def build_report(path: str, fmt: str = "auto", model: str | None = "starter", ma
     """progress(stage message, rows done, rows in all) is called as the report is built."""
     progress = progress or (lambda stage, done=None, total=None: None)
     progress(Msg("progress.reading"))
-    loaded = load_dataset_file(path, fmt, mapping, label)
+    loaded = None if path.startswith(VOTES_PREFIX) else load_dataset_file(path, fmt, mapping, label)
+    if loaded is None or loaded.format in ("preference", "kto"):  # pairs or labelled answers: DPO / KTO data
+        from .preference_stats import preference_report  # deferred: it builds on this module
+        return preference_report(path, "kto" if loaded and loaded.format == "kto" else "dpo", tokenizer, model)
     lengths = cutoff = None
     tokenizer_problem = None
     refused = 0

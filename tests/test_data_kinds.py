@@ -74,12 +74,18 @@ def test_the_data_command_names_the_kind(name, kind):
     assert result.returncode == 1 and kind in result.stdout and "Traceback" not in result.stderr
 
 
-def test_the_data_tab_names_the_kind_in_the_readers_language(app_url):
-    """Through the running app, as the Data tab's Load button calls it (English; Chinese by Accept-Language)."""
+def test_the_data_tab_shows_preference_pairs_in_the_readers_language(app_url):
+    """A preference file on the Data tab: its pairs, chosen beside rejected; token lengths of both sides; the
+    identical pair named; and the way to train it (stage 'dpo'), in English and in Chinese."""
     from gradio_client import Client
 
-    for language, words in (("en", "preference file"), ("zh", "偏好数据")):
+    for language, words in (("en", ("training stage 'dpo'", "prompt + rejected", "the same")),
+                            ("zh", ("训练阶段 'dpo'", "提示 + 被拒绝的回答", "相同"))):
         client = Client(app_url, verbose=False, headers={"Accept-Language": language})
-        summary, problems = client.predict(dataset_path=str(KINDS / "pref_trl.jsonl"), api_name="/load_data")[:2]
-        assert "preference" in summary and "0" in summary
-        assert words in problems["data"][0][1], problems
+        out = client.predict(dataset_path=str(KINDS / "pref_trl.jsonl"), api_name="/load_data")
+        summary, problems, preview, percentiles, findings = out[0], out[1], out[2], out[4], out[9]
+        assert "preference" in summary
+        assert preview["data"][0][1] == "user: Say hi.\n✓ assistant: Hi!\n✗ assistant: No."
+        assert [row[0] for row in percentiles["data"]][-1] == words[1]
+        assert any(words[0] in row[2] for row in findings["data"]), findings
+        assert words[2] in problems["data"][0][1] and "2" in problems["data"][0][0]
