@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import hardware
-from .config import LEARNING_RATES, Settings, flat_values
+from .config import LEARNING_RATES, PREFERENCE_RATES, Settings, flat_values
 from .estimates import ModelShape
 from .stats import recommended_test_share, recommended_validation_share
 from .text import Msg
@@ -28,6 +28,7 @@ class Situation:
     facts: object | None = None  # studio.hardware.HardwareFacts
     devices: int = 1
     median_tokens: float | None = None  # the median conversation, in tokens with the chat template
+    data_kind: str | None = None  # the loaded file's format ("preference" and "kto" are DPO / KTO data)
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,11 @@ def suggested_learning_rate(method: str, parameters: int | None, rows: int | Non
 
 
 def rule_learning_rate(s: Situation) -> list[Advice]:
-    method, lr = s.settings.method.finetuning_type, s.settings.training.learning_rate
+    method, lr, stage = s.settings.method.finetuning_type, s.settings.training.learning_rate, s.settings.method.stage
     suggested = suggested_learning_rate(method, s.parameters, s.rows)
     low, high = LEARNING_RATES[method]["range"]
+    if stage != "sft":  # preference tuning moves a tuned model a little: a much lower rate
+        (low, high), suggested, method = PREFERENCE_RATES["range"], PREFERENCE_RATES["small"], stage.upper()
     if lr > high:
         return [Advice("warning", "learning_rate", Msg("advice.lr_high", lr=lr, method=method, low=low, high=high),
                        suggested)]
@@ -71,6 +74,7 @@ def rule_epochs(s: Situation) -> list[Advice]:
         return []
     epochs = s.settings.training.num_train_epochs
     limit = 10 if s.rows < 1000 else (5 if s.rows <= 10_000 else 3)
+    limit = 3 if s.settings.method.stage != "sft" else limit  # pairs are over-fitted in a few epochs
     if epochs > limit:
         return [Advice("warning", "num_train_epochs", Msg("advice.epochs", epochs=epochs, rows=s.rows, limit=limit),
                        suggested_epochs(s.rows))]
@@ -211,7 +215,19 @@ def rule_data_size(s: Situation) -> list[Advice]:
     return out
 
 
-RULES = (rule_learning_rate, rule_epochs, rule_effective_batch, rule_cutoff, rule_lora, rule_validation_share,
+def rule_stage(s: Situation) -> list[Advice]:
+    """The training stage against the data it is given, and where a DPO / KTO run starts from."""
+    stage, kind = s.settings.method.stage, s.data_kind
+    wanted = {"preference": "dpo", "kto": "kto"}.get(kind, "sft") if kind else None
+    if wanted and wanted != stage:
+        key = "advice.stage_needs_pairs" if stage != "sft" and wanted == "sft" else "advice.stage_data"
+        return [Advice("error", "stage", Msg(key, stage=stage.upper(), wanted=wanted, kind=kind), wanted)]
+    if stage != "sft" and not s.settings.method.adapter_name_or_path.strip():
+        return [Advice("info", "adapter_name_or_path", Msg("advice.start_from_sft", stage=stage.upper()))]
+    return []
+
+
+RULES = (rule_stage, rule_learning_rate, rule_epochs, rule_effective_batch, rule_cutoff, rule_lora, rule_validation_share,
          rule_test_share, rule_packing, rule_hardware, rule_data_size)
 
 
@@ -250,7 +266,7 @@ def build_situation(settings, report=None, facts=None, shape: ModelShape | None 
             over = float((report.lengths.total > settings.training.max_length).mean())
             median = float(np.median(report.lengths.total))
     return Situation(settings, rows, recommended, over, multi, shape.parameters if shape else None, facts,
-                     median_tokens=median)
+                     median_tokens=median, data_kind=report.load.format if report is not None else None)
 
 
 # ---------------------------------------------------------------- after (or during) a run: what the curves say
@@ -273,6 +289,23 @@ def overfitting_warning(metrics: list[dict], patience: int = 3) -> Msg | None:
                 and current["loss"] < 0.3:
             return Msg("warn.memorising", epoch=int(current["epoch"]) + 1, before=previous["loss"],
                        after=current["loss"])
+    return None
+
+
+def preference_warning(metrics: list[dict], patience: int = 2) -> Msg | None:
+    """DPO: the reward margin still growing while the validation preference accuracy falls `patience`
+    evaluations in a row: the model is widening the gap on its training pairs without judging new ones better,
+    as it does when it over-fits the pairs (or games a length or style cue in them)."""
+    accuracy = [(m["step"], m["eval_rewards/accuracies"]) for m in metrics if "eval_rewards/accuracies" in m]
+    margins = [m["rewards/margins"] for m in metrics if "rewards/margins" in m]
+    if len(accuracy) <= patience or len(margins) < 2:
+        return None
+    tail = [a for _, a in accuracy[-patience - 1:]]
+    falling = all(b < a for a, b in zip(tail, tail[1:]))
+    since = [m["rewards/margins"] for m in metrics if "rewards/margins" in m and m["step"] >= accuracy[-patience - 1][0]]
+    if falling and len(since) >= 2 and since[-1] > since[0]:
+        best_step, best = max(accuracy, key=lambda a: a[1])
+        return Msg("warn.preference_overfit", patience=patience, best=best, step=best_step)
     return None
 
 

@@ -30,6 +30,18 @@ def loss_rows(metrics: list[dict], run: str | None = None) -> list[dict]:
     return rows
 
 
+PREFERENCE_SERIES = {"rewards/margins": "margin", "eval_rewards/margins": "margin_validation",
+                     "rewards/accuracies": "accuracy", "eval_rewards/accuracies": "accuracy_validation"}
+
+
+def preference_rows(metrics: list[dict]) -> list[dict]:
+    """Long-format rows for the DPO plot: the reward margin (chosen minus rejected) and the preference accuracy
+    (share of pairs whose chosen answer scores higher), in training and on validation; series are keys
+    ('series.margin', ...) the tab names in the reader's language."""
+    return [{"step": m["step"], "value": m[key], "series": series} for m in metrics
+            for key, series in PREFERENCE_SERIES.items() if key in m]
+
+
 def _flat_settings(preset: dict) -> dict:
     return {f"{section}.{k}": v for section, values in preset["settings"].items() for k, v in values.items()}
 

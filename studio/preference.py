@@ -124,3 +124,19 @@ def is_preference_stage(settings) -> bool:
 
 def source_label(path: str) -> str:
     return Msg("pref.votes_of", run=Path(path[len(VOTES_PREFIX):]).name) if path.startswith(VOTES_PREFIX) else path
+
+
+def vote_sources() -> list[tuple[Msg, str]]:
+    """(label, dataset path) for every run with blind votes: the Data tab's "my votes on run X"."""
+    from .runs import list_runs  # deferred: runs imports the settings, which the CLI may not need here
+
+    return [(Msg("pref.votes_of", run=Path(r["run_dir"]).name), votes_source(r["run_dir"])) for r in list_runs()
+            if votes.votes_file(r["run_dir"]).exists()]
+
+
+def adapter_runs() -> list[str]:
+    """Finished runs with an adapter: what a DPO / KTO run can start from."""
+    from .runs import RunFolder, list_runs
+
+    return [r["run_dir"] for r in list_runs() if r.get("status") in ("finished", "stopped")
+            and (RunFolder(r["run_dir"]).adapter_dir / "adapter_config.json").exists()]

@@ -54,6 +54,8 @@ def progress_message(last: dict, running: bool) -> Msg:
 
 def run_warning(state: str, metrics: list[dict], settings) -> Msg | None:
     """Overfitting first (with the remedies this run can still use); after the run, a model that did not learn."""
+    if preference := advice.preference_warning(metrics):
+        return preference
     warning = advice.overfitting_warning(metrics)
     if warning and settings is not None:
         return Msg("warn.with_remedies", warning=warning, remedies=advice.regularisation_remedies(settings, metrics))

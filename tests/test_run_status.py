@@ -48,3 +48,22 @@ def test_a_failure_shows_the_studios_explanation_and_what_to_try():
     assert error.fields["error"].key == "log.all_too_long" and error.fields["advice"].key == "error.memory"
     raw = next(m for m in status_messages(snapshot("failed", [], error="ValueError: odd")) if m.key == "status.error")
     assert raw.fields["error"] == "ValueError: odd"  # the library's own words, where the studio has none
+
+
+def test_a_growing_margin_with_falling_validation_accuracy_is_warned():
+    metrics = [{"step": 0, "eval_rewards/accuracies": 0.5}, {"step": 2, "rewards/margins": 0.1},
+               {"step": 2, "eval_rewards/accuracies": 0.8}, {"step": 4, "rewards/margins": 0.5},
+               {"step": 4, "eval_rewards/accuracies": 0.7}, {"step": 6, "rewards/margins": 1.5},
+               {"step": 6, "eval_rewards/accuracies": 0.6}]
+    parts = status_messages(snapshot(metrics=metrics + [STEP]))
+    warning = next(m for m in parts if m.key == "status.warning").fields["text"]
+    assert warning.key == "warn.preference_overfit" and "best 80% at step 2" in warning
+    steady = metrics[:-1] + [{"step": 6, "eval_rewards/accuracies": 0.9}]
+    assert not any(m.key == "status.warning" for m in status_messages(snapshot(metrics=steady + [STEP])))
+
+
+def test_the_preference_plot_rows_name_every_series():
+    from studio import history
+
+    rows = history.preference_rows([{"step": 1, "rewards/margins": 0.2, "rewards/accuracies": 1.0, "loss": 0.6}])
+    assert rows == [{"step": 1, "value": 0.2, "series": "margin"}, {"step": 1, "value": 1.0, "series": "accuracy"}]

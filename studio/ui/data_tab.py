@@ -11,7 +11,7 @@ import json
 import gradio as gr
 import pandas as pd
 
-from .. import config, data, stats
+from .. import config, data, preference, stats
 from .forms import TabContext, TabParts, build_section_form
 from .text import chart_titles, frame, headers, lang, render, t, tr
 
@@ -137,6 +137,13 @@ def use_upload(file_path: str | None, current: str) -> str:
     return file_path or current
 
 
+def data_sources(request: gr.Request = None):
+    """The dataset box's choices: the demo data and, for DPO / KTO, the blind votes collected on each run."""
+    language = lang(request)
+    voted = [(render(label, language), path) for label, path in preference.vote_sources()]
+    return gr.update(choices=[config.DEMO_DATA, *voted])
+
+
 def localise(request: gr.Request = None):
     """Table headers, chart and axis titles in the reader's language from the first paint (values, not labels)."""
     language = lang(request)
@@ -181,6 +188,8 @@ def build(ctx: TabContext) -> TabParts:
     recommended_cutoff, recommended_share = gr.Number(visible=False), gr.Number(visible=False)
     applied = gr.State()  # the file whose recommendations the form has received (once per file)
     ctx.demo.load(localise, None, [problems, preview, percentiles, findings, hist, cdf], api_name=False)
+    ctx.demo.load(data_sources, None, form["dataset_path"], api_name=False)
+    ctx.tab.select(data_sources, None, form["dataset_path"], api_name="data_sources")
 
     def wire(full_form: dict) -> None:
         sources = dict(dataset_path=form["dataset_path"], dataset_format=form["dataset_format"],

@@ -10,7 +10,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from .. import advice, config, estimates, hardware, stats
+from .. import advice, config, estimates, hardware, preference, stats
 from ..jobs import JOB
 from ..models import model_shape
 from ..paths import PRESET_DOWNLOAD, source_refusal
@@ -122,7 +122,7 @@ def build(ctx: TabContext) -> TabParts:
         import_btn = gr.Button(t("hyper.import"))
         export_btn = gr.Button(t("hyper.export"))
         preset_out = gr.File(label=t("hyper.export"), interactive=False)
-    views = _Views(ctx.demo, check, reset, probe, shipped, preset_in, import_btn, export_btn, preset_out, status,
+    views = _Views(ctx.demo, ctx.tab, check, reset, probe, shipped, preset_in, import_btn, export_btn, preset_out, status,
                    advice_md, estimate_md, time_md, hardware_md)
     return TabParts(form, views.wire)
 
@@ -130,6 +130,7 @@ def build(ctx: TabContext) -> TabParts:
 @dataclass
 class _Views:
     demo: gr.Blocks
+    tab: gr.Tab
     check: gr.Button
     reset: gr.Button
     probe: gr.Button
@@ -192,6 +193,11 @@ class _Views:
                               api_name="export_preset")
         self.import_btn.click(import_file, self.preset_in, outputs + [self.status], api_name="import_preset")
         self.shipped.input(import_shipped, self.shipped, outputs + [self.status], api_name="load_shipped_preset")
+        def starting_runs():
+            return gr.update(choices=["", *preference.adapter_runs()])
+
+        self.demo.load(starting_runs, None, form["adapter_name_or_path"], api_name=False)
+        self.tab.select(starting_runs, None, form["adapter_name_or_path"], api_name="starting_runs")
         # Detecting hardware imports torch: done after the page is served, not while building it.
         self.demo.load(hardware_now, inputs_kwargs=form, outputs=[self.hardware_md, form["finetuning_type"]],
                        api_name="hardware")

@@ -55,6 +55,21 @@ def translated_series(frame: pd.DataFrame, language: str) -> pd.DataFrame:
     return frame
 
 
+PREFERENCE_COLUMNS = {"step": "int64", "value": "float64", "series": "str"}
+
+
+def preference_frame(metrics: list[dict], language: str = "en"):
+    """The DPO / KTO plot's rows with their series named in the reader's language; hidden for an SFT run."""
+    rows = history.preference_rows(metrics)
+    if not rows:
+        return gr.update(visible=False)
+    present = {r["series"] for r in rows}  # every series from the first frame on (see loss_frame)
+    rows += [{**rows[0], "series": s} for s in history.PREFERENCE_SERIES.values() if s not in present]
+    frame = typed_frame(rows, PREFERENCE_COLUMNS)
+    frame["series"] = [tr(f"series.{s}", language) for s in frame["series"]]
+    return gr.update(value=frame, visible=True)
+
+
 def lr_frame(metrics: list[dict]) -> pd.DataFrame:
     rows = [{"step": m["step"], "learning_rate": m["learning_rate"]} for m in metrics if m.get("learning_rate")]
     return typed_frame(rows, {"step": "int64", "learning_rate": "float64"})
@@ -97,9 +112,9 @@ def poll(seen: str | None = None, request: gr.Request = None):
     if version == seen or not metrics:
         # An empty frame would also fix the plot's categories to none (see loss_frame).
         return status_text(snapshot, language), progress_html(snapshot, language), gr.skip(), gr.skip(), gr.skip(), \
-            version
+            version, gr.skip()
     return (status_text(snapshot, language), progress_html(snapshot, language), loss_frame(metrics, language),
-            lr_frame(metrics), log_text(snapshot["log"], language), version)
+            lr_frame(metrics), log_text(snapshot["log"], language), version, preference_frame(metrics, language))
 
 
 def problems_text(problems: list, language: str) -> str:
@@ -228,6 +243,7 @@ def build(ctx: TabContext) -> TabParts:
         # No block labels: localise names the charts with chart_titles.
         plot = gr.LinePlot(x="step", y="loss", color="series", show_label=False, height=380, scale=2)
         lr_plot = gr.LinePlot(x="step", y="learning_rate", show_label=False, height=300, scale=1)
+    pref_plot = gr.LinePlot(x="step", y="value", color="series", show_label=False, height=300, visible=False)
     log = gr.Textbox(label=t("train.log"), lines=10, max_lines=10, autoscroll=True)
     with gr.Accordion(t("train.history"), open=False):
         refresh = gr.Button(t("train.refresh"))
@@ -241,7 +257,7 @@ def build(ctx: TabContext) -> TabParts:
     timer = gr.Timer(2.0)
     stop_btn.click(stop, None, message, api_name="stop_training")
     seen = gr.State()
-    timer.tick(poll, seen, [status, progress, plot, lr_plot, log, seen], api_name="poll_training",
+    timer.tick(poll, seen, [status, progress, plot, lr_plot, log, seen, pref_plot], api_name="poll_training",
                show_progress="hidden")
     refresh.click(refresh_history, None, [runs, resume_target, chosen], api_name="run_history")
     compare_btn.click(compare_runs, chosen, [compare_plot, compare_table, compare_diff], api_name="compare_runs")
@@ -253,9 +269,10 @@ def build(ctx: TabContext) -> TabParts:
         return (frame([], HISTORY_COLUMNS, language), frame([], COMPARE_COLUMNS, language),
                 chart_titles("train.loss", "col.step", "col.loss", language, color_key="col.series"),
                 chart_titles("train.loss", "col.step", "col.loss", language, color_key="col.series"),
-                chart_titles("train.lr", "col.step", "col.learning_rate", language))
+                chart_titles("train.lr", "col.step", "col.learning_rate", language),
+                chart_titles("train.preference", "col.step", "col.value", language, color_key="col.series"))
 
-    ctx.demo.load(localise, None, [runs, compare_table, plot, compare_plot, lr_plot], api_name=False)
+    ctx.demo.load(localise, None, [runs, compare_table, plot, compare_plot, lr_plot, pref_plot], api_name=False)
 
     def wire(form: dict) -> None:
         """Start and Pilot send every setting except the generation ones (training needs none), by name."""
