@@ -69,9 +69,11 @@ def token_problem(pair: "ChatPair", messages: list[dict], max_new_tokens: int) -
 class ChatPair:
     """Holds the base model (and the tuned adapter or model) of one run."""
 
-    def __init__(self, base_path: str, tuned_path: str | None, tokenizer, base_model, tuned_model=None):
+    def __init__(self, base_path: str, tuned_path: str | None, tokenizer, base_model, tuned_model=None,
+                 reference: str | None = None):
         self.base_path, self.tuned_path = base_path, tuned_path
         self.tokenizer, self.base_model, self.tuned_model = tokenizer, base_model, tuned_model
+        self.reference = reference  # another run's adapter on the same base answers for the "base" side
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
@@ -80,7 +82,13 @@ class ChatPair:
         the adapter off; every browser session uses this one pair, so one session's switch must never land in the
         middle of another's forward pass (that gave a "tuned" answer from the base model)."""
         with self._lock:
-            if tuned and self.tuned_model is not None:
+            if self.reference is not None:  # two runs, one base: the side picks its adapter
+                self.base_model.set_adapter("default" if tuned else "reference")
+                try:
+                    yield self.base_model
+                finally:
+                    self.base_model.set_adapter("default")
+            elif tuned and self.tuned_model is not None:
                 yield self.tuned_model
             elif not tuned and self.shares_weights:
                 with self.base_model.disable_adapter():
@@ -110,6 +118,24 @@ class ChatPair:
         base = models.load_model(base_path, dtype).to(device).eval()
         tuned = models.load_model(str(full), dtype).to(device).eval() if (full / "config.json").exists() else None
         return cls(base_path, str(full) if tuned is not None else None, tokenizer, base, tuned)
+
+    @classmethod
+    def of_two_runs(cls, run_dir: str | Path, other_dir: str | Path, progress=print) -> "ChatPair":
+        """Two runs side by side from one copy of their shared base model: `run_dir`'s adapter answers for the
+        tuned side, `other_dir`'s (loaded beside it) for the other. Runs that share no base, or that trained
+        every weight, cannot share a copy: refused with the reason rather than loading a second model."""
+        (run, checkpoint), (other, other_checkpoint) = RunFolder.of(run_dir), RunFolder.of(other_dir)
+        adapters = [checkpoint or run.adapter_dir, other_checkpoint or other.adapter_dir]
+        if not all((a / "adapter_config.json").exists() for a in adapters):
+            raise ValueError(Msg("chat.compare_adapters_only"))
+        if run.base_model() != other.base_model():
+            raise ValueError(Msg("chat.compare_other_base", base=run.base_model(), other=other.base_model()))
+        pair = cls.with_adapter(models.resolve_model_path(run.base_model(), progress), str(adapters[0]))
+        pair.base_model.load_adapter(str(adapters[1]), adapter_name="reference")
+        pair.base_model.set_adapter("default")
+        pair.base_model.eval()
+        pair.reference = str(other_dir)
+        return pair
 
     @classmethod
     def with_adapter(cls, base_path: str, adapter_path: str) -> "ChatPair":

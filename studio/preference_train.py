@@ -63,7 +63,7 @@ def preference_split(settings: Settings, run: RunFolder, log, resume: bool, erro
     return train, validation
 
 
-def trainer_config(settings: Settings, plan: dict, output_dir: str):
+def trainer_config(settings: Settings, plan: dict, output_dir: str, has_eval: bool = True):
     """DPOConfig / KTOConfig from the same fields as SFT's: every SFT argument the preference config also knows
     (learning rate, epochs, batches, schedule, precision, saving, evaluation), plus beta."""
     from trl import DPOConfig, KTOConfig  # deferred: heavy
@@ -75,6 +75,8 @@ def trainer_config(settings: Settings, plan: dict, output_dir: str):
     # KTO estimates its KL term from each row's neighbours in a fixed-order batch, so it keeps the order.
     order = "random" if settings.method.stage == "dpo" else "sequential"
     kwargs.update(train_sampling_strategy=order, beta=settings.method.beta, padding_free=False)
+    if not has_eval:  # too few pairs for a validation row (a handful of votes): train without evaluating
+        kwargs.update(eval_strategy="no", eval_on_start=False, load_best_model_at_end=False)
     return cls(output_dir=output_dir, **{k: v for k, v in kwargs.items() if k in known})
 
 
@@ -102,7 +104,8 @@ def _trainer(settings, run, log, plan, model_path, tokenizer, train_rows, eval_r
 
     model, peft_config = _policy(settings, plan, model_path, log)
     trainer_cls = DPOTrainer if settings.method.stage == "dpo" else KTOTrainer
-    trainer = trainer_cls(model=model, ref_model=None, args=trainer_config(settings, plan, str(run.checkpoints_dir)),
+    config = trainer_config(settings, plan, str(run.checkpoints_dir), has_eval=bool(eval_rows))
+    trainer = trainer_cls(model=model, ref_model=None, args=config,
                           train_dataset=Dataset.from_list(train_rows),
                           eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
                           processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)

@@ -54,6 +54,7 @@ class Vote:
     voter: str
     run: str  # the tuned side: a run folder or one of its checkpoints
     edited: str | None = None  # the better answer as the voter corrected it (the chosen one in preference data)
+    reference: str = ""  # what the "base" side was: "" for the base model, else another run on the same base
     time: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S"))
 
     @property
@@ -158,8 +159,15 @@ def agreement(votes: list[Vote]) -> tuple[float | None, int, int]:
     return (sum(pairs) / len(pairs) if pairs else None), len(shared), voters
 
 
-def summary(votes: list[Vote]) -> Msg:
-    """The win rate in words, with its interval and what it rests on; the agreement where several voted."""
+def against(votes: list[Vote], reference: str = "") -> list[Vote]:
+    """The votes of one comparison: the tuned run against its base model (""), or against another run."""
+    return [v for v in votes if v.reference == (reference or "")]
+
+
+def summary(votes: list[Vote], reference: str = "") -> Msg:
+    """The win rate in words, with its interval and what it rests on; the agreement where several voted.
+    `reference`: the other run the votes compared with (the base model where empty)."""
+    votes = against(votes, reference)
     rate = win_rate(votes)
     if rate.rate is None:
         return Msg("votes.none_decided", votes=rate.votes, both_bad=rate.both_bad)
@@ -169,6 +177,8 @@ def summary(votes: list[Vote]) -> Msg:
     if voters > 1:
         parts.append(Msg("votes.agreement", share=share, prompts=shared, voters=voters) if share is not None
                      else Msg("votes.no_overlap", voters=voters))
+    if reference:
+        return Msg("votes.against", run=Path(reference).name, summary=Msg("list", items=parts))
     return Msg("list", items=parts)
 
 

@@ -223,6 +223,67 @@ def test_blind_votes_in_each_language(browser, app_url, artifacts, tiny_model_di
     assert [v.verdict for v in votes.read_votes(run / "votes.jsonl")] == ["A", "tie", "B"]
 
 
+LOOP_WORDS = {
+    "en-US": dict(hyper="Hyperparameters", model="Model", stage="Training stage", start="Start from run",
+                  lr="Learning rate", epochs="Epochs", data="Data", dataset="Dataset", load="Load and check",
+                  preference="preference", train="Train", go="Start training", done="Next:", left="Left pane",
+                  against="against", advanced="Advanced settings"),
+    "zh-CN": dict(hyper="超参数", model="模型", stage="训练阶段", start="从运行开始", lr="学习率", epochs="训练轮数",
+                  data="数据", dataset="数据集", load="加载并检查", preference="preference", train="训练", go="开始训练",
+                  done="下一步", left="左侧窗格", against="对比", advanced="高级设置")}
+
+
+def pick(page, label, value):
+    box = page.get_by_label(label, exact=True)
+    box.fill(value)
+    box.press("Enter")
+
+
+@pytest.mark.parametrize("locale", list(LOOP_WORDS))
+def test_votes_to_a_dpo_run_compared_with_its_sft_run(browser, app_url, artifacts, tiny_model_dir, locale):
+    """The whole loop a newcomer walks: three blind votes in Chat, DPO trained on them from the form, then the new
+    run beside the SFT run it started from, in the reader's language."""
+    from playwright.sync_api import expect
+
+    from studio.jobs import JOB
+
+    test_blind_votes_in_each_language(browser, app_url, artifacts, tiny_model_dir, locale)  # three votes
+    sft = Path(os.environ["STUDIO_RUNS"]) / f"browser-blind-{locale}"
+    words = {**BLIND_WORDS[locale], **LOOP_WORDS[locale]}
+    page = open_page(browser, app_url, locale)
+    page.get_by_role("tab", name=words["hyper"]).click()
+    pick(page, words["model"], str(tiny_model_dir))
+    pick(page, words["stage"], "dpo")
+    page.get_by_role("button", name=words["advanced"]).first.click()
+    pick(page, words["start"], str(sft))
+    for label, value in ((words["lr"], "0.00005"), (words["epochs"], "1")):
+        page.get_by_label(label, exact=True).fill(value)
+        page.get_by_label(label, exact=True).press("Enter")
+    page.get_by_role("tab", name=words["data"]).click()
+    pick(page, words["dataset"], f"votes:{sft}")
+    page.get_by_role("button", name=words["load"]).click()
+    expect(page.locator("#data-summary")).to_contain_text(words["preference"], timeout=60000)
+    page.get_by_role("tab", name=words["train"]).click()
+    page.get_by_role("button", name=words["go"], exact=True).click()
+    expect(page.get_by_text(words["done"]).first).to_be_visible(timeout=180000)
+    page.screenshot(path=str(artifacts / f"train-dpo-on-votes-{locale}.png"), full_page=True)
+    JOB.wait(60)
+    dpo = JOB.snapshot()["run_dir"]
+    assert json.loads((Path(dpo) / "status.json").read_text())["method"] == "dpo"
+    page.get_by_role("tab", name=words["tab"]).click()
+    page.get_by_role("button", name=words["refresh"]).click()
+    pick(page, words["run"], dpo)
+    pick(page, words["left"], str(sft))
+    expect(page.locator("#chat-note")).to_contain_text(words["against"], timeout=60000)
+    assert not page.get_by_label(words["blind"]).is_checked()  # a fresh page: panes named for what they show
+    page.get_by_role("button", name=words["send"]).click()
+    bubbles = page.locator("[data-testid='bot']")
+    expect(bubbles).to_have_count(2, timeout=60000)
+    expect(page.locator("#chat-base")).to_contain_text(sft.name)
+    page.screenshot(path=str(artifacts / f"chat-dpo-vs-sft-{locale}.png"), full_page=True)
+    page.close()
+
+
 @pytest.fixture(scope="module")
 def quickstart_run(app_url):
     """The quickstart preset, shortened to 40 steps (~2 min here), trained into the app's runs folder."""

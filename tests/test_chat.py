@@ -213,3 +213,30 @@ def test_two_sessions_at_once_each_get_their_own_base_and_tuned_answers(lora_run
     finally:
         hook.remove()
     assert together == alone
+
+
+def test_two_runs_side_by_side_from_one_copy_of_their_base(lora_run, tiny_model_dir, tmp_path):
+    """Any two adapter runs on one base: the left side answers as the other run does alone, the right side as
+    this run does alone, and the weights are one base plus two adapters."""
+    settings, _ = config.apply_overrides(Settings(), [f"model_name_or_path={tiny_model_dir}", "max_steps=10",
+                                                      "learning_rate=0.01", "lora_dropout=0.0", "precision=fp32",
+                                                      "r=2", "lora_alpha=8", "seed=7", "validation_share=0.0",
+                                                      "max_length=64"])
+    other = tmp_path / "other"
+    assert train.run_training(settings, other, progress=None)["status"] == "finished"
+    pair = chat.ChatPair.of_two_runs(lora_run, other, progress=lambda _: None)
+    left, right = list(chat.stream_pair(pair, PROMPT, PROMPT, GREEDY))[-1]
+    alone_this = list(chat.stream_pair(chat.ChatPair.from_run(lora_run, progress=lambda _: None), PROMPT, PROMPT,
+                                       GREEDY))[-1][1]
+    alone_other = list(chat.stream_pair(chat.ChatPair.from_run(other, progress=lambda _: None), PROMPT, PROMPT,
+                                        GREEDY))[-1][1]
+    assert right.text == alone_this.text and left.text == alone_other.text and left.text != right.text
+    assert set(pair.base_model.peft_config) == {"default", "reference"}
+    foreign = tmp_path / "foreign"
+    (foreign / "adapter").mkdir(parents=True)
+    (foreign / "adapter" / "adapter_config.json").write_text("{}")
+    settings_other_base, _ = config.apply_overrides(settings, ["model_name_or_path=starter"])
+    (foreign / "preset.json").write_text(__import__("json").dumps(config.preset_dict(settings_other_base)))
+    with pytest.raises(ValueError) as refused:
+        chat.ChatPair.of_two_runs(lora_run, foreign, progress=lambda _: None)
+    assert refused.value.args[0].key == "chat.compare_other_base"

@@ -93,3 +93,15 @@ def test_dpo_on_the_votes_of_a_run(tiny_model_dir, sft_run, tmp_path):
     log = (tmp_path / "votes-dpo" / "log.txt").read_text()
     assert "DPO data from my votes on run run: 5 rows for training, 1 for validation" in log
     assert (tmp_path / "votes-dpo" / "adapter" / "adapter_config.json").exists()
+
+
+def test_a_handful_of_votes_trains_without_a_validation_row(tiny_model_dir, sft_run, tmp_path):
+    """Two pairs and a 10% validation share leave no validation row: the run trains without evaluating instead
+    of failing (it did, in the browser walk)."""
+    data = tmp_path / "two.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"Q{i}?", "chosen": f"Good {i}.", "rejected": f"Bad {i}."}) + "\n"
+                            for i in range(2)))
+    settings = tiny_settings(tiny_model_dir, "stage=dpo", f"dataset_path={data}", "validation_share=0.1",
+                             f"adapter_name_or_path={sft_run}", "max_steps=2")
+    status = train.run_training(settings, tmp_path / "few", progress=None)
+    assert status["status"] == "finished", status

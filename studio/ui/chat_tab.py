@@ -33,14 +33,19 @@ def finished_runs() -> list[str]:
     return choices
 
 
-def get_pair(run_dir: str):
-    if refusal := run_model_refusal(run_dir):  # a typed folder, or a preset's base model, outside the studio's
-        raise PermissionError(refusal)
+def get_pair(run_dir: str, compare_with: str | None = None):
+    """The loaded pair: the run against its base model, or against another run on the same base."""
+    compare_with = compare_with if isinstance(compare_with, str) and compare_with.strip() else None
+    for folder in filter(None, (run_dir, compare_with)):
+        if refusal := run_model_refusal(folder):  # a typed folder, or a preset's base model, outside the studio's
+            raise PermissionError(refusal)
     with _LOCK:
-        if _LOADED.get("run_dir") != run_dir:
+        if (_LOADED.get("run_dir"), _LOADED.get("compare_with")) != (run_dir, compare_with):
             _LOADED.clear()  # free the previous run's model before loading the next
             gc.collect()
-            _LOADED.update(run_dir=run_dir, pair=ChatPair.from_run(run_dir, progress=lambda _: None))
+            pair = ChatPair.of_two_runs(run_dir, compare_with, progress=lambda _: None) if compare_with else \
+                ChatPair.from_run(run_dir, progress=lambda _: None)
+            _LOADED.update(run_dir=run_dir, compare_with=compare_with, pair=pair)
         return _LOADED["pair"]
 
 
@@ -48,25 +53,27 @@ def failure(err: Exception, language: str) -> str:
     return tr("chat.load_failed", language, error=render(err.args[0] if err.args else str(err), language))
 
 
-def load_note(run_dir: str, request: gr.Request = None) -> str:
+def load_note(run_dir: str, compare_with: str | None = None, request: gr.Request = None) -> str:
     language = lang(request)
     if not run_dir:
         return tr("chat.no_runs", language)
     if JOB.running and _LOADED.get("run_dir") != run_dir:
         return tr("chat.busy_training", language)
     try:
-        pair = get_pair(run_dir)
+        pair = get_pair(run_dir, compare_with)
     except Exception as err:  # a run without weights, a missing base model: a message, never a crashed tab
         return failure(err, language)
+    if pair.reference:
+        return tr("chat.two_runs", language, run=Path(run_dir).name, other=Path(pair.reference).name)
     return tr("chat.shared_weights" if pair.shares_weights else "chat.two_copies", language, run=Path(run_dir).name)
 
 
-def open_tab(current: str | None, handed: str | None, request: gr.Request = None):
+def open_tab(current: str | None, handed: str | None, compare_with: str | None = None, request: gr.Request = None):
     """On opening the tab (and on page load): the runs finished so far, the one just trained preselected, its
     model loaded, so Send answers at once."""
     choices = finished_runs()
     value, handed = pick_run(choices, current, handed)
-    return gr.update(choices=choices, value=value), load_note(value, request), handed
+    return gr.update(choices=choices, value=value), load_note(value, compare_with, request=request), handed
 
 
 def generation_settings(values: dict, language: str = "en") -> tuple[config.GenerationSettings | None, str]:
@@ -99,7 +106,7 @@ def pane_latency(name: str, answer, samples: list, language: str = "en") -> str:
 
 
 def send(run_dir, system_prompt=None, prompt=None, base_history=None, tuned_history=None, samples=None, blind=False,
-         request: gr.Request = None, **generation):
+         compare_with=None, request: gr.Request = None, **generation):
     """Both models answer the prompt, streamed into their panes; with `blind`, a fresh single-turn pair shown as
     A and B in a random order, ready to vote on. Yields (base pane, tuned pane, samples, note, prompt box,
     comparison, answer A, answer B)."""
@@ -126,7 +133,7 @@ def send(run_dir, system_prompt=None, prompt=None, base_history=None, tuned_hist
         yield base_history, tuned_history, samples, problems, prompt, *keep
         return
     try:
-        pair = get_pair(run_dir)
+        pair = get_pair(run_dir, compare_with)
     except Exception as err:  # a run without weights, a missing base model: said in the tab, never a popup
         yield base_history, tuned_history, samples, failure(err, language), prompt, *keep
         return
@@ -150,7 +157,8 @@ def send(run_dir, system_prompt=None, prompt=None, base_history=None, tuned_hist
             history[-1]["content"] += "\n\n" + tr("chat.timed_out", language, seconds=MAX_ANSWER_SECONDS)
     samples = {"base": samples.get("base", []) + [(base.new_tokens, base.seconds)],
                "tuned": samples.get("tuned", []) + [(tuned.new_tokens, tuned.seconds)]}
-    latency = (pane_latency(tr("chat.base_short", language), base, samples["base"], language) + "\n\n"
+    left = Path(pair.reference).name if pair.reference else tr("chat.base_short", language)
+    latency = (pane_latency(left, base, samples["base"], language) + "\n\n"
                + pane_latency(tr("chat.tuned_short", language), tuned, samples["tuned"], language))
     yield base_history, tuned_history, samples, latency, "", *keep
 
@@ -177,7 +185,7 @@ def blind_pair(pair, settings, system: str, prompt: str, samples, language: str)
     yield panes[0], panes[1], samples, note, "", comparison, a.text, b.text
 
 
-def cast_vote(verdict: str, comparison, answer_a=None, answer_b=None, voter=None, run_dir=None,
+def cast_vote(verdict: str, comparison, answer_a=None, answer_b=None, voter=None, run_dir=None, compare_with=None,
               request: gr.Request = None):
     """Save the vote on the pair shown (in the run folder), say which model was which, and the tally so far.
     An answer the voter corrected in its box is saved as the better answer. Returns (note, tally, comparison,
@@ -191,36 +199,57 @@ def cast_vote(verdict: str, comparison, answer_a=None, answer_b=None, voter=None
     if not isinstance(edited, str) or edited.strip() == pending.shown(verdict).strip():
         edited = None  # unchanged: the model's own answer is the chosen one
     who = voter.strip()[:80] if isinstance(voter, str) and voter.strip() else f"session:{getattr(request, 'session_hash', '')}"
-    vote = votes.Vote(pending.prompt, pending.answers, list(pending.order), verdict, who, str(run_dir), edited)
+    reference = compare_with if isinstance(compare_with, str) else ""
+    vote = votes.Vote(pending.prompt, pending.answers, list(pending.order), verdict, who, str(run_dir), edited,
+                      reference=reference)
     path = votes.votes_file(run_dir)
     votes.record_vote(vote, path)
-    sides = [tr(f"side.{side}", language) for side in pending.order]
-    note = tr("votes.saved", language, a=sides[0], b=sides[1])
-    return note, render(votes.summary(votes.read_votes(path)), language), None, "", ""
+    names = {"base": Path(reference).name if reference else tr("side.base", language), "tuned": tr("side.tuned", language)}
+    note = tr("votes.saved", language, a=names[pending.order[0]], b=names[pending.order[1]])
+    return note, render(votes.summary(votes.read_votes(path), reference), language), None, "", ""
 
 
 def vote_for(verdict: str):
     """The handler of one vote button: the API's vote_a, vote_b, vote_tie and vote_both_bad."""
-    def vote(comparison=None, answer_a=None, answer_b=None, voter=None, run_dir=None, request: gr.Request = None):
-        return cast_vote(verdict, comparison, answer_a, answer_b, voter, run_dir, request)
+    def vote(comparison=None, answer_a=None, answer_b=None, voter=None, run_dir=None, compare_with=None,
+             request: gr.Request = None):
+        return cast_vote(verdict, comparison, answer_a, answer_b, voter, run_dir, compare_with, request)
     vote.__name__ = f"vote_{verdict.lower()}"
     return vote
 
 
-def vote_tally(run_dir, request: gr.Request = None) -> str:
-    """The win rate of the chosen run's tuned model over its base, from the votes saved in its folder."""
+def vote_tally(run_dir, compare_with=None, request: gr.Request = None) -> str:
+    """The win rate of the chosen run over what it is compared with, from the votes saved in its folder."""
     if not run_dir or not isinstance(run_dir, str) or run_refusal(run_dir):
         return ""
-    found = votes.read_votes(votes.votes_file(run_dir))
-    return render(votes.summary(found), lang(request)) if found else ""
+    reference = compare_with if isinstance(compare_with, str) else ""
+    found = votes.against(votes.read_votes(votes.votes_file(run_dir)), reference)
+    return render(votes.summary(found, reference), lang(request)) if found else ""
 
 
-def blind_view(blind, request: gr.Request = None):
+def compare_view(run_dir, compare_with=None, request: gr.Request = None):
+    """Picking what the run is compared with: the left pane renamed and emptied, the pair loaded, the tally."""
+    language = lang(request)
+    other = compare_with if isinstance(compare_with, str) and compare_with.strip() else None
+    label = Path(other).name if other else tr("chat.base", language)
+    return (gr.update(value=[], label=label), gr.update(value=[]), load_note(run_dir, other, request),
+            vote_tally(run_dir, other, request))
+
+
+def compare_choices(request: gr.Request = None):
+    """The base model, then every finished run: what the left pane can show."""
+    return gr.update(choices=[(tr("chat.compare_base", lang(request)), ""), *finished_runs()])
+
+
+def blind_view(blind, compare_with=None, request: gr.Request = None):
     """Switching blind on or off starts clean: panes emptied and named for what they show, votes shown or not."""
     language = lang(request)
-    names = ("chat.answer_a", "chat.answer_b") if blind else ("chat.base", "chat.tuned")
-    return (gr.update(value=[], label=tr(names[0], language)), gr.update(value=[], label=tr(names[1], language)),
-            gr.update(visible=bool(blind)), None)
+    if blind:
+        left, right = tr("chat.answer_a", language), tr("chat.answer_b", language)
+    else:
+        other = compare_with if isinstance(compare_with, str) and compare_with.strip() else None
+        left, right = Path(other).name if other else tr("chat.base", language), tr("chat.tuned", language)
+    return (gr.update(value=[], label=left), gr.update(value=[], label=right), gr.update(visible=bool(blind)), None)
 
 
 def cannot_load(run_dir: str, language: str) -> str | None:
@@ -278,6 +307,8 @@ def build(ctx: TabContext) -> TabParts:
     with gr.Row():
         run = gr.Dropdown(choices=[], label=t("chat.run"), allow_custom_value=True, scale=3, elem_id="chat-run")
         refresh = gr.Button(t("chat.refresh"), scale=1)
+    compare = gr.Dropdown(choices=[("", "")], value="", label=t("chat.compare_with"), info=t("chat.compare_info"),
+                          allow_custom_value=True, elem_id="chat-compare")
     note = gr.Markdown(elem_id="chat-note")
     system = gr.Textbox(label=t("chat.system"), placeholder=t("chat.system_hint"))
     blind = gr.Checkbox(label=t("chat.blind"), info=t("chat.blind_info"), value=False, elem_id="chat-blind")
@@ -314,21 +345,24 @@ def build(ctx: TabContext) -> TabParts:
     handed = gr.State()  # the freshly trained run this session was already shown (offered once, then the user's)
     comparison = gr.State()  # the blind pair waiting for its vote
     chat_inputs = dict(run_dir=run, system_prompt=system, prompt=prompt, base_history=base_bot, tuned_history=tuned_bot,
-                       samples=samples, blind=blind, **form)
+                       samples=samples, blind=blind, compare_with=compare, **form)
     chat_outputs = [base_bot, tuned_bot, samples, latency, prompt, comparison, answer_a, answer_b]
 
     refresh.click(lambda: gr.update(choices=finished_runs()), None, run, api_name="list_runs")
-    ctx.tab.select(open_tab, [run, handed], [run, note, handed], api_name="open_chat").then(
-        vote_tally, run, tally, api_name=False)
-    run.input(load_note, run, note, api_name="load_run").then(vote_tally, run, tally, api_name=False)
+    ctx.tab.select(open_tab, [run, handed, compare], [run, note, handed], api_name="open_chat").then(
+        vote_tally, [run, compare], tally, api_name=False).then(compare_choices, None, compare, api_name=False)
+    run.input(load_note, inputs_kwargs=dict(run_dir=run, compare_with=compare), outputs=note,
+              api_name="load_run").then(vote_tally, [run, compare], tally, api_name=False)
+    compare.input(compare_view, inputs_kwargs=dict(run_dir=run, compare_with=compare),
+                  outputs=[base_bot, tuned_bot, note, tally], api_name="compare_with")
     send_named, held_out_named = takes_form(form)(send), takes_form(form)(held_out_answers)
     sending = send_btn.click(send_named, inputs_kwargs=chat_inputs, outputs=chat_outputs, api_name="chat")
     submitting = prompt.submit(send_named, inputs_kwargs=chat_inputs, outputs=chat_outputs, api_name=False)
-    blind.change(blind_view, blind, [base_bot, tuned_bot, vote_box, comparison], api_name=False)
+    blind.change(blind_view, [blind, compare], [base_bot, tuned_bot, vote_box, comparison], api_name=False)
     for verdict, button in vote_buttons.items():
         button.click(vote_for(verdict),
                      inputs_kwargs=dict(comparison=comparison, answer_a=answer_a, answer_b=answer_b, voter=voter,
-                                        run_dir=run),
+                                        run_dir=run, compare_with=compare),
                      outputs=[vote_note, tally, comparison, answer_a, answer_b], api_name=f"vote_{verdict.lower()}")
     stop_btn.click(None, None, None, cancels=[sending, submitting], api_name="stop_chat")
     clear_btn.click(lambda: ([], [], {}, ""), None, [base_bot, tuned_bot, samples, latency], api_name="clear_chat")
@@ -345,4 +379,5 @@ def build(ctx: TabContext) -> TabParts:
                 tr("chat.default_prompt", language), gr.update(choices=choices, value=choices[0] if choices else None))
 
     ctx.demo.load(localise, None, [answers, scores, prompt, run], api_name=False)
+    ctx.demo.load(compare_choices, None, compare, api_name=False)
     return TabParts(form)
