@@ -107,3 +107,33 @@ def test_cli_choices_are_the_settings_own():
     data = parser._subparsers._group_actions[0].choices["data"]
     formats = next(a for a in data._actions if a.dest == "format").choices
     assert list(formats) == list(typing.get_args(DataSettings.model_fields["dataset_format"].annotation))
+
+
+def test_blind_vote_then_dpo_from_the_command_line(tiny_model_dir, tmp_path):
+    """`chat --blind` prints A and B and saves the vote read from stdin; `train` with a DPO preset trains on the
+    votes of that run, continuing its adapter."""
+    sft = tmp_path / "sft"
+    result = run_cli("train", "--preset", "presets/quickstart-cpu.json", "--set", f"model_name_or_path={tiny_model_dir}",
+                     "--set", "max_steps=2", "--output-dir", str(sft), timeout=300)
+    assert result.returncode == 0, result.stderr[-1000:]
+    for i, verdict in enumerate(("A", "b", "A")):
+        voted = subprocess.run([sys.executable, "launch.py", "chat", str(sft), "--prompt", f"Who are you? {i}",
+                                "--max-new-tokens", "6", "--blind", "--voter", "cli-test"], cwd=ROOT,
+                               input=verdict + "\n", capture_output=True, text=True, timeout=120)
+        assert voted.returncode == 0, voted.stderr[-1000:]
+        assert voted.stdout.index("--- A") < voted.stdout.index("--- B") < voted.stdout.index("Saved to")
+        assert "A was the" in voted.stdout and "decided votes" in voted.stdout
+    lines = (sft / "votes.jsonl").read_text().splitlines()
+    assert [json.loads(line)["verdict"] for line in lines] == ["A", "B", "A"]
+    refused = subprocess.run([sys.executable, "launch.py", "chat", str(sft), "--prompt", "x", "--max-new-tokens", "2",
+                              "--blind"], cwd=ROOT, input="maybe\n", capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "is not a vote" in refused.stderr
+    dpo = tmp_path / "dpo"
+    result = run_cli("train", "--preset", "presets/quickstart-cpu.json", "--set", f"model_name_or_path={tiny_model_dir}",
+                     "--set", "stage=dpo", "--set", f"dataset_path=votes:{sft}", "--set",
+                     f"adapter_name_or_path={sft}", "--set", "learning_rate=5e-5", "--set", "max_steps=2",
+                     "--output-dir", str(dpo), timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout[result.stdout.rindex("{\n"):])
+    assert summary["status"] == "finished" and "DPO data from my votes on run sft" in result.stdout
+    assert (dpo / "adapter" / "adapter_config.json").exists()

@@ -105,3 +105,19 @@ def test_a_handful_of_votes_trains_without_a_validation_row(tiny_model_dir, sft_
                              f"adapter_name_or_path={sft_run}", "max_steps=2")
     status = train.run_training(settings, tmp_path / "few", progress=None)
     assert status["status"] == "finished", status
+
+
+def test_a_dpo_run_exports_like_an_sft_run(tiny_model_dir, sft_run, tmp_path):
+    """Merged model, adapter and preset from a DPO run, each checked as the SFT ones are."""
+    from studio import export
+
+    run = tmp_path / "dpo"
+    preference_run(tiny_model_dir, sft_run, run, "dpo", PREFERENCE / "pairs.jsonl")
+    merged = export.export_merged(run, tmp_path / "merged")
+    adapter = export.export_adapter(run, tmp_path / "adapter")
+    preset = export.export_preset(run, tmp_path / "preset.json")
+    assert (tmp_path / "merged" / "model.safetensors").exists() and (tmp_path / "adapter" / "adapter_config.json").exists()
+    assert "identical" in merged.check or merged.check, merged  # reloaded and answered
+    assert preset.kind == "preset" and adapter.kind == "adapter"
+    saved = json.loads((tmp_path / "preset.json").read_text())["settings"]["method"]
+    assert saved["stage"] == "dpo" and saved["adapter_name_or_path"] == str(sft_run)
