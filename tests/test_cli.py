@@ -112,9 +112,9 @@ def test_cli_choices_are_the_settings_own():
 def test_blind_vote_then_dpo_from_the_command_line(tiny_model_dir, tmp_path):
     """`chat --blind` prints A and B and saves the vote read from stdin; `train` with a DPO preset trains on the
     votes of that run, continuing its adapter."""
-    sft = tmp_path / "sft"
+    sft = tmp_path / "sft"  # trained hard enough that its answers differ from the base model's
     result = run_cli("train", "--preset", "presets/quickstart-cpu.json", "--set", f"model_name_or_path={tiny_model_dir}",
-                     "--set", "max_steps=2", "--output-dir", str(sft), timeout=300)
+                     "--set", "max_steps=8", "--set", "learning_rate=0.01", "--output-dir", str(sft), timeout=300)
     assert result.returncode == 0, result.stderr[-1000:]
     for i, verdict in enumerate(("A", "b", "A")):
         voted = subprocess.run([sys.executable, "launch.py", "chat", str(sft), "--prompt", f"Who are you? {i}",
