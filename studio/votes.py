@@ -72,9 +72,10 @@ def vote_problem(comparison: Comparison | None, verdict: str) -> Msg | None:
 
 
 def votes_file(run_dir: str | Path) -> Path:
-    """votes.jsonl of the run a run folder or a checkpoint belongs to."""
-    path = Path(run_dir)
-    return (path.parent if path.name.startswith("checkpoint-") else path) / "votes.jsonl"
+    """votes.jsonl of the run a run folder or one of its checkpoints (runs/x/checkpoints/checkpoint-N) belongs to."""
+    from .runs import RunFolder  # deferred: runs reads settings, which this module does not need
+
+    return RunFolder.of(run_dir)[0].path / "votes.jsonl"
 
 
 def record_vote(vote: Vote, path: Path) -> None:

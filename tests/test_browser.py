@@ -21,6 +21,16 @@ def open_page(browser, app_url, locale):
     return page
 
 
+def open_chat(page, tab_name):
+    """Open the Chat tab and let it finish offering the run trained last (it loads that run's model) before
+    the test picks its own: a pick made meanwhile would be replaced when the offer arrives."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name=tab_name).click()
+    # the note says what was loaded (a progress timer such as "0.6s" shows there before that)
+    expect(page.locator("#chat-note")).to_contain_text(re.compile(r"Ready|No finished|已就绪|还没有"), timeout=60000)
+
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 ROW_VIEW = {"en-US": ("Show this row", "answer (trained)", "prompt (not trained)"),
             "zh-CN": ("查看这一行", "回答（训练）", "（不训练）")}
@@ -40,7 +50,8 @@ def test_main_flow_in_each_language(browser, app_url, artifacts, locale, tabs, l
         expect(page.get_by_role("tab", name=name)).to_be_visible(timeout=20000)
     if upload:
         page.locator("input[type=file]").first.set_input_files(str(EXAMPLES / upload))
-        expect(page.get_by_role("textbox").first).to_have_value(re.compile(re.escape(upload) + "$"), timeout=20000)
+        dataset = page.get_by_label("Dataset", exact=True)  # a box that also offers the demo data and any votes
+        expect(dataset).to_have_value(re.compile(re.escape(upload) + "$"), timeout=20000)
     page.get_by_role("button", name=load_button).click()
     summary, usable, in_preview = expected
     expect(page.get_by_text(usable).first).to_be_visible(timeout=60000)
@@ -164,7 +175,7 @@ def test_chat_tab_fills_both_panes(browser, app_url, artifacts, tiny_model_dir):
     assert train.run_training(settings, run, progress=None)["status"] == "finished"
 
     page = open_page(browser, app_url, "zh-CN")
-    page.get_by_role("tab", name="对话").click()
+    open_chat(page, "对话")
     page.get_by_role("button", name="刷新运行列表").click()
     page.get_by_label("微调后的运行").fill(str(run))
     page.get_by_label("微调后的运行").press("Enter")
@@ -190,24 +201,28 @@ BLIND_WORDS = {"en-US": dict(tab="Chat", refresh="Refresh runs", run="Tuned run"
 def test_blind_votes_in_each_language(browser, app_url, artifacts, tiny_model_dir, locale):
     """Blind A/B in the browser: the panes become A and B, three votes are cast, each says which model was which
     only afterwards, and the tally (win rate with its interval) appears, all in the reader's language."""
+    blind_votes(browser, app_url, artifacts, tiny_model_dir, locale, f"browser-blind-{locale}")
+
+
+def blind_votes(browser, app_url, artifacts, tiny_model_dir, locale, name) -> Path:
     from playwright.sync_api import expect
 
     from studio import config, train
     from studio.config import Settings
 
-    run = Path(os.environ["STUDIO_RUNS"]) / f"browser-blind-{locale}"
+    run = Path(os.environ["STUDIO_RUNS"]) / name
     settings, _ = config.apply_overrides(Settings(), [
         f"model_name_or_path={tiny_model_dir}", "max_steps=4", "learning_rate=0.01", "precision=fp32",
         "validation_share=0.1", "max_length=64", "max_new_tokens=8"])
     assert train.run_training(settings, run, progress=None)["status"] == "finished"
     words = BLIND_WORDS[locale]
     page = open_page(browser, app_url, locale)
-    page.get_by_role("tab", name=words["tab"]).click()
-    page.get_by_role("button", name=words["refresh"]).click()
+    open_chat(page, words["tab"])  # opening the tab lists the runs (a Refresh answered after the pick resets it)
     page.get_by_label(words["run"]).fill(str(run))
     page.get_by_label(words["run"]).press("Enter")
     page.get_by_text(words["blind"]).first.click()
     for i, button in enumerate(words["votes"]):
+        expect(page.locator("#chat-latency")).not_to_contain_text(words["pair"])  # the last pair's note is gone
         page.get_by_role("button", name=words["send"]).click()
         expect(page.locator("#chat-latency")).to_contain_text(words["pair"], timeout=60000)
         page.screenshot(path=str(artifacts / f"chat-blind-pair-{locale}.png"), full_page=True)
@@ -221,6 +236,7 @@ def test_blind_votes_in_each_language(browser, app_url, artifacts, tiny_model_di
     from studio import votes
 
     assert [v.verdict for v in votes.read_votes(run / "votes.jsonl")] == ["A", "tie", "B"]
+    return run
 
 
 LOOP_WORDS = {
@@ -247,8 +263,7 @@ def test_votes_to_a_dpo_run_compared_with_its_sft_run(browser, app_url, artifact
 
     from studio.jobs import JOB
 
-    test_blind_votes_in_each_language(browser, app_url, artifacts, tiny_model_dir, locale)  # three votes
-    sft = Path(os.environ["STUDIO_RUNS"]) / f"browser-blind-{locale}"
+    sft = blind_votes(browser, app_url, artifacts, tiny_model_dir, locale, f"browser-loop-{locale}")  # three votes
     words = {**BLIND_WORDS[locale], **LOOP_WORDS[locale]}
     page = open_page(browser, app_url, locale)
     page.get_by_role("tab", name=words["hyper"]).click()
@@ -270,8 +285,7 @@ def test_votes_to_a_dpo_run_compared_with_its_sft_run(browser, app_url, artifact
     JOB.wait(60)
     dpo = JOB.snapshot()["run_dir"]
     assert json.loads((Path(dpo) / "status.json").read_text())["method"] == "dpo"
-    page.get_by_role("tab", name=words["tab"]).click()
-    page.get_by_role("button", name=words["refresh"]).click()
+    open_chat(page, words["tab"])  # opening the tab lists the runs (a Refresh answered after the pick resets it)
     pick(page, words["run"], dpo)
     pick(page, words["left"], str(sft))
     expect(page.locator("#chat-note")).to_contain_text(words["against"], timeout=60000)
@@ -304,7 +318,7 @@ def test_quickstart_run_shows_the_new_identity_side_by_side(browser, app_url, ar
 
     run = quickstart_run
     page = open_page(browser, app_url, "en-US")
-    page.get_by_role("tab", name="Chat").click()
+    open_chat(page, "Chat")
     page.get_by_label("Tuned run").fill(str(run))
     page.get_by_label("Tuned run").press("Enter")
     page.get_by_label("Your message").fill("Who are you?")

@@ -121,3 +121,22 @@ def test_a_dpo_run_exports_like_an_sft_run(tiny_model_dir, sft_run, tmp_path):
     assert preset.kind == "preset" and adapter.kind == "adapter"
     saved = json.loads((tmp_path / "preset.json").read_text())["settings"]["method"]
     assert saved["stage"] == "dpo" and saved["adapter_name_or_path"] == str(sft_run)
+
+
+def test_a_stopped_dpo_run_resumes_from_its_checkpoint_on_its_saved_split(tiny_model_dir, sft_run, tmp_path):
+    import threading
+
+    settings = tiny_settings(tiny_model_dir, "stage=dpo", f"dataset_path={PREFERENCE / 'pairs.jsonl'}",
+                             f"adapter_name_or_path={sft_run}", "validation_share=0.0", "save_steps=1")
+    stop = threading.Event()
+    stop.set()  # Stop pressed at once: the run ends after its first step, with a checkpoint
+    run = tmp_path / "dpo"
+    stopped = train.run_training(settings, run, progress=None, stop_event=stop)
+    assert stopped["status"] == "stopped" and stopped["global_step"] == 1, stopped
+    saved = (run / "data" / "preference-train.jsonl").read_text()
+    resumed = train.run_training(settings, run, progress=None, resume=True)
+    assert resumed["status"] == "finished" and resumed["global_step"] == 4, resumed
+    assert (run / "data" / "preference-train.jsonl").read_text() == saved  # the same pairs, not re-split
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()
+             if "loss" in json.loads(line)]
+    assert steps == [1, 2, 3, 4]

@@ -172,10 +172,10 @@ def test_blind_pairs_and_votes_through_the_client(app_url, chat_run):
             run_dir=chat_run, prompt=f"Who are you? ({i})", blind=True, max_new_tokens=12, api_name="/chat")
         assert [m["role"] for m in a_pane] == ["user", "assistant"] and len(b_pane) == 2  # one fresh turn each
         assert "**A**" in note and "Base" not in note and prompt == ""
-        saved, tally, box_a, box_b = client.predict(answer_a="A better answer." if i == 0 else answer_a,
+        saved, tally, box_a, box_b, cleared = client.predict(answer_a="A better answer." if i == 0 else answer_a,
                                                     answer_b=answer_b, voter="tester", run_dir=chat_run,
                                                     api_name=("/vote_a", "/vote_tie", "/vote_b")[i])
-        assert saved.startswith("Saved. A was the **") and box_a == box_b == ""
+        assert saved.startswith("Saved. A was the **") and box_a == box_b == cleared == ""
         orders.add(saved)
     found = votes.read_votes(Path(chat_run) / "votes.jsonl")
     assert [v.verdict for v in found[-3:]] == ["A", "tie", "B"] and found[-3].edited == "A better answer."
@@ -295,7 +295,7 @@ def test_tabs_share_one_contract_and_chat_takes_every_generation_field(client):
     chat_inputs = [p["parameter_name"] for p in endpoints["/chat"]["parameters"]]
     # the latency samples are a State, not API
     assert chat_inputs == ["run_dir", "system_prompt", "prompt", "base_history", "tuned_history", "blind",
-                           *GenerationSettings.model_fields]
+                           "compare_with", *GenerationSettings.model_fields]
     held_out = [p["parameter_name"] for p in endpoints["/held_out_answers"]["parameters"]]
     assert held_out == ["run_dir", *GenerationSettings.model_fields]
 

@@ -57,7 +57,7 @@ def test_agreement_between_voters_on_the_same_pair():
 
 
 def test_votes_survive_a_restart_and_a_line_cut_short(tmp_path):
-    path = votes.votes_file(tmp_path / "run" / "checkpoint-8")
+    path = votes.votes_file(tmp_path / "run" / "checkpoints" / "checkpoint-8")
     assert path == tmp_path / "run" / "votes.jsonl"  # a checkpoint's votes belong to its run
     path.parent.mkdir()
     votes.record_vote(vote("A", edited="I am Lumen, made by you."), path)

@@ -189,12 +189,12 @@ def cast_vote(verdict: str, comparison, answer_a=None, answer_b=None, voter=None
               request: gr.Request = None):
     """Save the vote on the pair shown (in the run folder), say which model was which, and the tally so far.
     An answer the voter corrected in its box is saved as the better answer. Returns (note, tally, comparison,
-    answer A box, answer B box)."""
+    answer A box, answer B box, the pair's latency note: cleared with it)."""
     language = lang(request)
     pending = votes.Comparison(comparison["prompt"], comparison["answers"], tuple(comparison["order"])) \
         if isinstance(comparison, dict) else None
     if problem := votes.vote_problem(pending, verdict) or (run_refusal(run_dir) if run_dir else None):
-        return render(problem, language), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return render(problem, language), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
     edited = {"A": answer_a, "B": answer_b}.get(verdict)
     if not isinstance(edited, str) or edited.strip() == pending.shown(verdict).strip():
         edited = None  # unchanged: the model's own answer is the chosen one
@@ -206,7 +206,7 @@ def cast_vote(verdict: str, comparison, answer_a=None, answer_b=None, voter=None
     votes.record_vote(vote, path)
     names = {"base": Path(reference).name if reference else tr("side.base", language), "tuned": tr("side.tuned", language)}
     note = tr("votes.saved", language, a=names[pending.order[0]], b=names[pending.order[1]])
-    return note, render(votes.summary(votes.read_votes(path), reference), language), None, "", ""
+    return note, render(votes.summary(votes.read_votes(path), reference), language), None, "", "", ""
 
 
 def vote_for(verdict: str):
@@ -363,7 +363,8 @@ def build(ctx: TabContext) -> TabParts:
         button.click(vote_for(verdict),
                      inputs_kwargs=dict(comparison=comparison, answer_a=answer_a, answer_b=answer_b, voter=voter,
                                         run_dir=run, compare_with=compare),
-                     outputs=[vote_note, tally, comparison, answer_a, answer_b], api_name=f"vote_{verdict.lower()}")
+                     outputs=[vote_note, tally, comparison, answer_a, answer_b, latency],
+                     api_name=f"vote_{verdict.lower()}")
     stop_btn.click(None, None, None, cancels=[sending, submitting], api_name="stop_chat")
     clear_btn.click(lambda: ([], [], {}, ""), None, [base_bot, tuned_bot, samples, latency], api_name="clear_chat")
     answers_btn.click(held_out_named, inputs_kwargs=dict(run_dir=run, **form), outputs=[answers, held_note],
