@@ -118,10 +118,6 @@ def load_preference_rows(path: str, stage: str) -> tuple[list[dict], list[tuple[
     return rows, problems
 
 
-def is_preference_stage(settings) -> bool:
-    return settings.method.stage in ("dpo", "kto")
-
-
 def source_label(path: str) -> str:
     return Msg("pref.votes_of", run=Path(path[len(VOTES_PREFIX):]).name) if path.startswith(VOTES_PREFIX) else path
 

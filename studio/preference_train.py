@@ -19,7 +19,7 @@ SPLIT_NAMES = {"train": "preference-train", "validation": "preference-validation
 
 
 def train_preference(settings: Settings, run: RunFolder, log, stop_event, resume: bool, facts) -> dict:
-    from .train import DataError, _plan, make_callbacks  # deferred: train.py imports this module lazily
+    from .train import _figures, _plan, make_callbacks  # deferred: train.py imports this module lazily
 
     heavy.ensure_imported()
     if is_main_process():
@@ -27,7 +27,7 @@ def train_preference(settings: Settings, run: RunFolder, log, stop_event, resume
     facts = facts or hardware.detect()
     model_path = models.resolve_model_path(settings.model.model_name_or_path, log)
     plan = _plan(settings, run, log, facts, model_path)
-    train_rows, eval_rows = preference_split(settings, run, log, resume, DataError)
+    train_rows, eval_rows = preference_split(settings, run, log, resume)
     tokenizer = models.load_tokenizer(model_path, settings.model.trust_remote_code)
     trainer = _trainer(settings, run, log, plan, model_path, tokenizer, train_rows, eval_rows,
                        make_callbacks(run, log, stop_event))
@@ -41,17 +41,19 @@ def train_preference(settings: Settings, run: RunFolder, log, stop_event, resume
     if is_main_process():
         tokenizer.save_pretrained(str(target))
     log(Msg("log.saved", name=target.name, path=str(target)))
-    return figures(settings, trainer, output, target, plan)
+    return _figures(settings, trainer, output, target, plan)
 
 
-def preference_split(settings: Settings, run: RunFolder, log, resume: bool, error) -> tuple[list, list]:
+def preference_split(settings: Settings, run: RunFolder, log, resume: bool) -> tuple[list, list]:
     """Train and validation rows: the saved split when resuming, else the file (or the votes) read afresh."""
+    from .train import DataError  # deferred: train.py imports this module lazily
+
     if resume and run.split_file(SPLIT_NAMES["train"]).exists():
         return run.split(SPLIT_NAMES["train"]), run.split(SPLIT_NAMES["validation"])
     stage, d = settings.method.stage, settings.data
     rows, problems = load_preference_rows(d.dataset_path, stage)
     if not rows or (problems and not d.drop_bad_rows):
-        raise error(Msg("log.no_data", problems=[Msg("problem", where=w, problem=m) for w, m in problems[:5]]))
+        raise DataError(Msg("log.no_data", problems=[Msg("problem", where=w, problem=m) for w, m in problems[:5]]))
     if problems:
         log(Msg("log.dropped", count=len(problems), where=problems[0][0], problem=problems[0][1]))
     rows = rows[:d.max_samples] if d.max_samples > 0 else rows
@@ -70,14 +72,14 @@ def trainer_config(settings: Settings, plan: dict, output_dir: str, has_eval: bo
 
     cls = DPOConfig if settings.method.stage == "dpo" else KTOConfig
     known = set(cls.__dataclass_fields__)
-    kwargs = {k: v for k, v in sft_config_kwargs(settings, plan).items() if k in known}
+    kwargs = sft_config_kwargs(settings, plan)
     # Length grouping needs SFT's token lengths, and padding-free batches SFT's collator: neither exists here.
     # KTO estimates its KL term from each row's neighbours in a fixed-order batch, so it keeps the order.
     order = "random" if settings.method.stage == "dpo" else "sequential"
     kwargs.update(train_sampling_strategy=order, beta=settings.method.beta, padding_free=False)
     if not has_eval:  # too few pairs for a validation row (a handful of votes): train without evaluating
         kwargs.update(eval_strategy="no", eval_on_start=False, load_best_model_at_end=False)
-    return cls(output_dir=output_dir, **{k: v for k, v in kwargs.items() if k in known})
+    return cls(output_dir=output_dir, **{k: v for k, v in kwargs.items() if k in known})  # KTO has no padding_free
 
 
 def _policy(settings: Settings, plan: dict, model_path: str, log):
@@ -115,16 +117,3 @@ def _trainer(settings, run, log, plan, model_path, tokenizer, train_rows, eval_r
     log(Msg("log.parameters", trainable=trainable, total=total, share=100 * trainable / total,
             method=settings.method.stage.upper()))
     return trainer
-
-
-def figures(settings: Settings, trainer, output, target: Path, plan: dict) -> dict:
-    history = trainer.state.log_history
-    losses = [h["loss"] for h in history if "loss" in h]
-    evals = [h["eval_loss"] for h in history if "eval_loss" in h]
-    margins = [h["rewards/margins"] for h in history if "rewards/margins" in h]
-    return {"output": str(target), "method": settings.method.stage, "global_step": trainer.state.global_step,
-            "first_train_loss": losses[0] if losses else None, "final_train_loss": losses[-1] if losses else None,
-            "final_eval_loss": evals[-1] if evals else None, "best_eval_loss": min(evals) if evals else None,
-            "final_reward_margin": margins[-1] if margins else None,
-            "train_runtime_s": output.metrics.get("train_runtime"),
-            "trainable_parameters": models.count_parameters(trainer.model)[0], "precision": plan["precision"]}

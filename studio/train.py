@@ -377,17 +377,22 @@ def _trainer(settings: Settings, run: RunFolder, log: RunLog, plan: dict, facts,
 
 
 def _figures(settings: Settings, trainer, output, target: Path, plan: dict) -> dict:
-    """The figures a reader wants first, kept in status.json."""
+    """The figures a reader wants first, kept in status.json (a DPO run's also its last reward margin)."""
     history = trainer.state.log_history
     train_losses = [h["loss"] for h in history if "loss" in h]
     eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]
+    margins = [h["rewards/margins"] for h in history if "rewards/margins" in h]
+    stage = settings.method.stage
     return {
-        "output": str(target), "method": settings.method.finetuning_type, "global_step": trainer.state.global_step,
+        "output": str(target), "method": settings.method.finetuning_type if stage == "sft" else stage,
+        "global_step": trainer.state.global_step,
         "final_train_loss": train_losses[-1] if train_losses else None,
         "first_train_loss": train_losses[0] if train_losses else None,
         "final_eval_loss": eval_losses[-1] if eval_losses else None,
         "best_eval_loss": min(eval_losses) if eval_losses else None,
-        "train_runtime_s": output.metrics.get("train_runtime"), "num_tokens": trainer._total_train_tokens,
+        **({"final_reward_margin": margins[-1]} if margins else {}),
+        "train_runtime_s": output.metrics.get("train_runtime"),
+        "num_tokens": getattr(trainer, "_total_train_tokens", None),  # SFT's count; TRL's preference trainers keep none
         "trainable_parameters": models.count_parameters(trainer.model)[0], "precision": plan["precision"],
     }
 
