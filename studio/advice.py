@@ -3,6 +3,7 @@ it would change and why, in plain language; and, after (or during) a run, what i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -208,11 +209,51 @@ def rule_data_size(s: Situation) -> list[Advice]:
     if s.rows < 300:
         out.append(Advice("warning", "dataset_path", Msg("advice.few_rows", rows=s.rows)))
     epochs = s.settings.training.num_train_epochs
-    if s.rows < 1000:
-        out.append(Advice("info", "dataset_path", Msg("advice.mix_general")))
+    mixed = mixed_in_share(s.settings)
+    if mixed is None:  # every file gives all its rows: the share depends on sizes the advice has not read
+        return out
+    if mixed > 0:
+        key = "advice.mix_small_share" if mixed < 0.1 else "advice.mix_ok"
+        out.append(Advice("info", "extra_datasets", Msg(key, share=mixed)))
+    elif s.rows < 1000 and epochs >= 3:  # a small set seen many times: the guide's case for mixing
+        out.append(Advice("warning", "extra_datasets", Msg("advice.mix_needed", rows=s.rows, epochs=epochs)))
+    elif s.rows < 1000:
+        out.append(Advice("info", "extra_datasets", Msg("advice.mix_general")))
     elif epochs >= 3:  # many passes over a larger set forget just as well
         out.append(Advice("info", "num_train_epochs", Msg("advice.mix_general_epochs", epochs=epochs)))
     return out
+
+
+def mixed_in_share(settings) -> float | None:
+    """The share of the training rows that comes from the files mixed in (studio/mixing.py's rules), 0 without
+    any, None where it depends on the files' sizes (no file has a share, or only some of the extra files)."""
+    d = settings.data
+    extra = [part.share for part in d.extra_datasets]
+    if not extra:
+        return 0.0
+    if d.dataset_share is not None and all(share is not None for share in extra):
+        return sum(extra) / (sum(extra) + d.dataset_share)  # every file has a share: normalised
+    if d.dataset_share is not None:
+        return 1 - d.dataset_share  # the main file is its share of the whole, the rest is mixed in
+    return sum(extra) if all(share is not None for share in extra) else None
+
+
+def drift_remedies(settings, report: dict) -> Msg:
+    """The guide's remedies for forgetting, in its order, with values for this run: mix in general data, a lower
+    learning rate or fewer epochs, LoRA with a lower rank."""
+    t, m = settings.training, settings.method
+    mixed = mixed_in_share(settings)
+    steps = [Msg("advice.drift_mix", share=0.3) if not mixed else
+             Msg("advice.drift_more_general", share=mixed, suggested=min(0.5, max(0.3, mixed * 1.5)))]
+    steps.append(Msg("advice.drift_lr", current=t.learning_rate, suggested=t.learning_rate / 2))
+    if t.max_steps <= 0 and t.num_train_epochs > 1:
+        steps.append(Msg("advice.drift_epochs", current=t.num_train_epochs,
+                         suggested=float(max(1, math.ceil(t.num_train_epochs / 2)))))
+    if m.finetuning_type in ("lora", "qlora") and m.r > 4:
+        steps.append(Msg("advice.drift_rank", current=m.r, suggested=max(4, m.r // 2)))
+    elif m.finetuning_type in ("full", "freeze"):
+        steps.append(Msg("advice.drift_use_lora"))
+    return Msg("advice.drift_remedies", steps=Msg("list", items=steps))
 
 
 def rule_stage(s: Situation) -> list[Advice]:

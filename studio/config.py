@@ -66,6 +66,9 @@ def optional_type(annotation):
     return annotation, False
 
 
+DatasetFormat = Literal["auto", "alpaca", "sharegpt", "messages", "cot", "prompt_completion", "text"]
+
+
 class _Section(BaseModel):
     # strict: a preset that says "lr": "1e-4" is an error, not a silent conversion; forbid: typos are reported.
     model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
@@ -88,6 +91,46 @@ class ModelSettings(_Section):
     )
 
 
+def _parse_mapping_value(value):
+    """'theirs=ours, ...' text (the form, `--set`) as the mapping dict; anything else is left to the strict check."""
+    if not isinstance(value, str):
+        return value
+    mapping, problems = parse_mapping(value)
+    if problems:
+        raise PydanticCustomError("bad_mapping", "bad column mapping", {"part": problems[0][1].fields["part"]})
+    return mapping
+
+
+class DatasetPart(_Section):
+    """One more file in a run's mix (DataSettings.extra_datasets): the main file's three boxes, and its share of
+    the training rows (None: all its rows)."""
+    dataset_path: str = Field(min_length=1)
+    dataset_format: DatasetFormat = "auto"
+    column_mapping: dict[str, str] = Field(default_factory=dict)
+    share: float | None = Field(None, gt=0.0, le=1.0, allow_inf_nan=False)
+
+    @field_validator("column_mapping", mode="before")
+    @classmethod
+    def _mapping_from_text(cls, value):
+        return _parse_mapping_value(value)
+
+
+def parse_parts(text: str) -> list[dict]:
+    """'general.jsonl#0.3; more.csv' -> [{'dataset_path': 'general.jsonl', 'share': 0.3}, {...}]. A share that
+    is not a number stays text, so the strict check names it."""
+    parts = []
+    for item in filter(None, (p.strip() for p in text.replace("\n", ";").split(";"))):
+        path, sep, share = item.rpartition("#") if "#" in item else (item, "", "")
+        part: dict = {"dataset_path": path.strip()}
+        if sep and share.strip():
+            try:
+                part["share"] = float(share)
+            except ValueError:
+                part["share"] = share.strip()
+        parts.append(part)
+    return parts
+
+
 class DataSettings(_Section):
     dataset_path: str = knob(
         DEMO_DATA, label="Dataset",
@@ -95,7 +138,7 @@ class DataSettings(_Section):
         "for DPO / KTO also 'votes:<run folder>', your blind votes in Chat on that run.",
         beginner=True, min_length=1, suggestions=(DEMO_DATA,),
     )
-    dataset_format: Literal["auto", "alpaca", "sharegpt", "messages", "cot", "prompt_completion", "text"] = knob(
+    dataset_format: DatasetFormat = knob(
         "auto", label="Format",
         help="How rows are laid out. 'auto' detects it from the column names.",
     )
@@ -109,12 +152,28 @@ class DataSettings(_Section):
     @classmethod
     def _mapping_from_text(cls, value):
         """The form and `--set` give 'theirs=ours, ...' text: parsed here, once, for everything downstream."""
-        if not isinstance(value, str):
-            return value
-        mapping, problems = parse_mapping(value)
-        if problems:
-            raise PydanticCustomError("bad_mapping", "bad column mapping", {"part": problems[0][1].fields["part"]})
-        return mapping
+        return _parse_mapping_value(value)
+
+    dataset_share: float | None = knob(
+        None, label="Share of the mix",
+        help="With more files mixed in: this file's share of the training rows (0.7 = 70%). Empty: all its rows.",
+        gt=0.0, le=1.0,
+    )
+    extra_datasets: list[DatasetPart] = knob(
+        [], label="More files in the mix",
+        help="Files trained together with the dataset above, each with its own format, column mapping and share "
+        "of the training rows (no share: all its rows). Each file is split on its own, so every file is in "
+        "validation and test. Command line: --set extra_datasets='general.jsonl#0.3; more.csv'.",
+        advice="Mix general conversations into a small task set (about 20-30% of the training rows) so the model "
+        "keeps its general ability.",
+    )
+
+    @field_validator("extra_datasets", mode="before")
+    @classmethod
+    def _parts_from_text(cls, value):
+        """`--set` may give 'path#share; path' text: each part a file, its share optional."""
+        return parse_parts(value) if isinstance(value, str) else value
+
     drop_bad_rows: bool = knob(
         True, label="Drop rows with problems",
         help="Train on the good rows and leave out the rows with problems (their count is shown). Off: refuse to "
@@ -144,8 +203,8 @@ class DataSettings(_Section):
     )
     max_samples: int = knob(
         0, label="Use only the first N rows",
-        help="Train on the first N rows of the file only (0 = all): a pilot run that tests the whole pipeline "
-        "cheaply before paying for the full set.",
+        help="Train on the first N rows of the file (of each file in a mix) only (0 = all): a pilot run that tests "
+        "the whole pipeline cheaply before paying for the full set.",
         ge=0, le=10_000_000,
     )
 
@@ -371,6 +430,21 @@ class TrainingSettings(_Section):
         help="Stop when validation loss has not improved for this many evaluations and keep the best checkpoint; "
         "0 turns it off.",
         ge=0, le=1000,
+        studio_only=True,
+    )
+    drift_check: bool = knob(
+        True, label="Check general ability (drift)",
+        help="Before training, the base model answers about 60 general prompts (facts, reasoning, instructions, "
+        "code, chat; English and Chinese), cached per model. After training the studio measures how much less "
+        "likely the tuned model finds those answers (the drift, in nats per token) and how many of its answers "
+        "changed: a forgetting check that needs no outside data.",
+        advice="Keep on: it costs seconds on small models and shows whether the run lowered general ability.",
+        studio_only=True,
+    )
+    drift_dataset_path: str = knob(
+        "", label="Own general prompts for the drift check",
+        help="Empty: the studio's own general prompts. Or a data file in any supported format whose prompts "
+        "(each row without its last answer; the first 100 rows) are used instead.",
         studio_only=True,
     )
 

@@ -12,6 +12,7 @@ import random
 import re
 import dataclasses
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -294,7 +295,8 @@ def column_mapping_applied(record: Any, mapping: dict[str, str] | None) -> Any:
     return {mapping.get(k, k): v for k, v in record.items()}
 
 
-_LOADED: dict = {}  # the last file read: the Data tab's load and the training run share one read
+_LOADED: OrderedDict = OrderedDict()  # the last files read: the Data tab's load and the training run share one read
+_LOADED_KEEP = 4  # a mix of a few files, read once each
 _LOADED_LOCK = threading.Lock()
 
 
@@ -309,12 +311,15 @@ def load_dataset_file(path: str, fmt: str = "auto", mapping: dict[str, str] | No
     except (OSError, ValueError):
         key = None  # unreadable: reading it says why
     with _LOADED_LOCK:
-        if key is None or _LOADED.get("key") != key:
+        result = _LOADED.get(key) if key is not None else None
+        if result is None:
             result = _read_and_normalise(path, fmt, mapping, label)
             if key is not None:
-                _LOADED.update(key=key, result=result)
-        else:
-            result = _LOADED["result"]
+                _LOADED[key] = result
+                while len(_LOADED) > _LOADED_KEEP:
+                    _LOADED.popitem(last=False)
+        elif key is not None:
+            _LOADED.move_to_end(key)
     return dataclasses.replace(result, rows=list(result.rows), problems=list(result.problems),
                                bad_rows=set(result.bad_rows))
 

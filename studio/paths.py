@@ -102,8 +102,10 @@ def source_refusal(value: str) -> Msg | None:
 
 
 def settings_refusals(settings) -> list[tuple[str, str]]:
-    """The settings' data file and model folder, as problems (where, message) beside the other settings problems."""
-    places = (("dataset_path", settings.data.dataset_path), ("model_name_or_path", settings.model.model_name_or_path))
+    """The settings' data files and model folder, as problems (where, message) beside the other settings problems."""
+    places = [("dataset_path", settings.data.dataset_path), ("model_name_or_path", settings.model.model_name_or_path),
+              *(("extra_datasets", part.dataset_path) for part in settings.data.extra_datasets),
+              ("drift_dataset_path", settings.training.drift_dataset_path)]
     return [(where, refusal) for where, value in places if (refusal := source_refusal(value))]
 
 

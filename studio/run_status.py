@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import math
 
-from . import advice
+from pathlib import Path
+
+from . import advice, drift
 from .text import Msg, word
 
 
@@ -42,8 +44,21 @@ def status_messages(snapshot: dict, settings=None) -> list:
         parts.append(Msg("status.error", error=failure(snapshot), advice=Msg(snapshot.get("advice_key") or "error.other")))
     if state in ("finished", "stopped") and snapshot.get("output"):
         parts += [Msg("status.done", state=word("state", state), seconds=snapshot.get("wall_time_s"),
-                      output=snapshot["output"]), Msg("status.next")]
+                      output=snapshot["output"]), *result_checks(snapshot, settings), Msg("status.next")]
     return parts
+
+
+def result_checks(snapshot: dict, settings=None) -> list:
+    """Each file's validation loss (a mix), the drift check and, where it is high, the remedies with values."""
+    out = []
+    if by_file := snapshot.get("eval_by_file"):
+        out.append(Msg("status.eval_by_file", items=Msg("list", items=[
+            Msg("status.eval_file", file=Path(f["file"]).name, loss=f["eval_loss"], rows=f["rows"]) for f in by_file])))
+    if report := snapshot.get("drift"):
+        out.append(drift.summary(report))
+        if drift.level(report) == "high" and settings is not None:
+            out.append(advice.drift_remedies(settings, report))
+    return out
 
 
 def progress_message(last: dict, running: bool) -> Msg:

@@ -118,6 +118,8 @@ class RunFolder:
     events_file = property(lambda self: self.path / "events.jsonl")
     log_file = property(lambda self: self.path / "log.txt")
     evaluation_file = property(lambda self: self.path / "evaluation.json")
+    mix_file = property(lambda self: self.path / "data" / "mix.json")  # several files: which row came from which
+    drift_file = property(lambda self: self.path / "drift.json")  # the general-ability check (studio/drift.py)
     data_dir = property(lambda self: self.path / "data")
     checkpoints_dir = property(lambda self: self.path / "checkpoints")
     export_dir = property(lambda self: self.path / "export")
@@ -158,6 +160,12 @@ class RunFolder:
 
     def evaluation(self) -> dict | None:
         return read_json(self.evaluation_file)
+
+    def mix(self) -> dict | None:
+        return read_json(self.mix_file)
+
+    def drift(self) -> dict | None:
+        return read_json(self.drift_file)
 
     def metrics(self) -> list[dict]:
         return read_jsonl(self.metrics_file) if self.metrics_file.exists() else []
@@ -209,6 +217,13 @@ class RunFolder:
         for name, rows in splits.items():
             write_jsonl(self.split_file(name), rows)
         self.metrics_file.touch()
+
+    def write_mix(self, record: dict) -> None:
+        self.data_dir.mkdir(exist_ok=True)
+        write_json(self.mix_file, record)
+
+    def write_drift(self, report: dict) -> None:
+        write_json(self.drift_file, report)
 
     def trim_metrics(self, step: int) -> None:
         """Drop log lines after the checkpoint a run resumes from; they will be logged again."""

@@ -14,7 +14,7 @@ import random
 import re
 import threading
 import unicodedata
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -388,7 +388,8 @@ def build_report(path: str, fmt: str = "auto", model: str | None = "starter", ma
 # One report and one tokenizer at a time (tokenizers can be large): paging, searching and the Hyperparameters
 # tab's advice read the file that was loaded instead of reading it again. Guarded, since sessions share it.
 
-_CACHE: dict = {}
+_CACHE: OrderedDict = OrderedDict()  # the last few reports: the files of a mix, each read once
+_CACHE_KEEP = 4
 _TOKENIZERS: dict = {}
 _LOCK = threading.Lock()
 
@@ -403,15 +404,18 @@ def _tokenizer(model: str):
 def cached_report(path: str, fmt: str, mapping: dict[str, str], model: str, progress=None) -> DataReport:
     key = (path, fmt, tuple(mapping.items()), model)
     with _LOCK:
-        if _CACHE.get("key") != key:
+        if key not in _CACHE:
             try:
                 tokenizer = _tokenizer(model) if model else None
                 report = build_report(path, fmt, None, mapping or None, progress=progress, tokenizer=tokenizer)
             except Exception as err:  # the tokenizer's model could not be had: report the data without lengths
                 report = build_report(path, fmt, None, mapping or None, progress=progress)
                 report.tokenizer_problem = f"{type(err).__name__}: {err}"
-            _CACHE.update(key=key, report=report)
-        return _CACHE["report"]
+            _CACHE[key] = report
+            while len(_CACHE) > _CACHE_KEEP:
+                _CACHE.popitem(last=False)
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
 
 
 def refused_report(path: str, refusal: str) -> DataReport:
@@ -446,4 +450,4 @@ def advice_report(settings) -> DataReport | None:
 def loaded_report(path: str, fmt: str, mapping: dict[str, str], model: str) -> DataReport | None:
     """The report of this file if it was loaded; None otherwise (advice never reads a file by itself)."""
     with _LOCK:
-        return _CACHE["report"] if _CACHE.get("key") == (path, fmt, tuple(mapping.items()), model) else None
+        return _CACHE.get((path, fmt, tuple(mapping.items()), model))

@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Callable
 
 from . import data as data_mod
-from . import hardware, heavy, models
+from . import hardware, heavy, models, run_checks
 from .advice import multi_turn_share, not_learning, packing_suits_data
 from .chat_template import added_template, exact_target, replies_message
 from .config import Settings, preset_dict
 from .estimates import training_memory_gb
 from .distributed import is_main_process, main_process_first, shared_run_dir, world_size
+from .mixing import build_mix
 from .models import ModelSourceError
 from .preference import PREFERENCE_LOGS
 from .runs import SPLITS, RunFolder, process_identity
@@ -67,26 +68,25 @@ class PreparedData:
     test: list[dict]
     format: str
     dropped: int
+    mix: dict | None = None  # several files: each file's counts and every row's file (mixing.Mix.record)
 
 
 def prepare_data(settings: Settings) -> tuple[PreparedData | None, list[tuple[str, str]]]:
-    d = settings.data
-    loaded = data_mod.load_dataset_file(d.dataset_path, d.dataset_format, d.column_mapping or None)
-    if not loaded.rows:
-        return None, loaded.problems or [(loaded.file, Msg("data.no_usable_rows"))]
-    if loaded.bad_rows and not d.drop_bad_rows:
-        return None, [("drop_bad_rows", Msg("train.bad_rows_kept", count=len(loaded.bad_rows)))] + loaded.problems
-    records = loaded.records()[:d.max_samples] if d.max_samples > 0 else loaded.records()  # a pilot run
-    train, validation, test = data_mod.split_rows(records, d.validation_share, d.test_share,
-                                                  settings.training.seed, d.split_by_order)
-    return PreparedData(train, validation, test, loaded.format or "?", len(loaded.bad_rows)), loaded.problems
+    """The run's rows split three ways, each file of a mix split on its own and sampled to its share."""
+    mix, problems = build_mix(settings.data, settings.training.seed)
+    if mix is None:
+        return None, problems or [("dataset_path", Msg("data.no_usable_rows"))]
+    formats = sorted({f.loaded.format or "?" for f in mix.files})
+    return PreparedData(mix.split("train"), mix.split("validation"), mix.split("test"), "+".join(formats),
+                        sum(len(f.loaded.bad_rows) for f in mix.files),
+                        mix.record() if len(mix.files) > 1 else None), problems
 
 
 def saved_split(run: RunFolder) -> PreparedData | None:
     """A resumed run trains on the split it was started with, even if the source file changed since."""
     if not run.split_file("train").exists():
         return None
-    return PreparedData(*(run.split(name) for name in SPLITS), format="messages", dropped=0)
+    return PreparedData(*(run.split(name) for name in SPLITS), format="messages", dropped=0, mix=run.mix())
 
 
 # ---------------------------------------------------------------- callbacks
@@ -261,8 +261,10 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
     if getattr(tokenizer, "studio_added_template", False):
         log(Msg("log.base_model", model=settings.model.model_name_or_path, template=added_template(tokenizer)))
     train_ds, eval_ds, plan = _tokenise(settings, run, log, plan, prepared, tokenizer)
+    by_file = run_checks.validation_by_file(prepared.mix, prepared.validation)
     del prepared  # the rows live on in the run folder and the memory-mapped token cache; no third copy in RAM
     trainer = _trainer(settings, run, log, plan, facts, model_path, tokenizer, train_ds, eval_ds, stop_event)
+    drift_base = run_checks.drift_baseline(settings, log, trainer.model, tokenizer, model_path)  # untrained yet
     checkpoint = run.last_checkpoint() if resume else None  # 3. Train.
     if checkpoint and main:
         run.trim_metrics(int(checkpoint.name.rsplit("-", 1)[-1]))
@@ -276,7 +278,12 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
     verdict = not_learning(settings, run.metrics())
     if verdict is not None:  # said where the CLI and the log show it, not only on the Train tab
         log(verdict)
-    return _figures(settings, trainer, output, target, plan)
+    figures = _figures(settings, trainer, output, target, plan)
+    if by_file:
+        figures["eval_by_file"] = run_checks.evaluate_by_file(settings, trainer, tokenizer, by_file, log)
+    if drift_report := run_checks.drift_result(run, log, drift_base, trainer.model, tokenizer):
+        figures["drift"] = drift_report
+    return figures
 
 
 def _plan(settings: Settings, run: RunFolder, log: RunLog, facts, model_path: str) -> dict:
@@ -303,6 +310,8 @@ def _split(settings: Settings, run: RunFolder, log: RunLog, resume: bool) -> Pre
         log(Msg("log.dropped", count=prepared.dropped, where=problems[0][0], problem=problems[0][1]))
     if is_main_process():  # every process splits the same way (same seed); one writes it down
         run.write_splits({"train": prepared.train, "validation": prepared.validation, "test": prepared.test})
+        if prepared.mix:
+            run.write_mix(prepared.mix)
     log(Msg("log.data", format=prepared.format, train=len(prepared.train), validation=len(prepared.validation),
             test=len(prepared.test)))
     return prepared

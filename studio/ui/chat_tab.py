@@ -9,7 +9,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from .. import config, evaluate, votes
+from .. import config, drift, evaluate, votes
 from ..chat import MAX_ANSWER_SECONDS, ChatPair, stream_pair, text_problem, token_problem
 from ..jobs import JOB
 from ..paths import run_model_refusal, run_refusal
@@ -227,6 +227,17 @@ def vote_tally(run_dir, compare_with=None, request: gr.Request = None) -> str:
     return render(votes.summary(found, reference), lang(request)) if found else ""
 
 
+def drift_view(run_dir, request: gr.Request = None):
+    """The chosen run's general-ability check: its summary and three base vs tuned answers from the set."""
+    language = lang(request)
+    if not run_dir or not isinstance(run_dir, str) or run_refusal(run_dir):
+        return "", frame([], drift.SAMPLE_COLUMNS, language)
+    report = RunFolder.of(run_dir)[0].drift()
+    if not report:
+        return tr("drift.none", language), frame([], drift.SAMPLE_COLUMNS, language)
+    return render(drift.summary(report), language), frame(drift.sample_rows(report), drift.SAMPLE_COLUMNS, language)
+
+
 def compare_view(run_dir, compare_with=None, request: gr.Request = None):
     """Picking what the run is compared with: the left pane renamed and emptied, the pair loaded, the tally."""
     language = lang(request)
@@ -332,6 +343,9 @@ def build(ctx: TabContext) -> TabParts:
                 answer_b = gr.Textbox(label=t("chat.edit_b"), lines=4, elem_id="answer-b")
         vote_note = gr.Markdown(elem_id="vote-note")
     tally = gr.Markdown(elem_id="vote-tally")
+    with gr.Accordion(t("drift.samples_title"), open=False):
+        drift_note = gr.Markdown(elem_id="chat-drift")
+        drift_table = gr.Dataframe(headers=headers(drift.SAMPLE_COLUMNS), wrap=True)
     with gr.Accordion(t("hyper.advanced"), open=False):
         form = build_section_form("generation", ctx.defaults)
     with gr.Accordion(t("chat.held_out"), open=False):
@@ -350,9 +364,11 @@ def build(ctx: TabContext) -> TabParts:
 
     refresh.click(lambda: gr.update(choices=finished_runs()), None, run, api_name="list_runs")
     ctx.tab.select(open_tab, [run, handed, compare], [run, note, handed], api_name="open_chat").then(
-        vote_tally, [run, compare], tally, api_name=False).then(compare_choices, None, compare, api_name=False)
+        vote_tally, [run, compare], tally, api_name=False).then(compare_choices, None, compare, api_name=False).then(
+        drift_view, inputs_kwargs=dict(run_dir=run), outputs=[drift_note, drift_table], api_name=False)
     run.input(load_note, inputs_kwargs=dict(run_dir=run, compare_with=compare), outputs=note,
-              api_name="load_run").then(vote_tally, [run, compare], tally, api_name=False)
+              api_name="load_run").then(vote_tally, [run, compare], tally, api_name=False).then(
+        drift_view, inputs_kwargs=dict(run_dir=run), outputs=[drift_note, drift_table], api_name="drift_check")
     compare.input(compare_view, inputs_kwargs=dict(run_dir=run, compare_with=compare),
                   outputs=[base_bot, tuned_bot, note, tally], api_name="compare_with")
     send_named, held_out_named = takes_form(form)(send), takes_form(form)(held_out_answers)

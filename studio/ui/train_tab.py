@@ -9,7 +9,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from .. import config, history
+from .. import config, drift, history
 from ..jobs import JOB
 from ..paths import run_refusal
 from ..run_status import status_messages
@@ -112,9 +112,17 @@ def poll(seen: str | None = None, request: gr.Request = None):
     if version == seen or not metrics:
         # An empty frame would also fix the plot's categories to none (see loss_frame).
         return status_text(snapshot, language), progress_html(snapshot, language), gr.skip(), gr.skip(), gr.skip(), \
-            version, gr.skip()
+            version, gr.skip(), gr.skip()
     return (status_text(snapshot, language), progress_html(snapshot, language), loss_frame(metrics, language),
-            lr_frame(metrics), log_text(snapshot["log"], language), version, preference_frame(metrics, language))
+            lr_frame(metrics), log_text(snapshot["log"], language), version, preference_frame(metrics, language),
+            drift_samples(snapshot, language))
+
+
+def drift_samples(snapshot: dict, language: str):
+    """The drift check's base vs tuned answers, once the run has them (hidden before)."""
+    rows = drift.sample_rows(RunFolder(snapshot["run_dir"]).drift()) if snapshot.get("drift") else []
+    return gr.update(value=frame(rows, drift.SAMPLE_COLUMNS, language), visible=bool(rows),
+                     label=tr("drift.samples_title", language))
 
 
 def problems_text(problems: list, language: str) -> str:
@@ -244,6 +252,7 @@ def build(ctx: TabContext) -> TabParts:
         plot = gr.LinePlot(x="step", y="loss", color="series", show_label=False, height=380, scale=2)
         lr_plot = gr.LinePlot(x="step", y="learning_rate", show_label=False, height=300, scale=1)
     pref_plot = gr.LinePlot(x="step", y="value", color="series", show_label=False, height=300, visible=False)
+    drift_table = gr.Dataframe(headers=headers(drift.SAMPLE_COLUMNS), wrap=True, visible=False, elem_id="train-drift")
     log = gr.Textbox(label=t("train.log"), lines=10, max_lines=10, autoscroll=True)
     with gr.Accordion(t("train.history"), open=False):
         refresh = gr.Button(t("train.refresh"))
@@ -257,7 +266,7 @@ def build(ctx: TabContext) -> TabParts:
     timer = gr.Timer(2.0)
     stop_btn.click(stop, None, message, api_name="stop_training")
     seen = gr.State()
-    timer.tick(poll, seen, [status, progress, plot, lr_plot, log, seen, pref_plot], api_name="poll_training",
+    timer.tick(poll, seen, [status, progress, plot, lr_plot, log, seen, pref_plot, drift_table], api_name="poll_training",
                show_progress="hidden")
     refresh.click(refresh_history, None, [runs, resume_target, chosen], api_name="run_history")
     compare_btn.click(compare_runs, chosen, [compare_plot, compare_table, compare_diff], api_name="compare_runs")

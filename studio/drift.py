@@ -1,0 +1,305 @@
+"""The general-ability drift check: a forgetting measure that needs no outside data.
+
+Before training, the base model answers a fixed set of general prompts greedily (studio/drift_prompts/, about 60
+in English and Chinese: facts, reasoning, instructions, code, chat; or the user's own file). The answers are
+cached per base model, so a second run on the same model pays only for one scoring pass.
+After training, the tuned model scores the base model's own answers. Reported:
+- the drift: the tuned model's mean negative log-likelihood per answer token minus the base model's (nats per
+  token; 0 for an untouched model, positive when the tuned model finds its old answers less likely);
+- the prompts whose greedy answer changed. Greedy decoding is deterministic, so the tuned model's greedy answer
+  is the base answer exactly when its top-1 choice agrees with the base model's at every answer position; both
+  are read from the same scoring pass, and no second generation is needed;
+- three prompts with the base and the tuned answer (the most changed ones), generated for the reader.
+Torch is imported inside the functions that run the models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .chat_template import generation_prompt
+from .text import Msg
+
+PROMPTS_FILE = Path(__file__).parent / "drift_prompts" / "general.jsonl"
+MAX_NEW_TOKENS = 32  # enough to show a changed answer; the check must stay a small share of a run
+MAX_OWN_PROMPTS = 100
+SAMPLES = 3
+BATCH = 32
+
+
+@dataclass
+class Prompt:
+    id: str
+    kind: str
+    language: str
+    messages: list[dict]
+
+    @property
+    def text(self) -> str:
+        return self.messages[-1]["content"]
+
+
+def builtin_prompts() -> list[Prompt]:
+    rows = [json.loads(line) for line in PROMPTS_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [Prompt(r["id"], r["kind"], r["language"], [{"role": "user", "content": r["prompt"]}]) for r in rows]
+
+
+def own_prompts(path: str) -> tuple[list[Prompt], list]:
+    """Each row of a data file without its last answer (the first MAX_OWN_PROMPTS rows that have one)."""
+    from .data import load_dataset_file  # deferred: the training job only
+
+    loaded = load_dataset_file(path)
+    prompts = []
+    for row in loaded.rows:
+        messages = row.messages or []
+        last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=None)
+        if last and any(m["role"] == "user" for m in messages[:last]):
+            prompts.append(Prompt(f"row-{row.number}", "own", "", [dict(m) for m in messages[:last]]))
+        if len(prompts) == MAX_OWN_PROMPTS:
+            break
+    return prompts, loaded.problems
+
+
+def prompts_for(path: str) -> tuple[list[Prompt], str]:
+    """(prompts, where they come from): the user's general file when named, else the studio's own set."""
+    if path.strip():
+        prompts, _ = own_prompts(path)
+        return prompts, path
+    return builtin_prompts(), "built-in"
+
+
+# ---------------------------------------------------------------- the base model's answers, cached per model
+
+def cache_dir() -> Path:
+    from .models import studio_home  # deferred: models imports heavy helpers lazily
+
+    return studio_home() / "drift"
+
+
+def model_identity(model_path: str) -> list:
+    """What makes two base models the same: the folder and its weight and config files' sizes and times."""
+    folder = Path(model_path)
+    files = sorted(p for p in folder.glob("*") if p.suffix in (".json", ".safetensors", ".bin", ".model")) \
+        if folder.is_dir() else []
+    return [str(folder.resolve()) if folder.exists() else model_path,
+            [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]]
+
+
+def cache_key(model_path: str, model, tokenizer, prompts: list[Prompt]) -> str:
+    parts = [model_identity(model_path), str(getattr(model, "dtype", "")), str(getattr(model, "device", "")),
+             getattr(tokenizer, "chat_template", None), [p.messages for p in prompts], MAX_NEW_TOKENS, BATCH]
+    return hashlib.sha256(json.dumps(parts, ensure_ascii=False, default=str).encode()).hexdigest()[:24]
+
+
+@dataclass
+class Baseline:
+    """The base model's side of the check, kept by the training job until the run ends."""
+    prompts: list[Prompt]
+    source: str
+    prompt_ids: list[list[int]]
+    answer_ids: list[list[int]]
+    answers: list[str]
+    nll: list[float] = field(default_factory=list)  # summed over each answer's tokens
+    top1: list[list[int]] = field(default_factory=list)  # the base model's top-1 token at each answer position
+    cached: bool = False
+    seconds: float = 0.0
+
+
+def before_training(model, tokenizer, model_path: str, drift_dataset_path: str = "") -> Baseline | None:
+    """The base model's answers and its scores on them: from the cache (keyed by the model's files, dtype and
+    device, the template and the prompts, so a cached score is the score this run would measure), or measured
+    and cached. Call before the first step: a new LoRA adapter changes nothing yet, so the model is the base."""
+    started = time.perf_counter()
+    prompts, source = prompts_for(drift_dataset_path)
+    if not prompts:
+        return None
+    prompt_ids = [tokenizer(generation_prompt(tokenizer, p.messages), add_special_tokens=False)["input_ids"]
+                  for p in prompts]
+    path = cache_dir() / f"{cache_key(model_path, model, tokenizer, prompts)}.json"
+    cached = _read_cache(path, len(prompts))
+    if cached is None:
+        answer_ids = greedy(model, tokenizer, prompt_ids)
+        keep = [i for i, ids in enumerate(answer_ids) if ids]  # an empty answer has nothing to score
+        nll, top1 = score(model, [prompt_ids[i] for i in keep], [answer_ids[i] for i in keep])
+        cached = {"answer_ids": answer_ids, "keep": keep, "nll": nll, "top1": top1}
+        _write_cache(path, cached)
+        from_cache = False
+    else:
+        from_cache = True
+    keep = cached["keep"]
+    return Baseline([prompts[i] for i in keep], source, [prompt_ids[i] for i in keep],
+                    [cached["answer_ids"][i] for i in keep],
+                    [tokenizer.decode(cached["answer_ids"][i], skip_special_tokens=True).strip() for i in keep],
+                    nll=cached["nll"], top1=cached["top1"], cached=from_cache, seconds=time.perf_counter() - started)
+
+
+def _read_cache(path: Path, count: int) -> dict | None:
+    try:
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        fits = len(cached["answer_ids"]) == count and len(cached["nll"]) == len(cached["top1"]) == len(cached["keep"])
+        return cached if fits else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_cache(path: Path, cached: dict) -> None:
+    try:  # a cache that cannot be written costs the next run a generation, never this run
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cached), encoding="utf-8")
+        tmp.replace(path)
+    except OSError:
+        pass
+
+
+# ---------------------------------------------------------------- the two passes
+
+def greedy(model, tokenizer, prompt_ids: list[list[int]], max_new_tokens: int = MAX_NEW_TOKENS) -> list[list[int]]:
+    """Greedy answers in batches (left-padded), each cut after its first end token."""
+    import torch  # deferred: heavy
+
+    from .chat import _eos_ids  # deferred: the chat module's idea of where an answer ends
+
+    eos = _eos_ids(model, tokenizer)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
+    answers: list[list[int]] = [[] for _ in prompt_ids]
+    was_training = model.training
+    model.eval()
+    try:
+        for batch in _batches(prompt_ids):
+            width = max(len(prompt_ids[i]) for i in batch)
+            ids = torch.tensor([[pad] * (width - len(prompt_ids[i])) + prompt_ids[i] for i in batch], device=model.device)
+            mask = torch.tensor([[0] * (width - len(prompt_ids[i])) + [1] * len(prompt_ids[i]) for i in batch],
+                                device=model.device)
+            with torch.inference_mode():
+                out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                                     do_sample=False, eos_token_id=sorted(eos), pad_token_id=pad,
+                                     repetition_penalty=1.0, temperature=None, top_p=None, top_k=None)
+            for row, i in zip(out[:, width:].tolist(), batch):
+                end = next((k for k, token in enumerate(row) if token in eos), None)
+                answers[i] = row if end is None else row[:end + 1]
+    finally:
+        model.train(was_training)
+    return answers
+
+
+def score(model, prompt_ids: list[list[int]], answer_ids: list[list[int]]) -> tuple[list[float], list[list[int]]]:
+    """Each answer's summed negative log-likelihood given its prompt, and the model's top-1 token at each answer
+    position, in one teacher-forced pass (right-padded batches). The prompts' common start (a template's default
+    system prompt, often half the tokens) is run once and its cache shared by every row."""
+    import torch  # deferred: heavy
+
+    shared = _common_prefix(prompt_ids)
+    nll: list[float] = [0.0] * len(prompt_ids)
+    top1: list[list[int]] = [[] for _ in prompt_ids]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            prefix = model(input_ids=torch.tensor([prompt_ids[0][:shared]], device=model.device),
+                           use_cache=True).past_key_values if shared else None
+            for batch in _batches([p + a for p, a in zip(prompt_ids, answer_ids)]):
+                rows = [prompt_ids[i][shared:] + answer_ids[i] for i in batch]
+                width = max(map(len, rows))
+                ids = torch.tensor([r + [0] * (width - len(r)) for r in rows], device=model.device)
+                mask = torch.tensor([[1] * (shared + len(r)) + [0] * (width - len(r)) for r in rows],
+                                    device=model.device)
+                past = _repeated(prefix, len(batch))
+                logits = model(input_ids=ids, attention_mask=mask, past_key_values=past, use_cache=past is not None
+                               ).logits.float()
+                for k, i in enumerate(batch):
+                    start, end = len(prompt_ids[i]) - shared - 1, len(rows[k]) - 1  # positions predicting the answer
+                    logprobs = torch.log_softmax(logits[k, start:end], dim=-1)
+                    nll[i] = float(-logprobs.gather(1, ids[k, start + 1:end + 1, None]).sum())
+                    top1[i] = logits[k, start:end].argmax(dim=-1).tolist()
+    finally:
+        model.train(was_training)
+    return nll, top1
+
+
+def _common_prefix(prompt_ids: list[list[int]]) -> int:
+    """Tokens every prompt starts with, less one, so each row still has the position that predicts its answer."""
+    if len(prompt_ids) < 2:
+        return 0
+    shortest = min(map(len, prompt_ids))
+    n = next((k for k in range(shortest) if len({p[k] for p in prompt_ids}) > 1), shortest)
+    return max(0, n - 1)
+
+
+def _repeated(prefix, rows: int):
+    """The shared start's cache, one copy per row of the batch (the forward pass extends it in place)."""
+    if prefix is None:
+        return None
+    import copy
+
+    past = copy.deepcopy(prefix)
+    past.batch_repeat_interleave(rows)
+    return past
+
+
+def _batches(sequences: list[list[int]]) -> list[list[int]]:
+    """Indices in batches of similar length, so little of each batch is padding."""
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    return [order[k:k + BATCH] for k in range(0, len(order), BATCH)]
+
+
+# ---------------------------------------------------------------- after training
+
+def after_training(baseline: Baseline, model, tokenizer) -> dict:
+    """The tuned model's side, and the report the run folder keeps (drift.json)."""
+    started = time.perf_counter()
+    nll, top1 = score(model, baseline.prompt_ids, baseline.answer_ids)
+    tokens = [len(a) for a in baseline.answer_ids]
+    changed = [mine != base for mine, base in zip(top1, baseline.top1)]
+    per_prompt = [(t - b) / n for t, b, n in zip(nll, baseline.nll, tokens)]
+    picked = sorted(range(len(per_prompt)), key=lambda i: (not changed[i], -per_prompt[i]))[:SAMPLES]
+    tuned_answers = greedy(model, tokenizer, [baseline.prompt_ids[i] for i in picked])
+    base_loss, tuned_loss = sum(baseline.nll) / sum(tokens), sum(nll) / sum(tokens)
+    return {
+        "drift": round(tuned_loss - base_loss, 4), "base_loss": round(base_loss, 4), "tuned_loss": round(tuned_loss, 4),
+        "changed": sum(changed), "prompts": len(changed), "source": baseline.source,
+        "by_kind": _by_kind(baseline.prompts, per_prompt),
+        "samples": [{"prompt": baseline.prompts[i].text, "base": baseline.answers[i],
+                     "tuned": tokenizer.decode(ids, skip_special_tokens=True).strip(),
+                     "drift": round(per_prompt[i], 4), "changed": changed[i]}
+                    for i, ids in zip(picked, tuned_answers)],
+        "seconds": {"before": round(baseline.seconds, 2), "after": round(time.perf_counter() - started, 2),
+                    "base_answers_cached": baseline.cached},
+    }
+
+
+def _by_kind(prompts: list[Prompt], per_prompt: list[float]) -> dict[str, float]:
+    kinds: dict[str, list[float]] = {}
+    for prompt, value in zip(prompts, per_prompt):
+        kinds.setdefault(prompt.kind, []).append(value)
+    return {kind: round(sum(v) / len(v), 4) for kind, v in kinds.items()}
+
+
+# ---------------------------------------------------------------- reading it
+
+SOME, HIGH = 0.05, 0.3  # nats per token: e^0.05 ≈ 5% less likely, e^0.3 ≈ 35% less likely per token
+
+
+def level(report: dict) -> str:
+    """'low', 'some' or 'high' forgetting, from the drift and the share of answers that changed."""
+    changed = report["changed"] / max(report["prompts"], 1)
+    if report["drift"] >= HIGH or changed >= 0.5:
+        return "high"
+    return "some" if report["drift"] >= SOME or changed >= 0.2 else "low"
+
+
+def summary(report: dict) -> Msg:
+    return Msg(f"drift.summary_{level(report)}", drift=report["drift"], changed=report["changed"],
+               prompts=report["prompts"])
+
+
+SAMPLE_COLUMNS = ["col.prompt", "col.base", "col.tuned", "col.drift"]  # the tables' headers, as message keys
+
+
+def sample_rows(report: dict | None) -> list[list]:
+    """[prompt, base answer, tuned answer, drift] for the samples a report keeps (Train and Chat tabs)."""
+    return [[x["prompt"], x["base"], x["tuned"], x["drift"]] for x in (report or {}).get("samples", [])]

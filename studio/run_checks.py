@@ -1,0 +1,77 @@
+"""What a training run measures besides its loss curve: the general-ability drift (studio/drift.py) and, for a
+mix of files, each file's validation loss. Neither may fail a run: a check that cannot run says why in the log
+and the run goes on. Torch stays in the functions that run the models."""
+
+from __future__ import annotations
+
+from . import drift
+from .distributed import world_size
+from .text import Msg
+
+
+def drift_baseline(settings, log, model, tokenizer, model_path: str):
+    """The base model's side of the drift check, before the first step (None when off or impossible)."""
+    if not settings.training.drift_check:
+        return None
+    if world_size() > 1:  # one process would generate while the others wait at their first step
+        log(Msg("log.drift_skipped", reason=Msg("drift.not_distributed")))
+        return None
+    try:
+        baseline = drift.before_training(model, tokenizer, model_path, settings.training.drift_dataset_path)
+    except Exception as err:  # noqa: BLE001 - the check is a measurement, never a reason to stop a run
+        log(Msg("log.drift_skipped", reason=f"{type(err).__name__}: {err}"))
+        return None
+    if baseline is None:
+        log(Msg("log.drift_skipped", reason=Msg("drift.no_prompts", source=settings.training.drift_dataset_path)))
+        return None
+    log(Msg("log.drift_before", prompts=len(baseline.prompts), seconds=baseline.seconds,
+            how=Msg("drift.cached" if baseline.cached else "drift.generated")))
+    return baseline
+
+
+def drift_result(run, log, baseline, model, tokenizer) -> dict | None:
+    """The tuned model's side, written to drift.json and logged; the figures keep the headline numbers."""
+    if baseline is None:
+        return None
+    try:
+        report = drift.after_training(baseline, model, tokenizer)
+    except Exception as err:  # noqa: BLE001
+        log(Msg("log.drift_skipped", reason=f"{type(err).__name__}: {err}"))
+        return None
+    run.write_drift(report)
+    log(drift.summary(report))
+    return {key: report[key] for key in ("drift", "changed", "prompts", "base_loss", "tuned_loss")}
+
+
+def validation_by_file(mix: dict | None, validation: list[dict]) -> list[tuple[str, list[dict]]]:
+    """(file, its validation rows) for each file of a mix, from the run's record of which row came from where."""
+    if not mix or not validation:
+        return []
+    sources = [i for i, _ in mix["rows"]["validation"]]
+    files = [f["dataset_path"] for f in mix["files"]]
+    return [(name, [row for row, src in zip(validation, sources) if src == i]) for i, name in enumerate(files)
+            if i in sources]
+
+
+def evaluate_by_file(settings, trainer, tokenizer, groups: list[tuple[str, list[dict]]], log) -> list[dict]:
+    """Each file's validation loss on the trained model, with the trainer's own loss."""
+    from .tokenized import encode_split  # deferred: heavy
+
+    results = []
+    for index, (name, rows) in enumerate(groups):
+        try:
+            dataset = encode_split(tokenizer, rows, settings.training.assistant_only_loss)
+            if settings.data.drop_long_rows:
+                keep = [i for i, ids in enumerate(dataset["input_ids"]) if len(ids) <= settings.training.max_length]
+                dataset = dataset.select(keep)
+            if len(dataset) == 0:
+                continue
+            metrics = trainer.evaluate(eval_dataset=dataset, metric_key_prefix=f"eval_file{index}")
+        except Exception as err:  # noqa: BLE001 - the run is saved; a per-file figure must not undo that
+            log(Msg("log.eval_file_failed", reason=f"{type(err).__name__}: {err}"))
+            return results
+        loss = metrics.get(f"eval_file{index}_loss")
+        if loss is not None:
+            results.append({"file": name, "rows": len(dataset), "eval_loss": round(float(loss), 4)})
+            log(Msg("log.eval_file", file=name, loss=loss, rows=len(dataset)))
+    return results

@@ -1,0 +1,109 @@
+"""The general-ability drift check: about 0 for an untouched adapter, clearly positive after training hard on
+unrelated data; the base answers cached per model; the user's own general file; the advice it leads to."""
+
+import json
+
+import pytest
+import torch
+
+from studio import advice, config, drift, models, run_status, train
+from studio.config import Settings
+from studio.runs import RunFolder
+from test_train import tiny_settings
+
+
+@pytest.fixture()
+def drift_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
+    return tmp_path / "home" / "drift"
+
+
+def test_the_prompt_set_covers_both_languages_and_five_kinds():
+    prompts = drift.builtin_prompts()
+    assert 55 <= len(prompts) <= 70 and len({p.id for p in prompts}) == len(prompts)
+    assert {p.language for p in prompts} == {"en", "zh"}
+    assert {p.kind for p in prompts} == {"facts", "reasoning", "instructions", "code", "chat"}
+
+
+def test_an_untouched_adapter_has_no_drift_and_the_base_answers_are_cached(tiny_model_dir, drift_cache):
+    from peft import LoraConfig, get_peft_model
+
+    model, tokenizer = models.load_model(str(tiny_model_dir)), models.load_tokenizer(str(tiny_model_dir))
+    tuned = get_peft_model(model, LoraConfig(r=4, target_modules="all-linear"))  # B starts at zero
+    baseline = drift.before_training(tuned, tokenizer, str(tiny_model_dir))
+    assert not baseline.cached and len(list(drift_cache.glob("*.json"))) == 1
+    report = drift.after_training(baseline, tuned, tokenizer)
+    assert abs(report["drift"]) < 1e-4 and report["changed"] == 0 and report["prompts"] == len(baseline.prompts)
+    assert len(report["samples"]) == 3 and all(s["base"] == s["tuned"] for s in report["samples"])
+    assert drift.level(report) == "low"
+    again = drift.before_training(tuned, tokenizer, str(tiny_model_dir))
+    assert again.cached and again.answer_ids == baseline.answer_ids and again.nll == pytest.approx(baseline.nll)
+
+
+def test_changed_weights_raise_the_drift_and_change_answers(tiny_model_dir, drift_cache):
+    model, tokenizer = models.load_model(str(tiny_model_dir)), models.load_tokenizer(str(tiny_model_dir))
+    baseline = drift.before_training(model, tokenizer, str(tiny_model_dir))
+    with torch.no_grad():
+        torch.manual_seed(1)
+        model.lm_head.weight.add_(torch.randn_like(model.lm_head.weight))
+    report = drift.after_training(baseline, model, tokenizer)
+    assert report["drift"] > 0.3 and report["changed"] > len(baseline.prompts) // 2 and drift.level(report) == "high"
+    assert report["samples"][0]["changed"] and report["samples"][0]["base"] != report["samples"][0]["tuned"]
+
+
+def unrelated_rows(path, n=24):
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(n):
+            f.write(json.dumps({"messages": [{"role": "user", "content": "zq"},
+                                             {"role": "assistant", "content": "zz zz zz zz zz zz zz zz"}]}) + "\n")
+    return str(path)
+
+
+def test_training_hard_on_unrelated_data_drifts_and_a_tiny_learning_rate_does_not(tiny_model_dir, tmp_path,
+                                                                                   drift_cache):
+    data = unrelated_rows(tmp_path / "zz.jsonl")
+    hard = train.run_training(tiny_settings(tiny_model_dir, f"dataset_path={data}", "max_steps=30",
+                                            "learning_rate=0.01", "validation_share=0"), tmp_path / "hard",
+                              progress=None)
+    gentle = train.run_training(tiny_settings(tiny_model_dir, f"dataset_path={data}", "max_steps=2",
+                                              "learning_rate=1e-9", "validation_share=0"), tmp_path / "gentle",
+                                progress=None)
+    assert hard["status"] == gentle["status"] == "finished"
+    assert hard["drift"]["drift"] > 0.2 and hard["drift"]["changed"] > 0
+    assert abs(gentle["drift"]["drift"]) < 0.01 and gentle["drift"]["changed"] == 0
+    report = RunFolder(tmp_path / "hard").drift()
+    assert report["drift"] == hard["drift"]["drift"] and len(report["samples"]) == 3
+    assert report["seconds"]["base_answers_cached"] is False or report["seconds"]["before"] >= 0
+    log = (tmp_path / "hard" / "log.txt").read_text()
+    assert "drift" in log and "Drift check:" in log
+
+
+def test_the_train_tab_says_the_drift_and_the_remedies_with_values(tiny_model_dir):
+    settings, _ = config.apply_overrides(Settings(), ["learning_rate=0.0002", "num_train_epochs=5", "r=16"])
+    snapshot = {"status": "finished", "run_dir": "/tmp/x", "metrics": [], "output": "/tmp/x/adapter",
+                "wall_time_s": 10, "drift": {"drift": 0.8, "changed": 40, "prompts": 60}}
+    parts = run_status.status_messages(snapshot, settings)
+    keys = [getattr(p, "key", None) for p in parts]
+    assert "drift.summary_high" in keys and "advice.drift_remedies" in keys
+    text = str(parts[keys.index("advice.drift_remedies")])
+    assert "30%" in text and "0.0002 to 0.0001" in text and "3 epochs instead of 5" in text and "8 instead of 16" in text
+    zh = run_status.status_messages(snapshot, settings)
+    from studio.text import render
+
+    assert "奈特" in render(zh[keys.index("drift.summary_high")], "zh")
+    mixed, _ = config.apply_overrides(settings, ["extra_datasets=general.jsonl#0.2"])
+    assert "20% to about 30%" in str(advice.drift_remedies(mixed, snapshot["drift"]))
+
+
+def test_own_general_prompts_from_a_data_file(tiny_model_dir, tmp_path, drift_cache):
+    data = unrelated_rows(tmp_path / "own.jsonl", n=5)
+    prompts, source = drift.prompts_for(data)
+    assert source == data and len(prompts) == 5 and prompts[0].messages == [{"role": "user", "content": "zq"}]
+    model, tokenizer = models.load_model(str(tiny_model_dir)), models.load_tokenizer(str(tiny_model_dir))
+    assert drift.before_training(model, tokenizer, str(tiny_model_dir), data).source == data
+
+
+def test_the_check_can_be_turned_off(tiny_model_dir, tmp_path):
+    status = train.run_training(tiny_settings(tiny_model_dir, "drift_check=false", "max_steps=1"), tmp_path / "r",
+                                progress=None)
+    assert status["status"] == "finished" and "drift" not in status and RunFolder(tmp_path / "r").drift() is None

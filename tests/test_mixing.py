@@ -1,0 +1,138 @@
+"""Several files in one run: shares, the per-file split, the record of which row came from where, presets and
+`--set`, and the advice that reads the mix."""
+
+import json
+from collections import Counter
+
+import pytest
+
+from studio import advice, config, mixing, train
+from studio.config import Settings
+from studio.runs import RunFolder
+from test_train import tiny_settings
+
+
+def write_rows(path, n, word):
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(n):
+            f.write(json.dumps({"messages": [{"role": "user", "content": f"{word} question {i}"},
+                                             {"role": "assistant", "content": f"{word} answer {i}"}]}) + "\n")
+    return str(path)
+
+
+def mixed(tmp_path, main_rows, other_rows, main_share, other_share, *overrides):
+    task = write_rows(tmp_path / "task.jsonl", main_rows, "task")
+    general = write_rows(tmp_path / "general.jsonl", other_rows, "general")
+    extra = json.dumps([{"dataset_path": general, **({"share": other_share} if other_share else {})}])
+    settings, problems = config.apply_overrides(Settings(), [
+        f"dataset_path={task}", f"extra_datasets={extra}", "validation_share=0.1", "test_share=0.05",
+        *([f"dataset_share={main_share}"] if main_share else []), *overrides])
+    assert not problems, problems
+    return settings
+
+
+def sources(prepared, split):
+    return Counter(i for i, _ in prepared.mix["rows"][split])
+
+
+def test_a_70_30_mix_is_within_one_row_of_the_shares_and_every_file_is_in_validation(tmp_path):
+    prepared, problems = train.prepare_data(mixed(tmp_path, 400, 300, 0.7, 0.3))
+    assert prepared is not None and not problems
+    counts = sources(prepared, "train")
+    total = counts[0] + counts[1]
+    assert abs(counts[0] - 0.7 * total) <= 1 and abs(counts[1] - 0.3 * total) <= 1
+    assert counts[0] == 340  # every training row of the task file (400 less 40 validation, 20 test) is used
+    assert sources(prepared, "validation").keys() == {0, 1} and sources(prepared, "test").keys() == {0, 1}
+    assert len(prepared.train) == total
+    assert all("general" in row["messages"][0]["content"] for row, (i, _) in zip(prepared.train,
+                                                                                 prepared.mix["rows"]["train"]) if i)
+
+
+def test_all_rows_of_the_task_and_a_share_of_general_data_repeating_a_small_file(tmp_path):
+    prepared, _ = train.prepare_data(mixed(tmp_path, 200, 20, None, 0.4))
+    counts = sources(prepared, "train")
+    assert counts[0] == 170 and abs(counts[1] - 0.4 * (counts[0] + counts[1])) <= 1  # 113 rows from 17 offered
+    files = prepared.mix["files"]
+    assert files[1]["repeated"] and files[1]["offered"] == 17 and not files[0]["repeated"]
+    assert prepared.mix["rows"]["validation"] and {i for i, _ in prepared.mix["rows"]["validation"]} == {0, 1}
+
+
+def test_the_same_seed_gives_the_same_rows_and_another_seed_other_rows(tmp_path):
+    first, _ = train.prepare_data(mixed(tmp_path, 300, 300, 0.5, 0.5))
+    again, _ = train.prepare_data(mixed(tmp_path, 300, 300, 0.5, 0.5))
+    other, _ = train.prepare_data(mixed(tmp_path, 300, 300, 0.5, 0.5, "seed=7"))
+    assert first.mix == again.mix and first.train == again.train
+    assert first.mix["rows"]["train"] != other.mix["rows"]["train"]
+
+
+def test_one_file_without_a_share_is_split_exactly_as_before(tmp_path):
+    task = write_rows(tmp_path / "task.jsonl", 50, "task")
+    settings, _ = config.apply_overrides(Settings(), [f"dataset_path={task}", "validation_share=0.2"])
+    prepared, _ = train.prepare_data(settings)
+    from studio import data
+
+    expected = data.split_rows(data.load_dataset_file(task).records(), 0.2, 0.0, 42)
+    assert (prepared.train, prepared.validation, prepared.test) == expected and prepared.mix is None
+
+
+@pytest.mark.parametrize("main_share,other_share,wanted", [(None, 1.0, "mix.shares_too_large")])
+def test_shares_that_cannot_be_met_are_refused_with_the_reason(tmp_path, main_share, other_share, wanted):
+    prepared, problems = train.prepare_data(mixed(tmp_path, 100, 100, main_share, other_share))
+    assert prepared is None and problems[0][0] == "extra_datasets" and problems[0][1].key == wanted
+
+
+def test_a_missing_file_in_the_mix_is_named(tmp_path):
+    settings = mixed(tmp_path, 50, 50, None, None)
+    settings.data.extra_datasets.append(config.DatasetPart(dataset_path=str(tmp_path / "gone.jsonl")))
+    prepared, problems = train.prepare_data(settings)
+    assert prepared is None and any("gone.jsonl" in str(where) for where, _ in problems)
+
+
+def test_the_mix_travels_in_presets_and_set_text(tmp_path):
+    settings, problems = config.apply_overrides(Settings(), ["extra_datasets=general.jsonl#0.3; more.csv",
+                                                             "dataset_share=0.7"])
+    assert not problems
+    assert [(p.dataset_path, p.share) for p in settings.data.extra_datasets] == [("general.jsonl", 0.3),
+                                                                                ("more.csv", None)]
+    path = config.save_preset(settings, tmp_path / "p.json")
+    loaded, _, problems = config.load_preset(path)
+    assert not problems and loaded == settings
+    _, problems = config.apply_overrides(Settings(), ["extra_datasets=general.jsonl#lots"])
+    assert problems and "extra_datasets" in problems[0][0]
+    values, problems = config.settings_from_flat({"extra_datasets": [{"dataset_path": "a.jsonl", "share": 2}]})
+    assert values is None and problems[0][0] == "extra_datasets"
+
+
+def test_the_mix_table_shows_rows_and_token_shares(tmp_path):
+    from studio import stats
+
+    settings = mixed(tmp_path, 400, 300, 0.7, 0.3)
+    reports = [stats.build_report(p.dataset_path, model=None) for p in mixing.parts_of(settings.data)]
+    rows, refusal = mixing.mix_table(settings.data, reports)
+    assert refusal is None and [r[5] for r in rows] == [340, 145] and [r[4] for r in rows] == [400, 300]
+
+
+def test_advice_tells_a_small_set_trained_long_without_general_data_to_mix():
+    settings, _ = config.apply_overrides(Settings(), ["num_train_epochs=5"])
+    found = advice.rule_data_size(advice.Situation(settings, rows=500))
+    assert any(a.level == "warning" and a.message.key == "advice.mix_needed" for a in found)
+    settings, _ = config.apply_overrides(settings, ['extra_datasets=general.jsonl#0.3'])
+    found = advice.rule_data_size(advice.Situation(settings, rows=500))
+    assert [a.message.key for a in found if a.field == "extra_datasets"] == ["advice.mix_ok"]
+    assert advice.mixed_in_share(settings) == pytest.approx(0.3)
+
+
+def test_a_mixed_run_records_each_row_and_scores_each_file(tiny_model_dir, tmp_path):
+    settings = mixed(tmp_path, 60, 40, 0.6, 0.4)
+    settings = tiny_settings(tiny_model_dir, *[f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
+                                               for k, v in config.flat_values(settings).items()
+                                               if config.field_section(k) == "data" and k != "column_mapping"])
+    status = train.run_training(settings, tmp_path / "run", progress=None)
+    assert status["status"] == "finished", status
+    run = RunFolder(tmp_path / "run")
+    record = run.mix()
+    assert [f["train"] for f in record["files"]] == [len([r for r in record["rows"]["train"] if r[0] == i])
+                                                     for i in range(2)]
+    assert [e["file"] for e in status["eval_by_file"]] == [p.dataset_path for p in mixing.parts_of(settings.data)]
+    assert all(e["eval_loss"] > 0 for e in status["eval_by_file"])
+    assert run.status()["eval_by_file"] == status["eval_by_file"]
