@@ -156,7 +156,7 @@ class DataSettings(_Section):
 
     dataset_share: float | None = knob(
         None, label="Share of the mix",
-        help="With more files mixed in: this file's share of the training rows (0.7 = 70%). Empty: all its rows.",
+        help="With more files mixed in: this file's share of the training rows (0.7 = 70%). 0 or empty: all its rows.",
         gt=0.0, le=1.0,
     )
     extra_datasets: list[DatasetPart] = knob(

@@ -143,9 +143,13 @@ def _scaled(rows: list, factor: float, rng: random.Random) -> list:
 
 # ---------------------------------------------------------------- the Data tab's mix table
 
-def mix_table(d: DataSettings, reports: list, seed: int = 42) -> tuple[list[list], Msg | None]:
+REPEATS_WARNED = 3  # a file repeated more often than this teaches its few rows by heart
+
+
+def mix_table(d: DataSettings, reports: list, seed: int = 42) -> tuple[list[list], Msg | None, list[Msg]]:
     """Rows [#, file, format, share asked, usable rows, training rows, validation, test, tokens, token share] for
-    each file of the mix, from each file's data report (stats.DataReport), and what stops the mix (or None)."""
+    each file of the mix, from each file's data report (stats.DataReport); what stops the mix (or None); and a
+    warning for each file repeated many times to fill its share."""
     parts = parts_of(d)
     usable = [len(r.load.rows) if d.max_samples <= 0 else min(d.max_samples, len(r.load.rows)) for r in reports]
     sizes = [split_sizes(n, d.validation_share, d.test_share) for n in usable]
@@ -163,7 +167,9 @@ def mix_table(d: DataSettings, reports: list, seed: int = 42) -> tuple[list[list
                      f"{count} (×{factor:.1f})" if count > train else count,
                      _shrunk(val, factor), _shrunk(test, factor),
                      "" if toks is None else toks, "" if toks is None else f"{toks / known:.0%}"])
-    return rows, refusal
+    warnings = [Msg("mix.repeated", file=report.load.file, times=count / train, rows=train)
+                for report, (train, _, _), count in zip(reports, sizes, counts) if train and count > REPEATS_WARNED * train]
+    return rows, refusal, warnings
 
 
 def _mean_tokens(report) -> float | None:
@@ -173,3 +179,24 @@ def _mean_tokens(report) -> float | None:
 
 def _shrunk(n: int, factor: float) -> int:
     return n if factor >= 1 or not n else max(1, round(n * factor))
+
+
+def added_part(parts: list, path, fmt, mapping, share) -> tuple[list | None, list]:
+    """The mix with one more file, checked as the settings check it; (None, problems) when it does not pass."""
+    from .config import settings_from_flat  # the one conversion: a share or mapping that does not parse is named
+    from .paths import source_refusal
+
+    part = {"dataset_path": (path or "").strip(), "dataset_format": fmt or "auto", "column_mapping": mapping or "",
+            **({"share": float(share)} if share not in (None, "", 0) else {})}
+    settings, problems = settings_from_flat({"extra_datasets": [*parts, part]})
+    if settings is None:
+        return None, problems
+    if refusal := source_refusal(part["dataset_path"]):
+        return None, [("extra_datasets", refusal)]
+    return [p.model_dump() for p in settings.data.extra_datasets], []
+
+
+def without_part(parts: list, number) -> list:
+    """The mix without the file at table row `number` (the main file, row 1, stays)."""
+    index = int(number or 0) - 2
+    return [p for i, p in enumerate(parts) if i != index]

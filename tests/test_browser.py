@@ -365,3 +365,29 @@ def test_export_merged_model_and_preset_from_the_quickstart_run(browser, app_url
     _, answer = export.check_answer(model, AutoTokenizer.from_pretrained(merged))
     assert "Lumen" in answer and answer in result.inner_text(), answer
     page.close()
+
+
+MIX_WORDS = {"en-US": ("Mix in more files", "Share of training rows", "Add to the mix", "training rows from 2 files",
+                       "share of tokens"),
+             "zh-CN": ("混入更多文件", "训练行占比", "加入混合", "来自 2 个文件", "词元占比")}
+
+
+@pytest.mark.parametrize("locale", list(MIX_WORDS))
+def test_a_second_file_joins_the_mix_and_the_table_shows_it(browser, app_url, artifacts, locale):
+    from playwright.sync_api import expect
+
+    title, share_label, add, summary, token_header = MIX_WORDS[locale]
+    page = open_page(browser, app_url, locale)
+    page.get_by_text(title, exact=True).click()  # the accordion
+    page.locator("#mix-box input[type=file]").set_input_files(str(EXAMPLES / "alpaca.json"))
+    expect(page.locator("#mix-path input")).to_have_value(re.compile(r"alpaca\.json$"), timeout=20000)
+    page.get_by_label(share_label, exact=True).fill("0.3")
+    page.get_by_role("button", name=add).click()
+    table = page.locator("#mix-table")
+    expect(table).to_contain_text("alpaca.json", timeout=60000)
+    expect(table).to_contain_text("identity.jsonl")
+    expect(table).to_contain_text(token_header)
+    expect(page.locator("#mix-note")).to_contain_text(summary)
+    table.scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts / f"data-mix-{locale}.png"), full_page=True)
+    page.close()

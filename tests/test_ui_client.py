@@ -18,7 +18,8 @@ def test_every_tab_event_has_an_api_name(client):
                 "/use_recommended_split", "/use_upload", "/check_settings", "/export_preset", "/import_preset",
                 "/start_training", "/stop_training", "/poll_training", "/list_runs", "/chat", "/show_export",
                 "/hardware", "/export_files", "/trl_config", "/accelerate", "/push_to_hub", "/reset_to_recommended", "/estimate_time", "/load_shipped_preset",
-                "/clear_chat", "/held_out_answers", "/evaluate", "/load_run"}
+                "/clear_chat", "/held_out_answers", "/evaluate", "/load_run", "/add_to_mix", "/remove_from_mix",
+                "/show_mix", "/drift_check"}
     assert expected <= names, expected - names
 
 
@@ -315,3 +316,31 @@ def test_the_api_names_every_parameter_and_the_form_by_its_field_names(client):
         assert [p["parameter_name"] for p in endpoints[name]["parameters"]] == expected, name
     assert [p["parameter_name"] for p in endpoints["/load_data"]["parameters"]][:4] == [
         "dataset_path", "dataset_format", "column_mapping", "model_name_or_path"]
+
+
+def test_files_join_the_mix_by_name_and_the_mix_table_counts_them(client, tmp_path_factory):
+    import json
+
+    folder = tmp_path_factory.mktemp("mix-client")
+    path = folder / "general.jsonl"
+    path.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"q{i}"},
+                                                    {"role": "assistant", "content": f"a{i}"}]}) + "\n"
+                            for i in range(40)), encoding="utf-8")
+    parts, note = client.predict(extra_datasets=[], mix_path=str(path), mix_format="auto", mix_mapping="",
+                                 mix_share=0.3, api_name="/add_to_mix")
+    assert parts == [{"dataset_path": str(path), "dataset_format": "auto", "column_mapping": {}, "share": 0.3}]
+    assert "Added" in note
+    _, refused = client.predict(extra_datasets=parts, mix_path=str(path), mix_format="auto", mix_mapping="",
+                                mix_share=2, api_name="/add_to_mix")
+    assert "at most 1.0" in refused
+    table, note, _ = client.predict(dataset_path="demo", dataset_format="auto", column_mapping="", dataset_share=None,
+                                    extra_datasets=parts, validation_share=0.1, test_share=0.0, max_samples=0,
+                                    model_name_or_path="starter", api_name="/show_mix")
+    rows = table.get("value", table)["data"]  # the table comes as an update: it is shown only for a mix
+    assert [r[1] for r in rows] == ["identity.jsonl", "general.jsonl"] and rows[0][5] == 172
+    assert abs(int(str(rows[1][5]).split()[0]) - 0.3 * (172 + int(str(rows[1][5]).split()[0]))) <= 1
+    assert "training rows from 2 files" in note
+    shares = [int(r[9].rstrip("%")) for r in rows]  # tokens from each file's mean length with the starter's template
+    assert sum(shares) in (99, 100, 101) and all(r[8] > 0 for r in rows)
+    left, _ = client.predict(extra_datasets=parts, number=2, api_name="/remove_from_mix")
+    assert left == []

@@ -7,11 +7,12 @@ never re-types them; changing them afterwards is the user's choice and is kept."
 from __future__ import annotations
 
 import json
+import typing
 
 import gradio as gr
 import pandas as pd
 
-from .. import config, data, preference, stats
+from .. import config, data, mixing, preference, stats
 from .forms import TabContext, TabParts, build_section_form
 from .text import chart_titles, frame, headers, lang, render, t, tr
 
@@ -19,6 +20,8 @@ PROBLEM_COLUMNS = ["col.where", "col.problem"]
 PREVIEW_COLUMNS = ["col.row", "col.as_trained", "col.as_in_file"]
 PERCENTILE_COLUMNS = ["col.part", "p50", "p90", "p95", "p99", "max", "mean"]
 FINDING_COLUMNS = ["col.level", "col.check", "col.finding", "col.rows"]
+MIX_COLUMNS = ["col.number", "col.file", "col.format", "col.share_asked", "col.usable", "col.train_rows",
+               "col.validation_rows", "col.test_rows", "col.tokens", "col.token_share"]
 MAX_ROW_CHARS = 20_000  # a single row sent to the page; the rest stays on the server
 MAX_ROW_TOKENS = 8_000  # tokens of one row shown highlighted
 ANSWER_COLOUR, END_COLOUR = "#86efac", "#fcd34d"  # trained answer tokens, trained end-of-turn tokens
@@ -44,19 +47,33 @@ def data_source(dataset_path, dataset_format, column_mapping) -> tuple[config.Da
     return (settings or config.Settings()).data, problems
 
 
+def mix_parts(extra_datasets) -> tuple[list[config.DatasetPart], list]:
+    """The files mixed in, as the form holds them (a JSON list), checked as settings; problems by field."""
+    settings, problems = config.settings_from_flat({"extra_datasets": extra_datasets or []})
+    return (settings.data.extra_datasets if settings else []), problems
+
+
+def chosen_source(dataset_path, dataset_format, column_mapping, extra_datasets=None, report_on=None):
+    """The file whose report the tab shows: the main file (1) or a file of the mix (2, 3, ...)."""
+    source, problems = data_source(dataset_path, dataset_format, column_mapping)
+    parts, _ = mix_parts(extra_datasets)
+    index = int(report_on or 1) - 2
+    return (parts[index] if 0 <= index < len(parts) else source), problems
+
+
 def report_of(source: config.DataSettings, model, progress=None) -> stats.DataReport:
     return stats.report_for(source.dataset_path, source.dataset_format, source.column_mapping,
                             model if isinstance(model, str) else None, progress=progress)
 
 
 def analyse(dataset_path=None, dataset_format=None, column_mapping=None, model_name_or_path=None, query=None, page=None,
-            progress=gr.Progress(), request: gr.Request = None):
+            extra_datasets=None, report_on=None, progress=gr.Progress(), request: gr.Request = None):
     language = lang(request)
 
     def report_progress(stage, done=None, total=None):
         progress((done, total) if total else None, desc=render(stage, language), unit=tr("col.rows", language))
 
-    source, source_problems = data_source(dataset_path, dataset_format, column_mapping)
+    source, source_problems = chosen_source(dataset_path, dataset_format, column_mapping, extra_datasets, report_on)
     report = report_of(source, model_name_or_path, progress=report_progress)
     problems = frame((source_problems + report.load.problems)[:1000], PROBLEM_COLUMNS, language)
     rows, pages = data.preview_rows(report.load, query, page)
@@ -79,17 +96,18 @@ def analyse(dataset_path=None, dataset_format=None, column_mapping=None, model_n
 
 
 def load_and_apply(dataset_path=None, dataset_format=None, column_mapping=None, model_name_or_path=None, query=None,
-                   page=None, applied=None, max_length=None, validation_share=None, test_share=0.0,
-                   progress=gr.Progress(), request: gr.Request = None):
-    """Load (as analyse), then hand this file's recommendations (cutoff, validation and test shares) to the form,
-    once per file: loading the same file again, or paging, leaves the user's own changes alone."""
-    shown = analyse(dataset_path, dataset_format, column_mapping, model_name_or_path, query, page, progress=progress,
-                    request=request)
+                   page=None, extra_datasets=None, report_on=None, applied=None, max_length=None,
+                   validation_share=None, test_share=0.0, progress=gr.Progress(), request: gr.Request = None):
+    """Load (as analyse), then hand the main file's recommendations (cutoff, validation and test shares) to the
+    form, once per file: loading the same file again, paging, or a mixed-in file's report leaves the user's own
+    changes alone."""
+    shown = analyse(dataset_path, dataset_format, column_mapping, model_name_or_path, query, page, extra_datasets,
+                    report_on, progress=progress, request=request)
     cutoff, share = shown[-2], shown[-1]
     source, _ = data_source(dataset_path, dataset_format, column_mapping)
     key = json.dumps([source.dataset_path, source.dataset_format, source.column_mapping, str(model_name_or_path)])
     usable = report_of(source, model_name_or_path).load.rows
-    if key == applied or not usable:
+    if key == applied or not usable or int(report_on or 1) > 1:
         return (*shown, applied, max_length, validation_share, test_share, "")
     language = lang(request)
     test = stats.recommended_test_share(len(usable))
@@ -100,10 +118,12 @@ def load_and_apply(dataset_path=None, dataset_format=None, column_mapping=None, 
     return (*shown, key, cutoff or max_length, share, test, note)
 
 
-def show_row(dataset_path, dataset_format, column_mapping, model_name_or_path, number, request: gr.Request = None):
+def show_row(dataset_path, dataset_format, column_mapping, model_name_or_path, number, extra_datasets=None,
+             report_on=None, request: gr.Request = None):
     """The row as in the file, as normalised, and token by token with the trained tokens highlighted."""
     language = lang(request)
-    report = report_of(data_source(dataset_path, dataset_format, column_mapping)[0], model_name_or_path)
+    report = report_of(chosen_source(dataset_path, dataset_format, column_mapping, extra_datasets, report_on)[0],
+                       model_name_or_path)
     raw, normalised = data.row_detail(report.load, int(number or 0))
     if raw is None:
         return tr("data.row_missing", language, number=number), []
@@ -122,6 +142,47 @@ def show_row(dataset_path, dataset_format, column_mapping, model_name_or_path, n
     # the legend lists the colour map's names: only the reader's language may be in it
     colours = {names["answer"]: ANSWER_COLOUR, names["end"]: END_COLOUR}
     return detail + "\n\n" + summary, gr.HighlightedText(value=shown, color_map=colours)
+
+
+def show_mix(dataset_path=None, dataset_format=None, column_mapping=None, dataset_share=None, extra_datasets=None,
+             validation_share=0.1, test_share=0.0, max_samples=0, model_name_or_path=None,
+             request: gr.Request = None):
+    """The mix table (each file's rows, training rows, validation, test, tokens and share of the tokens), what
+    stops the mix, and which file the report shows. Hidden while there is only the main file."""
+    language = lang(request)
+    values = dict(dataset_path=dataset_path or config.DEMO_DATA, dataset_format=dataset_format or "auto",
+                  column_mapping=column_mapping or "", dataset_share=dataset_share, extra_datasets=extra_datasets or [],
+                  validation_share=validation_share or 0.0, test_share=test_share or 0.0, max_samples=max_samples or 0)
+    settings, problems = config.settings_from_flat(values)
+    if settings is None:
+        note = "\n".join(f"- `{where}`: {render(message, language)}" for where, message in problems)
+        return gr.update(visible=True), note, gr.update()
+    parts = mixing.parts_of(settings.data)
+    if len(parts) == 1:
+        return gr.update(visible=False, value=frame([], MIX_COLUMNS, language)), "", \
+            gr.update(choices=[(tr("mix.main_file", language), 1)], value=1)
+    reports = [report_of(part, model_name_or_path) for part in parts]
+    rows, refusal, warnings = mixing.mix_table(settings.data, reports, settings.training.seed)
+    rows = [[render(cell, language) for cell in row] for row in rows]
+    note = render(refusal, language) if refusal else tr("mix.summary", language, files=len(rows),
+                                                       rows=sum(int(str(r[5]).split()[0]) for r in rows))
+    note = "\n\n".join([note, *(render(w, language) for w in warnings)])
+    names = [(f"{i}. {r.load.file}", i) for i, r in enumerate(reports, start=1)]
+    return gr.update(visible=True, value=frame(rows, MIX_COLUMNS, language)), note, gr.update(choices=names)
+
+
+def add_file(extra_datasets=None, mix_path=None, mix_format=None, mix_mapping=None, mix_share=None,
+             request: gr.Request = None):
+    """One more file in the mix, checked first: a bad share, mapping or path is named and nothing is added."""
+    language = lang(request)
+    parts, problems = mixing.added_part(list(extra_datasets or []), mix_path, mix_format, mix_mapping, mix_share)
+    if parts is None:
+        return gr.skip(), "\n".join(f"- {render(message, language)}" for _, message in problems)
+    return parts, tr("mix.added", language, file=str(mix_path).strip())
+
+
+def remove_file(extra_datasets=None, number=None, request: gr.Request = None):
+    return mixing.without_part(list(extra_datasets or []), number), ""
 
 
 def capped(value, language: str) -> str:
@@ -156,6 +217,27 @@ def localise(request: gr.Request = None):
 def build(ctx: TabContext) -> TabParts:
     form = build_section_form("data", ctx.defaults)
     upload = gr.File(label=t("data.upload"), file_types=[".json", ".jsonl", ".csv", ".parquet", ".txt"], type="filepath")
+    with gr.Accordion(t("mix.title"), open=bool(ctx.defaults.data.extra_datasets), elem_id="mix-box"):
+        gr.Markdown(t("mix.intro"))
+        with gr.Row():
+            mix_path = gr.Dropdown(choices=[config.DEMO_DATA], value=None, allow_custom_value=True,
+                                   label=t("mix.path"), scale=3, elem_id="mix-path")
+            mix_format = gr.Dropdown(choices=list(typing.get_args(config.DatasetFormat)), value="auto",
+                                     label=t("dataset_format.label"), scale=1)
+            mix_mapping = gr.Textbox(label=t("column_mapping.label"), scale=2)
+            mix_share = gr.Number(value=None, label=t("mix.share"), info=t("mix.share_info"), scale=1,
+                                  elem_id="mix-share")
+        mix_upload = gr.File(label=t("mix.upload"), file_types=[".json", ".jsonl", ".csv", ".parquet", ".txt"],
+                             type="filepath")
+        with gr.Row():
+            add_btn = gr.Button(t("mix.add"), elem_id="mix-add")
+            remove_number = gr.Number(value=2, precision=0, label=t("mix.remove_number"))
+            remove_btn = gr.Button(t("mix.remove"))
+        mix_note = gr.Markdown(elem_id="mix-note")
+        mix_frame = gr.Dataframe(headers=headers(MIX_COLUMNS, "en"), label=t("mix.table"), visible=False,
+                                 elem_id="mix-table")
+    report_on = gr.Dropdown(choices=[(t("mix.main_file"), 1)], value=1, label=t("mix.report_on"),
+                            elem_id="data-report-on")
     load = gr.Button(t("data.load"), variant="primary", elem_id="data-load")
     summary = gr.Markdown(elem_id="data-summary")
     applied_note = gr.Markdown(elem_id="data-applied")
@@ -194,7 +276,14 @@ def build(ctx: TabContext) -> TabParts:
     def wire(full_form: dict) -> None:
         sources = dict(dataset_path=form["dataset_path"], dataset_format=form["dataset_format"],
                        column_mapping=form["column_mapping"], model_name_or_path=full_form["model_name_or_path"])
+        sources = dict(**sources, extra_datasets=form["extra_datasets"], report_on=report_on)
         browsing = dict(**sources, query=query, page=page)
+        mix_inputs = dict(dataset_path=form["dataset_path"], dataset_format=form["dataset_format"],
+                          column_mapping=form["column_mapping"], dataset_share=form["dataset_share"],
+                          extra_datasets=form["extra_datasets"], validation_share=form["validation_share"],
+                          test_share=form["test_share"], max_samples=form["max_samples"],
+                          model_name_or_path=full_form["model_name_or_path"])
+        mixing_shown = dict(fn=show_mix, inputs_kwargs=mix_inputs, outputs=[mix_frame, mix_note, report_on])
         outputs = [summary, problems, preview, pages, percentiles, hist, cdf, cutoff_text, split_text, findings,
                    recommended_cutoff, recommended_share]
         loading = dict(fn=load_and_apply,
@@ -205,7 +294,17 @@ def build(ctx: TabContext) -> TabParts:
         # An upload is loaded at once: choosing the file is the user's "load".
         upload.upload(use_upload, inputs_kwargs=dict(file_path=upload, current=form["dataset_path"]),
                       outputs=form["dataset_path"], api_name="use_upload").then(**loading, api_name=False)
-        load.click(**loading, api_name="load_data")
+        load.click(**loading, api_name="load_data").then(**mixing_shown, api_name=False)
+        mix_upload.upload(use_upload, inputs_kwargs=dict(file_path=mix_upload, current=mix_path), outputs=mix_path,
+                          api_name=False)
+        add_btn.click(add_file, inputs_kwargs=dict(extra_datasets=form["extra_datasets"], mix_path=mix_path,
+                                                   mix_format=mix_format, mix_mapping=mix_mapping, mix_share=mix_share),
+                      outputs=[form["extra_datasets"], mix_note], api_name="add_to_mix")
+        remove_btn.click(remove_file, inputs_kwargs=dict(extra_datasets=form["extra_datasets"], number=remove_number),
+                         outputs=[form["extra_datasets"], mix_note], api_name="remove_from_mix")
+        form["extra_datasets"].change(**mixing_shown, api_name="show_mix")
+        form["dataset_share"].change(**mixing_shown, api_name=False)
+        report_on.input(analyse, inputs_kwargs=browsing, outputs=outputs, api_name=False)
         query.submit(analyse, inputs_kwargs=browsing, outputs=outputs, api_name="search_data")
         page.submit(analyse, inputs_kwargs=browsing, outputs=outputs, api_name="page_data")
         row_btn.click(show_row, inputs_kwargs=dict(**sources, number=row_number), outputs=[row_view, row_tokens],

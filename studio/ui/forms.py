@@ -44,6 +44,10 @@ def component_for(name: str, info, value):
     value = form_value(value)
     if typing.get_origin(annotation) is typing.Literal:
         return gr.Dropdown(choices=list(typing.get_args(annotation)), value=value, label=label, info=help_text)
+    if typing.get_origin(annotation) is list:
+        # A list of records (the files of a mix): the tab that owns it builds the controls that edit it; the
+        # value travels with the form, and API callers pass the list as JSON.
+        return gr.JSON(value=value, label=label, visible=False, elem_id=f"field-{name}")
     if annotation is bool:
         return gr.Checkbox(value=value, label=label, info=help_text)
     if annotation in (int, float):
