@@ -209,8 +209,8 @@ def score(model, prompt_ids: list[list[int]], answer_ids: list[list[int]]) -> tu
                 mask = torch.tensor([[1] * (shared + len(r)) + [0] * (width - len(r)) for r in rows],
                                     device=model.device)
                 past = _repeated(prefix, len(batch))
-                logits = model(input_ids=ids, attention_mask=mask, past_key_values=past, use_cache=past is not None
-                               ).logits.float()
+                logits = model(input_ids=ids, attention_mask=mask, past_key_values=past,
+                               use_cache=past is not None).logits.float()
                 for k, i in enumerate(batch):
                     start, end = len(prompt_ids[i]) - shared - 1, len(rows[k]) - 1  # positions predicting the answer
                     logprobs = torch.log_softmax(logits[k, start:end], dim=-1)
@@ -257,6 +257,7 @@ def after_training(baseline: Baseline, model, tokenizer) -> dict:
     changed = [mine != base for mine, base in zip(top1, baseline.top1)]
     per_prompt = [(t - b) / n for t, b, n in zip(nll, baseline.nll, tokens)]
     picked = sorted(range(len(per_prompt)), key=lambda i: (not changed[i], -per_prompt[i]))[:SAMPLES]
+    scored = time.perf_counter()
     tuned_answers = greedy(model, tokenizer, [baseline.prompt_ids[i] for i in picked])
     base_loss, tuned_loss = sum(baseline.nll) / sum(tokens), sum(nll) / sum(tokens)
     return {
@@ -268,7 +269,7 @@ def after_training(baseline: Baseline, model, tokenizer) -> dict:
                      "drift": round(per_prompt[i], 4), "changed": changed[i]}
                     for i, ids in zip(picked, tuned_answers)],
         "seconds": {"before": round(baseline.seconds, 2), "after": round(time.perf_counter() - started, 2),
-                    "base_answers_cached": baseline.cached},
+                    "after_scoring": round(scored - started, 2), "base_answers_cached": baseline.cached},
     }
 
 

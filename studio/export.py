@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from . import heavy, models
+from . import heavy, models, ollama
 from .chat import answer as decode_answer
 from .config import GenerationSettings
 from .gguf_file import GGUFError, load_gguf, write_gguf
@@ -268,10 +268,28 @@ def export_gguf(run_dir: str | Path, out_file: str | Path, qtype: str = "Q8_0",
         raise
     os.replace(tmp, out_file)
     same = _agreement(expected, got)
+    served = write_serving_files(run_dir, out_file, tokenizer)
     progress(1.0, Msg("export.progress_gguf_done"))
     return ExportResult("gguf", str(out_file), time.perf_counter() - started,
-                        Msg("export.check_gguf", qtype=qtype, size=out_file.stat().st_size / 1e6, same=same,
-                            answer=answer), [out_file.name])
+                        Msg("paragraphs", items=[Msg("export.check_gguf", qtype=qtype, size=out_file.stat().st_size / 1e6,
+                                                     same=same, answer=answer), served]),
+                        [out_file.name, f"{out_file.stem}.Modelfile", f"{out_file.stem}.README.md"])
+
+
+def write_serving_files(run_dir: Path, gguf: Path, tokenizer) -> Msg:
+    """An Ollama Modelfile and a model card beside the GGUF; the message says whether the chat template could
+    be written in Ollama's syntax (checked by rendering sample chats both ways, studio/ollama.py)."""
+    from .config import Settings
+
+    settings = RunFolder(run_dir).settings() or Settings()
+    probe = tokenizer("a")["input_ids"]
+    adds_bos = bool(probe) and probe[0] == tokenizer.bos_token_id  # as gguf_file records it for llama.cpp
+    text, chosen = ollama.modelfile(gguf.name, tokenizer, settings.generation, adds_bos)
+    (gguf.parent / f"{gguf.stem}.Modelfile").write_text(text, encoding="utf-8")
+    (gguf.parent / f"{gguf.stem}.README.md").write_text(model_card(run_dir, "gguf", gguf.name), encoding="utf-8")
+    if chosen.template:
+        return Msg("export.modelfile", file=f"{gguf.stem}.Modelfile", family=chosen.family)
+    return Msg("export.modelfile_plain", file=f"{gguf.stem}.Modelfile", reason=chosen.reason)
 
 
 def _agreement(expected: list[int], got: list[int]) -> str:

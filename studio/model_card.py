@@ -3,14 +3,16 @@ scores, and how to load it. Its metadata block is what the Hugging Face Hub read
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .models import BUILTIN
 from .runs import SPLITS, RunFolder
 
 
-def model_card(run_dir: str | Path, kind: str) -> str:
-    """A short README.md: base model, data, settings and final figures, and how to load the export."""
+def model_card(run_dir: str | Path, kind: str, gguf_name: str = "") -> str:
+    """A short README.md: base model, data, settings and final figures, and how to load the export (a GGUF: the
+    two Ollama commands for the Modelfile beside it)."""
     run = RunFolder(run_dir)
     s = run.preset()["settings"]
     base, m, t = s["model"]["model_name_or_path"], s["method"], s["training"]
@@ -25,7 +27,9 @@ def model_card(run_dir: str | Path, kind: str) -> str:
         *_card_metadata(base, kind), f"# {run.name}", "",
         f"Fine-tuned with Fine-tuning Studio (TRL `SFTTrainer`) from **{base_note}**.", "",
         "## Data", "",
-        f"- source: `{s['data']['dataset_path']}`",
+        f"- source: `{s['data']['dataset_path']}`"
+        + "".join(f", `{p['dataset_path']}`" + (f" ({p['share']:.0%})" if p.get("share") else "")
+                  for p in s["data"].get("extra_datasets", [])),
         f"- rows: {counts['train']} train / {counts['validation']} validation / {counts['test']} test",
         f"- cutoff: {t['max_length']} tokens; loss on {'answers only' if t['assistant_only_loss'] else 'whole conversations'}",
         "", "## Settings", "",
@@ -38,7 +42,7 @@ def model_card(run_dir: str | Path, kind: str) -> str:
         "", "## Results", "", "| figure | value |", "|---|---|",
         *[f"| {name} | {value if not isinstance(value, float) else f'{value:.4f}'} |" for name, value in
           _card_figures(run) if value is not None],
-        "", "## Use", "", "```python", LOAD_SNIPPETS[kind], "```", "",
+        "", "## Use", "", *_use(kind, run.name, gguf_name), "",
         *(["## Licence", "", f"The base model is under the {builtin.licence}"
            + (f" (`{'`, `'.join(Path(f).name for f in builtin.licence_files)}` in this folder)."
               if builtin.licence_files and kind == "merged" else "."), ""] if builtin else []),
@@ -53,11 +57,22 @@ LOAD_SNIPPETS = {
 }
 
 
+def _use(kind: str, name: str, gguf_name: str) -> list[str]:
+    if kind != "gguf":
+        return ["```python", LOAD_SNIPPETS[kind], "```"]
+    model = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-") or "tuned"  # Ollama's model names are lower case
+    modelfile = gguf_name[:-len(".gguf")] + ".Modelfile"
+    return ["In Ollama (the Modelfile beside this file holds the chat template, stop tokens, system prompt and the "
+            "run's generation settings):", "", "```bash", f"ollama create {model} -f {modelfile}",
+            f"ollama run {model}", "```", "", "In llama.cpp:", "", "```bash",
+            f"llama-cli -m {gguf_name} -cnv", "```"]
+
+
 def _card_metadata(base: str, kind: str) -> list[str]:
     # The hub reads base_model as a hub id: a local folder's path is left out of the metadata.
     hub_id = BUILTIN[base].hub_id if base in BUILTIN else None if Path(base).exists() else base
     return ["---", *([f"base_model: {hub_id}"] if hub_id else []),
-            f"library_name: {'peft' if kind == 'adapter' else 'transformers'}",
+            f"library_name: {'peft' if kind == 'adapter' else 'gguf' if kind == 'gguf' else 'transformers'}",
             "tags: [fine-tuning-studio, trl, sft]", "---", ""]
 
 
@@ -69,6 +84,10 @@ def _card_figures(run: RunFolder) -> list[tuple[str, object]]:
                ("final validation loss", status.get("final_eval_loss")),
                ("best validation loss", status.get("best_eval_loss")),
                ("training time (s)", status.get("train_runtime_s"))]
+    if drift := status.get("drift"):  # the general-ability check (studio/drift.py)
+        figures += [("general-ability drift (nats/token)", drift["drift"]),
+                     ("general prompts answered differently", f"{drift['changed']} of {drift['prompts']}")]
+    figures += [(f"validation loss on {Path(f['file']).name}", f["eval_loss"]) for f in status.get("eval_by_file", [])]
     scores = run.evaluation() or {}
     for key in ("exact_match", "f1", "loss", "rouge_l", "bleu"):  # the keys evaluate.evaluate_run writes
         if key in scores.get("tuned", {}) and key in scores.get("base", {}):
