@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--map", action="append", default=[], metavar="THEIRS=OURS",
                       help="rename a column before detection, e.g. --map query=instruction (repeatable)")
     data.add_argument("--row", type=int, metavar="N", help="show row N token by token, the trained tokens marked")
+    data.add_argument("--mix", action="append", default=[], metavar="PATH[#SHARE]",
+                      help="another file trained together with PATH, with its share of the training rows (no share: "
+                      "all its rows; repeatable): each file's report, then the mix table")
+    data.add_argument("--share", type=float, help="PATH's own share of the training rows in a mix")
 
     chat = sub.add_parser("chat", help="answer a prompt with the base and the tuned model of a run")
     chat.add_argument("run_dir")
@@ -158,7 +162,40 @@ def cmd_data(args) -> int:
     print(report.text())
     if args.row is not None:
         print_row_tokens(report, args.row)
-    return 1 if report.load.problems or not report.load.rows or report.tokenizer_problem else 0
+    failed = bool(report.load.problems or not report.load.rows or report.tokenizer_problem)
+    return 1 if failed else print_mix(args, report)
+
+
+def print_mix(args, report) -> int:
+    """`--mix`: the other files' reports, then the table a run's mix would be made of (studio/mixing.py)."""
+    if not args.mix:
+        return 0
+    from studio import mixing
+    from studio.config import Settings, apply_overrides
+    from studio.text import render
+
+    settings, problems = apply_overrides(Settings(), [
+        f"dataset_path={args.path}", f"dataset_format={args.format}", "extra_datasets=" + "; ".join(args.mix),
+        *([f"dataset_share={args.share}"] if args.share is not None else [])])
+    if settings is None:
+        print_problems("--mix", problems)
+        return 2
+    reports = [report]
+    for part in settings.data.extra_datasets:
+        reports.append(build_report(part.dataset_path, part.dataset_format, args.model, part.column_mapping or None))
+        print(f"\n--- {part.dataset_path}\n{reports[-1].text()}")
+    rows, refusal, warnings = mixing.mix_table(settings.data, reports, settings.training.seed)
+    print("\nThe mix (training rows after each file's own validation and test split; tokens estimated from each "
+          "file's mean length):")
+    print(f"  {'#':>2} {'file':<28} {'format':<10} {'share':>8} {'usable':>7} {'train':>12} {'val':>5} {'test':>5} "
+          f"{'tokens':>8} {'tokens%':>8}")
+    for row in rows:
+        number, file, fmt, share, usable, train, val, test, tokens, token_share = (render(c) for c in row)
+        print(f"  {number:>2} {str(file)[:28]:<28} {fmt:<10} {share:>8} {usable:>7} {str(train):>12} {val:>5} "
+              f"{test:>5} {tokens:>8} {token_share:>8}")
+    for message in ([refusal] if refusal else []) + warnings:
+        print(f"  ! {render(message)}")
+    return 2 if refusal else 0
 
 
 def print_row_tokens(report, number: int) -> None:

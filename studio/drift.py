@@ -256,7 +256,7 @@ def after_training(baseline: Baseline, model, tokenizer) -> dict:
     tokens = [len(a) for a in baseline.answer_ids]
     changed = [mine != base for mine, base in zip(top1, baseline.top1)]
     per_prompt = [(t - b) / n for t, b, n in zip(nll, baseline.nll, tokens)]
-    picked = sorted(range(len(per_prompt)), key=lambda i: (not changed[i], -per_prompt[i]))[:SAMPLES]
+    picked = _samples(baseline.prompts, changed, per_prompt)
     scored = time.perf_counter()
     tuned_answers = greedy(model, tokenizer, [baseline.prompt_ids[i] for i in picked])
     base_loss, tuned_loss = sum(baseline.nll) / sum(tokens), sum(nll) / sum(tokens)
@@ -264,13 +264,24 @@ def after_training(baseline: Baseline, model, tokenizer) -> dict:
         "drift": round(tuned_loss - base_loss, 4), "base_loss": round(base_loss, 4), "tuned_loss": round(tuned_loss, 4),
         "changed": sum(changed), "prompts": len(changed), "source": baseline.source,
         "by_kind": _by_kind(baseline.prompts, per_prompt),
-        "samples": [{"prompt": baseline.prompts[i].text, "base": baseline.answers[i],
+        "samples": [{"prompt": baseline.prompts[i].text, "language": baseline.prompts[i].language,
+                     "base": baseline.answers[i],
                      "tuned": tokenizer.decode(ids, skip_special_tokens=True).strip(),
                      "drift": round(per_prompt[i], 4), "changed": changed[i]}
                     for i, ids in zip(picked, tuned_answers)],
         "seconds": {"before": round(baseline.seconds, 2), "after": round(time.perf_counter() - started, 2),
                     "after_scoring": round(scored - started, 2), "base_answers_cached": baseline.cached},
     }
+
+
+def _samples(prompts: list[Prompt], changed: list[bool], per_prompt: list[float]) -> list[int]:
+    """The SAMPLES most changed prompts of each language (the changed first, then by drift), so a reader sees
+    prompts in their own language."""
+    picked = []
+    for language in dict.fromkeys(p.language for p in prompts):
+        mine = [i for i, p in enumerate(prompts) if p.language == language]
+        picked += sorted(mine, key=lambda i: (not changed[i], -per_prompt[i]))[:SAMPLES]
+    return picked
 
 
 def _by_kind(prompts: list[Prompt], per_prompt: list[float]) -> dict[str, float]:
@@ -301,6 +312,10 @@ def summary(report: dict) -> Msg:
 SAMPLE_COLUMNS = ["col.prompt", "col.base", "col.tuned", "col.drift"]  # the tables' headers, as message keys
 
 
-def sample_rows(report: dict | None) -> list[list]:
-    """[prompt, base answer, tuned answer, drift] for the samples a report keeps (Train and Chat tabs)."""
-    return [[x["prompt"], x["base"], x["tuned"], x["drift"]] for x in (report or {}).get("samples", [])]
+def sample_rows(report: dict | None, language: str = "en") -> list[list]:
+    """[prompt, base answer, tuned answer, drift] for the samples a report keeps (Train and Chat tabs): those in
+    the reader's language where there are any (a user's own prompts have no language: all of them)."""
+    samples = (report or {}).get("samples", [])
+    mine = [x for x in samples if x.get("language") == language] or \
+        [x for x in samples if not x.get("language")] or samples[:SAMPLES]
+    return [[x["prompt"], x["base"], x["tuned"], x["drift"]] for x in mine]

@@ -45,15 +45,27 @@ class HardwareFacts:
         return Msg("hw.cpu", cores=self.cpu_count, bf16=bf16, free=self.free_memory_gb, total=self.total_memory_gb)
 
 
-def _cpu_flags() -> frozenset[str]:
+# oneDNN's instruction-set caps (ONEDNN_MAX_CPU_ISA) that still allow its bf16 kernels; any other cap (AVX2,
+# AVX512_CORE, ...) makes torch emulate bf16 whatever the CPU has, so the flags must not be believed then.
+BF16_ISAS = {"AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX10_1_512", "AVX512_CORE_AMX", "AVX10_1_512_AMX",
+             "AVX512_CORE_AMX_FP16", "AVX10_1_512_AMX_FP16", "ALL", "DEFAULT"}
+
+
+def _cpu_flags(cap: str | None = None) -> frozenset[str]:
+    """The CPU's flags, less its bf16 units where oneDNN is capped below them (a user's or a bench's cap)."""
+    flags: frozenset[str] = frozenset()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
                 if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
+                    flags = frozenset(line.split(":", 1)[1].split())
+                    break
     except OSError:
         pass
-    return frozenset()
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") if cap is None else cap) or ""
+    if cap and cap.upper() not in BF16_ISAS:
+        flags -= {"avx512_bf16", "amx_bf16", "amx_tile", "amx_int8"}
+    return flags
 
 
 def _ram_gb() -> tuple[float, float]:

@@ -391,3 +391,55 @@ def test_a_second_file_joins_the_mix_and_the_table_shows_it(browser, app_url, ar
     table.scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts / f"data-mix-{locale}.png"), full_page=True)
     page.close()
+
+
+MIXED_RUN_WORDS = {
+    "en-US": dict(hyper="Hyperparameters", model="Model", epochs="Epochs", data="Data", mix="Mix in more files",
+                  share="Share of training rows", add="Add to the mix", load="Load and check", train="Train",
+                  go="Start training", done="Next:", by_file="Validation loss by file", drift="nats per token",
+                  samples="General prompts, base vs tuned (the most changed)"),
+    "zh-CN": dict(hyper="超参数", model="模型", epochs="训练轮数", data="数据", mix="混入更多文件", share="训练行占比",
+                  add="加入混合", load="加载并检查", train="训练", go="开始训练", done="下一步",
+                  by_file="各文件的验证损失", drift="奈特/词元", samples="通用问题：基础模型与微调后对比（变化最大的几个）")}
+
+
+@pytest.mark.parametrize("locale", list(MIXED_RUN_WORDS))
+def test_a_mixed_run_reports_each_file_and_the_drift_in_train_and_chat(browser, app_url, artifacts, tiny_model_dir,
+                                                                        locale):
+    """A newcomer mixes a second file into the demo data, trains, and reads each file's validation loss and the
+    general-ability drift on the Train tab, then the drift's sample answers in Chat, in the reader's language."""
+    from playwright.sync_api import expect
+
+    from studio.jobs import JOB
+
+    words = {**BLIND_WORDS[locale], **MIXED_RUN_WORDS[locale]}
+    page = open_page(browser, app_url, locale)
+    page.get_by_role("tab", name=words["hyper"]).click()
+    pick(page, words["model"], str(tiny_model_dir))
+    page.get_by_label(words["epochs"], exact=True).fill("1")
+    page.get_by_label(words["epochs"], exact=True).press("Enter")
+    page.get_by_role("tab", name=words["data"]).click()
+    page.get_by_text(words["mix"], exact=True).click()
+    page.locator("#mix-box input[type=file]").set_input_files(str(EXAMPLES / "sharegpt.json"))
+    expect(page.locator("#mix-path input")).to_have_value(re.compile(r"sharegpt\.json$"), timeout=20000)
+    page.get_by_label(words["share"], exact=True).fill("0.2")
+    page.get_by_role("button", name=words["add"]).click()
+    expect(page.locator("#mix-table")).to_contain_text("sharegpt.json", timeout=60000)
+    page.get_by_role("tab", name=words["train"]).click()
+    page.get_by_role("button", name=words["go"], exact=True).click()
+    expect(page.get_by_text(words["done"]).first).to_be_visible(timeout=240000)
+    body = page.locator("body")
+    expect(body).to_contain_text(words["by_file"], timeout=30000)
+    expect(body).to_contain_text(words["drift"])
+    expect(page.locator("#train-drift")).to_be_visible(timeout=30000)
+    page.screenshot(path=str(artifacts / f"train-mix-drift-{locale}.png"), full_page=True)
+    JOB.wait(60)
+    run = JOB.snapshot()["run_dir"]
+    by_file = json.loads((Path(run) / "status.json").read_text())["eval_by_file"]
+    assert by_file[0]["file"] == "demo" and by_file[1]["file"].endswith("sharegpt.json")
+    open_chat(page, words["tab"])
+    pick(page, words["run"], run)
+    page.get_by_text(words["samples"], exact=True).click()
+    expect(page.locator("#chat-drift")).to_contain_text(words["drift"], timeout=60000)
+    page.screenshot(path=str(artifacts / f"chat-drift-{locale}.png"), full_page=True)
+    page.close()

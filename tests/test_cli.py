@@ -137,3 +137,14 @@ def test_blind_vote_then_dpo_from_the_command_line(tiny_model_dir, tmp_path):
     summary = json.loads(result.stdout[result.stdout.rindex("{\n"):])
     assert summary["status"] == "finished" and "DPO data from my votes on run sft" in result.stdout
     assert (dpo / "adapter" / "adapter_config.json").exists()
+
+
+def test_data_command_shows_a_mix_and_refuses_shares_that_cannot_be_met(tiny_model_dir):
+    result = run_cli("data", "demo", "--model", str(tiny_model_dir), "--mix", "assets/examples/sharegpt.json#0.3")
+    assert result.returncode == 0, result.stderr[-1000:]
+    assert "--- assets/examples/sharegpt.json" in result.stdout and "The mix" in result.stdout
+    mix_rows = [line.split() for line in result.stdout.splitlines() if line.strip().startswith(("1 ", "2 "))]
+    assert [row[1] for row in mix_rows[-2:]] == ["identity.jsonl", "sharegpt.json"]
+    assert "repeated" in result.stdout  # 2 training rows cannot fill 30% of 245 without repeating
+    refused = run_cli("data", "demo", "--model", "", "--mix", "assets/examples/sharegpt.json#1")
+    assert refused.returncode == 2 and "must stay below 100%" in refused.stdout

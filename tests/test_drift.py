@@ -34,7 +34,9 @@ def test_an_untouched_adapter_has_no_drift_and_the_base_answers_are_cached(tiny_
     assert not baseline.cached and len(list(drift_cache.glob("*.json"))) == 1
     report = drift.after_training(baseline, tuned, tokenizer)
     assert abs(report["drift"]) < 1e-4 and report["changed"] == 0 and report["prompts"] == len(baseline.prompts)
-    assert len(report["samples"]) == 3 and all(s["base"] == s["tuned"] for s in report["samples"])
+    assert len(report["samples"]) == 6 and all(s["base"] == s["tuned"] for s in report["samples"])  # 3 per language
+    assert all(any("\u4e00" <= c <= "\u9fff" for c in row[0]) for row in drift.sample_rows(report, "zh"))
+    assert [row[0] for row in drift.sample_rows(report, "en")] == [s["prompt"] for s in report["samples"][:3]]
     assert drift.level(report) == "low"
     again = drift.before_training(tuned, tokenizer, str(tiny_model_dir))
     assert again.cached and again.answer_ids == baseline.answer_ids and again.nll == pytest.approx(baseline.nll)
@@ -72,7 +74,7 @@ def test_training_hard_on_unrelated_data_drifts_and_a_tiny_learning_rate_does_no
     assert hard["drift"]["drift"] > 0.2 and hard["drift"]["changed"] > 0
     assert abs(gentle["drift"]["drift"]) < 0.01 and gentle["drift"]["changed"] == 0
     report = RunFolder(tmp_path / "hard").drift()
-    assert report["drift"] == hard["drift"]["drift"] and len(report["samples"]) == 3
+    assert report["drift"] == hard["drift"]["drift"] and len(report["samples"]) == 6
     assert report["seconds"]["base_answers_cached"] is False or report["seconds"]["before"] >= 0
     log = (tmp_path / "hard" / "log.txt").read_text()
     assert "drift" in log and "Drift check:" in log

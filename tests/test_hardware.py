@@ -96,3 +96,14 @@ def test_detect_counts_only_native_bf16_on_a_gpu(monkeypatch, name, capability, 
 
     monkeypatch.setattr(hardware, "detect", lambda: facts)
     assert chat.inference_placement() == (precision, "cuda")
+
+
+def test_a_onednn_cap_below_bf16_is_believed_over_the_cpu_flags(monkeypatch):
+    raw = hardware._cpu_flags(cap="DEFAULT")
+    capped = hardware._cpu_flags(cap="AVX2")
+    assert not capped & {"avx512_bf16", "amx_bf16"} and capped <= raw
+    assert hardware._cpu_flags(cap="AVX512_CORE_AMX") == raw
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")  # as `ONEDNN_MAX_CPU_ISA=AVX2` makes torch emulate bf16
+    facts = HardwareFacts(device="cpu", cpu_flags=hardware._cpu_flags())
+    precision, _ = hardware.choose_precision(facts)
+    assert not facts.cpu_native_bf16 and precision == "fp32"

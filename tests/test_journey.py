@@ -18,9 +18,10 @@ if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
     pytest.skip("Debian's chromium is not installed (.ci/run installs it)", allow_module_level=True)
 
 # Visible text of the page, without what the user wrote or the model said (their words, in their language):
-# the data preview and row view, chat bubbles, code and commands, and the text users type into boxes.
+# the data preview and row view, chat bubbles, the drift check's sample answers (model output; their prompts are
+# in the reader's language, tests/test_drift.py), code and commands, and the text users type into boxes.
 VISIBLE_TEXT = """() => {
-  const skip = '#data-preview, #data-row, [data-testid=bot], [data-testid=user], code, pre, .cm-editor, textarea, input';
+  const skip = '#data-preview, #data-row, [data-testid=bot], [data-testid=user], #train-drift, #chat-drift-samples, code, pre, .cm-editor, textarea, input';
   const out = [];
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   while (walker.nextNode()) {

@@ -235,7 +235,8 @@ def drift_view(run_dir, request: gr.Request = None):
     report = RunFolder.of(run_dir)[0].drift()
     if not report:
         return tr("drift.none", language), frame([], drift.SAMPLE_COLUMNS, language)
-    return render(drift.summary(report), language), frame(drift.sample_rows(report), drift.SAMPLE_COLUMNS, language)
+    rows = drift.sample_rows(report, language)
+    return render(drift.summary(report), language), frame(rows, drift.SAMPLE_COLUMNS, language)
 
 
 def compare_view(run_dir, compare_with=None, request: gr.Request = None):
@@ -345,7 +346,7 @@ def build(ctx: TabContext) -> TabParts:
     tally = gr.Markdown(elem_id="vote-tally")
     with gr.Accordion(t("drift.samples_title"), open=False):
         drift_note = gr.Markdown(elem_id="chat-drift")
-        drift_table = gr.Dataframe(headers=headers(drift.SAMPLE_COLUMNS), wrap=True)
+        drift_table = gr.Dataframe(headers=headers(drift.SAMPLE_COLUMNS), wrap=True, elem_id="chat-drift-samples")
     with gr.Accordion(t("hyper.advanced"), open=False):
         form = build_section_form("generation", ctx.defaults)
     with gr.Accordion(t("chat.held_out"), open=False):

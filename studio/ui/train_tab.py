@@ -120,7 +120,7 @@ def poll(seen: str | None = None, request: gr.Request = None):
 
 def drift_samples(snapshot: dict, language: str):
     """The drift check's base vs tuned answers, once the run has them (hidden before)."""
-    rows = drift.sample_rows(RunFolder(snapshot["run_dir"]).drift()) if snapshot.get("drift") else []
+    rows = drift.sample_rows(RunFolder(snapshot["run_dir"]).drift(), language) if snapshot.get("drift") else []
     return gr.update(value=frame(rows, drift.SAMPLE_COLUMNS, language), visible=bool(rows),
                      label=tr("drift.samples_title", language))
 
