@@ -397,10 +397,12 @@ MIXED_RUN_WORDS = {
     "en-US": dict(hyper="Hyperparameters", model="Model", epochs="Epochs", data="Data", mix="Mix in more files",
                   share="Share of training rows", add="Add to the mix", load="Load and check", train="Train",
                   go="Start training", done="Next:", by_file="Validation loss by file", drift="nats per token",
-                  samples="General prompts, base vs tuned (the most changed)"),
+                  samples="General prompts, base vs tuned (the most changed)",
+                  sample_prompt=re.compile(r"\b(What|How|Who|Which|Write|List|Give|Tell|If|Tom|Hi|Can|Explain|Rewrite|Summarize|Translate|Thank|I )")),
     "zh-CN": dict(hyper="超参数", model="模型", epochs="训练轮数", data="数据", mix="混入更多文件", share="训练行占比",
                   add="加入混合", load="加载并检查", train="训练", go="开始训练", done="下一步",
-                  by_file="各文件的验证损失", drift="奈特/词元", samples="通用问题：基础模型与微调后对比（变化最大的几个）")}
+                  by_file="各文件的验证损失", drift="奈特/词元", samples="通用问题：基础模型与微调后对比（变化最大的几个）",
+                  sample_prompt=re.compile("[\u4e00-\u9fff]{4}"))}  # the sample prompts in the reader's language
 
 
 @pytest.mark.parametrize("locale", list(MIXED_RUN_WORDS))
@@ -439,7 +441,8 @@ def test_a_mixed_run_reports_each_file_and_the_drift_in_train_and_chat(browser, 
     assert by_file[0]["file"] == "demo" and by_file[1]["file"].endswith("sharegpt.json")
     open_chat(page, words["tab"])
     pick(page, words["run"], run)
-    page.get_by_text(words["samples"], exact=True).click()
+    page.get_by_role("button", name=words["samples"]).click()  # the Chat tab's accordion (the Train tab's table has it too)
     expect(page.locator("#chat-drift")).to_contain_text(words["drift"], timeout=60000)
+    expect(page.locator("#chat-drift-samples")).to_contain_text(words["sample_prompt"])
     page.screenshot(path=str(artifacts / f"chat-drift-{locale}.png"), full_page=True)
     page.close()
