@@ -86,6 +86,47 @@ def worker_studio(data: Path, steps: int, overrides: list[str], lean: bool = Tru
     return {"tokens": status["num_tokens"], "seconds": status["train_runtime_s"], "precision": status["precision"]}
 
 
+def token_sized_batches(budget: int) -> None:
+    """An experiment, not the studio's behaviour: each step takes shuffled rows until their tokens would pass
+    `budget` (the most a step of batch-size rows at the cutoff could hold), instead of a fixed number of rows.
+    Installed into the studio's trainer for one worker by returning a batch sampler the Trainer passes through."""
+    import torch
+    from transformers.trainer_pt_utils import BatchRebalanceSampler
+
+    import studio.lean
+
+    class TokenBudgetBatches(BatchRebalanceSampler):  # the Trainer hands this class to the DataLoader as batches
+        def __init__(self, lengths, seed):
+            self.lengths, self.seed, self.epoch, self.budget = list(lengths), seed, 0, budget
+            self.batches = self._batches(0)
+
+        def _batches(self, epoch):
+            order = torch.randperm(len(self.lengths), generator=torch.Generator().manual_seed(self.seed + epoch))
+            batches, current, tokens = [], [], 0
+            for i in order.tolist():
+                if current and tokens + self.lengths[i] > self.budget:
+                    batches.append(current)
+                    current, tokens = [], 0
+                current.append(i)
+                tokens += self.lengths[i]
+            return batches + ([current] if current else [])
+
+        def set_epoch(self, epoch):
+            self.epoch, self.batches = epoch, self._batches(epoch)
+
+        def __iter__(self):
+            return iter(self.batches)
+
+        def __len__(self):
+            return len(self.batches)
+
+    def sampler(self, dataset=None):
+        dataset = dataset if dataset is not None else self.train_dataset
+        return TokenBudgetBatches([len(ids) for ids in dataset["input_ids"]], self.args.seed)
+
+    studio.lean.LeanSFTTrainer._get_train_sampler = sampler
+
+
 def worker_plain_trl(data: Path, steps: int, strategy: str, trl_defaults: bool, answers_only: bool = False,
                      max_length: int = 512) -> dict:
     """What a user would write by hand with TRL: a messages dataset, SFTConfig, LoraConfig. With answers_only the
@@ -134,6 +175,9 @@ def run_worker(args) -> None:
     elif variant == "plain_trl_answers":
         result = worker_plain_trl(data, steps, "random", trl_defaults=False, answers_only=True)
     elif variant == "studio_defaults":
+        result = worker_studio(data, steps, [])
+    elif variant == "studio_defaults_token_batches":  # the experiment above: 4 x 512 tokens a step
+        token_sized_batches(4 * 512)
         result = worker_studio(data, steps, [])
     elif variant == "plain_trl_random":
         result = worker_plain_trl(data, steps, "random", trl_defaults=False)
@@ -253,7 +297,8 @@ def main() -> None:
     for variant, steps in (("plain_trl_random", args.steps), ("plain_trl_answers", args.steps),
                            ("studio_identical", args.steps), ("studio_identical_trl_head", args.steps),
                            ("studio_identical_padded", args.steps), ("studio_defaults", args.steps),
-                           ("studio_defaults_padded", args.steps), defaults):
+                           ("studio_defaults_padded", args.steps), ("studio_defaults_token_batches", args.steps),
+                           defaults):
         if chosen and variant not in chosen:
             results[variant] = {"error": "not run"}
             continue
@@ -281,6 +326,8 @@ def main() -> None:
     print(f"(a'') no padding / padded (lean head both) : {ratio('studio_identical', 'studio_identical_padded'):.3f}")
     print(f"(b) studio defaults / plain TRL random     : {ratio('studio_defaults', 'plain_trl_random'):.3f}")
     print(f"(b'') defaults, no padding / padded        : {ratio('studio_defaults', 'studio_defaults_padded'):.3f}")
+    print(f"(b*) experiment: token-sized batches / TRL : {ratio('studio_defaults_token_batches', 'plain_trl_random'):.3f}"
+          "  (not the studio's behaviour: each step up to 4 x 512 tokens of rows)")
     print(f"(c) studio defaults / TRL's own defaults   : {ratio('studio_defaults', 'trl_defaults'):.3f}"
           + (f"  (projected: TRL's defaults timed on one step of rows cut to {SHORT_TOKENS} tokens, bf16 emulated)"
              if emulated else ""))
