@@ -29,6 +29,7 @@ MAX_NEW_TOKENS = 32  # enough to show a changed answer; the check must stay a sm
 MAX_OWN_PROMPTS = 100
 SAMPLES = 3
 BATCH = 32
+CACHE_VERSION = 2  # bump when the scores' batching changes: a cached score must be the one this code measures
 
 
 @dataclass
@@ -91,7 +92,8 @@ def model_identity(model_path: str) -> list:
 
 def cache_key(model_path: str, model, tokenizer, prompts: list[Prompt]) -> str:
     parts = [model_identity(model_path), str(getattr(model, "dtype", "")), str(getattr(model, "device", "")),
-             getattr(tokenizer, "chat_template", None), [p.messages for p in prompts], MAX_NEW_TOKENS, BATCH]
+             getattr(tokenizer, "chat_template", None), [p.messages for p in prompts], MAX_NEW_TOKENS, BATCH,
+             LOGIT_ELEMENTS, CACHE_VERSION]
     return hashlib.sha256(json.dumps(parts, ensure_ascii=False, default=str).encode()).hexdigest()[:24]
 
 
@@ -202,7 +204,8 @@ def score(model, prompt_ids: list[list[int]], answer_ids: list[list[int]]) -> tu
         with torch.inference_mode():
             prefix = model(input_ids=torch.tensor([prompt_ids[0][:shared]], device=model.device),
                            use_cache=True).past_key_values if shared else None
-            for batch in _batches([p + a for p, a in zip(prompt_ids, answer_ids)]):
+            vocab = model.get_output_embeddings().weight.shape[0]
+            for batch in _batches([p[shared:] + a for p, a in zip(prompt_ids, answer_ids)], vocab):
                 rows = [prompt_ids[i][shared:] + answer_ids[i] for i in batch]
                 width = max(map(len, rows))
                 ids = torch.tensor([r + [0] * (width - len(r)) for r in rows], device=model.device)
@@ -210,12 +213,14 @@ def score(model, prompt_ids: list[list[int]], answer_ids: list[list[int]]) -> tu
                                     device=model.device)
                 past = _repeated(prefix, len(batch))
                 logits = model(input_ids=ids, attention_mask=mask, past_key_values=past,
-                               use_cache=past is not None).logits.float()
+                               use_cache=past is not None).logits
                 for k, i in enumerate(batch):
                     start, end = len(prompt_ids[i]) - shared - 1, len(rows[k]) - 1  # positions predicting the answer
-                    logprobs = torch.log_softmax(logits[k, start:end], dim=-1)
+                    answer = logits[k, start:end].float()
+                    logprobs = torch.log_softmax(answer, dim=-1)
                     nll[i] = float(-logprobs.gather(1, ids[k, start + 1:end + 1, None]).sum())
-                    top1[i] = logits[k, start:end].argmax(dim=-1).tolist()
+                    top1[i] = answer.argmax(dim=-1).tolist()
+                del logits
     finally:
         model.train(was_training)
     return nll, top1
@@ -241,10 +246,21 @@ def _repeated(prefix, rows: int):
     return past
 
 
-def _batches(sequences: list[list[int]]) -> list[list[int]]:
-    """Indices in batches of similar length, so little of each batch is padding."""
+LOGIT_ELEMENTS = 2**26  # a scoring batch's logits (rows x positions x vocabulary): 256 MiB in fp32
+
+
+def _batches(sequences: list[list[int]], vocab: int = 0) -> list[list[int]]:
+    """Indices in batches of similar length, so little of each batch is padding; with `vocab`, each batch small
+    enough that its logits stay within LOGIT_ELEMENTS (Gemma's 262k vocabulary: a few rows per batch)."""
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
-    return [order[k:k + BATCH] for k in range(0, len(order), BATCH)]
+    batches: list[list[int]] = []
+    for i in order:
+        width = len(sequences[i])  # the longest so far: the order is ascending
+        if batches and len(batches[-1]) < BATCH and (len(batches[-1]) + 1) * width * vocab <= LOGIT_ELEMENTS:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 # ---------------------------------------------------------------- after training
