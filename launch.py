@@ -184,18 +184,18 @@ def print_mix(args, report) -> int:
     for part in settings.data.extra_datasets:
         reports.append(build_report(part.dataset_path, part.dataset_format, args.model, part.column_mapping or None))
         print(f"\n--- {part.dataset_path}\n{reports[-1].text()}")
-    rows, refusal, warnings = mixing.mix_table(settings.data, reports, settings.training.seed)
+    table = mixing.mix_table(settings.data, reports)
     print("\nThe mix (training rows after each file's own validation and test split; tokens estimated from each "
           "file's mean length):")
     print(f"  {'#':>2} {'file':<28} {'format':<10} {'share':>8} {'usable':>7} {'train':>12} {'val':>5} {'test':>5} "
           f"{'tokens':>8} {'tokens%':>8}")
-    for row in rows:
+    for row in table.rows:
         number, file, fmt, share, usable, train, val, test, tokens, token_share = (render(c) for c in row)
         print(f"  {number:>2} {str(file)[:28]:<28} {fmt:<10} {share:>8} {usable:>7} {str(train):>12} {val:>5} "
               f"{test:>5} {tokens:>8} {token_share:>8}")
-    for message in ([refusal] if refusal else []) + warnings:
+    for message in ([table.refusal] if table.refusal else []) + table.warnings:
         print(f"  ! {render(message)}")
-    return 2 if refusal else 0
+    return 2 if table.refusal else 0
 
 
 def print_row_tokens(report, number: int) -> None:

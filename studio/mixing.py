@@ -106,8 +106,8 @@ class Mix:
 def build_mix(d: DataSettings, seed: int) -> tuple[Mix | None, list]:
     """Every file read, split on its own, then sampled to its share. Returns (mix, problems): the problems of
     every file together; the mix is None when a file cannot be used or the shares cannot be met."""
-    files, problems = [], []
-    for part in parts_of(d):
+    files, problems, parts = [], [], parts_of(d)
+    for part in parts:
         loaded = load_dataset_file(part.dataset_path, part.dataset_format, part.column_mapping or None)
         problems += loaded.problems
         if not loaded.rows:
@@ -118,7 +118,7 @@ def build_mix(d: DataSettings, seed: int) -> tuple[Mix | None, list]:
         rows = loaded.rows[:d.max_samples] if d.max_samples > 0 else loaded.rows  # a pilot run
         train, validation, test = split_rows(rows, d.validation_share, d.test_share, seed, d.split_by_order)
         files.append(MixFile(part, loaded, train, validation, test, available=len(train)))
-    blocking = len(files) < len(parts_of(d)) or any(w == "drop_bad_rows" for w, _ in problems)
+    blocking = len(files) < len(parts) or any(w == "drop_bad_rows" for w, _ in problems)
     if blocking:
         return None, problems
     counts, refusal = training_counts([f.available for f in files], [f.part.share for f in files])
@@ -136,9 +136,7 @@ def build_mix(d: DataSettings, seed: int) -> tuple[Mix | None, list]:
 def _scaled(rows: list, factor: float, rng: random.Random) -> list:
     """A file sampled down for training is sampled down for evaluation too (keeping at least one row), so a
     large general file does not make every evaluation slow; one repeated for training is evaluated whole."""
-    if factor >= 1 or not rows:
-        return rows
-    return pick(rows, max(1, round(len(rows) * factor)), rng)
+    return rows if factor >= 1 or not rows else pick(rows, _shrunk(len(rows), factor), rng)
 
 
 # ---------------------------------------------------------------- the Data tab's mix table
@@ -146,10 +144,17 @@ def _scaled(rows: list, factor: float, rng: random.Random) -> list:
 REPEATS_WARNED = 3  # a file repeated more often than this teaches its few rows by heart
 
 
-def mix_table(d: DataSettings, reports: list, seed: int = 42) -> tuple[list[list], Msg | None, list[Msg]]:
-    """Rows [#, file, format, share asked, usable rows, training rows, validation, test, tokens, token share] for
-    each file of the mix, from each file's data report (stats.DataReport); what stops the mix (or None); and a
-    warning for each file repeated many times to fill its share."""
+@dataclass
+class MixTable:
+    rows: list[list]  # [#, file, format, share asked, usable rows, training rows, validation, test, tokens, share]
+    refusal: Msg | None  # what stops the mix, or None
+    warnings: list[Msg]  # a file repeated many times to fill its share
+    training_rows: int  # of the whole mix
+
+
+def mix_table(d: DataSettings, reports: list) -> MixTable:
+    """The mix table for the Data tab and `launch.py data --mix`, from each file's data report (stats.DataReport);
+    the counts follow build_mix's rules without sampling any row."""
     parts = parts_of(d)
     usable = [len(r.load.rows) if d.max_samples <= 0 else min(d.max_samples, len(r.load.rows)) for r in reports]
     sizes = [split_sizes(n, d.validation_share, d.test_share) for n in usable]
@@ -169,7 +174,7 @@ def mix_table(d: DataSettings, reports: list, seed: int = 42) -> tuple[list[list
                      "" if toks is None else toks, "" if toks is None else f"{toks / known:.0%}"])
     warnings = [Msg("mix.repeated", file=report.load.file, times=count / train, rows=train)
                 for report, (train, _, _), count in zip(reports, sizes, counts) if train and count > REPEATS_WARNED * train]
-    return rows, refusal, warnings
+    return MixTable(rows, refusal, warnings, sum(counts))
 
 
 def _mean_tokens(report) -> float | None:

@@ -108,13 +108,16 @@ def test_the_mix_table_shows_rows_and_token_shares(tmp_path):
 
     settings = mixed(tmp_path, 400, 300, 0.7, 0.3)
     reports = [stats.build_report(p.dataset_path, model=None) for p in mixing.parts_of(settings.data)]
-    rows, refusal, warnings = mixing.mix_table(settings.data, reports)
+    table = mixing.mix_table(settings.data, reports)
+    rows, refusal, warnings = table.rows, table.refusal, table.warnings
+    assert table.training_rows == 340 + 145
     assert refusal is None and not warnings
     assert [r[5] for r in rows] == [340, 145] and [r[4] for r in rows] == [400, 300]
     assert rows[0][8] == rows[0][9] == ""  # no model named: no token counts
     small = mixed(tmp_path, 400, 10, None, 0.4)
     reports = [stats.build_report(p.dataset_path, model=None) for p in mixing.parts_of(small.data)]
-    rows, _, warnings = mixing.mix_table(small.data, reports)
+    table = mixing.mix_table(small.data, reports)
+    rows, warnings = table.rows, table.warnings
     assert "×" in str(rows[1][5]) and warnings[0].key == "mix.repeated"
 
 

@@ -162,11 +162,11 @@ def show_mix(dataset_path=None, dataset_format=None, column_mapping=None, datase
         return gr.update(visible=False, value=frame([], MIX_COLUMNS, language)), "", \
             gr.update(choices=[(tr("mix.main_file", language), 1)], value=1)
     reports = [report_of(part, model_name_or_path) for part in parts]
-    rows, refusal, warnings = mixing.mix_table(settings.data, reports, settings.training.seed)
-    rows = [[render(cell, language) for cell in row] for row in rows]
-    note = render(refusal, language) if refusal else tr("mix.summary", language, files=len(rows),
-                                                       rows=sum(int(str(r[5]).split()[0]) for r in rows))
-    note = "\n\n".join([note, *(render(w, language) for w in warnings)])
+    table = mixing.mix_table(settings.data, reports)
+    rows = [[render(cell, language) for cell in row] for row in table.rows]
+    note = render(table.refusal, language) if table.refusal else \
+        tr("mix.summary", language, files=len(rows), rows=table.training_rows)
+    note = "\n\n".join([note, *(render(w, language) for w in table.warnings)])
     names = [(f"{i}. {r.load.file}", i) for i, r in enumerate(reports, start=1)]
     return gr.update(visible=True, value=frame(rows, MIX_COLUMNS, language)), note, gr.update(choices=names)
 
