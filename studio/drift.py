@@ -326,6 +326,7 @@ def summary(report: dict) -> Msg:
 
 
 SAMPLE_COLUMNS = ["col.prompt", "col.base", "col.tuned", "col.drift"]  # the tables' headers, as message keys
+SAMPLE_WIDTHS = ["22%", "34%", "34%", "10%"]  # both answers in view side by side, wrapped
 
 
 def sample_rows(report: dict | None, language: str = "en") -> list[list]:

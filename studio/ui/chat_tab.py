@@ -346,7 +346,8 @@ def build(ctx: TabContext) -> TabParts:
     tally = gr.Markdown(elem_id="vote-tally")
     with gr.Accordion(t("drift.samples_title"), open=False):
         drift_note = gr.Markdown(elem_id="chat-drift")
-        drift_table = gr.Dataframe(headers=headers(drift.SAMPLE_COLUMNS), wrap=True, elem_id="chat-drift-samples")
+        drift_table = gr.Dataframe(headers=headers(drift.SAMPLE_COLUMNS), wrap=True,
+                                   column_widths=drift.SAMPLE_WIDTHS, elem_id="chat-drift-samples")
     with gr.Accordion(t("hyper.advanced"), open=False):
         form = build_section_form("generation", ctx.defaults)
     with gr.Accordion(t("chat.held_out"), open=False):

@@ -252,7 +252,8 @@ def build(ctx: TabContext) -> TabParts:
         plot = gr.LinePlot(x="step", y="loss", color="series", show_label=False, height=380, scale=2)
         lr_plot = gr.LinePlot(x="step", y="learning_rate", show_label=False, height=300, scale=1)
     pref_plot = gr.LinePlot(x="step", y="value", color="series", show_label=False, height=300, visible=False)
-    drift_table = gr.Dataframe(headers=headers(drift.SAMPLE_COLUMNS), wrap=True, visible=False, elem_id="train-drift")
+    drift_table = gr.Dataframe(headers=headers(drift.SAMPLE_COLUMNS), wrap=True,
+                               column_widths=drift.SAMPLE_WIDTHS, visible=False, elem_id="train-drift")
     log = gr.Textbox(label=t("train.log"), lines=10, max_lines=10, autoscroll=True)
     with gr.Accordion(t("train.history"), open=False):
         refresh = gr.Button(t("train.refresh"))
