@@ -29,7 +29,7 @@ MAX_NEW_TOKENS = 32  # enough to show a changed answer; the check must stay a sm
 MAX_OWN_PROMPTS = 100
 SAMPLES = 3
 BATCH = 32
-CACHE_VERSION = 2  # bump when the scores' batching changes: a cached score must be the one this code measures
+CACHE_VERSION = 3  # bump when the scores' batching changes: a cached score must be the one this code measures
 
 
 @dataclass
@@ -192,12 +192,17 @@ def greedy(model, tokenizer, prompt_ids: list[list[int]], max_new_tokens: int = 
 def score(model, prompt_ids: list[list[int]], answer_ids: list[list[int]]) -> tuple[list[float], list[list[int]]]:
     """Each answer's summed negative log-likelihood given its prompt, and the model's top-1 token at each answer
     position, in one teacher-forced pass (right-padded batches). The prompts' common start (a template's default
-    system prompt, often half the tokens) is run once and its cache shared by every row."""
+    system prompt, often half the tokens) is run once and its cache shared by every row. Only the positions that
+    predict answer tokens reach the vocabulary projection (`logits_to_keep`), so a batch's logits cover its
+    answers, not its prompts (Gemma's 262k vocabulary made those the largest tensors of a whole run)."""
     import torch  # deferred: heavy
 
     shared = _common_prefix(prompt_ids)
     nll: list[float] = [0.0] * len(prompt_ids)
     top1: list[list[int]] = [[] for _ in prompt_ids]
+    rows = [p[shared:] + a for p, a in zip(prompt_ids, answer_ids)]
+    spans = [(len(p) - shared - 1, len(row) - 1) for p, row in zip(prompt_ids, rows)]  # positions predicting answers
+    keeps = _takes_logits_to_keep(model)
     was_training = model.training
     model.eval()
     try:
@@ -205,18 +210,20 @@ def score(model, prompt_ids: list[list[int]], answer_ids: list[list[int]]) -> tu
             prefix = model(input_ids=torch.tensor([prompt_ids[0][:shared]], device=model.device),
                            use_cache=True).past_key_values if shared else None
             vocab = model.get_output_embeddings().weight.shape[0]
-            for batch in _batches([p[shared:] + a for p, a in zip(prompt_ids, answer_ids)], vocab):
-                rows = [prompt_ids[i][shared:] + answer_ids[i] for i in batch]
-                width = max(map(len, rows))
-                ids = torch.tensor([r + [0] * (width - len(r)) for r in rows], device=model.device)
-                mask = torch.tensor([[1] * (shared + len(r)) + [0] * (width - len(r)) for r in rows],
+            for batch in _batches(rows, vocab, spans if keeps else None):
+                width = max(len(rows[i]) for i in batch)
+                ids = torch.tensor([rows[i] + [0] * (width - len(rows[i])) for i in batch], device=model.device)
+                mask = torch.tensor([[1] * (shared + len(rows[i])) + [0] * (width - len(rows[i])) for i in batch],
                                     device=model.device)
+                first = min(spans[i][0] for i in batch) if keeps else 0
+                extra = {"logits_to_keep": torch.arange(first, max(spans[i][1] for i in batch),
+                                                        device=model.device)} if keeps else {}
                 past = _repeated(prefix, len(batch))
                 logits = model(input_ids=ids, attention_mask=mask, past_key_values=past,
-                               use_cache=past is not None).logits
+                               use_cache=past is not None, **extra).logits
                 for k, i in enumerate(batch):
-                    start, end = len(prompt_ids[i]) - shared - 1, len(rows[k]) - 1  # positions predicting the answer
-                    answer = logits[k, start:end].float()
+                    start, end = spans[i]
+                    answer = logits[k, start - first:end - first].float()
                     logprobs = torch.log_softmax(answer, dim=-1)
                     nll[i] = float(-logprobs.gather(1, ids[k, start + 1:end + 1, None]).sum())
                     top1[i] = answer.argmax(dim=-1).tolist()
@@ -224,6 +231,14 @@ def score(model, prompt_ids: list[list[int]], answer_ids: list[list[int]]) -> tu
     finally:
         model.train(was_training)
     return nll, top1
+
+
+def _takes_logits_to_keep(model) -> bool:
+    """transformers' own causal LMs take `logits_to_keep` (positions to project); remote code may not."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
 
 
 def _common_prefix(prompt_ids: list[list[int]]) -> int:
@@ -246,20 +261,24 @@ def _repeated(prefix, rows: int):
     return past
 
 
-LOGIT_ELEMENTS = 2**26  # a scoring batch's logits (rows x positions x vocabulary): 256 MiB in fp32
+LOGIT_ELEMENTS = 2**25  # a scoring batch's logits (rows x kept positions x vocabulary): 128 MiB in fp32
 
 
-def _batches(sequences: list[list[int]], vocab: int = 0) -> list[list[int]]:
+def _batches(sequences: list[list[int]], vocab: int = 0, spans: list[tuple[int, int]] | None = None) -> list[list[int]]:
     """Indices in batches of similar length, so little of each batch is padding; with `vocab`, each batch small
-    enough that its logits stay within LOGIT_ELEMENTS (Gemma's 262k vocabulary: a few rows per batch)."""
+    enough that its logits stay within LOGIT_ELEMENTS: over the positions `spans` keep (from the batch's earliest
+    start to its latest end), or over whole rows (Gemma's 262k vocabulary: a few rows per batch)."""
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    spans = spans or [(0, len(sequence)) for sequence in sequences]
     batches: list[list[int]] = []
     for i in order:
-        width = len(sequences[i])  # the longest so far: the order is ascending
-        if batches and len(batches[-1]) < BATCH and (len(batches[-1]) + 1) * width * vocab <= LOGIT_ELEMENTS:
-            batches[-1].append(i)
-        else:
-            batches.append([i])
+        if batches and len(batches[-1]) < BATCH:
+            batch = batches[-1] + [i]
+            kept = max(spans[j][1] for j in batch) - min(spans[j][0] for j in batch)
+            if len(batch) * kept * vocab <= LOGIT_ELEMENTS:
+                batches[-1] = batch
+                continue
+        batches.append([i])
     return batches
 
 

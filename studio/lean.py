@@ -29,6 +29,7 @@ import dataclasses
 import types
 
 from .heavy import ensure_imported
+from .lean_layers import install_lean_layers
 
 ensure_imported()
 import torch  # noqa: E402
@@ -80,28 +81,39 @@ def label_log_probs(hidden, weight, bias, labels):
     return ChunkedLogProbFunction.apply(hidden, weight, bias, labels, 1.0, CHUNK_SIZE, None, 1.0, ("log_probs",))[0]
 
 
-# Positions x vocabulary per CPU tile (64 MiB in fp32); the [N, vocab] logits of a whole batch never exist at once.
-CPU_TILE_ELEMENTS = 2**24
+# Vocabulary x positions per CPU tile (4 MiB in fp32); the [N, vocab] logits of a whole batch never exist at once.
+# Tiles that stay in the CPU's caches between the GEMM and the passes over them ran the whole head (forward and
+# backward) 5-15% faster than 64 MiB tiles on both built-in models' heads (bench/RESULTS.md, issue 30).
+CPU_TILE_ELEMENTS = 2**20
+# Positions per tile at most. A GEMM re-packs the whole head weight for every tile, so few positions per tile waste
+# it: against Gemma's [262k, 640] head, tiles of 58 positions ran at 119 GFLOP/s and tiles of 240 (over a quarter
+# of the vocabulary each) at 160, 1024 at 200 (2-core EPYC, fp32; bench/RESULTS.md, issue 30).
+ROW_TILE = 1024
 
 
 class CPULabelLogProbs(torch.autograd.Function):
     """TRL's ChunkedLogProbFunction, for the CPU. Off CUDA TRL folds each tile with about a dozen torch passes over
     fresh fp32 arrays and does the gradient GEMMs in fp32 even under bf16; profiled on the starter model in bf16,
-    its head took 46% of each step. Here each tile of positions spans the whole vocabulary, so one GEMM in the
-    compute dtype (its products summed in fp32 inside the GEMM, as TRL's fp32 accumulation does across its
-    vocabulary chunks) and five in-place passes over reused buffers do the work: the same numbers to fp32 rounding
-    (tests), the head 2.4-4.7x faster (bench/RESULTS.md). Plain log-likelihood only: no temperature, soft-capping or
-    entropy."""
+    its head took 46% of each step. Here each tile is as many positions as fit (up to ROW_TILE) by as much of the
+    vocabulary as CPU_TILE_ELEMENTS leaves (the whole of the starter's), with a running log-sum-exp across the
+    vocabulary chunks; one GEMM in the compute dtype per tile (its products summed in fp32 inside the GEMM, as
+    TRL's fp32 accumulation does) and five in-place passes over reused buffers do the work: the same numbers to
+    fp32 rounding (tests), the head 2.4-4.7x faster (bench/RESULTS.md). Plain log-likelihood only: no
+    temperature, soft-capping or entropy."""
 
     @staticmethod
     def forward(ctx, hidden, weight, bias, labels):
         dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else hidden.dtype
-        log_z = torch.empty(len(hidden), dtype=torch.float32)
-        label_logit = torch.empty(len(hidden), dtype=torch.float32)
-        for rows, logits, scores in _logit_tiles(hidden, weight, bias, dtype):
-            label_logit[rows] = scores.gather(1, labels[rows, None]).squeeze(1)
-            top = scores.amax(1)
-            log_z[rows] = top + scores.sub_(top[:, None]).exp_().sum(1).log()
+        top = torch.full((len(hidden),), -torch.inf)  # running max and sum of exp(logit - max) per position
+        total = torch.zeros(len(hidden))
+        label_logit = torch.empty(len(hidden))
+        for rows, cols, logits, scores in _logit_tiles(hidden, weight, bias, dtype):  # [columns, positions]
+            here, where = _labels_in(labels[rows], cols)
+            label_logit[rows][here] = scores[where, here]
+            new_top = torch.maximum(top[rows], scores.amax(0))
+            total[rows] = total[rows] * (top[rows] - new_top).exp() + scores.sub_(new_top).exp_().sum(0)
+            top[rows] = new_top
+        log_z = top + total.log()
         ctx.save_for_backward(hidden, weight, bias, labels, log_z)
         ctx.dtype = dtype
         return label_logit - log_z
@@ -112,44 +124,60 @@ class CPULabelLogProbs(torch.autograd.Function):
         wants_hidden, wants_weight, wants_bias = ctx.needs_input_grad[:3]
         grad = grad.float()
         weight_in_dtype = weight.to(ctx.dtype)
-        grad_hidden = torch.empty(hidden.shape, dtype=ctx.dtype) if wants_hidden else None
+        # summed over vocabulary chunks in fp32, rounded to the compute dtype once, as one GEMM would
+        grad_hidden = torch.zeros(hidden.shape, dtype=torch.float32) if wants_hidden else None
         grad_weight = torch.zeros(weight.shape, dtype=torch.float32) if wants_weight else None
         grad_bias = torch.zeros(len(weight), dtype=torch.float32) if wants_bias else None
-        for rows, logits, scores in _logit_tiles(hidden, weight_in_dtype, bias, ctx.dtype):
+        for rows, cols, logits, scores in _logit_tiles(hidden, weight_in_dtype, bias, ctx.dtype):
             g = grad[rows]
-            scores.sub_(log_z[rows, None]).exp_().mul_(-g[:, None])  # d log p(label) / d logit = 1[label] - p
-            scores.view(-1)[torch.arange(len(g)) * len(weight) + labels[rows]] += g
+            scores.sub_(log_z[rows]).exp_().mul_(-g)  # d log p(label) / d logit = 1[label] - p
+            here, where = _labels_in(labels[rows], cols)
+            scores[where, here] += g[here]
             if wants_bias:
-                grad_bias += scores.sum(0)
+                grad_bias[cols] += scores.sum(1)
             if scores is not logits:
                 logits.copy_(scores)  # the logits' gradient in the compute dtype, as TRL rounds its tiles
             if wants_hidden:
-                torch.mm(logits, weight_in_dtype, out=grad_hidden[rows])
+                grad_hidden[rows] += torch.mm(logits.t(), weight_in_dtype[cols])
             if wants_weight:
-                grad_weight.addmm_(logits.t().float(), hidden[rows].float())
-        return (grad_hidden.to(hidden.dtype) if wants_hidden else None,
+                grad_weight[cols].addmm_(logits.float(), hidden[rows].float())
+        return (grad_hidden.to(ctx.dtype).to(hidden.dtype) if wants_hidden else None,
                 grad_weight.to(weight.dtype) if wants_weight else None,
                 grad_bias.to(bias.dtype) if wants_bias else None, None)
 
 
+def _labels_in(labels, cols: slice):
+    """Which of these positions have their label among the vocabulary columns `cols`, and at which column."""
+    here = ((labels >= cols.start) & (labels < cols.stop)).nonzero().squeeze(1)
+    return here, labels[here] - cols.start
+
+
 def _logit_tiles(hidden, weight, bias, dtype):
-    """(rows, logits in `dtype`, the same as fp32 scores to work on in place) for each tile of positions; both
-    buffers are reused from tile to tile, so no pass touches fresh memory."""
+    """(rows, columns, logits in `dtype`, the same as fp32 scores to work on in place) for each tile: row blocks
+    of equal size, each through the vocabulary in equal chunks. Tiles are [columns, positions], `weight @
+    hidden.T`: with the head weight as the GEMM's untransposed operand it ran 10-25% faster (180-220 against
+    163-199 GFLOP/s on Gemma's head). Both buffers are reused from tile to tile, so no pass touches fresh
+    memory."""
     weight = weight.to(dtype)
-    tiles = -(-len(hidden) * len(weight) // CPU_TILE_ELEMENTS)  # of equal size: no short last tile to run slowly
-    step = max(1, -(-len(hidden) // max(1, tiles)))
-    logits_buffer = torch.empty(min(step, len(hidden)), len(weight), dtype=dtype)
-    scores_buffer = logits_buffer if dtype == torch.float32 else torch.empty(logits_buffer.shape)
-    for start in range(0, len(hidden), step):
-        rows = slice(start, min(start + step, len(hidden)))
-        n = rows.stop - start
-        logits = torch.mm(hidden[rows].to(dtype), weight.t(), out=logits_buffer[:n])
-        if bias is not None:
-            logits.add_(bias.to(dtype))
-        scores = scores_buffer[:n]
-        if scores is not logits:
-            scores.copy_(logits)
-        yield rows, logits, scores
+    n, vocab = len(hidden), len(weight)
+    height = -(-n // max(1, -(-n // ROW_TILE)))  # equal row blocks of at most ROW_TILE: no short last one
+    width = min(vocab, max(1, CPU_TILE_ELEMENTS // max(1, height)))
+    width = -(-vocab // -(-vocab // width))
+    logits_buffer = torch.empty(height * width, dtype=dtype)
+    scores_buffer = logits_buffer if dtype == torch.float32 else torch.empty(height * width)
+    for start in range(0, n, height):
+        rows = slice(start, min(start + height, n))
+        block = hidden[rows].to(dtype)
+        for first in range(0, vocab, width):
+            cols = slice(first, min(first + width, vocab))
+            shape = (cols.stop - cols.start, rows.stop - rows.start)  # flat buffers: every tile view contiguous
+            logits = torch.mm(weight[cols], block.t(), out=logits_buffer[:shape[0] * shape[1]].view(shape))
+            if bias is not None:
+                logits.add_(bias[cols, None].to(dtype))
+            scores = scores_buffer[:shape[0] * shape[1]].view(shape)
+            if scores is not logits:
+                scores.copy_(logits)
+            yield rows, cols, logits, scores
 
 
 # ---------------------------------------------------------------- batches without padding
@@ -197,20 +225,24 @@ def context_weight(config) -> float:
 
 
 SDPA_PER_CONVERSATION = "studio_sdpa_per_conversation"
-UNUSUAL_ATTENTION = ("sliding_window", "softcap", "s_aux", "sinks", "position_bias")  # left to transformers' own SDPA
+UNUSUAL_ATTENTION = ("softcap", "s_aux", "sinks", "position_bias")  # left to transformers' own SDPA
 
 
 def sdpa_per_conversation(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
     """SDPA on a padding-free row one conversation at a time, each with the causal kernel: no attention work
-    between conversations and no mask to build or read. Anything else (padded batches, generation, sliding
-    windows, soft-capping, sinks) goes to transformers' own SDPA unchanged."""
+    between conversations and no mask to build or read. A sliding window changes nothing for a conversation
+    that fits in it (transformers lets a token see the `sliding_window - 1` before it), so Gemma's and Mistral's
+    sliding layers take this path too when every conversation fits. Anything else (padded batches, generation,
+    longer conversations under a window, soft-capping, sinks) goes to transformers' own SDPA unchanged."""
     bounds = kwargs.get("cu_seq_lens_q")
+    edges = bounds.tolist() if bounds is not None else []
+    window = kwargs.get("sliding_window")
     if bounds is None or query.shape[0] != 1 or key.shape[2] != query.shape[2] \
-            or not getattr(module, "is_causal", True) or any(kwargs.get(k) is not None for k in UNUSUAL_ATTENTION):
+            or not getattr(module, "is_causal", True) or any(kwargs.get(k) is not None for k in UNUSUAL_ATTENTION) \
+            or (window is not None and max(b - a for a, b in zip(edges[:-1], edges[1:])) > window):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
     gqa = key.shape[1] != query.shape[1]
-    edges = bounds.tolist()
     output = torch.cat([
         torch.nn.functional.scaled_dot_product_attention(
             query[:, :, start:end], key[:, :, start:end], value[:, :, start:end], dropout_p=dropout, scale=scaling,
@@ -265,6 +297,8 @@ class LeanSFTTrainer(SFTTrainer):
         )
         if self.lean:
             add_lean_lm_head(model)
+        # Liger's kernels replace the same layers on GPUs; elsewhere the lean layer forwards (studio/lean_layers.py)
+        self.lean_layers = {} if self.args.use_liger_kernel else install_lean_layers(self.model)
         self.padding_free_batches = self.lean and type(self.data_collator) is DataCollatorForLanguageModeling \
             and self._attention_for_padding_free(model)
         if self.padding_free_batches:

@@ -1,6 +1,7 @@
 """The general-ability drift check: about 0 for an untouched adapter, clearly positive after training hard on
 unrelated data; the base answers cached per model; the user's own general file; the advice it leads to."""
 
+import functools
 import json
 
 import pytest
@@ -109,3 +110,29 @@ def test_the_check_can_be_turned_off(tiny_model_dir, tmp_path):
     status = train.run_training(tiny_settings(tiny_model_dir, "drift_check=false", "max_steps=1"), tmp_path / "r",
                                 progress=None)
     assert status["status"] == "finished" and "drift" not in status and RunFolder(tmp_path / "r").drift() is None
+
+
+def test_scoring_projects_only_the_answer_positions_with_the_same_scores(tiny_model_dir, monkeypatch):
+    """`logits_to_keep` limits the vocabulary projection to the positions that predict answer tokens; the scores
+    equal those of whole-row logits, and each batch's kept logits stay within LOGIT_ELEMENTS."""
+    model = models.load_model(str(tiny_model_dir))
+    prompts = [[1, 2, 3] + [7] * n for n in (2, 9, 4, 15, 6)]
+    answers = [[5 + n] * (1 + n % 4) for n in range(5)]
+    kept = []
+    forward = type(model).forward
+
+    @functools.wraps(forward)  # keeps the signature, which says the model takes logits_to_keep
+    def recording(self, *args, **kwargs):
+        kept.append(kwargs.get("logits_to_keep"))
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(model), "forward", recording)
+    vocab = model.get_output_embeddings().weight.shape[0]
+    monkeypatch.setattr(drift, "LOGIT_ELEMENTS", 2 * 8 * vocab)  # room for two rows of short answers
+    nll, top1 = drift.score(model, prompts, answers)
+    spans = [k for k in kept if k is not None]
+    assert len(spans) >= 3 and all(len(k) <= 16 for k in spans)  # never the whole prompt length (up to 18)
+    monkeypatch.setattr(drift, "_takes_logits_to_keep", lambda model: False)
+    monkeypatch.setattr(drift, "LOGIT_ELEMENTS", 2**25)
+    whole_nll, whole_top1 = drift.score(model, prompts, answers)
+    assert nll == pytest.approx(whole_nll, rel=1e-4) and top1 == whole_top1

@@ -81,8 +81,12 @@ def head_outputs(function, dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_the_cpu_head_gives_trls_log_probs_and_gradients(dtype, monkeypatch):
-    """The CPU head against TRL's kernel and against the plain softmax, with tiles smaller than the batch."""
+@pytest.mark.parametrize("row_tile, tile_elements", [(1024, 300 * 24), (24, 300 * 24), (24, 50 * 24)],
+                         ids=["vocabulary-chunks", "row-blocks", "both"])
+def test_the_cpu_head_gives_trls_log_probs_and_gradients(dtype, row_tile, tile_elements, monkeypatch):
+    """The CPU head against TRL's kernel and against the plain softmax, with tiles smaller than the batch: 70
+    positions through the 300-word vocabulary in 3 chunks of 100; in row blocks of 24, 24 and 22; or both (6
+    chunks of 50 for each block), where the log-sum-exp runs across the chunks."""
     from trl.kernels import ChunkedLogProbFunction
 
     from studio import lean
@@ -94,7 +98,8 @@ def test_the_cpu_head_gives_trls_log_probs_and_gradients(dtype, monkeypatch):
         logits = (hidden.float() @ weight.float().t() + bias.float()).log_softmax(-1)
         return logits.gather(1, labels[:, None]).squeeze(1)
 
-    monkeypatch.setattr(lean, "CPU_TILE_ELEMENTS", 300 * 24)  # 70 positions in three tiles: 24, 24 and a short 22
+    monkeypatch.setattr(lean, "ROW_TILE", row_tile)
+    monkeypatch.setattr(lean, "CPU_TILE_ELEMENTS", tile_elements)
     ours = head_outputs(lean.CPULabelLogProbs.apply, dtype)
     tolerance = {} if dtype == torch.float32 else {"atol": 0.05, "rtol": 0.02}  # one bf16 rounding apart
     for reference in (trl_head, plain_head):
@@ -199,7 +204,8 @@ def test_padding_free_rows_attend_one_conversation_at_a_time_with_the_same_resul
 
 
 def test_unusual_attention_is_left_to_transformers():
-    """Sliding windows, soft-capping and sinks change what a token may see: those calls go to transformers' SDPA."""
+    """A sliding window shorter than a conversation, soft-capping and sinks change what a token may see: those calls
+    go to transformers' SDPA."""
     from unittest import mock
 
     from studio import lean
