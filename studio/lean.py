@@ -160,7 +160,7 @@ def _logit_tiles(hidden, weight, bias, dtype):
     memory."""
     weight = weight.to(dtype)
     n, vocab = len(hidden), len(weight)
-    height = -(-n // max(1, -(-n // ROW_TILE)))  # equal row blocks of at most ROW_TILE: no short last one
+    height = max(1, -(-n // max(1, -(-n // ROW_TILE))))  # equal row blocks of at most ROW_TILE: no short last one
     width = min(vocab, max(1, CPU_TILE_ELEMENTS // max(1, height)))
     width = -(-vocab // -(-vocab // width))
     logits_buffer = torch.empty(height * width, dtype=dtype)
@@ -283,8 +283,9 @@ def attention_stays_inside_packed_rows(model) -> bool:
 # ---------------------------------------------------------------- the trainer
 
 class LeanSFTTrainer(SFTTrainer):
-    """SFTTrainer with the lean LM head where it gives the same loss, and batches without padding where the model
-    keeps them apart; TRL's own path everywhere else."""
+    """SFTTrainer with the lean LM head where it gives the same loss, batches without padding where the model
+    keeps them apart, and the lean LoRA and gated-MLP forwards where they apply (studio/lean_layers.py); TRL's
+    own path everywhere else."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -270,6 +270,7 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
         run.trim_metrics(int(checkpoint.name.rsplit("-", 1)[-1]))
         log(Msg("log.resuming", checkpoint=checkpoint.name))
     output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    hardware.return_free_memory()  # the UI process lives on, and the checks below would add to the freed heap
     target = run.output_dir(settings.method.finetuning_type)  # 4. Save the result and the figures.
     trainer.save_model(str(target))  # every process takes part (ZeRO-3 / FSDP gather the shards); main writes
     if main:

@@ -108,6 +108,15 @@ def test_the_cpu_head_gives_trls_log_probs_and_gradients(dtype, row_tile, tile_e
             torch.testing.assert_close(mine.float(), theirs.float(), **tolerance)
 
 
+def test_the_cpu_head_takes_a_batch_without_labelled_positions():
+    from studio import lean
+
+    hidden = torch.randn(0, 24, requires_grad=True)
+    log_probs = lean.CPULabelLogProbs.apply(hidden, torch.randn(300, 24), None, torch.zeros(0, dtype=torch.long))
+    log_probs.sum().backward()
+    assert log_probs.shape == (0,) and hidden.grad.shape == (0, 24)
+
+
 def test_lean_head_steps_aside_where_trl_must_handle_the_loss(tiny_model_dir, tmp_path):
     assert not trainer_pair(tiny_model_dir, tmp_path, lean=True, loss_type="dft").lean
     assert not trainer_pair(tiny_model_dir, tmp_path, lean=True, label_smoothing_factor=0.1).lean
