@@ -10,7 +10,8 @@ activations, not the weights, decided the peak memory.
 * **Gated MLPs** (`GatedProduct`). `down_proj(act_fn(gate_proj(x)) * up_proj(x))` keeps gate, up, act(gate) and
   their product for the backward pass. `act(gate)` is cheap to recompute from gate, so it is not kept: a quarter
   of the MLP's activations (113 MB of Gemma's 926 MB on a 764-token step). Forward and gradients are computed
-  with the same kernels, so they are bitwise the same.
+  with the same kernels, so they are bitwise the same. Where the down projection is LoRA without dropout, its
+  input `act(gate) * up`, which the LoRA A product keeps, is recomputed as well (`GatedLoraDown`): another 113 MB.
 
 Both are installed per module only where they provably apply (plain `nn.Linear` under one vanilla adapter; an
 MLP whose forward gives exactly the original output on the model as loaded) and step aside per call where they
@@ -34,21 +35,31 @@ from peft.tuners.lora.layer import Linear as LoraLinear  # noqa: E402
 def lean_lora_forward(self, x, *args, **kwargs):
     """PEFT's LoRA Linear forward for one active vanilla adapter, with the scaling on the rank-r product and
     lora_B accumulated into the base output. Anything else goes to PEFT's own forward."""
-    adapters = self.active_adapters
-    if args or kwargs or self.disable_adapters or self.merged or len(adapters) != 1 \
-            or adapters[0] in self.lora_variant or adapters[0] not in self.lora_A \
-            or torch.is_autocast_enabled(x.device.type):
+    parts = None if args or kwargs else _vanilla_adapter(self, x)
+    if parts is None:
         return LoraLinear.forward(self, x, *args, **kwargs)
-    name = adapters[0]
-    base, lora_a, lora_b = self.get_base_layer(), self.lora_A[name], self.lora_B[name]
-    if not (x.dtype == base.weight.dtype == lora_a.weight.dtype == lora_b.weight.dtype):
-        return LoraLinear.forward(self, x, *args, **kwargs)  # PEFT's casts decide the rounding there
+    base, lora_a, lora_b, dropout, scaling = parts
     rows = x.reshape(-1, x.shape[-1])
     output = torch.nn.functional.linear(rows, base.weight, base.bias)
     # mm saves its inputs, not its output, so scaling that output in place leaves the backward pass intact
-    low_rank = torch.mm(self.lora_dropout[name](rows), lora_a.weight.t()).mul_(self.scaling[name])
+    low_rank = torch.mm(dropout(rows), lora_a.weight.t()).mul_(scaling)
     output.addmm_(low_rank, lora_b.weight.t())
     return output.view(*x.shape[:-1], output.shape[-1])
+
+
+def _vanilla_adapter(module, x):
+    """(base layer, lora_A, lora_B, dropout, scaling) where this call is plain LoRA on the lean path: one active
+    vanilla adapter, not merged or disabled, no autocast, and one dtype throughout (elsewhere PEFT's casts
+    decide the rounding); None otherwise."""
+    adapters = module.active_adapters
+    if module.disable_adapters or module.merged or len(adapters) != 1 or adapters[0] in module.lora_variant \
+            or adapters[0] not in module.lora_A or torch.is_autocast_enabled(x.device.type):
+        return None
+    name = adapters[0]
+    base, lora_a, lora_b = module.get_base_layer(), module.lora_A[name], module.lora_B[name]
+    if not (x.dtype == base.weight.dtype == lora_a.weight.dtype == lora_b.weight.dtype):
+        return None
+    return base, lora_a, lora_b, module.lora_dropout[name], module.scaling[name]
 
 
 def lean_lora_applies(module) -> bool:
@@ -81,8 +92,48 @@ class GatedProduct(torch.autograd.Function):
         return grad_gate, grad_up, None
 
 
+class GatedLoraDown(torch.autograd.Function):
+    """down_proj(act(gate) * up) for a LoRA down projection without dropout, keeping only gate and up: the
+    product, which the LoRA A product would keep (as large as gate or up), is recomputed in the backward pass.
+    The backward pass is autograd's for the lean LoRA forward, written out."""
+
+    @staticmethod
+    def forward(ctx, gate, up, lora_a, lora_b, weight, bias, act, scaling):
+        rows = (act(gate) * up).reshape(-1, up.shape[-1])
+        output = torch.nn.functional.linear(rows, weight, bias)
+        low_rank = torch.mm(rows, lora_a.t()).mul_(scaling)
+        output.addmm_(low_rank, lora_b.t())
+        ctx.save_for_backward(gate, up, lora_a, lora_b, weight, low_rank)
+        ctx.act, ctx.scaling = act, scaling
+        return output.view(*up.shape[:-1], output.shape[-1])
+
+    @staticmethod
+    def backward(ctx, grad):
+        gate, up, lora_a, lora_b, weight, low_rank = ctx.saved_tensors
+        grad = grad.reshape(-1, grad.shape[-1])
+        with torch.enable_grad():
+            gate_leaf = gate.detach().requires_grad_()
+            activated = ctx.act(gate_leaf)
+        rows = (activated.detach() * up).reshape(-1, up.shape[-1])
+        grad_low_rank = torch.mm(grad, lora_b).mul_(ctx.scaling)
+        grad_a = torch.mm(grad_low_rank.t(), rows) if ctx.needs_input_grad[2] else None
+        grad_b = torch.mm(grad.t(), low_rank) if ctx.needs_input_grad[3] else None
+        grad_rows = torch.mm(grad, weight).addmm_(grad_low_rank, lora_a).view(up.shape)
+        grad_gate = torch.autograd.grad(activated, gate_leaf, grad_rows * up)[0] if ctx.needs_input_grad[0] else None
+        grad_up = grad_rows * activated.detach() if ctx.needs_input_grad[1] else None
+        return grad_gate, grad_up, grad_a, grad_b, None, None, None, None
+
+
 def gated_mlp_forward(self, x):
-    return self.down_proj(GatedProduct.apply(self.gate_proj(x), self.up_proj(x), self.act_fn))
+    gate, up = self.gate_proj(x), self.up_proj(x)
+    down = self.down_proj
+    parts = _vanilla_adapter(down, gate) if type(down) is LoraLinear and lean_lora_applies(down) else None
+    if parts is not None and isinstance(parts[3], torch.nn.Identity) and not parts[0].weight.requires_grad \
+            and (parts[0].bias is None or not parts[0].bias.requires_grad):
+        base, lora_a, lora_b, _, scaling = parts
+        return GatedLoraDown.apply(gate, up, lora_a.weight, lora_b.weight, base.weight, base.bias, self.act_fn,
+                                   scaling)
+    return down(GatedProduct.apply(gate, up, self.act_fn))
 
 
 def _is_gated_mlp(module) -> bool:

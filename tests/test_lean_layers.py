@@ -134,3 +134,28 @@ def test_sliding_windows_attend_per_conversation_where_each_conversation_fits(wi
                        cu_seq_lens_q=edges, cu_seq_lens_k=edges, max_length_q=7, max_length_k=7).logits[0, 5:]
     assert len(fallbacks) == (0 if window == 7 else 2)
     torch.testing.assert_close(packed, alone, rtol=1e-4, atol=1e-5)
+
+
+def saved_elements(module, x) -> int:
+    seen = {}
+    with torch.autograd.graph.saved_tensors_hooks(
+            lambda t: seen.setdefault(t.untyped_storage().data_ptr(), t.numel()) and t, lambda t: t):
+        module(x)
+    parameters = {p.untyped_storage().data_ptr() for p in module.parameters()}
+    return sum(n for ptr, n in seen.items() if ptr not in parameters)
+
+
+def test_a_lora_mlp_keeps_gate_and_up_only(tiny_model_dir, monkeypatch):
+    """Without dropout the down projection's input is recomputed too (GatedLoraDown): of the MLP's four
+    intermediate-size activations (gate, up, act(gate), their product) two are kept."""
+    (plain, lean), _ = peft_pair(tiny_model_dir)
+    plain_mlp, lean_mlp = (m.base_model.model.model.layers[0].mlp for m in (plain, lean))
+    x = torch.randn(1, 9, plain_mlp.gate_proj.in_features, requires_grad=True)
+    inner = 9 * plain_mlp.gate_proj.out_features
+    assert saved_elements(plain_mlp, x) - saved_elements(lean_mlp, x) == 2 * inner
+    used = []
+    monkeypatch.setattr(lean_layers.GatedLoraDown, "apply",
+                        staticmethod(lambda *a, original=lean_layers.GatedLoraDown.apply: used.append(1) or
+                                     original(*a)))
+    lean_mlp(x)
+    assert used
