@@ -123,8 +123,8 @@ def main() -> None:
     precision = status["precision"]
     peak = matmul_peak_gflops(precision)
     per_token = lora_flops_per_token(str(resolve_model_path(args.model, lambda _: None)))
-    print(f"{args.model}, {args.variant}: {precision}, torch {torch.__version__}, {precision} mm peak {peak:.0f} GFLOP/s, "
-          f"{per_token / 1e6:.0f} MFLOP per token; whole run {status['num_tokens']} tokens in "
+    print(f"{args.model}, {args.variant}: {precision}, torch {torch.__version__}, {precision} mm peak "
+          f"{peak:.0f} GFLOP/s, {per_token / 1e6:.0f} MFLOP per token; whole run {status['num_tokens']} tokens in "
           f"{status['train_runtime_s']:.1f} s")
     for i, step in enumerate(steps, 1):
         achieved = step["tokens"] * per_token / step["seconds"] / 1e9

@@ -99,7 +99,7 @@ def build(ctx: TabContext) -> TabParts:
         run = gr.Dropdown(choices=[], label=t("export.run"), allow_custom_value=True, scale=4,
                           elem_id="export-run")
         refresh = gr.Button(t("export.refresh"), scale=1)
-    summary = gr.Markdown()
+    summary = gr.Markdown(elem_id="export-summary")
     gr.Markdown(t("export.files_title"))
     out_dir = gr.Textbox(label=t("export.out_dir"), placeholder="RUN/export")
     with gr.Row():
