@@ -22,7 +22,9 @@ is marked as that projection; the bf16 peak is then a 512² product, marked emul
 ten minutes on two cores whatever the CPU; the CPU flags head every run's output.
 The bench data are written here, seeded: lengths spread like real chat data (median ~128 tokens, long tail).
 --model picks another built-in model (gemma3-270m: 262k vocabulary, where the LM head decides); --variants runs
-only the named variants (the ratios that need others print nan).
+only the named variants (the ratios that need others print nan). --pairs N runs plain TRL and the studio's
+identical settings N more times, one after the other, and prints (a) for each pair and their median: between
+runs of the bench plain TRL moved 127-152 tokens/s on one machine, more than one change moves the studio.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import math
 import os
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -264,6 +267,21 @@ def token_stats(data: Path) -> dict:
     return {"median": float(np.median(lengths)), "p95": float(np.percentile(lengths, 95)), "max": int(lengths.max())}
 
 
+def print_pairs(pairs: list[tuple[dict, dict]]) -> None:
+    """(a) for each pair of runs, plain TRL then the studio's identical settings, and the median of those."""
+    ratios = []
+    for i, (plain, studio) in enumerate(pairs, 1):
+        if "error" in plain or "error" in studio:
+            print(f"(a) pair {i}: FAILED")
+            continue
+        ratios.append(studio["tokens_per_s"] / plain["tokens_per_s"])
+        print(f"(a) pair {i}: plain TRL {plain['tokens_per_s']:.1f}, studio identical {studio['tokens_per_s']:.1f} "
+              f"tokens/s -> {ratios[-1]:.3f}")
+    if ratios:
+        print(f"(a) median of {len(ratios)} pairs: {statistics.median(ratios):.3f} "
+              f"(range {min(ratios):.3f}-{max(ratios):.3f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=8)
@@ -272,6 +290,8 @@ def main() -> None:
     parser.add_argument("--data")
     parser.add_argument("--model", default="starter", help="a built-in model: starter or gemma3-270m")
     parser.add_argument("--variants", default="", help="comma-separated variants to run (default: all)")
+    parser.add_argument("--pairs", type=int, default=0,
+                        help="extra alternating runs of plain TRL and studio identical, for (a)'s spread")
     args = parser.parse_args()
     if args.worker:
         return run_worker(args)
@@ -309,6 +329,9 @@ def main() -> None:
         else:
             print(f"{variant:26s} {r['precision']:5s} {steps:3d} steps  {r['tokens']:7d} tokens  {r['seconds']:7.1f} s  "
                   f"{r['tokens_per_s']:7.1f} tokens/s  peak RSS {r['peak_rss_gb']:.2f} GB", flush=True)
+    pairs = [(results["plain_trl_random"], results["studio_identical"])] + [
+        (spawn("plain_trl_random", data, args.steps), spawn("studio_identical", data, args.steps))
+        for _ in range(args.pairs)]
     peaks = {"fp32": matmul_peak_gflops("fp32"), "bf16": matmul_peak_gflops("bf16", 512 if emulated else 4096)}
     print("matmul peaks: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items())
           + (" (bf16 emulated: a 512² product)" if emulated else ""))
@@ -321,6 +344,8 @@ def main() -> None:
         return ra["tokens_per_s"] / rb["tokens_per_s"] if "error" not in ra and "error" not in rb else float("nan")
 
     print(f"(a) studio identical / plain TRL          : {ratio('studio_identical', 'plain_trl_random'):.3f}")
+    if args.pairs:
+        print_pairs(pairs)
     print(f"(a) ... / plain TRL, answers-only loss     : {ratio('studio_identical', 'plain_trl_answers'):.3f}")
     print(f"(a') lean head, no padding / TRL's head    : {ratio('studio_identical', 'studio_identical_trl_head'):.3f}")
     print(f"(a'') no padding / padded (lean head both) : {ratio('studio_identical', 'studio_identical_padded'):.3f}")

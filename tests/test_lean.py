@@ -226,8 +226,46 @@ def test_unusual_attention_is_left_to_transformers():
         assert lean.sdpa_per_conversation(module, q, q, q, None, cu_seq_lens_q=edges, sliding_window=2)[0] == \
             "transformers"
         assert lean.sdpa_per_conversation(module, q, q, q, None)[0] == "transformers"  # a padded batch
+        short = torch.tensor([0, 3, 5], dtype=torch.int32)  # bounds that do not cover the row
+        assert lean.sdpa_per_conversation(module, q, q, q, None, cu_seq_lens_q=short)[0] == "transformers"
         output, _ = lean.sdpa_per_conversation(module, q, q, q, None, cu_seq_lens_q=edges)
-        assert plain.call_count == 2 and output.shape == (1, 6, 2, 4)
+        assert plain.call_count == 3 and output.shape == (1, 6, 2, 4)
+
+
+def test_attention_per_conversation_gives_each_conversations_gradients():
+    """Forward and backward of the packed row equal each conversation attended alone (grouped-query heads)."""
+    from studio import lean
+
+    generator = torch.Generator().manual_seed(0)
+    query = torch.randn(1, 4, 9, 8, generator=generator, requires_grad=True)
+    key, value = (torch.randn(1, 2, 9, 8, generator=generator, requires_grad=True) for _ in range(2))
+    edges = torch.tensor([0, 2, 7, 9], dtype=torch.int32)
+    output, _ = lean.sdpa_per_conversation(torch.nn.Module(), query, key, value, None, cu_seq_lens_q=edges)
+    weights = torch.randn(output.shape, generator=generator)
+    packed = torch.autograd.grad((output * weights).sum(), (query, key, value))
+    alone = []
+    for start, end in ((0, 2), (2, 7), (7, 9)):
+        part = torch.nn.functional.scaled_dot_product_attention(
+            query[:, :, start:end], key[:, :, start:end], value[:, :, start:end], is_causal=True, enable_gqa=True)
+        alone.append(part.transpose(1, 2))
+    expected = torch.autograd.grad((torch.cat(alone, dim=1) * weights).sum(), (query, key, value))
+    torch.testing.assert_close(output, torch.cat(alone, dim=1))
+    for got, want in zip(packed, expected):
+        torch.testing.assert_close(got, want)
+
+
+def test_the_flop_count_is_trainers_counted_once(tiny_model_dir, tmp_path):
+    from unittest import mock
+
+    from transformers import Trainer
+
+    trainer = trainer_pair(tiny_model_dir, tmp_path, lean=True)
+    inputs = {"input_ids": torch.ones(2, 7, dtype=torch.long)}
+    expected = Trainer.floating_point_ops(trainer, inputs)
+    base = trainer.model.get_base_model()  # PEFT hands num_parameters on to it
+    with mock.patch.object(type(base), "num_parameters", wraps=base.num_parameters) as count:
+        assert [trainer.floating_point_ops(inputs) for _ in range(3)] == [expected] * 3
+    assert count.call_count <= 1 and expected > 0
 
 
 def test_batches_with_little_padding_stay_padded():
