@@ -24,7 +24,7 @@ The bench data are written here, seeded: lengths spread like real chat data (med
 --model picks another built-in model (gemma3-270m: 262k vocabulary, where the LM head decides); --variants runs
 only the named variants (the ratios that need others print nan). --pairs N runs plain TRL and the studio's
 identical settings N more times, one after the other, and prints (a) for each pair and their median: between
-runs of the bench plain TRL moved 127-152 tokens/s on one machine, more than one change moves the studio.
+runs of the bench plain TRL moved 127-155 tokens/s on one machine, more than one change moves the studio.
 """
 
 from __future__ import annotations
