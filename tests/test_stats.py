@@ -142,8 +142,15 @@ def test_template_findings_explain_tool_and_reasoning_rendering(tiny_tokenizer):
 
 
 def test_hub_id_offline_gives_a_message_not_a_traceback(monkeypatch):
+    import datasets
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    # the libraries read those variables when first imported, which an earlier test may have done: without these
+    # two, the load waited 23 s for the network's timeouts
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     result = data.load_dataset_file("someone/some-dataset")
     assert result.rows == [] and "hub dataset could not be loaded" in result.problems[0][1]
 
