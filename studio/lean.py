@@ -26,6 +26,7 @@ only after checking, on the model as loaded, that attention stays inside each co
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 
 from .heavy import ensure_imported
@@ -238,7 +239,7 @@ def sdpa_per_conversation(module, query, key, value, attention_mask, dropout=0.0
     edges = bounds.tolist() if bounds is not None else []
     window = kwargs.get("sliding_window")
     if bounds is None or query.shape[0] != 1 or key.shape[2] != query.shape[2] \
-            or edges[0] != 0 or edges[-1] != query.shape[2] \
+            or len(edges) < 2 or (edges[0], edges[-1]) != (0, query.shape[2]) \
             or not getattr(module, "is_causal", True) or any(kwargs.get(k) is not None for k in UNUSUAL_ATTENTION) \
             or (window is not None and max(b - a for a, b in zip(edges[:-1], edges[1:])) > window):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
@@ -311,12 +312,14 @@ class LeanSFTTrainer(SFTTrainer):
                 **fields, context_weight=context_weight(model.config),
                 attention_per_conversation=model.config._attn_implementation == SDPA_PER_CONVERSATION)
 
+    @functools.cached_property
+    def _parameters_without_embeddings(self) -> int | None:
+        counter = getattr(self.model, "num_parameters", None)
+        return counter(exclude_embeddings=True) if counter else None
+
     def floating_point_ops(self, inputs) -> int:
         """Trainer's count (6 x tokens x non-embedding parameters), with the parameters counted once: Trainer
         counts them again every step, a walk over every module that cost the starter model 15 ms a step."""
-        if not hasattr(self, "_parameters_without_embeddings"):
-            counter = getattr(self.model, "num_parameters", None)
-            self._parameters_without_embeddings = counter(exclude_embeddings=True) if counter else None
         main_input = getattr(self.model, "main_input_name", "input_ids")
         if self._parameters_without_embeddings is None or main_input not in inputs:
             return super().floating_point_ops(inputs)
