@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import hardware, models
-from .chat_template import end_of_turn_ids, generation_prompt
+from .chat_template import answer_text, end_of_turn_ids, generation_prompt
 from .config import GenerationSettings
 from .runs import RunFolder
 from .text import Msg
@@ -274,5 +274,5 @@ def _decode_step(tokenizer, pane: _Pane, processors, settings: GenerationSetting
 
 def _answer(tokenizer, pane: _Pane, timed_out: bool = False) -> Answer:
     new = pane.ids[pane.prompt_length:]
-    return Answer(tokenizer.decode(new, skip_special_tokens=True).strip(), len(new), pane.seconds, pane.first_token_s,
+    return Answer(answer_text(tokenizer, new), len(new), pane.seconds, pane.first_token_s,
                   new, timed_out)

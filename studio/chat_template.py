@@ -354,6 +354,13 @@ def special_ids(tokenizer) -> set[int]:
     return set(tokenizer.all_special_ids) | {i for i, token in added.items() if getattr(token, "special", False)}
 
 
+def answer_text(tokenizer, ids) -> str:
+    """A generated answer as text. Byte-level tokenizers spread a Chinese character or an emoji over several
+    tokens, so an answer cut off by the token limit (or still streaming) can end inside a character, which decodes
+    as U+FFFD; that tail is no character of the answer, so it is dropped."""
+    return tokenizer.decode(ids, skip_special_tokens=True).strip().rstrip("\ufffd").rstrip()
+
+
 def generation_prompt(tokenizer, messages: list[dict]) -> str:
     """The model's own template (not the training variant) for Chat: what the tuned model sees at inference."""
     profile = replace(template_profile(tokenizer), template=tokenizer.chat_template, marked=False)

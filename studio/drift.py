@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .chat_template import generation_prompt
+from .chat_template import answer_text, generation_prompt
 from .text import Msg
 
 PROMPTS_FILE = Path(__file__).parent / "drift_prompts" / "general.jsonl"
@@ -135,7 +135,7 @@ def before_training(model, tokenizer, model_path: str, drift_dataset_path: str =
     keep = cached["keep"]
     return Baseline([prompts[i] for i in keep], source, [prompt_ids[i] for i in keep],
                     [cached["answer_ids"][i] for i in keep],
-                    [tokenizer.decode(cached["answer_ids"][i], skip_special_tokens=True).strip() for i in keep],
+                    [answer_text(tokenizer, cached["answer_ids"][i]) for i in keep],
                     nll=cached["nll"], top1=cached["top1"], cached=from_cache, seconds=time.perf_counter() - started)
 
 
@@ -301,7 +301,7 @@ def after_training(baseline: Baseline, model, tokenizer) -> dict:
         "by_kind": _by_kind(baseline.prompts, per_prompt),
         "samples": [{"prompt": baseline.prompts[i].text, "language": baseline.prompts[i].language,
                      "base": baseline.answers[i],
-                     "tuned": tokenizer.decode(ids, skip_special_tokens=True).strip(),
+                     "tuned": answer_text(tokenizer, ids),
                      "drift": round(per_prompt[i], 4), "changed": changed[i]}
                     for i, ids in zip(picked, tuned_answers)],
         "seconds": {"before": round(baseline.seconds, 2), "after": round(time.perf_counter() - started, 2),

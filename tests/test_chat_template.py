@@ -1,4 +1,4 @@
-from studio.chat_template import encode_records, render_messages
+from studio.chat_template import answer_text, encode_records, render_messages
 
 CHAT = [{"role": "user", "content": "Who are you?"}, {"role": "assistant", "content": "I am Lumen."},
         {"role": "user", "content": "Thanks"}, {"role": "assistant", "content": "You are welcome."}]
@@ -101,3 +101,14 @@ def test_the_fast_renderer_gives_apply_chat_templates_text(tiny_tokenizer):
     assert fast(CHAT) == profile.render(CHAT) == tiny_tokenizer.apply_chat_template(CHAT, tokenize=False)
     assert fast(CHAT[:3], add_generation_prompt=True) == tiny_tokenizer.apply_chat_template(
         CHAT[:3], tokenize=False, add_generation_prompt=True)
+
+
+def test_an_answer_cut_inside_a_character_ends_before_it(tiny_tokenizer):
+    """An answer cut off by the token limit inside a Chinese character or an emoji shows no replacement mark."""
+    for whole in ("中国的首都是北京", "Stay curious! 🌟"):
+        ids = tiny_tokenizer(whole, add_special_tokens=False)["input_ids"]
+        cut = next(ids[:n] for n in range(len(ids) - 1, 0, -1)
+                   if tiny_tokenizer.decode(ids[:n]).endswith("\ufffd"))  # a byte-level split exists
+        assert answer_text(tiny_tokenizer, ids) == whole
+        text = answer_text(tiny_tokenizer, cut)
+        assert "\ufffd" not in text and whole.startswith(text) and text
