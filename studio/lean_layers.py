@@ -127,7 +127,7 @@ class GatedLoraDown(torch.autograd.Function):
 def gated_mlp_forward(self, x):
     gate, up = self.gate_proj(x), self.up_proj(x)
     down = self.down_proj
-    parts = _vanilla_adapter(down, gate) if type(down) is LoraLinear and lean_lora_applies(down) else None
+    parts = _vanilla_adapter(down, gate) if lean_lora_applies(down) else None
     if parts is not None and isinstance(parts[3], torch.nn.Identity) and not parts[0].weight.requires_grad \
             and (parts[0].bias is None or not parts[0].bias.requires_grad):
         base, lora_a, lora_b, _, scaling = parts
