@@ -25,8 +25,10 @@ from studio.config import (STARTER_MODEL, DataSettings, GenerationSettings, Sett
                            parse_mapping)
 from studio.distributed import is_main_process, shared_run_dir
 from studio.gguf_file import GGUF_TYPES
+from studio.recipe import user_fields
 from studio.repeat import STRATEGIES
 from studio.stats import build_report
+from studio.text import Msg
 from studio.train import run_training
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -131,6 +133,9 @@ def print_problems(title: str, problems: list[tuple[str, str]]) -> None:
 def cmd_train(args) -> int:
     # Validate everything before any model is loaded: a typo should cost a second, not a download.
     settings, _, problems = load_preset(args.preset)
+    keep = None
+    if settings is not None:  # the recipe fields the preset or --set give are the user's; the plan sizes the rest
+        keep = user_fields(settings) | {item.partition("=")[0].rpartition(".")[2] for item in args.overrides}
     if settings is not None and args.overrides:
         settings, problems = apply_overrides(settings, args.overrides)
     if problems:
@@ -145,9 +150,11 @@ def cmd_train(args) -> int:
     main = is_main_process()
     if main:
         print(f"Run folder: {run_dir}")
-    status = run_training(settings, run_dir, progress=print if main else None, resume=args.resume)
-    summary = {k: status.get(k) for k in ("status", "global_step", "first_train_loss", "final_train_loss",
+    status = run_training(settings, run_dir, progress=print if main else None, resume=args.resume, keep=keep)
+    summary = {k: status.get(k) for k in ("status", "global_step", "best_step", "first_train_loss", "final_train_loss",
                                           "final_eval_loss", "wall_time_s", "output", "error", "advice")}
+    if status.get("verdict"):
+        summary["verdict"] = str(Msg.from_json(status["verdict"]["line"]))
     if main:
         print(json.dumps({k: v for k, v in summary.items() if v is not None}, indent=2, ensure_ascii=False))
     return 0 if status["status"] in ("finished", "stopped") else 1

@@ -83,15 +83,27 @@ def rule_epochs(s: Situation) -> list[Advice]:
 
 
 def rule_effective_batch(s: Situation) -> list[Advice]:
+    """Against the recipe's effective batch for this data (studio/recipe.py): much smaller gives noisy updates,
+    much larger too few of them on small data; above 128 always few."""
+    from .recipe import recipe_for  # deferred: the recipe reads stats, as this module does
+
     t = s.settings.training
     effective = s.settings.effective_batch_size(s.devices)
-    if effective < 16 and not (s.rows is not None and s.rows < 160):
-        accumulation = -(-16 // (t.per_device_train_batch_size * s.devices))
-        return [Advice("info", "gradient_accumulation_steps", Msg("advice.batch_small", effective=effective),
-                       accumulation)]
+    per_pass = t.per_device_train_batch_size * s.devices
     if effective > 128:
         return [Advice("warning", "gradient_accumulation_steps", Msg("advice.batch_large", effective=effective),
-                       max(1, 128 // (t.per_device_train_batch_size * s.devices)))]
+                       max(1, 128 // per_pass))]
+    planned = 16
+    if s.rows is not None:
+        values = recipe_for(s.settings, s.rows, s.parameters, s.devices).values()
+        planned = values["per_device_train_batch_size"] * values["gradient_accumulation_steps"] * s.devices
+    if effective * 2 <= planned:
+        return [Advice("info", "gradient_accumulation_steps",
+                       Msg("advice.batch_small", effective=effective, planned=planned), -(-planned // per_pass))]
+    if s.rows is not None and effective >= 4 * planned:
+        return [Advice("info", "gradient_accumulation_steps",
+                       Msg("advice.batch_few_updates", effective=effective, planned=planned, rows=s.rows),
+                       max(1, planned // per_pass))]
     return []
 
 
@@ -135,6 +147,8 @@ def rule_validation_share(s: Situation) -> list[Advice]:
         return []
     share, why = recommended_validation_share(s.rows)
     current = s.settings.data.validation_share
+    if current == 0 and share == 0:  # tiny data: every row is needed to learn
+        return []
     if current == 0:
         return [Advice("warning", "validation_share", Msg("advice.no_validation", why=why), share)]
     if abs(current - share) > 0.5 * share:
@@ -219,7 +233,7 @@ def rule_data_size(s: Situation) -> list[Advice]:
         out.append(Advice("warning", "extra_datasets", Msg("advice.mix_needed", rows=s.rows, epochs=epochs)))
     elif s.rows < 1000:
         out.append(Advice("info", "extra_datasets", Msg("advice.mix_general")))
-    elif epochs >= 3:  # many passes over a larger set forget just as well
+    elif epochs > 3:  # many passes over a larger set forget just as well (3 is the plan's most for 1,000+ rows)
         out.append(Advice("info", "num_train_epochs", Msg("advice.mix_general_epochs", epochs=epochs)))
     return out
 
@@ -276,13 +290,15 @@ def advise(situation: Situation) -> list[Advice]:
     return [item for rule in RULES for item in rule(situation)]
 
 
-# Fields "reset to recommended" returns to their defaults (studio/config.py) when no rule suggests another value.
-RESET_TO_DEFAULT = ("r", "lora_alpha", "lora_dropout", "packing", "precision", "gradient_checkpointing",
-                    "per_device_train_batch_size", "gradient_accumulation_steps")
+# Fields "reset to recommended" returns to their defaults (studio/config.py) when no rule or the recipe suggests
+# another value.
+RESET_TO_DEFAULT = ("r", "lora_alpha", "lora_dropout", "packing", "precision", "gradient_checkpointing")
 
 
 def recommended_values(situation: Situation) -> dict:
-    """The advised value of every field a rule has an opinion on ("reset to recommended")."""
+    """The advised value of every field a rule or the recipe has an opinion on ("reset to recommended")."""
+    from .recipe import recipe_for  # deferred: the recipe reads stats, as this module does
+
     s = situation.settings
     defaults = flat_values(Settings())
     values = {name: defaults[name] for name in RESET_TO_DEFAULT}
@@ -291,8 +307,7 @@ def recommended_values(situation: Situation) -> dict:
     if situation.recommended_cutoff:
         values["max_length"] = situation.recommended_cutoff
     if situation.rows is not None:
-        values["validation_share"] = recommended_validation_share(situation.rows)[0]
-        values["test_share"] = recommended_test_share(situation.rows)
+        values.update(recipe_for(s, situation.rows, situation.parameters, situation.devices).values())
     return values
 
 
@@ -382,7 +397,36 @@ def not_learning(settings, metrics: list[dict]) -> Msg | None:
         return None
     if epochs >= 10:
         return Msg("warn.too_weak", epochs=epochs, evidence=evidence)
+    cause = likely_cause(settings, metrics)
+    if cause.key in ("cause.capped", "cause.few_steps"):  # the remedy is more steps, not a bigger adapter
+        return Msg("warn.not_learning_cause", evidence=evidence, cause=cause)
     return Msg("warn.not_learning", evidence=evidence, steps=learning_steps(settings))
+
+
+def likely_cause(settings, metrics: list[dict], stopped: bool = False) -> Msg:
+    """Why a run did not learn, read from the run itself, the most likely first: stopped by hand, too few
+    optimizer steps (a max-steps cap, or epochs x rows), a learning rate below the method's range, a training loss
+    that never fell, a validation loss that rose (memorised rather than learned); else the data or the model."""
+    from .recipe import MIN_UPDATES  # deferred: recipe imports this module's neighbours
+
+    t, method = settings.training, settings.method.finetuning_type
+    steps = max((m.get("step", 0) for m in metrics), default=0)
+    train = [m["loss"] for m in metrics if "loss" in m]
+    evals = [(m["step"], m["eval_loss"]) for m in metrics if "eval_loss" in m]
+    if stopped:
+        return Msg("cause.stopped", steps=steps)
+    if steps < MIN_UPDATES // 2:
+        if t.max_steps > 0:
+            return Msg("cause.capped", steps=steps, minimum=MIN_UPDATES)
+        return Msg("cause.few_steps", steps=steps, minimum=MIN_UPDATES)
+    low = (PREFERENCE_RATES if settings.method.stage != "sft" else LEARNING_RATES[method])["range"][0]
+    if t.learning_rate < low:
+        return Msg("cause.low_lr", lr=t.learning_rate, low=low)
+    if len(train) > 1 and train[-1] >= 0.9 * train[0]:
+        return Msg("cause.loss_flat", first=train[0], last=train[-1])
+    if len(evals) > 2 and min(evals, key=lambda e: e[1])[0] == evals[0][0]:
+        return Msg("cause.memorised", first=evals[0][1], last=evals[-1][1])
+    return Msg("cause.data_or_model")
 
 
 def learning_steps(settings) -> list[Msg]:

@@ -75,3 +75,45 @@ def evaluate_by_file(settings, trainer, tokenizer, groups: list[tuple[str, list[
             results.append({"file": name, "rows": len(dataset), "eval_loss": round(float(loss), 4)})
             log(Msg("log.eval_file", file=name, loss=loss, rows=len(dataset)))
     return results
+
+
+def verdict_baseline(settings, log, model, tokenizer, splits: dict):
+    """The base model's answers to the held-out prompts, before the first step (None when there are none or the
+    check cannot run: a measurement never stops a run)."""
+    from . import verdict  # deferred: imports the metrics
+
+    if world_size() > 1:
+        log(Msg("log.verdict_skipped", reason=Msg("drift.not_distributed")))
+        return None
+    try:
+        held = verdict.before_training(model, tokenizer, splits)
+    except Exception as err:  # noqa: BLE001
+        log(Msg("log.verdict_skipped", reason=f"{type(err).__name__}: {err}"))
+        return None
+    if held is None:
+        log(Msg("log.verdict_skipped", reason=Msg("verdict.no_rows")))
+        return None
+    log(Msg("log.verdict_before", rows=len(held.references), split=Msg(f"split.{held.split}"),
+            metric=Msg(f"metric.{held.metric}"), why=held.metric_why, seconds=held.seconds))
+    return held
+
+
+def verdict_result(run, log, held, model, tokenizer, settings, drift_report, stopped: bool) -> dict | None:
+    """The tuned model's answers, both scores and the one-line verdict; written to verdict.json and logged."""
+    from . import verdict
+    from .advice import likely_cause
+
+    if held is None:
+        return None
+    try:
+        report = verdict.after_training(held, model, tokenizer)
+    except Exception as err:  # noqa: BLE001
+        log(Msg("log.verdict_skipped", reason=f"{type(err).__name__}: {err}"))
+        return None
+    cause = likely_cause(settings, run.metrics(), stopped)
+    line = verdict.verdict_line(report, drift_report, cause)
+    report["line"], report["cause"] = line.to_json(), cause.to_json()  # read back in each reader's language
+    report["metric_why"] = report["metric_why"].to_json()
+    run.write_verdict(report)
+    log(line)
+    return report

@@ -38,7 +38,7 @@ def status_messages(snapshot: dict, settings=None) -> list:
     if evals := [m for m in metrics if "eval_loss" in m and m["step"] > 0]:
         parts.append(Msg("status.validation", loss=evals[-1]["eval_loss"], ppl=perplexity(evals[-1]["eval_loss"]),
                          step=evals[-1]["step"]))
-    if warning := run_warning(state, metrics, settings):
+    if warning := run_warning(state, metrics, settings, judged=bool(snapshot.get("verdict"))):
         parts.append(Msg("status.warning", text=warning))
     if snapshot.get("error"):
         parts.append(Msg("status.error", error=failure(snapshot), advice=Msg(snapshot.get("advice_key") or "error.other")))
@@ -51,6 +51,11 @@ def status_messages(snapshot: dict, settings=None) -> list:
 def result_checks(snapshot: dict, settings=None) -> list:
     """Each file's validation loss (a mix), the drift check and, where it is high, the remedies with values."""
     out = []
+    if verdict := snapshot.get("verdict"):  # did it learn: the line a beginner reads first
+        out.append(Msg.from_json(verdict["line"]))
+    if snapshot.get("best_step") is not None and snapshot.get("best_eval_loss") is not None:
+        out.append(Msg("status.kept", step=snapshot["best_step"], loss=snapshot["best_eval_loss"],
+                       last=snapshot.get("global_step")))
     if by_file := snapshot.get("eval_by_file"):
         out.append(Msg("status.eval_by_file", items=Msg("list", items=[
             Msg("status.eval_file", file=Path(f["file"]).name, loss=f["eval_loss"], rows=f["rows"]) for f in by_file])))
@@ -67,14 +72,15 @@ def progress_message(last: dict, running: bool) -> Msg:
                loss=last["loss"], speed=last["tokens_per_s"], elapsed=last["elapsed_s"], eta=eta)
 
 
-def run_warning(state: str, metrics: list[dict], settings) -> Msg | None:
-    """Overfitting first (with the remedies this run can still use); after the run, a model that did not learn."""
+def run_warning(state: str, metrics: list[dict], settings, judged: bool = False) -> Msg | None:
+    """Overfitting first (with the remedies this run can still use); after the run, a model that did not learn,
+    unless the held-out verdict (`judged`) already says so with its cause."""
     if preference := advice.preference_warning(metrics):
         return preference
     warning = advice.overfitting_warning(metrics)
     if warning and settings is not None:
         return Msg("warn.with_remedies", warning=warning, remedies=advice.regularisation_remedies(settings, metrics))
-    if warning is None and state in ("finished", "stopped") and settings is not None:
+    if warning is None and state in ("finished", "stopped") and settings is not None and not judged:
         return advice.not_learning(settings, metrics)
     return warning
 

@@ -120,6 +120,7 @@ class RunFolder:
     evaluation_file = property(lambda self: self.path / "evaluation.json")
     mix_file = property(lambda self: self.path / "data" / "mix.json")  # several files: which row came from which
     drift_file = property(lambda self: self.path / "drift.json")  # the general-ability check (studio/drift.py)
+    verdict_file = property(lambda self: self.path / "verdict.json")  # did it learn? (studio/verdict.py)
     data_dir = property(lambda self: self.path / "data")
     checkpoints_dir = property(lambda self: self.path / "checkpoints")
     export_dir = property(lambda self: self.path / "export")
@@ -166,6 +167,9 @@ class RunFolder:
 
     def drift(self) -> dict | None:
         return read_json(self.drift_file)
+
+    def verdict(self) -> dict | None:
+        return read_json(self.verdict_file)
 
     def metrics(self) -> list[dict]:
         return read_jsonl(self.metrics_file) if self.metrics_file.exists() else []
@@ -224,6 +228,9 @@ class RunFolder:
 
     def write_drift(self, report: dict) -> None:
         write_json(self.drift_file, report)
+
+    def write_verdict(self, report: dict) -> None:
+        write_json(self.verdict_file, report)
 
     def trim_metrics(self, step: int) -> None:
         """Drop log lines after the checkpoint a run resumes from; they will be logged again."""

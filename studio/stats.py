@@ -119,8 +119,14 @@ def cumulative(values: np.ndarray, points: int = 60) -> list[dict]:
     return [{"tokens": int(ordered[i]), "share": round((i + 1) / len(ordered), 4)} for i in picks]
 
 
+TINY_DATA_ROWS = 20  # below this no row is held out for validation
+
+
 def recommended_validation_share(n: int) -> tuple[float, str]:
-    """Under 1,000 rows: 10-20% and at least 100 rows where possible; over 10,000: 5-10% and at least 1,000."""
+    """Under 1,000 rows: 10-20% and at least 100 rows where possible; over 10,000: 5-10% and at least 1,000.
+    Under 20 rows nothing is held out: every row is needed to learn, and a validation loss on two rows is noise."""
+    if n < TINY_DATA_ROWS:
+        return 0.0, Msg("stats.tiny_data", rows=n, minimum=TINY_DATA_ROWS)
     if n < 1000:
         share = min(0.2, max(0.1, 100 / max(n, 1)))
         why = Msg("stats.small_data")

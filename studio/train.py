@@ -12,6 +12,7 @@ import errno
 import json
 import math
 import os
+import random
 import threading
 import time
 import traceback
@@ -154,8 +155,11 @@ class Meter:
 # ---------------------------------------------------------------- the run
 
 def run_training(settings: Settings, run_dir: Path | None = None, progress: Progress | None = print,
-                 stop_event: threading.Event | None = None, resume: bool = False, facts=None) -> dict:
-    """Train and return the final status dict. Never raises for a failed run: the status says what went wrong."""
+                 stop_event: threading.Event | None = None, resume: bool = False, facts=None,
+                 keep: set[str] | frozenset[str] | None = None) -> dict:
+    """Train and return the final status dict. Never raises for a failed run: the status says what went wrong.
+    `keep`: the recipe fields that are the user's own (studio/recipe.py); every other recipe field takes the plan's
+    value for this data. None: the settings are final as given (the form, which the plan already filled)."""
     run = RunFolder(shared_run_dir(run_dir))
     status = {"status": "running", "started": datetime.now().isoformat(timespec="seconds"), "pid": os.getpid(),
               "process": process_identity(), "run_dir": str(run.path)}
@@ -172,7 +176,7 @@ def run_training(settings: Settings, run_dir: Path | None = None, progress: Prog
                 "advice_key": advice.key}
     started = time.perf_counter()
     try:
-        status.update(_train(settings, run, log, stop_event, resume, facts))
+        status.update(_train(settings, run, log, stop_event, resume, facts, keep))
         status["status"] = "stopped" if stop_event is not None and stop_event.is_set() else "finished"
     except Exception as err:  # a failed run must never take the caller (the UI server) down with it
         status.update(_failure(run, err))
@@ -241,7 +245,9 @@ def packing_for_data(plan: dict, rows: list[dict], encoded) -> dict:
     return plan if suits else {**plan, "packing": False, "packing_reason": why}
 
 
-def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: bool, facts) -> dict:
+def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: bool, facts, keep=None) -> dict:
+    if keep is not None and not resume:  # a resumed run keeps the recipe it was started with
+        settings = planned_settings(settings, keep, log, facts)
     if settings.method.stage != "sft":  # DPO / KTO: the same run folder and job, TRL's preference trainers
         from .preference_train import train_preference  # deferred: it imports this module
 
@@ -260,11 +266,15 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
     tokenizer = models.load_tokenizer(model_path, settings.model.trust_remote_code)  # 2. Model and data.
     if getattr(tokenizer, "studio_added_template", False):
         log(Msg("log.base_model", model=settings.model.model_name_or_path, template=added_template(tokenizer)))
+    if not resume:  # a resumed run's saved split already holds its replay rows
+        prepared = with_replay(settings, run, log, prepared, tokenizer, model_path, plan)
     train_ds, eval_ds, plan = _tokenise(settings, run, log, plan, prepared, tokenizer)
     by_file = run_checks.validation_by_file(prepared.mix, prepared.validation)
+    held_rows = {"test": prepared.test, "validation": prepared.validation, "train": prepared.train[:64]}
     del prepared  # the rows live on in the run folder and the memory-mapped token cache; no third copy in RAM
     trainer = _trainer(settings, run, log, plan, facts, model_path, tokenizer, train_ds, eval_ds, stop_event)
     drift_base = run_checks.drift_baseline(settings, log, trainer.model, tokenizer, model_path)  # untrained yet
+    held_out = run_checks.verdict_baseline(settings, log, trainer.model, tokenizer, held_rows)
     checkpoint = run.last_checkpoint() if resume else None  # 3. Train.
     if checkpoint and main:
         run.trim_metrics(int(checkpoint.name.rsplit("-", 1)[-1]))
@@ -276,15 +286,49 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
     if main:
         tokenizer.save_pretrained(str(target))
     log(Msg("log.saved", name=target.name, path=str(target)))
-    verdict = not_learning(settings, run.metrics())
-    if verdict is not None:  # said where the CLI and the log show it, not only on the Train tab
-        log(verdict)
     figures = _figures(settings, trainer, output, target, plan)
+    if figures.get("best_step") is not None:
+        log(kept_message(figures, settings))
     if by_file:
         figures["eval_by_file"] = run_checks.evaluate_by_file(settings, trainer, tokenizer, by_file, log)
     if drift_report := run_checks.drift_result(run, log, drift_base, trainer.model, tokenizer):
         figures["drift"] = drift_report
+    stopped = stop_event is not None and stop_event.is_set()
+    report = run_checks.verdict_result(run, log, held_out, trainer.model, tokenizer, settings, drift_report, stopped)
+    if report is not None:
+        figures["verdict"] = {key: report[key] for key in ("split", "rows", "metric", "base", "tuned", "line")}
+    elif (warning := not_learning(settings, run.metrics())) is not None:  # no held-out rows: the curves' word
+        log(warning)
     return figures
+
+
+def kept_message(figures: dict, settings: Settings) -> Msg:
+    """Which checkpoint the run keeps, and why (the lowest validation loss; stopped early or not)."""
+    early = figures["global_step"] < figures.get("planned_steps", figures["global_step"])
+    return Msg("log.kept_best", step=figures["best_step"], loss=figures["best_eval_loss"], last=figures["global_step"],
+               why=Msg("log.stopped_early", patience=settings.training.early_stopping_patience) if early
+               else Msg("log.ran_to_end"))
+
+
+def planned_settings(settings: Settings, keep, log: RunLog, facts=None) -> Settings:
+    """The settings with the recipe's values for this data in every recipe field the user left to the plan
+    (studio/recipe.py), each logged with its reason. Data that cannot be read is left to the split to report."""
+    from .recipe import apply_recipe, recipe_for  # deferred: only runs that plan need it
+
+    prepared, _ = prepare_data(settings)
+    if prepared is None:
+        return settings
+    rows = len(prepared.train) + len(prepared.validation) + len(prepared.test)
+    shape = models.model_shape(settings.model.model_name_or_path, settings.model.trust_remote_code)
+    devices = max(world_size(), 1)
+    recipe = recipe_for(settings, rows, shape.parameters if shape else None, devices)
+    planned = apply_recipe(settings, recipe, keep)
+    for name, choice in recipe.choices.items():
+        if name not in keep:
+            log(Msg("log.recipe", field=name, value=choice.value, why=choice.why))
+    for note in recipe.notes:
+        log(note)
+    return planned
 
 
 def _plan(settings: Settings, run: RunFolder, log: RunLog, facts, model_path: str) -> dict:
@@ -316,6 +360,46 @@ def _split(settings: Settings, run: RunFolder, log: RunLog, resume: bool) -> Pre
     log(Msg("log.data", format=prepared.format, train=len(prepared.train), validation=len(prepared.validation),
             test=len(prepared.test)))
     return prepared
+
+
+def with_replay(settings: Settings, run: RunFolder, log: RunLog, prepared: PreparedData, tokenizer, model_path: str,
+                plan: dict) -> PreparedData:
+    """The training split with the base model's own general answers mixed in where replay is on
+    (studio/replay.py); validation and test stay the user's rows, so the verdict and the kept checkpoint judge the
+    task alone. A replay that cannot be made is logged and the run goes on without it."""
+    from . import replay
+    from .recipe import replay_decision
+
+    task_rows = len(prepared.train) + len(prepared.validation) + len(prepared.test)
+    on, why = replay_decision(settings, task_rows)
+    if not on:
+        log(Msg("log.replay_off", why=why))
+        return prepared
+    languages = replay.data_languages(prepared.train)
+
+    def load_base():
+        return models.load_model(model_path, models.weights_dtype(plan["precision"], "lora"),
+                                 settings.model.trust_remote_code, quantization_config=to_bnb_config(settings, plan))
+
+    try:
+        with main_process_first():  # one process generates and caches; the others read the cache
+            rows, cached, seconds = replay.base_answers(model_path, tokenizer, languages, load_base, log)
+    except Exception as err:  # noqa: BLE001 - replay helps a run; it is never a reason to stop one
+        log(Msg("log.replay_off", why=f"{type(err).__name__}: {err}"))
+        return prepared
+    finally:
+        models.free_memory()
+    count = replay.replay_count(len(prepared.train), settings.data.replay_share)
+    picked = replay.pick(rows, count, settings.training.seed)
+    if not picked:
+        return prepared
+    log(Msg("log.replay", count=len(picked), total=len(prepared.train) + len(picked), languages=", ".join(languages),
+            how=Msg("replay.cached" if cached else "replay.generated"), seconds=seconds, why=why))
+    mixed = prepared.train + picked
+    random.Random(settings.training.seed).shuffle(mixed)  # spread through the epoch, not a block at its end
+    if is_main_process():
+        run.write_splits({"train": mixed, "validation": prepared.validation, "test": prepared.test})
+    return PreparedData(mixed, prepared.validation, prepared.test, prepared.format, prepared.dropped, prepared.mix)
 
 
 def _tokenise(settings: Settings, run: RunFolder, log: RunLog, plan: dict, prepared: PreparedData, tokenizer):
@@ -393,9 +477,11 @@ def _figures(settings: Settings, trainer, output, target: Path, plan: dict) -> d
     eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]
     margins = [h["rewards/margins"] for h in history if "rewards/margins" in h]
     stage = settings.method.stage
+    best_step = getattr(trainer.state, "best_global_step", None) if trainer.args.load_best_model_at_end else None
     return {
         "output": str(target), "method": settings.method.finetuning_type if stage == "sft" else stage,
-        "global_step": trainer.state.global_step,
+        "global_step": trainer.state.global_step, "planned_steps": trainer.state.max_steps,
+        "best_step": best_step,
         "final_train_loss": train_losses[-1] if train_losses else None,
         "first_train_loss": train_losses[0] if train_losses else None,
         "final_eval_loss": eval_losses[-1] if eval_losses else None,

@@ -34,8 +34,9 @@ def sft_config_kwargs(settings: Settings, plan: dict) -> dict:
         # Evaluation needs only the loss: without this, Trainer also gathers every token's log-probability.
         "prediction_loss_only": True,
         "dataloader_pin_memory": plan["device"] == "cuda",
-        # Early stopping needs the best checkpoint tracked.
-        "load_best_model_at_end": has_eval and t.early_stopping_patience > 0,
+        # With validation rows the run keeps its best checkpoint (lowest validation loss), which Chat and Export
+        # then use; early stopping reads the same tracking.
+        "load_best_model_at_end": has_eval,
         "metric_for_best_model": "eval_loss",
         "greater_is_better": False,
     }

@@ -82,7 +82,8 @@ def fields(items, rule_field):
     (advice.rule_effective_batch, situation("per_device_train_batch_size=2", "gradient_accumulation_steps=1"),
      situation("per_device_train_batch_size=4", "gradient_accumulation_steps=4"), "gradient_accumulation_steps"),
     (advice.rule_effective_batch, situation("per_device_train_batch_size=32", "gradient_accumulation_steps=8"),
-     situation("per_device_train_batch_size=32", "gradient_accumulation_steps=2"), "gradient_accumulation_steps"),
+     situation("per_device_train_batch_size=32", "gradient_accumulation_steps=2", rows=50_000),
+     "gradient_accumulation_steps"),
     (advice.rule_cutoff, situation("max_length=256", share_over_cutoff=0.2), situation("max_length=512"),
      "max_length"),
     (advice.rule_cutoff, situation("max_length=4096"), situation("max_length=768"), "max_length"),
@@ -183,7 +184,8 @@ def curve(evals=(), losses=(), epochs_per_step=0.5):
 
 def test_a_run_that_did_not_learn_gets_the_guides_remedies_in_order():
     settings, _ = config.apply_overrides(Settings(), ["r=8", "learning_rate=5e-5", "num_train_epochs=3"])
-    flat = curve(evals=[(0, 2.0), (6, 1.99)], losses=[(1, 2.1), (6, 2.0)])
+    # enough steps (120 in 3 epochs) that too few steps is not the cause
+    flat = curve(evals=[(0, 2.0), (120, 1.99)], losses=[(1, 2.1), (120, 2.0)], epochs_per_step=0.025)
     verdict = advice.not_learning(settings, flat)
     assert "validation loss 1.990, against 2.000 before training" in verdict
     text = str(verdict)

@@ -261,3 +261,61 @@ def test_neftune_noise_reaches_the_embeddings_during_training(tiny_model_dir, tm
         assert status["status"] == "finished", status
         losses[alpha] = status["first_train_loss"]
     assert losses["null"] != losses["100"], losses
+
+
+def test_the_best_checkpoint_is_kept_and_a_rising_validation_loss_stops_the_run(tiny_model_dir, tmp_path):
+    """Training rows answer 'alpha', the validation rows (the file's end) 'beta' to the same prompts: validation
+    loss rises as training goes on. The run stops after `patience` evaluations without a new best, and the adapter
+    Chat and Export use is the best checkpoint's, not the last step's."""
+    from safetensors.torch import load_file
+
+    rows = [{"messages": [{"role": "user", "content": f"Say the word {i % 4}"},
+                          {"role": "assistant", "content": "alpha alpha alpha" if i < 16 else "beta beta beta"}]}
+            for i in range(20)]
+    data = tmp_path / "conflict.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    settings = tiny_settings(tiny_model_dir, f"dataset_path={data}", "validation_share=0.2", "split_by_order=true",
+                             "test_share=0", "max_steps=40", "eval_steps=1", "save_steps=1", "early_stopping_patience=2",
+                             "learning_rate=0.01", "drift_check=false")
+    status = train.run_training(settings, tmp_path / "run", progress=None)
+    assert status["status"] == "finished", status
+    evals = [(m["step"], m["eval_loss"]) for m in RunFolder(tmp_path / "run").metrics() if "eval_loss" in m and m["step"]]
+    best_step = min(evals, key=lambda e: e[1])[0]
+    assert status["global_step"] < 40, "early stopping ended the run"
+    assert status["global_step"] == evals[-1][0] and status["global_step"] - best_step == 2  # patience 2
+    assert status["best_step"] == best_step
+    kept = load_file(tmp_path / "run" / "adapter" / "adapter_model.safetensors")
+    best = load_file(tmp_path / "run" / "checkpoints" / f"checkpoint-{best_step}" / "adapter_model.safetensors")
+    assert kept.keys() == best.keys() and all(torch.equal(kept[k], best[k]) for k in kept)
+    assert f"step {best_step}" in (tmp_path / "run" / "log.txt").read_text()
+
+
+def test_a_run_with_held_out_rows_ends_with_a_verdict(tiny_model_dir, tmp_path):
+    status = train.run_training(tiny_settings(tiny_model_dir, "test_share=0.2", "drift_check=false"),
+                                tmp_path / "run", progress=None)
+    assert status["status"] == "finished", status
+    report = RunFolder(tmp_path / "run").verdict()
+    assert report["split"] == "test" and report["rows"] > 0 and report["metric"] in ("exact_match", "rouge_l")
+    assert 0 <= report["base"] <= 1 and 0 <= report["tuned"] <= 1 and len(report["examples"]) > 0
+    assert status["verdict"]["line"]["key"].startswith("verdict.")
+    from studio.text import Msg, render
+    assert "留出数据得分" in render(Msg.from_json(status["verdict"]["line"]), "zh")
+
+
+def test_launch_train_plans_what_the_preset_leaves_open(tiny_model_dir, tmp_path, capsys):
+    """A preset that sets only the model, the data and a learning rate: the plan sizes the rest and says so; the
+    learning rate stays the preset's."""
+    import launch
+
+    preset = tmp_path / "p.json"
+    preset.write_text(json.dumps({"studio_preset": 1, "settings": {
+        "model": {"model_name_or_path": str(tiny_model_dir)},
+        "training": {"learning_rate": 0.01, "max_length": 128, "precision": "fp32", "drift_check": False}}}))
+    code = launch.main(["train", "--preset", str(preset), "--set", "max_samples=40", "--set", "max_steps=3",
+                        "--output-dir", str(tmp_path / "run")])
+    assert code == 0
+    saved = RunFolder(tmp_path / "run").settings()
+    assert saved.training.learning_rate == 0.01  # the preset's own value
+    assert saved.data.validation_share == 0.2 and saved.training.num_train_epochs == 10.0  # the plan's, for 40 rows
+    assert saved.training.early_stopping_patience == 3
+    assert "Plan: num_train_epochs = 10.0" in capsys.readouterr().out

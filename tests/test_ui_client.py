@@ -235,6 +235,25 @@ def test_loading_a_file_hands_its_recommendations_to_the_form_once(app_url):
     assert again[12:15] == (300, 0.25, 0.0) and again[15] == ""
 
 
+def test_loading_a_file_hands_the_recipe_sized_to_its_rows(app_url):
+    """191 rows: batch 4 x 1, 3 epochs (over 100 updates), lr 2e-4, about ten evaluations, early stopping; the
+    Hyperparameters tab then shows the plan and marks the values the user changed as theirs."""
+    from studio.ui.data_tab import HANDED_RECIPE_FIELDS
+
+    client = Client(app_url, verbose=False)
+    first = client.predict(dataset_path="demo", max_length=512, validation_share=0.1, test_share=0.0,
+                           api_name="/load_data")
+    handed = dict(zip(HANDED_RECIPE_FIELDS, first[16:]))
+    assert handed == {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "num_train_epochs": 3.0,
+                      "learning_rate": 2e-4, "eval_steps": 10, "early_stopping_patience": 3}
+    assert "**102** optimizer steps" in first[15]
+    _, _, estimate = client.predict(**form_values(**handed, validation_share=first[13], test_share=first[14],
+                                                  learning_rate=1e-4), api_name="/check_settings")
+    assert "The plan for 191 rows" in estimate
+    rows = {line.split(" | ")[0].strip("| "): line for line in estimate.splitlines() if line.startswith("| ")}
+    assert "**yours**" in rows["Learning rate"] and "| plan |" in rows["Epochs"]
+
+
 def test_the_run_just_trained_is_offered_by_chat_and_export_once(app_url, chat_run):
     """After a run finishes in this server, opening Chat or Export selects it (and Chat loads it); after that the
     session's own choice is kept."""

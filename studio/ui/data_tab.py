@@ -12,7 +12,7 @@ import typing
 import gradio as gr
 import pandas as pd
 
-from .. import config, data, mixing, preference, stats
+from .. import config, data, mixing, preference, recipe, stats
 from .forms import TabContext, TabParts, build_section_form
 from .text import chart_titles, frame, headers, lang, render, t, tr
 
@@ -95,27 +95,47 @@ def analyse(dataset_path=None, dataset_format=None, column_mapping=None, model_n
             split, findings, report.cutoff.cutoff if report.cutoff else None, share)
 
 
+# The recipe's fields that a loaded file hands to the form besides the cutoff and the shares (studio/recipe.py).
+HANDED_RECIPE_FIELDS = ("per_device_train_batch_size", "gradient_accumulation_steps", "num_train_epochs",
+                        "learning_rate", "eval_steps", "early_stopping_patience")
+
+
 def load_and_apply(dataset_path=None, dataset_format=None, column_mapping=None, model_name_or_path=None, query=None,
                    page=None, extra_datasets=None, report_on=None, applied=None, max_length=None,
-                   validation_share=None, test_share=0.0, progress=gr.Progress(), request: gr.Request = None):
-    """Load (as analyse), then hand the main file's recommendations (cutoff, validation and test shares) to the
+                   validation_share=None, test_share=0.0, finetuning_type="lora", stage="sft",
+                   progress=gr.Progress(), request: gr.Request = None):
+    """Load (as analyse), then hand the main file's recommendations (cutoff, validation and test shares, and the
+    recipe sized to its rows: batch, accumulation, epochs, learning rate, evaluation and early stopping) to the
     form, once per file: loading the same file again, paging, or a mixed-in file's report leaves the user's own
-    changes alone."""
+    changes alone. The recipe's values come last, after the note, so the first sixteen outputs keep their places."""
     shown = analyse(dataset_path, dataset_format, column_mapping, model_name_or_path, query, page, extra_datasets,
                     report_on, progress=progress, request=request)
     cutoff, share = shown[-2], shown[-1]
     source, _ = data_source(dataset_path, dataset_format, column_mapping)
     key = json.dumps([source.dataset_path, source.dataset_format, source.column_mapping, str(model_name_or_path)])
     usable = report_of(source, model_name_or_path).load.rows
+    unchanged = tuple(gr.update() for _ in HANDED_RECIPE_FIELDS)
     if key == applied or not usable or int(report_on or 1) > 1:
-        return (*shown, applied, max_length, validation_share, test_share, "")
+        return (*shown, applied, max_length, validation_share, test_share, "", *unchanged)
     language = lang(request)
-    test = stats.recommended_test_share(len(usable))
+    plan = planned_for(len(usable), model_name_or_path, finetuning_type, stage)
+    test = plan.values()["test_share"]
     note = tr("data.applied", language, cutoff=cutoff, share=share) if cutoff else \
         tr("data.applied_share", language, share=share)
     if test:
         note += " " + tr("data.applied_test", language, share=test, rows=data.split_sizes(len(usable), share, test)[2])
-    return (*shown, key, cutoff or max_length, share, test, note)
+    note += " " + tr("data.applied_recipe", language, steps=plan.steps, epochs=plan.values()["num_train_epochs"],
+                     lr=plan.values()["learning_rate"])
+    return (*shown, key, cutoff or max_length, share, test, note, *(plan.values()[f] for f in HANDED_RECIPE_FIELDS))
+
+
+def planned_for(rows: int, model, finetuning_type, stage) -> recipe.Recipe:
+    """The recipe for a file of `rows` usable rows on this model with the form's method and stage."""
+    from .hyperparams_tab import model_parameters  # deferred: that tab imports this one's neighbours
+
+    method = finetuning_type if finetuning_type in config.LEARNING_RATES else "lora"
+    return recipe.plan_recipe(rows, method=method, stage=stage if stage in ("sft", "dpo", "kto") else "sft",
+                              parameters=model_parameters(model))
 
 
 def show_row(dataset_path, dataset_format, column_mapping, model_name_or_path, number, extra_datasets=None,
@@ -288,9 +308,11 @@ def build(ctx: TabContext) -> TabParts:
                    recommended_cutoff, recommended_share]
         loading = dict(fn=load_and_apply,
                        inputs_kwargs=dict(**browsing, applied=applied, max_length=full_form["max_length"],
-                                          validation_share=form["validation_share"], test_share=form["test_share"]),
+                                          validation_share=form["validation_share"], test_share=form["test_share"],
+                                          finetuning_type=full_form["finetuning_type"], stage=full_form["stage"]),
                        outputs=outputs + [applied, full_form["max_length"], form["validation_share"],
-                                          form["test_share"], applied_note])
+                                          form["test_share"], applied_note]
+                       + [full_form[name] for name in HANDED_RECIPE_FIELDS])
         # An upload is loaded at once: choosing the file is the user's "load".
         upload.upload(use_upload, inputs_kwargs=dict(file_path=upload, current=form["dataset_path"]),
                       outputs=form["dataset_path"], api_name="use_upload").then(**loading, api_name=False)

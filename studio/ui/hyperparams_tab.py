@@ -10,7 +10,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from .. import advice, config, estimates, hardware, preference, stats
+from .. import advice, config, estimates, hardware, preference, recipe, stats
 from ..jobs import JOB
 from ..models import model_shape
 from ..paths import PRESET_DOWNLOAD, source_refusal
@@ -48,6 +48,11 @@ def _shape(model: str):
     return None if source_refusal(model) else model_shape(model)  # advice never opens a path it may not read
 
 
+def model_parameters(model) -> int | None:
+    shape = _shape(model) if isinstance(model, str) and model else None
+    return shape.parameters if shape else None
+
+
 def situation_for(settings: config.Settings) -> advice.Situation:
     return advice.build_situation(settings, stats.advice_report(settings), hardware.detect(),
                                   _shape(settings.model.model_name_or_path))
@@ -78,7 +83,30 @@ def estimate_markdown(settings: config.Settings, situation: advice.Situation, la
                          activations=parts["activations"], logits=parts["logits"],
                          fit=estimates.fit_message(parts["total"], situation.facts.free_memory_gb,
                                                 settings.method.finetuning_type)))
-    return "\n".join(f"- {render(line, language)}" for line in lines)
+    text = "\n".join(f"- {render(line, language)}" for line in lines)
+    if situation.rows is not None and settings.method.stage in ("sft", "dpo", "kto"):
+        text += "\n\n" + plan_markdown(settings, situation, language)
+    return text
+
+
+def plan_markdown(settings: config.Settings, situation: advice.Situation, language: str = "en") -> str:
+    """The recipe for this data beside the values in use: which are the plan's and which the user's, and why."""
+    plan = recipe.recipe_for(settings, situation.rows, situation.parameters, situation.devices)
+    labels = field_labels(language)
+    head = [tr(key, language) for key in ("col.setting", "recipe.col_plan", "recipe.col_used", "recipe.col_whose",
+                                          "recipe.col_why")]
+    lines = [tr("recipe.title", language, rows=situation.rows, steps=plan.steps),
+             "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for name, planned, used, whose, why in recipe.plan_rows(plan, settings):
+        mark = f"**{render(whose, language)}**" if whose.key == "recipe.yours" else render(whose, language)
+        lines.append(f"| {labels.get(name, name)} | {_number(planned)} | {_number(used)} | {mark} | "
+                     f"{render(why, language)} |")
+    lines += [f"- {render(note, language)}" for note in plan.notes]
+    return "\n".join(lines)
+
+
+def _number(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent.parent / "presets"

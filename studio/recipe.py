@@ -1,0 +1,176 @@
+"""The recipe: how long, in what batches and how fast to train, computed from the data, the model and the machine.
+
+One pure function, `plan_recipe`, turns (usable rows, model size, method, stage, devices) into the values of the
+recipe's fields, each with its one-line reason. The Data tab hands them to the form when a file is loaded, the
+Hyperparameters tab shows them beside the user's own values, "Reset to recommended" restores them, and
+`launch.py train` fills every recipe field its preset and `--set` leave unset with them. The user's own values
+always win: `apply_recipe` only fills the fields it is told are the plan's.
+
+Why these rules (the guide, and the outcome bench's measurements in bench/RESULTS.md):
+- A small set must be seen often enough to be learned: at least ~100 optimizer updates, 3-10 epochs below 1,000
+  rows and fewer above (18 updates on a 91-row identity file did not teach the model its name).
+- Small data gets a small effective batch, so that those updates exist without twenty epochs.
+- The learning rate follows the method and the model size (config.LEARNING_RATES, PREFERENCE_RATES).
+- Validation loss is measured about ten times a run, the best checkpoint is kept and training stops once it has
+  stopped improving (the U-shape of over-training).
+No torch here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .config import LEARNING_RATES, PREFERENCE_RATES, Settings, flat_values
+from .data import split_sizes
+from .estimates import steps_per_epoch
+from .stats import recommended_test_share, recommended_validation_share
+from .text import Msg
+
+MIN_UPDATES = 100  # optimizer steps a small set needs to be learned (measured: bench/outcome.py)
+EVALUATIONS_PER_RUN = 10  # validation measurements across a run: enough to see the U, few enough to stay cheap
+EARLY_STOPPING_PATIENCE = 3  # evaluations without a new best before a run stops (one is noise, three a trend)
+MAX_DEVICE_BATCH = 4  # conversations per forward pass before accumulation; memory is checked by the estimates
+
+# The fields the recipe decides, in the order the plan shows them.
+RECIPE_FIELDS = ("validation_share", "test_share", "per_device_train_batch_size", "gradient_accumulation_steps",
+                 "num_train_epochs", "learning_rate", "eval_steps", "early_stopping_patience")
+
+
+@dataclass(frozen=True)
+class Choice:
+    value: object
+    why: Msg
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The plan's value and reason per field, and the numbers that follow from it."""
+    choices: dict[str, Choice]
+    rows: int  # usable rows before the split
+    train_rows: int
+    steps: int  # optimizer steps of the whole run
+    notes: list[Msg] = field(default_factory=list)  # what the plan could not do (tiny data, ...)
+
+    def values(self) -> dict:
+        return {name: choice.value for name, choice in self.choices.items()}
+
+
+def effective_batch_for(train_rows: int) -> int:
+    """Small data: small batches, so a few epochs still give many updates; large data: the usual 16-32."""
+    if train_rows < 200:
+        return 4
+    if train_rows < 1000:
+        return 8
+    return 16 if train_rows < 10_000 else 32
+
+
+def epoch_limits(train_rows: int) -> tuple[int, int]:
+    """The guide's range: 3-10 epochs for small data, 1-3 for large."""
+    if train_rows < 1000:
+        return 3, 10
+    return (1, 3) if train_rows < 10_000 else (1, 2)
+
+
+def learning_rate_for(method: str, stage: str, parameters: int | None, rows: int) -> tuple[float, Msg]:
+    if stage != "sft":
+        return PREFERENCE_RATES["small"], Msg("recipe.lr_preference", stage=stage.upper())
+    rates = LEARNING_RATES[method]
+    if (parameters is not None and parameters < 1e9) or rows > 10_000:
+        return rates["small"], Msg("recipe.lr_small", method=method)
+    return rates["large"], Msg("recipe.lr_large", method=method)
+
+
+def plan_recipe(rows: int, *, method: str = "lora", stage: str = "sft", parameters: int | None = None,
+                devices: int = 1, max_steps: int = -1) -> Recipe:
+    """The recipe for `rows` usable rows (before the split). Pure: a table test covers it (tests/test_recipe.py)."""
+    rows = max(int(rows), 0)
+    validation, test = recommended_validation_share(rows)[0], recommended_test_share(rows)
+    train_rows = max(split_sizes(rows, validation, test)[0], 1)
+    effective = effective_batch_for(train_rows)
+    batch = max(1, min(MAX_DEVICE_BATCH, effective // devices))
+    accumulation = max(1, effective // (batch * devices))
+    per_epoch = steps_per_epoch(train_rows, batch, accumulation, devices)
+    low, high = epoch_limits(train_rows)
+    epochs = float(min(high, max(low, math.ceil(MIN_UPDATES / per_epoch))))
+    if stage != "sft":
+        epochs = min(epochs, 3.0)  # pairs are over-fitted within a few epochs
+    steps = max(1, math.ceil(per_epoch * epochs))
+    if max_steps > 0:  # the user's cap: the evaluations are spread over the steps that will run
+        steps = max_steps
+    lr, lr_why = learning_rate_for(method, stage, parameters, rows)
+    eval_every = max(1, round(steps / EVALUATIONS_PER_RUN))
+    notes = []
+    if validation == 0:
+        notes.append(Msg("recipe.tiny_data", rows=rows))
+    choices = {
+        "validation_share": Choice(validation, Msg("recipe.validation", rows=round(rows * validation))),
+        "test_share": Choice(test, Msg("recipe.test", rows=round(rows * test)) if test else Msg("recipe.no_test")),
+        "per_device_train_batch_size": Choice(batch, Msg("recipe.batch", effective=effective)),
+        "gradient_accumulation_steps": Choice(accumulation, Msg("recipe.accumulation", effective=effective)),
+        "num_train_epochs": Choice(epochs, Msg("recipe.epochs", rows=train_rows, steps=steps, low=low, high=high,
+                                                   minimum=MIN_UPDATES)),
+        "learning_rate": Choice(lr, lr_why),
+        "eval_steps": Choice(eval_every, Msg("recipe.eval_steps", count=EVALUATIONS_PER_RUN)),
+        "early_stopping_patience": Choice(EARLY_STOPPING_PATIENCE if validation else 0,
+                                          Msg("recipe.patience", patience=EARLY_STOPPING_PATIENCE)
+                                          if validation else Msg("recipe.no_patience")),
+    }
+    return Recipe(choices, rows, train_rows, steps, notes)
+
+
+def replay_decision(settings: Settings, rows: int) -> tuple[bool, Msg]:
+    """Whether this run replays the base model's general answers (studio/replay.py), and why. 'auto': on where
+    forgetting is likely (a small set seen 3+ times), and never for preference stages (their rows are pairs)."""
+    d, t = settings.data, settings.training
+    if settings.method.stage != "sft":
+        return False, Msg("replay.not_sft")
+    if d.replay != "auto":
+        return d.replay == "on", Msg("replay.user_" + d.replay)
+    small, many = rows < 1000, t.max_steps <= 0 and t.num_train_epochs >= 3
+    if small and (many or t.max_steps > 0):
+        return True, Msg("replay.auto_on", rows=rows, epochs=t.num_train_epochs, share=d.replay_share)
+    return False, Msg("replay.auto_off", rows=rows)
+
+
+def recipe_for(settings: Settings, rows: int, parameters: int | None = None, devices: int = 1) -> Recipe:
+    return plan_recipe(rows, method=settings.method.finetuning_type, stage=settings.method.stage,
+                       parameters=parameters, devices=devices, max_steps=settings.training.max_steps)
+
+
+def apply_recipe(settings: Settings, recipe: Recipe, keep: set[str] | frozenset[str] = frozenset()) -> Settings:
+    """The settings with every recipe field not in `keep` (the user's own values) set to the plan's value."""
+    data = settings.model_dump()
+    for name, choice in recipe.choices.items():
+        if name in keep:
+            continue
+        for section in data.values():
+            if name in section:
+                section[name] = choice.value
+    return Settings.model_validate(data)
+
+
+def user_fields(settings: Settings) -> set[str]:
+    """The recipe fields a preset (or any settings built from a partial dict) gave explicitly: pydantic keeps
+    which fields were set, so a preset that says nothing of the epochs lets the plan choose them."""
+    given = set()
+    for section in ("data", "training"):
+        given |= getattr(settings, section).model_fields_set
+    return given & set(RECIPE_FIELDS)
+
+
+def plan_rows(recipe: Recipe, settings: Settings) -> list[list]:
+    """The plan table: field, the plan's value, the value that will be used, whose it is, and why."""
+    current = flat_values(settings)
+    rows = []
+    for name, choice in recipe.choices.items():
+        value = current[name]
+        mine = not _same(value, choice.value)
+        rows.append([name, choice.value, value, Msg("recipe.yours" if mine else "recipe.plans"), choice.why])
+    return rows
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+    return a == b

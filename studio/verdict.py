@@ -1,0 +1,128 @@
+"""Did it learn? The base and the tuned model answer held-out prompts greedily, and the answers are scored against
+the held-out references with the metric that fits the task.
+
+- Which rows: the run's test rows (never trained on, never used to pick the checkpoint); without them the
+  validation rows (unseen in training, but they picked the best checkpoint); with neither (tiny data), the
+  training rows, which only shows whether the data was learned, and the report says so.
+- Which metric: exact match (case, spaces and punctuation ignored) where the answers are short or a few labels
+  repeat (classification, a number, a name); ROUGE-L otherwise (longest common subsequence of words, of
+  characters for Chinese). The reason is kept with the figures.
+- When: the base answers before the first step (a new adapter changes nothing yet, and a full fine-tune has no
+  base copy afterwards), the tuned answers after training, both by `drift.greedy`.
+The result is the run's `verdict.json` and one line a beginner reads. Torch stays in the functions that run models.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from .evaluate import exact_match, rouge_l, units
+from .text import Msg
+
+MAX_PROMPTS = 32  # enough to tell 4% from 78%; generation must stay a small share of a short run
+MAX_NEW_TOKENS = 96  # long answers are scored on their start; ROUGE-L over 96 tokens already tells the style
+LEARNED, LEARNED_A_LITTLE = 0.15, 0.03  # gains in the task score (0-1) that count as learned / a little
+
+
+@dataclass
+class HeldOut:
+    """The base model's side, kept by the training job until the run ends."""
+    split: str
+    metric: str
+    metric_why: Msg
+    prompts: list[list[dict]]
+    references: list[str]
+    prompt_ids: list[list[int]]
+    max_new_tokens: int
+    base_answers: list[str]
+    seconds: float = 0.0
+
+
+def held_out_rows(splits: dict[str, list[dict]]) -> tuple[list[tuple[list[dict], str]], str]:
+    """(prompt messages, reference answer) pairs and which split they come from: test, else validation, else
+    train. A row's last assistant turn is its reference; rows that end otherwise are skipped."""
+    for split in ("test", "validation", "train"):
+        pairs = [(r["messages"][:-1], r["messages"][-1]["content"]) for r in splits.get(split) or []
+                 if r.get("messages") and r["messages"][-1].get("role") == "assistant"
+                 and isinstance(r["messages"][-1].get("content"), str)]
+        if pairs:
+            return pairs[:MAX_PROMPTS], split
+    return [], "none"
+
+
+SHORT_ANSWER_UNITS = 4  # a label, a number, a name: exact match; longer answers can be right in other words
+
+
+def choose_metric(references: list[str]) -> tuple[str, Msg]:
+    """Exact match where the typical answer is a few words (a label, a number, a name); ROUGE-L otherwise, also
+    where a few long answers repeat (an identity file's templates), since a right answer may use another one."""
+    lengths = sorted(len(units(r)) for r in references)
+    if lengths and lengths[len(lengths) // 2] <= SHORT_ANSWER_UNITS:
+        return "exact_match", Msg("verdict.metric_exact")
+    return "rouge_l", Msg("verdict.metric_rouge")
+
+
+def task_score(metric: str, references: list[str], answers: list[str]) -> float:
+    """Mean score in 0-1 over the rows."""
+    scorer = exact_match if metric == "exact_match" else rouge_l
+    return sum(scorer(r, a) for r, a in zip(references, answers)) / max(len(references), 1)
+
+
+def before_training(model, tokenizer, splits: dict[str, list[dict]]) -> HeldOut | None:
+    """The base model's answers to the held-out prompts (None without any row to ask)."""
+    from .chat_template import answer_text, generation_prompt
+    from .drift import greedy  # deferred: torch
+
+    started = time.perf_counter()
+    pairs, split = held_out_rows(splits)
+    if not pairs:
+        return None
+    prompts, references = [p for p, _ in pairs], [r for _, r in pairs]
+    metric, why = choose_metric(references)
+    prompt_ids = [tokenizer(generation_prompt(tokenizer, p), add_special_tokens=False)["input_ids"] for p in prompts]
+    longest = max(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in references)
+    max_new = min(MAX_NEW_TOKENS, int(longest * 1.25) + 8)  # room for the answer and its end, not for rambling
+    answers = [answer_text(tokenizer, ids) for ids in greedy(model, tokenizer, prompt_ids, max_new)]
+    return HeldOut(split, metric, why, prompts, references, prompt_ids, max_new, answers,
+                   time.perf_counter() - started)
+
+
+def after_training(held: HeldOut, model, tokenizer) -> dict:
+    """The tuned model's answers and both scores: the report kept as the run's verdict.json."""
+    from .chat_template import answer_text
+    from .drift import greedy  # deferred: torch
+
+    started = time.perf_counter()
+    tuned = [answer_text(tokenizer, ids) for ids in greedy(model, tokenizer, held.prompt_ids, held.max_new_tokens)]
+    base_score = task_score(held.metric, held.references, held.base_answers)
+    tuned_score = task_score(held.metric, held.references, tuned)
+    return {
+        "split": held.split, "rows": len(held.references), "metric": held.metric, "metric_why": held.metric_why,
+        "base": round(base_score, 4), "tuned": round(tuned_score, 4),
+        "examples": [{"prompt": p[-1]["content"] if p else "", "reference": r, "base": b, "tuned": t}
+                     for p, r, b, t in zip(held.prompts, held.references, held.base_answers, tuned)][:8],
+        "seconds": {"before": round(held.seconds, 2), "after": round(time.perf_counter() - started, 2)},
+    }
+
+
+def outcome(report: dict) -> str:
+    gain = report["tuned"] - report["base"]
+    if gain >= LEARNED:
+        return "learned"
+    return "a_little" if gain >= LEARNED_A_LITTLE else "not_learned"
+
+
+def verdict_line(report: dict, drift_report: dict | None = None, cause: Msg | None = None) -> Msg:
+    """One line a beginner reads: "Learned: held-out score 4% → 78% (exact match, 20 test rows); general ability
+    kept." A run that did not learn names its likely cause."""
+    from .drift import level  # deferred: drift imports nothing heavy, but keep this module's imports minimal
+
+    kept = Msg(f"verdict.drift_{level(drift_report)}") if drift_report else Msg("verdict.drift_unknown")
+    where = Msg(f"verdict.split_{report['split']}", rows=report["rows"])
+    key = f"verdict.{outcome(report)}"
+    line = Msg(key, base=report["base"], tuned=report["tuned"], metric=Msg(f"metric.{report['metric']}"),
+               where=where, drift=kept)
+    if outcome(report) == "not_learned" and cause is not None:
+        return Msg("verdict.with_cause", line=line, cause=cause)
+    return line

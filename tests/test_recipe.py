@@ -1,0 +1,208 @@
+"""The recipe sized to the data (studio/recipe.py), the verdict on held-out rows (studio/verdict.py) and the
+likely cause of a run that did not learn. Pure functions: no model, no torch."""
+
+import pytest
+
+from studio import advice, config, recipe, verdict
+from studio.advice import Situation
+from studio.config import Settings
+from studio.hardware import HardwareFacts
+from studio.text import render
+
+CPU = HardwareFacts(device="cpu", cpu_flags=frozenset({"avx2"}), total_memory_gb=24, free_memory_gb=20)
+SMALL, LARGE = 135_000_000, 7_000_000_000
+
+
+# rows, method, stage, parameters, devices -> validation, test, batch, accumulation, epochs, lr, steps
+@pytest.mark.parametrize("rows,method,stage,parameters,devices,expected", [
+    # a 91-row identity file: 20% validation, no test, effective batch 4, 6 epochs -> over 100 updates
+    (91, "lora", "sft", SMALL, 1, (0.2, 0.0, 4, 1, 6.0, 2e-4, 114)),
+    # the 191-row demo: a test set appears at 100 rows; 3 epochs already give 100 updates
+    (191, "lora", "sft", SMALL, 1, (0.2, 0.1, 4, 1, 3.0, 2e-4, 102)),
+    # tiny data: nothing held out, 10 epochs at most, no early stopping
+    (12, "lora", "sft", SMALL, 1, (0.0, 0.0, 4, 1, 10.0, 2e-4, 30)),
+    # 1,000 rows: effective batch 8, 3 epochs
+    (1000, "lora", "sft", SMALL, 1, (0.1, 0.05, 4, 2, 3.0, 2e-4, 321)),
+    # large data: one epoch, effective batch 32, a 7B model's lower rate
+    (50_000, "lora", "sft", LARGE, 1, (0.05, 0.02, 4, 8, 1.0, 2e-4, 1454)),
+    (5000, "lora", "sft", LARGE, 1, (0.078, 0.05, 4, 4, 1.0, 1e-4, 273)),
+    # full fine-tuning: full's rates
+    (5000, "full", "sft", LARGE, 1, (0.078, 0.05, 4, 4, 1.0, 1e-5, 273)),
+    # two devices share the effective batch
+    (5000, "lora", "sft", LARGE, 2, (0.078, 0.05, 4, 2, 1.0, 1e-4, 273)),
+    # DPO: a tenth of the rate, three epochs at most
+    (91, "lora", "dpo", SMALL, 1, (0.2, 0.0, 4, 1, 3.0, 5e-6, 57)),
+])
+def test_the_plan_sizes_the_run_to_the_data(rows, method, stage, parameters, devices, expected):
+    plan = recipe.plan_recipe(rows, method=method, stage=stage, parameters=parameters, devices=devices)
+    v = plan.values()
+    got = (v["validation_share"], v["test_share"], v["per_device_train_batch_size"], v["gradient_accumulation_steps"],
+           v["num_train_epochs"], v["learning_rate"], plan.steps)
+    assert got == expected
+    assert v["eval_steps"] == max(1, round(plan.steps / recipe.EVALUATIONS_PER_RUN))
+    assert v["early_stopping_patience"] == (recipe.EARLY_STOPPING_PATIENCE if v["validation_share"] else 0)
+    assert all(choice.why for choice in plan.choices.values())  # every value has its reason
+
+
+def test_small_data_gets_enough_updates_and_large_data_few_epochs():
+    for rows in (30, 60, 91, 150, 300, 600, 900):
+        plan = recipe.plan_recipe(rows, parameters=SMALL)
+        assert plan.steps >= recipe.MIN_UPDATES or plan.values()["num_train_epochs"] == 10, rows
+        assert 3 <= plan.values()["num_train_epochs"] <= 10
+    assert recipe.plan_recipe(20_000, parameters=SMALL).values()["num_train_epochs"] <= 2
+
+
+def test_a_max_steps_cap_spreads_the_evaluations_over_the_steps_that_run():
+    assert recipe.plan_recipe(91, max_steps=20).values()["eval_steps"] == 2
+
+
+def test_the_users_values_win_and_the_plan_fills_the_rest():
+    settings, _ = config.apply_overrides(Settings(), ["learning_rate=1e-4", "num_train_epochs=2"])
+    plan = recipe.plan_recipe(91, parameters=SMALL)
+    planned = recipe.apply_recipe(settings, plan, keep={"learning_rate"})
+    assert planned.training.learning_rate == 1e-4  # the user's
+    assert planned.training.num_train_epochs == 6.0  # not kept: the plan's
+    assert planned.data.validation_share == 0.2
+    table = {row[0]: row for row in recipe.plan_rows(plan, planned)}
+    assert table["learning_rate"][3] == "yours" and table["num_train_epochs"][3] == "plan"
+    assert render(table["learning_rate"][3], "zh") == "你的"
+
+
+def test_a_preset_that_says_nothing_of_the_epochs_leaves_them_to_the_plan(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text('{"studio_preset": 1, "settings": {"training": {"learning_rate": 0.0001}, '
+                    '"data": {"dataset_path": "demo"}}}')
+    settings, _, problems = config.load_preset(path)
+    assert not problems
+    assert recipe.user_fields(settings) == {"learning_rate"}
+
+
+def test_the_recipes_values_raise_no_advice_on_the_fields_it_sets():
+    for rows in (12, 91, 191, 1000, 50_000):
+        plan = recipe.plan_recipe(rows, parameters=SMALL)
+        settings = recipe.apply_recipe(Settings(), plan)
+        items = advice.advise(Situation(settings, rows=rows, parameters=SMALL, facts=CPU))
+        assert not [a for a in items if a.field in recipe.RECIPE_FIELDS and a.level != "info"], rows
+        assert not [a for a in items if a.field in ("gradient_accumulation_steps", "num_train_epochs",
+                                                    "learning_rate", "validation_share")], (rows, items)
+
+
+def test_reset_to_recommended_gives_the_plan():
+    settings, _ = config.apply_overrides(Settings(), ["num_train_epochs=1", "gradient_accumulation_steps=16"])
+    values = advice.recommended_values(Situation(settings, rows=91, parameters=SMALL, facts=CPU))
+    assert values["num_train_epochs"] == 6.0 and values["gradient_accumulation_steps"] == 1
+    assert values["early_stopping_patience"] == recipe.EARLY_STOPPING_PATIENCE
+
+
+# ---------------------------------------------------------------- the verdict on held-out rows
+
+def test_the_metric_fits_the_task():
+    assert verdict.choose_metric(["positive", "negative", "negative", "positive", "neutral"])[0] == "exact_match"
+    assert verdict.choose_metric(["42", "17", "3"])[0] == "exact_match"
+    long = ["I am Nova, an AI assistant developed by Orbit Labs to help with questions."] * 3
+    assert verdict.choose_metric(long)[0] == "rouge_l"
+    assert verdict.choose_metric(long[:1] * 10 + ["My name is Nova, made by Orbit Labs."] * 10)[0] == "rouge_l"
+    assert verdict.choose_metric(["请问您方便帮我关一下门吗？非常感谢！", "请问您可以把灯关掉吗？辛苦您了！"])[0] == "rouge_l"
+
+
+def test_task_scores_on_fixed_answers():
+    assert verdict.task_score("exact_match", ["Sports", "food"], ["sports.", "weather"]) == 0.5
+    score = verdict.task_score("rouge_l", ["请问您方便关门吗"], ["请问您关门吗"])
+    assert score == pytest.approx(2 * 6 / (6 + 8))  # 6 of 8 characters in order; 6 of 6 answered
+    assert verdict.task_score("rouge_l", ["a b"], [""]) == 0.0
+
+
+def test_held_out_rows_prefer_test_then_validation_then_train():
+    row = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+    assert verdict.held_out_rows({"test": [row], "validation": [row]})[1] == "test"
+    assert verdict.held_out_rows({"test": [], "validation": [row]})[1] == "validation"
+    assert verdict.held_out_rows({"train": [row]})[1] == "train"
+    assert verdict.held_out_rows({"train": [{"messages": [{"role": "user", "content": "q"}]}]}) == ([], "none")
+
+
+def test_the_verdict_line_reads_like_a_sentence_in_both_languages():
+    report = {"split": "test", "rows": 20, "metric": "exact_match", "base": 0.04, "tuned": 0.78}
+    line = verdict.verdict_line(report, {"drift": 0.01})
+    assert str(line).startswith("Learned: held-out score 4% → 78% (accuracy (exact match), 20 test rows)")
+    assert "general ability kept" in line
+    assert render(line, "zh").startswith("学会了：留出数据得分 4% → 78%")
+    flat = {**report, "tuned": 0.05}
+    cause = advice.likely_cause(Settings(), [{"step": 18, "loss": 2.0}])
+    line = verdict.verdict_line(flat, None, cause)
+    assert str(line).startswith("Did not learn") and "only 18 optimizer steps" in line
+
+
+@pytest.mark.parametrize("overrides,metrics,stopped,key", [
+    ([], [{"step": 3, "loss": 2.0}], True, "cause.stopped"),
+    (["max_steps=4"], [{"step": 4, "loss": 2.0}], False, "cause.capped"),
+    ([], [{"step": 18, "loss": 2.0}], False, "cause.few_steps"),
+    (["learning_rate=1e-6"], [{"step": 120, "loss": 2.0}, {"step": 121, "loss": 1.0}], False, "cause.low_lr"),
+    ([], [{"step": 1, "loss": 2.0}, {"step": 120, "loss": 1.95}], False, "cause.loss_flat"),
+    ([], [{"step": 0, "eval_loss": 1.0}, {"step": 60, "eval_loss": 1.2}, {"step": 120, "eval_loss": 1.4},
+          {"step": 1, "loss": 2.0}, {"step": 120, "loss": 0.1}], False, "cause.memorised"),
+    ([], [{"step": 0, "eval_loss": 2.0}, {"step": 60, "eval_loss": 1.2}, {"step": 120, "eval_loss": 1.3},
+          {"step": 1, "loss": 2.0}, {"step": 120, "loss": 1.0}], False, "cause.data_or_model"),
+])
+def test_the_likely_cause_is_read_from_the_run(overrides, metrics, stopped, key):
+    settings, problems = config.apply_overrides(Settings(), overrides)
+    assert not problems
+    assert advice.likely_cause(settings, metrics, stopped).key == key
+
+
+def test_not_learning_names_a_max_steps_cap_before_rank_and_epochs():
+    settings, _ = config.apply_overrides(Settings(), ["max_steps=4"])
+    metrics = [{"step": 0, "eval_loss": 2.0, "epoch": 0}, {"step": 4, "eval_loss": 2.0, "epoch": 0.2},
+               {"step": 4, "loss": 2.0, "epoch": 0.2}]
+    message = advice.not_learning(settings, metrics)
+    assert "max-steps cap" in message and "LoRA rank" not in message and "epochs (now" not in message
+    assert "最大步数" in render(message, "zh")
+
+
+# ---------------------------------------------------------------- replay of the base model's own answers
+
+from studio import replay  # noqa: E402
+
+
+def test_replay_speaks_the_datas_languages():
+    def rows(*texts):
+        return [{"messages": [{"role": "user", "content": t}, {"role": "assistant", "content": t}]} for t in texts]
+
+    assert replay.data_languages(rows("Who are you?", "I am Nova.")) == ["en"]
+    assert replay.data_languages(rows("你是谁？", "我是 Nova，由 Orbit Labs 开发的助手。")) == ["zh"]
+    assert replay.data_languages(rows("Who are you, and who made you? Tell me in one sentence.",
+                                      "我是由 Orbit 实验室开发的助手。")) == ["en", "zh"]
+    assert replay.data_languages([]) == ["en"]
+
+
+def test_replay_rows_are_their_share_of_the_training_rows_and_cycle_without_repeats_first():
+    assert replay.replay_count(80, 0.2) == 20  # 20 of 100
+    assert replay.replay_count(80, 0.5) == 80
+    assert replay.replay_count(0, 0.2) == 0
+    pool = [{"messages": [{"role": "user", "content": str(i)}]} for i in range(5)]
+    picked = replay.pick(pool, 7, seed=1)
+    assert len(picked) == 7 and len({r["messages"][0]["content"] for r in picked[:5]}) == 5
+    assert replay.pick(pool, 7, seed=1) == picked  # repeatable
+
+
+def test_replay_prompts_are_never_drift_check_prompts():
+    from studio import drift
+
+    checked = {p.text for p in drift.builtin_prompts()}
+    mine = replay.builtin_prompts()
+    assert len(mine) >= 100 and not checked & {p["prompt"] for p in mine}
+    assert {p["language"] for p in mine} == {"en", "zh"}
+
+
+@pytest.mark.parametrize("overrides,rows,on", [
+    ([], 91, True),  # small data, 3 epochs: where forgetting is likely
+    (["num_train_epochs=1"], 91, False),
+    ([], 5000, False),
+    (["replay=on"], 5000, True),
+    (["replay=off"], 91, False),
+    (["stage=dpo"], 91, False),
+])
+def test_replay_auto_turns_on_where_forgetting_is_likely(overrides, rows, on):
+    settings, problems = config.apply_overrides(Settings(), overrides)
+    assert not problems
+    decided, why = recipe.replay_decision(settings, rows)
+    assert decided is on and why and render(why, "zh") != str(why)
