@@ -154,6 +154,18 @@ class DataSettings(_Section):
         """The form and `--set` give 'theirs=ours, ...' text: parsed here, once, for everything downstream."""
         return _parse_mapping_value(value)
 
+    placeholder_values: dict[str, str] = knob(
+        {}, label="Fill placeholders",
+        help="Values for template placeholders left in the data ({{name}}, {name}, <NAME>, [YOUR NAME]), e.g. "
+        "'name=Nova, author=Orbit Labs'; filled in every row before training. The quality report names the "
+        "placeholders it finds.",
+    )
+
+    @field_validator("placeholder_values", mode="before")
+    @classmethod
+    def _values_from_text(cls, value):
+        return _parse_mapping_value(value)
+
     dataset_share: float | None = knob(
         None, label="Share of the mix",
         help="With more files mixed in: this file's share of the training rows (0.7 = 70%). 0 or empty: all its rows.",

@@ -27,7 +27,7 @@ from .estimates import steps_per_epoch
 from .stats import recommended_test_share, recommended_validation_share
 from .text import Msg
 
-MIN_UPDATES = 100  # optimizer steps a small set needs to be learned (measured: bench/outcome.py)
+MIN_UPDATES = 80  # optimizer steps a small set needs to be learned (measured: bench/outcome.py, bench/RESULTS.md)
 EVALUATIONS_PER_RUN = 10  # validation measurements across a run: enough to see the U, few enough to stay cheap
 EARLY_STOPPING_PATIENCE = 3  # evaluations without a new best before a run stops (one is noise, three a trend)
 MAX_DEVICE_BATCH = 4  # conversations per forward pass before accumulation; memory is checked by the estimates
@@ -82,15 +82,20 @@ def learning_rate_for(method: str, stage: str, parameters: int | None, rows: int
 
 
 def plan_recipe(rows: int, *, method: str = "lora", stage: str = "sft", parameters: int | None = None,
-                devices: int = 1, max_steps: int = -1) -> Recipe:
-    """The recipe for `rows` usable rows (before the split). Pure: a table test covers it (tests/test_recipe.py)."""
+                devices: int = 1, max_steps: int = -1, replay_share: float = 0.0) -> Recipe:
+    """The recipe for `rows` usable rows (before the split), with `replay_share` of the training rows replayed
+    general answers (studio/replay.py; they count towards the steps). Pure: a table test covers it
+    (tests/test_recipe.py)."""
+    from .replay import replay_count  # deferred: a pure helper of the replay module
+
     rows = max(int(rows), 0)
     validation, test = recommended_validation_share(rows)[0], recommended_test_share(rows)
     train_rows = max(split_sizes(rows, validation, test)[0], 1)
     effective = effective_batch_for(train_rows)
     batch = max(1, min(MAX_DEVICE_BATCH, effective // devices))
     accumulation = max(1, effective // (batch * devices))
-    per_epoch = steps_per_epoch(train_rows, batch, accumulation, devices)
+    trained = train_rows + replay_count(train_rows, replay_share)
+    per_epoch = steps_per_epoch(trained, batch, accumulation, devices)
     low, high = epoch_limits(train_rows)
     epochs = float(min(high, max(low, math.ceil(MIN_UPDATES / per_epoch))))
     if stage != "sft":
@@ -108,7 +113,7 @@ def plan_recipe(rows: int, *, method: str = "lora", stage: str = "sft", paramete
         "test_share": Choice(test, Msg("recipe.test", rows=round(rows * test)) if test else Msg("recipe.no_test")),
         "per_device_train_batch_size": Choice(batch, Msg("recipe.batch", effective=effective)),
         "gradient_accumulation_steps": Choice(accumulation, Msg("recipe.accumulation", effective=effective)),
-        "num_train_epochs": Choice(epochs, Msg("recipe.epochs", rows=train_rows, steps=steps, low=low, high=high,
+        "num_train_epochs": Choice(epochs, Msg("recipe.epochs", rows=trained, steps=steps, low=low, high=high,
                                                    minimum=MIN_UPDATES)),
         "learning_rate": Choice(lr, lr_why),
         "eval_steps": Choice(eval_every, Msg("recipe.eval_steps", count=EVALUATIONS_PER_RUN)),
@@ -116,26 +121,37 @@ def plan_recipe(rows: int, *, method: str = "lora", stage: str = "sft", paramete
                                           Msg("recipe.patience", patience=EARLY_STOPPING_PATIENCE)
                                           if validation else Msg("recipe.no_patience")),
     }
-    return Recipe(choices, rows, train_rows, steps, notes)
+    return Recipe(choices, rows, trained, steps, notes)
 
 
-def replay_decision(settings: Settings, rows: int) -> tuple[bool, Msg]:
+def replay_decision(settings: Settings, rows: int, epochs: float | None = None) -> tuple[bool, Msg]:
     """Whether this run replays the base model's general answers (studio/replay.py), and why. 'auto': on where
-    forgetting is likely (a small set seen 3+ times), and never for preference stages (their rows are pairs)."""
+    forgetting is likely (a small set seen 3+ times: `epochs`, else the settings'), never for preference stages
+    (their rows are pairs)."""
     d, t = settings.data, settings.training
     if settings.method.stage != "sft":
         return False, Msg("replay.not_sft")
     if d.replay != "auto":
         return d.replay == "on", Msg("replay.user_" + d.replay)
-    small, many = rows < 1000, t.max_steps <= 0 and t.num_train_epochs >= 3
-    if small and (many or t.max_steps > 0):
-        return True, Msg("replay.auto_on", rows=rows, epochs=t.num_train_epochs, share=d.replay_share)
+    epochs = t.num_train_epochs if epochs is None else epochs
+    if rows < 1000 and (epochs >= 3 or t.max_steps > 0):
+        return True, Msg("replay.auto_on", rows=rows, epochs=epochs, share=d.replay_share)
     return False, Msg("replay.auto_off", rows=rows)
 
 
 def recipe_for(settings: Settings, rows: int, parameters: int | None = None, devices: int = 1) -> Recipe:
-    return plan_recipe(rows, method=settings.method.finetuning_type, stage=settings.method.stage,
-                       parameters=parameters, devices=devices, max_steps=settings.training.max_steps)
+    """The plan for these settings' method, stage and data: replay on where it will be, counted in the steps, and
+    its decision in the plan's notes."""
+    def plan(share: float) -> Recipe:
+        return plan_recipe(rows, method=settings.method.finetuning_type, stage=settings.method.stage,
+                           parameters=parameters, devices=devices, max_steps=settings.training.max_steps,
+                           replay_share=share)
+
+    first = plan(0.0)
+    on, why = replay_decision(settings, rows, first.values()["num_train_epochs"])
+    planned = plan(settings.data.replay_share) if on else first
+    planned.notes.append(why)
+    return planned
 
 
 def apply_recipe(settings: Settings, recipe: Recipe, keep: set[str] | frozenset[str] = frozenset()) -> Settings:

@@ -27,6 +27,7 @@ from .readers import where
 from .template_profile import template_profile
 from .models import load_tokenizer, resolve_model_path
 from .paths import source_refusal
+from .preflight import preflight_findings
 from .text import Msg
 
 logger = logging.getLogger(__name__)
@@ -386,6 +387,7 @@ def build_report(path: str, fmt: str = "auto", model: str | None = "starter", ma
                               progress=progress)
     if tokenizer is not None:
         findings += template_findings(loaded.rows, tokenizer, None if lengths is None else lengths.notes, refused)
+    findings += preflight_findings(loaded.rows, tokenizer, model)
     return DataReport(loaded, lengths, cutoff, findings, recommended_validation_share(len(loaded.rows)),
                       tokenizer_problem, tokenizer)
 

@@ -266,6 +266,7 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
     tokenizer = models.load_tokenizer(model_path, settings.model.trust_remote_code)  # 2. Model and data.
     if getattr(tokenizer, "studio_added_template", False):
         log(Msg("log.base_model", model=settings.model.model_name_or_path, template=added_template(tokenizer)))
+    log_preflight(log, prepared.train, tokenizer, settings.model.model_name_or_path)
     if not resume:  # a resumed run's saved split already holds its replay rows
         prepared = with_replay(settings, run, log, prepared, tokenizer, model_path, plan)
     train_ds, eval_ds, plan = _tokenise(settings, run, log, plan, prepared, tokenizer)
@@ -360,6 +361,19 @@ def _split(settings: Settings, run: RunFolder, log: RunLog, resume: bool) -> Pre
     log(Msg("log.data", format=prepared.format, train=len(prepared.train), validation=len(prepared.validation),
             test=len(prepared.test)))
     return prepared
+
+
+def log_preflight(log: RunLog, rows: list[dict], tokenizer, model: str) -> None:
+    """The pre-flight checks' warnings (studio/preflight.py) on the rows this run trains, before its first step:
+    said where the CLI and the log show them, not only on the Data tab."""
+    from types import SimpleNamespace
+
+    from .preflight import preflight_findings
+
+    as_rows = [SimpleNamespace(number=i + 1, messages=r.get("messages")) for i, r in enumerate(rows)]
+    for finding in preflight_findings(as_rows, tokenizer, model):
+        if finding.level == "warning":
+            log(Msg("log.preflight", check=finding.check, message=finding.message))
 
 
 def with_replay(settings: Settings, run: RunFolder, log: RunLog, prepared: PreparedData, tokenizer, model_path: str,

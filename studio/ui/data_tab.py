@@ -12,7 +12,7 @@ import typing
 import gradio as gr
 import pandas as pd
 
-from .. import config, data, mixing, preference, recipe, stats
+from .. import config, data, mixing, preference, preflight, recipe, stats
 from .forms import TabContext, TabParts, build_section_form
 from .text import chart_titles, frame, headers, lang, render, t, tr
 
@@ -67,7 +67,8 @@ def report_of(source: config.DataSettings, model, progress=None) -> stats.DataRe
 
 
 def analyse(dataset_path=None, dataset_format=None, column_mapping=None, model_name_or_path=None, query=None, page=None,
-            extra_datasets=None, report_on=None, progress=gr.Progress(), request: gr.Request = None):
+            extra_datasets=None, report_on=None, placeholder_values=None, progress=gr.Progress(),
+            request: gr.Request = None):
     language = lang(request)
 
     def report_progress(stage, done=None, total=None):
@@ -88,7 +89,7 @@ def analyse(dataset_path=None, dataset_format=None, column_mapping=None, model_n
     level = {k: tr(f"level.{k}", language) for k in ("ok", "info", "warning", "error")}
     findings = frame([[level.get(f.level, f.level), f.check, f.message,
                        ", ".join(map(str, f.rows[:50])) + (" ..." if len(f.rows) > 50 else "")]
-                      for f in report.findings], FINDING_COLUMNS, language)
+                      for f in with_fill(report, placeholder_values)], FINDING_COLUMNS, language)
     percentiles = frame(report.percentile_table(), PERCENTILE_COLUMNS, language)
     page_text = tr("data.page_of", language, page=min(int(page or 1), pages), pages=pages)
     return (summary, problems, frame(rows, PREVIEW_COLUMNS, language), page_text, percentiles, hist, cdf, cutoff,
@@ -100,16 +101,26 @@ HANDED_RECIPE_FIELDS = ("per_device_train_batch_size", "gradient_accumulation_st
                         "learning_rate", "eval_steps", "early_stopping_patience")
 
 
+def with_fill(report: stats.DataReport, placeholder_values) -> list:
+    """The report's findings, the placeholder check read again against the form's 'Fill placeholders' values."""
+    values, problems = config.parse_mapping(placeholder_values) if isinstance(placeholder_values, str) \
+        else (placeholder_values or {}, [])
+    if not values or problems:
+        return report.findings
+    kept = [f for f in report.findings if getattr(f.check, "key", None) != "check.placeholders"]
+    return kept + preflight.placeholder_findings(report.load.rows, values)
+
+
 def load_and_apply(dataset_path=None, dataset_format=None, column_mapping=None, model_name_or_path=None, query=None,
                    page=None, extra_datasets=None, report_on=None, applied=None, max_length=None,
-                   validation_share=None, test_share=0.0, finetuning_type="lora", stage="sft",
-                   progress=gr.Progress(), request: gr.Request = None):
+                   validation_share=None, test_share=0.0, finetuning_type="lora", stage="sft", replay="auto",
+                   replay_share=0.2, placeholder_values=None, progress=gr.Progress(), request: gr.Request = None):
     """Load (as analyse), then hand the main file's recommendations (cutoff, validation and test shares, and the
     recipe sized to its rows: batch, accumulation, epochs, learning rate, evaluation and early stopping) to the
     form, once per file: loading the same file again, paging, or a mixed-in file's report leaves the user's own
     changes alone. The recipe's values come last, after the note, so the first sixteen outputs keep their places."""
     shown = analyse(dataset_path, dataset_format, column_mapping, model_name_or_path, query, page, extra_datasets,
-                    report_on, progress=progress, request=request)
+                    report_on, placeholder_values, progress=progress, request=request)
     cutoff, share = shown[-2], shown[-1]
     source, _ = data_source(dataset_path, dataset_format, column_mapping)
     key = json.dumps([source.dataset_path, source.dataset_format, source.column_mapping, str(model_name_or_path)])
@@ -118,7 +129,8 @@ def load_and_apply(dataset_path=None, dataset_format=None, column_mapping=None, 
     if key == applied or not usable or int(report_on or 1) > 1:
         return (*shown, applied, max_length, validation_share, test_share, "", *unchanged)
     language = lang(request)
-    plan = planned_for(len(usable), model_name_or_path, finetuning_type, stage)
+    plan = planned_for(len(usable), model_name_or_path, dict(finetuning_type=finetuning_type, stage=stage,
+                                                             replay=replay, replay_share=replay_share))
     test = plan.values()["test_share"]
     note = tr("data.applied", language, cutoff=cutoff, share=share) if cutoff else \
         tr("data.applied_share", language, share=share)
@@ -129,13 +141,16 @@ def load_and_apply(dataset_path=None, dataset_format=None, column_mapping=None, 
     return (*shown, key, cutoff or max_length, share, test, note, *(plan.values()[f] for f in HANDED_RECIPE_FIELDS))
 
 
-def planned_for(rows: int, model, finetuning_type, stage) -> recipe.Recipe:
-    """The recipe for a file of `rows` usable rows on this model with the form's method and stage."""
+def planned_for(rows: int, model, form: dict) -> recipe.Recipe:
+    """The recipe for a file of `rows` usable rows on this model with the form's method, stage and replay (a value
+    the form cannot hold is left at its default here; the Hyperparameters tab names it)."""
     from .hyperparams_tab import model_parameters  # deferred: that tab imports this one's neighbours
 
-    method = finetuning_type if finetuning_type in config.LEARNING_RATES else "lora"
-    return recipe.plan_recipe(rows, method=method, stage=stage if stage in ("sft", "dpo", "kto") else "sft",
-                              parameters=model_parameters(model))
+    settings = config.Settings()
+    for name, value in form.items():
+        candidate, problems = config.settings_from_flat({name: value}, settings)
+        settings = candidate if not problems else settings
+    return recipe.recipe_for(settings, rows, model_parameters(model))
 
 
 def show_row(dataset_path, dataset_format, column_mapping, model_name_or_path, number, extra_datasets=None,
@@ -297,7 +312,7 @@ def build(ctx: TabContext) -> TabParts:
         sources = dict(dataset_path=form["dataset_path"], dataset_format=form["dataset_format"],
                        column_mapping=form["column_mapping"], model_name_or_path=full_form["model_name_or_path"])
         sources = dict(**sources, extra_datasets=form["extra_datasets"], report_on=report_on)
-        browsing = dict(**sources, query=query, page=page)
+        browsing = dict(**sources, query=query, page=page, placeholder_values=form["placeholder_values"])
         mix_inputs = dict(dataset_path=form["dataset_path"], dataset_format=form["dataset_format"],
                           column_mapping=form["column_mapping"], dataset_share=form["dataset_share"],
                           extra_datasets=form["extra_datasets"], validation_share=form["validation_share"],
@@ -309,7 +324,8 @@ def build(ctx: TabContext) -> TabParts:
         loading = dict(fn=load_and_apply,
                        inputs_kwargs=dict(**browsing, applied=applied, max_length=full_form["max_length"],
                                           validation_share=form["validation_share"], test_share=form["test_share"],
-                                          finetuning_type=full_form["finetuning_type"], stage=full_form["stage"]),
+                                          finetuning_type=full_form["finetuning_type"], stage=full_form["stage"],
+                                          replay=form["replay"], replay_share=form["replay_share"]),
                        outputs=outputs + [applied, full_form["max_length"], form["validation_share"],
                                           form["test_share"], applied_note]
                        + [full_form[name] for name in HANDED_RECIPE_FIELDS])

@@ -1,0 +1,74 @@
+"""Pre-flight checks (studio/preflight.py): unfilled placeholders and a model that does not know the data's
+language, on small real-shaped files, in both languages; the fill setting reaches the trained rows."""
+
+from pathlib import Path
+
+from studio import config, data, mixing, preflight
+from studio.config import Settings
+from studio.text import render
+
+DATA = Path(__file__).parent / "data" / "preflight"
+
+
+def test_identity_placeholders_are_named_with_their_rows_and_the_fix():
+    rows = data.load_dataset_file(str(DATA / "identity_placeholders.json")).rows
+    findings = preflight.placeholder_findings(rows)
+    warning = next(f for f in findings if f.level == "warning")
+    assert warning.rows == [1, 2, 3, 4, 5, 6, 7]
+    assert "{{name}}" in warning.message and "{{author}}" in warning.message
+    assert 'placeholder_values="author=…, name=…"' in warning.message
+    assert "占位符" in render(warning.message, "zh")
+    note = next(f for f in findings if f.level == "info")  # a format string inside code is meant to stay
+    assert note.rows == [8, 9] and "{name}" in note.message
+
+
+def test_a_placeholder_in_one_row_only_is_not_named():
+    rows = data.load_dataset_file(str(DATA / "identity_placeholders.json")).rows[:1]
+    assert preflight.placeholder_findings(rows) == []
+
+
+def test_placeholder_words_and_filling():
+    assert [preflight.placeholder_key(t) for t in ("{{ name }}", "{author}", "<YOUR_NAME>", "[YOUR NAME]")] == \
+        ["name", "author", "name", "name"]
+    text = "I am {{name}} by {{author}}; [YOUR NAME] <NAME> {other}"
+    assert preflight.fill_placeholders(text, {"name": "Nova", "author": "Orbit Labs"}) == \
+        "I am Nova by Orbit Labs; Nova Nova {other}"
+
+
+def test_the_fill_setting_reaches_the_training_rows_and_the_report_says_so():
+    settings, problems = config.apply_overrides(Settings(), [
+        f"dataset_path={DATA / 'identity_placeholders.json'}", "placeholder_values=name=Nova, author=Orbit Labs",
+        "validation_share=0", "test_share=0"])
+    assert not problems and settings.data.placeholder_values == {"name": "Nova", "author": "Orbit Labs"}
+    mix, _ = mixing.build_mix(settings.data, 0)
+    answers = [r["messages"][-1]["content"] for r in mix.split("train")]
+    assert any("I am Nova, an AI assistant developed by Orbit Labs" in a for a in answers)
+    assert not any("{{" in a for a in answers)
+    assert any("{name}" in a for a in answers)  # the code rows keep theirs
+    rows = data.load_dataset_file(str(DATA / "identity_placeholders.json")).rows
+    filled = [f for f in preflight.placeholder_findings(rows, {"name": "Nova", "author": "x"}) if f.level == "ok"]
+    assert filled and "filled" in filled[0].message
+
+
+class FakeTokenizer:
+    """`per_char` tokens for every character, as a tokenizer with (1) or without (3) Chinese tokens cuts them."""
+
+    def __init__(self, per_char: int):
+        self.per_char = per_char
+
+    def __call__(self, text, add_special_tokens=False):
+        return {"input_ids": [0] * (len(text) * self.per_char)}
+
+
+def test_chinese_data_on_a_model_that_does_not_know_chinese_is_a_warning():
+    rows = data.load_dataset_file(str(DATA / "chinese.json")).rows
+    [finding] = preflight.language_findings(rows, FakeTokenizer(3), "some/local-model")
+    assert finding.level == "warning" and "3.0 tokens" in finding.message and "gemma3-270m" in finding.message
+    assert "中文" in render(finding.message, "zh")
+    [stated] = preflight.language_findings(rows, FakeTokenizer(1), "starter")  # its stated language is English
+    assert stated.level == "warning"
+    [fits] = preflight.language_findings(rows, FakeTokenizer(1), "gemma3-270m")
+    assert fits.level == "ok"
+    english = data.load_dataset_file("demo").rows[:1]
+    assert preflight.language_findings([r for r in english if "Who" in str(r.messages)] or english[:0],
+                                       FakeTokenizer(3), "starter") == []
