@@ -154,6 +154,14 @@ class DataSettings(_Section):
         """The form and `--set` give 'theirs=ours, ...' text: parsed here, once, for everything downstream."""
         return _parse_mapping_value(value)
 
+    system_prompt: str = knob(
+        "", label="System prompt",
+        help="Added as the system message to every conversation that has none, before training; saved with the run, "
+        "Chat starts with it and the Ollama Modelfile uses it. Empty: the rows as they are (a template may then "
+        "add its own default system prompt, such as SmolLM's 'named SmolLM, trained by Hugging Face').",
+        advice="Set it for identity data: the model's default system prompt names another assistant.",
+        max_length=16_000,
+    )
     placeholder_values: dict[str, str] = knob(
         {}, label="Fill placeholders",
         help="Values for template placeholders left in the data ({{name}}, {name}, <NAME>, [YOUR NAME]), e.g. "

@@ -284,7 +284,7 @@ def write_serving_files(run_dir: Path, gguf: Path, tokenizer) -> Msg:
     settings = RunFolder(run_dir).settings() or Settings()
     probe = tokenizer("a")["input_ids"]
     adds_bos = bool(probe) and probe[0] == tokenizer.bos_token_id  # as gguf_file records it for llama.cpp
-    text, chosen = ollama.modelfile(gguf.name, tokenizer, settings.generation, adds_bos)
+    text, chosen = ollama.modelfile(gguf.name, tokenizer, settings.generation, adds_bos, settings.data.system_prompt)
     (gguf.parent / f"{gguf.stem}.Modelfile").write_text(text, encoding="utf-8")
     (gguf.parent / f"{gguf.stem}.README.md").write_text(model_card(run_dir, "gguf", gguf.name), encoding="utf-8")
     if chosen.template:

@@ -117,7 +117,7 @@ def build_mix(d: DataSettings, seed: int) -> tuple[Mix | None, list]:
         if loaded.bad_rows and not d.drop_bad_rows:
             problems.insert(0, ("drop_bad_rows", Msg("train.bad_rows_kept", count=len(loaded.bad_rows))))
         rows = loaded.rows[:d.max_samples] if d.max_samples > 0 else loaded.rows  # a pilot run
-        rows = fill_rows(rows, d.placeholder_values)
+        rows = fill_rows(rows, d.placeholder_values, d.system_prompt)
         train, validation, test = split_rows(rows, d.validation_share, d.test_share, seed, d.split_by_order)
         files.append(MixFile(part, loaded, train, validation, test, available=len(train)))
     blocking = len(files) < len(parts) or any(w == "drop_bad_rows" for w, _ in problems)

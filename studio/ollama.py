@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .text import Msg, render
 
@@ -225,9 +225,12 @@ def stop_tokens(tokenizer) -> list[str]:
     return list(dict.fromkeys(t for t in (tokenizer.convert_ids_to_tokens(i) for i in ids) if t))
 
 
-def modelfile(gguf_name: str, tokenizer, generation, adds_bos: bool) -> tuple[str, OllamaTemplate]:
-    """The Modelfile text for the GGUF next to it, and the template decision (for the export's message)."""
+def modelfile(gguf_name: str, tokenizer, generation, adds_bos: bool, system_prompt: str = "") -> tuple[str, OllamaTemplate]:
+    """The Modelfile text for the GGUF next to it, and the template decision (for the export's message). The run's
+    own system prompt (the one it was trained with) replaces the template's default one."""
     chosen = template_for(tokenizer, adds_bos)
+    if system_prompt.strip():
+        chosen = replace(chosen, system=system_prompt.strip())
     lines = [f"# Written by Fine-tuning Studio. Create and run: ollama create NAME -f {gguf_name[:-5]}.Modelfile"
              f" && ollama run NAME", f"FROM ./{gguf_name}", ""]
     if chosen.template:

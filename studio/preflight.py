@@ -140,19 +140,53 @@ def language_findings(rows, tokenizer, model: str | None) -> list:
                     Msg("finding.language_unknown", ratio=ratio, suggestion=suggestion))]
 
 
-def fill_rows(rows, values: dict[str, str]) -> list:
-    """The rows with their placeholders filled (new Row objects: the file's cached rows stay as read)."""
+def fill_rows(rows, values: dict[str, str], system_prompt: str = "") -> list:
+    """The rows with their placeholders filled and the system prompt given to conversations without one (new Row
+    objects: the file's cached rows stay as read)."""
     import dataclasses
 
-    if not values:
+    if not values and not system_prompt.strip():
         return rows
-    return [dataclasses.replace(r, messages=[{**m, "content": fill_placeholders(m.get("content"), values)}
-                                             for m in r.messages]) if r.messages else r for r in rows]
+
+    def messages(found: list[dict]) -> list[dict]:
+        out = [{**m, "content": fill_placeholders(m.get("content"), values)} for m in found]
+        if system_prompt.strip() and not any(m.get("role") == "system" for m in out):
+            out.insert(0, {"role": "system", "content": system_prompt.strip()})
+        return out
+
+    return [dataclasses.replace(r, messages=messages(r.messages)) if r.messages else r for r in rows]
+
+
+IDENTITY = re.compile(r"\b(I am|I'm|my name is|call me|created by|developed by|trained by|made by)\b|我是|我叫|我的名字|开发的|打造的",
+                      re.I)
+
+
+def system_prompt_findings(rows, tokenizer) -> list:
+    """The template's own default system prompt (SmolLM2's names SmolLM, Qwen's names Qwen) is added to every row
+    without a system message; on identity data it contradicts every answer. Named with the fix."""
+    from .ollama import default_system  # the one reading of a template's default system prompt
+    from .stats import Finding  # deferred: stats imports this module
+
+    chats = [r for r in rows if r.messages]
+    bare = [r.number for r in chats if not any(m.get("role") == "system" for m in r.messages)]
+    identity = [r.number for r in chats if any(m.get("role") == "assistant" and isinstance(m.get("content"), str)
+                                               and IDENTITY.search(m["content"]) for m in r.messages)]
+    if not bare or len(identity) < max(MIN_ROWS, 0.2 * len(chats)):
+        return []
+    try:
+        default = default_system(tokenizer)
+    except Exception:  # noqa: BLE001 - a template that cannot render a plain chat has no default to name
+        return []
+    if not default.strip():
+        return []
+    hit = sorted(set(bare) & set(identity))
+    return [Finding(Msg("check.default_system"), "warning",
+                    Msg("finding.default_system", count=len(hit), default=default.strip()[:200]), hit)]
 
 
 def preflight_findings(rows, tokenizer=None, model: str | None = None) -> list:
     """Every pre-flight check that applies: placeholders always, the language check where a tokenizer is given."""
     out = placeholder_findings(rows)
     if tokenizer is not None:
-        out += language_findings(rows, tokenizer, model)
+        out += language_findings(rows, tokenizer, model) + system_prompt_findings(rows, tokenizer)
     return out

@@ -72,3 +72,26 @@ def test_chinese_data_on_a_model_that_does_not_know_chinese_is_a_warning():
     english = data.load_dataset_file("demo").rows[:1]
     assert preflight.language_findings([r for r in english if "Who" in str(r.messages)] or english[:0],
                                        FakeTokenizer(3), "starter") == []
+
+
+def test_identity_rows_under_a_templates_default_system_prompt_are_named(tiny_tokenizer):
+    """The test tokenizer's ChatML template adds "You are a helpful assistant." to a chat without a system
+    message, as SmolLM2's adds "...named SmolLM, trained by Hugging Face"."""
+    rows = data.load_dataset_file("demo").rows
+    [finding] = preflight.system_prompt_findings(rows, tiny_tokenizer)
+    assert finding.level == "warning" and "You are a helpful assistant." in finding.message
+    assert "System prompt" in finding.message and "系统提示" in render(finding.message, "zh")
+    with_system = preflight.fill_rows(rows, {}, "You are Lumen.")
+    assert all(r.messages[0] == {"role": "system", "content": "You are Lumen."} for r in with_system)
+    assert preflight.system_prompt_findings(with_system, tiny_tokenizer) == []
+    general = [r for r in rows if not preflight.IDENTITY.search(str(r.messages))]
+    assert preflight.system_prompt_findings(general, tiny_tokenizer) == []
+
+
+def test_the_runs_system_prompt_is_the_modelfiles(tiny_tokenizer):
+    from studio import ollama
+
+    text, _ = ollama.modelfile("x.gguf", tiny_tokenizer, config.GenerationSettings(), False, "You are Nova.")
+    assert 'SYSTEM """You are Nova."""' in text
+    default, _ = ollama.modelfile("x.gguf", tiny_tokenizer, config.GenerationSettings(), False)
+    assert 'SYSTEM """You are a helpful assistant."""' in default

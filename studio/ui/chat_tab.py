@@ -68,6 +68,16 @@ def load_note(run_dir: str, compare_with: str | None = None, request: gr.Request
     return tr("chat.shared_weights" if pair.shares_weights else "chat.two_copies", language, run=Path(run_dir).name)
 
 
+def run_system_prompt(run_dir: str | None, current: str | None = None):
+    """The system prompt the run was trained with (its 'System prompt' setting), put into an empty system box so
+    the chat asks the model as it was trained; a prompt the user typed stays."""
+    if not run_dir or (current or "").strip() or cannot_load(run_dir, "en"):
+        return gr.update()
+    settings = RunFolder.of(run_dir)[0].settings()  # a checkpoint has its run's settings
+    prompt = settings.data.system_prompt if settings is not None else ""
+    return prompt if prompt.strip() else gr.update()
+
+
 def open_tab(current: str | None, handed: str | None, compare_with: str | None = None, request: gr.Request = None):
     """On opening the tab (and on page load): the runs finished so far, the one just trained preselected, its
     model loaded, so Send answers at once."""
@@ -365,6 +375,8 @@ def build(ctx: TabContext) -> TabParts:
     chat_outputs = [base_bot, tuned_bot, samples, latency, prompt, comparison, answer_a, answer_b]
 
     refresh.click(lambda: gr.update(choices=finished_runs()), None, run, api_name="list_runs")
+    run.change(run_system_prompt, inputs_kwargs=dict(run_dir=run, current=system), outputs=system,
+               api_name="run_system_prompt")
     ctx.tab.select(open_tab, [run, handed, compare], [run, note, handed], api_name="open_chat").then(
         vote_tally, [run, compare], tally, api_name=False).then(compare_choices, None, compare, api_name=False).then(
         drift_view, inputs_kwargs=dict(run_dir=run), outputs=[drift_note, drift_table], api_name=False)
