@@ -70,10 +70,21 @@ def suggested_epochs(rows: int | None) -> float:
     return 2.0 if rows <= 10_000 else 1.0
 
 
+def run_epochs(s: Situation) -> float:
+    """The epochs the run will really train: the setting, or what a max-steps cap leaves of it."""
+    from .estimates import planned_steps  # deferred: estimates imports hardware helpers
+
+    t = s.settings.training
+    if t.max_steps <= 0 or s.rows is None:
+        return t.num_train_epochs
+    _, per_epoch, _ = planned_steps(s.settings, s.rows, s.devices)
+    return round(min(t.num_train_epochs, t.max_steps / max(per_epoch, 1)), 2)
+
+
 def rule_epochs(s: Situation) -> list[Advice]:
     if s.rows is None:
         return []
-    epochs = s.settings.training.num_train_epochs
+    epochs = run_epochs(s)
     limit = 10 if s.rows < 1000 else (5 if s.rows <= 10_000 else 3)
     limit = 3 if s.settings.method.stage != "sft" else limit  # pairs are over-fitted in a few epochs
     if epochs > limit:
@@ -222,7 +233,7 @@ def rule_data_size(s: Situation) -> list[Advice]:
     out = [Advice("info", "dataset_path", Msg("advice.data_range", rows=s.rows))]  # the guide's range, always shown
     if s.rows < 300:
         out.append(Advice("warning", "dataset_path", Msg("advice.few_rows", rows=s.rows)))
-    epochs = s.settings.training.num_train_epochs
+    epochs = run_epochs(s)
     mixed = mixed_in_share(s.settings)
     if mixed is None:  # every file gives all its rows: the share depends on sizes the advice has not read
         return out

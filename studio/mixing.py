@@ -154,9 +154,10 @@ class MixTable:
     training_rows: int  # of the whole mix
 
 
-def mix_table(d: DataSettings, reports: list) -> MixTable:
+def mix_table(d: DataSettings, reports: list, replay_on: bool = False) -> MixTable:
     """The mix table for the Data tab and `launch.py data --mix`, from each file's data report (stats.DataReport);
-    the counts follow build_mix's rules without sampling any row."""
+    the counts follow build_mix's rules without sampling any row. With replay on (studio/replay.py), its rows
+    are the last line: the base model's own general answers, in the training split only."""
     parts = parts_of(d)
     usable = [len(r.load.rows) if d.max_samples <= 0 else min(d.max_samples, len(r.load.rows)) for r in reports]
     sizes = [split_sizes(n, d.validation_share, d.test_share) for n in usable]
@@ -176,7 +177,15 @@ def mix_table(d: DataSettings, reports: list) -> MixTable:
                      "" if toks is None else toks, "" if toks is None else f"{toks / known:.0%}"])
     warnings = [Msg("mix.repeated", file=report.load.file, times=count / train, rows=train)
                 for report, (train, _, _), count in zip(reports, sizes, counts) if train and count > REPEATS_WARNED * train]
-    return MixTable(rows, refusal, warnings, sum(counts))
+    total = sum(counts)
+    if replay_on and not refusal:
+        from .replay import replay_count  # deferred: a pure helper of the replay module
+
+        replayed = replay_count(total, d.replay_share)
+        rows.append(["+", Msg("mix.replay_file"), Msg("mix.replay_format"), f"{d.replay_share:.0%}", "", replayed,
+                     0, 0, "", ""])
+        total += replayed
+    return MixTable(rows, refusal, warnings, total)
 
 
 def _mean_tokens(report) -> float | None:

@@ -217,3 +217,10 @@ def test_replay_auto_turns_on_where_forgetting_is_likely(overrides, rows, on):
     assert not problems
     decided, why = recipe.replay_decision(settings, rows)
     assert decided is on and why and render(why, "zh") != str(why)
+
+
+def test_the_advice_reads_the_epochs_a_max_steps_cap_leaves():
+    settings, _ = config.apply_overrides(Settings(), ["num_train_epochs=20", "max_steps=4"])
+    items = advice.advise(Situation(settings, rows=91, parameters=SMALL, facts=CPU))
+    assert not [a for a in items if a.field == "num_train_epochs"]  # 4 steps are under one epoch, not 20
+    assert advice.run_epochs(Situation(settings, rows=91)) < 1

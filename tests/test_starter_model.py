@@ -2,7 +2,10 @@
 
 import pytest
 
+from pathlib import Path
+
 from studio import config, models, train
+from studio.runs import RunFolder
 from studio.config import Settings
 
 pytestmark = pytest.mark.slow
@@ -31,3 +34,20 @@ def test_starter_model_answers_sensibly():
     answer = generate(model, tokenizer, [{"role": "user", "content": "What is the capital of France?"}],
                       config.GenerationSettings(max_new_tokens=20))
     assert "Paris" in answer.text
+
+
+def test_the_plan_teaches_the_starter_model_a_new_identity_on_held_out_rows(tmp_path):
+    """A 60-row identity file, the plan's recipe (capped at 40 steps to keep the suite short): the verdict's
+    held-out score (ROUGE-L on the validation rows, never trained on) rises above the base model's, and the tuned
+    answers name the new identity."""
+    data = Path(__file__).parent / "data" / "identity_nova.jsonl"
+    settings, problems = config.apply_overrides(Settings(), [f"dataset_path={data}", "max_steps=40",
+                                                             "drift_check=false", "replay=off"])
+    assert not problems
+    status = train.run_training(settings, tmp_path / "run", progress=None,
+                                keep=frozenset({"max_steps"}))  # every other recipe field: the plan's
+    assert status["status"] == "finished", status
+    report = RunFolder(tmp_path / "run").verdict()
+    assert report["split"] == "validation" and report["rows"] == 12 and report["metric"] == "rouge_l"
+    assert report["tuned"] > report["base"] + 0.15, report
+    assert sum("Nova" in e["tuned"] for e in report["examples"]) > sum("Nova" in e["base"] for e in report["examples"])

@@ -354,7 +354,7 @@ def test_files_join_the_mix_by_name_and_the_mix_table_counts_them(client, tmp_pa
     assert "at most 1.0" in refused
     table, note, _ = client.predict(dataset_path="demo", dataset_format="auto", column_mapping="", dataset_share=None,
                                     extra_datasets=parts, validation_share=0.1, test_share=0.0, max_samples=0,
-                                    model_name_or_path="starter", api_name="/show_mix")
+                                    model_name_or_path="starter", replay="off", api_name="/show_mix")
     rows = table.get("value", table)["data"]  # the table comes as an update: it is shown only for a mix
     assert [r[1] for r in rows] == ["identity.jsonl", "general.jsonl"] and rows[0][5] == 172
     assert abs(int(str(rows[1][5]).split()[0]) - 0.3 * (172 + int(str(rows[1][5]).split()[0]))) <= 1
@@ -363,3 +363,10 @@ def test_files_join_the_mix_by_name_and_the_mix_table_counts_them(client, tmp_pa
     assert sum(shares) in (99, 100, 101) and all(r[8] > 0 for r in rows)
     left, _ = client.predict(extra_datasets=parts, number=2, api_name="/remove_from_mix")
     assert left == []
+    # Replay on: the base model's own general answers are the mix's last row, in the training split only.
+    table, note, _ = client.predict(dataset_path="demo", extra_datasets=[], validation_share=0.1, test_share=0.0,
+                                    model_name_or_path="starter", replay="on", replay_share=0.25,
+                                    api_name="/show_mix")
+    rows = table.get("value", table)["data"]
+    assert [r[1] for r in rows][-1].startswith("replay") and rows[-1][5] == 57 and rows[-1][6] == 0  # 172 -> 25%
+    assert "229 training rows" in note

@@ -180,30 +180,42 @@ def show_row(dataset_path, dataset_format, column_mapping, model_name_or_path, n
 
 
 def show_mix(dataset_path=None, dataset_format=None, column_mapping=None, dataset_share=None, extra_datasets=None,
-             validation_share=0.1, test_share=0.0, max_samples=0, model_name_or_path=None,
-             request: gr.Request = None):
-    """The mix table (each file's rows, training rows, validation, test, tokens and share of the tokens), what
-    stops the mix, and which file the report shows. Hidden while there is only the main file."""
+             validation_share=0.1, test_share=0.0, max_samples=0, model_name_or_path=None, replay="off",
+             replay_share=0.2, num_train_epochs=3.0, max_steps=-1, stage="sft", request: gr.Request = None):
+    """The mix table (each file's rows, training rows, validation, test, tokens and share of the tokens, and the
+    replayed general answers where replay is on), what stops the mix, and which file the report shows. Hidden
+    while there is only the main file and no replay."""
     language = lang(request)
     values = dict(dataset_path=dataset_path or config.DEMO_DATA, dataset_format=dataset_format or "auto",
                   column_mapping=column_mapping or "", dataset_share=dataset_share, extra_datasets=extra_datasets or [],
-                  validation_share=validation_share or 0.0, test_share=test_share or 0.0, max_samples=max_samples or 0)
+                  validation_share=validation_share or 0.0, test_share=test_share or 0.0, max_samples=max_samples or 0,
+                  replay=replay or "off", replay_share=replay_share or 0.2, num_train_epochs=num_train_epochs or 3.0,
+                  max_steps=max_steps if max_steps is not None else -1, stage=stage or "sft")
     settings, problems = config.settings_from_flat(values)
     if settings is None:
         note = "\n".join(f"- `{where}`: {render(message, language)}" for where, message in problems)
         return gr.update(visible=True), note, gr.update()
     parts = mixing.parts_of(settings.data)
-    if len(parts) == 1:
+    replaying = settings.data.replay != "off" and replay_for(settings, parts, model_name_or_path)
+    if len(parts) == 1 and not replaying:
         return gr.update(visible=False, value=frame([], MIX_COLUMNS, language)), "", \
             gr.update(choices=[(tr("mix.main_file", language), 1)], value=1)
     reports = [report_of(part, model_name_or_path) for part in parts]
-    table = mixing.mix_table(settings.data, reports)
+    table = mixing.mix_table(settings.data, reports, replaying)
     rows = [[render(cell, language) for cell in row] for row in table.rows]
     note = render(table.refusal, language) if table.refusal else \
-        tr("mix.summary", language, files=len(rows), rows=table.training_rows)
+        tr("mix.summary", language, files=len(parts), rows=table.training_rows)
     note = "\n\n".join([note, *(render(w, language) for w in table.warnings)])
     names = [(f"{i}. {r.load.file}", i) for i, r in enumerate(reports, start=1)]
+    if replaying:
+        note += "\n\n" + render(recipe.replay_decision(settings, sum(len(r.load.rows) for r in reports))[1], language)
     return gr.update(visible=True, value=frame(rows, MIX_COLUMNS, language)), note, gr.update(choices=names)
+
+
+def replay_for(settings: config.Settings, parts: list, model) -> bool:
+    """Whether a run with these settings replays general answers, judged on the files' usable rows."""
+    rows = sum(len(report_of(part, model).load.rows) for part in parts)
+    return recipe.replay_decision(settings, rows)[0]
 
 
 def add_file(extra_datasets=None, mix_path=None, mix_format=None, mix_mapping=None, mix_share=None,
@@ -317,7 +329,9 @@ def build(ctx: TabContext) -> TabParts:
                           column_mapping=form["column_mapping"], dataset_share=form["dataset_share"],
                           extra_datasets=form["extra_datasets"], validation_share=form["validation_share"],
                           test_share=form["test_share"], max_samples=form["max_samples"],
-                          model_name_or_path=full_form["model_name_or_path"])
+                          model_name_or_path=full_form["model_name_or_path"], replay=form["replay"],
+                          replay_share=form["replay_share"], num_train_epochs=full_form["num_train_epochs"],
+                          max_steps=full_form["max_steps"], stage=full_form["stage"])
         mixing_shown = dict(fn=show_mix, inputs_kwargs=mix_inputs, outputs=[mix_frame, mix_note, report_on])
         outputs = [summary, problems, preview, pages, percentiles, hist, cdf, cutoff_text, split_text, findings,
                    recommended_cutoff, recommended_share]
@@ -333,6 +347,9 @@ def build(ctx: TabContext) -> TabParts:
         upload.upload(use_upload, inputs_kwargs=dict(file_path=upload, current=form["dataset_path"]),
                       outputs=form["dataset_path"], api_name="use_upload").then(**loading, api_name=False)
         load.click(**loading, api_name="load_data").then(**mixing_shown, api_name=False)
+        # Token lengths, the cutoff and the recipe belong to the model: a new model measures the file again (and,
+        # being a new model, hands its recommendations to the form once).
+        full_form["model_name_or_path"].change(**loading, api_name=False, trigger_mode="always_last")
         mix_upload.upload(use_upload, inputs_kwargs=dict(file_path=mix_upload, current=mix_path), outputs=mix_path,
                           api_name=False)
         add_btn.click(add_file, inputs_kwargs=dict(extra_datasets=form["extra_datasets"], mix_path=mix_path,
@@ -342,6 +359,8 @@ def build(ctx: TabContext) -> TabParts:
                          outputs=[form["extra_datasets"], mix_note], api_name="remove_from_mix")
         form["extra_datasets"].change(**mixing_shown, api_name="show_mix")
         form["dataset_share"].change(**mixing_shown, api_name=False)
+        for name in ("replay", "replay_share"):
+            form[name].change(**mixing_shown, api_name=False)
         report_on.input(analyse, inputs_kwargs=browsing, outputs=outputs, api_name=False)
         query.submit(analyse, inputs_kwargs=browsing, outputs=outputs, api_name="search_data")
         page.submit(analyse, inputs_kwargs=browsing, outputs=outputs, api_name="page_data")
