@@ -46,7 +46,7 @@ PEER_RECIPES = {
             "r=8", "lora_alpha=8", "lora_dropout=0", "target_modules=q_proj,v_proj", "warmup_steps=0",
             "lr_scheduler_type=linear"],
 }
-PEER_COMMON = ["validation_share=0", "test_share=0", "early_stopping_patience=0"]
+PEER_COMMON = ["validation_share=0", "test_share=0", "early_stopping_patience=0", "replay=off"]  # no peer has replay
 RECIPES = ("studio", *PEER_RECIPES)
 
 

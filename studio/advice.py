@@ -30,6 +30,7 @@ class Situation:
     devices: int = 1
     median_tokens: float | None = None  # the median conversation, in tokens with the chat template
     data_kind: str | None = None  # the loaded file's format ("preference" and "kto" are DPO / KTO data)
+    preflight: tuple = ()  # the report's pre-flight warnings (studio/preflight.py): (check key, message)
 
 
 @dataclass(frozen=True)
@@ -235,15 +236,19 @@ def rule_data_size(s: Situation) -> list[Advice]:
         out.append(Advice("warning", "dataset_path", Msg("advice.few_rows", rows=s.rows)))
     epochs = run_epochs(s)
     mixed = mixed_in_share(s.settings)
+    from .recipe import replay_decision  # deferred: the recipe reads stats, as this module does
+
+    if replay_decision(s.settings, s.rows, epochs)[0]:  # the base model's own general answers are mixed in
+        return out + [Advice("info", "replay", Msg("advice.replay_on", share=s.settings.data.replay_share))]
     if mixed is None:  # every file gives all its rows: the share depends on sizes the advice has not read
         return out
     if mixed > 0:
         key = "advice.mix_small_share" if mixed < 0.1 else "advice.mix_ok"
         out.append(Advice("info", "extra_datasets", Msg(key, share=mixed)))
     elif s.rows < 1000 and epochs >= 3:  # a small set seen many times: the guide's case for mixing
-        out.append(Advice("warning", "extra_datasets", Msg("advice.mix_needed", rows=s.rows, epochs=epochs)))
+        out.append(Advice("warning", "replay", Msg("advice.mix_needed", rows=s.rows, epochs=epochs), "on"))
     elif s.rows < 1000:
-        out.append(Advice("info", "extra_datasets", Msg("advice.mix_general")))
+        out.append(Advice("info", "replay", Msg("advice.mix_general")))
     elif epochs > 3:  # many passes over a larger set forget just as well (3 is the plan's most for 1,000+ rows)
         out.append(Advice("info", "num_train_epochs", Msg("advice.mix_general_epochs", epochs=epochs)))
     return out
@@ -268,8 +273,13 @@ def drift_remedies(settings, report: dict) -> Msg:
     learning rate or fewer epochs, LoRA with a lower rank."""
     t, m = settings.training, settings.method
     mixed = mixed_in_share(settings)
-    steps = [Msg("advice.drift_mix", share=0.3) if not mixed else
-             Msg("advice.drift_more_general", share=mixed, suggested=min(0.5, max(0.3, mixed * 1.5)))]
+    replay = settings.data.replay == "on" or (settings.data.replay == "auto" and report.get("replayed"))
+    if replay:
+        steps = [Msg("advice.drift_more_replay", share=settings.data.replay_share,
+                     suggested=min(0.5, max(0.3, settings.data.replay_share * 1.5)))]
+    else:
+        steps = [Msg("advice.drift_mix", share=0.3) if not mixed else
+                 Msg("advice.drift_more_general", share=mixed, suggested=min(0.5, max(0.3, mixed * 1.5)))]
     steps.append(Msg("advice.drift_lr", current=t.learning_rate, suggested=t.learning_rate / 2))
     if t.max_steps <= 0 and t.num_train_epochs > 1:
         steps.append(Msg("advice.drift_epochs", current=t.num_train_epochs,
@@ -293,7 +303,35 @@ def rule_stage(s: Situation) -> list[Advice]:
     return []
 
 
-RULES = (rule_stage, rule_learning_rate, rule_epochs, rule_effective_batch, rule_cutoff, rule_lora, rule_validation_share,
+# The setting that fixes each pre-flight check: where the advice puts it.
+PREFLIGHT_FIELDS = {"check.placeholders": "placeholder_values", "check.model_language": "model_name_or_path",
+                    "check.default_system": "system_prompt"}
+
+
+def rule_preflight(s: Situation) -> list[Advice]:
+    """What the Data tab's pre-flight checks found, beside the setting that fixes it."""
+    return [Advice("warning", PREFLIGHT_FIELDS.get(key, "dataset_path"), message) for key, message in s.preflight]
+
+
+def rule_steps(s: Situation) -> list[Advice]:
+    """A run too short to learn: a max-steps cap, or epochs x rows, far under the updates a small set needs."""
+    from .estimates import planned_steps  # deferred: estimates imports hardware helpers
+    from .recipe import MIN_UPDATES
+
+    if s.rows is None or s.settings.method.stage != "sft":
+        return []
+    _, per_epoch, total = planned_steps(s.settings, s.rows, s.devices)
+    if total >= MIN_UPDATES // 2:
+        return []
+    if s.settings.training.max_steps > 0:
+        return [Advice("warning", "max_steps", Msg("advice.steps_capped", steps=total, per_epoch=per_epoch,
+                                                    minimum=MIN_UPDATES), -1)]
+    if s.settings.training.num_train_epochs >= 10:  # the guide's most: the data is tiny (the plan says so)
+        return []
+    return [Advice("warning", "num_train_epochs", Msg("advice.steps_few", steps=total, minimum=MIN_UPDATES))]
+
+
+RULES = (rule_preflight, rule_steps, rule_stage, rule_learning_rate, rule_epochs, rule_effective_batch, rule_cutoff, rule_lora, rule_validation_share,
          rule_test_share, rule_packing, rule_hardware, rule_data_size)
 
 
@@ -332,8 +370,11 @@ def build_situation(settings, report=None, facts=None, shape: ModelShape | None 
             recommended = report.cutoff.cutoff
             over = float((report.lengths.total > settings.training.max_length).mean())
             median = float(np.median(report.lengths.total))
+    preflight = tuple((f.check.key, f.message) for f in (report.findings if report is not None else [])
+                      if f.level == "warning" and getattr(f.check, "key", "") in PREFLIGHT_FIELDS)
     return Situation(settings, rows, recommended, over, multi, shape.parameters if shape else None, facts,
-                     median_tokens=median, data_kind=report.load.format if report is not None else None)
+                     median_tokens=median, data_kind=report.load.format if report is not None else None,
+                     preflight=preflight)
 
 
 # ---------------------------------------------------------------- after (or during) a run: what the curves say

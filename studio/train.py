@@ -267,8 +267,10 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
     if getattr(tokenizer, "studio_added_template", False):
         log(Msg("log.base_model", model=settings.model.model_name_or_path, template=added_template(tokenizer)))
     log_preflight(log, prepared.train, tokenizer, settings.model.model_name_or_path)
+    task_rows = len(prepared.train)
     if not resume:  # a resumed run's saved split already holds its replay rows
         prepared = with_replay(settings, run, log, prepared, tokenizer, model_path, plan)
+    replayed = len(prepared.train) - task_rows
     train_ds, eval_ds, plan = _tokenise(settings, run, log, plan, prepared, tokenizer)
     by_file = run_checks.validation_by_file(prepared.mix, prepared.validation)
     held_rows = {"test": prepared.test, "validation": prepared.validation, "train": prepared.train[:64]}
@@ -293,7 +295,7 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
     if by_file:
         figures["eval_by_file"] = run_checks.evaluate_by_file(settings, trainer, tokenizer, by_file, log)
     if drift_report := run_checks.drift_result(run, log, drift_base, trainer.model, tokenizer):
-        figures["drift"] = drift_report
+        figures["drift"] = {**drift_report, "replayed": replayed}  # the remedies differ with replay on
     stopped = stop_event is not None and stop_event.is_set()
     report = run_checks.verdict_result(run, log, held_out, trainer.model, tokenizer, settings, drift_report, stopped)
     if report is not None:

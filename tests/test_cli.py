@@ -148,3 +148,11 @@ def test_data_command_shows_a_mix_and_refuses_shares_that_cannot_be_met(tiny_mod
     assert "repeated" in result.stdout  # 2 training rows cannot fill 30% of 245 without repeating
     refused = run_cli("data", "demo", "--model", "", "--mix", "assets/examples/sharegpt.json#1")
     assert refused.returncode == 2 and "must stay below 100%" in refused.stdout
+
+
+def test_data_command_names_unfilled_placeholders_and_a_model_that_does_not_know_chinese():
+    result = run_cli("data", "tests/data/preflight/identity_placeholders.json", "--model", "")
+    assert result.returncode == 0, result.stderr[-1000:]
+    assert "[warning] unfilled placeholders: 7 rows still hold template placeholders ({{author}}, {{name}})" \
+        in result.stdout and "rows 1, 2, 3, 4, 5, 6, 7" in result.stdout
+    assert "[info] unfilled placeholders: 2 rows hold placeholders inside code" in result.stdout

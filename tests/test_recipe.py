@@ -224,3 +224,21 @@ def test_the_advice_reads_the_epochs_a_max_steps_cap_leaves():
     items = advice.advise(Situation(settings, rows=91, parameters=SMALL, facts=CPU))
     assert not [a for a in items if a.field == "num_train_epochs"]  # 4 steps are under one epoch, not 20
     assert advice.run_epochs(Situation(settings, rows=91)) < 1
+
+
+def test_a_run_too_short_to_learn_is_named_before_it_starts():
+    capped, _ = config.apply_overrides(Settings(), ["max_steps=4"])
+    [item] = [a for a in advice.advise(Situation(capped, rows=191, parameters=SMALL, facts=CPU))
+              if a.field == "max_steps"]
+    assert item.level == "warning" and "after 4 optimizer steps" in item.message and item.suggested == -1
+    few, _ = config.apply_overrides(Settings(), ["num_train_epochs=3", "gradient_accumulation_steps=4"])
+    assert "Only 33 optimizer steps" in str(advice.advise(Situation(few, rows=191, parameters=SMALL, facts=CPU)))
+
+
+def test_the_data_tabs_preflight_warnings_reach_the_advice_beside_the_setting_that_fixes_them():
+    from studio import stats
+
+    report = stats.build_report("tests/data/preflight/identity_placeholders.json", model=None)
+    situation = advice.build_situation(Settings(), report, CPU)
+    [item] = [a for a in advice.advise(situation) if a.field == "placeholder_values"]
+    assert item.level == "warning" and "{{name}}" in item.message

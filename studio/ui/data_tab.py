@@ -347,6 +347,9 @@ def build(ctx: TabContext) -> TabParts:
         upload.upload(use_upload, inputs_kwargs=dict(file_path=upload, current=form["dataset_path"]),
                       outputs=form["dataset_path"], api_name="use_upload").then(**loading, api_name=False)
         load.click(**loading, api_name="load_data").then(**mixing_shown, api_name=False)
+        # The page opens on the built-in demo, loaded, with its plan in the form: a newcomer who goes straight to
+        # Train trains a recipe sized to the data, not the declared defaults (3 epochs of batch 16: 18 updates).
+        ctx.demo.load(**loading, api_name=False).then(**mixing_shown, api_name=False)
         # Token lengths, the cutoff and the recipe belong to the model: a new model measures the file again (and,
         # being a new model, hands its recommendations to the form once).
         full_form["model_name_or_path"].change(**loading, api_name=False, trigger_mode="always_last")
