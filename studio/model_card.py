@@ -19,6 +19,8 @@ def model_card(run_dir: str | Path, kind: str, gguf_name: str = "") -> str:
     builtin = BUILTIN.get(base)
     base_note = f"{builtin.title} (built into the studio; {builtin.licence})" if builtin else base
     counts = {name: run.split_rows(name) for name in SPLITS}
+    replayed = run.status().get("replayed_rows") or 0  # the base model's own general answers (studio/replay.py)
+    counts["train"] -= replayed
     method = m["finetuning_type"]
     method_text = f"LoRA r={m['r']}, alpha={m['lora_alpha']}, dropout={m['lora_dropout']}, targets {m['target_modules']}" \
         if method in ("lora", "qlora") else method
@@ -30,7 +32,8 @@ def model_card(run_dir: str | Path, kind: str, gguf_name: str = "") -> str:
         f"- source: `{s['data']['dataset_path']}`"
         + "".join(f", `{p['dataset_path']}`" + (f" ({p['share']:.0%})" if p.get("share") else "")
                   for p in s["data"].get("extra_datasets", [])),
-        f"- rows: {counts['train']} train / {counts['validation']} validation / {counts['test']} test",
+        f"- rows: {counts['train']} train / {counts['validation']} validation / {counts['test']} test"
+        + (f"; plus {replayed} of the base model's own answers to general prompts (replay)" if replayed else ""),
         f"- cutoff: {t['max_length']} tokens; loss on {'answers only' if t['assistant_only_loss'] else 'whole conversations'}",
         "", "## Settings", "",
         f"- method: {method_text}",

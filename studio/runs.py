@@ -123,6 +123,7 @@ class RunFolder:
     verdict_file = property(lambda self: self.path / "verdict.json")  # did it learn? (studio/verdict.py)
     data_dir = property(lambda self: self.path / "data")
     checkpoints_dir = property(lambda self: self.path / "checkpoints")
+    best_dir = property(lambda self: self.path / "best")  # the trained weights at the lowest validation loss
     export_dir = property(lambda self: self.path / "export")
     adapter_dir = property(lambda self: self.path / "adapter")  # the result of a LoRA / QLoRA run
     model_dir = property(lambda self: self.path / "model")  # the result of a full / freeze run

@@ -26,6 +26,7 @@ from . import hardware, heavy, models, run_checks
 from .advice import multi_turn_share, not_learning, packing_suits_data
 from .chat_template import added_template, exact_target, replies_message
 from .config import Settings, preset_dict
+from .best import BestKeeper, keeper_callback
 from .estimates import training_memory_gb
 from .distributed import is_main_process, main_process_first, shared_run_dir, world_size
 from .mixing import build_mix
@@ -284,12 +285,16 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
         log(Msg("log.resuming", checkpoint=checkpoint.name))
     output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     hardware.return_free_memory()  # the UI process lives on, and the checks below would add to the freed heap
+    best = trainer.studio_keeper.restore(trainer.model, trainer.state.global_step) if trainer.studio_keeper else None
     target = run.output_dir(settings.method.finetuning_type)  # 4. Save the result and the figures.
     trainer.save_model(str(target))  # every process takes part (ZeRO-3 / FSDP gather the shards); main writes
     if main:
         tokenizer.save_pretrained(str(target))
     log(Msg("log.saved", name=target.name, path=str(target)))
     figures = _figures(settings, trainer, output, target, plan)
+    figures["replayed_rows"] = replayed
+    if best is not None:
+        figures.update(best_step=best["step"], best_eval_loss=best["eval_loss"])
     if figures.get("best_step") is not None:
         log(kept_message(figures, settings))
     if by_file:
@@ -456,8 +461,9 @@ def log_target(log: RunLog, tokenizer, notes: list[dict]) -> None:
 
 def _trainer(settings: Settings, run: RunFolder, log: RunLog, plan: dict, facts, model_path: str, tokenizer,
              train_ds, eval_ds, stop_event):
-    """TRL's SFTTrainer (the studio's lean variant) on the loaded model, with the studio's callbacks."""
-    from transformers import EarlyStoppingCallback  # deferred: heavy (imported by ensure_imported above)
+    """TRL's SFTTrainer (the studio's lean variant) on the loaded model, with the studio's callbacks; with
+    validation rows, the best weights are kept and a validation loss that stopped improving ends the run
+    (studio/best.py)."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     from .lean import LeanSFTTrainer  # deferred: imports TRL and torch at module level
@@ -469,11 +475,19 @@ def _trainer(settings: Settings, run: RunFolder, log: RunLog, plan: dict, facts,
     if method == "freeze":
         models.freeze_all_but_last(model, settings.method.freeze_trainable_layers)
     callbacks = make_callbacks(run, log, stop_event)
-    if eval_ds is not None and settings.training.early_stopping_patience > 0:
-        callbacks.append(EarlyStoppingCallback(settings.training.early_stopping_patience))
+    holder = {}
+    keeper = BestKeeper(run.best_dir, settings.training.early_stopping_patience) if eval_ds is not None else None
+    if keeper is not None:
+        callbacks.append(keeper_callback(keeper, lambda: holder["trainer"].model, log, is_main_process()))
     trainer = LeanSFTTrainer(model=model, args=to_sft_config(settings, plan, str(run.checkpoints_dir)),
                              train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer,
                              peft_config=to_lora_config(settings), callbacks=callbacks)
+    holder["trainer"], trainer.studio_keeper = trainer, keeper
+    if keeper is not None and trainer.accelerator.distributed_type.value in ("FSDP", "DEEPSPEED"):
+        # Each process holds shards only: the run keeps its last weights (said in the log).
+        trainer.remove_callback(type(callbacks[-1]))
+        trainer.studio_keeper = None
+        log(Msg("log.best_sharded"))
     # Our MetricsCallback prints one readable line per log; the stock progress bar and dict printer only add noise.
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)
@@ -493,11 +507,9 @@ def _figures(settings: Settings, trainer, output, target: Path, plan: dict) -> d
     eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]
     margins = [h["rewards/margins"] for h in history if "rewards/margins" in h]
     stage = settings.method.stage
-    best_step = getattr(trainer.state, "best_global_step", None) if trainer.args.load_best_model_at_end else None
     return {
         "output": str(target), "method": settings.method.finetuning_type if stage == "sft" else stage,
         "global_step": trainer.state.global_step, "planned_steps": trainer.state.max_steps,
-        "best_step": best_step,
         "final_train_loss": train_losses[-1] if train_losses else None,
         "first_train_loss": train_losses[0] if train_losses else None,
         "final_eval_loss": eval_losses[-1] if eval_losses else None,

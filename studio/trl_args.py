@@ -34,18 +34,14 @@ def sft_config_kwargs(settings: Settings, plan: dict) -> dict:
         # Evaluation needs only the loss: without this, Trainer also gathers every token's log-probability.
         "prediction_loss_only": True,
         "dataloader_pin_memory": plan["device"] == "cuda",
-        # With validation rows the run keeps its best checkpoint (lowest validation loss), which Chat and Export
-        # then use; early stopping reads the same tracking.
-        "load_best_model_at_end": has_eval,
-        "metric_for_best_model": "eval_loss",
-        "greater_is_better": False,
+        # The best weights are kept by the studio (studio/best.py), not by Trainer, which would save a whole
+        # checkpoint at every evaluation and take over the save interval Resume depends on.
+        "load_best_model_at_end": False,
     }
     if settings.method.finetuning_type in ("lora", "qlora"):
         # Under several processes (DDP) every adapter weight takes part in every forward pass; telling DDP so saves
         # it a search of the autograd graph each step.
         kwargs["ddp_find_unused_parameters"] = False
-    if kwargs["load_best_model_at_end"]:
-        kwargs["save_steps"] = t.eval_steps  # Trainer requires save steps to be a multiple of eval steps
     return kwargs
 
 

@@ -122,9 +122,12 @@ def test_the_mix_table_shows_rows_and_token_shares(tmp_path):
 
 
 def test_advice_tells_a_small_set_trained_long_without_general_data_to_mix():
-    settings, _ = config.apply_overrides(Settings(), ["num_train_epochs=5"])
+    settings, _ = config.apply_overrides(Settings(), ["num_train_epochs=5", "replay=off"])
     found = advice.rule_data_size(advice.Situation(settings, rows=500))
     assert any(a.level == "warning" and a.message.key == "advice.mix_needed" for a in found)
+    replaying, _ = config.apply_overrides(settings, ["replay=auto"])  # replay is the general data, made here
+    found = advice.rule_data_size(advice.Situation(replaying, rows=500))
+    assert [a.message.key for a in found if a.field == "replay"] == ["advice.replay_on"]
     settings, _ = config.apply_overrides(settings, ['extra_datasets=general.jsonl#0.3'])
     found = advice.rule_data_size(advice.Situation(settings, rows=500))
     assert [a.message.key for a in found if a.field == "extra_datasets"] == ["advice.mix_ok"]

@@ -238,7 +238,8 @@ def test_split_and_metrics_files_are_written_whole_or_not_at_all(tmp_path):
 def test_drop_long_rows_and_a_pilot_run_on_the_first_rows(tiny_model_dir, runs_dir):
     """A pilot run trains on the first N rows; rows over the cutoff are left out (and counted), not truncated."""
     settings, problems = config.apply_overrides(tiny_settings(tiny_model_dir), [
-        "max_samples=40", "drop_long_rows=true", "max_length=64", "max_steps=2", "validation_share=0.1"])
+        "max_samples=40", "drop_long_rows=true", "max_length=64", "max_steps=2", "validation_share=0.1",
+        "replay=off"])  # the split holds the file's rows alone
     assert not problems
     status = train.run_training(settings, runs_dir / "pilot", progress=None)
     assert status["status"] == "finished", status
@@ -275,7 +276,8 @@ def test_the_best_checkpoint_is_kept_and_a_rising_validation_loss_stops_the_run(
     data = tmp_path / "conflict.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     settings = tiny_settings(tiny_model_dir, f"dataset_path={data}", "validation_share=0.2", "split_by_order=true",
-                             "test_share=0", "max_steps=40", "eval_steps=1", "save_steps=1", "early_stopping_patience=2",
+                             "test_share=0", "max_steps=40", "eval_steps=1", "save_steps=1", "save_total_limit=100",
+                             "early_stopping_patience=2",
                              "learning_rate=0.01", "drift_check=false")
     status = train.run_training(settings, tmp_path / "run", progress=None)
     assert status["status"] == "finished", status
@@ -316,6 +318,7 @@ def test_launch_train_plans_what_the_preset_leaves_open(tiny_model_dir, tmp_path
     assert code == 0
     saved = RunFolder(tmp_path / "run").settings()
     assert saved.training.learning_rate == 0.01  # the preset's own value
-    assert saved.data.validation_share == 0.2 and saved.training.num_train_epochs == 10.0  # the plan's, for 40 rows
+    # the plan's, for 40 rows (+8 replayed: 40 rows a step-count of 10 a epoch, so 8 epochs for 80 updates)
+    assert saved.data.validation_share == 0.2 and saved.training.num_train_epochs == 8.0
     assert saved.training.early_stopping_patience == 3
-    assert "Plan: num_train_epochs = 10.0" in capsys.readouterr().out
+    assert "Plan: num_train_epochs = 8.0" in capsys.readouterr().out

@@ -106,7 +106,7 @@ def test_reset_to_recommended(client):
                          api_name="/reset_to_recommended")
     names = [name for _, name, _ in config.all_fields()]
     restored = dict(zip(names, out[:-1]))
-    assert restored["learning_rate"] == 2e-4 and restored["r"] == 16 and restored["num_train_epochs"] == 5.0
+    assert restored["learning_rate"] == 2e-4 and restored["r"] == 16 and restored["num_train_epochs"] == 3.0  # plan
     assert restored["max_length"] == 128 and out[-1] == "Recommended values restored."
 
 
@@ -247,8 +247,8 @@ def test_loading_a_file_hands_the_recipe_sized_to_its_rows(app_url):
     assert handed == {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "num_train_epochs": 3.0,
                       "learning_rate": 2e-4, "eval_steps": 13, "early_stopping_patience": 3}
     assert "**126** optimizer steps" in first[15]
-    _, _, estimate = client.predict(**form_values(**handed, validation_share=first[13], test_share=first[14],
-                                                  learning_rate=1e-4), api_name="/check_settings")
+    mine = {**handed, "validation_share": first[13], "test_share": first[14], "learning_rate": 1e-4}
+    _, _, estimate = client.predict(**form_values(**mine), api_name="/check_settings")
     assert "The plan for 191 rows" in estimate
     rows = {line.split(" | ")[0].strip("| "): line for line in estimate.splitlines() if line.startswith("| ")}
     assert "**yours**" in rows["Learning rate"] and "| plan |" in rows["Epochs"]
