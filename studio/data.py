@@ -368,6 +368,8 @@ def split_sizes(n: int, validation_share: float, test_share: float) -> tuple[int
     def take(share):
         return 0 if share <= 0 or n < 3 else max(1, round(n * share))
     validation, test = take(validation_share), take(test_share)
+    while validation + test >= n > 0:  # never nothing to train on: the test rows give way first
+        test, validation = (test - 1, validation) if test else (test, validation - 1)
     return n - validation - test, validation, test
 
 

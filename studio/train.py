@@ -268,13 +268,14 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
     if getattr(tokenizer, "studio_added_template", False):
         log(Msg("log.base_model", model=settings.model.model_name_or_path, template=added_template(tokenizer)))
     log_preflight(log, prepared.train, tokenizer, settings.model.model_name_or_path)
+    # The verdict's rows are the user's own: taken before replay adds general answers to the training split.
+    held_rows = {"test": prepared.test, "validation": prepared.validation, "train": prepared.train[:64]}
     task_rows = len(prepared.train)
     if not resume:  # a resumed run's saved split already holds its replay rows
         prepared = with_replay(settings, run, log, prepared, tokenizer, model_path, plan)
     replayed = len(prepared.train) - task_rows
     train_ds, eval_ds, plan = _tokenise(settings, run, log, plan, prepared, tokenizer)
     by_file = run_checks.validation_by_file(prepared.mix, prepared.validation)
-    held_rows = {"test": prepared.test, "validation": prepared.validation, "train": prepared.train[:64]}
     del prepared  # the rows live on in the run folder and the memory-mapped token cache; no third copy in RAM
     trainer = _trainer(settings, run, log, plan, facts, model_path, tokenizer, train_ds, eval_ds, stop_event)
     drift_base = run_checks.drift_baseline(settings, log, trainer.model, tokenizer, model_path)  # untrained yet
@@ -295,8 +296,8 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
     figures["replayed_rows"] = replayed
     if best is not None:
         figures.update(best_step=best["step"], best_eval_loss=best["eval_loss"])
-    if figures.get("best_step") is not None:
-        log(kept_message(figures, settings))
+    if best is not None:
+        log(kept_message(figures, settings, trainer.studio_keeper.should_stop()))
     if by_file:
         figures["eval_by_file"] = run_checks.evaluate_by_file(settings, trainer, tokenizer, by_file, log)
     if drift_report := run_checks.drift_result(run, log, drift_base, trainer.model, tokenizer):
@@ -310,12 +311,16 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
     return figures
 
 
-def kept_message(figures: dict, settings: Settings) -> Msg:
-    """Which checkpoint the run keeps, and why (the lowest validation loss; stopped early or not)."""
-    early = figures["global_step"] < figures.get("planned_steps", figures["global_step"])
+def kept_message(figures: dict, settings: Settings, stopped_early: bool) -> Msg:
+    """Which checkpoint the run keeps, and why (the lowest validation loss; stopped early, by hand, or at its end)."""
+    if stopped_early:
+        why = Msg("log.stopped_early", patience=settings.training.early_stopping_patience)
+    elif figures["global_step"] < figures.get("planned_steps", figures["global_step"]):
+        why = Msg("log.stopped_by_hand")
+    else:
+        why = Msg("log.ran_to_end")
     return Msg("log.kept_best", step=figures["best_step"], loss=figures["best_eval_loss"], last=figures["global_step"],
-               why=Msg("log.stopped_early", patience=settings.training.early_stopping_patience) if early
-               else Msg("log.ran_to_end"))
+               why=why)
 
 
 def planned_settings(settings: Settings, keep, log: RunLog, facts=None) -> Settings:

@@ -16,8 +16,14 @@ if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
 
 
 def open_page(browser, app_url, locale):
+    """A fresh page, once the built-in demo it opens on has been loaded and its plan handed to the form (a value
+    typed before that would be the plan's again)."""
+    from playwright.sync_api import expect
+
     page = browser.new_page(locale=locale, viewport={"width": 1280, "height": 1000})
     page.goto(app_url)
+    expect(page.locator("#data-applied")).to_contain_text(re.compile("Applied to the settings|已应用到设置"),
+                                                          timeout=90000)
     return page
 
 
@@ -77,6 +83,30 @@ def test_main_flow_in_each_language(browser, app_url, artifacts, locale, tabs, l
     page.get_by_role("tab", name=tabs[1]).click()
     expect(page.get_by_text(precision).first).to_be_visible(timeout=60000)  # hardware plan, loaded after start
     page.screenshot(path=str(artifacts / f"hyperparameters-tab-{locale}.png"), full_page=True)
+    page.close()
+
+
+@pytest.mark.parametrize("locale,words", [("en-US", ("Model", "Applied to the settings", "optimizer steps")),
+                                          ("zh-CN", ("模型", "已应用到设置", "个优化步"))])
+def test_a_new_model_measures_the_data_again_and_hands_its_plan(browser, app_url, artifacts, tiny_model_dir, locale,
+                                                                 words):
+    """The page opens on the demo measured with the starter model's template; choosing another model measures it
+    again (token lengths, cutoff, plan) without pressing Load."""
+    from playwright.sync_api import expect
+
+    page = open_page(browser, app_url, locale)
+    label, applied, steps = words
+    cutoff = page.locator("#data-cutoff")
+    before = cutoff.inner_text()
+    expect(page.locator("#data-applied")).to_contain_text(steps)
+    page.get_by_role("tab", name=re.compile("Hyperparameters|超参数")).click()
+    model = page.get_by_label(label, exact=True)
+    model.fill(str(tiny_model_dir))
+    model.press("Enter")
+    page.get_by_role("tab", name=re.compile("^(Data|数据)$")).click()
+    expect(cutoff).not_to_have_text(before, timeout=90000)  # measured with the other tokenizer and template
+    expect(page.locator("#data-applied")).to_contain_text(applied)
+    page.screenshot(path=str(artifacts / f"data-model-switch-{locale}.png"), full_page=True)
     page.close()
 
 

@@ -242,3 +242,13 @@ def test_the_data_tabs_preflight_warnings_reach_the_advice_beside_the_setting_th
     situation = advice.build_situation(Settings(), report, CPU)
     [item] = [a for a in advice.advise(situation) if a.field == "placeholder_values"]
     assert item.level == "warning" and "{{name}}" in item.message
+
+
+def test_held_out_shares_never_leave_nothing_to_train():
+    from studio import data
+
+    assert data.split_sizes(3, 0.5, 0.5) == (1, 2, 0)  # the test rows give way first
+    assert data.split_sizes(10, 0.5, 0.5)[0] >= 1
+    _, problems = config.settings_from_flat({"validation_share": 0.5, "test_share": 0.5})
+    assert problems and problems[0][0] == "test_share" and "at most 60%" in problems[0][1]
+    assert "60%" in render(problems[0][1], "zh")

@@ -1,5 +1,7 @@
 """The studio driven through gradio_client, as a script would: every event has an api_name."""
 
+from pathlib import Path
+
 import pytest
 from gradio_client import Client
 
@@ -370,3 +372,17 @@ def test_files_join_the_mix_by_name_and_the_mix_table_counts_them(client, tmp_pa
     rows = table.get("value", table)["data"]
     assert [r[1] for r in rows][-1].startswith("replay") and rows[-1][5] == 57 and rows[-1][6] == 0  # 172 -> 25%
     assert "229 training rows" in note
+
+
+def test_preflight_checks_reach_the_data_tab_in_both_languages_and_the_fill_setting_clears_them(app_url):
+    path = str(Path(__file__).parent / "data" / "preflight" / "identity_placeholders.json")
+    for language, words in (("en-US", ("unfilled placeholders", "{{name}}")), ("zh-CN", ("未填写的占位符", "占位符"))):
+        client = Client(app_url, verbose=False, headers={"Accept-Language": language})
+        out = client.predict(dataset_path=path, model_name_or_path="", api_name="/load_data")
+        rows = [r for r in out[9]["data"] if r[1] == words[0]]
+        assert rows and words[1] in rows[0][2] and rows[0][3].startswith("1, 2, 3"), out[9]["data"]
+    filled = Client(app_url, verbose=False).predict(dataset_path=path, model_name_or_path="",
+                                                    placeholder_values="name=Nova, author=Orbit Labs",
+                                                    api_name="/search_data")
+    levels = {r[0] for r in filled[9]["data"] if r[1] == "unfilled placeholders"}
+    assert levels == {"OK", "Tip"}  # filled; the code rows' placeholders are a note

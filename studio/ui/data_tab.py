@@ -308,7 +308,7 @@ def build(ctx: TabContext) -> TabParts:
         # No block labels: localise names the charts with chart_titles.
         hist = gr.BarPlot(x="tokens", y="conversations", show_label=False, height=260)
         cdf = gr.LinePlot(x="tokens", y="share", show_label=False, height=260)
-    cutoff_text = gr.Markdown()
+    cutoff_text = gr.Markdown(elem_id="data-cutoff")
     use_cutoff = gr.Button(t("data.use_cutoff"))
     split_text = gr.Markdown()
     use_split = gr.Button(t("data.use_split"))

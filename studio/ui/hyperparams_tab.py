@@ -178,8 +178,8 @@ class _Views:
         outputs = list(form.values())
 
         @takes_form(form)
-        def advice_view(request: gr.Request = None, **values):
-            return update_advice(values, lang(request))
+        def advice_view(request: gr.Request = None, time_text=None, **values):
+            return (*update_advice(values, lang(request)), stale_time(time_text, lang(request)))
 
         @takes_form(form)
         def checked(request: gr.Request = None, **values):
@@ -211,7 +211,8 @@ class _Views:
             return hardware_view(values, lang(request))
 
         for component in outputs:
-            component.change(advice_view, inputs_kwargs=form, outputs=[self.advice_md, self.estimate_md],
+            component.change(advice_view, inputs_kwargs={**form, "time_text": self.time_md},
+                             outputs=[self.advice_md, self.estimate_md, self.time_md],
                              api_name=False, show_progress="hidden", trigger_mode="always_last")
         self.check.click(checked, inputs_kwargs=form, outputs=[self.status, self.advice_md, self.estimate_md],
                          api_name="check_settings")
@@ -229,6 +230,14 @@ class _Views:
         # Detecting hardware imports torch: done after the page is served, not while building it.
         self.demo.load(hardware_now, inputs_kwargs=form, outputs=[self.hardware_md, form["finetuning_type"]],
                        api_name="hardware")
+
+
+def stale_time(time_text: str | None, language: str):
+    """A measured time estimate, marked out of date once a setting changes (the steps, the batch or the model it
+    was measured for may be other now); nothing to mark before the first estimate."""
+    if not time_text or time_text.startswith(tr("hyper.time_stale_mark", language)):
+        return gr.update()
+    return f"{tr('hyper.time_stale_mark', language)} {tr('hyper.time_stale', language)}\n\n~~{time_text}~~"
 
 
 def update_advice(values: dict, language: str) -> tuple[str, str]:
