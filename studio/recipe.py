@@ -28,7 +28,7 @@ from .stats import recommended_test_share, recommended_validation_share
 from .text import Msg
 
 MIN_UPDATES = 80  # optimizer steps a small set needs to be learned (measured: bench/outcome.py, bench/RESULTS.md)
-EVALUATIONS_PER_RUN = 10  # validation measurements across a run: enough to see the U, few enough to stay cheap
+EVALUATIONS_PER_RUN = 8  # validation measurements across a run: enough to see the U, few enough to stay cheap
 EARLY_STOPPING_PATIENCE = 3  # evaluations without a new best before a run stops (one is noise, three a trend)
 MAX_DEVICE_BATCH = 4  # conversations per forward pass before accumulation; memory is checked by the estimates
 

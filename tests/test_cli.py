@@ -5,6 +5,8 @@ import sys
 import typing
 from pathlib import Path
 
+import pytest
+
 import launch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,3 +158,11 @@ def test_data_command_names_unfilled_placeholders_and_a_model_that_does_not_know
     assert "[warning] unfilled placeholders: 7 rows still hold template placeholders ({{author}}, {{name}})" \
         in result.stdout and "rows 1, 2, 3, 4, 5, 6, 7" in result.stdout
     assert "[info] unfilled placeholders: 2 rows hold placeholders inside code" in result.stdout
+
+
+@pytest.mark.slow
+def test_data_command_names_chinese_data_on_the_english_starter_model():
+    result = run_cli("data", "tests/data/preflight/chinese.json", "--model", "starter", timeout=300)
+    assert result.returncode == 0, result.stderr[-1000:]
+    assert "[warning] model language: the data is (partly) Chinese, but the model hardly knows Chinese" in result.stdout
+    assert "gemma3-270m" in result.stdout

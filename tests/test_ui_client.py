@@ -247,7 +247,7 @@ def test_loading_a_file_hands_the_recipe_sized_to_its_rows(app_url):
                            api_name="/load_data")
     handed = dict(zip(HANDED_RECIPE_FIELDS, first[16:]))
     assert handed == {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "num_train_epochs": 3.0,
-                      "learning_rate": 2e-4, "eval_steps": 13, "early_stopping_patience": 3}
+                      "learning_rate": 2e-4, "eval_steps": 16, "early_stopping_patience": 3}
     assert "**126** optimizer steps" in first[15]
     mine = {**handed, "validation_share": first[13], "test_share": first[14], "learning_rate": 1e-4}
     _, _, estimate = client.predict(**form_values(**mine), api_name="/check_settings")
@@ -386,3 +386,12 @@ def test_preflight_checks_reach_the_data_tab_in_both_languages_and_the_fill_sett
                                                     api_name="/search_data")
     levels = {r[0] for r in filled[9]["data"] if r[1] == "unfilled placeholders"}
     assert levels == {"OK", "Tip"}  # filled; the code rows' placeholders are a note
+
+
+def test_chinese_data_on_the_english_starter_model_is_named_on_the_data_tab(app_url):
+    path = str(Path(__file__).parent / "data" / "preflight" / "chinese.json")
+    for language, check, word in (("en-US", "model language", "gemma3-270m"), ("zh-CN", "模型语言", "gemma3-270m")):
+        client = Client(app_url, verbose=False, headers={"Accept-Language": language})
+        out = client.predict(dataset_path=path, model_name_or_path="starter", api_name="/load_data")
+        rows = [r for r in out[9]["data"] if r[1] == check]
+        assert rows and rows[0][0] in ("Check", "请检查") and word in rows[0][2], out[9]["data"]
