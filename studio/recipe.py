@@ -7,12 +7,13 @@ Hyperparameters tab shows them beside the user's own values, "Reset to recommend
 always win: `apply_recipe` only fills the fields it is told are the plan's.
 
 Why these rules (the guide, and the outcome bench's measurements in bench/RESULTS.md):
-- A small set must be seen often enough to be learned: at least ~100 optimizer updates, 3-10 epochs below 1,000
-  rows and fewer above (18 updates on a 91-row identity file did not teach the model its name).
+- A small set must be seen often enough to be learned: at least 60 optimizer updates (replayed rows counted),
+  3-10 epochs below 1,000 rows and fewer above (18 updates on a 91-row identity file did not teach the model its
+  name; 60 and more did).
 - Small data gets a small effective batch, so that those updates exist without twenty epochs.
 - The learning rate follows the method and the model size (config.LEARNING_RATES, PREFERENCE_RATES).
-- Validation loss is measured about ten times a run, the best checkpoint is kept and training stops once it has
-  stopped improving (the U-shape of over-training).
+- Validation loss is measured about eight times a run, the best weights are kept (studio/best.py) and training
+  stops once it has stopped improving (the U-shape of over-training).
 No torch here.
 """
 
@@ -27,7 +28,7 @@ from .estimates import steps_per_epoch
 from .stats import recommended_test_share, recommended_validation_share
 from .text import Msg
 
-MIN_UPDATES = 80  # optimizer steps a small set needs to be learned (measured: bench/outcome.py, bench/RESULTS.md)
+MIN_UPDATES = 60  # optimizer steps a small set needs: Unsloth's 60-step default learns an identity file, 18 do not (bench/outcome.py)
 EVALUATIONS_PER_RUN = 8  # validation measurements across a run: enough to see the U, few enough to stay cheap
 EARLY_STOPPING_PATIENCE = 3  # evaluations without a new best before a run stops (one is noise, three a trend)
 MAX_DEVICE_BATCH = 4  # conversations per forward pass before accumulation; memory is checked by the estimates

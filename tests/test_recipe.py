@@ -15,9 +15,9 @@ SMALL, LARGE = 135_000_000, 7_000_000_000
 
 # rows, method, stage, parameters, devices -> validation, test, batch, accumulation, epochs, lr, steps
 @pytest.mark.parametrize("rows,method,stage,parameters,devices,expected", [
-    # a 91-row identity file: 20% validation, no test, effective batch 4, 5 epochs -> over 80 updates
-    (91, "lora", "sft", SMALL, 1, (0.2, 0.0, 4, 1, 5.0, 2e-4, 95)),
-    # the 191-row demo: a test set appears at 100 rows; 3 epochs already give 80 updates
+    # a 91-row identity file: 20% validation, no test, effective batch 4, 4 epochs -> over 60 updates
+    (91, "lora", "sft", SMALL, 1, (0.2, 0.0, 4, 1, 4.0, 2e-4, 76)),
+    # the 191-row demo: a test set appears at 100 rows; 3 epochs already give 60 updates
     (191, "lora", "sft", SMALL, 1, (0.2, 0.1, 4, 1, 3.0, 2e-4, 102)),
     # tiny data: nothing held out, 10 epochs at most, no early stopping
     (12, "lora", "sft", SMALL, 1, (0.0, 0.0, 4, 1, 10.0, 2e-4, 30)),
@@ -56,10 +56,10 @@ def test_replayed_rows_count_towards_the_steps():
     alone = recipe.plan_recipe(91, parameters=SMALL)
     mixed = recipe.plan_recipe(91, parameters=SMALL, replay_share=0.2)
     assert mixed.train_rows == alone.train_rows + 18  # 73 task rows + 18 replayed: 20% of 91
-    assert mixed.values()["num_train_epochs"] == 4.0 and mixed.steps == 92 >= recipe.MIN_UPDATES
+    assert mixed.values()["num_train_epochs"] == 3.0 and mixed.steps == 69 >= recipe.MIN_UPDATES
     settings, _ = config.apply_overrides(Settings(), [])
     planned = recipe.recipe_for(settings, 91, SMALL)
-    assert planned.steps == 92 and planned.notes[-1].key == "replay.auto_on"
+    assert planned.steps == 69 and planned.notes[-1].key == "replay.auto_on"
     assert recipe.recipe_for(settings, 5000, SMALL).notes[-1].key == "replay.auto_off"
 
 
@@ -72,7 +72,7 @@ def test_the_users_values_win_and_the_plan_fills_the_rest():
     plan = recipe.plan_recipe(91, parameters=SMALL)
     planned = recipe.apply_recipe(settings, plan, keep={"learning_rate"})
     assert planned.training.learning_rate == 1e-4  # the user's
-    assert planned.training.num_train_epochs == 5.0  # not kept: the plan's
+    assert planned.training.num_train_epochs == 4.0  # not kept: the plan's
     assert planned.data.validation_share == 0.2
     table = {row[0]: row for row in recipe.plan_rows(plan, planned)}
     assert table["learning_rate"][3] == "yours" and table["num_train_epochs"][3] == "plan"
@@ -101,7 +101,7 @@ def test_the_recipes_values_raise_no_advice_on_the_fields_it_sets():
 def test_reset_to_recommended_gives_the_plan():
     settings, _ = config.apply_overrides(Settings(), ["num_train_epochs=1", "gradient_accumulation_steps=16"])
     values = advice.recommended_values(Situation(settings, rows=91, parameters=SMALL, facts=CPU))
-    assert values["num_train_epochs"] == 4.0 and values["gradient_accumulation_steps"] == 1  # replay counted
+    assert values["num_train_epochs"] == 3.0 and values["gradient_accumulation_steps"] == 1  # replay counted
     assert values["early_stopping_patience"] == recipe.EARLY_STOPPING_PATIENCE
 
 

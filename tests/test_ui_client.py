@@ -238,7 +238,7 @@ def test_loading_a_file_hands_its_recommendations_to_the_form_once(app_url):
 
 
 def test_loading_a_file_hands_the_recipe_sized_to_its_rows(app_url):
-    """191 rows (+34 replayed): batch 4 x 1, 3 epochs (over 80 updates), lr 2e-4, about ten evaluations, early
+    """191 rows (+34 replayed): batch 4 x 1, 3 epochs (over 60 updates), lr 2e-4, about eight evaluations, early
     stopping; the Hyperparameters tab then shows the plan and marks the values the user changed as theirs."""
     from studio.ui.data_tab import HANDED_RECIPE_FIELDS
 
