@@ -231,8 +231,8 @@ def test_a_run_too_short_to_learn_is_named_before_it_starts():
     [item] = [a for a in advice.advise(Situation(capped, rows=191, parameters=SMALL, facts=CPU))
               if a.field == "max_steps"]
     assert item.level == "warning" and "after 4 optimizer steps" in item.message and item.suggested == -1
-    few, _ = config.apply_overrides(Settings(), ["num_train_epochs=3", "gradient_accumulation_steps=4"])
-    assert "Only 33 optimizer steps" in str(advice.advise(Situation(few, rows=191, parameters=SMALL, facts=CPU)))
+    few, _ = config.apply_overrides(Settings(), ["num_train_epochs=2", "gradient_accumulation_steps=4"])
+    assert "Only 22 optimizer steps" in str(advice.advise(Situation(few, rows=191, parameters=SMALL, facts=CPU)))
 
 
 def test_the_data_tabs_preflight_warnings_reach_the_advice_beside_the_setting_that_fixes_them():
