@@ -340,7 +340,8 @@ def planned_settings(settings: Settings, keep, log: RunLog, facts=None) -> Setti
         if name not in keep:
             log(Msg("log.recipe", field=name, value=choice.value, why=choice.why))
     for note in recipe.notes:
-        log(note)
+        if not note.key.startswith("replay."):  # the replay decision is logged where replay is made
+            log(note)
     return planned
 
 
