@@ -105,6 +105,9 @@ def verdict_result(run, log, held, model, tokenizer, settings, drift_report, sto
 
     if held is None:
         return None
+    if stopped:  # Stop means now: the tuned answers would cost another generation pass (Chat can still compare)
+        log(Msg("log.verdict_skipped", reason=Msg("verdict.stopped")))
+        return None
     try:
         report = verdict.after_training(held, model, tokenizer)
     except Exception as err:  # noqa: BLE001
