@@ -106,9 +106,15 @@ def total_steps(train_rows: int, batch: int, accumulation: int, epochs: float, m
 
 
 def planned_steps(settings, rows: int, devices: int = 1) -> tuple[int, int, int]:
-    """(training rows after the split, optimizer steps per epoch, steps in all) for `rows` usable rows."""
+    """(training rows after the split, replayed rows included where replay is on, optimizer steps per epoch,
+    steps in all) for `rows` usable rows."""
+    from .recipe import replay_decision  # deferred: the recipe module imports this one
+    from .replay import replay_count
+
     t = settings.training
     train_rows = split_sizes(rows, settings.data.validation_share, settings.data.test_share)[0]
+    if replay_decision(settings, rows)[0]:
+        train_rows += replay_count(train_rows, settings.data.replay_share)
     per_epoch = steps_per_epoch(train_rows, t.per_device_train_batch_size, t.gradient_accumulation_steps, devices)
     total = total_steps(train_rows, t.per_device_train_batch_size, t.gradient_accumulation_steps,
                         t.num_train_epochs, t.max_steps, devices)
