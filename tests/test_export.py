@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from studio import config, export, gguf_file, repeat, train
+from studio.runs import RunFolder
 from studio.text import render
 from tests.test_train import tiny_settings
 
@@ -157,7 +158,10 @@ def test_trl_cli_config_is_accepted_by_trls_own_parser(lora_run, tiny_model_dir,
     assert model.model_name_or_path == str(tiny_model_dir) and model.use_peft
     assert (model.lora_r, model.lora_alpha) == (settings.method.r, settings.method.lora_alpha)
     data = load_dataset(script.dataset_name)
-    assert data[script.dataset_train_split].num_rows == 172 and data[script.dataset_test_split].num_rows == 19
+    # The split the run trained on: 172 of the demo's rows and, with replay on ('auto' here), 43 general answers.
+    trained = RunFolder(lora_run).split_rows("train")
+    assert trained == 172 + 43
+    assert data[script.dataset_train_split].num_rows == trained and data[script.dataset_test_split].num_rows == 19
     # Single-answer conversations become prompt + completion, so TRL trains on the answers only, as the studio did.
     row = data["train"][0]
     assert row["completion"][0]["role"] == "assistant" and row["prompt"][-1]["role"] == "user"
@@ -262,9 +266,10 @@ def test_two_processes_train_one_run_with_one_adapter(tiny_model_dir, lora_run, 
     steps = [json.loads(line)["step"] for line in (runs[0] / "metrics.jsonl").read_text().splitlines()
              if "loss" in json.loads(line)]
     assert steps == [1, 2, 3, 4]  # logged once, by the main process
-    # Two processes x batch 4 per step: an epoch of 172 rows takes 21.5 steps, not 43.
+    # Two processes x batch 4 per step: an epoch of 215 rows (172 + 43 replayed) takes 26.9 steps, not 53.8.
+    assert RunFolder(runs[0]).split_rows("train") == 215
     epochs = [json.loads(line)["epoch"] for line in (runs[0] / "metrics.jsonl").read_text().splitlines()]
-    assert max(epochs) == pytest.approx(4 / 21.5, abs=0.01)
+    assert max(epochs) == pytest.approx(4 / 26.875, abs=0.01)
     assert done.stdout.count("Run folder:") == 1 and "2 processes, distributed as MULTI_CPU" in done.stdout
 
 
