@@ -113,7 +113,7 @@ def verdict_result(run, log, held, model, tokenizer, settings, drift_report, sto
     except Exception as err:  # noqa: BLE001
         log(Msg("log.verdict_skipped", reason=f"{type(err).__name__}: {err}"))
         return None
-    cause = likely_cause(settings, run.metrics(), stopped)
+    cause = likely_cause(settings, run.metrics())  # a stopped run returned above
     line = verdict.verdict_line(report, drift_report, cause)
     report["line"], report["cause"] = line.to_json(), cause.to_json()  # read back in each reader's language
     report["metric_why"] = report["metric_why"].to_json()
