@@ -17,7 +17,8 @@ from .text import Msg
 
 
 class BestKeeper:
-    """Tracks the lowest validation loss and its trained weights; counts evaluations without a new best."""
+    """Tracks the lowest validation loss and its trained weights; counts evaluations without a gain of at least
+    `threshold` (Trainer's EarlyStoppingCallback has the same rule)."""
 
     def __init__(self, folder: Path, patience: int, threshold: float = 0.0):
         self.folder, self.patience, self.threshold = Path(folder), patience, threshold
@@ -44,12 +45,16 @@ class BestKeeper:
         """One evaluation: a new best saves the trained weights (main process) and returns True."""
         if step == 0:  # the base model's baseline: nothing trained to keep
             return False
-        if self.best_loss is None or loss < self.best_loss - self.threshold:
-            self.best_loss, self.best_step, self.without_improvement = loss, step, 0
+        # Patience counts measurements without a gain of at least `threshold`: once the validation answers are
+        # near-certain (topic labels reach 0.002 nats/token) further steps only memorise, yet the lowest loss
+        # is still the one kept.
+        significant = self.best_loss is None or loss < self.best_loss - self.threshold
+        self.without_improvement = 0 if significant else self.without_improvement + 1
+        if self.best_loss is None or loss < self.best_loss:
+            self.best_loss, self.best_step = loss, step
             if main:
                 self._save(model, step, loss)
             return True
-        self.without_improvement += 1
         return False
 
     def should_stop(self) -> bool:
@@ -96,7 +101,7 @@ def keeper_callback(keeper: BestKeeper, model_of, log, main: bool):
             keeper.seen(state.global_step, float(loss), model_of(), main)
             if keeper.should_stop():
                 log(Msg("log.early_stop", step=state.global_step, patience=keeper.patience, best=keeper.best_step,
-                        loss=keeper.best_loss))
+                        loss=keeper.best_loss, threshold=keeper.threshold))
                 control.should_training_stop = True
                 control.should_save = True  # a checkpoint to resume from, as Stop leaves one
             return control

@@ -477,6 +477,13 @@ class TrainingSettings(_Section):
         ge=0, le=1000,
         studio_only=True,
     )
+    early_stopping_threshold: float = knob(
+        0.01, label="Smallest improvement",
+        help="A validation loss lower than the best by less than this (nats per token) still counts as no "
+        "improvement for early stopping; the lowest one is kept all the same. 0: every gain counts.",
+        ge=0.0, le=10.0,
+        studio_only=True,
+    )
     drift_check: bool = knob(
         True, label="Check general ability (drift)",
         help="Before training, the base model answers about 60 general prompts (facts, reasoning, instructions, "

@@ -482,7 +482,8 @@ def _trainer(settings: Settings, run: RunFolder, log: RunLog, plan: dict, facts,
         models.freeze_all_but_last(model, settings.method.freeze_trainable_layers)
     callbacks = make_callbacks(run, log, stop_event)
     holder = {}
-    keeper = BestKeeper(run.best_dir, settings.training.early_stopping_patience) if eval_ds is not None else None
+    keeper = BestKeeper(run.best_dir, settings.training.early_stopping_patience,
+                        settings.training.early_stopping_threshold) if eval_ds is not None else None
     if keeper is not None:
         callbacks.append(keeper_callback(keeper, lambda: holder["trainer"].model, log, is_main_process()))
     trainer = LeanSFTTrainer(model=model, args=to_sft_config(settings, plan, str(run.checkpoints_dir)),

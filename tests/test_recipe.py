@@ -252,3 +252,23 @@ def test_held_out_shares_never_leave_nothing_to_train():
     _, problems = config.settings_from_flat({"validation_share": 0.5, "test_share": 0.5})
     assert problems and problems[0][0] == "test_share" and "at most 60%" in problems[0][1]
     assert "60%" in render(problems[0][1], "zh")
+
+
+def test_gains_under_the_threshold_do_not_reset_the_patience_but_the_lowest_loss_is_kept(tmp_path):
+    """The topic bench's validation curve (bench/outcome.py): once the answers are near-certain the loss still
+    creeps down by thousandths, which is memorising, not learning; with threshold 0.01 the run stops three
+    measurements after the last real gain, and the lowest loss is the one kept."""
+    from studio.best import BestKeeper
+
+    curve = [(13, 0.3521), (26, 0.0462), (39, 0.0089), (52, 0.0055), (65, 0.0028), (78, 0.0018), (91, 0.0017)]
+    keeper, stopped_at = BestKeeper(tmp_path, patience=3, threshold=0.01), None
+    for step, loss in curve:
+        keeper.seen(step, loss, model=None, main=False)
+        if keeper.should_stop():
+            stopped_at = step
+            break
+    assert stopped_at == 78 and keeper.best_step == 78 and keeper.best_loss == 0.0018
+    every_gain = BestKeeper(tmp_path, patience=3, threshold=0.0)
+    for step, loss in curve:
+        every_gain.seen(step, loss, model=None, main=False)
+    assert not every_gain.should_stop() and every_gain.best_step == 91
