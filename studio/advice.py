@@ -331,7 +331,15 @@ def rule_steps(s: Situation) -> list[Advice]:
     return [Advice("warning", "num_train_epochs", Msg("advice.steps_few", steps=total, minimum=MIN_UPDATES))]
 
 
-RULES = (rule_preflight, rule_steps, rule_stage, rule_learning_rate, rule_epochs, rule_effective_batch, rule_cutoff, rule_lora, rule_validation_share,
+def rule_pretraining(s: Situation) -> list[Advice]:
+    """Plain text is continued pre-training: the guide's caveats, said once beside the data."""
+    if s.data_kind != "text":
+        return []
+    return [Advice("info", "dataset_path", Msg("advice.pretraining")),
+            Advice("info", "learning_rate", Msg("advice.pretraining_lr"))]
+
+
+RULES = (rule_preflight, rule_pretraining, rule_steps, rule_stage, rule_learning_rate, rule_epochs, rule_effective_batch, rule_cutoff, rule_lora, rule_validation_share,
          rule_test_share, rule_packing, rule_hardware, rule_data_size)
 
 
@@ -364,11 +372,12 @@ def build_situation(settings, report=None, facts=None, shape: ModelShape | None 
     """Situation from a data report (studio.stats.DataReport), hardware facts and the model's shape."""
     rows = recommended = over = multi = median = None
     if report is not None and report.load.rows:
-        rows = len(report.load.rows)
+        rows = report.training_rows  # plain text trains as blocks of its documents
         multi = multi_turn_share([r.messages for r in report.load.rows if r.messages is not None])
         if report.lengths is not None:
             recommended = report.cutoff.cutoff
-            over = float((report.lengths.total > settings.training.max_length).mean())
+            over = float((report.lengths.total > settings.training.max_length).mean()) \
+                if report.load.format != "text" else 0.0  # cut into blocks, never truncated
             median = float(np.median(report.lengths.total))
     preflight = tuple((f.check.key, f.message) for f in (report.findings if report is not None else [])
                       if f.level == "warning" and getattr(f.check, "key", "") in PREFLIGHT_FIELDS)

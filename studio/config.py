@@ -34,17 +34,32 @@ MAX_HELD_OUT = 0.6  # validation + test shares together: at least 40% of the row
 
 
 def knob(default, *, label: str, help: str, advice: str = "", beginner: bool = False, suggestions: tuple = (),
-         studio_only: bool = False, text_fields: dict | None = None, **limits):
+         studio_only: bool = False, text_fields: dict | None = None, applies: dict | None = None, **limits):
     """One settings field with its English UI text (other languages: studio/locales/, keyed `<field>.label`,
     `<field>.help`, `<field>.advice`). `limits` are pydantic's own (ge, le, ...); `suggestions` are values a text
     field offers to pick from (the form shows a dropdown that still takes any text); `studio_only` marks a field
     the studio implements or resolves itself, so it is not passed to TRL under its own name; `text_fields` fill
-    named fields in the help and advice of every language (numbers that also drive a rule, kept in one place)."""
+    named fields in the help and advice of every language (numbers that also drive a rule, kept in one place);
+    `applies` ({"stage": ("dpo", "kto")}) says when the field matters: the form hides it otherwise."""
     extra = {"label": label, "advice": advice, "beginner": beginner, "suggestions": list(suggestions),
-             "studio_only": studio_only, "text_fields": dict(text_fields or {})}
+             "studio_only": studio_only, "text_fields": dict(text_fields or {}),
+             "applies": {k: list(v) for k, v in (applies or {}).items()}}
     if isinstance(default, float):
         limits.setdefault("allow_inf_nan", False)  # a preset's Infinity / NaN fails validation, not the run
     return Field(default, description=help, json_schema_extra=extra, **limits)
+
+
+def applies(name: str, values: dict) -> bool:
+    """Whether a field matters for these values of the fields it depends on (its `applies` metadata)."""
+    info = SECTIONS[field_section(name)].model_fields[name]
+    needs = (info.json_schema_extra or {}).get("applies") or {}
+    return all(values.get(field) in allowed for field, allowed in needs.items())
+
+
+def conditional_fields() -> dict[str, dict]:
+    """{field: its `applies` condition} for every field shown only in some stages or methods."""
+    return {name: (info.json_schema_extra or {})["applies"] for _, name, info in all_fields()
+            if (info.json_schema_extra or {}).get("applies")}
 
 
 def field_text(name: str, part: str, lang: str = SOURCE_LANGUAGE) -> str:
@@ -67,7 +82,10 @@ def optional_type(annotation):
     return annotation, False
 
 
-DatasetFormat = Literal["auto", "alpaca", "sharegpt", "messages", "cot", "prompt_completion", "text"]
+# text_paragraphs / text_lines / text_whole: plain text whose documents are between blank lines, one per line, or
+# the whole file (studio/readers.py detects which for 'auto' and 'text').
+DatasetFormat = Literal["auto", "alpaca", "sharegpt", "messages", "cot", "prompt_completion", "text",
+                        "text_paragraphs", "text_lines", "text_whole"]
 
 
 class _Section(BaseModel):
@@ -102,10 +120,13 @@ def _parse_mapping_value(value):
     return mapping
 
 
+MAX_MIX_FILES = 32  # files in one mix: more is a mistake, and each costs a read and a split
+
+
 class DatasetPart(_Section):
     """One more file in a run's mix (DataSettings.extra_datasets): the main file's three boxes, and its share of
     the training rows (None: all its rows)."""
-    dataset_path: str = Field(min_length=1)
+    dataset_path: str = Field(min_length=1, max_length=4096)  # Linux's PATH_MAX
     dataset_format: DatasetFormat = "auto"
     column_mapping: dict[str, str] = Field(default_factory=dict)
     share: float | None = Field(None, gt=0.0, le=1.0, allow_inf_nan=False)
@@ -141,7 +162,9 @@ class DataSettings(_Section):
     )
     dataset_format: DatasetFormat = knob(
         "auto", label="Format",
-        help="How rows are laid out. 'auto' detects it from the column names.",
+        help="How rows are laid out. 'auto' detects it from the column names (and, for a .txt file, whether "
+        "documents are separated by blank lines, one per line, or the whole file is one). 'text_paragraphs', "
+        "'text_lines' and 'text_whole' choose that layout of plain text yourself.",
     )
     column_mapping: dict[str, str] = knob(
         {}, label="Column mapping",
@@ -193,7 +216,10 @@ class DataSettings(_Section):
     @classmethod
     def _parts_from_text(cls, value):
         """`--set` may give 'path#share; path' text: each part a file, its share optional."""
-        return parse_parts(value) if isinstance(value, str) else value
+        value = parse_parts(value) if isinstance(value, str) else value
+        if isinstance(value, (list, tuple)) and len(value) > MAX_MIX_FILES:  # before each part is checked
+            raise PydanticCustomError("too_long", "too many files", {"max_length": MAX_MIX_FILES})
+        return value
 
     replay: Literal["auto", "on", "off"] = knob(
         "auto", label="Replay general answers",
@@ -268,6 +294,7 @@ class MethodSettings(_Section):
         help="DPO / KTO: the finished run whose adapter is trained further; a frozen copy of that adapter is the "
         "reference, on the same base weights (no second copy of the model). Empty: a new adapter on the base model.",
         suggestions=("",),
+        applies={"stage": ("dpo", "kto")},
     )
     beta: float = knob(
         0.1, label="Preference strength (beta)",
@@ -275,6 +302,7 @@ class MethodSettings(_Section):
         "changes; higher: stays closer to the reference.",
         advice="0.1 is the usual start; 0.05-0.5 is the common range.",
         gt=0.0, le=10.0,
+        applies={"stage": ("dpo", "kto")},
     )
     finetuning_type: Literal["lora", "qlora", "full", "freeze"] = knob(
         "lora", label="Method",
@@ -283,32 +311,47 @@ class MethodSettings(_Section):
         advice="LoRA is the safe default: little memory, hard to break the model.",
         beginner=True,
     )
+
+    @field_validator("finetuning_type")
+    @classmethod
+    def _preference_stages_train_lora(cls, value, info):
+        """DPO / KTO train a LoRA adapter on one copy of the base weights (its reference is the adapter switched
+        off); refused rather than silently trained as LoRA when another method was chosen."""
+        stage = info.data.get("stage", "sft")
+        if stage != "sft" and value != "lora":
+            raise PydanticCustomError("stage_needs_lora", "preference stages train LoRA", {"stage": stage.upper()})
+        return value
     freeze_trainable_layers: int = knob(
         2, label="Trainable layers (freeze)",
         help="With the freeze method: how many of the last transformer layers are trained.",
         ge=1, le=512,
+        applies={"finetuning_type": ("freeze",)},
     )
     r: int = knob(
         16, label="LoRA rank",
         help="Size of the adapter. Higher: more capacity, more memory.",
         advice="8-16 suits most tasks; raise it if the model does not learn.",
         beginner=True, ge=1, le=1024,
+        applies={"finetuning_type": ("lora", "qlora")},
     )
     lora_alpha: int = knob(
         32, label="LoRA alpha",
         help="Scale of the adapter's update (effective scale = alpha / rank).",
         advice="About twice the rank.",
         ge=1, le=4096,
+        applies={"finetuning_type": ("lora", "qlora")},
     )
     lora_dropout: float = knob(
         0.05, label="LoRA dropout",
         help="Dropout on the adapter input; a little regularisation against overfitting.",
         ge=0.0, le=0.9,
+        applies={"finetuning_type": ("lora", "qlora")},
     )
     target_modules: str = knob(
         "all-linear", label="LoRA target modules",
         help="Which layers get adapters: 'all-linear', or comma-separated names such as 'q_proj,v_proj'.",
         min_length=1,
+        applies={"finetuning_type": ("lora", "qlora")},
     )
 
 
@@ -572,14 +615,17 @@ _ERROR_TEXT = {
     "string_type": ("config.str", None), "string_too_short": ("config.too_short", None),
     "missing": ("config.missing", None), "extra_forbidden": ("config.unknown", None),
     "bad_mapping": ("config.bad_mapping", "part"), "dict_type": ("config.mapping", None),
-    "shares_too_large": ("config.shares_too_large", "limit"),
+    "shares_too_large": ("config.shares_too_large", "limit"), "stage_needs_lora": ("config.stage_needs_lora", "stage"),
+    "int_parsing": ("config.int", None), "float_parsing": ("config.float", None), "bool_parsing": ("config.bool", None),
+    "list_type": ("config.list", None), "model_type": ("config.part", None), "model_attributes_type": ("config.part", None),
+    "too_long": ("config.too_many", "max_length"), "string_too_long": ("config.too_long", "max_length"),
 }
 
 
 def validation_message(error: dict) -> Msg:
     key, context = _ERROR_TEXT.get(error["type"], ("config.other", None))
-    if key == "config.other":
-        return Msg(key, detail=error["msg"])
+    if key == "config.other":  # pydantic's own sentence is English and may echo the input: not shown
+        return Msg(key)
     if key == "config.choice":
         return Msg(key, expected=error.get("ctx", {}).get("expected", ""))
     if key == "config.bad_mapping":

@@ -18,10 +18,11 @@ from typing import Any
 
 from .config import DEMO_DATA
 from .data_kinds import kind_verdict, media_in
-from .readers import DEMO_PATH, read_records, resolve_path, where
+from .readers import DEMO_PATH, read_documents, read_records, resolve_path, where
 from .text import Msg
 
-MAX_FIELD_CHARS = 1_000_000  # one text field: no cutoff length comes near this
+MAX_FIELD_CHARS = 1_000_000  # one text field of a conversation: no cutoff length comes near this
+MAX_DOCUMENT_CHARS = 20_000_000  # one plain-text document (a book is 0.5-3 M): cut into blocks, never truncated
 ROLES = ("system", "user", "assistant", "tool")
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
                   "function_call": "assistant", "observation": "tool", "function": "tool", "tool": "tool"}
@@ -53,6 +54,7 @@ class LoadResult:
     problems: list[tuple[str, str]] = field(default_factory=list)
     bad_rows: set[int] = field(default_factory=set)
     total_rows: int = 0
+    layout: Msg | None = None  # plain text: how its documents were found (readers.text_layout)
 
     @property
     def ok(self) -> bool:
@@ -84,7 +86,8 @@ def detect_format(record: Any) -> str | None:
     return None
 
 
-def _text(value: Any, at: str, problems: list, required: bool = True) -> str | None:
+def _text(value: Any, at: str, problems: list, required: bool = True, limit: int | None = None) -> str | None:
+    limit = MAX_FIELD_CHARS if limit is None else limit  # read at call time: tests lower the module's limit
     if value is None or value == "":
         if required:
             problems.append((at, Msg("data.missing")))
@@ -95,8 +98,8 @@ def _text(value: Any, at: str, problems: list, required: bool = True) -> str | N
     if required and not value.strip():
         problems.append((at, Msg("data.empty")))
         return None
-    if len(value) > MAX_FIELD_CHARS:
-        problems.append((at, Msg("data.field_too_long", size=len(value), limit=MAX_FIELD_CHARS)))
+    if len(value) > limit:
+        problems.append((at, Msg("data.field_too_long", size=len(value), limit=limit)))
         return None
     if SURROGATE.search(value):  # JSON allows "\ud800"; it cannot be written as UTF-8 later, so refuse it here
         problems.append((at, Msg("data.surrogate")))
@@ -258,7 +261,7 @@ def normalise(record: Any, fmt: str, file: str, number: int, unit: str = "row") 
     if media := media_in(record):  # a placeholder such as <image> would be trained as words
         return None, [(where(file, number, unit=unit), Msg("data.multimodal", found=", ".join(media)))]
     if fmt == "text":
-        text = _text(record.get("text"), at("text"), problems)
+        text = _text(record.get("text"), at("text"), problems, limit=MAX_DOCUMENT_CHARS)
         return (Row(number, record, text=text) if not problems else None), problems
     messages = CONVERTERS[fmt](record, at, problems)
     if not problems and SURROGATE.search(json.dumps(messages, ensure_ascii=False)):  # e.g. inside tool calls
@@ -327,8 +330,14 @@ def load_dataset_file(path: str, fmt: str = "auto", mapping: dict[str, str] | No
 def _read_and_normalise(path: str, fmt: str, mapping: dict[str, str] | None, label: str | None) -> LoadResult:
     file_path = resolve_path(path)
     label = label or (DEMO_PATH.name if path == DEMO_DATA else file_path.name)
-    records, problems, unit = read_records(file_path, label)
-    result = LoadResult(file=label, problems=list(problems), total_rows=len(records) + len(problems))
+    layout = None
+    if file_path.suffix.lower() == ".txt" and file_path.is_file():
+        records, problems, unit, layout = read_documents(file_path, label, fmt.removeprefix("text_"))
+    else:
+        records, problems, unit = read_records(file_path, label)
+    if fmt.startswith("text_"):  # a layout of plain text: its rows are text rows
+        fmt = "text"
+    result = LoadResult(file=label, problems=list(problems), total_rows=len(records) + len(problems), layout=layout)
     if not records:
         return result
     records = [(n, column_mapping_applied(r, mapping)) for n, r in records]
@@ -396,7 +405,9 @@ def summary_text(result: LoadResult) -> str:
         return Msg("data.unreadable", file=result.file, count=len(result.problems))
     summary = Msg("data.summary_line", file=result.file, format=result.format, total=result.total_rows,
                   usable=len(result.rows), bad=len(result.bad_rows))
-    return Msg("paragraphs", items=[summary, Msg("data.bad_rows_left_out")]) if result.bad_rows else summary
+    items = [summary] + ([result.layout] if result.layout is not None else []) + \
+        ([Msg("data.bad_rows_left_out")] if result.bad_rows else [])
+    return Msg("paragraphs", items=items) if len(items) > 1 else summary
 
 
 def shown(row: Row) -> str:

@@ -164,15 +164,18 @@ def greedy(model, tokenizer, prompt_ids: list[list[int]], max_new_tokens: int = 
     """Greedy answers in batches (left-padded), each cut after its first end token."""
     import torch  # deferred: heavy
 
+    from . import stopping
     from .chat import _eos_ids  # deferred: the chat module's idea of where an answer ends
 
     eos = _eos_ids(model, tokenizer)
+    on_stop = stopping.criteria()
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
     answers: list[list[int]] = [[] for _ in prompt_ids]
     was_training = model.training
     model.eval()
     try:
         for batch in _batches(prompt_ids):
+            stopping.check()  # Stop ends the run here, not after every prompt was answered
             width = max(len(prompt_ids[i]) for i in batch)
             ids = torch.tensor([[pad] * (width - len(prompt_ids[i])) + prompt_ids[i] for i in batch], device=model.device)
             mask = torch.tensor([[0] * (width - len(prompt_ids[i])) + [1] * len(prompt_ids[i]) for i in batch],
@@ -180,7 +183,9 @@ def greedy(model, tokenizer, prompt_ids: list[list[int]], max_new_tokens: int = 
             with torch.inference_mode():
                 out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
                                      do_sample=False, eos_token_id=sorted(eos), pad_token_id=pad,
-                                     repetition_penalty=1.0, temperature=None, top_p=None, top_k=None)
+                                     repetition_penalty=1.0, temperature=None, top_p=None, top_k=None,
+                                     stopping_criteria=on_stop)
+            stopping.check()  # answers cut short by Stop are no answers
             for row, i in zip(out[:, width:].tolist(), batch):
                 end = next((k for k, token in enumerate(row) if token in eos), None)
                 answers[i] = row if end is None else row[:end + 1]

@@ -25,7 +25,7 @@ from .config import GenerationSettings
 from .gguf_file import GGUFError, load_gguf, write_gguf
 from .model_card import model_card
 from .runs import RunFolder
-from .text import Msg, render, word
+from .text import Msg, render, word, reason_of
 
 Progress = Callable[[float, str], None]
 CHECK_PROMPT = "Who are you?"
@@ -340,7 +340,7 @@ def export_selected(run_dir: str | Path, out_dir: str | Path | None, adapter: bo
         except ExportError as err:
             problems.append(Msg("export.item_problem", name=name, problem=err.args[0] if err.args else str(err)))
         except Exception as err:  # noqa: BLE001 - an export failure is a message, never a crashed tab
-            problems.append(Msg("export.item_failed", name=name, error=f"{type(err).__name__}: {err}"))
+            problems.append(Msg("export.item_failed", name=name, error=reason_of(err)))
     return results, problems
 
 
@@ -358,8 +358,7 @@ def push_to_hub(folder: str | Path, repo_id: str, token: str | None = None, priv
         api.create_repo(repo_id, private=private, exist_ok=True)
         commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message="Fine-tuning Studio export")
     except Exception as err:  # noqa: BLE001 - offline, bad token, no permission: all become one plain message
-        reason = Msg("export.offline") if _is_network_error(err) else \
-            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        reason = Msg("export.offline") if _is_network_error(err) else reason_of(err)
         raise ExportError(Msg("export.push_failed", repo=repo_id, reason=reason, folder=str(folder))) from err
     return Msg("export.pushed", name=folder.name, repo=repo_id, commit=getattr(commit, "oid", "")[:8])
 

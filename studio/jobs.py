@@ -8,15 +8,20 @@ lines of metrics.jsonl and log.txt since the last poll.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import Settings
 from .runs import RunFolder, new_run_dir, parse_jsonl_lines
-from .text import Msg
+from .text import Msg, reason_of
 from .train import run_training
+
+logger = logging.getLogger(__name__)
+CONFIRM_WINDOW_S = 60  # a second Stop from another session within this time confirms the first
 
 
 @dataclass
@@ -58,13 +63,15 @@ class TrainingJob:
         self.result: dict | None = None
         self._metrics: _Tail | None = None
         self._log: _Tail | None = None
+        self.owner = ""  # the browser session that started the run (empty: the command line or a test)
+        self._stop_asked: dict[str, float] = {}  # another session's first Stop: when it was pressed
 
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
     def start(self, settings: Settings, run_dir: Path | None = None, resume: bool = False,
-              runner=None) -> tuple[bool, str]:
+              runner=None, owner: str = "") -> tuple[bool, str]:
         """Start a run unless one is already going; without `run_dir`, in a new run folder, made only once the run
         is sure to start. `runner` is injectable for tests."""
         with self._lock:
@@ -72,7 +79,7 @@ class TrainingJob:
                 return False, Msg("job.busy", name=self.run_dir.name)
             run_dir = run_dir or new_run_dir()
             self._stop = threading.Event()
-            self.run_dir, self.result = run_dir, None
+            self.run_dir, self.result, self.owner, self._stop_asked = run_dir, None, owner or "", {}
             run = RunFolder(run_dir)
             self._metrics, self._log = _Tail(run.metrics_file, parse=True), _Tail(run.events_file, parse=True)
             target = runner or run_training
@@ -81,15 +88,27 @@ class TrainingJob:
                 try:
                     self.result = target(settings, run_dir, progress=None, stop_event=self._stop, resume=resume)
                 except BaseException as err:  # run_training reports failures itself; this is the last guard
-                    self.result = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+                    self.result = {"status": "failed", "error": f"{type(err).__name__}: {err}",
+                                   "error_message": reason_of(err).to_json()}
 
             self._thread = threading.Thread(target=work, name="studio-training", daemon=True)
             self._thread.start()
             return True, Msg("job.started", name=run_dir.name)
 
-    def stop(self) -> str:
+    def stop(self, session: str = "", now: float | None = None) -> str:
+        """Stop the run. From a browser session other than the one that started it, the first Stop only asks for
+        confirmation (another person may be training on this server) and a second within CONFIRM_WINDOW_S stops
+        it; that is logged."""
         if not self.running:
             return Msg("job.idle")
+        now = time.monotonic() if now is None else now
+        if session and self.owner and session != self.owner:
+            asked = self._stop_asked.get(session)
+            if asked is None or now - asked > CONFIRM_WINDOW_S:
+                self._stop_asked[session] = now
+                return Msg("job.stop_confirm", name=self.run_dir.name, seconds=CONFIRM_WINDOW_S)
+            logger.warning("run %s stopped by session %s (started by session %s)", self.run_dir.name, session[:16],
+                           self.owner[:16])
         self._stop.set()
         return Msg("job.stopping")
 

@@ -106,7 +106,11 @@ def settings_refusals(settings) -> list[tuple[str, str]]:
     places = [("dataset_path", settings.data.dataset_path), ("model_name_or_path", settings.model.model_name_or_path),
               *(("extra_datasets", part.dataset_path) for part in settings.data.extra_datasets),
               ("drift_dataset_path", settings.training.drift_dataset_path)]
-    return [(where, refusal) for where, value in places if (refusal := source_refusal(value))]
+    problems = [(where, refusal) for where, value in places if (refusal := source_refusal(value))]
+    start = settings.method.adapter_name_or_path.strip()  # a run folder whose adapter_config.json is read
+    if start and (refusal := FOLDERS.refusal(start)):
+        problems.append(("adapter_name_or_path", refusal))
+    return problems
 
 
 def run_refusal(run_dir: str | Path) -> Msg | None:
@@ -114,11 +118,35 @@ def run_refusal(run_dir: str | Path) -> Msg | None:
     return FOLDERS.refusal(run_dir, write=True) if run_dir else None
 
 
+def link_out_of(folder: Path, limit: int = 100_000) -> Path | None:
+    """The first entry under `folder` (links not followed) that is a link leading out of it, if any: an `adapter`
+    link to /etc would otherwise be read as the run's weights."""
+    base = os.path.realpath(folder)
+    seen = 0
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        for name in dirs + files:
+            path = Path(root) / name
+            seen += 1
+            if path.is_symlink() and not inside(path, Path(base)):
+                return path
+            if seen > limit:  # a run holds hundreds of files; this many is no run
+                return path
+    return None
+
+
 def run_model_refusal(run_dir: str | Path) -> Msg | None:
     """A run a request names, and the base model its preset names (a file the request points at): both must be
-    inside the studio's folders before Chat or Export loads anything."""
+    inside the studio's folders before Chat or Export loads anything, and nothing in the run may link out of it."""
+    if not isinstance(run_dir, (str, Path)):
+        return Msg("path.not_a_path")
     if refusal := run_refusal(run_dir):
         return refusal
+    try:
+        link = link_out_of(RunFolder.of(run_dir)[0].path) if FOLDERS.confined and Path(run_dir).is_dir() else None
+    except OSError:
+        link = None
+    if link is not None:
+        return Msg("path.link_out", name=str(link.name)[:200])
     try:
         base = RunFolder.of(run_dir)[0].base_model()
     except Exception:  # noqa: BLE001 - not a run (or no preset): the caller says so in its own words
@@ -126,9 +154,25 @@ def run_model_refusal(run_dir: str | Path) -> Msg | None:
     return source_refusal(base)
 
 
+def offered(path: str | Path) -> str:
+    """A copy of a file the page offers for download, in a fresh folder under the upload folder (which Gradio
+    serves): the run folders themselves are not served, so their logs cannot be fetched by path. Copies older
+    than STALE_S go at the next start, and Gradio's cache cleaning takes them within a day."""
+    folder = Path(tempfile.mkdtemp(prefix=PRESET_DOWNLOAD, dir=offered_dir()))
+    target = folder / Path(path).name
+    shutil.copyfile(path, target)
+    return str(target)
+
+
+def offered_dir() -> Path:
+    folder = upload_dir() / "offered"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 # ---------------------------------------------------------------- housekeeping: caches and leftovers stay bounded
 
-PRESET_DOWNLOAD = "studio-preset-"  # prefix of the temp folders that hold a preset the user downloads
+PRESET_DOWNLOAD = "studio-download-"  # prefix of the folders that hold a copy of a file the user downloads
 STALE_S = 3600  # a temp folder this old belongs to no running write (exports and conversions take minutes)
 
 
@@ -162,7 +206,7 @@ def clean_stale_temp(now: float | None = None) -> list[Path]:
     now = now or time.time()
     home, runs = studio_home(), runs_root()
     patterns = [(home / "models", ".converting-*"), (home / "models", ".download-*"),
-                (Path(tempfile.gettempdir()), PRESET_DOWNLOAD + "*"),
+                (upload_dir() / "offered", PRESET_DOWNLOAD + "*"),
                 (home / "cache" / "tokenized", "*.tmp*"), (runs, "*/export/.*-*"), (runs, "*/*.tmp")]
     removed = []
     for folder, pattern in patterns:

@@ -17,6 +17,7 @@ from .text import Msg
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMO_PATH = ASSETS / "demo" / "identity.jsonl"
 MAX_FILE_MB = 512  # a whole file; JSON Lines are read line by line, the rest whole
+MAX_COLUMNS = 1000  # a table's columns: formats use 2-6; pandas' cost grows faster than linearly with them
 MAX_LINE_MB = 16  # one JSON line: far beyond any trainable row, small enough to parse safely
 
 
@@ -63,7 +64,8 @@ def read_records(path: Path, label: str | None = None) -> tuple[list[tuple[int, 
     except OSError as err:
         return [], [(label, Msg("data.cannot_read", error=err.strerror or type(err).__name__))], "row"
     if suffix == ".txt":
-        return *_read_documents(path, label), "document"
+        records, problems, unit, _ = read_documents(path, label)
+        return records, problems, unit
     if suffix == ".jsonl" or (suffix != ".json" and suffix != ".csv" and not head.lstrip().startswith(b"[")):
         return *_read_jsonl(path, label), "line"
     # JSON and CSV are parsed whole; the cap counts bytes actually read, since /proc-style files report size 0.
@@ -122,19 +124,45 @@ def _read_jsonl(path: Path, label: str):
     return records, problems
 
 
-def _read_documents(path: Path, label: str):
-    """Plain text for continued pre-training: documents separated by blank lines, each a {"text": ...} row."""
+TEXT_LAYOUTS = ("paragraphs", "lines", "whole")  # how a .txt file holds its documents (dataset_format text_*)
+LONG_LINE_CHARS = 200  # a median line this long is no hard-wrapped prose: each line is a document
+
+
+def text_layout(text: str) -> tuple[str, Msg]:
+    """Which layout a plain-text file has, and why: documents between blank lines; one document per line (lines
+    far longer than wrapped prose, as in LLaMA-Factory's wiki_demo.txt); else one document."""
+    if re.search(r"\n[ \t]*\n\s*\S", text.strip()):
+        return "paragraphs", Msg("layout.paragraphs_why")
+    lengths = sorted(len(line) for line in text.split("\n") if line.strip())
+    if len(lengths) > 1 and lengths[len(lengths) // 2] >= LONG_LINE_CHARS:
+        return "lines", Msg("layout.lines_why", lines=len(lengths), median=lengths[len(lengths) // 2])
+    return "whole", Msg("layout.whole_why")
+
+
+def read_documents(path: Path, label: str, layout: str = "auto"):
+    """Plain text for continued pre-training: (records as {"text": ...}, problems, unit, the layout note). The
+    layout is detected (`text_layout`) unless the user picked one (dataset_format text_paragraphs / text_lines /
+    text_whole); long documents are kept whole here and cut into blocks at the cutoff when tokenised."""
     data = _read_capped(path)
     if data is None:
-        return [], [(label, Msg("data.too_large", limit=MAX_FILE_MB))]
+        return [], [(label, Msg("data.too_large", limit=MAX_FILE_MB))], "document", None
     try:
-        text = data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig").replace("\r\n", "\n")
     except UnicodeDecodeError as err:
-        return [], [(label, Msg("data.not_utf8", offset=err.start))]
-    documents = [d.strip() for d in re.split(r"\n[ \t]*\n", text.replace("\r\n", "\n")) if d.strip()]
+        return [], [(label, Msg("data.not_utf8", offset=err.start))], "document", None
+    detected, why = text_layout(text)
+    chosen = layout if layout in TEXT_LAYOUTS else detected
+    note = Msg("layout.note", layout=Msg(f"layout.{chosen}"), why=why if chosen == detected else Msg("layout.yours"))
+    if chosen == "lines":
+        documents = [(n, line.strip()) for n, line in enumerate(text.split("\n"), start=1) if line.strip()]
+        unit = "line"  # problems name the file's own line numbers
+    else:
+        pieces = re.split(r"\n[ \t]*\n", text) if chosen == "paragraphs" else [text]
+        documents = list(enumerate((d.strip() for d in pieces if d.strip()), start=1))
+        unit = "document"
     if not documents:
-        return [], [(label, Msg("data.empty_file"))]
-    return [(n, {"text": d}) for n, d in enumerate(documents, start=1)], []
+        return [], [(label, Msg("data.empty_file"))], unit, note
+    return [(n, {"text": d}) for n, d in documents], [], unit, note
 
 
 def _records_in_object(data: dict) -> list:
@@ -180,7 +208,10 @@ def _read_parquet(path: Path, label: str):
         import pyarrow.parquet as pq
 
         batches, size = [], 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
+        parquet = pq.ParquetFile(path)
+        if (columns := len(parquet.schema_arrow)) > MAX_COLUMNS:
+            raise _TooWide(columns)
+        for batch in parquet.iter_batches(batch_size=4096):
             size += batch.nbytes
             if size > MAX_FILE_MB * 1024**2:
                 raise _TooLarge
@@ -191,15 +222,35 @@ def _read_parquet(path: Path, label: str):
         return _records_of(read_frame, label)
     except _TooLarge:
         return [], [(label, Msg("data.too_large", limit=MAX_FILE_MB))]
+    except _TooWide as wide:
+        return [], [(label, Msg("data.too_many_columns", columns=wide.args[0], limit=MAX_COLUMNS))]
 
 
 class _TooLarge(Exception):
     pass
 
 
+class _TooWide(Exception):
+    pass
+
+
+def csv_columns(data: bytes) -> int:
+    """The header's column count, read by the csv module (quotes respected) before pandas builds anything."""
+    import csv
+
+    text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", errors="replace", newline="")
+    csv.field_size_limit(MAX_FILE_MB * 1024**2)
+    try:
+        return len(next(csv.reader(text), []))
+    except csv.Error:
+        return 0  # pandas names what is wrong
+
+
 def _read_table(data: bytes, label: str):
     import pandas as pd  # deferred: about 0.3 s to import, and only CSV and Parquet files need it
 
+    if (columns := csv_columns(data)) > MAX_COLUMNS:
+        return [], [(label, Msg("data.too_many_columns", columns=columns, limit=MAX_COLUMNS))]
     return _records_of(lambda: pd.read_csv(io.BytesIO(data), encoding="utf-8-sig", dtype=str,
                                            keep_default_na=False), label)
 
@@ -207,12 +258,15 @@ def _read_table(data: bytes, label: str):
 def _records_of(read_frame, label: str):
     try:
         frame = read_frame()
-    except _TooLarge:
+    except (_TooLarge, _TooWide):
         raise
     except UnicodeDecodeError as err:
         return [], [(label, Msg("data.not_utf8", offset=err.start))]
     except Exception as err:  # pandas raises many parser errors; all mean "this is not a readable table"
-        message = Msg("data.empty_file") if "No columns" in str(err) else Msg("data.bad_table", error=str(err))
+        # pandas' sentence is English and may quote the data; the line it names is what the reader needs
+        line = re.search(r"line (\d+)", str(err))
+        message = Msg("data.empty_file") if "No columns" in str(err) else \
+            Msg("data.bad_table_line", line=int(line.group(1))) if line else Msg("data.bad_table")
         return [], [(label, message)]
     if frame is None or frame.empty:
         return [], [(label, Msg("data.no_records"))]

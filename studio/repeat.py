@@ -34,7 +34,7 @@ def headless_commands(run_dir: str | Path, language: str = "en") -> str:
         tr("cmd.repeat", language),
         f"python launch.py train --preset {preset}",
         tr("cmd.compare", language),
-        f"python launch.py chat {run} --prompt \"Who are you?\"",
+        f"python launch.py chat {run} --prompt {shlex.quote(tr('chat.default_prompt', language))}",
         tr("cmd.export", language),
         f"python launch.py export {run} --merged {target('merged')}",
         f"python launch.py export {run} --adapter {target('adapter')}",
@@ -91,6 +91,9 @@ def export_trl_config(run_dir: str | Path, out: str | Path, progress: Progress =
     """A folder with `sft.yaml` and the run's own split, so `trl sft --config sft.yaml` repeats the run."""
     started = time.perf_counter()
     run_dir, out = Path(run_dir), Path(out)
+    stage = run_preset(run_dir)["settings"].get("method", {}).get("stage", "sft")
+    if stage != "sft":  # an sft.yaml with no pairs in it would repeat nothing; said instead of written
+        raise ExportError(Msg("export.trl_sft_only", stage=stage.upper()))
     with staged_folder(out) as tmp:
         assistant_only = run_preset(run_dir)["settings"]["training"].get("assistant_only_loss", True)
         (tmp / "data").mkdir()
@@ -116,6 +119,17 @@ def export_trl_config(run_dir: str | Path, out: str | Path, progress: Progress =
 # ---------------------------------------------------------------- accelerate: N GPUs, ZeRO / FSDP
 
 STRATEGIES = ("ddp", "zero2", "zero3", "fsdp")
+MAX_GPUS_PER_MACHINE = 64  # the largest single nodes have 8-16; the bound keeps one request's work small
+MAX_MACHINES = 1024  # one launch command is written per machine
+
+
+def counts_problem(num_gpus, num_machines) -> Msg | None:
+    """Whole numbers within the bounds, checked before anything is built or written."""
+    for value, limit in ((num_gpus, MAX_GPUS_PER_MACHINE), (num_machines, MAX_MACHINES)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or not 1 <= value <= limit \
+                or value != int(value):
+            return Msg("export.bad_counts", gpus=MAX_GPUS_PER_MACHINE, machines=MAX_MACHINES)
+    return None
 
 
 def accelerate_config(run_dir: str | Path, num_gpus: int, strategy: str = "zero2", num_machines: int = 1,
@@ -124,8 +138,8 @@ def accelerate_config(run_dir: str | Path, num_gpus: int, strategy: str = "zero2
     or FSDP; DeepSpeed and FSDP do the distribution, the studio only writes their settings."""
     if strategy not in STRATEGIES:
         raise ExportError(Msg("export.bad_strategy", choices=", ".join(STRATEGIES)))
-    if num_gpus < 1 or num_machines < 1:
-        raise ExportError(Msg("export.bad_counts"))
+    if problem := counts_problem(num_gpus, num_machines):
+        raise ExportError(problem)
     settings = run_preset(run_dir)["settings"]
     t, method = settings["training"], settings["method"]["finetuning_type"]
     if method == "qlora" and strategy in ("zero3", "fsdp"):
@@ -170,7 +184,7 @@ def accelerate_files(run_dir: str | Path, num_gpus: int, strategy: str = "zero2"
     """(YAML text, launch commands); the YAML is written to out_dir (default: the run's export/ folder)."""
     run_dir = Path(run_dir)
     config = accelerate_config(run_dir, num_gpus, strategy, num_machines)
-    name = f"accelerate-{strategy}-{num_gpus}x{num_machines}.yaml"
+    name = f"accelerate-{strategy}.yaml"  # one per strategy, rewritten: repeated calls add no files
     path = Path(out_dir or default_export_dir(run_dir)) / name
     text = (f"# accelerate config: {num_gpus} GPU(s) x {num_machines} machine(s), strategy {strategy}\n"
             + ("# mixed_precision bf16 needs Ampere or newer (compute capability 8.0+); on a V100 or T4 use fp16\n"

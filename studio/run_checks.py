@@ -5,8 +5,9 @@ and the run goes on. Torch stays in the functions that run the models."""
 from __future__ import annotations
 
 from . import drift
+from .stopping import StopRequested
 from .distributed import world_size
-from .text import Msg
+from .text import Msg, reason_of
 
 
 def drift_baseline(settings, log, model, tokenizer, model_path: str):
@@ -19,7 +20,7 @@ def drift_baseline(settings, log, model, tokenizer, model_path: str):
     try:
         baseline = drift.before_training(model, tokenizer, model_path, settings.training.drift_dataset_path)
     except Exception as err:  # noqa: BLE001 - the check is a measurement, never a reason to stop a run
-        log(Msg("log.drift_skipped", reason=f"{type(err).__name__}: {err}"))
+        log(Msg("log.drift_skipped", reason=reason_of(err)))
         return None
     if baseline is None:
         log(Msg("log.drift_skipped", reason=Msg("drift.no_prompts", source=settings.training.drift_dataset_path)))
@@ -35,8 +36,11 @@ def drift_result(run, log, baseline, model, tokenizer) -> dict | None:
         return None
     try:
         report = drift.after_training(baseline, model, tokenizer)
+    except StopRequested:  # the weights are saved; Stop means now, so the check is left out
+        log(Msg("log.drift_skipped", reason=Msg("verdict.stopped")))
+        return None
     except Exception as err:  # noqa: BLE001
-        log(Msg("log.drift_skipped", reason=f"{type(err).__name__}: {err}"))
+        log(Msg("log.drift_skipped", reason=reason_of(err)))
         return None
     run.write_drift(report)
     log(drift.summary(report))
@@ -68,7 +72,7 @@ def evaluate_by_file(settings, trainer, tokenizer, groups: list[tuple[str, list[
                 continue
             metrics = trainer.evaluate(eval_dataset=dataset, metric_key_prefix=f"eval_file{index}")
         except Exception as err:  # noqa: BLE001 - the run is saved; a per-file figure must not undo that
-            log(Msg("log.eval_file_failed", reason=f"{type(err).__name__}: {err}"))
+            log(Msg("log.eval_file_failed", reason=reason_of(err)))
             return results
         loss = metrics.get(f"eval_file{index}_loss")
         if loss is not None:
@@ -88,7 +92,7 @@ def verdict_baseline(settings, log, model, tokenizer, splits: dict):
     try:
         held = verdict.before_training(model, tokenizer, splits)
     except Exception as err:  # noqa: BLE001
-        log(Msg("log.verdict_skipped", reason=f"{type(err).__name__}: {err}"))
+        log(Msg("log.verdict_skipped", reason=reason_of(err)))
         return None
     if held is None:
         log(Msg("log.verdict_skipped", reason=Msg("verdict.no_rows")))
@@ -110,8 +114,11 @@ def verdict_result(run, log, held, model, tokenizer, settings, drift_report, sto
         return None
     try:
         report = verdict.after_training(held, model, tokenizer)
+    except StopRequested:
+        log(Msg("log.verdict_skipped", reason=Msg("verdict.stopped")))
+        return None
     except Exception as err:  # noqa: BLE001
-        log(Msg("log.verdict_skipped", reason=f"{type(err).__name__}: {err}"))
+        log(Msg("log.verdict_skipped", reason=reason_of(err)))
         return None
     cause = likely_cause(settings, run.metrics())  # a stopped run returned above
     line = verdict.verdict_line(report, drift_report, cause)

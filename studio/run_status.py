@@ -85,9 +85,8 @@ def run_warning(state: str, metrics: list[dict], settings, judged: bool = False)
     return warning
 
 
-def failure(snapshot: dict):
-    """The studio's own explanation where it gave one; otherwise the exception as raised (its words are the
-    library's, so they stay as they are)."""
+def failure(snapshot: dict) -> Msg:
+    """The studio's own explanation, or the kind of failure; Python's text stays in log.txt and the server log."""
     if snapshot.get("error_message"):
         return Msg.from_json(snapshot["error_message"])
-    return snapshot["error"]
+    return Msg("reason.other")

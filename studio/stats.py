@@ -23,12 +23,12 @@ from .chat_template import added_template, exact_target, measure_records, token_
 from .config import DEMO_DATA
 from .preference import VOTES_PREFIX
 from .data import LoadResult, load_dataset_file, summary_text
-from .readers import where
+from .readers import resolve_path, where
 from .template_profile import template_profile
 from .models import load_tokenizer, resolve_model_path
 from .paths import source_refusal
 from .preflight import preflight_findings
-from .text import Msg
+from .text import Msg, reason_of
 
 logger = logging.getLogger(__name__)
 ROUND_LENGTHS = (64, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 12288, 16384, 32768)
@@ -89,6 +89,19 @@ class CutoffAdvice:
     truncated: int
     truncated_share: float
     message: str
+    blocks: int | None = None  # plain text: the training rows are its blocks at this cutoff
+
+
+BLOCK_CUTOFF = 1024  # plain text is cut into blocks of this many tokens unless a run's cutoff says otherwise
+
+
+def block_cutoff(lengths: np.ndarray, cutoff: int = BLOCK_CUTOFF) -> CutoffAdvice:
+    """Plain text (continued pre-training): documents are cut into blocks, so no cutoff "covers" them; the
+    advice is the block length, with the documents, blocks and tokens it gives (studio/blocks.py)."""
+    from .blocks import figures  # a pure helper
+
+    counted = figures([int(n) for n in lengths], cutoff)
+    return CutoffAdvice(cutoff, 0, 0.0, counted.message(cutoff), counted.blocks)
 
 
 def recommend_cutoff(lengths: np.ndarray, coverage: float = 0.95) -> CutoffAdvice:
@@ -320,6 +333,13 @@ class DataReport:
     tokenizer: object = None  # the tokenizer that measured the lengths, for the token view of a row
     parts: list = field(default_factory=list)  # (name, lengths) rows instead of the three: a preference file's
 
+    @property
+    def training_rows(self) -> int:
+        """What a run trains on: the usable rows, or for plain text the blocks its documents are cut into."""
+        if self.cutoff is not None and self.cutoff.blocks is not None:
+            return self.cutoff.blocks
+        return len(self.load.rows)
+
     def row_tokens(self, number: int):
         """(pieces, counts, notes) of one row as training sees it (chat_template.token_view), or None."""
         if self.tokenizer is None:
@@ -375,12 +395,12 @@ def build_report(path: str, fmt: str = "auto", model: str | None = "starter", ma
                 tokenizer = load_tokenizer(resolve_model_path(model, progress=lambda _: None))
             lengths = token_lengths(tokenizer, loaded.records(), progress)
             lengths, refused = set_aside_refused(loaded, lengths)
-            cutoff = recommend_cutoff(lengths.total)
+            cutoff = recommend_cutoff(lengths.total) if loaded.format != "text" else block_cutoff(lengths.total)
             if not loaded.rows:
                 lengths, cutoff, tokenizer_problem = None, None, Msg("stats.all_refused")
         except Exception as err:  # a tokenizer that cannot be had must not hide the rest of the report
             logger.exception("token lengths not measured")
-            tokenizer_problem = Msg("stats.not_measured", reason=f"{type(err).__name__}: {str(err)[:300]}")
+            tokenizer_problem = Msg("stats.not_measured", reason=reason_of(err))
     progress(Msg("progress.quality"))
     findings = quality_report(loaded.rows, None if lengths is None else lengths.answer,
                               cutoff.cutoff if cutoff else None, None if lengths is None else lengths.total,
@@ -409,8 +429,18 @@ def _tokenizer(model: str):
     return _TOKENIZERS[model]
 
 
+def file_version(path: str) -> tuple | None:
+    """(modification time, size) of a data file: a file changed on disk is reported afresh, as training reads
+    it afresh (data.load_dataset_file keys the same way). None for the demo name, hub ids and votes."""
+    try:
+        info = resolve_path(path).stat()
+    except (OSError, ValueError):
+        return None
+    return info.st_mtime_ns, info.st_size
+
+
 def cached_report(path: str, fmt: str, mapping: dict[str, str], model: str, progress=None) -> DataReport:
-    key = (path, fmt, tuple(mapping.items()), model)
+    key = (path, fmt, tuple(mapping.items()), model, file_version(path))
     with _LOCK:
         if key not in _CACHE:
             try:
@@ -418,7 +448,7 @@ def cached_report(path: str, fmt: str, mapping: dict[str, str], model: str, prog
                 report = build_report(path, fmt, None, mapping or None, progress=progress, tokenizer=tokenizer)
             except Exception as err:  # the tokenizer's model could not be had: report the data without lengths
                 report = build_report(path, fmt, None, mapping or None, progress=progress)
-                report.tokenizer_problem = f"{type(err).__name__}: {err}"
+                report.tokenizer_problem = Msg("stats.not_measured", reason=reason_of(err))
             _CACHE[key] = report
             while len(_CACHE) > _CACHE_KEEP:
                 _CACHE.popitem(last=False)

@@ -136,3 +136,24 @@ def language_of(accept_language: str | None) -> str:
     first = (accept_language or "").split(",")[0].split(";")[0].strip()
     primary = first.split("-")[0].lower()
     return primary if primary in CATALOGUES else SOURCE_LANGUAGE
+
+
+def reason_of(err: BaseException) -> Msg:
+    """What a reader is told about an exception: the studio's own message where it raised one, else the kind of
+    failure in plain words. Python's text (English, often with paths and the input echoed) goes to the server's
+    log in one line, never to the page."""
+    import errno
+    import logging
+
+    if err.args and isinstance(err.args[0], Msg):
+        return err.args[0]
+    logging.getLogger("studio").warning("%s: %s", type(err).__name__, str(err)[:300].replace("\n", " "))
+    name = type(err).__name__
+    if isinstance(err, MemoryError) or name == "OutOfMemoryError" or "out of memory" in str(err).lower():
+        return Msg("reason.memory")
+    if isinstance(err, ConnectionError) or any(word in name for word in ("Connection", "Timeout", "HTTP", "Offline",
+                                                                          "LocalEntryNotFound", "RepositoryNotFound")):
+        return Msg("reason.network")
+    if isinstance(err, OSError):
+        return Msg("reason.disk" if err.errno == errno.ENOSPC else "reason.file")
+    return Msg("reason.other")

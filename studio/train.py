@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import data as data_mod
-from . import hardware, heavy, models, run_checks
+from . import blocks, hardware, heavy, models, run_checks, stopping
 from .advice import multi_turn_share, not_learning, packing_suits_data
 from .chat_template import added_template, exact_target, replies_message
 from .config import Settings, preset_dict
@@ -33,7 +33,7 @@ from .mixing import build_mix
 from .models import ModelSourceError
 from .preference import PREFERENCE_LOGS
 from .runs import SPLITS, RunFolder, process_identity
-from .text import Msg, on_off
+from .text import Msg, on_off, reason_of
 from .template_profile import template_profile
 from .tokenized import encode_split, notes_of
 from .trl_args import to_bnb_config, to_lora_config, to_sft_config
@@ -174,14 +174,18 @@ def run_training(settings: Settings, run_dir: Path | None = None, progress: Prog
     except OSError as err:
         advice = explain_error(err)
         return {**status, "status": "failed", "error": f"{type(err).__name__}: {err}", "advice": advice,
-                "advice_key": advice.key}
+                "advice_key": advice.key, "error_message": reason_of(err).to_json()}
     started = time.perf_counter()
     try:
-        status.update(_train(settings, run, log, stop_event, resume, facts, keep))
+        with stopping.stop_on(stop_event):
+            status.update(_train(settings, run, log, stop_event, resume, facts, keep))
         status["status"] = "stopped" if stop_event is not None and stop_event.is_set() else "finished"
+    except stopping.StopRequested:  # pressed before the first step: nothing new was trained
+        status["status"] = "stopped"
+        log(Msg("log.stopped_before_training"))
     except Exception as err:  # a failed run must never take the caller (the UI server) down with it
         status.update(_failure(run, err))
-        log(Msg("log.failed", error=status["error"], advice=status["advice"]))
+        log(Msg("log.failed", error=Msg.from_json(status["error_message"]), advice=status["advice"]))
     finally:
         status["wall_time_s"] = round(time.perf_counter() - started, 1)
         status["finished"] = datetime.now().isoformat(timespec="seconds")
@@ -196,10 +200,10 @@ def _failure(run: RunFolder, err: Exception) -> dict:
     with open(path, "a", encoding="utf-8") as f:
         f.write(traceback.format_exc())
     advice = explain_error(err)
-    fields = {"status": "failed", "error": f"{type(err).__name__}: {err}", "advice": advice, "advice_key": advice.key}
-    if err.args and isinstance(err.args[0], Msg):  # the studio's own explanation, kept for the reader's language
-        fields["error_message"] = err.args[0].to_json()
-    return fields
+    # "error" keeps Python's text for the command line and log.txt (neither is served to the page);
+    # "error_message" is what the page shows: the studio's own explanation, or the kind of failure.
+    return {"status": "failed", "error": f"{type(err).__name__}: {err}", "advice": advice, "advice_key": advice.key,
+            "error_message": reason_of(err).to_json()}
 
 
 class DataError(ValueError):
@@ -274,7 +278,9 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
     if not resume:  # a resumed run's saved split already holds its replay rows
         prepared = with_replay(settings, run, log, prepared, tokenizer, model_path, plan)
     replayed = len(prepared.train) - task_rows
+    stopping.check()
     train_ds, eval_ds, plan = _tokenise(settings, run, log, plan, prepared, tokenizer)
+    stopping.check()
     by_file = run_checks.validation_by_file(prepared.mix, prepared.validation)
     del prepared  # the rows live on in the run folder and the memory-mapped token cache; no third copy in RAM
     trainer = _trainer(settings, run, log, plan, facts, model_path, tokenizer, train_ds, eval_ds, stop_event)
@@ -332,6 +338,9 @@ def planned_settings(settings: Settings, keep, log: RunLog, facts=None) -> Setti
     if prepared is None:
         return settings
     rows = len(prepared.train) + len(prepared.validation) + len(prepared.test)
+    if prepared.format == "text":  # long documents train as blocks: the plan counts those
+        rows = blocks.estimated_blocks(prepared.train + prepared.validation + prepared.test,
+                                       settings.training.max_length)
     shape = models.model_shape(settings.model.model_name_or_path, settings.model.trust_remote_code)
     devices = max(world_size(), 1)
     recipe = recipe_for(settings, rows, shape.parameters if shape else None, devices)
@@ -398,6 +407,9 @@ def with_replay(settings: Settings, run: RunFolder, log: RunLog, prepared: Prepa
     from .recipe import replay_decision
 
     task_rows = len(prepared.train) + len(prepared.validation) + len(prepared.test)
+    training_rows = len(prepared.train)
+    if prepared.format == "text":  # documents train as blocks: replay is a share of the blocks, not the documents
+        task_rows = training_rows = blocks.estimated_blocks(prepared.train, settings.training.max_length)
     on, why = replay_decision(settings, task_rows)
     if not on:
         log(Msg("log.replay_off", why=why))
@@ -412,15 +424,15 @@ def with_replay(settings: Settings, run: RunFolder, log: RunLog, prepared: Prepa
         with main_process_first():  # one process generates and caches; the others read the cache
             rows, cached, seconds = replay.base_answers(model_path, tokenizer, languages, load_base, log)
     except Exception as err:  # noqa: BLE001 - replay helps a run; it is never a reason to stop one
-        log(Msg("log.replay_off", why=f"{type(err).__name__}: {err}"))
+        log(Msg("log.replay_off", why=reason_of(err)))
         return prepared
     finally:
         models.free_memory()
-    count = replay.replay_count(len(prepared.train), settings.data.replay_share)
+    count = replay.replay_count(training_rows, settings.data.replay_share)
     picked = replay.pick(rows, count, settings.training.seed)
     if not picked:
         return prepared
-    log(Msg("log.replay", count=len(picked), total=len(prepared.train) + len(picked), languages=", ".join(languages),
+    log(Msg("log.replay", count=len(picked), total=training_rows + len(picked), languages=", ".join(languages),
             how=Msg("replay.cached" if cached else "replay.generated"), seconds=seconds, why=why))
     mixed = prepared.train + picked
     random.Random(settings.training.seed).shuffle(mixed)  # spread through the epoch, not a block at its end
@@ -436,9 +448,15 @@ def _tokenise(settings: Settings, run: RunFolder, log: RunLog, plan: dict, prepa
     with main_process_first():
         train_ds = encode_split(tokenizer, prepared.train, assistant_only)
         eval_ds = encode_split(tokenizer, prepared.validation, assistant_only) if prepared.validation else None
-    log_target(log, tokenizer, [notes_of(ds) for ds in (train_ds, eval_ds) if ds is not None])
+    if prepared.format != "text":  # plain text trains every token; log.blocks below says so
+        log_target(log, tokenizer, [notes_of(ds) for ds in (train_ds, eval_ds) if ds is not None])
     if len(train_ds) == 0:
         raise DataError(Msg("stats.all_refused"))
+    if prepared.format == "text":  # long documents: cut into blocks of the cutoff, not truncated
+        cutoff = settings.training.max_length
+        counted = blocks.figures([len(ids) for ids in train_ds["input_ids"]], cutoff)
+        train_ds, eval_ds = blocks.blocked(train_ds, cutoff), blocks.blocked(eval_ds, cutoff)
+        log(Msg("log.blocks", figures=counted.message(cutoff)))
     if settings.data.drop_long_rows:
         train_ds, eval_ds = (drop_long(ds, settings.training.max_length, log, name)
                              for ds, name in ((train_ds, "train"), (eval_ds, "validation")))

@@ -182,8 +182,10 @@ def test_the_format_choices_are_the_converters():
 
     from studio import data
 
+    from studio.readers import TEXT_LAYOUTS
+
     choices = typing.get_args(config.DataSettings.model_fields["dataset_format"].annotation)
-    assert choices == ("auto", *data.CONVERTERS, "text")
+    assert choices == ("auto", *data.CONVERTERS, "text", *(f"text_{layout}" for layout in TEXT_LAYOUTS))
 
 
 def test_the_column_mapping_is_parsed_once_into_the_settings():
@@ -202,3 +204,12 @@ def test_an_untouched_empty_number_box_reads_as_none():
     limits exclude 0 that can only mean empty."""
     settings, problems = config.settings_from_flat({"neftune_noise_alpha": 0})
     assert not problems and settings.training.neftune_noise_alpha is None
+
+
+@pytest.mark.parametrize("method", ["full", "freeze", "qlora"])
+def test_a_preference_stage_with_another_method_is_refused_not_trained_as_lora(method):
+    """Issue 41: DPO / KTO with method full, freeze or QLoRA trained plain LoRA without a word."""
+    settings, problems = config.settings_from_flat({"stage": "dpo", "finetuning_type": method})
+    assert settings is None and [w for w, _ in problems] == ["finetuning_type"]
+    assert "lora" in render(problems[0][1], "zh")
+    assert config.settings_from_flat({"stage": "kto", "finetuning_type": "lora"})[1] == []

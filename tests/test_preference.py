@@ -140,3 +140,14 @@ def test_a_stopped_dpo_run_resumes_from_its_checkpoint_on_its_saved_split(tiny_m
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()
              if "loss" in json.loads(line)]
     assert steps == [1, 2, 3, 4]
+
+
+def test_the_trl_sft_config_is_refused_for_a_preference_run(tiny_model_dir, sft_run, tmp_path):
+    """Issue 41: an sft.yaml with no data was written for a DPO run."""
+    from studio import repeat
+    from studio.export import ExportError
+
+    status, _ = preference_run(tiny_model_dir, sft_run, tmp_path / "dpo", "dpo", PREFERENCE / "pairs.jsonl")
+    with pytest.raises(ExportError) as refused:
+        repeat.export_trl_config(status["run_dir"], tmp_path / "trl")
+    assert refused.value.args[0].key == "export.trl_sft_only" and not (tmp_path / "trl").exists()

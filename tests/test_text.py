@@ -141,3 +141,23 @@ def test_no_message_key_is_defined_twice():
 
     for path in LOCALES_DIR.glob("*.json"):
         json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=no_repeats)
+
+
+def test_chinese_bold_closes_before_full_width_punctuation():
+    """CommonMark does not close '**' that follows a full-width colon and precedes a character ('**注意：**文字'
+    showed its asterisks on the Train tab, issue 39): the colon goes outside the bold."""
+    import re
+
+    from studio.text import CATALOGUES
+
+    punctuation = "：。，！？；、（）"
+
+    def unclosed(text: str) -> bool:
+        for bold in re.finditer(r"\*\*(.+?)\*\*", text):
+            after = text[bold.end():bold.end() + 1]
+            if bold.group(1)[-1] in punctuation and after and not after.isspace() and after not in punctuation:
+                return True
+        return False
+
+    wrong = {key: text for key, text in CATALOGUES["zh"].items() if unclosed(text)}
+    assert not wrong, wrong

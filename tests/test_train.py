@@ -100,9 +100,16 @@ def test_freeze_run_trains_only_the_last_layers(tiny_model_dir, tmp_path):
     assert changed and all(k.startswith("model.layers.1.") for k in changed), changed
 
 
-def test_stop_event_ends_the_run_with_a_checkpoint(tiny_model_dir, tmp_path):
+def test_stop_event_ends_the_run_with_a_checkpoint(tiny_model_dir, tmp_path, monkeypatch):
     stop = threading.Event()
-    stop.set()  # asked to stop before the first step ends: one step, then save
+    baseline = train.run_checks.verdict_baseline
+
+    def then_press_stop(*args, **kwargs):  # the last step before training: Stop pressed as the first step runs
+        result = baseline(*args, **kwargs)
+        stop.set()
+        return result
+
+    monkeypatch.setattr(train.run_checks, "verdict_baseline", then_press_stop)
     status = train.run_training(tiny_settings(tiny_model_dir, "max_steps=50"), tmp_path / "run", progress=None,
                                 stop_event=stop)
     assert status["status"] == "stopped" and status["global_step"] == 1
@@ -284,7 +291,11 @@ def test_the_best_checkpoint_is_kept_and_a_rising_validation_loss_stops_the_run(
     evals = [(m["step"], m["eval_loss"]) for m in RunFolder(tmp_path / "run").metrics() if "eval_loss" in m and m["step"]]
     best_step = min(evals, key=lambda e: e[1])[0]
     assert status["global_step"] < 40, "early stopping ended the run"
-    assert status["global_step"] == evals[-1][0] and status["global_step"] - best_step == 2  # patience 2
+    threshold = settings.training.early_stopping_threshold
+    counted = evals[0]  # the last evaluation that beat the best by at least the threshold: patience counts from it
+    for step, loss in evals[1:]:
+        counted = (step, loss) if loss < counted[1] - threshold else counted
+    assert status["global_step"] == evals[-1][0] and status["global_step"] - counted[0] == 2  # patience 2
     assert status["best_step"] == best_step
     kept = load_file(tmp_path / "run" / "adapter" / "adapter_model.safetensors")
     best = load_file(tmp_path / "run" / "checkpoints" / f"checkpoint-{best_step}" / "adapter_model.safetensors")

@@ -183,7 +183,7 @@ def test_blind_pairs_and_votes_through_the_client(app_url, chat_run):
     found = votes.read_votes(Path(chat_run) / "votes.jsonl")
     assert [v.verdict for v in found[-3:]] == ["A", "tie", "B"] and found[-3].edited == "A better answer."
     assert found[-2].edited is None and all(v.voter == "tester" for v in found[-3:])
-    assert "decided votes (95% interval" in tally
+    assert "decided votes (with this many votes the true rate is likely between" in tally
     again, *_ = client.predict(run_dir=chat_run, api_name="/vote_a")  # the pair was used up
     assert again.startswith("Nothing to vote on")
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import collections
+import contextvars
 import functools
 import inspect
 import json
 import logging
 import re
+import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import gradio as gr
 from fastapi.middleware import Middleware
@@ -15,7 +19,6 @@ from fastapi.middleware import Middleware
 from ..config import Settings, all_fields
 from ..readers import MAX_FILE_MB
 from ..paths import FOLDERS, clean_stale_temp, prepare_upload_dir
-from ..runs import runs_root
 from ..text import CATALOGUES, SOURCE_LANGUAGE, text_in
 from . import chat_tab, data_tab, export_tab, hyperparams_tab, train_tab
 from .forms import TabContext
@@ -109,8 +112,8 @@ def guarded(fn):
     (functools.wraps), so Gradio still sees the API's parameter names and where to put the request."""
     def refusal(args, kwargs) -> gr.Error:
         request = kwargs.get("request") or next((a for a in args if isinstance(a, gr.Request)), None)
-        logger.exception("event %s failed", getattr(fn, "__name__", fn))
-        return gr.Error(tr("error.unexpected", lang(request)))
+        logger.exception("event %s failed", getattr(fn, "__name__", fn))  # a real failure: its traceback, once
+        return gr.Error(tr("error.unexpected", lang(request)), print_exception=False)
 
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
@@ -138,6 +141,115 @@ def guard_events(demo: gr.Blocks) -> None:
     for block_fn in demo.fns.values():
         if block_fn.fn is not None and not inspect.iscoroutinefunction(block_fn.fn):
             block_fn.fn = guarded(block_fn.fn)
+    guard_values(demo)
+
+
+_CALL_LANGUAGE = contextvars.ContextVar("studio_call_language", default="en")
+
+
+def _beyond_64_bits(value, depth: int = 0) -> bool:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return not -(2**63) <= value < 2**63
+    if depth < 3 and isinstance(value, (list, tuple)):
+        return any(_beyond_64_bits(item, depth + 1) for item in value[:10_000])
+    if depth < 3 and isinstance(value, dict):
+        return any(_beyond_64_bits(item, depth + 1) for item in list(value.values())[:10_000])
+    return False
+
+
+def guard_values(demo: gr.Blocks) -> None:
+    """Gradio checks each value against its component (a choice not in the list, a number that is text) before
+    the studio's function runs, and answers in English with Python's type names and the whole value echoed. Those
+    refusals become the studio's one sentence in the caller's language, logged in one short line."""
+    process_api, preprocess_data = demo.process_api, demo.preprocess_data
+
+    async def process_in_language(block_fn, inputs, state=None, request=None, *args, **kwargs):
+        first = request[0] if isinstance(request, list) and request else request
+        token = _CALL_LANGUAGE.set(lang(first))
+        try:
+            return await process_api(block_fn, inputs, state, request, *args, **kwargs)
+        finally:
+            _CALL_LANGUAGE.reset(token)
+
+    async def checked_values(block_fn, inputs, state, explicit_call=False):
+        try:
+            if any(_beyond_64_bits(value) for value in inputs or ()):
+                # JSON allows 10**400; Python keeps it, a control echoing it back then breaks the reply's encoder
+                raise ValueError("a number beyond 64 bits")
+            values = preprocess_data(block_fn, inputs, state, explicit_call)
+            return await values if inspect.isawaitable(values) else values  # async since Gradio 6
+        except Exception as err:  # noqa: BLE001 - gr.Error included: its text is Gradio's, not the reader's
+            name = getattr(block_fn, "api_name", None) or getattr(getattr(block_fn, "fn", None), "__name__", "?")
+            logger.info("refused a value for %s: %s", name, str(err)[:160].replace("\n", " "))
+            raise gr.Error(tr("error.bad_value", _CALL_LANGUAGE.get()), print_exception=False) from None
+
+    demo.process_api, demo.preprocess_data = process_in_language, checked_values
+
+
+class SameOriginOnly:
+    """A browser names the page a request comes from (Origin, else Referer) on every cross-site POST and
+    WebSocket handshake. Without this check any web page the user visits could upload files into the studio
+    home or start a run. Clients that are not browsers (gradio_client, curl) send neither and pass."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket" or (scope["type"] == "http" and scope.get("method") not in ("GET", "HEAD",
+                                                                                                   "OPTIONS")):
+            headers = dict(scope.get("headers") or [])
+            source = (headers.get(b"origin") or headers.get(b"referer") or b"").decode("latin-1")
+            host = headers.get(b"host", b"").decode("latin-1").lower()
+            if source and urlsplit(source).netloc.lower() != host:
+                logger.info("refused a %s request from another origin", scope.get("path", "")[:80])
+                if scope["type"] == "websocket":
+                    return await send({"type": "websocket.close", "code": 1008})
+                return await _plain(send, 403, b"Origin not allowed")
+        await self.app(scope, receive, send)
+
+
+async def _plain(send, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class LoginRateLimit:
+    """Under --auth: after MAX_FAILURES wrong logins from one address within WINDOW_S, that address is refused
+    (429) for LOCK_S, so a password cannot be guessed at thousands of tries a second."""
+    MAX_FAILURES, WINDOW_S, LOCK_S = 5, 60.0, 60.0
+
+    def __init__(self, app, clock=time.monotonic):
+        self.app, self.clock = app, clock
+        self.failures: dict[str, collections.deque] = collections.defaultdict(collections.deque)
+        self.locked_until: dict[str, float] = {}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("method") != "POST" or not scope.get("path", "").rstrip("/") \
+                .endswith("/login"):
+            return await self.app(scope, receive, send)
+        address, now = (scope.get("client") or ("?",))[0], self.clock()
+        if self.locked_until.get(address, 0) > now:
+            return await _plain(send, 429, b"Too many wrong logins; wait a minute and try again.")
+        answered = {}
+
+        async def watch(message):
+            if message["type"] == "http.response.start":
+                answered["status"] = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, watch)
+        if answered.get("status") == 200:
+            self.failures.pop(address, None)
+            return
+        tries = self.failures[address]
+        tries.append(now)
+        while tries and now - tries[0] > self.WINDOW_S:
+            tries.popleft()
+        if len(tries) >= self.MAX_FAILURES:
+            self.locked_until[address] = now + self.LOCK_S
+            tries.clear()
+            logger.warning("logins from %s refused for %.0f s after %d wrong ones", address, self.LOCK_S,
+                           self.MAX_FAILURES)
 
 
 class UploadFolderError(RuntimeError):
@@ -156,11 +268,18 @@ def launch_app(host: str = "127.0.0.1", port: int = 7860, auth=None, share: bool
     guard_events(demo)
     demo.queue(default_concurrency_limit=4)
     loopback = host in LOOPBACK_NAMES and not share
+    middleware = [Middleware(LoopbackHostOnly)] if loopback else []
+    if not share:  # a share link's tunnel rewrites the host; the page it serves is the only origin there
+        middleware.append(Middleware(SameOriginOnly))
+    if auth:
+        middleware.append(Middleware(LoginRateLimit))
     demo.launch(server_name=host, server_port=port, auth=auth, share=share, i18n=I18N,
                 # show_error off: what Gradio itself raises (a value its own check refuses) shows as a plain
                 # "Error", not as Python's text; the studio's messages are gr.Error, which always show.
                 prevent_thread_lock=not block, show_error=False, js=TOAST_TRANSLATED,
                 max_file_size=int(max_upload_mb * 1024**2),
-                allowed_paths=[str(runs_root().resolve())],  # run files offered for download
-                app_kwargs={"middleware": [Middleware(LoopbackHostOnly)]} if loopback else None)
+                # No run folder is served: a file offered for download is copied to the upload folder first
+                # (paths.offered), so log.txt or status.json cannot be fetched by path.
+                allowed_paths=[],
+                app_kwargs={"middleware": middleware} if middleware else None)
     return demo

@@ -10,6 +10,7 @@ from pathlib import Path
 import gradio as gr
 
 from .. import config, drift, evaluate, votes
+from ..text import reason_of
 from ..chat import MAX_ANSWER_SECONDS, ChatPair, stream_pair, text_problem, token_problem
 from ..jobs import JOB
 from ..paths import run_model_refusal, run_refusal
@@ -50,7 +51,7 @@ def get_pair(run_dir: str, compare_with: str | None = None):
 
 
 def failure(err: Exception, language: str) -> str:
-    return tr("chat.load_failed", language, error=render(err.args[0] if err.args else str(err), language))
+    return tr("chat.load_failed", language, error=render(reason_of(err), language))
 
 
 def load_note(run_dir: str, compare_with: str | None = None, request: gr.Request = None) -> str:
@@ -148,7 +149,7 @@ def send(run_dir, system_prompt=None, prompt=None, base_history=None, tuned_hist
         yield base_history, tuned_history, samples, failure(err, language), prompt, *keep
         return
     if blind is True:
-        yield from blind_pair(pair, settings, system, prompt, samples, language)
+        yield from blind_pair(pair, settings, system, prompt, samples, language, run_dir, compare_with)
         return
     base_messages = conversation(system, base_history, prompt)
     tuned_messages = conversation(system, tuned_history, prompt)
@@ -173,9 +174,10 @@ def send(run_dir, system_prompt=None, prompt=None, base_history=None, tuned_hist
     yield base_history, tuned_history, samples, latency, "", *keep
 
 
-def blind_pair(pair, settings, system: str, prompt: str, samples, language: str):
+def blind_pair(pair, settings, system: str, prompt: str, samples, language: str, run_dir: str,
+               compare_with: str | None = None):
     """One prompt, answered afresh by both models, shown as A (left) and B (right) in an order drawn for this
-    prompt; the comparison waits in the session for the vote."""
+    prompt; the comparison waits in the session for the vote, with the run it was made on."""
     messages = conversation(system, [], prompt)
     if problem := token_problem(pair, messages, settings.max_new_tokens):
         yield gr.update(), gr.update(), samples, render(problem, language), prompt, None, "", ""
@@ -189,7 +191,8 @@ def blind_pair(pair, settings, system: str, prompt: str, samples, language: str)
             pane[-1]["content"] = by_side[side].text
         yield panes[0], panes[1], samples, "", "", None, gr.skip(), gr.skip()
     a, b = (by_side[side] for side in order)
-    comparison = {"prompt": messages, "answers": {side: by_side[side].text for side in order}, "order": list(order)}
+    comparison = {"prompt": messages, "answers": {side: by_side[side].text for side in order}, "order": list(order),
+                  "run_dir": str(run_dir), "compare_with": compare_with if isinstance(compare_with, str) else ""}
     note = tr("chat.blind_latency", language, a_tokens=a.new_tokens, a_seconds=a.seconds, b_tokens=b.new_tokens,
               b_seconds=b.seconds)
     yield panes[0], panes[1], samples, note, "", comparison, a.text, b.text
@@ -203,6 +206,9 @@ def cast_vote(verdict: str, comparison, answer_a=None, answer_b=None, voter=None
     language = lang(request)
     pending = votes.Comparison(comparison["prompt"], comparison["answers"], tuple(comparison["order"])) \
         if isinstance(comparison, dict) else None
+    if isinstance(comparison, dict) and comparison.get("run_dir"):
+        # The pair belongs to the run (and the comparison) it was made on, whichever run is picked now.
+        run_dir, compare_with = comparison["run_dir"], comparison.get("compare_with") or ""
     if problem := votes.vote_problem(pending, verdict) or (run_refusal(run_dir) if run_dir else None):
         return render(problem, language), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
     edited = {"A": answer_a, "B": answer_b}.get(verdict)
@@ -253,6 +259,8 @@ def compare_view(run_dir, compare_with=None, request: gr.Request = None):
     """Picking what the run is compared with: the left pane renamed and emptied, the pair loaded, the tally."""
     language = lang(request)
     other = compare_with if isinstance(compare_with, str) and compare_with.strip() else None
+    if other and (problem := run_model_refusal(other)):  # a made-up name is refused, not shown back as a label
+        return gr.update(), gr.update(), render(problem, language), gr.update()
     label = Path(other).name if other else tr("chat.base", language)
     return (gr.update(value=[], label=label), gr.update(value=[]), load_note(run_dir, other, request),
             vote_tally(run_dir, other, request))

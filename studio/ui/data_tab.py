@@ -7,6 +7,7 @@ never re-types them; changing them afterwards is the user's choice and is kept."
 from __future__ import annotations
 
 import json
+import math
 import typing
 
 import gradio as gr
@@ -124,12 +125,13 @@ def load_and_apply(dataset_path=None, dataset_format=None, column_mapping=None, 
     cutoff, share = shown[-2], shown[-1]
     source, _ = data_source(dataset_path, dataset_format, column_mapping)
     key = json.dumps([source.dataset_path, source.dataset_format, source.column_mapping, str(model_name_or_path)])
-    usable = report_of(source, model_name_or_path).load.rows
+    report = report_of(source, model_name_or_path)
+    usable = report.load.rows
     unchanged = tuple(gr.update() for _ in HANDED_RECIPE_FIELDS)
     if key == applied or not usable or int(report_on or 1) > 1:
         return (*shown, applied, max_length, validation_share, test_share, "", *unchanged)
     language = lang(request)
-    plan = planned_for(len(usable), model_name_or_path, dict(finetuning_type=finetuning_type, stage=stage,
+    plan = planned_for(report.training_rows, model_name_or_path, dict(finetuning_type=finetuning_type, stage=stage,
                                                              replay=replay, replay_share=replay_share))
     test = plan.values()["test_share"]
     note = tr("data.applied", language, cutoff=cutoff, share=share) if cutoff else \
@@ -222,6 +224,10 @@ def add_file(extra_datasets=None, mix_path=None, mix_format=None, mix_mapping=No
              request: gr.Request = None):
     """One more file in the mix, checked first: a bad share, mapping or path is named and nothing is added."""
     language = lang(request)
+    if isinstance(extra_datasets, str):  # the API may send the --set text form
+        extra_datasets = config.parse_parts(extra_datasets)
+    if not isinstance(extra_datasets, (list, tuple, type(None))):
+        return gr.skip(), f"- {tr('config.list', language)}"
     parts, problems = mixing.added_part(list(extra_datasets or []), mix_path, mix_format, mix_mapping, mix_share)
     if parts is None:
         return gr.skip(), "\n".join(f"- {render(message, language)}" for _, message in problems)
@@ -229,6 +235,12 @@ def add_file(extra_datasets=None, mix_path=None, mix_format=None, mix_mapping=No
 
 
 def remove_file(extra_datasets=None, number=None, request: gr.Request = None):
+    if isinstance(extra_datasets, str):
+        extra_datasets = config.parse_parts(extra_datasets)
+    if not isinstance(extra_datasets, (list, tuple, type(None))) or len(extra_datasets or []) > config.MAX_MIX_FILES:
+        return gr.skip(), f"- {tr('config.list', lang(request))}"
+    if not isinstance(number, (int, float)) or not math.isfinite(number):
+        return gr.skip(), ""
     return mixing.without_part(list(extra_datasets or []), number), ""
 
 
@@ -261,9 +273,21 @@ def localise(request: gr.Request = None):
             chart_titles("data.cumulative", "col.tokens", "col.share", language))
 
 
+def recommended_value(recommended, low: float, high: float):
+    """The report's recommendation put into its field; anything else (none yet, a value a caller made up) leaves
+    the field as the user set it rather than echoing the value back."""
+    if isinstance(recommended, (int, float)) and not isinstance(recommended, bool) and low <= recommended <= high:
+        return recommended
+    return gr.update()
+
+
 def build(ctx: TabContext) -> TabParts:
-    form = build_section_form("data", ctx.defaults)
+    # The first action first: choose a file (or keep the demo); the rarely changed settings wait behind "More".
+    gr.Markdown(t("data.what_now"), elem_id="data-what-now")
     upload = gr.File(label=t("data.upload"), file_types=[".json", ".jsonl", ".csv", ".parquet", ".txt"], type="filepath")
+    form = build_section_form("data", ctx.defaults, beginner_only=True)
+    with gr.Accordion(t("data.more_settings"), open=False, elem_id="data-more"):
+        form.update(build_section_form("data", ctx.defaults, beginner_only=False))
     with gr.Accordion(t("mix.title"), open=bool(ctx.defaults.data.extra_datasets), elem_id="mix-box"):
         gr.Markdown(t("mix.intro"))
         with gr.Row():
@@ -369,10 +393,10 @@ def build(ctx: TabContext) -> TabParts:
         page.submit(analyse, inputs_kwargs=browsing, outputs=outputs, api_name="page_data")
         row_btn.click(show_row, inputs_kwargs=dict(**sources, number=row_number), outputs=[row_view, row_tokens],
                       api_name="show_row")
-        use_cutoff.click(lambda recommended, max_length: recommended or max_length,
+        use_cutoff.click(lambda recommended, max_length: recommended_value(recommended, 1, 1_000_000),
                          inputs_kwargs=dict(recommended=recommended_cutoff, max_length=full_form["max_length"]),
                          outputs=full_form["max_length"], api_name="use_recommended_cutoff")
-        use_split.click(lambda recommended, validation_share: validation_share if recommended is None else recommended,
+        use_split.click(lambda recommended, validation_share: recommended_value(recommended, 0.0, 0.5),
                         inputs_kwargs=dict(recommended=recommended_share, validation_share=form["validation_share"]),
                         outputs=form["validation_share"], api_name="use_recommended_split")
 

@@ -10,7 +10,7 @@ import gradio as gr
 
 from .. import export, repeat
 from ..jobs import JOB
-from ..paths import FOLDERS, run_model_refusal
+from ..paths import FOLDERS, offered, run_model_refusal
 from ..runs import RunFolder, list_runs
 from ..text import Msg
 from .forms import TabContext, TabParts
@@ -25,12 +25,12 @@ def run_choices() -> list[str]:
 def show_run(run_dir: str, request: gr.Request = None):
     """Summary, repeat commands, preset text and preset download for the chosen run."""
     language = lang(request)
-    run = RunFolder(run_dir or ".")
-    if not run_dir or refusal(run_dir) or (preset := run.preset()) is None:
+    if not run_dir or refusal(run_dir) or (preset := RunFolder(run_dir).preset()) is None:
         return tr("export.pick_run", language), "", "", gr.update(value=None, visible=False)
+    run = RunFolder(run_dir)
     text = json.dumps(preset, indent=2, ensure_ascii=False)
     return (render(export.run_summary(run_dir), language), repeat.headless_commands(run_dir, language), text,
-            gr.update(value=str(run.preset_file), visible=True))
+            gr.update(value=offered(run.preset_file), visible=True))
 
 
 def open_tab(current: str | None, handed: str | None, request: gr.Request = None):
@@ -43,7 +43,10 @@ def open_tab(current: str | None, handed: str | None, request: gr.Request = None
 
 def refusal(run_dir: str, out_dir: str = "") -> Msg | None:
     """Exports read the run and write beside it or into the chosen folder: both must be the studio's own."""
-    return run_model_refusal(run_dir) or (FOLDERS.refusal(out_dir.strip(), write=True) if out_dir.strip() else None)
+    if out_dir is not None and not isinstance(out_dir, str):
+        return Msg("path.not_a_path")
+    out = (out_dir or "").strip()
+    return run_model_refusal(run_dir) or (FOLDERS.refusal(out, write=True) if out else None)
 
 
 def export_files(run_dir: str, out_dir: str, adapter: bool, merged: bool, gguf: bool, gguf_type: str,
@@ -76,22 +79,25 @@ def trl_config(run_dir: str, out_dir: str, request: gr.Request = None):
     target = Path(out_dir.strip() or export.default_export_dir(run_dir or ".")) / "trl"
     try:
         result = repeat.export_trl_config(run_dir, target)
-    except (export.ExportError, OSError) as err:
-        return f"⚠️ {render(err.args[0] if err.args else str(err), lang(request))}", gr.update(value=None, visible=False)
-    return Path(result.path).read_text(encoding="utf-8"), gr.update(value=result.path, visible=True)
+    except export.ExportError as err:
+        return f"⚠️ {render(err.args[0], lang(request))}", gr.update(value=None, visible=False)
+    except OSError:
+        return f"⚠️ {tr('export.write_failed', lang(request))}", gr.update(value=None, visible=False)
+    return Path(result.path).read_text(encoding="utf-8"), gr.update(value=offered(result.path), visible=True)
 
 
 def accelerate(run_dir: str, gpus: float, machines: float, strategy: str, request: gr.Request = None):
-    if problem := refusal(run_dir):
-        return f"# {render(problem, lang(request))}", "", gr.update(value=None, visible=False)
+    language = lang(request)
+    if problem := repeat.counts_problem(gpus, machines) or refusal(run_dir):  # the bounds first: no work before
+        return f"# {render(problem, language)}", "", gr.update(value=None, visible=False)
     try:
-        text, commands = repeat.accelerate_files(run_dir, int(gpus or 0), strategy, int(machines or 0),
-                                                 language=lang(request))
-    except (export.ExportError, OSError) as err:
-        return f"# {render(err.args[0] if err.args else str(err), lang(request))}", "", gr.update(value=None,
-                                                                                                   visible=False)
-    name = f"accelerate-{strategy}-{int(gpus)}x{int(machines)}.yaml"
-    return text, commands, gr.update(value=str(export.default_export_dir(run_dir) / name), visible=True)
+        text, commands = repeat.accelerate_files(run_dir, int(gpus), strategy, int(machines), language=language)
+    except export.ExportError as err:
+        return f"# {render(err.args[0], language)}", "", gr.update(value=None, visible=False)
+    except OSError:  # its number and text are the system's, not the reader's
+        return f"# {tr('export.write_failed', language)}", "", gr.update(value=None, visible=False)
+    name = f"accelerate-{strategy}.yaml"
+    return text, commands, gr.update(value=offered(export.default_export_dir(run_dir) / name), visible=True)
 
 
 def build(ctx: TabContext) -> TabParts:
@@ -125,17 +131,17 @@ def build(ctx: TabContext) -> TabParts:
     with gr.Row():
         trl_yaml = gr.Code(label="sft.yaml", language="yaml")
         trl_file = gr.DownloadButton("sft.yaml", visible=False)
-    gr.Markdown(t("export.gpus_title"))
-    with gr.Row():
-        gpus = gr.Number(value=2, precision=0, label=t("export.gpus"))
-        machines = gr.Number(value=1, precision=0, label=t("export.machines"))
-        strategy = gr.Radio(list(repeat.STRATEGIES), value="zero2", label=t("export.strategy"),
-                            info=t("export.strategy_info"))
-    accelerate_button = gr.Button(t("export.accelerate"))
-    with gr.Row():
-        accelerate_yaml = gr.Code(label=t("export.accelerate_yaml"), language="yaml")
-        accelerate_file = gr.DownloadButton("accelerate.yaml", visible=False)
-    launch_commands = gr.Code(label=t("export.launch"), language="shell")
+    with gr.Accordion(t("export.gpus_title"), open=False, elem_id="export-gpus"):  # for a bigger machine, later
+        with gr.Row():
+            gpus = gr.Number(value=2, precision=0, label=t("export.gpus"))
+            machines = gr.Number(value=1, precision=0, label=t("export.machines"))
+            strategy = gr.Radio(list(repeat.STRATEGIES), value="zero2", label=t("export.strategy"),
+                                info=t("export.strategy_info"))
+        accelerate_button = gr.Button(t("export.accelerate"))
+        with gr.Row():
+            accelerate_yaml = gr.Code(label=t("export.accelerate_yaml"), language="yaml")
+            accelerate_file = gr.DownloadButton("accelerate.yaml", visible=False)
+        launch_commands = gr.Code(label=t("export.launch"), language="shell")
 
     shown = [summary, commands, preset, download_preset]
     run.change(show_run, run, shown, api_name="show_export")

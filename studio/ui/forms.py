@@ -19,7 +19,7 @@ from typing import Callable
 
 import gradio as gr
 
-from ..config import SECTIONS, Settings, form_value, optional_type, settings_from_flat
+from ..config import SECTIONS, Settings, applies, conditional_fields, flat_values, form_value, optional_type, settings_from_flat
 from ..paths import settings_refusals
 from .text import t
 
@@ -70,7 +70,23 @@ def build_section_form(section: str, defaults, beginner_only: bool | None = None
         if beginner_only is not None and is_beginner != beginner_only:
             continue
         components[name] = component_for(name, info, getattr(getattr(defaults, section), name))
+        if name in conditional_fields():  # a DPO-only or freeze-only field, hidden while it does not apply
+            components[name].visible = applies(name, flat_values(defaults))
     return components
+
+
+def shown_when_applies(form: dict) -> None:
+    """Each field with an `applies` condition (config.knob) shown or hidden as the stage and method change."""
+    conditional = conditional_fields()
+    drivers = sorted({field for condition in conditional.values() for field in condition})
+    targets = [form[name] for name in conditional if name in form]
+
+    def visibility(**values):
+        return {form[name]: gr.update(visible=applies(name, values)) for name in conditional if name in form}
+
+    for driver in drivers:
+        form[driver].change(visibility, inputs_kwargs={d: form[d] for d in drivers}, outputs=targets,
+                            api_name=False, queue=False)
 
 
 def updates(form: dict[str, gr.components.Component], values: dict) -> dict:

@@ -13,10 +13,10 @@ import numpy as np
 from .. import advice, config, estimates, hardware, preference, recipe, stats
 from ..jobs import JOB
 from ..models import model_shape
-from ..paths import PRESET_DOWNLOAD, source_refusal
+from ..paths import PRESET_DOWNLOAD, offered_dir, source_refusal
 from ..probe import probe_seconds_per_step
 from ..text import Msg, on_off
-from .forms import TabContext, TabParts, build_section_form, form_settings, takes_form, updates
+from .forms import TabContext, TabParts, build_section_form, form_settings, takes_form, updates, shown_when_applies
 from .text import field_labels, lang, render, t, tr
 
 MAX_ECHO_CHARS = 2_000  # of a preset's description, shown after loading it
@@ -113,7 +113,8 @@ PRESETS_DIR = Path(__file__).resolve().parent.parent.parent / "presets"
 
 
 def shipped_presets() -> list[str]:
-    return sorted(p.name for p in PRESETS_DIR.glob("*.json"))
+    """The beginner's preset first; none is chosen until the user picks one (the form already holds the plan)."""
+    return sorted((p.name for p in PRESETS_DIR.glob("*.json")), key=lambda name: (not name.startswith("quickstart"), name))
 
 
 def check_text(settings: config.Settings | None, problems: list, language: str = "en") -> str:
@@ -145,7 +146,7 @@ def build(ctx: TabContext) -> TabParts:
     hardware_md = gr.Markdown(label=t("hyper.hardware"))
     status = gr.Markdown(label=t("hyper.status"))
     with gr.Row():
-        shipped = gr.Dropdown(choices=shipped_presets(), label=t("hyper.shipped"), allow_custom_value=False)
+        shipped = gr.Dropdown(choices=shipped_presets(), value=None, label=t("hyper.shipped"), allow_custom_value=False)
         preset_in = gr.File(label=t("hyper.preset_file"), file_types=[".json"], type="filepath", elem_id="preset-file")
         import_btn = gr.Button(t("hyper.import"))
         export_btn = gr.Button(t("hyper.export"))
@@ -176,6 +177,7 @@ class _Views:
     def wire(self, form: dict) -> None:
         """Presets cover every setting, so everything here gets the whole form, by field name."""
         outputs = list(form.values())
+        shown_when_applies(form)
 
         @takes_form(form)
         def advice_view(request: gr.Request = None, time_text=None, **values):
@@ -288,8 +290,9 @@ def export_preset(values: dict, language: str):
     settings, problems = config.settings_from_flat(values)
     if problems:
         return None, check_text(None, problems, language)
-    # In the system temp folder (Gradio serves files from there); stale ones go at the next start.
-    path = Path(tempfile.mkdtemp(prefix=PRESET_DOWNLOAD)) / "studio-preset.json"
+    # Under the upload folder (Gradio serves files from there), never the system temp folder; stale ones go at
+    # the next start.
+    path = Path(tempfile.mkdtemp(prefix=PRESET_DOWNLOAD, dir=offered_dir())) / "studio-preset.json"
     config.save_preset(settings, path, description=tr("hyper.export_description", "en"))
     return str(path), tr("hyper.preset_exported", language)
 

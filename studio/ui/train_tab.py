@@ -11,7 +11,7 @@ import pandas as pd
 
 from .. import config, drift, history
 from ..jobs import JOB
-from ..paths import run_refusal
+from ..paths import run_model_refusal, settings_refusals
 from ..run_status import status_messages
 from ..runs import RunFolder, list_runs
 from ..text import Msg, word
@@ -154,15 +154,19 @@ def pilot_values(values: dict) -> dict:
     return {**values, "max_samples": pilot, "num_train_epochs": 1.0, "max_steps": -1}
 
 
-def start(values: dict, language: str = "en") -> str:
+def session_of(request: gr.Request | None) -> str:
+    return str(getattr(request, "session_hash", "") or "")
+
+
+def start(values: dict, language: str = "en", session: str = "") -> str:
     settings, problems = form_settings(values)
     if problems:
         return problems_text(problems, language)
-    return render(JOB.start(settings)[1], language)
+    return render(JOB.start(settings, owner=session)[1], language)
 
 
 def stop(request: gr.Request = None) -> str:
-    return render(JOB.stop(), lang(request))
+    return render(JOB.stop(session_of(request)), lang(request))
 
 
 def resume(run_dir: str, trust_remote_code: bool = False, request: gr.Request = None) -> str:
@@ -171,7 +175,7 @@ def resume(run_dir: str, trust_remote_code: bool = False, request: gr.Request = 
     language = lang(request)
     if not run_dir or not isinstance(run_dir, str):
         return tr("train.pick_resume", language)
-    if refusal := run_refusal(run_dir):
+    if refusal := run_model_refusal(run_dir):  # confined, and no link in it leads out
         return render(refusal, language)
     run = RunFolder(run_dir)
     settings, _, problems = config.load_preset(run.preset_file)
@@ -180,9 +184,11 @@ def resume(run_dir: str, trust_remote_code: bool = False, request: gr.Request = 
             [Msg("problem", where=w, problem=m) for w, m in problems], language))
     if refusal := config.remote_code_refusal(settings, trust_remote_code is True):
         return render(refusal, language)
+    if refused := settings_refusals(settings):  # the preset's model and data, checked as a new run's are
+        return problems_text(refused, language)
     if run.last_checkpoint() is None:
         return tr("train.no_checkpoint", language)
-    return render(JOB.start(settings, Path(run_dir), resume=True)[1], language)
+    return render(JOB.start(settings, Path(run_dir), resume=True, owner=session_of(request))[1], language)
 
 
 HISTORY_COLUMNS = ["col.run", "col.status", "col.method", "col.steps", "col.final_train_loss",
@@ -290,11 +296,11 @@ def build(ctx: TabContext) -> TabParts:
 
         @takes_form(training)
         def start_training(request: gr.Request = None, **values):
-            return start(values, lang(request))
+            return start(values, lang(request), session_of(request))
 
         @takes_form(training)
         def pilot_run(request: gr.Request = None, **values):
-            return start(pilot_values(values), lang(request))
+            return start(pilot_values(values), lang(request), session_of(request))
 
         start_btn.click(start_training, inputs_kwargs=training, outputs=message, api_name="start_training")
         pilot_btn.click(pilot_run, inputs_kwargs=training, outputs=message, api_name="pilot_run")
