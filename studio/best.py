@@ -58,7 +58,19 @@ class BestKeeper:
         return False
 
     def should_stop(self) -> bool:
-        return self.patience > 0 and self.without_improvement >= self.patience
+        return self.stop_reason() is not None
+
+    def stop_reason(self) -> str | None:
+        """'patience': that many measurements without a gain; 'converged': the best loss is under the threshold,
+        so no later measurement can gain that much (a loss is never negative) and waiting out the patience would
+        only train on (a third of a short run went so); None: go on."""
+        if self.patience <= 0:
+            return None
+        if self.without_improvement >= self.patience:
+            return "patience"
+        if self.threshold > 0 and self.best_loss is not None and self.best_loss < self.threshold:
+            return "converged"
+        return None
 
     def _save(self, model, step: int, loss: float) -> None:
         from safetensors.torch import save_file  # deferred: torch
@@ -99,8 +111,9 @@ def keeper_callback(keeper: BestKeeper, model_of, log, main: bool):
             if loss is None or not state.global_step:
                 return control
             keeper.seen(state.global_step, float(loss), model_of(), main)
-            if keeper.should_stop():
-                log(Msg("log.early_stop", step=state.global_step, patience=keeper.patience, best=keeper.best_step,
+            if (reason := keeper.stop_reason()) is not None:
+                key = "log.early_stop" if reason == "patience" else "log.early_stop_converged"
+                log(Msg(key, step=state.global_step, patience=keeper.patience, best=keeper.best_step,
                         loss=keeper.best_loss, threshold=keeper.threshold))
                 control.should_training_stop = True
                 control.should_save = True  # a checkpoint to resume from, as Stop leaves one

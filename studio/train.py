@@ -303,7 +303,7 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
     if best is not None:
         figures.update(best_step=best["step"], best_eval_loss=best["eval_loss"])
     if best is not None:
-        log(kept_message(figures, settings, trainer.studio_keeper.should_stop()))
+        log(kept_message(figures, settings, trainer.studio_keeper.stop_reason()))
     if by_file:
         figures["eval_by_file"] = run_checks.evaluate_by_file(settings, trainer, tokenizer, by_file, log)
     if drift_report := run_checks.drift_result(run, log, drift_base, trainer.model, tokenizer):
@@ -317,9 +317,12 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
     return figures
 
 
-def kept_message(figures: dict, settings: Settings, stopped_early: bool) -> Msg:
-    """Which checkpoint the run keeps, and why (the lowest validation loss; stopped early, by hand, or at its end)."""
-    if stopped_early:
+def kept_message(figures: dict, settings: Settings, stopped_early: str | None) -> Msg:
+    """Which checkpoint the run keeps, and why (the lowest validation loss; stopped early (`BestKeeper.stop_reason`),
+    by hand, or at its end)."""
+    if stopped_early == "converged":
+        why = Msg("log.stopped_converged", threshold=settings.training.early_stopping_threshold)
+    elif stopped_early:
         why = Msg("log.stopped_early", patience=settings.training.early_stopping_patience)
     elif figures["global_step"] < figures.get("planned_steps", figures["global_step"]):
         why = Msg("log.stopped_by_hand")

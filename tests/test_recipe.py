@@ -255,20 +255,39 @@ def test_held_out_shares_never_leave_nothing_to_train():
 
 
 def test_gains_under_the_threshold_do_not_reset_the_patience_but_the_lowest_loss_is_kept(tmp_path):
-    """The topic bench's validation curve (bench/outcome.py): once the answers are near-certain the loss still
-    creeps down by thousandths, which is memorising, not learning; with threshold 0.01 the run stops three
-    measurements after the last real gain, and the lowest loss is the one kept."""
+    """The topic bench's validation curve (bench/outcome.py), raised by 0.5 so that it stays above the threshold:
+    once the loss only creeps down by thousandths (memorising, not learning) the run stops three measurements after
+    the last real gain, and the lowest loss is the one kept."""
     from studio.best import BestKeeper
 
-    curve = [(13, 0.3521), (26, 0.0462), (39, 0.0089), (52, 0.0055), (65, 0.0028), (78, 0.0018), (91, 0.0017)]
+    curve = [(13, 0.8521), (26, 0.5462), (39, 0.5089), (52, 0.5055), (65, 0.5028), (78, 0.5018), (91, 0.5017)]
     keeper, stopped_at = BestKeeper(tmp_path, patience=3, threshold=0.01), None
     for step, loss in curve:
         keeper.seen(step, loss, model=None, main=False)
         if keeper.should_stop():
             stopped_at = step
             break
-    assert stopped_at == 78 and keeper.best_step == 78 and keeper.best_loss == 0.0018
+    assert stopped_at == 78 and keeper.stop_reason() == "patience"
+    assert keeper.best_step == 78 and keeper.best_loss == 0.5018
     every_gain = BestKeeper(tmp_path, patience=3, threshold=0.0)
     for step, loss in curve:
         every_gain.seen(step, loss, model=None, main=False)
     assert not every_gain.should_stop() and every_gain.best_step == 91
+
+
+def test_a_validation_loss_under_the_threshold_ends_the_run_at_once(tmp_path):
+    """The topic bench's real curve: at 0.0089 nats/token no later measurement can gain 0.01, so waiting out the
+    patience (three more measurements, a third of the run) would only memorise."""
+    from studio.best import BestKeeper
+
+    curve = [(13, 0.3521), (26, 0.0462), (39, 0.0089), (52, 0.0055), (65, 0.0028)]
+    keeper = BestKeeper(tmp_path, patience=3, threshold=0.01)
+    stopped_at = next(step for step, loss in curve if keeper.seen(step, loss, None, main=False) is not None
+                      and keeper.should_stop())
+    assert stopped_at == 39 and keeper.stop_reason() == "converged" and keeper.best_step == 39
+    off = BestKeeper(tmp_path / "off", patience=0, threshold=0.01)  # early stopping off: never
+    off.seen(39, 0.0089, None, main=False)
+    assert off.stop_reason() is None
+    every_gain = BestKeeper(tmp_path / "all", patience=3, threshold=0.0)  # every gain counts: no such floor
+    every_gain.seen(39, 0.0001, None, main=False)
+    assert every_gain.stop_reason() is None
