@@ -335,8 +335,10 @@ def quickstart_run(app_url):
     from studio import config, train
 
     settings, _, problems = config.load_preset(Path(__file__).resolve().parent.parent / "presets/quickstart-cpu.json")
-    # Replay off: this run is about the Chat tab showing the new identity after 40 steps; replay has its own tests.
-    settings, problems = config.apply_overrides(settings, ["max_steps=40", "eval_steps=40", "replay=off"])
+    # Replay and the drift check off: this run is about the Chat tab showing the new identity
+    # after 40 steps (both have their own tests).
+    settings, problems = config.apply_overrides(settings, ["max_steps=40", "eval_steps=40", "replay=off",
+                                                           "drift_check=false"])
     assert not problems
     run = Path(os.environ["STUDIO_RUNS"]) / "quickstart-40"
     assert train.run_training(settings, run, progress=None)["status"] == "finished"

@@ -52,6 +52,16 @@ ALLOWED = re.compile(r"SmolLM2?-\S+|Hugging Face Hub|llama\.cpp / Ollama|Llama 3
                      r"group_by_length|trl sft|pip install \S+|\S+\.(?:json|jsonl|csv|parquet|txt|gguf|yaml)")
 
 
+CATALOGUE_KEYS = re.compile(r"\b(?:%s)\b" % "|".join(
+    re.escape(key) for key in json.loads((Path(__file__).parents[1] / "studio" / "locales" / "en.json").read_text())
+    if re.fullmatch(r"[a-z_]+(?:\.[a-z0-9_]+)+", key)))  # the dotted keys; a few keys are English labels
+
+
+def catalogue_keys(texts: list[str]) -> list[str]:
+    """A raw key ('common.complete') shown where its translation should be, in any language."""
+    return [t for t in texts if CATALOGUE_KEYS.search(t)]
+
+
 def english_sentences(texts: list[str]) -> list[str]:
     return [t for t in texts if ENGLISH_RUN.search(ALLOWED.sub(" ", t))]
 
@@ -92,10 +102,13 @@ def test_whole_journey_without_typing_a_path(browser, app_url, artifacts, tmp_pa
     page = browser.new_page(locale=locale, viewport={"width": 1280, "height": 1000})
     page.goto(app_url)
     found: dict[str, list[str]] = {}
+    keys: dict[str, list[str]] = {}
 
     def look(tab: str) -> None:
         page.screenshot(path=str(artifacts / f"journey-{tab}-{locale}.png"), full_page=True)
-        found[tab] = english_sentences(page.evaluate(VISIBLE_TEXT))
+        texts = page.evaluate(VISIBLE_TEXT)
+        found[tab] = english_sentences(texts)
+        keys[tab] = catalogue_keys(texts)
         assert page.evaluate(CHART_PARTS_OUTSIDE) == [], tab
 
     # Data: choosing the file loads it and hands its recommendations to the settings.
@@ -148,8 +161,20 @@ def test_whole_journey_without_typing_a_path(browser, app_url, artifacts, tmp_pa
     assert (Path(run_dir) / "export" / "adapter" / "adapter_config.json").exists(), page.locator("#export-result").inner_text()
     page.close()
 
+    assert not any(keys.values()), json.dumps(keys, ensure_ascii=False, indent=1)
     if locale == "zh-CN":
         assert not any(found.values()), json.dumps(found, ensure_ascii=False, indent=1)
+        footer = page_text_of_footer(browser, app_url)
+        assert "Runs" not in footer, footer  # Gradio's untranslated call-history link is not offered
+
+
+def page_text_of_footer(browser, app_url) -> str:
+    page = browser.new_page(locale="zh-CN")
+    page.goto(app_url)
+    page.wait_for_selector("footer", timeout=20000)
+    text = page.locator("footer").inner_text()
+    page.close()
+    return text
 
 
 def test_a_large_file_shows_progress_with_rows_done(browser, app_url, artifacts, tmp_path):

@@ -127,6 +127,21 @@ def test_a_failed_run_is_told_in_the_studios_words(tmp_path):
     assert "hub" in message and "HTTPSConnectionPool" not in message
 
 
+def test_a_runs_log_cannot_be_fetched_through_the_file_route(app_url):
+    """A run's log.txt holds full tracebacks and server paths: the file route serves none of a run folder."""
+    import urllib.error
+    import urllib.request
+
+    log = Path(os.environ["STUDIO_RUNS"]) / "run-probe" / "log.txt"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("Traceback (most recent call last): /home/secret\n")
+    try:
+        status = urllib.request.urlopen(f"{app_url}gradio_api/file={log}", timeout=10).status
+    except urllib.error.HTTPError as err:
+        status = err.code
+    assert status in (403, 404), status
+
+
 # 7. a blind pair belongs to its run; another session's Stop asks first
 def test_a_vote_is_saved_on_the_run_its_pair_was_made_on(confined):
     from studio import votes

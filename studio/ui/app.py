@@ -281,5 +281,7 @@ def launch_app(host: str = "127.0.0.1", port: int = 7860, auth=None, share: bool
                 # No run folder is served: a file offered for download is copied to the upload folder first
                 # (paths.offered), so log.txt or status.json cannot be fetched by path.
                 allowed_paths=[],
+                # Gradio's "Runs" (its call history) is untranslated and easily taken for the studio's own runs
+                footer_links=["api", "gradio", "settings"], run_history=False,
                 app_kwargs={"middleware": middleware} if middleware else None)
     return demo
