@@ -145,6 +145,7 @@ def test_hyperparameters_advice_preset_export_and_reimport(browser, app_url, art
     page.close()
 
 
+@pytest.mark.slow  # trains the real starter model
 def test_train_tab_start_stop_resume_with_the_starter_model(browser, app_url, artifacts):
     """A short run of the real starter model: the plot fills and the progress moves, Stop, then Resume."""
     from playwright.sync_api import expect
