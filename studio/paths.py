@@ -141,14 +141,15 @@ def run_model_refusal(run_dir: str | Path) -> Msg | None:
         return Msg("path.not_a_path")
     if refusal := run_refusal(run_dir):
         return refusal
+    run = RunFolder.of(run_dir)[0]
     try:
-        link = link_out_of(RunFolder.of(run_dir)[0].path) if FOLDERS.confined and Path(run_dir).is_dir() else None
+        link = link_out_of(run.path) if FOLDERS.confined and Path(run_dir).is_dir() else None
     except OSError:
         link = None
     if link is not None:
         return Msg("path.link_out", name=str(link.name)[:200])
     try:
-        base = RunFolder.of(run_dir)[0].base_model()
+        base = run.base_model()
     except Exception:  # noqa: BLE001 - not a run (or no preset): the caller says so in its own words
         return None
     return source_refusal(base)

@@ -332,6 +332,13 @@ def kept_message(figures: dict, settings: Settings, stopped_early: str | None) -
                why=why)
 
 
+def planning_rows(prepared: PreparedData, settings: Settings, rows: list[dict]) -> int:
+    """What the plan and replay count as rows: the rows, or for plain text the blocks its documents become."""
+    if prepared.format == "text":
+        return blocks.estimated_blocks(rows, settings.training.max_length)
+    return len(rows)
+
+
 def planned_settings(settings: Settings, keep, log: RunLog, facts=None) -> Settings:
     """The settings with the recipe's values for this data in every recipe field the user left to the plan
     (studio/recipe.py), each logged with its reason. Data that cannot be read is left to the split to report."""
@@ -340,10 +347,7 @@ def planned_settings(settings: Settings, keep, log: RunLog, facts=None) -> Setti
     prepared, _ = prepare_data(settings)
     if prepared is None:
         return settings
-    rows = len(prepared.train) + len(prepared.validation) + len(prepared.test)
-    if prepared.format == "text":  # long documents train as blocks: the plan counts those
-        rows = blocks.estimated_blocks(prepared.train + prepared.validation + prepared.test,
-                                       settings.training.max_length)
+    rows = planning_rows(prepared, settings, prepared.train + prepared.validation + prepared.test)
     shape = models.model_shape(settings.model.model_name_or_path, settings.model.trust_remote_code)
     devices = max(world_size(), 1)
     recipe = recipe_for(settings, rows, shape.parameters if shape else None, devices)
@@ -409,10 +413,8 @@ def with_replay(settings: Settings, run: RunFolder, log: RunLog, prepared: Prepa
     from . import replay
     from .recipe import replay_decision
 
-    task_rows = len(prepared.train) + len(prepared.validation) + len(prepared.test)
-    training_rows = len(prepared.train)
-    if prepared.format == "text":  # documents train as blocks: replay is a share of the blocks, not the documents
-        task_rows = training_rows = blocks.estimated_blocks(prepared.train, settings.training.max_length)
+    task_rows = planning_rows(prepared, settings, prepared.train + prepared.validation + prepared.test)
+    training_rows = planning_rows(prepared, settings, prepared.train)  # replay is a share of these
     on, why = replay_decision(settings, task_rows)
     if not on:
         log(Msg("log.replay_off", why=why))

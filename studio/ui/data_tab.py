@@ -224,24 +224,30 @@ def add_file(extra_datasets=None, mix_path=None, mix_format=None, mix_mapping=No
              request: gr.Request = None):
     """One more file in the mix, checked first: a bad share, mapping or path is named and nothing is added."""
     language = lang(request)
-    if isinstance(extra_datasets, str):  # the API may send the --set text form
-        extra_datasets = config.parse_parts(extra_datasets)
-    if not isinstance(extra_datasets, (list, tuple, type(None))):
+    if (current := mix_list(extra_datasets)) is None:
         return gr.skip(), f"- {tr('config.list', language)}"
-    parts, problems = mixing.added_part(list(extra_datasets or []), mix_path, mix_format, mix_mapping, mix_share)
+    parts, problems = mixing.added_part(current, mix_path, mix_format, mix_mapping, mix_share)
     if parts is None:
         return gr.skip(), "\n".join(f"- {render(message, language)}" for _, message in problems)
     return parts, tr("mix.added", language, file=str(mix_path).strip())
 
 
 def remove_file(extra_datasets=None, number=None, request: gr.Request = None):
-    if isinstance(extra_datasets, str):
-        extra_datasets = config.parse_parts(extra_datasets)
-    if not isinstance(extra_datasets, (list, tuple, type(None))) or len(extra_datasets or []) > config.MAX_MIX_FILES:
+    if (current := mix_list(extra_datasets)) is None:
         return gr.skip(), f"- {tr('config.list', lang(request))}"
     if not isinstance(number, (int, float)) or not math.isfinite(number):
         return gr.skip(), ""
-    return mixing.without_part(list(extra_datasets or []), number), ""
+    return mixing.without_part(current, number), ""
+
+
+def mix_list(extra_datasets) -> list | None:
+    """The mix as a list (the API may send the --set text form), or None when it is no list or too long: the
+    caller then keeps the mix as it was instead of echoing what it was sent."""
+    if isinstance(extra_datasets, str):
+        extra_datasets = config.parse_parts(extra_datasets)
+    if not isinstance(extra_datasets, (list, tuple, type(None))) or len(extra_datasets or []) > config.MAX_MIX_FILES:
+        return None
+    return list(extra_datasets or [])
 
 
 def capped(value, language: str) -> str:

@@ -63,14 +63,14 @@ def component_for(name: str, info, value):
 
 def build_section_form(section: str, defaults, beginner_only: bool | None = None) -> dict[str, gr.components.Component]:
     """Components for one settings section. beginner_only: True -> beginner fields, False -> the rest."""
-    components = {}
+    components, conditional = {}, conditional_fields()
     cls = SECTIONS[section]
     for name, info in cls.model_fields.items():
         is_beginner = bool((info.json_schema_extra or {}).get("beginner"))
         if beginner_only is not None and is_beginner != beginner_only:
             continue
         components[name] = component_for(name, info, getattr(getattr(defaults, section), name))
-        if name in conditional_fields():  # a DPO-only or freeze-only field, hidden while it does not apply
+        if name in conditional:  # a DPO-only or freeze-only field, hidden while it does not apply
             components[name].visible = applies(name, flat_values(defaults))
     return components
 
