@@ -243,12 +243,16 @@ def quality_report(rows, answer_lengths: np.ndarray | None = None, cutoff: int |
     findings.append(_count_finding("conflicting", conflicting))
     short = [r.number for r, a in zip(chat, answers) if len(a.strip()) < 3]
     findings.append(_count_finding("short_answers", short))
-    if cutoff is not None and totals is not None:
-        long_rows = [r.number for r, total in zip(rows, totals) if total > cutoff]
+    if cutoff is not None and totals is not None:  # plain text is cut into blocks, never truncated (blocks.py)
+        long_rows = [r.number for r, total in zip(rows, totals) if r.messages is not None and total > cutoff]
         findings.append(_count_finding("too_long", long_rows, cutoff=cutoff))
-    findings.append(Finding(Msg("check.diversity"), "info", Msg(
-        "finding.diversity", p1=_distinct_n(prompt_words, 1), p2=_distinct_n(prompt_words, 2),
-        a1=_distinct_n(answer_words, 1), a2=_distinct_n(answer_words, 2))))
+    if chat:  # prompts and answers: plain text has neither
+        findings.append(Finding(Msg("check.diversity"), "info", Msg(
+            "finding.diversity", p1=_distinct_n(prompt_words, 1), p2=_distinct_n(prompt_words, 2),
+            a1=_distinct_n(answer_words, 1), a2=_distinct_n(answer_words, 2))))
+    for r in rows:
+        if r.messages is None and r.text:
+            languages[language_of(r.text[:2000])] += 1  # a document's start tells its language
     findings.append(Finding(Msg("check.languages"), "info", Msg("list", items=[
         Msg("finding.language_rows", language=Msg(f"lang.{k}"), rows=v) for k, v in languages.most_common()])))
     findings.append(_system_prompt_finding(chat))
