@@ -255,7 +255,8 @@ def quality_report(rows, answer_lengths: np.ndarray | None = None, cutoff: int |
             languages[language_of(r.text[:2000])] += 1  # a document's start tells its language
     findings.append(Finding(Msg("check.languages"), "info", Msg("list", items=[
         Msg("finding.language_rows", language=Msg(f"lang.{k}"), rows=v) for k, v in languages.most_common()])))
-    findings.append(_system_prompt_finding(chat))
+    if chat:
+        findings.append(_system_prompt_finding(chat))
     sample_size = min(len(rows), max(1, round(len(rows) * 50 / 1000))) if rows else 0
     sample = sorted(random.Random(seed).sample([r.number for r in rows], sample_size)) if sample_size else []
     findings.append(Finding(Msg("check.sample"), "info", Msg("finding.sample", count=len(sample)), sample))
@@ -273,7 +274,7 @@ def template_findings(rows, tokenizer, notes: list | None = None, refused: int =
     if getattr(tokenizer, "studio_added_template", False):
         message = Msg("finding.base_model", template=added_template(tokenizer))
         out.append(Finding(Msg("check.template"), "warning", message))
-    if notes is not None:
+    if notes is not None and chat:  # plain text trains every token: the blocks line says so
         out += target_findings(profile, rows, notes, refused)
     if tools:
         message = Msg("finding.tools_template" if profile.tool_calls else "finding.tools_text", count=len(tools))
