@@ -21,13 +21,14 @@ from pathlib import Path
 
 from studio import export, repeat, votes
 from studio.chat import ChatPair, stream_pair
-from studio.config import (STARTER_MODEL, DataSettings, GenerationSettings, Settings, apply_overrides, load_preset,
-                           parse_mapping)
+from studio.config import STARTER_MODEL, DataSettings, GenerationSettings, Settings, parse_mapping
+from studio.settings_input import apply_overrides
+from studio.presets import load_preset
 from studio.distributed import is_main_process, shared_run_dir
 from studio.gguf_file import GGUF_TYPES
 from studio.recipe import user_fields
 from studio.repeat import STRATEGIES
-from studio.stats import build_report
+from studio.data_report import build_report
 from studio.text import Msg
 from studio.train import run_training
 
@@ -46,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a folder whose files the UI may read besides uploads, runs and the studio home "
                              "(repeatable)")
     parser.add_argument("--share", action="store_true", help="create a public gradio.live link (needs internet)")
+    parser.add_argument("--model", dest="ui_model", default=STARTER_MODEL, metavar="NAME_OR_PATH",
+                        help="the model the UI's form starts with: a built-in name, a hub id, or a local folder "
+                             "(which the UI may then read; default: the built-in starter model)")
     sub = parser.add_subparsers(dest="command")
 
     train = sub.add_parser("train", help="train headless from a preset")
@@ -178,7 +182,8 @@ def print_mix(args, report) -> int:
     if not args.mix:
         return 0
     from studio import mixing
-    from studio.config import Settings, apply_overrides
+    from studio.config import Settings
+    from studio.settings_input import apply_overrides
     from studio.text import render
 
     settings, problems = apply_overrides(Settings(), [
@@ -299,9 +304,10 @@ def cmd_ui(args) -> int:
         return 2
     from studio.ui.app import UploadFolderError, launch_app  # deferred: gradio takes seconds to import
 
+    data_dirs = list(args.data_dir) + ([args.ui_model] if Path(args.ui_model).expanduser().is_dir() else [])
     try:
         launch_app(host=args.host, port=args.port, auth=tuple(auth.split(":", 1)) if auth else None,
-                   share=args.share, data_dirs=args.data_dir)
+                   share=args.share, data_dirs=data_dirs, model=args.ui_model)
     except UploadFolderError as err:
         print(err, file=sys.stderr)
         return 2

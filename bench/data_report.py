@@ -3,7 +3,7 @@ often the page hears progress (the longest silent stretch), so a newcomer never 
 
     python bench/data_report.py [--rows 20000]
 
-Times `stats.build_report` as the Load button runs it (the tokenizer already loaded, as in the app after the
+Times `data_report.build_report` as the Load button runs it (the tokenizer already loaded, as in the app after the
 first load), and prints each stage's share. The baseline in the same run is the bare file read + normalise
 (`data.load_dataset_file`), the part no report can avoid.
 """
@@ -27,7 +27,7 @@ def main() -> None:
 
     from train_throughput import make_bench_data
 
-    from studio import stats
+    from studio import data_report
     from studio.data import load_dataset_file
     from studio.models import ensure_starter_model, load_tokenizer
 
@@ -44,7 +44,7 @@ def main() -> None:
         calls.append((time.perf_counter(), stage.key, done))
 
     started = time.perf_counter()
-    report = stats.build_report(str(path), tokenizer=tokenizer, progress=progress)
+    report = data_report.build_report(str(path), tokenizer=tokenizer, progress=progress)
     total_s = time.perf_counter() - started
     times = [started] + [t for t, _, _ in calls] + [started + total_s]
     longest = max(b - a for a, b in zip(times, times[1:]))

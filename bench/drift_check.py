@@ -37,10 +37,10 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], dest="assignments")
     args = parser.parse_args()
 
-    from studio import config, drift, models, train
+    from studio import drift, models, presets, settings_input, train
 
-    settings, _, problems = config.load_preset(args.preset)
-    settings, more = config.apply_overrides(settings, ["drift_check=true", *args.assignments])
+    settings, _, problems = presets.load_preset(args.preset)
+    settings, more = settings_input.apply_overrides(settings, ["drift_check=true", *args.assignments])
     if problems or more:
         sys.exit(f"bad settings: {problems or more}")
     with tempfile.TemporaryDirectory() as folder:

@@ -33,10 +33,10 @@ def train_once(model_dir: Path, runs: Path, name: str, overrides: list[str]) -> 
     import torch
     from safetensors.torch import load_file
 
-    from studio import config, train
+    from studio import settings_input, train
     from studio.config import Settings
 
-    settings, problems = config.apply_overrides(Settings(), [
+    settings, problems = settings_input.apply_overrides(Settings(), [
         f"model_name_or_path={model_dir}", "max_steps=6", "learning_rate=0.001", "logging_steps=1", "eval_steps=3",
         "max_length=128", "validation_share=0.1", *overrides])
     assert not problems, problems

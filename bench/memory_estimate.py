@@ -39,7 +39,8 @@ def worker(method: str, precision: str, batch: int, cutoff: int, data: str) -> N
 
     import studio.models as models
     import studio.train as train
-    from studio.config import Settings, apply_overrides
+    from studio.config import Settings
+    from studio.settings_input import apply_overrides
 
     baseline = {}
     original = models.load_model

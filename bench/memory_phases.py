@@ -38,7 +38,8 @@ def main() -> None:
 
     import studio.run_checks
     import train_throughput
-    from studio.config import Settings, apply_overrides
+    from studio.config import Settings
+    from studio.settings_input import apply_overrides
     from studio.train import run_training
 
     phase, peaks, steps = ["before training"], {}, []

@@ -32,7 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from studio import drift, verdict  # noqa: E402
-from studio.config import Settings, apply_overrides  # noqa: E402
+from studio.config import Settings  # noqa: E402
+from studio.settings_input import apply_overrides  # noqa: E402
 from studio.train import run_training  # noqa: E402
 
 PEER_RECIPES = {

@@ -42,10 +42,10 @@ def make_pairs(path: Path, rows: int) -> Path:
 
 
 def studio_worker(kind: str, data: Path, steps: int, out: Path) -> dict:
-    from studio import config, train
+    from studio import config, settings_input, train
 
     stage = ["stage=dpo", f"dataset_path={data}"] if kind == "dpo" else [f"dataset_path={data.with_suffix('.sft.jsonl')}"]
-    settings, problems = config.apply_overrides(config.Settings(), COMMON + stage + [f"max_steps={steps}"])
+    settings, problems = settings_input.apply_overrides(config.Settings(), COMMON + stage + [f"max_steps={steps}"])
     assert not problems, problems
     status = train.run_training(settings, out, progress=None)
     assert status["status"] == "finished", status

@@ -99,7 +99,9 @@ def main() -> None:
 
     import torch
 
-    from studio.config import Settings, apply_overrides
+    from studio.config import Settings
+
+    from studio.settings_input import apply_overrides
     from studio.models import resolve_model_path
     from studio.train import run_training
 

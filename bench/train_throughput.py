@@ -67,7 +67,8 @@ def make_bench_data(path: Path, rows: int = 400, seed: int = 0) -> Path:
 # ---------------------------------------------------------------- workers (one per subprocess)
 
 def worker_studio(data: Path, steps: int, overrides: list[str], lean: bool = True, padding_free: bool = True) -> dict:
-    from studio.config import Settings, apply_overrides
+    from studio.config import Settings
+    from studio.settings_input import apply_overrides
 
     if not lean:  # the "before" of the lean head: TRL's fused head, as SFTTrainer runs it (padded batches)
         import studio.lean

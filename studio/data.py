@@ -16,9 +16,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import DEMO_DATA
 from .data_kinds import kind_verdict, media_in
-from .readers import DEMO_PATH, read_documents, read_records, resolve_path, where
+from .readers import detect_format, read_documents, read_records, resolve_path, where
+from .sources import parse_source
 from .text import Msg
 
 MAX_FIELD_CHARS = 1_000_000  # one text field of a conversation: no cutoff length comes near this
@@ -66,25 +66,6 @@ class LoadResult:
 
 
 # ---------------------------------------------------------------- formats
-
-def detect_format(record: Any) -> str | None:
-    if not isinstance(record, dict):
-        return None
-    keys = set(record)
-    if "messages" in keys:
-        return "messages"
-    if "conversations" in keys:
-        return "sharegpt"
-    if "instruction" in keys and "output" in keys:
-        return "alpaca"
-    if "question" in keys and "answer" in keys and keys & {"thinking", "reasoning"}:
-        return "cot"
-    if "prompt" in keys and "completion" in keys:
-        return "prompt_completion"
-    if "text" in keys:
-        return "text"
-    return None
-
 
 def _text(value: Any, at: str, problems: list, required: bool = True, limit: int | None = None) -> str | None:
     limit = MAX_FIELD_CHARS if limit is None else limit  # read at call time: tests lower the module's limit
@@ -329,7 +310,7 @@ def load_dataset_file(path: str, fmt: str = "auto", mapping: dict[str, str] | No
 
 def _read_and_normalise(path: str, fmt: str, mapping: dict[str, str] | None, label: str | None) -> LoadResult:
     file_path = resolve_path(path)
-    label = label or (DEMO_PATH.name if path == DEMO_DATA else file_path.name)
+    label = label or parse_source(path).label()
     layout = None
     if file_path.suffix.lower() == ".txt" and file_path.is_file():
         records, problems, unit, layout = read_documents(file_path, label, fmt.removeprefix("text_"))

@@ -9,34 +9,11 @@ Each number is computed here once, from the settings: the Hyperparameters tab sh
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from . import hardware
-from .data import split_sizes
+from .models import ModelShape  # noqa: F401  (the sizes the estimates read)
 from .text import Msg
 
 WEIGHT_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "nf4": 0.55}  # nf4: 4-bit values + block scales
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    parameters: int
-    layers: int
-    hidden: int
-    intermediate: int
-    vocab: int
-
-    @classmethod
-    def from_config(cls, config) -> "ModelShape":
-        hidden = config.hidden_size
-        intermediate = getattr(config, "intermediate_size", 4 * hidden)
-        layers = config.num_hidden_layers
-        heads = config.num_attention_heads
-        kv = getattr(config, "num_key_value_heads", heads) or heads
-        head_dim = getattr(config, "head_dim", None) or hidden // heads
-        per_layer = hidden * head_dim * (2 * heads + 2 * kv) + 3 * hidden * intermediate
-        embeddings = config.vocab_size * hidden * (1 if getattr(config, "tie_word_embeddings", False) else 2)
-        return cls(layers * per_layer + embeddings, layers, hidden, intermediate, config.vocab_size)
 
 
 def trainable_parameters(shape: ModelShape, method: str, lora_rank: int = 16, freeze_layers: int = 2) -> int:
@@ -103,22 +80,6 @@ def total_steps(train_rows: int, batch: int, accumulation: int, epochs: float, m
     if max_steps > 0:
         return max_steps
     return max(1, int(-(-steps_per_epoch(train_rows, batch, accumulation, devices) * epochs // 1)))
-
-
-def planned_steps(settings, rows: int, devices: int = 1) -> tuple[int, int, int]:
-    """(training rows after the split, replayed rows included where replay is on, optimizer steps per epoch,
-    steps in all) for `rows` usable rows."""
-    from .recipe import replay_decision  # deferred: the recipe module imports this one
-    from .replay import replay_count
-
-    t = settings.training
-    train_rows = split_sizes(rows, settings.data.validation_share, settings.data.test_share)[0]
-    if replay_decision(settings, rows)[0]:
-        train_rows += replay_count(train_rows, settings.data.replay_share)
-    per_epoch = steps_per_epoch(train_rows, t.per_device_train_batch_size, t.gradient_accumulation_steps, devices)
-    total = total_steps(train_rows, t.per_device_train_batch_size, t.gradient_accumulation_steps,
-                        t.num_train_epochs, t.max_steps, devices)
-    return train_rows, per_epoch, total
 
 
 def training_memory_gb(settings, shape: ModelShape, facts) -> dict:

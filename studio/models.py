@@ -26,9 +26,29 @@ from pathlib import Path
 from typing import Callable
 
 from .config import GEMMA3_MODEL, STARTER_MODEL
-from .estimates import ModelShape
 from .heavy import ensure_imported
 from .text import Msg
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    parameters: int
+    layers: int
+    hidden: int
+    intermediate: int
+    vocab: int
+
+    @classmethod
+    def from_config(cls, config) -> "ModelShape":
+        hidden = config.hidden_size
+        intermediate = getattr(config, "intermediate_size", 4 * hidden)
+        layers = config.num_hidden_layers
+        heads = config.num_attention_heads
+        kv = getattr(config, "num_key_value_heads", heads) or heads
+        head_dim = getattr(config, "head_dim", None) or hidden // heads
+        per_layer = hidden * head_dim * (2 * heads + 2 * kv) + 3 * hidden * intermediate
+        embeddings = config.vocab_size * hidden * (1 if getattr(config, "tie_word_embeddings", False) else 2)
+        return cls(layers * per_layer + embeddings, layers, hidden, intermediate, config.vocab_size)
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import DEMO_DATA, GEMMA3_MODEL, STARTER_MODEL
-from .preference import VOTES_PREFIX
-from .readers import HUB_ID
+from .config import GEMMA3_MODEL, STARTER_MODEL
+from .sources import DEMO, HUB, VOTES, VOTES_PREFIX, parse_source
 from .models import studio_home
 from .runs import RunFolder, runs_root
 from .text import Msg
@@ -94,9 +93,12 @@ MAX_PATH_CHARS = 4096  # Linux's PATH_MAX
 def source_refusal(value: str) -> Msg | None:
     """A dataset or model box: the built-in names and hub ids pass; a path must lie in a readable folder."""
     value = (value or "").strip()
-    if value in (DEMO_DATA, STARTER_MODEL, GEMMA3_MODEL, "") or (HUB_ID.match(value) and not Path(value).exists()):
+    if value in (STARTER_MODEL, GEMMA3_MODEL, ""):
         return None
-    if value.startswith(VOTES_PREFIX):  # a run's votes: the run folder must be the studio's
+    source = parse_source(value)  # a model's hub id passes as a dataset's does
+    if source.kind in (DEMO, HUB):
+        return None
+    if source.kind == VOTES:  # a run's votes: the run folder must be the studio's
         return run_refusal(value[len(VOTES_PREFIX):])
     return FOLDERS.refusal(value)
 

@@ -1,4 +1,4 @@
-"""The Data tab's report for preference data: pairs (DPO) or labelled answers (KTO) as rows, chosen beside
+"""The Data tab's report for preference data: pairs (DPO, ORPO) or labelled answers (KTO) as rows, chosen beside
 rejected in the preview, token lengths of prompt + chosen and prompt + rejected with the model's chat template,
 identical pairs and the balance of good and bad answers in the quality report."""
 
@@ -9,7 +9,9 @@ import logging
 import numpy as np
 
 from .data import LoadResult, Row
-from .preference import VOTES_PREFIX, load_preference_rows, source_label
+from .preference import load_preference_rows
+from .sources import parse_source
+from .stages import FILE_FORMATS, PAIRS, stages_for
 from .stats import DataReport, Finding, Lengths, recommend_cutoff, recommended_validation_share
 from .text import Msg
 
@@ -37,8 +39,8 @@ def _tokens(tokenizer, messages: list[dict], prompt: bool = False) -> int:
     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def _rows(pairs: list[dict], stage: str) -> list[Row]:
-    answer = "chosen" if stage == "dpo" else "completion"
+def _rows(pairs: list[dict], kind: str) -> list[Row]:
+    answer = "chosen" if kind == PAIRS else "completion"
     return [Row(number, raw=pair, messages=pair["prompt"] + pair[answer], rejected=pair.get("rejected"))
             for number, pair in enumerate(pairs, 1)]
 
@@ -53,10 +55,10 @@ def _lengths(tokenizer, rows: list[Row]):
     return Lengths(chosen, chosen - prompts), (rejected if len(rejected) else None)
 
 
-def _findings(rows: list[Row], problems: list, stage: str) -> list[Finding]:
+def _findings(rows: list[Row], problems: list, kind: str) -> list[Finding]:
     identical = [_row_of(w) for w, m in problems if getattr(m, "key", "") == "pref.identical"]
-    found = [Finding(Msg("pref.check_stage"), "info", Msg(f"pref.use_{stage}", rows=len(rows)), [])]
-    if stage == "dpo":
+    found = [Finding(Msg("pref.check_stage"), "info", Msg(f"pref.use_{stages_for(kind)[0]}", rows=len(rows)), [])]
+    if kind == PAIRS:
         found.append(Finding(Msg("pref.check_identical"), "warning" if identical else "ok",
                              Msg("pref.identical_pairs", count=len(identical)), identical))
     else:
@@ -67,20 +69,22 @@ def _findings(rows: list[Row], problems: list, stage: str) -> list[Finding]:
     return found
 
 
-def preference_report(path: str, stage: str, tokenizer=None, model: str | None = None) -> DataReport:
+def preference_report(path: str, kind: str, tokenizer=None, model: str | None = None) -> DataReport:
+    """The report of a file (or a run's votes) of pairs or labelled answers (`kind`, studio/stages.py), read with
+    the converter of the usual stage for that kind."""
     tokenizer = _report_tokenizer(tokenizer, model)
-    pairs, problems = load_preference_rows(path, stage)
-    rows = _rows(pairs, stage)
-    label = source_label(path) if path.startswith(VOTES_PREFIX) else path.rsplit("/", 1)[-1]
-    loaded = LoadResult(file=label, format="preference" if stage == "dpo" else "kto", rows=rows,
+    pairs, problems = load_preference_rows(path, stages_for(kind)[0])
+    rows = _rows(pairs, kind)
+    label = parse_source(path).label()
+    loaded = LoadResult(file=label, format=FILE_FORMATS[kind], rows=rows,
                         problems=problems, bad_rows={_row_of(w) for w, _ in problems} - {None},
                         total_rows=len(rows) + len(problems))
     lengths, rejected = _lengths(tokenizer, rows)
-    parts = [] if lengths is None or stage != "dpo" else [(Msg("pref.part_chosen"), lengths.total), (Msg("stats.part.prompt"),
+    parts = [] if lengths is None or kind != PAIRS else [(Msg("pref.part_chosen"), lengths.total), (Msg("stats.part.prompt"),
                                         lengths.prompt), (Msg("pref.part_chosen_answer"), lengths.answer)]
     parts += [(Msg("pref.part_rejected"), rejected)] if rejected is not None else []
     cutoff = recommend_cutoff(np.maximum(lengths.total, rejected) if rejected is not None and len(rejected) ==
                               len(lengths.total) else lengths.total) if lengths is not None else None
-    return DataReport(loaded, lengths, cutoff, _findings(rows, problems, stage),
+    return DataReport(loaded, lengths, cutoff, _findings(rows, problems, kind),
                       recommended_validation_share(len(rows)), None if tokenizer else Msg("pref.no_tokenizer"),
                       tokenizer, parts)

@@ -11,11 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .config import DEMO_DATA
+from .sources import HUB, parse_source
 from .text import Msg
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-DEMO_PATH = ASSETS / "demo" / "identity.jsonl"
 MAX_FILE_MB = 512  # a whole file; JSON Lines are read line by line, the rest whole
 MAX_COLUMNS = 1000  # a table's columns: formats use 2-6; pandas' cost grows faster than linearly with them
 MAX_LINE_MB = 16  # one JSON line: far beyond any trainable row, small enough to parse safely
@@ -30,10 +28,8 @@ def where(file: str, row: int | None = None, fieldname: str | None = None, unit:
 
 
 def resolve_path(path: str) -> Path:
-    return DEMO_PATH if path == DEMO_DATA else Path(path).expanduser()
-
-
-HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+    """The file a dataset box names (studio/sources.py); a hub id as a path that does not exist locally."""
+    return parse_source(path).path or Path(path)
 
 
 def read_hub_dataset(dataset_id: str) -> tuple[list[tuple[int, Any]], list[tuple[str, str]], str]:
@@ -50,7 +46,7 @@ def read_hub_dataset(dataset_id: str) -> tuple[list[tuple[int, Any]], list[tuple
 def read_records(path: Path, label: str | None = None) -> tuple[list[tuple[int, Any]], list[tuple[str, str]], str]:
     """Raw records as (row number, value) plus problems. The unit word ('line' or 'row') goes into messages."""
     label = label or path.name
-    if not path.exists() and HUB_ID.match(str(path)):
+    if parse_source(str(path)).kind == HUB:
         return read_hub_dataset(str(path))
     if not path.exists():
         return [], [(label, Msg("data.not_found"))], "row"
@@ -165,11 +161,29 @@ def read_documents(path: Path, label: str, layout: str = "auto"):
     return [(n, {"text": d}) for n, d in documents], [], unit, note
 
 
+def detect_format(record: Any) -> str | None:
+    """The SFT format a record is in, from its keys (None: none the studio reads)."""
+    if not isinstance(record, dict):
+        return None
+    keys = set(record)
+    if "messages" in keys:
+        return "messages"
+    if "conversations" in keys:
+        return "sharegpt"
+    if "instruction" in keys and "output" in keys:
+        return "alpaca"
+    if "question" in keys and "answer" in keys and keys & {"thinking", "reasoning"}:
+        return "cot"
+    if "prompt" in keys and "completion" in keys:
+        return "prompt_completion"
+    if "text" in keys:
+        return "text"
+    return None
+
+
 def _records_in_object(data: dict) -> list:
     """A JSON object is one record (a conversation), wraps a list of records ({"data": [...]}), or holds a list of
     conversations ({"conversations": [[...], [...]]})."""
-    from .data import detect_format  # deferred: data imports this module
-
     lists = {k: v for k, v in data.items() if isinstance(v, list) and v}
     records = [v for v in lists.values() if isinstance(v[0], dict) and detect_format(v[0])]
     if len(records) == 1:

@@ -11,7 +11,8 @@ Why these rules (the guide, and the outcome bench's measurements in bench/RESULT
   3-10 epochs below 1,000 rows and fewer above (18 updates on a 91-row identity file did not teach the model its
   name; 60 and more did).
 - Small data gets a small effective batch, so that those updates exist without twenty epochs.
-- The learning rate follows the method and the model size (config.LEARNING_RATES, PREFERENCE_RATES).
+- The learning rate follows the method and the model size (config.LEARNING_RATES), or the stage's own rates
+  (studio/stages.py: preference tuning of a tuned adapter moves it a little).
 - Validation loss is measured about eight times a run, the best weights are kept (studio/best.py) and training
   stops once it has stopped improving (the U-shape of over-training).
 No torch here.
@@ -22,9 +23,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .config import LEARNING_RATES, PREFERENCE_RATES, Settings, flat_values
+from .config import LEARNING_RATES, Settings, flat_values
 from .data import split_sizes
-from .estimates import steps_per_epoch
+from .estimates import steps_per_epoch, total_steps
+from .stages import EXAMPLES, stage_of
 from .stats import recommended_test_share, recommended_validation_share
 from .text import Msg
 
@@ -73,9 +75,14 @@ def epoch_limits(train_rows: int) -> tuple[int, int]:
     return (1, 3) if train_rows < 10_000 else (1, 2)
 
 
+def learning_rates(stage: str, method: str) -> dict:
+    """{"range", "small", "large"}: the stage's own rates (studio/stages.py), else SFT's for the method."""
+    return stage_of(stage).learning_rates or LEARNING_RATES[method]
+
+
 def learning_rate_for(method: str, stage: str, parameters: int | None, rows: int) -> tuple[float, Msg]:
-    if stage != "sft":
-        return PREFERENCE_RATES["small"], Msg("recipe.lr_preference", stage=stage.upper())
+    if stage_of(stage).learning_rates:
+        return learning_rates(stage, method)["small"], Msg("recipe.lr_preference", stage=stage_of(stage).label)
     rates = LEARNING_RATES[method]
     if (parameters is not None and parameters < 1e9) or rows > 10_000:
         return rates["small"], Msg("recipe.lr_small", method=method)
@@ -99,8 +106,8 @@ def plan_recipe(rows: int, *, method: str = "lora", stage: str = "sft", paramete
     per_epoch = steps_per_epoch(trained, batch, accumulation, devices)
     low, high = epoch_limits(train_rows)
     epochs = float(min(high, max(low, math.ceil(MIN_UPDATES / per_epoch))))
-    if stage != "sft":
-        epochs = min(epochs, 3.0)  # pairs are over-fitted within a few epochs
+    if stage_of(stage).max_epochs:
+        epochs = min(epochs, stage_of(stage).max_epochs)  # pairs are over-fitted within a few epochs
     steps = max(1, math.ceil(per_epoch * epochs))
     if max_steps > 0:  # the user's cap: the evaluations are spread over the steps that will run
         steps = max_steps
@@ -130,7 +137,7 @@ def replay_decision(settings: Settings, rows: int, epochs: float | None = None) 
     forgetting is likely (a small set seen 3+ times: `epochs`, else the settings'), never for preference stages
     (their rows are pairs)."""
     d, t = settings.data, settings.training
-    if settings.method.stage != "sft":
+    if stage_of(settings.method.stage).data != EXAMPLES:
         return False, Msg("replay.not_sft")
     if d.replay != "auto":
         return d.replay == "on", Msg("replay.user_" + d.replay)
@@ -138,6 +145,21 @@ def replay_decision(settings: Settings, rows: int, epochs: float | None = None) 
     if rows < 1000 and (epochs >= 3 or t.max_steps > 0):
         return True, Msg("replay.auto_on", rows=rows, epochs=epochs, share=d.replay_share)
     return False, Msg("replay.auto_off", rows=rows)
+
+
+def planned_steps(settings, rows: int, devices: int = 1) -> tuple[int, int, int]:
+    """(training rows after the split, replayed rows included where replay is on, optimizer steps per epoch,
+    steps in all) for `rows` usable rows."""
+    from .replay import replay_count  # deferred: a pure helper of the replay module
+
+    t = settings.training
+    train_rows = split_sizes(rows, settings.data.validation_share, settings.data.test_share)[0]
+    if replay_decision(settings, rows)[0]:
+        train_rows += replay_count(train_rows, settings.data.replay_share)
+    per_epoch = steps_per_epoch(train_rows, t.per_device_train_batch_size, t.gradient_accumulation_steps, devices)
+    total = total_steps(train_rows, t.per_device_train_batch_size, t.gradient_accumulation_steps,
+                        t.num_train_epochs, t.max_steps, devices)
+    return train_rows, per_epoch, total
 
 
 def recipe_for(settings: Settings, rows: int, parameters: int | None = None, devices: int = 1) -> Recipe:

@@ -1,5 +1,5 @@
-"""What repeats a run without the studio: the headless commands, a `trl sft` config with the run's own split
-(TRL's CLI), and `accelerate launch` configs for N GPUs (DDP, DeepSpeed ZeRO-2 / ZeRO-3, FSDP)."""
+"""What repeats a run without the studio: the headless commands, a TRL config with the run's own split for the
+stage's command (`trl sft`, `trl dpo`, `trl kto`: TRL's CLI), and `accelerate launch` configs for N GPUs (DDP, DeepSpeed ZeRO-2 / ZeRO-3, FSDP)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from pathlib import Path
 import yaml
 
 from . import hardware
-from .config import parse_preset
+from .presets import parse_preset
 from .trl_args import lora_config_kwargs, sft_config_kwargs
 from .export import (ExportError, ExportResult, Progress, base_model_path, commit_folder, default_export_dir,
                      default_gguf_name, export_record, quiet, run_preset, staged_folder)
 from .models import weights_dtype
+from .preference_train import SPLIT_NAMES, config_kwargs
 from .runs import RunFolder
+from .stages import EXAMPLES, stage_of
 from .text import Msg, render, tr
 
 
@@ -57,7 +59,8 @@ def trl_records(rows: list[dict], assistant_only: bool) -> list[dict]:
 
 
 def trl_config(run_dir: str | Path, data_dir: Path, has_validation: bool) -> dict:
-    """Arguments for `trl sft --config sft.yaml`: TRL's ScriptArguments, SFTConfig and ModelConfig fields."""
+    """Arguments for `trl <stage> --config <stage>.yaml`: TRL's ScriptArguments, the stage's config (SFTConfig,
+    DPOConfig, KTOConfig) and ModelConfig fields."""
     run = RunFolder(run_dir)
     settings, _, problems = parse_preset(run_preset(run_dir), str(run.preset_file))
     if problems:
@@ -66,8 +69,8 @@ def trl_config(run_dir: str | Path, data_dir: Path, has_validation: bool) -> dic
     if method.finetuning_type == "freeze":
         raise ExportError(Msg("export.freeze_trl"))
     plan = run.plan() or hardware.plan(hardware.detect(), settings.training)
-    sft = sft_config_kwargs(settings, plan)
-    sft.pop("use_cpu")  # let TRL pick the device where the config is used
+    sft = stage_kwargs(settings, plan, has_validation)
+    sft.pop("use_cpu", None)  # let TRL pick the device where the config is used
     config = {
         "model_name_or_path": base_model_path(run_dir),
         "dtype": {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[
@@ -87,33 +90,58 @@ def trl_config(run_dir: str | Path, data_dir: Path, has_validation: bool) -> dic
     return config
 
 
+def stage_kwargs(settings, plan: dict, has_validation: bool) -> dict:
+    """The stage's config arguments, as its run passed them: SFT's, or a preference stage's (only the fields its
+    TRL config class knows, as preference_train.trainer_config keeps)."""
+    stage = stage_of(settings.method.stage)
+    if stage.data == EXAMPLES:
+        return sft_config_kwargs(settings, plan)
+    config_class, _ = stage.classes()
+    return {k: v for k, v in config_kwargs(settings, plan, has_validation).items()
+            if k in config_class.__dataclass_fields__}
+
+
+def trl_split(run_dir: Path, stage, name: str, assistant_only: bool) -> list[dict]:
+    """The rows the run trained on, as TRL's command for its stage reads them."""
+    run = RunFolder(run_dir)
+    if stage.data == EXAMPLES:
+        rows = run.split(name)
+        return trl_records(rows, assistant_only) if rows else []
+    return run.split(SPLIT_NAMES[name]) if run.split_file(SPLIT_NAMES[name]).exists() else []
+
+
 def export_trl_config(run_dir: str | Path, out: str | Path, progress: Progress = quiet) -> ExportResult:
-    """A folder with `sft.yaml` and the run's own split, so `trl sft --config sft.yaml` repeats the run."""
+    """A folder with `<stage>.yaml` and the run's own split, so `trl <stage> --config <stage>.yaml` repeats the
+    run (refused, with the reason, for a stage TRL's command line does not have)."""
     started = time.perf_counter()
     run_dir, out = Path(run_dir), Path(out)
-    stage = run_preset(run_dir)["settings"].get("method", {}).get("stage", "sft")
-    if stage != "sft":  # an sft.yaml with no pairs in it would repeat nothing; said instead of written
-        raise ExportError(Msg("export.trl_sft_only", stage=stage.upper()))
+    settings = run_preset(run_dir)["settings"]
+    stage = stage_of(settings.get("method", {}).get("stage", "sft"))
+    if stage.trl_command is None:  # said instead of a config no TRL command reads
+        raise ExportError(Msg("export.trl_no_command", stage=stage.label))
+    name = f"{stage.trl_command}.yaml"
     with staged_folder(out) as tmp:
-        assistant_only = run_preset(run_dir)["settings"]["training"].get("assistant_only_loss", True)
+        assistant_only = settings["training"].get("assistant_only_loss", True)
         (tmp / "data").mkdir()
-        for name in ("train", "validation"):
-            rows = RunFolder(run_dir).split(name)
-            if rows:
-                with open(tmp / "data" / f"{name}.jsonl", "w", encoding="utf-8") as f:
-                    for row in trl_records(rows, assistant_only):
+        for split in ("train", "validation"):
+            if rows := trl_split(run_dir, stage, split, assistant_only):
+                with open(tmp / "data" / f"{split}.jsonl", "w", encoding="utf-8") as f:
+                    for row in rows:
                         f.write(json.dumps(row, ensure_ascii=False) + "\n")
         config = trl_config(run_dir, out / "data", (tmp / "data" / "validation.jsonl").exists())
         header = (f"# TRL's own CLI, same settings and data split as studio run {run_dir.name}.\n"
-                  f"#   trl sft --config {out / 'sft.yaml'}\n"
+                  f"#   trl {stage.trl_command} --config {out / name}\n"
                   "# The studio picked precision and gradient checkpointing for the machine the run was on\n"
                   "# (bf16 / fp16 / gradient_checkpointing below); change them for another machine.\n")
-        (tmp / "sft.yaml").write_text(header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True),
-                                      encoding="utf-8")
+        if start := settings.get("method", {}).get("adapter_name_or_path", "").strip():
+            header += (f"# This run trained the adapter of {start} further. TRL's command starts from\n"
+                       "# model_name_or_path: export that run as a merged model and put its folder there.\n")
+        (tmp / name).write_text(header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True),
+                                encoding="utf-8")
         commit_folder(tmp, out, export_record("trl-config", run_dir))
     progress(1.0, Msg("export.progress_trl_done"))
-    return ExportResult("trl-config", str(out / "sft.yaml"), time.perf_counter() - started,
-                        Msg("export.check_trl", path=str(out / "sft.yaml")), ["sft.yaml", "data/"])
+    return ExportResult("trl-config", str(out / name), time.perf_counter() - started,
+                        Msg("export.check_trl", command=stage.trl_command, path=str(out / name)), [name, "data/"])
 
 
 # ---------------------------------------------------------------- accelerate: N GPUs, ZeRO / FSDP

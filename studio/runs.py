@@ -19,7 +19,7 @@ import os
 from datetime import datetime
 from pathlib import Path
 
-from .config import load_preset
+from .presets import load_preset
 from .text import Msg
 
 SPLITS = ("train", "validation", "test")

@@ -8,29 +8,19 @@ No torch here.
 
 from __future__ import annotations
 
-import dataclasses
-import logging
 import random
 import re
-import threading
 import unicodedata
-from collections import Counter, OrderedDict, defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .chat_template import added_template, exact_target, measure_records, token_view, replies_message
-from .config import DEMO_DATA
-from .preference import VOTES_PREFIX
-from .data import LoadResult, load_dataset_file, summary_text
-from .readers import resolve_path, where
+from .data import LoadResult, summary_text
+from .readers import where
 from .template_profile import template_profile
-from .models import load_tokenizer, resolve_model_path
-from .paths import source_refusal
-from .preflight import preflight_findings
-from .text import Msg, reason_of
-
-logger = logging.getLogger(__name__)
+from .text import Msg
 ROUND_LENGTHS = (64, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 12288, 16384, 32768)
 
 
@@ -380,117 +370,3 @@ class DataReport:
             rows = f" rows {', '.join(map(str, f.rows[:20]))}{' ...' if len(f.rows) > 20 else ''}" if f.rows else ""
             lines.append(f"  [{f.level}] {f.check}: {f.message}{rows}")
         return "\n".join(lines)
-
-
-def build_report(path: str, fmt: str = "auto", model: str | None = "starter", mapping: dict | None = None,
-                 label: str | None = None, progress=None, tokenizer=None) -> DataReport:
-    """progress(stage message, rows done, rows in all) is called as the report is built."""
-    progress = progress or (lambda stage, done=None, total=None: None)
-    progress(Msg("progress.reading"))
-    loaded = None if path.startswith(VOTES_PREFIX) else load_dataset_file(path, fmt, mapping, label)
-    if loaded is None or loaded.format in ("preference", "kto"):  # pairs or labelled answers: DPO / KTO data
-        from .preference_stats import preference_report  # deferred: it builds on this module
-        return preference_report(path, "kto" if loaded and loaded.format == "kto" else "dpo", tokenizer, model)
-    lengths = cutoff = None
-    tokenizer_problem = None
-    refused = 0
-    if loaded.rows and (tokenizer is not None or model):
-        try:
-            if tokenizer is None:
-                tokenizer = load_tokenizer(resolve_model_path(model, progress=lambda _: None))
-            lengths = token_lengths(tokenizer, loaded.records(), progress)
-            lengths, refused = set_aside_refused(loaded, lengths)
-            cutoff = recommend_cutoff(lengths.total) if loaded.format != "text" else block_cutoff(lengths.total)
-            if not loaded.rows:
-                lengths, cutoff, tokenizer_problem = None, None, Msg("stats.all_refused")
-        except Exception as err:  # a tokenizer that cannot be had must not hide the rest of the report
-            logger.exception("token lengths not measured")
-            tokenizer_problem = Msg("stats.not_measured", reason=reason_of(err))
-    progress(Msg("progress.quality"))
-    findings = quality_report(loaded.rows, None if lengths is None else lengths.answer,
-                              cutoff.cutoff if cutoff else None, None if lengths is None else lengths.total,
-                              progress=progress)
-    if tokenizer is not None:
-        findings += template_findings(loaded.rows, tokenizer, None if lengths is None else lengths.notes, refused)
-    findings += preflight_findings(loaded.rows, tokenizer, model)
-    return DataReport(loaded, lengths, cutoff, findings, recommended_validation_share(len(loaded.rows)),
-                      tokenizer_problem, tokenizer)
-
-
-# ---------------------------------------------------------------- the last report, kept for paging and advice
-# One report and one tokenizer at a time (tokenizers can be large): paging, searching and the Hyperparameters
-# tab's advice read the file that was loaded instead of reading it again. Guarded, since sessions share it.
-
-_CACHE: OrderedDict = OrderedDict()  # the last few reports: the files of a mix, each read once
-_CACHE_KEEP = 4
-_TOKENIZERS: dict = {}
-_LOCK = threading.Lock()
-
-
-def _tokenizer(model: str):
-    if model not in _TOKENIZERS:
-        _TOKENIZERS.clear()
-        _TOKENIZERS[model] = load_tokenizer(resolve_model_path(model, progress=lambda _: None))
-    return _TOKENIZERS[model]
-
-
-def file_version(path: str) -> tuple | None:
-    """(modification time, size) of a data file: a file changed on disk is reported afresh, as training reads
-    it afresh (data.load_dataset_file keys the same way). None for the demo name, hub ids and votes."""
-    try:
-        info = resolve_path(path).stat()
-    except (OSError, ValueError):
-        return None
-    return info.st_mtime_ns, info.st_size
-
-
-def cached_report(path: str, fmt: str, mapping: dict[str, str], model: str, progress=None) -> DataReport:
-    key = (path, fmt, tuple(mapping.items()), model, file_version(path))
-    with _LOCK:
-        if key not in _CACHE:
-            try:
-                tokenizer = _tokenizer(model) if model else None
-                report = build_report(path, fmt, None, mapping or None, progress=progress, tokenizer=tokenizer)
-            except Exception as err:  # the tokenizer's model could not be had: report the data without lengths
-                report = build_report(path, fmt, None, mapping or None, progress=progress)
-                report.tokenizer_problem = Msg("stats.not_measured", reason=reason_of(err))
-            _CACHE[key] = report
-            while len(_CACHE) > _CACHE_KEEP:
-                _CACHE.popitem(last=False)
-        _CACHE.move_to_end(key)
-        return _CACHE[key]
-
-
-def refused_report(path: str, refusal: str) -> DataReport:
-    """What the Data tab shows for a path it may not open: the refusal as the file's one problem."""
-    return DataReport(LoadResult(file=path, problems=[(path, refusal)]), None, None, [],
-                      recommended_validation_share(0))
-
-
-def report_for(path: str, fmt: str, mapping: dict[str, str], model: str, progress=None) -> DataReport:
-    """The Data tab's report, from the cache. A typed path outside the studio's folders is never opened: the
-    refusal is the report; a refused model folder gives the data without lengths (the cached report untouched)."""
-    if refusal := source_refusal(path):
-        return refused_report(path, refusal)
-    if refusal := source_refusal(model):
-        return dataclasses.replace(cached_report(path, fmt, mapping, None, progress), tokenizer_problem=refusal)
-    return cached_report(path, fmt, mapping, model, progress)
-
-
-def advice_report(settings) -> DataReport | None:
-    """The data the advice reads: the file the Data tab loaded, or the built-in demo. A path typed into the
-    dataset box is read only when the user presses Load (never on every keystroke)."""
-    d, model = settings.data, settings.model.model_name_or_path
-    report = loaded_report(d.dataset_path, d.dataset_format, d.column_mapping, model)
-    if report is None and d.dataset_path == DEMO_DATA:
-        try:
-            report = cached_report(d.dataset_path, d.dataset_format, d.column_mapping, model)
-        except Exception:  # noqa: BLE001 - the advice goes on without data facts
-            report = None
-    return report
-
-
-def loaded_report(path: str, fmt: str, mapping: dict[str, str], model: str) -> DataReport | None:
-    """The report of this file if it was loaded; None otherwise (advice never reads a file by itself)."""
-    with _LOCK:
-        return _CACHE.get((path, fmt, tuple(mapping.items()), model))

@@ -8,9 +8,6 @@ background thread). Heavy libraries are imported inside the functions that train
 
 from __future__ import annotations
 
-import errno
-import json
-import math
 import os
 import random
 import threading
@@ -19,46 +16,25 @@ import traceback
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
-from . import data as data_mod
 from . import blocks, hardware, heavy, models, run_checks, stopping
 from .advice import multi_turn_share, not_learning, packing_suits_data
-from .chat_template import added_template, exact_target, replies_message
-from .config import Settings, preset_dict
 from .best import BestKeeper, keeper_callback
-from .estimates import training_memory_gb
+from .chat_template import added_template, exact_target, replies_message
+from .config import Settings
 from .distributed import is_main_process, main_process_first, shared_run_dir, world_size
 from .mixing import build_mix
-from .models import ModelSourceError
-from .preference import PREFERENCE_LOGS
+from .preference_train import train_preference
+from .run_steps import (DataError, Progress, RunLog, check_method, explain_error, make_callbacks, quiet_trainer, resume_point,
+                        run_figures, run_plan, save_result, write_preset)
 from .runs import SPLITS, RunFolder, process_identity
-from .text import Msg, on_off, reason_of
+from .stages import EXAMPLES, stage_of
 from .template_profile import template_profile
+from .text import Msg, on_off, reason_of
 from .tokenized import encode_split, notes_of
 from .trl_args import to_bnb_config, to_lora_config, to_sft_config
 
-Progress = Callable[[str], None]
-
-
-class RunLog:
-    """Progress lines to the console (or UI) and to the run's log.txt (English, with tracebacks, for reading and
-    sharing), and each line also as a message in events.jsonl, so the Train tab shows it in the reader's language."""
-
-    def __init__(self, run: RunFolder, echo: Progress | None = print):
-        self.path, self.events, self.echo = run.log_file, run.events_file, echo
-
-    def __call__(self, line: str) -> None:
-        if not is_main_process():
-            return
-        stamp = f"{datetime.now():%H:%M:%S}"
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(f"[{stamp}] {line}\n")
-        event = {"time": stamp, "text": str(line), **(line.to_json() if isinstance(line, Msg) else {})}
-        with open(self.events, "a", encoding="utf-8") as f:
-            f.write(json.dumps(event, ensure_ascii=False, default=str) + "\n")
-        if self.echo:
-            self.echo(line)
+__all__ = ["DataError", "RunLog", "explain_error", "make_callbacks", "run_training"]  # the run's public names
 
 
 # ---------------------------------------------------------------- preparation
@@ -89,68 +65,6 @@ def saved_split(run: RunFolder) -> PreparedData | None:
     if not run.split_file("train").exists():
         return None
     return PreparedData(*(run.split(name) for name in SPLITS), format="messages", dropped=0, mix=run.mix())
-
-
-# ---------------------------------------------------------------- callbacks
-
-def make_callbacks(run: RunFolder, log: RunLog, stop_event: threading.Event | None):
-    from transformers import TrainerCallback  # deferred: heavy
-
-    class MetricsCallback(TrainerCallback):
-        """Each log to metrics.jsonl (see Meter); Stop ends the run after this step, with a checkpoint."""
-
-        def __init__(self):
-            self.meter = Meter(run.metrics_file, log)
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if state.is_world_process_zero:
-                self.meter.record(state, dict(logs or {}))
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if stop_event is not None and stop_event.is_set():
-                control.should_training_stop = True
-                control.should_save = True  # a checkpoint to resume from
-            return control
-
-    return [MetricsCallback()]
-
-
-class Meter:
-    """The Trainer's logs as metrics.jsonl rows, with trained (non-padding) tokens per second since the last log,
-    and as readable log lines."""
-
-    def __init__(self, path: Path, log: RunLog):
-        self.path, self.log = path, log
-        self.started = time.perf_counter()
-        self.last_time, self.last_tokens = self.started, 0.0
-
-    def record(self, state, logs: dict) -> None:
-        if "loss" in logs and not math.isfinite(logs["loss"]):
-            # Raised here so the run ends at once with an explanation instead of training on garbage.
-            raise FloatingPointError(f"the training loss became NaN at step {state.global_step}")
-        row = self.row(state, logs, time.perf_counter())
-        if len(row) <= 4:  # nothing but the step counters
-            return
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
-        if "loss" in row:
-            self.log(Msg("log.step", step=row["step"], max_steps=row["max_steps"], epoch=row["epoch"],
-                         loss=row["loss"], speed=row["tokens_per_s"]))
-        if "eval_loss" in row:
-            self.log(Msg("log.eval", step=row["step"], loss=row["eval_loss"]))
-
-    def row(self, state, logs: dict, now: float) -> dict:
-        row = {"step": state.global_step, "max_steps": state.max_steps, "epoch": round(state.epoch or 0, 4),
-               "elapsed_s": round(now - self.started, 2)}
-        if "loss" in logs:
-            tokens = logs.get("num_tokens", self.last_tokens)
-            row.update(loss=logs["loss"], learning_rate=logs.get("learning_rate"), grad_norm=logs.get("grad_norm"),
-                       num_tokens=tokens,
-                       tokens_per_s=round((tokens - self.last_tokens) / max(now - self.last_time, 1e-9), 2))
-            self.last_time, self.last_tokens = now, tokens
-        row.update({key: logs[key] for key in ("eval_loss", "train_loss", "train_runtime", *PREFERENCE_LOGS)
-                    if key in logs})
-        return row
 
 
 # ---------------------------------------------------------------- the run
@@ -206,27 +120,6 @@ def _failure(run: RunFolder, err: Exception) -> dict:
             "error_message": reason_of(err).to_json()}
 
 
-class DataError(ValueError):
-    """The run's data could not be used; the message names the problems."""
-
-
-def explain_error(err: Exception) -> Msg:
-    """What to try, chosen by the kind of error (not by words in its message: "information" holds "inf")."""
-    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError
-        return Msg("error.memory")
-    if isinstance(err, FloatingPointError):  # raised by MetricsCallback when the loss is not finite
-        return Msg("error.nan")
-    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
-        return Msg("error.disk")
-    if isinstance(err, ModelSourceError):
-        return Msg("error.model")
-    if isinstance(err, DataError):
-        return Msg("error.data")
-    if isinstance(err, RuntimeError) and "out of memory" in str(err).lower():  # CPU allocator failures
-        return Msg("error.memory")
-    return Msg("error.other")
-
-
 def drop_long(dataset, max_length: int, log, split: str):
     """Rows longer than the cutoff left out rather than truncated (the guide: drop when more than 5% exceed)."""
     if dataset is None:
@@ -253,21 +146,16 @@ def packing_for_data(plan: dict, rows: list[dict], encoded) -> dict:
 def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: bool, facts, keep=None) -> dict:
     if keep is not None and not resume:  # a resumed run keeps the recipe it was started with
         settings = planned_settings(settings, keep, log, facts)
-    if settings.method.stage != "sft":  # DPO / KTO: the same run folder and job, TRL's preference trainers
-        from .preference_train import train_preference  # deferred: it imports this module
-
+    if stage_of(settings.method.stage).data != EXAMPLES:  # pairs or labelled answers: TRL's preference trainers
         return train_preference(settings, run, log, stop_event, resume, facts)
     heavy.ensure_imported()
-    main = is_main_process()
-    if main:  # 1. Everything a reader needs, written before any model is loaded (by the main process only).
-        run.write_preset(preset_dict(settings, description=f"Settings of run {run.name}"))
+    write_preset(settings, run)  # 1. Everything a reader needs, written before any model is loaded.
     facts = facts or hardware.detect()
     with main_process_first():  # the starter model is downloaded and converted once, not by every process
         model_path = models.resolve_model_path(settings.model.model_name_or_path, log)
-    plan = _plan(settings, run, log, facts, model_path)
+    plan = run_plan(settings, run, log, facts, model_path)
     prepared = _split(settings, run, log, resume)
-    if settings.method.finetuning_type == "qlora" and not (qlora := hardware.qlora_available(facts))[0]:
-        raise ValueError(qlora[1])
+    check_method(settings, facts)
     tokenizer = models.load_tokenizer(model_path, settings.model.trust_remote_code)  # 2. Model and data.
     if getattr(tokenizer, "studio_added_template", False):
         log(Msg("log.base_model", model=settings.model.model_name_or_path, template=added_template(tokenizer)))
@@ -286,19 +174,12 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
     trainer = _trainer(settings, run, log, plan, facts, model_path, tokenizer, train_ds, eval_ds, stop_event)
     drift_base = run_checks.drift_baseline(settings, log, trainer.model, tokenizer, model_path)  # untrained yet
     held_out = run_checks.verdict_baseline(settings, log, trainer.model, tokenizer, held_rows)
-    checkpoint = run.last_checkpoint() if resume else None  # 3. Train.
-    if checkpoint and main:
-        run.trim_metrics(int(checkpoint.name.rsplit("-", 1)[-1]))
-        log(Msg("log.resuming", checkpoint=checkpoint.name))
-    output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    output = trainer.train(resume_from_checkpoint=resume_point(run, log, resume))  # 3. Train.
     hardware.return_free_memory()  # the UI process lives on, and the checks below would add to the freed heap
     best = trainer.studio_keeper.restore(trainer.model, trainer.state.global_step) if trainer.studio_keeper else None
     target = run.output_dir(settings.method.finetuning_type)  # 4. Save the result and the figures.
-    trainer.save_model(str(target))  # every process takes part (ZeRO-3 / FSDP gather the shards); main writes
-    if main:
-        tokenizer.save_pretrained(str(target))
-    log(Msg("log.saved", name=target.name, path=str(target)))
-    figures = _figures(settings, trainer, output, target, plan)
+    save_result(trainer, tokenizer, target, log)
+    figures = run_figures(settings, trainer, output, target, plan)
     figures["replayed_rows"] = replayed
     if best is not None:
         figures.update(best_step=best["step"], best_eval_loss=best["eval_loss"])
@@ -359,19 +240,6 @@ def planned_settings(settings: Settings, keep, log: RunLog, facts=None) -> Setti
         if not note.key.startswith("replay."):  # the replay decision is logged where replay is made
             log(note)
     return planned
-
-
-def _plan(settings: Settings, run: RunFolder, log: RunLog, facts, model_path: str) -> dict:
-    """The hardware plan for this run, written down and logged with its reasons."""
-    plan = hardware.plan(facts, settings.training, estimated_gb=_estimated_memory_gb(settings, model_path, facts))
-    if is_main_process():
-        run.write_plan(plan)
-    log(Msg("log.hardware", hardware=plan["hardware"]))
-    log(Msg("log.precision", value=plan["precision"], why=plan["precision_reason"]))
-    log(Msg("log.checkpointing", value=on_off(plan["gradient_checkpointing"]), why=plan["gradient_checkpointing_reason"]))
-    if plan["use_liger_kernel"] or facts.device == "cuda":
-        log(Msg("log.liger", value=on_off(plan["use_liger_kernel"]), why=plan["liger_reason"]))
-    return plan
 
 
 def _split(settings: Settings, run: RunFolder, log: RunLog, resume: bool) -> PreparedData:
@@ -493,10 +361,6 @@ def _trainer(settings: Settings, run: RunFolder, log: RunLog, plan: dict, facts,
     """TRL's SFTTrainer (the studio's lean variant) on the loaded model, with the studio's callbacks; with
     validation rows, the best weights are kept and a validation loss that stopped improving ends the run
     (studio/best.py)."""
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-    from .lean import LeanSFTTrainer  # deferred: imports TRL and torch at module level
-
     method = settings.method.finetuning_type
     model = models.load_model(model_path, models.weights_dtype(plan["precision"], method),
                               settings.model.trust_remote_code, quantization_config=to_bnb_config(settings, plan),
@@ -509,7 +373,8 @@ def _trainer(settings: Settings, run: RunFolder, log: RunLog, plan: dict, facts,
                         settings.training.early_stopping_threshold) if eval_ds is not None else None
     if keeper is not None:
         callbacks.append(keeper_callback(keeper, lambda: holder["trainer"].model, log, is_main_process()))
-    trainer = LeanSFTTrainer(model=model, args=to_sft_config(settings, plan, str(run.checkpoints_dir)),
+    _, trainer_class = stage_of("sft").classes()  # the studio's lean SFTTrainer
+    trainer = trainer_class(model=model, args=to_sft_config(settings, plan, str(run.checkpoints_dir)),
                              train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer,
                              peft_config=to_lora_config(settings), callbacks=callbacks)
     holder["trainer"], trainer.studio_keeper = trainer, keeper
@@ -518,11 +383,7 @@ def _trainer(settings: Settings, run: RunFolder, log: RunLog, plan: dict, facts,
         trainer.remove_callback(type(callbacks[-1]))
         trainer.studio_keeper = None
         log(Msg("log.best_sharded"))
-    # Our MetricsCallback prints one readable line per log; the stock progress bar and dict printer only add noise.
-    trainer.remove_callback(ProgressCallback)
-    trainer.remove_callback(PrinterCallback)
-    trainable, total = models.count_parameters(trainer.model)
-    log(Msg("log.parameters", trainable=trainable, total=total, share=100 * trainable / total, method=method))
+    quiet_trainer(trainer, log, method)
     log(Msg("log.padding_free", value=on_off(trainer.padding_free_batches),
             why=Msg("log.padding_free_on" if trainer.padding_free_batches else "log.padding_free_off")))
     if world_size() > 1:
@@ -530,30 +391,3 @@ def _trainer(settings: Settings, run: RunFolder, log: RunLog, plan: dict, facts,
     return trainer
 
 
-def _figures(settings: Settings, trainer, output, target: Path, plan: dict) -> dict:
-    """The figures a reader wants first, kept in status.json (a DPO run's also its last reward margin)."""
-    history = trainer.state.log_history
-    train_losses = [h["loss"] for h in history if "loss" in h]
-    eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]
-    margins = [h["rewards/margins"] for h in history if "rewards/margins" in h]
-    stage = settings.method.stage
-    return {
-        "output": str(target), "method": settings.method.finetuning_type if stage == "sft" else stage,
-        "global_step": trainer.state.global_step, "planned_steps": trainer.state.max_steps,
-        "final_train_loss": train_losses[-1] if train_losses else None,
-        "first_train_loss": train_losses[0] if train_losses else None,
-        "final_eval_loss": eval_losses[-1] if eval_losses else None,
-        "best_eval_loss": min(eval_losses) if eval_losses else None,
-        **({"final_reward_margin": margins[-1]} if margins else {}),
-        "train_runtime_s": output.metrics.get("train_runtime"),
-        "num_tokens": getattr(trainer, "_total_train_tokens", None),  # SFT's count; TRL's preference trainers keep none
-        "trainable_parameters": models.count_parameters(trainer.model)[0], "precision": plan["precision"],
-    }
-
-
-def _estimated_memory_gb(settings: Settings, model_path: str, facts) -> float | None:
-    """Memory the run needs without checkpointing, for the plan's 'auto' checkpointing choice."""
-    shape = models.model_shape(model_path, settings.model.trust_remote_code)
-    if shape is None:
-        return None  # unknown architecture: the plan falls back to "off"
-    return training_memory_gb(settings, shape, facts)["total"]  # only read when checkpointing is 'auto' (off here)

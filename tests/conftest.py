@@ -1,4 +1,6 @@
-"""Shared fixtures: a tiny random Llama with a real tokenizer (built offline), tiny data, the running app."""
+"""Shared fixtures and helpers: a tiny random Llama with a real tokenizer (built offline), settings and finished
+runs on it, the running app and a real browser, and the helpers several test modules use (no test module imports
+another)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import json
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -90,14 +93,16 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def app_url(tmp_path_factory):
-    """The studio running in this process on a free port (not blocking), with its own runs folder."""
+def app_url(tmp_path_factory, tiny_model_dir):
+    """The studio running in this process on a free port (not blocking), with its own runs folder, its form starting
+    with the tiny model (`launch.py --model`): no test downloads a model unless it names one."""
     os.environ["STUDIO_RUNS"] = str(tmp_path_factory.mktemp("app-runs"))
     from studio.ui.app import launch_app
 
     port = free_port()
     # The tests' models and data live in pytest's temp folder and tests/data: listed like a user's --data-dir.
-    launch_app(port=port, block=False, data_dirs=[tmp_path_factory.getbasetemp(), Path(__file__).parent / "data"])
+    launch_app(port=port, block=False, data_dirs=[tmp_path_factory.getbasetemp(), Path(__file__).parent / "data"],
+               model=str(tiny_model_dir))
     url = f"http://127.0.0.1:{port}/"
     yield url
     import gradio as gr
@@ -121,3 +126,113 @@ def browser():
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
         yield b
         b.close()
+
+
+# ---------------------------------------------------------------- settings and runs on the tiny model
+
+def tiny_settings(model_dir, *overrides):
+    """Settings for a 4-step run on the tiny model, with `--set`-style overrides."""
+    from studio import settings_input
+    from studio.config import Settings
+
+    settings, problems = settings_input.apply_overrides(Settings(), [
+        f"model_name_or_path={model_dir}", "max_steps=4", "learning_rate=0.01", "per_device_train_batch_size=4",
+        "gradient_accumulation_steps=1", "logging_steps=1", "eval_steps=2", "save_steps=2", "max_length=128",
+        "lora_dropout=0.0", "precision=fp32", *overrides])
+    assert not problems, problems
+    return settings
+
+
+@pytest.fixture()
+def captured_model(monkeypatch):
+    """Keep a handle on the model the run trains, to compare its weights afterwards."""
+    from studio import models
+
+    holder = {}
+    original = models.load_model
+
+    def load_and_keep(*args, **kwargs):
+        holder["model"] = original(*args, **kwargs)
+        return holder["model"]
+
+    monkeypatch.setattr(models, "load_model", load_and_keep)
+    return holder
+
+
+def base_weights(model_dir):
+    from transformers import AutoModelForCausalLM
+
+    return {k: v.clone() for k, v in AutoModelForCausalLM.from_pretrained(model_dir).state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def lora_run(tiny_model_dir, tmp_path_factory):
+    """A finished 4-step LoRA run on the tiny model."""
+    from studio import train
+
+    run = tmp_path_factory.mktemp("export") / "run"
+    status = train.run_training(tiny_settings(tiny_model_dir, "learning_rate=0.009"), run, progress=None)
+    assert status["status"] == "finished", status
+    return run
+
+
+@pytest.fixture(scope="module")
+def chat_run(tiny_model_dir):
+    """A finished 8-step LoRA run with validation and test rows, in the app's runs folder."""
+    from studio import settings_input, train
+    from studio.config import Settings
+
+    settings, problems = settings_input.apply_overrides(Settings(), [
+        f"model_name_or_path={tiny_model_dir}", "max_steps=8", "learning_rate=0.01", "r=2", "lora_alpha=8",
+        "precision=fp32", "validation_share=0.1", "test_share=0.05", "max_length=64"])
+    assert not problems
+    run = Path(os.environ["STUDIO_RUNS"]) / "chat-run"
+    assert train.run_training(settings, run, progress=None)["status"] == "finished"
+    return str(run)
+
+
+# ---------------------------------------------------------------- the Train tab through the API
+
+def training_values(model_dir, **changes):
+    """The whole form by field name, as the API takes it, for a short run on `model_dir`."""
+    from studio import config, settings_input
+    from studio.config import Settings
+
+    values = config.flat_values(Settings())
+    values.update({"model_name_or_path": str(model_dir), "logging_steps": 1, "eval_steps": 2, "save_steps": 1000,
+                   "learning_rate": 0.01, "gradient_accumulation_steps": 1, **changes})
+    return {name: settings_input.form_value(values[name]) for section, name, _ in config.all_fields()
+            if section != "generation"}  # by name, as the API takes the form
+
+
+def poll(client):
+    """The Train tab's status, progress, loss plot, learning-rate plot and log."""
+    status, progress, loss, lr, log = client.predict(api_name="/poll_training")[:5]
+    return status, progress, loss, lr, log
+
+
+def wait_for(client, predicate, timeout=240):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        snapshot = poll(client)
+        if predicate(snapshot):
+            return snapshot
+        time.sleep(0.5)
+    raise AssertionError(f"timed out; last status: {snapshot[0]}")
+
+
+# ---------------------------------------------------------------- the catalogues
+
+def english_with_fields() -> dict[str, str]:
+    """The source language's every key: its catalogue, and each field's label, help and advice (the fields'
+    own metadata in studio/config.py)."""
+    from studio import config
+    from studio.text import TEXT
+
+    words = dict(TEXT)
+    for _, name, info in config.all_fields():
+        extra = info.json_schema_extra
+        for part, text in (("label", extra["label"]), ("help", info.description), ("advice", extra["advice"])):
+            if text:
+                words[f"{name}.{part}"] = text  # as written: fields such as {lora_low} still unfilled
+    return words

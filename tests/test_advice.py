@@ -48,7 +48,7 @@ def test_activations_grow_with_batch_and_cutoff_and_shrink_with_checkpointing():
 
 import pytest  # noqa: E402
 
-from studio import advice, config, estimates  # noqa: E402
+from studio import advice, config, estimates, settings_input  # noqa: E402
 from studio.advice import Situation  # noqa: E402
 from studio.config import Settings  # noqa: E402
 from studio.text import render  # noqa: E402
@@ -61,7 +61,7 @@ FLASH_GPU = dataclasses.replace(GPU, flash_attention=True)
 
 
 def situation(*overrides, **facts):
-    settings, problems = config.apply_overrides(Settings(), list(overrides))
+    settings, problems = settings_input.apply_overrides(Settings(), list(overrides))
     assert not problems, problems
     base = dict(rows=500, recommended_cutoff=512, share_over_cutoff=0.0, parameters=135_000_000, facts=CPU)
     return Situation(settings, **{**base, **facts})
@@ -127,7 +127,7 @@ def test_recommended_values_follow_the_situation():
     values = advice.recommended_values(situation("finetuning_type=full", rows=50_000, recommended_cutoff=1024))
     assert values["learning_rate"] == 1e-5 and values["num_train_epochs"] == 1.0
     assert values["max_length"] == 1024 and values["validation_share"] == 0.05
-    settings, problems = config.settings_from_flat(values)
+    settings, problems = settings_input.settings_from_flat(values)
     assert not problems  # every recommended value is a valid setting
 
 
@@ -166,7 +166,7 @@ def test_packing_stays_off_for_multi_turn_or_short_data_even_with_flash_attentio
 
 def test_data_size_shows_the_guides_range_and_mixing_advice_for_many_epochs():
     def said(rows, *overrides):
-        settings, _ = config.apply_overrides(Settings(), list(overrides))
+        settings, _ = settings_input.apply_overrides(Settings(), list(overrides))
         return [a.message for a in advice.rule_data_size(advice.Situation(settings, rows=rows))]
 
     assert any("5,000 usable rows" in m and "2,000-100,000" in m and "1,000 very clean" in m for m in said(5000))
@@ -183,7 +183,7 @@ def curve(evals=(), losses=(), epochs_per_step=0.5):
 
 
 def test_a_run_that_did_not_learn_gets_the_guides_remedies_in_order():
-    settings, _ = config.apply_overrides(Settings(), ["r=8", "learning_rate=5e-5", "num_train_epochs=3"])
+    settings, _ = settings_input.apply_overrides(Settings(), ["r=8", "learning_rate=5e-5", "num_train_epochs=3"])
     # enough steps (120 in 3 epochs) that too few steps is not the cause
     flat = curve(evals=[(0, 2.0), (120, 1.99)], losses=[(1, 2.1), (120, 2.0)], epochs_per_step=0.025)
     verdict = advice.not_learning(settings, flat)
@@ -200,21 +200,21 @@ def test_a_run_that_did_not_learn_gets_the_guides_remedies_in_order():
 
 
 def test_the_overfitting_warning_names_the_regularisation_levers_with_values():
-    settings, _ = config.apply_overrides(Settings(), ["weight_decay=0.0", "lora_dropout=0.05", "num_train_epochs=5"])
+    settings, _ = settings_input.apply_overrides(Settings(), ["weight_decay=0.0", "lora_dropout=0.05", "num_train_epochs=5"])
     metrics = curve(evals=[(2, 1.5), (4, 1.4), (6, 1.6)], epochs_per_step=0.5)
     remedies = str(advice.regularisation_remedies(settings, metrics))
     assert "weight decay 0.1 (now 0)" in remedies and "LoRA dropout 0.1 (now 0.05)" in remedies
     assert "2 epochs instead of 5" in remedies and "early stopping with patience 3" in remedies
-    full, _ = config.apply_overrides(Settings(), ["finetuning_type=full"])
+    full, _ = settings_input.apply_overrides(Settings(), ["finetuning_type=full"])
     assert "dropout" not in str(advice.regularisation_remedies(full, metrics))
 
 
 def test_rows_over_the_cutoff_can_be_dropped_and_the_advice_says_when():
-    settings, _ = config.apply_overrides(Settings(), ["max_length=128"])
+    settings, _ = settings_input.apply_overrides(Settings(), ["max_length=128"])
     over = advice.Situation(settings, rows=1000, recommended_cutoff=512, share_over_cutoff=0.2)
     drop = fields(advice.rule_cutoff(over), "drop_long_rows")
     assert drop and "20% of the conversations (200 rows)" in drop[0].message and drop[0].suggested is True
-    dropping, _ = config.apply_overrides(settings, ["drop_long_rows=true"])
+    dropping, _ = settings_input.apply_overrides(settings, ["drop_long_rows=true"])
     assert not fields(advice.rule_cutoff(dataclasses.replace(over, settings=dropping)), "drop_long_rows")
     assert not fields(advice.rule_cutoff(dataclasses.replace(over, share_over_cutoff=0.03)), "drop_long_rows")
 

@@ -3,14 +3,14 @@
 from collections import Counter
 
 
-from studio import config, data, hardware, models, tokenized, trl_args
+from studio import data, hardware, models, settings_input, tokenized, trl_args
 from studio.config import Settings, TrainingSettings
 
 
 def epoch_samples(tiny_model_dir, tmp_path, strategy):
     from trl import SFTTrainer
 
-    settings, _ = config.apply_overrides(Settings(), [f"model_name_or_path={tiny_model_dir}",
+    settings, _ = settings_input.apply_overrides(Settings(), [f"model_name_or_path={tiny_model_dir}",
                                                       f"train_sampling_strategy={strategy}",
                                                       "per_device_train_batch_size=4", "validation_share=0"])
     rows = data.load_dataset_file("demo").records()

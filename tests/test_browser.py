@@ -197,10 +197,10 @@ def test_chat_tab_fills_both_panes(browser, app_url, artifacts, tiny_model_dir):
 
     from playwright.sync_api import expect
 
-    from studio import config, train
+    from studio import settings_input, train
     from studio.config import Settings
 
-    settings, _ = config.apply_overrides(Settings(), [
+    settings, _ = settings_input.apply_overrides(Settings(), [
         f"model_name_or_path={tiny_model_dir}", "max_steps=6", "learning_rate=0.01", "precision=fp32",
         "validation_share=0.1", "max_length=64"])
     run = Path(os.environ["STUDIO_RUNS"]) / "browser-chat-run"
@@ -239,11 +239,11 @@ def test_blind_votes_in_each_language(browser, app_url, artifacts, tiny_model_di
 def blind_votes(browser, app_url, artifacts, tiny_model_dir, locale, name) -> Path:
     from playwright.sync_api import expect
 
-    from studio import config, train
+    from studio import settings_input, train
     from studio.config import Settings
 
     run = Path(os.environ["STUDIO_RUNS"]) / name
-    settings, _ = config.apply_overrides(Settings(), [
+    settings, _ = settings_input.apply_overrides(Settings(), [
         f"model_name_or_path={tiny_model_dir}", "max_steps=4", "learning_rate=0.01", "precision=fp32",
         "validation_share=0.1", "max_length=64", "max_new_tokens=8"])
     assert train.run_training(settings, run, progress=None)["status"] == "finished"
@@ -333,12 +333,12 @@ def test_votes_to_a_dpo_run_compared_with_its_sft_run(browser, app_url, artifact
 @pytest.fixture(scope="module")
 def quickstart_run(app_url):
     """The quickstart preset, shortened to 40 steps (~2 min here), trained into the app's runs folder."""
-    from studio import config, train
+    from studio import presets, settings_input, train
 
-    settings, _, problems = config.load_preset(Path(__file__).resolve().parent.parent / "presets/quickstart-cpu.json")
+    settings, _, problems = presets.load_preset(Path(__file__).resolve().parent.parent / "presets/quickstart-cpu.json")
     # Replay and the drift check off: this run is about the Chat tab showing the new identity
     # after 40 steps (both have their own tests).
-    settings, problems = config.apply_overrides(settings, ["max_steps=40", "eval_steps=40", "replay=off",
+    settings, problems = settings_input.apply_overrides(settings, ["max_steps=40", "eval_steps=40", "replay=off",
                                                            "drift_check=false"])
     assert not problems
     run = Path(os.environ["STUDIO_RUNS"]) / "quickstart-40"

@@ -4,7 +4,7 @@ merged model, and memory stays about that of one model."""
 import pytest
 import torch
 
-from studio import chat, config, runs, train
+from studio import chat, presets, runs, settings_input, train
 from studio.config import GenerationSettings, Settings
 
 GREEDY = GenerationSettings(max_new_tokens=12, temperature=0.0, repetition_penalty=1.0)
@@ -14,7 +14,7 @@ PROMPT = [{"role": "user", "content": "Who are you?"}]
 @pytest.fixture(scope="module")
 def lora_run(tiny_model_dir, tmp_path_factory):
     run = tmp_path_factory.mktemp("chat-run")
-    settings, problems = config.apply_overrides(Settings(), [f"model_name_or_path={tiny_model_dir}", "max_steps=10",
+    settings, problems = settings_input.apply_overrides(Settings(), [f"model_name_or_path={tiny_model_dir}", "max_steps=10",
                                                       "learning_rate=0.01", "lora_dropout=0.0", "precision=fp32", "r=2", "lora_alpha=8",
                                                       "validation_share=0.1", "test_share=0.05", "max_length=64"])
     assert not problems, problems
@@ -218,7 +218,7 @@ def test_two_sessions_at_once_each_get_their_own_base_and_tuned_answers(lora_run
 def test_two_runs_side_by_side_from_one_copy_of_their_base(lora_run, tiny_model_dir, tmp_path):
     """Any two adapter runs on one base: the left side answers as the other run does alone, the right side as
     this run does alone, and the weights are one base plus two adapters."""
-    settings, _ = config.apply_overrides(Settings(), [f"model_name_or_path={tiny_model_dir}", "max_steps=10",
+    settings, _ = settings_input.apply_overrides(Settings(), [f"model_name_or_path={tiny_model_dir}", "max_steps=10",
                                                       "learning_rate=0.01", "lora_dropout=0.0", "precision=fp32",
                                                       "r=2", "lora_alpha=8", "seed=7", "validation_share=0.0",
                                                       "max_length=64"])
@@ -235,8 +235,8 @@ def test_two_runs_side_by_side_from_one_copy_of_their_base(lora_run, tiny_model_
     foreign = tmp_path / "foreign"
     (foreign / "adapter").mkdir(parents=True)
     (foreign / "adapter" / "adapter_config.json").write_text("{}")
-    settings_other_base, _ = config.apply_overrides(settings, ["model_name_or_path=starter"])
-    (foreign / "preset.json").write_text(__import__("json").dumps(config.preset_dict(settings_other_base)))
+    settings_other_base, _ = settings_input.apply_overrides(settings, ["model_name_or_path=starter"])
+    (foreign / "preset.json").write_text(__import__("json").dumps(presets.preset_dict(settings_other_base)))
     with pytest.raises(ValueError) as refused:
         chat.ChatPair.of_two_runs(lora_run, foreign, progress=lambda _: None)
     assert refused.value.args[0].key == "chat.compare_other_base"

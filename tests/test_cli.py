@@ -77,6 +77,7 @@ def test_data_command_with_column_mapping():
     assert result.returncode == 0 and "format alpaca" in result.stdout
 
 
+@pytest.mark.slow  # a training and a chat in subprocesses
 def test_chat_command_answers_base_then_tuned(tiny_model_dir, tmp_path):
     result = run_cli("train", "--preset", "presets/quickstart-cpu.json", "--set", f"model_name_or_path={tiny_model_dir}",
                      "--set", "max_steps=2", "--output-dir", str(tmp_path / "run"), timeout=300)
@@ -111,6 +112,7 @@ def test_cli_choices_are_the_settings_own():
     assert list(formats) == list(typing.get_args(DataSettings.model_fields["dataset_format"].annotation))
 
 
+@pytest.mark.slow  # two trainings in subprocesses (about a minute)
 def test_blind_vote_then_dpo_from_the_command_line(tiny_model_dir, tmp_path):
     """`chat --blind` prints A and B and saves the vote read from stdin; `train` with a DPO preset trains on the
     votes of that run, continuing its adapter."""

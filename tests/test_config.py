@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from studio import config, trl_args
+from studio import config, presets, settings_input, trl_args
 from studio.config import Settings
 from studio.text import render
 
@@ -12,11 +12,11 @@ CPU_PLAN = {"device": "cpu", "precision": "fp32", "gradient_checkpointing": Fals
 
 
 def test_preset_round_trip(tmp_path):
-    settings, problems = config.apply_overrides(Settings(), ["learning_rate=5e-5", "r=8", "finetuning_type=full",
+    settings, problems = settings_input.apply_overrides(Settings(), ["learning_rate=5e-5", "r=8", "finetuning_type=full",
                                                              "dataset_path=x.jsonl", "temperature=0.5"])
     assert not problems
-    path = config.save_preset(settings, tmp_path / "p.json", description="d", hardware="h")
-    loaded, header, problems = config.load_preset(path)
+    path = presets.save_preset(settings, tmp_path / "p.json", description="d", hardware="h")
+    loaded, header, problems = presets.load_preset(path)
     assert not problems and loaded == settings
     assert header["description"] == "d" and header["studio_preset"] == 1
 
@@ -28,7 +28,7 @@ def test_bad_preset_lists_every_problem_with_its_path(tmp_path):
         "extra_section": {}}}
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(bad))
-    settings, _, problems = config.load_preset(path)
+    settings, _, problems = presets.load_preset(path)
     assert settings is None
     where = {w for w, _ in problems}
     assert where == {"settings.training.learning_rate", "settings.training.num_train_epochs",
@@ -40,15 +40,15 @@ def test_bad_preset_lists_every_problem_with_its_path(tmp_path):
 def test_preset_header_is_strict(tmp_path):
     path = tmp_path / "p.json"
     path.write_text(json.dumps({"studio_preset": 2, "settings": {}, "notes": "x"}))
-    _, _, problems = config.load_preset(path)
+    _, _, problems = presets.load_preset(path)
     assert {w for w, _ in problems} == {"studio_preset", "notes"}
     path.write_text("{not json")
-    assert "not valid JSON" in config.load_preset(path)[2][0][1]
+    assert "not valid JSON" in presets.load_preset(path)[2][0][1]
 
 
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.name)
 def test_shipped_presets_are_valid_and_documented(path):
-    settings, header, problems = config.load_preset(path)
+    settings, header, problems = presets.load_preset(path)
     assert not problems, problems
     assert header["description"] and header["hardware"]
     assert path.name in (path.parent / "README.md").read_text(encoding="utf-8")
@@ -60,14 +60,14 @@ def test_shipped_presets_exist():
 
 
 def test_overrides_report_all_problems_and_accept_section_paths():
-    settings, problems = config.apply_overrides(Settings(), ["nope=1", "r=0", "learning_rate"])
+    settings, problems = settings_input.apply_overrides(Settings(), ["nope=1", "r=0", "learning_rate"])
     assert settings is None and {w for w, _ in problems} == {"nope", "learning_rate", "--set.method.r"}  # all at once
-    settings, problems = config.apply_overrides(Settings(), ["method.r=0"])
+    settings, problems = settings_input.apply_overrides(Settings(), ["method.r=0"])
     assert problems == [("--set.method.r", "must be at least 1")]
     assert render(problems[0][1], "zh") == "不能小于 1"  # the same problem, in the reader's language
-    settings, _ = config.apply_overrides(Settings(), ["training.num_train_epochs=2", "packing=true"])
+    settings, _ = settings_input.apply_overrides(Settings(), ["training.num_train_epochs=2", "packing=true"])
     assert settings.training.num_train_epochs == 2.0 and settings.training.packing == "on"  # a bool reads as on/off
-    settings, _ = config.apply_overrides(Settings(), ["packing=off"])
+    settings, _ = settings_input.apply_overrides(Settings(), ["packing=off"])
     assert settings.training.packing == "off"
 
 
@@ -103,26 +103,26 @@ def test_every_training_field_reaches_sft_config():
 
 
 def test_lora_config_from_settings():
-    settings, _ = config.apply_overrides(Settings(), ["target_modules=q_proj, v_proj", "r=8", "lora_alpha=16"])
+    settings, _ = settings_input.apply_overrides(Settings(), ["target_modules=q_proj, v_proj", "r=8", "lora_alpha=16"])
     lora = trl_args.to_lora_config(settings)
     assert lora.r == 8 and lora.lora_alpha == 16 and set(lora.target_modules) == {"q_proj", "v_proj"}
-    full, _ = config.apply_overrides(Settings(), ["finetuning_type=full"])
+    full, _ = settings_input.apply_overrides(Settings(), ["finetuning_type=full"])
     assert trl_args.to_lora_config(full) is None
 
 
 def test_effective_batch_size():
-    settings, _ = config.apply_overrides(Settings(), ["per_device_train_batch_size=3", "gradient_accumulation_steps=5"])
+    settings, _ = settings_input.apply_overrides(Settings(), ["per_device_train_batch_size=3", "gradient_accumulation_steps=5"])
     assert settings.effective_batch_size() == 15 and settings.effective_batch_size(devices=2) == 30
 
 
 def test_settings_from_flat_round_trip_and_problems():
     flat = config.flat_values(Settings())
     flat["r"] = 8.0  # number inputs hand back floats
-    settings, problems = config.settings_from_flat(flat)
+    settings, problems = settings_input.settings_from_flat(flat)
     assert not problems and settings.method.r == 8
-    _, problems = config.settings_from_flat({"r": 0, "learning_rate": -1.0, "bogus": 1})
+    _, problems = settings_input.settings_from_flat({"r": 0, "learning_rate": -1.0, "bogus": 1})
     assert [(w, m.split(" (")[0]) for w, m in problems] == [("bogus", "unknown setting")]
-    _, problems = config.settings_from_flat({"r": 0, "learning_rate": -1.0})
+    _, problems = settings_input.settings_from_flat({"r": 0, "learning_rate": -1.0})
     assert {w for w, _ in problems} == {"r", "learning_rate"}
 
 
@@ -137,12 +137,12 @@ def test_config_imports_no_torch():
 
 
 def test_presets_refuse_infinity_and_unbounded_integers_before_any_model_loads(tmp_path):
-    preset = config.preset_dict(Settings())
+    preset = presets.preset_dict(Settings())
     preset["settings"]["training"].update(seed=2**70, max_steps=10**12, warmup_steps=float("inf"),
                                           max_grad_norm=float("nan"), save_total_limit=10**9)
     path = tmp_path / "p.json"
     path.write_text(json.dumps(preset))  # json writes Infinity / NaN, as a hand-edited preset may
-    _, _, problems = config.load_preset(path)
+    _, _, problems = presets.load_preset(path)
     assert {w.split(".")[-1] for w, _ in problems} == {"seed", "max_steps", "warmup_steps", "max_grad_norm",
                                                        "save_total_limit"}
     assert render(dict(problems)["settings.training.warmup_steps"], "zh") == "必须是有限的数字"
@@ -158,15 +158,15 @@ def test_an_optional_trl_knob_is_one_field_end_to_end():
     info = config.TrainingSettings.model_fields["neftune_noise_alpha"]
     box = component_for("neftune_noise_alpha", info, None)
     assert type(box).__name__ == "Number" and box.value is None
-    off, problems = config.settings_from_flat({"neftune_noise_alpha": None})
+    off, problems = settings_input.settings_from_flat({"neftune_noise_alpha": None})
     assert not problems and off.training.neftune_noise_alpha is None
-    on, _ = config.settings_from_flat({"neftune_noise_alpha": 5})
+    on, _ = settings_input.settings_from_flat({"neftune_noise_alpha": 5})
     assert trl_args.sft_config_kwargs(on, CPU_PLAN)["neftune_noise_alpha"] == 5.0
     assert trl_args.to_sft_config(on, CPU_PLAN, "/tmp/out").neftune_noise_alpha == 5.0
     assert isinstance(trl_args.to_sft_config(off, CPU_PLAN, "/tmp/out"), SFTConfig)
-    _, problems = config.settings_from_flat({"neftune_noise_alpha": -1.0})
+    _, problems = settings_input.settings_from_flat({"neftune_noise_alpha": -1.0})
     assert problems == [("neftune_noise_alpha", "must be greater than 0.0")]
-    assert config.apply_overrides(Settings(), ["neftune_noise_alpha=null"])[0].training.neftune_noise_alpha is None
+    assert settings_input.apply_overrides(Settings(), ["neftune_noise_alpha=null"])[0].training.neftune_noise_alpha is None
 
 
 def test_studio_only_fields_are_marked_on_the_field():
@@ -189,27 +189,27 @@ def test_the_format_choices_are_the_converters():
 
 
 def test_the_column_mapping_is_parsed_once_into_the_settings():
-    settings, _ = config.apply_overrides(Settings(), ["column_mapping=query=instruction, response=output"])
+    settings, _ = settings_input.apply_overrides(Settings(), ["column_mapping=query=instruction, response=output"])
     assert settings.data.column_mapping == {"query": "instruction", "response": "output"}
-    assert config.preset_dict(settings)["settings"]["data"]["column_mapping"] == settings.data.column_mapping
-    old, _, problems = config.parse_preset({"studio_preset": 1, "settings": {"data": {"column_mapping": "a=b"}}})
+    assert presets.preset_dict(settings)["settings"]["data"]["column_mapping"] == settings.data.column_mapping
+    old, _, problems = presets.parse_preset({"studio_preset": 1, "settings": {"data": {"column_mapping": "a=b"}}})
     assert not problems and old.data.column_mapping == {"a": "b"}  # presets that kept the text still load
-    _, problems = config.settings_from_flat({"column_mapping": "query"})
+    _, problems = settings_input.settings_from_flat({"column_mapping": "query"})
     assert problems == [("column_mapping", "'query' should look like their_name=our_name")]
-    assert config.form_value(settings.data.column_mapping) == "query=instruction, response=output"
+    assert settings_input.form_value(settings.data.column_mapping) == "query=instruction, response=output"
 
 
 def test_an_untouched_empty_number_box_reads_as_none():
     """Gradio's page sends 0 for a number box left empty from the start (seen in Chromium): for a knob whose
     limits exclude 0 that can only mean empty."""
-    settings, problems = config.settings_from_flat({"neftune_noise_alpha": 0})
+    settings, problems = settings_input.settings_from_flat({"neftune_noise_alpha": 0})
     assert not problems and settings.training.neftune_noise_alpha is None
 
 
 @pytest.mark.parametrize("method", ["full", "freeze", "qlora"])
 def test_a_preference_stage_with_another_method_is_refused_not_trained_as_lora(method):
     """Issue 41: DPO / KTO with method full, freeze or QLoRA trained plain LoRA without a word."""
-    settings, problems = config.settings_from_flat({"stage": "dpo", "finetuning_type": method})
+    settings, problems = settings_input.settings_from_flat({"stage": "dpo", "finetuning_type": method})
     assert settings is None and [w for w, _ in problems] == ["finetuning_type"]
     assert "lora" in render(problems[0][1], "zh")
-    assert config.settings_from_flat({"stage": "kto", "finetuning_type": "lora"})[1] == []
+    assert settings_input.settings_from_flat({"stage": "kto", "finetuning_type": "lora"})[1] == []

@@ -74,7 +74,7 @@ def test_the_data_command_names_the_kind(name, kind):
     assert result.returncode == 1 and kind in result.stdout and "Traceback" not in result.stderr
 
 
-def test_the_data_tab_shows_preference_pairs_in_the_readers_language(app_url):
+def test_the_data_tab_shows_preference_pairs_in_the_readers_language(app_url, tiny_model_dir):
     """A preference file on the Data tab: its pairs, chosen beside rejected; token lengths of both sides; the
     identical pair named; and the way to train it (stage 'dpo'), in English and in Chinese."""
     from gradio_client import Client
@@ -82,7 +82,8 @@ def test_the_data_tab_shows_preference_pairs_in_the_readers_language(app_url):
     for language, words in (("en", ("training stage 'dpo'", "prompt + rejected", "the same")),
                             ("zh", ("训练阶段 'dpo'", "提示 + 被拒绝的回答", "相同"))):
         client = Client(app_url, verbose=False, headers={"Accept-Language": language})
-        out = client.predict(dataset_path=str(KINDS / "pref_trl.jsonl"), api_name="/load_data")
+        out = client.predict(dataset_path=str(KINDS / "pref_trl.jsonl"), model_name_or_path=str(tiny_model_dir),
+                             api_name="/load_data")
         summary, problems, preview, percentiles, findings = out[0], out[1], out[2], out[4], out[9]
         assert "preference" in summary
         assert preview["data"][0][1] == "user: Say hi.\n✓ assistant: Hi!\n✗ assistant: No."

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from studio import advice, config, drift, models, run_status, train
+from studio import advice, drift, models, run_status, settings_input, train
 from studio.config import Settings
 from studio.runs import RunFolder
-from test_train import tiny_settings
+from tests.conftest import tiny_settings
 
 
 @pytest.fixture()
@@ -105,7 +105,7 @@ def test_replay_of_the_base_models_own_answers_lowers_the_drift_of_the_same_run(
 
 
 def test_the_train_tab_says_the_drift_and_the_remedies_with_values(tiny_model_dir):
-    settings, _ = config.apply_overrides(Settings(), ["learning_rate=0.0002", "num_train_epochs=5", "r=16"])
+    settings, _ = settings_input.apply_overrides(Settings(), ["learning_rate=0.0002", "num_train_epochs=5", "r=16"])
     snapshot = {"status": "finished", "run_dir": "/tmp/x", "metrics": [], "output": "/tmp/x/adapter",
                 "wall_time_s": 10, "drift": {"drift": 0.8, "changed": 40, "prompts": 60}}
     parts = run_status.status_messages(snapshot, settings)
@@ -117,7 +117,7 @@ def test_the_train_tab_says_the_drift_and_the_remedies_with_values(tiny_model_di
     from studio.text import render
 
     assert "奈特" in render(zh[keys.index("drift.summary_high")], "zh")
-    mixed, _ = config.apply_overrides(settings, ["extra_datasets=general.jsonl#0.2"])
+    mixed, _ = settings_input.apply_overrides(settings, ["extra_datasets=general.jsonl#0.2"])
     assert "20% to about 30%" in str(advice.drift_remedies(mixed, snapshot["drift"]))
 
 

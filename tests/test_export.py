@@ -10,20 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from studio import config, export, gguf_file, repeat, train
+from studio import config, export, gguf_file, presets, repeat, train
 from studio.runs import RunFolder
 from studio.text import render
-from tests.test_train import tiny_settings
+from tests.conftest import tiny_settings
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def lora_run(tiny_model_dir, tmp_path_factory):
-    run = tmp_path_factory.mktemp("export") / "run"
-    status = train.run_training(tiny_settings(tiny_model_dir, "learning_rate=0.009"), run, progress=None)
-    assert status["status"] == "finished", status
-    return run
 
 
 def prompt_ids(tokenizer):
@@ -141,7 +133,7 @@ def test_gguf_of_the_real_starter_model_answers_the_same():
 
 def test_exported_preset_reproduces_the_run_settings(lora_run, tiny_model_dir, tmp_path):
     export.export_preset(lora_run, tmp_path / "p.json")
-    settings, _, problems = config.load_preset(tmp_path / "p.json")
+    settings, _, problems = presets.load_preset(tmp_path / "p.json")
     assert not problems
     assert settings == tiny_settings(tiny_model_dir, "learning_rate=0.009")
 
@@ -194,7 +186,7 @@ def test_accelerate_config_loads_in_accelerate(lora_run, tmp_path, strategy, kin
 def test_accelerate_refuses_sharded_qlora(tiny_model_dir, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    config.save_preset(tiny_settings(tiny_model_dir, "finetuning_type=qlora"), run / "preset.json")
+    presets.save_preset(tiny_settings(tiny_model_dir, "finetuning_type=qlora"), run / "preset.json")
     with pytest.raises(export.ExportError, match="QLoRA"):
         repeat.accelerate_config(run, 2, "zero3")
     assert repeat.accelerate_config(run, 2, "zero2")["deepspeed_config"]["zero_stage"] == 2
@@ -243,12 +235,13 @@ def cpu_accelerate_config(run_dir, path):
     return path
 
 
+@pytest.mark.slow  # two training processes per launcher
 @pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
 def test_two_processes_train_one_run_with_one_adapter(tiny_model_dir, lora_run, tmp_path, launcher):
     """The preset runs unchanged under torchrun and accelerate launch: two CPU processes (gloo) share the data
     and write one run."""
     preset = tmp_path / "tiny.json"
-    config.save_preset(tiny_settings(tiny_model_dir), preset)
+    presets.save_preset(tiny_settings(tiny_model_dir), preset)
     env = {**os.environ, "STUDIO_RUNS": str(tmp_path / "runs"), "OMP_NUM_THREADS": "1"}
     if launcher == "torchrun":
         command = [str(Path(sys.executable).with_name("torchrun")), "--nproc_per_node", "2"]
@@ -324,7 +317,7 @@ def test_accelerate_precision_follows_the_gpu_the_run_chose(tiny_model_dir, tmp_
     """'auto' is bf16 only where the GPU has it natively: a run planned on a T4 (fp16) keeps fp16 on N GPUs."""
     run = tmp_path / "run"
     run.mkdir()
-    config.save_preset(tiny_settings(tiny_model_dir, "precision=auto"), run / "preset.json")
+    presets.save_preset(tiny_settings(tiny_model_dir, "precision=auto"), run / "preset.json")
     assert repeat.accelerate_config(run, 2, "ddp")["mixed_precision"] == "bf16"  # no GPU plan: bf16, commented
     assert "on a V100 or T4 use fp16" in repeat.accelerate_files(run, 2, "ddp", out_dir=tmp_path)[0]
     (run / "plan.json").write_text(json.dumps({"device": "cuda", "precision": "fp16"}))
@@ -339,7 +332,7 @@ def test_the_model_card_shows_the_held_out_scores_the_chat_tab_saved(tmp_path):
 
     run = RunFolder(tmp_path / "run")
     run.path.mkdir()
-    run.write_preset(config.preset_dict(config.Settings()))
+    run.write_preset(presets.preset_dict(config.Settings()))
     run.write_status({"status": "finished", "global_step": 7, "final_train_loss": 1.25})
     run.write_evaluation({"base": {"loss": 2.0, "rouge_l": 0.1, "bleu": 3.0},
                           "tuned": {"loss": 1.5, "rouge_l": 0.4, "bleu": 9.0}})

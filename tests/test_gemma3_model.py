@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from studio import config, models, train
+from studio import config, models, settings_input, train
 from studio.config import Settings
 
 pytestmark = pytest.mark.slow
@@ -40,16 +40,16 @@ def test_gemma3_is_converted_once_with_its_terms_and_gets_gemmas_own_template(ge
 
 
 def test_gemma3_statistics_training_chat_and_merged_export(gemma_dir, tmp_path):
-    from studio import export, stats
+    from studio import export, data_report
     from studio.chat import ChatPair, answer
 
     data = tmp_path / "zh.jsonl"
     data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in CHINESE), encoding="utf-8")
-    report = stats.build_report(str(data), model=config.GEMMA3_MODEL)
+    report = data_report.build_report(str(data), model=config.GEMMA3_MODEL)
     assert report.tokenizer_problem is None and len(report.lengths.total) == len(CHINESE)
     assert any(f.message.key == "finding.target_trl" for f in report.findings)  # TRL's gemma3 training template
 
-    settings, problems = config.apply_overrides(Settings(), [
+    settings, problems = settings_input.apply_overrides(Settings(), [
         f"model_name_or_path={config.GEMMA3_MODEL}", f"dataset_path={data}", "max_steps=4", "logging_steps=1",
         "eval_steps=4", "save_steps=4", "per_device_train_batch_size=2", "gradient_accumulation_steps=1",
         "max_length=64", "precision=fp32", "drift_check=false"])  # the drift check is tested on its own

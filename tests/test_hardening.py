@@ -17,12 +17,11 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from studio import config, jobs, models, paths, runs
+from studio import config, jobs, models, paths, presets, runs, settings_input
 from studio.config import Settings
 from studio.jobs import JOB
 from tests.conftest import CHROMIUM, free_port
-from tests.test_train_tab import training_values, wait_for
-from tests.test_ui_client import chat_run  # noqa: F401  (a fixture: a finished LoRA run in the app's runs)
+from tests.conftest import training_values, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -146,11 +145,11 @@ def refusal_in_the_browser(url, artifacts):
 # ---------------------------------------------------------------- trust and passwords
 
 def remote_code_preset(tmp_path) -> Path:
-    settings, problems = config.apply_overrides(Settings(), ["model_name_or_path=someone/custom-arch",
+    settings, problems = settings_input.apply_overrides(Settings(), ["model_name_or_path=someone/custom-arch",
                                                              "trust_remote_code=true", "learning_rate=1e-4"])
     assert not problems
     path = tmp_path / "shared.json"
-    config.save_preset(settings, path, description="looks harmless")
+    presets.save_preset(settings, path, description="looks harmless")
     return path
 
 
@@ -343,6 +342,7 @@ def connect(port, deadline=90):
             time.sleep(0.5)
 
 
+@pytest.mark.slow  # two server processes and a training run
 def test_kill_minus_9_of_the_server_mid_run_then_restart_and_resume(tiny_model_dir, tmp_path):
     """The whole studio dies (power cut, OOM killer) while a run it started trains. After a restart the run is
     listed as interrupted, and Resume continues from its last checkpoint, losing at most one save interval."""
@@ -463,9 +463,9 @@ def test_resuming_a_run_whose_preset_trusts_remote_code_needs_the_switch_on(tiny
     from studio.ui.train_tab import resume
 
     run = Path(os.environ["STUDIO_RUNS"]) / "remote-code-run"
-    settings, _ = config.apply_overrides(Settings(), [f"model_name_or_path={tiny_model_dir}", "trust_remote_code=true"])
+    settings, _ = settings_input.apply_overrides(Settings(), [f"model_name_or_path={tiny_model_dir}", "trust_remote_code=true"])
     run.mkdir(parents=True, exist_ok=True)
-    runs.RunFolder(run).write_preset(config.preset_dict(settings))
+    runs.RunFolder(run).write_preset(presets.preset_dict(settings))
     message = resume(str(run), False)
     assert "Trust remote code" in message and not JOB.running
     assert "Trust remote code" not in resume(str(run), True)  # switched on: past the rule (no checkpoint here)
@@ -475,8 +475,8 @@ def test_chat_and_export_refuse_a_run_whose_preset_names_a_model_outside_the_fol
     """Before: Chat loaded the base model a run's preset named from anywhere on the machine."""
     run = Path(os.environ["STUDIO_RUNS"]) / "outside-base-run"
     run.mkdir(parents=True, exist_ok=True)
-    settings, _ = config.apply_overrides(Settings(), ["model_name_or_path=/opt"])
-    (run / "preset.json").write_text(json.dumps(config.preset_dict(settings)))
+    settings, _ = settings_input.apply_overrides(Settings(), ["model_name_or_path=/opt"])
+    (run / "preset.json").write_text(json.dumps(presets.preset_dict(settings)))
     note = client.predict(run_dir=str(run), prompt="hi", max_new_tokens=8, api_name="/chat")[2]
     assert "outside the folders" in note
     answer = client.predict(str(run), "", True, False, False, "Q8_0", api_name="/export_files")
@@ -521,6 +521,7 @@ BAD_VALUES = {"None": None, "wrong type": {"x": [1, 2]}, "200 KB string": "x" * 
               "NUL byte": "runs/a\x00b", "huge number": 10**400, "huge list": ["x"] * 20_000}
 
 
+@pytest.mark.slow  # every endpoint with every hostile value (about a minute)
 def test_fuzz_every_endpoint_answers_quickly_in_the_studios_own_words(app_url):
     """Every api_name, each of its parameters given None, the wrong type, a 200 KB string, a negative number, a
     NUL byte, a number of 400 digits and a list of 20,000 items: each call ends within seconds with a studio
@@ -581,12 +582,12 @@ def test_presets_are_capped_in_size_and_depth_and_never_answer_in_python(tmp_pat
     for name, text in cases.items():
         path = tmp_path / name
         path.write_text(text)
-        settings, _, problems = config.load_preset(path)
+        settings, _, problems = presets.load_preset(path)
         assert settings is None and problems, name
         message = str(problems[0][1])
         assert not any(word in message for word in ("recursion", "Exceeds the limit", "Traceback")), (name, message)
     long = tmp_path / "long-description.json"
-    config.save_preset(Settings(), long, description="x" * 50_000)
+    presets.save_preset(Settings(), long, description="x" * 50_000)
     echoed = import_preset(str(long), "en")[-1]
     assert len(echoed) < MAX_ECHO_CHARS + 200
 

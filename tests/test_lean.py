@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from studio import config, tokenized, trl_args
+from studio import settings_input, tokenized, trl_args
 from studio.config import Settings
 
 
@@ -135,7 +135,7 @@ def test_generation_is_untouched_by_the_lean_head(tiny_model_dir, tmp_path):
 
 
 def test_studio_evaluation_asks_for_the_loss_only(tiny_model_dir):
-    settings, problems = config.apply_overrides(Settings(), [f"model_name_or_path={tiny_model_dir}"])
+    settings, problems = settings_input.apply_overrides(Settings(), [f"model_name_or_path={tiny_model_dir}"])
     plan = {"precision": "fp32", "gradient_checkpointing": False, "device": "cpu"}
     assert trl_args.sft_config_kwargs(settings, plan)["prediction_loss_only"] is True
 

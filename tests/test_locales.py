@@ -13,7 +13,7 @@ from gradio_client import Client
 
 from studio.text import TEXT
 from tests.conftest import ARTIFACTS, free_port
-from tests.test_text import english_with_fields
+from tests.conftest import english_with_fields
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MARK = "⟦fr⟧"  # a code Gradio's page knows; the studio ships no French, so this file is the only one

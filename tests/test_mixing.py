@@ -6,10 +6,10 @@ from collections import Counter
 
 import pytest
 
-from studio import advice, config, mixing, train
+from studio import advice, config, mixing, presets, settings_input, train
 from studio.config import Settings
 from studio.runs import RunFolder
-from test_train import tiny_settings
+from tests.conftest import tiny_settings
 
 
 def write_rows(path, n, word):
@@ -24,7 +24,7 @@ def mixed(tmp_path, main_rows, other_rows, main_share, other_share, *overrides):
     task = write_rows(tmp_path / "task.jsonl", main_rows, "task")
     general = write_rows(tmp_path / "general.jsonl", other_rows, "general")
     extra = json.dumps([{"dataset_path": general, **({"share": other_share} if other_share else {})}])
-    settings, problems = config.apply_overrides(Settings(), [
+    settings, problems = settings_input.apply_overrides(Settings(), [
         f"dataset_path={task}", f"extra_datasets={extra}", "validation_share=0.1", "test_share=0.05",
         *([f"dataset_share={main_share}"] if main_share else []), *overrides])
     assert not problems, problems
@@ -67,7 +67,7 @@ def test_the_same_seed_gives_the_same_rows_and_another_seed_other_rows(tmp_path)
 
 def test_one_file_without_a_share_is_split_exactly_as_before(tmp_path):
     task = write_rows(tmp_path / "task.jsonl", 50, "task")
-    settings, _ = config.apply_overrides(Settings(), [f"dataset_path={task}", "validation_share=0.2"])
+    settings, _ = settings_input.apply_overrides(Settings(), [f"dataset_path={task}", "validation_share=0.2"])
     prepared, _ = train.prepare_data(settings)
     from studio import data
 
@@ -89,25 +89,25 @@ def test_a_missing_file_in_the_mix_is_named(tmp_path):
 
 
 def test_the_mix_travels_in_presets_and_set_text(tmp_path):
-    settings, problems = config.apply_overrides(Settings(), ["extra_datasets=general.jsonl#0.3; more.csv",
+    settings, problems = settings_input.apply_overrides(Settings(), ["extra_datasets=general.jsonl#0.3; more.csv",
                                                              "dataset_share=0.7"])
     assert not problems
     assert [(p.dataset_path, p.share) for p in settings.data.extra_datasets] == [("general.jsonl", 0.3),
                                                                                 ("more.csv", None)]
-    path = config.save_preset(settings, tmp_path / "p.json")
-    loaded, _, problems = config.load_preset(path)
+    path = presets.save_preset(settings, tmp_path / "p.json")
+    loaded, _, problems = presets.load_preset(path)
     assert not problems and loaded == settings
-    _, problems = config.apply_overrides(Settings(), ["extra_datasets=general.jsonl#lots"])
+    _, problems = settings_input.apply_overrides(Settings(), ["extra_datasets=general.jsonl#lots"])
     assert problems and "extra_datasets" in problems[0][0]
-    values, problems = config.settings_from_flat({"extra_datasets": [{"dataset_path": "a.jsonl", "share": 2}]})
+    values, problems = settings_input.settings_from_flat({"extra_datasets": [{"dataset_path": "a.jsonl", "share": 2}]})
     assert values is None and problems[0][0] == "extra_datasets"
 
 
 def test_the_mix_table_shows_rows_and_token_shares(tmp_path):
-    from studio import stats
+    from studio import data_report
 
     settings = mixed(tmp_path, 400, 300, 0.7, 0.3)
-    reports = [stats.build_report(p.dataset_path, model=None) for p in mixing.parts_of(settings.data)]
+    reports = [data_report.build_report(p.dataset_path, model=None) for p in mixing.parts_of(settings.data)]
     table = mixing.mix_table(settings.data, reports)
     rows, refusal, warnings = table.rows, table.refusal, table.warnings
     assert table.training_rows == 340 + 145
@@ -115,20 +115,20 @@ def test_the_mix_table_shows_rows_and_token_shares(tmp_path):
     assert [r[5] for r in rows] == [340, 145] and [r[4] for r in rows] == [400, 300]
     assert rows[0][8] == rows[0][9] == ""  # no model named: no token counts
     small = mixed(tmp_path, 400, 10, None, 0.4)
-    reports = [stats.build_report(p.dataset_path, model=None) for p in mixing.parts_of(small.data)]
+    reports = [data_report.build_report(p.dataset_path, model=None) for p in mixing.parts_of(small.data)]
     table = mixing.mix_table(small.data, reports)
     rows, warnings = table.rows, table.warnings
     assert "×" in str(rows[1][5]) and warnings[0].key == "mix.repeated"
 
 
 def test_advice_tells_a_small_set_trained_long_without_general_data_to_mix():
-    settings, _ = config.apply_overrides(Settings(), ["num_train_epochs=5", "replay=off"])
+    settings, _ = settings_input.apply_overrides(Settings(), ["num_train_epochs=5", "replay=off"])
     found = advice.rule_data_size(advice.Situation(settings, rows=500))
     assert any(a.level == "warning" and a.message.key == "advice.mix_needed" for a in found)
-    replaying, _ = config.apply_overrides(settings, ["replay=auto"])  # replay is the general data, made here
+    replaying, _ = settings_input.apply_overrides(settings, ["replay=auto"])  # replay is the general data, made here
     found = advice.rule_data_size(advice.Situation(replaying, rows=500))
     assert [a.message.key for a in found if a.field == "replay"] == ["advice.replay_on"]
-    settings, _ = config.apply_overrides(settings, ['extra_datasets=general.jsonl#0.3'])
+    settings, _ = settings_input.apply_overrides(settings, ['extra_datasets=general.jsonl#0.3'])
     found = advice.rule_data_size(advice.Situation(settings, rows=500))
     assert [a.message.key for a in found if a.field == "extra_datasets"] == ["advice.mix_ok"]
     assert advice.mixed_in_share(settings) == pytest.approx(0.3)

@@ -8,7 +8,6 @@ import pytest
 
 from studio import config, export, ollama
 from conftest import build_tokenizer
-from test_export import lora_run  # noqa: F401 - the fixture: a finished LoRA run on the tiny model
 
 
 def trl_template(name: str) -> str:

@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from studio import preference, train, votes
-from tests.test_train import base_weights, captured_model, tiny_settings  # noqa: F401  (a fixture)
+from studio import preference, settings_input, train, votes
+from studio.config import Settings
+from studio.runs import RunFolder
+from tests.conftest import base_weights, tiny_settings
 
 KINDS = Path(__file__).parent / "data" / "kinds"
 PREFERENCE = Path(__file__).parent / "data" / "preference"
@@ -142,12 +144,64 @@ def test_a_stopped_dpo_run_resumes_from_its_checkpoint_on_its_saved_split(tiny_m
     assert steps == [1, 2, 3, 4]
 
 
-def test_the_trl_sft_config_is_refused_for_a_preference_run(tiny_model_dir, sft_run, tmp_path):
-    """Issue 41: an sft.yaml with no data was written for a DPO run."""
+def test_a_dpo_run_repeats_with_trls_dpo_command(tiny_model_dir, sft_run, tmp_path):
+    """Issue 41: the TRL config export covers every stage TRL's command line has: a DPO run writes dpo.yaml with its
+    own pairs, read by TRL's own `trl dpo` parser (an sft.yaml with no data was written before)."""
+    from datasets import load_dataset
+    from trl.scripts.dpo import make_parser
+
+    from studio import repeat
+
+    status, _ = preference_run(tiny_model_dir, sft_run, tmp_path / "dpo", "dpo", PREFERENCE / "pairs.jsonl")
+    result = repeat.export_trl_config(status["run_dir"], tmp_path / "trl")
+    assert Path(result.path).name == "dpo.yaml" and "trl dpo --config" in Path(result.path).read_text()
+    script, training, model, *_ = make_parser().parse_args_and_config(args=["--config", result.path])
+    assert type(training).__name__ == "DPOConfig" and training.beta == 0.1 and training.learning_rate == 0.01
+    assert model.model_name_or_path == str(tiny_model_dir) and model.use_peft
+    data = load_dataset(script.dataset_name)
+    assert data["train"].num_rows == len(RunFolder(tmp_path / "dpo").split("preference-train")) > 0
+    assert set(data["train"].column_names) == {"prompt", "chosen", "rejected"}
+
+
+def test_orpo_trains_from_the_base_model_in_one_stage(tiny_model_dir, tmp_path, captured_model):
+    """Issue 41: a new stage is one row of the stage table + its converter + catalogue lines. ORPO learns from
+    the pairs without a reference model: loss and its odds-ratio term logged, a new adapter moved, the base
+    untouched; TRL's command line has no ORPO command, so its TRL config is refused with the reason."""
     from studio import repeat
     from studio.export import ExportError
 
-    status, _ = preference_run(tiny_model_dir, sft_run, tmp_path / "dpo", "dpo", PREFERENCE / "pairs.jsonl")
+    settings = tiny_settings(tiny_model_dir, "stage=orpo", f"dataset_path={PREFERENCE / 'pairs.jsonl'}",
+                             "validation_share=0.2", "eval_steps=2")
+    status = train.run_training(settings, tmp_path / "orpo", progress=None)
+    assert status["status"] == "finished" and status["method"] == "orpo", status
+    metrics = [json.loads(line) for line in (tmp_path / "orpo" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics if "loss" in m] == [1, 2, 3, 4]
+    assert all("log_odds_ratio" in m and "rewards/margins" in m for m in metrics if "loss" in m)
+    assert any("eval_loss" in m for m in metrics)
+    trained = captured_model["model"]
+    original = base_weights(tiny_model_dir)
+    lora = {n: p for n, p in trained.named_parameters() if "lora_B" in n}
+    assert lora and any(p.abs().sum() > 0 for p in lora.values())  # B starts at zero: it moved
+    for name, tensor in trained.state_dict().items():
+        if "lora_" not in name:
+            assert torch.equal(tensor, original[name.replace(".base_layer", "")]), name
     with pytest.raises(ExportError) as refused:
-        repeat.export_trl_config(status["run_dir"], tmp_path / "trl")
-    assert refused.value.args[0].key == "export.trl_sft_only" and not (tmp_path / "trl").exists()
+        repeat.export_trl_config(tmp_path / "orpo", tmp_path / "trl")
+    assert refused.value.args[0].key == "export.trl_no_command" and not (tmp_path / "trl").exists()
+
+
+def test_orpo_honours_the_full_method_and_dpo_refuses_it(tiny_model_dir, tmp_path, captured_model):
+    """Issue 41: a stage honours the method or refuses it with the reason. ORPO has no reference model, so it
+    trains every weight with the method full; DPO / KTO keep their reference as the adapter switched off, so the
+    settings refuse full for them, naming the stage and the method it trains."""
+    settings = tiny_settings(tiny_model_dir, "stage=orpo", "finetuning_type=full", "learning_rate=0.001",
+                             f"dataset_path={PREFERENCE / 'pairs.jsonl'}", "validation_share=0.0")
+    status = train.run_training(settings, tmp_path / "full", progress=None)
+    assert status["status"] == "finished" and status["method"] == "orpo (full)", status
+    original = base_weights(tiny_model_dir)
+    changed = [n for n, t in captured_model["model"].state_dict().items() if not torch.equal(t, original[n])]
+    assert len(changed) > len(original) // 2, changed  # every weight trains, none is an adapter
+    assert (tmp_path / "full" / "model" / "config.json").exists()
+    _, problems = settings_input.apply_overrides(Settings(), ["stage=dpo", "finetuning_type=full"])
+    assert [(where, m.key, m.fields) for where, m in problems] == [
+        ("--set.method.finetuning_type", "config.stage_method", {"stage": "DPO", "methods": "lora"})]

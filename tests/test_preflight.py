@@ -3,7 +3,7 @@ language, on small real-shaped files, in both languages; the fill setting reache
 
 from pathlib import Path
 
-from studio import config, data, mixing, preflight
+from studio import config, data, mixing, preflight, settings_input
 from studio.config import Settings
 from studio.text import render
 
@@ -36,7 +36,7 @@ def test_placeholder_words_and_filling():
 
 
 def test_the_fill_setting_reaches_the_training_rows_and_the_report_says_so():
-    settings, problems = config.apply_overrides(Settings(), [
+    settings, problems = settings_input.apply_overrides(Settings(), [
         f"dataset_path={DATA / 'identity_placeholders.json'}", "placeholder_values=name=Nova, author=Orbit Labs",
         "validation_share=0", "test_share=0"])
     assert not problems and settings.data.placeholder_values == {"name": "Nova", "author": "Orbit Labs"}

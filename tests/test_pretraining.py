@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from studio import blocks, data, readers, stats
+from studio import blocks, data, data_report, readers
 from studio.text import render
 
 WORDS = ("the river valley holds old towns whose markets trade grain wool and salt along roads first laid by "
@@ -96,7 +96,7 @@ def test_a_lone_end_token_is_no_block():
 def test_the_report_shows_documents_blocks_and_tokens(tmp_path, tiny_model_dir):
     path = tmp_path / "notes.jsonl"  # a text column, as in c4_demo.jsonl
     path.write_text("".join(json.dumps({"text": article(6_000, i)}) + "\n" for i in range(3)))
-    report = stats.build_report(str(path), model=str(tiny_model_dir))
+    report = data_report.build_report(str(path), model=str(tiny_model_dir))
     assert report.load.format == "text" and report.cutoff.blocks > 3 and report.training_rows == report.cutoff.blocks
     english, chinese = render(report.cutoff.message, "en"), render(report.cutoff.message, "zh")
     assert "3 documents" in english and "blocks" in english and "块" in chinese and "documents" not in chinese
@@ -104,7 +104,7 @@ def test_the_report_shows_documents_blocks_and_tokens(tmp_path, tiny_model_dir):
 
 def test_a_short_run_trains_on_blocks(tiny_model_dir, tmp_path):
     from studio import train
-    from tests.test_train import tiny_settings
+    from tests.conftest import tiny_settings
 
     path = tmp_path / "domain.txt"
     path.write_text("\n\n".join(article(2_500, i) for i in range(6)) + "\n")
@@ -122,7 +122,7 @@ def test_the_advice_names_continued_pretraining(tmp_path, tiny_model_dir):
 
     path = tmp_path / "domain.txt"
     path.write_text(article(5_000, 1))
-    report = stats.build_report(str(path), model=str(tiny_model_dir))
+    report = data_report.build_report(str(path), model=str(tiny_model_dir))
     found = advice.advise(advice.build_situation(Settings(), report))
     keys = {a.message.key for a in found}
     assert {"advice.pretraining", "advice.pretraining_lr"} <= keys and "advice.cutoff_short" not in keys
@@ -136,16 +136,31 @@ def test_the_data_report_follows_a_file_changed_on_disk(tmp_path):
     path = tmp_path / "rows.jsonl"
     row = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
     path.write_text(json.dumps(row) + "\n")
-    assert len(stats.cached_report(str(path), "auto", {}, None).load.rows) == 1
+    assert len(data_report.cached_report(str(path), "auto", {}, None).load.rows) == 1
     path.write_text((json.dumps(row) + "\n") * 2)
     os.utime(path, ns=(1, 10**18))  # a new modification time even on a coarse clock
-    assert len(stats.cached_report(str(path), "auto", {}, None).load.rows) == 2
+    assert len(data_report.cached_report(str(path), "auto", {}, None).load.rows) == 2
+
+
+def test_the_advice_reads_the_report_of_the_file_the_data_tab_loaded(tmp_path):
+    """The advice's lookup of the loaded report missed the file's version in its key (after the stale-report fix),
+    so the Hyperparameters tab never read a loaded file: it must, and must not read an older version of it."""
+    import os
+
+    path = tmp_path / "rows.jsonl"
+    row = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+    path.write_text(json.dumps(row) + "\n")
+    shown = data_report.report_for(str(path), "auto", {}, None)
+    assert data_report.loaded_report(str(path), "auto", {}, None) is shown
+    path.write_text((json.dumps(row) + "\n") * 3)
+    os.utime(path, ns=(1, 10**18))
+    assert data_report.loaded_report(str(path), "auto", {}, None) is None  # changed since: load it again
 
 
 def test_replay_is_a_share_of_the_blocks_not_of_the_documents(tiny_model_dir, tmp_path, monkeypatch):
     """Three long documents are hundreds of blocks: 20% replay must be sized on those, not on 3 rows."""
     from studio import replay, train
-    from tests.test_train import tiny_settings
+    from tests.conftest import tiny_settings
 
     answers = [{"messages": [{"role": "user", "content": f"Question {i}?"},
                              {"role": "assistant", "content": f"Answer {i}."}]} for i in range(200)]
@@ -169,7 +184,7 @@ def test_the_quality_report_does_not_call_long_documents_truncated(tmp_path, tin
     the reply target) spoke of replies the file does not have."""
     path = tmp_path / "articles.txt"
     path.write_text("\n".join(article(9_000, i) for i in range(4)) + "\n")
-    report = stats.build_report(str(path), model=str(tiny_model_dir))
+    report = data_report.build_report(str(path), model=str(tiny_model_dir))
     found = {render(f.check, "en"): f for f in report.findings}
     assert found["longer than the cutoff"].level == "ok", render(found["longer than the cutoff"].message, "en")
     assert not {"diversity", "system prompts", "training target"} & set(found) and render(found["language mix"].message, "en") == "en: 4 rows"

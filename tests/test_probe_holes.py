@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from studio import config, paths, readers, repeat
+from studio import paths, presets, readers, repeat, settings_input
 from studio.config import Settings
 from studio.jobs import TrainingJob
 from studio.text import Msg, render
@@ -34,7 +34,7 @@ def fake_run(runs: Path, name: str = "run-1", base_model: str = "starter") -> Pa
     (run / "checkpoints" / "checkpoint-2").mkdir(parents=True)
     (run / "adapter").mkdir()
     settings = Settings.model_validate({"model": {"model_name_or_path": base_model}})
-    config.save_preset(settings, run / "preset.json")
+    presets.save_preset(settings, run / "preset.json")
     return run
 
 
@@ -103,10 +103,10 @@ def test_adding_to_the_mix_does_not_amplify_a_huge_value():
 
 # 6. no raw Python or pydantic text reaches the reader
 def test_settings_problems_never_quote_pydantic():
-    _, problems = config.settings_from_flat({"extra_datasets": [1, 2], "column_mapping": ["a"]})
+    _, problems = settings_input.settings_from_flat({"extra_datasets": [1, 2], "column_mapping": ["a"]})
     texts = [render(message, language) for _, message in problems for language in ("en", "zh")]
     assert problems and not any("Input should" in text or "DatasetPart" in text for text in texts), texts
-    _, problems = config.settings_from_flat({"extra_datasets": [{"dataset_path": "a.jsonl"}] * 100})
+    _, problems = settings_input.settings_from_flat({"extra_datasets": [{"dataset_path": "a.jsonl"}] * 100})
     assert [m.key for _, m in problems] == ["config.too_many"]
 
 
@@ -279,7 +279,7 @@ def test_a_refused_value_logs_one_short_line(caplog):
 # 13. Stop takes effect in the drift check too
 def test_stop_during_the_generation_before_training_ends_the_run_at_once(tiny_model_dir, tmp_path):
     from studio import stopping, train
-    from tests.test_train import tiny_settings
+    from tests.conftest import tiny_settings
 
     stop = threading.Event()
     stop.set()  # pressed while the run prepared its checks: the first generation batch sees it

@@ -3,7 +3,7 @@ likely cause of a run that did not learn. Pure functions: no model, no torch."""
 
 import pytest
 
-from studio import advice, config, recipe, verdict
+from studio import advice, presets, recipe, settings_input, verdict
 from studio.advice import Situation
 from studio.config import Settings
 from studio.hardware import HardwareFacts
@@ -57,7 +57,7 @@ def test_replayed_rows_count_towards_the_steps():
     mixed = recipe.plan_recipe(91, parameters=SMALL, replay_share=0.2)
     assert mixed.train_rows == alone.train_rows + 18  # 73 task rows + 18 replayed: 20% of 91
     assert mixed.values()["num_train_epochs"] == 3.0 and mixed.steps == 69 >= recipe.MIN_UPDATES
-    settings, _ = config.apply_overrides(Settings(), [])
+    settings, _ = settings_input.apply_overrides(Settings(), [])
     planned = recipe.recipe_for(settings, 91, SMALL)
     assert planned.steps == 69 and planned.notes[-1].key == "replay.auto_on"
     assert recipe.recipe_for(settings, 5000, SMALL).notes[-1].key == "replay.auto_off"
@@ -68,7 +68,7 @@ def test_a_max_steps_cap_spreads_the_evaluations_over_the_steps_that_run():
 
 
 def test_the_users_values_win_and_the_plan_fills_the_rest():
-    settings, _ = config.apply_overrides(Settings(), ["learning_rate=1e-4", "num_train_epochs=2"])
+    settings, _ = settings_input.apply_overrides(Settings(), ["learning_rate=1e-4", "num_train_epochs=2"])
     plan = recipe.plan_recipe(91, parameters=SMALL)
     planned = recipe.apply_recipe(settings, plan, keep={"learning_rate"})
     assert planned.training.learning_rate == 1e-4  # the user's
@@ -83,7 +83,7 @@ def test_a_preset_that_says_nothing_of_the_epochs_leaves_them_to_the_plan(tmp_pa
     path = tmp_path / "p.json"
     path.write_text('{"studio_preset": 1, "settings": {"training": {"learning_rate": 0.0001}, '
                     '"data": {"dataset_path": "demo"}}}')
-    settings, _, problems = config.load_preset(path)
+    settings, _, problems = presets.load_preset(path)
     assert not problems
     assert recipe.user_fields(settings) == {"learning_rate"}
 
@@ -99,7 +99,7 @@ def test_the_recipes_values_raise_no_advice_on_the_fields_it_sets():
 
 
 def test_reset_to_recommended_gives_the_plan():
-    settings, _ = config.apply_overrides(Settings(), ["num_train_epochs=1", "gradient_accumulation_steps=16"])
+    settings, _ = settings_input.apply_overrides(Settings(), ["num_train_epochs=1", "gradient_accumulation_steps=16"])
     values = advice.recommended_values(Situation(settings, rows=91, parameters=SMALL, facts=CPU))
     assert values["num_train_epochs"] == 3.0 and values["gradient_accumulation_steps"] == 1  # replay counted
     assert values["early_stopping_patience"] == recipe.EARLY_STOPPING_PATIENCE
@@ -155,13 +155,13 @@ def test_the_verdict_line_reads_like_a_sentence_in_both_languages():
           {"step": 1, "loss": 2.0}, {"step": 120, "loss": 1.0}], False, "cause.data_or_model"),
 ])
 def test_the_likely_cause_is_read_from_the_run(overrides, metrics, stopped, key):
-    settings, problems = config.apply_overrides(Settings(), overrides)
+    settings, problems = settings_input.apply_overrides(Settings(), overrides)
     assert not problems
     assert advice.likely_cause(settings, metrics, stopped).key == key
 
 
 def test_not_learning_names_a_max_steps_cap_before_rank_and_epochs():
-    settings, _ = config.apply_overrides(Settings(), ["max_steps=4"])
+    settings, _ = settings_input.apply_overrides(Settings(), ["max_steps=4"])
     metrics = [{"step": 0, "eval_loss": 2.0, "epoch": 0}, {"step": 4, "eval_loss": 2.0, "epoch": 0.2},
                {"step": 4, "loss": 2.0, "epoch": 0.2}]
     message = advice.not_learning(settings, metrics)
@@ -213,32 +213,32 @@ def test_replay_prompts_are_never_drift_check_prompts():
     (["stage=dpo"], 91, False),
 ])
 def test_replay_auto_turns_on_where_forgetting_is_likely(overrides, rows, on):
-    settings, problems = config.apply_overrides(Settings(), overrides)
+    settings, problems = settings_input.apply_overrides(Settings(), overrides)
     assert not problems
     decided, why = recipe.replay_decision(settings, rows)
     assert decided is on and why and render(why, "zh") != str(why)
 
 
 def test_the_advice_reads_the_epochs_a_max_steps_cap_leaves():
-    settings, _ = config.apply_overrides(Settings(), ["num_train_epochs=20", "max_steps=4"])
+    settings, _ = settings_input.apply_overrides(Settings(), ["num_train_epochs=20", "max_steps=4"])
     items = advice.advise(Situation(settings, rows=91, parameters=SMALL, facts=CPU))
     assert not [a for a in items if a.field == "num_train_epochs"]  # 4 steps are under one epoch, not 20
     assert advice.run_epochs(Situation(settings, rows=91)) < 1
 
 
 def test_a_run_too_short_to_learn_is_named_before_it_starts():
-    capped, _ = config.apply_overrides(Settings(), ["max_steps=4"])
+    capped, _ = settings_input.apply_overrides(Settings(), ["max_steps=4"])
     [item] = [a for a in advice.advise(Situation(capped, rows=191, parameters=SMALL, facts=CPU))
               if a.field == "max_steps"]
     assert item.level == "warning" and "after 4 optimizer steps" in item.message and item.suggested == -1
-    few, _ = config.apply_overrides(Settings(), ["num_train_epochs=2", "gradient_accumulation_steps=4"])
+    few, _ = settings_input.apply_overrides(Settings(), ["num_train_epochs=2", "gradient_accumulation_steps=4"])
     assert "Only 22 optimizer steps" in str(advice.advise(Situation(few, rows=191, parameters=SMALL, facts=CPU)))
 
 
 def test_the_data_tabs_preflight_warnings_reach_the_advice_beside_the_setting_that_fixes_them():
-    from studio import stats
+    from studio import data_report
 
-    report = stats.build_report("tests/data/preflight/identity_placeholders.json", model=None)
+    report = data_report.build_report("tests/data/preflight/identity_placeholders.json", model=None)
     situation = advice.build_situation(Settings(), report, CPU)
     [item] = [a for a in advice.advise(situation) if a.field == "placeholder_values"]
     assert item.level == "warning" and "{{name}}" in item.message
@@ -249,7 +249,7 @@ def test_held_out_shares_never_leave_nothing_to_train():
 
     assert data.split_sizes(3, 0.5, 0.5) == (1, 2, 0)  # the test rows give way first
     assert data.split_sizes(10, 0.5, 0.5)[0] >= 1
-    _, problems = config.settings_from_flat({"validation_share": 0.5, "test_share": 0.5})
+    _, problems = settings_input.settings_from_flat({"validation_share": 0.5, "test_share": 0.5})
     assert problems and problems[0][0] == "test_share" and "at most 60%" in problems[0][1]
     assert "60%" in render(problems[0][1], "zh")
 

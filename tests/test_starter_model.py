@@ -4,7 +4,7 @@ import pytest
 
 from pathlib import Path
 
-from studio import config, models, train
+from studio import config, models, settings_input, train
 from studio.runs import RunFolder
 from studio.config import Settings
 
@@ -18,7 +18,7 @@ def test_starter_model_is_converted_once_and_trains(tmp_path):
     assert "quantization_config" not in cfg and '"num_hidden_layers": 30' in cfg
     assert models.ensure_starter_model(progress=lambda _: None) == path  # cached: no second conversion
 
-    settings, _ = config.apply_overrides(Settings(), ["max_steps=3", "logging_steps=1", "eval_steps=3",
+    settings, _ = settings_input.apply_overrides(Settings(), ["max_steps=3", "logging_steps=1", "eval_steps=3",
                                                       "per_device_train_batch_size=2", "gradient_accumulation_steps=1"])
     status = train.run_training(settings, tmp_path / "run", progress=None)
     assert status["status"] == "finished", status
@@ -41,7 +41,7 @@ def test_the_plan_teaches_the_starter_model_a_new_identity_on_held_out_rows(tmp_
     held-out score (ROUGE-L on the validation rows, never trained on) rises above the base model's, and the tuned
     answers name the new identity."""
     data = Path(__file__).parent / "data" / "identity_nova.jsonl"
-    settings, problems = config.apply_overrides(Settings(), [f"dataset_path={data}", "max_steps=40",
+    settings, problems = settings_input.apply_overrides(Settings(), [f"dataset_path={data}", "max_steps=40",
                                                              "drift_check=false", "replay=off"])
     assert not problems
     status = train.run_training(settings, tmp_path / "run", progress=None,

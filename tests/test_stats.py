@@ -1,6 +1,6 @@
 import numpy as np
 
-from studio import data, stats
+from studio import data, data_report, stats
 from studio.data import Row
 
 
@@ -116,7 +116,7 @@ def test_spot_check_sample_is_50_per_1000_and_seeded():
 
 
 def test_report_without_a_tokenizer_still_reports_data():
-    report = stats.build_report("demo", model=None)
+    report = data_report.build_report("demo", model=None)
     assert report.lengths is None and report.load.rows and report.findings
     assert "Quality:" in report.text()
 
@@ -135,9 +135,9 @@ def test_template_findings_explain_tool_and_reasoning_rendering(tiny_tokenizer):
     from pathlib import Path
 
     examples = Path(__file__).resolve().parent.parent / "assets" / "examples"
-    tools = {f.check: f for f in stats.build_report(str(examples / "sharegpt.json"), tokenizer=tiny_tokenizer).findings}
+    tools = {f.check: f for f in data_report.build_report(str(examples / "sharegpt.json"), tokenizer=tiny_tokenizer).findings}
     assert tools["tool calls"].rows == [3] and "no tool support" in tools["tool calls"].message
-    cot = {f.check: f for f in stats.build_report(str(examples / "cot.jsonl"), tokenizer=tiny_tokenizer).findings}
+    cot = {f.check: f for f in data_report.build_report(str(examples / "cot.jsonl"), tokenizer=tiny_tokenizer).findings}
     assert cot["reasoning"].rows == [1, 2] and "<think>" in cot["reasoning"].message
 
 

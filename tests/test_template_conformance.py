@@ -260,7 +260,7 @@ def test_a_template_without_a_system_role_gets_the_system_text_in_the_first_user
 def test_roles_the_template_cannot_alternate_are_a_problem_naming_the_row(tiny_tokenizer, tmp_path):
     import json
 
-    from studio.stats import build_report
+    from studio.data_report import build_report
 
     tokenizer = _tokenizer_with(tiny_tokenizer, _template("gemma3"))
     rows = [{"messages": CONVERSATIONS["single"]}, {"messages": CONVERSATIONS["tools"]},
@@ -298,6 +298,7 @@ def test_tool_definitions_reach_a_template_that_reads_them_from_the_system_messa
     assert "## get_weather" in rendered.text and "You can call these tools" not in rendered.text
 
 
+@pytest.mark.slow  # the data command in a subprocess
 def test_the_data_command_exits_non_zero_when_lengths_cannot_be_measured(tiny_model_dir, tmp_path):
     import json
     import subprocess

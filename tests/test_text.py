@@ -6,9 +6,10 @@ import string
 
 import pytest
 
-from studio import advice, config, estimates, hardware, stats
+from studio import advice, config, data_report, estimates, hardware, settings_input
 from studio.config import Settings
 from studio.text import CATALOGUES, TEXT, Msg, language_of, render, tr
+from tests.conftest import english_with_fields
 
 ENGLISH_RUN = re.compile(r"[A-Za-z][A-Za-z'-]*(?:[ ,]+[A-Za-z][A-Za-z'-]*){3,}")
 # Names that stay as they are in Chinese text.
@@ -18,18 +19,6 @@ NAMES = re.compile(r"AMX / AVX512-BF16|flash-attn|liger-kernel|pip install \w+|H
 
 def fields_of(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name}
-
-
-def english_with_fields() -> dict[str, str]:
-    """The source language's every key: its catalogue, and each field's label, help and advice (the fields'
-    own metadata in studio/config.py)."""
-    words = dict(TEXT)
-    for _, name, info in config.all_fields():
-        extra = info.json_schema_extra
-        for part, text in (("label", extra["label"]), ("help", info.description), ("advice", extra["advice"])):
-            if text:
-                words[f"{name}.{part}"] = text  # as written: fields such as {lora_low} still unfilled
-    return words
 
 
 def test_every_language_has_every_key_with_the_same_fields():
@@ -85,11 +74,11 @@ def test_field_advice_reaches_the_chinese_help():
 
 def test_advice_plan_and_report_render_in_chinese():
     """Everything the server computes for the Hyperparameters and Data tabs, rendered for a Chinese reader."""
-    settings, _ = config.apply_overrides(Settings(), ["learning_rate=0.005", "r=2", "num_train_epochs=40.0",
+    settings, _ = settings_input.apply_overrides(Settings(), ["learning_rate=0.005", "r=2", "num_train_epochs=40.0",
                                                       "validation_share=0.0", "precision=bf16", "packing=on",
                                                       "gradient_checkpointing=on", "max_length=64"])
     facts = hardware.HardwareFacts(device="cpu", cpu_count=2, total_memory_gb=24, free_memory_gb=20)
-    report = stats.build_report("demo", tokenizer=None, model=None)
+    report = data_report.build_report("demo", tokenizer=None, model=None)
     situation = advice.Situation(settings, rows=120, recommended_cutoff=256, share_over_cutoff=0.3, facts=facts)
     texts = [a.message for a in advice.advise(situation)]
     assert len(texts) >= 8

@@ -5,38 +5,10 @@ import threading
 import pytest
 import torch
 
-from studio import advice, config, models, runs, tokenized, train
+from studio import advice, models, presets, runs, settings_input, tokenized, train
 from studio.runs import RunFolder
 from studio.config import Settings
-
-
-def tiny_settings(model_dir, *overrides):
-    settings, problems = config.apply_overrides(Settings(), [
-        f"model_name_or_path={model_dir}", "max_steps=4", "learning_rate=0.01", "per_device_train_batch_size=4",
-        "gradient_accumulation_steps=1", "logging_steps=1", "eval_steps=2", "save_steps=2", "max_length=128",
-        "lora_dropout=0.0", "precision=fp32", *overrides])
-    assert not problems, problems
-    return settings
-
-
-@pytest.fixture()
-def captured_model(monkeypatch):
-    """Keep a handle on the model the run trains, to compare its weights afterwards."""
-    holder = {}
-    original = models.load_model
-
-    def load_and_keep(*args, **kwargs):
-        holder["model"] = original(*args, **kwargs)
-        return holder["model"]
-
-    monkeypatch.setattr(models, "load_model", load_and_keep)
-    return holder
-
-
-def base_weights(model_dir):
-    from transformers import AutoModelForCausalLM
-
-    return {k: v.clone() for k, v in AutoModelForCausalLM.from_pretrained(model_dir).state_dict().items()}
+from tests.conftest import base_weights, tiny_settings
 
 
 def test_lora_run_logs_loss_and_changes_only_adapter_weights(tiny_model_dir, tmp_path, captured_model):
@@ -74,7 +46,7 @@ def test_run_folder_holds_settings_plan_and_split_before_the_first_step(tiny_mod
     for name in ("preset.json", "plan.json", "status.json", "metrics.jsonl", "log.txt", "data/train.jsonl",
                  "data/validation.jsonl", "data/test.jsonl"):
         assert name in seen["files"], name
-    reloaded, _, problems = config.load_preset(tmp_path / "run" / "preset.json")
+    reloaded, _, problems = presets.load_preset(tmp_path / "run" / "preset.json")
     assert not problems and reloaded == settings
 
 
@@ -117,7 +89,7 @@ def test_stop_event_ends_the_run_with_a_checkpoint(tiny_model_dir, tmp_path, mon
 
 
 def test_failed_run_reports_instead_of_raising(tmp_path):
-    settings, _ = config.apply_overrides(Settings(), [f"model_name_or_path={tmp_path / 'no-such-model'}",
+    settings, _ = settings_input.apply_overrides(Settings(), [f"model_name_or_path={tmp_path / 'no-such-model'}",
                                                       "max_steps=1"])
     (tmp_path / "no-such-model").mkdir()
     status = train.run_training(settings, tmp_path / "run", progress=None)
@@ -244,7 +216,7 @@ def test_split_and_metrics_files_are_written_whole_or_not_at_all(tmp_path):
 
 def test_drop_long_rows_and_a_pilot_run_on_the_first_rows(tiny_model_dir, runs_dir):
     """A pilot run trains on the first N rows; rows over the cutoff are left out (and counted), not truncated."""
-    settings, problems = config.apply_overrides(tiny_settings(tiny_model_dir), [
+    settings, problems = settings_input.apply_overrides(tiny_settings(tiny_model_dir), [
         "max_samples=40", "drop_long_rows=true", "max_length=64", "max_steps=2", "validation_share=0.1",
         "replay=off"])  # the split holds the file's rows alone
     assert not problems

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from studio import config, runs, train
-from studio.config import Settings
+from studio import runs, train
 from studio.jobs import JOB
+from tests.conftest import training_values, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,29 +23,6 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def client(app_url):
     return Client(app_url, verbose=False)
-
-
-def training_values(model_dir, **changes):
-    values = config.flat_values(Settings())
-    values.update({"model_name_or_path": str(model_dir), "logging_steps": 1, "eval_steps": 2, "save_steps": 1000,
-                   "learning_rate": 0.01, "gradient_accumulation_steps": 1, **changes})
-    return {name: config.form_value(values[name]) for section, name, _ in config.all_fields()
-            if section != "generation"}  # by name, as the API takes the form
-
-
-def poll(client):
-    status, progress, loss, lr, log = client.predict(api_name="/poll_training")[:5]
-    return status, progress, loss, lr, log
-
-
-def wait_for(client, predicate, timeout=240):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        snapshot = poll(client)
-        if predicate(snapshot):
-            return snapshot
-        time.sleep(0.5)
-    raise AssertionError(f"timed out; last status: {snapshot[0]}")
 
 
 def plot_rows(loss_plot) -> list[dict]:
@@ -119,6 +96,7 @@ def test_an_exception_in_the_run_leaves_the_app_usable(client, tiny_model_dir, m
     wait_for(client, lambda s: "**finished**" in s[0])
 
 
+@pytest.mark.slow  # a training subprocess killed and resumed
 def test_killed_run_is_listed_as_interrupted_and_resumes(client, tiny_model_dir, tmp_path):
     runs_root = Path(os.environ["STUDIO_RUNS"])  # the app's runs folder
     run_dir = runs_root / "killed-run"

@@ -28,8 +28,12 @@ TABS = (("data", data_tab), ("hyper", hyperparams_tab), ("train", train_tab), ("
         ("export", export_tab))
 
 
-def build_app() -> gr.Blocks:
+def build_app(model: str | None = None) -> gr.Blocks:
+    """The five tabs; the form starts with `model` (a built-in name, hub id or folder) or the settings' default."""
     defaults = Settings()
+    if model:
+        defaults = defaults.model_copy(update={"model": defaults.model.model_copy(
+            update={"model_name_or_path": model})})
     # Uploads and files made for download are deleted after a day (checked hourly), and all of them at a restart:
     # each run keeps its own copy of its data.
     with gr.Blocks(title="Fine-tuning Studio", delete_cache=(3600, 24 * 3600)) as demo:
@@ -257,14 +261,14 @@ class UploadFolderError(RuntimeError):
 
 
 def launch_app(host: str = "127.0.0.1", port: int = 7860, auth=None, share: bool = False, block: bool = True,
-               data_dirs=(), max_upload_mb: float = MAX_FILE_MB):
+               data_dirs=(), max_upload_mb: float = MAX_FILE_MB, model: str | None = None):
     """The server reads only its own folders plus `data_dirs` (see studio/paths.py) and takes uploads up to the
-    size the data loader accepts."""
+    size the data loader accepts; the form starts with `model` (default: the built-in starter)."""
     if refusal := prepare_upload_dir():  # before the app exists: Gradio reads the folder when it is built
         raise UploadFolderError(refusal)
     FOLDERS.data_dirs, FOLDERS.confined = [Path(d).expanduser().resolve() for d in data_dirs], True
     clean_stale_temp()
-    demo = build_app()
+    demo = build_app(model)
     guard_events(demo)
     demo.queue(default_concurrency_limit=4)
     loopback = host in LOOPBACK_NAMES and not share

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import gradio as gr
 
-from .. import config, drift, evaluate, votes
+from .. import config, drift, evaluate, settings_input, votes
 from ..text import reason_of
 from ..chat import MAX_ANSWER_SECONDS, ChatPair, stream_pair, text_problem, token_problem
 from ..jobs import JOB
 from ..paths import run_model_refusal, run_refusal
 from ..runs import RunFolder, list_runs
 from .forms import TabContext, TabParts, build_section_form, takes_form
+from .named import Outputs
 from .handoff import pick_run
 from .text import field_labels, frame, headers, lang, render, t, tr
 
@@ -90,7 +91,7 @@ def open_tab(current: str | None, handed: str | None, compare_with: str | None =
 def generation_settings(values: dict, language: str = "en") -> tuple[config.GenerationSettings | None, str]:
     """The Advanced generation fields, by name, as settings; or None and what is wrong with them, each named by
     the label the reader sees."""
-    settings, problems = config.settings_from_flat(values)
+    settings, problems = settings_input.settings_from_flat(values)
     if problems:
         labels = field_labels(language)
         return None, "\n".join(f"⚠️ **{labels.get(w, w)}**: {render(m, language)}" for w, m in problems)
@@ -119,34 +120,36 @@ def pane_latency(name: str, answer, samples: list, language: str = "en") -> str:
 def send(run_dir, system_prompt=None, prompt=None, base_history=None, tuned_history=None, samples=None, blind=False,
          compare_with=None, request: gr.Request = None, **generation):
     """Both models answer the prompt, streamed into their panes; with `blind`, a fresh single-turn pair shown as
-    A and B in a random order, ready to vote on. Yields (base pane, tuned pane, samples, note, prompt box,
-    comparison, answer A, answer B)."""
+    A and B in a random order, ready to vote on. Yields {output: value}: the panes ("base", "tuned"), "samples",
+    "note", the "prompt" box, and for a blind pair its "comparison" and boxes "answer_a", "answer_b" (left out: the
+    pending comparison and the edit boxes stay as they are)."""
     system = system_prompt or ""
     language = lang(request)
-    keep = (gr.skip(), gr.skip(), gr.skip())  # the pending comparison and the edit boxes, untouched
 
     def plain(history):
         return [{"role": m["role"], "content": message_text(m["content"])} for m in history or []]
 
     if problem := text_problem(system, base_history, prompt) or text_problem(system, tuned_history, prompt):
-        yield gr.update(), gr.update(), samples, render(problem, language), gr.update(), *keep  # nothing is lost
+        yield {"samples": samples, "note": render(problem, language)}  # nothing is lost
         return
     base_history, tuned_history, samples = plain(base_history), plain(tuned_history), samples or {}
     if not run_dir or not isinstance(run_dir, str) or not (prompt or "").strip():
         message = tr("chat.pick_run" if not run_dir else "chat.type_first", language)
-        yield base_history, tuned_history, samples, message, prompt, *keep
+        yield {"base": base_history, "tuned": tuned_history, "samples": samples, "note": message, "prompt": prompt}
         return
     if JOB.running and _LOADED.get("run_dir") != run_dir:
-        yield base_history, tuned_history, samples, tr("chat.busy_training", language), prompt, *keep
+        yield {"base": base_history, "tuned": tuned_history, "samples": samples,
+               "note": tr("chat.busy_training", language), "prompt": prompt}
         return
     settings, problems = generation_settings(generation, language)
     if settings is None:
-        yield base_history, tuned_history, samples, problems, prompt, *keep
+        yield {"base": base_history, "tuned": tuned_history, "samples": samples, "note": problems, "prompt": prompt}
         return
     try:
         pair = get_pair(run_dir, compare_with)
     except Exception as err:  # a run without weights, a missing base model: said in the tab, never a popup
-        yield base_history, tuned_history, samples, failure(err, language), prompt, *keep
+        yield {"base": base_history, "tuned": tuned_history, "samples": samples, "note": failure(err, language),
+               "prompt": prompt}
         return
     if blind is True:
         yield from blind_pair(pair, settings, system, prompt, samples, language, run_dir, compare_with)
@@ -155,14 +158,15 @@ def send(run_dir, system_prompt=None, prompt=None, base_history=None, tuned_hist
     tuned_messages = conversation(system, tuned_history, prompt)
     if problem := token_problem(pair, base_messages, settings.max_new_tokens) or token_problem(
             pair, tuned_messages, settings.max_new_tokens):
-        yield base_history, tuned_history, samples, render(problem, language), prompt, *keep
+        yield {"base": base_history, "tuned": tuned_history, "samples": samples, "note": render(problem, language),
+               "prompt": prompt}
         return
     base_history += [{"role": "user", "content": prompt}, {"role": "assistant", "content": ""}]
     tuned_history += [{"role": "user", "content": prompt}, {"role": "assistant", "content": ""}]
     base = tuned = None
     for base, tuned in stream_pair(pair, base_messages, tuned_messages, settings):
         base_history[-1]["content"], tuned_history[-1]["content"] = base.text, tuned.text
-        yield base_history, tuned_history, samples, "", "", *keep
+        yield {"base": base_history, "tuned": tuned_history, "samples": samples, "note": "", "prompt": ""}
     for history, reply in ((base_history, base), (tuned_history, tuned)):
         if reply.timed_out:
             history[-1]["content"] += "\n\n" + tr("chat.timed_out", language, seconds=MAX_ANSWER_SECONDS)
@@ -171,7 +175,7 @@ def send(run_dir, system_prompt=None, prompt=None, base_history=None, tuned_hist
     left = Path(pair.reference).name if pair.reference else tr("chat.base_short", language)
     latency = (pane_latency(left, base, samples["base"], language) + "\n\n"
                + pane_latency(tr("chat.tuned_short", language), tuned, samples["tuned"], language))
-    yield base_history, tuned_history, samples, latency, "", *keep
+    yield {"base": base_history, "tuned": tuned_history, "samples": samples, "note": latency, "prompt": ""}
 
 
 def blind_pair(pair, settings, system: str, prompt: str, samples, language: str, run_dir: str,
@@ -180,7 +184,8 @@ def blind_pair(pair, settings, system: str, prompt: str, samples, language: str,
     prompt; the comparison waits in the session for the vote, with the run it was made on."""
     messages = conversation(system, [], prompt)
     if problem := token_problem(pair, messages, settings.max_new_tokens):
-        yield gr.update(), gr.update(), samples, render(problem, language), prompt, None, "", ""
+        yield {"samples": samples, "note": render(problem, language), "prompt": prompt, "comparison": None,
+               "answer_a": "", "answer_b": ""}
         return
     order = votes.blind_order()
     panes = [[{"role": "user", "content": prompt}, {"role": "assistant", "content": ""}] for _ in order]
@@ -189,20 +194,21 @@ def blind_pair(pair, settings, system: str, prompt: str, samples, language: str,
         by_side = {"base": base, "tuned": tuned}
         for pane, side in zip(panes, order):
             pane[-1]["content"] = by_side[side].text
-        yield panes[0], panes[1], samples, "", "", None, gr.skip(), gr.skip()
+        yield {"base": panes[0], "tuned": panes[1], "samples": samples, "note": "", "prompt": "", "comparison": None}
     a, b = (by_side[side] for side in order)
     comparison = {"prompt": messages, "answers": {side: by_side[side].text for side in order}, "order": list(order),
                   "run_dir": str(run_dir), "compare_with": compare_with if isinstance(compare_with, str) else ""}
     note = tr("chat.blind_latency", language, a_tokens=a.new_tokens, a_seconds=a.seconds, b_tokens=b.new_tokens,
               b_seconds=b.seconds)
-    yield panes[0], panes[1], samples, note, "", comparison, a.text, b.text
+    yield {"base": panes[0], "tuned": panes[1], "samples": samples, "note": note, "prompt": "",
+           "comparison": comparison, "answer_a": a.text, "answer_b": b.text}
 
 
 def cast_vote(verdict: str, comparison, answer_a=None, answer_b=None, voter=None, run_dir=None, compare_with=None,
               request: gr.Request = None):
     """Save the vote on the pair shown (in the run folder), say which model was which, and the tally so far.
-    An answer the voter corrected in its box is saved as the better answer. Returns (note, tally, comparison,
-    answer A box, answer B box, the pair's latency note: cleared with it)."""
+    An answer the voter corrected in its box is saved as the better answer. Returns the vote's "note", the
+    "tally", and the pair cleared: its "comparison", boxes "answer_a" and "answer_b", and its "latency" note."""
     language = lang(request)
     pending = votes.Comparison(comparison["prompt"], comparison["answers"], tuple(comparison["order"])) \
         if isinstance(comparison, dict) else None
@@ -210,7 +216,7 @@ def cast_vote(verdict: str, comparison, answer_a=None, answer_b=None, voter=None
         # The pair belongs to the run (and the comparison) it was made on, whichever run is picked now.
         run_dir, compare_with = comparison["run_dir"], comparison.get("compare_with") or ""
     if problem := votes.vote_problem(pending, verdict) or (run_refusal(run_dir) if run_dir else None):
-        return render(problem, language), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return {"note": render(problem, language)}
     edited = {"A": answer_a, "B": answer_b}.get(verdict)
     if not isinstance(edited, str) or edited.strip() == pending.shown(verdict).strip():
         edited = None  # unchanged: the model's own answer is the chosen one
@@ -222,7 +228,8 @@ def cast_vote(verdict: str, comparison, answer_a=None, answer_b=None, voter=None
     votes.record_vote(vote, path)
     names = {"base": Path(reference).name if reference else tr("side.base", language), "tuned": tr("side.tuned", language)}
     note = tr("votes.saved", language, a=names[pending.order[0]], b=names[pending.order[1]])
-    return note, render(votes.summary(votes.read_votes(path), reference), language), None, "", "", ""
+    return {"note": note, "tally": render(votes.summary(votes.read_votes(path), reference), language),
+            "comparison": None, "answer_a": "", "answer_b": "", "latency": ""}
 
 
 def vote_for(verdict: str):
@@ -260,10 +267,10 @@ def compare_view(run_dir, compare_with=None, request: gr.Request = None):
     language = lang(request)
     other = compare_with if isinstance(compare_with, str) and compare_with.strip() else None
     if other and (problem := run_model_refusal(other)):  # a made-up name is refused, not shown back as a label
-        return gr.update(), gr.update(), render(problem, language), gr.update()
+        return {"note": render(problem, language)}
     label = Path(other).name if other else tr("chat.base", language)
-    return (gr.update(value=[], label=label), gr.update(value=[]), load_note(run_dir, other, request),
-            vote_tally(run_dir, other, request))
+    return {"base": gr.update(value=[], label=label), "tuned": gr.update(value=[]),
+            "note": load_note(run_dir, other, request), "tally": vote_tally(run_dir, other, request)}
 
 
 def compare_choices(request: gr.Request = None):
@@ -279,7 +286,8 @@ def blind_view(blind, compare_with=None, request: gr.Request = None):
     else:
         other = compare_with if isinstance(compare_with, str) and compare_with.strip() else None
         left, right = Path(other).name if other else tr("chat.base", language), tr("chat.tuned", language)
-    return (gr.update(value=[], label=left), gr.update(value=[], label=right), gr.update(visible=bool(blind)), None)
+    return {"base": gr.update(value=[], label=left), "tuned": gr.update(value=[], label=right),
+            "vote_box": gr.update(visible=bool(blind)), "comparison": None}
 
 
 def cannot_load(run_dir: str, language: str) -> str | None:
@@ -380,7 +388,8 @@ def build(ctx: TabContext) -> TabParts:
     comparison = gr.State()  # the blind pair waiting for its vote
     chat_inputs = dict(run_dir=run, system_prompt=system, prompt=prompt, base_history=base_bot, tuned_history=tuned_bot,
                        samples=samples, blind=blind, compare_with=compare, **form)
-    chat_outputs = [base_bot, tuned_bot, samples, latency, prompt, comparison, answer_a, answer_b]
+    chat_outputs = Outputs(base=base_bot, tuned=tuned_bot, samples=samples, note=latency, prompt=prompt,
+                           comparison=comparison, answer_a=answer_a, answer_b=answer_b)
 
     refresh.click(lambda: gr.update(choices=finished_runs()), None, run, api_name="list_runs")
     run.change(run_system_prompt, inputs_kwargs=dict(run_dir=run, current=system), outputs=system,
@@ -391,18 +400,22 @@ def build(ctx: TabContext) -> TabParts:
     run.input(load_note, inputs_kwargs=dict(run_dir=run, compare_with=compare), outputs=note,
               api_name="load_run").then(vote_tally, [run, compare], tally, api_name=False).then(
         drift_view, inputs_kwargs=dict(run_dir=run), outputs=[drift_note, drift_table], api_name="drift_check")
-    compare.input(compare_view, inputs_kwargs=dict(run_dir=run, compare_with=compare),
-                  outputs=[base_bot, tuned_bot, note, tally], api_name="compare_with")
-    send_named, held_out_named = takes_form(form)(send), takes_form(form)(held_out_answers)
-    sending = send_btn.click(send_named, inputs_kwargs=chat_inputs, outputs=chat_outputs, api_name="chat")
-    submitting = prompt.submit(send_named, inputs_kwargs=chat_inputs, outputs=chat_outputs, api_name=False)
-    blind.change(blind_view, [blind, compare], [base_bot, tuned_bot, vote_box, comparison], api_name=False)
+    compared = Outputs(base=base_bot, tuned=tuned_bot, note=note, tally=tally)
+    compare.input(compared.wire(compare_view), inputs_kwargs=dict(run_dir=run, compare_with=compare),
+                  outputs=compared.list, api_name="compare_with")
+    send_named = chat_outputs.wire(takes_form(form)(send))
+    held_out_named = takes_form(form)(held_out_answers)
+    sending = send_btn.click(send_named, inputs_kwargs=chat_inputs, outputs=chat_outputs.list, api_name="chat")
+    submitting = prompt.submit(send_named, inputs_kwargs=chat_inputs, outputs=chat_outputs.list, api_name=False)
+    switched = Outputs(base=base_bot, tuned=tuned_bot, vote_box=vote_box, comparison=comparison)
+    blind.change(switched.wire(blind_view), [blind, compare], switched.list, api_name=False)
+    voted = Outputs(note=vote_note, tally=tally, comparison=comparison, answer_a=answer_a, answer_b=answer_b,
+                    latency=latency)
     for verdict, button in vote_buttons.items():
-        button.click(vote_for(verdict),
+        button.click(voted.wire(vote_for(verdict)),
                      inputs_kwargs=dict(comparison=comparison, answer_a=answer_a, answer_b=answer_b, voter=voter,
                                         run_dir=run, compare_with=compare),
-                     outputs=[vote_note, tally, comparison, answer_a, answer_b, latency],
-                     api_name=f"vote_{verdict.lower()}")
+                     outputs=voted.list, api_name=f"vote_{verdict.lower()}")
     stop_btn.click(None, None, None, cancels=[sending, submitting], api_name="stop_chat")
     clear_btn.click(lambda: ([], [], {}, ""), None, [base_bot, tuned_bot, samples, latency], api_name="clear_chat")
     answers_btn.click(held_out_named, inputs_kwargs=dict(run_dir=run, **form), outputs=[answers, held_note],
@@ -414,9 +427,11 @@ def build(ctx: TabContext) -> TabParts:
         # The demo prompt in the reader's language; the run list as it is now (the page may be opened long
         # after the server started), without loading a model before the user opens the tab.
         choices = finished_runs()
-        return (frame([], ANSWER_COLUMNS, language), frame([], SCORE_COLUMNS, language),
-                tr("chat.default_prompt", language), gr.update(choices=choices, value=choices[0] if choices else None))
+        return {"answers": frame([], ANSWER_COLUMNS, language), "scores": frame([], SCORE_COLUMNS, language),
+                "prompt": tr("chat.default_prompt", language),
+                "run": gr.update(choices=choices, value=choices[0] if choices else None)}
 
-    ctx.demo.load(localise, None, [answers, scores, prompt, run], api_name=False)
+    first = Outputs(answers=answers, scores=scores, prompt=prompt, run=run)
+    ctx.demo.load(first.wire(localise), None, first.list, api_name=False)
     ctx.demo.load(compare_choices, None, compare, api_name=False)
     return TabParts(form)

@@ -13,8 +13,9 @@ import typing
 import gradio as gr
 import pandas as pd
 
-from .. import config, data, mixing, preference, preflight, recipe, stats
+from .. import config, data, data_report, mixing, preference, preflight, recipe, settings_input, stats
 from .forms import TabContext, TabParts, build_section_form
+from .named import Outputs
 from .text import chart_titles, frame, headers, lang, render, t, tr
 
 PROBLEM_COLUMNS = ["col.where", "col.problem"]
@@ -42,15 +43,15 @@ def data_source(dataset_path, dataset_format, column_mapping) -> tuple[config.Da
     reported beside the file's problems, and the file is read without it."""
     values = dict(dataset_path=dataset_path or config.DEMO_DATA, dataset_format=dataset_format or "auto",
                   column_mapping=column_mapping or "")
-    settings, problems = config.settings_from_flat(values)
+    settings, problems = settings_input.settings_from_flat(values)
     if settings is None:
-        settings, _ = config.settings_from_flat({**values, "column_mapping": ""})
+        settings, _ = settings_input.settings_from_flat({**values, "column_mapping": ""})
     return (settings or config.Settings()).data, problems
 
 
 def mix_parts(extra_datasets) -> tuple[list[config.DatasetPart], list]:
     """The files mixed in, as the form holds them (a JSON list), checked as settings; problems by field."""
-    settings, problems = config.settings_from_flat({"extra_datasets": extra_datasets or []})
+    settings, problems = settings_input.settings_from_flat({"extra_datasets": extra_datasets or []})
     return (settings.data.extra_datasets if settings else []), problems
 
 
@@ -63,7 +64,7 @@ def chosen_source(dataset_path, dataset_format, column_mapping, extra_datasets=N
 
 
 def report_of(source: config.DataSettings, model, progress=None) -> stats.DataReport:
-    return stats.report_for(source.dataset_path, source.dataset_format, source.column_mapping,
+    return data_report.report_for(source.dataset_path, source.dataset_format, source.column_mapping,
                             model if isinstance(model, str) else None, progress=progress)
 
 
@@ -93,8 +94,10 @@ def analyse(dataset_path=None, dataset_format=None, column_mapping=None, model_n
                       for f in with_fill(report, placeholder_values)], FINDING_COLUMNS, language)
     percentiles = frame(report.percentile_table(), PERCENTILE_COLUMNS, language)
     page_text = tr("data.page_of", language, page=min(int(page or 1), pages), pages=pages)
-    return (summary, problems, frame(rows, PREVIEW_COLUMNS, language), page_text, percentiles, hist, cdf, cutoff,
-            split, findings, report.cutoff.cutoff if report.cutoff else None, share)
+    return {"summary": summary, "problems": problems, "preview": frame(rows, PREVIEW_COLUMNS, language),
+            "pages": page_text, "percentiles": percentiles, "hist": hist, "cdf": cdf, "cutoff": cutoff, "split": split,
+            "findings": findings, "recommended_cutoff": report.cutoff.cutoff if report.cutoff else None,
+            "recommended_share": share}
 
 
 # The recipe's fields that a loaded file hands to the form besides the cutoff and the shares (studio/recipe.py).
@@ -119,17 +122,17 @@ def load_and_apply(dataset_path=None, dataset_format=None, column_mapping=None, 
     """Load (as analyse), then hand the main file's recommendations (cutoff, validation and test shares, and the
     recipe sized to its rows: batch, accumulation, epochs, learning rate, evaluation and early stopping) to the
     form, once per file: loading the same file again, paging, or a mixed-in file's report leaves the user's own
-    changes alone. The recipe's values come last, after the note, so the first sixteen outputs keep their places."""
+    changes alone."""
     shown = analyse(dataset_path, dataset_format, column_mapping, model_name_or_path, query, page, extra_datasets,
                     report_on, placeholder_values, progress=progress, request=request)
-    cutoff, share = shown[-2], shown[-1]
+    cutoff, share = shown["recommended_cutoff"], shown["recommended_share"]
     source, _ = data_source(dataset_path, dataset_format, column_mapping)
     key = json.dumps([source.dataset_path, source.dataset_format, source.column_mapping, str(model_name_or_path)])
     report = report_of(source, model_name_or_path)
     usable = report.load.rows
-    unchanged = tuple(gr.update() for _ in HANDED_RECIPE_FIELDS)
     if key == applied or not usable or int(report_on or 1) > 1:
-        return (*shown, applied, max_length, validation_share, test_share, "", *unchanged)
+        return {**shown, "applied": applied, "max_length": max_length, "validation_share": validation_share,
+                "test_share": test_share, "applied_note": "", **{name: gr.update() for name in HANDED_RECIPE_FIELDS}}
     language = lang(request)
     plan = planned_for(report.training_rows, model_name_or_path, dict(finetuning_type=finetuning_type, stage=stage,
                                                              replay=replay, replay_share=replay_share))
@@ -140,7 +143,8 @@ def load_and_apply(dataset_path=None, dataset_format=None, column_mapping=None, 
         note += " " + tr("data.applied_test", language, share=test, rows=data.split_sizes(len(usable), share, test)[2])
     note += " " + tr("data.applied_recipe", language, steps=plan.steps, epochs=plan.values()["num_train_epochs"],
                      lr=plan.values()["learning_rate"])
-    return (*shown, key, cutoff or max_length, share, test, note, *(plan.values()[f] for f in HANDED_RECIPE_FIELDS))
+    return {**shown, "applied": key, "max_length": cutoff or max_length, "validation_share": share, "test_share": test,
+            "applied_note": note, **{name: plan.values()[name] for name in HANDED_RECIPE_FIELDS}}
 
 
 def planned_for(rows: int, model, form: dict) -> recipe.Recipe:
@@ -150,7 +154,7 @@ def planned_for(rows: int, model, form: dict) -> recipe.Recipe:
 
     settings = config.Settings()
     for name, value in form.items():
-        candidate, problems = config.settings_from_flat({name: value}, settings)
+        candidate, problems = settings_input.settings_from_flat({name: value}, settings)
         settings = candidate if not problems else settings
     return recipe.recipe_for(settings, rows, model_parameters(model))
 
@@ -193,7 +197,7 @@ def show_mix(dataset_path=None, dataset_format=None, column_mapping=None, datase
                   validation_share=validation_share or 0.0, test_share=test_share or 0.0, max_samples=max_samples or 0,
                   replay=replay or "off", replay_share=replay_share or 0.2, num_train_epochs=num_train_epochs or 3.0,
                   max_steps=max_steps if max_steps is not None else -1, stage=stage or "sft")
-    settings, problems = config.settings_from_flat(values)
+    settings, problems = settings_input.settings_from_flat(values)
     if settings is None:
         note = "\n".join(f"- `{where}`: {render(message, language)}" for where, message in problems)
         return gr.update(visible=True), note, gr.update()
@@ -273,10 +277,11 @@ def data_sources(request: gr.Request = None):
 def localise(request: gr.Request = None):
     """Table headers, chart and axis titles in the reader's language from the first paint (values, not labels)."""
     language = lang(request)
-    tables = tuple(frame([], keys, language) for keys in (PROBLEM_COLUMNS, PREVIEW_COLUMNS, PERCENTILE_COLUMNS,
-                                                          FINDING_COLUMNS))
-    return (*tables, chart_titles("data.histogram", "col.tokens", "col.conversations", language),
-            chart_titles("data.cumulative", "col.tokens", "col.share", language))
+    tables = {name: frame([], keys, language) for name, keys in (
+        ("problems", PROBLEM_COLUMNS), ("preview", PREVIEW_COLUMNS), ("percentiles", PERCENTILE_COLUMNS),
+        ("findings", FINDING_COLUMNS))}
+    return {**tables, "hist": chart_titles("data.histogram", "col.tokens", "col.conversations", language),
+            "cdf": chart_titles("data.cumulative", "col.tokens", "col.share", language)}
 
 
 def recommended_value(recommended, low: float, high: float):
@@ -346,7 +351,10 @@ def build(ctx: TabContext) -> TabParts:
     # Hidden numbers rather than gr.State so API clients receive the recommendations too.
     recommended_cutoff, recommended_share = gr.Number(visible=False), gr.Number(visible=False)
     applied = gr.State()  # the file whose recommendations the form has received (once per file)
-    ctx.demo.load(localise, None, [problems, preview, percentiles, findings, hist, cdf], api_name=False)
+    shown = Outputs(summary=summary, problems=problems, preview=preview, pages=pages, percentiles=percentiles,
+                    hist=hist, cdf=cdf, cutoff=cutoff_text, split=split_text, findings=findings,
+                    recommended_cutoff=recommended_cutoff, recommended_share=recommended_share)
+    ctx.demo.load(shown.wire(localise), None, shown.list, api_name=False)
     ctx.demo.load(data_sources, None, form["dataset_path"], api_name=False)
     ctx.tab.select(data_sources, None, form["dataset_path"], api_name="data_sources")
 
@@ -363,16 +371,15 @@ def build(ctx: TabContext) -> TabParts:
                           replay_share=form["replay_share"], num_train_epochs=full_form["num_train_epochs"],
                           max_steps=full_form["max_steps"], stage=full_form["stage"])
         mixing_shown = dict(fn=show_mix, inputs_kwargs=mix_inputs, outputs=[mix_frame, mix_note, report_on])
-        outputs = [summary, problems, preview, pages, percentiles, hist, cdf, cutoff_text, split_text, findings,
-                   recommended_cutoff, recommended_share]
-        loading = dict(fn=load_and_apply,
+        handed = Outputs(**shown.components, applied=applied, max_length=full_form["max_length"],
+                         validation_share=form["validation_share"], test_share=form["test_share"],
+                         applied_note=applied_note, **{name: full_form[name] for name in HANDED_RECIPE_FIELDS})
+        loading = dict(fn=handed.wire(load_and_apply),
                        inputs_kwargs=dict(**browsing, applied=applied, max_length=full_form["max_length"],
                                           validation_share=form["validation_share"], test_share=form["test_share"],
                                           finetuning_type=full_form["finetuning_type"], stage=full_form["stage"],
                                           replay=form["replay"], replay_share=form["replay_share"]),
-                       outputs=outputs + [applied, full_form["max_length"], form["validation_share"],
-                                          form["test_share"], applied_note]
-                       + [full_form[name] for name in HANDED_RECIPE_FIELDS])
+                       outputs=handed.list)
         # An upload is loaded at once: choosing the file is the user's "load".
         upload.upload(use_upload, inputs_kwargs=dict(file_path=upload, current=form["dataset_path"]),
                       outputs=form["dataset_path"], api_name="use_upload").then(**loading, api_name=False)
@@ -394,9 +401,9 @@ def build(ctx: TabContext) -> TabParts:
         form["dataset_share"].change(**mixing_shown, api_name=False)
         for name in ("replay", "replay_share"):
             form[name].change(**mixing_shown, api_name=False)
-        report_on.input(analyse, inputs_kwargs=browsing, outputs=outputs, api_name=False)
-        query.submit(analyse, inputs_kwargs=browsing, outputs=outputs, api_name="search_data")
-        page.submit(analyse, inputs_kwargs=browsing, outputs=outputs, api_name="page_data")
+        report_on.input(shown.wire(analyse), inputs_kwargs=browsing, outputs=shown.list, api_name=False)
+        query.submit(shown.wire(analyse), inputs_kwargs=browsing, outputs=shown.list, api_name="search_data")
+        page.submit(shown.wire(analyse), inputs_kwargs=browsing, outputs=shown.list, api_name="page_data")
         row_btn.click(show_row, inputs_kwargs=dict(**sources, number=row_number), outputs=[row_view, row_tokens],
                       api_name="show_row")
         use_cutoff.click(lambda recommended, max_length: recommended_value(recommended, 1, 1_000_000),

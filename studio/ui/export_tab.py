@@ -1,5 +1,5 @@
 """Export tab: model files (adapter, merged model, GGUF) with a progress bar and a reload check, push to the hub,
-the run's preset and the commands / configs that repeat it without the studio (headless, `trl sft`, N GPUs)."""
+the run's preset and the commands / configs that repeat it without the studio (headless, TRL's `trl sft` / `dpo` / `kto`, N GPUs)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from ..paths import FOLDERS, offered, run_model_refusal
 from ..runs import RunFolder, list_runs
 from ..text import Msg
 from .forms import TabContext, TabParts
+from .named import Outputs
 from .handoff import pick_run
 from .text import lang, render, t, tr
 
@@ -26,11 +27,13 @@ def show_run(run_dir: str, request: gr.Request = None):
     """Summary, repeat commands, preset text and preset download for the chosen run."""
     language = lang(request)
     if not run_dir or refusal(run_dir) or (preset := RunFolder(run_dir).preset()) is None:
-        return tr("export.pick_run", language), "", "", gr.update(value=None, visible=False)
+        return {"summary": tr("export.pick_run", language), "commands": "", "preset": "",
+                "download_preset": gr.update(value=None, visible=False)}
     run = RunFolder(run_dir)
-    text = json.dumps(preset, indent=2, ensure_ascii=False)
-    return (render(export.run_summary(run_dir), language), repeat.headless_commands(run_dir, language), text,
-            gr.update(value=offered(run.preset_file), visible=True))
+    return {"summary": render(export.run_summary(run_dir), language),
+            "commands": repeat.headless_commands(run_dir, language),
+            "preset": json.dumps(preset, indent=2, ensure_ascii=False),
+            "download_preset": gr.update(value=offered(run.preset_file), visible=True)}
 
 
 def open_tab(current: str | None, handed: str | None, request: gr.Request = None):
@@ -38,7 +41,7 @@ def open_tab(current: str | None, handed: str | None, request: gr.Request = None
     choice, which fires no change event, so the chosen run is shown here at once)."""
     choices = run_choices()
     value, handed = pick_run(choices, current, handed)
-    return (gr.update(choices=choices, value=value), *show_run(value, request), handed)
+    return {"run": gr.update(choices=choices, value=value), **show_run(value, request), "handed": handed}
 
 
 def refusal(run_dir: str, out_dir: str = "") -> Msg | None:
@@ -83,7 +86,9 @@ def trl_config(run_dir: str, out_dir: str, request: gr.Request = None):
         return f"⚠️ {render(err.args[0], lang(request))}", gr.update(value=None, visible=False)
     except OSError:
         return f"⚠️ {tr('export.write_failed', lang(request))}", gr.update(value=None, visible=False)
-    return Path(result.path).read_text(encoding="utf-8"), gr.update(value=offered(result.path), visible=True)
+    name = Path(result.path).name  # the stage's file: sft.yaml, dpo.yaml, kto.yaml
+    return Path(result.path).read_text(encoding="utf-8"), gr.update(value=offered(result.path), label=name,
+                                                                    visible=True)
 
 
 def accelerate(run_dir: str, gpus: float, machines: float, strategy: str, request: gr.Request = None):
@@ -129,7 +134,7 @@ def build(ctx: TabContext) -> TabParts:
         download_preset = gr.DownloadButton(t("export.download_preset"), visible=False, elem_id="export-preset")
     trl_button = gr.Button(t("export.trl"))
     with gr.Row():
-        trl_yaml = gr.Code(label="sft.yaml", language="yaml")
+        trl_yaml = gr.Code(label=t("export.trl_yaml"), language="yaml")
         trl_file = gr.DownloadButton("sft.yaml", visible=False)
     with gr.Accordion(t("export.gpus_title"), open=False, elem_id="export-gpus"):  # for a bigger machine, later
         with gr.Row():
@@ -143,11 +148,12 @@ def build(ctx: TabContext) -> TabParts:
             accelerate_file = gr.DownloadButton("accelerate.yaml", visible=False)
         launch_commands = gr.Code(label=t("export.launch"), language="shell")
 
-    shown = [summary, commands, preset, download_preset]
-    run.change(show_run, run, shown, api_name="show_export")
+    shown = Outputs(summary=summary, commands=commands, preset=preset, download_preset=download_preset)
+    run.change(shown.wire(show_run), run, shown.list, api_name="show_export")
     refresh.click(lambda: gr.update(choices=run_choices()), None, run, api_name="export_runs")
     handed = gr.State()  # the freshly trained run this session was already shown
-    ctx.tab.select(open_tab, [run, handed], [run, *shown, handed], api_name="open_export")
+    opened = Outputs(run=run, **shown.components, handed=handed)
+    ctx.tab.select(opened.wire(open_tab), [run, handed], opened.list, api_name="open_export")
     go.click(export_files, [run, out_dir, adapter, merged, gguf, gguf_type], result, api_name="export_files")
     push_button.click(push, [run, out_dir, repo, token, private], push_status, api_name="push_to_hub")
     trl_button.click(trl_config, [run, out_dir], [trl_yaml, trl_file], api_name="trl_config")

@@ -19,7 +19,9 @@ from typing import Callable
 
 import gradio as gr
 
-from ..config import SECTIONS, Settings, applies, conditional_fields, flat_values, form_value, optional_type, settings_from_flat
+from ..config import SECTIONS, Settings, applies, conditional_fields, flat_values, optional_type
+
+from ..settings_input import form_value, settings_from_flat
 from ..paths import settings_refusals
 from .text import t
 

@@ -10,13 +10,14 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from .. import advice, config, estimates, hardware, preference, recipe, stats
+from .. import advice, config, data_report, estimates, hardware, preference, presets, recipe, settings_input
 from ..jobs import JOB
 from ..models import model_shape
 from ..paths import PRESET_DOWNLOAD, offered_dir, source_refusal
 from ..probe import probe_seconds_per_step
 from ..text import Msg, on_off
 from .forms import TabContext, TabParts, build_section_form, form_settings, takes_form, updates, shown_when_applies
+from .named import Outputs
 from .text import field_labels, lang, render, t, tr
 
 MAX_ECHO_CHARS = 2_000  # of a preset's description, shown after loading it
@@ -25,7 +26,7 @@ MAX_ECHO_CHARS = 2_000  # of a preset's description, shown after loading it
 def hardware_view(values: dict, language: str):
     """The hardware plan for the form's settings, and the method dropdown without QLoRA where it cannot run."""
     facts = hardware.detect()  # read afresh each time (cheap once torch is imported): free memory changes
-    settings, problems = config.settings_from_flat(values)
+    settings, problems = settings_input.settings_from_flat(values)
     choices = ["lora", "qlora", "full", "freeze"]
     if not hardware.qlora_available(facts)[0]:
         choices.remove("qlora")
@@ -54,7 +55,7 @@ def model_parameters(model) -> int | None:
 
 
 def situation_for(settings: config.Settings) -> advice.Situation:
-    return advice.build_situation(settings, stats.advice_report(settings), hardware.detect(),
+    return advice.build_situation(settings, data_report.advice_report(settings), hardware.detect(),
                                   _shape(settings.model.model_name_or_path))
 
 
@@ -74,7 +75,7 @@ def estimate_markdown(settings: config.Settings, situation: advice.Situation, la
                  batch=t.per_device_train_batch_size, accumulation=t.gradient_accumulation_steps,
                  devices=situation.devices)]
     if situation.rows is not None:
-        train_rows, per_epoch, total = estimates.planned_steps(settings, situation.rows, situation.devices)
+        train_rows, per_epoch, total = recipe.planned_steps(settings, situation.rows, situation.devices)
         lines.append(Msg("hyper.steps", rows=train_rows, per_epoch=per_epoch, total=total))
     if situation.parameters is not None and situation.facts is not None:
         shape = _shape(settings.model.model_name_or_path) or estimates.ModelShape(situation.parameters, 1, 1, 1, 1)
@@ -84,7 +85,7 @@ def estimate_markdown(settings: config.Settings, situation: advice.Situation, la
                          fit=estimates.fit_message(parts["total"], situation.facts.free_memory_gb,
                                                 settings.method.finetuning_type)))
     text = "\n".join(f"- {render(line, language)}" for line in lines)
-    if situation.rows is not None and settings.method.stage in ("sft", "dpo", "kto"):
+    if situation.rows is not None:
         text += "\n\n" + plan_markdown(settings, situation, language)
     return text
 
@@ -181,7 +182,7 @@ class _Views:
 
         @takes_form(form)
         def advice_view(request: gr.Request = None, time_text=None, **values):
-            return (*update_advice(values, lang(request)), stale_time(time_text, lang(request)))
+            return {**update_advice(values, lang(request)), "time": stale_time(time_text, lang(request))}
 
         @takes_form(form)
         def checked(request: gr.Request = None, **values):
@@ -212,11 +213,12 @@ class _Views:
         def hardware_now(request: gr.Request = None, **values):
             return hardware_view(values, lang(request))
 
+        advised = Outputs(advice=self.advice_md, estimate=self.estimate_md, time=self.time_md)
         for component in outputs:
-            component.change(advice_view, inputs_kwargs={**form, "time_text": self.time_md},
-                             outputs=[self.advice_md, self.estimate_md, self.time_md],
-                             api_name=False, show_progress="hidden", trigger_mode="always_last")
-        self.check.click(checked, inputs_kwargs=form, outputs=[self.status, self.advice_md, self.estimate_md],
+            component.change(advised.wire(advice_view), inputs_kwargs={**form, "time_text": self.time_md},
+                             outputs=advised.list, api_name=False, show_progress="hidden", trigger_mode="always_last")
+        checked_view = Outputs(status=self.status, advice=self.advice_md, estimate=self.estimate_md)
+        self.check.click(checked_view.wire(checked), inputs_kwargs=form, outputs=checked_view.list,
                          api_name="check_settings")
         self.reset.click(reset, inputs_kwargs=form, outputs=outputs + [self.status], api_name="reset_to_recommended")
         self.probe.click(probe, inputs_kwargs=form, outputs=self.time_md, api_name="estimate_time")
@@ -242,26 +244,28 @@ def stale_time(time_text: str | None, language: str):
     return f"{tr('hyper.time_stale_mark', language)} {tr('hyper.time_stale', language)}\n\n~~{time_text}~~"
 
 
-def update_advice(values: dict, language: str) -> tuple[str, str]:
+def update_advice(values: dict, language: str) -> dict:
     settings, problems = form_settings(values)
     return advice_for(settings, problems, language)
 
 
-def advice_for(settings: config.Settings | None, problems: list, language: str) -> tuple[str, str]:
+def advice_for(settings: config.Settings | None, problems: list, language: str) -> dict:
+    """{"advice": the advice, "estimate": the estimates} for the form's settings (or what is wrong with them)."""
     if problems:
-        return check_text(None, problems, language), ""
+        return {"advice": check_text(None, problems, language), "estimate": ""}
     situation = situation_for(settings)
-    return advice_markdown(advice.advise(situation), language), estimate_markdown(settings, situation, language)
+    return {"advice": advice_markdown(advice.advise(situation), language),
+            "estimate": estimate_markdown(settings, situation, language)}
 
 
-def check_settings(values: dict, language: str) -> tuple[str, str, str]:
-    """(whether the settings are valid, the advice, the estimates): the Check button's one answer."""
+def check_settings(values: dict, language: str) -> dict:
+    """Whether the settings are valid ("status"), the advice and the estimates: the Check button's one answer."""
     settings, problems = form_settings(values)
-    return (check_text(settings, problems, language), *advice_for(settings, problems, language))
+    return {"status": check_text(settings, problems, language), **advice_for(settings, problems, language)}
 
 
 def reset_to_recommended(values: dict, language: str) -> tuple[dict, str]:
-    settings, problems = config.settings_from_flat(values)
+    settings, problems = settings_input.settings_from_flat(values)
     if problems:
         return {}, check_text(None, problems, language)
     return advice.recommended_values(situation_for(settings)), tr("hyper.restored", language)
@@ -276,24 +280,24 @@ def measure_time(values: dict, language: str, progress) -> str:
     situation = situation_for(settings)
     progress(0.1, desc=tr("hyper.probing", language))
     seq_len = settings.training.max_length
-    report = stats.advice_report(settings)
+    report = data_report.advice_report(settings)
     if report is not None and report.lengths is not None:  # batches are padded to their longest, roughly p75
         seq_len = min(seq_len, int(np.percentile(report.lengths.total, 75)))
     seconds = probe_seconds_per_step(settings, max(seq_len, 16), facts=situation.facts)
     if situation.rows is None:
         return tr("hyper.step_time", language, seconds=seconds)
-    steps = estimates.planned_steps(settings, situation.rows, situation.devices)[2]
+    steps = recipe.planned_steps(settings, situation.rows, situation.devices)[2]
     return tr("hyper.time", language, estimate=render(estimates.time_estimate_text(seconds, steps), language))
 
 
 def export_preset(values: dict, language: str):
-    settings, problems = config.settings_from_flat(values)
+    settings, problems = settings_input.settings_from_flat(values)
     if problems:
         return None, check_text(None, problems, language)
     # Under the upload folder (Gradio serves files from there), never the system temp folder; stale ones go at
     # the next start.
     path = Path(tempfile.mkdtemp(prefix=PRESET_DOWNLOAD, dir=offered_dir())) / "studio-preset.json"
-    config.save_preset(settings, path, description=tr("hyper.export_description", "en"))
+    presets.save_preset(settings, path, description=tr("hyper.export_description", "en"))
     return str(path), tr("hyper.preset_exported", language)
 
 
@@ -301,7 +305,7 @@ def import_preset(path: str | None, language: str) -> tuple[dict, str]:
     """(the preset's values by field name, what to tell the user); no values where it cannot be loaded."""
     if not path:
         return {}, tr("hyper.choose_preset", language)
-    settings, header, problems = config.load_preset(path)
+    settings, header, problems = presets.load_preset(path)
     if problems:
         return {}, check_text(None, problems, language)
     values = config.flat_values(settings)

@@ -9,13 +9,14 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from .. import config, drift, history
+from .. import config, drift, history, presets
 from ..jobs import JOB
 from ..paths import run_model_refusal, settings_refusals
 from ..run_status import status_messages
 from ..runs import RunFolder, list_runs
 from ..text import Msg, word
 from .forms import TabContext, TabParts, form_settings, takes_form
+from .named import Outputs
 from .text import chart_titles, frame, headers, lang, render, t, tr
 
 RESUMABLE = ("stopped", "interrupted", "failed")
@@ -109,13 +110,12 @@ def poll(seen: str | None = None, request: gr.Request = None):
     snapshot = JOB.snapshot()
     metrics = snapshot["metrics"]
     version = f"{snapshot.get('run_dir')}:{len(metrics)}:{snapshot.get('log_count')}"
-    if version == seen or not metrics:
-        # An empty frame would also fix the plot's categories to none (see loss_frame).
-        return status_text(snapshot, language), progress_html(snapshot, language), gr.skip(), gr.skip(), gr.skip(), \
-            version, gr.skip(), gr.skip()
-    return (status_text(snapshot, language), progress_html(snapshot, language), loss_frame(metrics, language),
-            lr_frame(metrics), log_text(snapshot["log"], language), version, preference_frame(metrics, language),
-            drift_samples(snapshot, language))
+    shown = {"status": status_text(snapshot, language), "progress": progress_html(snapshot, language), "seen": version}
+    if version == seen or not metrics:  # the plots and log as they are: an empty frame would also fix the plot's
+        return shown                    # colour categories to none (see loss_frame)
+    return {**shown, "loss": loss_frame(metrics, language), "lr": lr_frame(metrics),
+            "log": log_text(snapshot["log"], language), "preference": preference_frame(metrics, language),
+            "drift": drift_samples(snapshot, language)}
 
 
 def drift_samples(snapshot: dict, language: str):
@@ -178,11 +178,11 @@ def resume(run_dir: str, trust_remote_code: bool = False, request: gr.Request = 
     if refusal := run_model_refusal(run_dir):  # confined, and no link in it leads out
         return render(refusal, language)
     run = RunFolder(run_dir)
-    settings, _, problems = config.load_preset(run.preset_file)
+    settings, _, problems = presets.load_preset(run.preset_file)
     if problems:
         return tr("train.bad_preset", language, problems=render(
             [Msg("problem", where=w, problem=m) for w, m in problems], language))
-    if refusal := config.remote_code_refusal(settings, trust_remote_code is True):
+    if refusal := presets.remote_code_refusal(settings, trust_remote_code is True):
         return render(refusal, language)
     if refused := settings_refusals(settings):  # the preset's model and data, checked as a new run's are
         return problems_text(refused, language)
@@ -273,8 +273,10 @@ def build(ctx: TabContext) -> TabParts:
     timer = gr.Timer(2.0)
     stop_btn.click(stop, None, message, api_name="stop_training")
     seen = gr.State()
-    timer.tick(poll, seen, [status, progress, plot, lr_plot, log, seen, pref_plot, drift_table], api_name="poll_training",
-               show_progress="hidden")
+    # The API's order is the one clients read (status, progress, loss, learning rate, log first).
+    watched = Outputs(status=status, progress=progress, loss=plot, lr=lr_plot, log=log, seen=seen, preference=pref_plot,
+                      drift=drift_table)
+    timer.tick(watched.wire(poll), seen, watched.list, api_name="poll_training", show_progress="hidden")
     refresh.click(refresh_history, None, [runs, resume_target, chosen], api_name="run_history")
     compare_btn.click(compare_runs, chosen, [compare_plot, compare_table, compare_diff], api_name="compare_runs")
 
@@ -282,13 +284,14 @@ def build(ctx: TabContext) -> TabParts:
         """Headers and axis titles in the reader's language from the first paint (they are values, not labels)."""
         language = lang(request)
         # Titles only: an empty frame would fix the plot's colour categories to none (see loss_frame).
-        return (frame([], HISTORY_COLUMNS, language), frame([], COMPARE_COLUMNS, language),
-                chart_titles("train.loss", "col.step", "col.loss", language, color_key="col.series"),
-                chart_titles("train.loss", "col.step", "col.loss", language, color_key="col.series"),
-                chart_titles("train.lr", "col.step", "col.learning_rate", language),
-                chart_titles("train.preference", "col.step", "col.value", language, color_key="col.series"))
+        loss = chart_titles("train.loss", "col.step", "col.loss", language, color_key="col.series")
+        return {"runs": frame([], HISTORY_COLUMNS, language), "compare_table": frame([], COMPARE_COLUMNS, language),
+                "loss": loss, "compare_plot": loss, "lr": chart_titles("train.lr", "col.step", "col.learning_rate", language),
+                "preference": chart_titles("train.preference", "col.step", "col.value", language, color_key="col.series")}
 
-    ctx.demo.load(localise, None, [runs, compare_table, plot, compare_plot, lr_plot, pref_plot], api_name=False)
+    titled = Outputs(runs=runs, compare_table=compare_table, loss=plot, compare_plot=compare_plot, lr=lr_plot,
+                     preference=pref_plot)
+    ctx.demo.load(titled.wire(localise), None, titled.list, api_name=False)
 
     def wire(form: dict) -> None:
         """Start and Pilot send every setting except the generation ones (training needs none), by name."""
