@@ -71,10 +71,13 @@ _TOKENIZERS: dict = {}
 _LOCK = threading.Lock()
 
 
-def _tokenizer(model: str):
+def _tokenizer(model: str, progress=None):
+    """The model's tokenizer, kept for the next report; a built-in model's first use (download, conversion) is
+    said through `progress` (the Data tab's progress bar), with its size."""
     if model not in _TOKENIZERS:
         _TOKENIZERS.clear()
-        _TOKENIZERS[model] = load_tokenizer(resolve_model_path(model, progress=lambda _: None))
+        said = (lambda message: progress(message)) if progress else (lambda _: None)
+        _TOKENIZERS[model] = load_tokenizer(resolve_model_path(model, progress=said))
     return _TOKENIZERS[model]
 
 
@@ -98,7 +101,7 @@ def cached_report(path: str, fmt: str, mapping: dict[str, str], model: str, prog
     with _LOCK:
         if key not in _CACHE:
             try:
-                tokenizer = _tokenizer(model) if model else None
+                tokenizer = _tokenizer(model, progress) if model else None
                 report = build_report(path, fmt, None, mapping or None, progress=progress, tokenizer=tokenizer)
             except Exception as err:  # the tokenizer's model could not be had: report the data without lengths
                 report = build_report(path, fmt, None, mapping or None, progress=progress)

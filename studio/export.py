@@ -309,6 +309,15 @@ def default_gguf_name(run_dir: str | Path, qtype: str) -> str:
     return f"{Path(run_dir).name}-{qtype}.gguf"
 
 
+def download_items(result: ExportResult) -> list[Path]:
+    """What the page offers to download for an export: the folder (adapter, merged model), or its files (the GGUF
+    with its Modelfile and model card, a preset, a TRL config)."""
+    path = Path(result.path)
+    if path.is_dir():
+        return [path]
+    return [path.parent / name for name in (result.files or [path.name]) if (path.parent / name).is_file()]
+
+
 def export_selected(run_dir: str | Path, out_dir: str | Path | None, adapter: bool, merged: bool, gguf: bool,
                     gguf_type: str = "Q8_0", progress: Progress = quiet) -> tuple[list[ExportResult], list[str]]:
     """Run the chosen exports into out_dir (default: the run's export/ folder). One failing export does not stop

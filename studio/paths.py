@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,6 +166,37 @@ def offered(path: str | Path) -> str:
     target = folder / Path(path).name
     shutil.copyfile(path, target)
     return str(target)
+
+
+MAX_OFFERED_BYTES = 2 * 1024**3  # one download copy; a larger export stays where it was written (its path is shown)
+
+
+def size_of(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
+
+
+def offered_archive(folder: str | Path) -> str:
+    """A .zip of a folder the page offers for download, named after it. Stored, not compressed: model weights
+    barely compress, and storing is as fast as copying."""
+    folder = Path(folder)
+    target = Path(tempfile.mkdtemp(prefix=PRESET_DOWNLOAD, dir=offered_dir())) / f"{folder.name}.zip"
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as archive:
+        for file in sorted(f for f in folder.rglob("*") if f.is_file()):
+            archive.write(file, f"{folder.name}/{file.relative_to(folder).as_posix()}")
+    return str(target)
+
+
+def offer_downloads(items: list[Path]) -> tuple[list[str], list[Msg]]:
+    """Download copies of exported files and folders (a folder as a .zip), and for each one too large to copy
+    (over MAX_OFFERED_BYTES) where it lies instead."""
+    copies, kept = [], []
+    for item in items:
+        if size_of(item) > MAX_OFFERED_BYTES:
+            kept.append(Msg("export.too_large_to_offer", name=item.name, path=str(item),
+                            limit=MAX_OFFERED_BYTES // 1024**3))
+        else:
+            copies.append(offered_archive(item) if item.is_dir() else offered(item))
+    return copies, kept
 
 
 def offered_dir() -> Path:

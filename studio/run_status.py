@@ -35,6 +35,8 @@ def status_messages(snapshot: dict, settings=None) -> list:
         parts.append(Msg("status.baseline", loss=baseline["eval_loss"], ppl=perplexity(baseline["eval_loss"])))
     if last := next((m for m in reversed(metrics) if "loss" in m), None):
         parts.append(progress_message(last, running=state == "running"))
+    elif state == "running" and (now := current_phase(snapshot.get("log") or [])) is not None:
+        parts.append(Msg("status.preparing", now=now))  # the minutes before the first step say what happens
     if evals := [m for m in metrics if "eval_loss" in m and m["step"] > 0]:
         parts.append(Msg("status.validation", loss=evals[-1]["eval_loss"], ppl=perplexity(evals[-1]["eval_loss"]),
                          step=evals[-1]["step"]))
@@ -64,6 +66,17 @@ def result_checks(snapshot: dict, settings=None) -> list:
         if drift.level(report) == "high" and settings is not None:
             out.append(advice.drift_remedies(settings, report))
     return out
+
+
+def current_phase(events: list[dict]) -> Msg | None:
+    """What the run is doing before its first step: its latest log message."""
+    for event in reversed(events):
+        if "key" in event:
+            try:
+                return Msg.from_json(event)
+            except (KeyError, ValueError):
+                return None
+    return None
 
 
 def progress_message(last: dict, running: bool) -> Msg:

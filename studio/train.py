@@ -167,13 +167,20 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
         prepared = with_replay(settings, run, log, prepared, tokenizer, model_path, plan)
     replayed = len(prepared.train) - task_rows
     stopping.check()
+    log(Msg("log.phase_tokenise", rows=len(prepared.train) + len(prepared.validation)))
     train_ds, eval_ds, plan = _tokenise(settings, run, log, plan, prepared, tokenizer)
     stopping.check()
     by_file = run_checks.validation_by_file(prepared.mix, prepared.validation)
     del prepared  # the rows live on in the run folder and the memory-mapped token cache; no third copy in RAM
+    log(Msg("log.phase_model", model=settings.model.model_name_or_path))
     trainer = _trainer(settings, run, log, plan, facts, model_path, tokenizer, train_ds, eval_ds, stop_event)
+    if settings.training.drift_check:
+        log(Msg("log.phase_drift"))
     drift_base = run_checks.drift_baseline(settings, log, trainer.model, tokenizer, model_path)  # untrained yet
+    if any(held_rows.values()):
+        log(Msg("log.phase_verdict"))
     held_out = run_checks.verdict_baseline(settings, log, trainer.model, tokenizer, held_rows)
+    log(Msg("log.phase_train"))
     output = trainer.train(resume_from_checkpoint=resume_point(run, log, resume))  # 3. Train.
     hardware.return_free_memory()  # the UI process lives on, and the checks below would add to the freed heap
     best = trainer.studio_keeper.restore(trainer.model, trainer.state.global_step) if trainer.studio_keeper else None

@@ -27,7 +27,7 @@ CHATML_TEMPLATE = (
 )
 
 
-def build_tokenizer():
+def build_tokenizer(vocab_size: int = 800):
     """A real byte-level BPE tokenizer trained in a second on the demo data, with ChatML special tokens."""
     from studio.heavy import ensure_imported
 
@@ -40,7 +40,7 @@ def build_tokenizer():
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=800, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(texts, trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
@@ -49,9 +49,10 @@ def build_tokenizer():
     return fast
 
 
-def save_llama(path: Path, hidden_size: int = 16, layers: int = 2, heads: int = 2, kv_heads: int = 1) -> Path:
+def save_llama(path: Path, hidden_size: int = 16, layers: int = 2, heads: int = 2, kv_heads: int = 1,
+               vocab_size: int = 800) -> Path:
     """A random Llama with the tokenizer above, saved as a normal model folder (also used by bench/gpu_check.py)."""
-    tokenizer = build_tokenizer()  # first: it imports the heavy libraries safely
+    tokenizer = build_tokenizer(vocab_size)  # first: it imports the heavy libraries safely
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -69,6 +70,12 @@ def save_llama(path: Path, hidden_size: int = 16, layers: int = 2, heads: int = 
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A 2-layer Llama, hidden size 16, random weights."""
     return save_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def other_tiny_model_dir(tmp_path_factory) -> Path:
+    """Another tiny Llama whose tokenizer has half the vocabulary: the same data measures longer with it."""
+    return save_llama(tmp_path_factory.mktemp("tiny-llama-small-vocab"), vocab_size=400)
 
 
 @pytest.fixture(scope="session")

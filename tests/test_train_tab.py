@@ -68,16 +68,23 @@ def test_start_live_metrics_stop_and_resume(client, tiny_model_dir):
 def test_two_clients_cannot_start_two_runs(app_url, tiny_model_dir):
     clients = [Client(app_url, verbose=False) for _ in range(2)]
     values = training_values(tiny_model_dir, max_steps=6, max_length=64)
-    answers = []
-    threads = [threading.Thread(target=lambda c=c: answers.append(c.predict(**values, api_name="/start_training")))
-               for c in clients]
+    by_client = {}
+    threads = [threading.Thread(target=lambda i=i, c=c: by_client.update({i: c.predict(**values,
+                                                                                    api_name="/start_training")}))
+               for i, c in enumerate(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    answers = [by_client[i] for i in range(len(clients))]
     assert sorted(a.startswith("Started") for a in answers) == [False, True], answers
     assert any("already in progress" in a for a in answers)
     wait_for(clients[0], lambda s: "**finished**" in s[0])
+    # Issue 39: the session that did not start the run sees it labelled as another session's.
+    starter = [a.startswith("Started") for a in answers].index(True)
+    starter, other = clients[starter], clients[1 - starter]
+    assert "another browser window" not in starter.predict(api_name="/poll_training")[0]
+    assert other.predict(api_name="/poll_training")[0].startswith("ℹ️ The last run on this server, started from")
 
 
 def test_an_exception_in_the_run_leaves_the_app_usable(client, tiny_model_dir, monkeypatch):

@@ -202,8 +202,13 @@ def test_export_tab_through_the_client(client, tiny_model_dir):
     summary, commands, preset, _ = client.predict(str(run), api_name="/show_export")
     assert "client-export" in summary and "adapter, merged model, GGUF" in summary
     assert "launch.py export" in commands and '"studio_preset": 1' in preset
-    text = client.predict(str(run), "", True, True, True, "F16", api_name="/export_files")
-    assert "adapter:" in text and "merged:" in text and "greedy answer identical" in text, text
+    text, downloads = client.predict(str(run), "", True, True, True, "F16", api_name="/export_files")
+    assert "adapter:" in text and "merged:" in text and "answer (no sampling) identical" in text, text
+    # Issue 39: what was written is offered for download: the folders as archives, the GGUF with its Modelfile.
+    names = sorted(Path(d).name for d in (downloads.get("value") or downloads if isinstance(downloads, dict)
+                                           else downloads))
+    assert names == ["adapter.zip", "client-export-F16.Modelfile", "client-export-F16.README.md",
+                     "client-export-F16.gguf", "merged.zip"], names
     assert (run / "export" / "merged" / "model.safetensors").exists()
     assert (run / "export" / "client-export-F16.gguf").exists()
     yaml_text, _ = client.predict(str(run), "", api_name="/trl_config")
@@ -212,7 +217,7 @@ def test_export_tab_through_the_client(client, tiny_model_dir):
     assert "zero_stage: 3" in config_text and "accelerate launch --config_file" in launch
     refused = client.predict(str(run), "", "not-a-repo", "", True, api_name="/push_to_hub")
     assert refused.startswith("⚠️") and "user-or-org/model-name" in refused
-    nothing = client.predict(str(run), "", False, False, False, "F16", api_name="/export_files")
+    nothing, _ = client.predict(str(run), "", False, False, False, "F16", api_name="/export_files")
     assert "Choose at least one" in nothing
 
 
@@ -293,7 +298,7 @@ def test_export_tab_speaks_chinese_to_a_chinese_browser(app_url, chat_run):
     assert "# 不用界面复现此运行" in commands and "python launch.py train --preset" in commands
     _, launch, _ = zh.predict(chat_run, 2, 1, "zero2", api_name="/accelerate")
     assert "（需要：pip install deepspeed）" in launch
-    assert zh.predict(chat_run, "", False, False, False, "F16", api_name="/export_files").startswith("⚠️ 请至少选择一项")
+    assert zh.predict(chat_run, "", False, False, False, "F16", api_name="/export_files")[0].startswith("⚠️ 请至少选择一项")
 
 
 def test_tabs_share_one_contract_and_chat_takes_every_generation_field(client):

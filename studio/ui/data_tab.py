@@ -338,6 +338,7 @@ def build(ctx: TabContext) -> TabParts:
     row_tokens = gr.HighlightedText(label=t("data.row_tokens"), elem_id="data-row-tokens", show_legend=True,
                                     combine_adjacent=True)
     gr.Markdown(t("data.lengths_title"))
+    gr.Markdown(t("data.lengths_gloss"), elem_id="data-lengths-gloss")
     percentiles = gr.Dataframe(headers=headers(PERCENTILE_COLUMNS, "en"), label=t("data.lengths"))
     with gr.Row():
         # No block labels: localise names the charts with chart_titles.

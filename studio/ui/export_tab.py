@@ -10,7 +10,7 @@ import gradio as gr
 
 from .. import export, repeat
 from ..jobs import JOB
-from ..paths import FOLDERS, offered, run_model_refusal
+from ..paths import FOLDERS, offer_downloads, offered, run_model_refusal
 from ..runs import RunFolder, list_runs
 from ..text import Msg
 from .forms import TabContext, TabParts
@@ -54,15 +54,20 @@ def refusal(run_dir: str, out_dir: str = "") -> Msg | None:
 
 def export_files(run_dir: str, out_dir: str, adapter: bool, merged: bool, gguf: bool, gguf_type: str,
                  progress=gr.Progress(), request: gr.Request = None):
+    """Write and check the chosen exports; the result lines, and a download for each (a folder as a .zip)."""
     language = lang(request)
+    hidden = gr.update(value=None, visible=False)
     if JOB.running:  # each export loads the model again to check it answers as the run did
-        return tr("job.busy_action", language)
+        return {"result": tr("job.busy_action", language), "downloads": hidden}
     if problem := refusal(run_dir, out_dir):
-        return f"⚠️ {render(problem, language)}"
+        return {"result": f"⚠️ {render(problem, language)}", "downloads": hidden}
     results, problems = export.export_selected(run_dir, out_dir.strip() or None, adapter, merged, gguf, gguf_type,
                                                progress=lambda f, m: progress(f, desc=render(m, language)))
+    files, kept = offer_downloads([item for r in results for item in export.download_items(r)])
     lines = [f"```\n{r.text(language)}\n```" for r in results] + [f"⚠️ {render(p, language)}" for p in problems]
-    return "\n\n".join(lines) or tr("export.nothing", language)
+    lines += [render(k, language) for k in kept]
+    return {"result": "\n\n".join(lines) or tr("export.nothing", language),
+            "downloads": gr.update(value=files, visible=True) if files else hidden}
 
 
 def push(run_dir: str, out_dir: str, repo_id: str, token: str, private: bool, request: gr.Request = None) -> str:
@@ -120,6 +125,8 @@ def build(ctx: TabContext) -> TabParts:
         gguf_type = gr.Radio(["Q8_0", "F16"], value="Q8_0", label=t("export.gguf_type"))
     go = gr.Button(t("export.go"), variant="primary", elem_id="export-go")
     result = gr.Markdown(elem_id="export-result")
+    downloads = gr.File(label=t("export.downloads"), file_count="multiple", interactive=False, visible=False,
+                        elem_id="export-downloads")
     with gr.Accordion(t("export.hub"), open=False):
         with gr.Row():
             repo = gr.Textbox(label=t("export.repo"), placeholder="user/model-name")
@@ -154,7 +161,9 @@ def build(ctx: TabContext) -> TabParts:
     handed = gr.State()  # the freshly trained run this session was already shown
     opened = Outputs(run=run, **shown.components, handed=handed)
     ctx.tab.select(opened.wire(open_tab), [run, handed], opened.list, api_name="open_export")
-    go.click(export_files, [run, out_dir, adapter, merged, gguf, gguf_type], result, api_name="export_files")
+    written = Outputs(result=result, downloads=downloads)
+    go.click(written.wire(export_files), [run, out_dir, adapter, merged, gguf, gguf_type], written.list,
+             api_name="export_files")
     push_button.click(push, [run, out_dir, repo, token, private], push_status, api_name="push_to_hub")
     trl_button.click(trl_config, [run, out_dir], [trl_yaml, trl_file], api_name="trl_config")
     accelerate_button.click(accelerate, [run, gpus, machines, strategy], [accelerate_yaml, launch_commands,

@@ -45,18 +45,18 @@ def hardware_text(settings: config.Settings, facts, language: str = "en") -> str
     return f"**{render(plan['hardware'], language)}**\n\n" + "\n".join(f"- {render(m, language)}" for m in lines)
 
 
-def _shape(model: str):
+def allowed_shape(model: str):
     return None if source_refusal(model) else model_shape(model)  # advice never opens a path it may not read
 
 
 def model_parameters(model) -> int | None:
-    shape = _shape(model) if isinstance(model, str) and model else None
+    shape = allowed_shape(model) if isinstance(model, str) and model else None
     return shape.parameters if shape else None
 
 
 def situation_for(settings: config.Settings) -> advice.Situation:
     return advice.build_situation(settings, data_report.advice_report(settings), hardware.detect(),
-                                  _shape(settings.model.model_name_or_path))
+                                  allowed_shape(settings.model.model_name_or_path))
 
 
 def advice_markdown(items: list[advice.Advice], language: str = "en") -> str:
@@ -78,7 +78,7 @@ def estimate_markdown(settings: config.Settings, situation: advice.Situation, la
         train_rows, per_epoch, total = recipe.planned_steps(settings, situation.rows, situation.devices)
         lines.append(Msg("hyper.steps", rows=train_rows, per_epoch=per_epoch, total=total))
     if situation.parameters is not None and situation.facts is not None:
-        shape = _shape(settings.model.model_name_or_path) or estimates.ModelShape(situation.parameters, 1, 1, 1, 1)
+        shape = allowed_shape(settings.model.model_name_or_path) or estimates.ModelShape(situation.parameters, 1, 1, 1, 1)
         parts = estimates.training_memory_gb(settings, shape, situation.facts)
         lines.append(Msg("hyper.memory", weights=parts["weights"], optimizer=parts["optimizer_and_gradients"],
                          activations=parts["activations"], logits=parts["logits"],
@@ -284,6 +284,7 @@ def measure_time(values: dict, language: str, progress) -> str:
     if report is not None and report.lengths is not None:  # batches are padded to their longest, roughly p75
         seq_len = min(seq_len, int(np.percentile(report.lengths.total, 75)))
     seconds = probe_seconds_per_step(settings, max(seq_len, 16), facts=situation.facts)
+    cost.remember_probe(settings, seconds)  # the Train tab's cost line uses the measured figure from now on
     if situation.rows is None:
         return tr("hyper.step_time", language, seconds=seconds)
     steps = recipe.planned_steps(settings, situation.rows, situation.devices)[2]

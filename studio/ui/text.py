@@ -61,10 +61,23 @@ def frame(rows: list, keys: list[str], language: str):
     return pd.DataFrame([[render(v, language) for v in r] for r in rows], columns=headers(keys, language))
 
 
-def chart_titles(title_key: str, x_key: str, y_key: str, language: str, color_key: str | None = None):
-    """A chart's title, axis titles (and legend title) in the reader's language: an update sent once on page load,
-    which the data frames sent later keep. Charts are built with show_label=False and named by this title instead: Gradio sizes a chart as if its block
-    label took no room, which pushed legends and x-axis titles out of the box."""
+# One colour per series in every plot and every run: Gradio otherwise colours series in the order the first frame
+# names them, so "validation" was orange in one run and blue in the next.
+SERIES_COLOURS = {"series.train": "#2563eb", "series.smoothed": "#93c5fd", "series.validation": "#f97316",
+                  "series.margin": "#2563eb", "series.margin_validation": "#f97316",
+                  "series.accuracy": "#16a34a", "series.accuracy_validation": "#dc2626"}
+
+
+def chart_titles(title_key: str, x_key: str, y_key: str, language: str, color_key: str | None = None,
+                 series: tuple[str, ...] = ()):
+    """A chart's title, axis titles (and legend title, and the fixed colour of each of its `series` keys) in the
+    reader's language: an update sent once on page load, which the data frames sent later keep. Charts are built
+    with show_label=False and named by this title instead: Gradio sizes a chart as if its block label took no room,
+    which pushed legends and x-axis titles out of the box."""
     titles = dict(title=tr(title_key, language), x_title=tr(x_key, language), y_title=tr(y_key, language))
-    return gr.update(**titles, **({"color_title": tr(color_key, language)} if color_key else {}))
+    if color_key:
+        titles["color_title"] = tr(color_key, language)
+    if series:
+        titles["color_map"] = {tr(key, language): SERIES_COLOURS[key] for key in series}
+    return gr.update(**titles)
 

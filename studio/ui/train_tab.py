@@ -9,7 +9,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from .. import config, drift, history, presets
+from .. import config, cost, drift, estimates, history, presets
 from ..jobs import JOB
 from ..paths import run_model_refusal, settings_refusals
 from ..run_status import status_messages
@@ -57,6 +57,7 @@ def translated_series(frame: pd.DataFrame, language: str) -> pd.DataFrame:
 
 
 PREFERENCE_COLUMNS = {"step": "int64", "value": "float64", "series": "str"}
+PREFERENCE_SERIES_KEYS = tuple(f"series.{name}" for name in history.PREFERENCE_SERIES.values())
 
 
 def preference_frame(metrics: list[dict], language: str = "en"):
@@ -110,12 +111,25 @@ def poll(seen: str | None = None, request: gr.Request = None):
     snapshot = JOB.snapshot()
     metrics = snapshot["metrics"]
     version = f"{snapshot.get('run_dir')}:{len(metrics)}:{snapshot.get('log_count')}"
-    shown = {"status": status_text(snapshot, language), "progress": progress_html(snapshot, language), "seen": version}
+    status = status_text(snapshot, language)
+    if (whose := ownership(snapshot, JOB.owner, session_of(request))) is not None:
+        status = render(whose, language) + "\n\n" + status
+    shown = {"status": status, "progress": progress_html(snapshot, language), "seen": version}
     if version == seen or not metrics:  # the plots and log as they are: an empty frame would also fix the plot's
         return shown                    # colour categories to none (see loss_frame)
     return {**shown, "loss": loss_frame(metrics, language), "lr": lr_frame(metrics),
             "log": log_text(snapshot["log"], language), "preference": preference_frame(metrics, language),
             "drift": drift_samples(snapshot, language)}
+
+
+def ownership(snapshot: dict, owner: str, session: str) -> Msg | None:
+    """A run this browser session did not start is labelled as such, with when it started: a fresh page does not
+    present another person's run as its own (Stop asks twice before stopping it)."""
+    if snapshot.get("status", "idle") == "idle" or not owner or owner == session:
+        return None
+    started = str(snapshot.get("started") or "").replace("T", " ")[:16]
+    running = snapshot.get("status") in ("running", "stopping")
+    return Msg("status.other_session_running" if running else "status.other_session_done", started=started)
 
 
 def drift_samples(snapshot: dict, language: str):
@@ -243,6 +257,31 @@ def compare_runs(run_dirs: list[str], request: gr.Request = None):
             pd.DataFrame(diff, columns=[tr("col.setting", language), *names]) if diff else [])
 
 
+# The fields whose change changes the run's cost (steps, time, memory): the cost line follows them.
+COST_FIELDS = ("model_name_or_path", "dataset_path", "extra_datasets", "max_samples", "validation_share", "test_share",
+               "replay", "replay_share", "stage", "finetuning_type", "per_device_train_batch_size",
+               "gradient_accumulation_steps", "num_train_epochs", "max_steps", "max_length")
+
+
+def cost_view(values: dict, language: str) -> str:
+    """The cost line next to the Train button: steps, time on this machine, memory (studio/cost.py). Settings
+    with problems give none: the Hyperparameters tab names them and Start refuses them."""
+    from .hyperparams_tab import allowed_shape, situation_for  # deferred: that tab builds its own parts at import
+
+    settings, problems = form_settings(values)
+    if problems:
+        return ""
+    situation = situation_for(settings)
+    memory = None
+    if situation.parameters is not None and situation.facts is not None:
+        if (shape := allowed_shape(settings.model.model_name_or_path)) is not None:
+            needed = estimates.training_memory_gb(settings, shape, situation.facts)["total"]
+            memory = estimates.fit_message(needed, situation.facts.free_memory_gb, settings.method.finetuning_type)
+    lines = cost.cost_lines(settings, situation.rows, cost.step_time(settings, list_runs(), run_settings), memory,
+                            situation.devices)
+    return tr("cost.title", language) + "\n" + "\n".join(f"- {render(line, language)}" for line in lines)
+
+
 def build(ctx: TabContext) -> TabParts:
     with gr.Row():
         start_btn = gr.Button(t("train.start"), variant="primary")
@@ -250,6 +289,7 @@ def build(ctx: TabContext) -> TabParts:
         stop_btn = gr.Button(t("train.stop"), variant="stop")
         resume_target = gr.Dropdown(label=t("train.resume_target"), choices=[], allow_custom_value=True, scale=2)
         resume_btn = gr.Button(t("train.resume"))
+    cost_md = gr.Markdown(elem_id="train-cost")
     message = gr.Markdown()
     progress = gr.HTML()
     status = gr.Markdown(label=t("train.status"))
@@ -286,8 +326,12 @@ def build(ctx: TabContext) -> TabParts:
         # Titles only: an empty frame would fix the plot's colour categories to none (see loss_frame).
         loss = chart_titles("train.loss", "col.step", "col.loss", language, color_key="col.series")
         return {"runs": frame([], HISTORY_COLUMNS, language), "compare_table": frame([], COMPARE_COLUMNS, language),
-                "loss": loss, "compare_plot": loss, "lr": chart_titles("train.lr", "col.step", "col.learning_rate", language),
-                "preference": chart_titles("train.preference", "col.step", "col.value", language, color_key="col.series")}
+                "loss": chart_titles("train.loss", "col.step", "col.loss", language, color_key="col.series",
+                                     series=tuple(SERIES_KEYS.values())),
+                "compare_plot": loss,  # its series are named after the runs compared
+                "lr": chart_titles("train.lr", "col.step", "col.learning_rate", language),
+                "preference": chart_titles("train.preference", "col.step", "col.value", language,
+                                           color_key="col.series", series=PREFERENCE_SERIES_KEYS)}
 
     titled = Outputs(runs=runs, compare_table=compare_table, loss=plot, compare_plot=compare_plot, lr=lr_plot,
                      preference=pref_plot)
@@ -305,6 +349,14 @@ def build(ctx: TabContext) -> TabParts:
         def pilot_run(request: gr.Request = None, **values):
             return start(pilot_values(values), lang(request), session_of(request))
 
+        @takes_form(training)
+        def cost_now(request: gr.Request = None, **values):
+            return cost_view(values, lang(request))
+
+        ctx.tab.select(cost_now, inputs_kwargs=training, outputs=cost_md, api_name="train_cost")
+        for name in COST_FIELDS:
+            form[name].change(cost_now, inputs_kwargs=training, outputs=cost_md, api_name=False,
+                              show_progress="hidden", trigger_mode="always_last")
         start_btn.click(start_training, inputs_kwargs=training, outputs=message, api_name="start_training")
         pilot_btn.click(pilot_run, inputs_kwargs=training, outputs=message, api_name="pilot_run")
         resume_btn.click(resume, inputs_kwargs={"run_dir": resume_target,
