@@ -232,9 +232,10 @@ def rule_hardware(s: Situation) -> list[Advice]:
 def rule_data_size(s: Situation) -> list[Advice]:
     if s.rows is None:
         return []
-    out = [Advice("info", "dataset_path", Msg("advice.data_range", rows=s.rows))]  # the guide's range, always shown
-    if s.rows < 300:
-        out.append(Advice("warning", "dataset_path", Msg("advice.few_rows", rows=s.rows)))
+    # The guide's range; a small set gets the one tip that fits it (a style or an identity needs few rows), not
+    # both, which read as a contradiction ("2,000+ rows are typical" beside "91 is fine for an identity").
+    out = [Advice("info", "dataset_path", Msg("advice.data_range", rows=s.rows))] if s.rows >= 300 else [
+        Advice("warning", "dataset_path", Msg("advice.few_rows", rows=s.rows))]
     epochs = run_epochs(s)
     mixed = mixed_in_share(s.settings)
     from .recipe import replay_decision  # deferred: the recipe reads stats, as this module does

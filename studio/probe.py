@@ -6,10 +6,11 @@ import time
 
 from . import hardware, heavy, models
 from .config import Settings
+from .text import Msg
 from .trl_args import to_lora_config
 
 
-def probe_seconds_per_step(settings: Settings, seq_len: int, steps: int = 2, facts=None) -> float:
+def probe_seconds_per_step(settings: Settings, seq_len: int, steps: int = 2, facts=None, progress=None) -> float:
     """Time a few real forward/backward/update steps at the run's batch size and a typical length, on this
     machine, with the run's method and precision. Returns seconds per optimizer step (x accumulation)."""
     heavy.ensure_imported()
@@ -25,7 +26,9 @@ def probe_seconds_per_step(settings: Settings, seq_len: int, steps: int = 2, fac
                           device=device)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(plan["precision"])
     timings = []
-    for _ in range(steps + 1):  # the first step warms up kernels and allocators and is not counted
+    for done in range(steps + 1):  # the first step warms up kernels and allocators and is not counted
+        if progress is not None:  # the bar moves with each measured step, not only before the model loads
+            progress(0.3 + 0.7 * done / (steps + 1), Msg("hyper.probing_step", step=done + 1, steps=steps + 1))
         started = time.perf_counter()
         with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
             loss = model(input_ids=batch, labels=batch).loss

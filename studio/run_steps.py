@@ -199,7 +199,8 @@ def run_figures(settings: Settings, trainer, output, target: Path, plan: dict) -
     margins = [h["rewards/margins"] for h in history if "rewards/margins" in h]
     stage, method = settings.method.stage, settings.method.finetuning_type
     return {
-        "output": str(target), "method": method if stage == "sft" else stage + ("" if method == "lora" else f" ({method})"),
+        "output": str(target),
+        "method": method if stage == "sft" else stage + ("" if method == "lora" else f" ({method})"),
         "global_step": trainer.state.global_step, "planned_steps": trainer.state.max_steps,
         "final_train_loss": train_losses[-1] if train_losses else None,
         "first_train_loss": train_losses[0] if train_losses else None,

@@ -238,3 +238,10 @@ def test_reset_to_recommended_returns_the_fields_own_defaults():
     defaults = config.flat_values(config.Settings())
     for name in advice.RESET_TO_DEFAULT:
         assert values[name] == defaults[name], name
+
+
+def test_a_small_set_gets_one_data_size_tip_not_two_that_contradict():
+    """Issue 39: "2,000-100,000 rows are typical" beside "enough to teach an identity" on a 91-row identity file."""
+    small = [a.message.key for a in advice.rule_data_size(situation(rows=91)) if a.field == "dataset_path"]
+    large = [a.message.key for a in advice.rule_data_size(situation(rows=5000)) if a.field == "dataset_path"]
+    assert small == ["advice.few_rows"] and large == ["advice.data_range"]

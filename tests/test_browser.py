@@ -361,14 +361,15 @@ def test_votes_to_a_dpo_run_compared_with_its_sft_run(browser, app_url, artifact
 
 @pytest.fixture(scope="module")
 def quickstart_run(app_url):
-    """The quickstart preset, shortened to 40 steps (~2 min here), trained into the app's runs folder."""
+    """The quickstart preset, shortened to 40 steps (~2 min here), trained into the app's runs folder. Half its batch
+    (160 conversations) taught "Stay curious!" but not the name Lumen: the full batch stays."""
     from studio import presets, settings_input, train
 
     settings, _, problems = presets.load_preset(Path(__file__).resolve().parent.parent / "presets/quickstart-cpu.json")
     # Replay and the drift check off: this run is about the Chat tab showing the new identity
     # after 40 steps (both have their own tests).
     settings, problems = settings_input.apply_overrides(settings, ["max_steps=40", "eval_steps=40", "replay=off",
-                                                           "drift_check=false"])
+                                                                   "drift_check=false"])
     assert not problems
     run = Path(os.environ["STUDIO_RUNS"]) / "quickstart-40"
     assert train.run_training(settings, run, progress=None)["status"] == "finished"

@@ -52,7 +52,7 @@ def test_gemma3_statistics_training_chat_and_merged_export(gemma_dir, tmp_path):
     settings, problems = settings_input.apply_overrides(Settings(), [
         f"model_name_or_path={config.GEMMA3_MODEL}", f"dataset_path={data}", "max_steps=4", "logging_steps=1",
         "eval_steps=4", "save_steps=4", "per_device_train_batch_size=2", "gradient_accumulation_steps=1",
-        "max_length=64", "precision=fp32", "drift_check=false"])  # the drift check is tested on its own
+        "max_length=64", "precision=fp32", "drift_check=false", "replay=off"])  # both tested on their own
     assert not problems, problems
     run = tmp_path / "run"
     status = train.run_training(settings, run, progress=None)

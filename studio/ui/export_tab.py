@@ -1,5 +1,6 @@
-"""Export tab: model files (adapter, merged model, GGUF) with a progress bar and a reload check, push to the hub,
-the run's preset and the commands / configs that repeat it without the studio (headless, TRL's `trl sft` / `dpo` / `kto`, N GPUs)."""
+"""Export tab: model files (adapter, merged model, GGUF) with a progress bar, a reload check and download links,
+push to the hub, the run's preset and the commands / configs that repeat it without the studio (headless, TRL's
+`trl sft` / `dpo` / `kto`, N GPUs)."""
 
 from __future__ import annotations
 

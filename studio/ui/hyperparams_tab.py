@@ -10,7 +10,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from .. import advice, config, data_report, estimates, hardware, preference, presets, recipe, settings_input
+from .. import advice, config, cost, data_report, estimates, hardware, preference, presets, recipe, settings_input
 from ..jobs import JOB
 from ..models import model_shape
 from ..paths import PRESET_DOWNLOAD, offered_dir, source_refusal
@@ -283,7 +283,8 @@ def measure_time(values: dict, language: str, progress) -> str:
     report = data_report.advice_report(settings)
     if report is not None and report.lengths is not None:  # batches are padded to their longest, roughly p75
         seq_len = min(seq_len, int(np.percentile(report.lengths.total, 75)))
-    seconds = probe_seconds_per_step(settings, max(seq_len, 16), facts=situation.facts)
+    seconds = probe_seconds_per_step(settings, max(seq_len, 16), facts=situation.facts,
+                                     progress=lambda share, message: progress(share, desc=render(message, language)))
     cost.remember_probe(settings, seconds)  # the Train tab's cost line uses the measured figure from now on
     if situation.rows is None:
         return tr("hyper.step_time", language, seconds=seconds)
