@@ -54,6 +54,17 @@ def model_parameters(model) -> int | None:
     return shape.parameters if shape else None
 
 
+def memory_parts(settings: config.Settings, situation: advice.Situation) -> dict | None:
+    """The run's peak memory by part and whether it fits (estimates.fit_message); None without model facts. The
+    Hyperparameters estimates and the Train tab's cost line both read it."""
+    if situation.parameters is None or situation.facts is None:
+        return None
+    shape = allowed_shape(settings.model.model_name_or_path) or estimates.ModelShape(situation.parameters, 1, 1, 1, 1)
+    parts = estimates.training_memory_gb(settings, shape, situation.facts)
+    return {**parts, "fit": estimates.fit_message(parts["total"], situation.facts.free_memory_gb,
+                                                  settings.method.finetuning_type)}
+
+
 def situation_for(settings: config.Settings) -> advice.Situation:
     return advice.build_situation(settings, data_report.advice_report(settings), hardware.detect(),
                                   allowed_shape(settings.model.model_name_or_path))
@@ -77,13 +88,9 @@ def estimate_markdown(settings: config.Settings, situation: advice.Situation, la
     if situation.rows is not None:
         train_rows, per_epoch, total = recipe.planned_steps(settings, situation.rows, situation.devices)
         lines.append(Msg("hyper.steps", rows=train_rows, per_epoch=per_epoch, total=total))
-    if situation.parameters is not None and situation.facts is not None:
-        shape = allowed_shape(settings.model.model_name_or_path) or estimates.ModelShape(situation.parameters, 1, 1, 1, 1)
-        parts = estimates.training_memory_gb(settings, shape, situation.facts)
+    if (parts := memory_parts(settings, situation)) is not None:
         lines.append(Msg("hyper.memory", weights=parts["weights"], optimizer=parts["optimizer_and_gradients"],
-                         activations=parts["activations"], logits=parts["logits"],
-                         fit=estimates.fit_message(parts["total"], situation.facts.free_memory_gb,
-                                                settings.method.finetuning_type)))
+                         activations=parts["activations"], logits=parts["logits"], fit=parts["fit"]))
     text = "\n".join(f"- {render(line, language)}" for line in lines)
     if situation.rows is not None:
         text += "\n\n" + plan_markdown(settings, situation, language)

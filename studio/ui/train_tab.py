@@ -9,7 +9,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from .. import config, cost, drift, estimates, history, presets
+from .. import config, cost, drift, history, presets
 from ..jobs import JOB
 from ..paths import run_model_refusal, settings_refusals
 from ..run_status import status_messages
@@ -257,28 +257,18 @@ def compare_runs(run_dirs: list[str], request: gr.Request = None):
             pd.DataFrame(diff, columns=[tr("col.setting", language), *names]) if diff else [])
 
 
-# The fields whose change changes the run's cost (steps, time, memory): the cost line follows them.
-COST_FIELDS = ("model_name_or_path", "dataset_path", "extra_datasets", "max_samples", "validation_share", "test_share",
-               "replay", "replay_share", "stage", "finetuning_type", "per_device_train_batch_size",
-               "gradient_accumulation_steps", "num_train_epochs", "max_steps", "max_length")
-
-
 def cost_view(values: dict, language: str) -> str:
     """The cost line next to the Train button: steps, time on this machine, memory (studio/cost.py). Settings
     with problems give none: the Hyperparameters tab names them and Start refuses them."""
-    from .hyperparams_tab import allowed_shape, situation_for  # deferred: that tab builds its own parts at import
+    from .hyperparams_tab import memory_parts, situation_for  # deferred: that tab builds its own parts at import
 
     settings, problems = form_settings(values)
     if problems:
         return ""
     situation = situation_for(settings)
-    memory = None
-    if situation.parameters is not None and situation.facts is not None:
-        if (shape := allowed_shape(settings.model.model_name_or_path)) is not None:
-            needed = estimates.training_memory_gb(settings, shape, situation.facts)["total"]
-            memory = estimates.fit_message(needed, situation.facts.free_memory_gb, settings.method.finetuning_type)
-    lines = cost.cost_lines(settings, situation.rows, cost.step_time(settings, list_runs(), run_settings), memory,
-                            situation.devices)
+    memory = memory_parts(settings, situation)
+    lines = cost.cost_lines(settings, situation.rows, cost.step_time(settings, list_runs(), run_settings),
+                            memory["fit"] if memory else None, situation.devices)
     return tr("cost.title", language) + "\n" + "\n".join(f"- {render(line, language)}" for line in lines)
 
 
@@ -353,10 +343,9 @@ def build(ctx: TabContext) -> TabParts:
         def cost_now(request: gr.Request = None, **values):
             return cost_view(values, lang(request))
 
+        # Every setting lives on another tab: opening this one is when the line must be current (recomputing it on
+        # each field change cost a pass over the runs and the data report for every value a file load hands over).
         ctx.tab.select(cost_now, inputs_kwargs=training, outputs=cost_md, api_name="train_cost")
-        for name in COST_FIELDS:
-            form[name].change(cost_now, inputs_kwargs=training, outputs=cost_md, api_name=False,
-                              show_progress="hidden", trigger_mode="always_last")
         start_btn.click(start_training, inputs_kwargs=training, outputs=message, api_name="start_training")
         pilot_btn.click(pilot_run, inputs_kwargs=training, outputs=message, api_name="pilot_run")
         resume_btn.click(resume, inputs_kwargs={"run_dir": resume_target,
