@@ -19,7 +19,7 @@ import sys
 import typing
 from pathlib import Path
 
-from studio import export, repeat, votes
+from studio import code_rewards, export, repeat, votes
 from studio.chat import ChatPair, stream_pair
 from studio.config import STARTER_MODEL, DataSettings, GenerationSettings, Settings, parse_mapping
 from studio.settings_input import apply_overrides
@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", dest="ui_model", default=STARTER_MODEL, metavar="NAME_OR_PATH",
                         help="the model the UI's form starts with: a built-in name, a hub id, or a local folder "
                              "(which the UI may then read; default: the built-in starter model)")
+    parser.add_argument("--allow-reward-code", action="store_true",
+                        help="let GRPO runs import your own reward functions (reward_code_path); refused with a "
+                             "non-local --host or --share, since importing a file runs its code")
     sub = parser.add_subparsers(dest="command")
 
     train = sub.add_parser("train", help="train headless from a preset")
@@ -58,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override one setting, e.g. --set learning_rate=1e-4 (repeatable)")
     train.add_argument("--output-dir", help="run folder (default: runs/run-<time>)")
     train.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    train.add_argument("--allow-reward-code", action="store_true",
+                       help="confirm that the preset's reward_code_path (GRPO's own rewards) may be imported and run")
     train.add_argument("--trust-remote-code", action="store_true",
                        help="confirm that the model's own Python code may run (needed when the preset asks for it)")
 
@@ -149,6 +154,12 @@ def cmd_train(args) -> int:
         print(f"{args.preset} sets trust_remote_code: the Python code shipped with {settings.model.model_name_or_path} "
               "would run on this machine. If you trust it, add --trust-remote-code to the command.", file=sys.stderr)
         return 2
+    if settings.method.reward_code_path.strip():  # a shared preset must not run code alone either
+        if not args.allow_reward_code:
+            print(f"{args.preset} sets reward_code_path: {settings.method.reward_code_path} would be imported and "
+                  "run on this machine. If you trust it, add --allow-reward-code to the command.", file=sys.stderr)
+            return 2
+        code_rewards.allow()
     # Under torchrun / accelerate launch each process runs this; they agree on one run folder.
     run_dir = shared_run_dir(Path(args.output_dir) if args.output_dir else None)
     main = is_main_process()
@@ -297,6 +308,8 @@ def cmd_export(args) -> int:
 def cmd_ui(args) -> int:
     auth, problems = read_auth(args)
     problems = problems or check_exposure(args.host, args.share, auth)
+    if args.allow_reward_code and (refusal := code_rewards.allow(args.host, args.share)) is not None:
+        problems.append(str(refusal))
     problems += [f"--data-dir {d}: not a folder" for d in args.data_dir if not Path(d).expanduser().is_dir()]
     if problems:
         for p in problems:

@@ -53,8 +53,11 @@ def rule_learning_rate(s: Situation) -> list[Advice]:
     method, lr, stage = s.settings.method.finetuning_type, s.settings.training.learning_rate, s.settings.method.stage
     suggested = suggested_learning_rate(method, s.parameters, s.rows)
     low, high = LEARNING_RATES[method]["range"]
-    if own := stage_of(stage).learning_rates:  # preference tuning moves a tuned model a little: a much lower rate
-        (low, high), suggested, method = own["range"], own["small"], stage_of(stage).label
+    if own := stage_of(stage).rates(method):  # preference tuning, practice: the stage's own rates, as the recipe's
+        from .recipe import learning_rate_for  # deferred: recipe imports this module's neighbours
+
+        suggested = learning_rate_for(method, stage, s.parameters, s.rows or 0)[0]
+        (low, high), method = own["range"], stage_of(stage).label
     if lr > high:
         return [Advice("warning", "learning_rate", Msg("advice.lr_high", lr=lr, method=method, low=low, high=high),
                        suggested)]
@@ -428,6 +431,43 @@ def preference_warning(metrics: list[dict], patience: int = 2) -> Msg | None:
     return None
 
 
+PRACTICE_WINDOW = 5  # GRPO logs read together: one step's rewards are a handful of samples
+
+
+def practice_warning(metrics: list[dict]) -> Msg | None:
+    """GRPO's failure modes, from the run's own logs: the last steps' answers to each prompt all scored alike (no
+    signal to learn from), or the answers collapsed to a few tokens (a reward that pays for saying little)."""
+    logged = [m for m in metrics if "reward" in m]
+    if len(logged) < PRACTICE_WINDOW:
+        return None
+    recent = logged[-PRACTICE_WINDOW:]
+    if all(m.get("frac_reward_zero_std", 0.0) >= 1.0 for m in recent):
+        return Msg("warn.no_signal", steps=PRACTICE_WINDOW, reward=recent[-1]["reward"])
+    lengths = [m["completions/mean_length"] for m in logged if "completions/mean_length" in m]
+    if len(lengths) >= 2 * PRACTICE_WINDOW:
+        first = sum(lengths[:PRACTICE_WINDOW]) / PRACTICE_WINDOW
+        last = sum(lengths[-PRACTICE_WINDOW:]) / PRACTICE_WINDOW
+        if last < COLLAPSED_SHARE * first and last <= COLLAPSED_TOKENS:
+            return Msg("warn.length_collapse", first=first, last=last)
+    return None
+
+
+COLLAPSED_SHARE, COLLAPSED_TOKENS = 0.3, 8  # answers this much shorter, and this short: collapsed
+
+
+def practice_cause(metrics: list[dict]) -> Msg:
+    """Why a GRPO run's held-out score did not rise: no signal, collapsed answers, a reward that rose on the
+    training prompts only (over-fitted or gamed), or a reward that never rose."""
+    if warning := practice_warning(metrics):
+        return warning
+    rewards = [m["reward"] for m in metrics if "reward" in m]
+    window = max(1, len(rewards) // 4)
+    first, last = sum(rewards[:window]) / window, sum(rewards[-window:]) / window
+    if last > first + 0.1:
+        return Msg("cause.reward_not_held_out", first=first, last=last)
+    return Msg("cause.reward_flat", first=first, last=last)
+
+
 def regularisation_remedies(settings, metrics: list[dict]) -> Msg:
     """What to change when the overfitting watch fires, with values: the guide's four levers."""
     t, m = settings.training, settings.method
@@ -445,6 +485,8 @@ def regularisation_remedies(settings, metrics: list[dict]) -> Msg:
 def not_learning(settings, metrics: list[dict]) -> Msg | None:
     """A finished run whose validation loss is not clearly below its step-0 baseline, or (without validation) whose
     training loss is still near where it began after 3+ epochs. The remedies, in the guide's order."""
+    if any("reward" in m for m in metrics):  # GRPO: its loss is no measure of learning (practice_warning, verdict)
+        return None
     evals = [e for e in metrics if "eval_loss" in e]
     train = [e for e in metrics if "loss" in e]
     baseline = next((e["eval_loss"] for e in evals if e["step"] == 0), None)
@@ -482,9 +524,11 @@ def likely_cause(settings, metrics: list[dict], stopped: bool = False) -> Msg:
         if t.max_steps > 0:
             return Msg("cause.capped", steps=steps, minimum=MIN_UPDATES)
         return Msg("cause.few_steps", steps=steps, minimum=MIN_UPDATES)
-    low = (stage_of(settings.method.stage).learning_rates or LEARNING_RATES[method])["range"][0]
+    low = (stage_of(settings.method.stage).rates(method) or LEARNING_RATES[method])["range"][0]
     if t.learning_rate < low:
         return Msg("cause.low_lr", lr=t.learning_rate, low=low)
+    if any("reward" in m for m in metrics):  # GRPO: its loss says little; the rewards say why
+        return practice_cause(metrics)
     if len(train) > 1 and train[-1] >= 0.9 * train[0]:
         return Msg("cause.loss_flat", first=train[0], last=train[-1])
     if len(evals) > 2 and min(evals, key=lambda e: e[1])[0] == evals[0][0]:

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from .rewards import FORMAT_PRESETS, REWARD_NAMES, pattern_problem, schema_problem
 from .stages import STAGE_NAMES, STAGES, names_where
 from .text import CATALOGUES, SOURCE_LANGUAGE, Msg
 
@@ -283,14 +284,18 @@ class MethodSettings(_Section):
         help="'sft' learns from example answers. 'dpo' learns from pairs (a better and a worse answer to the same "
         "prompt: a preference file, or your blind votes in Chat); 'kto' from answers marked good or bad. DPO and KTO "
         "usually continue a finished SFT run (see 'Start from run'). 'orpo' learns from pairs too, but from the base "
-        "model in one step: the better answers as examples, and the worse ones as what to avoid.",
-        advice="Train SFT first; then, with a few dozen or more votes or pairs, DPO on top of that run.",
+        "model in one step: the better answers as examples, and the worse ones as what to avoid. 'grpo' practises on "
+        "prompts: the model answers each one several times and the rewards you choose (a right final answer, a "
+        "format, valid JSON, ...) score the answers.",
+        advice="Train SFT first; then, with a few dozen or more votes or pairs, DPO on top of that run. For answers "
+        "that can be checked (a number, a label, JSON), GRPO with 'answer_match'.",
         beginner=True,
     )
     adapter_name_or_path: str = knob(
         "", label="Start from run",
-        help="DPO / KTO: the finished run whose adapter is trained further; a frozen copy of that adapter is the "
-        "reference, on the same base weights (no second copy of the model). Empty: a new adapter on the base model.",
+        help="DPO / KTO / GRPO: the finished run whose adapter is trained further (for DPO and KTO a frozen copy of "
+        "that adapter is the reference, on the same base weights: no second copy of the model). Empty: a new "
+        "adapter on the base model.",
         suggestions=("",),
         applies={"stage": names_where(lambda stage: stage.continues_run)},
     )
@@ -303,6 +308,139 @@ class MethodSettings(_Section):
         gt=0.0, le=10.0,
         applies={"stage": names_where(lambda stage: stage.beta)},
     )
+    # --- practice with rewards (GRPO)
+    reward_funcs: list[Literal[REWARD_NAMES]] = knob(
+        ["answer_match"], label="Rewards",
+        help="GRPO: how each sampled answer is scored, no code needed. 'answer_match': the final answer equals the "
+        "row's reference (numbers as numbers, labels ignoring case); 'answer_exact': character for character; "
+        "'format': the answer has the format below; 'json_valid': the answer is JSON (valid against the schema "
+        "below if given); 'length': its length in tokens is within the range below; 'language': it is in the "
+        "prompt's language.",
+        advice="Start with 'answer_match' on rows with a checkable answer; add 'format' to ask for a layout.",
+        beginner=True, min_length=1, max_length=len(REWARD_NAMES), studio_only=True,
+        applies={"stage": names_where(lambda stage: stage.generates)},
+    )
+
+    @field_validator("reward_funcs", mode="before")
+    @classmethod
+    def _rewards_from_text(cls, value):
+        """`--set reward_funcs=answer_match,format`: names separated by commas; each name once."""
+        if isinstance(value, str):
+            value = [name.strip() for name in value.split(",") if name.strip()]
+        return list(dict.fromkeys(value)) if isinstance(value, (list, tuple)) else value
+
+    reward_weights: str = knob(
+        "", label="Reward weights",
+        help="GRPO: one weight per reward, in the order above, e.g. '1, 0.5'. Empty: every reward weighs 1.",
+        studio_only=True, max_length=1000,
+        applies={"stage": names_where(lambda stage: stage.generates)},
+    )
+
+    @field_validator("reward_weights")
+    @classmethod
+    def _one_weight_per_reward(cls, value, info):
+        if not value.strip():
+            return value
+        weights = parse_weights(value)
+        if weights is None or any(w < 0 for w in weights) or not any(weights):
+            raise PydanticCustomError("bad_weights", "weights must be numbers, not negative, not all 0", {})
+        if "reward_funcs" not in info.data:  # the rewards themselves were refused: that problem is named
+            return value
+        rewards = info.data["reward_funcs"]
+        if len(weights) != len(rewards):
+            raise PydanticCustomError("weights_count", "one weight per reward",
+                                      {"weights": len(weights), "rewards": len(rewards)})
+        return value
+
+    format_pattern: str = knob(
+        "think_answer", label="Answer format",
+        help="GRPO's 'format' reward: a preset ('think_answer': reasoning in <think>...</think> then the answer; "
+        "'think_answer_tags': then <answer>...</answer>; 'answer_line': ends with a line 'Answer: ...'; 'one_line': "
+        "a single line) or your own regular expression, matched against the whole answer.",
+        suggestions=tuple(FORMAT_PRESETS), studio_only=True, min_length=1, max_length=2000,
+        applies={"stage": names_where(lambda stage: stage.generates)},
+    )
+
+    @field_validator("format_pattern")
+    @classmethod
+    def _pattern_compiles(cls, value):
+        if problem := pattern_problem(value):
+            raise PydanticCustomError("bad_pattern", "not a regular expression", problem)
+        return value
+
+    json_schema: str = knob(
+        "", label="JSON schema",
+        help="GRPO's 'json_valid' reward: a JSON Schema the answer must satisfy, e.g. "
+        "'{\"type\": \"object\", \"required\": [\"name\"]}'. Empty: any valid JSON scores.",
+        studio_only=True, max_length=100_000,
+        applies={"stage": names_where(lambda stage: stage.generates)},
+    )
+
+    @field_validator("json_schema")
+    @classmethod
+    def _schema_is_valid(cls, value):
+        if problem := schema_problem(value):
+            raise PydanticCustomError("bad_schema_json" if "line" in problem else "bad_schema", "not a JSON Schema",
+                                      problem)
+        return value
+
+    length_reward_min: int = knob(
+        1, label="Shortest answer (tokens)",
+        help="GRPO's 'length' reward: answers from this many tokens score 1.",
+        studio_only=True, ge=0, le=100_000,
+        applies={"stage": names_where(lambda stage: stage.generates)},
+    )
+    length_reward_max: int = knob(
+        200, label="Longest answer (tokens)",
+        help="GRPO's 'length' reward: answers up to this many tokens score 1; longer ones less, the longer the less.",
+        studio_only=True, ge=1, le=100_000,
+        applies={"stage": names_where(lambda stage: stage.generates)},
+    )
+
+    @field_validator("length_reward_max")
+    @classmethod
+    def _range_is_ordered(cls, value, info):
+        if value < info.data.get("length_reward_min", 0):
+            raise PydanticCustomError("range_order", "the longest is below the shortest",
+                                      {"low": info.data.get("length_reward_min")})
+        return value
+
+    reward_code_path: str = knob(
+        "", label="Your own rewards (Python file)",
+        help="GRPO: a Python file whose functions score answers as TRL's reward functions do (its REWARDS list, or "
+        "the functions named reward_* or *_reward), trained beside the rewards above with weight 1 each. Importing "
+        "it runs its code, so it is read only when the studio was started with --allow-reward-code on this "
+        "machine only (never on a server other machines reach). Empty: the built-in rewards only.",
+        studio_only=True, max_length=4096,
+        applies={"stage": names_where(lambda stage: stage.generates)},
+    )
+    num_generations: int = knob(
+        4, label="Answers per prompt",
+        help="GRPO: how many answers the model samples for each prompt; each is scored against the group's "
+        "average. More: a clearer signal, proportionally more time.",
+        advice="4 on a CPU or a small GPU; 8-16 on a large GPU.",
+        beginner=True, ge=2, le=64,
+        applies={"stage": names_where(lambda stage: stage.generates)},
+    )
+    sampling_temperature: float = knob(
+        0.7, label="Sampling temperature",
+        help="GRPO: how varied the sampled answers are (TRL's `temperature`, whose default is 1.0; Chat's own "
+        "temperature is separate). Lower: closer to the model's usual answer; higher: more different answers to "
+        "compare.",
+        advice="0.7 keeps a small model's answers sensible enough to earn rewards (at 1.0 the starter model's "
+        "answers were mostly noise and it learned nothing in 40 steps); 0.8-1.0 suits models of 1B parameters "
+        "and more.",
+        studio_only=True, gt=0.0, le=2.0,
+        applies={"stage": names_where(lambda stage: stage.generates)},
+    )
+    max_completion_length: int = knob(
+        128, label="Longest sampled answer (tokens)",
+        help="GRPO: sampling stops here. Generation is most of a GRPO step's time, so this sets the step's cost.",
+        advice="Just above the answers you want: 64-128 for a label or a number, 256-512 with reasoning.",
+        beginner=True, ge=8, le=32768,
+        applies={"stage": names_where(lambda stage: stage.generates)},
+    )
+
     finetuning_type: Literal["lora", "qlora", "full", "freeze"] = knob(
         "lora", label="Method",
         help="LoRA trains small adapter matrices; QLoRA does so on a 4-bit base (CUDA only); full trains every "
@@ -602,6 +740,15 @@ Problem = tuple[str, str]  # (where, message): where is a JSON path, a file:row:
 
 
 # ---------------------------------------------------------------- `--set name=value` overrides
+
+def parse_weights(text: str) -> list[float] | None:
+    """'1, 0.5' -> [1.0, 0.5]; None when a part is not a finite number."""
+    try:
+        weights = [float(part) for part in text.replace(";", ",").split(",") if part.strip()]
+    except ValueError:
+        return None
+    return weights if all(w == w and abs(w) != float("inf") for w in weights) else None
+
 
 def parse_mapping(text: str) -> tuple[dict[str, str], list[Problem]]:
     """'query=instruction, response=output' -> {'query': 'instruction', 'response': 'output'}."""

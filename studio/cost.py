@@ -2,8 +2,8 @@
 on this machine and the memory it needs; a run expected to take over an hour says so with the cheapest fixes.
 
 The time per step comes from what was measured here: the Hyperparameters tab's probe for these settings, else the
-most recent finished run of the same model and method, scaled by the tokens a step trains (effective batch x
-cutoff). Without either, the line says how to get one. No torch here."""
+most recent finished run of the same model, method and kind of step, scaled by the tokens a step trains (effective
+batch x cutoff; for GRPO the answers it samples). Without either, the line says how to get one. No torch here."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from .config import Settings
 from .recipe import planned_steps
+from .stages import stage_of
 from .text import Msg
 
 LONG_RUN_S = 3600  # over an hour: the line says so, with the cheapest fixes
@@ -18,9 +19,10 @@ _PROBED: dict[tuple, float] = {}  # seconds per optimizer step the probe measure
 
 
 def probe_key(settings: Settings) -> tuple:
-    m, t = settings.model, settings.training
-    return (m.model_name_or_path, settings.method.finetuning_type, t.per_device_train_batch_size,
-            t.gradient_accumulation_steps, t.max_length)
+    m, t, method = settings.model, settings.training, settings.method
+    practice = (method.num_generations, method.max_completion_length) if stage_of(method.stage).generates else ()
+    return (m.model_name_or_path, method.stage, method.finetuning_type, t.per_device_train_batch_size,
+            t.gradient_accumulation_steps, t.max_length, *practice)
 
 
 def remember_probe(settings: Settings, seconds_per_step: float) -> None:
@@ -28,7 +30,11 @@ def remember_probe(settings: Settings, seconds_per_step: float) -> None:
 
 
 def tokens_per_step(settings: Settings) -> int:
-    t = settings.training
+    """What a step's time grows with: the tokens it trains; for GRPO the answers it samples (generation is most
+    of its time)."""
+    t, m = settings.training, settings.method
+    if stage_of(m.stage).generates:
+        return t.per_device_train_batch_size * t.gradient_accumulation_steps * m.num_generations * m.max_completion_length
     return t.per_device_train_batch_size * t.gradient_accumulation_steps * t.max_length
 
 
@@ -48,8 +54,11 @@ def step_time(settings: Settings, runs: list[dict], run_settings) -> StepTime | 
         if run.get("status") != "finished" or not run.get("global_step") or not run.get("train_runtime_s"):
             continue
         past = run_settings(run["run_dir"])
-        if past is None or (past.model.model_name_or_path, past.method.finetuning_type) != (
-                settings.model.model_name_or_path, settings.method.finetuning_type):
+        # The same model, method and kind of step: a GRPO step (sampling answers) costs unlike an SFT step.
+        if past is None or (past.model.model_name_or_path, past.method.finetuning_type,
+                            stage_of(past.method.stage).generates) != (
+                settings.model.model_name_or_path, settings.method.finetuning_type,
+                stage_of(settings.method.stage).generates):
             continue
         per_step = run["train_runtime_s"] / run["global_step"]
         return StepTime(per_step * tokens_per_step(settings) / max(tokens_per_step(past), 1),

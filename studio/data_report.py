@@ -18,7 +18,8 @@ from .preference_stats import preference_report
 from .preflight import preflight_findings
 from .readers import resolve_path
 from .sources import VOTES, parse_source
-from .stages import EXAMPLES, PAIRS, data_kind
+from .practice_data import checkable_finding, practice_report
+from .stages import EXAMPLES, PAIRS, PROMPTS, data_kind, stage_of
 from .stats import (DataReport, block_cutoff, quality_report, recommend_cutoff, recommended_validation_share,
                     set_aside_refused, template_findings, token_lengths)
 from .text import Msg, reason_of
@@ -27,10 +28,15 @@ logger = logging.getLogger(__name__)
 
 
 def build_report(path: str, fmt: str = "auto", model: str | None = "starter", mapping: dict | None = None,
-                 label: str | None = None, progress=None, tokenizer=None) -> DataReport:
-    """progress(stage message, rows done, rows in all) is called as the report is built."""
+                 label: str | None = None, progress=None, tokenizer=None, reads: str | None = None) -> DataReport:
+    """progress(stage message, rows done, rows in all) is called as the report is built. `reads`: PROMPTS for
+    the GRPO stage, which reads any file as prompts with reference answers (studio/practice_data.py)."""
     progress = progress or (lambda stage, done=None, total=None: None)
     progress(Msg("progress.reading"))
+    if reads == PROMPTS:
+        if tokenizer is None and model:
+            tokenizer = load_tokenizer(resolve_model_path(model, progress=lambda _: None))
+        return practice_report(path, tokenizer)
     loaded = None if parse_source(path).kind == VOTES else load_dataset_file(path, fmt, mapping, label)
     kind = data_kind(loaded.format) if loaded is not None else PAIRS  # a run's votes: pairs
     if kind != EXAMPLES:  # pairs or labelled answers: the preference stages' data
@@ -57,6 +63,8 @@ def build_report(path: str, fmt: str = "auto", model: str | None = "starter", ma
     if tokenizer is not None:
         findings += template_findings(loaded.rows, tokenizer, None if lengths is None else lengths.notes, refused)
     findings += preflight_findings(loaded.rows, tokenizer, model)
+    if (practice := checkable_finding(loaded.rows)) is not None:
+        findings.append(practice)
     return DataReport(loaded, lengths, cutoff, findings, recommended_validation_share(len(loaded.rows)),
                       tokenizer_problem, tokenizer)
 
@@ -91,20 +99,31 @@ def file_version(path: str) -> tuple | None:
     return info.st_mtime_ns, info.st_size
 
 
-def report_key(path: str, fmt: str, mapping: dict[str, str], model: str | None) -> tuple:
-    """What a kept report is found by: the source as read (with the file's version) and the model that measured it."""
-    return path, fmt, tuple(mapping.items()), model, file_version(path)
+def reads_for(stage: str | None) -> str | None:
+    """How a stage reads a file, where it differs from the file's own kind: GRPO reads prompts."""
+    try:
+        return PROMPTS if stage and stage_of(stage).data == PROMPTS else None
+    except KeyError:  # a stage name the settings will refuse: the file as it is
+        return None
 
 
-def cached_report(path: str, fmt: str, mapping: dict[str, str], model: str, progress=None) -> DataReport:
-    key = report_key(path, fmt, mapping, model)
+def report_key(path: str, fmt: str, mapping: dict[str, str], model: str | None, reads: str | None = None) -> tuple:
+    """What a kept report is found by: the source as read (with the file's version), the model that measured it,
+    and how the stage reads it."""
+    return path, fmt, tuple(mapping.items()), model, file_version(path), reads
+
+
+def cached_report(path: str, fmt: str, mapping: dict[str, str], model: str, progress=None,
+                  reads: str | None = None) -> DataReport:
+    key = report_key(path, fmt, mapping, model, reads)
     with _LOCK:
         if key not in _CACHE:
             try:
                 tokenizer = _tokenizer(model, progress) if model else None
-                report = build_report(path, fmt, None, mapping or None, progress=progress, tokenizer=tokenizer)
+                report = build_report(path, fmt, None, mapping or None, progress=progress, tokenizer=tokenizer,
+                                      reads=reads)
             except Exception as err:  # the tokenizer's model could not be had: report the data without lengths
-                report = build_report(path, fmt, None, mapping or None, progress=progress)
+                report = build_report(path, fmt, None, mapping or None, progress=progress, reads=reads)
                 report.tokenizer_problem = Msg("stats.not_measured", reason=reason_of(err))
             _CACHE[key] = report
             while len(_CACHE) > _CACHE_KEEP:
@@ -119,30 +138,32 @@ def refused_report(path: str, refusal: str) -> DataReport:
                       recommended_validation_share(0))
 
 
-def report_for(path: str, fmt: str, mapping: dict[str, str], model: str, progress=None) -> DataReport:
+def report_for(path: str, fmt: str, mapping: dict[str, str], model: str, progress=None,
+               reads: str | None = None) -> DataReport:
     """The Data tab's report, from the cache. A typed path outside the studio's folders is never opened: the
     refusal is the report; a refused model folder gives the data without lengths (the cached report untouched)."""
     if refusal := source_refusal(path):
         return refused_report(path, refusal)
     if refusal := source_refusal(model):
-        return dataclasses.replace(cached_report(path, fmt, mapping, None, progress), tokenizer_problem=refusal)
-    return cached_report(path, fmt, mapping, model, progress)
+        return dataclasses.replace(cached_report(path, fmt, mapping, None, progress, reads), tokenizer_problem=refusal)
+    return cached_report(path, fmt, mapping, model, progress, reads)
 
 
 def advice_report(settings) -> DataReport | None:
     """The data the advice reads: the file the Data tab loaded, or the built-in demo. A path typed into the
     dataset box is read only when the user presses Load (never on every keystroke)."""
-    d, model = settings.data, settings.model.model_name_or_path
-    report = loaded_report(d.dataset_path, d.dataset_format, d.column_mapping, model)
+    d, model, reads = settings.data, settings.model.model_name_or_path, reads_for(settings.method.stage)
+    report = loaded_report(d.dataset_path, d.dataset_format, d.column_mapping, model, reads)
     if report is None and d.dataset_path == DEMO_DATA:
         try:
-            report = cached_report(d.dataset_path, d.dataset_format, d.column_mapping, model)
+            report = cached_report(d.dataset_path, d.dataset_format, d.column_mapping, model, reads=reads)
         except Exception:  # noqa: BLE001 - the advice goes on without data facts
             report = None
     return report
 
 
-def loaded_report(path: str, fmt: str, mapping: dict[str, str], model: str) -> DataReport | None:
+def loaded_report(path: str, fmt: str, mapping: dict[str, str], model: str,
+                  reads: str | None = None) -> DataReport | None:
     """The report of this file if it was loaded; None otherwise (advice never reads a file by itself)."""
     with _LOCK:
-        return _CACHE.get(report_key(path, fmt, mapping, model))
+        return _CACHE.get(report_key(path, fmt, mapping, model, reads))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from . import hardware
 from .models import ModelShape  # noqa: F401  (the sizes the estimates read)
+from .stages import stage_of
 from .text import Msg
 
 WEIGHT_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "nf4": 0.55}  # nf4: 4-bit values + block scales
@@ -87,7 +88,10 @@ def training_memory_gb(settings, shape: ModelShape, facts) -> dict:
     training resolves it). The Hyperparameters tab shows it; training decides 'auto' checkpointing with it."""
     t, m = settings.training, settings.method
     precision = hardware.resolve_precision(facts, t.precision)[0]
-    return estimate_memory_gb(shape, m.finetuning_type, precision, t.per_device_train_batch_size, t.max_length,
+    rows, length = t.per_device_train_batch_size, t.max_length
+    if stage_of(m.stage).generates:  # GRPO trains every prompt with each of its sampled answers
+        rows, length = rows * m.num_generations, length + m.max_completion_length
+    return estimate_memory_gb(shape, m.finetuning_type, precision, rows, length,
                               t.gradient_checkpointing == "on", m.r, m.freeze_trainable_layers, m.lora_dropout)
 
 

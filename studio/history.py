@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from .paths import run_refusal
+from .rewards import REWARD_NAMES
 from .runs import RunFolder
 from .text import Msg
 
@@ -34,12 +35,28 @@ PREFERENCE_SERIES = {"rewards/margins": "margin", "eval_rewards/margins": "margi
                      "rewards/accuracies": "accuracy", "eval_rewards/accuracies": "accuracy_validation"}
 
 
+# GRPO: the summed reward (each reward's weight applied), its spread across the sampled answers, each reward's mean.
+PRACTICE_SERIES = {"reward": "reward", "reward_std": "reward_spread",
+                   **{f"rewards/{name}/mean": f"reward_{name}" for name in REWARD_NAMES}}
+
+
+def is_practice(metrics: list[dict]) -> bool:
+    """A GRPO run's metrics (rewards of sampled answers) rather than a DPO / KTO run's."""
+    return any("reward" in m for m in metrics)
+
+
+def reward_series(metrics: list[dict]) -> dict[str, str]:
+    """{logged key: series name} of the run's rewards plot: GRPO's rewards or DPO / KTO's margin and accuracy."""
+    return PRACTICE_SERIES if is_practice(metrics) else PREFERENCE_SERIES
+
+
 def preference_rows(metrics: list[dict]) -> list[dict]:
-    """Long-format rows for the DPO plot: the reward margin (chosen minus rejected) and the preference accuracy
-    (share of pairs whose chosen answer scores higher), in training and on validation; series are keys
-    ('series.margin', ...) the tab names in the reader's language."""
+    """Long-format rows for the rewards plot. DPO / KTO / ORPO: the reward margin (chosen minus rejected) and the
+    preference accuracy (share of pairs whose chosen answer scores higher), in training and on validation. GRPO:
+    the reward, its spread and each reward's mean. Series are keys ('series.margin', ...) the tab names in the
+    reader's language."""
     return [{"step": m["step"], "value": m[key], "series": series} for m in metrics
-            for key, series in PREFERENCE_SERIES.items() if key in m]
+            for key, series in reward_series(metrics).items() if key in m]
 
 
 def _flat_settings(preset: dict) -> dict:

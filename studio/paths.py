@@ -16,6 +16,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .code_rewards import refusal as code_refusal
 from .config import GEMMA3_MODEL, STARTER_MODEL
 from .sources import DEMO, HUB, VOTES, VOTES_PREFIX, parse_source
 from .models import studio_home
@@ -110,6 +111,9 @@ def settings_refusals(settings) -> list[tuple[str, str]]:
               *(("extra_datasets", part.dataset_path) for part in settings.data.extra_datasets),
               ("drift_dataset_path", settings.training.drift_dataset_path)]
     problems = [(where, refusal) for where, value in places if (refusal := source_refusal(value))]
+    code = settings.method.reward_code_path.strip()  # GRPO's own rewards: imported, so code runs
+    if code and (refusal := code_refusal(code) or FOLDERS.refusal(code)):
+        problems.append(("reward_code_path", refusal))
     start = settings.method.adapter_name_or_path.strip()  # a run folder whose adapter_config.json is read
     if start and (refusal := FOLDERS.refusal(start)):
         problems.append(("adapter_name_or_path", refusal))

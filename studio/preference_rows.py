@@ -5,6 +5,7 @@ table (studio/stages.py) names them as its rows' converters."""
 
 from __future__ import annotations
 
+import json
 import re
 
 HH_TURN = re.compile(r"\n\n(Human|Assistant): ")
@@ -65,3 +66,44 @@ def kto_row(record: dict) -> dict | None:
     if not turns or turns[-1].get("role") != "assistant":
         return None
     return {"prompt": turns[:-1], "completion": turns[-1:], "label": label}
+
+
+# Columns a prompt file's reference answer is found in, the most specific first (GRPO: studio/rewards.py).
+REFERENCE_COLUMNS = ("reference", "ground_truth", "solution", "answer", "label", "output", "completion", "response",
+                     "chosen")
+PROMPT_COLUMNS = ("prompt", "question", "query", "problem", "text", "input")
+
+
+def prompt_row(record: dict) -> dict | None:
+    """A row to practise on (GRPO) in any common shape, as TRL's conversational prompt and the reference answer
+    (None: the row has none): messages / ShareGPT (the last assistant turn is the reference), Alpaca (instruction +
+    input; output), prompt / question / text with an answer, solution or label column (GSM8K's '#### 72' and a
+    classifier's label included; studio/rewards.reference_answer reads the final answer out of it)."""
+    turns = record.get("messages") or (_sharegpt(record["conversations"]) if record.get("conversations") else None)
+    if isinstance(turns, list) and turns:
+        reference = turns[-1].get("content") if turns[-1].get("role") == "assistant" else None
+        prompt = turns[:-1] if reference is not None else turns
+        return {"prompt": prompt, "reference": _reference_text(reference)}
+    if isinstance(record.get("instruction"), str):
+        text = "\n\n".join(p for p in (record["instruction"], record.get("input") or "") if isinstance(p, str) and p)
+        return {"prompt": _user(text), "reference": _reference_text(record.get("output"))}
+    column = next((c for c in PROMPT_COLUMNS if record.get(c) not in (None, "")), None)
+    if column is None:
+        return None
+    reference = next((record[c] for c in REFERENCE_COLUMNS if record.get(c) not in (None, "") and c != column), None)
+    prompt = record[column]
+    return {"prompt": _user(prompt) if isinstance(prompt, str) else list(prompt),
+            "reference": _reference_text(reference)}
+
+
+def _reference_text(value):
+    """A reference as text: a classifier's label 1 / True as '1' / 'True'; a chosen message's content."""
+    if value is None:
+        return None
+    if isinstance(value, list) and value and isinstance(value[-1], dict):
+        return value[-1].get("content")
+    return value if isinstance(value, str) else json_text(value)
+
+
+def json_text(value) -> str:
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else str(value)

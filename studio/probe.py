@@ -6,6 +6,7 @@ import time
 
 from . import hardware, heavy, models
 from .config import Settings
+from .stages import stage_of
 from .text import Msg
 from .trl_args import to_lora_config
 
@@ -22,8 +23,12 @@ def probe_seconds_per_step(settings: Settings, seq_len: int, steps: int = 2, fac
     device = "cuda" if plan["device"] == "cuda" else "cpu"
     model.to(device).train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
-    batch = torch.randint(0, model.config.vocab_size, (settings.training.per_device_train_batch_size, seq_len),
-                          device=device)
+    # GRPO: each prompt is answered num_generations times (every answer as long as allowed: the step's worst
+    # case), and the step then trains on the prompts with their answers.
+    m, generates = settings.method, stage_of(settings.method.stage).generates
+    rows = settings.training.per_device_train_batch_size * (m.num_generations if generates else 1)
+    answer = m.max_completion_length if generates else 0
+    batch = torch.randint(0, model.config.vocab_size, (rows, seq_len + answer), device=device)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(plan["precision"])
     timings = []
     for done in range(steps + 1):  # the first step warms up kernels and allocators and is not counted
@@ -31,6 +36,10 @@ def probe_seconds_per_step(settings: Settings, seq_len: int, steps: int = 2, fac
             progress(0.3 + 0.7 * done / (steps + 1), Msg("hyper.probing_step", step=done + 1, steps=steps + 1))
         started = time.perf_counter()
         with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
+            if generates:
+                with torch.no_grad():
+                    model.generate(input_ids=batch[:, :seq_len], max_new_tokens=answer, min_new_tokens=answer,
+                                   do_sample=True, pad_token_id=0)
             loss = model(input_ids=batch, labels=batch).loss
         loss.backward()
         optimizer.step()

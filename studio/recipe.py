@@ -77,14 +77,18 @@ def epoch_limits(train_rows: int) -> tuple[int, int]:
 
 def learning_rates(stage: str, method: str) -> dict:
     """{"range", "small", "large"}: the stage's own rates (studio/stages.py), else SFT's for the method."""
-    return stage_of(stage).learning_rates or LEARNING_RATES[method]
+    return stage_of(stage).rates(method) or LEARNING_RATES[method]
 
 
 def learning_rate_for(method: str, stage: str, parameters: int | None, rows: int) -> tuple[float, Msg]:
-    if stage_of(stage).learning_rates:
-        return learning_rates(stage, method)["small"], Msg("recipe.lr_preference", stage=stage_of(stage).label)
-    rates = LEARNING_RATES[method]
-    if (parameters is not None and parameters < 1e9) or rows > 10_000:
+    small = (parameters is not None and parameters < 1e9) or rows > 10_000
+    rates, own = learning_rates(stage, method), stage_of(stage)
+    if own.generates:
+        return rates["small" if small else "large"], Msg("recipe.lr_practice", method=method,
+                                                         size=Msg("recipe.size_small" if small else "recipe.size_large"))
+    if own.learning_rates:
+        return rates["small"], Msg("recipe.lr_preference", stage=own.label)
+    if small:
         return rates["small"], Msg("recipe.lr_small", method=method)
     return rates["large"], Msg("recipe.lr_large", method=method)
 
@@ -100,6 +104,8 @@ def plan_recipe(rows: int, *, method: str = "lora", stage: str = "sft", paramete
     validation, test = recommended_validation_share(rows)[0], recommended_test_share(rows)
     train_rows = max(split_sizes(rows, validation, test)[0], 1)
     effective = effective_batch_for(train_rows)
+    if stage_of(stage).generates:  # GRPO's batch counts prompts, each answered several times: half as many
+        effective = max(1, effective // 2)
     batch = max(1, min(MAX_DEVICE_BATCH, effective // devices))
     accumulation = max(1, effective // (batch * devices))
     trained = train_rows + replay_count(train_rows, replay_share)
@@ -129,7 +135,25 @@ def plan_recipe(rows: int, *, method: str = "lora", stage: str = "sft", paramete
                                           Msg("recipe.patience", patience=EARLY_STOPPING_PATIENCE)
                                           if validation else Msg("recipe.no_patience")),
     }
+    if stage_of(stage).generates:
+        choices.update(practice_reasons(choices, round(rows * validation), trained, steps, effective))
     return Recipe(choices, rows, trained, steps, notes)
+
+
+def practice_reasons(choices: dict, held_out: int, prompts: int, steps: int, effective: int) -> dict:
+    """GRPO's reasons for the same values: prompts rather than conversations, one pass, and no validation loss to
+    watch (the held-out verdict scores the answers at the end), so no early stopping either."""
+    value = {name: choice.value for name, choice in choices.items()}
+    return {
+        "validation_share": Choice(value["validation_share"], Msg("recipe.validation_practice", rows=held_out)),
+        "per_device_train_batch_size": Choice(value["per_device_train_batch_size"],
+                                              Msg("recipe.batch_practice", effective=effective)),
+        "gradient_accumulation_steps": Choice(value["gradient_accumulation_steps"],
+                                              Msg("recipe.batch_practice", effective=effective)),
+        "num_train_epochs": Choice(value["num_train_epochs"], Msg("recipe.epochs_practice", rows=prompts, steps=steps)),
+        "eval_steps": Choice(value["eval_steps"], Msg("recipe.no_eval_practice")),
+        "early_stopping_patience": Choice(0, Msg("recipe.no_eval_practice")),
+    }
 
 
 def replay_decision(settings: Settings, rows: int, epochs: float | None = None) -> tuple[bool, Msg]:

@@ -118,7 +118,7 @@ def export_trl_config(run_dir: str | Path, out: str | Path, progress: Progress =
     settings = run_preset(run_dir)["settings"]
     stage = stage_of(settings.get("method", {}).get("stage", "sft"))
     if stage.trl_command is None:  # said instead of a config no TRL command reads
-        raise ExportError(Msg("export.trl_no_command", stage=stage.label))
+        raise ExportError(Msg(stage.trl_refusal, stage=stage.label))
     name = f"{stage.trl_command}.yaml"
     with staged_folder(out) as tmp:
         assistant_only = settings["training"].get("assistant_only_loss", True)

@@ -81,7 +81,7 @@ def evaluate_by_file(settings, trainer, tokenizer, groups: list[tuple[str, list[
     return results
 
 
-def verdict_baseline(settings, log, model, tokenizer, splits: dict):
+def verdict_baseline(settings, log, model, tokenizer, splits: dict, scorer=None, max_new_tokens=None):
     """The base model's answers to the held-out prompts, before the first step (None when there are none or the
     check cannot run: a measurement never stops a run)."""
     from . import verdict  # deferred: imports the metrics
@@ -90,7 +90,7 @@ def verdict_baseline(settings, log, model, tokenizer, splits: dict):
         log(Msg("log.verdict_skipped", reason=Msg("drift.not_distributed")))
         return None
     try:
-        held = verdict.before_training(model, tokenizer, splits)
+        held = verdict.before_training(model, tokenizer, splits, scorer, max_new_tokens)
     except Exception as err:  # noqa: BLE001
         log(Msg("log.verdict_skipped", reason=reason_of(err)))
         return None

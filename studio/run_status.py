@@ -81,6 +81,9 @@ def current_phase(events: list[dict]) -> Msg | None:
 
 def progress_message(last: dict, running: bool) -> Msg:
     eta = Msg("status.eta", eta=seconds_left(last["step"], last["max_steps"], last["elapsed_s"])) if running else ""
+    if "reward" in last:  # GRPO: the reward is what moves; its loss is no measure of learning
+        return Msg("status.progress_practice", step=last["step"], max_steps=last["max_steps"], reward=last["reward"],
+                   length=last.get("completions/mean_length", 0.0), elapsed=last["elapsed_s"], eta=eta)
     return Msg("status.progress", step=last["step"], max_steps=last["max_steps"], epoch=last["epoch"],
                loss=last["loss"], speed=last["tokens_per_s"], elapsed=last["elapsed_s"], eta=eta)
 
@@ -88,7 +91,7 @@ def progress_message(last: dict, running: bool) -> Msg:
 def run_warning(state: str, metrics: list[dict], settings, judged: bool = False) -> Msg | None:
     """Overfitting first (with the remedies this run can still use); after the run, a model that did not learn,
     unless the held-out verdict (`judged`) already says so with its cause."""
-    if preference := advice.preference_warning(metrics):
+    if preference := advice.preference_warning(metrics) or advice.practice_warning(metrics):
         return preference
     warning = advice.overfitting_warning(metrics)
     if warning and settings is not None:

@@ -26,6 +26,7 @@ from .stages import ALL_LOGS
 from .text import Msg, on_off
 
 Progress = Callable[[str], None]
+NO_SIGNAL_EVERY = 10  # GRPO steps between two "every answer got the same reward" lines
 
 
 class RunLog:
@@ -78,6 +79,7 @@ class Meter:
         self.path, self.log = path, log
         self.started = time.perf_counter()
         self.last_time, self.last_tokens = self.started, 0.0
+        self.quiet_until = 0  # GRPO: the step from which "no signal" is said again
 
     def record(self, state, logs: dict) -> None:
         if "loss" in logs and not math.isfinite(logs["loss"]):
@@ -93,6 +95,12 @@ class Meter:
                          loss=row["loss"], speed=row["tokens_per_s"]))
         if "eval_loss" in row:
             self.log(Msg("log.eval", step=row["step"], loss=row["eval_loss"]))
+        if "reward" in row:  # GRPO: what the sampled answers earned
+            self.log(Msg("log.practice", step=row["step"], reward=row["reward"], spread=row.get("reward_std", 0.0),
+                         length=row.get("completions/mean_length", 0.0)))
+        if row.get("frac_reward_zero_std") == 1.0 and row["step"] >= self.quiet_until:
+            self.log(Msg("practice.no_signal", step=row["step"]))
+            self.quiet_until = row["step"] + NO_SIGNAL_EVERY  # said again only if it lasts
 
     def row(self, state, logs: dict, now: float) -> dict:
         row = {"step": state.global_step, "max_steps": state.max_steps, "epoch": round(state.epoch or 0, 4),

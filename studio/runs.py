@@ -23,6 +23,7 @@ from .presets import load_preset
 from .text import Msg
 
 SPLITS = ("train", "validation", "test")
+TAIL_BYTES = 64_000  # the end of a growing file read for its last rows
 
 
 class NotARun(ValueError):
@@ -121,6 +122,7 @@ class RunFolder:
     mix_file = property(lambda self: self.path / "data" / "mix.json")  # several files: which row came from which
     drift_file = property(lambda self: self.path / "drift.json")  # the general-ability check (studio/drift.py)
     verdict_file = property(lambda self: self.path / "verdict.json")  # did it learn? (studio/verdict.py)
+    completions_file = property(lambda self: self.path / "completions.jsonl")  # GRPO: sampled answers, rewards
     data_dir = property(lambda self: self.path / "data")
     checkpoints_dir = property(lambda self: self.path / "checkpoints")
     best_dir = property(lambda self: self.path / "best")  # the trained weights at the lowest validation loss
@@ -174,6 +176,23 @@ class RunFolder:
 
     def metrics(self) -> list[dict]:
         return read_jsonl(self.metrics_file) if self.metrics_file.exists() else []
+
+    def completions(self, last: int = 8) -> list[dict]:
+        """A GRPO run's last sampled answers with their rewards (the file's tail only: it grows every step)."""
+        if not self.completions_file.exists():
+            return []
+        with open(self.completions_file, "rb") as f:
+            size = f.seek(0, 2)
+            f.seek(max(0, size - TAIL_BYTES))
+            lines = f.read().decode("utf-8", errors="ignore").splitlines()
+        lines = lines[1:] if size > TAIL_BYTES else lines  # the first line read may be cut
+        rows = []
+        for line in lines[-last:]:
+            try:
+                rows.append(json.loads(line))
+            except ValueError:  # a line being written
+                continue
+        return rows
 
     def split(self, split: str) -> list[dict]:
         path = self.split_file(split)

@@ -42,7 +42,9 @@ def apply_overrides(settings: Settings, assignments: list[str],
         if section not in sections or section not in data or name not in data[section]:
             problems.append((key, Msg("config.unknown")))
             continue
-        value = parse_value(raw)
+        # A text field takes the text as typed: `system_prompt=42` is the words "42", a JSON schema stays text.
+        text_field = SECTIONS[section].model_fields[name].annotation is str
+        value = raw if text_field else parse_value(raw)
         if isinstance(value, int) and not isinstance(value, bool) and isinstance(data[section][name], float):
             value = float(value)  # `--set num_train_epochs=3` means 3.0
         data[section][name] = value

@@ -24,7 +24,7 @@ from .chat_template import added_template, exact_target, replies_message
 from .config import Settings
 from .distributed import is_main_process, main_process_first, shared_run_dir, world_size
 from .mixing import build_mix
-from .preference_train import train_preference
+from .preference_train import stage_rows, train_preference
 from .run_steps import (DataError, Progress, RunLog, check_method, explain_error, make_callbacks, quiet_trainer, resume_point,
                         run_figures, run_plan, save_result, write_preset)
 from .runs import SPLITS, RunFolder, process_identity
@@ -232,10 +232,16 @@ def planned_settings(settings: Settings, keep, log: RunLog, facts=None) -> Setti
     (studio/recipe.py), each logged with its reason. Data that cannot be read is left to the split to report."""
     from .recipe import apply_recipe, recipe_for  # deferred: only runs that plan need it
 
-    prepared, _ = prepare_data(settings)
-    if prepared is None:
+    if stage_of(settings.method.stage).data != EXAMPLES:  # pairs, labelled answers, prompts: the stage's own reader
+        try:
+            rows = len(stage_rows(settings)[0])
+        except (OSError, ValueError):  # a file that cannot be read: the run's split says why
+            return settings
+    else:
+        prepared, _ = prepare_data(settings)
+        rows = planning_rows(prepared, settings, prepared.train + prepared.validation + prepared.test) if prepared else 0
+    if not rows:
         return settings
-    rows = planning_rows(prepared, settings, prepared.train + prepared.validation + prepared.test)
     shape = models.model_shape(settings.model.model_name_or_path, settings.model.trust_remote_code)
     devices = max(world_size(), 1)
     recipe = recipe_for(settings, rows, shape.parameters if shape else None, devices)

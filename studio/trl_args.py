@@ -4,12 +4,11 @@ Plain dicts first, so the mapping is testable without importing TRL."""
 
 from __future__ import annotations
 
-from .config import Settings, TrainingSettings
+from .config import Settings, all_fields
 
 # Fields the studio resolves or implements itself (marked `studio_only` on the field): precision and checkpointing
-# come from the hardware plan, assistant-only loss from the studio's own masks, and so on.
-STUDIO_ONLY = frozenset(name for name, info in TrainingSettings.model_fields.items()
-                        if (info.json_schema_extra or {}).get("studio_only"))
+# come from the hardware plan, assistant-only loss from the studio's own masks, GRPO's rewards from studio/rewards.py.
+STUDIO_ONLY = frozenset(name for _, name, info in all_fields() if (info.json_schema_extra or {}).get("studio_only"))
 
 
 def sft_config_kwargs(settings: Settings, plan: dict) -> dict:

@@ -25,6 +25,11 @@ _ERROR_TEXT = {
     "int_parsing": ("config.int", None), "float_parsing": ("config.float", None), "bool_parsing": ("config.bool", None),
     "list_type": ("config.list", None), "model_type": ("config.part", None), "model_attributes_type": ("config.part", None),
     "too_long": ("config.too_many", "max_length"), "string_too_long": ("config.too_long", "max_length"),
+    "too_short": ("config.none_chosen", None),
+    # The settings' own checks: their context's fields fill the message.
+    "bad_weights": ("config.bad_weights", "*"), "weights_count": ("config.weights_count", "*"),
+    "bad_pattern": ("config.bad_pattern", "*"), "bad_schema": ("config.bad_schema", "*"),
+    "bad_schema_json": ("config.bad_schema_json", "*"), "range_order": ("config.range_order", "*"),
 }
 
 
@@ -38,6 +43,8 @@ def validation_message(error: dict) -> Msg:
         return Msg(key, part=error.get("ctx", {}).get("part", ""))
     if key == "config.stage_method":
         return Msg(key, stage=error["ctx"]["stage"], methods=error["ctx"]["methods"])
+    if context == "*":
+        return Msg(key, **error.get("ctx", {}))
     return Msg(key, limit=error.get("ctx", {}).get(context)) if context else Msg(key)
 
 

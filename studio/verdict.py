@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from .evaluate import exact_match, rouge_l, units
 from .text import Msg
@@ -37,6 +38,12 @@ class HeldOut:
     max_new_tokens: int
     base_answers: list[str]
     seconds: float = 0.0
+    scorer: Callable[[list, list, list], float] | None = None  # (prompts, references, answers) -> 0-1: GRPO's rewards
+
+    def score(self, answers: list[str]) -> float:
+        if self.scorer is not None:
+            return self.scorer(self.prompts, self.references, answers)
+        return task_score(self.metric, self.references, answers)
 
 
 def held_out_rows(splits: dict[str, list[dict]]) -> tuple[list[tuple[list[dict], str]], str]:
@@ -69,23 +76,34 @@ def task_score(metric: str, references: list[str], answers: list[str]) -> float:
     return sum(scorer(r, a) for r, a in zip(references, answers)) / max(len(references), 1)
 
 
-def before_training(model, tokenizer, splits: dict[str, list[dict]]) -> HeldOut | None:
-    """The base model's answers to the held-out prompts (None without any row to ask)."""
+def practice_rows(splits: dict[str, list[dict]]) -> tuple[list[tuple[list[dict], str]], str]:
+    """A GRPO run's (prompt, reference) pairs: validation, else train (its rows are prompts with references)."""
+    for split in ("test", "validation", "train"):
+        if rows := splits.get(split):
+            return [(r["prompt"], r.get("reference") or "") for r in rows][:MAX_PROMPTS], split
+    return [], "none"
+
+
+def before_training(model, tokenizer, splits: dict[str, list[dict]], scorer=None,
+                    max_new_tokens: int | None = None) -> HeldOut | None:
+    """The base model's answers to the held-out prompts (None without any row to ask). With a `scorer` (a GRPO
+    run: its rewards) the rows are prompts with references, answered up to `max_new_tokens`."""
     from .chat_template import answer_text, generation_prompt
     from .drift import greedy  # deferred: torch
 
     started = time.perf_counter()
-    pairs, split = held_out_rows(splits)
+    pairs, split = practice_rows(splits) if scorer else held_out_rows(splits)
     if not pairs:
         return None
     prompts, references = [p for p, _ in pairs], [r for _, r in pairs]
-    metric, why = choose_metric(references)
+    metric, why = ("reward", Msg("verdict.metric_reward")) if scorer else choose_metric(references)
     prompt_ids = [tokenizer(generation_prompt(tokenizer, p), add_special_tokens=False)["input_ids"] for p in prompts]
-    longest = max(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in references)
-    max_new = min(MAX_NEW_TOKENS, int(longest * 1.25) + 8)  # room for the answer and its end, not for rambling
-    answers = [answer_text(tokenizer, ids) for ids in greedy(model, tokenizer, prompt_ids, max_new)]
-    return HeldOut(split, metric, why, prompts, references, prompt_ids, max_new, answers,
-                   time.perf_counter() - started)
+    if max_new_tokens is None:
+        longest = max(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in references)
+        max_new_tokens = min(MAX_NEW_TOKENS, int(longest * 1.25) + 8)  # room for the answer and its end
+    answers = [answer_text(tokenizer, ids) for ids in greedy(model, tokenizer, prompt_ids, max_new_tokens)]
+    return HeldOut(split, metric, why, prompts, references, prompt_ids, max_new_tokens, answers,
+                   time.perf_counter() - started, scorer)
 
 
 def after_training(held: HeldOut, model, tokenizer) -> dict:
@@ -95,14 +113,17 @@ def after_training(held: HeldOut, model, tokenizer) -> dict:
 
     started = time.perf_counter()
     tuned = [answer_text(tokenizer, ids) for ids in greedy(model, tokenizer, held.prompt_ids, held.max_new_tokens)]
-    base_score = task_score(held.metric, held.references, held.base_answers)
-    tuned_score = task_score(held.metric, held.references, tuned)
+    base_score, tuned_score = held.score(held.base_answers), held.score(tuned)
+    split_by = getattr(held.scorer, "by_reward", None)  # GRPO: each reward's held-out mean, before and after
+    by_reward = {"base": split_by(held.prompts, held.references, held.base_answers),
+                 "tuned": split_by(held.prompts, held.references, tuned)} if split_by else None
     return {
         "split": held.split, "rows": len(held.references), "metric": held.metric, "metric_why": held.metric_why,
         "base": round(base_score, 4), "tuned": round(tuned_score, 4),
         "examples": [{"prompt": p[-1]["content"] if p else "", "reference": r, "base": b, "tuned": t}
                      for p, r, b, t in zip(held.prompts, held.references, held.base_answers, tuned)][:8],
         "seconds": {"before": round(held.seconds, 2), "after": round(time.perf_counter() - started, 2)},
+        **({"by_reward": by_reward} if by_reward else {}),
     }
 
 
@@ -123,6 +144,10 @@ def verdict_line(report: dict, drift_report: dict | None = None, cause: Msg | No
     key = f"verdict.{outcome(report)}"
     line = Msg(key, base=report["base"], tuned=report["tuned"], metric=Msg(f"metric.{report['metric']}"),
                where=where, drift=kept)
+    if split := report.get("by_reward"):  # GRPO: which reward moved
+        line = Msg("verdict.with_rewards", line=line, rewards=Msg("list", items=[
+            Msg("verdict.reward_item", name=Msg(f"series.reward_{name}"), base=base, tuned=split["tuned"].get(name, 0.0))
+            for name, base in split["base"].items()]))
     if outcome(report) == "not_learned" and cause is not None:
         return Msg("verdict.with_cause", line=line, cause=cause)
     return line

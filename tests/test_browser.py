@@ -512,3 +512,55 @@ def test_a_mixed_run_reports_each_file_and_the_drift_in_train_and_chat(browser, 
     expect(page.locator("#chat-drift-samples")).to_contain_text(words["sample_prompt"])
     page.screenshot(path=str(artifacts / f"chat-drift-{locale}.png"), full_page=True)
     page.close()
+
+
+PRACTICE_WORDS = {
+    "en-US": dict(hyper="Hyperparameters", model="Model", stage="Training stage", advanced="Advanced settings",
+                  pattern="Answer format", answers="Answers per prompt", longest="Longest sampled answer (tokens)",
+                  max_steps="Max steps", data="Data", dataset="Dataset", load="Load and check", report="reference answers",
+                  train="Train", go="Start training", done="Next:", chart="Rewards of the sampled answers",
+                  sampled="sampled answer", verdict="held-out score"),
+    "zh-CN": dict(hyper="超参数", model="模型", stage="训练阶段", advanced="高级设置", pattern="回答格式",
+                  answers="每个提示的回答数", longest="采样回答的最大长度（词元）", max_steps="最大步数", data="数据",
+                  dataset="数据集", load="加载并检查", report="参考答案", train="训练", go="开始训练", done="下一步",
+                  chart="采样回答的奖励", sampled="采样的回答", verdict="留出数据得分")}
+
+
+@pytest.mark.parametrize("locale", list(PRACTICE_WORDS))
+def test_a_grpo_run_from_the_form_shows_its_rewards_and_sampled_answers(browser, app_url, artifacts, tiny_model_dir,
+                                                                        tmp_path, locale):
+    """Issue 42: the newcomer's GRPO journey on a small file of checkable answers: the stage and a reward picked by
+    name (no code), the Data tab's prompt report, the run's reward chart, its sampled answers with their rewards and
+    the held-out verdict, in the reader's language."""
+    from playwright.sync_api import expect
+
+    words = PRACTICE_WORDS[locale]
+    data = tmp_path / "questions.jsonl"
+    data.write_text("\n".join(json.dumps({"question": f"Say a number, please ({i})", "answer": str(i)})
+                              for i in range(20)))
+    page = open_page(browser, app_url, locale)
+    page.get_by_role("tab", name=words["hyper"]).click()
+    pick(page, words["model"], str(tiny_model_dir))
+    pick(page, words["stage"], "grpo")
+    page.get_by_label("format", exact=True).check()  # the rewards, ticked by name
+    page.get_by_label("answer_match", exact=True).uncheck()
+    for label, value in ((words["answers"], "2"), (words["longest"], "8")):
+        page.get_by_label(label, exact=True).fill(value)
+        page.get_by_label(label, exact=True).press("Enter")
+    page.get_by_role("button", name=words["advanced"]).first.click()
+    pick(page, words["pattern"], r".*\d.*")
+    page.get_by_label(words["max_steps"], exact=True).fill("3")
+    page.get_by_label(words["max_steps"], exact=True).press("Enter")
+    page.screenshot(path=str(artifacts / f"hyper-grpo-{locale}.png"), full_page=True)
+    page.get_by_role("tab", name=words["data"]).click()
+    pick(page, words["dataset"], str(data))
+    page.get_by_role("button", name=words["load"]).click()
+    expect(page.locator("body")).to_contain_text(words["report"], timeout=60000)
+    page.get_by_role("tab", name=words["train"]).click()
+    page.get_by_role("button", name=words["go"], exact=True).click()
+    expect(page.get_by_text(words["done"]).first).to_be_visible(timeout=180000)
+    expect(page.locator("body")).to_contain_text(words["chart"], timeout=30000)
+    expect(page.locator("#train-sampled")).to_contain_text(words["sampled"], timeout=30000)
+    expect(page.locator("body")).to_contain_text(words["verdict"])
+    page.screenshot(path=str(artifacts / f"train-grpo-{locale}.png"), full_page=True)
+    page.close()

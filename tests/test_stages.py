@@ -20,10 +20,11 @@ def test_every_stage_is_a_choice_of_the_settings_and_reads_its_own_row():
     import typing
 
     assert typing.get_args(config.MethodSettings.model_fields["stage"].annotation) == stages.STAGE_NAMES
-    assert {"sft", "dpo", "kto", "orpo"} <= set(stages.STAGE_NAMES)
+    assert {"sft", "dpo", "kto", "orpo", "grpo"} <= set(stages.STAGE_NAMES)
     conditions = config.conditional_fields()
     assert set(conditions["beta"]["stage"]) == {n for n, s in stages.STAGES.items() if s.beta}
-    assert set(conditions["adapter_name_or_path"]["stage"]) == {"dpo", "kto"}
+    assert set(conditions["adapter_name_or_path"]["stage"]) == {"dpo", "kto", "grpo"}
+    assert set(conditions["num_generations"]["stage"]) == {n for n, s in stages.STAGES.items() if s.generates}
     for name, stage in stages.STAGES.items():
         if stage.data != stages.EXAMPLES:
             assert stage.convert is not None and stage.logs, name

@@ -63,13 +63,15 @@ def chosen_source(dataset_path, dataset_format, column_mapping, extra_datasets=N
     return (parts[index] if 0 <= index < len(parts) else source), problems
 
 
-def report_of(source: config.DataSettings, model, progress=None) -> stats.DataReport:
+def report_of(source: config.DataSettings, model, progress=None, stage=None) -> stats.DataReport:
+    """The file's report as the stage reads it (GRPO: prompts with their reference answers)."""
     return data_report.report_for(source.dataset_path, source.dataset_format, source.column_mapping,
-                            model if isinstance(model, str) else None, progress=progress)
+                                  model if isinstance(model, str) else None, progress=progress,
+                                  reads=data_report.reads_for(stage if isinstance(stage, str) else None))
 
 
 def analyse(dataset_path=None, dataset_format=None, column_mapping=None, model_name_or_path=None, query=None, page=None,
-            extra_datasets=None, report_on=None, placeholder_values=None, progress=gr.Progress(),
+            extra_datasets=None, report_on=None, placeholder_values=None, stage=None, progress=gr.Progress(),
             request: gr.Request = None):
     language = lang(request)
 
@@ -77,7 +79,7 @@ def analyse(dataset_path=None, dataset_format=None, column_mapping=None, model_n
         progress((done, total) if total else None, desc=render(stage, language), unit=tr("col.rows", language))
 
     source, source_problems = chosen_source(dataset_path, dataset_format, column_mapping, extra_datasets, report_on)
-    report = report_of(source, model_name_or_path, progress=report_progress)
+    report = report_of(source, model_name_or_path, progress=report_progress, stage=stage)
     problems = frame((source_problems + report.load.problems)[:1000], PROBLEM_COLUMNS, language)
     rows, pages = data.preview_rows(report.load, query, page)
     summary = render(data.summary_text(report.load), language)
@@ -124,11 +126,12 @@ def load_and_apply(dataset_path=None, dataset_format=None, column_mapping=None, 
     form, once per file: loading the same file again, paging, or a mixed-in file's report leaves the user's own
     changes alone."""
     shown = analyse(dataset_path, dataset_format, column_mapping, model_name_or_path, query, page, extra_datasets,
-                    report_on, placeholder_values, progress=progress, request=request)
+                    report_on, placeholder_values, stage, progress=progress, request=request)
     cutoff, share = shown["recommended_cutoff"], shown["recommended_share"]
     source, _ = data_source(dataset_path, dataset_format, column_mapping)
-    key = json.dumps([source.dataset_path, source.dataset_format, source.column_mapping, str(model_name_or_path)])
-    report = report_of(source, model_name_or_path)
+    key = json.dumps([source.dataset_path, source.dataset_format, source.column_mapping, str(model_name_or_path),
+                      str(stage)])
+    report = report_of(source, model_name_or_path, stage=stage)
     usable = report.load.rows
     if key == applied or not usable or int(report_on or 1) > 1:
         return {**shown, "applied": applied, "max_length": max_length, "validation_share": validation_share,
@@ -160,11 +163,11 @@ def planned_for(rows: int, model, form: dict) -> recipe.Recipe:
 
 
 def show_row(dataset_path, dataset_format, column_mapping, model_name_or_path, number, extra_datasets=None,
-             report_on=None, request: gr.Request = None):
+             report_on=None, stage=None, request: gr.Request = None):
     """The row as in the file, as normalised, and token by token with the trained tokens highlighted."""
     language = lang(request)
     report = report_of(chosen_source(dataset_path, dataset_format, column_mapping, extra_datasets, report_on)[0],
-                       model_name_or_path)
+                       model_name_or_path, stage=stage)
     raw, normalised = data.row_detail(report.load, int(number or 0))
     if raw is None:
         return tr("data.row_missing", language, number=number), []
@@ -362,7 +365,7 @@ def build(ctx: TabContext) -> TabParts:
     def wire(full_form: dict) -> None:
         sources = dict(dataset_path=form["dataset_path"], dataset_format=form["dataset_format"],
                        column_mapping=form["column_mapping"], model_name_or_path=full_form["model_name_or_path"])
-        sources = dict(**sources, extra_datasets=form["extra_datasets"], report_on=report_on)
+        sources = dict(**sources, extra_datasets=form["extra_datasets"], report_on=report_on, stage=full_form["stage"])
         browsing = dict(**sources, query=query, page=page, placeholder_values=form["placeholder_values"])
         mix_inputs = dict(dataset_path=form["dataset_path"], dataset_format=form["dataset_format"],
                           column_mapping=form["column_mapping"], dataset_share=form["dataset_share"],
@@ -378,7 +381,7 @@ def build(ctx: TabContext) -> TabParts:
         loading = dict(fn=handed.wire(load_and_apply),
                        inputs_kwargs=dict(**browsing, applied=applied, max_length=full_form["max_length"],
                                           validation_share=form["validation_share"], test_share=form["test_share"],
-                                          finetuning_type=full_form["finetuning_type"], stage=full_form["stage"],
+                                          finetuning_type=full_form["finetuning_type"],
                                           replay=form["replay"], replay_share=form["replay_share"]),
                        outputs=handed.list)
         # An upload is loaded at once: choosing the file is the user's "load".
@@ -391,6 +394,8 @@ def build(ctx: TabContext) -> TabParts:
         # Token lengths, the cutoff and the recipe belong to the model: a new model measures the file again (and,
         # being a new model, hands its recommendations to the form once).
         full_form["model_name_or_path"].change(**loading, api_name=False, trigger_mode="always_last")
+        # GRPO reads the file as prompts with reference answers: its own report (and recipe) when it is chosen.
+        full_form["stage"].change(**loading, api_name=False, trigger_mode="always_last")
         mix_upload.upload(use_upload, inputs_kwargs=dict(file_path=mix_upload, current=mix_path), outputs=mix_path,
                           api_name=False)
         add_btn.click(add_file, inputs_kwargs=dict(extra_datasets=form["extra_datasets"], mix_path=mix_path,

@@ -46,6 +46,10 @@ def component_for(name: str, info, value):
     value = form_value(value)
     if typing.get_origin(annotation) is typing.Literal:
         return gr.Dropdown(choices=list(typing.get_args(annotation)), value=value, label=label, info=help_text)
+    if typing.get_origin(annotation) is list and typing.get_origin(typing.get_args(annotation)[0]) is typing.Literal:
+        # Several of a few choices (GRPO's rewards): ticked boxes, by name.
+        return gr.CheckboxGroup(choices=list(typing.get_args(typing.get_args(annotation)[0])), value=value,
+                                label=label, info=help_text)
     if typing.get_origin(annotation) is list:
         # A list of records (the files of a mix): the tab that owns it builds the controls that edit it; the
         # value travels with the form, and API callers pass the list as JSON.

@@ -65,7 +65,11 @@ def frame(rows: list, keys: list[str], language: str):
 # names them, so "validation" was orange in one run and blue in the next.
 SERIES_COLOURS = {"series.train": "#2563eb", "series.smoothed": "#93c5fd", "series.validation": "#f97316",
                   "series.margin": "#2563eb", "series.margin_validation": "#f97316",
-                  "series.accuracy": "#16a34a", "series.accuracy_validation": "#dc2626"}
+                  "series.accuracy": "#16a34a", "series.accuracy_validation": "#dc2626",
+                  "series.reward": "#2563eb", "series.reward_spread": "#93c5fd", "series.reward_answer_match": "#16a34a",
+                  "series.reward_answer_exact": "#15803d", "series.reward_format": "#f97316",
+                  "series.reward_json_valid": "#9333ea", "series.reward_length": "#dc2626",
+                  "series.reward_language": "#0d9488"}
 
 
 def chart_titles(title_key: str, x_key: str, y_key: str, language: str, color_key: str | None = None,

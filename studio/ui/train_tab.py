@@ -17,7 +17,7 @@ from ..runs import RunFolder, list_runs
 from ..text import Msg, word
 from .forms import TabContext, TabParts, form_settings, takes_form
 from .named import Outputs
-from .text import chart_titles, frame, headers, lang, render, t, tr
+from .text import SERIES_COLOURS, chart_titles, frame, headers, lang, render, t, tr
 
 RESUMABLE = ("stopped", "interrupted", "failed")
 
@@ -57,19 +57,23 @@ def translated_series(frame: pd.DataFrame, language: str) -> pd.DataFrame:
 
 
 PREFERENCE_COLUMNS = {"step": "int64", "value": "float64", "series": "str"}
-PREFERENCE_SERIES_KEYS = tuple(f"series.{name}" for name in history.PREFERENCE_SERIES.values())
+PREFERENCE_SERIES_KEYS = tuple(f"series.{name}" for name in (*history.PREFERENCE_SERIES.values(),
+                                                             *history.PRACTICE_SERIES.values()))
 
 
 def preference_frame(metrics: list[dict], language: str = "en"):
-    """The DPO / KTO plot's rows with their series named in the reader's language; hidden for an SFT run."""
+    """The rewards plot's rows (DPO / KTO: margin and accuracy; GRPO: its rewards) with their series named in the
+    reader's language; hidden for an SFT run."""
     rows = history.preference_rows(metrics)
     if not rows:
         return gr.update(visible=False)
     present = {r["series"] for r in rows}  # every series from the first frame on (see loss_frame)
-    rows += [{**rows[0], "series": s} for s in history.PREFERENCE_SERIES.values() if s not in present]
+    if not history.is_practice(metrics):  # GRPO logs each of its series from the first step on
+        rows += [{**rows[0], "series": s} for s in history.PREFERENCE_SERIES.values() if s not in present]
     frame = typed_frame(rows, PREFERENCE_COLUMNS)
     frame["series"] = [tr(f"series.{s}", language) for s in frame["series"]]
-    return gr.update(value=frame, visible=True)
+    title = tr("train.practice" if history.is_practice(metrics) else "train.preference", language)
+    return gr.update(value=frame, visible=True, title=title)
 
 
 def lr_frame(metrics: list[dict]) -> pd.DataFrame:
@@ -119,7 +123,7 @@ def poll(seen: str | None = None, request: gr.Request = None):
         return shown                    # colour categories to none (see loss_frame)
     return {**shown, "loss": loss_frame(metrics, language), "lr": lr_frame(metrics),
             "log": log_text(snapshot["log"], language), "preference": preference_frame(metrics, language),
-            "drift": drift_samples(snapshot, language)}
+            "drift": drift_samples(snapshot, language), "sampled": sampled_answers(snapshot, language)}
 
 
 def ownership(snapshot: dict, owner: str, session: str) -> Msg | None:
@@ -137,6 +141,28 @@ def drift_samples(snapshot: dict, language: str):
     rows = drift.sample_rows(RunFolder(snapshot["run_dir"]).drift(), language) if snapshot.get("drift") else []
     return gr.update(value=frame(rows, drift.SAMPLE_COLUMNS, language), visible=bool(rows),
                      label=tr("drift.samples_title", language))
+
+
+SAMPLED_COLUMNS = ["col.prompt", "col.sampled_answer", "col.rewards"]
+SAMPLED_SHOWN = 8  # a GRPO run's last sampled answers on the page
+
+
+def sampled_answers(snapshot: dict, language: str):
+    """A GRPO run's last sampled answers with what each reward gave them (hidden for other runs)."""
+    rows = RunFolder(snapshot["run_dir"]).completions(SAMPLED_SHOWN) if snapshot.get("run_dir") else []
+    shown = [[str(r.get("prompt", ""))[:500], str(r.get("completion", ""))[:2000], reward_words(r, language)]
+             for r in rows]
+    return gr.update(value=frame(shown, SAMPLED_COLUMNS, language), visible=bool(shown),
+                     label=tr("train.sampled", language))
+
+
+def reward_words(sample: dict, language: str) -> str:
+    """'answer matches 1.00 · format 0.00' in the reader's language ('-': the reward could not score it)."""
+    def named(name: str) -> str:  # a built-in reward in the reader's language; the user's own by its name
+        return tr(f"series.reward_{name}", language) if f"series.reward_{name}" in SERIES_COLOURS else name
+
+    return tr("list.separator", language).join(
+        f"{named(name)} {'-' if value is None else f'{value:.2f}'}" for name, value in (sample.get("rewards") or {}).items())
 
 
 def problems_text(problems: list, language: str) -> str:
@@ -290,6 +316,7 @@ def build(ctx: TabContext) -> TabParts:
     pref_plot = gr.LinePlot(x="step", y="value", color="series", show_label=False, height=300, visible=False)
     drift_table = gr.Dataframe(headers=headers(drift.SAMPLE_COLUMNS), wrap=True,
                                column_widths=drift.SAMPLE_WIDTHS, visible=False, elem_id="train-drift")
+    sampled = gr.Dataframe(headers=headers(SAMPLED_COLUMNS), wrap=True, visible=False, elem_id="train-sampled")
     log = gr.Textbox(label=t("train.log"), lines=10, max_lines=10, autoscroll=True)
     with gr.Accordion(t("train.history"), open=False):
         refresh = gr.Button(t("train.refresh"))
@@ -305,7 +332,7 @@ def build(ctx: TabContext) -> TabParts:
     seen = gr.State()
     # The API's order is the one clients read (status, progress, loss, learning rate, log first).
     watched = Outputs(status=status, progress=progress, loss=plot, lr=lr_plot, log=log, seen=seen, preference=pref_plot,
-                      drift=drift_table)
+                      drift=drift_table, sampled=sampled)
     timer.tick(watched.wire(poll), seen, watched.list, api_name="poll_training", show_progress="hidden")
     refresh.click(refresh_history, None, [runs, resume_target, chosen], api_name="run_history")
     compare_btn.click(compare_runs, chosen, [compare_plot, compare_table, compare_diff], api_name="compare_runs")
