@@ -44,7 +44,7 @@ def trl_head(hidden, weight, bias, labels):
     return ChunkedLogProbFunction.apply(hidden, weight, bias, labels, 1.0, 32768, None, 1.0, ("log_probs",))[0]
 
 
-def timed(function, hidden, weight, labels, bf16: bool) -> tuple[float, "torch.Tensor"]:
+def timed(function, hidden, weight, labels, bf16: bool) -> tuple[float, object]:  # (seconds, log-probs)
     import torch
 
     best, log_probs = float("inf"), None

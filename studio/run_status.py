@@ -96,7 +96,8 @@ def run_warning(state: str, metrics: list[dict], settings, judged: bool = False)
     warning = advice.overfitting_warning(metrics)
     if warning and settings is not None:
         return Msg("warn.with_remedies", warning=warning, remedies=advice.regularisation_remedies(settings, metrics))
-    if warning is None and state in ("finished", "stopped") and settings is not None and not judged:
+    # A run stopped by hand is not judged: its few steps are the user's choice, not a reason it "did not learn".
+    if warning is None and state == "finished" and settings is not None and not judged:
         return advice.not_learning(settings, metrics)
     return warning
 

@@ -46,8 +46,6 @@ def test_activations_grow_with_batch_and_cutoff_and_shrink_with_checkpointing():
 
 # ---------------------------------------------------------------- advice rules: each triggered, each quiet
 
-import pytest  # noqa: E402
-
 from studio import advice, config, estimates, settings_input  # noqa: E402
 from studio.advice import Situation  # noqa: E402
 from studio.config import Settings  # noqa: E402
@@ -222,7 +220,7 @@ def test_rows_over_the_cutoff_can_be_dropped_and_the_advice_says_when():
 @pytest.mark.parametrize("method", ["lora", "full"])
 def test_the_learning_rate_help_states_the_range_the_rule_checks(method):
     """One source: the field's advice text and the rule both come from config.LEARNING_RATES."""
-    from studio.config import LEARNING_RATES, TrainingSettings
+    from studio.config import LEARNING_RATES
 
     low, high = LEARNING_RATES[method]["range"]
     for text in (config.field_text("learning_rate", "advice"), config.field_text("learning_rate", "advice", "zh")):

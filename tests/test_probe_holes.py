@@ -13,7 +13,7 @@ import pytest
 from studio import paths, presets, readers, repeat, settings_input
 from studio.config import Settings
 from studio.jobs import TrainingJob
-from studio.text import Msg, render
+from studio.text import render
 
 
 @pytest.fixture()
