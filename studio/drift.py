@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,7 +152,7 @@ def _read_cache(path: Path, count: int) -> dict | None:
 def _write_cache(path: Path, cached: dict) -> None:
     try:  # a cache that cannot be written costs the next run a generation, never this run
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # two processes filling the same cache never share a file
         tmp.write_text(json.dumps(cached), encoding="utf-8")
         tmp.replace(path)
     except OSError:

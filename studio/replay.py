@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import re
 import time
@@ -84,7 +85,7 @@ def base_answers(model_path: str, tokenizer, languages: list[str], load_model, l
             for p, a in zip(prompts, answers) if a.strip()]
     try:  # a cache that cannot be written costs the next run a generation, never this run
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # two processes filling the same cache never share a file
         tmp.write_text(json.dumps({"rows": rows}, ensure_ascii=False), encoding="utf-8")
         tmp.replace(path)
     except OSError:
