@@ -530,7 +530,7 @@ class TrainingSettings(_Section):
     max_steps: int = knob(
         -1, label="Max steps",
         help="Stop after this many optimizer steps; -1 means run the full epochs.",
-        ge=-1, le=10_000_000,
+        beginner=True, ge=-1, le=10_000_000,  # in view: the cost line names it as the cheapest way to shorten a run
     )
     # --- batching
     per_device_train_batch_size: int = knob(

@@ -124,7 +124,7 @@ def test_the_cost_of_the_run_is_shown_next_to_train_and_follows_max_steps(browse
     expect(cost).to_contain_text(title, timeout=60000)
     expect(cost).to_contain_text(steps)
     page.get_by_role("tab", name=hyper).click()
-    page.get_by_role("button", name=advanced).click()
+    expect(page.get_by_label(max_steps, exact=True)).to_be_visible()  # in view: Advanced stays closed
     page.get_by_label(max_steps, exact=True).fill("7")
     page.get_by_label(max_steps, exact=True).press("Enter")
     page.get_by_role("tab", name=train_tab).click()

@@ -272,6 +272,8 @@ def test_grpo_through_the_client_in_both_languages(app_url, tiny_model_dir, tmp_
     assert picked["value"] == run and note.startswith("Ready")
     summary, *_ = client.predict(run, api_name="/show_export")
     assert "adapter" in summary.lower()
+    _, zh_note = zh.predict(None, api_name="/open_chat")  # another session's run, handed with a label
+    assert zh_note.startswith("ℹ️ 已为你选中") and "另一个浏览器窗口" in zh_note
     zh_out = zh.predict(api_name="/poll_training")
     zh_sampled = Client(app_url, verbose=False, headers={"Accept-Language": "zh-CN"}).predict(
         api_name="/poll_training")[7]["value"]

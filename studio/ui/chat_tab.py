@@ -17,7 +17,7 @@ from ..paths import run_model_refusal, run_refusal
 from ..runs import RunFolder, list_runs
 from .forms import TabContext, TabParts, build_section_form, takes_form
 from .named import Outputs
-from .handoff import pick_run
+from .handoff import handed_note, pick_run, session_of
 from .text import field_labels, frame, headers, lang, render, t, tr
 
 # One loaded pair at a time: a second model copy would double memory. Guarded, since tabs share the process.
@@ -84,8 +84,12 @@ def open_tab(current: str | None, handed: str | None, compare_with: str | None =
     """On opening the tab (and on page load): the runs finished so far, the one just trained preselected, its
     model loaded, so Send answers at once."""
     choices = finished_runs()
+    before = handed
     value, handed = pick_run(choices, current, handed)
-    return gr.update(choices=choices, value=value), load_note(value, compare_with, request=request), handed
+    note = load_note(value, compare_with, request=request)
+    if (whose := handed_note(value, handed != before, session_of(request))) is not None:
+        note = render(whose, lang(request)) + "\n\n" + note
+    return gr.update(choices=choices, value=value), note, handed
 
 
 def generation_settings(values: dict, language: str = "en") -> tuple[config.GenerationSettings | None, str]:
@@ -381,7 +385,8 @@ def build(ctx: TabContext) -> TabParts:
             answers_btn = gr.Button(t("chat.test_prompts"))
             eval_btn = gr.Button(t("chat.evaluate"))
         held_note = gr.Markdown()
-        answers = gr.Dataframe(headers=headers(ANSWER_COLUMNS), wrap=True)
+        answers = gr.Dataframe(headers=headers(ANSWER_COLUMNS), wrap=True,
+                               column_widths=[f"{100 // len(ANSWER_COLUMNS)}%"] * len(ANSWER_COLUMNS))
         scores = gr.Dataframe(headers=headers(SCORE_COLUMNS))
     samples = gr.State({})
     handed = gr.State()  # the freshly trained run this session was already shown (offered once, then the user's)

@@ -24,6 +24,11 @@ PERCENTILE_COLUMNS = ["col.part", "p50", "p90", "p95", "p99", "max", "mean"]
 FINDING_COLUMNS = ["col.level", "col.check", "col.finding", "col.rows"]
 MIX_COLUMNS = ["col.number", "col.file", "col.format", "col.share_asked", "col.usable", "col.train_rows",
                "col.validation_rows", "col.test_rows", "col.tokens", "col.token_share"]
+# Fixed shares of the page's width: wrapped text stays inside it (without them a long cell pushes the right-hand
+# columns past the edge, where a beginner never sees them).
+PROBLEM_WIDTHS = ["30%", "70%"]
+PREVIEW_WIDTHS = ["7%", "48%", "45%"]
+FINDING_WIDTHS = ["9%", "16%", "60%", "15%"]
 MAX_ROW_CHARS = 20_000  # a single row sent to the page; the rest stays on the server
 MAX_ROW_TOKENS = 8_000  # tokens of one row shown highlighted
 ANSWER_COLOUR, END_COLOUR = "#86efac", "#fcd34d"  # trained answer tokens, trained end-of-turn tokens
@@ -327,12 +332,14 @@ def build(ctx: TabContext) -> TabParts:
     summary = gr.Markdown(elem_id="data-summary")
     applied_note = gr.Markdown(elem_id="data-applied")
     problems = gr.Dataframe(headers=headers(PROBLEM_COLUMNS, "en"), label=t("data.problems"), wrap=True,
+                            column_widths=PROBLEM_WIDTHS,
                             max_height=250)
     with gr.Row():
         query = gr.Textbox(label=t("data.search"), scale=3)
         page = gr.Number(value=1, precision=0, label=t("data.page"), scale=1)
         pages = gr.Markdown()
     preview = gr.Dataframe(headers=headers(PREVIEW_COLUMNS, "en"), label=t("data.preview"), wrap=True, max_height=400,
+                           column_widths=PREVIEW_WIDTHS,
                            elem_id="data-preview")
     with gr.Row():
         row_number = gr.Number(value=1, precision=0, label=t("data.row"), scale=1)
@@ -351,7 +358,8 @@ def build(ctx: TabContext) -> TabParts:
     use_cutoff = gr.Button(t("data.use_cutoff"))
     split_text = gr.Markdown()
     use_split = gr.Button(t("data.use_split"))
-    findings = gr.Dataframe(headers=headers(FINDING_COLUMNS, "en"), label=t("data.quality"), wrap=True)
+    findings = gr.Dataframe(headers=headers(FINDING_COLUMNS, "en"), label=t("data.quality"), wrap=True,
+                            column_widths=FINDING_WIDTHS, elem_id="data-findings")
     # Hidden numbers rather than gr.State so API clients receive the recommendations too.
     recommended_cutoff, recommended_share = gr.Number(visible=False), gr.Number(visible=False)
     applied = gr.State()  # the file whose recommendations the form has received (once per file)

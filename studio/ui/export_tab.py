@@ -16,7 +16,7 @@ from ..runs import RunFolder, list_runs
 from ..text import Msg
 from .forms import TabContext, TabParts
 from .named import Outputs
-from .handoff import pick_run
+from .handoff import handed_note, pick_run, session_of
 from .text import lang, render, t, tr
 
 
@@ -41,8 +41,12 @@ def open_tab(current: str | None, handed: str | None, request: gr.Request = None
     """On opening the tab: the runs finished so far, the one just trained preselected (Gradio preselects the first
     choice, which fires no change event, so the chosen run is shown here at once)."""
     choices = run_choices()
+    before = handed
     value, handed = pick_run(choices, current, handed)
-    return {"run": gr.update(choices=choices, value=value), **show_run(value, request), "handed": handed}
+    shown = show_run(value, request)
+    if (whose := handed_note(value, handed != before, session_of(request))) is not None:
+        shown["summary"] = render(whose, lang(request)) + "\n\n" + shown["summary"]
+    return {"run": gr.update(choices=choices, value=value), **shown, "handed": handed}
 
 
 def refusal(run_dir: str, out_dir: str = "") -> Msg | None:

@@ -4,6 +4,20 @@ Train to Chat or Export needs no picking and no refresh; after that the user's o
 from __future__ import annotations
 
 from ..jobs import JOB
+from ..text import Msg
+
+
+def session_of(request) -> str:
+    """The browser session a request comes from (Gradio's session hash); empty for the command line."""
+    return str(getattr(request, "session_hash", "") or "")
+
+
+def handed_note(value: str | None, handed_now: bool, session: str) -> Msg | None:
+    """A run handed to this session that another session trained is labelled so: a fresh page must not present
+    someone else's run as the user's own."""
+    if not handed_now or not value or not JOB.owner or JOB.owner == session:
+        return None
+    return Msg("handoff.other_session", run=value.rstrip("/").rsplit("/", 1)[-1])
 
 
 def pick_run(choices: list[str], current: str | None, handed: str | None) -> tuple[str | None, str | None]:

@@ -16,6 +16,7 @@ from ..run_status import status_messages
 from ..runs import RunFolder, list_runs
 from ..text import Msg, word
 from .forms import TabContext, TabParts, form_settings, takes_form
+from .handoff import session_of
 from .named import Outputs
 from .text import SERIES_COLOURS, chart_titles, frame, headers, lang, render, t, tr
 
@@ -194,10 +195,6 @@ def pilot_values(values: dict) -> dict:
     return {**values, "max_samples": pilot, "num_train_epochs": 1.0, "max_steps": -1}
 
 
-def session_of(request: gr.Request | None) -> str:
-    return str(getattr(request, "session_hash", "") or "")
-
-
 def start(values: dict, language: str = "en", session: str = "") -> str:
     settings, problems = form_settings(values)
     if problems:
@@ -316,7 +313,8 @@ def build(ctx: TabContext) -> TabParts:
     pref_plot = gr.LinePlot(x="step", y="value", color="series", show_label=False, height=300, visible=False)
     drift_table = gr.Dataframe(headers=headers(drift.SAMPLE_COLUMNS), wrap=True,
                                column_widths=drift.SAMPLE_WIDTHS, visible=False, elem_id="train-drift")
-    sampled = gr.Dataframe(headers=headers(SAMPLED_COLUMNS), wrap=True, visible=False, elem_id="train-sampled")
+    sampled = gr.Dataframe(headers=headers(SAMPLED_COLUMNS), wrap=True, visible=False, elem_id="train-sampled",
+                           column_widths=["25%", "55%", "20%"])
     log = gr.Textbox(label=t("train.log"), lines=10, max_lines=10, autoscroll=True)
     with gr.Accordion(t("train.history"), open=False):
         refresh = gr.Button(t("train.refresh"))
