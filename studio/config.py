@@ -278,6 +278,9 @@ class DataSettings(_Section):
     )
 
 
+PRACTICE_ONLY = {"stage": names_where(lambda stage: stage.generates)}  # the fields only GRPO reads
+
+
 class MethodSettings(_Section):
     stage: Literal[STAGE_NAMES] = knob(
         "sft", label="Training stage",
@@ -318,7 +321,7 @@ class MethodSettings(_Section):
         "prompt's language.",
         advice="Start with 'answer_match' on rows with a checkable answer; add 'format' to ask for a layout.",
         beginner=True, min_length=1, max_length=len(REWARD_NAMES), studio_only=True,
-        applies={"stage": names_where(lambda stage: stage.generates)},
+        applies=PRACTICE_ONLY,
     )
 
     @field_validator("reward_funcs", mode="before")
@@ -333,7 +336,7 @@ class MethodSettings(_Section):
         "", label="Reward weights",
         help="GRPO: one weight per reward, in the order above, e.g. '1, 0.5'. Empty: every reward weighs 1.",
         studio_only=True, max_length=1000,
-        applies={"stage": names_where(lambda stage: stage.generates)},
+        applies=PRACTICE_ONLY,
     )
 
     @field_validator("reward_weights")
@@ -358,7 +361,7 @@ class MethodSettings(_Section):
         "'think_answer_tags': then <answer>...</answer>; 'answer_line': ends with a line 'Answer: ...'; 'one_line': "
         "a single line) or your own regular expression, matched against the whole answer.",
         suggestions=tuple(FORMAT_PRESETS), studio_only=True, min_length=1, max_length=2000,
-        applies={"stage": names_where(lambda stage: stage.generates)},
+        applies=PRACTICE_ONLY,
     )
 
     @field_validator("format_pattern")
@@ -373,7 +376,7 @@ class MethodSettings(_Section):
         help="GRPO's 'json_valid' reward: a JSON Schema the answer must satisfy, e.g. "
         "'{\"type\": \"object\", \"required\": [\"name\"]}'. Empty: any valid JSON scores.",
         studio_only=True, max_length=100_000,
-        applies={"stage": names_where(lambda stage: stage.generates)},
+        applies=PRACTICE_ONLY,
     )
 
     @field_validator("json_schema")
@@ -388,13 +391,13 @@ class MethodSettings(_Section):
         1, label="Shortest answer (tokens)",
         help="GRPO's 'length' reward: answers from this many tokens score 1.",
         studio_only=True, ge=0, le=100_000,
-        applies={"stage": names_where(lambda stage: stage.generates)},
+        applies=PRACTICE_ONLY,
     )
     length_reward_max: int = knob(
         200, label="Longest answer (tokens)",
         help="GRPO's 'length' reward: answers up to this many tokens score 1; longer ones less, the longer the less.",
         studio_only=True, ge=1, le=100_000,
-        applies={"stage": names_where(lambda stage: stage.generates)},
+        applies=PRACTICE_ONLY,
     )
 
     @field_validator("length_reward_max")
@@ -412,7 +415,7 @@ class MethodSettings(_Section):
         "it runs its code, so it is read only when the studio was started with --allow-reward-code on this "
         "machine only (never on a server other machines reach). Empty: the built-in rewards only.",
         studio_only=True, max_length=4096,
-        applies={"stage": names_where(lambda stage: stage.generates)},
+        applies=PRACTICE_ONLY,
     )
     num_generations: int = knob(
         4, label="Answers per prompt",
@@ -420,7 +423,7 @@ class MethodSettings(_Section):
         "average. More: a clearer signal, proportionally more time.",
         advice="4 on a CPU or a small GPU; 8-16 on a large GPU.",
         beginner=True, ge=2, le=64,
-        applies={"stage": names_where(lambda stage: stage.generates)},
+        applies=PRACTICE_ONLY,
     )
     sampling_temperature: float = knob(
         0.7, label="Sampling temperature",
@@ -431,14 +434,14 @@ class MethodSettings(_Section):
         "answers were mostly noise and it learned nothing in 40 steps); 0.8-1.0 suits models of 1B parameters "
         "and more.",
         studio_only=True, gt=0.0, le=2.0,
-        applies={"stage": names_where(lambda stage: stage.generates)},
+        applies=PRACTICE_ONLY,
     )
     max_completion_length: int = knob(
         128, label="Longest sampled answer (tokens)",
         help="GRPO: sampling stops here. Generation is most of a GRPO step's time, so this sets the step's cost.",
         advice="Just above the answers you want: 64-128 for a label or a number, 256-512 with reasoning.",
         beginner=True, ge=8, le=32768,
-        applies={"stage": names_where(lambda stage: stage.generates)},
+        applies=PRACTICE_ONLY,
     )
 
     finetuning_type: Literal["lora", "qlora", "full", "freeze"] = knob(
