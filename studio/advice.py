@@ -233,7 +233,8 @@ def rule_hardware(s: Situation) -> list[Advice]:
 
 
 def rule_data_size(s: Situation) -> list[Advice]:
-    if s.rows is None:
+    # SFT's sizes and its remedies for forgetting (replay, mixing): pairs and prompts to practise on follow neither.
+    if s.rows is None or stage_of(s.settings.method.stage).data != EXAMPLES:
         return []
     # The guide's range; a small set gets the one tip that fits it (a style or an identity needs few rows), not
     # both, which read as a contradiction ("2,000+ rows are typical" beside "91 is fine for an identity").

@@ -414,3 +414,11 @@ def test_a_grpo_run_is_sized_from_its_prompts_not_read_as_examples(tiny_model_di
     assert planned.training.early_stopping_patience == 0
     reasons = {m.fields["field"]: m.fields["why"].key for m in logged if m.key == "log.recipe"}
     assert reasons["num_train_epochs"] == "recipe.epochs_practice" and reasons["learning_rate"] == "recipe.lr_practice"
+
+
+def test_sfts_data_size_and_replay_tips_are_not_given_for_grpo():
+    import dataclasses
+
+    situation = dataclasses.replace(advice.build_situation(tiny_settings("m", "stage=grpo")), rows=96)
+    assert advice.rule_data_size(situation) == []
+    assert advice.rule_data_size(dataclasses.replace(situation, settings=tiny_settings("m")))  # SFT keeps its tips
