@@ -396,7 +396,10 @@ def build_situation(settings, report=None, facts=None, shape: ModelShape | None 
 
 def overfitting_warning(metrics: list[dict], patience: int = 3) -> Msg | None:
     """Plain-language warning when validation loss rose `patience` evaluations in a row while train loss fell,
-    or when train loss collapsed at an epoch boundary (memorising the data it has now seen twice)."""
+    or when train loss collapsed at an epoch boundary (memorising the data it has now seen twice). Not for GRPO,
+    whose loss moves around 0 and says nothing of memorising (practice_warning reads its rewards)."""
+    if any("reward" in m for m in metrics):
+        return None
     evals = [m for m in metrics if "eval_loss" in m]
     train = [m for m in metrics if "loss" in m]
     if len(evals) > patience:

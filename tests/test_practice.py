@@ -164,6 +164,10 @@ def test_no_signal_length_collapse_and_reward_without_held_out_gain_are_said():
     assert advice.practice_cause(practice_metrics([0.3] * 8)).key == "cause.reward_flat"
     settings = tiny_settings("m", "stage=grpo", "max_steps=-1")
     assert advice.not_learning(settings, practice_metrics([0.3] * 8)) is None  # GRPO's loss is no measure
+    swinging = practice_metrics([0.3] * 8)  # a GRPO loss falling from 0.24 to 0 at the second epoch: no memorising
+    for m, (epoch, loss) in zip(swinging, [(0.9, 0.24), (1.1, -0.003)] * 4):
+        m.update(epoch=epoch, loss=loss)
+    assert advice.overfitting_warning(swinging) is None
 
 
 def test_a_step_where_every_answer_scored_alike_is_said_in_the_log(tmp_path):
