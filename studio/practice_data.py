@@ -13,7 +13,7 @@ from .data import LoadResult, Row
 from .readers import read_records, resolve_path, where
 from .rewards import NEEDS_REFERENCE, REWARD_NAMES, as_number, can_score, reference_answer
 from .sources import VOTES, parse_source
-from .stages import stage_of
+from .preference_rows import prompt_row
 from .stats import DataReport, Finding, Lengths, recommend_cutoff, recommended_validation_share
 from .text import Msg
 
@@ -37,12 +37,11 @@ def load_prompt_rows(path: str, rewards=("answer_match",), system_prompt: str = 
     is named and left out."""
     if parse_source(path).kind == VOTES:
         return [], [(path, Msg("practice.no_votes"))]
-    convert = stage_of("grpo").convert
     file_path = resolve_path(path)
     records, problems, unit = read_records(file_path, file_path.name)
     rows = []
     for number, record in records:
-        row = convert(record) if isinstance(record, dict) else None
+        row = prompt_row(record) if isinstance(record, dict) else None
         at = where(file_path.name, number, unit=unit)
         if row is None or not _has_prompt(row["prompt"]):
             problems.append((at, Msg("practice.no_prompt")))
