@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from .rewards import FORMAT_PRESETS, REWARD_NAMES, pattern_problem, schema_problem
+from .rewards import FORMAT_PRESETS, REWARD_NAMES, parse_weights, pattern_problem, schema_problem
 from .stages import STAGE_NAMES, STAGES, names_where
 from .text import CATALOGUES, SOURCE_LANGUAGE, Msg
 
@@ -743,15 +743,6 @@ Problem = tuple[str, str]  # (where, message): where is a JSON path, a file:row:
 
 
 # ---------------------------------------------------------------- `--set name=value` overrides
-
-def parse_weights(text: str) -> list[float] | None:
-    """'1, 0.5' -> [1.0, 0.5]; None when a part is not a finite number."""
-    try:
-        weights = [float(part) for part in text.replace(";", ",").split(",") if part.strip()]
-    except ValueError:
-        return None
-    return weights if all(w == w and abs(w) != float("inf") for w in weights) else None
-
 
 def parse_mapping(text: str) -> tuple[dict[str, str], list[Problem]]:
     """'query=instruction, response=output' -> {'query': 'instruction', 'response': 'output'}."""

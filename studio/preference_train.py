@@ -175,14 +175,14 @@ def practice_rewards(settings: Settings, run: RunFolder) -> list:
     """The chosen built-in rewards (and the user's own, where allowed) as TRL's reward functions; each scored
     batch leaves a few of its answers with their rewards in the run's completions.jsonl, which the Train tab
     shows."""
-    from .rewards import options_of, reward_functions  # light
+    from .rewards import message_text, options_of, reward_functions, user_text  # light
 
     def record(prompts, completions, scores: dict) -> None:
         if not is_main_process():
             return
         with open(run.completions_file, "a", encoding="utf-8") as f:
             for i in range(min(SAMPLES_PER_STEP, len(completions))):
-                f.write(json.dumps({"prompt": _last_user(prompts[i]), "completion": _content(completions[i]),
+                f.write(json.dumps({"prompt": user_text(prompts[i]), "completion": message_text(completions[i]),
                                     "rewards": {name: values[i] for name, values in scores.items()}},
                                    ensure_ascii=False) + "\n")
 
@@ -202,13 +202,3 @@ def own_rewards(path: str) -> list:
     except ValueError as err:
         raise DataError(err.args[0]) from err
 
-
-def _content(message) -> str:
-    return message if isinstance(message, str) else "".join(str(m.get("content", "")) for m in message)
-
-
-def _last_user(prompt) -> str:
-    if isinstance(prompt, str):
-        return prompt
-    users = [m for m in prompt if m.get("role") == "user"]
-    return _content(users[-1:])

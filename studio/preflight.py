@@ -16,7 +16,7 @@ import json
 import re
 from collections import defaultdict
 
-from .text import Msg
+from .text import CJK, Msg
 
 PLACEHOLDER = re.compile(
     r"\{\{\s*[A-Za-z_][\w.\- ]{0,30}\}\}"  # {{name}}, {{ author }}
@@ -25,7 +25,6 @@ PLACEHOLDER = re.compile(
     r"|\[(?:YOUR|INSERT|ENTER)?[ _]?[A-Z][A-Z0-9_ ]{1,30}\]"  # [NAME], [YOUR NAME]
 )
 CODE = re.compile(r"```|^\s*(def |class |import |function |const |let |var |#include)", re.M)
-CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 MIN_ROWS = 2  # a placeholder in one row may be the row's own text; repeated across rows it is a template's
 ENGLISH_ONLY_MODELS = ("starter",)  # built-in models whose stated language is English alone
 MULTILINGUAL_MODEL = "gemma3-270m"

@@ -18,12 +18,11 @@ import re
 import time
 from pathlib import Path
 
-from .text import Msg
+from .text import CJK, Msg
 
 PROMPTS_FILE = Path(__file__).parent / "replay_prompts" / "general.jsonl"
 MAX_NEW_TOKENS = 64  # a general answer's start: enough to keep its style, cheap to train on and to generate
 CACHE_VERSION = 1
-CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 WORD = re.compile(r"[A-Za-z\u00c0-\u024f]+")  # a Latin-script word weighs as much as one Chinese character
 
 

@@ -22,6 +22,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Callable
 
+from .text import CJK
+
 REWARD_NAMES = ("answer_match", "answer_exact", "format", "json_valid", "length", "language")
 NEEDS_REFERENCE = ("answer_match", "answer_exact")
 
@@ -37,7 +39,6 @@ NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?|[-+]?\.\d+")
 ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
 BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 ANSWER_LINE = re.compile(r"(?:final answer|answer|答案)\s*(?:is|是|[:：=])\s*[:：]?\s*(.+)", re.I)
-CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 LETTERS = re.compile(r"[^\W\d_]", re.U)
 FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S)
 
@@ -210,18 +211,18 @@ def can_score(name: str, reference: str | None) -> bool:
 
 # ---------------------------------------------------------------- as TRL calls them
 
-def _text(message) -> str:
+def message_text(message) -> str:
     """A completion or prompt as text: TRL hands conversational ones as message lists."""
     if isinstance(message, str):
         return message
     return "\n".join(str(m.get("content", "")) for m in message if isinstance(m, dict))
 
 
-def _prompt_text(prompt) -> str:
+def user_text(prompt) -> str:
     if isinstance(prompt, str):
         return prompt
     users = [m for m in prompt if isinstance(m, dict) and m.get("role") == "user"]
-    return _text(users[-1:] or prompt)
+    return message_text(users[-1:] or prompt)
 
 
 def reward_functions(names, options: RewardOptions, record: Callable | None = None,
@@ -242,7 +243,7 @@ def reward_functions(names, options: RewardOptions, record: Callable | None = No
                 scores = list(own_by_name[name](prompts=prompts, completions=completions,
                                                 completion_ids=completion_ids, reference=references, **kwargs))
             else:
-                scores = [score(name, _text(c), r, _prompt_text(p), options, None if i is None else len(i))
+                scores = [score(name, message_text(c), r, user_text(p), options, None if i is None else len(i))
                           for p, c, r, i in zip(prompts, completions, references, ids)]
             scored[name] = scores
             if record is not None and name == names[-1]:
@@ -263,10 +264,18 @@ def options_of(method_settings) -> RewardOptions:
                          (method_settings.length_reward_min, method_settings.length_reward_max))
 
 
+def parse_weights(text: str) -> list[float] | None:
+    """'1, 0.5' -> [1.0, 0.5]; None when a part is not a finite number."""
+    try:
+        weights = [float(part) for part in text.replace(";", ",").split(",") if part.strip()]
+    except ValueError:
+        return None
+    return weights if all(math.isfinite(w) for w in weights) else None
+
+
 def weights_of(method_settings) -> list[float]:
     """One weight per chosen reward: the settings' own, else 1 each (the settings checked their count)."""
-    text = method_settings.reward_weights.strip()
-    parsed = [float(part) for part in text.replace(";", ",").split(",") if part.strip()] if text else []
+    parsed = parse_weights(method_settings.reward_weights) or []
     return parsed if len(parsed) == len(method_settings.reward_funcs) else [1.0] * len(method_settings.reward_funcs)
 
 
@@ -285,7 +294,7 @@ def held_out_scorer(method_settings) -> Callable[[list, list, list], float]:
     names, weights, options = list(method_settings.reward_funcs), weights_of(method_settings), options_of(method_settings)
 
     def scorer(prompts, references, answers) -> float:
-        scores = [weighted_score(names, weights, options, _prompt_text(p), r, a)
+        scores = [weighted_score(names, weights, options, user_text(p), r, a)
                   for p, r, a in zip(prompts, references, answers)]
         return sum(scores) / max(len(scores), 1)
 
@@ -294,7 +303,7 @@ def held_out_scorer(method_settings) -> Callable[[list, list, list], float]:
         means = {}
         for name in names:
             scored = [s for p, r, a in zip(prompts, references, answers)
-                      if (s := score(name, a, r, _prompt_text(p), options)) is not None]
+                      if (s := score(name, a, r, user_text(p), options)) is not None]
             if scored:
                 means[name] = round(sum(scored) / len(scored), 4)
         return means

@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
+
+CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")  # Chinese characters: the language checks count them
 
 SOURCE_LANGUAGE = "en"  # the language every key is written in first, and the fallback for a missing one
 LOCALES_DIR = Path(__file__).resolve().parent / "locales"
