@@ -4,6 +4,7 @@
     python launch.py train --preset P.json [--set name=value ...] [--output-dir D]      headless training
     python launch.py data PATH [--format F] [--model M]                                 data report
     python launch.py chat RUN_DIR --prompt "..." [--set max_new_tokens=64 ...] [--blind]  base vs tuned answers (--blind: vote)
+    python launch.py machines --preset P.json --machines 2 --gpus 8 --main-address HOST   one command per machine
     python launch.py export RUN_DIR --merged DIR [--adapter DIR] [--gguf F.gguf] [--trl-config DIR]
                             [--preset P.json] [--accelerate N --strategy zero2|zero3|fsdp|ddp]
 
@@ -19,16 +20,18 @@ import sys
 import typing
 from pathlib import Path
 
-from studio import code_rewards, export, repeat, votes
+from studio import code_rewards, export, hardware, launcher, machines, repeat, votes
 from studio.chat import ChatPair, stream_pair
 from studio.config import STARTER_MODEL, DataSettings, GenerationSettings, Settings, parse_mapping
 from studio.settings_input import apply_overrides
 from studio.presets import load_preset
-from studio.distributed import is_main_process, shared_run_dir
+from studio.distributed import is_main_process, shared_run_dir, world_size
 from studio.gguf_file import GGUF_TYPES
 from studio.recipe import user_fields
 from studio.repeat import STRATEGIES
 from studio.data_report import build_report
+from studio.runs import RunFolder, new_run_dir
+from studio.stopping import StopFile
 from studio.text import Msg
 from studio.train import run_training
 
@@ -61,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override one setting, e.g. --set learning_rate=1e-4 (repeatable)")
     train.add_argument("--output-dir", help="run folder (default: runs/run-<time>)")
     train.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    train.add_argument("--stop-file", metavar="FILE",
+                       help="stop after the current step, with a checkpoint, once this file appears (default: "
+                       "stop.request in the run folder; `touch` it to stop a run gracefully)")
     train.add_argument("--allow-reward-code", action="store_true",
                        help="confirm that the preset's reward_code_path (GRPO's own rewards) may be imported and run")
     train.add_argument("--trust-remote-code", action="store_true",
@@ -89,6 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
                       help="show the answers as A and B in a random order, then read your vote (A, B, tie or "
                       "both_bad) from standard input and save it in the run folder")
     chat.add_argument("--voter", default="cli", help="the name a --blind vote is saved under")
+    several = sub.add_parser("machines", help="the command each of several machines runs to train one preset "
+                             "together, checked first")
+    several.add_argument("--preset", required=True, help="the preset every machine trains")
+    several.add_argument("--machines", type=int, required=True, help="how many machines")
+    several.add_argument("--gpus", type=int, default=1, help="GPUs (processes) per machine")
+    several.add_argument("--main-address", required=True, help="machine 0's address, which the others can reach")
+    several.add_argument("--port", type=int, default=29500, help="the rendezvous port on machine 0")
+    several.add_argument("--output-dir", help="the run folder, the same path on every machine (default: "
+                         "runs/<preset>-<N>x<G>)")
+
     export = sub.add_parser("export", help="export a finished run: merged model, adapter, GGUF, configs")
     export.add_argument("run_dir")
     export.add_argument("--merged", metavar="DIR", help="merged model folder (loads with plain transformers)")
@@ -160,18 +176,40 @@ def cmd_train(args) -> int:
                   "run on this machine. If you trust it, add --allow-reward-code to the command.", file=sys.stderr)
             return 2
         code_rewards.allow()
+    if world_size() == 1 and (devices := launcher.devices_for(settings))["processes"] > 1:
+        return train_in_processes(args, settings, devices)  # the plan's devices: several processes, supervised
     # Under torchrun / accelerate launch each process runs this; they agree on one run folder.
     run_dir = shared_run_dir(Path(args.output_dir) if args.output_dir else None)
     main = is_main_process()
     if main:
         print(f"Run folder: {run_dir}")
-    status = run_training(settings, run_dir, progress=print if main else None, resume=args.resume, keep=keep)
+    stop = StopFile(args.stop_file or RunFolder(run_dir).stop_file)
+    if args.resume and not args.stop_file and main:
+        stop.path.unlink(missing_ok=True)  # the request that stopped the run before is not one to stop it again
+    status = run_training(settings, run_dir, progress=print if main else None, stop_event=stop, resume=args.resume,
+                          keep=keep)
     summary = {k: status.get(k) for k in ("status", "global_step", "best_step", "first_train_loss", "final_train_loss",
                                           "final_eval_loss", "wall_time_s", "output", "error", "advice")}
     if status.get("verdict"):
         summary["verdict"] = str(Msg.from_json(status["verdict"]["line"]))
     if main:
         print(json.dumps({k: v for k, v in summary.items() if v is not None}, indent=2, ensure_ascii=False))
+    return 0 if status["status"] in ("finished", "stopped") else 1
+
+
+def train_in_processes(args, settings, devices: dict) -> int:
+    """num_processes (or every GPU) asks for several processes: this command starts them and passes their output
+    on; each of them runs this command again, inside the process group, and trains."""
+    run_dir = Path(args.output_dir) if args.output_dir else new_run_dir()
+    # The run folder is said by the processes themselves.
+    print(f"{devices['processes']} processes: {'; '.join(map(str, devices['devices_reason']))}")
+    stop = StopFile(args.stop_file or RunFolder(run_dir).stop_file)
+    if args.resume and not args.stop_file:
+        stop.path.unlink(missing_ok=True)  # the request that stopped the run before is not one to stop it again
+    status = launcher.run_in_processes(settings, run_dir, devices, hardware.detect(), stop, args.resume,
+                                       Path(args.preset), args.overrides, echo=print)
+    if status.get("last_lines"):  # they died before saying how the run ended
+        print(f"{Msg.from_json(status['error_message'])}. {status['advice']}", file=sys.stderr)
     return 0 if status["status"] in ("finished", "stopped") else 1
 
 
@@ -305,6 +343,24 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_machines(args) -> int:
+    """Check the preset, the counts and the rendezvous address first; then print each machine's command."""
+    settings, _, problems = load_preset(args.preset)
+    problems = [Msg("problem", where=where, problem=problem) for where, problem in problems]
+    problems += machines.count_problems(args.machines, args.gpus)
+    found, warnings = machines.rendezvous_problems(args.main_address, args.port)
+    if problems + found:
+        for problem in problems + found:
+            print(problem, file=sys.stderr)
+        return 2
+    for warning in warnings:
+        print(f"# {warning}")
+    output = args.output_dir or str(Path("runs") / f"{Path(args.preset).stem}-{args.machines}x{args.gpus}")
+    print("\n".join(machines.machine_commands(Path(args.preset), settings, args.machines, args.gpus,
+                                               args.main_address, args.port, output)))
+    return 0
+
+
 def cmd_ui(args) -> int:
     auth, problems = read_auth(args)
     problems = problems or check_exposure(args.host, args.share, auth)
@@ -329,7 +385,8 @@ def cmd_ui(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"train": cmd_train, "data": cmd_data, "chat": cmd_chat, "export": cmd_export, None: cmd_ui}
+    commands = {"train": cmd_train, "data": cmd_data, "chat": cmd_chat, "export": cmd_export,
+                "machines": cmd_machines, None: cmd_ui}
     return commands[args.command](args)
 
 

@@ -387,7 +387,9 @@ def build_situation(settings, report=None, facts=None, shape: ModelShape | None 
             median = float(np.median(report.lengths.total))
     preflight = tuple((f.check.key, f.message) for f in (report.findings if report is not None else [])
                       if f.level == "warning" and getattr(f.check, "key", "") in PREFLIGHT_FIELDS)
-    return Situation(settings, rows, recommended, over, multi, shape.parameters if shape else None, facts,
+    # The processes the run will train in (all GPUs by default): the recipe sizes the per-device batch for them.
+    devices = hardware.choose_devices(facts, settings.training)["processes"] if facts is not None else 1
+    return Situation(settings, rows, recommended, over, multi, shape.parameters if shape else None, facts, devices,
                      median_tokens=median, data_kind=report.load.format if report is not None else None,
                      preflight=preflight)
 

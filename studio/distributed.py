@@ -31,14 +31,44 @@ def shared_run_dir(requested: Path | None = None) -> Path:
     return Path(name[0])
 
 
+def sharded() -> bool:
+    """The model's weights are split over the processes (accelerate launch with FSDP or DeepSpeed), so no one
+    process holds them whole."""
+    return world_size() > 1 and any(os.environ.get(name, "").lower() == "true"
+                                    for name in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"))
+
+
 @contextmanager
 def main_process_first():
     """The main process fills the tokenisation cache; the others then read it instead of racing to write it."""
     if world_size() == 1:
         yield
         return
-    with _partial_state().main_process_first():
+    state = _partial_state()
+    if not state.is_main_process:
+        state.wait_for_everyone()
+    try:
         yield
+    finally:  # also when the main process raised (a Stop while it generated): the others must not wait forever
+        if state.is_main_process:
+            state.wait_for_everyone()
+
+
+def any_process(flag: bool) -> bool:
+    """True where any process says so, for every process alike (a Stop seen by one at this step stops all of them
+    at this step: a process that went on alone would wait forever for the others). Every process must call it at
+    the same point: it is a collective."""
+    if world_size() == 1:
+        return flag
+    import torch  # deferred: only several processes need it here
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        return flag
+    on_gpu = torch.cuda.is_available() and "nccl" in str(dist.get_backend())
+    value = torch.tensor([int(flag)], device=torch.device("cuda", torch.cuda.current_device()) if on_gpu else "cpu")
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
 
 
 def _partial_state():

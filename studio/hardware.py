@@ -30,6 +30,8 @@ class HardwareFacts:
     bitsandbytes_cuda: bool = False
     flash_attention: bool = False  # flash-attn importable on an Ampere-or-newer GPU: varlen kernels for packing
     liger_kernel: bool = False  # liger-kernel importable with a CUDA GPU
+    device_free_gb: tuple[float, ...] = ()  # free memory of every GPU (empty on a CPU): the smallest one decides
+    deepspeed: bool = False  # the deepspeed package importable (ZeRO-2 / ZeRO-3)
 
     @property
     def cpu_native_bf16(self) -> bool:
@@ -99,6 +101,7 @@ def detect() -> HardwareFacts:
     cpu_count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if torch.cuda.is_available():
         free, total = torch.cuda.mem_get_info()
+        count = torch.cuda.device_count()
         capability = tuple(torch.cuda.get_device_capability(0))
         return HardwareFacts(
             device="cuda",
@@ -111,10 +114,12 @@ def detect() -> HardwareFacts:
             cpu_count=cpu_count,
             total_memory_gb=total / 1024**3,
             free_memory_gb=free / 1024**3,
-            device_count=torch.cuda.device_count(),
+            device_count=count,
             bitsandbytes_cuda=_bitsandbytes_usable(),
             flash_attention=capability >= (8, 0) and _installed("flash_attn"),
             liger_kernel=_installed("liger_kernel"),
+            device_free_gb=tuple(torch.cuda.mem_get_info(i)[0] / 1024**3 for i in range(count)),
+            deepspeed=_installed("deepspeed"),
         )
     total, free = _ram_gb()
     return HardwareFacts(device="cpu", device_name="CPU", cpu_flags=_cpu_flags(), cpu_count=cpu_count,
@@ -193,11 +198,83 @@ def resolve_precision(facts: HardwareFacts, requested: str = "auto") -> tuple[st
     return requested, Msg("hw.set_by_you")
 
 
-def plan(facts: HardwareFacts, training: TrainingSettings | None = None, estimated_gb: float | None = None) -> dict:
+# ---------------------------------------------------------------- devices: one, data-parallel, or sharded
+
+FITS = 0.9  # of a device's free memory: what the run may plan to use, leaving room for the allocator's slack
+SHARDS = {"ddp": (), "zero2": ("optimizer_and_gradients",), "zero3": ("weights", "optimizer_and_gradients"),
+          "fsdp": ("weights", "optimizer_and_gradients")}  # the memory parts each strategy splits over the devices
+
+
+def per_device_gb(memory: dict, strategy: str, processes: int) -> float:
+    """One device's share of the run's memory (estimates.estimate_memory_gb's parts): data parallelism copies
+    everything; ZeRO-2 splits the optimizer state; FSDP and ZeRO-3 split the weights too. Activations and logits
+    are each device's own batch."""
+    split = SHARDS.get(strategy, ())
+    return sum(memory[part] / (processes if part in split else 1)
+               for part in ("weights", "optimizer_and_gradients", "activations", "logits"))
+
+
+def device_free_gb(facts: HardwareFacts) -> float:
+    return min(facts.device_free_gb) if facts.device_free_gb else facts.free_memory_gb
+
+
+def choose_devices(facts: HardwareFacts, training: TrainingSettings | None = None, memory: dict | None = None,
+                   method: str = "lora") -> dict:
+    """How many processes train and how they share the model, with the reason. Every GPU by default: each holds
+    the whole model (data-parallel) when it fits one, else the model is sharded (FSDP) so that it fits them
+    together. A CPU trains in one process unless asked for more (gloo processes, to check a multi-GPU preset here).
+    `memory`: the run's memory parts on one device (estimates.training_memory_gb), None when the model is unknown."""
+    t = training or TrainingSettings()
+    notes = []
+    available = facts.device_count if facts.device == "cuda" else facts.cpu_count
+    processes = t.num_processes or (facts.device_count if facts.device == "cuda" else 1)
+    if processes > available:
+        notes.append(Msg("hw.devices_fewer" if facts.device == "cuda" else "hw.devices_fewer_cores",
+                         asked=processes, count=available))
+        processes = available
+    if processes <= 1:
+        return _devices(1, "single", memory, facts, notes)
+    strategy, why = _strategy(facts, t.distributed_strategy, memory, method, processes)
+    return _devices(processes, strategy, memory, facts, notes + [why])
+
+
+def _strategy(facts: HardwareFacts, requested: str, memory: dict | None, method: str, processes: int):
+    if facts.device != "cuda":  # accelerate shards only on GPUs; CPU processes are plain data-parallel (gloo)
+        return "ddp", Msg("hw.devices_cpu", count=processes, total=facts.cpu_count)
+    if method == "qlora" and requested in ("fsdp", "zero3"):  # as repeat.accelerate_config refuses it
+        return "ddp", Msg("hw.devices_qlora_unsharded")
+    if requested.startswith("zero") and not facts.deepspeed:
+        return ("fsdp" if requested == "zero3" else "ddp"), Msg("hw.devices_no_deepspeed", asked=requested)
+    if requested != "auto":
+        return requested, Msg("hw.set_by_you")
+    free = device_free_gb(facts)
+    if memory is None or per_device_gb(memory, "ddp", processes) <= FITS * free or method == "qlora":
+        return "ddp", Msg("hw.devices_ddp", count=processes)
+    return "fsdp", Msg("hw.devices_fsdp", whole=per_device_gb(memory, "ddp", processes), free=free, count=processes)
+
+
+def _devices(processes: int, strategy: str, memory: dict | None, facts: HardwareFacts, notes: list) -> dict:
+    each = round(per_device_gb(memory, strategy, processes), 2) if memory is not None else None
+    free = device_free_gb(facts)
+    if facts.device != "cuda" and processes > 1:
+        free /= processes  # CPU processes share the machine's memory
+    if each is not None and each > FITS * free:
+        notes.append(Msg("hw.devices_too_big", needed=each, free=free))
+    if not notes:
+        notes.append(Msg("hw.devices_one_gpu" if facts.device == "cuda" else "hw.devices_one_cpu"))
+    return {"processes": processes, "strategy": strategy, "per_device_gb": each, "devices_reason": notes}
+
+
+def plan(facts: HardwareFacts, training: TrainingSettings | None = None, estimated_gb: float | None = None,
+         memory: dict | None = None, method: str = "lora") -> dict:
     """The run's hardware choices: its 'auto' settings resolved into concrete values, with the reasons the user
-    sees. `estimated_gb`: the run's memory without checkpointing (estimates.training_memory_gb), for 'auto'."""
+    sees. `memory`: the run's memory parts without checkpointing (estimates.training_memory_gb), for the devices
+    and 'auto' checkpointing; `estimated_gb` alone: its total."""
     t = training or TrainingSettings()
     chosen, why = resolve_precision(facts, t.precision)
+    devices = choose_devices(facts, t, memory, method)
+    if devices["per_device_gb"] is not None:
+        estimated_gb = devices["per_device_gb"]  # what each device must hold, sharded or not
     if t.gradient_checkpointing == "auto":
         checkpointing, ckpt_why = choose_gradient_checkpointing(facts, estimated_gb)
     else:
@@ -211,5 +288,6 @@ def plan(facts: HardwareFacts, training: TrainingSettings | None = None, estimat
         "gradient_checkpointing_reason": ckpt_why,
         **dict(zip(("packing", "packing_reason"), choose_packing(facts, t.packing))),
         **dict(zip(("use_liger_kernel", "liger_reason"), choose_liger(facts, t.use_liger_kernel))),
+        **devices,
         "facts": {**asdict(facts), "cpu_flags": sorted(facts.cpu_flags & {"avx2", "avx512f", "avx512_bf16", "amx_bf16"})},
     }

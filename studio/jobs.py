@@ -2,7 +2,8 @@
 
 Training holds the machine's memory and cores, so one run at a time per process is the rule, and every browser
 tab sees the same job: `JOB` is deliberately process-wide (a second tab re-attaches instead of starting another
-run). The thread calls the same `run_training` as the CLI; the UI polls `snapshot()`, which reads only the new
+run). The thread calls the same `run_training` as the CLI (in a child of several processes where the plan uses
+several devices: studio/launcher.py); the UI polls `snapshot()`, which reads only the new
 lines of metrics.jsonl and log.txt since the last poll.
 """
 
@@ -18,7 +19,7 @@ from pathlib import Path
 from .config import Settings
 from .runs import RunFolder, new_run_dir, parse_jsonl_lines
 from .text import Msg, reason_of
-from .train import run_training
+from .launcher import train_on_devices
 
 logger = logging.getLogger(__name__)
 CONFIRM_WINDOW_S = 60  # a second Stop from another session within this time confirms the first
@@ -82,7 +83,7 @@ class TrainingJob:
             self.run_dir, self.result, self.owner, self._stop_asked = run_dir, None, owner or "", {}
             run = RunFolder(run_dir)
             self._metrics, self._log = _Tail(run.metrics_file, parse=True), _Tail(run.events_file, parse=True)
-            target = runner or run_training
+            target = runner or train_on_devices  # one process here, or several in a child (launcher.py)
 
             def work():
                 try:

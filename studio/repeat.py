@@ -172,11 +172,19 @@ def accelerate_config(run_dir: str | Path, num_gpus: int, strategy: str = "zero2
     t, method = settings["training"], settings["method"]["finetuning_type"]
     if method == "qlora" and strategy in ("zero3", "fsdp"):
         raise ExportError(Msg("export.qlora_sharded"))
-    mixed = {"bf16": "bf16", "fp16": "fp16", "fp32": "no"}.get(_gpu_precision(run_dir, t["precision"]))
+    return launch_config(t["gradient_accumulation_steps"], t["max_grad_norm"], _gpu_precision(run_dir, t["precision"]),
+                         num_gpus * num_machines, strategy, num_machines, main_process_ip)
+
+
+def launch_config(accumulation: int, max_grad_norm: float, precision: str, processes: int, strategy: str,
+                  num_machines: int = 1, main_process_ip: str = "MAIN_NODE_IP") -> dict:
+    """accelerate's settings for `processes` GPUs in all: the Export tab's file, and the Train tab's own
+    multi-GPU runs (studio/launcher.py)."""
     config = {
         "compute_environment": "LOCAL_MACHINE", "debug": False,
         "distributed_type": {"ddp": "MULTI_GPU", "zero2": "DEEPSPEED", "zero3": "DEEPSPEED", "fsdp": "FSDP"}[strategy],
-        "mixed_precision": mixed, "num_machines": num_machines, "num_processes": num_gpus * num_machines,
+        "mixed_precision": {"bf16": "bf16", "fp16": "fp16", "fp32": "no"}.get(precision),
+        "num_machines": num_machines, "num_processes": processes,
         "machine_rank": 0, "main_training_function": "main", "rdzv_backend": "static", "same_network": True,
         "use_cpu": False, "downcast_bf16": "no",
     }
@@ -185,8 +193,8 @@ def accelerate_config(run_dir: str | Path, num_gpus: int, strategy: str = "zero2
     if strategy.startswith("zero"):
         stage = int(strategy[-1])
         config["deepspeed_config"] = {
-            "zero_stage": stage, "gradient_accumulation_steps": t["gradient_accumulation_steps"],
-            "gradient_clipping": t["max_grad_norm"], "offload_optimizer_device": "none",
+            "zero_stage": stage, "gradient_accumulation_steps": accumulation,
+            "gradient_clipping": max_grad_norm, "offload_optimizer_device": "none",
             "offload_param_device": "none", "zero3_init_flag": stage == 3, "zero3_save_16bit_model": stage == 3,
         }
     if strategy == "fsdp":

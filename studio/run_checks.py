@@ -6,16 +6,25 @@ from __future__ import annotations
 
 from . import drift
 from .stopping import StopRequested
-from .distributed import world_size
+from .distributed import is_main_process, sharded, world_size
 from .text import Msg, reason_of
+
+
+def measured_here(log, skipped: str) -> bool:
+    """Whether this process measures. In several processes the main one measures alone, with the model it holds
+    whole (data parallelism): the others meet it at the first training step, which waits for it. Weights sharded
+    over the processes (FSDP, ZeRO-3) cannot answer in one of them, so the checks are left out there."""
+    if world_size() == 1:
+        return True
+    if sharded():
+        log(Msg(skipped, reason=Msg("drift.not_distributed")))
+        return False
+    return is_main_process()
 
 
 def drift_baseline(settings, log, model, tokenizer, model_path: str):
     """The base model's side of the drift check, before the first step (None when off or impossible)."""
-    if not settings.training.drift_check:
-        return None
-    if world_size() > 1:  # one process would generate while the others wait at their first step
-        log(Msg("log.drift_skipped", reason=Msg("drift.not_distributed")))
+    if not settings.training.drift_check or not measured_here(log, "log.drift_skipped"):
         return None
     try:
         baseline = drift.before_training(model, tokenizer, model_path, settings.training.drift_dataset_path)
@@ -86,8 +95,7 @@ def verdict_baseline(settings, log, model, tokenizer, splits: dict, scorer=None,
     check cannot run: a measurement never stops a run)."""
     from . import verdict  # deferred: imports the metrics
 
-    if world_size() > 1:
-        log(Msg("log.verdict_skipped", reason=Msg("drift.not_distributed")))
+    if not measured_here(log, "log.verdict_skipped"):
         return None
     try:
         held = verdict.before_training(model, tokenizer, splits, scorer, max_new_tokens)

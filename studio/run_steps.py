@@ -18,7 +18,7 @@ from typing import Callable
 from . import hardware, models
 from .config import Settings
 from .presets import preset_dict
-from .distributed import is_main_process
+from .distributed import any_process, is_main_process, world_size
 from .estimates import training_memory_gb
 from .models import ModelSourceError
 from .runs import RunFolder
@@ -63,7 +63,7 @@ def make_callbacks(run: RunFolder, log: RunLog, stop_event: threading.Event | No
                 self.meter.record(state, dict(logs or {}))
 
         def on_step_end(self, args, state, control, **kwargs):
-            if stop_event is not None and stop_event.is_set():
+            if stop_event is not None and any_process(stop_event.is_set()):
                 control.should_training_stop = True
                 control.should_save = True  # a checkpoint to resume from
             return control
@@ -140,7 +140,9 @@ def explain_error(err: Exception) -> Msg:
 
 def run_plan(settings: Settings, run: RunFolder, log: RunLog, facts, model_path: str) -> dict:
     """The hardware plan for this run, written down and logged with its reasons."""
-    plan = hardware.plan(facts, settings.training, estimated_gb=estimated_memory_gb(settings, model_path, facts))
+    plan = hardware.plan(facts, settings.training, memory=estimated_memory(settings, model_path, facts),
+                         method=settings.method.finetuning_type)
+    plan["processes"] = world_size()  # the processes this run was started with (studio/launcher.py chose them)
     if is_main_process():
         run.write_plan(plan)
     log(Msg("log.hardware", hardware=plan["hardware"]))
@@ -221,9 +223,9 @@ def run_figures(settings: Settings, trainer, output, target: Path, plan: dict) -
     }
 
 
-def estimated_memory_gb(settings: Settings, model_path: str, facts) -> float | None:
-    """Memory the run needs without checkpointing, for the plan's 'auto' checkpointing choice."""
+def estimated_memory(settings: Settings, model_path: str, facts) -> dict | None:
+    """The run's memory by part without checkpointing, for the plan's devices and 'auto' checkpointing."""
     shape = models.model_shape(model_path, settings.model.trust_remote_code)
     if shape is None:
-        return None  # unknown architecture: the plan falls back to "off"
-    return training_memory_gb(settings, shape, facts)["total"]  # only read when checkpointing is 'auto' (off here)
+        return None  # unknown architecture: the plan falls back to one device's rules
+    return training_memory_gb(settings, shape, facts)

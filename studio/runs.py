@@ -227,6 +227,11 @@ class RunFolder:
     def write_preset(self, preset: dict) -> None:
         write_json(self.preset_file, preset)
 
+    @property
+    def stop_file(self) -> Path:
+        """Its appearance stops the run after the current step (studio/stopping.StopFile)."""
+        return self.path / "stop.request"
+
     def write_plan(self, plan: dict) -> None:
         write_json(self.plan_file, plan)
 

@@ -12,12 +12,32 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager
 from contextvars import ContextVar
+from pathlib import Path
 
 _EVENT: ContextVar[threading.Event | None] = ContextVar("studio_stop_event", default=None)
 
 
 class StopRequested(BaseException):
     """The user pressed Stop while the run was generating; the run ends as stopped."""
+
+
+class StopFile:
+    """A Stop that another process presses: the file's appearance. The Train tab writes it for a run it trains in
+    several processes (studio/launcher.py); anyone may `touch` it to stop a headless run after its current step.
+    It stands in for a threading.Event wherever a run reads one."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._seen = False
+
+    def is_set(self) -> bool:
+        if not self._seen:  # once seen, never asked again (the file may be tidied away)
+            self._seen = self.path.exists()
+        return self._seen
+
+    def set(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.touch()
 
 
 @contextmanager

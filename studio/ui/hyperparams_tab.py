@@ -15,7 +15,7 @@ from ..jobs import JOB
 from ..models import model_shape
 from ..paths import PRESET_DOWNLOAD, offered_dir, source_refusal
 from ..probe import probe_seconds_per_step
-from ..text import Msg, on_off
+from ..text import Msg, on_off, word
 from .forms import TabContext, TabParts, build_section_form, form_settings, takes_form, updates, shown_when_applies
 from .named import Outputs
 from .text import field_labels, lang, render, t, tr
@@ -36,13 +36,27 @@ def hardware_view(values: dict, language: str):
 
 
 def hardware_text(settings: config.Settings, facts, language: str = "en") -> str:
-    plan = hardware.plan(facts, settings.training)
-    lines = [Msg("hyper.plan_precision", value=plan["precision"], why=plan["precision_reason"]),
+    shape = allowed_shape(settings.model.model_name_or_path)
+    memory = estimates.training_memory_gb(settings, shape, facts) if shape is not None else None
+    plan = hardware.plan(facts, settings.training, memory=memory, method=settings.method.finetuning_type)
+    lines = [devices_line(plan),
+             Msg("hyper.plan_precision", value=plan["precision"], why=plan["precision_reason"]),
              Msg("hyper.plan_checkpointing", value=on_off(plan["gradient_checkpointing"]),
                  why=plan["gradient_checkpointing_reason"]),
              Msg("hyper.plan_packing", value=on_off(plan["packing"]), why=plan["packing_reason"]),
              Msg("hyper.plan_qlora", why=hardware.qlora_available(facts)[1])]
     return f"**{render(plan['hardware'], language)}**\n\n" + "\n".join(f"- {render(m, language)}" for m in lines)
+
+
+def devices_line(plan: dict) -> Msg:
+    """How many devices train and how they share the model, with each one's memory."""
+    one = plan["processes"] == 1
+    each = "" if plan["per_device_gb"] is None else Msg("hyper.plan_one_gb" if one else "hyper.plan_each",
+                                                        gb=plan["per_device_gb"])
+    if one:
+        return Msg("hyper.plan_devices_one", each=each, why=plan["devices_reason"])
+    return Msg("hyper.plan_devices", processes=plan["processes"], strategy=word("strategy", plan["strategy"]),
+               each=each, why=plan["devices_reason"])
 
 
 def allowed_shape(model: str):
