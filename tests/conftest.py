@@ -150,6 +150,25 @@ def tiny_settings(model_dir, *overrides):
     return settings
 
 
+@pytest.fixture(scope="session")
+def starter_identity_run(tmp_path_factory) -> Path:
+    """The real starter model taught a new identity (tests/data/identity_nova.jsonl: 60 rows, "Nova" of "Orbit
+    Labs") by the plan's recipe, capped at 40 steps; replay and the drift check off (each has its own tests).
+    Trained once for every test that needs a real tuned model: the held-out verdict, the Chat tab, the merged
+    export."""
+    from studio import settings_input, train
+    from studio.config import Settings
+
+    data = Path(__file__).parent / "data" / "identity_nova.jsonl"
+    settings, problems = settings_input.apply_overrides(Settings(), [f"dataset_path={data}", "max_steps=40",
+                                                                     "drift_check=false", "replay=off"])
+    assert not problems
+    run = tmp_path_factory.mktemp("starter-identity") / "run"
+    status = train.run_training(settings, run, progress=None, keep=frozenset({"max_steps"}))  # the rest: the plan's
+    assert status["status"] == "finished", status
+    return run
+
+
 @pytest.fixture()
 def captured_model(monkeypatch):
     """Keep a handle on the model the run trains, to compare its weights afterwards."""

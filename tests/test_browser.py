@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -168,23 +169,20 @@ def test_hyperparameters_advice_preset_export_and_reimport(browser, app_url, art
     page.close()
 
 
-@pytest.mark.slow  # trains the real starter model
-def test_train_tab_start_stop_resume_with_the_starter_model(browser, app_url, artifacts):
-    """A short run of the real starter model: the plot fills and the progress moves, Stop, then Resume."""
+def test_train_tab_start_stop_resume(browser, app_url, artifacts):
+    """A run on the test app's tiny model, long enough to stop: the plot fills and the progress moves, Stop, then
+    Resume. (The real starter model trains in the browser in both journeys, tests/test_journey.py.)"""
     from playwright.sync_api import expect
 
     page = open_page(browser, app_url, "en-US")
-    cutoff = page.locator("#data-cutoff")
-    before = cutoff.inner_text()
+    expect(page.locator("#data-cutoff")).not_to_be_empty(timeout=60000)  # the demo data measured; its plan handed over
     page.get_by_role("tab", name="Hyperparameters").click()
-    model = page.get_by_label("Model", exact=True)  # the test app's form starts with the tiny model
-    model.fill("starter")
-    model.press("Enter")
-    expect(cutoff).not_to_have_text(before, timeout=180000)  # measured with the starter; its plan handed over
-    page.get_by_label("Epochs").fill("1")
+    page.get_by_label("Epochs").fill("40")
     page.get_by_label("Epochs").press("Enter")
     page.get_by_role("button", name="Advanced settings").click()
-    for label, value in (("Log every (steps)", "1"), ("Evaluate every (steps)", "2"), ("Gradient accumulation", "1")):
+    # No early stop: the tiny model's validation loss soon stops falling, which would end the resumed run at once.
+    for label, value in (("Log every (steps)", "1"), ("Evaluate every (steps)", "2"), ("Gradient accumulation", "1"),
+                         ("Early stopping patience", "0")):
         page.get_by_label(label).fill(value)
         page.get_by_label(label).press("Enter")
     page.get_by_label("Check general ability (drift)").uncheck()  # measured after each stop otherwise; tested apart
@@ -258,14 +256,9 @@ BLIND_WORDS = {"en-US": dict(tab="Chat", refresh="Refresh runs", run="Tuned run"
                              pair="投票后才显示")}
 
 
-@pytest.mark.parametrize("locale", list(BLIND_WORDS))
-def test_blind_votes_in_each_language(browser, app_url, artifacts, tiny_model_dir, locale):
+def blind_votes(browser, app_url, artifacts, tiny_model_dir, locale, name) -> Path:
     """Blind A/B in the browser: the panes become A and B, three votes are cast, each says which model was which
     only afterwards, and the tally (win rate with its interval) appears, all in the reader's language."""
-    blind_votes(browser, app_url, artifacts, tiny_model_dir, locale, f"browser-blind-{locale}")
-
-
-def blind_votes(browser, app_url, artifacts, tiny_model_dir, locale, name) -> Path:
     from playwright.sync_api import expect
 
     from studio import settings_input, train
@@ -360,25 +353,18 @@ def test_votes_to_a_dpo_run_compared_with_its_sft_run(browser, app_url, artifact
 
 
 @pytest.fixture(scope="module")
-def quickstart_run(app_url):
-    """The quickstart preset, shortened to 40 steps (~2 min here), trained into the app's runs folder. Half its batch
-    (160 conversations) taught "Stay curious!" but not the name Lumen: the full batch stays."""
-    from studio import presets, settings_input, train
-
-    settings, _, problems = presets.load_preset(Path(__file__).resolve().parent.parent / "presets/quickstart-cpu.json")
-    # Replay and the drift check off: this run is about the Chat tab showing the new identity
-    # after 40 steps (both have their own tests).
-    settings, problems = settings_input.apply_overrides(settings, ["max_steps=40", "eval_steps=40", "replay=off",
-                                                                   "drift_check=false"])
-    assert not problems
-    run = Path(os.environ["STUDIO_RUNS"]) / "quickstart-40"
-    assert train.run_training(settings, run, progress=None)["status"] == "finished"
+def quickstart_run(app_url, starter_identity_run):
+    """The starter model's identity run (conftest: Nova of Orbit Labs, 40 steps of the plan's recipe, trained once for
+    the suite), copied into the app's runs folder where the Chat and Export tabs list it."""
+    run = Path(os.environ["STUDIO_RUNS"]) / "identity-40"
+    if not run.exists():
+        shutil.copytree(starter_identity_run, run)
     return run
 
 
 @pytest.mark.slow
 def test_quickstart_run_shows_the_new_identity_side_by_side(browser, app_url, artifacts, quickstart_run):
-    """The Chat tab on the quickstart run: the tuned pane introduces itself as Lumen, the base pane does not."""
+    """The Chat tab on the identity run: the tuned pane introduces itself as Nova, the base pane does not."""
     from playwright.sync_api import expect
 
     run = quickstart_run
@@ -393,7 +379,7 @@ def test_quickstart_run_shows_the_new_identity_side_by_side(browser, app_url, ar
     expect(bubbles).to_have_count(2, timeout=30000)
     base, tuned = bubbles.nth(0).inner_text(), bubbles.nth(1).inner_text()
     page.screenshot(path=str(artifacts / "chat-quickstart-identity-en-US.png"), full_page=True)
-    assert "Lumen" in tuned and "Lumen" not in base, (base, tuned)
+    assert "Nova" in tuned and "Nova" not in base, (base, tuned)
     page.close()
 
 
@@ -429,7 +415,7 @@ def test_export_merged_model_and_preset_from_the_quickstart_run(browser, app_url
     merged = quickstart_run / "export" / "merged"
     model = AutoModelForCausalLM.from_pretrained(merged)  # plain transformers, no PEFT, no studio
     _, answer = export.check_answer(model, AutoTokenizer.from_pretrained(merged))
-    assert "Lumen" in answer and answer in result.inner_text(), answer
+    assert "Nova" in answer and answer in result.inner_text(), answer
     page.close()
 
 

@@ -120,7 +120,7 @@ def test_blind_vote_then_dpo_from_the_command_line(tiny_model_dir, tmp_path):
     result = run_cli("train", "--preset", "presets/quickstart-cpu.json", "--set", f"model_name_or_path={tiny_model_dir}",
                      "--set", "max_steps=8", "--set", "learning_rate=0.01", "--output-dir", str(sft), timeout=300)
     assert result.returncode == 0, result.stderr[-1000:]
-    for i, verdict in enumerate(("A", "b", "A")):
+    for i, verdict in enumerate(("A", "b")):
         voted = subprocess.run([sys.executable, "launch.py", "chat", str(sft), "--prompt", f"Who are you? {i}",
                                 "--max-new-tokens", "6", "--blind", "--voter", "cli-test"], cwd=ROOT,
                                input=verdict + "\n", capture_output=True, text=True, timeout=120)
@@ -128,7 +128,7 @@ def test_blind_vote_then_dpo_from_the_command_line(tiny_model_dir, tmp_path):
         assert voted.stdout.index("--- A") < voted.stdout.index("--- B") < voted.stdout.index("Saved to")
         assert "A was the" in voted.stdout and "decided votes" in voted.stdout
     lines = (sft / "votes.jsonl").read_text().splitlines()
-    assert [json.loads(line)["verdict"] for line in lines] == ["A", "B", "A"]
+    assert [json.loads(line)["verdict"] for line in lines] == ["A", "B"]  # "b" read as B
     refused = subprocess.run([sys.executable, "launch.py", "chat", str(sft), "--prompt", "x", "--max-new-tokens", "2",
                               "--blind"], cwd=ROOT, input="maybe\n", capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "is not a vote" in refused.stderr
