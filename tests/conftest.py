@@ -15,6 +15,28 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
+GB_PER_WORKER = 6  # a worker may hold the real starter model training beside a browser and an app
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto` (pyproject.toml): a worker per core, as many as the memory holds, at most 4 (beyond that the
+    longest file alone sets the time)."""
+    try:
+        ram_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    except (ValueError, OSError, AttributeError):
+        ram_gb = 8.0
+    return max(1, min(cores(), int(ram_gb // GB_PER_WORKER), 4))
+
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Each worker's share of the cores, set before torch is imported (torch reads it once): two workers with two
+    # threads each on two cores would fight over them; tiny models gain nothing from a second thread anyway.
+    os.environ.setdefault("OMP_NUM_THREADS",
+                          str(max(1, cores() // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))))
 ARTIFACTS = ROOT / "artifacts"
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; browsers cannot be downloaded here
 sys.path.insert(0, str(ROOT))

@@ -20,7 +20,9 @@ from .forms import TabContext, TabParts, build_section_form, form_settings, take
 from .named import Outputs
 from .text import field_labels, lang, render, t, tr
 
-MAX_ECHO_CHARS = 2_000  # of a preset's description, shown after loading it
+MAX_ECHO_CHARS = 2_000
+HARDWARE_FIELDS = ("model_name_or_path", "finetuning_type", "per_device_train_batch_size", "max_length", "precision",
+                   "gradient_checkpointing", "packing", "use_liger_kernel", "num_processes", "distributed_strategy")  # of a preset's description, shown after loading it
 
 
 def hardware_view(values: dict, language: str):
@@ -255,6 +257,15 @@ class _Views:
         # Detecting hardware imports torch: done after the page is served, not while building it.
         self.demo.load(hardware_now, inputs_kwargs=form, outputs=[self.hardware_md, form["finetuning_type"]],
                        api_name="hardware")
+
+        @takes_form(form)
+        def plan_now(request: gr.Request = None, **values):
+            return hardware_view(values, lang(request))[0]
+
+        # The plan follows the settings it depends on: the devices, the memory each one needs, the precision.
+        for name in HARDWARE_FIELDS:
+            form[name].change(plan_now, inputs_kwargs=form, outputs=self.hardware_md, api_name=False,
+                              show_progress="hidden", trigger_mode="always_last")
 
 
 def stale_time(time_text: str | None, language: str):
