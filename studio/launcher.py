@@ -27,9 +27,7 @@ from . import hardware, presets
 from .code_rewards import refusal as reward_code_refusal
 from .config import Settings
 from .distributed import world_size
-from .estimates import training_memory_gb
-from .models import model_shape
-from .run_steps import RunLog
+from .run_steps import RunLog, estimated_memory
 from .runs import RunFolder
 from .stopping import StopFile
 from .text import Msg
@@ -46,8 +44,7 @@ _CHILDREN: set[subprocess.Popen] = set()
 def devices_for(settings: Settings, facts=None) -> dict:
     """The plan's devices for these settings on this machine: how many processes, how they share the model."""
     facts = facts or hardware.detect()
-    shape = model_shape(settings.model.model_name_or_path, settings.model.trust_remote_code)
-    memory = training_memory_gb(settings, shape, facts) if shape is not None else None
+    memory = estimated_memory(settings, settings.model.model_name_or_path, facts)
     return hardware.choose_devices(facts, settings.training, memory, settings.method.finetuning_type)
 
 
