@@ -30,6 +30,8 @@ def status_messages(snapshot: dict, settings=None) -> list:
         return [Msg("status.idle")]
     metrics = snapshot["metrics"]
     parts = [Msg("status.head", state=word("state", state), run=snapshot["run_dir"])]
+    if (processes := snapshot.get("processes") or 1) > 1:  # several processes train it (studio/launcher.py)
+        parts.append(Msg("status.processes", count=processes))
     baseline = next((m for m in metrics if "eval_loss" in m and m["step"] == 0), None)
     if baseline:
         parts.append(Msg("status.baseline", loss=baseline["eval_loss"], ppl=perplexity(baseline["eval_loss"])))

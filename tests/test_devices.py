@@ -101,6 +101,15 @@ def test_the_hyperparameters_tab_names_the_devices_in_both_languages():
     assert render(devices_line(hardware.plan(CPU, memory=SMALL)), "zh").startswith("设备：**单设备**（约 4.0 GB）")
 
 
+def test_the_train_tab_says_how_many_processes_train_the_run():
+    from studio.run_status import status_messages
+    from studio.text import render
+
+    snapshot = {"status": "running", "run_dir": "/runs/r", "metrics": [], "log": [], "processes": 2}
+    assert "由 2 个进程共同训练" in render(status_messages(snapshot), "zh")
+    assert not any("processes" in str(m) for m in status_messages({**snapshot, "processes": 1}))
+
+
 # ---------------------------------------------------------------- the supervised child, with fake children
 
 FAKE_CHILD = textwrap.dedent("""
@@ -319,6 +328,7 @@ def test_two_cpu_processes_from_the_train_tab_stop_and_resume(client, tiny_model
     run.preset_file.write_text(json.dumps(preset))
     assert client.predict(str(run.path), api_name="/resume_training").startswith("Started")
     status = wait_for(client, lambda s: "**finished**" in s[0])[0]
+    assert "Trained by 2 processes together" in status
     steps = [m["step"] for m in run.metrics() if "loss" in m]
     assert steps == list(range(1, stopped_at + 3)) and run.status()["processes"] == 2
     assert "Resuming from checkpoint-" in run.log_file.read_text() and str(run.path) in status
