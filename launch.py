@@ -183,11 +183,8 @@ def cmd_train(args) -> int:
     main = is_main_process()
     if main:
         print(f"Run folder: {run_dir}")
-    stop = StopFile(args.stop_file or RunFolder(run_dir).stop_file)
-    if args.resume and not args.stop_file and main:
-        stop.path.unlink(missing_ok=True)  # the request that stopped the run before is not one to stop it again
-    status = run_training(settings, run_dir, progress=print if main else None, stop_event=stop, resume=args.resume,
-                          keep=keep)
+    status = run_training(settings, run_dir, progress=print if main else None,
+                          stop_event=stop_request(args, run_dir, main), resume=args.resume, keep=keep)
     summary = {k: status.get(k) for k in ("status", "global_step", "best_step", "first_train_loss", "final_train_loss",
                                           "final_eval_loss", "wall_time_s", "output", "error", "advice")}
     if status.get("verdict"):
@@ -197,17 +194,22 @@ def cmd_train(args) -> int:
     return 0 if status["status"] in ("finished", "stopped") else 1
 
 
+def stop_request(args, run_dir: Path, main: bool = True) -> StopFile:
+    """The file whose appearance stops the run after its current step (--stop-file, else the run folder's)."""
+    stop = StopFile(args.stop_file or RunFolder(run_dir).stop_file)
+    if args.resume and not args.stop_file and main:
+        stop.path.unlink(missing_ok=True)  # the request that stopped the run before is not one to stop it again
+    return stop
+
+
 def train_in_processes(args, settings, devices: dict) -> int:
     """num_processes (or every GPU) asks for several processes: this command starts them and passes their output
     on; each of them runs this command again, inside the process group, and trains."""
     run_dir = Path(args.output_dir) if args.output_dir else new_run_dir()
     # The run folder is said by the processes themselves.
     print(f"{devices['processes']} processes: {'; '.join(map(str, devices['devices_reason']))}")
-    stop = StopFile(args.stop_file or RunFolder(run_dir).stop_file)
-    if args.resume and not args.stop_file:
-        stop.path.unlink(missing_ok=True)  # the request that stopped the run before is not one to stop it again
-    status = launcher.run_in_processes(settings, run_dir, devices, hardware.detect(), stop, args.resume,
-                                       Path(args.preset), args.overrides, echo=print)
+    status = launcher.run_in_processes(settings, run_dir, devices, hardware.detect(), stop_request(args, run_dir),
+                                       args.resume, Path(args.preset), args.overrides, echo=print)
     if status.get("last_lines"):  # they died before saying how the run ended
         print(f"{Msg.from_json(status['error_message'])}. {status['advice']}", file=sys.stderr)
     return 0 if status["status"] in ("finished", "stopped") else 1

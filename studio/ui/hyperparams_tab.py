@@ -20,9 +20,9 @@ from .forms import TabContext, TabParts, build_section_form, form_settings, take
 from .named import Outputs
 from .text import field_labels, lang, render, t, tr
 
-MAX_ECHO_CHARS = 2_000
+MAX_ECHO_CHARS = 2_000  # of a preset's description, shown after loading it
 HARDWARE_FIELDS = ("model_name_or_path", "finetuning_type", "per_device_train_batch_size", "max_length", "precision",
-                   "gradient_checkpointing", "packing", "use_liger_kernel", "num_processes", "distributed_strategy")  # of a preset's description, shown after loading it
+                   "gradient_checkpointing", "packing", "use_liger_kernel", "num_processes", "distributed_strategy")
 
 
 def hardware_view(values: dict, language: str):
