@@ -32,7 +32,7 @@ def plot_rows(loss_plot) -> list[dict]:
     return [dict(zip(loss_plot["columns"], row)) for row in loss_plot["data"]]
 
 
-def test_start_live_metrics_stop_and_resume(client, tiny_model_dir):
+def test_start_live_metrics_stop_and_resume(client, app_url, tiny_model_dir):
     message = client.predict(**training_values(tiny_model_dir, max_steps=3000, max_length=64),
                              api_name="/start_training")
     assert message.startswith("Started")
@@ -51,6 +51,8 @@ def test_start_live_metrics_stop_and_resume(client, tiny_model_dir):
     stopped_at = int(checkpoints[0].name.split("-")[1])
     assert json.loads((run_dir / "status.json").read_text())["status"] == "stopped"
 
+    # A page is offered the stopped run for Resume by its poll, with no trip to the history first.
+    assert Client(app_url, verbose=False).predict(api_name="/poll_training")[-2]["value"] == str(run_dir)
     table, resume_choice, _ = client.predict(api_name="/run_history")
     assert [row[1] for row in table["data"] if row[-1] == str(run_dir)] == ["stopped"]
     # Resume with a shorter horizon so the test ends soon: same folder, same settings otherwise.

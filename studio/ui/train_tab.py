@@ -115,11 +115,19 @@ def poll(seen: str | None = None, request: gr.Request = None):
     language = lang(request)
     snapshot = JOB.snapshot()
     metrics = snapshot["metrics"]
-    version = f"{snapshot.get('run_dir')}:{len(metrics)}:{snapshot.get('log_count')}"
+    state = snapshot.get("status", "idle")
+    version = f"{snapshot.get('run_dir')}:{len(metrics)}:{snapshot.get('log_count')}:{state}"
     status = status_text(snapshot, language)
     if (whose := ownership(snapshot, JOB.owner, session_of(request))) is not None:
         status = render(whose, language) + "\n\n" + status
     shown = {"status": status, "progress": progress_html(snapshot, language), "seen": version}
+    was = seen.rsplit(":", 1)[-1] if seen else None
+    if was != state and state in RESUMABLE and RunFolder(snapshot["run_dir"]).last_checkpoint() is not None:
+        # The run just stopped (or failed) with a checkpoint: Resume is offered it at once, with no trip to the
+        # history and its Refresh button first.
+        shown["resume_target"] = offered_for_resume(snapshot["run_dir"])
+    if was in ("running", "stopping") and state not in ("running", "stopping"):
+        shown["message"] = ""  # "Started …" / "Stopping after the current step …" are over; the status says how
     if version == seen or not metrics:  # the plots and log as they are: an empty frame would also fix the plot's
         return shown                    # colour categories to none (see loss_frame)
     return {**shown, "loss": loss_frame(metrics, language), "lr": lr_frame(metrics),
@@ -262,7 +270,20 @@ def refresh_history(request: gr.Request = None):
     resumable = [r["run_dir"] for r in runs if r["status"] in RESUMABLE]
     every = [r["run_dir"] for r in runs]
     return (frame(history_table(language), HISTORY_COLUMNS, language),
-            gr.update(choices=resumable, value=resumable[0] if resumable else None), gr.update(choices=every))
+            gr.update(choices=resume_choices(resumable), value=resumable[0] if resumable else None),
+            gr.update(choices=every))
+
+
+def resume_choices(run_dirs: list[str]) -> list[tuple[str, str]]:
+    """Runs by their folder's name; the value is the folder."""
+    return [(Path(r).name, r) for r in run_dirs]
+
+
+def offered_for_resume(run_dir: str):
+    """The Resume list with `run_dir` chosen."""
+    resumable = [r["run_dir"] for r in list_runs() if r["status"] in RESUMABLE]
+    return gr.update(choices=resume_choices(resumable if run_dir in resumable else [run_dir, *resumable]),
+                     value=run_dir)
 
 
 def compare_runs(run_dirs: list[str], request: gr.Request = None):
@@ -330,7 +351,7 @@ def build(ctx: TabContext) -> TabParts:
     seen = gr.State()
     # The API's order is the one clients read (status, progress, loss, learning rate, log first).
     watched = Outputs(status=status, progress=progress, loss=plot, lr=lr_plot, log=log, seen=seen, preference=pref_plot,
-                      drift=drift_table, sampled=sampled)
+                      drift=drift_table, sampled=sampled, resume_target=resume_target, message=message)
     timer.tick(watched.wire(poll), seen, watched.list, api_name="poll_training", show_progress="hidden")
     refresh.click(refresh_history, None, [runs, resume_target, chosen], api_name="run_history")
     compare_btn.click(compare_runs, chosen, [compare_plot, compare_table, compare_diff], api_name="compare_runs")
