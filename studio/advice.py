@@ -374,6 +374,34 @@ def recommended_values(situation: Situation) -> dict:
     return values
 
 
+BATCH_FIELDS = ("per_device_train_batch_size", "gradient_accumulation_steps")
+DEVICE_COUNTS = range(1, 17)  # the counts a form's batch may have been planned for
+
+
+def values_for_devices(situation: Situation) -> dict:
+    """The recipe's values for the situation's device count, where the form still holds the recipe's values for
+    another count: a form planned for one device keeps its effective batch (and so its steps) on two, rather than
+    doubling it. The batch the form holds tells which count it was planned for; fields the user set are kept, and a
+    batch that no count's plan gives is the user's own: nothing changes then."""
+    from .recipe import recipe_for  # deferred: the recipe reads stats, as this module does
+
+    if situation.rows is None:
+        return {}
+    s = situation.settings
+
+    def planned(devices: int) -> dict:
+        return recipe_for(s, situation.rows, situation.parameters, devices).values()
+
+    current, now = flat_values(s), planned(situation.devices)
+    if all(current[name] == now[name] for name in BATCH_FIELDS):
+        return {}
+    for before in DEVICE_COUNTS:
+        old = planned(before) if before != situation.devices else None
+        if old is not None and all(current[name] == old[name] for name in BATCH_FIELDS):
+            return {name: value for name, value in now.items() if current.get(name) == old[name] != value}
+    return {}
+
+
 def build_situation(settings, report=None, facts=None, shape: ModelShape | None = None) -> Situation:
     """Situation from a data report (studio.stats.DataReport), hardware facts and the model's shape."""
     rows = recommended = over = multi = median = None

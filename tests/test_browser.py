@@ -166,6 +166,19 @@ def test_hyperparameters_advice_preset_export_and_reimport(browser, app_url, art
     expect(page.get_by_text("Preset loaded.")).to_be_visible(timeout=30000)
     expect(lr).to_have_value("0.005")
     expect(epochs).to_have_value("7")
+
+    # Processes 1 → 2 (a CPU of 2 cores allows it): the batch planned for one device is halved, the user's own
+    # learning rate and epochs stay, and the page says what changed.
+    page.get_by_role("button", name="Advanced settings").click()
+    batch = page.get_by_label("Batch size", exact=True)
+    expect(batch).to_have_value("4")
+    page.get_by_label("Processes (GPUs)").fill("2")
+    page.get_by_label("Processes (GPUs)").press("Enter")
+    expect(page.get_by_text("Re-planned for 2 training process(es)")).to_be_visible(timeout=30000)
+    expect(batch).to_have_value("2")
+    expect(lr).to_have_value("0.005")
+    expect(epochs).to_have_value("7")
+    page.screenshot(path=str(artifacts / "hyperparameters-processes-en-US.png"), full_page=True)
     page.close()
 
 
@@ -506,11 +519,13 @@ PRACTICE_WORDS = {
     "en-US": dict(hyper="Hyperparameters", model="Model", stage="Training stage", advanced="Advanced settings",
                   pattern="Answer format", answers="Answers per prompt", longest="Longest sampled answer (tokens)",
                   max_steps="Max steps", data="Data", dataset="Dataset", load="Load and check", report="reference answers",
+                  replay="Replay general answers",
                   train="Train", go="Start training", done="Next:", chart="Rewards of the sampled answers",
                   sampled="sampled answer", verdict="held-out score"),
     "zh-CN": dict(hyper="超参数", model="模型", stage="训练阶段", advanced="高级设置", pattern="回答格式",
                   answers="每个提示的回答数", longest="采样回答的最大长度（词元）", max_steps="最大步数", data="数据",
-                  dataset="数据集", load="加载并检查", report="参考答案", train="训练", go="开始训练", done="下一步",
+                  dataset="数据集", load="加载并检查", report="参考答案", replay="回放通用回答", train="训练",
+                  go="开始训练", done="下一步",
                   chart="采样回答的奖励", sampled="采样的回答", verdict="留出数据得分")}
 
 
@@ -544,6 +559,7 @@ def test_a_grpo_run_from_the_form_shows_its_rewards_and_sampled_answers(browser,
     pick(page, words["dataset"], str(data))
     page.get_by_role("button", name=words["load"]).click()
     expect(page.locator("body")).to_contain_text(words["report"], timeout=60000)
+    expect(page.get_by_label(words["replay"], exact=True)).to_be_hidden()  # replay feeds example stages only
     page.get_by_role("tab", name=words["train"]).click()
     page.get_by_role("button", name=words["go"], exact=True).click()
     expect(page.get_by_text(words["done"]).first).to_be_visible(timeout=180000)

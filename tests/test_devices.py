@@ -90,6 +90,50 @@ def test_the_recipe_sizes_the_batch_for_the_processes_the_plan_uses():
     assert effective(per_gpu, 4) == effective(alone, 1)  # the same effective batch, shared by the GPUs
 
 
+def planned_for(devices: int, rows: int = 2000, **training) -> Settings:
+    """Settings holding the recipe's values for `devices`, then the training fields given (the user's edits)."""
+    from studio.recipe import apply_recipe, recipe_for
+
+    settings = apply_recipe(Settings(), recipe_for(Settings(), rows, 135_000_000, devices))
+    return settings.model_copy(update={"training": settings.training.model_copy(update=training)})
+
+
+def test_a_form_planned_for_one_device_is_replanned_for_the_processes_the_user_sets():
+    """Processes 1 → 4: the per-device batch shrinks so the effective batch (and the steps) stay the data's."""
+    def on(devices: int, settings: Settings) -> dict:
+        return advice.values_for_devices(advice.Situation(settings, rows=2000, parameters=135_000_000,
+                                                          devices=devices))
+
+    one = planned_for(1)
+    changed = on(4, one)
+    batch = lambda v: v["per_device_train_batch_size"] * v["gradient_accumulation_steps"]  # noqa: E731
+    new = {**one.training.model_dump(), **changed}
+    assert changed and batch(new) * 4 == batch(one.training.model_dump()) * 1
+    assert set(changed) <= {"per_device_train_batch_size", "gradient_accumulation_steps", "num_train_epochs",
+                            "eval_steps"}
+    assert on(1, planned_for(4)) == {name: getattr(one.training, name) for name in on(1, planned_for(4))}  # and back
+    assert on(4, planned_for(4)) == {}  # already planned for four
+    assert on(4, planned_for(1, per_device_train_batch_size=3)) == {}  # a batch no plan gives is the user's own
+    assert "learning_rate" not in on(4, planned_for(1, learning_rate=1e-3))  # the user's other fields are kept
+    assert advice.values_for_devices(advice.Situation(one, devices=4)) == {}  # no data measured: no plan to follow
+
+
+def test_the_hyperparameters_tab_says_what_it_replanned_for_the_devices(monkeypatch):
+    """The handler behind a user's change of Processes, in both languages (a fake 8-core CPU allows 2 processes)."""
+    from studio.config import flat_values
+    from studio.ui import hyperparams_tab
+
+    monkeypatch.setattr(hardware, "detect", lambda: CPU)
+    rows = advice.build_situation(Settings(), hyperparams_tab.data_report.advice_report(Settings())).rows
+    values = flat_values(planned_for(1, rows=rows, num_processes=2))
+    changed, english = hyperparams_tab.follow_devices(values, "en")
+    _, chinese = hyperparams_tab.follow_devices(values, "zh")
+    assert changed["per_device_train_batch_size"] == values["per_device_train_batch_size"] // 2
+    assert english.startswith("Re-planned for 2 training process(es)") and "Batch size 4 → 2" in english
+    assert chinese.startswith("已按 2 个训练进程重新规划") and not any("a" <= c <= "z" for c in chinese), chinese
+    assert hyperparams_tab.follow_devices({**values, **changed}, "en") == ({}, "")  # planned: nothing more
+
+
 def test_the_hyperparameters_tab_names_the_devices_in_both_languages():
     from studio.ui.hyperparams_tab import devices_line
     from studio.text import render

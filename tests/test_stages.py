@@ -25,6 +25,8 @@ def test_every_stage_is_a_choice_of_the_settings_and_reads_its_own_row():
     assert set(conditions["beta"]["stage"]) == {n for n, s in stages.STAGES.items() if s.beta}
     assert set(conditions["adapter_name_or_path"]["stage"]) == {"dpo", "kto", "grpo"}
     assert set(conditions["num_generations"]["stage"]) == {n for n, s in stages.STAGES.items() if s.generates}
+    assert set(conditions["replay"]["stage"]) == {n for n, s in stages.STAGES.items() if s.data == stages.EXAMPLES}
+    assert "grpo" not in conditions["replay_share"]["stage"] and "sft" in conditions["replay_share"]["stage"]
     for name, stage in stages.STAGES.items():
         if stage.data != stages.EXAMPLES:
             assert stage.convert is not None and stage.logs, name

@@ -34,7 +34,9 @@ def hardware_view(values: dict, language: str):
         choices.remove("qlora")
     method = settings.method.finetuning_type if settings is not None else "lora"
     text = hardware_text(settings, facts, language) if settings is not None else check_text(None, problems, language)
-    return text, gr.update(choices=choices, value=method if method in choices else "lora")
+    # The value only where the form's method cannot run here: sent always, it would undo a method the user picked
+    # while this (page-load) answer was on its way.
+    return text, gr.update(choices=choices) if method in choices else gr.update(choices=choices, value="lora")
 
 
 def hardware_text(settings: config.Settings, facts, language: str = "en") -> str:
@@ -262,6 +264,15 @@ class _Views:
         def plan_now(request: gr.Request = None, **values):
             return hardware_view(values, lang(request))[0]
 
+        @takes_form(form)
+        def devices_changed(request: gr.Request = None, **values):
+            changed, status = follow_devices(values, lang(request))
+            return {**updates(form, changed), self.status: status} if changed else {self.status: status}
+
+        # A user's own change of the processes (not a preset's): the batch planned for one device is re-planned for
+        # the new count, so the effective batch and the steps stay what the data asked for.
+        form["num_processes"].input(devices_changed, inputs_kwargs=form, outputs=outputs + [self.status],
+                                    api_name="devices_changed")
         # The plan follows the settings it depends on: the devices, the memory each one needs, the precision.
         for name in HARDWARE_FIELDS:
             form[name].change(plan_now, inputs_kwargs=form, outputs=self.hardware_md, api_name=False,
@@ -301,6 +312,22 @@ def reset_to_recommended(values: dict, language: str) -> tuple[dict, str]:
     if problems:
         return {}, check_text(None, problems, language)
     return advice.recommended_values(situation_for(settings)), tr("hyper.restored", language)
+
+
+def follow_devices(values: dict, language: str) -> tuple[dict, str]:
+    """After the user changes the processes: the recipe's batch for the new count where the form held the plan's
+    for the old one (advice.values_for_devices), and a line saying what changed ("" when nothing did)."""
+    settings, problems = form_settings(values)
+    if problems:
+        return {}, ""
+    situation = situation_for(settings)
+    changed = advice.values_for_devices(situation)
+    if not changed:
+        return {}, ""
+    labels, before = field_labels(language), config.flat_values(settings)
+    what = tr("list.separator", language).join(
+        f"{labels[name]} {_number(before[name])} → {_number(value)}" for name, value in changed.items())
+    return changed, tr("hyper.devices_followed", language, devices=situation.devices, changes=what)
 
 
 def measure_time(values: dict, language: str, progress) -> str:
