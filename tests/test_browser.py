@@ -566,5 +566,12 @@ def test_a_grpo_run_from_the_form_shows_its_rewards_and_sampled_answers(browser,
     expect(page.locator("body")).to_contain_text(words["chart"], timeout=30000)
     expect(page.locator("#train-sampled")).to_contain_text(words["sampled"], timeout=30000)
     expect(page.locator("body")).to_contain_text(words["verdict"])
+    from studio.jobs import JOB
+    from studio.text import Msg, render
+
+    # The cost line next to Train takes its time per step from the run that just finished, without a tab change.
+    expect(page.locator("#train-cost")).to_contain_text(JOB.run_dir.name, timeout=30000)
+    started = render(Msg("job.started", name=JOB.run_dir.name), locale[:2])  # over: the status says how it ended
+    expect(page.get_by_text(started, exact=True)).to_have_count(0)
     page.screenshot(path=str(artifacts / f"train-grpo-{locale}.png"), full_page=True)
     page.close()

@@ -109,30 +109,39 @@ def event_text(event: dict, language: str) -> str:
         return event.get("text", "")
 
 
-def poll(seen: str | None = None, request: gr.Request = None):
+def poll(seen: str | None = None, message: str | None = None, request: gr.Request = None):
     """Status every time; plots and log only when something new arrived since this page's last poll (`seen`),
-    so watching a run costs the training thread next to nothing."""
+    so watching a run costs the training thread next to nothing. `message`: the line under the buttons, cleared
+    once it only says the run that has ended was started or is stopping."""
     language = lang(request)
     snapshot = JOB.snapshot()
     metrics = snapshot["metrics"]
-    state = snapshot.get("status", "idle")
-    version = f"{snapshot.get('run_dir')}:{len(metrics)}:{snapshot.get('log_count')}:{state}"
+    state, run_dir = snapshot.get("status", "idle"), snapshot.get("run_dir")
+    version = f"{state}:{len(metrics)}:{snapshot.get('log_count')}:{run_dir}"  # the folder last: it may hold ':'
     status = status_text(snapshot, language)
     if (whose := ownership(snapshot, JOB.owner, session_of(request))) is not None:
         status = render(whose, language) + "\n\n" + status
     shown = {"status": status, "progress": progress_html(snapshot, language), "seen": version}
-    was = seen.rsplit(":", 1)[-1] if seen else None
-    if was != state and state in RESUMABLE and RunFolder(snapshot["run_dir"]).last_checkpoint() is not None:
+    before = (seen.split(":", 3)[0], seen.split(":", 3)[-1]) if seen else None  # (state, folder) last time
+    if before != (state, str(run_dir)) and state in RESUMABLE and RunFolder(run_dir).last_checkpoint() is not None:
         # The run just stopped (or failed) with a checkpoint: Resume is offered it at once, with no trip to the
         # history and its Refresh button first.
-        shown["resume_target"] = offered_for_resume(snapshot["run_dir"])
-    if was in ("running", "stopping") and state not in ("running", "stopping"):
-        shown["message"] = ""  # "Started …" / "Stopping after the current step …" are over; the status says how
+        shown["resume_target"] = offered_for_resume(run_dir)
+    over = state not in ("idle", "running", "stopping")
+    if over:  # a State: a new value (a run that ended since this page last looked) refreshes the cost line, whose
+        shown["ended"] = f"{state}:{run_dir}"  # time per step comes from the last finished run (wired in `wire`)
+    if over and message and message in outdated_messages(run_dir, language):
+        shown["message"] = ""  # the status says how the run ended
     if version == seen or not metrics:  # the plots and log as they are: an empty frame would also fix the plot's
         return shown                    # colour categories to none (see loss_frame)
     return {**shown, "loss": loss_frame(metrics, language), "lr": lr_frame(metrics),
             "log": log_text(snapshot["log"], language), "preference": preference_frame(metrics, language),
             "drift": drift_samples(snapshot, language), "sampled": sampled_answers(snapshot, language)}
+
+
+def outdated_messages(run_dir: str, language: str) -> tuple[str, ...]:
+    """The lines a Start, Resume or Stop left that mean nothing once the run has ended."""
+    return render(Msg("job.started", name=Path(run_dir).name), language), render(Msg("job.stopping"), language)
 
 
 def ownership(snapshot: dict, owner: str, session: str) -> Msg | None:
@@ -348,11 +357,11 @@ def build(ctx: TabContext) -> TabParts:
         compare_diff = gr.Dataframe(label=t("train.diff"), wrap=True)
     timer = gr.Timer(2.0)
     stop_btn.click(stop, None, message, api_name="stop_training")
-    seen = gr.State()
+    seen, ended = gr.State(), gr.State()
     # The API's order is the one clients read (status, progress, loss, learning rate, log first).
     watched = Outputs(status=status, progress=progress, loss=plot, lr=lr_plot, log=log, seen=seen, preference=pref_plot,
-                      drift=drift_table, sampled=sampled, resume_target=resume_target, message=message)
-    timer.tick(watched.wire(poll), seen, watched.list, api_name="poll_training", show_progress="hidden")
+                      drift=drift_table, sampled=sampled, resume_target=resume_target, message=message, ended=ended)
+    timer.tick(watched.wire(poll), [seen, message], watched.list, api_name="poll_training", show_progress="hidden")
     refresh.click(refresh_history, None, [runs, resume_target, chosen], api_name="run_history")
     compare_btn.click(compare_runs, chosen, [compare_plot, compare_table, compare_diff], api_name="compare_runs")
 
@@ -392,6 +401,7 @@ def build(ctx: TabContext) -> TabParts:
         # Every setting lives on another tab: opening this one is when the line must be current (recomputing it on
         # each field change cost a pass over the runs and the data report for every value a file load hands over).
         ctx.tab.select(cost_now, inputs_kwargs=training, outputs=cost_md, api_name="train_cost")
+        ended.change(cost_now, inputs_kwargs=training, outputs=cost_md, api_name=False)  # a run's own step time
         start_btn.click(start_training, inputs_kwargs=training, outputs=message, api_name="start_training")
         pilot_btn.click(pilot_run, inputs_kwargs=training, outputs=message, api_name="pilot_run")
         resume_btn.click(resume, inputs_kwargs={"run_dir": resume_target,
