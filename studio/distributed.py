@@ -33,9 +33,16 @@ def shared_run_dir(requested: Path | None = None) -> Path:
 
 def sharded() -> bool:
     """The model's weights are split over the processes (accelerate launch with FSDP or DeepSpeed), so no one
-    process holds them whole."""
-    return world_size() > 1 and any(os.environ.get(name, "").lower() == "true"
-                                    for name in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"))
+    process holds them whole. Not on CPU processes: accelerate runs an FSDP or DeepSpeed config there as plain
+    data-parallel (its state.py shards only on accelerators), so each process still holds the model whole."""
+    def flag(name: str) -> bool:
+        return os.environ.get(name, "").lower() == "true"
+
+    if world_size() == 1 or flag("ACCELERATE_USE_CPU"):
+        return False
+    if not (flag("ACCELERATE_USE_FSDP") or flag("ACCELERATE_USE_DEEPSPEED")):
+        return False
+    return _partial_state().distributed_type.name != "MULTI_CPU"
 
 
 @contextmanager

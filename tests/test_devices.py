@@ -134,6 +134,31 @@ def test_the_hyperparameters_tab_says_what_it_replanned_for_the_devices(monkeypa
     assert hyperparams_tab.follow_devices({**values, **changed}, "en") == ({}, "")  # planned: nothing more
 
 
+@pytest.mark.parametrize("environment,whole", [
+    ({"WORLD_SIZE": "1", "ACCELERATE_USE_FSDP": "true"}, True),  # one process holds everything
+    ({"WORLD_SIZE": "2"}, True),  # data-parallel: each process a whole copy
+    ({"WORLD_SIZE": "2", "ACCELERATE_USE_FSDP": "true"}, False),
+    ({"WORLD_SIZE": "4", "ACCELERATE_USE_DEEPSPEED": "true"}, False),
+    ({"WORLD_SIZE": "2", "ACCELERATE_USE_FSDP": "true", "ACCELERATE_USE_CPU": "True"}, True),  # accelerate: DDP
+    ({"WORLD_SIZE": "2", "ACCELERATE_USE_FSDP": "true", "on": "MULTI_CPU"}, True),  # no GPU: DDP too
+])
+def test_the_checks_know_when_a_process_holds_the_model_whole(monkeypatch, environment, whole):
+    """The verdict and drift check run on the main process wherever it holds the whole model (run_checks)."""
+    from types import SimpleNamespace
+
+    from studio import distributed
+
+    for name in ("WORLD_SIZE", "ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED", "ACCELERATE_USE_CPU"):
+        monkeypatch.delenv(name, raising=False)
+    environment = dict(environment)
+    kind = environment.pop("on", "MULTI_GPU")  # what accelerate made of the processes (no process group here)
+    made = SimpleNamespace(distributed_type=SimpleNamespace(name=kind))
+    monkeypatch.setattr(distributed, "_partial_state", lambda: made)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert distributed.sharded() is not whole
+
+
 def test_the_hyperparameters_tab_names_the_devices_in_both_languages():
     from studio.ui.hyperparams_tab import devices_line
     from studio.text import render
