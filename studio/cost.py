@@ -44,14 +44,16 @@ class StepTime:
     source: Msg  # where the figure was measured
 
 
-def step_time(settings: Settings, runs: list[dict], run_settings) -> StepTime | None:
+def step_time(settings: Settings, runs: list[dict], run_settings, devices: int = 1) -> StepTime | None:
     """Seconds per optimizer step: the probe's for these settings, else the newest finished run of the same model
-    and method (its wall time per step, evaluations included, scaled by tokens per step). `run_settings(run_dir)`
-    reads a run's settings (None where it has none)."""
+    and method trained by as many processes as `devices` (its wall time per step, evaluations included, scaled by
+    tokens per step). `run_settings(run_dir)` reads a run's settings (None where it has none)."""
     if (probed := _PROBED.get(probe_key(settings))) is not None:
         return StepTime(probed, Msg("cost.from_probe"))
     for run in runs:
         if run.get("status") != "finished" or not run.get("global_step") or not run.get("train_runtime_s"):
+            continue
+        if run.get("processes", 1) != devices:  # a step of N processes sharing a CPU costs unlike one process's
             continue
         past = run_settings(run["run_dir"])
         # The same model, method and kind of step: a GRPO step (sampling answers) costs unlike an SFT step.

@@ -34,6 +34,11 @@ def test_a_past_run_of_the_same_model_times_the_steps_scaled_by_tokens_per_step(
     assert lines[1].key == "cost.time_min" and lines[1].fields["minutes"] == pytest.approx(40 * 10 / 60)
     other_model = settings("model_name_or_path=gemma3-270m")
     assert cost.step_time(other_model, runs, lambda run_dir: past) is None
+    # A run trained by two processes times a two-process plan only, and the reverse.
+    assert cost.step_time(now, runs, lambda run_dir: past, devices=2) is None
+    two = [{**runs[1], "processes": 2, "name": "c", "train_runtime_s": 80.0}, *runs]
+    assert cost.step_time(now, two, lambda run_dir: past, devices=2).source.fields["run"] == "c"
+    assert cost.step_time(now, two, lambda run_dir: past).source.fields["run"] == "b"
 
 
 def test_a_run_over_an_hour_names_the_cheaper_options():
