@@ -320,8 +320,8 @@ def cost_view(values: dict, language: str) -> str:
         return ""
     situation = situation_for(settings)
     memory = memory_parts(settings, situation)
-    lines = cost.cost_lines(settings, situation.rows, cost.step_time(settings, list_runs(), run_settings, situation.devices),
-                            memory["fit"] if memory else None, situation.devices)
+    step = cost.step_time(settings, list_runs(), run_settings, situation.devices)
+    lines = cost.cost_lines(settings, situation.rows, step, memory["fit"] if memory else None, situation.devices)
     return tr("cost.title", language) + "\n" + "\n".join(f"- {render(line, language)}" for line in lines)
 
 
