@@ -16,6 +16,28 @@ if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
     pytest.skip("Debian's chromium is not installed (.ci/run installs it)", allow_module_level=True)
 
 
+def train_from_the_page(page, words, timeout=180):
+    """Start, then wait for this run (not the status of an earlier one, which a fresh page shows first) to end and
+    its status to reach the page. The run's folder."""
+    import time
+
+    from playwright.sync_api import expect
+
+    from studio.jobs import JOB
+
+    before = JOB.run_dir
+    page.get_by_role("button", name=words["go"], exact=True).click()
+    deadline = time.time() + 30
+    while JOB.run_dir == before and time.time() < deadline:
+        time.sleep(0.2)
+    assert JOB.run_dir != before, "the run started"
+    JOB.wait(timeout)
+    status = page.locator("#train-status")
+    expect(status).to_contain_text(JOB.run_dir.name, timeout=30000)
+    expect(status).to_contain_text(words["done"], timeout=30000)
+    return JOB.run_dir
+
+
 def open_page(browser, app_url, locale):
     """A fresh page, once the built-in demo it opens on has been loaded and its plan handed to the form (a value
     typed before that would be the plan's again)."""
@@ -330,8 +352,6 @@ def test_votes_to_a_dpo_run_compared_with_its_sft_run(browser, app_url, artifact
     run beside the SFT run it started from, in the reader's language."""
     from playwright.sync_api import expect
 
-    from studio.jobs import JOB
-
     sft = blind_votes(browser, app_url, artifacts, tiny_model_dir, locale, f"browser-loop-{locale}")  # three votes
     words = {**BLIND_WORDS[locale], **LOOP_WORDS[locale]}
     page = open_page(browser, app_url, locale)
@@ -348,11 +368,8 @@ def test_votes_to_a_dpo_run_compared_with_its_sft_run(browser, app_url, artifact
     page.get_by_role("button", name=words["load"]).click()
     expect(page.locator("#data-summary")).to_contain_text(words["preference"], timeout=60000)
     page.get_by_role("tab", name=words["train"]).click()
-    page.get_by_role("button", name=words["go"], exact=True).click()
-    expect(page.get_by_text(words["done"]).first).to_be_visible(timeout=180000)
+    dpo = str(train_from_the_page(page, words))
     page.screenshot(path=str(artifacts / f"train-dpo-on-votes-{locale}.png"), full_page=True)
-    JOB.wait(60)
-    dpo = JOB.snapshot()["run_dir"]
     assert json.loads((Path(dpo) / "status.json").read_text())["method"] == "dpo"
     open_chat(page, words["tab"])  # opening the tab lists the runs (a Refresh answered after the pick resets it)
     pick(page, words["run"], dpo)
@@ -479,8 +496,6 @@ def test_a_mixed_run_reports_each_file_and_the_drift_in_train_and_chat(browser, 
     general-ability drift on the Train tab, then the drift's sample answers in Chat, in the reader's language."""
     from playwright.sync_api import expect
 
-    from studio.jobs import JOB
-
     words = {**BLIND_WORDS[locale], **MIXED_RUN_WORDS[locale]}
     page = open_page(browser, app_url, locale)
     page.get_by_role("tab", name=words["hyper"]).click()
@@ -495,15 +510,12 @@ def test_a_mixed_run_reports_each_file_and_the_drift_in_train_and_chat(browser, 
     page.get_by_role("button", name=words["add"]).click()
     expect(page.locator("#mix-table")).to_contain_text("sharegpt.json", timeout=60000)
     page.get_by_role("tab", name=words["train"]).click()
-    page.get_by_role("button", name=words["go"], exact=True).click()
-    expect(page.get_by_text(words["done"]).first).to_be_visible(timeout=240000)
+    run = str(train_from_the_page(page, words, timeout=240))
     body = page.locator("body")
     expect(body).to_contain_text(words["by_file"], timeout=30000)
     expect(body).to_contain_text(words["drift"])
     expect(page.locator("#train-drift")).to_be_visible(timeout=30000)
     page.screenshot(path=str(artifacts / f"train-mix-drift-{locale}.png"), full_page=True)
-    JOB.wait(60)
-    run = JOB.snapshot()["run_dir"]
     by_file = json.loads((Path(run) / "status.json").read_text())["eval_by_file"]
     assert by_file[0]["file"] == "demo" and by_file[1]["file"].endswith("sharegpt.json")
     open_chat(page, words["tab"])
@@ -561,8 +573,7 @@ def test_a_grpo_run_from_the_form_shows_its_rewards_and_sampled_answers(browser,
     expect(page.locator("body")).to_contain_text(words["report"], timeout=60000)
     expect(page.get_by_label(words["replay"], exact=True)).to_be_hidden()  # replay feeds example stages only
     page.get_by_role("tab", name=words["train"]).click()
-    page.get_by_role("button", name=words["go"], exact=True).click()
-    expect(page.get_by_text(words["done"]).first).to_be_visible(timeout=180000)
+    train_from_the_page(page, words)
     expect(page.locator("body")).to_contain_text(words["chart"], timeout=30000)
     expect(page.locator("#train-sampled")).to_contain_text(words["sampled"], timeout=30000)
     expect(page.locator("body")).to_contain_text(words["verdict"])

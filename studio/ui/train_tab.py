@@ -335,7 +335,7 @@ def build(ctx: TabContext) -> TabParts:
     cost_md = gr.Markdown(elem_id="train-cost")
     message = gr.Markdown()
     progress = gr.HTML()
-    status = gr.Markdown(label=t("train.status"))
+    status = gr.Markdown(label=t("train.status"), elem_id="train-status")
     with gr.Row():
         # No block labels: localise names the charts with chart_titles.
         plot = gr.LinePlot(x="step", y="loss", color="series", show_label=False, height=380, scale=2)
