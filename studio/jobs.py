@@ -121,8 +121,10 @@ class TrainingJob:
         return str(self.run_dir) if self.result.get("output") else None
 
     def wait(self, timeout: float | None = None) -> dict | None:
-        if self._thread is not None:
-            self._thread.join(timeout)
+        with self._lock:  # start() names the run before it starts its thread: never join one not yet started
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
         return self.result
 
     def snapshot(self) -> dict:

@@ -292,3 +292,27 @@ def test_stop_during_the_generation_before_training_ends_the_run_at_once(tiny_mo
     assert time.perf_counter() - started < 120
     with stopping.stop_on(stop), pytest.raises(stopping.StopRequested):
         stopping.check()
+
+
+def test_waiting_for_a_run_as_it_starts_never_joins_a_thread_not_yet_started(tmp_path, monkeypatch):
+    """The run's folder is named before its thread starts: a wait() in between (a test, the CLI) waits for the run
+    instead of raising "cannot join thread before it is started" (seen in a browser test)."""
+    import threading
+    import time
+
+    from studio import jobs
+
+    class SlowToStart(threading.Thread):
+        def start(self):
+            time.sleep(0.5)  # the gap start() leaves between naming the run and starting its thread, widened
+            super().start()
+
+    monkeypatch.setattr(jobs.threading, "Thread", SlowToStart)
+    job = jobs.TrainingJob()
+    starter = threading.Thread(target=job.start, args=(Settings(), tmp_path / "run"),
+                               kwargs={"runner": lambda *a, **k: {"status": "finished"}})
+    starter.start()
+    while job.run_dir is None:
+        time.sleep(0.01)
+    assert job.wait(10) == {"status": "finished"}
+    starter.join()
