@@ -396,8 +396,10 @@ def values_for_devices(situation: Situation) -> dict:
     if all(current[name] == now[name] for name in BATCH_FIELDS):
         return {}
     for before in DEVICE_COUNTS:
-        old = planned(before) if before != situation.devices else None
-        if old is not None and all(current[name] == old[name] for name in BATCH_FIELDS):
+        if before == situation.devices:
+            continue
+        old = planned(before)
+        if all(current[name] == old[name] for name in BATCH_FIELDS):
             return {name: value for name, value in now.items() if current.get(name) == old[name] != value}
     return {}
 

@@ -259,6 +259,20 @@ def poll(client):
     return status, progress, loss, lr, log
 
 
+def click_and_get_the_new_run(button, timeout=30) -> Path:
+    """Click Start (or Resume) and return the run it started: a fresh page first shows an earlier run's status, so
+    a test waits for this run, not for words that run's status may also hold."""
+    from studio.jobs import JOB
+
+    before = JOB.run_dir
+    button.click()
+    deadline = time.time() + timeout
+    while JOB.run_dir == before and time.time() < deadline:
+        time.sleep(0.2)
+    assert JOB.run_dir != before, "the click started a run"
+    return JOB.run_dir
+
+
 def wait_for(client, predicate, timeout=240):
     deadline = time.time() + timeout
     while time.time() < deadline:

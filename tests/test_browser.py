@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CHROMIUM
+from conftest import CHROMIUM, click_and_get_the_new_run
 
 pytestmark = pytest.mark.browser
 
@@ -19,23 +19,16 @@ if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
 def train_from_the_page(page, words, timeout=180):
     """Start, then wait for this run (not the status of an earlier one, which a fresh page shows first) to end and
     its status to reach the page. The run's folder."""
-    import time
-
     from playwright.sync_api import expect
 
     from studio.jobs import JOB
 
-    before = JOB.run_dir
-    page.get_by_role("button", name=words["go"], exact=True).click()
-    deadline = time.time() + 30
-    while JOB.run_dir == before and time.time() < deadline:
-        time.sleep(0.2)
-    assert JOB.run_dir != before, "the run started"
+    run = click_and_get_the_new_run(page.get_by_role("button", name=words["go"], exact=True))
     JOB.wait(timeout)
     status = page.locator("#train-status")
-    expect(status).to_contain_text(JOB.run_dir.name, timeout=30000)
+    expect(status).to_contain_text(run.name, timeout=30000)
     expect(status).to_contain_text(words["done"], timeout=30000)
-    return JOB.run_dir
+    return run
 
 
 def open_page(browser, app_url, locale):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CHROMIUM, free_port
+from conftest import CHROMIUM, click_and_get_the_new_run, free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -148,17 +148,9 @@ def test_whole_journey_without_typing_a_path(browser, newcomer_url, artifacts, t
     # Train: start, watch it finish, and be told where to go next.
     page.get_by_role("tab", name=w["tabs"][2]).click()
     expect(page.locator("#train-cost")).to_contain_text(w["cost"], timeout=60000)  # the cost before the start
-    from studio.jobs import JOB
-
-    before = JOB.run_dir
-    page.get_by_role("button", name=w["start"]).click()
-    for _ in range(150):  # the run this click started, not an earlier run's status, which the page shows first
-        if JOB.run_dir != before:
-            break
-        page.wait_for_timeout(200)
-    assert JOB.run_dir != before, "the run started"
+    run = click_and_get_the_new_run(page.get_by_role("button", name=w["start"]))
     status = page.locator("#train-status")
-    expect(status).to_contain_text(JOB.run_dir.name, timeout=30000)
+    expect(status).to_contain_text(run.name, timeout=30000)
     expect(status).to_contain_text(w["next"], timeout=420000)
     expect(status).to_contain_text(w["finished"])
     assert all(name in page.evaluate(LEGEND_TEXT) for name in w["series"])  # the reader can tell the curves apart

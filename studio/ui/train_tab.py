@@ -122,11 +122,11 @@ def poll(seen: str | None = None, message: str | None = None, request: gr.Reques
     if (whose := ownership(snapshot, JOB.owner, session_of(request))) is not None:
         status = render(whose, language) + "\n\n" + status
     shown = {"status": status, "progress": progress_html(snapshot, language), "seen": version}
-    before = (seen.split(":", 3)[0], seen.split(":", 3)[-1]) if seen else None  # (state, folder) last time
-    if before != (state, str(run_dir)) and state in RESUMABLE and RunFolder(run_dir).last_checkpoint() is not None:
+    last = seen.split(":", 3) if seen else [None]  # the version this page saw last: (state, …, folder)
+    if (last[0], last[-1]) != (state, str(run_dir)) and state in RESUMABLE and RunFolder(run_dir).last_checkpoint() is not None:
         # The run just stopped (or failed) with a checkpoint: Resume is offered it at once, with no trip to the
         # history and its Refresh button first.
-        shown["resume_target"] = offered_for_resume(run_dir)
+        shown["resume_target"] = resume_list(list_runs(), run_dir)
     over = state not in ("idle", "running", "stopping")
     if over:  # a State: a new value (a run that ended since this page last looked) refreshes the cost line, whose
         shown["ended"] = f"{state}:{run_dir}"  # time per step comes from the last finished run (wired in `wire`)
@@ -276,23 +276,18 @@ def _round(value):
 def refresh_history(request: gr.Request = None):
     language = lang(request)
     runs = list_runs()
-    resumable = [r["run_dir"] for r in runs if r["status"] in RESUMABLE]
     every = [r["run_dir"] for r in runs]
-    return (frame(history_table(language), HISTORY_COLUMNS, language),
-            gr.update(choices=resume_choices(resumable), value=resumable[0] if resumable else None),
-            gr.update(choices=every))
+    return (frame(history_table(language), HISTORY_COLUMNS, language), resume_list(runs), gr.update(choices=every))
 
 
-def resume_choices(run_dirs: list[str]) -> list[tuple[str, str]]:
-    """Runs by their folder's name; the value is the folder."""
-    return [(Path(r).name, r) for r in run_dirs]
-
-
-def offered_for_resume(run_dir: str):
-    """The Resume list with `run_dir` chosen."""
-    resumable = [r["run_dir"] for r in list_runs() if r["status"] in RESUMABLE]
-    return gr.update(choices=resume_choices(resumable if run_dir in resumable else [run_dir, *resumable]),
-                     value=run_dir)
+def resume_list(runs: list[dict], chosen: str | None = None):
+    """The Resume list: the resumable runs by their folder's name (the value is the folder), `chosen` (else the
+    newest) selected."""
+    resumable = [r["run_dir"] for r in runs if r["status"] in RESUMABLE]
+    if chosen is not None and chosen not in resumable:
+        resumable.insert(0, chosen)
+    return gr.update(choices=[(Path(r).name, r) for r in resumable],
+                     value=chosen or (resumable[0] if resumable else None))
 
 
 def compare_runs(run_dirs: list[str], request: gr.Request = None):
