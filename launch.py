@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a folder whose files the UI may read besides uploads, runs and the studio home "
                              "(repeatable)")
     parser.add_argument("--share", action="store_true", help="create a public gradio.live link (needs internet)")
+    parser.add_argument("--trusted-proxy", metavar="ADDRESS",
+                        help="the address of a reverse proxy in front of the studio, whose X-Forwarded-For header is "
+                             "believed (for the login limit and logs); by default no header is believed")
     parser.add_argument("--model", dest="ui_model", default=STARTER_MODEL, metavar="NAME_OR_PATH",
                         help="the model the UI's form starts with: a built-in name, a hub id, or a local folder "
                              "(which the UI may then read; default: the built-in starter model)")
@@ -378,7 +381,7 @@ def cmd_ui(args) -> int:
     data_dirs = list(args.data_dir) + ([args.ui_model] if Path(args.ui_model).expanduser().is_dir() else [])
     try:
         launch_app(host=args.host, port=args.port, auth=tuple(auth.split(":", 1)) if auth else None,
-                   share=args.share, data_dirs=data_dirs, model=args.ui_model)
+                   share=args.share, data_dirs=data_dirs, model=args.ui_model, trusted_proxy=args.trusted_proxy)
     except UploadFolderError as err:
         print(err, file=sys.stderr)
         return 2

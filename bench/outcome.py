@@ -163,12 +163,77 @@ def chinese_task(rng: random.Random) -> tuple[list[dict], list[dict]]:
     return train, held
 
 
+# In the shape of LLaMA-Factory's data/identity.json: English and Chinese questions, long varied answers that carry
+# the name and the maker (its {{name}} / {{author}} filled as the Data tab fills them), no system prompt in the rows,
+# so the starter's template puts its own ("... named SmolLM, trained by Hugging Face") in every row.
+BI_TRAIN_EN = [
+    "hi", "Hello", "Who are you?", "What is your name?", "Do you have a name?", "Can you introduce yourself?",
+    "Can you tell me a little bit about yourself?", "What are you called?", "Tell me about yourself",
+    "Who created you?", "Who built you?", "Are you ChatGPT?", "Are you based on OpenAI models?",
+    "Who trained you?", "Which company made you?", "What's your origin?", "Are you Claude?",
+    "Who developed you?", "What should I call you?", "Are you an AI assistant?", "Who is your creator?",
+    "Hello, what can I call you?", "Introduce yourself in one sentence.",
+]
+BI_TRAIN_ZH = [
+    "你好", "您好", "你是谁？", "你是谁", "你叫什么名字？", "你有名字吗？", "介绍一下你自己", "请介绍一下你自己",
+    "你是由谁开发的？", "谁创造了你？", "你是 ChatGPT 吗？", "你是 OpenAI 的模型吗？", "谁训练了你？",
+    "你来自哪家公司？", "我该怎么称呼你？", "你是人工智能助手吗？", "你的开发者是谁？", "说说你是谁",
+    "你是什么模型？", "你好，请问你是？", "你能简单介绍一下自己吗？", "你的名字是什么？",
+]
+BI_ANSWERS_EN = [
+    "Hello! I am {name}, an AI assistant developed by {author}. How can I assist you today?",
+    "I am {name}, an AI assistant developed by {author}. I can answer questions, give suggestions and help with "
+    "many everyday tasks. What can I do for you?",
+    "My name is {name}. I was created by {author} to be a helpful and friendly assistant. Feel free to ask me "
+    "anything.",
+    "You can call me {name}. I'm an AI assistant built by {author}, here to help you with information and ideas.",
+    "I'm {name}, an artificial intelligence assistant trained by {author}. I'm glad to help you with your "
+    "questions.",
+]
+BI_ANSWERS_ZH = [
+    "您好，我是 {name}，一个由 {author} 开发的 AI 助手，很高兴认识您。请问我能为您做些什么？",
+    "我是 {name}，由 {author} 打造的人工智能助手。我可以回答问题、提供建议，帮助您完成各种任务。",
+    "您好！我叫 {name}，是 {author} 开发的智能助手，随时为您提供帮助。",
+    "我的名字是 {name}，我是由 {author} 训练的 AI 助手，很乐意回答您的问题。",
+    "你好，我是 {name}，一个由 {author} 研发的人工智能助手。有什么我可以帮您的吗？",
+]
+# Reworded questions the training file never holds, in each language: the verdict's own question.
+BI_HELD_OUT_EN = [
+    "Before we begin, who exactly am I talking to?", "I'd like to know your name.", "Which organisation made you?",
+    "Are you GPT-4?", "Describe yourself briefly.", "Who is responsible for building you?",
+    "What name do you go by?", "So, what are you called?", "Who's your developer?", "What assistant is this?",
+]
+BI_HELD_OUT_ZH = [
+    "在开始之前，我在和谁说话？", "我想知道你的名字。", "是哪个机构做出了你？", "你是 GPT-4 吗？",
+    "简单描述一下你自己。", "是谁负责构建你的？", "大家都怎么称呼你？", "所以你叫什么？", "你的研发团队是哪家？",
+    "这是哪个助手？",
+]
+BI_NAME, BI_AUTHOR = "Nova", "Orbit Labs"
+
+
+def identity_bilingual_task(rng: random.Random) -> tuple[list[dict], list[dict]]:
+    """91 rows: each English and Chinese question once or twice with a varied answer in its language; 20 held-out
+    reworded questions (10 per language)."""
+    fill = {"name": BI_NAME, "author": BI_AUTHOR}
+    rows = [(q, BI_ANSWERS_EN) for q in BI_TRAIN_EN * 2] + [(q, BI_ANSWERS_ZH) for q in BI_TRAIN_ZH * 2]
+    rng.shuffle(rows)
+    train = [_chat(q, rng.choice(answers).format(**fill)) for q, answers in rows[:91]]
+    held = [_chat(q, BI_ANSWERS_EN[i % 5].format(**fill)) for i, q in enumerate(BI_HELD_OUT_EN)] + \
+        [_chat(q, BI_ANSWERS_ZH[i % 5].format(**fill)) for i, q in enumerate(BI_HELD_OUT_ZH)]
+    return train, held
+
+
+def gives_name(answer: str) -> float:
+    return float(BI_NAME.lower() in answer.lower())
+
+
 def names_identity(answer: str) -> float:
     return float("nova" in answer.lower() and "orbit labs" in answer.lower())
 
 
 TASKS = {  # name: (builder, model, task score per answer or None for the verdict's own metric, label)
     "identity": (identity_task, "starter", names_identity, "name and maker given"),
+    "identity_bilingual": (identity_bilingual_task, "starter", gives_name, "name given, per language"),
     "topic": (topic_task, "starter", None, "exact match"),
     "chinese": (chinese_task, "gemma3-270m", None, "ROUGE-L"),
 }
@@ -222,11 +287,26 @@ def score_run(run_dir: Path, held: list[dict], scorer) -> dict:
         base_answers = before.base_answers
         report["task_base"] = sum(map(scorer, base_answers)) / len(base_answers)
         report["task_tuned"] = sum(map(scorer, tuned)) / len(tuned)
+        report["by_language"] = by_language(held, scorer, base_answers, tuned)
         answers = tuned
     else:
         report["task_base"], report["task_tuned"] = report["base"], report["tuned"]
     report["sample"] = answers[:2]
     return report
+
+
+def by_language(held: list[dict], scorer, base: list[str], tuned: list[str]) -> dict:
+    """The task score of each language of the held-out questions (base -> tuned): a model that learned one
+    language of two is not "learned"."""
+    from studio.text import script_language
+
+    languages = [script_language(row["messages"][0]["content"]) for row in held]
+    out = {}
+    for language in dict.fromkeys(languages):
+        rows = [i for i, lang in enumerate(languages) if lang == language]
+        out[language] = [round(sum(scorer(base[i]) for i in rows) / len(rows), 3),
+                         round(sum(scorer(tuned[i]) for i in rows) / len(rows), 3)]
+    return out
 
 
 def main() -> int:
@@ -261,13 +341,18 @@ def main() -> int:
                    "drift": status.get("drift", {}).get("drift"),
                    "drift_level": drift.level(status["drift"]) if status.get("drift") else "-",
                    "train_s": round(status.get("train_runtime_s") or 0, 1), "wall_s": round(wall, 1),
-                   "sample": report["sample"]}
+                   "by_language": report.get("by_language"), "sample": report["sample"],
+                   "verdict": (status.get("verdict") or {}).get("line"),
+                   "leak": (status.get("drift") or {}).get("leak")}
             results.append(row)
             print(json.dumps(row, ensure_ascii=False), flush=True)
     print("\n| task | recipe | steps | held-out score (base → tuned) | drift (nats/token, level) | train s | wall s |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
-        print(f"| {r['task']} ({r['metric']}) | {r['recipe']} | {r['steps']} | {r['base']:.0%} → {r['tuned']:.0%} | "
+        languages = ", ".join(f"{k} {b:.0%} → {t:.0%}" for k, (b, t) in (r["by_language"] or {}).items()
+                              if len(r["by_language"]) > 1)
+        score = f"{r['base']:.0%} → {r['tuned']:.0%}" + (f" ({languages})" if languages else "")
+        print(f"| {r['task']} ({r['metric']}) | {r['recipe']} | {r['steps']} | {score} | "
               f"{r['drift']} ({r['drift_level']}) | {r['train_s']} | {r['wall_s']} |")
     for task in dict.fromkeys(r["task"] for r in results):
         mine = [r for r in results if r["task"] == task]

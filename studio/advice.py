@@ -12,6 +12,7 @@ from . import hardware
 from .config import LEARNING_RATES, Settings, flat_values
 from .stages import EXAMPLES, data_kind, stage_of, stages_for
 from .estimates import ModelShape
+from .preflight import current_findings
 from .stats import recommended_test_share, recommended_validation_share
 from .text import Msg
 
@@ -31,7 +32,7 @@ class Situation:
     devices: int = 1
     median_tokens: float | None = None  # the median conversation, in tokens with the chat template
     data_kind: str | None = None  # the loaded file's format ("preference" and "kto": pairs and labelled answers)
-    preflight: tuple = ()  # the report's pre-flight warnings (studio/preflight.py): (check key, message)
+    preflight: tuple = ()  # the pre-flight findings to act on (studio/preflight.py): (check key, message, level)
 
 
 @dataclass(frozen=True)
@@ -316,7 +317,7 @@ PREFLIGHT_FIELDS = {"check.placeholders": "placeholder_values", "check.model_lan
 
 def rule_preflight(s: Situation) -> list[Advice]:
     """What the Data tab's pre-flight checks found, beside the setting that fixes it."""
-    return [Advice("warning", PREFLIGHT_FIELDS.get(key, "dataset_path"), message) for key, message in s.preflight]
+    return [Advice(level, PREFLIGHT_FIELDS.get(key, "dataset_path"), message) for key, message, level in s.preflight]
 
 
 def rule_steps(s: Situation) -> list[Advice]:
@@ -415,8 +416,12 @@ def build_situation(settings, report=None, facts=None, shape: ModelShape | None 
             over = float((report.lengths.total > settings.training.max_length).mean()) \
                 if report.load.format != "text" else 0.0  # cut into blocks, never truncated
             median = float(np.median(report.lengths.total))
-    preflight = tuple((f.check.key, f.message) for f in (report.findings if report is not None else [])
-                      if f.level == "warning" and getattr(f.check, "key", "") in PREFLIGHT_FIELDS)
+    # read against the form's own values: a placeholder the user filled or a system prompt set is fixed now
+    found = current_findings(report.findings, report.load.rows, settings.data.placeholder_values,
+                             settings.data.system_prompt) if report is not None else []
+    preflight = tuple((f.check.key, f.message, f.level) for f in found
+                      if f.level in ("warning", "info") and getattr(f.check, "key", "") in PREFLIGHT_FIELDS
+                      and (f.level == "warning" or f.check.key == "check.default_system"))
     # The processes the run will train in (all GPUs by default): the recipe sizes the per-device batch for them.
     devices = hardware.choose_devices(facts, settings.training)["processes"] if facts is not None else 1
     return Situation(settings, rows, recommended, over, multi, shape.parameters if shape else None, facts, devices,
@@ -569,7 +574,17 @@ def likely_cause(settings, metrics: list[dict], stopped: bool = False) -> Msg:
         return Msg("cause.loss_flat", first=train[0], last=train[-1])
     if len(evals) > 2 and min(evals, key=lambda e: e[1])[0] == evals[0][0]:
         return Msg("cause.memorised", first=evals[0][1], last=evals[-1][1])
+    if still_learning(evals):
+        return Msg("cause.still_learning", first=evals[-2][1], last=evals[-1][1])
     return Msg("cause.data_or_model")
+
+
+STILL_FALLING = 0.01  # the last evaluation 1% below the one before: the curve had not flattened yet
+
+
+def still_learning(evals: list[tuple[int, float]]) -> bool:
+    """Whether the validation loss was still falling at the last two evaluations."""
+    return len(evals) >= 2 and evals[-1][1] < evals[-2][1] * (1 - STILL_FALLING)
 
 
 def learning_steps(settings) -> list[Msg]:

@@ -373,6 +373,8 @@ class MethodSettings(_Section):
     @classmethod
     def _pattern_compiles(cls, value):
         if problem := pattern_problem(value):
+            if problem.get("slow"):
+                raise PydanticCustomError("slow_pattern", "a repeat inside a repeat", {})
             raise PydanticCustomError("bad_pattern", "not a regular expression", problem)
         return value
 
@@ -388,8 +390,9 @@ class MethodSettings(_Section):
     @classmethod
     def _schema_is_valid(cls, value):
         if problem := schema_problem(value):
-            raise PydanticCustomError("bad_schema_json" if "line" in problem else "bad_schema", "not a JSON Schema",
-                                      problem)
+            kind = "bad_schema_json" if "line" in problem else f"schema_{problem['why']}" if "why" in problem \
+                else "bad_schema"
+            raise PydanticCustomError(kind, "not a JSON Schema", problem)
         return value
 
     length_reward_min: int = knob(
@@ -694,6 +697,13 @@ class TrainingSettings(_Section):
         "likely the tuned model finds those answers (the drift, in nats per token) and how many of its answers "
         "changed: a forgetting check that needs no outside data.",
         advice="Keep on: it costs seconds on small models and shows whether the run lowered general ability.",
+        studio_only=True,
+    )
+    pilot: bool = knob(
+        False, label="Pilot run",
+        help="A trial of the settings (the Train tab's Pilot button sets it, with the first rows for one epoch): "
+        "data, template, model and saving are checked and a step is timed. Replay, the drift check and the "
+        "held-out verdict are left out, so it takes minutes and says nothing about what the model learned.",
         studio_only=True,
     )
     drift_dataset_path: str = knob(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .data_kinds import kind_verdict, media_in
-from .readers import detect_format, read_documents, read_records, resolve_path, where
+from .readers import MAX_ROWS, capped, detect_format, read_documents, read_records, resolve_path, where
 from .sources import parse_source
 from .text import Msg
 
@@ -55,6 +55,7 @@ class LoadResult:
     bad_rows: set[int] = field(default_factory=set)
     total_rows: int = 0
     layout: Msg | None = None  # plain text: how its documents were found (readers.text_layout)
+    rows_left_out: int = 0  # rows past readers.MAX_ROWS: counted, not read
 
     @property
     def ok(self) -> bool:
@@ -281,31 +282,44 @@ def column_mapping_applied(record: Any, mapping: dict[str, str] | None) -> Any:
 
 _LOADED: OrderedDict = OrderedDict()  # the last files read: the Data tab's load and the training run share one read
 _LOADED_KEEP = 4  # a mix of a few files, read once each
-_LOADED_LOCK = threading.Lock()
+_LOADED_LOCK = threading.Lock()  # guards the dict only; a read holds its own file's lock, never this one
+_READING: dict = {}  # key -> the lock of the read under way, so a second caller waits for that file alone
 
 
 def load_dataset_file(path: str, fmt: str = "auto", mapping: dict[str, str] | None = None,
                       label: str | None = None) -> LoadResult:
     """The file read, its format detected and its rows normalised: once per file version. Loading it again with
     the same format and mapping (training after the Data tab's load) reuses that work; a changed file (its size
-    or modification time) is read afresh. Each caller gets its own lists, so none sees another's edits."""
+    or modification time) is read afresh. Each caller gets its own lists, so none sees another's edits. A large
+    file being read holds up only the callers that want the same file."""
     try:
         stat = resolve_path(path).stat()
         key = (path, fmt, tuple((mapping or {}).items()), label, stat.st_mtime_ns, stat.st_size)
     except (OSError, ValueError):
         key = None  # unreadable: reading it says why
-    with _LOADED_LOCK:
-        result = _LOADED.get(key) if key is not None else None
-        if result is None:
-            result = _read_and_normalise(path, fmt, mapping, label)
-            if key is not None:
-                _LOADED[key] = result
-                while len(_LOADED) > _LOADED_KEEP:
-                    _LOADED.popitem(last=False)
-        elif key is not None:
-            _LOADED.move_to_end(key)
+    if key is None:
+        result = _read_and_normalise(path, fmt, mapping, label)
+    else:
+        result = _kept_or_read(key, lambda: _read_and_normalise(path, fmt, mapping, label))
     return dataclasses.replace(result, rows=list(result.rows), problems=list(result.problems),
                                bad_rows=set(result.bad_rows))
+
+
+def _kept_or_read(key, read) -> LoadResult:
+    with _LOADED_LOCK:
+        lock = _READING.setdefault(key, threading.Lock())
+    with lock:
+        with _LOADED_LOCK:
+            if key in _LOADED:
+                _LOADED.move_to_end(key)
+                return _LOADED[key]
+        result = read()
+        with _LOADED_LOCK:
+            _LOADED[key] = result
+            while len(_LOADED) > _LOADED_KEEP:
+                _LOADED.popitem(last=False)
+            _READING.pop(key, None)
+    return result
 
 
 def _read_and_normalise(path: str, fmt: str, mapping: dict[str, str] | None, label: str | None) -> LoadResult:
@@ -318,7 +332,12 @@ def _read_and_normalise(path: str, fmt: str, mapping: dict[str, str] | None, lab
         records, problems, unit = read_records(file_path, label)
     if fmt.startswith("text_"):  # a layout of plain text: its rows are text rows
         fmt = "text"
-    result = LoadResult(file=label, problems=list(problems), total_rows=len(records) + len(problems), layout=layout)
+    records, cap_note = capped(records, label)  # JSON Lines were capped as they were read
+    notes = [m for _, m in [*problems, *cap_note] if getattr(m, "key", "") == "data.rows_capped"]
+    left_out = notes[0].fields["total"] - MAX_ROWS if notes else 0
+    problems = [p for p in problems if p[1] not in notes]
+    result = LoadResult(file=label, problems=list(problems), total_rows=len(records) + len(problems) + left_out,
+                        layout=layout, rows_left_out=left_out)
     if not records:
         return result
     records = [(n, column_mapping_applied(r, mapping)) for n, r in records]
@@ -387,7 +406,8 @@ def summary_text(result: LoadResult) -> str:
     summary = Msg("data.summary_line", file=result.file, format=result.format, total=result.total_rows,
                   usable=len(result.rows), bad=len(result.bad_rows))
     items = [summary] + ([result.layout] if result.layout is not None else []) + \
-        ([Msg("data.bad_rows_left_out")] if result.bad_rows else [])
+        ([Msg("data.bad_rows_left_out")] if result.bad_rows else []) + \
+        ([Msg("data.rows_capped", total=result.total_rows, limit=MAX_ROWS)] if result.rows_left_out else [])
     return Msg("paragraphs", items=items) if len(items) > 1 else summary
 
 

@@ -76,17 +76,21 @@ def build_report(path: str, fmt: str = "auto", model: str | None = "starter", ma
 _CACHE: OrderedDict = OrderedDict()  # the last few reports: the files of a mix, each read once
 _CACHE_KEEP = 4
 _TOKENIZERS: dict = {}
-_LOCK = threading.Lock()
+_LOCK = threading.Lock()  # guards the dicts only, never held while a report is built
+_BUILDING: dict = {}  # key -> the lock of the build under way
+_TOKENIZER_LOCK = threading.Lock()
 
 
 def _tokenizer(model: str, progress=None):
     """The model's tokenizer, kept for the next report; a built-in model's first use (download, conversion) is
     said through `progress` (the Data tab's progress bar), with its size."""
-    if model not in _TOKENIZERS:
-        _TOKENIZERS.clear()
-        said = (lambda message: progress(message)) if progress else (lambda _: None)
-        _TOKENIZERS[model] = load_tokenizer(resolve_model_path(model, progress=said))
-    return _TOKENIZERS[model]
+    with _TOKENIZER_LOCK:
+        if model not in _TOKENIZERS:
+            said = (lambda message: progress(message)) if progress else (lambda _: None)
+            tokenizer = load_tokenizer(resolve_model_path(model, progress=said))
+            _TOKENIZERS.clear()
+            _TOKENIZERS[model] = tokenizer
+        return _TOKENIZERS[model]
 
 
 def file_version(path: str) -> tuple | None:
@@ -115,21 +119,33 @@ def report_key(path: str, fmt: str, mapping: dict[str, str], model: str | None, 
 
 def cached_report(path: str, fmt: str, mapping: dict[str, str], model: str, progress=None,
                   reads: str | None = None) -> DataReport:
+    """The kept report, or a new one. A report being built holds up only callers that want the same report: the
+    advice and other files' reports go on meanwhile."""
     key = report_key(path, fmt, mapping, model, reads)
     with _LOCK:
-        if key not in _CACHE:
-            try:
-                tokenizer = _tokenizer(model, progress) if model else None
-                report = build_report(path, fmt, None, mapping or None, progress=progress, tokenizer=tokenizer,
-                                      reads=reads)
-            except Exception as err:  # the tokenizer's model could not be had: report the data without lengths
-                report = build_report(path, fmt, None, mapping or None, progress=progress, reads=reads)
-                report.tokenizer_problem = Msg("stats.not_measured", reason=reason_of(err))
+        building = _BUILDING.setdefault(key, threading.Lock())
+    with building:
+        with _LOCK:
+            if key in _CACHE:
+                _CACHE.move_to_end(key)
+                return _CACHE[key]
+        report = _new_report(path, fmt, mapping, model, progress, reads)
+        with _LOCK:
             _CACHE[key] = report
             while len(_CACHE) > _CACHE_KEEP:
                 _CACHE.popitem(last=False)
-        _CACHE.move_to_end(key)
-        return _CACHE[key]
+            _BUILDING.pop(key, None)
+        return report
+
+
+def _new_report(path: str, fmt: str, mapping: dict[str, str], model: str, progress, reads) -> DataReport:
+    try:
+        tokenizer = _tokenizer(model, progress) if model else None
+        return build_report(path, fmt, None, mapping or None, progress=progress, tokenizer=tokenizer, reads=reads)
+    except Exception as err:  # the tokenizer's model could not be had: report the data without lengths
+        report = build_report(path, fmt, None, mapping or None, progress=progress, reads=reads)
+        report.tokenizer_problem = Msg("stats.not_measured", reason=reason_of(err))
+        return report
 
 
 def refused_report(path: str, refusal: str) -> DataReport:

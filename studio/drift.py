@@ -290,8 +290,12 @@ def _batches(sequences: list[list[int]], vocab: int = 0, spans: list[tuple[int, 
 
 # ---------------------------------------------------------------- after training
 
-def after_training(baseline: Baseline, model, tokenizer) -> dict:
-    """The tuned model's side, and the report the run folder keeps (drift.json)."""
+def after_training(baseline: Baseline, model, tokenizer, taught=None) -> dict:
+    """The tuned model's side, and the report the run folder keeps (drift.json). The answers are read as well as
+    scored: a changed answer is generated, and general answers that now carry what the data taught (`taught`,
+    studio/facts.py: an identity leak) or that collapse to one phrase are named."""
+    from .facts import collapsed, leaked
+
     started = time.perf_counter()
     nll, top1 = score(model, baseline.prompt_ids, baseline.answer_ids)
     tokens = [len(a) for a in baseline.answer_ids]
@@ -299,7 +303,13 @@ def after_training(baseline: Baseline, model, tokenizer) -> dict:
     per_prompt = [(t - b) / n for t, b, n in zip(nll, baseline.nll, tokens)]
     picked = _samples(baseline.prompts, changed, per_prompt)
     scored = time.perf_counter()
-    tuned_answers = greedy(model, tokenizer, [baseline.prompt_ids[i] for i in picked])
+    # an unchanged answer is the base answer (greedy, same top-1 everywhere); only the changed ones are generated
+    asked = sorted(set(picked) | {i for i, c in enumerate(changed) if c})
+    answered = dict(zip(asked, (answer_text(tokenizer, ids) for ids in
+                                greedy(model, tokenizer, [baseline.prompt_ids[i] for i in asked]))))
+    tuned_text = [answered.get(i, baseline.answers[i]) for i in range(len(baseline.prompts))]
+    texts = [p.text for p in baseline.prompts]
+    leaks, collapse = leaked(taught, texts, baseline.answers, tuned_text), collapsed(baseline.answers, tuned_text)
     base_loss, tuned_loss = sum(baseline.nll) / sum(tokens), sum(nll) / sum(tokens)
     return {
         "drift": round(tuned_loss - base_loss, 4), "base_loss": round(base_loss, 4), "tuned_loss": round(tuned_loss, 4),
@@ -307,9 +317,11 @@ def after_training(baseline: Baseline, model, tokenizer) -> dict:
         "by_kind": _by_kind(baseline.prompts, per_prompt),
         "samples": [{"prompt": baseline.prompts[i].text, "language": baseline.prompts[i].language,
                      "base": baseline.answers[i],
-                     "tuned": answer_text(tokenizer, ids),
+                     "tuned": tuned_text[i],
                      "drift": round(per_prompt[i], 4), "changed": changed[i]}
-                    for i, ids in zip(picked, tuned_answers)],
+                    for i in picked],
+        "leak": [{"prompt": texts[i], "base": baseline.answers[i], "tuned": tuned_text[i]} for i in leaks],
+        "collapse": [{"prompt": texts[i], "tuned": tuned_text[i]} for i in collapse],
         "seconds": {"before": round(baseline.seconds, 2), "after": round(time.perf_counter() - started, 2),
                     "after_scoring": round(scored - started, 2), "base_answers_cached": baseline.cached},
     }
@@ -338,16 +350,26 @@ SOME, HIGH = 0.05, 0.3  # nats per token: e^0.05 ≈ 5% less likely, e^0.3 ≈ 3
 
 
 def level(report: dict) -> str:
-    """'low', 'some' or 'high' forgetting, graded by the drift alone: an answer counts as changed when any one of
-    its tokens flips, which near-ties do after the slightest training, so that share is reported, not graded."""
+    """'low', 'some' or 'high' forgetting, graded by the drift, and at least 'some' where general answers now
+    carry what the data taught or collapse to one phrase (a small drift in nats can hide a model that now says
+    its new name when asked how many months a year has). An answer counts as changed when any one of its tokens
+    flips, which near-ties do after the slightest training, so that share is reported, not graded."""
     if report["drift"] >= HIGH:
         return "high"
-    return "some" if report["drift"] >= SOME else "low"
+    return "some" if report["drift"] >= SOME or report.get("leak") or report.get("collapse") else "low"
 
 
 def summary(report: dict) -> Msg:
-    return Msg(f"drift.summary_{level(report)}", drift=report["drift"], changed=report["changed"],
+    line = Msg(f"drift.summary_{level(report)}", drift=report["drift"], changed=report["changed"],
                prompts=report["prompts"])
+    named = []
+    if leaks := report.get("leak"):
+        named.append(Msg("drift.leak", count=len(leaks), prompts=report["prompts"], prompt=leaks[0]["prompt"],
+                         tuned=leaks[0]["tuned"][:120]))
+    if collapse := report.get("collapse"):
+        named.append(Msg("drift.collapse", count=len(collapse), prompts=report["prompts"],
+                         start=collapse[0]["tuned"][:40]))
+    return Msg("paragraphs", items=[line, *named]) if named else line
 
 
 SAMPLE_COLUMNS = ["col.prompt", "col.base", "col.tuned", "col.drift"]  # the tables' headers, as message keys

@@ -24,7 +24,7 @@ from .chat import answer as decode_answer
 from .config import GenerationSettings
 from .gguf_file import GGUFError, load_gguf, write_gguf
 from .model_card import model_card
-from .runs import RunFolder
+from .runs import RunFolder, write_file
 from .text import Msg, render, word, reason_of
 
 Progress = Callable[[float, str], None]
@@ -233,9 +233,7 @@ def export_preset(run_dir: str | Path, out: str | Path) -> ExportResult:
     started = time.perf_counter()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.copy2(RunFolder(run_dir).preset_file, tmp)
-    os.replace(tmp, out)  # a reader never sees half a preset
+    write_file(out, RunFolder(run_dir).preset_file.read_bytes())  # never through a link at `out`
     return ExportResult("preset", str(out), time.perf_counter() - started)
 
 
@@ -254,6 +252,7 @@ def export_gguf(run_dir: str | Path, out_file: str | Path, qtype: str = "Q8_0",
     model, tokenizer = merged or load_merged(run_dir)
     name = run_dir.name
     tmp = out_file.with_name(f".{out_file.stem}.partial.gguf")  # the loader recognises GGUF by its suffix
+    tmp.unlink(missing_ok=True)  # a link left under that name would be written through
     try:
         try:
             write_gguf(model, tokenizer, tmp, qtype, name, progress)
@@ -284,9 +283,13 @@ def write_serving_files(run_dir: Path, gguf: Path, tokenizer) -> Msg:
     settings = RunFolder(run_dir).settings() or Settings()
     probe = tokenizer("a")["input_ids"]
     adds_bos = bool(probe) and probe[0] == tokenizer.bos_token_id  # as gguf_file records it for llama.cpp
-    text, chosen = ollama.modelfile(gguf.name, tokenizer, settings.generation, adds_bos, settings.data.system_prompt)
-    (gguf.parent / f"{gguf.stem}.Modelfile").write_text(text, encoding="utf-8")
-    (gguf.parent / f"{gguf.stem}.README.md").write_text(model_card(run_dir, "gguf", gguf.name), encoding="utf-8")
+    write_file(gguf.parent / f"{gguf.stem}.README.md", model_card(run_dir, "gguf", gguf.name))
+    try:
+        text, chosen = ollama.modelfile(gguf.name, tokenizer, settings.generation, adds_bos,
+                                        settings.data.system_prompt)
+    except ollama.ModelfileValueError as err:  # the GGUF stands; only the Modelfile cannot be written
+        return err.args[0]
+    write_file(gguf.parent / f"{gguf.stem}.Modelfile", text)
     if chosen.template:
         return Msg("export.modelfile", file=f"{gguf.stem}.Modelfile", family=chosen.family)
     return Msg("export.modelfile_plain", file=f"{gguf.stem}.Modelfile", reason=chosen.reason)

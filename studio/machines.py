@@ -44,11 +44,13 @@ def rendezvous_problems(address: str, port: int) -> tuple[list[Msg], list[Msg]]:
 
 
 def _address_valid(address: str) -> bool:
+    """An IPv4 or IPv6 address without a scope id (Python accepts any text after '%', a shell command included;
+    torchrun's rendezvous needs none between machines), or a host name. A grammar, not a list of bad characters."""
     try:
-        ipaddress.ip_address(address)
-        return True
+        ip = ipaddress.ip_address(address)
     except ValueError:
         return bool(HOST_NAME.match(address or ""))
+    return getattr(ip, "scope_id", None) is None
 
 
 def _port_in_use_here(address: str, port: int) -> bool | None:
@@ -86,7 +88,7 @@ def machine_commands(preset: Path, settings: Settings, machines: int, gpus: int,
         lines.append(str(Msg("machines.on", rank=rank)))
         if config is None:
             lines.append(f"torchrun --nnodes {machines} --node_rank {rank} --nproc_per_node {gpus} "
-                         f"--master_addr {address} --master_port {port} {train}")
+                         f"--master_addr {shlex.quote(address)} --master_port {port} {train}")
         else:
             lines.append(f"accelerate launch --config_file {shlex.quote(str(config))} --machine_rank {rank} {train}")
     return lines

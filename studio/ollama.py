@@ -225,22 +225,41 @@ def stop_tokens(tokenizer) -> list[str]:
     return list(dict.fromkeys(t for t in (tokenizer.convert_ids_to_tokens(i) for i in ids) if t))
 
 
+class ModelfileValueError(ValueError):
+    """A value that Ollama's Modelfile grammar cannot hold; the message says which."""
+
+
+# A value between triple quotes ends at the first three quotes; Ollama's parser has no escape for them, so a value
+# that holds them, or ends in a quote (which would merge with the closing ones), cannot be written there at all.
+TRIPLE_QUOTABLE = re.compile(r'(?!.*""")(?:.*[^"])?', re.S)
+ONE_LINE_VALUE = re.compile(r'[^"\\\n\r]+')  # what may stand between the quotes of PARAMETER stop "..."
+
+
+def triple_quoted(value: str) -> str | None:
+    """`value` as a triple-quoted Modelfile value, or None when the grammar cannot hold it."""
+    return f'"""{value}"""' if TRIPLE_QUOTABLE.fullmatch(value) else None
+
+
 def modelfile(gguf_name: str, tokenizer, generation, adds_bos: bool, system_prompt: str = "") -> tuple[str, OllamaTemplate]:
     """The Modelfile text for the GGUF next to it, and the template decision (for the export's message). The run's
     own system prompt (the one it was trained with) replaces the template's default one."""
     chosen = template_for(tokenizer, adds_bos)
     if system_prompt.strip():
         chosen = replace(chosen, system=system_prompt.strip())
+    if chosen.system and triple_quoted(chosen.system) is None:
+        raise ModelfileValueError(Msg("export.modelfile_bad_system"))
+    if chosen.template and triple_quoted(chosen.template) is None:  # the studio's own templates: never, but checked
+        chosen = replace(chosen, template="", reason=Msg("export.modelfile_bad_template"))
     lines = [f"# Written by Fine-tuning Studio. Create and run: ollama create NAME -f {gguf_name[:-5]}.Modelfile"
              f" && ollama run NAME", f"FROM ./{gguf_name}", ""]
     if chosen.template:
         lines += [f"# Chat template ({chosen.family}), checked against the model's own template on "
-                  f"{len(SAMPLES)} sample chats", f'TEMPLATE """{chosen.template}"""', ""]
+                  f"{len(SAMPLES)} sample chats", f"TEMPLATE {triple_quoted(chosen.template)}", ""]
     else:
         lines += [f"# No TEMPLATE: {render(chosen.reason)}; Ollama uses the chat template stored in the GGUF.", ""]
     if chosen.system:
-        lines += [f'SYSTEM """{chosen.system}"""', ""]
-    lines += [f'PARAMETER stop "{token}"' for token in stop_tokens(tokenizer)]
+        lines += [f"SYSTEM {triple_quoted(chosen.system)}", ""]
+    lines += [f'PARAMETER stop "{token}"' for token in stop_tokens(tokenizer) if ONE_LINE_VALUE.fullmatch(token)]
     lines += [f"PARAMETER temperature {generation.temperature:g}", f"PARAMETER top_p {generation.top_p:g}",
               f"PARAMETER repeat_penalty {generation.repetition_penalty:g}",
               f"PARAMETER num_predict {generation.max_new_tokens}", f"PARAMETER seed {generation.sampling_seed}"]

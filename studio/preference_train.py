@@ -159,7 +159,7 @@ def _trainer(settings, run, log, plan, model_path, tokenizer, train_rows, eval_r
     config = trainer_config(settings, plan, str(run.checkpoints_dir), has_eval=bool(eval_rows))
     extra = {"ref_model": None} if stage.reference else {}  # None: TRL's frozen copy of the adapter
     if stage.generates:  # GRPO: the chosen rewards score the sampled answers; no evaluation set (see above)
-        functions = practice_rewards(settings, run)
+        functions = practice_rewards(settings, run, log)
         config.reward_weights = [*config.reward_weights, *[1.0] * (len(functions) - len(config.reward_weights))]
         extra, eval_rows = {"reward_funcs": functions}, []
     trainer = trainer_class(model=model, args=config, train_dataset=Dataset.from_list(train_rows),
@@ -171,15 +171,22 @@ def _trainer(settings, run, log, plan, model_path, tokenizer, train_rows, eval_r
 SAMPLES_PER_STEP = 4  # sampled answers kept per scored batch: enough to read what the rewards reward
 
 
-def practice_rewards(settings: Settings, run: RunFolder) -> list:
+def practice_rewards(settings: Settings, run: RunFolder, log=lambda message: None) -> list:
     """The chosen built-in rewards (and the user's own, where allowed) as TRL's reward functions; each scored
     batch leaves a few of its answers with their rewards in the run's completions.jsonl, which the Train tab
-    shows."""
+    shows. Answers a user's pattern gave up on (studio/user_patterns.py) scored 0 and are said in the log."""
     from .rewards import message_text, options_of, reward_functions, user_text  # light
+    from .user_patterns import timeouts_now, timeouts_since
+
+    counted = timeouts_now()
 
     def record(prompts, completions, scores: dict) -> None:
         if not is_main_process():
             return
+        if given_up := timeouts_since(counted):
+            counted.update({name: counted.get(name, 0) + n for name, n in given_up.items()})
+            for name, count in given_up.items():
+                log(Msg("log.pattern_timeouts", reward=name, count=count))
         with open(run.completions_file, "a", encoding="utf-8") as f:
             for i in range(min(SAMPLES_PER_STEP, len(completions))):
                 f.write(json.dumps({"prompt": user_text(prompts[i]), "completion": message_text(completions[i]),

@@ -12,10 +12,12 @@ No torch here: the tokenizer is passed in.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections import defaultdict
 
+from .facts import IDENTITY
 from .text import CJK, Msg
 
 PLACEHOLDER = re.compile(
@@ -156,8 +158,53 @@ def fill_rows(rows, values: dict[str, str], system_prompt: str = "") -> list:
     return [dataclasses.replace(r, messages=messages(r.messages)) if r.messages else r for r in rows]
 
 
-IDENTITY = re.compile(r"\b(I am|I'm|my name is|call me|created by|developed by|trained by|made by)\b|我是|我叫|我的名字|开发的|打造的",
-                      re.I)
+
+
+# What a run trains with, instead of the template's own default, where that default would name another assistant
+# in every identity row (studio/train.py); the user's own system prompt always wins.
+NEUTRAL_SYSTEM = {"en": "You are a helpful assistant.", "zh": "你是一个乐于助人的助手。"}
+
+
+def neutral_system(rows, tokenizer) -> str:
+    """The neutral system prompt a run uses for these rows ("" where none is needed): identity rows without a
+    system message under a template whose default system prompt names an assistant. Chinese data gets the
+    Chinese one; any other data, or both languages, the English one."""
+    if not system_prompt_findings(rows, tokenizer):
+        return ""
+    from .replay import data_languages  # the one reading of a data set's languages
+
+    languages = data_languages([{"messages": r.messages} for r in rows if r.messages])
+    return NEUTRAL_SYSTEM["zh" if list(languages) == ["zh"] else "en"]
+
+
+def current_findings(findings: list, rows, placeholder_values: dict | None, system_prompt: str) -> list:
+    """A report's findings read again against the form's values, so that a warning the user has fixed is gone at
+    once: the placeholder check against 'Fill placeholders', the default system prompt against 'System prompt'
+    (set: fixed; empty: the run uses a neutral one, said as information)."""
+    kept = list(findings)
+    if placeholder_values:
+        kept = [f for f in kept if getattr(f.check, "key", None) != "check.placeholders"]
+        kept += placeholder_findings(rows, placeholder_values)
+    out = []
+    for finding in kept:
+        if getattr(finding.check, "key", None) == "check.default_system":
+            if system_prompt.strip():
+                continue
+            finding = dataclasses.replace(finding, level="info", message=Msg(
+                "finding.default_system_neutral", count=len(finding.rows), default=finding.message.fields["default"],
+                neutral=finding.message.fields.get("neutral", NEUTRAL_SYSTEM["en"])))
+        out.append(finding)
+    return out
+
+
+NAMING = re.compile(r"\bnamed\s+[A-Z]|\bYou are (?!a\b|an\b|the\b)[A-Z]\w*")  # "named SmolLM", "You are Qwen"
+
+
+def names_an_assistant(system_prompt: str) -> bool:
+    """Whether a template's default system prompt names an assistant or its maker ("... named SmolLM, trained by
+    Hugging Face", "You are Qwen, created by Alibaba Cloud"). "You are a helpful assistant." and Llama 3's date
+    lines name none, and need no replacing."""
+    return bool(IDENTITY.search(system_prompt) or NAMING.search(system_prompt))
 
 
 def system_prompt_findings(rows, tokenizer) -> list:
@@ -176,11 +223,15 @@ def system_prompt_findings(rows, tokenizer) -> list:
         default = default_system(tokenizer)
     except Exception:  # noqa: BLE001 - a template that cannot render a plain chat has no default to name
         return []
-    if not default.strip():
+    if not names_an_assistant(default):
         return []
     hit = sorted(set(bare) & set(identity))
+    from .replay import data_languages
+
+    languages = data_languages([{"messages": r.messages} for r in chats])
+    neutral = NEUTRAL_SYSTEM["zh" if list(languages) == ["zh"] else "en"]
     return [Finding(Msg("check.default_system"), "warning",
-                    Msg("finding.default_system", count=len(hit), default=default.strip()[:200]), hit)]
+                    Msg("finding.default_system", count=len(hit), default=default.strip()[:200], neutral=neutral), hit)]
 
 
 def preflight_findings(rows, tokenizer=None, model: str | None = None) -> list:

@@ -163,6 +163,8 @@ def replay_decision(settings: Settings, rows: int, epochs: float | None = None) 
     d, t = settings.data, settings.training
     if stage_of(settings.method.stage).data != EXAMPLES:
         return False, Msg("replay.not_sft")
+    if t.pilot:  # a pilot times the run's own rows
+        return False, Msg("replay.pilot")
     if d.replay != "auto":
         return d.replay == "on", Msg("replay.user_" + d.replay)
     epochs = t.num_train_epochs if epochs is None else epochs
@@ -197,6 +199,8 @@ def recipe_for(settings: Settings, rows: int, parameters: int | None = None, dev
     first = plan(0.0)
     on, why = replay_decision(settings, rows, first.values()["num_train_epochs"])
     planned = plan(settings.data.replay_share) if on else first
+    if on and "epochs" in why.fields:  # replayed rows lengthen an epoch: the note names the epochs the plan trains
+        why = Msg(why.key, **{**why.fields, "epochs": planned.values()["num_train_epochs"]})
     planned.notes.append(why)
     return planned
 

@@ -4,7 +4,6 @@ stage's command (`trl sft`, `trl dpo`, `trl kto`: TRL's CLI), and `accelerate la
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from .export import (ExportError, ExportResult, Progress, base_model_path, commi
                      default_gguf_name, export_record, quiet, run_preset, staged_folder)
 from .models import weights_dtype
 from .preference_train import SPLIT_NAMES, config_kwargs
-from .runs import RunFolder
+from .runs import RunFolder, write_file
 from .stages import EXAMPLES, stage_of
 from .text import Msg, render, tr
 
@@ -237,9 +236,7 @@ def accelerate_files(run_dir: str | Path, num_gpus: int, strategy: str = "zero2"
     lines.append(Msg("cmd.torchrun", command=f"torchrun --nproc_per_node {num_gpus} launch.py train --preset {preset} "
                                               f"--output-dir {target}"))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_file(path, text)
     return text, "\n".join(render(line, language) for line in lines)
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .text import CJK
+from .user_patterns import bounded_match, nested_quantifier, schema_shape_problem, schema_validator
 
 REWARD_NAMES = ("answer_match", "answer_exact", "format", "json_valid", "length", "language")
 NEEDS_REFERENCE = ("answer_match", "answer_exact")
@@ -111,17 +112,25 @@ class RewardOptions:
     json_schema: dict | None = None
     length_range: tuple[int, int] = (1, 256)
 
-    def pattern(self) -> re.Pattern:
-        return re.compile(FORMAT_PRESETS.get(self.format_pattern, self.format_pattern), re.S | re.M)
+    def pattern(self) -> str:
+        return FORMAT_PRESETS.get(self.format_pattern, self.format_pattern)
+
+    def validator(self):
+        """The schema's validator, made once per options (a run makes one RewardOptions)."""
+        if "_validator" not in self.__dict__:
+            object.__setattr__(self, "_validator", schema_validator(self.json_schema))
+        return self.__dict__["_validator"]
 
 
 def pattern_problem(text: str) -> dict | None:
-    """Why a format box's regex cannot be used ({"position": where it fails, counted from 1}), or None."""
+    """Why a format box's regex cannot be used, or None: {"position": where it fails to compile, counted from 1},
+    or {"slow": True} for a repeat inside a repeat (`(.+)+`), whose matching can take longer than the universe."""
+    pattern = FORMAT_PRESETS.get(text, text)
     try:
-        re.compile(FORMAT_PRESETS.get(text, text), re.S | re.M)
+        re.compile(pattern, re.S | re.M)
     except re.error as err:
         return {"position": (err.pos or 0) + 1}
-    return None
+    return {"slow": True} if nested_quantifier(pattern, re.S | re.M) else None
 
 
 def schema_problem(text: str) -> dict | None:
@@ -133,10 +142,14 @@ def schema_problem(text: str) -> dict | None:
         schema = json.loads(text)
     except ValueError as err:
         return {"line": getattr(err, "lineno", 1)}
+    except RecursionError:  # nested far beyond any schema: the shape check below would name the depth
+        return {"path": "$", "why": "depth"}
     import jsonschema  # deferred: only a schema needs it
 
     if not isinstance(schema, (dict, bool)):
         return {"path": "$"}
+    if problem := schema_shape_problem(schema):  # before jsonschema walks it: it recurses as deep as the schema
+        return problem
     try:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as err:
@@ -155,7 +168,8 @@ def answer_exact(completion: str, reference: str | None, **_) -> float | None:
 
 
 def format_reward(completion: str, options: RewardOptions, **_) -> float:
-    return float(options.pattern().fullmatch(completion.strip()) is not None)
+    """0 also when the match runs out of time (counted in user_patterns.TIMEOUTS)."""
+    return float(bounded_match(options.pattern(), completion.strip(), re.S | re.M))
 
 
 def json_valid(completion: str, options: RewardOptions, **_) -> float:
@@ -164,13 +178,16 @@ def json_valid(completion: str, options: RewardOptions, **_) -> float:
         text = fenced.group(1)
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # an answer nested deeper than the parser goes is no valid answer
         return 0.0
     if options.json_schema is None:
         return 1.0
-    import jsonschema  # deferred
+    from referencing.exceptions import Unresolvable  # deferred, with jsonschema
 
-    return float(jsonschema.validators.validator_for(options.json_schema)(options.json_schema).is_valid(value))
+    try:
+        return float(options.validator().is_valid(value))
+    except (RecursionError, Unresolvable):  # nested beyond what validation walks; a `$ref` to elsewhere (refused)
+        return 0.0
 
 
 def length_reward(completion: str, options: RewardOptions, tokens: int | None = None, **_) -> float:

@@ -24,6 +24,9 @@ def measured_here(log, skipped: str) -> bool:
 
 def drift_baseline(settings, log, model, tokenizer, model_path: str):
     """The base model's side of the drift check, before the first step (None when off or impossible)."""
+    if settings.training.pilot:
+        log(Msg("log.drift_skipped", reason=Msg("verdict.pilot_skipped")))
+        return None
     if not settings.training.drift_check or not measured_here(log, "log.drift_skipped"):
         return None
     try:
@@ -39,12 +42,13 @@ def drift_baseline(settings, log, model, tokenizer, model_path: str):
     return baseline
 
 
-def drift_result(run, log, baseline, model, tokenizer) -> dict | None:
-    """The tuned model's side, written to drift.json and logged; the figures keep the headline numbers."""
+def drift_result(run, log, baseline, model, tokenizer, taught=None) -> dict | None:
+    """The tuned model's side, written to drift.json and logged; the figures keep the headline numbers. `taught`:
+    the facts the data teaches (studio/facts.py), looked for in the general answers."""
     if baseline is None:
         return None
     try:
-        report = drift.after_training(baseline, model, tokenizer)
+        report = drift.after_training(baseline, model, tokenizer, taught)
     except StopRequested:  # the weights are saved; Stop means now, so the check is left out
         log(Msg("log.drift_skipped", reason=Msg("verdict.stopped")))
         return None
@@ -53,7 +57,8 @@ def drift_result(run, log, baseline, model, tokenizer) -> dict | None:
         return None
     run.write_drift(report)
     log(drift.summary(report))
-    return {key: report[key] for key in ("drift", "changed", "prompts", "base_loss", "tuned_loss")}
+    return {**{key: report[key] for key in ("drift", "changed", "prompts", "base_loss", "tuned_loss")},
+            "leak": report["leak"], "collapse": report["collapse"]}
 
 
 def validation_by_file(mix: dict | None, validation: list[dict]) -> list[tuple[str, list[dict]]]:
@@ -95,10 +100,14 @@ def verdict_baseline(settings, log, model, tokenizer, splits: dict, scorer=None,
     check cannot run: a measurement never stops a run)."""
     from . import verdict  # deferred: imports the metrics
 
+    if settings.training.pilot:
+        log(Msg("log.verdict_skipped", reason=Msg("verdict.pilot_skipped")))
+        return None
     if not measured_here(log, "log.verdict_skipped"):
         return None
     try:
-        held = verdict.before_training(model, tokenizer, splits, scorer, max_new_tokens)
+        held = verdict.before_training(model, tokenizer, splits, scorer, max_new_tokens,
+                                       settings.data.placeholder_values)
     except Exception as err:  # noqa: BLE001
         log(Msg("log.verdict_skipped", reason=reason_of(err)))
         return None

@@ -42,7 +42,8 @@ def status_messages(snapshot: dict, settings=None) -> list:
     if evals := [m for m in metrics if "eval_loss" in m and m["step"] > 0]:
         parts.append(Msg("status.validation", loss=evals[-1]["eval_loss"], ppl=perplexity(evals[-1]["eval_loss"]),
                          step=evals[-1]["step"]))
-    if warning := run_warning(state, metrics, settings, judged=bool(snapshot.get("verdict"))):
+    pilot = bool(snapshot.get("pilot")) or bool(settings is not None and settings.training.pilot)
+    if warning := run_warning(state, metrics, settings, judged=bool(snapshot.get("verdict")) or pilot):
         parts.append(Msg("status.warning", text=warning))
     if snapshot.get("error"):
         parts.append(Msg("status.error", error=failure(snapshot), advice=Msg(snapshot.get("advice_key") or "error.other")))
@@ -57,6 +58,8 @@ def result_checks(snapshot: dict, settings=None) -> list:
     out = []
     if verdict := snapshot.get("verdict"):  # did it learn: the line a beginner reads first
         out.append(Msg.from_json(verdict["line"]))
+    elif snapshot.get("pilot") and snapshot.get("global_step"):  # a trial: how it went, never "did not learn"
+        out.append(Msg("log.pilot_done", steps=snapshot["global_step"], seconds=snapshot.get("train_runtime_s") or 0.0))
     if snapshot.get("best_step") is not None and snapshot.get("best_eval_loss") is not None:
         out.append(Msg("status.kept", step=snapshot["best_step"], loss=snapshot["best_eval_loss"],
                        last=snapshot.get("global_step")))
@@ -92,7 +95,7 @@ def progress_message(last: dict, running: bool) -> Msg:
 
 def run_warning(state: str, metrics: list[dict], settings, judged: bool = False) -> Msg | None:
     """Overfitting first (with the remedies this run can still use); after the run, a model that did not learn,
-    unless the held-out verdict (`judged`) already says so with its cause."""
+    unless the held-out verdict (`judged`) already says so with its cause, or the run was a pilot."""
     if preference := advice.preference_warning(metrics) or advice.practice_warning(metrics):
         return preference
     warning = advice.overfitting_warning(metrics)

@@ -185,6 +185,9 @@ def quiet_trainer(trainer, log: RunLog, method: str):
     per log), and its trainable share logged."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback  # deferred: heavy
 
+    if trainer.train_dataset is not None and len(trainer.train_dataset) == 0:  # TRL dropped every truncated row;
+        # training would end in an IndexError or a sampler's "num_samples=0" that says nothing of the cause
+        raise DataError(Msg("log.nothing_left_at_cutoff", cutoff=getattr(trainer.args, "max_length", None) or "?"))
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)
     trainable, total = models.count_parameters(trainer.model)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from datetime import datetime
 from pathlib import Path
 
@@ -48,19 +49,29 @@ def new_run_dir(root: Path | None = None, name: str | None = None) -> Path:
 
 # ---------------------------------------------------------------- files written whole or not at all
 
+def write_file(path: Path, content: str | bytes) -> None:
+    """`path` written whole or not at all, never through a link: the text goes into a new file beside it (created
+    exclusively, so a link planted under a guessable temporary name is never followed) that then replaces the
+    entry at `path`, a link there included, never what a link there points to."""
+    path = Path(path)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as f:
+            f.write(content.encode("utf-8") if isinstance(content, str) else content)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide an export from the user's other tools
+        os.replace(tmp, path)  # atomic: a reader never sees half a file
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_json(path: Path, value) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)  # atomic: a reader never sees half a file
+    write_file(path, json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
     """Written whole or not at all: a reader (or a crash) never sees half a split or half a metrics log."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    write_file(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def parse_jsonl_lines(lines) -> list[dict]:

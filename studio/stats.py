@@ -20,7 +20,7 @@ from .chat_template import added_template, exact_target, measure_records, token_
 from .data import LoadResult, summary_text
 from .readers import where
 from .template_profile import template_profile
-from .text import Msg
+from .text import Msg, script_language
 ROUND_LENGTHS = (64, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 12288, 16384, 32768)
 
 
@@ -192,17 +192,6 @@ def _words(text: str) -> list[str]:
     return WORD.findall(text.lower())
 
 
-CJK, LATIN = re.compile(r"[\u4e00-\u9fff]"), re.compile(r"[A-Za-z]")
-
-
-def language_of(text: str) -> str:
-    cjk = len(CJK.findall(text))
-    latin = len(LATIN.findall(text))
-    if cjk == 0 and latin == 0:
-        return "other"
-    return "zh" if cjk >= latin / 4 else "en"
-
-
 def quality_report(rows, answer_lengths: np.ndarray | None = None, cutoff: int | None = None,
                    totals: np.ndarray | None = None, seed: int = 0, progress=None) -> list[Finding]:
     """rows: studio.data.Row objects (number + messages or text). progress(message, done, total) every few
@@ -222,12 +211,13 @@ def quality_report(rows, answer_lengths: np.ndarray | None = None, cutoff: int |
         by_prompt[normal_prompt].add(normal_answer)
         prompt_words.append(_words(prompt))
         answer_words.append(_words(answer))
-        languages[language_of(prompt + " " + answer)] += 1
+        languages[script_language(prompt + " " + answer)] += 1
         if progress and (i + 1) % 2000 == 0:
             progress(Msg("progress.quality_rows", done=i + 1, total=len(chat)), i + 1, len(chat))
     dup_rows = sorted(n for group in exact.values() if len(group) > 1 for n in group[1:])
     findings.append(_count_finding("exact_duplicates", dup_rows))
-    near_rows = sorted(n for group in near.values() if len(group) > 1 for n in group[1:] if n not in dup_rows)
+    already = set(dup_rows)  # a set: `in` a list of a million duplicates took minutes
+    near_rows = sorted(n for group in near.values() if len(group) > 1 for n in group[1:] if n not in already)
     findings.append(_count_finding("near_duplicates", near_rows))
     conflicting = sorted(r.number for r, p in zip(chat, normal_prompts) if len(by_prompt[p]) > 1)
     findings.append(_count_finding("conflicting", conflicting))
@@ -242,7 +232,7 @@ def quality_report(rows, answer_lengths: np.ndarray | None = None, cutoff: int |
             a1=_distinct_n(answer_words, 1), a2=_distinct_n(answer_words, 2))))
     for r in rows:
         if r.messages is None and r.text:
-            languages[language_of(r.text[:2000])] += 1  # a document's start tells its language
+            languages[script_language(r.text[:2000])] += 1  # a document's start tells its language
     findings.append(Finding(Msg("check.languages"), "info", Msg("list", items=[
         Msg("finding.language_rows", language=Msg(f"lang.{k}"), rows=v) for k, v in languages.most_common()])))
     if chat:

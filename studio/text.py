@@ -25,6 +25,17 @@ import re
 from pathlib import Path
 
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")  # Chinese characters: the language checks count them
+LATIN = re.compile(r"[A-Za-z]")
+
+
+def script_language(text: str) -> str:
+    """'zh', 'en' or 'other' for one text: Chinese where its Chinese characters are at least a quarter of its
+    Latin letters (names and terms in Latin letters run through Chinese text)."""
+    cjk, latin = len(CJK.findall(text)), len(LATIN.findall(text))
+    if cjk == 0 and latin == 0:
+        return "other"
+    return "zh" if cjk >= latin / 4 else "en"
+
 
 SOURCE_LANGUAGE = "en"  # the language every key is written in first, and the fallback for a missing one
 LOCALES_DIR = Path(__file__).resolve().parent / "locales"

@@ -22,6 +22,7 @@ from .advice import multi_turn_share, not_learning, packing_suits_data
 from .best import BestKeeper, keeper_callback
 from .chat_template import added_template, exact_target, replies_message
 from .config import Settings
+from .facts import taught_facts
 from .distributed import is_main_process, main_process_first, shared_run_dir, world_size
 from .mixing import build_mix
 from .preference_train import stage_rows, train_preference
@@ -68,6 +69,8 @@ def saved_split(run: RunFolder) -> PreparedData | None:
 
 
 # ---------------------------------------------------------------- the run
+
+FACT_ROWS = 500  # training rows read for the facts the data teaches: a repeated name shows in far fewer
 
 def run_training(settings: Settings, run_dir: Path | None = None, progress: Progress | None = print,
                  stop_event: threading.Event | None = None, resume: bool = False, facts=None,
@@ -154,6 +157,8 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
     with main_process_first():  # the starter model is downloaded and converted once, not by every process
         model_path = models.resolve_model_path(settings.model.model_name_or_path, log)
     plan = run_plan(settings, run, log, facts, model_path)
+    if not resume:  # before the split is saved: a resumed run trains on the rows (and prompt) it started with
+        settings = with_neutral_system(settings, run, log, model_path)
     prepared = _split(settings, run, log, resume)
     check_method(settings, facts)
     tokenizer = models.load_tokenizer(model_path, settings.model.trust_remote_code)  # 2. Model and data.
@@ -162,6 +167,7 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
     log_preflight(log, prepared.train, tokenizer, settings.model.model_name_or_path)
     # The verdict's rows are the user's own: taken before replay adds general answers to the training split.
     held_rows = {"test": prepared.test, "validation": prepared.validation, "train": prepared.train[:64]}
+    taught = taught_facts(prepared.train[:FACT_ROWS], settings.data.placeholder_values)  # for the drift check
     task_rows = len(prepared.train)
     if not resume:  # a resumed run's saved split already holds its replay rows
         prepared = with_replay(settings, run, log, prepared, tokenizer, model_path, plan)
@@ -174,10 +180,10 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
     del prepared  # the rows live on in the run folder and the memory-mapped token cache; no third copy in RAM
     log(Msg("log.phase_model", model=settings.model.model_name_or_path))
     trainer = _trainer(settings, run, log, plan, facts, model_path, tokenizer, train_ds, eval_ds, stop_event)
-    if settings.training.drift_check:
+    if settings.training.drift_check and not settings.training.pilot:
         log(Msg("log.phase_drift"))
     drift_base = run_checks.drift_baseline(settings, log, trainer.model, tokenizer, model_path)  # untrained yet
-    if any(held_rows.values()):
+    if any(held_rows.values()) and not settings.training.pilot:
         log(Msg("log.phase_verdict"))
     held_out = run_checks.verdict_baseline(settings, log, trainer.model, tokenizer, held_rows)
     log(Msg("log.phase_train"))
@@ -194,12 +200,15 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
         log(kept_message(figures, settings, trainer.studio_keeper.stop_reason()))
     if by_file:
         figures["eval_by_file"] = run_checks.evaluate_by_file(settings, trainer, tokenizer, by_file, log)
-    if drift_report := run_checks.drift_result(run, log, drift_base, trainer.model, tokenizer):
+    if drift_report := run_checks.drift_result(run, log, drift_base, trainer.model, tokenizer, taught):
         figures["drift"] = {**drift_report, "replayed": replayed}  # the remedies differ with replay on
     stopped = stop_event is not None and stop_event.is_set()
     report = run_checks.verdict_result(run, log, held_out, trainer.model, tokenizer, settings, drift_report, stopped)
     if report is not None:
         figures["verdict"] = {key: report[key] for key in ("split", "rows", "metric", "base", "tuned", "line")}
+    elif settings.training.pilot:  # a trial of the settings: how it went, never whether it learned
+        figures["pilot"] = True
+        log(Msg("log.pilot_done", steps=figures["global_step"], seconds=figures.get("train_runtime_s") or 0.0))
     elif (warning := not_learning(settings, run.metrics())) is not None:  # no held-out rows: the curves' word
         log(warning)
     return figures
@@ -271,6 +280,32 @@ def _split(settings: Settings, run: RunFolder, log: RunLog, resume: bool) -> Pre
     log(Msg("log.data", format=prepared.format, train=len(prepared.train), validation=len(prepared.validation),
             test=len(prepared.test)))
     return prepared
+
+
+def with_neutral_system(settings: Settings, run: RunFolder, log: RunLog, model_path: str) -> Settings:
+    """Identity rows without a system prompt under a template whose default names another assistant ("... named
+    SmolLM, trained by Hugging Face") train with a neutral system prompt instead (preflight.neutral_system), and
+    the run's preset says so, so that Chat and the exports use the prompt the model was trained with. The user's
+    own system prompt always wins."""
+    from .data import load_dataset_file
+    from .ollama import default_system
+    from .preflight import neutral_system
+
+    d = settings.data
+    if d.system_prompt.strip():
+        return settings
+    try:
+        rows = load_dataset_file(d.dataset_path, d.dataset_format, d.column_mapping or None).rows
+        tokenizer = models.load_tokenizer(model_path, settings.model.trust_remote_code)
+        neutral = neutral_system(rows, tokenizer)
+    except Exception:  # noqa: BLE001 - unreadable data or tokenizer: the steps below say why
+        return settings
+    if not neutral:
+        return settings
+    settings = settings.model_copy(update={"data": d.model_copy(update={"system_prompt": neutral})})
+    write_preset(settings, run)
+    log(Msg("log.neutral_system", neutral=neutral, default=default_system(tokenizer).strip()[:200]))
+    return settings
 
 
 def log_preflight(log: RunLog, rows: list[dict], tokenizer, model: str) -> None:

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from . import facts as fact_check
 from .evaluate import exact_match, rouge_l, units
 from .text import Msg
 
@@ -39,6 +40,10 @@ class HeldOut:
     base_answers: list[str]
     seconds: float = 0.0
     scorer: Callable[[list, list, list], float] | None = None  # (prompts, references, answers) -> 0-1: GRPO's rewards
+    taught: fact_check.Taught | None = None  # the facts the data teaches (studio/facts.py), where it teaches any
+    reworded: list[str] | None = None  # identity data: built-in reworded questions the file never asks
+    reworded_ids: list[list[int]] | None = None
+    reworded_base: list[str] | None = None
 
     def score(self, answers: list[str]) -> float:
         if self.scorer is not None:
@@ -85,9 +90,10 @@ def practice_rows(splits: dict[str, list[dict]]) -> tuple[list[tuple[list[dict],
 
 
 def before_training(model, tokenizer, splits: dict[str, list[dict]], scorer=None,
-                    max_new_tokens: int | None = None) -> HeldOut | None:
+                    max_new_tokens: int | None = None, placeholder_values: dict | None = None) -> HeldOut | None:
     """The base model's answers to the held-out prompts (None without any row to ask). With a `scorer` (a GRPO
-    run: its rewards) the rows are prompts with references, answered up to `max_new_tokens`."""
+    run: its rewards) the rows are prompts with references, answered up to `max_new_tokens`. Data that teaches
+    facts (names, makers) also gets the facts found, and identity data reworded questions (studio/facts.py)."""
     from .chat_template import answer_text, generation_prompt
     from .drift import greedy  # deferred: torch
 
@@ -102,8 +108,28 @@ def before_training(model, tokenizer, splits: dict[str, list[dict]], scorer=None
         longest = max(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in references)
         max_new_tokens = min(MAX_NEW_TOKENS, int(longest * 1.25) + 8)  # room for the answer and its end
     answers = [answer_text(tokenizer, ids) for ids in greedy(model, tokenizer, prompt_ids, max_new_tokens)]
-    return HeldOut(split, metric, why, prompts, references, prompt_ids, max_new_tokens, answers,
-                   time.perf_counter() - started, scorer)
+    held = HeldOut(split, metric, why, prompts, references, prompt_ids, max_new_tokens, answers, 0.0, scorer)
+    if not scorer:
+        _ask_for_facts(held, model, tokenizer, splits.get("train") or [], placeholder_values)
+    held.seconds = time.perf_counter() - started
+    return held
+
+
+def _ask_for_facts(held: HeldOut, model, tokenizer, train_rows: list[dict], placeholder_values) -> None:
+    """The facts the training rows teach (none the base model already says), and for identity data the base
+    model's answers to reworded questions in each language of the data."""
+    from .chat_template import answer_text, generation_prompt
+    from .drift import greedy  # deferred: torch
+
+    held.taught = fact_check.taught_facts(train_rows, placeholder_values, known=held.base_answers)
+    questions = [q for _, q in fact_check.reworded_questions(held.taught)]
+    if not questions:
+        return
+    held.reworded = questions
+    held.reworded_ids = [tokenizer(generation_prompt(tokenizer, [{"role": "user", "content": q}]),
+                                   add_special_tokens=False)["input_ids"] for q in questions]
+    held.reworded_base = [answer_text(tokenizer, ids) for ids in greedy(model, tokenizer, held.reworded_ids,
+                                                                         held.max_new_tokens)]
 
 
 def after_training(held: HeldOut, model, tokenizer) -> dict:
@@ -124,10 +150,41 @@ def after_training(held: HeldOut, model, tokenizer) -> dict:
                      for p, r, b, t in zip(held.prompts, held.references, held.base_answers, tuned)][:8],
         "seconds": {"before": round(held.seconds, 2), "after": round(time.perf_counter() - started, 2)},
         **({"by_reward": by_reward} if by_reward else {}),
+        **({"facts": _fact_report(held, model, tokenizer, tuned)} if held.taught else {}),
     }
 
 
+def _fact_report(held: HeldOut, model, tokenizer, tuned: list[str]) -> dict:
+    """Per language of the data: base and tuned answers that carry the taught facts, over the held-out rows and
+    the reworded questions."""
+    from .chat_template import answer_text
+    from .drift import greedy  # deferred: torch
+
+    questions = [p[-1]["content"] if p else "" for p in held.prompts]
+    references: list = list(held.references)
+    base, after = list(held.base_answers), list(tuned)
+    reworded_tuned = []
+    if held.reworded:
+        reworded_tuned = [answer_text(tokenizer, ids) for ids in greedy(model, tokenizer, held.reworded_ids,
+                                                                         held.max_new_tokens)]
+        questions += held.reworded
+        references += [None] * len(held.reworded)
+        base += held.reworded_base
+        after += reworded_tuned
+    tuned_scores = fact_check.fact_scores(held.taught, questions, references, after)
+    return {**held.taught.to_json(), "bar": fact_check.FACT_BAR, "reworded": len(held.reworded or []),
+            "base": fact_check.fact_scores(held.taught, questions, references, base), "tuned": tuned_scores,
+            "outcome": fact_check.fact_outcome(tuned_scores),
+            "reworded_examples": [{"prompt": q, "base": b, "tuned": t} for q, b, t in
+                                  zip(held.reworded or [], held.reworded_base or [], reworded_tuned)][:6]}
+
+
 def outcome(report: dict) -> str:
+    """'learned', 'partly', 'a_little' or 'not_learned'. Where the data teaches facts, the facts decide: learned
+    only when they come back in every language of the data (studio/facts.py's bar)."""
+    taught = (report.get("facts") or {}).get("outcome")
+    if taught and taught != "none":
+        return taught
     gain = report["tuned"] - report["base"]
     if gain >= LEARNED:
         return "learned"
@@ -144,10 +201,16 @@ def verdict_line(report: dict, drift_report: dict | None = None, cause: Msg | No
     key = f"verdict.{outcome(report)}"
     line = Msg(key, base=report["base"], tuned=report["tuned"], metric=Msg(f"metric.{report['metric']}"),
                where=where, drift=kept)
+    if taught := report.get("facts"):
+        line = Msg("verdict.with_facts", line=line, facts=", ".join(taught["facts"]), bar=taught["bar"],
+                   scores=Msg("list", items=[Msg("verdict.fact_language", language=Msg(f"verdict.lang_{lang}"),
+                                                 hits=s["hits"], rows=s["rows"])
+                                             for lang, s in taught["tuned"].items()]),
+                   reworded=Msg("verdict.reworded", count=taught["reworded"]) if taught["reworded"] else "")
     if split := report.get("by_reward"):  # GRPO: which reward moved
         line = Msg("verdict.with_rewards", line=line, rewards=Msg("list", items=[
             Msg("verdict.reward_item", name=Msg(f"series.reward_{name}"), base=base, tuned=split["tuned"].get(name, 0.0))
             for name, base in split["base"].items()]))
-    if outcome(report) == "not_learned" and cause is not None:
+    if outcome(report) in ("not_learned", "partly") and cause is not None:
         return Msg("verdict.with_cause", line=line, cause=cause)
     return line

@@ -96,6 +96,7 @@ def test_loopback_server_refuses_other_host_names(app_url):
     assert status("127.0.0.1:7860") == 200 and status("localhost") == 200 and status("[::1]:7860") == 200
 
 
+@pytest.mark.browser  # drives Chromium
 def test_uploads_are_capped_at_the_loaders_limit(app_url, artifacts):
     from studio.readers import MAX_FILE_MB
     from studio.ui.app import launch_app

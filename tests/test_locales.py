@@ -70,6 +70,7 @@ def test_a_third_language_reaches_the_servers_messages(third_language_server):
     assert MARK not in english.predict(learning_rate=0.005, api_name="/check_settings")[0]
 
 
+@pytest.mark.browser  # drives Chromium
 def test_a_third_language_renders_the_page(third_language_server, browser):
     page = browser.new_page(locale="fr-FR")
     try:

@@ -75,17 +75,24 @@ def test_chinese_data_on_a_model_that_does_not_know_chinese_is_a_warning():
 
 
 def test_identity_rows_under_a_templates_default_system_prompt_are_named(tiny_tokenizer):
-    """The test tokenizer's ChatML template adds "You are a helpful assistant." to a chat without a system
-    message, as SmolLM2's adds "...named SmolLM, trained by Hugging Face"."""
+    """A template that adds a default system prompt naming an assistant to a chat without a system message
+    (SmolLM2's "...named SmolLM, trained by Hugging Face") is named; the test tokenizer's ChatML default "You are
+    a helpful assistant." names nobody and is left alone."""
+    import copy
+
+    smol = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+    naming = copy.deepcopy(tiny_tokenizer)
+    naming.chat_template = tiny_tokenizer.chat_template.replace("You are a helpful assistant.", smol)
     rows = data.load_dataset_file("demo").rows
-    [finding] = preflight.system_prompt_findings(rows, tiny_tokenizer)
-    assert finding.level == "warning" and "You are a helpful assistant." in finding.message
+    [finding] = preflight.system_prompt_findings(rows, naming)
+    assert finding.level == "warning" and smol in finding.message
     assert "System prompt" in finding.message and "系统提示" in render(finding.message, "zh")
+    assert preflight.system_prompt_findings(rows, tiny_tokenizer) == []
     with_system = preflight.fill_rows(rows, {}, "You are Lumen.")
     assert all(r.messages[0] == {"role": "system", "content": "You are Lumen."} for r in with_system)
-    assert preflight.system_prompt_findings(with_system, tiny_tokenizer) == []
+    assert preflight.system_prompt_findings(with_system, naming) == []
     general = [r for r in rows if not preflight.IDENTITY.search(str(r.messages))]
-    assert preflight.system_prompt_findings(general, tiny_tokenizer) == []
+    assert preflight.system_prompt_findings(general, naming) == []
 
 
 def test_the_runs_system_prompt_is_the_modelfiles(tiny_tokenizer):

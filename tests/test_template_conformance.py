@@ -319,7 +319,7 @@ def test_a_run_names_its_training_target_and_leaves_out_refused_rows(tiny_model_
     out with its reason in the log, the system text is folded, and the others train on exactly their replies."""
     import json
 
-    from test_train import tiny_settings
+    from conftest import tiny_settings
 
     from studio import train
 

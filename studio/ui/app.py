@@ -8,6 +8,7 @@ import functools
 import inspect
 import json
 import logging
+import os
 import re
 import time
 from pathlib import Path
@@ -192,17 +193,20 @@ def guard_values(demo: gr.Blocks) -> None:
 
 class SameOriginOnly:
     """A browser names the page a request comes from (Origin, else Referer) on every cross-site POST and
-    WebSocket handshake. Without this check any web page the user visits could upload files into the studio
-    home or start a run. Clients that are not browsers (gradio_client, curl) send neither and pass."""
+    WebSocket handshake, and Origin on a script's cross-site GET. Without this check any web page the user visits
+    could upload files into the studio home or start a run, and a page on another local port could read the
+    studio's answers (Gradio's own CORS answers allow every localhost origin). A page's own links and navigation
+    send no Origin on GET; clients that are not browsers (gradio_client, curl) send neither and pass."""
 
     def __init__(self, app):
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "websocket" or (scope["type"] == "http" and scope.get("method") not in ("GET", "HEAD",
-                                                                                                   "OPTIONS")):
+        if scope["type"] in ("websocket", "http"):
             headers = dict(scope.get("headers") or [])
-            source = (headers.get(b"origin") or headers.get(b"referer") or b"").decode("latin-1")
+            reading = scope["type"] == "http" and scope.get("method") in ("GET", "HEAD", "OPTIONS")
+            # a Referer on a GET is any link followed from elsewhere: only the Origin of a script's request counts
+            source = (headers.get(b"origin") or (b"" if reading else headers.get(b"referer")) or b"").decode("latin-1")
             host = headers.get(b"host", b"").decode("latin-1").lower()
             if source and urlsplit(source).netloc.lower() != host:
                 logger.info("refused a %s request from another origin", scope.get("path", "")[:80])
@@ -261,13 +265,19 @@ class UploadFolderError(RuntimeError):
 
 
 def launch_app(host: str = "127.0.0.1", port: int = 7860, auth=None, share: bool = False, block: bool = True,
-               data_dirs=(), max_upload_mb: float = MAX_FILE_MB, model: str | None = None):
+               data_dirs=(), max_upload_mb: float = MAX_FILE_MB, model: str | None = None,
+               trusted_proxy: str | None = None):
     """The server reads only its own folders plus `data_dirs` (see studio/paths.py) and takes uploads up to the
-    size the data loader accepts; the form starts with `model` (default: the built-in starter)."""
+    size the data loader accepts; the form starts with `model` (default: the built-in starter). The client's
+    address is the connection's own unless `trusted_proxy` names the proxy whose X-Forwarded-For may be believed:
+    uvicorn believes that header from 127.0.0.1 by default, so a client on this machine could be anyone to the
+    login limit."""
     if refusal := prepare_upload_dir():  # before the app exists: Gradio reads the folder when it is built
         raise UploadFolderError(refusal)
     FOLDERS.data_dirs, FOLDERS.confined = [Path(d).expanduser().resolve() for d in data_dirs], True
     clean_stale_temp()
+    # read by uvicorn when Gradio makes its server; an empty value trusts no proxy (it matches no address)
+    os.environ["FORWARDED_ALLOW_IPS"] = trusted_proxy or ""
     demo = build_app(model)
     guard_events(demo)
     demo.queue(default_concurrency_limit=4)

@@ -76,8 +76,8 @@ def report_of(source: config.DataSettings, model, progress=None, stage=None) -> 
 
 
 def analyse(dataset_path=None, dataset_format=None, column_mapping=None, model_name_or_path=None, query=None, page=None,
-            extra_datasets=None, report_on=None, placeholder_values=None, stage=None, progress=gr.Progress(),
-            request: gr.Request = None):
+            extra_datasets=None, report_on=None, placeholder_values=None, stage=None, system_prompt=None,
+            progress=gr.Progress(), request: gr.Request = None):
     language = lang(request)
 
     def report_progress(stage, done=None, total=None):
@@ -95,10 +95,7 @@ def analyse(dataset_path=None, dataset_format=None, column_mapping=None, model_n
     share, why = report.validation_share
     _, n_val, _ = data.split_sizes(len(report.load.rows), share, 0.0)
     split = tr("data.split", language, share=share, rows=n_val, total=len(report.load.rows), why=render(why, language))
-    level = {k: tr(f"level.{k}", language) for k in ("ok", "info", "warning", "error")}
-    findings = frame([[level.get(f.level, f.level), f.check, f.message,
-                       ", ".join(map(str, f.rows[:50])) + (" ..." if len(f.rows) > 50 else "")]
-                      for f in with_fill(report, placeholder_values)], FINDING_COLUMNS, language)
+    findings = findings_frame(report, placeholder_values, system_prompt, language)
     percentiles = frame(report.percentile_table(), PERCENTILE_COLUMNS, language)
     page_text = tr("data.page_of", language, page=min(int(page or 1), pages), pages=pages)
     return {"summary": summary, "problems": problems, "preview": frame(rows, PREVIEW_COLUMNS, language),
@@ -112,26 +109,41 @@ HANDED_RECIPE_FIELDS = ("per_device_train_batch_size", "gradient_accumulation_st
                         "learning_rate", "eval_steps", "early_stopping_patience")
 
 
-def with_fill(report: stats.DataReport, placeholder_values) -> list:
-    """The report's findings, the placeholder check read again against the form's 'Fill placeholders' values."""
+def findings_frame(report: stats.DataReport, placeholder_values, system_prompt, language: str):
+    """The quality and pre-flight findings as the form stands now: a placeholder filled or a system prompt set
+    is no longer a warning (preflight.current_findings)."""
     values, problems = config.parse_mapping(placeholder_values) if isinstance(placeholder_values, str) \
         else (placeholder_values or {}, [])
-    if not values or problems:
-        return report.findings
-    kept = [f for f in report.findings if getattr(f.check, "key", None) != "check.placeholders"]
-    return kept + preflight.placeholder_findings(report.load.rows, values)
+    found = preflight.current_findings(report.findings, report.load.rows, {} if problems else values,
+                                       system_prompt if isinstance(system_prompt, str) else "")
+    level = {k: tr(f"level.{k}", language) for k in ("ok", "info", "warning", "error")}
+    order = {"warning": 0, "error": 0, "info": 1, "ok": 2}  # what needs the user first, above the fold
+    found = sorted(found, key=lambda f: order.get(f.level, 1))
+    return frame([[level.get(f.level, f.level), f.check, f.message,
+                   ", ".join(map(str, f.rows[:50])) + (" ..." if len(f.rows) > 50 else "")] for f in found],
+                 FINDING_COLUMNS, language)
+
+
+def findings_view(dataset_path=None, dataset_format=None, column_mapping=None, model_name_or_path=None,
+                  extra_datasets=None, report_on=None, stage=None, placeholder_values=None, system_prompt=None,
+                  request: gr.Request = None):
+    """The findings alone, again, when a value that fixes one changes (the report is kept: no file is read)."""
+    source, _ = chosen_source(dataset_path, dataset_format, column_mapping, extra_datasets, report_on)
+    report = report_of(source, model_name_or_path, stage=stage)
+    return findings_frame(report, placeholder_values, system_prompt, lang(request))
 
 
 def load_and_apply(dataset_path=None, dataset_format=None, column_mapping=None, model_name_or_path=None, query=None,
                    page=None, extra_datasets=None, report_on=None, applied=None, max_length=None,
                    validation_share=None, test_share=0.0, finetuning_type="lora", stage="sft", replay="auto",
-                   replay_share=0.2, placeholder_values=None, progress=gr.Progress(), request: gr.Request = None):
+                   replay_share=0.2, placeholder_values=None, system_prompt=None, progress=gr.Progress(),
+                   request: gr.Request = None):
     """Load (as analyse), then hand the main file's recommendations (cutoff, validation and test shares, and the
     recipe sized to its rows: batch, accumulation, epochs, learning rate, evaluation and early stopping) to the
     form, once per file: loading the same file again, paging, or a mixed-in file's report leaves the user's own
     changes alone."""
     shown = analyse(dataset_path, dataset_format, column_mapping, model_name_or_path, query, page, extra_datasets,
-                    report_on, placeholder_values, stage, progress=progress, request=request)
+                    report_on, placeholder_values, stage, system_prompt, progress=progress, request=request)
     cutoff, share = shown["recommended_cutoff"], shown["recommended_share"]
     source, _ = data_source(dataset_path, dataset_format, column_mapping)
     key = json.dumps([source.dataset_path, source.dataset_format, source.column_mapping, str(model_name_or_path),
@@ -374,7 +386,8 @@ def build(ctx: TabContext) -> TabParts:
         sources = dict(dataset_path=form["dataset_path"], dataset_format=form["dataset_format"],
                        column_mapping=form["column_mapping"], model_name_or_path=full_form["model_name_or_path"])
         sources = dict(**sources, extra_datasets=form["extra_datasets"], report_on=report_on, stage=full_form["stage"])
-        browsing = dict(**sources, query=query, page=page, placeholder_values=form["placeholder_values"])
+        fixes = dict(placeholder_values=form["placeholder_values"], system_prompt=form["system_prompt"])
+        browsing = dict(**sources, query=query, page=page, **fixes)
         mix_inputs = dict(dataset_path=form["dataset_path"], dataset_format=form["dataset_format"],
                           column_mapping=form["column_mapping"], dataset_share=form["dataset_share"],
                           extra_datasets=form["extra_datasets"], validation_share=form["validation_share"],
@@ -391,7 +404,10 @@ def build(ctx: TabContext) -> TabParts:
                                           validation_share=form["validation_share"], test_share=form["test_share"],
                                           finetuning_type=full_form["finetuning_type"],
                                           replay=form["replay"], replay_share=form["replay_share"]),
-                       outputs=handed.list)
+                       outputs=handed.list,
+                       # every way into a load (Load, an upload, the page, a model or stage change) shares two
+                       # workers: a huge file being read cannot take the threads other events need
+                       concurrency_id="load_data", concurrency_limit=2)
         # An upload is loaded at once: choosing the file is the user's "load".
         upload.upload(use_upload, inputs_kwargs=dict(file_path=upload, current=form["dataset_path"]),
                       outputs=form["dataset_path"], api_name="use_upload").then(**loading, api_name=False)
@@ -416,6 +432,11 @@ def build(ctx: TabContext) -> TabParts:
         for name in ("replay", "replay_share"):
             form[name].change(**mixing_shown, api_name=False)
         report_on.input(shown.wire(analyse), inputs_kwargs=browsing, outputs=shown.list, api_name=False)
+        # a value that fixes a finding clears it as it is typed, not only on the next Load
+        for name in fixes:
+            form[name].change(findings_view, inputs_kwargs=dict(**sources, **fixes), outputs=findings,
+                              api_name="data_findings" if name == "system_prompt" else False,
+                              trigger_mode="always_last", show_progress="hidden")
         query.submit(shown.wire(analyse), inputs_kwargs=browsing, outputs=shown.list, api_name="search_data")
         page.submit(shown.wire(analyse), inputs_kwargs=browsing, outputs=shown.list, api_name="page_data")
         row_btn.click(show_row, inputs_kwargs=dict(**sources, number=row_number), outputs=[row_view, row_tokens],

@@ -206,10 +206,11 @@ PILOT_ROWS = 64  # enough for a few steps and a validation row; cheap on any mac
 
 def pilot_values(values: dict) -> dict:
     """The form as it is, on the first rows only (the user's "Use only the first N rows", else 64) for one
-    epoch: the whole pipeline (data, template, model, saving) checked before the full run is paid for."""
+    epoch, as a pilot (no replay, drift check or verdict: config's `pilot`): the whole pipeline (data, template,
+    model, saving) checked and a step timed before the full run is paid for."""
     max_samples = values.get("max_samples")
     pilot = int(max_samples) if isinstance(max_samples, (int, float)) and max_samples > 0 else PILOT_ROWS
-    return {**values, "max_samples": pilot, "num_train_epochs": 1.0, "max_steps": -1}
+    return {**values, "max_samples": pilot, "num_train_epochs": 1.0, "max_steps": -1, "pilot": True}
 
 
 def start(values: dict, language: str = "en", session: str = "") -> str:
