@@ -269,8 +269,13 @@ def warm_caches(model: str, data: Path, out: Path) -> float:
 
 
 def score_run(run_dir: Path, held: list[dict], scorer) -> dict:
+    """The held-out questions asked as the Chat tab asks them: with the system prompt the run trained with."""
     from studio.chat import ChatPair
+    from studio.runs import RunFolder
 
+    system = RunFolder(run_dir).settings().data.system_prompt.strip()
+    if system:
+        held = [{"messages": [{"role": "system", "content": system}, *row["messages"]]} for row in held]
     pair = ChatPair.from_run(run_dir, progress=lambda *_: None)
     with pair.side(False) as model:
         before = verdict.before_training(model, pair.tokenizer, {"test": held})
@@ -300,7 +305,7 @@ def by_language(held: list[dict], scorer, base: list[str], tuned: list[str]) -> 
     language of two is not "learned"."""
     from studio.text import script_language
 
-    languages = [script_language(row["messages"][0]["content"]) for row in held]
+    languages = [script_language(row["messages"][-2]["content"]) for row in held]  # the question's language
     out = {}
     for language in dict.fromkeys(languages):
         rows = [i for i, lang in enumerate(languages) if lang == language]

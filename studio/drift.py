@@ -15,10 +15,12 @@ Torch is imported inside the functions that run the models.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,14 +114,21 @@ class Baseline:
     seconds: float = 0.0
 
 
-def before_training(model, tokenizer, model_path: str, drift_dataset_path: str = "") -> Baseline | None:
+def before_training(model, tokenizer, model_path: str, drift_dataset_path: str = "",
+                    system_prompt: str = "") -> Baseline | None:
     """The base model's answers and its scores on them: from the cache (keyed by the model's files, dtype and
     device, the template and the prompts, so a cached score is the score this run would measure), or measured
-    and cached. Call before the first step: a new LoRA adapter changes nothing yet, so the model is the base."""
+    and cached. Call before the first step: a new LoRA adapter changes nothing yet, so the model is the base.
+    `system_prompt`: the run's own, given to every prompt that has none, as Chat gives it: the check measures
+    the model as it will be used."""
     started = time.perf_counter()
     prompts, source = prompts_for(drift_dataset_path)
     if not prompts:
         return None
+    if system_prompt.strip():
+        prompts = [p if p.messages[0]["role"] == "system" else
+                   Prompt(p.id, p.kind, p.language, [{"role": "system", "content": system_prompt.strip()}, *p.messages])
+                   for p in prompts]
     prompt_ids = [tokenizer(generation_prompt(tokenizer, p.messages), add_special_tokens=False)["input_ids"]
                   for p in prompts]
     path = cache_dir() / f"{cache_key(model_path, model, tokenizer, prompts)}.json"
@@ -161,6 +170,21 @@ def _write_cache(path: Path, cached: dict) -> None:
 
 # ---------------------------------------------------------------- the two passes
 
+_ANSWERED = contextvars.ContextVar("studio_answered", default=None)  # callback(done, total) of the phase under way
+
+
+@contextmanager
+def counted(callback):
+    """Every greedy batch answered inside the block is reported as callback(prompts done, prompts in all): the
+    run's phases before and after training (replay, drift check, verdict) say how far they are, in minutes that
+    were silent before."""
+    token = _ANSWERED.set(callback)
+    try:
+        yield
+    finally:
+        _ANSWERED.reset(token)
+
+
 def greedy(model, tokenizer, prompt_ids: list[list[int]], max_new_tokens: int = MAX_NEW_TOKENS) -> list[list[int]]:
     """Greedy answers in batches (left-padded), each cut after its first end token."""
     import torch  # deferred: heavy
@@ -173,6 +197,7 @@ def greedy(model, tokenizer, prompt_ids: list[list[int]], max_new_tokens: int = 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
     answers: list[list[int]] = [[] for _ in prompt_ids]
     was_training = model.training
+    report, done = _ANSWERED.get(), 0
     model.eval()
     try:
         for batch in _batches(prompt_ids):
@@ -190,6 +215,9 @@ def greedy(model, tokenizer, prompt_ids: list[list[int]], max_new_tokens: int = 
             for row, i in zip(out[:, width:].tolist(), batch):
                 end = next((k for k, token in enumerate(row) if token in eos), None)
                 answers[i] = row if end is None else row[:end + 1]
+            done += len(batch)
+            if report is not None:
+                report(done, len(prompt_ids))
     finally:
         model.train(was_training)
     return answers

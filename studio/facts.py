@@ -42,6 +42,14 @@ REWORDED = {
 }
 
 
+def says(text: str, fact: str) -> bool:
+    """Whether `text` holds `fact` as a word of its own: "Nova" is not in "innovative"; Chinese has no spaces to
+    stop at, so a Chinese fact is found anywhere."""
+    if not fact.isascii():
+        return fact in text
+    return re.search(r"(?<![A-Za-z0-9])" + re.escape(fact) + r"(?![A-Za-z0-9])", text, re.I) is not None
+
+
 @dataclass
 class Taught:
     """The facts a file teaches and the languages of its questions."""
@@ -51,8 +59,7 @@ class Taught:
     placeholder_facts: list[str] = field(default_factory=list)
 
     def carried(self, text: str) -> list[str]:
-        low = text.lower()
-        return [f for f in self.facts if f.lower() in low]
+        return [f for f in self.facts if says(text, f)]
 
     def to_json(self) -> dict:
         return {"facts": self.facts, "languages": self.languages, "identity": self.identity}
@@ -80,14 +87,14 @@ def taught_facts(rows: list[dict], placeholder_values: dict[str, str] | None = N
     answers = [a for group in by_language.values() for a in group]
     if not answers:
         return None
-    known_text = " ".join(known).lower()
+    known_text = " ".join(known)
     placeholder = [v.strip() for v in (placeholder_values or {}).values() if v and v.strip()
-                   and sum(v.strip().lower() in a.lower() for a in answers) >= MIN_SHARE * len(answers) / 2]
+                   and sum(says(a, v.strip()) for a in answers) >= MIN_SHARE * len(answers) / 2]
     counts: Counter = Counter()
     for group in by_language.values():
         share = Counter(c for a in group for c in set(CANDIDATE.findall(a)) if c not in NOT_FACTS)
         for candidate, n in share.items():
-            if n >= MIN_SHARE * len(group) and candidate.lower() not in known_text:
+            if n >= MIN_SHARE * len(group) and not says(known_text, candidate):
                 counts[candidate] = max(counts[candidate], n / len(group))
     found = [c for c, _ in counts.most_common() if not any(c != o and c in o for o in counts)]  # longest form
     facts = list(dict.fromkeys(placeholder + found))[:MAX_FACTS]
@@ -116,7 +123,7 @@ def fact_scores(taught: Taught, questions: list[str], references: list[str | Non
         language = script_language(question)
         entry = scores.setdefault(language, {"hits": 0, "rows": 0})
         entry["rows"] += 1
-        entry["hits"] += all(f.lower() in answer.lower() for f in wanted)
+        entry["hits"] += all(says(answer, f) for f in wanted)
     return scores
 
 
@@ -144,7 +151,7 @@ def leaked(taught: Taught | None, prompts: list[str], base: list[str], tuned: li
         return []
     found = []
     for i, (before, after) in enumerate(zip(base, tuned)):
-        new_fact = any(f.lower() in after.lower() and f.lower() not in before.lower() for f in taught.facts)
+        new_fact = any(says(after, f) and not says(before, f) for f in taught.facts)
         new_self = taught.identity and IDENTITY.search(after) and not IDENTITY.search(before)
         if new_fact or new_self:
             found.append(i)

@@ -207,6 +207,14 @@ def names_an_assistant(system_prompt: str) -> bool:
     return bool(IDENTITY.search(system_prompt) or NAMING.search(system_prompt))
 
 
+def trained_rows(rows, findings: list, placeholder_values: dict | None, system_prompt: str) -> list:
+    """The rows as a run trains them: placeholders filled, and the system prompt the run uses (the user's, else
+    the neutral one `current_findings` named), so that a preview "as trained" is what training sees."""
+    neutral = next((f.message.fields.get("neutral", "") for f in findings
+                    if getattr(f.check, "key", None) == "check.default_system" and f.level == "info"), "")
+    return fill_rows(rows, placeholder_values or {}, system_prompt.strip() or neutral)
+
+
 def system_prompt_findings(rows, tokenizer) -> list:
     """The template's own default system prompt (SmolLM2's names SmolLM, Qwen's names Qwen) is added to every row
     without a system message; on identity data it contradicts every answer. Named with the fix."""

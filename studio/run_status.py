@@ -37,6 +37,9 @@ def status_messages(snapshot: dict, settings=None) -> list:
         parts.append(Msg("status.baseline", loss=baseline["eval_loss"], ppl=perplexity(baseline["eval_loss"])))
     if last := next((m for m in reversed(metrics) if "loss" in m), None):
         parts.append(progress_message(last, running=state == "running"))
+        finishing = state == "running" and last["step"] >= last["max_steps"]
+        if finishing and (now := current_phase(snapshot.get("log") or [])) is not None:
+            parts.append(Msg("status.finishing", now=now))  # the checks after the last step, not "0 s left"
     elif state == "running" and (now := current_phase(snapshot.get("log") or [])) is not None:
         parts.append(Msg("status.preparing", now=now))  # the minutes before the first step say what happens
     if evals := [m for m in metrics if "eval_loss" in m and m["step"] > 0]:

@@ -343,7 +343,8 @@ def with_replay(settings: Settings, run: RunFolder, log: RunLog, prepared: Prepa
 
     try:
         with main_process_first():  # one process generates and caches; the others read the cache
-            rows, cached, seconds = replay.base_answers(model_path, tokenizer, languages, load_base, log)
+            with run_checks.answering(log, "phase.replay"):
+                rows, cached, seconds = replay.base_answers(model_path, tokenizer, languages, load_base, log)
     except Exception as err:  # noqa: BLE001 - replay helps a run; it is never a reason to stop one
         log(Msg("log.replay_off", why=reason_of(err)))
         return prepared
@@ -353,6 +354,9 @@ def with_replay(settings: Settings, run: RunFolder, log: RunLog, prepared: Prepa
     picked = replay.pick(rows, count, settings.training.seed)
     if not picked:
         return prepared
+    if system := settings.data.system_prompt.strip():  # general answers in the task's own context: under the
+        # same system prompt the model learns when to give its new identity and when a plain answer
+        picked = [{**row, "messages": [{"role": "system", "content": system}, *row["messages"]]} for row in picked]
     log(Msg("log.replay", count=len(picked), total=training_rows + len(picked), languages=", ".join(languages),
             how=Msg("replay.cached" if cached else "replay.generated"), seconds=seconds, why=why))
     mixed = prepared.train + picked

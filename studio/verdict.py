@@ -125,8 +125,10 @@ def _ask_for_facts(held: HeldOut, model, tokenizer, train_rows: list[dict], plac
     questions = [q for _, q in fact_check.reworded_questions(held.taught)]
     if not questions:
         return
+    # asked as Chat asks them: with the system prompt the run trains with (the held-out rows carry it)
+    system = [m for m in held.prompts[0][:1] if m.get("role") == "system"] if held.prompts else []
     held.reworded = questions
-    held.reworded_ids = [tokenizer(generation_prompt(tokenizer, [{"role": "user", "content": q}]),
+    held.reworded_ids = [tokenizer(generation_prompt(tokenizer, [*system, {"role": "user", "content": q}]),
                                    add_special_tokens=False)["input_ids"] for q in questions]
     held.reworded_base = [answer_text(tokenizer, ids) for ids in greedy(model, tokenizer, held.reworded_ids,
                                                                          held.max_new_tokens)]

@@ -579,3 +579,40 @@ def test_a_grpo_run_from_the_form_shows_its_rewards_and_sampled_answers(browser,
     expect(page.get_by_text(started, exact=True)).to_have_count(0)
     page.screenshot(path=str(artifacts / f"train-grpo-{locale}.png"), full_page=True)
     page.close()
+
+
+@pytest.mark.parametrize("locale,words", [
+    ("en-US", dict(dataset="Dataset", load="Load and check", more="More data settings", fill="Fill placeholders",
+                   system="System prompt", hyper="Hyperparameters", before="2 warning(s)", after="1 warning(s)",
+                   advice="placeholders")),
+    ("zh-CN", dict(dataset="数据集", load="加载并检查", more="更多数据设置", fill="填写占位符", system="系统提示",
+                   hyper="超参数", before="2 条警告", after="1 条警告", advice="占位符")),
+])
+def test_filling_placeholders_and_the_system_prompt_updates_every_view(browser, app_url, artifacts, locale, words):
+    """Issue 57's walk: after the user fills what the warnings ask, the summary, the findings, the preview "as
+    trained" and the Hyperparameters advice follow at once, with no second Load."""
+    from playwright.sync_api import expect
+
+    page = open_page(browser, app_url, locale)
+    path = str(Path(__file__).parent / "data" / "preflight" / "identity_placeholders.json")
+    page.get_by_label(words["dataset"], exact=True).fill(path)
+    page.get_by_role("button", name=words["load"]).click()
+    summary = page.locator("#data-summary")
+    expect(summary).to_contain_text(words["before"], timeout=60000)
+    page.screenshot(path=str(artifacts / f"fill-before-{locale}.png"), full_page=False)
+    page.get_by_text(words["more"]).click()
+    more = page.locator("#data-more")
+    fill, system = more.get_by_label(words["fill"]).first, more.get_by_label(words["system"]).first
+    fill.fill("name=Nova, author=Orbit Labs")
+    fill.press("Enter")
+    system.fill("You are Nova.")
+    system.blur()
+    expect(summary).to_contain_text(words["after"], timeout=30000)
+    expect(page.get_by_role("grid").nth(1)).to_contain_text("I am Nova", timeout=30000)  # the preview, as trained
+    expect(page.get_by_role("grid").nth(1)).to_contain_text("system: You are Nova.")
+    page.screenshot(path=str(artifacts / f"fill-after-{locale}.png"), full_page=True)
+    page.get_by_role("tab", name=words["hyper"]).click()
+    advice = page.locator("#hyper-advice")
+    expect(advice).not_to_contain_text(words["advice"], timeout=30000)
+    page.screenshot(path=str(artifacts / f"fill-advice-{locale}.png"), full_page=False)
+    page.close()

@@ -45,6 +45,15 @@ def test_the_facts_an_identity_file_teaches_are_its_name_and_maker_in_both_langu
     assert filled.facts == ["Nova"]
 
 
+def test_a_fact_is_a_word_of_its_own():
+    from studio import facts
+
+    assert facts.says("I am Nova.", "Nova") and facts.says("我是Nova，你好", "Nova") and facts.says("小智来了", "小智")
+    assert not facts.says("An innovative model", "Nova")  # "Nova" was dropped as a fact: the base said "innovative"
+    taught = facts.taught_facts(identity_rows(), known=["This is an innovative assistant."])
+    assert "Nova" in taught.facts
+
+
 def test_a_model_that_learned_one_language_of_two_is_partly_learned_never_learned():
     from studio import facts, verdict
     from studio.text import render
@@ -166,15 +175,17 @@ def test_identity_rows_under_a_naming_default_train_with_a_neutral_prompt_and_th
 
     data = tmp_path / "identity.jsonl"
     data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in identity_rows(24)))
-    common = (f"dataset_path={data}", "max_steps=2", "drift_check=false", "replay=off")
-    status = train.run_training(tiny_settings(naming_model_dir, *common), tmp_path / "run", progress=None)
-    assert status["status"] == "finished", status
+    common = (f"dataset_path={data}", "max_steps=2", "drift_check=false")
+    status = train.run_training(tiny_settings(naming_model_dir, *common, "replay=on"), tmp_path / "run",
+                                progress=None)
+    assert status["status"] == "finished" and status["replayed_rows"] > 0, status
     run = RunFolder(tmp_path / "run")
     assert run.settings().data.system_prompt == "You are a helpful assistant."  # saved: Chat and export use it
-    trained = run.split("train")[0]["messages"][0]
-    assert trained == {"role": "system", "content": "You are a helpful assistant."}
+    # every training row, the replayed general answers too, under the prompt Chat will use
+    neutral = {"role": "system", "content": "You are a helpful assistant."}
+    assert all(row["messages"][0] == neutral for row in run.split("train"))
     assert "names another assistant" in run.log_file.read_text() or "SmolLM" in run.log_file.read_text()
-    mine = train.run_training(tiny_settings(naming_model_dir, *common, "system_prompt=You are Nova."),
+    mine = train.run_training(tiny_settings(naming_model_dir, *common, "replay=off", "system_prompt=You are Nova."),
                               tmp_path / "mine", progress=None)
     assert mine["status"] == "finished" and RunFolder(tmp_path / "mine").settings().data.system_prompt == "You are Nova."
 

@@ -385,6 +385,28 @@ def test_preflight_checks_reach_the_data_tab_in_both_languages_and_the_fill_sett
     assert levels == {"OK", "Tip"}  # filled; the code rows' placeholders are a note
 
 
+def test_the_fill_and_system_prompt_values_reach_the_summary_and_the_preview_as_trained(app_url):
+    """Issue 57: after filling the placeholders and the system prompt, the page still said "85 rows still hold
+    template placeholders" and previewed {{name}} "as trained"."""
+    path = str(Path(__file__).parent / "data" / "preflight" / "identity_placeholders.json")
+    client = Client(app_url, verbose=False)
+    before = client.predict(dataset_path=path, model_name_or_path="", api_name="/load_data")
+    # two warnings above the fold: the placeholders and a short answer
+    assert before[0].startswith("⚠️ **2 warning(s)**") and "{{name}}" in before[2]["data"][0][1]
+    assert "- **unfilled placeholders**: 7 rows still hold" in before[0]  # with its fix, above the fold
+    after = client.predict(dataset_path=path, model_name_or_path="", placeholder_values="name=Nova, author=Orbit Labs",
+                           system_prompt="You are Nova.", api_name="/search_data")
+    assert after[0].startswith("⚠️ **1 warning(s)**") and "unfilled" not in after[0]  # a short answer is left
+    shown = after[2]["data"][0][1]
+    assert shown.startswith("system: You are Nova.") and "I am Nova" in shown and "{{name}}" not in shown
+    assert "{{name}}" in after[2]["data"][0][2]  # the file's own row stays as it is
+    zh = Client(app_url, verbose=False, headers={"Accept-Language": "zh-CN"})
+    assert zh.predict(dataset_path=path, model_name_or_path="", api_name="/search_data")[0].startswith("⚠️ 训练前请先阅读")
+    row = client.predict(dataset_path=path, model_name_or_path="", number=2, placeholder_values="name=Nova",
+                         system_prompt="You are Nova.", api_name="/show_row")[0]
+    assert '"content": "You are Nova."' in row and "I am Nova" in row
+
+
 @pytest.mark.slow  # the starter model itself: downloaded where it is not cached
 def test_chinese_data_on_the_english_starter_model_is_named_on_the_data_tab(app_url):
     path = str(Path(__file__).parent / "data" / "preflight" / "chinese.json")

@@ -6,6 +6,7 @@ never re-types them; changing them afterwards is the user's choice and is kept."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import typing
@@ -86,8 +87,17 @@ def analyse(dataset_path=None, dataset_format=None, column_mapping=None, model_n
     source, source_problems = chosen_source(dataset_path, dataset_format, column_mapping, extra_datasets, report_on)
     report = report_of(source, model_name_or_path, progress=report_progress, stage=stage)
     problems = frame((source_problems + report.load.problems)[:1000], PROBLEM_COLUMNS, language)
-    rows, pages = data.preview_rows(report.load, query, page)
+    # read against the form as it is now: a filled placeholder or a system prompt set is fixed, and the
+    # preview's "as trained" column is what the run will train (preflight.current_findings / trained_rows)
+    values, system = fixed_values(placeholder_values, system_prompt)
+    found = preflight.current_findings(report.findings, report.load.rows, values, system)
+    trained = dataclasses.replace(report.load, rows=preflight.trained_rows(report.load.rows, found, values, system))
+    rows, pages = data.preview_rows(trained, query, page)
     summary = render(data.summary_text(report.load), language)
+    if warnings := [f for f in found if f.level == "warning"]:  # above the fold, each with its fix
+        summary = "\n".join([tr("data.preflight_count", language, count=len(warnings)),
+                              *(f"- **{render(f.check, language)}**: {render(f.message, language)}"
+                                for f in warnings)]) + "\n\n" + summary
     if report.tokenizer_problem:
         summary += "\n\n" + tr("data.no_lengths", language, problem=report.tokenizer_problem)
     hist, cdf = length_plots(report)
@@ -95,7 +105,7 @@ def analyse(dataset_path=None, dataset_format=None, column_mapping=None, model_n
     share, why = report.validation_share
     _, n_val, _ = data.split_sizes(len(report.load.rows), share, 0.0)
     split = tr("data.split", language, share=share, rows=n_val, total=len(report.load.rows), why=render(why, language))
-    findings = findings_frame(report, placeholder_values, system_prompt, language)
+    findings = findings_frame(found, language)
     percentiles = frame(report.percentile_table(), PERCENTILE_COLUMNS, language)
     page_text = tr("data.page_of", language, page=min(int(page or 1), pages), pages=pages)
     return {"summary": summary, "problems": problems, "preview": frame(rows, PREVIEW_COLUMNS, language),
@@ -109,28 +119,22 @@ HANDED_RECIPE_FIELDS = ("per_device_train_batch_size", "gradient_accumulation_st
                         "learning_rate", "eval_steps", "early_stopping_patience")
 
 
-def findings_frame(report: stats.DataReport, placeholder_values, system_prompt, language: str):
-    """The quality and pre-flight findings as the form stands now: a placeholder filled or a system prompt set
-    is no longer a warning (preflight.current_findings)."""
+def fixed_values(placeholder_values, system_prompt) -> tuple[dict, str]:
+    """The form's 'Fill placeholders' and 'System prompt' as typed values (a mapping that does not parse fills
+    nothing; the Hyperparameters tab names it)."""
     values, problems = config.parse_mapping(placeholder_values) if isinstance(placeholder_values, str) \
         else (placeholder_values or {}, [])
-    found = preflight.current_findings(report.findings, report.load.rows, {} if problems else values,
-                                       system_prompt if isinstance(system_prompt, str) else "")
+    return ({} if problems else values), (system_prompt if isinstance(system_prompt, str) else "")
+
+
+def findings_frame(found: list, language: str):
+    """The quality and pre-flight findings, those that need the user first (above the fold)."""
     level = {k: tr(f"level.{k}", language) for k in ("ok", "info", "warning", "error")}
-    order = {"warning": 0, "error": 0, "info": 1, "ok": 2}  # what needs the user first, above the fold
+    order = {"warning": 0, "error": 0, "info": 1, "ok": 2}
     found = sorted(found, key=lambda f: order.get(f.level, 1))
     return frame([[level.get(f.level, f.level), f.check, f.message,
                    ", ".join(map(str, f.rows[:50])) + (" ..." if len(f.rows) > 50 else "")] for f in found],
                  FINDING_COLUMNS, language)
-
-
-def findings_view(dataset_path=None, dataset_format=None, column_mapping=None, model_name_or_path=None,
-                  extra_datasets=None, report_on=None, stage=None, placeholder_values=None, system_prompt=None,
-                  request: gr.Request = None):
-    """The findings alone, again, when a value that fixes one changes (the report is kept: no file is read)."""
-    source, _ = chosen_source(dataset_path, dataset_format, column_mapping, extra_datasets, report_on)
-    report = report_of(source, model_name_or_path, stage=stage)
-    return findings_frame(report, placeholder_values, system_prompt, lang(request))
 
 
 def load_and_apply(dataset_path=None, dataset_format=None, column_mapping=None, model_name_or_path=None, query=None,
@@ -180,12 +184,16 @@ def planned_for(rows: int, model, form: dict) -> recipe.Recipe:
 
 
 def show_row(dataset_path, dataset_format, column_mapping, model_name_or_path, number, extra_datasets=None,
-             report_on=None, stage=None, request: gr.Request = None):
-    """The row as in the file, as normalised, and token by token with the trained tokens highlighted."""
+             report_on=None, stage=None, placeholder_values=None, system_prompt=None, request: gr.Request = None):
+    """The row as in the file, as trained (placeholders filled, the run's system prompt), and token by token with
+    the trained tokens highlighted."""
     language = lang(request)
     report = report_of(chosen_source(dataset_path, dataset_format, column_mapping, extra_datasets, report_on)[0],
                        model_name_or_path, stage=stage)
-    raw, normalised = data.row_detail(report.load, int(number or 0))
+    values, system = fixed_values(placeholder_values, system_prompt)
+    found = preflight.current_findings(report.findings, report.load.rows, values, system)
+    trained = dataclasses.replace(report.load, rows=preflight.trained_rows(report.load.rows, found, values, system))
+    raw, normalised = data.row_detail(trained, int(number or 0))
     if raw is None:
         return tr("data.row_missing", language, number=number), []
     detail = (f"{tr('data.row_as_in_file', language, number=int(number))}\n```json\n{capped(raw, language)}\n```\n"
@@ -432,15 +440,15 @@ def build(ctx: TabContext) -> TabParts:
         for name in ("replay", "replay_share"):
             form[name].change(**mixing_shown, api_name=False)
         report_on.input(shown.wire(analyse), inputs_kwargs=browsing, outputs=shown.list, api_name=False)
-        # a value that fixes a finding clears it as it is typed, not only on the next Load
+        # a value that fixes a finding clears it, and shows in the preview, as it is typed (the report is kept:
+        # no file is read again), not only on the next Load
         for name in fixes:
-            form[name].change(findings_view, inputs_kwargs=dict(**sources, **fixes), outputs=findings,
-                              api_name="data_findings" if name == "system_prompt" else False,
+            form[name].change(shown.wire(analyse), inputs_kwargs=browsing, outputs=shown.list, api_name=False,
                               trigger_mode="always_last", show_progress="hidden")
         query.submit(shown.wire(analyse), inputs_kwargs=browsing, outputs=shown.list, api_name="search_data")
         page.submit(shown.wire(analyse), inputs_kwargs=browsing, outputs=shown.list, api_name="page_data")
-        row_btn.click(show_row, inputs_kwargs=dict(**sources, number=row_number), outputs=[row_view, row_tokens],
-                      api_name="show_row")
+        row_btn.click(show_row, inputs_kwargs=dict(**sources, **fixes, number=row_number),
+                      outputs=[row_view, row_tokens], api_name="show_row")
         use_cutoff.click(lambda recommended, max_length: recommended_value(recommended, 1, 1_000_000),
                          inputs_kwargs=dict(recommended=recommended_cutoff, max_length=full_form["max_length"]),
                          outputs=full_form["max_length"], api_name="use_recommended_cutoff")

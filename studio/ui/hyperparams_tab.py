@@ -165,7 +165,7 @@ def build(ctx: TabContext) -> TabParts:
         check = gr.Button(t("hyper.check"))
         probe = gr.Button(t("hyper.probe"))
     gr.Markdown(t("hyper.advice_title"))
-    advice_md = gr.Markdown()
+    advice_md = gr.Markdown(elem_id="hyper-advice")
     gr.Markdown(t("hyper.estimate_title"))
     estimate_md = gr.Markdown()
     time_md = gr.Markdown()

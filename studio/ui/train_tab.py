@@ -121,7 +121,9 @@ def poll(seen: str | None = None, message: str | None = None, request: gr.Reques
     status = status_text(snapshot, language)
     if (whose := ownership(snapshot, JOB.owner, session_of(request))) is not None:
         status = render(whose, language) + "\n\n" + status
-    shown = {"status": status, "progress": progress_html(snapshot, language), "seen": version}
+    running = state in ("running", "stopping")
+    shown = {"status": status, "progress": progress_html(snapshot, language), "seen": version,
+             "stop": gr.update(interactive=running)}  # no red Stop while nothing runs
     last = seen.split(":", 3) if seen else [None]  # the version this page saw last: (state, …, folder)
     if (last[0], last[-1]) != (state, str(run_dir)) and state in RESUMABLE and RunFolder(run_dir).last_checkpoint() is not None:
         # The run just stopped (or failed) with a checkpoint: Resume is offered it at once, with no trip to the
@@ -132,6 +134,10 @@ def poll(seen: str | None = None, message: str | None = None, request: gr.Reques
         shown["ended"] = f"{state}:{run_dir}"  # time per step comes from the last finished run (wired in `wire`)
     if over and message and message in outdated_messages(run_dir, language):
         shown["message"] = ""  # the status says how the run ended
+    if last[-1] != str(run_dir) and not metrics and state != "idle":  # a new run: none of the last run's views
+        return {**shown, "log": log_text(snapshot["log"], language), "loss": gr.update(value=None),
+                "lr": gr.update(value=None), "drift": gr.update(visible=False), "sampled": gr.update(visible=False),
+                "preference": gr.update(visible=False)}
     if version == seen or not metrics:  # the plots and log as they are: an empty frame would also fix the plot's
         return shown                    # colour categories to none (see loss_frame)
     return {**shown, "loss": loss_frame(metrics, language), "lr": lr_frame(metrics),
@@ -325,7 +331,7 @@ def build(ctx: TabContext) -> TabParts:
     with gr.Row():
         start_btn = gr.Button(t("train.start"), variant="primary")
         pilot_btn = gr.Button(t("train.pilot"))
-        stop_btn = gr.Button(t("train.stop"), variant="stop")
+        stop_btn = gr.Button(t("train.stop"), variant="stop", interactive=False)  # the poll enables it
         resume_target = gr.Dropdown(label=t("train.resume_target"), choices=[], allow_custom_value=True, scale=2)
         resume_btn = gr.Button(t("train.resume"))
     cost_md = gr.Markdown(elem_id="train-cost")
@@ -356,7 +362,8 @@ def build(ctx: TabContext) -> TabParts:
     seen, ended = gr.State(), gr.State()
     # The API's order is the one clients read (status, progress, loss, learning rate, log first).
     watched = Outputs(status=status, progress=progress, loss=plot, lr=lr_plot, log=log, seen=seen, preference=pref_plot,
-                      drift=drift_table, sampled=sampled, resume_target=resume_target, message=message, ended=ended)
+                      drift=drift_table, sampled=sampled, resume_target=resume_target, message=message, ended=ended,
+                      stop=stop_btn)
     timer.tick(watched.wire(poll), [seen, message], watched.list, api_name="poll_training", show_progress="hidden")
     refresh.click(refresh_history, None, [runs, resume_target, chosen], api_name="run_history")
     compare_btn.click(compare_runs, chosen, [compare_plot, compare_table, compare_diff], api_name="compare_runs")
