@@ -317,7 +317,11 @@ PREFLIGHT_FIELDS = {"check.placeholders": "placeholder_values", "check.model_lan
 
 def rule_preflight(s: Situation) -> list[Advice]:
     """What the Data tab's pre-flight checks found, beside the setting that fixes it."""
-    return [Advice(level, PREFLIGHT_FIELDS.get(key, "dataset_path"), message) for key, message, level in s.preflight]
+    from .preflight import MULTILINGUAL_MODEL  # the language check's cost-free fix, as the value to take
+
+    return [Advice(level, PREFLIGHT_FIELDS.get(key, "dataset_path"), message,
+                   MULTILINGUAL_MODEL if key == "check.model_language" else None)
+            for key, message, level in s.preflight]
 
 
 def rule_steps(s: Situation) -> list[Advice]:

@@ -63,6 +63,8 @@ def result_checks(snapshot: dict, settings=None) -> list:
         out.append(Msg.from_json(verdict["line"]))
     elif snapshot.get("pilot") and snapshot.get("global_step"):  # a trial: how it went, never "did not learn"
         out.append(Msg("log.pilot_done", steps=snapshot["global_step"], seconds=snapshot.get("train_runtime_s") or 0.0))
+    if more := snapshot.get("still_learning"):  # the plan's end came before the curve flattened
+        out.append(Msg.from_json(more))
     if snapshot.get("best_step") is not None and snapshot.get("best_eval_loss") is not None:
         out.append(Msg("status.kept", step=snapshot["best_step"], loss=snapshot["best_eval_loss"],
                        last=snapshot.get("global_step")))

@@ -8,6 +8,7 @@ background thread). Heavy libraries are imported inside the functions that train
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import threading
@@ -198,6 +199,9 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
         figures.update(best_step=best["step"], best_eval_loss=best["eval_loss"])
     if best is not None:
         log(kept_message(figures, settings, trainer.studio_keeper.stop_reason()))
+        if (more := still_learning_note(run.metrics(), settings)) is not None:
+            figures["still_learning"] = more.to_json()
+            log(more)
     if by_file:
         figures["eval_by_file"] = run_checks.evaluate_by_file(settings, trainer, tokenizer, by_file, log)
     if drift_report := run_checks.drift_result(run, log, drift_base, trainer.model, tokenizer, taught):
@@ -227,6 +231,19 @@ def kept_message(figures: dict, settings: Settings, stopped_early: str | None) -
         why = Msg("log.ran_to_end")
     return Msg("log.kept_best", step=figures["best_step"], loss=figures["best_eval_loss"], last=figures["global_step"],
                why=why)
+
+
+def still_learning_note(metrics: list[dict], settings: Settings) -> Msg | None:
+    """A run that reached its planned end with the validation loss still falling: more epochs would help (within
+    the guide's cap for the data), said with the figures; None otherwise."""
+    from .advice import still_learning
+
+    evals = [(m["step"], m["eval_loss"]) for m in metrics if "eval_loss" in m]
+    if not still_learning(evals) or settings.training.max_steps > 0:
+        return None
+    epochs = settings.training.num_train_epochs
+    return Msg("log.still_learning", first=evals[-2][1], last=evals[-1][1], epochs=epochs,
+               more=float(min(10.0, max(epochs + 1, math.ceil(epochs * 1.5)))))
 
 
 def planning_rows(prepared: PreparedData, settings: Settings, rows: list[dict]) -> int:

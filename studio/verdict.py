@@ -199,6 +199,8 @@ def verdict_line(report: dict, drift_report: dict | None = None, cause: Msg | No
     from .drift import level  # deferred: drift imports nothing heavy, but keep this module's imports minimal
 
     kept = Msg(f"verdict.drift_{level(drift_report)}") if drift_report else Msg("verdict.drift_unknown")
+    if drift_report and drift_report.get("leak"):  # what the reader would meet in Chat, said in the line itself
+        kept = Msg("verdict.drift_leak", level=kept, count=len(drift_report["leak"]), prompts=drift_report["prompts"])
     where = Msg(f"verdict.split_{report['split']}", rows=report["rows"])
     key = f"verdict.{outcome(report)}"
     line = Msg(key, base=report["base"], tuned=report["tuned"], metric=Msg(f"metric.{report['metric']}"),

@@ -70,6 +70,9 @@ def test_a_model_that_learned_one_language_of_two_is_partly_learned_never_learne
     line = verdict.verdict_line(report, {"drift": 0.01}, cause=None)
     english, chinese = render(line, "en"), render(line, "zh")
     assert english.startswith("Partly learned") and "Learned:" not in english  # ROUGE-L's +15 points said "Learned"
+    assert "general ability kept" in english  # no leak named in this report: the drift alone speaks
+    leaking = render(verdict.verdict_line(report, {"drift": 0.01, "prompts": 60, "leak": [{}] * 3}), "en")
+    assert "general ability slightly lower: 3 of 60 general answers now speak as the new identity" in leaking
     assert "Chinese 8/10" in english and "English 0/10" in english and "80%" in english
     assert chinese.startswith("部分学会") and "中文 8/10" in chinese and "英文 0/10" in chinese
     every = facts.fact_scores(taught, questions, references, ["Nova of Orbit Labs / 我是 Nova（Orbit Labs）"] * 20)
@@ -226,3 +229,16 @@ def test_a_pilot_run_skips_replay_drift_and_verdict_and_is_never_told_it_did_not
                 "output": str(tmp_path / "run" / "adapter")}
     lines = " ".join(str(render(m, "en")) for m in run_status.status_messages(snapshot, settings))
     assert "Pilot run finished" in lines and "did not learn" not in lines.lower()
+
+
+def test_a_run_that_ends_while_its_validation_loss_still_falls_says_more_epochs_would_help(tiny_model_dir):
+    from studio import train
+    from studio.text import render
+
+    settings = tiny_settings(tiny_model_dir, "max_steps=-1", "num_train_epochs=3")
+    falling = [{"step": 27, "eval_loss": 1.49}, {"step": 54, "eval_loss": 1.16}, {"step": 69, "eval_loss": 1.14}]
+    note = train.still_learning_note(falling, settings)
+    assert "1.1600 → 1.1400" in note and "5 epochs instead of 3" in note and "训练轮数从 3 改为 5" in render(note, "zh")
+    flat = falling[:2] + [{"step": 69, "eval_loss": 1.159}]
+    assert train.still_learning_note(flat, settings) is None  # flattened: nothing more to gain
+    assert train.still_learning_note(falling, tiny_settings(tiny_model_dir, "max_steps=69")) is None  # the user's cap

@@ -415,3 +415,8 @@ def test_chinese_data_on_the_english_starter_model_is_named_on_the_data_tab(app_
         out = client.predict(dataset_path=path, model_name_or_path="starter", api_name="/load_data")
         rows = [r for r in out[9]["data"] if r[1] == check]
         assert rows and rows[0][0] in ("Check", "请检查") and word in rows[0][2], out[9]["data"]
+    from studio.ui.data_tab import multilingual_offer
+
+    assert multilingual_offer(path, model_name_or_path="starter")["visible"]  # the fix, one click away
+    assert not multilingual_offer(path, model_name_or_path="gemma3-270m")["visible"]
+    assert Client(app_url, verbose=False).predict(api_name="/use_multilingual_model") == "gemma3-270m"

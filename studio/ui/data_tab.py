@@ -183,6 +183,18 @@ def planned_for(rows: int, model, form: dict) -> recipe.Recipe:
     return recipe.recipe_for(settings, rows, model_parameters(model))
 
 
+def multilingual_offer(dataset_path=None, dataset_format=None, column_mapping=None, model_name_or_path=None,
+                       extra_datasets=None, report_on=None, stage=None):
+    """The 'use the multilingual model' button, shown while the language check warns (a kept report: no file
+    is read)."""
+    if model_name_or_path == preflight.MULTILINGUAL_MODEL:
+        return gr.update(visible=False)
+    source, _ = chosen_source(dataset_path, dataset_format, column_mapping, extra_datasets, report_on)
+    report = report_of(source, model_name_or_path, stage=stage)
+    return gr.update(visible=any(getattr(f.check, "key", None) == "check.model_language" and f.level == "warning"
+                                 for f in report.findings))
+
+
 def show_row(dataset_path, dataset_format, column_mapping, model_name_or_path, number, extra_datasets=None,
              report_on=None, stage=None, placeholder_values=None, system_prompt=None, request: gr.Request = None):
     """The row as in the file, as trained (placeholders filled, the run's system prompt), and token by token with
@@ -350,6 +362,8 @@ def build(ctx: TabContext) -> TabParts:
                             elem_id="data-report-on")
     load = gr.Button(t("data.load"), variant="primary", elem_id="data-load")
     summary = gr.Markdown(elem_id="data-summary")
+    # the cost-free fix of a language the model hardly knows, one click from its warning (preflight)
+    multilingual = gr.Button(t("data.use_multilingual"), visible=False, elem_id="data-use-multilingual")
     applied_note = gr.Markdown(elem_id="data-applied")
     problems = gr.Dataframe(headers=headers(PROBLEM_COLUMNS, "en"), label=t("data.problems"), wrap=True,
                             column_widths=PROBLEM_WIDTHS,
@@ -447,6 +461,10 @@ def build(ctx: TabContext) -> TabParts:
                               trigger_mode="always_last", show_progress="hidden")
         query.submit(shown.wire(analyse), inputs_kwargs=browsing, outputs=shown.list, api_name="search_data")
         page.submit(shown.wire(analyse), inputs_kwargs=browsing, outputs=shown.list, api_name="page_data")
+        summary.change(multilingual_offer, inputs_kwargs=sources, outputs=multilingual, api_name=False,
+                       show_progress="hidden")
+        multilingual.click(lambda: preflight.MULTILINGUAL_MODEL, None, full_form["model_name_or_path"],
+                           api_name="use_multilingual_model")
         row_btn.click(show_row, inputs_kwargs=dict(**sources, **fixes, number=row_number),
                       outputs=[row_view, row_tokens], api_name="show_row")
         use_cutoff.click(lambda recommended, max_length: recommended_value(recommended, 1, 1_000_000),
