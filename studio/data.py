@@ -11,12 +11,11 @@ import json
 import random
 import re
 import dataclasses
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 from .data_kinds import kind_verdict, media_in
+from .kept import Kept
 from .readers import MAX_ROWS, capped, detect_format, read_documents, read_records, resolve_path, where
 from .sources import parse_source
 from .text import Msg
@@ -280,10 +279,7 @@ def column_mapping_applied(record: Any, mapping: dict[str, str] | None) -> Any:
     return {mapping.get(k, k): v for k, v in record.items()}
 
 
-_LOADED: OrderedDict = OrderedDict()  # the last files read: the Data tab's load and the training run share one read
-_LOADED_KEEP = 4  # a mix of a few files, read once each
-_LOADED_LOCK = threading.Lock()  # guards the dict only; a read holds its own file's lock, never this one
-_READING: dict = {}  # key -> the lock of the read under way, so a second caller waits for that file alone
+_LOADED = Kept(4)  # the last files read (a mix of a few): the Data tab's load and the training run share one read
 
 
 def load_dataset_file(path: str, fmt: str = "auto", mapping: dict[str, str] | None = None,
@@ -291,35 +287,16 @@ def load_dataset_file(path: str, fmt: str = "auto", mapping: dict[str, str] | No
     """The file read, its format detected and its rows normalised: once per file version. Loading it again with
     the same format and mapping (training after the Data tab's load) reuses that work; a changed file (its size
     or modification time) is read afresh. Each caller gets its own lists, so none sees another's edits. A large
-    file being read holds up only the callers that want the same file."""
+    file being read holds up only the callers that want the same file (studio/kept.py)."""
     try:
         stat = resolve_path(path).stat()
         key = (path, fmt, tuple((mapping or {}).items()), label, stat.st_mtime_ns, stat.st_size)
     except (OSError, ValueError):
         key = None  # unreadable: reading it says why
-    if key is None:
-        result = _read_and_normalise(path, fmt, mapping, label)
-    else:
-        result = _kept_or_read(key, lambda: _read_and_normalise(path, fmt, mapping, label))
+    read = lambda: _read_and_normalise(path, fmt, mapping, label)  # noqa: E731
+    result = read() if key is None else _LOADED.get_or_make(key, read)
     return dataclasses.replace(result, rows=list(result.rows), problems=list(result.problems),
                                bad_rows=set(result.bad_rows))
-
-
-def _kept_or_read(key, read) -> LoadResult:
-    with _LOADED_LOCK:
-        lock = _READING.setdefault(key, threading.Lock())
-    with lock:
-        with _LOADED_LOCK:
-            if key in _LOADED:
-                _LOADED.move_to_end(key)
-                return _LOADED[key]
-        result = read()
-        with _LOADED_LOCK:
-            _LOADED[key] = result
-            while len(_LOADED) > _LOADED_KEEP:
-                _LOADED.popitem(last=False)
-            _READING.pop(key, None)
-    return result
 
 
 def _read_and_normalise(path: str, fmt: str, mapping: dict[str, str] | None, label: str | None) -> LoadResult:

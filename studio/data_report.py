@@ -8,10 +8,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections import OrderedDict
 
 from .config import DEMO_DATA
 from .data import LoadResult, load_dataset_file
+from .kept import Kept
 from .models import load_tokenizer, resolve_model_path
 from .paths import source_refusal
 from .preference_stats import preference_report
@@ -73,11 +73,8 @@ def build_report(path: str, fmt: str = "auto", model: str | None = "starter", ma
 # One report and one tokenizer at a time (tokenizers can be large): paging, searching and the Hyperparameters
 # tab's advice read the file that was loaded instead of reading it again. Guarded, since sessions share it.
 
-_CACHE: OrderedDict = OrderedDict()  # the last few reports: the files of a mix, each read once
-_CACHE_KEEP = 4
+_CACHE = Kept(4)  # the last few reports: the files of a mix, each read once
 _TOKENIZERS: dict = {}
-_LOCK = threading.Lock()  # guards the dicts only, never held while a report is built
-_BUILDING: dict = {}  # key -> the lock of the build under way
 _TOKENIZER_LOCK = threading.Lock()
 
 
@@ -120,22 +117,9 @@ def report_key(path: str, fmt: str, mapping: dict[str, str], model: str | None, 
 def cached_report(path: str, fmt: str, mapping: dict[str, str], model: str, progress=None,
                   reads: str | None = None) -> DataReport:
     """The kept report, or a new one. A report being built holds up only callers that want the same report: the
-    advice and other files' reports go on meanwhile."""
-    key = report_key(path, fmt, mapping, model, reads)
-    with _LOCK:
-        building = _BUILDING.setdefault(key, threading.Lock())
-    with building:
-        with _LOCK:
-            if key in _CACHE:
-                _CACHE.move_to_end(key)
-                return _CACHE[key]
-        report = _new_report(path, fmt, mapping, model, progress, reads)
-        with _LOCK:
-            _CACHE[key] = report
-            while len(_CACHE) > _CACHE_KEEP:
-                _CACHE.popitem(last=False)
-            _BUILDING.pop(key, None)
-        return report
+    advice and other files' reports go on meanwhile (studio/kept.py)."""
+    return _CACHE.get_or_make(report_key(path, fmt, mapping, model, reads),
+                              lambda: _new_report(path, fmt, mapping, model, progress, reads))
 
 
 def _new_report(path: str, fmt: str, mapping: dict[str, str], model: str, progress, reads) -> DataReport:
@@ -181,5 +165,4 @@ def advice_report(settings) -> DataReport | None:
 def loaded_report(path: str, fmt: str, mapping: dict[str, str], model: str,
                   reads: str | None = None) -> DataReport | None:
     """The report of this file if it was loaded; None otherwise (advice never reads a file by itself)."""
-    with _LOCK:
-        return _CACHE.get(report_key(path, fmt, mapping, model, reads))
+    return _CACHE.get(report_key(path, fmt, mapping, model, reads))

@@ -144,15 +144,21 @@ COLLAPSE_PREFIX = 24
 COLLAPSE_MIN = 3  # answers that start alike before it is a pattern at all
 
 
+# An assistant introducing itself ("I am Nova", "I'm an AI assistant", "我是 SmolLM"); "I'm sorry" and "I am happy
+# to help" are no introduction, and a new maker's name is a taught fact (above).
+SELF_INTRO = re.compile(r"\b(?:I am|I'm|my name is|call me)\s+(?:an? [A-Za-z ]{0,20}(?:assistant|AI|model)\b|[A-Z]\w+)"
+                        r"|我是\s*(?:[A-Za-z]|一个|一款|由)|我叫|我的名字")
+
+
 def leaked(taught: Taught | None, prompts: list[str], base: list[str], tuned: list[str]) -> list[int]:
-    """The general prompts whose tuned answer now carries a taught fact, or (identity data) now speaks about the
-    assistant itself, where the base answer did not."""
+    """The general prompts whose tuned answer now carries a taught fact, or (identity data) now introduces the
+    assistant, where the base answer did not."""
     if taught is None:
         return []
     found = []
     for i, (before, after) in enumerate(zip(base, tuned)):
         new_fact = any(says(after, f) and not says(before, f) for f in taught.facts)
-        new_self = taught.identity and IDENTITY.search(after) and not IDENTITY.search(before)
+        new_self = taught.identity and SELF_INTRO.search(after) and not SELF_INTRO.search(before)
         if new_fact or new_self:
             found.append(i)
     return found

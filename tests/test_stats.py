@@ -180,13 +180,12 @@ def test_a_base_model_without_a_chat_template_is_named_and_given_chatml(tiny_tok
 
 def test_a_built_in_models_first_download_is_said_on_the_data_tab(monkeypatch, tiny_model_dir):
     """Issue 39: picking gemma3-270m the first time showed only a 'processing' counter for 89 s."""
-    from collections import OrderedDict
-
     from studio import models
+    from studio.kept import Kept
     from studio.text import Msg
 
     monkeypatch.setattr(data_report, "_TOKENIZERS", {})
-    monkeypatch.setattr(data_report, "_CACHE", OrderedDict())
+    monkeypatch.setattr(data_report, "_CACHE", Kept(4))
 
     def fetch(model, progress):
         progress(Msg("log.downloading", name=model.title, package=model.packages[0], size=model.megabytes))
