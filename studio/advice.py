@@ -12,6 +12,7 @@ from . import hardware
 from .config import LEARNING_RATES, Settings, flat_values
 from .stages import EXAMPLES, data_kind, stage_of, stages_for
 from .estimates import ModelShape
+from .facts import speaks_about_itself
 from .preflight import current_findings
 from .stats import recommended_test_share, recommended_validation_share
 from .text import Msg
@@ -33,6 +34,7 @@ class Situation:
     median_tokens: float | None = None  # the median conversation, in tokens with the chat template
     data_kind: str | None = None  # the loaded file's format ("preference" and "kto": pairs and labelled answers)
     preflight: tuple = ()  # the pre-flight findings to act on (studio/preflight.py): (check key, message, level)
+    identity: bool = False  # the data speaks about the assistant itself (studio/facts.py): the plan replays more
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,7 @@ def rule_effective_batch(s: Situation) -> list[Advice]:
                        max(1, 128 // per_pass))]
     planned = 16
     if s.rows is not None:
-        values = recipe_for(s.settings, s.rows, s.parameters, s.devices).values()
+        values = recipe_for(s.settings, s.rows, s.parameters, s.devices, s.identity).values()
         planned = values["per_device_train_batch_size"] * values["gradient_accumulation_steps"] * s.devices
     if effective * 2 <= planned:
         return [Advice("info", "gradient_accumulation_steps",
@@ -375,7 +377,8 @@ def recommended_values(situation: Situation) -> dict:
     if situation.recommended_cutoff:
         values["max_length"] = situation.recommended_cutoff
     if situation.rows is not None:
-        values.update(recipe_for(s, situation.rows, situation.parameters, situation.devices).values())
+        values.update(recipe_for(s, situation.rows, situation.parameters, situation.devices,
+                                 situation.identity).values())
     return values
 
 
@@ -395,7 +398,7 @@ def values_for_devices(situation: Situation) -> dict:
     s = situation.settings
 
     def planned(devices: int) -> dict:
-        return recipe_for(s, situation.rows, situation.parameters, devices).values()
+        return recipe_for(s, situation.rows, situation.parameters, devices, situation.identity).values()
 
     current, now = flat_values(s), planned(situation.devices)
     if all(current[name] == now[name] for name in BATCH_FIELDS):
@@ -428,9 +431,10 @@ def build_situation(settings, report=None, facts=None, shape: ModelShape | None 
                       and (f.level == "warning" or f.check.key == "check.default_system"))
     # The processes the run will train in (all GPUs by default): the recipe sizes the per-device batch for them.
     devices = hardware.choose_devices(facts, settings.training)["processes"] if facts is not None else 1
+    identity = report is not None and speaks_about_itself(report.load.rows)
     return Situation(settings, rows, recommended, over, multi, shape.parameters if shape else None, facts, devices,
                      median_tokens=median, data_kind=report.load.format if report is not None else None,
-                     preflight=preflight)
+                     preflight=preflight, identity=identity)
 
 
 # ---------------------------------------------------------------- after (or during) a run: what the curves say

@@ -105,6 +105,17 @@ def taught_facts(rows: list[dict], placeholder_values: dict[str, str] | None = N
     return Taught(facts, languages, identity, placeholder)
 
 
+def speaks_about_itself(rows) -> bool:
+    """Identity data: at least IDENTITY_SHARE of its answers speak about the assistant itself. `rows`: dicts with
+    "messages" or the Data tab's rows (with `.messages`)."""
+    answers = []
+    for row in list(rows)[:2000]:
+        messages = row.get("messages") if isinstance(row, dict) else getattr(row, "messages", None)
+        if messages and messages[-1].get("role") == "assistant":
+            answers.append(str(messages[-1].get("content") or ""))
+    return bool(answers) and sum(bool(IDENTITY.search(a)) for a in answers) >= IDENTITY_SHARE * len(answers)
+
+
 def reworded_questions(taught: Taught | None) -> list[tuple[str, str]]:
     """(language, question) for the built-in reworded questions of identity data, in each language it holds."""
     if taught is None or not taught.identity:

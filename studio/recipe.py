@@ -37,7 +37,11 @@ MAX_DEVICE_BATCH = 4  # conversations per forward pass before accumulation; memo
 
 # The fields the recipe decides, in the order the plan shows them.
 RECIPE_FIELDS = ("validation_share", "test_share", "per_device_train_batch_size", "gradient_accumulation_steps",
-                 "num_train_epochs", "learning_rate", "eval_steps", "early_stopping_patience")
+                 "num_train_epochs", "learning_rate", "eval_steps", "early_stopping_patience", "replay_share")
+# Replayed general answers as a share of the training rows (studio/replay.py). Identity data gets half: on the
+# bilingual identity bench task 19 of 60 general answers spoke as the new identity at 0.2, 5 at 0.5, with the
+# name given in 90-100% of reworded questions either way (bench/RESULTS.md).
+REPLAY_SHARE, IDENTITY_REPLAY_SHARE = 0.2, 0.5
 
 
 @dataclass(frozen=True)
@@ -188,20 +192,26 @@ def planned_steps(settings, rows: int, devices: int = 1) -> tuple[int, int, int]
     return train_rows, per_epoch, total
 
 
-def recipe_for(settings: Settings, rows: int, parameters: int | None = None, devices: int = 1) -> Recipe:
-    """The plan for these settings' method, stage and data: replay on where it will be, counted in the steps, and
-    its decision in the plan's notes."""
+def recipe_for(settings: Settings, rows: int, parameters: int | None = None, devices: int = 1,
+               identity: bool = False) -> Recipe:
+    """The plan for these settings' method, stage and data: replay on where it will be, at the plan's share
+    (`identity`: the data speaks about the assistant itself, studio/facts.py), counted in the steps, and its
+    decision in the plan's notes."""
     def plan(share: float) -> Recipe:
         return plan_recipe(rows, method=settings.method.finetuning_type, stage=settings.method.stage,
                            parameters=parameters, devices=devices, max_steps=settings.training.max_steps,
                            replay_share=share)
 
+    share = IDENTITY_REPLAY_SHARE if identity else REPLAY_SHARE
     first = plan(0.0)
     on, why = replay_decision(settings, rows, first.values()["num_train_epochs"])
-    planned = plan(settings.data.replay_share) if on else first
+    planned = plan(share) if on else first
     if on and "epochs" in why.fields:  # replayed rows lengthen an epoch: the note names the epochs the plan trains
-        why = Msg(why.key, **{**why.fields, "epochs": planned.values()["num_train_epochs"]})
+        why = Msg(why.key, **{**why.fields, "epochs": planned.values()["num_train_epochs"], "share": share})
     planned.notes.append(why)
+    if stage_of(settings.method.stage).data == EXAMPLES:  # the stages that replay
+        planned.choices["replay_share"] = Choice(share, Msg("recipe.replay_identity" if identity
+                                                            else "recipe.replay_share"))
     return planned
 
 

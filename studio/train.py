@@ -23,7 +23,7 @@ from .advice import multi_turn_share, not_learning, packing_suits_data
 from .best import BestKeeper, keeper_callback
 from .chat_template import added_template, exact_target, replies_message
 from .config import Settings
-from .facts import taught_facts
+from .facts import speaks_about_itself, taught_facts
 from .distributed import is_main_process, main_process_first, shared_run_dir, world_size
 from .mixing import build_mix
 from .preference_train import stage_rows, train_preference
@@ -258,6 +258,7 @@ def planned_settings(settings: Settings, keep, log: RunLog, facts=None) -> Setti
     (studio/recipe.py), each logged with its reason. Data that cannot be read is left to the split to report."""
     from .recipe import apply_recipe, recipe_for  # deferred: only runs that plan need it
 
+    identity = False
     if stage_of(settings.method.stage).data != EXAMPLES:  # pairs, labelled answers, prompts: the stage's own reader
         try:
             rows = len(stage_rows(settings)[0])
@@ -266,11 +267,12 @@ def planned_settings(settings: Settings, keep, log: RunLog, facts=None) -> Setti
     else:
         prepared, _ = prepare_data(settings)
         rows = planning_rows(prepared, settings, prepared.train + prepared.validation + prepared.test) if prepared else 0
+        identity = bool(prepared) and speaks_about_itself(prepared.train)
     if not rows:
         return settings
     shape = models.model_shape(settings.model.model_name_or_path, settings.model.trust_remote_code)
     devices = max(world_size(), 1)
-    recipe = recipe_for(settings, rows, shape.parameters if shape else None, devices)
+    recipe = recipe_for(settings, rows, shape.parameters if shape else None, devices, identity)
     planned = apply_recipe(settings, recipe, keep)
     for name, choice in recipe.choices.items():
         if name not in keep:

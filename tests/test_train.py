@@ -301,7 +301,8 @@ def test_launch_train_plans_what_the_preset_leaves_open(tiny_model_dir, tmp_path
     assert code == 0
     saved = RunFolder(tmp_path / "run").settings()
     assert saved.training.learning_rate == 0.01  # the preset's own value
-    # the plan's, for 40 rows (+8 replayed: 10 steps an epoch, so 6 epochs for 60 updates)
-    assert saved.data.validation_share == 0.2 and saved.training.num_train_epochs == 6.0
-    assert saved.training.early_stopping_patience == 3
-    assert "Plan: num_train_epochs = 6.0" in capsys.readouterr().out
+    # the plan's, for 40 identity rows (32 trained + as many replayed, since identity data replays half: 16 steps
+    # an epoch, so 4 epochs for 60 updates)
+    assert saved.data.validation_share == 0.2 and saved.training.num_train_epochs == 4.0
+    assert saved.training.early_stopping_patience == 3 and saved.data.replay_share == 0.5
+    assert "Plan: num_train_epochs = 4.0" in capsys.readouterr().out

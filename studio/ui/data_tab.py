@@ -15,6 +15,7 @@ import gradio as gr
 import pandas as pd
 
 from .. import config, data, data_report, mixing, preference, preflight, recipe, settings_input, stats
+from ..facts import speaks_about_itself
 from .forms import TabContext, TabParts, build_section_form
 from .named import Outputs
 from .text import chart_titles, frame, headers, lang, render, t, tr
@@ -116,7 +117,7 @@ def analyse(dataset_path=None, dataset_format=None, column_mapping=None, model_n
 
 # The recipe's fields that a loaded file hands to the form besides the cutoff and the shares (studio/recipe.py).
 HANDED_RECIPE_FIELDS = ("per_device_train_batch_size", "gradient_accumulation_steps", "num_train_epochs",
-                        "learning_rate", "eval_steps", "early_stopping_patience")
+                        "learning_rate", "eval_steps", "early_stopping_patience", "replay_share")
 
 
 def fixed_values(placeholder_values, system_prompt) -> tuple[dict, str]:
@@ -159,7 +160,8 @@ def load_and_apply(dataset_path=None, dataset_format=None, column_mapping=None, 
                 "test_share": test_share, "applied_note": "", **{name: gr.update() for name in HANDED_RECIPE_FIELDS}}
     language = lang(request)
     plan = planned_for(report.training_rows, model_name_or_path, dict(finetuning_type=finetuning_type, stage=stage,
-                                                             replay=replay, replay_share=replay_share))
+                                                             replay=replay, replay_share=replay_share),
+                       identity=speaks_about_itself(usable))
     test = plan.values()["test_share"]
     note = tr("data.applied", language, cutoff=cutoff, share=share) if cutoff else \
         tr("data.applied_share", language, share=share)
@@ -168,10 +170,10 @@ def load_and_apply(dataset_path=None, dataset_format=None, column_mapping=None, 
     note += " " + tr("data.applied_recipe", language, steps=plan.steps, epochs=plan.values()["num_train_epochs"],
                      lr=plan.values()["learning_rate"])
     return {**shown, "applied": key, "max_length": cutoff or max_length, "validation_share": share, "test_share": test,
-            "applied_note": note, **{name: plan.values()[name] for name in HANDED_RECIPE_FIELDS}}
+            "applied_note": note, **{name: plan.values().get(name, gr.update()) for name in HANDED_RECIPE_FIELDS}}
 
 
-def planned_for(rows: int, model, form: dict) -> recipe.Recipe:
+def planned_for(rows: int, model, form: dict, identity: bool = False) -> recipe.Recipe:
     """The recipe for a file of `rows` usable rows on this model with the form's method, stage and replay (a value
     the form cannot hold is left at its default here; the Hyperparameters tab names it)."""
     from .hyperparams_tab import model_parameters  # deferred: that tab imports this one's neighbours
@@ -180,7 +182,7 @@ def planned_for(rows: int, model, form: dict) -> recipe.Recipe:
     for name, value in form.items():
         candidate, problems = settings_input.settings_from_flat({name: value}, settings)
         settings = candidate if not problems else settings
-    return recipe.recipe_for(settings, rows, model_parameters(model))
+    return recipe.recipe_for(settings, rows, model_parameters(model), identity=identity)
 
 
 def multilingual_offer(dataset_path=None, dataset_format=None, column_mapping=None, model_name_or_path=None,

@@ -117,7 +117,8 @@ def estimate_markdown(settings: config.Settings, situation: advice.Situation, la
 
 def plan_markdown(settings: config.Settings, situation: advice.Situation, language: str = "en") -> str:
     """The recipe for this data beside the values in use: which are the plan's and which the user's, and why."""
-    plan = recipe.recipe_for(settings, situation.rows, situation.parameters, situation.devices)
+    plan = recipe.recipe_for(settings, situation.rows, situation.parameters, situation.devices,
+                             situation.identity)
     labels = field_labels(language)
     head = [tr(key, language) for key in ("col.setting", "recipe.col_plan", "recipe.col_used", "recipe.col_whose",
                                           "recipe.col_why")]
