@@ -14,6 +14,7 @@ from .stages import EXAMPLES, data_kind, stage_of, stages_for
 from .estimates import ModelShape
 from .facts import speaks_about_itself
 from .preflight import current_findings
+from .recipe import MIN_UPDATES, learning_rate_for, planned_steps, recipe_for, replay_decision
 from .stats import recommended_test_share, recommended_validation_share
 from .text import Msg
 
@@ -57,8 +58,6 @@ def rule_learning_rate(s: Situation) -> list[Advice]:
     suggested = suggested_learning_rate(method, s.parameters, s.rows)
     low, high = LEARNING_RATES[method]["range"]
     if own := stage_of(stage).rates(method):  # preference tuning, practice: the stage's own rates, as the recipe's
-        from .recipe import learning_rate_for  # deferred: recipe imports this module's neighbours
-
         suggested = learning_rate_for(method, stage, s.parameters, s.rows or 0)[0]
         (low, high), method = own["range"], stage_of(stage).label
     if lr > high:
@@ -80,7 +79,6 @@ def suggested_epochs(rows: int | None) -> float:
 
 def run_epochs(s: Situation) -> float:
     """The epochs the run will really train: the setting, or what a max-steps cap leaves of it."""
-    from .recipe import planned_steps  # deferred: the recipe reads stats, as this module does
 
     t = s.settings.training
     if t.max_steps <= 0 or s.rows is None:
@@ -104,7 +102,6 @@ def rule_epochs(s: Situation) -> list[Advice]:
 def rule_effective_batch(s: Situation) -> list[Advice]:
     """Against the recipe's effective batch for this data (studio/recipe.py): much smaller gives noisy updates,
     much larger too few of them on small data; above 128 always few."""
-    from .recipe import recipe_for  # deferred: the recipe reads stats, as this module does
 
     t = s.settings.training
     effective = s.settings.effective_batch_size(s.devices)
@@ -245,7 +242,6 @@ def rule_data_size(s: Situation) -> list[Advice]:
         Advice("warning", "dataset_path", Msg("advice.few_rows", rows=s.rows))]
     epochs = run_epochs(s)
     mixed = mixed_in_share(s.settings)
-    from .recipe import replay_decision  # deferred: the recipe reads stats, as this module does
 
     if replay_decision(s.settings, s.rows, epochs)[0]:  # the base model's own general answers are mixed in
         return out + [Advice("info", "replay", Msg("advice.replay_on", share=s.settings.data.replay_share))]
@@ -328,8 +324,6 @@ def rule_preflight(s: Situation) -> list[Advice]:
 
 def rule_steps(s: Situation) -> list[Advice]:
     """A run too short to learn: a max-steps cap, or epochs x rows, far under the updates a small set needs."""
-    from .recipe import planned_steps  # deferred: the recipe reads stats, as this module does
-    from .recipe import MIN_UPDATES
 
     if s.rows is None or stage_of(s.settings.method.stage).data != EXAMPLES:
         return []
@@ -367,7 +361,6 @@ RESET_TO_DEFAULT = ("r", "lora_alpha", "lora_dropout", "packing", "precision", "
 
 def recommended_values(situation: Situation) -> dict:
     """The advised value of every field a rule or the recipe has an opinion on ("reset to recommended")."""
-    from .recipe import recipe_for  # deferred: the recipe reads stats, as this module does
 
     s = situation.settings
     defaults = flat_values(Settings())
@@ -391,7 +384,6 @@ def values_for_devices(situation: Situation) -> dict:
     another count: a form planned for one device keeps its effective batch (and so its steps) on two, rather than
     doubling it. The batch the form holds tells which count it was planned for; fields the user set are kept, and a
     batch that no count's plan gives is the user's own: nothing changes then."""
-    from .recipe import recipe_for  # deferred: the recipe reads stats, as this module does
 
     if situation.rows is None:
         return {}
@@ -561,7 +553,6 @@ def likely_cause(settings, metrics: list[dict], stopped: bool = False) -> Msg:
     """Why a run did not learn, read from the run itself, the most likely first: stopped by hand, too few
     optimizer steps (a max-steps cap, or epochs x rows), a learning rate below the method's range, a training loss
     that never fell, a validation loss that rose (memorised rather than learned); else the data or the model."""
-    from .recipe import MIN_UPDATES  # deferred: recipe imports this module's neighbours
 
     t, method = settings.training, settings.method.finetuning_type
     steps = max((m.get("step", 0) for m in metrics), default=0)

@@ -19,7 +19,7 @@ from pathlib import Path
 from .code_rewards import refusal as code_refusal
 from .config import GEMMA3_MODEL, STARTER_MODEL
 from .sources import DEMO, HUB, VOTES, VOTES_PREFIX, parse_source
-from .models import studio_home
+from .models import model_shape, studio_home
 from .runs import RunFolder, runs_root
 from .text import Msg
 
@@ -254,3 +254,14 @@ def clean_stale_temp(now: float | None = None) -> list[Path]:
                 shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
                 removed.append(path)
     return removed
+
+
+def allowed_shape(model: str):
+    """The model's shape (parameters, layers), or None for a path the UI may not read: the advice and the plan
+    never open a folder the user could not load."""
+    return None if source_refusal(model) else model_shape(model)
+
+
+def model_parameters(model) -> int | None:
+    shape = allowed_shape(model) if isinstance(model, str) and model else None
+    return shape.parameters if shape else None

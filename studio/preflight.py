@@ -18,6 +18,7 @@ import re
 from collections import defaultdict
 
 from .facts import IDENTITY
+from .stats import Finding
 from .text import CJK, Msg
 
 PLACEHOLDER = re.compile(
@@ -71,7 +72,6 @@ def find_placeholders(rows) -> tuple[dict[str, list[int]], dict[str, list[int]]]
 def placeholder_findings(rows, values: dict[str, str] | None = None) -> list:
     """The placeholders a file still holds; with `values` (the 'Fill placeholders' setting), those it fills are
     named as filled and only the rest stays a warning."""
-    from .stats import Finding  # deferred: stats imports this module
 
     prose, code = find_placeholders(rows)
     out = []
@@ -125,7 +125,6 @@ def language_findings(rows, tokenizer, model: str | None) -> list:
     """A warning where the data is (partly) Chinese and the model has hardly seen Chinese: its tokenizer cuts a
     Chinese character into more than TOKENS_PER_CHARACTER tokens, or the model's stated language is English."""
     from .replay import data_languages  # the one reading of a data set's languages
-    from .stats import Finding  # deferred: stats imports this module
 
     if "zh" not in data_languages([{"messages": r.messages} for r in rows if r.messages]):
         return []
@@ -219,7 +218,6 @@ def system_prompt_findings(rows, tokenizer) -> list:
     """The template's own default system prompt (SmolLM2's names SmolLM, Qwen's names Qwen) is added to every row
     without a system message; on identity data it contradicts every answer. Named with the fix."""
     from .ollama import default_system  # the one reading of a template's default system prompt
-    from .stats import Finding  # deferred: stats imports this module
 
     chats = [r for r in rows if r.messages]
     bare = [r.number for r in chats if not any(m.get("role") == "system" for m in r.messages)]

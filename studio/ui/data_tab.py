@@ -16,6 +16,7 @@ import pandas as pd
 
 from .. import config, data, data_report, mixing, preference, preflight, recipe, settings_input, stats
 from ..facts import speaks_about_itself
+from ..paths import model_parameters
 from .forms import TabContext, TabParts, build_section_form
 from .named import Outputs
 from .text import chart_titles, frame, headers, lang, render, t, tr
@@ -176,8 +177,6 @@ def load_and_apply(dataset_path=None, dataset_format=None, column_mapping=None, 
 def planned_for(rows: int, model, form: dict, identity: bool = False) -> recipe.Recipe:
     """The recipe for a file of `rows` usable rows on this model with the form's method, stage and replay (a value
     the form cannot hold is left at its default here; the Hyperparameters tab names it)."""
-    from .hyperparams_tab import model_parameters  # deferred: that tab imports this one's neighbours
-
     settings = config.Settings()
     for name, value in form.items():
         candidate, problems = settings_input.settings_from_flat({name: value}, settings)

@@ -12,8 +12,7 @@ import numpy as np
 
 from .. import advice, config, cost, data_report, estimates, hardware, preference, presets, recipe, settings_input
 from ..jobs import JOB
-from ..models import model_shape
-from ..paths import PRESET_DOWNLOAD, offered_dir, source_refusal
+from ..paths import PRESET_DOWNLOAD, allowed_shape, offered_dir
 from ..probe import probe_seconds_per_step
 from ..text import Msg, on_off, word
 from .forms import TabContext, TabParts, build_section_form, form_settings, takes_form, updates, shown_when_applies
@@ -61,15 +60,6 @@ def devices_line(plan: dict) -> Msg:
         return Msg("hyper.plan_devices_one", each=each, why=plan["devices_reason"])
     return Msg("hyper.plan_devices", processes=plan["processes"], strategy=word("strategy", plan["strategy"]),
                each=each, why=plan["devices_reason"])
-
-
-def allowed_shape(model: str):
-    return None if source_refusal(model) else model_shape(model)  # advice never opens a path it may not read
-
-
-def model_parameters(model) -> int | None:
-    shape = allowed_shape(model) if isinstance(model, str) and model else None
-    return shape.parameters if shape else None
 
 
 def memory_parts(settings: config.Settings, situation: advice.Situation) -> dict | None:
