@@ -98,7 +98,7 @@ def analyse(dataset_path=None, dataset_format=None, column_mapping=None, model_n
     summary = render(data.summary_text(report.load), language)
     if warnings := [f for f in found if f.level == "warning"]:  # above the fold, each with its fix
         summary = "\n".join([tr("data.preflight_count", language, count=len(warnings)),
-                              *(f"- **{render(f.check, language)}**: {render(f.message, language)}"
+                              *("- " + tr("data.warning_item", language, check=f.check, message=f.message)
                                 for f in warnings)]) + "\n\n" + summary
     if report.tokenizer_problem:
         summary += "\n\n" + tr("data.no_lengths", language, problem=report.tokenizer_problem)
