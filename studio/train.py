@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from . import blocks, hardware, heavy, models, run_checks, stopping
-from .advice import multi_turn_share, not_learning, packing_suits_data
+from .advice import multi_turn_share, not_learning, packing_suits_data, still_learning
 from .best import BestKeeper, keeper_callback
 from .chat_template import added_template, exact_target, replies_message
 from .config import Settings
@@ -72,6 +72,7 @@ def saved_split(run: RunFolder) -> PreparedData | None:
 # ---------------------------------------------------------------- the run
 
 FACT_ROWS = 500  # training rows read for the facts the data teaches: a repeated name shows in far fewer
+
 
 def run_training(settings: Settings, run_dir: Path | None = None, progress: Progress | None = print,
                  stop_event: threading.Event | None = None, resume: bool = False, facts=None,
@@ -236,8 +237,6 @@ def kept_message(figures: dict, settings: Settings, stopped_early: str | None) -
 def still_learning_note(metrics: list[dict], settings: Settings) -> Msg | None:
     """A run that reached its planned end with the validation loss still falling: more epochs would help (within
     the guide's cap for the data), said with the figures; None otherwise."""
-    from .advice import still_learning
-
     evals = [(m["step"], m["eval_loss"]) for m in metrics if "eval_loss" in m]
     if not still_learning(evals) or settings.training.max_steps > 0:
         return None
