@@ -98,6 +98,8 @@ def fit_latency(samples: list[tuple[int, float]]) -> tuple[float, float] | None:
     tokens = np.array([t for t, _ in samples], dtype=float)
     seconds = np.array([s for _, s in samples], dtype=float)
     k, b = np.polyfit(tokens, seconds, 1)
+    if b < 0:  # noise, not a negative fixed cost ("+ -5770 ms"): the line through the origin instead
+        k, b = float(tokens @ seconds / (tokens @ tokens)), 0.0
     return float(k), float(b)
 
 

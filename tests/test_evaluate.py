@@ -52,3 +52,11 @@ def test_short_answer_data_is_scored_by_exact_match_and_f1_first():
     assert table[0][3] == 0.6 and len(table) == 6
     plain = {side: {k: v for k, v in scores.items() if k not in ("exact_match", "f1")} for side, scores in result.items()}
     assert [str(row[0]) for row in evaluate.evaluation_table(plain)] == ["answer loss", "perplexity", "ROUGE-L", "BLEU"]
+
+
+def test_a_fixed_cost_is_never_negative():
+    """Issue 57: noisy timings fitted a line that crossed below zero, shown as "+ -5770 ms"."""
+    samples = [(10, 0.01), (50, 2.0), (100, 5.0), (200, 10.2)]
+    k, b = evaluate.fit_latency(samples)
+    assert b == 0.0 and 0.04 < k < 0.06
+    assert "-" not in evaluate.latency_text(samples).split("+")[1]
