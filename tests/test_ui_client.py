@@ -421,3 +421,12 @@ def test_chinese_data_on_the_english_starter_model_is_named_on_the_data_tab(app_
     assert multilingual_offer(path, model_name_or_path="starter")["visible"]  # the fix, one click away
     assert not multilingual_offer(path, model_name_or_path="gemma3-270m")["visible"]
     assert Client(app_url, verbose=False).predict(api_name="/use_multilingual_model") == "gemma3-270m"
+
+
+def test_load_preset_takes_the_ready_made_preset_picked_when_no_file_is_chosen(app_url):
+    """Issue 57: picking a ready-made preset loads it; pressing Load preset after that said "choose a preset file"."""
+    client = Client(app_url, verbose=False)
+    out = client.predict(path=None, shipped="quickstart-cpu.json", api_name="/import_preset")
+    assert "Preset loaded" in out[-1], out[-1]
+    nothing = client.predict(path=None, shipped=None, api_name="/import_preset")[-1]
+    assert "ready-made preset from the list" in nothing

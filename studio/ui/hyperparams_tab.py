@@ -217,8 +217,11 @@ class _Views:
         def exported(request: gr.Request = None, **values):
             return export_preset(values, lang(request))
 
-        def import_file(path, request: gr.Request = None):
-            values, status = import_preset(path, lang(request))
+        def import_file(path, shipped=None, request: gr.Request = None):
+            """The file chosen, else the ready-made preset picked in the list (which loads on its own when picked:
+            pressing Load after it loads it again instead of asking for a file)."""
+            chosen = path or (str(PRESETS_DIR / shipped) if shipped in shipped_presets() else None)
+            values, status = import_preset(chosen, lang(request))
             return {**updates(form, values), self.status: status}
 
         def import_shipped(name, request: gr.Request = None):
@@ -240,7 +243,8 @@ class _Views:
         self.probe.click(probe, inputs_kwargs=form, outputs=self.time_md, api_name="estimate_time")
         self.export_btn.click(exported, inputs_kwargs=form, outputs=[self.preset_out, self.status],
                               api_name="export_preset")
-        self.import_btn.click(import_file, self.preset_in, outputs + [self.status], api_name="import_preset")
+        self.import_btn.click(import_file, inputs_kwargs=dict(path=self.preset_in, shipped=self.shipped),
+                              outputs=outputs + [self.status], api_name="import_preset")
         self.shipped.input(import_shipped, self.shipped, outputs + [self.status], api_name="load_shipped_preset")
         def starting_runs():
             return gr.update(choices=["", *preference.adapter_runs()])
