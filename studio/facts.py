@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .text import script_language
 
@@ -56,7 +56,6 @@ class Taught:
     facts: list[str]
     languages: list[str]
     identity: bool = False
-    placeholder_facts: list[str] = field(default_factory=list)
 
     def carried(self, text: str) -> list[str]:
         return [f for f in self.facts if says(text, f)]
@@ -100,9 +99,8 @@ def taught_facts(rows: list[dict], placeholder_values: dict[str, str] | None = N
     facts = list(dict.fromkeys(placeholder + found))[:MAX_FACTS]
     if not facts:
         return None
-    identity = sum(bool(IDENTITY.search(a)) for a in answers) >= IDENTITY_SHARE * len(answers)
     languages = [lang for lang in by_language if lang in REWORDED]
-    return Taught(facts, languages, identity, placeholder)
+    return Taught(facts, languages, _introduces_itself(answers))
 
 
 def speaks_about_itself(rows) -> bool:
@@ -113,6 +111,10 @@ def speaks_about_itself(rows) -> bool:
         messages = row.get("messages") if isinstance(row, dict) else getattr(row, "messages", None)
         if messages and messages[-1].get("role") == "assistant":
             answers.append(str(messages[-1].get("content") or ""))
+    return _introduces_itself(answers)
+
+
+def _introduces_itself(answers: list[str]) -> bool:
     return bool(answers) and sum(bool(IDENTITY.search(a)) for a in answers) >= IDENTITY_SHARE * len(answers)
 
 

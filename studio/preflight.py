@@ -168,12 +168,8 @@ def neutral_system(rows, tokenizer) -> str:
     """The neutral system prompt a run uses for these rows ("" where none is needed): identity rows without a
     system message under a template whose default system prompt names an assistant. Chinese data gets the
     Chinese one; any other data, or both languages, the English one."""
-    if not system_prompt_findings(rows, tokenizer):
-        return ""
-    from .replay import data_languages  # the one reading of a data set's languages
-
-    languages = data_languages([{"messages": r.messages} for r in rows if r.messages])
-    return NEUTRAL_SYSTEM["zh" if list(languages) == ["zh"] else "en"]
+    found = system_prompt_findings(rows, tokenizer)
+    return found[0].message.fields["neutral"] if found else ""  # the finding chose it for the data's languages
 
 
 def current_findings(findings: list, rows, placeholder_values: dict | None, system_prompt: str) -> list:
