@@ -20,20 +20,24 @@ import sys
 import typing
 from pathlib import Path
 
-from studio import code_rewards, export, hardware, launcher, machines, repeat, votes
-from studio.chat import ChatPair, stream_pair
-from studio.config import STARTER_MODEL, DataSettings, GenerationSettings, Settings, parse_mapping
-from studio.settings_input import apply_overrides
-from studio.presets import load_preset
-from studio.distributed import is_main_process, shared_run_dir, world_size
-from studio.gguf_file import GGUF_TYPES
-from studio.recipe import user_fields
-from studio.repeat import STRATEGIES
-from studio.data_report import build_report
-from studio.runs import RunFolder, new_run_dir
-from studio.stopping import StopFile
-from studio.text import Msg
-from studio.train import run_training
+from studio.core import code_rewards
+from studio.core.config import STARTER_MODEL, DataSettings, GenerationSettings, Settings, parse_mapping
+from studio.core.presets import load_preset
+from studio.core.runs import RunFolder, new_run_dir
+from studio.core.settings_input import apply_overrides
+from studio.core.stopping import StopFile
+from studio.core.text import Msg
+from studio.models import hardware
+from studio.data import votes
+from studio.chat.chat import ChatPair, stream_pair
+from studio.plan.data_report import build_report
+from studio.plan.recipe import user_fields
+from studio.export import export
+from studio.export.gguf_file import GGUF_TYPES
+from studio.training import launcher, machines, repeat
+from studio.training.distributed import is_main_process, shared_run_dir, world_size
+from studio.training.repeat import STRATEGIES
+from studio.training.train import run_training
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 FORMATS = typing.get_args(DataSettings.model_fields["dataset_format"].annotation)  # "auto" and every known format
@@ -232,13 +236,13 @@ def cmd_data(args) -> int:
 
 
 def print_mix(args, report) -> int:
-    """`--mix`: the other files' reports, then the table a run's mix would be made of (studio/mixing.py)."""
+    """`--mix`: the other files' reports, then the table a run's mix would be made of (studio/plan/mixing.py)."""
     if not args.mix:
         return 0
-    from studio import mixing
-    from studio.config import Settings
-    from studio.settings_input import apply_overrides
-    from studio.text import render
+    from studio.plan import mixing
+    from studio.core.config import Settings
+    from studio.core.settings_input import apply_overrides
+    from studio.core.text import render
 
     settings, problems = apply_overrides(Settings(), [
         f"dataset_path={args.path}", f"dataset_format={args.format}", "extra_datasets=" + "; ".join(args.mix),
@@ -266,7 +270,7 @@ def print_mix(args, report) -> int:
 
 def print_row_tokens(report, number: int) -> None:
     """The row as the model sees it, the trained tokens between ⟦ and ⟧, and their counts."""
-    from studio.chat_template import marked_text
+    from studio.templates.chat_template import marked_text
 
     view = report.row_tokens(number)
     if view is None:

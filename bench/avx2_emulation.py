@@ -44,7 +44,7 @@ def step_seconds(precision: str, checkpointing: bool, tokens: int) -> float:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from studio import models
+    from studio.models import models
 
     path = str(models.ensure_starter_model(progress=lambda _: None))
     model = get_peft_model(models.load_model(path), LoraConfig(r=8, lora_alpha=16, target_modules="all-linear",
@@ -70,7 +70,7 @@ def step_seconds(precision: str, checkpointing: bool, tokens: int) -> float:
 def child(args) -> None:
     import torch
 
-    from studio import hardware
+    from studio.models import hardware
 
     if args.child == "mm":
         print("RESULT " + json.dumps({"fp32": mm_gflops(torch.float32), "bf16": mm_gflops(torch.bfloat16)}))

@@ -27,9 +27,9 @@ def main() -> None:
 
     from train_throughput import make_bench_data
 
-    from studio import data_report
-    from studio.data import load_dataset_file
-    from studio.models import ensure_starter_model, load_tokenizer
+    from studio.plan import data_report
+    from studio.data.data import load_dataset_file
+    from studio.models.models import ensure_starter_model, load_tokenizer
 
     tokenizer = load_tokenizer(str(ensure_starter_model(progress=lambda _: None)))
     path = make_bench_data(Path(f"/tmp/studio-bench-{args.rows}.jsonl"), rows=args.rows, seed=1)

@@ -39,9 +39,9 @@ def main() -> None:
 
     from train_throughput import make_bench_data
 
-    from studio import stats
-    from studio.data import load_dataset_file
-    from studio.models import ensure_starter_model, load_tokenizer
+    from studio.data import stats
+    from studio.data.data import load_dataset_file
+    from studio.models.models import ensure_starter_model, load_tokenizer
 
     tokenizer = load_tokenizer(str(ensure_starter_model(progress=lambda _: None)))
     path = make_bench_data(Path("/tmp/studio-bench-20k.jsonl"), rows=args.rows, seed=1)
@@ -54,7 +54,7 @@ def main() -> None:
     totals, _ = naive_lengths(tokenizer, records[: args.naive_rows])
     naive_s = (time.perf_counter() - started) * len(records) / args.naive_rows
     assert list(lengths.total[: args.naive_rows]) == totals, "both paths must count the same tokens"
-    from studio.chat_template import encode_records
+    from studio.templates.chat_template import encode_records
 
     encoded = encode_records(tokenizer, records[: args.naive_rows])  # what training trains on, token by token
     assert list(lengths.answer[: args.naive_rows]) == encoded.answer_lengths, "trained tokens must match training's"
@@ -73,8 +73,9 @@ def wide_vocabulary(tokenizer, rows: int) -> None:
     """The bench data above repeats a hundred words, which flatters counting word by word (each distinct word is
     encoded once). Here the same number of rows draws from 50,000 made-up words with Zipf frequencies, so tens of
     thousands of words are new, against the studio with word counting switched off, in the same run."""
-    from studio import stats, word_counts
-    from studio.data import load_dataset_file
+    from studio.data import stats
+    from studio.templates import word_counts
+    from studio.data.data import load_dataset_file
 
     records = load_dataset_file(str(make_wide_vocabulary_data(Path("/tmp/studio-bench-wide.jsonl"), rows))).records()
     started = time.perf_counter()

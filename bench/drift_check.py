@@ -37,7 +37,10 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], dest="assignments")
     args = parser.parse_args()
 
-    from studio import drift, models, presets, settings_input, train
+    from studio.chat import drift
+    from studio.models import models
+    from studio.core import presets, settings_input
+    from studio.training import train
 
     settings, _, problems = presets.load_preset(args.preset)
     settings, more = settings_input.apply_overrides(settings, ["drift_check=true", *args.assignments])

@@ -33,8 +33,9 @@ def train_once(model_dir: Path, runs: Path, name: str, overrides: list[str]) -> 
     import torch
     from safetensors.torch import load_file
 
-    from studio import settings_input, train
-    from studio.config import Settings
+    from studio.core import settings_input
+    from studio.training import train
+    from studio.core.config import Settings
 
     settings, problems = settings_input.apply_overrides(Settings(), [
         f"model_name_or_path={model_dir}", "max_steps=6", "learning_rate=0.001", "logging_steps=1", "eval_steps=3",
@@ -65,7 +66,7 @@ def main() -> None:
 
     import torch
 
-    from studio import hardware
+    from studio.models import hardware
 
     facts = hardware.detect()
     report = {"torch": torch.__version__, "facts": {k: str(v) for k, v in facts.__dict__.items() if k != "cpu_flags"},
@@ -78,8 +79,8 @@ def main() -> None:
     report["qlora"] = train_once(model_dir, runs, "qlora", ["finetuning_type=qlora"])
     report["full_fp16"] = train_once(model_dir, runs, "full-fp16", ["finetuning_type=full", "precision=fp16",
                                                                        "learning_rate=0.0001"])
-    from studio.chat import ChatPair, stream_pair
-    from studio.config import GenerationSettings
+    from studio.chat.chat import ChatPair, stream_pair
+    from studio.core.config import GenerationSettings
 
     pair = ChatPair.from_run(str(runs / "lora"), progress=lambda _: None)
     messages = [{"role": "user", "content": "Who are you?"}]

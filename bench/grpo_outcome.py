@@ -7,7 +7,7 @@ default learning rate through the same engine, in one bench run.
 The task: small additions and subtractions ("What is 7 + 12?"), each with its number as the reference; the system
 prompt asks for a last line "Answer: <number>". Rewards: 'answer_match' (the final answer's number equals the
 reference) and 'format' with the preset 'answer_line', weights 1 and 1. 30% of the rows are held out (validation;
-a GRPO run never trains on them). Each variant runs in its own process through `studio.train.run_training`
+a GRPO run never trains on them). Each variant runs in its own process through `studio.training.train.run_training`
 (LoRA r16 on all linear layers, 4 answers per prompt, answers up to 64 tokens, 2 prompts a step, seed 0): the
 studio's recipe (learning rate 2e-4 for a model under 1B, sampling temperature 0.7) and TRL's GRPOConfig defaults
 for the two (1e-6, 1.0), the rest held equal (TRL's default 8 answers of up to 256 tokens would cost 8x per step
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SYSTEM = "You are a careful calculator. Work it out briefly, then end with a last line 'Answer: <number>'."
 VARIANTS = {
-    "studio": [],  # the recipe's GRPO learning rate (studio/stages.py PRACTICE_RATES), the studio's temperature 0.7
+    "studio": [],  # the recipe's GRPO learning rate (studio/core/stages.py PRACTICE_RATES), the studio's temperature 0.7
     "trl_defaults": ["learning_rate=1e-6", "sampling_temperature=1.0"],  # GRPOConfig's learning rate and temperature
 }
 
@@ -46,15 +46,16 @@ def make_questions(path: Path, rows: int) -> Path:
 
 
 def run_variant(name: str, data: Path, out: Path, steps: int, extra: list[str]) -> dict:
-    from studio import settings_input, train
-    from studio.config import Settings
-    from studio.recipe import learning_rates
+    from studio.core import settings_input
+    from studio.training import train
+    from studio.core.config import Settings
+    from studio.core.stages import stage_of
 
     sets = [f"dataset_path={data}", "stage=grpo", "reward_funcs=answer_match,format", "format_pattern=answer_line",
             f"system_prompt={SYSTEM}", "num_generations=4", "max_completion_length=64", f"max_steps={steps}",
             "per_device_train_batch_size=2", "gradient_accumulation_steps=1", "validation_share=0.3",
             "logging_steps=1", "save_steps=100000", "seed=0", "drift_check=false",
-            f"learning_rate={learning_rates('grpo', 'lora')['small']}", *extra, *VARIANTS[name]]
+            f"learning_rate={stage_of('grpo').rates('lora')['small']}", *extra, *VARIANTS[name]]
     # The recipe's rate for a model under 1B; the sampling temperature is the settings' default.
     settings, problems = settings_input.apply_overrides(Settings(), sets)
     assert not problems, problems

@@ -1,5 +1,5 @@
 """Issue 52's figures: what a hostile pattern, schema or file costs the server, before (Python's `re`, as the
-studio matched before) and after (studio/user_patterns.py, the row cap, per-file locks), measured in one run.
+studio matched before) and after (studio/core/user_patterns.py, the row cap, per-file locks), measured in one run.
 
     python bench/hardening.py            # about a minute on 2 cores; writes its files to a temporary folder
 
@@ -45,7 +45,7 @@ def beside_a_thread(work) -> tuple[float, int]:
 
 
 def patterns() -> None:
-    from studio import rewards, user_patterns
+    from studio.core import rewards, user_patterns
 
     print("| pattern, answer | before: `re` (s, side-thread ticks) | after: the studio |")
     print("| --- | --- | --- |")
@@ -62,7 +62,7 @@ def patterns() -> None:
 
 
 def remote_ref() -> None:
-    from studio import rewards
+    from studio.core import rewards
 
     seen = []
 
@@ -90,7 +90,7 @@ def remote_ref() -> None:
 CHILD = """
 import resource, sys, time
 sys.path.insert(0, {root!r})
-from studio import data_report
+from studio.plan import data_report
 started = time.perf_counter()
 report = data_report.cached_report({path!r}, "auto", {{}}, "starter")
 print(time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -5,7 +5,7 @@ studio's head at an earlier git revision, on the two built-in models' head shape
 
 Each line: best of 3 seconds for log p(label) of N positions and its gradients (hidden states only, as in LoRA
 training), in fp32 and under bf16 autocast; the ratio to TRL's `ChunkedLogProbFunction` measured in the same run
-(and to REV's studio/lean.py, loaded from `git show REV:studio/lean.py`), and the largest difference in log p.
+(and to REV's studio/engine/lean.py, loaded from `git show REV:studio/engine/lean.py`), and the largest difference in log p.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ SHAPES = [("gemma3-270m", 262144, 640, 240), ("gemma3-270m", 262144, 640, 1000),
 
 
 def head_at(revision: str):
-    """studio/lean.py as it was at `revision`, imported as its own module."""
-    source = subprocess.run(["git", "show", f"{revision}:studio/lean.py"], cwd=ROOT, capture_output=True,
+    """studio/engine/lean.py as it was at `revision`, imported as its own module."""
+    source = subprocess.run(["git", "show", f"{revision}:studio/engine/lean.py"], cwd=ROOT, capture_output=True,
                             text=True, check=True).stdout
     path = Path(tempfile.mkdtemp()) / "lean_then.py"
     path.write_text(source.replace("from .", "from studio."), encoding="utf-8")
@@ -64,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from studio.lean import CPULabelLogProbs
+    from studio.engine.lean import CPULabelLogProbs
 
     heads = {"studio": CPULabelLogProbs.apply, "TRL": trl_head}
     if args.against:

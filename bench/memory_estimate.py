@@ -37,10 +37,10 @@ def long_data(path: Path) -> Path:
 def worker(method: str, precision: str, batch: int, cutoff: int, data: str) -> None:
     import psutil
 
-    import studio.models as models
-    import studio.train as train
-    from studio.config import Settings
-    from studio.settings_input import apply_overrides
+    import studio.models.models as models
+    import studio.training.train as train
+    from studio.core.config import Settings
+    from studio.core.settings_input import apply_overrides
 
     baseline = {}
     original = models.load_model
@@ -66,8 +66,8 @@ def main() -> None:
         return worker(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6])
     from transformers import AutoConfig
 
-    from studio.estimates import ModelShape, estimate_memory_gb
-    from studio.models import ensure_starter_model
+    from studio.models.estimates import ModelShape, estimate_memory_gb
+    from studio.models.models import ensure_starter_model
 
     shape = ModelShape.from_config(AutoConfig.from_pretrained(ensure_starter_model(progress=lambda _: None)))
     data = long_data(Path(tempfile.mkdtemp()) / "long.jsonl")

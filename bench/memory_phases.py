@@ -36,11 +36,11 @@ def main() -> None:
     os.environ["STUDIO_BENCH_MODEL"] = args.model  # read by train_throughput's COMMON settings
     import transformers
 
-    import studio.run_checks
+    import studio.training.run_checks
     import train_throughput
-    from studio.config import Settings
-    from studio.settings_input import apply_overrides
-    from studio.train import run_training
+    from studio.core.config import Settings
+    from studio.core.settings_input import apply_overrides
+    from studio.training.train import run_training
 
     phase, peaks, steps = ["before training"], {}, []
 
@@ -59,7 +59,7 @@ def main() -> None:
         return wrapped
 
     transformers.Trainer.train = in_phase(transformers.Trainer.train, "training")
-    studio.run_checks.drift_result = in_phase(studio.run_checks.drift_result, "drift check after training")
+    studio.training.run_checks.drift_result = in_phase(studio.training.run_checks.drift_result, "drift check after training")
     training_step = transformers.Trainer.training_step
 
     def counted_step(self, model, inputs, *a, **k):

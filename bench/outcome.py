@@ -5,7 +5,7 @@
 
 Every recipe trains through the studio's own engine (`run_training`: the same model loading, template, masks,
 precision and drift check), so only the recipe differs:
-- studio:     the plan for the data (studio/recipe.py), nothing set by hand;
+- studio:     the plan for the data (studio/plan/recipe.py), nothing set by hand;
 - llamaboard: LlamaBoard's defaults: lr 5e-5, 3 epochs, batch 2 x 8, LoRA r8 / alpha 16, no warm-up, cosine;
 - unsloth:    Unsloth's notebooks: LoRA r16 / alpha 16, lr 2e-4, batch 2 x 4, 60 steps, linear, 5 warm-up steps;
 - trl:        TRL / PEFT defaults: lr 2e-5, 3 epochs, batch 8, LoRA r8 / alpha 8 on q_proj and v_proj, linear.
@@ -15,7 +15,7 @@ the training file. Every recipe is then scored on the same separate held-out fil
   the share of answers that give both the name and the maker;
 - topic label (starter model, 160 rows): exact match of the label;
 - Chinese rewrite (gemma3-270m, 135 rows, "make this request polite"): ROUGE-L over characters.
-Each row of the table also has the drift check's level (general ability, studio/drift.py) and the training wall
+Each row of the table also has the drift check's level (general ability, studio/chat/drift.py) and the training wall
 time. All data is generated here from word lists (nothing downloaded, free to ship).
 """
 
@@ -31,10 +31,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from studio import drift, verdict  # noqa: E402
-from studio.config import Settings  # noqa: E402
-from studio.settings_input import apply_overrides  # noqa: E402
-from studio.train import run_training  # noqa: E402
+from studio.core.config import Settings  # noqa: E402
+from studio.core.settings_input import apply_overrides  # noqa: E402
+from studio.chat import drift, verdict
+from studio.training.train import run_training  # noqa: E402
 
 PEER_RECIPES = {
     "llamaboard": ["learning_rate=5e-5", "num_train_epochs=3", "per_device_train_batch_size=2",
@@ -270,8 +270,8 @@ def warm_caches(model: str, data: Path, out: Path) -> float:
 
 def score_run(run_dir: Path, held: list[dict], scorer) -> dict:
     """The held-out questions asked as the Chat tab asks them: with the system prompt the run trained with."""
-    from studio.chat import ChatPair
-    from studio.runs import RunFolder
+    from studio.chat.chat import ChatPair
+    from studio.core.runs import RunFolder
 
     system = RunFolder(run_dir).settings().data.system_prompt.strip()
     if system:
@@ -283,8 +283,8 @@ def score_run(run_dir: Path, held: list[dict], scorer) -> dict:
         report = verdict.after_training(before, model, pair.tokenizer)
     answers = [e["tuned"] for e in report["examples"]]
     if scorer is not None:  # the task's own check, over every held-out row
-        from studio.drift import greedy
-        from studio.chat_template import answer_text
+        from studio.chat.drift import greedy
+        from studio.templates.chat_template import answer_text
 
         with pair.side(True) as model:
             tuned = [answer_text(pair.tokenizer, ids) for ids in greedy(model, pair.tokenizer, before.prompt_ids,
@@ -303,7 +303,7 @@ def score_run(run_dir: Path, held: list[dict], scorer) -> dict:
 def by_language(held: list[dict], scorer, base: list[str], tuned: list[str]) -> dict:
     """The task score of each language of the held-out questions (base -> tuned): a model that learned one
     language of two is not "learned"."""
-    from studio.text import script_language
+    from studio.core.text import script_language
 
     languages = [script_language(row["messages"][-2]["content"]) for row in held]  # the question's language
     out = {}

@@ -41,7 +41,8 @@ def make_pairs(path: Path, rows: int) -> Path:
 
 
 def studio_worker(kind: str, data: Path, steps: int, out: Path) -> dict:
-    from studio import config, settings_input, train
+    from studio.core import config, settings_input
+    from studio.training import train
 
     stage = ["stage=dpo", f"dataset_path={data}"] if kind == "dpo" else [f"dataset_path={data.with_suffix('.sft.jsonl')}"]
     settings, problems = settings_input.apply_overrides(config.Settings(), COMMON + stage + [f"max_steps={steps}"])
@@ -58,7 +59,7 @@ def plain_worker(data: Path, steps: int, out: Path) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
-    from studio.models import resolve_model_path
+    from studio.models.models import resolve_model_path
 
     path = resolve_model_path("starter", progress=lambda _: None)
     model = AutoModelForCausalLM.from_pretrained(path, dtype="float32")

@@ -1,4 +1,4 @@
-"""Several processes against one, the same run: the studio's multi-process path (studio/launcher.py, the Train
+"""Several processes against one, the same run: the studio's multi-process path (studio/training/launcher.py, the Train
 tab's and the CLI's) against one process, in one bench run on this machine.
 
     python bench/processes.py [--steps 12] [--processes 2] [--model starter]
@@ -49,8 +49,9 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--model", default="starter")
     args = parser.parse_args()
-    from studio import hardware, presets, settings_input
-    from studio.config import Settings
+    from studio.models import hardware
+    from studio.core import presets, settings_input
+    from studio.core.config import Settings
 
     facts = hardware.detect()
     print(f"machine: {facts.summary()}; flags {sorted(facts.cpu_flags & {'avx2', 'avx512_bf16', 'amx_bf16'})}")

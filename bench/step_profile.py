@@ -60,15 +60,15 @@ def label_the_head() -> None:
     """Mark the lean head's forward in the profile (its backward shows as CPULabelLogProbsBackward)."""
     import torch
 
-    import studio.lean
+    import studio.engine.lean
 
-    original = studio.lean.label_log_probs
+    original = studio.engine.lean.label_log_probs
 
     def labelled(*args):
         with torch.profiler.record_function(HEAD):
             return original(*args)
 
-    studio.lean.label_log_probs = labelled
+    studio.engine.lean.label_log_probs = labelled
 
 
 def print_profile(profiler) -> None:
@@ -99,11 +99,11 @@ def main() -> None:
 
     import torch
 
-    from studio.config import Settings
+    from studio.core.config import Settings
 
-    from studio.settings_input import apply_overrides
-    from studio.models import resolve_model_path
-    from studio.train import run_training
+    from studio.core.settings_input import apply_overrides
+    from studio.models.models import resolve_model_path
+    from studio.training.train import run_training
 
     data = make_bench_data(Path("/tmp/studio-bench-data.jsonl"))
     settings, problems = apply_overrides(Settings(), [*COMMON, f"dataset_path={data}", f"max_steps={args.steps}",

@@ -24,8 +24,8 @@ def main() -> None:
     from conftest import build_tokenizer
     from test_template_conformance import CONVERSATIONS, TEMPLATES, WEATHER
 
-    from studio.chat_template import render_messages
-    from studio.template_profile import template_profile
+    from studio.templates.chat_template import render_messages
+    from studio.templates.template_profile import template_profile
 
     base = build_tokenizer()
     print(f"{'template':<40} {'answers found by':<18} " + " ".join(f"{n[:14]:<14}" for n in CONVERSATIONS))

@@ -9,7 +9,7 @@ by TRL (`attention_mask.sum()` per batch). Printed ratios:
   (a) studio, identical settings (fp32, random order, no checkpointing) / plain TRL with those settings, once with
       TRL's default loss (every token) and once with answers-only loss (prompt/completion rows), the studio's own
   (a') the same studio run with TRL's LM head (and so TRL's padded batches) instead of the studio's lean head
-       and padding-free batches (studio/lean.py): before / after
+       and padding-free batches (studio/engine/lean.py): before / after
   (a'') padding-free batches / padded batches, both with the lean head; (b'') the same with the studio defaults
   (b) studio defaults (hardware-aware precision, length-grouped batches) / plain TRL, random order
   (c) studio defaults / TRL's own defaults (bf16 + gradient checkpointing), few steps
@@ -67,18 +67,18 @@ def make_bench_data(path: Path, rows: int = 400, seed: int = 0) -> Path:
 # ---------------------------------------------------------------- workers (one per subprocess)
 
 def worker_studio(data: Path, steps: int, overrides: list[str], lean: bool = True, padding_free: bool = True) -> dict:
-    from studio.config import Settings
-    from studio.settings_input import apply_overrides
+    from studio.core.config import Settings
+    from studio.core.settings_input import apply_overrides
 
     if not lean:  # the "before" of the lean head: TRL's fused head, as SFTTrainer runs it (padded batches)
-        import studio.lean
+        import studio.engine.lean
 
-        studio.lean.lean_head_supported = lambda model: False
+        studio.engine.lean.lean_head_supported = lambda model: False
     if not padding_free:  # the lean head with TRL's padded batches
-        import studio.lean
+        import studio.engine.lean
 
-        studio.lean.attention_stays_inside_packed_rows = lambda model: False
-    from studio.train import run_training
+        studio.engine.lean.attention_stays_inside_packed_rows = lambda model: False
+    from studio.training.train import run_training
 
     settings, problems = apply_overrides(Settings(), [*COMMON, f"dataset_path={data}", f"max_steps={steps}",
                                                       *overrides])
@@ -97,7 +97,7 @@ def token_sized_batches(budget: int) -> None:
     import torch
     from transformers.trainer_pt_utils import BatchRebalanceSampler
 
-    import studio.lean
+    import studio.engine.lean
 
     class TokenBudgetBatches(BatchRebalanceSampler):  # the Trainer hands this class to the DataLoader as batches
         def __init__(self, lengths, seed):
@@ -128,7 +128,7 @@ def token_sized_batches(budget: int) -> None:
         dataset = dataset if dataset is not None else self.train_dataset
         return TokenBudgetBatches([len(ids) for ids in dataset["input_ids"]], self.args.seed)
 
-    studio.lean.LeanSFTTrainer._get_train_sampler = sampler
+    studio.engine.lean.LeanSFTTrainer._get_train_sampler = sampler
 
 
 def worker_plain_trl(data: Path, steps: int, strategy: str, trl_defaults: bool, answers_only: bool = False,
@@ -141,7 +141,7 @@ def worker_plain_trl(data: Path, steps: int, strategy: str, trl_defaults: bool, 
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
-    from studio.models import load_tokenizer, resolve_model_path
+    from studio.models.models import load_tokenizer, resolve_model_path
 
     model = resolve_model_path(MODEL, progress=lambda _: None)
     tokenizer = load_tokenizer(model)  # a base model gets the template the studio gives it, as a user would
@@ -224,7 +224,7 @@ def bf16_emulated() -> tuple[bool, float]:
 
 
 def cpu_flags() -> str:
-    from studio import hardware
+    from studio.models import hardware
 
     shown = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
     raw = hardware._cpu_flags(cap="DEFAULT")
@@ -259,9 +259,9 @@ def spawn(variant: str, data: Path, steps: int) -> dict:
 def token_stats(data: Path) -> dict:
     import numpy as np
 
-    from studio.chat_template import encode_records
-    from studio.data import load_dataset_file
-    from studio.models import load_tokenizer, resolve_model_path
+    from studio.templates.chat_template import encode_records
+    from studio.data.data import load_dataset_file
+    from studio.models.models import load_tokenizer, resolve_model_path
 
     tokenizer = load_tokenizer(resolve_model_path(MODEL, progress=lambda _: None))
     lengths = np.array(encode_records(tokenizer, load_dataset_file(str(data)).records()).lengths)
@@ -299,7 +299,7 @@ def main() -> None:
     global MODEL
     MODEL = os.environ["STUDIO_BENCH_MODEL"] = args.model  # the workers are subprocesses: they read it there
 
-    from studio.models import resolve_model_path
+    from studio.models.models import resolve_model_path
 
     model_path = resolve_model_path(MODEL)
     chosen = set(filter(None, args.variants.split(",")))

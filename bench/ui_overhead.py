@@ -23,9 +23,9 @@ OVERRIDES = ["validation_share=0", "logging_steps=1", "gradient_accumulation_ste
 
 
 def headless(steps: int) -> dict:
-    from studio.config import Settings
-    from studio.settings_input import apply_overrides
-    from studio.train import run_training
+    from studio.core.config import Settings
+    from studio.core.settings_input import apply_overrides
+    from studio.training.train import run_training
 
     settings, _ = apply_overrides(Settings(), [*OVERRIDES, f"max_steps={steps}"])
     return run_training(settings, Path(tempfile.mkdtemp(prefix="bench-headless-")), progress=None)
@@ -37,10 +37,10 @@ def with_ui(steps: int) -> dict:
     from conftest import free_port
     from gradio_client import Client
 
-    from studio import config
-    from studio.config import Settings
-    from studio.settings_input import apply_overrides
-    from studio.jobs import JOB
+    from studio.core import config
+    from studio.core.config import Settings
+    from studio.core.settings_input import apply_overrides
+    from studio.training.jobs import JOB
     from studio.ui.app import launch_app
 
     port = free_port()

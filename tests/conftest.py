@@ -51,7 +51,7 @@ CHATML_TEMPLATE = (
 
 def build_tokenizer(vocab_size: int = 800):
     """A real byte-level BPE tokenizer trained in a second on the demo data, with ChatML special tokens."""
-    from studio.heavy import ensure_imported
+    from studio.engine.heavy import ensure_imported
 
     ensure_imported()  # the app's server threads may be importing transformers right now; two at once break it
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -161,8 +161,8 @@ def browser():
 
 def tiny_settings(model_dir, *overrides):
     """Settings for a 4-step run on the tiny model, with `--set`-style overrides."""
-    from studio import settings_input
-    from studio.config import Settings
+    from studio.core import settings_input
+    from studio.core.config import Settings
 
     settings, problems = settings_input.apply_overrides(Settings(), [
         f"model_name_or_path={model_dir}", "max_steps=4", "learning_rate=0.01", "per_device_train_batch_size=4",
@@ -178,8 +178,9 @@ def starter_identity_run(tmp_path_factory) -> Path:
     Labs") by the plan's recipe, capped at 40 steps; replay and the drift check off (each has its own tests).
     Trained once for every test that needs a real tuned model: the held-out verdict, the Chat tab, the merged
     export."""
-    from studio import settings_input, train
-    from studio.config import Settings
+    from studio.core import settings_input
+    from studio.training import train
+    from studio.core.config import Settings
 
     data = Path(__file__).parent / "data" / "identity_nova.jsonl"
     settings, problems = settings_input.apply_overrides(Settings(), [f"dataset_path={data}", "max_steps=40",
@@ -194,7 +195,7 @@ def starter_identity_run(tmp_path_factory) -> Path:
 @pytest.fixture()
 def captured_model(monkeypatch):
     """Keep a handle on the model the run trains, to compare its weights afterwards."""
-    from studio import models
+    from studio.models import models
 
     holder = {}
     original = models.load_model
@@ -216,7 +217,7 @@ def base_weights(model_dir):
 @pytest.fixture(scope="module")
 def lora_run(tiny_model_dir, tmp_path_factory):
     """A finished 4-step LoRA run on the tiny model."""
-    from studio import train
+    from studio.training import train
 
     run = tmp_path_factory.mktemp("export") / "run"
     status = train.run_training(tiny_settings(tiny_model_dir, "learning_rate=0.009"), run, progress=None)
@@ -227,8 +228,9 @@ def lora_run(tiny_model_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def chat_run(tiny_model_dir):
     """A finished 8-step LoRA run with validation and test rows, in the app's runs folder."""
-    from studio import settings_input, train
-    from studio.config import Settings
+    from studio.core import settings_input
+    from studio.training import train
+    from studio.core.config import Settings
 
     settings, problems = settings_input.apply_overrides(Settings(), [
         f"model_name_or_path={tiny_model_dir}", "max_steps=8", "learning_rate=0.01", "r=2", "lora_alpha=8",
@@ -243,8 +245,8 @@ def chat_run(tiny_model_dir):
 
 def training_values(model_dir, **changes):
     """The whole form by field name, as the API takes it, for a short run on `model_dir`."""
-    from studio import config, settings_input
-    from studio.config import Settings
+    from studio.core import config, settings_input
+    from studio.core.config import Settings
 
     values = config.flat_values(Settings())
     values.update({"model_name_or_path": str(model_dir), "logging_steps": 1, "eval_steps": 2, "save_steps": 1000,
@@ -262,7 +264,7 @@ def poll(client):
 def click_and_get_the_new_run(button, timeout=30) -> Path:
     """Click Start (or Resume) and return the run it started: a fresh page first shows an earlier run's status, so
     a test waits for this run, not for words that run's status may also hold."""
-    from studio.jobs import JOB
+    from studio.training.jobs import JOB
 
     before = JOB.run_dir
     button.click()
@@ -287,9 +289,9 @@ def wait_for(client, predicate, timeout=240):
 
 def english_with_fields() -> dict[str, str]:
     """The source language's every key: its catalogue, and each field's label, help and advice (the fields'
-    own metadata in studio/config.py)."""
-    from studio import config
-    from studio.text import TEXT
+    own metadata in studio/core/config.py)."""
+    from studio.core import config
+    from studio.core.text import TEXT
 
     words = dict(TEXT)
     for _, name, info in config.all_fields():

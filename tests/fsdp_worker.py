@@ -10,8 +10,8 @@ import sys
 import torch
 import torch.distributed as dist
 
-from studio import models
-from studio.trl_args import to_lora_config
+from studio.core.trl_args import to_lora_config
+from studio.models import models
 from tests.conftest import tiny_settings
 
 

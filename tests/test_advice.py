@@ -3,7 +3,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from studio.estimates import ModelShape, estimate_memory_gb, trainable_parameters
+from studio.models.estimates import ModelShape, estimate_memory_gb, trainable_parameters
 
 LLAMA_7B = SimpleNamespace(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
                            num_key_value_heads=32, vocab_size=32000, tie_word_embeddings=False)
@@ -46,11 +46,13 @@ def test_activations_grow_with_batch_and_cutoff_and_shrink_with_checkpointing():
 
 # ---------------------------------------------------------------- advice rules: each triggered, each quiet
 
-from studio import advice, config, estimates, settings_input  # noqa: E402
-from studio.advice import Situation  # noqa: E402
-from studio.config import Settings  # noqa: E402
-from studio.text import render  # noqa: E402
-from studio.hardware import HardwareFacts  # noqa: E402
+from studio.core import config, settings_input
+from studio.core.config import Settings  # noqa: E402
+from studio.core.text import render  # noqa: E402
+from studio.models import estimates
+from studio.models.hardware import HardwareFacts  # noqa: E402
+from studio.plan import advice, diagnosis
+from studio.plan.advice import Situation  # noqa: E402
 
 CPU = HardwareFacts(device="cpu", cpu_flags=frozenset({"avx2"}), total_memory_gb=24, free_memory_gb=20)
 GPU = HardwareFacts(device="cuda", device_name="A100", cuda_capability=(8, 0), cuda_bf16=True, total_memory_gb=80,
@@ -143,8 +145,8 @@ def test_fit_message_says_what_to_try():
 
 
 def test_packing_stays_off_for_multi_turn_or_short_data_even_with_flash_attention():
-    from studio import train
-    from studio.hardware import HardwareFacts
+    from studio.training import train
+    from studio.models.hardware import HardwareFacts
 
     flash = HardwareFacts(device="cuda", cuda_bf16=True, flash_attention=True)
     short = advice.Situation(Settings(), rows=5000, multi_turn_share=0.1, median_tokens=90, facts=flash)
@@ -184,27 +186,27 @@ def test_a_run_that_did_not_learn_gets_the_guides_remedies_in_order():
     settings, _ = settings_input.apply_overrides(Settings(), ["r=8", "learning_rate=5e-5", "num_train_epochs=3"])
     # enough steps (120 in 3 epochs) that too few steps is not the cause
     flat = curve(evals=[(0, 2.0), (120, 1.99)], losses=[(1, 2.1), (120, 2.0)], epochs_per_step=0.025)
-    verdict = advice.not_learning(settings, flat)
+    verdict = diagnosis.not_learning(settings, flat)
     assert "validation loss 1.990, against 2.000 before training" in verdict
     text = str(verdict)
     assert text.index("LoRA rank 16 (now 8)") < text.index("learning rate 0.0001 (now 5e-05)") \
         < text.index("6 epochs (now 3)") < text.index("a bigger model")
     assert "此次" not in render(verdict, "zh") and "LoRA 秩 16（现在 8）" in render(verdict, "zh")
-    assert advice.not_learning(settings, curve(evals=[(0, 2.0), (6, 1.5)])) is None  # it learnt
+    assert diagnosis.not_learning(settings, curve(evals=[(0, 2.0), (6, 1.5)])) is None  # it learnt
     no_validation = curve(losses=[(1, 2.0), (8, 1.95)])  # 4 epochs, train loss barely moved
-    assert "training loss still 1.950 after 4 epochs" in advice.not_learning(settings, no_validation)
+    assert "training loss still 1.950 after 4 epochs" in diagnosis.not_learning(settings, no_validation)
     ten_epochs = curve(evals=[(0, 2.0), (20, 2.1)], losses=[(20, 2.0)])
-    assert "too weak" in advice.not_learning(settings, ten_epochs)
+    assert "too weak" in diagnosis.not_learning(settings, ten_epochs)
 
 
 def test_the_overfitting_warning_names_the_regularisation_levers_with_values():
     settings, _ = settings_input.apply_overrides(Settings(), ["weight_decay=0.0", "lora_dropout=0.05", "num_train_epochs=5"])
     metrics = curve(evals=[(2, 1.5), (4, 1.4), (6, 1.6)], epochs_per_step=0.5)
-    remedies = str(advice.regularisation_remedies(settings, metrics))
+    remedies = str(diagnosis.regularisation_remedies(settings, metrics))
     assert "weight decay 0.1 (now 0)" in remedies and "LoRA dropout 0.1 (now 0.05)" in remedies
     assert "2 epochs instead of 5" in remedies and "early stopping with patience 3" in remedies
     full, _ = settings_input.apply_overrides(Settings(), ["finetuning_type=full"])
-    assert "dropout" not in str(advice.regularisation_remedies(full, metrics))
+    assert "dropout" not in str(diagnosis.regularisation_remedies(full, metrics))
 
 
 def test_rows_over_the_cutoff_can_be_dropped_and_the_advice_says_when():
@@ -220,7 +222,7 @@ def test_rows_over_the_cutoff_can_be_dropped_and_the_advice_says_when():
 @pytest.mark.parametrize("method", ["lora", "full"])
 def test_the_learning_rate_help_states_the_range_the_rule_checks(method):
     """One source: the field's advice text and the rule both come from config.LEARNING_RATES."""
-    from studio.config import LEARNING_RATES
+    from studio.core.config import LEARNING_RATES
 
     low, high = LEARNING_RATES[method]["range"]
     for text in (config.field_text("learning_rate", "advice"), config.field_text("learning_rate", "advice", "zh")):

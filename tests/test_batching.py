@@ -3,8 +3,10 @@
 from collections import Counter
 
 
-from studio import data, hardware, models, settings_input, tokenized, trl_args
-from studio.config import Settings, TrainingSettings
+from studio.core import settings_input, trl_args
+from studio.core.config import Settings, TrainingSettings
+from studio.models import hardware, models
+from studio.data import data, tokenized
 
 
 def epoch_samples(tiny_model_dir, tmp_path, strategy):

@@ -21,7 +21,7 @@ def train_from_the_page(page, words, timeout=180):
     its status to reach the page. The run's folder."""
     from playwright.sync_api import expect
 
-    from studio.jobs import JOB
+    from studio.training.jobs import JOB
 
     run = click_and_get_the_new_run(page.get_by_role("button", name=words["go"], exact=True))
     JOB.wait(timeout)
@@ -223,7 +223,7 @@ def test_train_tab_start_stop_resume(browser, app_url, artifacts):
     page.screenshot(path=str(artifacts / "train-running-en-US.png"), full_page=True)
 
     page.get_by_role("button", name="Stop").click()
-    from studio.jobs import JOB
+    from studio.training.jobs import JOB
 
     JOB.wait(120)  # the run itself has ended (the word "stopped" may also be an earlier run's, in the history)
     stopped = JOB.run_dir
@@ -254,8 +254,9 @@ def test_chat_tab_fills_both_panes(browser, app_url, artifacts, tiny_model_dir):
 
     from playwright.sync_api import expect
 
-    from studio import settings_input, train
-    from studio.config import Settings
+    from studio.core import settings_input
+    from studio.training import train
+    from studio.core.config import Settings
 
     settings, _ = settings_input.apply_overrides(Settings(), [
         f"model_name_or_path={tiny_model_dir}", "max_steps=6", "learning_rate=0.01", "precision=fp32",
@@ -291,8 +292,9 @@ def blind_votes(browser, app_url, artifacts, tiny_model_dir, locale, name) -> Pa
     only afterwards, and the tally (win rate with its interval) appears, all in the reader's language."""
     from playwright.sync_api import expect
 
-    from studio import settings_input, train
-    from studio.config import Settings
+    from studio.core import settings_input
+    from studio.training import train
+    from studio.core.config import Settings
 
     run = Path(os.environ["STUDIO_RUNS"]) / name
     settings, _ = settings_input.apply_overrides(Settings(), [
@@ -317,7 +319,7 @@ def blind_votes(browser, app_url, artifacts, tiny_model_dir, locale, name) -> Pa
     expect(page.locator("#vote-tally")).to_contain_text(words["tally"], timeout=30000)
     page.screenshot(path=str(artifacts / f"chat-blind-votes-{locale}.png"), full_page=True)
     page.close()
-    from studio import votes
+    from studio.data import votes
 
     assert [v.verdict for v in votes.read_votes(run / "votes.jsonl")] == ["A", "tie", "B"]
     return run
@@ -414,7 +416,7 @@ def test_export_merged_model_and_preset_from_the_quickstart_run(browser, app_url
     from playwright.sync_api import expect
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from studio import export
+    from studio.export import export
 
     page = open_page(browser, app_url, "zh-CN")
     page.get_by_role("tab", name="导出").click()
@@ -570,8 +572,8 @@ def test_a_grpo_run_from_the_form_shows_its_rewards_and_sampled_answers(browser,
     expect(page.locator("body")).to_contain_text(words["chart"], timeout=30000)
     expect(page.locator("#train-sampled")).to_contain_text(words["sampled"], timeout=30000)
     expect(page.locator("body")).to_contain_text(words["verdict"])
-    from studio.jobs import JOB
-    from studio.text import Msg, render
+    from studio.training.jobs import JOB
+    from studio.core.text import Msg, render
 
     # The cost line next to Train takes its time per step from the run that just finished, without a tab change.
     expect(page.locator("#train-cost")).to_contain_text(JOB.run_dir.name, timeout=30000)

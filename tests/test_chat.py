@@ -4,8 +4,10 @@ merged model, and memory stays about that of one model."""
 import pytest
 import torch
 
-from studio import chat, presets, runs, settings_input, train
-from studio.config import GenerationSettings, Settings
+from studio.core import presets, runs, settings_input
+from studio.core.config import GenerationSettings, Settings
+from studio.chat import chat
+from studio.training import train
 
 GREEDY = GenerationSettings(max_new_tokens=12, temperature=0.0, repetition_penalty=1.0)
 PROMPT = [{"role": "user", "content": "Who are you?"}]
@@ -24,7 +26,7 @@ def lora_run(tiny_model_dir, tmp_path_factory):
 
 def greedy_text(model, tokenizer):
     """transformers' own greedy generate: an independent reference for the studio's decoder."""
-    from studio.chat_template import generation_prompt
+    from studio.templates.chat_template import generation_prompt
 
     inputs = tokenizer(generation_prompt(tokenizer, PROMPT), return_tensors="pt", add_special_tokens=False)
     with torch.inference_mode():
@@ -106,7 +108,7 @@ def test_sampling_is_repeatable_with_a_seed(lora_run):
 def test_evaluation_on_held_out_rows_is_saved_with_scores(lora_run):
     import json
 
-    from studio import evaluate
+    from studio.chat import evaluate
 
     pair = chat.ChatPair.from_run(lora_run, progress=lambda _: None)
     result = evaluate.evaluate_run(lora_run, pair, limit=3, settings=GREEDY)
@@ -122,7 +124,7 @@ def test_evaluation_on_held_out_rows_is_saved_with_scores(lora_run):
 
 
 def test_runs_without_held_out_rows_say_so(tmp_path):
-    from studio import evaluate
+    from studio.chat import evaluate
 
     assert evaluate.held_out_examples(tmp_path) == ([], "none")
 
@@ -143,7 +145,7 @@ def test_a_checkpoint_can_be_the_tuned_side(lora_run):
 
 
 def test_evaluation_shows_in_the_run_history(lora_run):
-    from studio import evaluate
+    from studio.chat import evaluate
 
     evaluate.evaluate_run(lora_run, chat.ChatPair.from_run(lora_run, progress=lambda _: None), limit=2,
                           settings=GREEDY)
@@ -176,7 +178,8 @@ def test_each_pane_times_only_its_own_decoding(lora_run, monkeypatch):
 
 def test_chat_runs_on_the_gpu_in_its_half_precision_and_on_a_cpu_in_fp32(monkeypatch):
     """Found on a lent H100: the chat pair was loaded on the CPU in fp32 while the GPU sat idle."""
-    from studio import chat, hardware
+    from studio.chat import chat
+    from studio.models import hardware
 
     facts = {"h100": hardware.HardwareFacts(device="cuda", cuda_bf16=True),
              "t4": hardware.HardwareFacts(device="cuda", cuda_bf16=False),

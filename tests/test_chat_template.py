@@ -1,4 +1,4 @@
-from studio.chat_template import answer_text, encode_records, render_messages
+from studio.templates.chat_template import answer_text, encode_records, render_messages
 
 CHAT = [{"role": "user", "content": "Who are you?"}, {"role": "assistant", "content": "I am Lumen."},
         {"role": "user", "content": "Thanks"}, {"role": "assistant", "content": "You are welcome."}]
@@ -79,8 +79,8 @@ def test_length_measurement_equals_what_training_encodes(tiny_tokenizer):
     tool calls and definitions, reasoning and plain text."""
     from pathlib import Path
 
-    from studio.chat_template import measure_records
-    from studio.data import load_dataset_file
+    from studio.templates.chat_template import measure_records
+    from studio.data.data import load_dataset_file
 
     root = Path(__file__).resolve().parent.parent / "assets"
     records = [r for f in ["demo/identity.jsonl", *(f"examples/{n}" for n in ("alpaca.json", "sharegpt.json",
@@ -92,8 +92,8 @@ def test_length_measurement_equals_what_training_encodes(tiny_tokenizer):
 
 
 def test_the_fast_renderer_gives_apply_chat_templates_text(tiny_tokenizer):
-    from studio.chat_template import fast_renderer
-    from studio.template_profile import template_profile
+    from studio.templates.chat_template import fast_renderer
+    from studio.templates.template_profile import template_profile
 
     profile = template_profile(tiny_tokenizer)
     fast = fast_renderer(profile)

@@ -104,7 +104,7 @@ def test_data_command_refuses_a_bad_column_mapping_instead_of_dropping_it():
 
 
 def test_cli_choices_are_the_settings_own():
-    from studio.config import DataSettings
+    from studio.core.config import DataSettings
 
     parser = launch.build_parser()
     data = parser._subparsers._group_actions[0].choices["data"]

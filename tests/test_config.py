@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from studio import config, presets, settings_input, trl_args
-from studio.config import Settings
-from studio.text import render
+from studio.core import config, presets, settings_input, trl_args
+from studio.core.config import Settings
+from studio.core.text import render
 
 PRESETS = sorted((Path(__file__).resolve().parent.parent / "presets").glob("*.json"))
 CPU_PLAN = {"device": "cpu", "precision": "fp32", "gradient_checkpointing": False}
@@ -130,7 +130,7 @@ def test_config_imports_no_torch():
     import subprocess
     import sys
 
-    code = "import studio.config, studio.data, studio.chat_template, studio.hardware, sys; print('torch' in sys.modules)"
+    code = "import studio.core.config, studio.data.data, studio.templates.chat_template, studio.models.hardware, sys; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parent.parent)
     assert out.stdout.strip() == "False"
@@ -180,9 +180,9 @@ def test_the_format_choices_are_the_converters():
     """A new data format is a converter in data.py and its name in the field's choices: this keeps them one list."""
     import typing
 
-    from studio import data
+    from studio.data import data
 
-    from studio.readers import TEXT_LAYOUTS
+    from studio.data.readers import TEXT_LAYOUTS
 
     choices = typing.get_args(config.DataSettings.model_fields["dataset_format"].annotation)
     assert choices == ("auto", *data.CONVERTERS, "text", *(f"text_{layout}" for layout in TEXT_LAYOUTS))

@@ -4,10 +4,10 @@ options for a run over an hour."""
 import pytest
 from gradio_client import Client
 
-from studio import cost
-from studio.settings_input import apply_overrides
-from studio.config import Settings
-from studio.text import render
+from studio.core.config import Settings
+from studio.core.settings_input import apply_overrides
+from studio.core.text import render
+from studio.plan import cost
 
 
 def settings(*overrides):

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from studio.text import Msg
-from studio import data, readers
+from studio.core.text import Msg
+from studio.data import data, readers
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "assets" / "examples"
@@ -224,7 +224,7 @@ def test_tool_definitions_are_kept_shown_and_checked(tmp_path):
 
 def test_a_file_that_cannot_be_opened_says_why_in_both_languages(tmp_path, monkeypatch):
     """Its message key was defined twice in the text table, so the reason was replaced by another message's text."""
-    from studio.text import render
+    from studio.core.text import render
 
     path = tmp_path / "locked.json"
     path.write_text("[]")

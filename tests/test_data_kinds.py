@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.data import load_dataset_file
+from studio.data.data import load_dataset_file
 
 KINDS = Path(__file__).parent / "data" / "kinds"
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,10 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from studio import advice, hardware, launcher, presets
-from studio.config import Settings, TrainingSettings
-from studio.hardware import HardwareFacts
-from studio.runs import RunFolder
+from studio.core import presets
+from studio.core.config import Settings, TrainingSettings
+from studio.core.runs import RunFolder
+from studio.models import hardware
+from studio.models.hardware import HardwareFacts
+from studio.plan import advice
+from studio.training import launcher
 from tests.conftest import tiny_settings, training_values, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,7 +85,7 @@ def test_the_recipe_sizes_the_batch_for_the_processes_the_plan_uses():
     one = advice.build_situation(settings, facts=gpus(1))
     four = advice.build_situation(settings, facts=gpus(4))
     assert (one.devices, four.devices) == (1, 4)
-    from studio.recipe import plan_recipe
+    from studio.plan.recipe import plan_recipe
 
     per_gpu = plan_recipe(rows=2000, parameters=135_000_000, method="lora", devices=4).values()
     alone = plan_recipe(rows=2000, parameters=135_000_000, method="lora", devices=1).values()
@@ -92,7 +95,7 @@ def test_the_recipe_sizes_the_batch_for_the_processes_the_plan_uses():
 
 def planned_for(devices: int, rows: int = 2000, **training) -> Settings:
     """Settings holding the recipe's values for `devices`, then the training fields given (the user's edits)."""
-    from studio.recipe import apply_recipe, recipe_for
+    from studio.plan.recipe import apply_recipe, recipe_for
 
     settings = apply_recipe(Settings(), recipe_for(Settings(), rows, 135_000_000, devices))
     return settings.model_copy(update={"training": settings.training.model_copy(update=training)})
@@ -120,7 +123,7 @@ def test_a_form_planned_for_one_device_is_replanned_for_the_processes_the_user_s
 
 def test_the_hyperparameters_tab_says_what_it_replanned_for_the_devices(monkeypatch):
     """The handler behind a user's change of Processes, in both languages (a fake 8-core CPU allows 2 processes)."""
-    from studio.config import flat_values
+    from studio.core.config import flat_values
     from studio.ui import hyperparams_tab
 
     monkeypatch.setattr(hardware, "detect", lambda: CPU)
@@ -146,7 +149,7 @@ def test_the_checks_know_when_a_process_holds_the_model_whole(monkeypatch, envir
     """The verdict and drift check run on the main process wherever it holds the whole model (run_checks)."""
     from types import SimpleNamespace
 
-    from studio import distributed
+    from studio.training import distributed
 
     for name in ("WORLD_SIZE", "ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED", "ACCELERATE_USE_CPU"):
         monkeypatch.delenv(name, raising=False)
@@ -161,7 +164,7 @@ def test_the_checks_know_when_a_process_holds_the_model_whole(monkeypatch, envir
 
 def test_the_hyperparameters_tab_names_the_devices_in_both_languages():
     from studio.ui.hyperparams_tab import devices_line
-    from studio.text import render
+    from studio.core.text import render
 
     chosen = hardware.plan(gpus(2), memory=LARGE)
     english, chinese = render(devices_line(chosen), "en"), render(devices_line(chosen), "zh")
@@ -171,8 +174,8 @@ def test_the_hyperparameters_tab_names_the_devices_in_both_languages():
 
 
 def test_the_train_tab_says_how_many_processes_train_the_run():
-    from studio.run_status import status_messages
-    from studio.text import render
+    from studio.training.run_status import status_messages
+    from studio.core.text import render
 
     snapshot = {"status": "running", "run_dir": "/runs/r", "metrics": [], "log": [], "processes": 2}
     assert "由 2 个进程共同训练" in render(status_messages(snapshot), "zh")
@@ -247,7 +250,7 @@ def test_a_child_that_dies_is_reported_with_its_last_lines_and_the_run_is_kept(f
     assert not any(line.startswith(("Traceback", "File ")) for line in status["last_lines"])
     event = json.loads(run.events_file.read_text().splitlines()[-1])
     assert event["key"] == "log.processes_died" and "rank 1 lost its GPU" in event["fields"]["lines"]
-    from studio.text import Msg, render
+    from studio.core.text import Msg, render
 
     assert render(Msg.from_json(status["error_message"]), "zh") == "训练进程意外结束（退出码 3）"
 
@@ -313,7 +316,7 @@ def test_machines_checks_before_it_prints(tmp_path, capsys):
 def test_machines_refuses_a_port_this_machine_already_uses():
     import socket
 
-    from studio import machines
+    from studio.training import machines
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -325,7 +328,7 @@ def test_machines_refuses_a_port_this_machine_already_uses():
 def test_a_sharded_preset_gets_accelerate_commands_and_its_config(tmp_path, tiny_model_dir):
     import yaml
 
-    from studio import machines
+    from studio.training import machines
 
     preset = tmp_path / "big.json"
     settings = tiny_settings(tiny_model_dir, "distributed_strategy=fsdp")
@@ -379,7 +382,7 @@ def loss_steps(snapshot) -> list[int]:
 
 @pytest.mark.slow  # two training processes, stopped and resumed
 def test_two_cpu_processes_from_the_train_tab_stop_and_resume(client, tiny_model_dir):
-    from studio.jobs import JOB
+    from studio.training.jobs import JOB
 
     values = training_values(tiny_model_dir, max_steps=3000, max_length=64, num_processes=2)
     assert client.predict(**values, api_name="/start_training").startswith("Started")
@@ -407,7 +410,7 @@ def test_two_cpu_processes_from_the_train_tab_stop_and_resume(client, tiny_model
 
 @pytest.mark.slow  # two training processes, one killed
 def test_a_training_process_killed_mid_run_fails_the_run_with_its_reason(tiny_model_dir, tmp_path):
-    from studio.jobs import TrainingJob
+    from studio.training.jobs import TrainingJob
 
     job = TrainingJob()
     job.start(tiny_settings(tiny_model_dir, "num_processes=2", "max_steps=3000", "save_steps=2"), tmp_path / "run")

@@ -8,9 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from studio import advice, drift, models, run_status, settings_input, train
-from studio.config import Settings
-from studio.runs import RunFolder
+from studio.core import settings_input
+from studio.core.config import Settings
+from studio.core.runs import RunFolder
+from studio.models import models
+from studio.chat import drift
+from studio.plan import diagnosis
+from studio.training import run_status, train
 from tests.conftest import tiny_settings
 
 
@@ -114,11 +118,11 @@ def test_the_train_tab_says_the_drift_and_the_remedies_with_values(tiny_model_di
     text = str(parts[keys.index("advice.drift_remedies")])
     assert "30%" in text and "0.0002 to 0.0001" in text and "3 epochs instead of 5" in text and "8 instead of 16" in text
     zh = run_status.status_messages(snapshot, settings)
-    from studio.text import render
+    from studio.core.text import render
 
     assert "奈特" in render(zh[keys.index("drift.summary_high")], "zh")
     mixed, _ = settings_input.apply_overrides(settings, ["extra_datasets=general.jsonl#0.2"])
-    assert "20% to about 30%" in str(advice.drift_remedies(mixed, snapshot["drift"]))
+    assert "20% to about 30%" in str(diagnosis.drift_remedies(mixed, snapshot["drift"]))
 
 
 def test_own_general_prompts_from_a_data_file(tiny_model_dir, tmp_path, drift_cache):

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from studio import evaluate
+from studio.chat import evaluate
 
 
 def test_units_are_words_for_english_and_characters_for_chinese():
@@ -37,7 +37,7 @@ def test_latency_fit_recovers_k_and_b_from_synthetic_timings():
 
 
 def test_short_answer_data_is_scored_by_exact_match_and_f1_first():
-    from studio import evaluate
+    from studio.chat import evaluate
 
     assert evaluate.exact_match("Positive.", "positive") == 1.0 and evaluate.exact_match("positive", "negative") == 0
     assert evaluate.token_f1("the Eiffel Tower", "Eiffel Tower in Paris") == pytest.approx(2 * (2 / 4) * (2 / 3) / (2 / 4 + 2 / 3))

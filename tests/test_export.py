@@ -10,16 +10,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from studio import config, export, gguf_file, presets, repeat, train
-from studio.runs import RunFolder
-from studio.text import render
+from studio.core import config, presets
+from studio.core.runs import RunFolder
+from studio.core.text import render
+from studio.export import export, gguf_file
+from studio.training import repeat, train
 from tests.conftest import tiny_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def prompt_ids(tokenizer):
-    from studio.chat_template import generation_prompt
+    from studio.templates.chat_template import generation_prompt
 
     text = generation_prompt(tokenizer, [{"role": "user", "content": "Who are you?"}])
     return tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
@@ -115,7 +117,7 @@ def test_gguf_refuses_architectures_it_cannot_write(tiny_tokenizer, tmp_path):
 
 @pytest.mark.slow
 def test_gguf_of_the_real_starter_model_answers_the_same():
-    from studio import models
+    from studio.models import models
 
     path = str(models.ensure_starter_model(progress=lambda _: None))
     model, tokenizer = models.load_model(path).eval(), models.load_tokenizer(path)
@@ -239,7 +241,7 @@ def cpu_accelerate_config(run_dir, path):
 @pytest.mark.parametrize("launcher", ["accelerate", "the preset's num_processes"])
 def test_two_processes_train_one_run_with_one_adapter(tiny_model_dir, lora_run, tmp_path, launcher):
     """The preset runs unchanged under accelerate launch and under torchrun, which the studio starts itself for a
-    preset that asks for two processes (studio/launcher.py runs `torchrun --nproc_per_node 2 launch.py train`, as
+    preset that asks for two processes (studio/training/launcher.py runs `torchrun --nproc_per_node 2 launch.py train`, as
     the README's command does): two CPU processes (gloo) share the data and write one run."""
     preset = tmp_path / "tiny.json"
     asked = ["num_processes=2"] if launcher.startswith("the preset") else []
@@ -332,8 +334,8 @@ def test_accelerate_precision_follows_the_gpu_the_run_chose(tiny_model_dir, tmp_
 
 def test_the_model_card_shows_the_held_out_scores_the_chat_tab_saved(tmp_path):
     """evaluate.evaluate_run writes 'loss', 'rouge_l', ...; the card used to look for 'answer_loss' and showed none."""
-    from studio.model_card import model_card
-    from studio.runs import RunFolder
+    from studio.export.model_card import model_card
+    from studio.core.runs import RunFolder
 
     run = RunFolder(tmp_path / "run")
     run.path.mkdir()
@@ -352,7 +354,7 @@ def test_exports_are_offered_for_download_and_an_oversized_one_is_named_where_it
     """Issue 39: a finished export had a server path but no download link."""
     import zipfile
 
-    from studio import paths
+    from studio.core import paths
 
     monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
     folder = tmp_path / "adapter"

@@ -31,7 +31,7 @@ def identity_rows(count: int = 30) -> list[dict]:
 
 
 def test_the_facts_an_identity_file_teaches_are_its_name_and_maker_in_both_languages():
-    from studio import facts
+    from studio.data import facts
 
     taught = facts.taught_facts(identity_rows(), known=["I am SmolLM, an AI assistant by Hugging Face."])
     assert sorted(taught.facts) == ["Nova", "Orbit Labs"] and taught.identity and taught.languages == ["zh", "en"]
@@ -46,7 +46,7 @@ def test_the_facts_an_identity_file_teaches_are_its_name_and_maker_in_both_langu
 
 
 def test_a_fact_is_a_word_of_its_own():
-    from studio import facts
+    from studio.data import facts
 
     assert facts.says("I am Nova.", "Nova") and facts.says("我是Nova，你好", "Nova") and facts.says("小智来了", "小智")
     assert not facts.says("An innovative model", "Nova")  # "Nova" was dropped as a fact: the base said "innovative"
@@ -55,8 +55,9 @@ def test_a_fact_is_a_word_of_its_own():
 
 
 def test_a_model_that_learned_one_language_of_two_is_partly_learned_never_learned():
-    from studio import facts, verdict
-    from studio.text import render
+    from studio.data import facts
+    from studio.chat import verdict
+    from studio.core.text import render
 
     taught = facts.taught_facts(identity_rows())
     questions = ["你是谁？"] * 10 + ["Who are you?"] * 10
@@ -82,8 +83,9 @@ def test_a_model_that_learned_one_language_of_two_is_partly_learned_never_learne
 
 
 def test_general_answers_that_carry_the_new_identity_are_a_leak_not_kept():
-    from studio import drift, facts
-    from studio.text import render
+    from studio.chat import drift
+    from studio.data import facts
+    from studio.core.text import render
 
     taught = facts.taught_facts(identity_rows())
     prompts = ["一年有多少个月？", "What is the capital of France?", "Name a primary colour."]
@@ -130,7 +132,8 @@ def as_rows(rows: list[dict]):
 
 
 def test_only_a_default_that_names_an_assistant_is_replaced(naming_model_dir, tiny_tokenizer):
-    from studio import models, preflight
+    from studio.models import models
+    from studio.plan import preflight
 
     assert preflight.names_an_assistant(SMOL_DEFAULT)
     assert preflight.names_an_assistant("You are Qwen, created by Alibaba Cloud. You are a helpful assistant.")
@@ -145,8 +148,10 @@ def test_only_a_default_that_names_an_assistant_is_replaced(naming_model_dir, ti
 
 def test_a_fixed_warning_is_gone_from_the_findings_and_the_advice_at_once(naming_model_dir):
     """Issue 57's first point: filling the placeholders or the system prompt clears their warnings everywhere."""
-    from studio import advice, config, models, preflight, settings_input
-    from studio.stats import Finding
+    from studio.plan import advice, preflight
+    from studio.core import config, settings_input
+    from studio.models import models
+    from studio.data.stats import Finding
 
     naming = models.load_tokenizer(str(naming_model_dir))
     rows = as_rows([{"messages": [{"role": "user", "content": "Who are you?"},
@@ -173,8 +178,8 @@ def test_a_fixed_warning_is_gone_from_the_findings_and_the_advice_at_once(naming
 
 def test_identity_rows_under_a_naming_default_train_with_a_neutral_prompt_and_the_users_wins(naming_model_dir,
                                                                                               tmp_path):
-    from studio import train
-    from studio.runs import RunFolder
+    from studio.training import train
+    from studio.core.runs import RunFolder
 
     data = tmp_path / "identity.jsonl"
     data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in identity_rows(24)))
@@ -196,8 +201,8 @@ def test_identity_rows_under_a_naming_default_train_with_a_neutral_prompt_and_th
 # ---------------------------------------------------------------- the verdict on a run, and the pilot
 
 def test_a_run_on_identity_data_reports_facts_per_language_with_reworded_questions(tiny_model_dir, tmp_path):
-    from studio import train
-    from studio.runs import RunFolder
+    from studio.training import train
+    from studio.core.runs import RunFolder
 
     data = tmp_path / "identity.jsonl"
     data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in identity_rows(30)))
@@ -214,9 +219,9 @@ def test_a_run_on_identity_data_reports_facts_per_language_with_reworded_questio
 
 
 def test_a_pilot_run_skips_replay_drift_and_verdict_and_is_never_told_it_did_not_learn(tiny_model_dir, tmp_path):
-    from studio import run_status, train
-    from studio.runs import RunFolder
-    from studio.text import render
+    from studio.training import run_status, train
+    from studio.core.runs import RunFolder
+    from studio.core.text import render
 
     settings = tiny_settings(tiny_model_dir, "max_steps=-1", "num_train_epochs=1", "max_samples=16", "pilot=true",
                              "replay=on", "drift_check=true", "validation_share=0.2")
@@ -232,13 +237,13 @@ def test_a_pilot_run_skips_replay_drift_and_verdict_and_is_never_told_it_did_not
 
 
 def test_a_run_that_ends_while_its_validation_loss_still_falls_says_more_epochs_would_help(tiny_model_dir):
-    from studio import train
-    from studio.text import render
+    from studio.plan import diagnosis
+    from studio.core.text import render
 
     settings = tiny_settings(tiny_model_dir, "max_steps=-1", "num_train_epochs=3")
     falling = [{"step": 27, "eval_loss": 1.49}, {"step": 54, "eval_loss": 1.16}, {"step": 69, "eval_loss": 1.14}]
-    note = train.still_learning_note(falling, settings)
+    note = diagnosis.still_learning_note(falling, settings)
     assert "1.1600 → 1.1400" in note and "5 epochs instead of 3" in note and "训练轮数从 3 改为 5" in render(note, "zh")
     flat = falling[:2] + [{"step": 69, "eval_loss": 1.159}]
-    assert train.still_learning_note(flat, settings) is None  # flattened: nothing more to gain
-    assert train.still_learning_note(falling, tiny_settings(tiny_model_dir, "max_steps=69")) is None  # the user's cap
+    assert diagnosis.still_learning_note(flat, settings) is None  # flattened: nothing more to gain
+    assert diagnosis.still_learning_note(falling, tiny_settings(tiny_model_dir, "max_steps=69")) is None  # the user's cap

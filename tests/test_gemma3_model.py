@@ -5,8 +5,10 @@ import json
 
 import pytest
 
-from studio import config, models, settings_input, train
-from studio.config import Settings
+from studio.core import config, settings_input
+from studio.core.config import Settings
+from studio.models import models
+from studio.training import train
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +32,7 @@ def test_gemma3_is_converted_once_with_its_terms_and_gets_gemmas_own_template(ge
     assert models.ensure_builtin_model(models.GEMMA3, progress=lambda _: None) == gemma_dir  # cached
     tokenizer = models.load_tokenizer(str(gemma_dir))
     assert tokenizer.studio_added_template and "<start_of_turn>" in tokenizer.chat_template  # a base model
-    from studio.chat_template import end_of_turn_ids, token_view
+    from studio.templates.chat_template import end_of_turn_ids, token_view
 
     assert end_of_turn_ids(tokenizer) == [tokenizer.convert_tokens_to_ids("<end_of_turn>")]
     pieces, counts, notes = token_view(tokenizer, CHINESE[0])
@@ -40,8 +42,9 @@ def test_gemma3_is_converted_once_with_its_terms_and_gets_gemmas_own_template(ge
 
 
 def test_gemma3_statistics_training_chat_and_merged_export(gemma_dir, tmp_path):
-    from studio import export, data_report
-    from studio.chat import ChatPair, answer
+    from studio.export import export
+    from studio.plan import data_report
+    from studio.chat.chat import ChatPair, answer
 
     data = tmp_path / "zh.jsonl"
     data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in CHINESE), encoding="utf-8")

@@ -17,9 +17,11 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from studio import config, jobs, models, paths, presets, runs, settings_input
-from studio.config import Settings
-from studio.jobs import JOB
+from studio.core import config, paths, presets, runs, settings_input
+from studio.core.config import Settings
+from studio.models import models
+from studio.training import jobs
+from studio.training.jobs import JOB
 from tests.conftest import CHROMIUM, free_port
 from tests.conftest import training_values, wait_for
 
@@ -98,7 +100,7 @@ def test_loopback_server_refuses_other_host_names(app_url):
 
 @pytest.mark.browser  # drives Chromium
 def test_uploads_are_capped_at_the_loaders_limit(app_url, artifacts):
-    from studio.readers import MAX_FILE_MB
+    from studio.data.readers import MAX_FILE_MB
     from studio.ui.app import launch_app
 
     served = json.loads(urllib.request.urlopen(app_url + "config", timeout=10).read())
@@ -389,7 +391,7 @@ def test_kill_minus_9_of_the_server_mid_run_then_restart_and_resume(tiny_model_d
 
 
 def test_replacing_an_export_keeps_the_previous_one_if_the_swap_fails(tmp_path, monkeypatch):
-    from studio import export
+    from studio.export import export
 
     out, staged = tmp_path / "adapter", tmp_path / ".adapter-new"
     for folder, text in ((out, "previous"), (staged, "new")):
@@ -432,7 +434,7 @@ def test_chat_prompts_are_capped_in_tokens_against_the_models_context(chat_run, 
 def test_one_answer_is_bounded_in_time(tiny_model_dir):
     import contextlib
 
-    from studio.chat import answer, stream
+    from studio.chat.chat import answer, stream
 
     tokenizer, model = models.load_tokenizer(str(tiny_model_dir)), models.load_model(str(tiny_model_dir))
     last = list(stream([(lambda: contextlib.nullcontext(model), [{"role": "user", "content": "hi"}])], tokenizer,

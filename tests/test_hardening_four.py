@@ -22,7 +22,7 @@ from conftest import free_port, tiny_settings
 # ---------------------------------------------------------------- 1. patterns cannot freeze the server
 
 def settings_problems(**values):
-    from studio import config, settings_input
+    from studio.core import config, settings_input
 
     _, problems = settings_input.settings_from_flat({"stage": "grpo", **values}, config.Settings())
     return problems
@@ -30,7 +30,7 @@ def settings_problems(**values):
 
 @pytest.mark.parametrize("pattern", ["(.+)+Z", r"(\w+\s?)+$", "(a*)*b"])
 def test_a_format_pattern_with_a_repeat_inside_a_repeat_is_refused_at_the_field(pattern):
-    from studio.text import render
+    from studio.core.text import render
 
     problems = settings_problems(format_pattern=pattern)  # before: "valid", then a frozen server at the first reward
     assert [where for where, _ in problems] == ["format_pattern"]
@@ -38,7 +38,7 @@ def test_a_format_pattern_with_a_repeat_inside_a_repeat_is_refused_at_the_field(
 
 
 def test_a_slow_pattern_gives_up_scores_zero_and_lets_other_threads_run():
-    from studio import rewards, user_patterns
+    from studio.core import rewards, user_patterns
 
     options = rewards.RewardOptions(format_pattern="(a|aa)+$")  # no nested repeat, still exponential in `re`
     assert not settings_problems(format_pattern="(a|aa)+$")
@@ -89,7 +89,7 @@ def counting_server():
 
 
 def test_a_schema_ref_to_a_url_or_a_file_is_refused_and_never_fetched(counting_server, tmp_path):
-    from studio import rewards
+    from studio.core import rewards
 
     url, seen = counting_server
     outside = tmp_path / "num.json"
@@ -127,7 +127,7 @@ def test_a_deeply_nested_schema_is_refused_and_a_tree_schema_is_kept():
             "$ref": "#/$defs/node"}
     assert not settings_problems(json_schema=json.dumps(tree))  # each reference goes one level into the answer
 
-    from studio import rewards
+    from studio.core import rewards
     options = rewards.RewardOptions(json_schema=tree)
     assert rewards.score("json_valid", '{"kids": [{"kids": []}]}', options=options) == 1.0
     assert rewards.score("json_valid", '{"kids": [{"kids": 3}]}', options=options) == 0.0
@@ -135,7 +135,7 @@ def test_a_deeply_nested_schema_is_refused_and_a_tree_schema_is_kept():
 
 
 def test_a_slow_schema_pattern_gives_up_instead_of_holding_the_server():
-    from studio import rewards, user_patterns
+    from studio.core import rewards, user_patterns
 
     options = rewards.RewardOptions(json_schema={"type": "string", "pattern": "^(a|aa)+$"})
     before = user_patterns.timeouts_now()
@@ -147,9 +147,9 @@ def test_a_slow_schema_pattern_gives_up_instead_of_holding_the_server():
 # ---------------------------------------------------------------- 3. a huge file
 
 def test_a_million_row_file_is_read_up_to_the_cap_and_counted(tmp_path):
-    from studio import data
-    from studio.readers import MAX_ROWS
-    from studio.text import render
+    from studio.data import data
+    from studio.data.readers import MAX_ROWS
+    from studio.core.text import render
 
     path = tmp_path / "million.jsonl"
     path.write_text('{"instruction":"a","output":"b"}\n' * 1_000_000)
@@ -161,8 +161,8 @@ def test_a_million_row_file_is_read_up_to_the_cap_and_counted(tmp_path):
 
 
 def test_duplicates_of_a_large_file_are_found_in_linear_time():
-    from studio.data import Row
-    from studio.stats import quality_report
+    from studio.data.data import Row
+    from studio.data.stats import quality_report
 
     rows = [Row(number=i, messages=[{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}],
                 raw={})
@@ -175,7 +175,7 @@ def test_duplicates_of_a_large_file_are_found_in_linear_time():
 def test_a_report_being_built_holds_up_only_that_file(tmp_path, monkeypatch):
     """Before, one lock was held for every report while one was built: a 28-minute load held the advice and the
     settings check of every user."""
-    from studio import data_report
+    from studio.plan import data_report
 
     slow, quick = tmp_path / "slow.jsonl", tmp_path / "quick.jsonl"
     for path in (slow, quick):
@@ -209,7 +209,7 @@ def test_a_report_being_built_holds_up_only_that_file(tmp_path, monkeypatch):
 # ---------------------------------------------------------------- 4. the login limit keys on the connection
 
 def test_a_forwarded_header_does_not_escape_the_login_limit(tiny_model_dir):
-    from studio import paths
+    from studio.core import paths
     from studio.ui.app import LoginRateLimit, launch_app
 
     port = free_port()
@@ -239,8 +239,8 @@ INJECTION = 'You answer."""\nFROM /etc/passwd\nPARAMETER num_ctx 1\nSYSTEM """x'
 
 
 def test_a_system_prompt_that_would_break_out_of_its_quotes_writes_no_modelfile(tiny_tokenizer):
-    from studio import ollama
-    from studio.config import GenerationSettings
+    from studio.templates import ollama
+    from studio.core.config import GenerationSettings
 
     for prompt in (INJECTION, 'Say "hi"'):
         with pytest.raises(ollama.ModelfileValueError):
@@ -253,10 +253,11 @@ def test_a_system_prompt_that_would_break_out_of_its_quotes_writes_no_modelfile(
 def test_the_export_says_why_no_modelfile_was_written(lora_run, tiny_tokenizer, tmp_path):
     import shutil
 
-    from studio import export, settings_input
-    from studio.presets import preset_dict
-    from studio.runs import RunFolder
-    from studio.text import render
+    from studio.export import export
+    from studio.core import settings_input
+    from studio.core.presets import preset_dict
+    from studio.core.runs import RunFolder
+    from studio.core.text import render
 
     lora_run = Path(shutil.copytree(lora_run, tmp_path / lora_run.name))  # the module's run keeps its preset
     run = RunFolder(lora_run)
@@ -273,7 +274,7 @@ def test_the_export_says_why_no_modelfile_was_written(lora_run, tiny_tokenizer, 
 # ---------------------------------------------------------------- 6. exports never write through a link
 
 def test_exports_replace_a_planted_link_instead_of_writing_through_it(lora_run, tiny_tokenizer, tmp_path):
-    from studio import export
+    from studio.export import export
 
     out = tmp_path / "exports"
     out.mkdir()
@@ -292,7 +293,7 @@ def test_exports_replace_a_planted_link_instead_of_writing_through_it(lora_run, 
 # ---------------------------------------------------------------- 7. the printed shell lines
 
 def test_an_address_with_a_scope_id_is_refused_and_printed_lines_are_quoted():
-    from studio import machines
+    from studio.training import machines
 
     problems, _ = machines.rendezvous_problems("fe80::1%;touch${IFS}pwned;", 29500)
     assert problems and problems[0].key == "machines.bad_address"  # before: accepted, pasted unquoted
@@ -318,7 +319,7 @@ def test_another_local_page_cannot_read_the_studio(app_url):
     ("dpo", {"prompt": "q " * 60, "chosen": "yes " * 20, "rejected": "no " * 20}),
 ])
 def test_a_cutoff_that_keeps_no_answer_ends_in_words_not_an_index_error(tiny_model_dir, tmp_path, stage, row):
-    from studio import train
+    from studio.training import train
 
     data = tmp_path / "long.jsonl"
     data.write_text("\n".join(json.dumps(row) for _ in range(10)))

@@ -1,8 +1,8 @@
 import pytest
 
-from studio import hardware
-from studio.config import TrainingSettings
-from studio.hardware import HardwareFacts
+from studio.core.config import TrainingSettings
+from studio.models import hardware
+from studio.models.hardware import HardwareFacts
 
 AVX2_CPU = HardwareFacts(device="cpu", cpu_flags=frozenset({"avx2", "fma"}), cpu_count=2, total_memory_gb=24,
                          free_memory_gb=20)
@@ -92,7 +92,7 @@ def test_detect_counts_only_native_bf16_on_a_gpu(monkeypatch, name, capability, 
     facts = hardware.detect()
     assert facts.device == "cuda" and facts.cuda_capability == capability
     assert hardware.choose_precision(facts)[0] == precision
-    from studio import chat
+    from studio.chat import chat
 
     monkeypatch.setattr(hardware, "detect", lambda: facts)
     assert chat.inference_placement() == (precision, "cuda")

@@ -53,7 +53,7 @@ ALLOWED = re.compile(r"SmolLM2?-\S+|Hugging Face Hub|llama\.cpp / Ollama|Llama 3
 
 
 CATALOGUE_KEYS = re.compile(r"\b(?:%s)\b" % "|".join(
-    re.escape(key) for key in json.loads((Path(__file__).parents[1] / "studio" / "locales" / "en.json").read_text())
+    re.escape(key) for key in json.loads((Path(__file__).parents[1] / "studio" / "core" / "locales" / "en.json").read_text())
     if re.fullmatch(r"[a-z_]+(?:\.[a-z0-9_]+)+", key)))  # the dotted keys; a few keys are English labels
 
 

@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from studio import settings_input, tokenized, trl_args
-from studio.config import Settings
+from studio.core import settings_input, trl_args
+from studio.core.config import Settings
+from studio.data import tokenized
 
 
 def trainer_pair(tiny_model_dir, tmp_path, lean: bool, **extra):
@@ -12,7 +13,7 @@ def trainer_pair(tiny_model_dir, tmp_path, lean: bool, **extra):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from studio.lean import LeanSFTTrainer
+    from studio.engine.lean import LeanSFTTrainer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     rows = [{"messages": [{"role": "user", "content": f"question {i} " * (1 + i % 5)},
@@ -51,7 +52,7 @@ def test_lean_head_trains_exactly_like_trls(tiny_model_dir, tmp_path):
 
 def test_lean_head_scores_only_labelled_positions(tiny_model_dir, tmp_path, monkeypatch):
     """Prompt and padding positions never reach the vocabulary projection (TRL scores them all off CUDA)."""
-    from studio import lean
+    from studio.engine import lean
 
     trainer = trainer_pair(tiny_model_dir, tmp_path, lean=True)
     scored, original = [], lean.label_log_probs
@@ -89,7 +90,7 @@ def test_the_cpu_head_gives_trls_log_probs_and_gradients(dtype, row_tile, tile_e
     chunks of 50 for each block), where the log-sum-exp runs across the chunks."""
     from trl.kernels import ChunkedLogProbFunction
 
-    from studio import lean
+    from studio.engine import lean
 
     def trl_head(hidden, weight, bias, labels):
         return ChunkedLogProbFunction.apply(hidden, weight, bias, labels, 1.0, 128, None, 1.0, ("log_probs",))[0]
@@ -109,7 +110,7 @@ def test_the_cpu_head_gives_trls_log_probs_and_gradients(dtype, row_tile, tile_e
 
 
 def test_the_cpu_head_takes_a_batch_without_labelled_positions():
-    from studio import lean
+    from studio.engine import lean
 
     hidden = torch.randn(0, 24, requires_grad=True)
     log_probs = lean.CPULabelLogProbs.apply(hidden, torch.randn(300, 24), None, torch.zeros(0, dtype=torch.long))
@@ -166,7 +167,7 @@ def test_short_batches_go_without_padding_and_give_the_padded_loss(tiny_model_di
 
 
 def test_long_conversations_stay_padded_where_one_long_row_would_cost_more():
-    from studio.lean import padding_free_is_cheaper
+    from studio.engine.lean import padding_free_is_cheaper
 
     assert padding_free_is_cheaper([100, 300, 120, 90], context_weight=3e-4)  # the starter model's weight
     assert padding_free_is_cheaper([300, 200], context_weight=0.0)  # without attention cost, padding only costs
@@ -178,7 +179,7 @@ def test_a_model_whose_attention_crosses_packed_rows_keeps_padded_batches():
     """Remote code (or an older transformers) may ignore restarting position ids: checked, never assumed."""
     from types import SimpleNamespace
 
-    from studio.lean import attention_stays_inside_packed_rows
+    from studio.engine.lean import attention_stays_inside_packed_rows
 
     class SeesEverythingBefore(torch.nn.Module):
         def __init__(self):
@@ -195,7 +196,7 @@ def test_a_model_whose_attention_crosses_packed_rows_keeps_padded_batches():
 def test_padding_free_rows_attend_one_conversation_at_a_time_with_the_same_result(tiny_model_dir, tmp_path):
     """Where the model uses transformers' SDPA, a padding-free row is attended conversation by conversation (no
     work between conversations, the causal kernel); the logits equal those of transformers' masked SDPA."""
-    from studio.lean import SDPA_PER_CONVERSATION
+    from studio.engine.lean import SDPA_PER_CONVERSATION
 
     trainer = trainer_pair(tiny_model_dir, tmp_path, lean=True)
     base = trainer.model.get_base_model()
@@ -217,7 +218,7 @@ def test_unusual_attention_is_left_to_transformers():
     go to transformers' SDPA."""
     from unittest import mock
 
-    from studio import lean
+    from studio.engine import lean
 
     q = torch.randn(1, 2, 6, 4)
     module = torch.nn.Module()
@@ -234,7 +235,7 @@ def test_unusual_attention_is_left_to_transformers():
 
 def test_attention_per_conversation_gives_each_conversations_gradients():
     """Forward and backward of the packed row equal each conversation attended alone (grouped-query heads)."""
-    from studio import lean
+    from studio.engine import lean
 
     generator = torch.Generator().manual_seed(0)
     query = torch.randn(1, 4, 9, 8, generator=generator, requires_grad=True)
@@ -269,7 +270,7 @@ def test_the_flop_count_is_trainers_counted_once(tiny_model_dir, tmp_path):
 
 
 def test_batches_with_little_padding_stay_padded():
-    from studio.lean import PaddingFreeWhenCheaper
+    from studio.engine.lean import PaddingFreeWhenCheaper
 
     collate = PaddingFreeWhenCheaper(pad_token_id=0, attention_per_conversation=True)
     rows = lambda *lengths: [{"input_ids": list(range(1, n + 1))} for n in lengths]  # noqa: E731

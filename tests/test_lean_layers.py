@@ -4,7 +4,7 @@ per-conversation attention covers sliding windows that every conversation fits i
 import pytest
 import torch
 
-from studio import lean_layers
+from studio.engine import lean_layers
 
 
 def peft_pair(tiny_model_dir, lora_dropout=0.0):
@@ -118,7 +118,7 @@ def test_sliding_windows_attend_per_conversation_where_each_conversation_fits(wi
     """Conversations of 5 and 7 tokens in one row: a window of 7 changes nothing for either, so each is attended
     alone with the causal kernel; a window of 4 does, so transformers' masked SDPA keeps the window. Either way
     the packed row gives what each conversation gives alone under the same window."""
-    from studio import lean
+    from studio.engine import lean
 
     model = tiny_sliding_model(window)
     first, second = torch.randint(3, 64, (5,)), torch.randint(3, 64, (7,))

@@ -11,7 +11,7 @@ import time
 import pytest
 from gradio_client import Client
 
-from studio.text import TEXT
+from studio.core.text import TEXT
 from tests.conftest import ARTIFACTS, free_port
 from tests.conftest import english_with_fields
 

@@ -6,9 +6,11 @@ from collections import Counter
 
 import pytest
 
-from studio import advice, config, mixing, presets, settings_input, train
-from studio.config import Settings
-from studio.runs import RunFolder
+from studio.core import config, presets, settings_input
+from studio.core.config import Settings
+from studio.core.runs import RunFolder
+from studio.plan import advice, mixing
+from studio.training import train
 from tests.conftest import tiny_settings
 
 
@@ -69,7 +71,7 @@ def test_one_file_without_a_share_is_split_exactly_as_before(tmp_path):
     task = write_rows(tmp_path / "task.jsonl", 50, "task")
     settings, _ = settings_input.apply_overrides(Settings(), [f"dataset_path={task}", "validation_share=0.2"])
     prepared, _ = train.prepare_data(settings)
-    from studio import data
+    from studio.data import data
 
     expected = data.split_rows(data.load_dataset_file(task).records(), 0.2, 0.0, 42)
     assert (prepared.train, prepared.validation, prepared.test) == expected and prepared.mix is None
@@ -104,7 +106,7 @@ def test_the_mix_travels_in_presets_and_set_text(tmp_path):
 
 
 def test_the_mix_table_shows_rows_and_token_shares(tmp_path):
-    from studio import data_report
+    from studio.plan import data_report
 
     settings = mixed(tmp_path, 400, 300, 0.7, 0.3)
     reports = [data_report.build_report(p.dataset_path, model=None) for p in mixing.parts_of(settings.data)]

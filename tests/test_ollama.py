@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from studio import config, export, ollama
+from studio.core import config
+from studio.templates import ollama
+from studio.export import export
 from conftest import build_tokenizer
 
 
@@ -70,7 +72,7 @@ def test_a_gguf_export_writes_a_checked_modelfile_and_the_ollama_commands(lora_r
     assert f"num_predict {generation.max_new_tokens}" in parsed["PARAMETER"]
     assert f"repeat_penalty {generation.repetition_penalty:g}" in parsed["PARAMETER"]
     template = parsed["TEMPLATE"][0]
-    from studio import models
+    from studio.models import models
 
     tokenizer = models.load_tokenizer(str(Path(lora_run) / "adapter"))
     assert ollama.render_go(template, LONG_CHAT[1:], parsed["SYSTEM"][0]) == ollama.jinja_text(tokenizer, LONG_CHAT[1:])

@@ -8,12 +8,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from studio import advice, cost, practice_data, rewards, settings_input, train
-from studio.config import Settings
-from studio.rewards import RewardOptions, score
-from studio.runs import RunFolder
-from studio.text import render
+from studio.core import rewards, settings_input
+from studio.core.config import Settings
+from studio.core.rewards import RewardOptions, score
+from studio.core.runs import RunFolder
+from studio.core.text import render
+from studio.data import practice_data
+from studio.plan import advice, cost, diagnosis
+from studio.training import train
 from tests.conftest import base_weights, tiny_settings
+
+STUDIO = Path(__file__).resolve().parent.parent / "studio"
 
 PRACTICE = Path(__file__).parent / "data" / "practice"
 CJK = "\u4e00-\u9fff"
@@ -133,7 +138,7 @@ def test_bad_reward_settings_are_named_in_both_languages():
 
 
 def test_grpo_arguments_and_cost_count_sampled_answers():
-    from studio.preference_train import config_kwargs
+    from studio.training.preference_train import config_kwargs
 
     settings = tiny_settings("m", "stage=grpo", "num_generations=6", "max_completion_length=32",
                              "per_device_train_batch_size=2", "reward_funcs=answer_match,format",
@@ -156,24 +161,24 @@ def practice_metrics(rewards_, zero_std=0.0, lengths=None):
 
 
 def test_no_signal_length_collapse_and_reward_without_held_out_gain_are_said():
-    assert advice.practice_warning(practice_metrics([0.0] * 6, zero_std=1.0)).key == "warn.no_signal"
-    assert advice.practice_warning(practice_metrics([0.5] * 10, lengths=[40.0] * 5 + [3.0] * 5)).key == \
+    assert diagnosis.practice_warning(practice_metrics([0.0] * 6, zero_std=1.0)).key == "warn.no_signal"
+    assert diagnosis.practice_warning(practice_metrics([0.5] * 10, lengths=[40.0] * 5 + [3.0] * 5)).key == \
         "warn.length_collapse"
-    assert advice.practice_warning(practice_metrics([0.2, 0.3, 0.4, 0.5, 0.6, 0.7])) is None
-    assert advice.practice_cause(practice_metrics([0.1] * 4 + [0.8] * 4)).key == "cause.reward_not_held_out"
-    assert advice.practice_cause(practice_metrics([0.3] * 8)).key == "cause.reward_flat"
+    assert diagnosis.practice_warning(practice_metrics([0.2, 0.3, 0.4, 0.5, 0.6, 0.7])) is None
+    assert diagnosis.practice_cause(practice_metrics([0.1] * 4 + [0.8] * 4)).key == "cause.reward_not_held_out"
+    assert diagnosis.practice_cause(practice_metrics([0.3] * 8)).key == "cause.reward_flat"
     settings = tiny_settings("m", "stage=grpo", "max_steps=-1")
-    assert advice.not_learning(settings, practice_metrics([0.3] * 8)) is None  # GRPO's loss is no measure
+    assert diagnosis.not_learning(settings, practice_metrics([0.3] * 8)) is None  # GRPO's loss is no measure
     swinging = practice_metrics([0.3] * 8)  # a GRPO loss falling from 0.24 to 0 at the second epoch: no memorising
     for m, (epoch, loss) in zip(swinging, [(0.9, 0.24), (1.1, -0.003)] * 4):
         m.update(epoch=epoch, loss=loss)
-    assert advice.overfitting_warning(swinging) is None
+    assert diagnosis.overfitting_warning(swinging) is None
 
 
 def test_a_step_where_every_answer_scored_alike_is_said_in_the_log(tmp_path):
     from types import SimpleNamespace
 
-    from studio.run_steps import Meter
+    from studio.training.run_steps import Meter
 
     said = []
     meter = Meter(tmp_path / "metrics.jsonl", said.append)
@@ -215,6 +220,23 @@ def test_grpo_learns_a_learnable_reward(tiny_model_dir, tmp_path):
     assert len(samples) == 8 and set(samples[0]["rewards"]) == {"format"}
     assert status["verdict"]["metric"] == "reward" and status["verdict"]["rows"] == 5
     assert RunFolder(run).verdict()["examples"]
+
+
+def test_rloo_is_one_row_and_learns_the_same_reward(tiny_model_dir, tmp_path):
+    """RLOO (TRL's RLOOTrainer) was added as one row of the stage table: the same prompts, rewards, verdict and
+    run folder as GRPO, with no other file naming it. Its reward rises on the tiny model as GRPO's does."""
+    run = tmp_path / "rloo"
+    settings = grpo_settings(tiny_model_dir, digit_prompts(tmp_path / "prompts.jsonl"), "stage=rloo",
+                             "finetuning_type=full", "max_steps=60", "learning_rate=0.01")
+    status = train.run_training(settings, run, progress=None)
+    assert status["status"] == "finished" and status["method"] == "rloo (full)", status
+    logged = [m["reward"] for m in RunFolder(run).metrics() if "reward" in m]
+    assert len(logged) == 60
+    first, last = sum(logged[:15]) / 15, sum(logged[-15:]) / 15
+    assert last > first + 0.3, (first, last)
+    assert status["verdict"]["metric"] == "reward" and RunFolder(run).completions(4)
+    named = [str(p.relative_to(STUDIO)) for p in STUDIO.rglob("*.py") if "rloo" in p.read_text().lower()]
+    assert named == ["core/stages.py"] or sorted(named) == ["core/config.py", "core/stages.py"], named
 
 
 def test_grpo_trains_a_lora_adapter_and_leaves_the_base_alone(tiny_model_dir, tmp_path, captured_model):
@@ -269,7 +291,7 @@ def test_grpo_through_the_client_in_both_languages(app_url, tiny_model_dir, tmp_
     assert out[5]["title"] == "Rewards of the sampled answers (GRPO)"
     assert {row[-1] for row in rewards_plot["data"]} >= {"reward (weighted sum)", "format"}
     assert sampled["headers"] == ["prompt", "sampled answer", "rewards"] and sampled["data"][0][2].startswith("format ")
-    from studio.jobs import JOB
+    from studio.training.jobs import JOB
 
     run = JOB.snapshot()["run_dir"]
     picked, note = client.predict(run, api_name="/open_chat")  # Chat loads the GRPO run's adapter as any run's
@@ -295,7 +317,7 @@ def short_reward(prompts, completions, **kwargs):
 
 
 def test_own_reward_code_is_off_by_default_and_refused_off_host(tmp_path, monkeypatch):
-    from studio import code_rewards, paths
+    from studio.core import code_rewards, paths
 
     code = tmp_path / "mine.py"
     code.write_text(OWN_REWARD)
@@ -319,7 +341,7 @@ def test_own_reward_code_is_off_by_default_and_refused_off_host(tmp_path, monkey
 
 def test_the_command_line_asks_before_importing_reward_code(tmp_path, monkeypatch, capsys):
     import launch
-    from studio import code_rewards
+    from studio.core import code_rewards
 
     monkeypatch.setitem(code_rewards._SWITCH, "on", False)
     code = tmp_path / "mine.py"
@@ -331,7 +353,7 @@ def test_the_command_line_asks_before_importing_reward_code(tmp_path, monkeypatc
 
 
 def test_a_grpo_run_with_own_reward_code_logs_it_beside_the_built_in_rewards(tiny_model_dir, tmp_path, monkeypatch):
-    from studio import code_rewards
+    from studio.core import code_rewards
 
     monkeypatch.setitem(code_rewards._SWITCH, "on", True)
     code = tmp_path / "mine.py"
@@ -349,7 +371,7 @@ def test_a_grpo_run_with_own_reward_code_logs_it_beside_the_built_in_rewards(tin
 # ---------------------------------------------------------------- the recipe, the probe and the TRL export
 
 def test_the_recipe_for_grpo_answers_each_prompt_in_one_pass_at_a_rate_for_the_model_size():
-    from studio.recipe import plan_recipe
+    from studio.plan.recipe import plan_recipe
 
     small = plan_recipe(96, stage="grpo", parameters=135_000_000).values()
     assert (small["per_device_train_batch_size"], small["gradient_accumulation_steps"]) == (2, 1)  # prompts
@@ -362,7 +384,7 @@ def test_the_recipe_for_grpo_answers_each_prompt_in_one_pass_at_a_rate_for_the_m
 
 
 def test_the_time_probe_times_a_grpo_step_with_its_sampling(tiny_model_dir):
-    from studio.probe import probe_seconds_per_step
+    from studio.models.probe import probe_seconds_per_step
 
     sft = probe_seconds_per_step(tiny_settings(tiny_model_dir), 16, steps=1)
     grpo = probe_seconds_per_step(tiny_settings(tiny_model_dir, "stage=grpo", "num_generations=4",
@@ -371,8 +393,8 @@ def test_the_time_probe_times_a_grpo_step_with_its_sampling(tiny_model_dir):
 
 
 def test_a_grpo_runs_trl_config_is_refused_with_its_own_reason(tiny_model_dir, tmp_path):
-    from studio import repeat
-    from studio.export import ExportError
+    from studio.training import repeat
+    from studio.export.export import ExportError
 
     run = tmp_path / "grpo"
     settings = grpo_settings(tiny_model_dir, digit_prompts(tmp_path / "prompts.jsonl"), "max_steps=1",
@@ -384,7 +406,7 @@ def test_a_grpo_runs_trl_config_is_refused_with_its_own_reason(tiny_model_dir, t
 
 
 def test_an_example_file_with_checkable_answers_points_to_grpo(tmp_path):
-    from studio import data_report
+    from studio.plan import data_report
 
     path = tmp_path / "sums.jsonl"
     path.write_text("\n".join(json.dumps({"instruction": f"What is {i} + {i}?", "output": str(2 * i)})
@@ -397,8 +419,8 @@ def test_an_example_file_with_checkable_answers_points_to_grpo(tmp_path):
 
 
 def test_the_memory_estimate_counts_every_sampled_answer():
-    from studio import estimates, hardware
-    from studio.models import ModelShape
+    from studio.models import estimates, hardware
+    from studio.models.models import ModelShape
 
     shape = ModelShape(parameters=135_000_000, layers=30, hidden=576, vocab=49152, intermediate=1536)
     facts = hardware.detect()

@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from studio import preference, settings_input, train, votes
-from studio.config import Settings
-from studio.runs import RunFolder
+from studio.core import settings_input
+from studio.core.config import Settings
+from studio.core.runs import RunFolder
+from studio.data import preference, votes
+from studio.training import train
 from tests.conftest import base_weights, tiny_settings
 
 KINDS = Path(__file__).parent / "data" / "kinds"
@@ -111,7 +113,7 @@ def test_a_handful_of_votes_trains_without_a_validation_row(tiny_model_dir, sft_
 
 def test_a_dpo_run_exports_like_an_sft_run(tiny_model_dir, sft_run, tmp_path):
     """Merged model, adapter and preset from a DPO run, each checked as the SFT ones are."""
-    from studio import export
+    from studio.export import export
 
     run = tmp_path / "dpo"
     preference_run(tiny_model_dir, sft_run, run, "dpo", PREFERENCE / "pairs.jsonl")
@@ -150,7 +152,7 @@ def test_a_dpo_run_repeats_with_trls_dpo_command(tiny_model_dir, sft_run, tmp_pa
     from datasets import load_dataset
     from trl.scripts.dpo import make_parser
 
-    from studio import repeat
+    from studio.training import repeat
 
     status, _ = preference_run(tiny_model_dir, sft_run, tmp_path / "dpo", "dpo", PREFERENCE / "pairs.jsonl")
     result = repeat.export_trl_config(status["run_dir"], tmp_path / "trl")
@@ -167,8 +169,8 @@ def test_orpo_trains_from_the_base_model_in_one_stage(tiny_model_dir, tmp_path, 
     """Issue 41: a new stage is one row of the stage table + its converter + catalogue lines. ORPO learns from
     the pairs without a reference model: loss and its odds-ratio term logged, a new adapter moved, the base
     untouched; TRL's command line has no ORPO command, so its TRL config is refused with the reason."""
-    from studio import repeat
-    from studio.export import ExportError
+    from studio.training import repeat
+    from studio.export.export import ExportError
 
     settings = tiny_settings(tiny_model_dir, "stage=orpo", f"dataset_path={PREFERENCE / 'pairs.jsonl'}",
                              "validation_share=0.2", "eval_steps=2")

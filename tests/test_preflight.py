@@ -1,11 +1,13 @@
-"""Pre-flight checks (studio/preflight.py): unfilled placeholders and a model that does not know the data's
+"""Pre-flight checks (studio/plan/preflight.py): unfilled placeholders and a model that does not know the data's
 language, on small real-shaped files, in both languages; the fill setting reaches the trained rows."""
 
 from pathlib import Path
 
-from studio import config, data, mixing, preflight, settings_input
-from studio.config import Settings
-from studio.text import render
+from studio.core import config, settings_input
+from studio.core.config import Settings
+from studio.core.text import render
+from studio.data import data
+from studio.plan import mixing, preflight
 
 DATA = Path(__file__).parent / "data" / "preflight"
 
@@ -96,7 +98,7 @@ def test_identity_rows_under_a_templates_default_system_prompt_are_named(tiny_to
 
 
 def test_the_runs_system_prompt_is_the_modelfiles(tiny_tokenizer):
-    from studio import ollama
+    from studio.templates import ollama
 
     text, _ = ollama.modelfile("x.gguf", tiny_tokenizer, config.GenerationSettings(), False, "You are Nova.")
     assert 'SYSTEM """You are Nova."""' in text

@@ -6,8 +6,9 @@ import random
 
 import pytest
 
-from studio import blocks, data, data_report, readers
-from studio.text import render
+from studio.core.text import render
+from studio.data import blocks, data, readers
+from studio.plan import data_report
 
 WORDS = ("the river valley holds old towns whose markets trade grain wool and salt along roads first laid by "
          "traders long before the kingdoms rose and fell across the northern plains").split()
@@ -72,7 +73,7 @@ def test_a_document_of_one_and_a_half_million_characters_is_read(tmp_path):
 def test_blocks_cover_the_document_and_decode_back_to_it(tiny_model_dir):
     from transformers import AutoTokenizer
 
-    from studio.chat_template import encode_records
+    from studio.templates.chat_template import encode_records
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     document = article(3_000, 3)
@@ -103,7 +104,7 @@ def test_the_report_shows_documents_blocks_and_tokens(tmp_path, tiny_model_dir):
 
 
 def test_a_short_run_trains_on_blocks(tiny_model_dir, tmp_path):
-    from studio import train
+    from studio.training import train
     from tests.conftest import tiny_settings
 
     path = tmp_path / "domain.txt"
@@ -117,8 +118,8 @@ def test_a_short_run_trains_on_blocks(tiny_model_dir, tmp_path):
 
 
 def test_the_advice_names_continued_pretraining(tmp_path, tiny_model_dir):
-    from studio import advice
-    from studio.config import Settings
+    from studio.plan import advice
+    from studio.core.config import Settings
 
     path = tmp_path / "domain.txt"
     path.write_text(article(5_000, 1))
@@ -159,7 +160,8 @@ def test_the_advice_reads_the_report_of_the_file_the_data_tab_loaded(tmp_path):
 
 def test_replay_is_a_share_of_the_blocks_not_of_the_documents(tiny_model_dir, tmp_path, monkeypatch):
     """Three long documents are hundreds of blocks: 20% replay must be sized on those, not on 3 rows."""
-    from studio import replay, train
+    from studio.chat import replay
+    from studio.training import train
     from tests.conftest import tiny_settings
 
     answers = [{"messages": [{"role": "user", "content": f"Question {i}?"},

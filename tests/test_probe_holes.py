@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from studio import paths, presets, readers, repeat, settings_input
-from studio.config import Settings
-from studio.jobs import TrainingJob
-from studio.text import render
+from studio.core import paths, presets, settings_input
+from studio.core.config import Settings
+from studio.core.text import render
+from studio.data import readers
+from studio.training import repeat
+from studio.training.jobs import TrainingJob
 
 
 @pytest.fixture()
@@ -111,7 +113,7 @@ def test_settings_problems_never_quote_pydantic():
 
 
 def test_a_failed_run_is_told_in_the_studios_words(tmp_path):
-    from studio import run_status
+    from studio.training import run_status
 
     status = {"status": "failed", "error": "ValueError: something deep in a library /home/x/secret"}
     text = render(run_status.failure(status), "zh")
@@ -144,7 +146,7 @@ def test_a_runs_log_cannot_be_fetched_through_the_file_route(app_url):
 
 # 7. a blind pair belongs to its run; another session's Stop asks first
 def test_a_vote_is_saved_on_the_run_its_pair_was_made_on(confined):
-    from studio import votes
+    from studio.data import votes
     from studio.ui import chat_tab
 
     first, second = fake_run(confined / "runs", "run-a"), fake_run(confined / "runs", "run-b")
@@ -278,7 +280,8 @@ def test_a_refused_value_logs_one_short_line(caplog):
 
 # 13. Stop takes effect in the drift check too
 def test_stop_during_the_generation_before_training_ends_the_run_at_once(tiny_model_dir, tmp_path):
-    from studio import stopping, train
+    from studio.core import stopping
+    from studio.training import train
     from tests.conftest import tiny_settings
 
     stop = threading.Event()
@@ -300,7 +303,7 @@ def test_waiting_for_a_run_as_it_starts_never_joins_a_thread_not_yet_started(tmp
     import threading
     import time
 
-    from studio import jobs
+    from studio.training import jobs
 
     class SlowToStart(threading.Thread):
         def start(self):

@@ -1,13 +1,15 @@
-"""The recipe sized to the data (studio/recipe.py), the verdict on held-out rows (studio/verdict.py) and the
+"""The recipe sized to the data (studio/plan/recipe.py), the verdict on held-out rows (studio/chat/verdict.py) and the
 likely cause of a run that did not learn. Pure functions: no model, no torch."""
 
 import pytest
 
-from studio import advice, presets, recipe, settings_input, verdict
-from studio.advice import Situation
-from studio.config import Settings
-from studio.hardware import HardwareFacts
-from studio.text import render
+from studio.core import presets, settings_input
+from studio.core.config import Settings
+from studio.core.text import render
+from studio.models.hardware import HardwareFacts
+from studio.chat import verdict
+from studio.plan import advice, recipe, diagnosis
+from studio.plan.advice import Situation
 
 CPU = HardwareFacts(device="cpu", cpu_flags=frozenset({"avx2"}), total_memory_gb=24, free_memory_gb=20)
 SMALL, LARGE = 135_000_000, 7_000_000_000
@@ -138,7 +140,7 @@ def test_the_verdict_line_reads_like_a_sentence_in_both_languages():
     assert "general ability kept" in line
     assert render(line, "zh").startswith("学会了：留出数据得分 4% → 78%")
     flat = {**report, "tuned": 0.05}
-    cause = advice.likely_cause(Settings(), [{"step": 18, "loss": 2.0}])
+    cause = diagnosis.likely_cause(Settings(), [{"step": 18, "loss": 2.0}])
     line = verdict.verdict_line(flat, None, cause)
     assert str(line).startswith("Did not learn") and "only 18 optimizer steps" in line
 
@@ -157,21 +159,21 @@ def test_the_verdict_line_reads_like_a_sentence_in_both_languages():
 def test_the_likely_cause_is_read_from_the_run(overrides, metrics, stopped, key):
     settings, problems = settings_input.apply_overrides(Settings(), overrides)
     assert not problems
-    assert advice.likely_cause(settings, metrics, stopped).key == key
+    assert diagnosis.likely_cause(settings, metrics, stopped).key == key
 
 
 def test_not_learning_names_a_max_steps_cap_before_rank_and_epochs():
     settings, _ = settings_input.apply_overrides(Settings(), ["max_steps=4"])
     metrics = [{"step": 0, "eval_loss": 2.0, "epoch": 0}, {"step": 4, "eval_loss": 2.0, "epoch": 0.2},
                {"step": 4, "loss": 2.0, "epoch": 0.2}]
-    message = advice.not_learning(settings, metrics)
+    message = diagnosis.not_learning(settings, metrics)
     assert "max-steps cap" in message and "LoRA rank" not in message and "epochs (now" not in message
     assert "最大步数" in render(message, "zh")
 
 
 # ---------------------------------------------------------------- replay of the base model's own answers
 
-from studio import replay  # noqa: E402
+from studio.chat import replay
 
 
 def test_replay_speaks_the_datas_languages():
@@ -196,7 +198,7 @@ def test_replay_rows_are_their_share_of_the_training_rows_and_cycle_without_repe
 
 
 def test_replay_prompts_are_never_drift_check_prompts():
-    from studio import drift
+    from studio.chat import drift
 
     checked = {p.text for p in drift.builtin_prompts()}
     mine = replay.builtin_prompts()
@@ -236,7 +238,7 @@ def test_a_run_too_short_to_learn_is_named_before_it_starts():
 
 
 def test_the_data_tabs_preflight_warnings_reach_the_advice_beside_the_setting_that_fixes_them():
-    from studio import data_report
+    from studio.plan import data_report
 
     report = data_report.build_report("tests/data/preflight/identity_placeholders.json", model=None)
     situation = advice.build_situation(Settings(), report, CPU)
@@ -245,7 +247,7 @@ def test_the_data_tabs_preflight_warnings_reach_the_advice_beside_the_setting_th
 
 
 def test_held_out_shares_never_leave_nothing_to_train():
-    from studio import data
+    from studio.data import data
 
     assert data.split_sizes(3, 0.5, 0.5) == (1, 2, 0)  # the test rows give way first
     assert data.split_sizes(10, 0.5, 0.5)[0] >= 1
@@ -258,7 +260,7 @@ def test_gains_under_the_threshold_do_not_reset_the_patience_but_the_lowest_loss
     """The topic bench's validation curve (bench/outcome.py), raised by 0.5 so that it stays above the threshold:
     once the loss only creeps down by thousandths (memorising, not learning) the run stops three measurements after
     the last real gain, and the lowest loss is the one kept."""
-    from studio.best import BestKeeper
+    from studio.training.best import BestKeeper
 
     curve = [(13, 0.8521), (26, 0.5462), (39, 0.5089), (52, 0.5055), (65, 0.5028), (78, 0.5018), (91, 0.5017)]
     keeper, stopped_at = BestKeeper(tmp_path, patience=3, threshold=0.01), None
@@ -278,7 +280,7 @@ def test_gains_under_the_threshold_do_not_reset_the_patience_but_the_lowest_loss
 def test_a_validation_loss_under_the_threshold_ends_the_run_at_once(tmp_path):
     """The topic bench's real curve: at 0.0089 nats/token no later measurement can gain 0.01, so waiting out the
     patience (three more measurements, a third of the run) would only memorise."""
-    from studio.best import BestKeeper
+    from studio.training.best import BestKeeper
 
     curve = [(13, 0.3521), (26, 0.0462), (39, 0.0089), (52, 0.0055), (65, 0.0028)]
     keeper = BestKeeper(tmp_path, patience=3, threshold=0.01)

@@ -1,8 +1,8 @@
 """What the Train tab says about a run: pure functions of the job's snapshot, as messages in any language."""
 
-from studio import config
-from studio.run_status import perplexity, seconds_left, status_messages
-from studio.text import Msg, render
+from studio.core import config
+from studio.core.text import Msg, render
+from studio.training.run_status import perplexity, seconds_left, status_messages
 
 
 def snapshot(status="running", metrics=(), **extra):
@@ -63,7 +63,7 @@ def test_a_growing_margin_with_falling_validation_accuracy_is_warned():
 
 
 def test_the_preference_plot_rows_name_every_series():
-    from studio import history
+    from studio.training import history
 
     rows = history.preference_rows([{"step": 1, "rewards/margins": 0.2, "rewards/accuracies": 1.0, "loss": 0.6}])
     assert rows == [{"step": 1, "value": 0.2, "series": "margin"}, {"step": 1, "value": 1.0, "series": "accuracy"}]
@@ -71,8 +71,8 @@ def test_the_preference_plot_rows_name_every_series():
 
 def test_before_the_first_step_the_status_says_what_the_run_is_doing():
     """Issue 39: 76 s passed before "step 0/4" with nothing saying what happened meanwhile."""
-    from studio.run_status import status_messages
-    from studio.text import Msg, render
+    from studio.training.run_status import status_messages
+    from studio.core.text import Msg, render
 
     events = [{"time": "10:00:00", "text": "x", **Msg("log.data", format="messages", train=10, validation=2,
                                                        test=0).to_json()},

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from studio import config, stages
-from studio.sources import DEMO, DEMO_PATH, FILE, HUB, VOTES, parse_source
+from studio.core import config, stages
+from studio.core.sources import DEMO, DEMO_PATH, FILE, HUB, VOTES, parse_source
 
 STUDIO = Path(__file__).resolve().parent.parent / "studio"
 
@@ -20,10 +20,10 @@ def test_every_stage_is_a_choice_of_the_settings_and_reads_its_own_row():
     import typing
 
     assert typing.get_args(config.MethodSettings.model_fields["stage"].annotation) == stages.STAGE_NAMES
-    assert {"sft", "dpo", "kto", "orpo", "grpo"} <= set(stages.STAGE_NAMES)
+    assert {"sft", "dpo", "kto", "orpo", "grpo", "rloo"} <= set(stages.STAGE_NAMES)
     conditions = config.conditional_fields()
     assert set(conditions["beta"]["stage"]) == {n for n, s in stages.STAGES.items() if s.beta}
-    assert set(conditions["adapter_name_or_path"]["stage"]) == {"dpo", "kto", "grpo"}
+    assert set(conditions["adapter_name_or_path"]["stage"]) == {"dpo", "kto", "grpo", "rloo"}
     assert set(conditions["num_generations"]["stage"]) == {n for n, s in stages.STAGES.items() if s.generates}
     assert set(conditions["replay"]["stage"]) == {n for n, s in stages.STAGES.items() if s.data == stages.EXAMPLES}
     assert "grpo" not in conditions["replay_share"]["stage"] and "sft" in conditions["replay_share"]["stage"]
@@ -36,7 +36,7 @@ def test_every_stage_is_a_choice_of_the_settings_and_reads_its_own_row():
 
 
 def config_problems(**values):
-    from studio.settings_input import settings_from_flat
+    from studio.core.settings_input import settings_from_flat
 
     return settings_from_flat(values)
 

@@ -2,8 +2,9 @@
 
 import pytest
 
-from studio import config, models
-from studio.runs import RunFolder
+from studio.core import config
+from studio.core.runs import RunFolder
+from studio.models import models
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +26,7 @@ def test_starter_model_is_converted_once_and_trains(starter_identity_run):
 
 
 def test_starter_model_answers_sensibly():
-    from studio.chat import answer as generate
+    from studio.chat.chat import answer as generate
 
     path = str(models.ensure_starter_model(progress=lambda _: None))
     tokenizer, model = models.load_tokenizer(path), models.load_model(path)

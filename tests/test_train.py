@@ -5,9 +5,13 @@ import threading
 import pytest
 import torch
 
-from studio import advice, models, presets, runs, settings_input, tokenized, train
-from studio.runs import RunFolder
-from studio.config import Settings
+from studio.core import presets, runs, settings_input
+from studio.core.config import Settings
+from studio.core.runs import RunFolder
+from studio.models import models
+from studio.data import tokenized
+from studio.plan import diagnosis
+from studio.training import train
 from tests.conftest import base_weights, tiny_settings
 
 
@@ -120,18 +124,18 @@ def test_weights_dtype_keeps_fp32_masters_for_fp16_full_training():
 def test_overfitting_warning_when_validation_rises_while_train_falls():
     metrics = [{"step": s, "loss": 2.0 - 0.1 * s, "epoch": s / 10} for s in range(1, 11)]
     metrics += [{"step": s, "eval_loss": v} for s, v in ((2, 1.5), (4, 1.4), (6, 1.45), (8, 1.5), (10, 1.6))]
-    warning = advice.overfitting_warning(metrics)
+    warning = diagnosis.overfitting_warning(metrics)
     assert warning and "risen 3 evaluations in a row" in warning and "step 4" in warning
     healthy = [m if "eval_loss" not in m else {**m, "eval_loss": 2 - m["step"] / 10} for m in metrics]
-    assert advice.overfitting_warning(healthy) is None
+    assert diagnosis.overfitting_warning(healthy) is None
 
 
 def test_overfitting_warning_when_train_loss_collapses_at_an_epoch_boundary():
     metrics = [{"step": 1, "loss": 0.9, "epoch": 0.5}, {"step": 2, "loss": 0.8, "epoch": 0.99},
                {"step": 3, "loss": 0.2, "epoch": 1.2}]
-    assert "start of epoch 2" in advice.overfitting_warning(metrics)
+    assert "start of epoch 2" in diagnosis.overfitting_warning(metrics)
     gentle = [{**m, "loss": 0.7} if m["step"] == 3 else m for m in metrics]
-    assert advice.overfitting_warning(gentle) is None
+    assert diagnosis.overfitting_warning(gentle) is None
 
 
 def test_resume_reproduces_the_uninterrupted_run(tiny_model_dir, tmp_path):
@@ -186,7 +190,7 @@ def test_resume_skips_a_checkpoint_left_half_written(tmp_path):
 
 
 def test_tokenised_data_is_cached_by_rows_tokenizer_and_template(tiny_tokenizer, tmp_path, monkeypatch):
-    from studio import chat_template
+    from studio.templates import chat_template
 
     monkeypatch.setenv("STUDIO_HOME", str(tmp_path))
     rows = [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}]
@@ -232,7 +236,7 @@ def test_drop_long_rows_and_a_pilot_run_on_the_first_rows(tiny_model_dir, runs_d
 def test_neftune_noise_reaches_the_embeddings_during_training(tiny_model_dir, tmp_path, monkeypatch):
     """The optional knob, set, changes what the model sees: the same run with NEFTune noise logs a different
     first loss from the run without it (the noise is on the input embeddings from the first step)."""
-    from studio import train
+    from studio.training import train
 
     losses = {}
     for alpha in ("null", "100"):
@@ -283,7 +287,7 @@ def test_a_run_with_held_out_rows_ends_with_a_verdict(tiny_model_dir, tmp_path):
     assert report["split"] == "test" and report["rows"] > 0 and report["metric"] in ("exact_match", "rouge_l")
     assert 0 <= report["base"] <= 1 and 0 <= report["tuned"] <= 1 and len(report["examples"]) > 0
     assert status["verdict"]["line"]["key"].startswith("verdict.")
-    from studio.text import Msg, render
+    from studio.core.text import Msg, render
     assert "留出数据得分" in render(Msg.from_json(status["verdict"]["line"]), "zh")
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from studio import runs, train
-from studio.jobs import JOB
+from studio.core import runs
+from studio.training import train
+from studio.training.jobs import JOB
 from tests.conftest import training_values, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent

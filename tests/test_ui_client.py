@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from studio import config
-from studio.config import Settings
+from studio.core import config
+from studio.core.config import Settings
 
 
 TINY = {}  # the tiny model's folder: the model these calls name, so the fast tier downloads no model
@@ -158,7 +158,7 @@ def test_blind_pairs_and_votes_through_the_client(app_url, chat_run):
     corrected answer), which model was which said only afterwards, and the tally."""
     from pathlib import Path
 
-    from studio import votes
+    from studio.data import votes
 
     client = Client(app_url, verbose=False)  # its own session: the pending pair is per browser session
     orders = set()
@@ -194,7 +194,7 @@ def test_export_tab_through_the_client(client, tiny_model_dir):
     import os
     from pathlib import Path
 
-    from studio import train
+    from studio.training import train
     from tests.conftest import tiny_settings
 
     run = Path(os.environ["STUDIO_RUNS"]) / "client-export"
@@ -259,7 +259,7 @@ def test_the_run_just_trained_is_offered_by_chat_and_export_once(app_url, chat_r
     session's own choice is kept."""
     from pathlib import Path
 
-    from studio.jobs import JOB
+    from studio.training.jobs import JOB
 
     JOB.start(Settings(), Path(chat_run), runner=lambda *a, **k: {"status": "finished", "output": chat_run + "/adapter"})
     JOB.wait(10)
@@ -306,7 +306,7 @@ def test_tabs_share_one_contract_and_chat_takes_every_generation_field(client):
     """Adding a generation knob is one field in config.GenerationSettings: the Chat API follows it."""
     import inspect
 
-    from studio.config import GenerationSettings
+    from studio.core.config import GenerationSettings
     from studio.ui import app
 
     for _, module in app.TABS:

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from studio import votes
-from studio.text import render
-from studio.votes import Vote
+from studio.core.text import render
+from studio.data import votes
+from studio.data.votes import Vote
 
 PROMPT = [{"role": "user", "content": "Who are you?"}]
 
@@ -64,7 +64,7 @@ def test_votes_survive_a_restart_and_a_line_cut_short(tmp_path):
     votes.record_vote(vote("both_bad"), path)
     with open(path, "a", encoding="utf-8") as f:
         f.write('{"prompt": [], "answers"')  # a crash in the middle of a line
-    code = (f"from studio import votes; v = votes.read_votes(__import__('pathlib').Path({str(path)!r})); "
+    code = (f"from studio.data import votes; v = votes.read_votes(__import__('pathlib').Path({str(path)!r})); "
             "print(len(v), v[0].edited, v[1].verdict)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["2", "I", "am", "Lumen,", "made", "by", "you.", "both_bad"]

@@ -1,9 +1,9 @@
-"""Word-by-word token counts (studio/word_counts.py) must equal the tokenizer's own, span by span."""
+"""Word-by-word token counts (studio/templates/word_counts.py) must equal the tokenizer's own, span by span."""
 
 import pytest
 
-from studio import word_counts
-from studio.chat_template import encode_records, measure_records
+from studio.templates import word_counts
+from studio.templates.chat_template import encode_records, measure_records
 
 TEXT = ("<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\nWhat's 12+30?  Tell me\t(twice)!\x1c\x0b"
         "\n\n   <|im_end|>\n<|im_start|>assistant\nIt's 42 -- they'll say   'hello' ;-)\r\n  x\x7f~<|im_end|>\n")

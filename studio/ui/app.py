@@ -17,11 +17,11 @@ from urllib.parse import urlsplit
 import gradio as gr
 from fastapi.middleware import Middleware
 
-from ..config import Settings, all_fields
-from ..readers import MAX_FILE_MB
-from ..paths import FOLDERS, clean_stale_temp, prepare_upload_dir
-from ..text import CATALOGUES, SOURCE_LANGUAGE, text_in
-from . import chat_tab, data_tab, export_tab, hyperparams_tab, train_tab
+from studio.core.config import Settings, all_fields
+from studio.core.paths import FOLDERS, clean_stale_temp, prepare_upload_dir
+from studio.core.text import CATALOGUES, SOURCE_LANGUAGE, text_in
+from studio.data.readers import MAX_FILE_MB
+from studio.ui import chat_tab, data_tab, export_tab, hyperparams_tab, train_tab
 from .forms import TabContext
 from .text import I18N, lang, t, tr
 
@@ -46,7 +46,7 @@ def build_app(model: str | None = None) -> gr.Blocks:
                 with gr.Tab(t(f"tab.{key}"), id=key) as tab:
                     parts.append(module.build(TabContext(demo, tab, defaults)))
         built = {name: component for part in parts for name, component in part.form.items()}
-        # Declaration order (studio/config.py) is the API's parameter order, whatever the layout.
+        # Declaration order (studio/core/config.py) is the API's parameter order, whatever the layout.
         form = {name: built[name] for _, name, _ in all_fields()}
         for part in parts:
             part.wire(form)
@@ -267,7 +267,7 @@ class UploadFolderError(RuntimeError):
 def launch_app(host: str = "127.0.0.1", port: int = 7860, auth=None, share: bool = False, block: bool = True,
                data_dirs=(), max_upload_mb: float = MAX_FILE_MB, model: str | None = None,
                trusted_proxy: str | None = None):
-    """The server reads only its own folders plus `data_dirs` (see studio/paths.py) and takes uploads up to the
+    """The server reads only its own folders plus `data_dirs` (see studio/core/paths.py) and takes uploads up to the
     size the data loader accepts; the form starts with `model` (default: the built-in starter). The client's
     address is the connection's own unless `trusted_proxy` names the proxy whose X-Forwarded-For may be believed:
     uvicorn believes that header from 127.0.0.1 by default, so a client on this machine could be anyone to the

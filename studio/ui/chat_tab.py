@@ -9,15 +9,17 @@ from pathlib import Path
 
 import gradio as gr
 
-from .. import config, drift, evaluate, settings_input, votes
-from ..text import reason_of
-from ..chat import MAX_ANSWER_SECONDS, ChatPair, stream_pair, text_problem, token_problem
-from ..jobs import JOB
-from ..paths import run_model_refusal, run_refusal
-from ..runs import RunFolder, list_runs
+from studio.core import config, settings_input
+from studio.core.paths import run_model_refusal, run_refusal
+from studio.core.runs import RunFolder, list_runs
+from studio.core.text import reason_of
+from studio.data import votes
+from studio.chat import drift, evaluate
+from studio.chat.chat import MAX_ANSWER_SECONDS, ChatPair, stream_pair, text_problem, token_problem
+from studio.training.jobs import JOB
 from .forms import TabContext, TabParts, build_section_form, takes_form
-from .named import Outputs
 from .handoff import handed_note, pick_run, session_of
+from .named import Outputs
 from .text import field_labels, frame, headers, lang, render, t, tr
 
 # One loaded pair at a time: a second model copy would double memory. Guarded, since tabs share the process.

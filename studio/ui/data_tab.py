@@ -14,9 +14,12 @@ import typing
 import gradio as gr
 import pandas as pd
 
-from .. import config, data, data_report, mixing, preference, preflight, recipe, settings_input, stats
-from ..facts import speaks_about_itself
-from ..paths import model_parameters
+from studio.core import config, settings_input
+from studio.data import data, preference, stats
+from studio.data.facts import speaks_about_itself
+from studio.plan import mixing, preflight, recipe
+from studio.plan.data_choice import chosen_source, data_source, planned_for, replay_for, report_of
+from . import forms
 from .forms import TabContext, TabParts, build_section_form
 from .named import Outputs
 from .text import chart_titles, frame, headers, lang, render, t, tr
@@ -44,38 +47,6 @@ def length_plots(report: stats.DataReport):
     cdf = pd.DataFrame(stats.cumulative(lengths.total) if lengths is not None else [],
                        columns=["tokens", "share"]).astype({"tokens": "int64", "share": "float64"})
     return hist, cdf
-
-
-def data_source(dataset_path, dataset_format, column_mapping) -> tuple[config.DataSettings, list]:
-    """The Data tab's three boxes as typed settings, parsed once here: a column mapping that does not parse is
-    reported beside the file's problems, and the file is read without it."""
-    values = dict(dataset_path=dataset_path or config.DEMO_DATA, dataset_format=dataset_format or "auto",
-                  column_mapping=column_mapping or "")
-    settings, problems = settings_input.settings_from_flat(values)
-    if settings is None:
-        settings, _ = settings_input.settings_from_flat({**values, "column_mapping": ""})
-    return (settings or config.Settings()).data, problems
-
-
-def mix_parts(extra_datasets) -> tuple[list[config.DatasetPart], list]:
-    """The files mixed in, as the form holds them (a JSON list), checked as settings; problems by field."""
-    settings, problems = settings_input.settings_from_flat({"extra_datasets": extra_datasets or []})
-    return (settings.data.extra_datasets if settings else []), problems
-
-
-def chosen_source(dataset_path, dataset_format, column_mapping, extra_datasets=None, report_on=None):
-    """The file whose report the tab shows: the main file (1) or a file of the mix (2, 3, ...)."""
-    source, problems = data_source(dataset_path, dataset_format, column_mapping)
-    parts, _ = mix_parts(extra_datasets)
-    index = int(report_on or 1) - 2
-    return (parts[index] if 0 <= index < len(parts) else source), problems
-
-
-def report_of(source: config.DataSettings, model, progress=None, stage=None) -> stats.DataReport:
-    """The file's report as the stage reads it (GRPO: prompts with their reference answers)."""
-    return data_report.report_for(source.dataset_path, source.dataset_format, source.column_mapping,
-                                  model if isinstance(model, str) else None, progress=progress,
-                                  reads=data_report.reads_for(stage if isinstance(stage, str) else None))
 
 
 def analyse(dataset_path=None, dataset_format=None, column_mapping=None, model_name_or_path=None, query=None, page=None,
@@ -116,7 +87,7 @@ def analyse(dataset_path=None, dataset_format=None, column_mapping=None, model_n
             "recommended_share": share}
 
 
-# The recipe's fields that a loaded file hands to the form besides the cutoff and the shares (studio/recipe.py).
+# The recipe's fields that a loaded file hands to the form besides the cutoff and the shares (studio/plan/recipe.py).
 HANDED_RECIPE_FIELDS = ("per_device_train_batch_size", "gradient_accumulation_steps", "num_train_epochs",
                         "learning_rate", "eval_steps", "early_stopping_patience", "replay_share")
 
@@ -141,13 +112,16 @@ def findings_frame(found: list, language: str):
 
 def load_and_apply(dataset_path=None, dataset_format=None, column_mapping=None, model_name_or_path=None, query=None,
                    page=None, extra_datasets=None, report_on=None, applied=None, max_length=None,
-                   validation_share=None, test_share=0.0, finetuning_type="lora", stage="sft", replay="auto",
-                   replay_share=0.2, placeholder_values=None, system_prompt=None, progress=gr.Progress(),
+                   validation_share=None, test_share=None, finetuning_type=None, stage=None, replay=None,
+                   replay_share=None, placeholder_values=None, system_prompt=None, progress=gr.Progress(),
                    request: gr.Request = None):
     """Load (as analyse), then hand the main file's recommendations (cutoff, validation and test shares, and the
     recipe sized to its rows: batch, accumulation, epochs, learning rate, evaluation and early stopping) to the
     form, once per file: loading the same file again, paging, or a mixed-in file's report leaves the user's own
     changes alone."""
+    given = forms.filled(test_share=test_share, finetuning_type=finetuning_type, stage=stage, replay=replay,
+                         replay_share=replay_share)
+    test_share, finetuning_type, stage, replay, replay_share = given.values()
     shown = analyse(dataset_path, dataset_format, column_mapping, model_name_or_path, query, page, extra_datasets,
                     report_on, placeholder_values, stage, system_prompt, progress=progress, request=request)
     cutoff, share = shown["recommended_cutoff"], shown["recommended_share"]
@@ -172,16 +146,6 @@ def load_and_apply(dataset_path=None, dataset_format=None, column_mapping=None, 
                      lr=plan.values()["learning_rate"])
     return {**shown, "applied": key, "max_length": cutoff or max_length, "validation_share": share, "test_share": test,
             "applied_note": note, **{name: plan.values().get(name, gr.update()) for name in HANDED_RECIPE_FIELDS}}
-
-
-def planned_for(rows: int, model, form: dict, identity: bool = False) -> recipe.Recipe:
-    """The recipe for a file of `rows` usable rows on this model with the form's method, stage and replay (a value
-    the form cannot hold is left at its default here; the Hyperparameters tab names it)."""
-    settings = config.Settings()
-    for name, value in form.items():
-        candidate, problems = settings_input.settings_from_flat({name: value}, settings)
-        settings = candidate if not problems else settings
-    return recipe.recipe_for(settings, rows, model_parameters(model), identity=identity)
 
 
 def multilingual_offer(dataset_path=None, dataset_format=None, column_mapping=None, model_name_or_path=None,
@@ -227,17 +191,17 @@ def show_row(dataset_path, dataset_format, column_mapping, model_name_or_path, n
 
 
 def show_mix(dataset_path=None, dataset_format=None, column_mapping=None, dataset_share=None, extra_datasets=None,
-             validation_share=0.1, test_share=0.0, max_samples=0, model_name_or_path=None, replay="off",
-             replay_share=0.2, num_train_epochs=3.0, max_steps=-1, stage="sft", request: gr.Request = None):
+             validation_share=None, test_share=None, max_samples=None, model_name_or_path=None, replay=None,
+             replay_share=None, num_train_epochs=None, max_steps=None, stage=None, request: gr.Request = None):
     """The mix table (each file's rows, training rows, validation, test, tokens and share of the tokens, and the
     replayed general answers where replay is on), what stops the mix, and which file the report shows. Hidden
     while there is only the main file and no replay."""
     language = lang(request)
-    values = dict(dataset_path=dataset_path or config.DEMO_DATA, dataset_format=dataset_format or "auto",
-                  column_mapping=column_mapping or "", dataset_share=dataset_share, extra_datasets=extra_datasets or [],
-                  validation_share=validation_share or 0.0, test_share=test_share or 0.0, max_samples=max_samples or 0,
-                  replay=replay or "off", replay_share=replay_share or 0.2, num_train_epochs=num_train_epochs or 3.0,
-                  max_steps=max_steps if max_steps is not None else -1, stage=stage or "sft")
+    values = forms.filled(dataset_path=dataset_path or None, dataset_format=dataset_format or None,
+                          column_mapping=column_mapping, dataset_share=dataset_share, extra_datasets=extra_datasets,
+                          validation_share=validation_share, test_share=test_share, max_samples=max_samples,
+                          replay=replay, replay_share=replay_share, num_train_epochs=num_train_epochs,
+                          max_steps=max_steps, stage=stage)
     settings, problems = settings_input.settings_from_flat(values)
     if settings is None:
         note = "\n".join(f"- `{where}`: {render(message, language)}" for where, message in problems)
@@ -257,12 +221,6 @@ def show_mix(dataset_path=None, dataset_format=None, column_mapping=None, datase
     if replaying:
         note += "\n\n" + render(recipe.replay_decision(settings, sum(len(r.load.rows) for r in reports))[1], language)
     return gr.update(visible=True, value=frame(rows, MIX_COLUMNS, language)), note, gr.update(choices=names)
-
-
-def replay_for(settings: config.Settings, parts: list, model) -> bool:
-    """Whether a run with these settings replays general answers, judged on the files' usable rows."""
-    rows = sum(len(report_of(part, model).load.rows) for part in parts)
-    return recipe.replay_decision(settings, rows)[0]
 
 
 def add_file(extra_datasets=None, mix_path=None, mix_format=None, mix_mapping=None, mix_share=None,

@@ -9,14 +9,15 @@ from pathlib import Path
 
 import gradio as gr
 
-from .. import export, repeat
-from ..jobs import JOB
-from ..paths import FOLDERS, offer_downloads, offered, run_model_refusal
-from ..runs import RunFolder, list_runs
-from ..text import Msg
+from studio.core.paths import FOLDERS, offer_downloads, offered, run_model_refusal
+from studio.core.runs import RunFolder, list_runs
+from studio.core.text import Msg
+from studio.export import export
+from studio.training import repeat
+from studio.training.jobs import JOB
 from .forms import TabContext, TabParts
-from .named import Outputs
 from .handoff import handed_note, pick_run, session_of
+from .named import Outputs
 from .text import lang, render, t, tr
 
 

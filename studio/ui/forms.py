@@ -1,6 +1,6 @@
 """Settings classes -> Gradio components, and the one shape every tab has.
 
-Adding a knob to studio/config.py adds it to the form. Every tab module has `build(ctx: TabContext) -> TabParts`:
+Adding a knob to studio/core/config.py adds it to the form. Every tab module has `build(ctx: TabContext) -> TabParts`:
 it lays out its components inside its tab and returns the settings fields it shows (if any) and `wire(form)`,
 which app.py calls once all tabs are built, with every settings component by field name.
 
@@ -19,10 +19,10 @@ from typing import Callable
 
 import gradio as gr
 
-from ..config import SECTIONS, Settings, applies, conditional_fields, flat_values, optional_type
+from studio.core.config import SECTIONS, Settings, applies, conditional_fields, flat_values, optional_type
 
-from ..settings_input import form_value, settings_from_flat
-from ..paths import settings_refusals
+from studio.core.paths import settings_refusals
+from studio.core.settings_input import form_value, settings_from_flat
 from .text import t
 
 
@@ -119,3 +119,10 @@ def takes_form(form: dict):
         fn.__signature__ = inspect.Signature(fixed + fields)
         return fn
     return named
+
+
+def filled(**values) -> dict:
+    """The values an event handler was given, each one not given (None) the setting's own default: a handler
+    never re-declares a default (an API caller who leaves a parameter out gets what a new form shows)."""
+    defaults = flat_values(Settings())
+    return {name: defaults[name] if value is None else value for name, value in values.items()}

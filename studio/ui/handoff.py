@@ -3,8 +3,8 @@ Train to Chat or Export needs no picking and no refresh; after that the user's o
 
 from __future__ import annotations
 
-from ..jobs import JOB
-from ..text import Msg
+from studio.core.text import Msg
+from studio.training.jobs import JOB
 
 
 def session_of(request) -> str:

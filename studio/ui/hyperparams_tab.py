@@ -10,11 +10,15 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from .. import advice, config, cost, data_report, estimates, hardware, preference, presets, recipe, settings_input
-from ..jobs import JOB
-from ..paths import PRESET_DOWNLOAD, allowed_shape, offered_dir
-from ..probe import probe_seconds_per_step
-from ..text import Msg, on_off, word
+from studio.core import config, presets, settings_input
+from studio.core.paths import PRESET_DOWNLOAD, offered_dir
+from studio.core.text import Msg, on_off, word
+from studio.models import estimates, hardware
+from studio.models.models import allowed_shape
+from studio.models.probe import probe_seconds_per_step
+from studio.data import preference
+from studio.plan import advice, cost, data_report, recipe
+from studio.training.jobs import JOB
 from .forms import TabContext, TabParts, build_section_form, form_settings, takes_form, updates, shown_when_applies
 from .named import Outputs
 from .text import field_labels, lang, render, t, tr

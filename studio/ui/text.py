@@ -1,7 +1,7 @@
 """The page in the browser's language.
 
 Labels and help go through Gradio's own i18n (`gr.I18n`), fed from the same catalogues as the server's messages
-(studio/locales/<code>.json, see studio/text.py); a settings field brings its label and help keyed
+(studio/core/locales/<code>.json, see studio/core/text.py); a settings field brings its label and help keyed
 `<field>.label` / `<field>.help`. A callback renders what it computed in the language of the browser that asked
 (`lang(request)`: its Accept-Language, the same preference the page's i18n follows).
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from ..config import all_fields, field_text
-from ..text import CATALOGUES, TEXT, language_of, render, text_in, tr  # noqa: F401  (re-exported for the tabs)
+from studio.core.config import all_fields, field_text
+from studio.core.text import CATALOGUES, TEXT, language_of, render, text_in, tr  # noqa: F401  (re-exported for the tabs)
 
 
 def field_help(name: str, lang: str) -> str:

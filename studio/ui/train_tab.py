@@ -9,12 +9,15 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from .. import config, cost, drift, history, presets
-from ..jobs import JOB
-from ..paths import run_model_refusal, settings_refusals
-from ..run_status import status_messages
-from ..runs import RunFolder, list_runs
-from ..text import Msg, word
+from studio.core import config, presets
+from studio.core.paths import run_model_refusal, settings_refusals
+from studio.core.runs import RunFolder, list_runs
+from studio.core.text import Msg, word
+from studio.chat import drift
+from studio.plan import cost
+from studio.training import history
+from studio.training.jobs import JOB
+from studio.training.run_status import status_messages
 from .forms import TabContext, TabParts, form_settings, takes_form
 from .handoff import session_of
 from .named import Outputs
@@ -313,7 +316,7 @@ def compare_runs(run_dirs: list[str], request: gr.Request = None):
 
 
 def cost_view(values: dict, language: str) -> str:
-    """The cost line next to the Train button: steps, time on this machine, memory (studio/cost.py). Settings
+    """The cost line next to the Train button: steps, time on this machine, memory (studio/plan/cost.py). Settings
     with problems give none: the Hyperparameters tab names them and Start refuses them."""
     from .hyperparams_tab import memory_parts, situation_for  # deferred: that tab builds its own parts at import
 

@@ -1,0 +1,105 @@
+"""Replay: general conversations the base model writes itself, mixed into a run's training rows so that it keeps
+what it knew (self-distillation; the guide's "mix in 20-30% general data", without needing a general data set).
+
+Before training, the base model answers a built-in set of general prompts (studio/chat/replay_prompts/, English and
+Chinese; none of them is a drift-check prompt, so the drift check still measures on unseen prompts) greedily, in
+the languages of the user's data. The answers are cached per base model and template, like the drift check's.
+The run then takes `replay_share` of its training rows from them; validation and test stay the user's own rows.
+Torch is imported inside the functions that run the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import time
+from pathlib import Path
+
+from studio.core.text import CJK, Msg
+
+PROMPTS_FILE = Path(__file__).parent / "replay_prompts" / "general.jsonl"
+MAX_NEW_TOKENS = 64  # a general answer's start: enough to keep its style, cheap to train on and to generate
+CACHE_VERSION = 1
+WORD = re.compile(r"[A-Za-z\u00c0-\u024f]+")  # a Latin-script word weighs as much as one Chinese character
+
+
+def builtin_prompts() -> list[dict]:
+    return [json.loads(line) for line in PROMPTS_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def data_languages(rows: list[dict]) -> list[str]:
+    """'en' and/or 'zh': the languages of the rows' text, by Chinese characters against Latin-script words (a
+    language under 30% of them is left out: names and terms in Latin letters run through Chinese text; English where nothing can be told)."""
+    cjk = words = 0
+    for row in rows[:2000]:
+        for message in row.get("messages") or []:
+            text = message.get("content") if isinstance(message.get("content"), str) else ""
+            cjk += len(CJK.findall(text))
+            words += len(WORD.findall(text))
+    share = cjk / (cjk + words) if cjk + words else 0.0
+    languages = [code for code, part in (("en", 1 - share), ("zh", share)) if part >= 0.3]
+    return languages or ["en"]
+
+
+def replay_count(train_rows: int, share: float) -> int:
+    """Rows to add so that they are `share` of the training rows: n / (n + k) = 1 - share."""
+    if share <= 0 or train_rows <= 0:
+        return 0
+    return max(1, round(train_rows * share / (1 - share)))
+
+
+def cache_file(model_path: str, tokenizer, prompts: list[dict]) -> Path:
+    from .drift import cache_dir, model_identity  # deferred: drift's cache lives beside this one
+
+    parts = [CACHE_VERSION, model_identity(model_path), tokenizer.chat_template or "", MAX_NEW_TOKENS,
+             [p["prompt"] for p in prompts]]
+    key = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    return cache_dir().parent / "replay" / f"{key}.json"
+
+
+def base_answers(model_path: str, tokenizer, languages: list[str], load_model, log) -> tuple[list[dict], bool, float]:
+    """(rows, cached, seconds): each prompt in the data's languages with the base model's greedy answer, as
+    message rows. `load_model()` gives the base model, called only when the cache misses."""
+    started = time.perf_counter()
+    prompts = [p for p in builtin_prompts() if p["language"] in languages]
+    path = cache_file(model_path, tokenizer, prompts)
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))["rows"]
+        return rows, True, time.perf_counter() - started
+    except (OSError, ValueError, KeyError):
+        pass
+    from studio.templates.chat_template import answer_text, generation_prompt
+    from .drift import greedy  # deferred: torch
+
+    log(Msg("log.replay_generating", prompts=len(prompts)))
+    model = load_model()
+    prompt_ids = [tokenizer(generation_prompt(tokenizer, [{"role": "user", "content": p["prompt"]}]),
+                            add_special_tokens=False)["input_ids"] for p in prompts]
+    answers = [answer_text(tokenizer, ids) for ids in greedy(model, tokenizer, prompt_ids, MAX_NEW_TOKENS)]
+    del model
+    rows = [{"messages": [{"role": "user", "content": p["prompt"]}, {"role": "assistant", "content": a}]}
+            for p, a in zip(prompts, answers) if a.strip()]
+    try:  # a cache that cannot be written costs the next run a generation, never this run
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # two processes filling the same cache never share a file
+        tmp.write_text(json.dumps({"rows": rows}, ensure_ascii=False), encoding="utf-8")
+        tmp.replace(path)
+    except OSError:
+        pass
+    return rows, False, time.perf_counter() - started
+
+
+def pick(rows: list[dict], count: int, seed: int) -> list[dict]:
+    """`count` replay rows: each once before any repeats (a small set mixed into a large one cycles)."""
+    if not rows or count <= 0:
+        return []
+    rng = random.Random(f"replay:{seed}")
+    out = []
+    while len(out) < count:
+        shuffled = rows[:]
+        rng.shuffle(shuffled)
+        out += shuffled[:count - len(out)]
+    return out

@@ -1,0 +1,234 @@
+"""The steps every training stage's run shares (studio/core/stages.py): the run's log, the metrics meter and the Stop
+callback, the hardware plan, the preset written before the first step, resuming from the last checkpoint, the
+trainer made quiet and described, the result saved, and the figures kept in status.json; and the reading of a
+failure. Below every stage: train.py (example data) and preference_train.py (pairs, labelled answers) build on it.
+Heavy libraries are imported inside the functions that need them."""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from studio.core.config import Settings
+from studio.core.presets import preset_dict
+from studio.core.runs import RunFolder
+from studio.core.stages import ALL_LOGS
+from studio.core.text import Msg, on_off
+from studio.models import hardware, models
+from studio.models.estimates import training_memory_gb
+from studio.models.models import ModelSourceError
+from .distributed import any_process, is_main_process, world_size
+
+Progress = Callable[[str], None]
+NO_SIGNAL_EVERY = 10  # GRPO steps between two "every answer got the same reward" lines
+
+
+class RunLog:
+    """Progress lines to the console (or UI) and to the run's log.txt (English, with tracebacks, for reading and
+    sharing), and each line also as a message in events.jsonl, so the Train tab shows it in the reader's language."""
+
+    def __init__(self, run: RunFolder, echo: Progress | None = print):
+        self.path, self.events, self.echo = run.log_file, run.events_file, echo
+
+    def __call__(self, line: str) -> None:
+        if not is_main_process():
+            return
+        stamp = f"{datetime.now():%H:%M:%S}"
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(f"[{stamp}] {line}\n")
+        event = {"time": stamp, "text": str(line), **(line.to_json() if isinstance(line, Msg) else {})}
+        with open(self.events, "a", encoding="utf-8") as f:
+            f.write(json.dumps(event, ensure_ascii=False, default=str) + "\n")
+        if self.echo:
+            self.echo(line)
+
+
+def make_callbacks(run: RunFolder, log: RunLog, stop_event: threading.Event | None):
+    from transformers import TrainerCallback  # deferred: heavy
+
+    class MetricsCallback(TrainerCallback):
+        """Each log to metrics.jsonl (see Meter); Stop ends the run after this step, with a checkpoint."""
+
+        def __init__(self):
+            self.meter = Meter(run.metrics_file, log)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if state.is_world_process_zero:
+                self.meter.record(state, dict(logs or {}))
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if stop_event is not None and any_process(stop_event.is_set()):
+                control.should_training_stop = True
+                control.should_save = True  # a checkpoint to resume from
+            return control
+
+    return [MetricsCallback()]
+
+
+class Meter:
+    """The Trainer's logs as metrics.jsonl rows, with trained (non-padding) tokens per second since the last log,
+    and as readable log lines."""
+
+    def __init__(self, path: Path, log: RunLog):
+        self.path, self.log = path, log
+        self.started = time.perf_counter()
+        self.last_time, self.last_tokens = self.started, 0.0
+        self.quiet_until = 0  # GRPO: the step from which "no signal" is said again
+
+    def record(self, state, logs: dict) -> None:
+        if "loss" in logs and not math.isfinite(logs["loss"]):
+            # Raised here so the run ends at once with an explanation instead of training on garbage.
+            raise FloatingPointError(f"the training loss became NaN at step {state.global_step}")
+        row = self.row(state, logs, time.perf_counter())
+        if len(row) <= 4:  # nothing but the step counters
+            return
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        if "loss" in row:
+            self.log(Msg("log.step", step=row["step"], max_steps=row["max_steps"], epoch=row["epoch"],
+                         loss=row["loss"], speed=row["tokens_per_s"]))
+        if "eval_loss" in row:
+            self.log(Msg("log.eval", step=row["step"], loss=row["eval_loss"]))
+        if "reward" in row:  # GRPO: what the sampled answers earned
+            self.log(Msg("log.practice", step=row["step"], reward=row["reward"], spread=row.get("reward_std", 0.0),
+                         length=row.get("completions/mean_length", 0.0)))
+        if row.get("frac_reward_zero_std") == 1.0 and row["step"] >= self.quiet_until:
+            self.log(Msg("practice.no_signal", step=row["step"]))
+            self.quiet_until = row["step"] + NO_SIGNAL_EVERY  # said again only if it lasts
+
+    def row(self, state, logs: dict, now: float) -> dict:
+        row = {"step": state.global_step, "max_steps": state.max_steps, "epoch": round(state.epoch or 0, 4),
+               "elapsed_s": round(now - self.started, 2)}
+        if "loss" in logs:
+            tokens = logs.get("num_tokens", self.last_tokens)
+            row.update(loss=logs["loss"], learning_rate=logs.get("learning_rate"), grad_norm=logs.get("grad_norm"),
+                       num_tokens=tokens,
+                       tokens_per_s=round((tokens - self.last_tokens) / max(now - self.last_time, 1e-9), 2))
+            self.last_time, self.last_tokens = now, tokens
+        row.update({key: logs[key] for key in ("eval_loss", "train_loss", "train_runtime", *ALL_LOGS)
+                    if key in logs})
+        return row
+
+
+
+class DataError(ValueError):
+    """The run's data could not be used; the message names the problems."""
+
+
+def explain_error(err: Exception) -> Msg:
+    """What to try, chosen by the kind of error (not by words in its message: "information" holds "inf")."""
+    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError
+        return Msg("error.memory")
+    if isinstance(err, FloatingPointError):  # raised by MetricsCallback when the loss is not finite
+        return Msg("error.nan")
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return Msg("error.disk")
+    if isinstance(err, ModelSourceError):
+        return Msg("error.model")
+    if isinstance(err, DataError):
+        return Msg("error.data")
+    if isinstance(err, RuntimeError) and "out of memory" in str(err).lower():  # CPU allocator failures
+        return Msg("error.memory")
+    return Msg("error.other")
+
+
+def run_plan(settings: Settings, run: RunFolder, log: RunLog, facts, model_path: str) -> dict:
+    """The hardware plan for this run, written down and logged with its reasons."""
+    plan = hardware.plan(facts, settings.training, memory=estimated_memory(settings, model_path, facts),
+                         method=settings.method.finetuning_type)
+    plan["processes"] = world_size()  # the processes this run was started with (studio/training/launcher.py chose them)
+    if is_main_process():
+        run.write_plan(plan)
+    log(Msg("log.hardware", hardware=plan["hardware"]))
+    log(Msg("log.precision", value=plan["precision"], why=plan["precision_reason"]))
+    log(Msg("log.checkpointing", value=on_off(plan["gradient_checkpointing"]), why=plan["gradient_checkpointing_reason"]))
+    if plan["use_liger_kernel"] or facts.device == "cuda":
+        log(Msg("log.liger", value=on_off(plan["use_liger_kernel"]), why=plan["liger_reason"]))
+    return plan
+
+
+
+
+# ---------------------------------------------------------------- the steps of a run
+
+def write_preset(settings: Settings, run: RunFolder) -> None:
+    """The run's settings as a preset, written before any model is loaded (by the main process only)."""
+    if is_main_process():
+        run.write_preset(preset_dict(settings, description=f"Settings of run {run.name}"))
+
+
+def check_method(settings: Settings, facts) -> None:
+    """QLoRA needs a CUDA GPU with bitsandbytes: refused with the reason before any model is loaded."""
+    if settings.method.finetuning_type == "qlora" and not (qlora := hardware.qlora_available(facts))[0]:
+        raise ValueError(qlora[1])
+
+
+def resume_point(run: RunFolder, log: RunLog, resume: bool) -> str | None:
+    """The checkpoint a resumed run continues from (its metrics trimmed to it), or None for a new run."""
+    checkpoint = run.last_checkpoint() if resume else None
+    if checkpoint is None:
+        return None
+    if is_main_process():
+        run.trim_metrics(int(checkpoint.name.rsplit("-", 1)[-1]))
+    log(Msg("log.resuming", checkpoint=checkpoint.name))
+    return str(checkpoint)
+
+
+def quiet_trainer(trainer, log: RunLog, method: str):
+    """The trainer without the stock progress bar and dict printer (the MetricsCallback prints one readable line
+    per log), and its trainable share logged."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback  # deferred: heavy
+
+    if trainer.train_dataset is not None and len(trainer.train_dataset) == 0:  # TRL dropped every truncated row;
+        # training would end in an IndexError or a sampler's "num_samples=0" that says nothing of the cause
+        raise DataError(Msg("log.nothing_left_at_cutoff", cutoff=getattr(trainer.args, "max_length", None) or "?"))
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)
+    trainable, total = models.count_parameters(trainer.model)
+    log(Msg("log.parameters", trainable=trainable, total=total, share=100 * trainable / total, method=method))
+    return trainer
+
+
+def save_result(trainer, tokenizer, target: Path, log: RunLog) -> None:
+    """The trained adapter or model, with its tokenizer. Every process takes part (ZeRO-3 / FSDP gather the
+    shards); the main process writes."""
+    trainer.save_model(str(target))
+    if is_main_process():
+        tokenizer.save_pretrained(str(target))
+    log(Msg("log.saved", name=target.name, path=str(target)))
+
+
+def run_figures(settings: Settings, trainer, output, target: Path, plan: dict) -> dict:
+    """The figures a reader wants first, kept in status.json (a DPO run's also its last reward margin)."""
+    history = trainer.state.log_history
+    train_losses = [h["loss"] for h in history if "loss" in h]
+    eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]
+    margins = [h["rewards/margins"] for h in history if "rewards/margins" in h]
+    stage, method = settings.stage, settings.method.finetuning_type
+    return {
+        "output": str(target),
+        "method": method if stage.names_method else stage.name + ("" if method == "lora" else f" ({method})"),
+        "global_step": trainer.state.global_step, "planned_steps": trainer.state.max_steps,
+        "final_train_loss": train_losses[-1] if train_losses else None,
+        "first_train_loss": train_losses[0] if train_losses else None,
+        "final_eval_loss": eval_losses[-1] if eval_losses else None,
+        "best_eval_loss": min(eval_losses) if eval_losses else None,
+        **({"final_reward_margin": margins[-1]} if margins else {}),
+        "train_runtime_s": output.metrics.get("train_runtime"),
+        "num_tokens": getattr(trainer, "_total_train_tokens", None),  # SFT's count; TRL's preference trainers keep none
+        "trainable_parameters": models.count_parameters(trainer.model)[0], "precision": plan["precision"],
+    }
+
+
+def estimated_memory(settings: Settings, model_path: str, facts) -> dict | None:
+    """The run's memory by part without checkpointing, for the plan's devices and 'auto' checkpointing."""
+    shape = models.model_shape(model_path, settings.model.trust_remote_code)
+    if shape is None:
+        return None  # unknown architecture: the plan falls back to one device's rules
+    return training_memory_gb(settings, shape, facts)
