@@ -14,6 +14,7 @@ Heavy libraries (torch, transformers, TRL) load only when a command needs them, 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -63,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--allow-reward-code", action="store_true",
                         help="let GRPO runs import your own reward functions (reward_code_path); refused with a "
                              "non-local --host or --share, since importing a file runs its code")
+    parser.add_argument("--mcp", action="store_true",
+                        help="serve the studio's tools over MCP as well, at /gradio_api/mcp/ (needs gradio[mcp]); "
+                             "with a password, an MCP client sends it as 'Authorization: Bearer PASSWORD'")
     sub = parser.add_subparsers(dest="command")
 
     train = sub.add_parser("train", help="train headless from a preset")
@@ -376,6 +380,8 @@ def cmd_ui(args) -> int:
     if args.allow_reward_code and (refusal := code_rewards.allow(args.host, args.share)) is not None:
         problems.append(str(refusal))
     problems += [f"--data-dir {d}: not a folder" for d in args.data_dir if not Path(d).expanduser().is_dir()]
+    if args.mcp and importlib.util.find_spec("mcp") is None:
+        problems.append('--mcp needs the mcp package: pip install "gradio[mcp]"')
     if problems:
         for p in problems:
             print(p, file=sys.stderr)
@@ -385,7 +391,8 @@ def cmd_ui(args) -> int:
     data_dirs = list(args.data_dir) + ([args.ui_model] if Path(args.ui_model).expanduser().is_dir() else [])
     try:
         launch_app(host=args.host, port=args.port, auth=tuple(auth.split(":", 1)) if auth else None,
-                   share=args.share, data_dirs=data_dirs, model=args.ui_model, trusted_proxy=args.trusted_proxy)
+                   share=args.share, data_dirs=data_dirs, model=args.ui_model, trusted_proxy=args.trusted_proxy,
+                   mcp=args.mcp)
     except UploadFolderError as err:
         print(err, file=sys.stderr)
         return 2

@@ -163,7 +163,7 @@ def test_the_checks_know_when_a_process_holds_the_model_whole(monkeypatch, envir
 
 
 def test_the_hyperparameters_tab_names_the_devices_in_both_languages():
-    from studio.ui.hyperparams_tab import devices_line
+    from studio.plan.form_plan import devices_line
     from studio.core.text import render
 
     chosen = hardware.plan(gpus(2), memory=LARGE)

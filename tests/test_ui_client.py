@@ -89,11 +89,14 @@ def test_column_mapping_through_the_api(client):
 
 
 def test_hardware_plan_is_shown_and_qlora_only_offered_where_it_runs(client):
-    text, method = client.predict(**form_values(finetuning_type="qlora"), api_name="/hardware")
+    text, method, tracker = client.predict(**form_values(finetuning_type="qlora"), api_name="/hardware")
     assert "Precision" in text and "Gradient checkpointing" in text
     assert "Packing **off**" in text and "grouped by length" in text  # no flash-attention on a CPU
     # No CUDA here: QLoRA is not offered, and a preset's QLoRA choice falls back to LoRA.
     assert method["value"] == "lora" and ["qlora", "qlora"] not in method["choices"]
+    from studio.core import trackers  # the trackers offered are the ones installed here (issue 56)
+
+    assert [choice[0] for choice in tracker["choices"]] == trackers.offered()
 
 
 def form_values(**changes):
@@ -286,7 +289,7 @@ def test_a_chinese_browser_reads_every_server_message_in_chinese(app_url):
     _, advice_text, estimate = zh.predict(**form_values(learning_rate=0.005), api_name="/check_settings")
     assert "学习率" in advice_text and "偏高" in advice_text and "有效批大小" in estimate
     assert "Effective" not in estimate and "high for" not in advice_text
-    text, _ = zh.predict(**form_values(), api_name="/hardware")
+    text, _, _ = zh.predict(**form_values(), api_name="/hardware")
     assert "精度" in text and "Precision" not in text
     assert "不能小于" in zh.predict(**form_values(r=0), api_name="/check_settings")[0]
     assert zh.predict("quickstart-cpu.json", api_name="/load_shipped_preset")[-1].startswith("预设已加载。")

@@ -171,6 +171,8 @@ def inference_placement() -> tuple[str, str]:
     facts = hardware.detect()
     if facts.device == "cuda":
         return ("bf16" if facts.cuda_bf16 else "fp16"), "cuda"
+    if facts.device == "mps":
+        return ("bf16" if facts.mps_bf16 else "fp32"), "mps"
     return "fp32", "cpu"
 
 

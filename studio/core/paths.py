@@ -19,7 +19,7 @@ from pathlib import Path
 from .code_rewards import refusal as code_refusal
 from .config import GEMMA3_MODEL, STARTER_MODEL
 from .runs import RunFolder, runs_root, studio_home
-from .sources import DEMO, HUB, VOTES, VOTES_PREFIX, parse_source
+from .sources import DEMO, HUB, VOTES, VOTES_PREFIX, DataSource, parse_source
 from .text import Msg
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -91,12 +91,16 @@ FOLDERS = Folders()
 MAX_PATH_CHARS = 4096  # Linux's PATH_MAX
 
 
-def source_refusal(value: str) -> Msg | None:
+def source_refusal(value: DataSource | str) -> Msg | None:
     """A dataset or model box: the built-in names and hub ids pass; a path must lie in a readable folder."""
-    value = (value or "").strip()
+    if isinstance(value, DataSource):  # parsed at the boundary already
+        source, value = value, value.text.strip()
+    else:
+        value = (value or "").strip()
+        source = None
     if value in (STARTER_MODEL, GEMMA3_MODEL, ""):
         return None
-    source = parse_source(value)  # a model's hub id passes as a dataset's does
+    source = source or parse_source(value)  # a model's hub id passes as a dataset's does
     if source.kind in (DEMO, HUB):
         return None
     if source.kind == VOTES:  # a run's votes: the run folder must be the studio's

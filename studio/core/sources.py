@@ -8,7 +8,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import DEMO_DATA
 from .text import Msg
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -16,6 +15,7 @@ DEMO_PATH = ASSETS / "demo" / "identity.jsonl"
 VOTES_PREFIX = "votes:"
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
+DEMO_DATA = "demo"  # the dataset box's name of the built-in demo (assets/demo/identity.jsonl)
 DEMO, FILE, HUB, VOTES = "demo", "file", "hub", "votes"  # the kinds of source
 
 
@@ -53,6 +53,11 @@ def parse_source(text: str) -> DataSource:
     if HUB_ID.match(text) and not Path(text).expanduser().exists():
         return DataSource(HUB, text)
     return DataSource(FILE, text)
+
+
+def as_source(value: DataSource | str) -> DataSource:
+    """A source parsed at the boundary passes inward as it is; text (a caller outside) is parsed here, once."""
+    return value if isinstance(value, DataSource) else parse_source(value)
 
 
 def votes_source(run_dir: str | Path) -> str:

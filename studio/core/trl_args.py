@@ -29,7 +29,6 @@ def sft_config_kwargs(settings: Settings, plan: dict) -> dict:
         "eval_on_start": has_eval,  # the base model's validation loss: the reference every later figure is read against
         "per_device_eval_batch_size": t.per_device_train_batch_size,
         "save_strategy": "steps",
-        "report_to": "none",
         # Evaluation needs only the loss: without this, Trainer also gathers every token's log-probability.
         "prediction_loss_only": True,
         "dataloader_pin_memory": plan["device"] == "cuda",
@@ -54,6 +53,8 @@ def lora_config_kwargs(settings: Settings) -> dict:
         "target_modules": targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()],
         "task_type": "CAUSAL_LM",
         "bias": "none",
+        "use_dora": m.use_dora,
+        "use_rslora": m.use_rslora,
     }
 
 

@@ -30,7 +30,8 @@ _ERROR_TEXT = {
     "bad_weights": ("config.bad_weights", "*"), "weights_count": ("config.weights_count", "*"),
     "bad_pattern": ("config.bad_pattern", "*"), "bad_schema": ("config.bad_schema", "*"),
     "bad_schema_json": ("config.bad_schema_json", "*"), "range_order": ("config.range_order", "*"),
-    "slow_pattern": ("config.slow_pattern", "*"),
+    "slow_pattern": ("config.slow_pattern", "*"), "tracker_missing": ("config.tracker_missing", "*"),
+    "lora_switch": ("config.lora_switch", "*"),
     **{f"schema_{why}": (f"config.schema_{why}", "*")
        for why in ("remote_ref", "missing_ref", "recursive_ref", "depth", "slow_pattern")},
 }

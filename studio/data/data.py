@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from studio.core.kept import Kept
-from studio.core.sources import parse_source
+from studio.core.sources import DataSource, as_source
 from studio.core.text import Msg
 from .data_kinds import kind_verdict, media_in
 from .readers import MAX_ROWS, capped, detect_format, read_documents, read_records, resolve_path, where
@@ -282,12 +282,13 @@ def column_mapping_applied(record: Any, mapping: dict[str, str] | None) -> Any:
 _LOADED = Kept(4)  # the last files read (a mix of a few): the Data tab's load and the training run share one read
 
 
-def load_dataset_file(path: str, fmt: str = "auto", mapping: dict[str, str] | None = None,
+def load_dataset_file(path: DataSource | str, fmt: str = "auto", mapping: dict[str, str] | None = None,
                       label: str | None = None) -> LoadResult:
     """The file read, its format detected and its rows normalised: once per file version. Loading it again with
     the same format and mapping (training after the Data tab's load) reuses that work; a changed file (its size
     or modification time) is read afresh. Each caller gets its own lists, so none sees another's edits. A large
     file being read holds up only the callers that want the same file (studio/core/kept.py)."""
+    path = as_source(path)  # parsed once; passed inward as it is
     try:
         stat = resolve_path(path).stat()
         key = (path, fmt, tuple((mapping or {}).items()), label, stat.st_mtime_ns, stat.st_size)
@@ -299,14 +300,14 @@ def load_dataset_file(path: str, fmt: str = "auto", mapping: dict[str, str] | No
                                bad_rows=set(result.bad_rows))
 
 
-def _read_and_normalise(path: str, fmt: str, mapping: dict[str, str] | None, label: str | None) -> LoadResult:
+def _read_and_normalise(path: DataSource, fmt: str, mapping: dict[str, str] | None, label: str | None) -> LoadResult:
     file_path = resolve_path(path)
-    label = label or parse_source(path).label()
+    label = label or path.label()
     layout = None
     if file_path.suffix.lower() == ".txt" and file_path.is_file():
         records, problems, unit, layout = read_documents(file_path, label, fmt.removeprefix("text_"))
     else:
-        records, problems, unit = read_records(file_path, label)
+        records, problems, unit = read_records(path, label)
     if fmt.startswith("text_"):  # a layout of plain text: its rows are text rows
         fmt = "text"
     records, cap_note = capped(records, label)  # JSON Lines were capped as they were read

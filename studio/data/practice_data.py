@@ -11,7 +11,7 @@ import numpy as np
 
 from studio.core.preference_rows import prompt_row
 from studio.core.rewards import NEEDS_REFERENCE, REWARD_NAMES, as_number, can_score, reference_answer
-from studio.core.sources import VOTES, parse_source
+from studio.core.sources import DataSource, VOTES, as_source
 from studio.core.text import Msg
 from .data import LoadResult, Row
 from .readers import read_records, resolve_path, where
@@ -31,14 +31,15 @@ def reference_kind(reference: str | None) -> str:
     return "label" if len(reference.split()) <= LABEL_WORDS and len(reference) <= 40 else "text"
 
 
-def load_prompt_rows(path: str, rewards=("answer_match",), system_prompt: str = "") -> tuple[list[dict], list]:
+def load_prompt_rows(path: DataSource | str, rewards=("answer_match",), system_prompt: str = "") -> tuple[list[dict], list]:
     """The rows of a prompt file as TRL's {"prompt": messages, "reference": final answer or None}, and every row's
     problem (file, row). A row none of the chosen rewards can score (no reference, and only rewards that need one)
     is named and left out."""
-    if parse_source(path).kind == VOTES:
-        return [], [(path, Msg("practice.no_votes"))]
-    file_path = resolve_path(path)
-    records, problems, unit = read_records(file_path, file_path.name)
+    source = as_source(path)
+    if source.kind == VOTES:
+        return [], [(source.text, Msg("practice.no_votes"))]
+    file_path = resolve_path(source)
+    records, problems, unit = read_records(source, file_path.name)
     rows = []
     for number, record in records:
         row = prompt_row(record) if isinstance(record, dict) else None
@@ -100,11 +101,12 @@ def practice_findings(rows: list[dict], problems: list) -> list[Finding]:
     return found
 
 
-def practice_report(path: str, tokenizer=None) -> DataReport:
+def practice_report(path: DataSource | str, tokenizer=None) -> DataReport:
     """The report of a file read as prompts to practise on (every reward's rows counted, none left out)."""
+    path = as_source(path)
     rows, problems = load_prompt_rows(path, rewards=REWARD_NAMES)
     shown = _rows(rows)
-    loaded = LoadResult(file=parse_source(path).label(), format="prompts", rows=shown, problems=problems,
+    loaded = LoadResult(file=path.label(), format="prompts", rows=shown, problems=problems,
                         bad_rows={getattr(w, "fields", {}).get("row") for w, _ in problems} - {None},
                         total_rows=len(rows) + len(problems))
     lengths = _prompt_lengths(tokenizer, rows)

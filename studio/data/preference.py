@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from studio.core.sources import VOTES, parse_source, votes_source  # noqa: F401  (votes_source: the Data tab's)
+from studio.core.sources import VOTES, DataSource, as_source, parse_source
+from studio.core.sources import votes_source  # noqa: F401  (the Data tab's)
 from studio.core.stages import LABELLED, PAIRS, Stage, stage_of
 from studio.core.text import Msg
 from . import votes
@@ -35,16 +36,16 @@ def _problem(row: dict | None, stage: Stage) -> Msg | None:
     return None
 
 
-def load_preference_rows(path: str, stage_name: str) -> tuple[list[dict], list[tuple[str, Msg]]]:
+def load_preference_rows(path: DataSource | str, stage_name: str) -> tuple[list[dict], list[tuple[str, Msg]]]:
     """The rows of a preference file (or of a run's votes) for a stage that learns from pairs or labelled answers,
     made by the stage's converter, and every row's problem (file, row)."""
-    stage, source = stage_of(stage_name), parse_source(path)
+    stage, source = stage_of(stage_name), as_source(path)
     if source.kind == VOTES:
         found = votes.read_votes(votes.votes_file(source.run))
         rows = VOTE_ROWS[stage.data](found)
-        return rows, ([] if rows else [(path, Msg("pref.no_votes", stage=stage.label, votes=len(found)))])
-    file_path = resolve_path(path)
-    records, problems, unit = read_records(file_path, file_path.name)
+        return rows, ([] if rows else [(source.text, Msg("pref.no_votes", stage=stage.label, votes=len(found)))])
+    file_path = resolve_path(source)
+    records, problems, unit = read_records(source, file_path.name)
     rows = []
     for number, record in records:
         row = stage.convert(record) if isinstance(record, dict) else None

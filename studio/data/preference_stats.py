@@ -8,7 +8,7 @@ import logging
 
 import numpy as np
 
-from studio.core.sources import parse_source
+from studio.core.sources import DataSource, as_source
 from studio.core.stages import FILE_FORMATS, PAIRS, stages_for
 from studio.core.text import Msg
 from .data import LoadResult, Row
@@ -69,13 +69,13 @@ def _findings(rows: list[Row], problems: list, kind: str) -> list[Finding]:
     return found
 
 
-def preference_report(path: str, kind: str, tokenizer=None, model: str | None = None) -> DataReport:
+def preference_report(path: DataSource | str, kind: str, tokenizer=None, model: str | None = None) -> DataReport:
     """The report of a file (or a run's votes) of pairs or labelled answers (`kind`, studio/core/stages.py), read with
     the converter of the usual stage for that kind."""
-    tokenizer = _report_tokenizer(tokenizer, model)
+    path, tokenizer = as_source(path), _report_tokenizer(tokenizer, model)
     pairs, problems = load_preference_rows(path, stages_for(kind)[0])
     rows = _rows(pairs, kind)
-    label = parse_source(path).label()
+    label = path.label()
     loaded = LoadResult(file=label, format=FILE_FORMATS[kind], rows=rows,
                         problems=problems, bad_rows={_row_of(w) for w, _ in problems} - {None},
                         total_rows=len(rows) + len(problems))

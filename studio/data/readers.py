@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from studio.core.sources import HUB, parse_source
+from studio.core.sources import DataSource, HUB, as_source
 from studio.core.text import Msg
 
 MAX_FILE_MB = 512  # a whole file; JSON Lines are read line by line, the rest whole
@@ -40,9 +40,10 @@ def where(file: str, row: int | None = None, fieldname: str | None = None, unit:
     return Msg(f"where.{unit}_field", file=file, row=row, field=fieldname)
 
 
-def resolve_path(path: str) -> Path:
+def resolve_path(path: DataSource | str) -> Path:
     """The file a dataset box names (studio/core/sources.py); a hub id as a path that does not exist locally."""
-    return parse_source(path).path or Path(path)
+    source = as_source(path)
+    return source.path or Path(source.text)
 
 
 def read_hub_dataset(dataset_id: str) -> tuple[list[tuple[int, Any]], list[tuple[str, str]], str]:
@@ -56,11 +57,13 @@ def read_hub_dataset(dataset_id: str) -> tuple[list[tuple[int, Any]], list[tuple
     return list(enumerate(dataset.to_list(), start=1)), [], "row"
 
 
-def read_records(path: Path, label: str | None = None) -> tuple[list[tuple[int, Any]], list[tuple[str, str]], str]:
+def read_records(source: DataSource | Path, label: str | None = None) -> tuple[list[tuple[int, Any]], list, str]:
     """Raw records as (row number, value) plus problems. The unit word ('line' or 'row') goes into messages."""
+    source = source if isinstance(source, DataSource) else as_source(str(source))
+    if source.kind == HUB:
+        return read_hub_dataset(source.text)
+    path = resolve_path(source)
     label = label or path.name
-    if parse_source(str(path)).kind == HUB:
-        return read_hub_dataset(str(path))
     if not path.exists():
         return [], [(label, Msg("data.not_found"))], "row"
     if not path.is_file():  # a folder, FIFO or device would block or never end

@@ -18,7 +18,7 @@ from studio.core.text import Msg
 
 @dataclass(frozen=True)
 class HardwareFacts:
-    device: str  # "cuda" or "cpu" (mps is treated as cpu-like: no bitsandbytes, no bf16 autocast guarantees)
+    device: str  # "cuda", "mps" (Apple Silicon's GPU, with the machine's unified memory) or "cpu"
     device_name: str = ""
     cuda_capability: tuple[int, int] | None = None
     cuda_bf16: bool = False
@@ -32,6 +32,7 @@ class HardwareFacts:
     liger_kernel: bool = False  # liger-kernel importable with a CUDA GPU
     device_free_gb: tuple[float, ...] = ()  # free memory of every GPU (empty on a CPU): the smallest one decides
     deepspeed: bool = False  # the deepspeed package importable (ZeRO-2 / ZeRO-3)
+    mps_bf16: bool = False  # the Apple GPU computes in bf16 (macOS 14 and later with a recent torch)
 
     @property
     def cpu_native_bf16(self) -> bool:
@@ -43,6 +44,8 @@ class HardwareFacts:
             cap = ".".join(map(str, self.cuda_capability or ()))
             return Msg("hw.gpu", count=self.device_count, name=self.device_name, capability=cap,
                        free=self.free_memory_gb, total=self.total_memory_gb)
+        if self.device == "mps":
+            return Msg("hw.mps", name=self.device_name, free=self.free_memory_gb, total=self.total_memory_gb)
         bf16 = Msg("hw.bf16_units") if self.cpu_native_bf16 else Msg("hw.no_bf16_units")
         return Msg("hw.cpu", cores=self.cpu_count, bf16=bf16, free=self.free_memory_gb, total=self.total_memory_gb)
 
@@ -121,9 +124,42 @@ def detect() -> HardwareFacts:
             device_free_gb=tuple(torch.cuda.mem_get_info(i)[0] / 1024**3 for i in range(count)),
             deepspeed=_installed("deepspeed"),
         )
+    if _mps_available(torch):
+        return _mps_facts(torch, cpu_count)
     total, free = _ram_gb()
     return HardwareFacts(device="cpu", device_name="CPU", cpu_flags=_cpu_flags(), cpu_count=cpu_count,
                          total_memory_gb=total, free_memory_gb=free)
+
+
+def _mps_available(torch) -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def _mps_facts(torch, cpu_count: int) -> HardwareFacts:
+    """Apple Silicon: one GPU sharing the machine's memory. Metal's recommended working set is the budget a run
+    may plan for (about three quarters of the memory); what this process holds there already is not free."""
+    budget = torch.mps.recommended_max_memory() / 1024**3
+    used = torch.mps.driver_allocated_memory() / 1024**3
+    try:
+        torch.ones(1, dtype=torch.bfloat16, device="mps").sum().item()
+        bf16 = True
+    except (RuntimeError, TypeError):  # older macOS: no bf16 on the GPU
+        bf16 = False
+    return HardwareFacts(device="mps", device_name=_chip_name(), cpu_flags=_cpu_flags(), cpu_count=cpu_count,
+                         total_memory_gb=budget, free_memory_gb=max(budget - used, 0.0), mps_bf16=bf16)
+
+
+def _chip_name() -> str:
+    """The Mac's chip ("Apple M2 Pro"), or "Apple Silicon" where macOS does not say."""
+    import subprocess  # deferred: macOS only
+
+    try:
+        found = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True,
+                               timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        found = ""
+    return found or "Apple Silicon"
 
 
 def _installed(package: str) -> bool:
@@ -161,6 +197,8 @@ def _bitsandbytes_usable() -> bool:
 
 
 def qlora_available(facts: HardwareFacts) -> tuple[bool, str]:
+    if facts.device == "mps":
+        return False, Msg("hw.qlora_no_mps")
     if facts.device != "cuda":
         return False, Msg("hw.qlora_no_gpu")
     if not facts.bitsandbytes_cuda:
@@ -173,6 +211,8 @@ def choose_precision(facts: HardwareFacts) -> tuple[str, str]:
         if facts.cuda_bf16:
             return "bf16", Msg("hw.gpu_bf16", name=facts.device_name)
         return "fp16", Msg("hw.gpu_fp16", name=facts.device_name, capability=str(facts.cuda_capability))
+    if facts.device == "mps":  # fp16 mixed precision needs a gradient scaler, which the Apple GPU lacks in torch
+        return ("bf16", Msg("hw.mps_bf16")) if facts.mps_bf16 else ("fp32", Msg("hw.mps_fp32"))
     if facts.cpu_native_bf16:
         return "bf16", Msg("hw.cpu_bf16")
     return "fp32", Msg("hw.cpu_fp32")
@@ -195,6 +235,8 @@ def resolve_precision(facts: HardwareFacts, requested: str = "auto") -> tuple[st
         return requested, Msg("hw.bf16_emulated")
     if requested == "fp16" and facts.device == "cpu":
         return "fp32", Msg("hw.fp16_cpu")
+    if requested == "bf16" and facts.device == "mps" and not facts.mps_bf16:
+        return "fp32", Msg("hw.bf16_mps_missing")
     return requested, Msg("hw.set_by_you")
 
 
@@ -226,10 +268,11 @@ def choose_devices(facts: HardwareFacts, training: TrainingSettings | None = Non
     `memory`: the run's memory parts on one device (estimates.training_memory_gb), None when the model is unknown."""
     t = training or TrainingSettings()
     notes = []
-    available = facts.device_count if facts.device == "cuda" else facts.cpu_count
+    available = {"cuda": facts.device_count, "mps": 1}.get(facts.device, facts.cpu_count)
     processes = t.num_processes or (facts.device_count if facts.device == "cuda" else 1)
     if processes > available:
-        notes.append(Msg("hw.devices_fewer" if facts.device == "cuda" else "hw.devices_fewer_cores",
+        notes.append(Msg({"cuda": "hw.devices_fewer", "mps": "hw.devices_one_mps"}.get(facts.device,
+                                                                                    "hw.devices_fewer_cores"),
                          asked=processes, count=available))
         processes = available
     if processes <= 1:
@@ -261,7 +304,8 @@ def _devices(processes: int, strategy: str, memory: dict | None, facts: Hardware
     if each is not None and each > FITS * free:
         notes.append(Msg("hw.devices_too_big", needed=each, free=free))
     if not notes:
-        notes.append(Msg("hw.devices_one_gpu" if facts.device == "cuda" else "hw.devices_one_cpu"))
+        notes.append(Msg({"cuda": "hw.devices_one_gpu", "mps": "hw.devices_mps"}.get(facts.device,
+                                                                                "hw.devices_one_cpu")))
     return {"processes": processes, "strategy": strategy, "per_device_gb": each, "devices_reason": notes}
 
 

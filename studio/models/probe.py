@@ -20,7 +20,7 @@ def probe_seconds_per_step(settings: Settings, seq_len: int, steps: int = 2, fac
     facts = facts or hardware.detect()
     plan = hardware.plan(facts, settings.training)
     model = _probe_model(settings, plan)
-    device = "cuda" if plan["device"] == "cuda" else "cpu"
+    device = plan["device"]  # cuda, mps or cpu
     model.to(device).train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
     # GRPO: each prompt is answered num_generations times (every answer as long as allowed: the step's worst
@@ -46,6 +46,8 @@ def probe_seconds_per_step(settings: Settings, seq_len: int, steps: int = 2, fac
         optimizer.zero_grad(set_to_none=True)
         if device == "cuda":
             torch.cuda.synchronize()
+        elif device == "mps":
+            torch.mps.synchronize()
         timings.append(time.perf_counter() - started)
     del model, optimizer
     models.free_memory()

@@ -37,7 +37,7 @@ def chosen_source(dataset_path, dataset_format, column_mapping, extra_datasets=N
 
 def report_of(source: config.DataSettings, model, progress=None, stage=None) -> stats.DataReport:
     """The file's report as the stage reads it (GRPO: prompts with their reference answers)."""
-    return data_report.report_for(source.dataset_path, source.dataset_format, source.column_mapping,
+    return data_report.report_for(source.source, source.dataset_format, source.column_mapping,
                                   model if isinstance(model, str) else None, progress=progress,
                                   reads=data_report.reads_for(stage if isinstance(stage, str) else None))
 

@@ -12,7 +12,7 @@ import threading
 from studio.core.config import DEMO_DATA
 from studio.core.kept import Kept
 from studio.core.paths import source_refusal
-from studio.core.sources import VOTES, parse_source
+from studio.core.sources import VOTES, DataSource, as_source
 from studio.core.stages import EXAMPLES, PAIRS, PROMPTS, data_kind, stage_of
 from studio.core.text import Msg, reason_of
 from studio.models.models import load_tokenizer, resolve_model_path
@@ -27,17 +27,18 @@ from .preflight import preflight_findings
 logger = logging.getLogger(__name__)
 
 
-def build_report(path: str, fmt: str = "auto", model: str | None = "starter", mapping: dict | None = None,
+def build_report(path: DataSource | str, fmt: str = "auto", model: str | None = "starter", mapping: dict | None = None,
                  label: str | None = None, progress=None, tokenizer=None, reads: str | None = None) -> DataReport:
     """progress(stage message, rows done, rows in all) is called as the report is built. `reads`: PROMPTS for
     the GRPO stage, which reads any file as prompts with reference answers (studio/data/practice_data.py)."""
     progress = progress or (lambda stage, done=None, total=None: None)
     progress(Msg("progress.reading"))
+    path = as_source(path)
     if reads == PROMPTS:
         if tokenizer is None and model:
             tokenizer = load_tokenizer(resolve_model_path(model, progress=lambda _: None))
         return practice_report(path, tokenizer)
-    loaded = None if parse_source(path).kind == VOTES else load_dataset_file(path, fmt, mapping, label)
+    loaded = None if path.kind == VOTES else load_dataset_file(path, fmt, mapping, label)
     kind = data_kind(loaded.format) if loaded is not None else PAIRS  # a run's votes: pairs
     if kind != EXAMPLES:  # pairs or labelled answers: the preference stages' data
         return preference_report(path, kind, tokenizer, model)
@@ -90,7 +91,7 @@ def _tokenizer(model: str, progress=None):
         return _TOKENIZERS[model]
 
 
-def file_version(path: str) -> tuple | None:
+def file_version(path: DataSource) -> tuple | None:
     """(modification time, size) of a data file: a file changed on disk is reported afresh, as training reads
     it afresh (data.load_dataset_file keys the same way). None for the demo name, hub ids and votes."""
     try:
@@ -108,21 +109,24 @@ def reads_for(stage: str | None) -> str | None:
         return None
 
 
-def report_key(path: str, fmt: str, mapping: dict[str, str], model: str | None, reads: str | None = None) -> tuple:
+def report_key(path: DataSource | str, fmt: str, mapping: dict[str, str], model: str | None,
+               reads: str | None = None) -> tuple:
     """What a kept report is found by: the source as read (with the file's version), the model that measured it,
     and how the stage reads it."""
+    path = as_source(path)
     return path, fmt, tuple(mapping.items()), model, file_version(path), reads
 
 
-def cached_report(path: str, fmt: str, mapping: dict[str, str], model: str, progress=None,
+def cached_report(path: DataSource | str, fmt: str, mapping: dict[str, str], model: str, progress=None,
                   reads: str | None = None) -> DataReport:
     """The kept report, or a new one. A report being built holds up only callers that want the same report: the
     advice and other files' reports go on meanwhile (studio/core/kept.py)."""
+    path = as_source(path)
     return _CACHE.get_or_make(report_key(path, fmt, mapping, model, reads),
                               lambda: _new_report(path, fmt, mapping, model, progress, reads))
 
 
-def _new_report(path: str, fmt: str, mapping: dict[str, str], model: str, progress, reads) -> DataReport:
+def _new_report(path: DataSource, fmt: str, mapping: dict[str, str], model: str, progress, reads) -> DataReport:
     try:
         tokenizer = _tokenizer(model, progress) if model else None
         return build_report(path, fmt, None, mapping or None, progress=progress, tokenizer=tokenizer, reads=reads)
@@ -138,12 +142,13 @@ def refused_report(path: str, refusal: str) -> DataReport:
                       recommended_validation_share(0))
 
 
-def report_for(path: str, fmt: str, mapping: dict[str, str], model: str, progress=None,
+def report_for(path: DataSource | str, fmt: str, mapping: dict[str, str], model: str, progress=None,
                reads: str | None = None) -> DataReport:
     """The Data tab's report, from the cache. A typed path outside the studio's folders is never opened: the
     refusal is the report; a refused model folder gives the data without lengths (the cached report untouched)."""
+    path = as_source(path)  # the one reading of the box's text on a Load click
     if refusal := source_refusal(path):
-        return refused_report(path, refusal)
+        return refused_report(path.text, refusal)
     if refusal := source_refusal(model):
         return dataclasses.replace(cached_report(path, fmt, mapping, None, progress, reads), tokenizer_problem=refusal)
     return cached_report(path, fmt, mapping, model, progress, reads)

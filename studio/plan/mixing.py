@@ -199,7 +199,8 @@ def _shrunk(n: int, factor: float) -> int:
 
 def added_part(parts: list, path, fmt, mapping, share) -> tuple[list | None, list]:
     """The mix with one more file, checked as the settings check it; (None, problems) when it does not pass."""
-    from studio.core.settings_input import settings_from_flat  # the one conversion: a share or mapping that does not parse is named
+    # the one conversion: a share or mapping that does not parse is named
+    from studio.core.settings_input import settings_from_flat
     from studio.core.paths import source_refusal
 
     part = {"dataset_path": (path or "").strip(), "dataset_format": fmt or "auto", "column_mapping": mapping or "",

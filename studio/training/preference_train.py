@@ -24,7 +24,7 @@ from studio.data.preference import load_preference_rows, source_label
 from .distributed import is_main_process
 from .run_checks import drift_baseline, drift_result, verdict_baseline, verdict_result
 from .run_steps import (DataError, check_method, make_callbacks, quiet_trainer, resume_point, run_figures, run_plan,
-                        save_result, write_preset)
+                        save_result, stage_trainer, write_preset)
 
 SPLIT_NAMES = {"train": "preference-train", "validation": "preference-validation"}  # apart from SFT's splits
 
@@ -156,16 +156,15 @@ def _trainer(settings, run, log, plan, model_path, tokenizer, train_rows, eval_r
 
     stage = settings.stage
     model, peft_config = _policy(settings, stage, plan, model_path, log)
-    _, trainer_class = stage.classes()
     config = trainer_config(settings, plan, str(run.checkpoints_dir), has_eval=bool(eval_rows))
     extra = {"ref_model": None} if stage.reference else {}  # None: TRL's frozen copy of the adapter
     if stage.generates:  # GRPO: the chosen rewards score the sampled answers; no evaluation set (see above)
         functions = practice_rewards(settings, run, log)
         config.reward_weights = [*config.reward_weights, *[1.0] * (len(functions) - len(config.reward_weights))]
         extra, eval_rows = {"reward_funcs": functions}, []
-    trainer = trainer_class(model=model, args=config, train_dataset=Dataset.from_list(train_rows),
-                            eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-                            processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks, **extra)
+    trainer = stage_trainer(settings, run, model, config, Dataset.from_list(train_rows),
+                            Dataset.from_list(eval_rows) if eval_rows else None, tokenizer, peft_config, callbacks,
+                            **extra)
     return quiet_trainer(trainer, log, f"{stage.label} {settings.method.finetuning_type}")
 
 

@@ -17,8 +17,9 @@ from studio.core.text import Msg, render, tr
 from studio.core.trl_args import lora_config_kwargs, sft_config_kwargs
 from studio.models import hardware
 from studio.models.models import weights_dtype
-from studio.export.export import (ExportError, ExportResult, Progress, base_model_path, commit_folder, default_export_dir,
-                     default_gguf_name, export_record, quiet, run_preset, staged_folder)
+from studio.export.export import (ExportError, ExportResult, Progress, base_model_path, commit_folder,
+                                  default_export_dir, default_gguf_name, export_record, quiet, run_preset,
+                                  staged_folder)
 from .preference_train import SPLIT_NAMES, config_kwargs
 
 

@@ -8,6 +8,8 @@ import math
 
 from pathlib import Path
 
+from studio.core import trackers
+from studio.core.runs import studio_home
 from studio.core.text import Msg, word
 from studio.chat import drift
 from studio.plan import diagnosis
@@ -51,6 +53,9 @@ def status_messages(snapshot: dict, settings=None) -> list:
         parts.append(Msg("status.warning", text=warning))
     if snapshot.get("error"):
         parts.append(Msg("status.error", error=failure(snapshot), advice=Msg(snapshot.get("advice_key") or "error.other")))
+    if settings is not None and (tracker := trackers.dashboard(settings.training.report_to, snapshot["run_dir"],
+                                                               studio_home())) is not None:
+        parts.append(tracker)  # the same curves in the tracker the user chose, and how to open it
     if state in ("finished", "stopped") and snapshot.get("output"):
         parts += [Msg("status.done", state=word("state", state), seconds=snapshot.get("wall_time_s"),
                       output=snapshot["output"]), *result_checks(snapshot, settings), Msg("status.next")]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import math
+import os
 import threading
 import time
 from datetime import datetime
@@ -17,9 +18,10 @@ from typing import Callable
 
 from studio.core.config import Settings
 from studio.core.presets import preset_dict
-from studio.core.runs import RunFolder
+from studio.core.runs import RunFolder, studio_home
 from studio.core.stages import ALL_LOGS
 from studio.core.text import Msg, on_off
+from studio.core.trackers import TENSORBOARD_DIR, TRACKER_PROJECT
 from studio.models import hardware, models
 from studio.models.estimates import training_memory_gb
 from studio.models.models import ModelSourceError
@@ -202,6 +204,40 @@ def save_result(trainer, tokenizer, target: Path, log: RunLog) -> None:
     if is_main_process():
         tokenizer.save_pretrained(str(target))
     log(Msg("log.saved", name=target.name, path=str(target)))
+
+
+def stage_trainer(settings: Settings, run: RunFolder, model, config, train_dataset, eval_dataset, tokenizer,
+                  peft_config, callbacks, **extra):
+    """The one way every stage's trainer is made: the row's trainer class (studio/core/stages.py) with the stage's
+    config, data, tokenizer, adapter config and the run's callbacks; `extra` what only that stage takes (a
+    reference model, reward functions)."""
+    _, trainer_class = settings.stage.classes()
+    trackers_placed(settings, run)
+    trainer = trainer_class(model=model, args=config, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                            processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks, **extra)
+    return trainer_with_tracker_dirs(trainer, settings, run)
+
+
+def trackers_placed(settings: Settings, run: RunFolder) -> None:
+    """A local tracker writes under the studio home, never into the folder the studio was started from, unless
+    the user's environment already names its place (studio/core/trackers.py)."""
+    home = studio_home()
+    if settings.training.report_to == "trackio":
+        os.environ.setdefault("TRACKIO_DIR", str(home / "trackio"))
+    elif settings.training.report_to == "mlflow":
+        os.environ.setdefault("MLFLOW_TRACKING_URI", (home / "mlruns").resolve().as_uri())
+
+
+def trainer_with_tracker_dirs(trainer, settings: Settings, run: RunFolder):
+    """The run's name and project in every tracker, and TensorBoard's events in the run folder (`tensorboard/`),
+    so `tensorboard --logdir runs` shows each run under its own name."""
+    if settings.training.report_to == "none":
+        return trainer
+    trainer.args.run_name, trainer.args.project = run.path.name, TRACKER_PROJECT
+    for callback in trainer.callback_handler.callbacks:
+        if type(callback).__name__ == "TensorBoardCallback":
+            callback.logging_dir = str(run.path / TENSORBOARD_DIR)
+    return trainer
 
 
 def run_figures(settings: Settings, trainer, output, target: Path, plan: dict) -> dict:

@@ -37,8 +37,8 @@ from . import run_checks
 from .best import kept_message, BestKeeper, keeper_callback
 from .distributed import is_main_process, main_process_first, shared_run_dir, world_size
 from .preference_train import stage_rows, train_preference
-from .run_steps import (DataError, Progress, RunLog, check_method, explain_error, make_callbacks, quiet_trainer, resume_point,
-                        run_figures, run_plan, save_result, write_preset)
+from .run_steps import (DataError, Progress, RunLog, check_method, explain_error, make_callbacks, quiet_trainer,
+                        resume_point, run_figures, run_plan, save_result, stage_trainer, write_preset)
 
 __all__ = ["DataError", "RunLog", "explain_error", "make_callbacks", "run_training"]  # the run's public names
 
@@ -423,10 +423,9 @@ def _trainer(settings: Settings, run: RunFolder, log: RunLog, plan: dict, facts,
                         settings.training.early_stopping_threshold) if eval_ds is not None else None
     if keeper is not None:
         callbacks.append(keeper_callback(keeper, lambda: holder["trainer"].model, log, is_main_process()))
-    _, trainer_class = settings.stage.classes()  # a stage of examples: the studio's lean SFTTrainer
-    trainer = trainer_class(model=model, args=to_sft_config(settings, plan, str(run.checkpoints_dir)),
-                             train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer,
-                             peft_config=to_lora_config(settings), callbacks=callbacks)
+    config = to_sft_config(settings, plan, str(run.checkpoints_dir))
+    trainer = stage_trainer(settings, run, model, config, train_ds, eval_ds, tokenizer, to_lora_config(settings),
+                            callbacks)
     holder["trainer"], trainer.studio_keeper = trainer, keeper
     if keeper is not None and trainer.accelerator.distributed_type.value in ("FSDP", "DEEPSPEED"):
         # Each process holds shards only: the run keeps its last weights (said in the log).

@@ -23,6 +23,7 @@ from studio.core.text import CATALOGUES, SOURCE_LANGUAGE, text_in
 from studio.data.readers import MAX_FILE_MB
 from studio.ui import chat_tab, data_tab, export_tab, hyperparams_tab, train_tab
 from .forms import TabContext
+from .mcp import McpKeyOnly, log_in_tool_calls, mend_schemas, offer_tools
 from .text import I18N, lang, t, tr
 
 TABS = (("data", data_tab), ("hyper", hyperparams_tab), ("train", train_tab), ("chat", chat_tab),
@@ -266,12 +267,12 @@ class UploadFolderError(RuntimeError):
 
 def launch_app(host: str = "127.0.0.1", port: int = 7860, auth=None, share: bool = False, block: bool = True,
                data_dirs=(), max_upload_mb: float = MAX_FILE_MB, model: str | None = None,
-               trusted_proxy: str | None = None):
+               trusted_proxy: str | None = None, mcp: bool = False):
     """The server reads only its own folders plus `data_dirs` (see studio/core/paths.py) and takes uploads up to the
     size the data loader accepts; the form starts with `model` (default: the built-in starter). The client's
     address is the connection's own unless `trusted_proxy` names the proxy whose X-Forwarded-For may be believed:
     uvicorn believes that header from 127.0.0.1 by default, so a client on this machine could be anyone to the
-    login limit."""
+    login limit. `mcp`: the agent's tools over MCP as well (studio/ui/mcp.py)."""
     if refusal := prepare_upload_dir():  # before the app exists: Gradio reads the folder when it is built
         raise UploadFolderError(refusal)
     FOLDERS.data_dirs, FOLDERS.confined = [Path(d).expanduser().resolve() for d in data_dirs], True
@@ -287,6 +288,10 @@ def launch_app(host: str = "127.0.0.1", port: int = 7860, auth=None, share: bool
         middleware.append(Middleware(SameOriginOnly))
     if auth:
         middleware.append(Middleware(LoginRateLimit))
+    if mcp:
+        offer_tools(demo)
+        if auth:
+            middleware.append(Middleware(McpKeyOnly, key=auth[1]))
     demo.launch(server_name=host, server_port=port, auth=auth, share=share, i18n=I18N,
                 # show_error off: what Gradio itself raises (a value its own check refuses) shows as a plain
                 # "Error", not as Python's text; the studio's messages are gr.Error, which always show.
@@ -297,5 +302,9 @@ def launch_app(host: str = "127.0.0.1", port: int = 7860, auth=None, share: bool
                 allowed_paths=[],
                 # Gradio's "Runs" (its call history) is untranslated and easily taken for the studio's own runs
                 footer_links=["api", "gradio", "settings"], run_history=False,
-                app_kwargs={"middleware": middleware} if middleware else None)
+                app_kwargs={"middleware": middleware} if middleware else None, mcp_server=mcp)
+    if mcp:
+        mend_schemas(demo)
+    if mcp and auth:
+        log_in_tool_calls(demo, auth)
     return demo

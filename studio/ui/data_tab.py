@@ -10,6 +10,7 @@ import dataclasses
 import json
 import math
 import typing
+from types import SimpleNamespace
 
 import gradio as gr
 import pandas as pd
@@ -291,14 +292,9 @@ def recommended_value(recommended, low: float, high: float):
     return gr.update()
 
 
-def build(ctx: TabContext) -> TabParts:
-    # The first action first: choose a file (or keep the demo); the rarely changed settings wait behind "More".
-    gr.Markdown(t("data.what_now"), elem_id="data-what-now")
-    upload = gr.File(label=t("data.upload"), file_types=[".json", ".jsonl", ".csv", ".parquet", ".txt"], type="filepath")
-    form = build_section_form("data", ctx.defaults, beginner_only=True)
-    with gr.Accordion(t("data.more_settings"), open=False, elem_id="data-more"):
-        form.update(build_section_form("data", ctx.defaults, beginner_only=False))
-    with gr.Accordion(t("mix.title"), open=bool(ctx.defaults.data.extra_datasets), elem_id="mix-box"):
+def mix_box(open_: bool) -> SimpleNamespace:
+    """The files mixed into the run: a path (or upload), its format, mapping and share; add, remove, the table."""
+    with gr.Accordion(t("mix.title"), open=open_, elem_id="mix-box"):
         gr.Markdown(t("mix.intro"))
         with gr.Row():
             mix_path = gr.Dropdown(choices=[config.DEMO_DATA], value=None, allow_custom_value=True,
@@ -317,6 +313,18 @@ def build(ctx: TabContext) -> TabParts:
         mix_note = gr.Markdown(elem_id="mix-note")
         mix_frame = gr.Dataframe(headers=headers(MIX_COLUMNS, "en"), label=t("mix.table"), visible=False,
                                  elem_id="mix-table")
+    return SimpleNamespace(path=mix_path, format=mix_format, mapping=mix_mapping, share=mix_share, upload=mix_upload,
+                           add=add_btn, remove_number=remove_number, remove=remove_btn, note=mix_note, frame=mix_frame)
+
+
+def build(ctx: TabContext) -> TabParts:
+    # The first action first: choose a file (or keep the demo); the rarely changed settings wait behind "More".
+    gr.Markdown(t("data.what_now"), elem_id="data-what-now")
+    upload = gr.File(label=t("data.upload"), file_types=[".json", ".jsonl", ".csv", ".parquet", ".txt"], type="filepath")
+    form = build_section_form("data", ctx.defaults, beginner_only=True)
+    with gr.Accordion(t("data.more_settings"), open=False, elem_id="data-more"):
+        form.update(build_section_form("data", ctx.defaults, beginner_only=False))
+    mix = mix_box(open_=bool(ctx.defaults.data.extra_datasets))
     report_on = gr.Dropdown(choices=[(t("mix.main_file"), 1)], value=1, label=t("mix.report_on"),
                             elem_id="data-report-on")
     load = gr.Button(t("data.load"), variant="primary", elem_id="data-load")
@@ -376,7 +384,7 @@ def build(ctx: TabContext) -> TabParts:
                           model_name_or_path=full_form["model_name_or_path"], replay=form["replay"],
                           replay_share=form["replay_share"], num_train_epochs=full_form["num_train_epochs"],
                           max_steps=full_form["max_steps"], stage=full_form["stage"])
-        mixing_shown = dict(fn=show_mix, inputs_kwargs=mix_inputs, outputs=[mix_frame, mix_note, report_on])
+        mixing_shown = dict(fn=show_mix, inputs_kwargs=mix_inputs, outputs=[mix.frame, mix.note, report_on])
         handed = Outputs(**shown.components, applied=applied, max_length=full_form["max_length"],
                          validation_share=form["validation_share"], test_share=form["test_share"],
                          applied_note=applied_note, **{name: full_form[name] for name in HANDED_RECIPE_FIELDS})
@@ -401,13 +409,14 @@ def build(ctx: TabContext) -> TabParts:
         full_form["model_name_or_path"].change(**loading, api_name=False, trigger_mode="always_last")
         # GRPO reads the file as prompts with reference answers: its own report (and recipe) when it is chosen.
         full_form["stage"].change(**loading, api_name=False, trigger_mode="always_last")
-        mix_upload.upload(use_upload, inputs_kwargs=dict(file_path=mix_upload, current=mix_path), outputs=mix_path,
+        mix.upload.upload(use_upload, inputs_kwargs=dict(file_path=mix.upload, current=mix.path), outputs=mix.path,
                           api_name=False)
-        add_btn.click(add_file, inputs_kwargs=dict(extra_datasets=form["extra_datasets"], mix_path=mix_path,
-                                                   mix_format=mix_format, mix_mapping=mix_mapping, mix_share=mix_share),
-                      outputs=[form["extra_datasets"], mix_note], api_name="add_to_mix")
-        remove_btn.click(remove_file, inputs_kwargs=dict(extra_datasets=form["extra_datasets"], number=remove_number),
-                         outputs=[form["extra_datasets"], mix_note], api_name="remove_from_mix")
+        mix.add.click(add_file, inputs_kwargs=dict(extra_datasets=form["extra_datasets"], mix_path=mix.path,
+                                                   mix_format=mix.format, mix_mapping=mix.mapping, mix_share=mix.share),
+                      outputs=[form["extra_datasets"], mix.note], api_name="add_to_mix")
+        mix.remove.click(remove_file,
+                         inputs_kwargs=dict(extra_datasets=form["extra_datasets"], number=mix.remove_number),
+                         outputs=[form["extra_datasets"], mix.note], api_name="remove_from_mix")
         form["extra_datasets"].change(**mixing_shown, api_name="show_mix")
         form["dataset_share"].change(**mixing_shown, api_name=False)
         for name in ("replay", "replay_share"):

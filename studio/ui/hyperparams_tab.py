@@ -10,14 +10,14 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from studio.core import config, presets, settings_input
+from studio.core import config, presets, settings_input, trackers
 from studio.core.paths import PRESET_DOWNLOAD, offered_dir
-from studio.core.text import Msg, on_off, word
+from studio.core.text import Msg
 from studio.models import estimates, hardware
-from studio.models.models import allowed_shape
 from studio.models.probe import probe_seconds_per_step
 from studio.data import preference
 from studio.plan import advice, cost, data_report, recipe
+from studio.plan.form_plan import hardware_lines, memory_parts, situation_for
 from studio.training.jobs import JOB
 from .forms import TabContext, TabParts, build_section_form, form_settings, takes_form, updates, shown_when_applies
 from .named import Outputs
@@ -39,47 +39,15 @@ def hardware_view(values: dict, language: str):
     text = hardware_text(settings, facts, language) if settings is not None else check_text(None, problems, language)
     # The value only where the form's method cannot run here: sent always, it would undo a method the user picked
     # while this (page-load) answer was on its way.
-    return text, gr.update(choices=choices) if method in choices else gr.update(choices=choices, value="lora")
+    offered = trackers.offered()  # only trackers installed here; the help names the others' install commands
+    tracker = settings.training.report_to if settings is not None else "none"
+    return (text, gr.update(choices=choices) if method in choices else gr.update(choices=choices, value="lora"),
+            gr.update(choices=offered) if tracker in offered else gr.update(choices=offered, value="none"))
 
 
 def hardware_text(settings: config.Settings, facts, language: str = "en") -> str:
-    shape = allowed_shape(settings.model.model_name_or_path)
-    memory = estimates.training_memory_gb(settings, shape, facts) if shape is not None else None
-    plan = hardware.plan(facts, settings.training, memory=memory, method=settings.method.finetuning_type)
-    lines = [devices_line(plan),
-             Msg("hyper.plan_precision", value=plan["precision"], why=plan["precision_reason"]),
-             Msg("hyper.plan_checkpointing", value=on_off(plan["gradient_checkpointing"]),
-                 why=plan["gradient_checkpointing_reason"]),
-             Msg("hyper.plan_packing", value=on_off(plan["packing"]), why=plan["packing_reason"]),
-             Msg("hyper.plan_qlora", why=hardware.qlora_available(facts)[1])]
-    return f"**{render(plan['hardware'], language)}**\n\n" + "\n".join(f"- {render(m, language)}" for m in lines)
-
-
-def devices_line(plan: dict) -> Msg:
-    """How many devices train and how they share the model, with each one's memory."""
-    one = plan["processes"] == 1
-    each = "" if plan["per_device_gb"] is None else Msg("hyper.plan_one_gb" if one else "hyper.plan_each",
-                                                        gb=plan["per_device_gb"])
-    if one:
-        return Msg("hyper.plan_devices_one", each=each, why=plan["devices_reason"])
-    return Msg("hyper.plan_devices", processes=plan["processes"], strategy=word("strategy", plan["strategy"]),
-               each=each, why=plan["devices_reason"])
-
-
-def memory_parts(settings: config.Settings, situation: advice.Situation) -> dict | None:
-    """The run's peak memory by part and whether it fits (estimates.fit_message); None without model facts. The
-    Hyperparameters estimates and the Train tab's cost line both read it."""
-    if situation.parameters is None or situation.facts is None:
-        return None
-    shape = allowed_shape(settings.model.model_name_or_path) or estimates.ModelShape(situation.parameters, 1, 1, 1, 1)
-    parts = estimates.training_memory_gb(settings, shape, situation.facts)
-    return {**parts, "fit": estimates.fit_message(parts["total"], situation.facts.free_memory_gb,
-                                                  settings.method.finetuning_type)}
-
-
-def situation_for(settings: config.Settings) -> advice.Situation:
-    return advice.build_situation(settings, data_report.advice_report(settings), hardware.detect(),
-                                  allowed_shape(settings.model.model_name_or_path))
+    summary, lines = hardware_lines(settings, facts)
+    return f"**{render(summary, language)}**\n\n" + "\n".join(f"- {render(m, language)}" for m in lines)
 
 
 def advice_markdown(items: list[advice.Advice], language: str = "en") -> str:
@@ -256,8 +224,8 @@ class _Views:
         self.demo.load(starting_runs, None, form["adapter_name_or_path"], api_name=False)
         self.tab.select(starting_runs, None, form["adapter_name_or_path"], api_name="starting_runs")
         # Detecting hardware imports torch: done after the page is served, not while building it.
-        self.demo.load(hardware_now, inputs_kwargs=form, outputs=[self.hardware_md, form["finetuning_type"]],
-                       api_name="hardware")
+        self.demo.load(hardware_now, inputs_kwargs=form,
+                       outputs=[self.hardware_md, form["finetuning_type"], form["report_to"]], api_name="hardware")
 
         @takes_form(form)
         def plan_now(request: gr.Request = None, **values):

@@ -318,7 +318,7 @@ def compare_runs(run_dirs: list[str], request: gr.Request = None):
 def cost_view(values: dict, language: str) -> str:
     """The cost line next to the Train button: steps, time on this machine, memory (studio/plan/cost.py). Settings
     with problems give none: the Hyperparameters tab names them and Start refuses them."""
-    from .hyperparams_tab import memory_parts, situation_for  # deferred: that tab builds its own parts at import
+    from studio.plan.form_plan import memory_parts, situation_for
 
     settings, problems = form_settings(values)
     if problems:
