@@ -1,9 +1,10 @@
 """Fine-tuning Studio entry point.
 
-    python launch.py [--host 127.0.0.1] [--port 7860] [--auth USER:PASS] [--share]     the web UI
+    python launch.py [--host 127.0.0.1] [--port 7860] [--auth USER:PASS] [--share] [--mcp]  the web UI (+ MCP)
     python launch.py train --preset P.json [--set name=value ...] [--output-dir D]      headless training
     python launch.py data PATH [--format F] [--model M]                                 data report
     python launch.py chat RUN_DIR --prompt "..." [--set max_new_tokens=64 ...] [--blind]  base vs tuned answers (--blind: vote)
+    python launch.py serve RUN_DIR [--port 8000] [--host H --api-key KEY]             OpenAI-compatible API
     python launch.py machines --preset P.json --machines 2 --gpus 8 --main-address HOST   one command per machine
     python launch.py export RUN_DIR --merged DIR [--adapter DIR] [--gguf F.gguf] [--trl-config DIR]
                             [--preset P.json] [--accelerate N --strategy zero2|zero3|fsdp|ddp]
@@ -27,7 +28,7 @@ from studio.core.presets import load_preset
 from studio.core.runs import RunFolder, new_run_dir
 from studio.core.settings_input import apply_overrides
 from studio.core.stopping import StopFile
-from studio.core.text import Msg
+from studio.core.text import Msg, render
 from studio.models import hardware
 from studio.data import votes
 from studio.chat.chat import ChatPair, stream_pair
@@ -116,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     several.add_argument("--output-dir", help="the run folder, the same path on every machine (default: "
                          "runs/<preset>-<N>x<G>)")
 
+    serve = sub.add_parser("serve", help="serve a finished run over the OpenAI chat-completions API")
+    serve.add_argument("run_dir")
+    serve.add_argument("--host", default="127.0.0.1", help="address to serve on (default: this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--api-key", help="required for a non-local --host; clients send 'Authorization: Bearer KEY'. "
+                                         "Prefer the STUDIO_API_KEY variable (`ps` shows arguments)")
     export = sub.add_parser("export", help="export a finished run: merged model, adapter, GGUF, configs")
     export.add_argument("run_dir")
     export.add_argument("--merged", metavar="DIR", help="merged model folder (loads with plain transformers)")
@@ -311,6 +318,24 @@ def cmd_chat(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from studio.chat import loaded, serve  # deferred: the server's packages load only for this command
+
+    api_key = os.environ.get("STUDIO_API_KEY") or args.api_key
+    if refusal := serve.key_refusal(args.host, api_key):
+        print(render(refusal, "en"), file=sys.stderr)
+        return 2
+    if not (RunFolder(args.run_dir).path / "preset.json").exists():
+        print(f"{args.run_dir}: not a run folder (no preset.json)", file=sys.stderr)
+        return 2
+    served = serve.Served.of_run(args.run_dir, lambda: loaded.get_pair(args.run_dir))
+    tuned, base = served.model_ids
+    where = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/v1"
+    print(f"Serving {tuned} (tuned) and {base} (its base) at {where}", flush=True)
+    serve.start(served, args.host, args.port, api_key, block=True)
+    return 0
+
+
 def blind_vote(args, messages: list[dict], answers: dict) -> int:
     """The Chat tab's blind pair on the command line: A and B in a random order, the vote read from stdin."""
     order = votes.blind_order()
@@ -401,7 +426,7 @@ def cmd_ui(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"train": cmd_train, "data": cmd_data, "chat": cmd_chat, "export": cmd_export,
+    commands = {"train": cmd_train, "data": cmd_data, "chat": cmd_chat, "export": cmd_export, "serve": cmd_serve,
                 "machines": cmd_machines, None: cmd_ui}
     return commands[args.command](args)
 

@@ -29,7 +29,7 @@ def test_every_tab_event_has_an_api_name(client):
                 "/start_training", "/stop_training", "/poll_training", "/list_runs", "/chat", "/show_export",
                 "/hardware", "/export_files", "/trl_config", "/accelerate", "/push_to_hub", "/reset_to_recommended", "/estimate_time", "/load_shipped_preset",
                 "/clear_chat", "/held_out_answers", "/evaluate", "/load_run", "/add_to_mix", "/remove_from_mix",
-                "/show_mix", "/drift_check"}
+                "/show_mix", "/drift_check", "/judge", "/stop_judging", "/serve_run", "/stop_serving"}
     assert expected <= names, expected - names
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from studio.core import trackers
 from studio.core.runs import studio_home
 from studio.core.text import Msg, word
-from studio.chat import drift
+from studio.chat import drift, judge
 from studio.plan import diagnosis
 
 
@@ -77,6 +77,8 @@ def result_checks(snapshot: dict, settings=None) -> list:
     if by_file := snapshot.get("eval_by_file"):
         out.append(Msg("status.eval_by_file", items=Msg("list", items=[
             Msg("status.eval_file", file=Path(f["file"]).name, loss=f["eval_loss"], rows=f["rows"]) for f in by_file])))
+    if snapshot.get("run_dir") and (judged := judge.saved(snapshot["run_dir"])) is not None and judged.pairs:
+        out.append(judged.line())  # a judge's reading of long answers, beside the held-out score (Chat tab)
     if report := snapshot.get("drift"):
         out.append(drift.summary(report))
         if drift.level(report) == "high" and settings is not None:

@@ -3,8 +3,6 @@ copy of the weights, with latency figures, held-out answers and scores."""
 
 from __future__ import annotations
 
-import gc
-import threading
 from pathlib import Path
 
 import gradio as gr
@@ -15,17 +13,14 @@ from studio.core.runs import RunFolder, list_runs
 from studio.core.text import reason_of
 from studio.data import votes
 from studio.chat import drift, evaluate
-from studio.chat.chat import MAX_ANSWER_SECONDS, ChatPair, stream_pair, text_problem, token_problem
+from studio.chat.chat import MAX_ANSWER_SECONDS, stream_pair, text_problem, token_problem
+from studio.chat.loaded import get_pair, loaded_run
 from studio.training.jobs import JOB
+from . import judge_box
 from .forms import TabContext, TabParts, build_section_form, takes_form
 from .handoff import handed_note, pick_run, session_of
 from .named import Outputs
 from .text import field_labels, frame, headers, lang, render, t, tr
-
-# One loaded pair at a time: a second model copy would double memory. Guarded, since tabs share the process.
-_LOADED: dict = {}
-_LOCK = threading.Lock()
-
 
 def finished_runs() -> list[str]:
     """Finished or stopped runs, each followed by its checkpoints (any of them can be the "tuned" side)."""
@@ -37,20 +32,6 @@ def finished_runs() -> list[str]:
     return choices
 
 
-def get_pair(run_dir: str, compare_with: str | None = None):
-    """The loaded pair: the run against its base model, or against another run on the same base."""
-    compare_with = compare_with if isinstance(compare_with, str) and compare_with.strip() else None
-    for folder in filter(None, (run_dir, compare_with)):
-        if refusal := run_model_refusal(folder):  # a typed folder, or a preset's base model, outside the studio's
-            raise PermissionError(refusal)
-    with _LOCK:
-        if (_LOADED.get("run_dir"), _LOADED.get("compare_with")) != (run_dir, compare_with):
-            _LOADED.clear()  # free the previous run's model before loading the next
-            gc.collect()
-            pair = ChatPair.of_two_runs(run_dir, compare_with, progress=lambda _: None) if compare_with else \
-                ChatPair.from_run(run_dir, progress=lambda _: None)
-            _LOADED.update(run_dir=run_dir, compare_with=compare_with, pair=pair)
-        return _LOADED["pair"]
 
 
 def failure(err: Exception, language: str) -> str:
@@ -61,7 +42,7 @@ def load_note(run_dir: str, compare_with: str | None = None, request: gr.Request
     language = lang(request)
     if not run_dir:
         return tr("chat.no_runs", language)
-    if JOB.running and _LOADED.get("run_dir") != run_dir:
+    if JOB.running and loaded_run() != run_dir:
         return tr("chat.busy_training", language)
     try:
         pair = get_pair(run_dir, compare_with)
@@ -143,7 +124,7 @@ def send(run_dir, system_prompt=None, prompt=None, base_history=None, tuned_hist
         message = tr("chat.pick_run" if not run_dir else "chat.type_first", language)
         yield {"base": base_history, "tuned": tuned_history, "samples": samples, "note": message, "prompt": prompt}
         return
-    if JOB.running and _LOADED.get("run_dir") != run_dir:
+    if JOB.running and loaded_run() != run_dir:
         yield {"base": base_history, "tuned": tuned_history, "samples": samples,
                "note": tr("chat.busy_training", language), "prompt": prompt}
         return
@@ -298,7 +279,7 @@ def blind_view(blind, compare_with=None, request: gr.Request = None):
 
 def cannot_load(run_dir: str, language: str) -> str | None:
     """Why this run's model may not be loaded now (a run is training; a folder outside the runs), or None."""
-    if JOB.running and _LOADED.get("run_dir") != run_dir:
+    if JOB.running and loaded_run() != run_dir:
         return tr("job.busy_action", language)
     refusal = run_refusal(run_dir)
     return render(refusal, language) if refusal else None
@@ -390,6 +371,7 @@ def build(ctx: TabContext) -> TabParts:
         answers = gr.Dataframe(headers=headers(ANSWER_COLUMNS), wrap=True,
                                column_widths=[f"{100 // len(ANSWER_COLUMNS)}%"] * len(ANSWER_COLUMNS))
         scores = gr.Dataframe(headers=headers(SCORE_COLUMNS))
+    judge_box.build(run)
     samples = gr.State({})
     handed = gr.State()  # the freshly trained run this session was already shown (offered once, then the user's)
     comparison = gr.State()  # the blind pair waiting for its vote

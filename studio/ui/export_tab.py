@@ -15,6 +15,7 @@ from studio.core.text import Msg
 from studio.export import export
 from studio.training import repeat
 from studio.training.jobs import JOB
+from . import serve_box
 from .forms import TabContext, TabParts
 from .handoff import handed_note, pick_run, session_of
 from .named import Outputs
@@ -160,6 +161,7 @@ def build(ctx: TabContext) -> TabParts:
             accelerate_yaml = gr.Code(label=t("export.accelerate_yaml"), language="yaml")
             accelerate_file = gr.DownloadButton("accelerate.yaml", visible=False)
         launch_commands = gr.Code(label=t("export.launch"), language="shell")
+    serve_box.build(run)
 
     shown = Outputs(summary=summary, commands=commands, preset=preset, download_preset=download_preset)
     run.change(shown.wire(show_run), run, shown.list, api_name="show_export")
