@@ -618,3 +618,52 @@ def test_filling_placeholders_and_the_system_prompt_updates_every_view(browser, 
     expect(advice).not_to_contain_text(words["advice"], timeout=30000)
     page.screenshot(path=str(artifacts / f"fill-advice-{locale}.png"), full_page=False)
     page.close()
+
+
+SERVE_WORDS = {"en-US": ("Export", "Serve over the OpenAI API", "Serve this run", "Serving at", "Chat",
+                         "Judge base vs tuned with a model", "Judge", "Judged by"),
+               "zh-CN": ("导出", "通过 OpenAI API 提供服务", "为这次运行提供服务", "正在", "对话",
+                         "用模型评判基础模型与微调模型", "评判", "评判：")}
+
+
+@pytest.mark.parametrize("locale", list(SERVE_WORDS))
+def test_a_run_served_from_export_is_judged_in_chat(browser, app_url, artifacts, chat_run, locale):
+    """Issue 55 as a user: Serve on the Export tab, then the Chat tab's judge uses that endpoint; both in the
+    reader's language, with screenshots."""
+    from playwright.sync_api import expect
+
+    from conftest import free_port
+    from studio.chat import serve
+
+    export_tab, serve_title, serve_button, serving, chat_tab, judge_title, judge_button, judged = SERVE_WORDS[locale]
+    page = open_page(browser, app_url, locale)
+    try:
+        page.get_by_role("tab", name=export_tab).click()
+        run_box = page.locator("#export-run input")
+        run_box.fill(chat_run)
+        run_box.press("Enter")
+        expect(page.locator("#export-summary")).to_contain_text("chat-run", timeout=30000)
+        page.get_by_text(serve_title).click()
+        page.locator("#serve-box input[type=number]").fill(str(free_port()))
+        page.get_by_role("button", name=serve_button).click()
+        note = page.locator("#serve-note")
+        expect(note).to_contain_text(serving, timeout=60000)
+        expect(page.locator("#serve-curl")).to_contain_text("chat-run", timeout=10000)
+        page.screenshot(path=str(artifacts / f"export-serve-{locale}.png"), full_page=True)
+        url = re.search(r"http://127\.0\.0\.1:\d+/v1", note.inner_text()).group(0)
+
+        open_chat(page, chat_tab)
+        chat_box = page.locator("#chat-run input")
+        chat_box.fill(chat_run)
+        chat_box.press("Enter")
+        page.get_by_text(judge_title).click()
+        page.locator("#judge-source textarea, #judge-source input").first.fill(url)
+        page.locator("#judge-model textarea, #judge-model input").first.fill("chat-run")
+        page.get_by_role("button", name=judge_button, exact=True).click()
+        expect(page.locator("#judge-note")).to_contain_text(judged, timeout=180000)
+        outcomes = r"tie|tuned better|base better" if locale == "en-US" else r"持平|微调更好|基础更好"
+        expect(page.locator("#judge-pairs")).to_contain_text(re.compile(outcomes), timeout=5000)
+        page.screenshot(path=str(artifacts / f"chat-judge-{locale}.png"), full_page=True)
+    finally:
+        serve.stop_serving()
+        page.close()

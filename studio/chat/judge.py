@@ -209,7 +209,7 @@ class EndpointJudge:
 
     @property
     def name(self) -> str:
-        return f"{self.model} at {self.url.removesuffix('/chat/completions')}"
+        return f"{self.model} ({self.url.removesuffix('/chat/completions')})"
 
     def __call__(self, prompt: str) -> str:
         import urllib.error

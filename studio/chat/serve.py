@@ -16,6 +16,7 @@ the Export tab), so an app, an agent or a notebook uses the tuned model with the
 import asyncio
 import hmac
 import json
+import shlex
 import threading
 import time
 import uuid
@@ -385,14 +386,16 @@ def start(served: Served, host: str = "127.0.0.1", port: int = 8000, api_key: st
     return Serving(served, host, port, server, thread)
 
 
-def examples(serving: Serving) -> dict:
-    """What the page shows to copy: the base URL, the model ids, a curl line and a Python snippet."""
+def examples(serving: Serving, prompt: str = "Who are you?") -> dict:
+    """What the page shows to copy: the base URL, the model ids, a curl line and a Python snippet, asking
+    `prompt` (the reader's language's)."""
     tuned, base = serving.served.model_ids
-    curl = (f"curl {serving.base_url}/chat/completions -H 'Content-Type: application/json' "
-            f"-d '{{\"model\": \"{tuned}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Who are you?\"}}]}}'")
+    said = json.dumps(prompt, ensure_ascii=False)
+    body = json.dumps({"model": tuned, "messages": [{"role": "user", "content": prompt}]}, ensure_ascii=False)
+    curl = f"curl {serving.base_url}/chat/completions -H 'Content-Type: application/json' -d {shlex.quote(body)}"
     python = (f"from openai import OpenAI\n\nclient = OpenAI(base_url=\"{serving.base_url}\", api_key=\"KEY\")\n"
               f"reply = client.chat.completions.create(model=\"{tuned}\",\n"
-              f"    messages=[{{\"role\": \"user\", \"content\": \"Who are you?\"}}])\n"
+              f"    messages=[{{\"role\": \"user\", \"content\": {said}}}])\n"
               f"print(reply.choices[0].message.content)")
     return {"base_url": serving.base_url, "tuned": tuned, "base": base, "curl": curl, "python": python}
 

@@ -32,6 +32,7 @@ def model_card(run_dir: str | Path, kind: str, gguf_name: str = "") -> str:
         f"- source: `{s['data']['dataset_path']}`"
         + "".join(f", `{p['dataset_path']}`" + (f" ({p['share']:.0%})" if p.get("share") else "")
                   for p in s["data"].get("extra_datasets", [])),
+        *version_lines((run.plan() or {}).get("data_version")),
         f"- rows: {counts['train']} train / {counts['validation']} validation / {counts['test']} test"
         + (f"; plus {replayed} of the base model's own answers to general prompts (replay)" if replayed else ""),
         f"- cutoff: {t['max_length']} tokens; loss on {'answers only' if t['assistant_only_loss'] else 'whole conversations'}",
@@ -69,6 +70,14 @@ def _use(kind: str, name: str, gguf_name: str) -> list[str]:
             "run's generation settings):", "", "```bash", f"ollama create {model} -f {modelfile}",
             f"ollama run {model}", "```", "", "In llama.cpp:", "", "```bash",
             f"llama-cli -m {gguf_name} -cnv", "```"]
+
+
+def version_lines(version: dict | None) -> list[str]:
+    """A repaired or grown version of the user's file (studio/data/versions.py): which, what changed, its hash."""
+    if not version:
+        return []
+    changes = ", ".join(f"{name} {count}" for name, count in version["changes"].items() if count) or "as read"
+    return [f"- version: {version['name']} of `{version['source']}` ({changes}; sha256 {version['sha256'][:16]}…)"]
 
 
 def _card_metadata(base: str, kind: str) -> list[str]:

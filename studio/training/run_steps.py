@@ -145,6 +145,8 @@ def run_plan(settings: Settings, run: RunFolder, log: RunLog, facts, model_path:
     plan = hardware.plan(facts, settings.training, memory=estimated_memory(settings, model_path, facts),
                          method=settings.method.finetuning_type)
     plan["processes"] = world_size()  # the processes this run was started with (studio/training/launcher.py chose them)
+    if (version := data_version(settings.data.dataset_path)) is not None:
+        plan["data_version"] = version  # a repaired or grown version of the user's file (studio/data/versions.py)
     if is_main_process():
         run.write_plan(plan)
     log(Msg("log.hardware", hardware=plan["hardware"]))
@@ -155,6 +157,18 @@ def run_plan(settings: Settings, run: RunFolder, log: RunLog, facts, model_path:
     return plan
 
 
+
+
+def data_version(path: str) -> dict | None:
+    """The data version a run trains on, with the hash of the file as it is now (a version is never rewritten:
+    a different hash would say the file was changed by hand)."""
+    from studio.data.versions import file_sha256, version_of
+
+    version = version_of(path) if path else None
+    if version is None:
+        return None
+    return {"name": version.name, "number": version.number, "source": version.source,
+            "sha256": file_sha256(version.path), "changes": version.changes}
 
 
 # ---------------------------------------------------------------- the steps of a run

@@ -75,7 +75,7 @@ def build(run: gr.components.Component) -> None:
                                 elem_id="judge-source")
             model = gr.Textbox(label=t("judge.model"), scale=2, elem_id="judge-model")
             key = gr.Textbox(label=t("judge.key"), type="password", scale=2)
-        rubric = gr.Textbox(label=t("judge.rubric"), placeholder=judge.DEFAULT_RUBRIC)
+        rubric = gr.Textbox(label=t("judge.rubric"), placeholder=t("judge.rubric_default"))
         prompts = gr.Textbox(label=t("judge.prompts"), lines=3)
         with gr.Row():
             start = gr.Button(t("judge.run"), variant="primary", elem_id="judge-run")

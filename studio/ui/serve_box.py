@@ -23,7 +23,7 @@ def serve_view(run_dir=None, port=8000, request: gr.Request = None):
         serving = serve.serve_run(run_dir, int(port or 8000))
     except (OSError, ValueError) as err:
         return render(reason_of(err), language), "", ""
-    shown = serve.examples(serving)
+    shown = serve.examples(serving, tr("chat.default_prompt", language))
     return (tr("serve.running", language, url=shown["base_url"], tuned=shown["tuned"], base=shown["base"]),
             shown["curl"], shown["python"])
 
