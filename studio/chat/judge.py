@@ -15,10 +15,8 @@ and never written anywhere. Generated text is data: it is never run, and the pag
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -26,6 +24,7 @@ from typing import Callable
 from studio.core.runs import RunFolder
 from studio.core.text import Msg
 from studio.data.votes import read_votes, votes_file, wilson_interval
+from .endpoint import EndpointError, chat_completion, completions_url
 
 DEFAULT_RUBRIC = "Which answer is more correct and more helpful for the request?"
 KEY_VARIABLE = "STUDIO_JUDGE_API_KEY"
@@ -198,45 +197,23 @@ def saved(run_dir: str | Path) -> JudgeResult | None:
 # ---------------------------------------------------------------- judges
 
 class EndpointJudge:
-    """Any OpenAI-compatible chat endpoint, asked greedily for a short verdict. Plain HTTP (urllib): no client
-    library to install. The key comes from the field or STUDIO_JUDGE_API_KEY and stays in memory."""
+    """Any OpenAI-compatible chat endpoint (studio/chat/endpoint.py), asked greedily for a short verdict. The key
+    comes from the field or STUDIO_JUDGE_API_KEY and stays in memory."""
 
     def __init__(self, base_url: str, model: str, api_key: str = "", timeout_s: float = TIMEOUT_S):
-        self.url = base_url.rstrip("/") + ("" if base_url.rstrip("/").endswith("/chat/completions")
-                                           else "/chat/completions")
-        self.model, self.timeout_s = model, timeout_s
-        self._key = api_key or os.environ.get(KEY_VARIABLE, "")
+        self.url, self.model, self.timeout_s = completions_url(base_url), model, timeout_s
+        self._key = api_key
 
     @property
     def name(self) -> str:
         return f"{self.model} ({self.url.removesuffix('/chat/completions')})"
 
     def __call__(self, prompt: str) -> str:
-        import urllib.error
-        import urllib.request
-
-        body = json.dumps({"model": self.model, "messages": [{"role": "user", "content": prompt}],
-                           "temperature": 0, "max_tokens": 64}).encode()
-        headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {self._key}"} if self._key
-                                                            else {})}
-        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-        started = time.monotonic()
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                raw = response.read(1_000_000)
-        except urllib.error.HTTPError as err:
-            key = "judge.bad_key" if err.code in (401, 403) else "judge.refused"
-            raise JudgeError(Msg(key, status=err.code, url=self.url)) from None
-        except TimeoutError:
-            raise JudgeError(Msg("judge.timeout", seconds=self.timeout_s, url=self.url)) from None
-        except (urllib.error.URLError, OSError) as err:
-            if time.monotonic() - started >= self.timeout_s or "timed out" in str(err):
-                raise JudgeError(Msg("judge.timeout", seconds=self.timeout_s, url=self.url)) from None
-            raise JudgeError(Msg("judge.unreachable", url=self.url)) from None
-        try:
-            return json.loads(raw)["choices"][0]["message"]["content"] or ""
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise JudgeError(Msg("judge.not_protocol", url=self.url)) from None
+            return chat_completion(self.url, self.model, [{"role": "user", "content": prompt}], self._key,
+                                   max_tokens=64, timeout_s=self.timeout_s, key_variable=KEY_VARIABLE)
+        except EndpointError as err:
+            raise JudgeError(err.args[0]) from None
 
 
 class LocalJudge:

@@ -1,0 +1,86 @@
+"""Issue 54, the teacher's core: new rows from seeds in each mode, with their provenance; near copies of held-out
+questions, rows in another language, empty rows and repeats left out and counted; a teacher fault or Stop keeps
+what was made; a real teacher behind the studio's own served endpoint."""
+
+import threading
+
+from conftest import free_port
+from studio.chat import serve, teacher
+from studio.chat.chat import ChatPair
+
+SEEDS = [{"row": 1, "question": "Who are you?", "answer": "I am Nova, made by Orbit Labs."},
+         {"row": 2, "question": "你是谁？", "answer": "我是 Nova，由 Orbit Labs 开发。"}]
+HELD = ["What is your name?", "你叫什么名字？"]
+
+
+def scripted(prompt: str, temperature: float = 0.7, max_tokens: int = 256) -> str:
+    """A teacher with fixed habits: two good wordings, one copy of a held-out question, one in the wrong language."""
+    if "你是谁" in prompt:
+        return "请介绍一下你自己\n你是哪位？\n你叫什么名字？\nWho is this?"
+    if "Who are you?" in prompt and "New question" not in prompt:
+        return "1. Tell me who you are.\n2. What should I call you?\n3. What is your name?\n4. 你是谁？"
+    return "I am Nova, an assistant by Orbit Labs."
+
+
+def test_more_like_keeps_the_answers_and_leaves_out_leaks_and_other_languages():
+    grown = teacher.grow(SEEDS, scripted, "more_like", HELD, per_seed=4)
+    questions = [r.messages[0]["content"] for r in grown.rows]
+    assert questions == ["Tell me who you are.", "What should I call you?", "请介绍一下你自己", "你是哪位？"]
+    assert grown.rows[0].messages[1]["content"] == SEEDS[0]["answer"]  # identity answers are kept as they are
+    assert grown.left_out == {"leak": 2, "language": 2}
+    assert grown.rows[2].provenance == {"teacher": "teacher", "mode": "more_like", "seed_row": 2}
+
+
+def test_answers_mode_asks_the_teacher_for_each_question():
+    grown = teacher.grow([{"row": 7, "question": "What can you do?", "answer": ""}], scripted, "answers", [])
+    assert [r.messages[1]["content"] for r in grown.rows] == ["I am Nova, an assistant by Orbit Labs."]
+
+
+def test_misses_seed_new_questions_never_the_held_out_rows():
+    verdict = {"examples": [{"prompt": "Who made you?", "reference": "Orbit Labs made me.", "tuned": "I am SmolLM."},
+                            {"prompt": "Hi", "reference": "Hello!", "tuned": "Hello!"}]}
+    seeds = teacher.seeds_from_misses(verdict)
+    assert [s["question"] for s in seeds] == ["Who made you?"]
+
+    def copier(prompt, temperature=0.7, max_tokens=256):
+        return "Who made you?\nWho built you?" if "New question" not in prompt else "Orbit Labs built me."
+
+    grown = teacher.grow(seeds, copier, "misses", ["Who made you?"])
+    assert [r.messages[0]["content"] for r in grown.rows] == ["Who built you?"]
+    assert grown.rows[0].messages[1]["content"] == "Orbit Labs built me." and grown.left_out["leak"] == 1
+
+
+def test_a_fault_or_stop_keeps_what_was_made():
+    calls = []
+
+    def failing(prompt, temperature=0.7, max_tokens=256):
+        calls.append(prompt)
+        if len(calls) > 1:
+            raise teacher.EndpointError(teacher.Msg("judge.unreachable", url="http://127.0.0.1:9/v1"))
+        return scripted(prompt)
+
+    grown = teacher.grow(SEEDS, failing, "more_like", HELD, per_seed=4)
+    assert len(grown.rows) == 2 and grown.ended.key == "judge.unreachable"
+    stop = threading.Event()
+    stop.set()
+    assert teacher.grow(SEEDS, scripted, "more_like", HELD, stop=stop).ended.key == "workshop.stopped"
+
+
+def test_a_teacher_behind_the_served_endpoint(lora_run):
+    pair = ChatPair.from_run(lora_run, progress=lambda _: None)
+    running = serve.start(serve.Served.of_run(lora_run, lambda: pair), port=free_port())
+    try:
+        live = teacher.EndpointTeacher(running.base_url, lora_run.name)
+        grown = teacher.grow(SEEDS[:1], live, "more_like", HELD, per_seed=2, keep_answers=False)
+    finally:
+        running.stop()
+    assert grown.ended is None  # a random tiny model writes nonsense, filtered or kept, but the calls all worked
+    assert len(grown.rows) + sum(grown.left_out.values()) <= 2
+    for row in grown.rows:
+        assert row.provenance["mode"] == "more_like" and lora_run.name in row.provenance["teacher"]
+
+
+def test_an_answer_in_another_language_than_the_question_is_left_out():
+    grown = teacher.grow([{"row": 3, "question": "你能做什么？", "answer": ""}],
+                         lambda prompt, temperature=0.7, max_tokens=256: "I can help with many things.", "answers", [])
+    assert grown.rows == [] and grown.left_out == {"language": 1}
