@@ -84,3 +84,66 @@ def test_an_answer_in_another_language_than_the_question_is_left_out():
     grown = teacher.grow([{"row": 3, "question": "你能做什么？", "answer": ""}],
                          lambda prompt, temperature=0.7, max_tokens=256: "I can help with many things.", "answers", [])
     assert grown.rows == [] and grown.left_out == {"language": 1}
+
+
+# ---------------------------------------------------------------- the page: grow, review, accept (gradio_client)
+
+class _Teacher:
+    """An OpenAI-compatible teacher on loopback with fixed habits: two new wordings per question."""
+
+    @staticmethod
+    def handler():
+        import http.server
+        import json
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                asked = body["messages"][0]["content"]
+                question = asked.split("\n")[1] if asked.startswith("Here is a question") else asked
+                text = f"Could you say: {question.rstrip('?.')}?\nPlease tell me: {question.rstrip('?.')}"
+                answer = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode()
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args):
+                pass
+        return Handler
+
+
+def test_grow_review_and_accept_through_the_client_in_both_languages(app_url, tmp_path):
+    import http.server
+    import json
+    from pathlib import Path
+
+    from gradio_client import Client
+
+    from studio.data import versions
+
+    port = free_port()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Teacher.handler())
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    data = str(Path(__file__).parent / "data" / "identity_nova.jsonl")
+    boxes = dict(dataset_path=data, teacher_source=f"http://127.0.0.1:{port}/v1", teacher_model="fixed",
+                 mode="more_like", per_seed=2, keep_answers=True, validation_share=0.2, test_share=0.0, seed=42)
+    try:
+        for language, accepted in (("en-US", "Made **identity_nova.jsonl v"), ("zh-CN", "已生成 **identity_nova.jsonl v")):
+            client = Client(app_url, verbose=False, headers={"Accept-Language": language})
+            client.predict(dataset_path=data, api_name="/load_data")
+            cost = client.predict(**boxes, api_name="/workshop_cost")
+            assert ("calls to the teacher" in cost) if language == "en-US" else ("调用教师" in cost), cost
+            note, review = client.predict(**boxes, api_name="/workshop_grow")
+            rows = review["data"]
+            assert rows and all(r[0] is True for r in rows), note
+            rows[0][0] = False  # the user drops one row and edits another
+            rows[1][2] = "I am Nova, made by Orbit Labs (edited)."
+            path, said = client.predict(review={"headers": review["headers"], "data": rows}, **boxes,
+                                        api_name="/workshop_accept")
+            assert said.startswith(accepted) and versions.version_of(path) is not None
+            records = [json.loads(line) for line in Path(path).read_text().splitlines()]
+            grown = [r for r in records if "provenance" in r]
+            assert len(grown) == len(rows) - 1 and grown[0]["messages"][1]["content"].endswith("(edited).")
+            assert grown[0]["provenance"]["mode"] == "more_like" and "fixed" in grown[0]["provenance"]["teacher"]
+    finally:
+        server.shutdown()

@@ -362,6 +362,16 @@ def split_sizes(n: int, validation_share: float, test_share: float) -> tuple[int
 
 def split_rows(rows: list, validation_share: float, test_share: float, seed: int = 42,
                by_order: bool = False) -> tuple[list, list, list]:
+    """Train, validation and test rows. Rows a teacher made (their record has a `provenance`, studio/chat/teacher.py)
+    only ever train: the user's own rows are split exactly as they would be without them, so a grown version is
+    judged on the same held-out rows as the data it grew from, and no generated row can leak into the verdict."""
+    grown = [r for r in rows if "provenance" in (getattr(r, "raw", r) if isinstance(getattr(r, "raw", r), dict)
+                                                 else {})]
+    if grown:
+        made = {id(r) for r in grown}
+        train, validation, test = split_rows([r for r in rows if id(r) not in made], validation_share, test_share,
+                                             seed, by_order)
+        return train + grown, validation, test
     _, n_val, n_test = split_sizes(len(rows), validation_share, test_share)
     order = list(range(len(rows)))
     if not by_order:

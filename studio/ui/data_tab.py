@@ -20,7 +20,7 @@ from studio.data import data, preference, stats
 from studio.data.facts import speaks_about_itself
 from studio.plan import mixing, preflight, recipe
 from studio.plan.data_choice import chosen_source, data_source, planned_for, replay_for, report_of
-from . import forms, repair_box
+from . import forms, repair_box, workshop_box
 from .forms import TabContext, TabParts, build_section_form
 from .named import Outputs
 from .text import chart_titles, frame, headers, lang, render, t, tr
@@ -362,6 +362,7 @@ def build(ctx: TabContext) -> TabParts:
     findings = gr.Dataframe(headers=headers(FINDING_COLUMNS, "en"), label=t("data.quality"), wrap=True,
                             column_widths=FINDING_WIDTHS, elem_id="data-findings")
     repair = repair_box.build()
+    grower = workshop_box.build()
     # Hidden numbers rather than gr.State so API clients receive the recommendations too.
     recommended_cutoff, recommended_share = gr.Number(visible=False), gr.Number(visible=False)
     applied = gr.State()  # the file whose recommendations the form has received (once per file)
@@ -403,6 +404,7 @@ def build(ctx: TabContext) -> TabParts:
                       outputs=form["dataset_path"], api_name="use_upload").then(**loading, api_name=False)
         load.click(**loading, api_name="load_data").then(**mixing_shown, api_name=False)
         repair_box.wire(repair, form, full_form, summary, loading)
+        workshop_box.wire(grower, form, full_form, loading, ctx.tab)
         # The page opens on the built-in demo, loaded, with its plan in the form: a newcomer who goes straight to
         # Train trains a recipe sized to the data, not the declared defaults (3 epochs of batch 16: 18 updates).
         ctx.demo.load(**loading, api_name=False).then(**mixing_shown, api_name=False)
