@@ -147,3 +147,22 @@ def test_grow_review_and_accept_through_the_client_in_both_languages(app_url, tm
             assert grown[0]["provenance"]["mode"] == "more_like" and "fixed" in grown[0]["provenance"]["teacher"]
     finally:
         server.shutdown()
+
+
+def test_the_train_tab_aims_the_workshop_at_what_a_run_missed(app_url, chat_run):
+    """The loop: a finished run's held-out misses open the Data tab's workshop in 'misses' mode on that run, in the
+    reader's language; the run comparison then shows each run's held-out result and data version."""
+    from gradio_client import Client
+
+    from studio.core.runs import RunFolder
+
+    misses = teacher.seeds_from_misses(RunFolder(chat_run).verdict() or {})
+    zh = Client(app_url, verbose=False, headers={"Accept-Language": "zh-CN"})
+    mode, run, said = zh.predict(api_name="/aim_at_misses")[-3:]  # the tab switch is no value
+    if misses and run == chat_run:
+        assert mode == "misses" and f"{len(misses)} 个留出行" in said
+    else:
+        assert said  # another run trained later in this app: its own answer, in Chinese
+    _, table, _ = Client(app_url, verbose=False).predict([chat_run], api_name="/compare_runs")
+    assert table["headers"][-2:] == ["held-out: base → tuned (rows)", "data version"]
+    assert "→" in table["data"][0][-2]

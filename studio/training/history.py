@@ -77,6 +77,14 @@ def comparable(run_dirs) -> tuple[list[str], list[Msg]]:
     return [r for r in run_dirs if not run_refusal(r)], refusals
 
 
+def verdict_cell(verdict: dict | None) -> str:
+    """A run's held-out result in a table cell: the metric, base -> tuned, over how many rows. Two runs on
+    versions of one file are judged on the same held-out rows (grown rows only train), so the cells compare."""
+    if not verdict:
+        return ""
+    return f"{verdict['metric']} {verdict['base']:.3g} → {verdict['tuned']:.3g} ({verdict['rows']})"
+
+
 def compare(run_dirs: list[str]) -> tuple[list[dict], list[list], list[list]]:
     """(overlaid curves, [run, status, steps, final train loss, final / best validation loss], settings diff)."""
     curves, table, settings = [], [], {}
@@ -85,9 +93,11 @@ def compare(run_dirs: list[str]) -> tuple[list[dict], list[list], list[list]]:
         curves += [r for r in loss_rows(metrics, run.name) if "smoothed" not in r["series"]]
         evals = [m["eval_loss"] for m in metrics if "eval_loss" in m]
         losses = [m["loss"] for m in metrics if "loss" in m]
-        table.append([run.name, run.status().get("status", "unknown"), max((m["step"] for m in metrics), default=0),
+        status = run.status()
+        table.append([run.name, status.get("status", "unknown"), max((m["step"] for m in metrics), default=0),
                       round(losses[-1], 4) if losses else None, round(evals[-1], 4) if evals else None,
-                      round(min(evals), 4) if evals else None])
+                      round(min(evals), 4) if evals else None, verdict_cell(status.get("verdict")),
+                      ((run.plan() or {}).get("data_version") or {}).get("name", "")])
         if (preset := run.preset()) is not None:
             settings[run.name] = _flat_settings(preset)
     keys = sorted({k for values in settings.values() for k in values})

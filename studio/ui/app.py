@@ -41,11 +41,11 @@ def build_app(model: str | None = None) -> gr.Blocks:
     with gr.Blocks(title="Fine-tuning Studio", delete_cache=(3600, 24 * 3600)) as demo:
         gr.Markdown(t("title"))
         gr.Markdown(t("subtitle"))
-        parts = []
-        with gr.Tabs():
+        parts, offers = [], {}
+        with gr.Tabs() as tabs:
             for key, module in TABS:
                 with gr.Tab(t(f"tab.{key}"), id=key) as tab:
-                    parts.append(module.build(TabContext(demo, tab, defaults)))
+                    parts.append(module.build(TabContext(demo, tab, defaults, tabs, offers)))
         built = {name: component for part in parts for name, component in part.form.items()}
         # Declaration order (studio/core/config.py) is the API's parameter order, whatever the layout.
         form = {name: built[name] for _, name, _ in all_fields()}

@@ -363,6 +363,7 @@ def build(ctx: TabContext) -> TabParts:
                             column_widths=FINDING_WIDTHS, elem_id="data-findings")
     repair = repair_box.build()
     grower = workshop_box.build()
+    ctx.offers.update(workshop_mode=grower["mode"], workshop_run=grower["run"])  # the Train tab's loop
     # Hidden numbers rather than gr.State so API clients receive the recommendations too.
     recommended_cutoff, recommended_share = gr.Number(visible=False), gr.Number(visible=False)
     applied = gr.State()  # the file whose recommendations the form has received (once per file)

@@ -31,6 +31,8 @@ class TabContext:
     demo: gr.Blocks
     tab: gr.Tab
     defaults: Settings
+    tabs: object = None  # the gr.Tabs, for a button that takes the user to another tab
+    offers: dict = field(default_factory=dict)  # components a tab lets the others drive (filled while building)
 
 
 @dataclass

@@ -260,7 +260,7 @@ HISTORY_COLUMNS = ["col.run", "col.status", "col.method", "col.steps", "col.fina
 # Left to itself the table gives the long folder paths the room and squeezes headers to a letter per line.
 HISTORY_WIDTHS = ["16%", "8%", "7%", "6%", "9%", "9%", "14%", "12%", "19%"]
 COMPARE_COLUMNS = ["col.run", "col.status", "col.steps", "col.final_train_loss", "col.final_validation_loss",
-                   "col.best_validation_loss"]
+                   "col.best_validation_loss", "col.verdict", "col.data_version"]
 
 
 def state_word(state: str, language: str) -> str:
@@ -330,6 +330,21 @@ def cost_view(values: dict, language: str) -> str:
     return tr("cost.title", language) + "\n" + "\n".join(f"- {render(line, language)}" for line in lines)
 
 
+def aim_at_misses(request: gr.Request = None):
+    """The run just trained (or the newest finished one): if its held-out answers missed, the Data tab's workshop
+    opens aimed at them; otherwise a note says there is nothing to aim at."""
+    from studio.chat.teacher import seeds_from_misses
+
+    language = lang(request)
+    finished = [r["run_dir"] for r in list_runs() if r.get("status") in ("finished", "stopped")]
+    run = str(JOB.run_dir) if JOB.run_dir and not JOB.running else (finished[0] if finished else None)
+    misses = seeds_from_misses(RunFolder(run).verdict() or {}) if run else []
+    if not misses:
+        return gr.update(), gr.update(), gr.update(), tr("train.no_misses", language)
+    return (gr.Tabs(selected="data"), "misses", gr.update(choices=finished, value=run),
+            tr("train.misses_offered", language, count=len(misses), run=Path(run).name))
+
+
 def build(ctx: TabContext) -> TabParts:
     with gr.Row():
         start_btn = gr.Button(t("train.start"), variant="primary")
@@ -341,6 +356,7 @@ def build(ctx: TabContext) -> TabParts:
     message = gr.Markdown()
     progress = gr.HTML()
     status = gr.Markdown(label=t("train.status"), elem_id="train-status")
+    more_btn = gr.Button(t("train.more_like_misses"), size="sm", elem_id="train-more-data")
     with gr.Row():
         # No block labels: localise names the charts with chart_titles.
         plot = gr.LinePlot(x="step", y="loss", color="series", show_label=False, height=380, scale=2)
@@ -410,6 +426,9 @@ def build(ctx: TabContext) -> TabParts:
         ended.change(cost_now, inputs_kwargs=training, outputs=cost_md, api_name=False)  # a run's own step time
         start_btn.click(start_training, inputs_kwargs=training, outputs=message, api_name="start_training")
         pilot_btn.click(pilot_run, inputs_kwargs=training, outputs=message, api_name="pilot_run")
+        if "workshop_mode" in ctx.offers:  # the loop: what the run missed seeds new data on the Data tab
+            more_btn.click(aim_at_misses, None, [ctx.tabs, ctx.offers["workshop_mode"], ctx.offers["workshop_run"],
+                                                 message], api_name="aim_at_misses")
         resume_btn.click(resume, inputs_kwargs={"run_dir": resume_target,
                                                 "trust_remote_code": form["trust_remote_code"]},
                          outputs=message, api_name="resume_training")
