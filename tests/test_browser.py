@@ -667,3 +667,66 @@ def test_a_run_served_from_export_is_judged_in_chat(browser, app_url, artifacts,
     finally:
         serve.stop_serving()
         page.close()
+
+
+WORKSHOP_WORDS = {"en-US": ("Load and check", "Repair this file", "Make a repaired version", "Made **", "Made",
+                            "Grow this data with a teacher", "Grow", "new rows", "Make a version with the kept rows"),
+                  "zh-CN": ("加载并检查", "修复这个文件", "生成修复后的版本", "已生成", "已生成",
+                            "用教师模型扩充这份数据", "扩充", "行新数据", "用保留的行生成新版本")}
+
+
+@pytest.mark.parametrize("locale", list(WORKSHOP_WORDS))
+def test_a_messy_file_is_repaired_then_grown_from_the_page(browser, app_url, artifacts, locale):
+    """Issue 54 as a user, no path typed after the first: repair the file (a new version is loaded), grow it with a
+    teacher on loopback, keep the rows, and the new version is loaded; in the reader's language."""
+    import http.server
+    import threading
+
+    from playwright.sync_api import expect
+
+    from conftest import free_port
+
+    load, repair_title, repair_button, _, made, grow_title, grow_button, grown, accept = WORKSHOP_WORDS[locale]
+
+    class Teacher(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            asked = json.loads(self.rfile.read(int(self.headers["content-length"])))["messages"][0]["content"]
+            question = asked.split("\n")[1].rstrip("?.") if asked.startswith("Here is a question") else asked
+            body = {"choices": [{"message": {"content": f"Could you tell me: {question}?\nI wonder: {question}?"}}]}
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(json.dumps(body).encode())
+
+        def log_message(self, *args):
+            pass
+
+    port = free_port()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Teacher)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    page = open_page(browser, app_url, locale)
+    try:
+        dataset = page.get_by_label("Dataset" if locale == "en-US" else "数据集",
+                                    exact=True)
+        dataset.fill(str(Path(__file__).parent / "data" / "messy.jsonl"))
+        page.get_by_role("button", name=load).click()
+        expect(page.locator("#data-summary")).to_contain_text("messy.jsonl", timeout=60000)
+        page.get_by_text(repair_title).click()
+        page.get_by_role("button", name=repair_button).click()
+        expect(page.locator("#repair-note")).to_contain_text(made, timeout=60000)
+        expect(dataset).to_have_value(re.compile(r"v\d+\.jsonl$"), timeout=30000)
+        expect(page.locator("#data-summary")).to_contain_text(re.compile(r"v\d+\.jsonl"), timeout=60000)
+        page.screenshot(path=str(artifacts / f"data-repair-{locale}.png"), full_page=True)
+
+        page.get_by_text(grow_title).click()
+        page.locator("#workshop-source textarea, #workshop-source input").first.fill(f"http://127.0.0.1:{port}/v1")
+        page.locator("#workshop-model textarea, #workshop-model input").first.fill("fixed")
+        page.get_by_role("button", name=grow_button, exact=True).click()
+        expect(page.locator("#workshop-note")).to_contain_text(grown, timeout=60000)
+        expect(page.locator("#workshop-review")).to_contain_text("Could you tell me", timeout=10000)
+        page.get_by_role("button", name=accept).click()
+        expect(page.locator("#workshop-note")).to_contain_text(made, timeout=60000)
+        expect(dataset).to_have_value(re.compile(r"v\d+\.jsonl$"), timeout=30000)
+        page.screenshot(path=str(artifacts / f"data-workshop-{locale}.png"), full_page=True)
+    finally:
+        server.shutdown()
+        page.close()

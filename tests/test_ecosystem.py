@@ -110,3 +110,15 @@ def test_a_run_reports_its_losses_to_tensorboard_in_its_own_folder(tiny_model_di
     assert "eval/loss" in logged
     said = trackers.dashboard("tensorboard", run, tmp_path)
     assert "tensorboard --logdir" in render(said, "en") and str(run.parent) in render(said, "zh")
+
+
+def test_a_dora_plan_never_borrows_a_lora_runs_step_time():
+    """The cost line's time comes from a past run of the same model and method; a DoRA step costs unlike a LoRA
+    step (bench/dora_cost.py), so a LoRA run's time is not said of a DoRA plan, nor the other way round."""
+    from studio.plan import cost
+
+    lora, dora = tiny_settings("m"), tiny_settings("m", "use_dora=true")
+    past = [{"status": "finished", "global_step": 10, "train_runtime_s": 20.0, "run_dir": "r", "name": "r"}]
+    assert cost.step_time(dora, past, lambda _: lora) is None
+    assert cost.step_time(lora, past, lambda _: lora).seconds == pytest.approx(2.0)
+    assert cost.probe_key(dora) != cost.probe_key(lora)

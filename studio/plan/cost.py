@@ -21,8 +21,8 @@ _PROBED: dict[tuple, float] = {}  # seconds per optimizer step the probe measure
 def probe_key(settings: Settings) -> tuple:
     m, t, method = settings.model, settings.training, settings.method
     practice = (method.num_generations, method.max_completion_length) if method.stage_row.generates else ()
-    return (m.model_name_or_path, method.stage, method.finetuning_type, t.per_device_train_batch_size,
-            t.gradient_accumulation_steps, t.max_length, *practice)
+    return (m.model_name_or_path, method.stage, method.finetuning_type, method.use_dora,
+            t.per_device_train_batch_size, t.gradient_accumulation_steps, t.max_length, *practice)
 
 
 def remember_probe(settings: Settings, seconds_per_step: float) -> None:
@@ -56,10 +56,11 @@ def step_time(settings: Settings, runs: list[dict], run_settings, devices: int =
         if run.get("processes", 1) != devices:  # a step of N processes sharing a CPU costs unlike one process's
             continue
         past = run_settings(run["run_dir"])
-        # The same model, method and kind of step: a GRPO step (sampling answers) costs unlike an SFT step.
-        if past is None or (past.model.model_name_or_path, past.method.finetuning_type,
+        # The same model, method and kind of step: a GRPO step (sampling answers) costs unlike an SFT step, and a
+        # DoRA step (the weight's norm every step) unlike a LoRA one (bench/dora_cost.py).
+        if past is None or (past.model.model_name_or_path, past.method.finetuning_type, past.method.use_dora,
                             past.stage.generates) != (
-                settings.model.model_name_or_path, settings.method.finetuning_type,
+                settings.model.model_name_or_path, settings.method.finetuning_type, settings.method.use_dora,
                 settings.stage.generates):
             continue
         per_step = run["train_runtime_s"] / run["global_step"]

@@ -164,7 +164,7 @@ def build():
         with gr.Row():
             cost_btn = gr.Button(t("workshop.estimate"))
             grow_btn = gr.Button(t("workshop.grow"), variant="primary", elem_id="workshop-grow")
-            stop_btn = gr.Button(t("judge.stop"), variant="stop")
+            stop_btn = gr.Button(t("workshop.stop"), variant="stop")
         note = gr.Markdown(elem_id="workshop-note")
         review = gr.Dataframe(headers=headers(REVIEW_COLUMNS), datatype=["bool", "str", "str", "str", "str"],
                               interactive=True, wrap=True, label=t("workshop.review"), elem_id="workshop-review")
