@@ -122,3 +122,18 @@ def test_a_dora_plan_never_borrows_a_lora_runs_step_time():
     assert cost.step_time(dora, past, lambda _: lora) is None
     assert cost.step_time(lora, past, lambda _: lora).seconds == pytest.approx(2.0)
     assert cost.probe_key(dora) != cost.probe_key(lora)
+
+
+def test_dora_is_counted_in_the_memory_estimate_and_said_in_the_advice():
+    from studio.models import estimates
+    from studio.models.models import ModelShape
+    from studio.plan import advice
+
+    shape = ModelShape(134_515_008, 30, 576, 1536, 49_152)  # the starter model (SmolLM2-135M)
+    lora = estimates.training_memory_gb(tiny_settings("m"), shape, M2)
+    dora = estimates.training_memory_gb(tiny_settings("m", "use_dora=true"), shape, M2)
+    assert dora["total"] - lora["total"] == pytest.approx(1.2, abs=0.1)  # measured +1.25 GB (bench/dora_cost.py)
+    assert hardware.per_device_gb(dora, "single", 1) > hardware.per_device_gb(lora, "single", 1)
+    said = advice.rule_dora(advice.build_situation(tiny_settings("m", "use_dora=true")))
+    assert said and "1.5" in render(said[0].message, "en") and "1.5" in render(said[0].message, "zh")
+    assert advice.rule_dora(advice.build_situation(tiny_settings("m"))) == []

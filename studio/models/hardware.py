@@ -253,7 +253,7 @@ def per_device_gb(memory: dict, strategy: str, processes: int) -> float:
     are each device's own batch."""
     split = SHARDS.get(strategy, ())
     return sum(memory[part] / (processes if part in split else 1)
-               for part in ("weights", "optimizer_and_gradients", "activations", "logits"))
+               for part in ("weights", "optimizer_and_gradients", "activations", "logits")) + memory.get("dora", 0.0)
 
 
 def device_free_gb(facts: HardwareFacts) -> float:

@@ -11,7 +11,7 @@ from studio.core.config import Settings, flat_values
 from studio.core.stages import DEFAULT_STAGE, EXAMPLES, data_kind, stages_for
 from studio.core.text import Msg
 from studio.models import hardware
-from studio.models.estimates import ModelShape
+from studio.models.estimates import DORA_STEP_FACTOR, ModelShape
 from studio.data.facts import speaks_about_itself
 from studio.data.stats import recommended_test_share, recommended_validation_share
 from .preflight import current_findings
@@ -265,6 +265,14 @@ def mixed_in_share(settings) -> float | None:
 
 
 
+def rule_dora(s: Situation) -> list[Advice]:
+    """DoRA's cost, said where it is switched on: measured, not guessed (bench/dora_cost.py)."""
+    m = s.settings.method
+    if not m.use_dora or m.finetuning_type not in ("lora", "qlora"):
+        return []
+    return [Advice("info", "use_dora", Msg("advice.dora_cost", factor=DORA_STEP_FACTOR))]
+
+
 def rule_stage(s: Situation) -> list[Advice]:
     """The training stage against the data it is given, and where a DPO / KTO run starts from."""
     stage, kind = s.settings.stage, s.data_kind
@@ -315,7 +323,7 @@ def rule_pretraining(s: Situation) -> list[Advice]:
             Advice("info", "learning_rate", Msg("advice.pretraining_lr"))]
 
 
-RULES = (rule_preflight, rule_pretraining, rule_steps, rule_stage, rule_learning_rate, rule_epochs, rule_effective_batch, rule_cutoff, rule_lora, rule_validation_share,
+RULES = (rule_preflight, rule_pretraining, rule_steps, rule_stage, rule_dora, rule_learning_rate, rule_epochs, rule_effective_batch, rule_cutoff, rule_lora, rule_validation_share,
          rule_test_share, rule_packing, rule_hardware, rule_data_size)
 
 

@@ -142,13 +142,14 @@ def build(ctx: TabContext) -> TabParts:
         push_button = gr.Button(t("export.push"))
         push_status = gr.Markdown()
     gr.Markdown(t("export.repeat_title"))
-    commands = gr.Code(label=t("export.commands"), language="shell")
+    # copy only: the download the component offers would be named file.sh; the preset and configs have their own
+    commands = gr.Code(label=t("export.commands"), language="shell", buttons=["copy"])
     with gr.Row():
-        preset = gr.Code(label=t("export.preset"), language="json", max_lines=16)
+        preset = gr.Code(label=t("export.preset"), language="json", max_lines=16, buttons=["copy"])
         download_preset = gr.DownloadButton(t("export.download_preset"), visible=False, elem_id="export-preset")
     trl_button = gr.Button(t("export.trl"))
     with gr.Row():
-        trl_yaml = gr.Code(label=t("export.trl_yaml"), language="yaml")
+        trl_yaml = gr.Code(label=t("export.trl_yaml"), language="yaml", buttons=["copy"])
         trl_file = gr.DownloadButton("sft.yaml", visible=False)
     with gr.Accordion(t("export.gpus_title"), open=False, elem_id="export-gpus"):  # for a bigger machine, later
         with gr.Row():
@@ -158,9 +159,9 @@ def build(ctx: TabContext) -> TabParts:
                                 info=t("export.strategy_info"))
         accelerate_button = gr.Button(t("export.accelerate"))
         with gr.Row():
-            accelerate_yaml = gr.Code(label=t("export.accelerate_yaml"), language="yaml")
+            accelerate_yaml = gr.Code(label=t("export.accelerate_yaml"), language="yaml", buttons=["copy"])
             accelerate_file = gr.DownloadButton("accelerate.yaml", visible=False)
-        launch_commands = gr.Code(label=t("export.launch"), language="shell")
+        launch_commands = gr.Code(label=t("export.launch"), language="shell", buttons=["copy"])
     serve_box.build(run)
 
     shown = Outputs(summary=summary, commands=commands, preset=preset, download_preset=download_preset)

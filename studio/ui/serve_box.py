@@ -42,8 +42,8 @@ def build(run: gr.components.Component) -> None:
             stop = gr.Button(t("serve.stop"), scale=1)
         note = gr.Markdown(elem_id="serve-note")
         with gr.Row():
-            curl = gr.Code(label="curl", language="shell", elem_id="serve-curl")
-            python = gr.Code(label="Python (openai)", language="python")
+            curl = gr.Code(label="curl", language="shell", elem_id="serve-curl", buttons=["copy"])
+            python = gr.Code(label="Python (openai)", language="python", buttons=["copy"])
     start.click(serve_view, inputs_kwargs=dict(run_dir=run, port=port), outputs=[note, curl, python],
                 api_name="serve_run")
     stop.click(stop_view, None, [note, curl, python], api_name="stop_serving")
