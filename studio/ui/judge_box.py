@@ -66,15 +66,22 @@ def stop_judging() -> None:
     _STOP.set()
 
 
+def endpoint_boxes(prefix: str):
+    """A model to ask, in one row: an OpenAI-compatible address with its model name and key, or a model folder
+    (the judge's and the workshop teacher's)."""
+    with gr.Row():
+        source = gr.Textbox(label=t("judge.source"), placeholder="http://127.0.0.1:11434/v1", scale=3,
+                            elem_id=f"{prefix}-source")
+        model = gr.Textbox(label=t("judge.model"), scale=2, elem_id=f"{prefix}-model")
+        key = gr.Textbox(label=t("judge.key"), type="password", scale=2)
+    return source, model, key
+
+
 def build(run: gr.components.Component) -> None:
     """The accordion, wired to the run chosen at the top of the tab."""
     with gr.Accordion(t("judge.title"), open=False, elem_id="judge-box"):
         gr.Markdown(t("judge.intro"))
-        with gr.Row():
-            source = gr.Textbox(label=t("judge.source"), placeholder="http://127.0.0.1:11434/v1", scale=3,
-                                elem_id="judge-source")
-            model = gr.Textbox(label=t("judge.model"), scale=2, elem_id="judge-model")
-            key = gr.Textbox(label=t("judge.key"), type="password", scale=2)
+        source, model, key = endpoint_boxes("judge")
         rubric = gr.Textbox(label=t("judge.rubric"), placeholder=t("judge.rubric_default"))
         prompts = gr.Textbox(label=t("judge.prompts"), lines=3)
         with gr.Row():

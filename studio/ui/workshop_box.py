@@ -14,6 +14,7 @@ from studio.chat.judge import JudgeError, make_judge
 from studio.core.runs import list_runs
 from studio.plan import workshop
 from studio.plan.data_choice import data_source, report_of
+from .judge_box import endpoint_boxes
 from .text import headers, lang, render, t, tr
 
 INPUTS = ("dataset_path", "dataset_format", "column_mapping", "model_name_or_path", "validation_share", "test_share",
@@ -149,11 +150,7 @@ def finished_runs():
 def build():
     with gr.Accordion(t("workshop.title"), open=False, elem_id="workshop-box"):
         gr.Markdown(t("workshop.intro"))
-        with gr.Row():
-            source = gr.Textbox(label=t("judge.source"), placeholder="http://127.0.0.1:11434/v1", scale=3,
-                                elem_id="workshop-source")
-            model = gr.Textbox(label=t("judge.model"), scale=2, elem_id="workshop-model")
-            key = gr.Textbox(label=t("judge.key"), type="password", scale=2)
+        source, model, key = endpoint_boxes("workshop")
         with gr.Row():
             mode = gr.Radio([(t(f"workshop.mode_{m}"), m) for m in teachers.MODES], value="more_like",
                             label=t("workshop.mode"), scale=3)
