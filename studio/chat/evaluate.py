@@ -7,20 +7,19 @@ Chinese is scored per character (it has no spaces), English per word. No torch h
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 
 import numpy as np
 
 from studio.core.config import GenerationSettings
 from studio.core.runs import RunFolder
-from studio.core.text import Msg
+from studio.core.text import WORD, Msg
 from studio.templates.chat_template import encode_records
 
 
 def units(text: str) -> list[str]:
     """Words for alphabetic text, single characters for CJK (character-level scoring for Chinese)."""
-    return re.findall(r"[\u4e00-\u9fff]|[^\W\d_]+|\d+", text.lower())
+    return WORD.findall(text.lower())
 
 
 def exact_match(reference: str, candidate: str) -> float:

@@ -21,9 +21,13 @@ def _assistant(answer) -> list[dict]:
     return [{"role": "assistant", "content": answer}] if isinstance(answer, str) else list(answer)
 
 
+# ShareGPT's speakers as chat roles: the one map, read by the SFT readers (studio/data/data.py) too
+SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
+                  "function_call": "assistant", "observation": "tool", "function": "tool", "tool": "tool"}
+
+
 def _sharegpt(turns: list[dict]) -> list[dict]:
-    roles = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
-    return [{"role": roles.get(t.get("from"), "user"), "content": t.get("value", "")} for t in turns]
+    return [{"role": SHAREGPT_ROLES.get(t.get("from"), "user"), "content": t.get("value", "")} for t in turns]
 
 
 def _hh(text: str) -> list[dict]:

@@ -24,6 +24,7 @@ import os
 import re
 from pathlib import Path
 
+WORD = re.compile(r"[\u4e00-\u9fff]|[^\W\d_]+|\d+")  # a word; a Chinese character is one (character-level scores)
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")  # Chinese characters: the language checks count them
 LATIN = re.compile(r"[A-Za-z]")
 

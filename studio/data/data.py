@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from studio.core.kept import Kept
+from studio.core.preference_rows import SHAREGPT_ROLES
 from studio.core.sources import DataSource, as_source
 from studio.core.text import Msg
 from .data_kinds import kind_verdict, media_in
@@ -24,8 +25,6 @@ from .readers import MAX_ROWS, capped, detect_format, read_documents, read_recor
 MAX_FIELD_CHARS = 1_000_000  # one text field of a conversation: no cutoff length comes near this
 MAX_DOCUMENT_CHARS = 20_000_000  # one plain-text document (a book is 0.5-3 M): cut into blocks, never truncated
 ROLES = ("system", "user", "assistant", "tool")
-SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
-                  "function_call": "assistant", "observation": "tool", "function": "tool", "tool": "tool"}
 SURROGATE = re.compile("[\ud800-\udfff]")
 
 

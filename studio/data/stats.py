@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from studio.core.text import Msg, script_language
+from studio.core.text import WORD, Msg, script_language
 from studio.templates.chat_template import added_template, exact_target, measure_records, token_view, replies_message
 from studio.templates.template_profile import template_profile
 from .data import LoadResult, summary_text
@@ -184,7 +184,6 @@ def _distinct_n(texts: list, n: int) -> float:
     return len(grams) / total if total else 0.0
 
 
-WORD = re.compile(r"[\u4e00-\u9fff]|[^\W\d_]+|\d+")
 
 
 def _words(text: str) -> list[str]:

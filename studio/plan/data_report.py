@@ -9,7 +9,7 @@ import dataclasses
 import logging
 import threading
 
-from studio.core.config import DEMO_DATA
+from studio.core.config import DEMO_DATA, STARTER_MODEL
 from studio.core.kept import Kept
 from studio.core.paths import source_refusal
 from studio.core.sources import VOTES, DataSource, as_source
@@ -27,7 +27,7 @@ from .preflight import preflight_findings
 logger = logging.getLogger(__name__)
 
 
-def build_report(path: DataSource | str, fmt: str = "auto", model: str | None = "starter", mapping: dict | None = None,
+def build_report(path: DataSource | str, fmt: str = "auto", model: str | None = STARTER_MODEL, mapping: dict | None = None,
                  label: str | None = None, progress=None, tokenizer=None, reads: str | None = None) -> DataReport:
     """progress(stage message, rows done, rows in all) is called as the report is built. `reads`: PROMPTS for
     the GRPO stage, which reads any file as prompts with reference answers (studio/data/practice_data.py)."""

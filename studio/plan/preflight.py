@@ -17,6 +17,7 @@ import json
 import re
 from collections import defaultdict
 
+from studio.core.config import GEMMA3_MODEL, STARTER_MODEL
 from studio.core.text import CJK, Msg
 from studio.data.facts import IDENTITY
 from studio.data.stats import Finding
@@ -29,8 +30,8 @@ PLACEHOLDER = re.compile(
 )
 CODE = re.compile(r"```|^\s*(def |class |import |function |const |let |var |#include)", re.M)
 MIN_ROWS = 2  # a placeholder in one row may be the row's own text; repeated across rows it is a template's
-ENGLISH_ONLY_MODELS = ("starter",)  # built-in models whose stated language is English alone
-MULTILINGUAL_MODEL = "gemma3-270m"
+ENGLISH_ONLY_MODELS = (STARTER_MODEL,)  # built-in models whose stated language is English alone
+MULTILINGUAL_MODEL = GEMMA3_MODEL
 TOKENS_PER_CHARACTER = 1.2  # above this on Chinese text the tokenizer has few Chinese tokens (byte fallback)
 
 
