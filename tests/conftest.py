@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sys
 import time
@@ -300,3 +301,56 @@ def english_with_fields() -> dict[str, str]:
             if text:
                 words[f"{name}.{part}"] = text  # as written: fields such as {lora_low} still unfilled
     return words
+
+
+# ---------------------------------------------------------------- browser walks' shared steps
+
+def train_from_the_page(page, words, timeout=180):
+    """Start, then wait for this run (not the status of an earlier one, which a fresh page shows first) to end and
+    its status to reach the page. The run's folder."""
+    from playwright.sync_api import expect
+
+    from studio.training.jobs import JOB
+
+    run = click_and_get_the_new_run(page.get_by_role("button", name=words["go"], exact=True))
+    JOB.wait(timeout)
+    status = page.locator("#train-status")
+    expect(status).to_contain_text(run.name, timeout=30000)
+    expect(status).to_contain_text(words["done"], timeout=30000)
+    return run
+
+
+def open_page(browser, app_url, locale):
+    """A fresh page, once the built-in demo it opens on has been loaded and its plan handed to the form (a value
+    typed before that would be the plan's again)."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page(locale=locale, viewport={"width": 1280, "height": 1000})
+    page.goto(app_url)
+    expect(page.locator("#data-applied")).to_contain_text(re.compile("Applied to the settings|已应用到设置"),
+                                                          timeout=90000)
+    return page
+
+
+def open_chat(page, tab_name):
+    """Open the Chat tab and let it finish offering the run trained last (it loads that run's model) before
+    the test picks its own: a pick made meanwhile would be replaced when the offer arrives."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name=tab_name).click()
+    # the note says what was loaded (a progress timer such as "0.6s" shows there before that)
+    expect(page.locator("#chat-note")).to_contain_text(re.compile(r"Ready|No finished|已就绪|还没有"), timeout=60000)
+
+
+def pick(page, label, value):
+    box = page.get_by_label(label, exact=True)
+    box.fill(value)
+    box.press("Enter")
+
+
+BLIND_WORDS = {"en-US": dict(tab="Chat", refresh="Refresh runs", run="Tuned run", blind="Blind A/B", send="Send to both",
+                             votes=["A is better", "Tie", "B is better"], saved="Saved. A was the", tally="decided votes",
+                             pair="is shown after your vote"),
+               "zh-CN": dict(tab="对话", refresh="刷新运行列表", run="微调后的运行", blind="盲测 A/B", send="同时发送给两个模型",
+                             votes=["A 更好", "差不多", "B 更好"], saved="已保存。A 是", tally="有效投票",
+                             pair="投票后才显示")}

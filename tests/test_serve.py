@@ -171,3 +171,38 @@ def test_the_export_tab_serves_a_run_and_the_chat_tab_judges_it_in_both_language
     assert stopped == "已停止服务。"
     with pytest.raises(openai.APIConnectionError):
         openai.OpenAI(base_url=url, api_key="x", max_retries=0).models.list()
+
+
+def test_launch_py_serve_answers_the_openai_client(lora_run):
+    """The command line: `launch.py serve RUN` in its own process, asked by the openai client, streaming too."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    port = free_port()
+    root = Path(__file__).resolve().parent.parent
+    process = subprocess.Popen([sys.executable, str(root / "launch.py"), "serve", str(lora_run), "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0)
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                ids = [m.id for m in client.models.list().data]
+                break
+            except openai.APIConnectionError:
+                time.sleep(0.5)
+        assert ids == [lora_run.name, f"{lora_run.name}:base"]
+        asked = dict(model=lora_run.name, messages=[{"role": "user", "content": "Hi"}], max_tokens=5)
+        whole = client.chat.completions.create(**asked).choices[0].message.content
+        streamed = "".join(p.choices[0].delta.content or "" for p in client.chat.completions.create(**asked, stream=True)
+                           if p.choices)
+        assert streamed == whole
+        refused = subprocess.run([sys.executable, str(root / "launch.py"), "serve", str(lora_run), "--host", "0.0.0.0"],
+                                 capture_output=True, text=True, timeout=60, env={**__import__("os").environ,
+                                                                                 "STUDIO_API_KEY": ""})
+        assert refused.returncode == 2 and "API key" in refused.stderr
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

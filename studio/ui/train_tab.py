@@ -340,9 +340,9 @@ def aim_at_misses(request: gr.Request = None):
     run = str(JOB.run_dir) if JOB.run_dir and not JOB.running else (finished[0] if finished else None)
     misses = seeds_from_misses(RunFolder(run).verdict() or {}) if run else []
     if not misses:
-        return gr.update(), gr.update(), gr.update(), tr("train.no_misses", language)
-    return (gr.Tabs(selected="data"), "misses", gr.update(choices=finished, value=run),
-            tr("train.misses_offered", language, count=len(misses), run=Path(run).name))
+        return {"message": tr("train.no_misses", language)}
+    return {"tabs": gr.Tabs(selected="data"), "mode": "misses", "run": gr.update(choices=finished, value=run),
+            "message": tr("train.misses_offered", language, count=len(misses), run=Path(run).name)}
 
 
 def build(ctx: TabContext) -> TabParts:
@@ -427,8 +427,9 @@ def build(ctx: TabContext) -> TabParts:
         start_btn.click(start_training, inputs_kwargs=training, outputs=message, api_name="start_training")
         pilot_btn.click(pilot_run, inputs_kwargs=training, outputs=message, api_name="pilot_run")
         if "workshop_mode" in ctx.offers:  # the loop: what the run missed seeds new data on the Data tab
-            more_btn.click(aim_at_misses, None, [ctx.tabs, ctx.offers["workshop_mode"], ctx.offers["workshop_run"],
-                                                 message], api_name="aim_at_misses")
+            aimed = Outputs(tabs=ctx.tabs, mode=ctx.offers["workshop_mode"], run=ctx.offers["workshop_run"],
+                            message=message)
+            more_btn.click(aimed.wire(aim_at_misses), None, aimed.list, api_name="aim_at_misses")
         resume_btn.click(resume, inputs_kwargs={"run_dir": resume_target,
                                                 "trust_remote_code": form["trust_remote_code"]},
                          outputs=message, api_name="resume_training")

@@ -5,6 +5,7 @@ which is loaded at once. The teacher's key is a password box, used for the calls
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
 
 import gradio as gr
 import pandas as pd
@@ -53,7 +54,7 @@ def _seeds(values: dict):
     seeds, held = workshop.seeds_and_held(values.get("mode") or "more_like", report.load.rows, questions,
                                           values.get("run_dir") or None, float(values.get("validation_share") or 0),
                                           float(values.get("test_share") or 0), int(values.get("seed") or 42))
-    return source, report, seeds, held
+    return SimpleNamespace(source=source, report=report, seeds=seeds, held=held)
 
 
 def by_name(*first: str):
@@ -85,7 +86,7 @@ def estimate(request: gr.Request = None, **values):
     language = lang(request)
     try:
         ask = _resolve(values.get("teacher_source"), values.get("teacher_model"), values.get("teacher_api_key"))
-        _, _, seeds, _ = _seeds(values)
+        seeds = _seeds(values).seeds
         return render(workshop.cost(seeds, values.get("mode") or "more_like", int(values.get("per_seed") or 3),
                                     bool(values.get("keep_answers")), ask), language)
     except (JudgeError, teachers.EndpointError) as err:
@@ -102,7 +103,8 @@ def grow(request: gr.Request = None, progress=gr.Progress(), **values):
         ask = _resolve(values.get("teacher_source"), values.get("teacher_model"), values.get("teacher_api_key"))
     except JudgeError as err:
         return render(err.args[0], language), empty
-    _, _, seeds, held = _seeds(values)
+    chosen = _seeds(values)
+    seeds, held = chosen.seeds, chosen.held
     if not seeds:
         return tr("workshop.no_seeds", language), empty
     mode = values.get("mode") or "more_like"
@@ -136,8 +138,8 @@ def accept(request: gr.Request = None, review=None, **values):
                                           grown_row.provenance))
     if not kept:
         return gr.update(), tr("workshop.none_kept", language)
-    source, report, _, _ = _seeds(values)
-    version = workshop.accept(source.dataset_path, report.load.rows, kept)
+    chosen = _seeds(values)
+    version = workshop.accept(chosen.source.dataset_path, chosen.report.load.rows, kept)
     _MADE.clear()
     return version.path, tr("workshop.accepted", language, version=version.name, rows=len(kept))
 
