@@ -15,6 +15,7 @@ from studio.chat.judge import JudgeError, make_judge
 from studio.core.runs import list_runs
 from studio.plan import workshop
 from studio.plan.data_choice import data_source, report_of
+from .handoff import session_of
 from .judge_box import endpoint_boxes
 from .text import headers, lang, render, t, tr
 
@@ -23,7 +24,7 @@ INPUTS = ("dataset_path", "dataset_format", "column_mapping", "model_name_or_pat
           "questions", "run_dir")
 REVIEW_COLUMNS = ["workshop.col_keep", "col.prompt", "repair.col_answer", "workshop.col_seed", "workshop.col_mode"]
 _STOP = threading.Event()
-_MADE: dict = {}  # the last rows grown on this server, with their provenance, until accepted
+_MADE: dict = {}  # each browser session's last grown rows, with their provenance, until accepted
 
 
 
@@ -110,7 +111,7 @@ def grow(request: gr.Request = None, progress=gr.Progress(), **values):
     mode = values.get("mode") or "more_like"
     grown = teachers.grow(seeds, ask, mode, held, int(values.get("per_seed") or 3), bool(values.get("keep_answers")),
                           _STOP, lambda done, total: progress(done / total, desc=tr("workshop.working", language)))
-    _MADE["rows"] = grown.rows
+    _MADE[session_of(request)] = grown.rows  # another browser's review never takes these rows
     lines = [tr("workshop.grown", language, rows=len(grown.rows), seconds=grown.seconds)]
     if grown.left_out:
         lines.append(tr("workshop.left_out", language, items=", ".join(
@@ -128,7 +129,7 @@ def grow(request: gr.Request = None, progress=gr.Progress(), **values):
 def accept(request: gr.Request = None, review=None, **values):
     """The kept rows (as edited) and the file's own rows as a new version; its path goes into the dataset box."""
     language = lang(request)
-    made = _MADE.get("rows") or []
+    made = _MADE.get(session_of(request)) or []
     table = review if isinstance(review, pd.DataFrame) else pd.DataFrame(review or [])
     kept = []
     for grown_row, (_, cells) in zip(made, table.iterrows()):
@@ -140,7 +141,7 @@ def accept(request: gr.Request = None, review=None, **values):
         return gr.update(), tr("workshop.none_kept", language)
     chosen = _seeds(values)
     version = workshop.accept(chosen.source.dataset_path, chosen.report.load.rows, kept)
-    _MADE.clear()
+    _MADE.pop(session_of(request), None)
     return version.path, tr("workshop.accepted", language, version=version.name, rows=len(kept))
 
 
