@@ -69,8 +69,11 @@ def estimate_markdown(settings: config.Settings, situation: advice.Situation, la
         train_rows, per_epoch, total = recipe.planned_steps(settings, situation.rows, situation.devices)
         lines.append(Msg("hyper.steps", rows=train_rows, per_epoch=per_epoch, total=total))
     if (parts := memory_parts(settings, situation)) is not None:
-        lines.append(Msg("hyper.memory", weights=parts["weights"], optimizer=parts["optimizer_and_gradients"],
-                         activations=parts["activations"], logits=parts["logits"], fit=parts["fit"]))
+        # DoRA's recomputed weights (estimates.dora_gb) are a part of their own: the parts add up to the total said
+        key = "hyper.memory_dora" if parts.get("dora") else "hyper.memory"
+        lines.append(Msg(key, weights=parts["weights"], optimizer=parts["optimizer_and_gradients"],
+                         activations=parts["activations"], logits=parts["logits"], dora=parts.get("dora", 0.0),
+                         fit=parts["fit"]))
     text = "\n".join(f"- {render(line, language)}" for line in lines)
     if situation.rows is not None:
         text += "\n\n" + plan_markdown(settings, situation, language)
