@@ -65,6 +65,45 @@ def test_main_flow_in_each_language(browser, app_url, artifacts, locale, tabs, l
     page.close()
 
 
+def test_a_file_uploaded_while_the_first_report_is_made_gets_its_own_report(browser, app_url, artifacts,
+                                                                             monkeypatch):
+    """Issue 57: the page's first report (the demo's, a minute on a cold start) finished after the report of a
+    file uploaded meanwhile and replaced it; the user saw the demo's rows three minutes later. The demo's report
+    is made slow here; the upload must win and stay."""
+    import time
+
+    from playwright.sync_api import expect
+
+    from studio.core.kept import Kept
+    from studio.plan import data_report
+
+    import threading
+
+    made, demo_started = data_report._new_report, threading.Event()
+
+    def slow_demo(path, *args):
+        if path.text == data_report.DEMO_DATA:
+            demo_started.set()
+            time.sleep(12)
+        return made(path, *args)
+
+    monkeypatch.setattr(data_report, "_CACHE", Kept(4))
+    monkeypatch.setattr(data_report, "_new_report", slow_demo)
+    page = browser.new_page(locale="zh-CN", viewport={"width": 1280, "height": 1000})
+    page.goto(app_url)
+    assert demo_started.wait(60), "the page never asked for its first report"
+    started = time.monotonic()
+    page.locator("input[type=file]").first.set_input_files(str(EXAMPLES / "sharegpt.json"))
+    summary = page.locator("#data-summary")
+    expect(summary).to_contain_text("可用 3 行", timeout=60000)
+    assert time.monotonic() - started < 12, "the upload's report waited for the demo's"
+    page.wait_for_timeout(max(0.0, 16 - (time.monotonic() - started)) * 1000)  # the demo's report is done by now
+    expect(summary).to_contain_text("sharegpt.json")
+    expect(summary).not_to_contain_text("可用 191 行")
+    page.screenshot(path=str(artifacts / "upload-during-first-report-zh-CN.png"), full_page=True)
+    page.close()
+
+
 @pytest.mark.parametrize("locale,words", [("en-US", ("Model", "Applied to the settings", "optimizer steps")),
                                           ("zh-CN", ("模型", "已应用到设置", "个优化步"))])
 def test_a_new_model_measures_the_data_again_and_hands_its_plan(browser, app_url, artifacts, other_tiny_model_dir,

@@ -32,7 +32,8 @@ def greedy_text(model, tokenizer):
     with torch.inference_mode():
         out = model.generate(**inputs, max_new_tokens=GREEDY.max_new_tokens, do_sample=False, temperature=None,
                              top_p=None, top_k=None, pad_token_id=tokenizer.pad_token_id)
-    return tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+    text = tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+    return text.rstrip("\ufffd").rstrip()  # a character cut by the token cap is no character (answer_text)
 
 
 def test_one_model_answers_through_the_same_decoder(lora_run, tiny_model_dir):

@@ -63,3 +63,29 @@ def test_the_cost_line_through_the_api_follows_max_steps(app_url, tiny_model_dir
     zh = Client(app_url, verbose=False, headers={"Accept-Language": "zh-CN"})
     line = zh.predict(model_name_or_path=str(tiny_model_dir), max_steps=7, api_name="/train_cost")
     assert "**7** 个优化步" in line and "optimizer" not in line
+
+
+def test_a_loaded_file_pushed_out_of_the_kept_reports_still_gives_the_cost(tmp_path, tiny_model_dir):
+    """The cost line reverted to "load a data file first" after a run: the run's own reports pushed the file the
+    user loaded out of the four kept ones. A loaded file is made again; a path only typed stays unread."""
+    import json
+
+    from studio.plan import data_report
+
+    def data_file(name: str, rows: int):
+        path = tmp_path / name
+        path.write_text("\n".join(json.dumps({"instruction": f"q{i} {name}", "output": f"a{i}"})
+                                  for i in range(rows)))
+        return str(path)
+
+    model = str(tiny_model_dir)
+    loaded = settings(f"dataset_path={data_file('mine.jsonl', 30)}", f"model_name_or_path={model}")
+    data_report.cached_report(loaded.data.dataset_path, "auto", {}, model)  # the Data tab's Load
+    for other in range(5):  # other work's reports push it out
+        data_report.cached_report(data_file(f"other{other}.jsonl", 5), "auto", {}, model)
+    report = data_report.advice_report(loaded)
+    assert report is not None and len(report.load.rows) == 30
+    typed = settings(f"dataset_path={data_file('typed.jsonl', 7)}", f"model_name_or_path={model}")
+    assert data_report.advice_report(typed) is None  # never read without a Load
+    lines = cost.cost_lines(loaded, len(report.load.rows), None)
+    assert lines[0].key == "cost.steps"

@@ -108,6 +108,32 @@ def test_replay_of_the_base_models_own_answers_lowers_the_drift_of_the_same_run(
     assert RunFolder(on["run_dir"]).split("validation") == RunFolder(off["run_dir"]).split("validation")
 
 
+def test_replay_answers_only_the_prompts_a_run_needs_and_each_once(tiny_model_dir, drift_cache):
+    """Issue 57 (measuring costs little): a 64-row file replays 13 answers; all 130 prompts of two languages were
+    generated before. A later run that needs more generates only the ones not yet cached."""
+    from studio.chat import replay
+
+    tokenizer = models.load_tokenizer(str(tiny_model_dir))
+    loads, said = [], []
+
+    def load_model():
+        loads.append(1)
+        return models.load_model(str(tiny_model_dir))
+
+    def answered(count):
+        return replay.base_answers(str(tiny_model_dir), tokenizer, ["en", "zh"], load_model, said.append, count, 7)
+
+    rows, cached, _ = answered(5)
+    assert not cached and said[-1].fields["prompts"] == 5 and len(loads) == 1 and len(rows) <= 5
+    rows, cached, _ = answered(8)  # three more, the first five read
+    assert not cached and said[-1].fields["prompts"] == 3 and len(loads) == 2
+    first = [r["messages"][0]["content"] for r in answered(5)[0]]
+    assert first == [p["prompt"] for p in replay.needed_prompts(["en", "zh"], 5, 7)][:len(first)]
+    rows, cached, _ = answered(8)
+    assert cached and len(loads) == 2  # nothing generated, no model loaded
+    assert len(replay.needed_prompts(["en", "zh"], None, 7)) == 130
+
+
 def test_the_train_tab_says_the_drift_and_the_remedies_with_values(tiny_model_dir):
     settings, _ = settings_input.apply_overrides(Settings(), ["learning_rate=0.0002", "num_train_epochs=5", "r=16"])
     snapshot = {"status": "finished", "run_dir": "/tmp/x", "metrics": [], "output": "/tmp/x/adapter",

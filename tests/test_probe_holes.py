@@ -94,12 +94,12 @@ def test_a_broken_csv_is_named_by_line_in_the_readers_words(tmp_path):
 
 # 5. answers echo a bounded excerpt of their input
 def test_adding_to_the_mix_does_not_amplify_a_huge_value():
-    from studio.ui import data_tab
+    from studio.ui import mix_box
 
     for value in ("x" * 200_000, [{"dataset_path": "a.jsonl"}] * 5000, {"x": 1}):
-        answer = data_tab.add_file(value, "more.jsonl", "auto", "", 0.3)
+        answer = mix_box.add_file(value, "more.jsonl", "auto", "", 0.3)
         assert len(json.dumps(answer, default=str)) < 5000, len(json.dumps(answer, default=str))  # before: 16 MB
-        answer = data_tab.remove_file(value, 2)
+        answer = mix_box.remove_file(value, 2)
         assert len(json.dumps(answer, default=str)) < 5000
 
 
@@ -147,12 +147,12 @@ def test_a_runs_log_cannot_be_fetched_through_the_file_route(app_url):
 # 7. a blind pair belongs to its run; another session's Stop asks first
 def test_a_vote_is_saved_on_the_run_its_pair_was_made_on(confined):
     from studio.data import votes
-    from studio.ui import chat_tab
+    from studio.ui import vote_box
 
     first, second = fake_run(confined / "runs", "run-a"), fake_run(confined / "runs", "run-b")
     comparison = {"prompt": [{"role": "user", "content": "hi"}], "answers": {"base": "x", "tuned": "y"},
                   "order": ["base", "tuned"], "run_dir": str(first), "compare_with": ""}
-    chat_tab.cast_vote("A", comparison, "x", "y", "", str(second))
+    vote_box.cast_vote("A", comparison, "x", "y", "", str(second))
     assert len(votes.read_votes(votes.votes_file(first))) == 1
     assert not votes.votes_file(second).exists()
 

@@ -56,15 +56,20 @@ def test_a_completion_with_usage_and_the_same_answer_streamed(client, lora_run):
 def test_a_stop_string_ends_the_answer_before_it(client, lora_run):
     asked = dict(model=lora_run.name, messages=[{"role": "user", "content": "Tell me something."}], max_tokens=24)
     full = client.chat.completions.create(**asked).choices[0].message.content
-    if len(full) < 6:
+    # two whole characters after the third ("\ufffd": bytes a random model emitted that make no character)
+    starts = [i for i in range(3, len(full) - 1) if "\ufffd" not in full[i:i + 2]]
+    if not starts:
         pytest.skip(f"the tiny model's answer is too short to cut: {full!r}")
-    stop = full[3:5]
+    stop = full[starts[0]:starts[0] + 2]
     cut = client.chat.completions.create(**asked, stop=[stop])
-    assert cut.choices[0].message.content == full[:full.find(stop)]
-    assert cut.choices[0].finish_reason == "stop"
+    text = cut.choices[0].message.content
+    assert cut.choices[0].finish_reason == "stop" and stop not in text and len(text) < len(full)
+    if "\ufffd" not in full[:full.find(stop) + 1]:
+        assert text == full[:full.find(stop)]
+    # (bytes that make no character decode otherwise a token at a time than at once: the cut may then differ)
     streamed = "".join(p.choices[0].delta.content or "" for p in
                        client.chat.completions.create(**asked, stop=stop, stream=True) if p.choices)
-    assert streamed == full[:full.find(stop)]  # never a partial stop string sent ahead
+    assert streamed == text  # never a partial stop string sent ahead
 
 
 def test_the_runs_system_prompt_unless_the_request_brings_one(tmp_path):
@@ -206,3 +211,4 @@ def test_launch_py_serve_answers_the_openai_client(lora_run):
     finally:
         process.terminate()
         process.wait(timeout=20)
+

@@ -22,7 +22,7 @@ from studio.core.text import CJK, Msg
 
 PROMPTS_FILE = Path(__file__).parent / "replay_prompts" / "general.jsonl"
 MAX_NEW_TOKENS = 64  # a general answer's start: enough to keep its style, cheap to train on and to generate
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: one answer per prompt, filled as runs need them
 WORD = re.compile(r"[A-Za-z\u00c0-\u024f]+")  # a Latin-script word weighs as much as one Chinese character
 
 
@@ -32,7 +32,8 @@ def builtin_prompts() -> list[dict]:
 
 def data_languages(rows: list[dict]) -> list[str]:
     """'en' and/or 'zh': the languages of the rows' text, by Chinese characters against Latin-script words (a
-    language under 30% of them is left out: names and terms in Latin letters run through Chinese text; English where nothing can be told)."""
+    language under 30% of them is left out: names and terms in Latin letters run through Chinese text; English
+    where nothing can be told)."""
     cjk = words = 0
     for row in rows[:2000]:
         for message in row.get("messages") or []:
@@ -51,26 +52,47 @@ def replay_count(train_rows: int, share: float) -> int:
     return max(1, round(train_rows * share / (1 - share)))
 
 
-def cache_file(model_path: str, tokenizer, prompts: list[dict]) -> Path:
+def cache_file(model_path: str, tokenizer) -> Path:
+    """One file per base model and template: each prompt's answer, filled as runs need them."""
     from .drift import cache_dir, model_identity  # deferred: drift's cache lives beside this one
 
-    parts = [CACHE_VERSION, model_identity(model_path), tokenizer.chat_template or "", MAX_NEW_TOKENS,
-             [p["prompt"] for p in prompts]]
+    parts = [CACHE_VERSION, model_identity(model_path), tokenizer.chat_template or "", MAX_NEW_TOKENS]
     key = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
     return cache_dir().parent / "replay" / f"{key}.json"
 
 
-def base_answers(model_path: str, tokenizer, languages: list[str], load_model, log) -> tuple[list[dict], bool, float]:
-    """(rows, cached, seconds): each prompt in the data's languages with the base model's greedy answer, as
-    message rows. `load_model()` gives the base model, called only when the cache misses."""
-    started = time.perf_counter()
+def needed_prompts(languages: list[str], count: int | None, seed: int) -> list[dict]:
+    """The prompts a run replays: `count` of those in the data's languages (all of them when the run needs as
+    many or more), drawn in an order fixed by the seed. Only these are answered: a 64-row file replays 13
+    answers, not the 130 prompts of two languages."""
     prompts = [p for p in builtin_prompts() if p["language"] in languages]
-    path = cache_file(model_path, tokenizer, prompts)
+    random.Random(f"replay-prompts:{seed}").shuffle(prompts)
+    return prompts[:count] if count is not None and count > 0 else prompts
+
+
+def base_answers(model_path: str, tokenizer, languages: list[str], load_model, log, count: int | None = None,
+                 seed: int = 0) -> tuple[list[dict], bool, float]:
+    """(rows, cached, seconds): the needed prompts (needed_prompts) with the base model's greedy answers, as
+    message rows. Answers already cached for this model and template are read; only the others are generated,
+    and `load_model()` (the base model) is called only then."""
+    started = time.perf_counter()
+    prompts = needed_prompts(languages, count, seed)
+    path = cache_file(model_path, tokenizer)
     try:
-        rows = json.loads(path.read_text(encoding="utf-8"))["rows"]
-        return rows, True, time.perf_counter() - started
-    except (OSError, ValueError, KeyError):
-        pass
+        known = json.loads(path.read_text(encoding="utf-8"))["answers"]
+    except (OSError, ValueError, KeyError, TypeError):
+        known = {}
+    missing = [p for p in prompts if p["prompt"] not in known]
+    if missing:
+        known = {**known, **_generate(missing, tokenizer, load_model, log)}
+        _write(path, known)
+    rows = [{"messages": [{"role": "user", "content": p["prompt"]},
+                          {"role": "assistant", "content": known[p["prompt"]]}]}
+            for p in prompts if str(known.get(p["prompt"]) or "").strip()]
+    return rows, not missing, time.perf_counter() - started
+
+
+def _generate(prompts: list[dict], tokenizer, load_model, log) -> dict[str, str]:
     from studio.templates.chat_template import answer_text, generation_prompt
     from .drift import greedy  # deferred: torch
 
@@ -80,16 +102,17 @@ def base_answers(model_path: str, tokenizer, languages: list[str], load_model, l
                             add_special_tokens=False)["input_ids"] for p in prompts]
     answers = [answer_text(tokenizer, ids) for ids in greedy(model, tokenizer, prompt_ids, MAX_NEW_TOKENS)]
     del model
-    rows = [{"messages": [{"role": "user", "content": p["prompt"]}, {"role": "assistant", "content": a}]}
-            for p, a in zip(prompts, answers) if a.strip()]
+    return {p["prompt"]: a for p, a in zip(prompts, answers)}
+
+
+def _write(path: Path, answers: dict[str, str]) -> None:
     try:  # a cache that cannot be written costs the next run a generation, never this run
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")  # two processes filling the same cache never share a file
-        tmp.write_text(json.dumps({"rows": rows}, ensure_ascii=False), encoding="utf-8")
+        tmp.write_text(json.dumps({"answers": answers}, ensure_ascii=False), encoding="utf-8")
         tmp.replace(path)
     except OSError:
         pass
-    return rows, False, time.perf_counter() - started
 
 
 def pick(rows: list[dict], count: int, seed: int) -> list[dict]:

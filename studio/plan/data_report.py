@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+from collections import OrderedDict
 
 from studio.core.config import DEMO_DATA, STARTER_MODEL
 from studio.core.kept import Kept
@@ -75,6 +76,12 @@ def build_report(path: DataSource | str, fmt: str = "auto", model: str | None = 
 # tab's advice read the file that was loaded instead of reading it again. Guarded, since sessions share it.
 
 _CACHE = Kept(4)  # the last few reports: the files of a mix, each read once
+# The keys of every report made (bounded): a report pushed out of the cache by other work (a run's own reports,
+# a mix) is made again for the advice and the cost line, since the user did load that file; a path only typed
+# into the box is never among them.
+_LOADED: OrderedDict = OrderedDict()
+_LOADED_KEEP = 64
+_LOADED_LOCK = threading.Lock()
 _TOKENIZERS: dict = {}
 _TOKENIZER_LOCK = threading.Lock()
 
@@ -122,8 +129,14 @@ def cached_report(path: DataSource | str, fmt: str, mapping: dict[str, str], mod
     """The kept report, or a new one. A report being built holds up only callers that want the same report: the
     advice and other files' reports go on meanwhile (studio/core/kept.py)."""
     path = as_source(path)
-    return _CACHE.get_or_make(report_key(path, fmt, mapping, model, reads),
-                              lambda: _new_report(path, fmt, mapping, model, progress, reads))
+    key = report_key(path, fmt, mapping, model, reads)
+    report = _CACHE.get_or_make(key, lambda: _new_report(path, fmt, mapping, model, progress, reads))
+    with _LOADED_LOCK:
+        _LOADED[key] = True
+        _LOADED.move_to_end(key)
+        while len(_LOADED) > _LOADED_KEEP:
+            _LOADED.popitem(last=False)
+    return report
 
 
 def _new_report(path: DataSource, fmt: str, mapping: dict[str, str], model: str, progress, reads) -> DataReport:
@@ -169,5 +182,12 @@ def advice_report(settings) -> DataReport | None:
 
 def loaded_report(path: str, fmt: str, mapping: dict[str, str], model: str,
                   reads: str | None = None) -> DataReport | None:
-    """The report of this file if it was loaded; None otherwise (advice never reads a file by itself)."""
-    return _CACHE.get(report_key(path, fmt, mapping, model, reads))
+    """The report of this file if it was loaded (made again if other reports pushed it out of the cache); None
+    otherwise (advice never reads a file the user has not loaded)."""
+    key = report_key(path, fmt, mapping, model, reads)
+    if (report := _CACHE.get(key)) is None and key in _LOADED:
+        try:
+            report = cached_report(path, fmt, mapping, model, reads=reads)
+        except Exception:  # noqa: BLE001 - the file went away since: the advice goes on without data facts
+            report = None
+    return report

@@ -334,6 +334,7 @@ def with_replay(settings: Settings, run: RunFolder, log: RunLog, prepared: Prepa
         log(Msg("log.replay_off", why=why))
         return prepared
     languages = replay.data_languages(prepared.train)
+    count = replay.replay_count(training_rows, settings.data.replay_share)
 
     def load_base():
         return models.load_model(model_path, models.weights_dtype(plan["precision"], "lora"),
@@ -342,13 +343,13 @@ def with_replay(settings: Settings, run: RunFolder, log: RunLog, prepared: Prepa
     try:
         with main_process_first():  # one process generates and caches; the others read the cache
             with run_checks.answering(log, "phase.replay"):
-                rows, cached, seconds = replay.base_answers(model_path, tokenizer, languages, load_base, log)
+                rows, cached, seconds = replay.base_answers(model_path, tokenizer, languages, load_base, log, count,
+                                                            settings.training.seed)
     except Exception as err:  # noqa: BLE001 - replay helps a run; it is never a reason to stop one
         log(Msg("log.replay_off", why=reason_of(err)))
         return prepared
     finally:
         models.free_memory()
-    count = replay.replay_count(training_rows, settings.data.replay_share)
     picked = replay.pick(rows, count, settings.training.seed)
     if not picked:
         return prepared

@@ -51,6 +51,7 @@ def build_app(model: str | None = None) -> gr.Blocks:
         form = {name: built[name] for _, name, _ in all_fields()}
         for part in parts:
             part.wire(form)
+    demo.studio_form = form  # the settings' fields by name: what the views follow (tests/test_views.py)
     return demo
 
 

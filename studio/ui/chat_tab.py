@@ -4,6 +4,7 @@ copy of the weights, with latency figures, held-out answers and scores."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
 
@@ -16,7 +17,7 @@ from studio.chat import drift, evaluate
 from studio.chat.chat import MAX_ANSWER_SECONDS, stream_pair, text_problem, token_problem
 from studio.chat.loaded import get_pair, loaded_run
 from studio.training.jobs import JOB
-from . import judge_box
+from . import judge_box, vote_box
 from .forms import TabContext, TabParts, build_section_form, takes_form
 from .handoff import handed_note, pick_run, session_of
 from .named import Outputs
@@ -191,52 +192,6 @@ def blind_pair(pair, settings, system: str, prompt: str, samples, language: str,
            "comparison": comparison, "answer_a": a.text, "answer_b": b.text}
 
 
-def cast_vote(verdict: str, comparison, answer_a=None, answer_b=None, voter=None, run_dir=None, compare_with=None,
-              request: gr.Request = None):
-    """Save the vote on the pair shown (in the run folder), say which model was which, and the tally so far.
-    An answer the voter corrected in its box is saved as the better answer. Returns the vote's "note", the
-    "tally", and the pair cleared: its "comparison", boxes "answer_a" and "answer_b", and its "latency" note."""
-    language = lang(request)
-    pending = votes.Comparison(comparison["prompt"], comparison["answers"], tuple(comparison["order"])) \
-        if isinstance(comparison, dict) else None
-    if isinstance(comparison, dict) and comparison.get("run_dir"):
-        # The pair belongs to the run (and the comparison) it was made on, whichever run is picked now.
-        run_dir, compare_with = comparison["run_dir"], comparison.get("compare_with") or ""
-    if problem := votes.vote_problem(pending, verdict) or (run_refusal(run_dir) if run_dir else None):
-        return {"note": render(problem, language)}
-    edited = {"A": answer_a, "B": answer_b}.get(verdict)
-    if not isinstance(edited, str) or edited.strip() == pending.shown(verdict).strip():
-        edited = None  # unchanged: the model's own answer is the chosen one
-    who = voter.strip()[:80] if isinstance(voter, str) and voter.strip() else f"session:{getattr(request, 'session_hash', '')}"
-    reference = compare_with if isinstance(compare_with, str) else ""
-    vote = votes.Vote(pending.prompt, pending.answers, list(pending.order), verdict, who, str(run_dir), edited,
-                      reference=reference)
-    path = votes.votes_file(run_dir)
-    votes.record_vote(vote, path)
-    names = {"base": Path(reference).name if reference else tr("side.base", language), "tuned": tr("side.tuned", language)}
-    note = tr("votes.saved", language, a=names[pending.order[0]], b=names[pending.order[1]])
-    return {"note": note, "tally": render(votes.summary(votes.read_votes(path), reference), language),
-            "comparison": None, "answer_a": "", "answer_b": "", "latency": ""}
-
-
-def vote_for(verdict: str):
-    """The handler of one vote button: the API's vote_a, vote_b, vote_tie and vote_both_bad."""
-    def vote(comparison=None, answer_a=None, answer_b=None, voter=None, run_dir=None, compare_with=None,
-             request: gr.Request = None):
-        return cast_vote(verdict, comparison, answer_a, answer_b, voter, run_dir, compare_with, request)
-    vote.__name__ = f"vote_{verdict.lower()}"
-    return vote
-
-
-def vote_tally(run_dir, compare_with=None, request: gr.Request = None) -> str:
-    """The win rate of the chosen run over what it is compared with, from the votes saved in its folder."""
-    if not run_dir or not isinstance(run_dir, str) or run_refusal(run_dir):
-        return ""
-    reference = compare_with if isinstance(compare_with, str) else ""
-    found = votes.against(votes.read_votes(votes.votes_file(run_dir)), reference)
-    return render(votes.summary(found, reference), lang(request)) if found else ""
-
-
 def drift_view(run_dir, request: gr.Request = None):
     """The chosen run's general-ability check: its summary and three base vs tuned answers from the set."""
     language = lang(request)
@@ -257,24 +212,12 @@ def compare_view(run_dir, compare_with=None, request: gr.Request = None):
         return {"note": render(problem, language)}
     label = Path(other).name if other else tr("chat.base", language)
     return {"base": gr.update(value=[], label=label), "tuned": gr.update(value=[]),
-            "note": load_note(run_dir, other, request), "tally": vote_tally(run_dir, other, request)}
+            "note": load_note(run_dir, other, request), "tally": vote_box.vote_tally(run_dir, other, request)}
 
 
 def compare_choices(request: gr.Request = None):
     """The base model, then every finished run: what the left pane can show."""
     return gr.update(choices=[(tr("chat.compare_base", lang(request)), ""), *finished_runs()])
-
-
-def blind_view(blind, compare_with=None, request: gr.Request = None):
-    """Switching blind on or off starts clean: panes emptied and named for what they show, votes shown or not."""
-    language = lang(request)
-    if blind:
-        left, right = tr("chat.answer_a", language), tr("chat.answer_b", language)
-    else:
-        other = compare_with if isinstance(compare_with, str) and compare_with.strip() else None
-        left, right = Path(other).name if other else tr("chat.base", language), tr("chat.tuned", language)
-    return {"base": gr.update(value=[], label=left), "tuned": gr.update(value=[], label=right),
-            "vote_box": gr.update(visible=bool(blind)), "comparison": None}
 
 
 def cannot_load(run_dir: str, language: str) -> str | None:
@@ -329,98 +272,104 @@ SCORE_COLUMNS = ["col.metric", "col.base", "col.tuned", "col.difference"]
 
 
 def build(ctx: TabContext) -> TabParts:
+    """The tab's layout, then its events: the run and what it is compared with, chatting, votes, held-out rows."""
+    page = layout(ctx)
+    wire_run_choice(ctx, page)
+    wire_chat(page)
+    vote_box.wire(page)
+    page.answers_btn.click(takes_form(page.form)(held_out_answers), inputs_kwargs=dict(run_dir=page.run, **page.form),
+                           outputs=[page.answers, page.held_note], api_name="held_out_answers")
+    page.eval_btn.click(evaluate_held_out, page.run, [page.scores, page.held_note], api_name="evaluate")
+    first = Outputs(answers=page.answers, scores=page.scores, prompt=page.prompt, run=page.run)
+    ctx.demo.load(first.wire(localise), None, first.list, api_name=False)
+    ctx.demo.load(compare_choices, None, page.compare, api_name=False)
+    return TabParts(page.form)
+
+
+def layout(ctx: TabContext) -> SimpleNamespace:
+    page = SimpleNamespace()
     with gr.Row():
-        run = gr.Dropdown(choices=[], label=t("chat.run"), allow_custom_value=True, scale=3, elem_id="chat-run")
-        refresh = gr.Button(t("chat.refresh"), scale=1)
-    compare = gr.Dropdown(choices=[("", "")], value="", label=t("chat.compare_with"), info=t("chat.compare_info"),
-                          allow_custom_value=True, elem_id="chat-compare")
-    note = gr.Markdown(elem_id="chat-note")
-    system = gr.Textbox(label=t("chat.system"), placeholder=t("chat.system_hint"))
-    blind = gr.Checkbox(label=t("chat.blind"), info=t("chat.blind_info"), value=False, elem_id="chat-blind")
+        page.run = gr.Dropdown(choices=[], label=t("chat.run"), allow_custom_value=True, scale=3, elem_id="chat-run")
+        page.refresh = gr.Button(t("chat.refresh"), scale=1)
+    page.compare = gr.Dropdown(choices=[("", "")], value="", label=t("chat.compare_with"),
+                               info=t("chat.compare_info"), allow_custom_value=True, elem_id="chat-compare")
+    page.note = gr.Markdown(elem_id="chat-note")
+    page.system = gr.Textbox(label=t("chat.system"), placeholder=t("chat.system_hint"))
+    page.blind = gr.Checkbox(label=t("chat.blind"), info=t("chat.blind_info"), value=False, elem_id="chat-blind")
     with gr.Row():
-        base_bot = gr.Chatbot(label=t("chat.base"), height=360, elem_id="chat-base")
-        tuned_bot = gr.Chatbot(label=t("chat.tuned"), height=360, elem_id="chat-tuned")
-    prompt = gr.Textbox(label=t("chat.prompt"), value="Who are you?", elem_id="chat-prompt")
+        page.base_bot = gr.Chatbot(label=t("chat.base"), height=360, elem_id="chat-base")
+        page.tuned_bot = gr.Chatbot(label=t("chat.tuned"), height=360, elem_id="chat-tuned")
+    page.prompt = gr.Textbox(label=t("chat.prompt"), value="Who are you?", elem_id="chat-prompt")
     with gr.Row():
-        send_btn = gr.Button(t("chat.send"), variant="primary", elem_id="chat-send")
-        stop_btn = gr.Button(t("chat.stop"), variant="stop")
-        clear_btn = gr.Button(t("chat.clear"))
-    latency = gr.Markdown(elem_id="chat-latency")
-    with gr.Column(visible=False) as vote_box:
-        with gr.Row():
-            vote_buttons = {verdict: gr.Button(t(f"chat.vote_{verdict.lower()}"), elem_id=f"vote-{verdict.lower()}")
-                            for verdict in votes.VERDICTS}
-        voter = gr.Textbox(label=t("chat.voter"), placeholder=t("chat.voter_hint"), max_lines=1)
-        with gr.Accordion(t("chat.edit_title"), open=False):
-            with gr.Row():
-                answer_a = gr.Textbox(label=t("chat.edit_a"), lines=4, elem_id="answer-a")
-                answer_b = gr.Textbox(label=t("chat.edit_b"), lines=4, elem_id="answer-b")
-        vote_note = gr.Markdown(elem_id="vote-note")
-    tally = gr.Markdown(elem_id="vote-tally")
+        page.send_btn = gr.Button(t("chat.send"), variant="primary", elem_id="chat-send")
+        page.stop_btn = gr.Button(t("chat.stop"), variant="stop")
+        page.clear_btn = gr.Button(t("chat.clear"))
+    page.latency = gr.Markdown(elem_id="chat-latency")
+    page.votes = vote_box.layout()
+    page.tally = gr.Markdown(elem_id="vote-tally")
     with gr.Accordion(t("drift.samples_title"), open=False):
-        drift_note = gr.Markdown(elem_id="chat-drift")
-        drift_table = gr.Dataframe(headers=headers(drift.SAMPLE_COLUMNS), wrap=True,
-                                   column_widths=drift.SAMPLE_WIDTHS, elem_id="chat-drift-samples")
+        page.drift_note = gr.Markdown(elem_id="chat-drift")
+        page.drift_table = gr.Dataframe(headers=headers(drift.SAMPLE_COLUMNS), wrap=True,
+                                        column_widths=drift.SAMPLE_WIDTHS, elem_id="chat-drift-samples")
     with gr.Accordion(t("hyper.advanced"), open=False):
-        form = build_section_form("generation", ctx.defaults)
+        page.form = build_section_form("generation", ctx.defaults)
     with gr.Accordion(t("chat.held_out"), open=False):
         with gr.Row():
-            answers_btn = gr.Button(t("chat.test_prompts"))
-            eval_btn = gr.Button(t("chat.evaluate"))
-        held_note = gr.Markdown()
-        answers = gr.Dataframe(headers=headers(ANSWER_COLUMNS), wrap=True,
-                               column_widths=[f"{100 // len(ANSWER_COLUMNS)}%"] * len(ANSWER_COLUMNS))
-        scores = gr.Dataframe(headers=headers(SCORE_COLUMNS))
-    judge_box.build(run)
-    samples = gr.State({})
-    handed = gr.State()  # the freshly trained run this session was already shown (offered once, then the user's)
-    comparison = gr.State()  # the blind pair waiting for its vote
-    chat_inputs = dict(run_dir=run, system_prompt=system, prompt=prompt, base_history=base_bot, tuned_history=tuned_bot,
-                       samples=samples, blind=blind, compare_with=compare, **form)
-    chat_outputs = Outputs(base=base_bot, tuned=tuned_bot, samples=samples, note=latency, prompt=prompt,
-                           comparison=comparison, answer_a=answer_a, answer_b=answer_b)
+            page.answers_btn = gr.Button(t("chat.test_prompts"))
+            page.eval_btn = gr.Button(t("chat.evaluate"))
+        page.held_note = gr.Markdown()
+        page.answers = gr.Dataframe(headers=headers(ANSWER_COLUMNS), wrap=True,
+                                    column_widths=[f"{100 // len(ANSWER_COLUMNS)}%"] * len(ANSWER_COLUMNS))
+        page.scores = gr.Dataframe(headers=headers(SCORE_COLUMNS))
+    judge_box.build(page.run)
+    page.samples = gr.State({})
+    page.handed = gr.State()  # the freshly trained run this session was already shown (offered once, then the user's)
+    page.comparison = gr.State()  # the blind pair waiting for its vote
+    return page
 
-    refresh.click(lambda: gr.update(choices=finished_runs()), None, run, api_name="list_runs")
-    run.change(run_system_prompt, inputs_kwargs=dict(run_dir=run, current=system), outputs=system,
+
+def wire_run_choice(ctx: TabContext, page: SimpleNamespace) -> None:
+    """Which run is talked to, what it is compared with, and what the page says about them."""
+    run, compare = page.run, page.compare
+    page.refresh.click(lambda: gr.update(choices=finished_runs()), None, run, api_name="list_runs")
+    run.change(run_system_prompt, inputs_kwargs=dict(run_dir=run, current=page.system), outputs=page.system,
                api_name="run_system_prompt")
-    ctx.tab.select(open_tab, [run, handed, compare], [run, note, handed], api_name="open_chat").then(
-        vote_tally, [run, compare], tally, api_name=False).then(compare_choices, None, compare, api_name=False).then(
-        drift_view, inputs_kwargs=dict(run_dir=run), outputs=[drift_note, drift_table], api_name=False)
-    run.input(load_note, inputs_kwargs=dict(run_dir=run, compare_with=compare), outputs=note,
-              api_name="load_run").then(vote_tally, [run, compare], tally, api_name=False).then(
-        drift_view, inputs_kwargs=dict(run_dir=run), outputs=[drift_note, drift_table], api_name="drift_check")
-    compared = Outputs(base=base_bot, tuned=tuned_bot, note=note, tally=tally)
+    opened = ctx.tab.select(open_tab, [run, page.handed, compare], [run, page.note, page.handed],
+                            api_name="open_chat")
+    opened = opened.then(vote_box.vote_tally, [run, compare], page.tally, api_name=False)
+    opened = opened.then(compare_choices, None, compare, api_name=False)
+    opened.then(drift_view, inputs_kwargs=dict(run_dir=run), outputs=[page.drift_note, page.drift_table],
+                api_name=False)
+    run.input(load_note, inputs_kwargs=dict(run_dir=run, compare_with=compare), outputs=page.note,
+              api_name="load_run").then(vote_box.vote_tally, [run, compare], page.tally, api_name=False).then(
+        drift_view, inputs_kwargs=dict(run_dir=run), outputs=[page.drift_note, page.drift_table],
+        api_name="drift_check")
+    compared = Outputs(base=page.base_bot, tuned=page.tuned_bot, note=page.note, tally=page.tally)
     compare.input(compared.wire(compare_view), inputs_kwargs=dict(run_dir=run, compare_with=compare),
                   outputs=compared.list, api_name="compare_with")
-    send_named = chat_outputs.wire(takes_form(form)(send))
-    held_out_named = takes_form(form)(held_out_answers)
-    sending = send_btn.click(send_named, inputs_kwargs=chat_inputs, outputs=chat_outputs.list, api_name="chat")
-    submitting = prompt.submit(send_named, inputs_kwargs=chat_inputs, outputs=chat_outputs.list, api_name=False)
-    switched = Outputs(base=base_bot, tuned=tuned_bot, vote_box=vote_box, comparison=comparison)
-    blind.change(switched.wire(blind_view), [blind, compare], switched.list, api_name=False)
-    voted = Outputs(note=vote_note, tally=tally, comparison=comparison, answer_a=answer_a, answer_b=answer_b,
-                    latency=latency)
-    for verdict, button in vote_buttons.items():
-        button.click(voted.wire(vote_for(verdict)),
-                     inputs_kwargs=dict(comparison=comparison, answer_a=answer_a, answer_b=answer_b, voter=voter,
-                                        run_dir=run, compare_with=compare),
-                     outputs=voted.list, api_name=f"vote_{verdict.lower()}")
-    stop_btn.click(None, None, None, cancels=[sending, submitting], api_name="stop_chat")
-    clear_btn.click(lambda: ([], [], {}, ""), None, [base_bot, tuned_bot, samples, latency], api_name="clear_chat")
-    answers_btn.click(held_out_named, inputs_kwargs=dict(run_dir=run, **form), outputs=[answers, held_note],
-                      api_name="held_out_answers")
-    eval_btn.click(evaluate_held_out, run, [scores, held_note], api_name="evaluate")
 
-    def localise(request: gr.Request):
-        language = lang(request)
-        # The demo prompt in the reader's language; the run list as it is now (the page may be opened long
-        # after the server started), without loading a model before the user opens the tab.
-        choices = finished_runs()
-        return {"answers": frame([], ANSWER_COLUMNS, language), "scores": frame([], SCORE_COLUMNS, language),
-                "prompt": tr("chat.default_prompt", language),
-                "run": gr.update(choices=choices, value=choices[0] if choices else None)}
 
-    first = Outputs(answers=answers, scores=scores, prompt=prompt, run=run)
-    ctx.demo.load(first.wire(localise), None, first.list, api_name=False)
-    ctx.demo.load(compare_choices, None, compare, api_name=False)
-    return TabParts(form)
+def wire_chat(page: SimpleNamespace) -> None:
+    chat_inputs = dict(run_dir=page.run, system_prompt=page.system, prompt=page.prompt, base_history=page.base_bot,
+                       tuned_history=page.tuned_bot, samples=page.samples, blind=page.blind,
+                       compare_with=page.compare, **page.form)
+    chat_outputs = Outputs(base=page.base_bot, tuned=page.tuned_bot, samples=page.samples, note=page.latency,
+                           prompt=page.prompt, comparison=page.comparison, answer_a=page.votes.answer_a,
+                           answer_b=page.votes.answer_b)
+    send_named = chat_outputs.wire(takes_form(page.form)(send))
+    sending = page.send_btn.click(send_named, inputs_kwargs=chat_inputs, outputs=chat_outputs.list, api_name="chat")
+    submitting = page.prompt.submit(send_named, inputs_kwargs=chat_inputs, outputs=chat_outputs.list,
+                                    api_name=False)
+    page.stop_btn.click(None, None, None, cancels=[sending, submitting], api_name="stop_chat")
+    page.clear_btn.click(lambda: ([], [], {}, ""), None, [page.base_bot, page.tuned_bot, page.samples, page.latency],
+                         api_name="clear_chat")
+
+
+def localise(request: gr.Request):
+    language = lang(request)
+    # The demo prompt in the reader's language; the run list as it is now (the page may be opened long after the
+    # server started), without loading a model before the user opens the tab.
+    choices = finished_runs()
+    return {"answers": frame([], ANSWER_COLUMNS, language), "scores": frame([], SCORE_COLUMNS, language),
+            "prompt": tr("chat.default_prompt", language),
+            "run": gr.update(choices=choices, value=choices[0] if choices else None)}

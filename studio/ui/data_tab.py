@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import typing
 from types import SimpleNamespace
 
 import gradio as gr
 import pandas as pd
 
-from studio.core import config, settings_input
+from studio.core import config
 from studio.data import data, preference, stats
 from studio.data.facts import speaks_about_itself
-from studio.plan import mixing, preflight, recipe
-from studio.plan.data_choice import chosen_source, data_source, planned_for, replay_for, report_of
-from . import forms, repair_box, workshop_box
+from studio.plan import preflight
+from studio.plan.data_choice import chosen_source, data_source, planned_for, report_of
+from . import forms, mix_box, repair_box, workshop_box
 from .forms import TabContext, TabParts, build_section_form
 from .named import Outputs
 from .text import chart_titles, frame, headers, lang, render, t, tr
@@ -29,8 +27,6 @@ PROBLEM_COLUMNS = ["col.where", "col.problem"]
 PREVIEW_COLUMNS = ["col.row", "col.as_trained", "col.as_in_file"]
 PERCENTILE_COLUMNS = ["col.part", "p50", "p90", "p95", "p99", "max", "mean"]
 FINDING_COLUMNS = ["col.level", "col.check", "col.finding", "col.rows"]
-MIX_COLUMNS = ["col.number", "col.file", "col.format", "col.share_asked", "col.usable", "col.train_rows",
-               "col.validation_rows", "col.test_rows", "col.tokens", "col.token_share"]
 # Fixed shares of the page's width: wrapped text stays inside it (without them a long cell pushes the right-hand
 # columns past the edge, where a beginner never sees them).
 PROBLEM_WIDTHS = ["30%", "70%"]
@@ -191,69 +187,6 @@ def show_row(dataset_path, dataset_format, column_mapping, model_name_or_path, n
     return detail + "\n\n" + summary, gr.HighlightedText(value=shown, color_map=colours)
 
 
-def show_mix(dataset_path=None, dataset_format=None, column_mapping=None, dataset_share=None, extra_datasets=None,
-             validation_share=None, test_share=None, max_samples=None, model_name_or_path=None, replay=None,
-             replay_share=None, num_train_epochs=None, max_steps=None, stage=None, request: gr.Request = None):
-    """The mix table (each file's rows, training rows, validation, test, tokens and share of the tokens, and the
-    replayed general answers where replay is on), what stops the mix, and which file the report shows. Hidden
-    while there is only the main file and no replay."""
-    language = lang(request)
-    values = forms.filled(dataset_path=dataset_path or None, dataset_format=dataset_format or None,
-                          column_mapping=column_mapping, dataset_share=dataset_share, extra_datasets=extra_datasets,
-                          validation_share=validation_share, test_share=test_share, max_samples=max_samples,
-                          replay=replay, replay_share=replay_share, num_train_epochs=num_train_epochs,
-                          max_steps=max_steps, stage=stage)
-    settings, problems = settings_input.settings_from_flat(values)
-    if settings is None:
-        note = "\n".join(f"- `{where}`: {render(message, language)}" for where, message in problems)
-        return gr.update(visible=True), note, gr.update()
-    parts = mixing.parts_of(settings.data)
-    replaying = settings.data.replay != "off" and replay_for(settings, parts, model_name_or_path)
-    if len(parts) == 1 and not replaying:
-        return gr.update(visible=False, value=frame([], MIX_COLUMNS, language)), "", \
-            gr.update(choices=[(tr("mix.main_file", language), 1)], value=1)
-    reports = [report_of(part, model_name_or_path) for part in parts]
-    table = mixing.mix_table(settings.data, reports, replaying)
-    rows = [[render(cell, language) for cell in row] for row in table.rows]
-    note = render(table.refusal, language) if table.refusal else \
-        tr("mix.summary", language, files=len(parts), rows=table.training_rows)
-    note = "\n\n".join([note, *(render(w, language) for w in table.warnings)])
-    names = [(f"{i}. {r.load.file}", i) for i, r in enumerate(reports, start=1)]
-    if replaying:
-        note += "\n\n" + render(recipe.replay_decision(settings, sum(len(r.load.rows) for r in reports))[1], language)
-    return gr.update(visible=True, value=frame(rows, MIX_COLUMNS, language)), note, gr.update(choices=names)
-
-
-def add_file(extra_datasets=None, mix_path=None, mix_format=None, mix_mapping=None, mix_share=None,
-             request: gr.Request = None):
-    """One more file in the mix, checked first: a bad share, mapping or path is named and nothing is added."""
-    language = lang(request)
-    if (current := mix_list(extra_datasets)) is None:
-        return gr.skip(), f"- {tr('config.list', language)}"
-    parts, problems = mixing.added_part(current, mix_path, mix_format, mix_mapping, mix_share)
-    if parts is None:
-        return gr.skip(), "\n".join(f"- {render(message, language)}" for _, message in problems)
-    return parts, tr("mix.added", language, file=str(mix_path).strip())
-
-
-def remove_file(extra_datasets=None, number=None, request: gr.Request = None):
-    if (current := mix_list(extra_datasets)) is None:
-        return gr.skip(), f"- {tr('config.list', lang(request))}"
-    if not isinstance(number, (int, float)) or not math.isfinite(number):
-        return gr.skip(), ""
-    return mixing.without_part(current, number), ""
-
-
-def mix_list(extra_datasets) -> list | None:
-    """The mix as a list (the API may send the --set text form), or None when it is no list or too long: the
-    caller then keeps the mix as it was instead of echoing what it was sent."""
-    if isinstance(extra_datasets, str):
-        extra_datasets = config.parse_parts(extra_datasets)
-    if not isinstance(extra_datasets, (list, tuple, type(None))) or len(extra_datasets or []) > config.MAX_MIX_FILES:
-        return None
-    return list(extra_datasets or [])
-
-
 def capped(value, language: str) -> str:
     """At most MAX_ROW_CHARS of one row go to the page: a huge row must not freeze the browser."""
     text = json.dumps(value, ensure_ascii=False, indent=2)
@@ -292,62 +225,57 @@ def recommended_value(recommended, low: float, high: float):
     return gr.update()
 
 
-def mix_box(open_: bool) -> SimpleNamespace:
-    """The files mixed into the run: a path (or upload), its format, mapping and share; add, remove, the table."""
-    with gr.Accordion(t("mix.title"), open=open_, elem_id="mix-box"):
-        gr.Markdown(t("mix.intro"))
-        with gr.Row():
-            mix_path = gr.Dropdown(choices=[config.DEMO_DATA], value=None, allow_custom_value=True,
-                                   label=t("mix.path"), scale=3, elem_id="mix-path")
-            mix_format = gr.Dropdown(choices=list(typing.get_args(config.DatasetFormat)), value="auto",
-                                     label=t("dataset_format.label"), scale=1)
-            mix_mapping = gr.Textbox(label=t("column_mapping.label"), scale=2)
-            mix_share = gr.Number(value=None, label=t("mix.share"), info=t("mix.share_info"), scale=1,
-                                  elem_id="mix-share")
-        mix_upload = gr.File(label=t("mix.upload"), file_types=[".json", ".jsonl", ".csv", ".parquet", ".txt"],
-                             type="filepath")
-        with gr.Row():
-            add_btn = gr.Button(t("mix.add"), elem_id="mix-add")
-            remove_number = gr.Number(value=2, precision=0, label=t("mix.remove_number"))
-            remove_btn = gr.Button(t("mix.remove"))
-        mix_note = gr.Markdown(elem_id="mix-note")
-        mix_frame = gr.Dataframe(headers=headers(MIX_COLUMNS, "en"), label=t("mix.table"), visible=False,
-                                 elem_id="mix-table")
-    return SimpleNamespace(path=mix_path, format=mix_format, mapping=mix_mapping, share=mix_share, upload=mix_upload,
-                           add=add_btn, remove_number=remove_number, remove=remove_btn, note=mix_note, frame=mix_frame)
-
-
 def build(ctx: TabContext) -> TabParts:
+    """The tab's layout; its events are wired once the whole form exists (wire_loading, wire_mix, wire_views)."""
+    page = layout(ctx)
+    ctx.offers.update(workshop_mode=page.grower["mode"], workshop_run=page.grower["run"])  # the Train tab's loop
+    ctx.demo.load(page.shown.wire(localise), None, page.shown.list, api_name=False)
+    ctx.demo.load(data_sources, None, page.form["dataset_path"], api_name=False)
+    ctx.tab.select(data_sources, None, page.form["dataset_path"], api_name="data_sources")
+
+    def wire(full_form: dict) -> None:
+        mixing_shown = mix_view(page, full_form)
+        loading = wire_loading(ctx, page, full_form, mixing_shown)
+        wire_mix(page, mixing_shown)
+        page.load.click(**loading, api_name="load_data").then(**mixing_shown, api_name=False)
+        repair_box.wire(page.repair, page.form, full_form, page.summary, loading)
+        workshop_box.wire(page.grower, page.form, full_form, loading, ctx.tab)
+        wire_views(page, full_form)
+
+    return TabParts(page.form, wire)
+
+
+def layout(ctx: TabContext) -> SimpleNamespace:
     # The first action first: choose a file (or keep the demo); the rarely changed settings wait behind "More".
     gr.Markdown(t("data.what_now"), elem_id="data-what-now")
-    upload = gr.File(label=t("data.upload"), file_types=[".json", ".jsonl", ".csv", ".parquet", ".txt"], type="filepath")
-    form = build_section_form("data", ctx.defaults, beginner_only=True)
+    page = SimpleNamespace()
+    page.upload = gr.File(label=t("data.upload"), file_types=[".json", ".jsonl", ".csv", ".parquet", ".txt"],
+                          type="filepath")
+    page.form = build_section_form("data", ctx.defaults, beginner_only=True)
     with gr.Accordion(t("data.more_settings"), open=False, elem_id="data-more"):
-        form.update(build_section_form("data", ctx.defaults, beginner_only=False))
-    mix = mix_box(open_=bool(ctx.defaults.data.extra_datasets))
-    report_on = gr.Dropdown(choices=[(t("mix.main_file"), 1)], value=1, label=t("mix.report_on"),
-                            elem_id="data-report-on")
-    load = gr.Button(t("data.load"), variant="primary", elem_id="data-load")
-    summary = gr.Markdown(elem_id="data-summary")
+        page.form.update(build_section_form("data", ctx.defaults, beginner_only=False))
+    page.mix = mix_box.build(open_=bool(ctx.defaults.data.extra_datasets))
+    page.report_on = gr.Dropdown(choices=[(t("mix.main_file"), 1)], value=1, label=t("mix.report_on"),
+                                 elem_id="data-report-on")
+    page.load = gr.Button(t("data.load"), variant="primary", elem_id="data-load")
+    page.summary = gr.Markdown(elem_id="data-summary")
     # the cost-free fix of a language the model hardly knows, one click from its warning (preflight)
-    multilingual = gr.Button(t("data.use_multilingual"), visible=False, elem_id="data-use-multilingual")
-    applied_note = gr.Markdown(elem_id="data-applied")
+    page.multilingual = gr.Button(t("data.use_multilingual"), visible=False, elem_id="data-use-multilingual")
+    page.applied_note = gr.Markdown(elem_id="data-applied")
     problems = gr.Dataframe(headers=headers(PROBLEM_COLUMNS, "en"), label=t("data.problems"), wrap=True,
-                            column_widths=PROBLEM_WIDTHS,
-                            max_height=250)
+                            column_widths=PROBLEM_WIDTHS, max_height=250)
     with gr.Row():
-        query = gr.Textbox(label=t("data.search"), scale=3)
-        page = gr.Number(value=1, precision=0, label=t("data.page"), scale=1)
+        page.query = gr.Textbox(label=t("data.search"), scale=3)
+        page.page = gr.Number(value=1, precision=0, label=t("data.page"), scale=1)
         pages = gr.Markdown()
     preview = gr.Dataframe(headers=headers(PREVIEW_COLUMNS, "en"), label=t("data.preview"), wrap=True, max_height=400,
-                           column_widths=PREVIEW_WIDTHS,
-                           elem_id="data-preview")
+                           column_widths=PREVIEW_WIDTHS, elem_id="data-preview")
     with gr.Row():
-        row_number = gr.Number(value=1, precision=0, label=t("data.row"), scale=1)
-        row_btn = gr.Button(t("data.show_row"), scale=1)
-    row_view = gr.Markdown(elem_id="data-row")
-    row_tokens = gr.HighlightedText(label=t("data.row_tokens"), elem_id="data-row-tokens", show_legend=True,
-                                    combine_adjacent=True)
+        page.row_number = gr.Number(value=1, precision=0, label=t("data.row"), scale=1)
+        page.row_btn = gr.Button(t("data.show_row"), scale=1)
+    page.row_view = gr.Markdown(elem_id="data-row")
+    page.row_tokens = gr.HighlightedText(label=t("data.row_tokens"), elem_id="data-row-tokens", show_legend=True,
+                                         combine_adjacent=True)
     gr.Markdown(t("data.lengths_title"))
     gr.Markdown(t("data.lengths_gloss"), elem_id="data-lengths-gloss")
     percentiles = gr.Dataframe(headers=headers(PERCENTILE_COLUMNS, "en"), label=t("data.lengths"))
@@ -356,95 +284,122 @@ def build(ctx: TabContext) -> TabParts:
         hist = gr.BarPlot(x="tokens", y="conversations", show_label=False, height=260)
         cdf = gr.LinePlot(x="tokens", y="share", show_label=False, height=260)
     cutoff_text = gr.Markdown(elem_id="data-cutoff")
-    use_cutoff = gr.Button(t("data.use_cutoff"))
+    page.use_cutoff = gr.Button(t("data.use_cutoff"))
     split_text = gr.Markdown()
-    use_split = gr.Button(t("data.use_split"))
+    page.use_split = gr.Button(t("data.use_split"))
     findings = gr.Dataframe(headers=headers(FINDING_COLUMNS, "en"), label=t("data.quality"), wrap=True,
                             column_widths=FINDING_WIDTHS, elem_id="data-findings")
-    repair = repair_box.build()
-    grower = workshop_box.build()
-    ctx.offers.update(workshop_mode=grower["mode"], workshop_run=grower["run"])  # the Train tab's loop
+    page.repair, page.grower = repair_box.build(), workshop_box.build()
     # Hidden numbers rather than gr.State so API clients receive the recommendations too.
-    recommended_cutoff, recommended_share = gr.Number(visible=False), gr.Number(visible=False)
-    applied = gr.State()  # the file whose recommendations the form has received (once per file)
-    shown = Outputs(summary=summary, problems=problems, preview=preview, pages=pages, percentiles=percentiles,
-                    hist=hist, cdf=cdf, cutoff=cutoff_text, split=split_text, findings=findings,
-                    recommended_cutoff=recommended_cutoff, recommended_share=recommended_share)
-    ctx.demo.load(shown.wire(localise), None, shown.list, api_name=False)
-    ctx.demo.load(data_sources, None, form["dataset_path"], api_name=False)
-    ctx.tab.select(data_sources, None, form["dataset_path"], api_name="data_sources")
+    page.recommended_cutoff, page.recommended_share = gr.Number(visible=False), gr.Number(visible=False)
+    page.applied = gr.State()  # the file whose recommendations the form has received (once per file)
+    page.shown = Outputs(summary=page.summary, problems=problems, preview=preview, pages=pages,
+                         percentiles=percentiles, hist=hist, cdf=cdf, cutoff=cutoff_text, split=split_text,
+                         findings=findings, recommended_cutoff=page.recommended_cutoff,
+                         recommended_share=page.recommended_share)
+    return page
 
-    def wire(full_form: dict) -> None:
-        sources = dict(dataset_path=form["dataset_path"], dataset_format=form["dataset_format"],
-                       column_mapping=form["column_mapping"], model_name_or_path=full_form["model_name_or_path"])
-        sources = dict(**sources, extra_datasets=form["extra_datasets"], report_on=report_on, stage=full_form["stage"])
-        fixes = dict(placeholder_values=form["placeholder_values"], system_prompt=form["system_prompt"])
-        browsing = dict(**sources, query=query, page=page, **fixes)
-        mix_inputs = dict(dataset_path=form["dataset_path"], dataset_format=form["dataset_format"],
-                          column_mapping=form["column_mapping"], dataset_share=form["dataset_share"],
-                          extra_datasets=form["extra_datasets"], validation_share=form["validation_share"],
-                          test_share=form["test_share"], max_samples=form["max_samples"],
-                          model_name_or_path=full_form["model_name_or_path"], replay=form["replay"],
-                          replay_share=form["replay_share"], num_train_epochs=full_form["num_train_epochs"],
-                          max_steps=full_form["max_steps"], stage=full_form["stage"])
-        mixing_shown = dict(fn=show_mix, inputs_kwargs=mix_inputs, outputs=[mix.frame, mix.note, report_on])
-        handed = Outputs(**shown.components, applied=applied, max_length=full_form["max_length"],
-                         validation_share=form["validation_share"], test_share=form["test_share"],
-                         applied_note=applied_note, **{name: full_form[name] for name in HANDED_RECIPE_FIELDS})
-        loading = dict(fn=handed.wire(load_and_apply),
-                       inputs_kwargs=dict(**browsing, applied=applied, max_length=full_form["max_length"],
-                                          validation_share=form["validation_share"], test_share=form["test_share"],
-                                          finetuning_type=full_form["finetuning_type"],
-                                          replay=form["replay"], replay_share=form["replay_share"]),
-                       outputs=handed.list,
-                       # every way into a load (Load, an upload, the page, a model or stage change) shares two
-                       # workers: a huge file being read cannot take the threads other events need
-                       concurrency_id="load_data", concurrency_limit=2)
-        # An upload is loaded at once: choosing the file is the user's "load".
-        upload.upload(use_upload, inputs_kwargs=dict(file_path=upload, current=form["dataset_path"]),
-                      outputs=form["dataset_path"], api_name="use_upload").then(**loading, api_name=False)
-        load.click(**loading, api_name="load_data").then(**mixing_shown, api_name=False)
-        repair_box.wire(repair, form, full_form, summary, loading)
-        workshop_box.wire(grower, form, full_form, loading, ctx.tab)
-        # The page opens on the built-in demo, loaded, with its plan in the form: a newcomer who goes straight to
-        # Train trains a recipe sized to the data, not the declared defaults (3 epochs of batch 16: 18 updates).
-        ctx.demo.load(**loading, api_name=False).then(**mixing_shown, api_name=False)
-        # Token lengths, the cutoff and the recipe belong to the model: a new model measures the file again (and,
-        # being a new model, hands its recommendations to the form once).
-        full_form["model_name_or_path"].change(**loading, api_name=False, trigger_mode="always_last")
-        # GRPO reads the file as prompts with reference answers: its own report (and recipe) when it is chosen.
-        full_form["stage"].change(**loading, api_name=False, trigger_mode="always_last")
-        mix.upload.upload(use_upload, inputs_kwargs=dict(file_path=mix.upload, current=mix.path), outputs=mix.path,
-                          api_name=False)
-        mix.add.click(add_file, inputs_kwargs=dict(extra_datasets=form["extra_datasets"], mix_path=mix.path,
-                                                   mix_format=mix.format, mix_mapping=mix.mapping, mix_share=mix.share),
-                      outputs=[form["extra_datasets"], mix.note], api_name="add_to_mix")
-        mix.remove.click(remove_file,
-                         inputs_kwargs=dict(extra_datasets=form["extra_datasets"], number=mix.remove_number),
-                         outputs=[form["extra_datasets"], mix.note], api_name="remove_from_mix")
-        form["extra_datasets"].change(**mixing_shown, api_name="show_mix")
-        form["dataset_share"].change(**mixing_shown, api_name=False)
-        for name in ("replay", "replay_share"):
-            form[name].change(**mixing_shown, api_name=False)
-        report_on.input(shown.wire(analyse), inputs_kwargs=browsing, outputs=shown.list, api_name=False)
-        # a value that fixes a finding clears it, and shows in the preview, as it is typed (the report is kept:
-        # no file is read again), not only on the next Load
-        for name in fixes:
-            form[name].change(shown.wire(analyse), inputs_kwargs=browsing, outputs=shown.list, api_name=False,
-                              trigger_mode="always_last", show_progress="hidden")
-        query.submit(shown.wire(analyse), inputs_kwargs=browsing, outputs=shown.list, api_name="search_data")
-        page.submit(shown.wire(analyse), inputs_kwargs=browsing, outputs=shown.list, api_name="page_data")
-        summary.change(multilingual_offer, inputs_kwargs=sources, outputs=multilingual, api_name=False,
-                       show_progress="hidden")
-        multilingual.click(lambda: preflight.MULTILINGUAL_MODEL, None, full_form["model_name_or_path"],
-                           api_name="use_multilingual_model")
-        row_btn.click(show_row, inputs_kwargs=dict(**sources, **fixes, number=row_number),
-                      outputs=[row_view, row_tokens], api_name="show_row")
-        use_cutoff.click(lambda recommended, max_length: recommended_value(recommended, 1, 1_000_000),
-                         inputs_kwargs=dict(recommended=recommended_cutoff, max_length=full_form["max_length"]),
-                         outputs=full_form["max_length"], api_name="use_recommended_cutoff")
-        use_split.click(lambda recommended, validation_share: recommended_value(recommended, 0.0, 0.5),
-                        inputs_kwargs=dict(recommended=recommended_share, validation_share=form["validation_share"]),
-                        outputs=form["validation_share"], api_name="use_recommended_split")
 
-    return TabParts(form, wire)
+def sources_of(page: SimpleNamespace, full_form: dict) -> dict:
+    """The inputs that choose the file and how it is read (the report's key)."""
+    form = page.form
+    return dict(dataset_path=form["dataset_path"], dataset_format=form["dataset_format"],
+                column_mapping=form["column_mapping"], model_name_or_path=full_form["model_name_or_path"],
+                extra_datasets=form["extra_datasets"], report_on=page.report_on, stage=full_form["stage"])
+
+
+def browsing_of(page: SimpleNamespace, full_form: dict) -> dict:
+    fixes = dict(placeholder_values=page.form["placeholder_values"], system_prompt=page.form["system_prompt"])
+    return dict(**sources_of(page, full_form), query=page.query, page=page.page, **fixes)
+
+
+def wire_loading(ctx: TabContext, page: SimpleNamespace, full_form: dict, mixing_shown: dict) -> dict:
+    """Every way into a load: Load, an upload, the page opening, a model or stage change. Returns the event's
+    arguments for the others (repair, workshop) that end in a load."""
+    form = page.form
+    handed = Outputs(**page.shown.components, applied=page.applied, max_length=full_form["max_length"],
+                     validation_share=form["validation_share"], test_share=form["test_share"],
+                     applied_note=page.applied_note, **{name: full_form[name] for name in HANDED_RECIPE_FIELDS})
+    loading = dict(fn=handed.wire(load_and_apply),
+                   inputs_kwargs=dict(**browsing_of(page, full_form), applied=page.applied,
+                                      max_length=full_form["max_length"], validation_share=form["validation_share"],
+                                      test_share=form["test_share"], finetuning_type=full_form["finetuning_type"],
+                                      replay=form["replay"], replay_share=form["replay_share"]),
+                   outputs=handed.list,
+                   # every way into a load shares two workers: a huge file being read cannot take the threads
+                   # other events need
+                   concurrency_id="load_data", concurrency_limit=2)
+    # The page opens on the built-in demo, loaded, with its plan in the form: a newcomer who goes straight to
+    # Train trains a recipe sized to the data, not the declared defaults (3 epochs of batch 16: 18 updates).
+    opening = ctx.demo.load(**loading, api_name=False)
+    opening.then(**mixing_shown, api_name=False)
+    # What the user does next wins over the page's first report still being made (a minute on a cold start):
+    # finishing later, it would overwrite the report of the file just uploaded.
+    after_opening = dict(loading, cancels=[opening])
+    # An upload is loaded at once: choosing the file is the user's "load".
+    page.upload.upload(use_upload, inputs_kwargs=dict(file_path=page.upload, current=form["dataset_path"]),
+                       outputs=form["dataset_path"], api_name="use_upload", cancels=[opening]).then(
+        **after_opening, api_name=False)
+    # Token lengths, the cutoff and the recipe belong to the model: a new model measures the file again (and,
+    # being a new model, hands its recommendations to the form once). GRPO reads the file as prompts with
+    # reference answers: its own report (and recipe) when it is chosen.
+    for name in ("model_name_or_path", "stage"):
+        full_form[name].change(**after_opening, api_name=False, trigger_mode="always_last")
+    return after_opening
+
+
+def mix_view(page: SimpleNamespace, full_form: dict) -> dict:
+    """The mix table's event arguments (shown after each load and each change of the mix)."""
+    form = page.form
+    mix_inputs = {name: form[name] for name in ("dataset_path", "dataset_format", "column_mapping", "dataset_share",
+                                                "extra_datasets", "validation_share", "test_share", "max_samples",
+                                                "replay", "replay_share")}
+    mix_inputs.update({name: full_form[name] for name in ("model_name_or_path", "num_train_epochs", "max_steps",
+                                                          "stage")})
+    return dict(fn=mix_box.show_mix, inputs_kwargs=mix_inputs,
+                outputs=[page.mix.frame, page.mix.note, page.report_on])
+
+
+def wire_mix(page: SimpleNamespace, mixing_shown: dict) -> None:
+    """The mix box's events: a file added (or uploaded) or removed, a share changed."""
+    form, mix = page.form, page.mix
+    mix.upload.upload(use_upload, inputs_kwargs=dict(file_path=mix.upload, current=mix.path), outputs=mix.path,
+                      api_name=False)
+    mix.add.click(mix_box.add_file, inputs_kwargs=dict(extra_datasets=form["extra_datasets"], mix_path=mix.path,
+                                                       mix_format=mix.format, mix_mapping=mix.mapping,
+                                                       mix_share=mix.share),
+                  outputs=[form["extra_datasets"], mix.note], api_name="add_to_mix")
+    mix.remove.click(mix_box.remove_file,
+                     inputs_kwargs=dict(extra_datasets=form["extra_datasets"], number=mix.remove_number),
+                     outputs=[form["extra_datasets"], mix.note], api_name="remove_from_mix")
+    form["extra_datasets"].change(**mixing_shown, api_name="show_mix")
+    for name in ("dataset_share", "replay", "replay_share"):
+        form[name].change(**mixing_shown, api_name=False)
+
+
+def wire_views(page: SimpleNamespace, full_form: dict) -> None:
+    """The report's views that read a kept report (no file is read again): another file of the mix, the fixes
+    as they are typed, search and paging, one row, and the recommendations put into the form."""
+    form, shown, browsing = page.form, page.shown, browsing_of(page, full_form)
+    page.report_on.input(shown.wire(analyse), inputs_kwargs=browsing, outputs=shown.list, api_name=False)
+    # a value that fixes a finding clears it, and shows in the preview, as it is typed, not only on the next Load
+    for name in ("placeholder_values", "system_prompt"):
+        form[name].change(shown.wire(analyse), inputs_kwargs=browsing, outputs=shown.list, api_name=False,
+                          trigger_mode="always_last", show_progress="hidden")
+    page.query.submit(shown.wire(analyse), inputs_kwargs=browsing, outputs=shown.list, api_name="search_data")
+    page.page.submit(shown.wire(analyse), inputs_kwargs=browsing, outputs=shown.list, api_name="page_data")
+    page.summary.change(multilingual_offer, inputs_kwargs=sources_of(page, full_form), outputs=page.multilingual,
+                        api_name=False, show_progress="hidden")
+    page.multilingual.click(lambda: preflight.MULTILINGUAL_MODEL, None, full_form["model_name_or_path"],
+                            api_name="use_multilingual_model")
+    page.row_btn.click(show_row, inputs_kwargs=dict(**sources_of(page, full_form), number=page.row_number,
+                                                    placeholder_values=form["placeholder_values"],
+                                                    system_prompt=form["system_prompt"]),
+                       outputs=[page.row_view, page.row_tokens], api_name="show_row")
+    page.use_cutoff.click(lambda recommended, max_length: recommended_value(recommended, 1, 1_000_000),
+                          inputs_kwargs=dict(recommended=page.recommended_cutoff, max_length=full_form["max_length"]),
+                          outputs=full_form["max_length"], api_name="use_recommended_cutoff")
+    page.use_split.click(lambda recommended, validation_share: recommended_value(recommended, 0.0, 0.5),
+                         inputs_kwargs=dict(recommended=page.recommended_share,
+                                            validation_share=form["validation_share"]),
+                         outputs=form["validation_share"], api_name="use_recommended_split")

@@ -117,6 +117,36 @@ def accelerate(run_dir: str, gpus: float, machines: float, strategy: str, reques
     return text, commands, gr.update(value=offered(export.default_export_dir(run_dir) / name), visible=True)
 
 
+def repeat_section(run, out_dir) -> tuple:
+    """Repeat the run elsewhere: the headless commands, the preset, TRL's own config, and accelerate for a bigger
+    machine. Returns the commands, the preset and its download (filled when a run is shown)."""
+    gr.Markdown(t("export.repeat_title"))
+    # copy only: the download the component offers would be named file.sh; the preset and configs have their own
+    commands = gr.Code(label=t("export.commands"), language="shell", buttons=["copy"])
+    with gr.Row():
+        preset = gr.Code(label=t("export.preset"), language="json", max_lines=16, buttons=["copy"])
+        download_preset = gr.DownloadButton(t("export.download_preset"), visible=False, elem_id="export-preset")
+    trl_button = gr.Button(t("export.trl"))
+    with gr.Row():
+        trl_yaml = gr.Code(label=t("export.trl_yaml"), language="yaml", buttons=["copy"])
+        trl_file = gr.DownloadButton("sft.yaml", visible=False)
+    with gr.Accordion(t("export.gpus_title"), open=False, elem_id="export-gpus"):  # for a bigger machine, later
+        with gr.Row():
+            gpus = gr.Number(value=2, precision=0, label=t("export.gpus"))
+            machines = gr.Number(value=1, precision=0, label=t("export.machines"))
+            strategy = gr.Radio(list(repeat.STRATEGIES), value="zero2", label=t("export.strategy"),
+                                info=t("export.strategy_info"))
+        accelerate_button = gr.Button(t("export.accelerate"))
+        with gr.Row():
+            accelerate_yaml = gr.Code(label=t("export.accelerate_yaml"), language="yaml", buttons=["copy"])
+            accelerate_file = gr.DownloadButton("accelerate.yaml", visible=False)
+        launch_commands = gr.Code(label=t("export.launch"), language="shell", buttons=["copy"])
+    trl_button.click(trl_config, [run, out_dir], [trl_yaml, trl_file], api_name="trl_config")
+    accelerate_button.click(accelerate, [run, gpus, machines, strategy], [accelerate_yaml, launch_commands,
+                                                                           accelerate_file], api_name="accelerate")
+    return commands, preset, download_preset
+
+
 def build(ctx: TabContext) -> TabParts:
     with gr.Row():
         run = gr.Dropdown(choices=[], label=t("export.run"), allow_custom_value=True, scale=4,
@@ -141,27 +171,7 @@ def build(ctx: TabContext) -> TabParts:
             private = gr.Checkbox(label=t("export.private"), value=True)
         push_button = gr.Button(t("export.push"))
         push_status = gr.Markdown()
-    gr.Markdown(t("export.repeat_title"))
-    # copy only: the download the component offers would be named file.sh; the preset and configs have their own
-    commands = gr.Code(label=t("export.commands"), language="shell", buttons=["copy"])
-    with gr.Row():
-        preset = gr.Code(label=t("export.preset"), language="json", max_lines=16, buttons=["copy"])
-        download_preset = gr.DownloadButton(t("export.download_preset"), visible=False, elem_id="export-preset")
-    trl_button = gr.Button(t("export.trl"))
-    with gr.Row():
-        trl_yaml = gr.Code(label=t("export.trl_yaml"), language="yaml", buttons=["copy"])
-        trl_file = gr.DownloadButton("sft.yaml", visible=False)
-    with gr.Accordion(t("export.gpus_title"), open=False, elem_id="export-gpus"):  # for a bigger machine, later
-        with gr.Row():
-            gpus = gr.Number(value=2, precision=0, label=t("export.gpus"))
-            machines = gr.Number(value=1, precision=0, label=t("export.machines"))
-            strategy = gr.Radio(list(repeat.STRATEGIES), value="zero2", label=t("export.strategy"),
-                                info=t("export.strategy_info"))
-        accelerate_button = gr.Button(t("export.accelerate"))
-        with gr.Row():
-            accelerate_yaml = gr.Code(label=t("export.accelerate_yaml"), language="yaml", buttons=["copy"])
-            accelerate_file = gr.DownloadButton("accelerate.yaml", visible=False)
-        launch_commands = gr.Code(label=t("export.launch"), language="shell", buttons=["copy"])
+    commands, preset, download_preset = repeat_section(run, out_dir)
     serve_box.build(run)
 
     shown = Outputs(summary=summary, commands=commands, preset=preset, download_preset=download_preset)
@@ -174,7 +184,4 @@ def build(ctx: TabContext) -> TabParts:
     go.click(written.wire(export_files), [run, out_dir, adapter, merged, gguf, gguf_type], written.list,
              api_name="export_files")
     push_button.click(push, [run, out_dir, repo, token, private], push_status, api_name="push_to_hub")
-    trl_button.click(trl_config, [run, out_dir], [trl_yaml, trl_file], api_name="trl_config")
-    accelerate_button.click(accelerate, [run, gpus, machines, strategy], [accelerate_yaml, launch_commands,
-                                                                           accelerate_file], api_name="accelerate")
     return TabParts()

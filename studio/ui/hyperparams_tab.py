@@ -133,9 +133,9 @@ def build(ctx: TabContext) -> TabParts:
     gr.Markdown(t("hyper.advice_title"))
     advice_md = gr.Markdown(elem_id="hyper-advice")
     gr.Markdown(t("hyper.estimate_title"))
-    estimate_md = gr.Markdown()
+    estimate_md = gr.Markdown(elem_id="hyper-estimate")
     time_md = gr.Markdown()
-    hardware_md = gr.Markdown(label=t("hyper.hardware"))
+    hardware_md = gr.Markdown(label=t("hyper.hardware"), elem_id="hyper-hardware")
     status = gr.Markdown(label=t("hyper.status"))
     with gr.Row():
         shipped = gr.Dropdown(choices=shipped_presets(), value=None, label=t("hyper.shipped"), allow_custom_value=False)
@@ -168,9 +168,13 @@ class _Views:
 
     def wire(self, form: dict) -> None:
         """Presets cover every setting, so everything here gets the whole form, by field name."""
-        outputs = list(form.values())
         shown_when_applies(form)
+        self.wire_advice(form)
+        self.wire_presets(form)
+        self.wire_hardware(form)
 
+    def wire_advice(self, form: dict) -> None:
+        """The advice and estimates follow every field; Check and Reset; the measured time."""
         @takes_form(form)
         def advice_view(request: gr.Request = None, time_text=None, **values):
             return {**update_advice(values, lang(request)), "time": stale_time(time_text, lang(request))}
@@ -188,6 +192,21 @@ class _Views:
         def probe(request: gr.Request = None, progress=gr.Progress(), **values):
             return measure_time(values, lang(request), progress)
 
+        advised = Outputs(advice=self.advice_md, estimate=self.estimate_md, time=self.time_md)
+        for component in form.values():
+            component.change(advised.wire(advice_view), inputs_kwargs={**form, "time_text": self.time_md},
+                             outputs=advised.list, api_name=False, show_progress="hidden", trigger_mode="always_last")
+        checked_view = Outputs(status=self.status, advice=self.advice_md, estimate=self.estimate_md)
+        self.check.click(checked_view.wire(checked), inputs_kwargs=form, outputs=checked_view.list,
+                         api_name="check_settings")
+        self.reset.click(reset, inputs_kwargs=form, outputs=[*form.values(), self.status],
+                         api_name="reset_to_recommended")
+        self.probe.click(probe, inputs_kwargs=form, outputs=self.time_md, api_name="estimate_time")
+
+    def wire_presets(self, form: dict) -> None:
+        """Export a preset, import a file or a ready-made one, and the runs a new run may start from."""
+        outputs = [*form.values(), self.status]
+
         @takes_form(form)
         def exported(request: gr.Request = None, **values):
             return export_preset(values, lang(request))
@@ -203,32 +222,23 @@ class _Views:
             values, status = import_preset(str(PRESETS_DIR / name) if name else None, lang(request))
             return {**updates(form, values), self.status: status}
 
-        @takes_form(form)
-        def hardware_now(request: gr.Request = None, **values):
-            return hardware_view(values, lang(request))
-
-        advised = Outputs(advice=self.advice_md, estimate=self.estimate_md, time=self.time_md)
-        for component in outputs:
-            component.change(advised.wire(advice_view), inputs_kwargs={**form, "time_text": self.time_md},
-                             outputs=advised.list, api_name=False, show_progress="hidden", trigger_mode="always_last")
-        checked_view = Outputs(status=self.status, advice=self.advice_md, estimate=self.estimate_md)
-        self.check.click(checked_view.wire(checked), inputs_kwargs=form, outputs=checked_view.list,
-                         api_name="check_settings")
-        self.reset.click(reset, inputs_kwargs=form, outputs=outputs + [self.status], api_name="reset_to_recommended")
-        self.probe.click(probe, inputs_kwargs=form, outputs=self.time_md, api_name="estimate_time")
-        self.export_btn.click(exported, inputs_kwargs=form, outputs=[self.preset_out, self.status],
-                              api_name="export_preset")
-        self.import_btn.click(import_file, inputs_kwargs=dict(path=self.preset_in, shipped=self.shipped),
-                              outputs=outputs + [self.status], api_name="import_preset")
-        self.shipped.input(import_shipped, self.shipped, outputs + [self.status], api_name="load_shipped_preset")
         def starting_runs():
             return gr.update(choices=["", *preference.adapter_runs()])
 
+        self.export_btn.click(exported, inputs_kwargs=form, outputs=[self.preset_out, self.status],
+                              api_name="export_preset")
+        self.import_btn.click(import_file, inputs_kwargs=dict(path=self.preset_in, shipped=self.shipped),
+                              outputs=outputs, api_name="import_preset")
+        self.shipped.input(import_shipped, self.shipped, outputs, api_name="load_shipped_preset")
         self.demo.load(starting_runs, None, form["adapter_name_or_path"], api_name=False)
         self.tab.select(starting_runs, None, form["adapter_name_or_path"], api_name="starting_runs")
-        # Detecting hardware imports torch: done after the page is served, not while building it.
-        self.demo.load(hardware_now, inputs_kwargs=form,
-                       outputs=[self.hardware_md, form["finetuning_type"], form["report_to"]], api_name="hardware")
+
+    def wire_hardware(self, form: dict) -> None:
+        """This machine's plan: detected after the page is served (it imports torch), re-planned when the devices,
+        the memory each needs or the precision change."""
+        @takes_form(form)
+        def hardware_now(request: gr.Request = None, **values):
+            return hardware_view(values, lang(request))
 
         @takes_form(form)
         def plan_now(request: gr.Request = None, **values):
@@ -239,11 +249,12 @@ class _Views:
             changed, status = follow_devices(values, lang(request))
             return {**updates(form, changed), self.status: status} if changed else {self.status: status}
 
+        self.demo.load(hardware_now, inputs_kwargs=form,
+                       outputs=[self.hardware_md, form["finetuning_type"], form["report_to"]], api_name="hardware")
         # A user's own change of the processes (not a preset's): the batch planned for one device is re-planned for
         # the new count, so the effective batch and the steps stay what the data asked for.
-        form["num_processes"].input(devices_changed, inputs_kwargs=form, outputs=outputs + [self.status],
+        form["num_processes"].input(devices_changed, inputs_kwargs=form, outputs=[*form.values(), self.status],
                                     api_name="devices_changed")
-        # The plan follows the settings it depends on: the devices, the memory each one needs, the precision.
         for name in HARDWARE_FIELDS:
             form[name].change(plan_now, inputs_kwargs=form, outputs=self.hardware_md, api_name=False,
                               show_progress="hidden", trigger_mode="always_last")

@@ -5,84 +5,25 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
-import pandas as pd
 
 from studio.core import config, presets
 from studio.core.paths import run_model_refusal, settings_refusals
 from studio.core.runs import RunFolder, list_runs
-from studio.core.text import Msg, word
+from studio.core.text import Msg
 from studio.chat import drift
 from studio.plan import cost
-from studio.training import history
 from studio.training.jobs import JOB
 from studio.training.run_status import status_messages
+from . import history_box
+from .curves import PREFERENCE_SERIES_KEYS, SERIES_KEYS, loss_frame, lr_frame, preference_frame
 from .forms import TabContext, TabParts, form_settings, takes_form
 from .handoff import session_of
+from .history_box import COMPARE_COLUMNS, HISTORY_COLUMNS, RESUMABLE, resume_list
 from .named import Outputs
 from .text import SERIES_COLOURS, chart_titles, frame, headers, lang, render, t, tr
-
-RESUMABLE = ("stopped", "interrupted", "failed")
-
-
-def typed_frame(rows: list[dict], columns: dict[str, str]) -> pd.DataFrame:
-    """Explicit dtypes: an empty first frame would otherwise be 'object' and the plot would keep a nominal axis."""
-    return pd.DataFrame(rows, columns=list(columns)).astype(columns)
-
-
-LOSS_COLUMNS = {"step": "int64", "loss": "float64", "series": "str"}
-
-
-SERIES = ("train", "train (smoothed)", "validation")
-SERIES_KEYS = {"train": "series.train", "train (smoothed)": "series.smoothed", "validation": "series.validation"}
-
-
-def series_name(series: str, language: str) -> str:
-    """'train' or, when runs are compared, 'run-1: train', in the reader's language."""
-    run, sep, name = series.rpartition(": ")
-    return run + sep + tr(SERIES_KEYS[name], language) if name in SERIES_KEYS else series
-
-
-def loss_frame(metrics: list[dict], language: str = "en") -> pd.DataFrame:
-    """Every frame names all three series: Gradio's line plot keeps the colour categories of the first frame it
-    draws, so a series that appears later (train loss after the baseline evaluation) would never be drawn.
-    A one-point placeholder draws nothing."""
-    rows = history.loss_rows(metrics)
-    if rows:
-        present = {r["series"] for r in rows}
-        rows += [{**rows[0], "series": s} for s in SERIES if s not in present]
-    return translated_series(typed_frame(rows, LOSS_COLUMNS), language)
-
-
-def translated_series(frame: pd.DataFrame, language: str) -> pd.DataFrame:
-    frame["series"] = [series_name(s, language) for s in frame["series"]]
-    return frame
-
-
-PREFERENCE_COLUMNS = {"step": "int64", "value": "float64", "series": "str"}
-PREFERENCE_SERIES_KEYS = tuple(f"series.{name}" for name in (*history.PREFERENCE_SERIES.values(),
-                                                             *history.PRACTICE_SERIES.values()))
-
-
-def preference_frame(metrics: list[dict], language: str = "en"):
-    """The rewards plot's rows (DPO / KTO: margin and accuracy; GRPO: its rewards) with their series named in the
-    reader's language; hidden for an SFT run."""
-    rows = history.preference_rows(metrics)
-    if not rows:
-        return gr.update(visible=False)
-    present = {r["series"] for r in rows}  # every series from the first frame on (see loss_frame)
-    if not history.is_practice(metrics):  # GRPO logs each of its series from the first step on
-        rows += [{**rows[0], "series": s} for s in history.PREFERENCE_SERIES.values() if s not in present]
-    frame = typed_frame(rows, PREFERENCE_COLUMNS)
-    frame["series"] = [tr(f"series.{s}", language) for s in frame["series"]]
-    title = tr("train.practice" if history.is_practice(metrics) else "train.preference", language)
-    return gr.update(value=frame, visible=True, title=title)
-
-
-def lr_frame(metrics: list[dict]) -> pd.DataFrame:
-    rows = [{"step": m["step"], "learning_rate": m["learning_rate"]} for m in metrics if m.get("learning_rate")]
-    return typed_frame(rows, {"step": "int64", "learning_rate": "float64"})
 
 
 def progress_html(snapshot: dict, language: str = "en") -> str:
@@ -255,66 +196,6 @@ def resume(run_dir: str, trust_remote_code: bool = False, request: gr.Request = 
     return render(JOB.start(settings, Path(run_dir), resume=True, owner=session_of(request))[1], language)
 
 
-HISTORY_COLUMNS = ["col.run", "col.status", "col.method", "col.steps", "col.final_train_loss",
-                   "col.best_validation_loss", "col.held_out", "col.started", "col.folder"]
-# Left to itself the table gives the long folder paths the room and squeezes headers to a letter per line.
-HISTORY_WIDTHS = ["16%", "8%", "7%", "6%", "9%", "9%", "14%", "12%", "19%"]
-COMPARE_COLUMNS = ["col.run", "col.status", "col.steps", "col.final_train_loss", "col.final_validation_loss",
-                   "col.best_validation_loss", "col.verdict", "col.data_version"]
-
-
-def state_word(state: str, language: str) -> str:
-    return render(word("state", state), language)
-
-
-def history_table(language: str = "en") -> list[list]:
-    rows = []
-    for r in list_runs():
-        scores = r.get("evaluation")
-        held_out = (f"ROUGE-L {scores['base']['rouge_l']:.3f} -> {scores['tuned']['rouge_l']:.3f}, BLEU "
-                    f"{scores['base']['bleu']:.1f} -> {scores['tuned']['bleu']:.1f}") if scores else ""
-        rows.append([r["name"], state_word(r["status"], language), r.get("method"), r.get("global_step"),
-                     _round(r.get("final_train_loss")), _round(r.get("best_eval_loss")), held_out, r.get("started"),
-                     r["run_dir"]])
-    return rows
-
-
-def _round(value):
-    return round(value, 4) if isinstance(value, (int, float)) else value
-
-
-def refresh_history(request: gr.Request = None):
-    language = lang(request)
-    runs = list_runs()
-    every = [r["run_dir"] for r in runs]
-    return (frame(history_table(language), HISTORY_COLUMNS, language), resume_list(runs), gr.update(choices=every))
-
-
-def resume_list(runs: list[dict], chosen: str | None = None):
-    """The Resume list: the resumable runs by their folder's name (the value is the folder), `chosen` (else the
-    newest) selected."""
-    resumable = [r["run_dir"] for r in runs if r["status"] in RESUMABLE]
-    if chosen is not None and chosen not in resumable:
-        resumable.insert(0, chosen)
-    return gr.update(choices=[(Path(r).name, r) for r in resumable],
-                     value=chosen or (resumable[0] if resumable else None))
-
-
-def compare_runs(run_dirs: list[str], request: gr.Request = None):
-    language = lang(request)
-    run_dirs, refusals = history.comparable(run_dirs)
-    for refusal in refusals[:3]:  # said beside the table; the allowed runs are still compared
-        gr.Warning(render(refusal, language))
-    if not run_dirs:
-        return typed_frame([], LOSS_COLUMNS), frame([], COMPARE_COLUMNS, language), []
-    curves, table, diff = history.compare(run_dirs)
-    table = [[row[0], state_word(row[1], language), *row[2:]] for row in table]
-    names = [Path(r).name for r in run_dirs if RunFolder(r).has_preset()]
-    return (translated_series(typed_frame(curves, LOSS_COLUMNS), language),
-            frame(table, COMPARE_COLUMNS, language),
-            pd.DataFrame(diff, columns=[tr("col.setting", language), *names]) if diff else [])
-
-
 def cost_view(values: dict, language: str) -> str:
     """The cost line next to the Train button: steps, time on this machine, memory (studio/plan/cost.py). Settings
     with problems give none: the Hyperparameters tab names them and Start refuses them."""
@@ -346,92 +227,92 @@ def aim_at_misses(request: gr.Request = None):
 
 
 def build(ctx: TabContext) -> TabParts:
+    """The tab's layout, the poll that follows the run, the history, and (once the form exists) Start and Pilot."""
+    page = layout()
+    page.stop_btn.click(stop, None, page.message, api_name="stop_training")
+    # The API's order is the one clients read (status, progress, loss, learning rate, log first).
+    watched = Outputs(status=page.status, progress=page.progress, loss=page.plot, lr=page.lr_plot, log=page.log,
+                      seen=page.seen, preference=page.pref_plot, drift=page.drift_table, sampled=page.sampled,
+                      resume_target=page.resume_target, message=page.message, ended=page.ended, stop=page.stop_btn)
+    page.timer.tick(watched.wire(poll), [page.seen, page.message], watched.list, api_name="poll_training",
+                    show_progress="hidden")
+    history_box.wire(page.history, page.resume_target)
+    titled = Outputs(runs=page.history.runs, compare_table=page.history.compare_table, loss=page.plot,
+                     compare_plot=page.history.compare_plot, lr=page.lr_plot, preference=page.pref_plot)
+    ctx.demo.load(titled.wire(localise), None, titled.list, api_name=False)
+    return TabParts(wire=lambda form: wire_start(ctx, page, form))
+
+
+def layout() -> SimpleNamespace:
+    page = SimpleNamespace()
     with gr.Row():
-        start_btn = gr.Button(t("train.start"), variant="primary")
-        pilot_btn = gr.Button(t("train.pilot"))
-        stop_btn = gr.Button(t("train.stop"), variant="stop", interactive=False)  # the poll enables it
-        resume_target = gr.Dropdown(label=t("train.resume_target"), choices=[], allow_custom_value=True, scale=2)
-        resume_btn = gr.Button(t("train.resume"))
-    cost_md = gr.Markdown(elem_id="train-cost")
-    message = gr.Markdown()
-    progress = gr.HTML()
-    status = gr.Markdown(label=t("train.status"), elem_id="train-status")
-    more_btn = gr.Button(t("train.more_like_misses"), size="sm", elem_id="train-more-data")
+        page.start_btn = gr.Button(t("train.start"), variant="primary")
+        page.pilot_btn = gr.Button(t("train.pilot"))
+        page.stop_btn = gr.Button(t("train.stop"), variant="stop", interactive=False)  # the poll enables it
+        page.resume_target = gr.Dropdown(label=t("train.resume_target"), choices=[], allow_custom_value=True,
+                                         scale=2)
+        page.resume_btn = gr.Button(t("train.resume"))
+    page.cost_md = gr.Markdown(elem_id="train-cost")
+    page.message = gr.Markdown()
+    page.progress = gr.HTML()
+    page.status = gr.Markdown(label=t("train.status"), elem_id="train-status")
+    page.more_btn = gr.Button(t("train.more_like_misses"), size="sm", elem_id="train-more-data")
     with gr.Row():
         # No block labels: localise names the charts with chart_titles.
-        plot = gr.LinePlot(x="step", y="loss", color="series", show_label=False, height=380, scale=2)
-        lr_plot = gr.LinePlot(x="step", y="learning_rate", show_label=False, height=300, scale=1)
-    pref_plot = gr.LinePlot(x="step", y="value", color="series", show_label=False, height=300, visible=False)
-    drift_table = gr.Dataframe(headers=headers(drift.SAMPLE_COLUMNS), wrap=True,
-                               column_widths=drift.SAMPLE_WIDTHS, visible=False, elem_id="train-drift")
-    sampled = gr.Dataframe(headers=headers(SAMPLED_COLUMNS), wrap=True, visible=False, elem_id="train-sampled",
-                           column_widths=["25%", "55%", "20%"])
-    log = gr.Textbox(label=t("train.log"), lines=10, max_lines=10, autoscroll=True)
-    with gr.Accordion(t("train.history"), open=False):
-        refresh = gr.Button(t("train.refresh"))
-        runs = gr.Dataframe(headers=headers(HISTORY_COLUMNS), label=t("train.history"), wrap=True,
-                            column_widths=HISTORY_WIDTHS)
-        chosen = gr.Dropdown(label=t("train.compare_pick"), multiselect=True, choices=[], allow_custom_value=True)
-        compare_btn = gr.Button(t("train.compare"))
-        compare_plot = gr.LinePlot(x="step", y="loss", color="series", show_label=False, height=300)
-        compare_table = gr.Dataframe(headers=headers(COMPARE_COLUMNS))
-        compare_diff = gr.Dataframe(label=t("train.diff"), wrap=True)
-    timer = gr.Timer(2.0)
-    stop_btn.click(stop, None, message, api_name="stop_training")
-    seen, ended = gr.State(), gr.State()
-    # The API's order is the one clients read (status, progress, loss, learning rate, log first).
-    watched = Outputs(status=status, progress=progress, loss=plot, lr=lr_plot, log=log, seen=seen, preference=pref_plot,
-                      drift=drift_table, sampled=sampled, resume_target=resume_target, message=message, ended=ended,
-                      stop=stop_btn)
-    timer.tick(watched.wire(poll), [seen, message], watched.list, api_name="poll_training", show_progress="hidden")
-    refresh.click(refresh_history, None, [runs, resume_target, chosen], api_name="run_history")
-    compare_btn.click(compare_runs, chosen, [compare_plot, compare_table, compare_diff], api_name="compare_runs")
+        page.plot = gr.LinePlot(x="step", y="loss", color="series", show_label=False, height=380, scale=2)
+        page.lr_plot = gr.LinePlot(x="step", y="learning_rate", show_label=False, height=300, scale=1)
+    page.pref_plot = gr.LinePlot(x="step", y="value", color="series", show_label=False, height=300, visible=False)
+    page.drift_table = gr.Dataframe(headers=headers(drift.SAMPLE_COLUMNS), wrap=True,
+                                    column_widths=drift.SAMPLE_WIDTHS, visible=False, elem_id="train-drift")
+    page.sampled = gr.Dataframe(headers=headers(SAMPLED_COLUMNS), wrap=True, visible=False, elem_id="train-sampled",
+                                column_widths=["25%", "55%", "20%"])
+    page.log = gr.Textbox(label=t("train.log"), lines=10, max_lines=10, autoscroll=True)
+    page.history = history_box.layout()
+    page.timer = gr.Timer(2.0)
+    page.seen, page.ended = gr.State(), gr.State()
+    return page
 
-    def localise(request: gr.Request):
-        """Headers and axis titles in the reader's language from the first paint (they are values, not labels)."""
-        language = lang(request)
-        # Titles only: an empty frame would fix the plot's colour categories to none (see loss_frame).
-        loss = chart_titles("train.loss", "col.step", "col.loss", language, color_key="col.series")
-        return {"runs": frame([], HISTORY_COLUMNS, language), "compare_table": frame([], COMPARE_COLUMNS, language),
-                "loss": chart_titles("train.loss", "col.step", "col.loss", language, color_key="col.series",
-                                     series=tuple(SERIES_KEYS.values())),
-                "compare_plot": loss,  # its series are named after the runs compared
-                "lr": chart_titles("train.lr", "col.step", "col.learning_rate", language),
-                "preference": chart_titles("train.preference", "col.step", "col.value", language,
-                                           color_key="col.series", series=PREFERENCE_SERIES_KEYS)}
 
-    titled = Outputs(runs=runs, compare_table=compare_table, loss=plot, compare_plot=compare_plot, lr=lr_plot,
-                     preference=pref_plot)
-    ctx.demo.load(titled.wire(localise), None, titled.list, api_name=False)
+def localise(request: gr.Request):
+    """Headers and axis titles in the reader's language from the first paint (they are values, not labels)."""
+    language = lang(request)
+    # Titles only: an empty frame would fix the plot's colour categories to none (see loss_frame).
+    loss = chart_titles("train.loss", "col.step", "col.loss", language, color_key="col.series")
+    return {"runs": frame([], HISTORY_COLUMNS, language), "compare_table": frame([], COMPARE_COLUMNS, language),
+            "loss": chart_titles("train.loss", "col.step", "col.loss", language, color_key="col.series",
+                                 series=tuple(SERIES_KEYS.values())),
+            "compare_plot": loss,  # its series are named after the runs compared
+            "lr": chart_titles("train.lr", "col.step", "col.learning_rate", language),
+            "preference": chart_titles("train.preference", "col.step", "col.value", language,
+                                       color_key="col.series", series=PREFERENCE_SERIES_KEYS)}
 
-    def wire(form: dict) -> None:
-        """Start and Pilot send every setting except the generation ones (training needs none), by name."""
-        training = {n: c for n, c in form.items() if config.field_section(n) != "generation"}
 
-        @takes_form(training)
-        def start_training(request: gr.Request = None, **values):
-            return start(values, lang(request), session_of(request))
+def wire_start(ctx: TabContext, page: SimpleNamespace, form: dict) -> None:
+    """Start and Pilot send every setting except the generation ones (training needs none), by name."""
+    training = {n: c for n, c in form.items() if config.field_section(n) != "generation"}
 
-        @takes_form(training)
-        def pilot_run(request: gr.Request = None, **values):
-            return start(pilot_values(values), lang(request), session_of(request))
+    @takes_form(training)
+    def start_training(request: gr.Request = None, **values):
+        return start(values, lang(request), session_of(request))
 
-        @takes_form(training)
-        def cost_now(request: gr.Request = None, **values):
-            return cost_view(values, lang(request))
+    @takes_form(training)
+    def pilot_run(request: gr.Request = None, **values):
+        return start(pilot_values(values), lang(request), session_of(request))
 
-        # Every setting lives on another tab: opening this one is when the line must be current (recomputing it on
-        # each field change cost a pass over the runs and the data report for every value a file load hands over).
-        ctx.tab.select(cost_now, inputs_kwargs=training, outputs=cost_md, api_name="train_cost")
-        ended.change(cost_now, inputs_kwargs=training, outputs=cost_md, api_name=False)  # a run's own step time
-        start_btn.click(start_training, inputs_kwargs=training, outputs=message, api_name="start_training")
-        pilot_btn.click(pilot_run, inputs_kwargs=training, outputs=message, api_name="pilot_run")
-        if "workshop_mode" in ctx.offers:  # the loop: what the run missed seeds new data on the Data tab
-            aimed = Outputs(tabs=ctx.tabs, mode=ctx.offers["workshop_mode"], run=ctx.offers["workshop_run"],
-                            message=message)
-            more_btn.click(aimed.wire(aim_at_misses), None, aimed.list, api_name="aim_at_misses")
-        resume_btn.click(resume, inputs_kwargs={"run_dir": resume_target,
-                                                "trust_remote_code": form["trust_remote_code"]},
-                         outputs=message, api_name="resume_training")
+    @takes_form(training)
+    def cost_now(request: gr.Request = None, **values):
+        return cost_view(values, lang(request))
 
-    return TabParts(wire=wire)
+    # Every setting lives on another tab: opening this one is when the line must be current (recomputing it on
+    # each field change cost a pass over the runs and the data report for every value a file load hands over).
+    ctx.tab.select(cost_now, inputs_kwargs=training, outputs=page.cost_md, api_name="train_cost")
+    page.ended.change(cost_now, inputs_kwargs=training, outputs=page.cost_md, api_name=False)  # a run's step time
+    page.start_btn.click(start_training, inputs_kwargs=training, outputs=page.message, api_name="start_training")
+    page.pilot_btn.click(pilot_run, inputs_kwargs=training, outputs=page.message, api_name="pilot_run")
+    if "workshop_mode" in ctx.offers:  # the loop: what the run missed seeds new data on the Data tab
+        aimed = Outputs(tabs=ctx.tabs, mode=ctx.offers["workshop_mode"], run=ctx.offers["workshop_run"],
+                        message=page.message)
+        page.more_btn.click(aimed.wire(aim_at_misses), None, aimed.list, api_name="aim_at_misses")
+    page.resume_btn.click(resume, inputs_kwargs={"run_dir": page.resume_target,
+                                                 "trust_remote_code": form["trust_remote_code"]},
+                          outputs=page.message, api_name="resume_training")

@@ -1,0 +1,133 @@
+"""Issue 57: every view computed from the inputs follows each input it depends on, at once, not only on selected
+clicks. Two halves: the page's wiring (an input's own change reaches every view that reads it: checked on the
+built Blocks, so a view left out of an input's events fails here), and the values (the same endpoint asked with
+two values of the input gives two different views: gradio_client, as a script would)."""
+
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from gradio_client import Client
+
+from studio.core import config
+
+DATA = Path(__file__).parent / "data"
+PLACEHOLDERS = str(DATA / "preflight" / "identity_placeholders.json")
+
+# view (its elem_id) -> the fields whose change must recompute it
+FOLLOWS = {
+    # the report's views: a new model measures the file again; GRPO reads it as prompts; the fixes as typed
+    "data-summary": ("model_name_or_path", "stage", "placeholder_values", "system_prompt"),
+    "data-preview": ("model_name_or_path", "stage", "placeholder_values", "system_prompt"),
+    "data-findings": ("model_name_or_path", "stage", "placeholder_values", "system_prompt"),
+    # the mix table and the report-on-file list
+    "mix-table": ("extra_datasets", "dataset_share", "replay", "replay_share"),
+    "data-report-on": ("extra_datasets", "dataset_share", "replay", "replay_share"),
+    # the advice and the estimates read every setting
+    "hyper-advice": tuple(name for _, name, _ in config.all_fields()),
+    "hyper-estimate": tuple(name for _, name, _ in config.all_fields()),
+    # the hardware plan: the devices, the memory each needs, the precision
+    "hyper-hardware": ("model_name_or_path", "finetuning_type", "per_device_train_batch_size", "max_length",
+                       "precision", "gradient_checkpointing", "packing", "num_processes"),
+}
+
+
+@pytest.fixture(scope="module")
+def built(tiny_model_dir):
+    from studio.ui.app import build_app
+
+    return build_app(model=str(tiny_model_dir))
+
+
+def triggers_by_output(demo) -> dict[int, set[tuple[int, str]]]:
+    """Each block's triggers: the (block id, event) pairs that end in a function writing it, through `.then`."""
+    fns = list(demo.fns.values())
+    by_index = {fn._id if hasattr(fn, "_id") else i: fn for i, fn in enumerate(fns)}
+
+    def own_targets(fn, depth=0) -> list:
+        if fn.targets or fn.trigger_after is None or depth > 20:
+            return list(fn.targets)
+        return own_targets(by_index[fn.trigger_after], depth + 1)
+
+    found = defaultdict(set)
+    for fn in fns:
+        for block in fn.outputs:
+            found[block._id].update(own_targets(fn))
+    return found
+
+
+def test_each_view_is_recomputed_when_any_input_it_reads_changes(built):
+    form, blocks = built.studio_form, {b.elem_id: b for b in built.blocks.values() if getattr(b, "elem_id", None)}
+    triggers = triggers_by_output(built)
+    missing = []
+    for view, fields in FOLLOWS.items():
+        reached = triggers[blocks[view]._id]
+        for name in fields:
+            if not {(form[name]._id, "change"), (form[name]._id, "input")} & reached:
+                missing.append(f"{view} <- {name}")
+    assert not missing, missing
+
+
+def test_the_cost_line_reads_every_training_setting_when_the_train_tab_opens(built):
+    """The cost line is made when the tab is opened (its settings all live on other tabs) and when a run ends."""
+    form, blocks = built.studio_form, {b.elem_id: b for b in built.blocks.values() if getattr(b, "elem_id", None)}
+    cost = blocks["train-cost"]
+    writers = [fn for fn in built.fns.values() if cost in fn.outputs]
+    assert writers and any(event == "select" for fn in writers for _, event in fn.targets)
+    read = {block._id for fn in writers for block in fn.inputs}
+    training = [name for name in form if config.field_section(name) != "generation"]
+    assert not [name for name in training if form[name]._id not in read]
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    return Client(app_url, verbose=False)
+
+
+def advice(client, model, **values):
+    _, advice_text, estimate = client.predict(model_name_or_path=model, **values, api_name="/check_settings")
+    return advice_text + "\n" + estimate
+
+
+def cost(client, model, **values):
+    return client.predict(model_name_or_path=model, **values, api_name="/train_cost")
+
+
+def report(client, **values):
+    summary, _, preview, *_ = client.predict(dataset_path=PLACEHOLDERS, model_name_or_path="", **values,
+                                             api_name="/search_data")
+    return summary + "\n" + preview["data"][0][1]
+
+
+def mix(client, model, **values):
+    table, note, report_on = client.predict(model_name_or_path=model, **values, api_name="/show_mix")
+    return f"{table}\n{note}\n{report_on}"
+
+
+# (input, value before, value after, the view as a function of the client, what it says before, and after)
+ROWS = [
+    ("max_steps", 7, 12, cost, "**7** optimizer steps", "**12** optimizer steps"),
+    ("per_device_train_batch_size", 4, 8, cost, "**43** optimizer steps", "**22** optimizer steps"),  # the demo
+    ("num_train_epochs", 1.0, 2.0, cost, "**43** optimizer steps", "**86** optimizer steps"),
+    ("learning_rate", 2e-4, 5e-3, advice, None, "is high for lora"),
+    ("per_device_train_batch_size", 4, 8, advice, "Effective batch: **16**", "Effective batch: **32**"),
+    ("placeholder_values", "", "name=Nova, author=Orbit Labs", report, "{{name}}", "I am Nova"),
+    ("system_prompt", "", "You are Nova.", report, None, "system: You are Nova."),
+    ("replay", "off", "on", mix, None, "replay is on"),
+]
+
+
+@pytest.mark.parametrize("name,before,after,view,says_before,says_after", ROWS,
+                         ids=[f"{row[0]}-{row[3].__name__}" for row in ROWS])
+def test_the_view_says_what_the_input_now_holds(client, tiny_model_dir, name, before, after, view, says_before,
+                                                says_after):
+    fixed = {"gradient_accumulation_steps": 1, "max_steps": -1, "num_train_epochs": 1.0,
+             "per_device_train_batch_size": 4} if view is cost else {}
+    if view is report:
+        shown = [view(client, **{name: value}) for value in (before, after)]
+    else:
+        shown = [view(client, str(tiny_model_dir), **{**fixed, name: value}) for value in (before, after)]
+    assert shown[0] != shown[1], f"{name}: the view did not change"
+    if says_before:
+        assert says_before in shown[0] and says_before not in shown[1], shown
+    assert says_after in shown[1] and says_after not in shown[0], shown
