@@ -32,7 +32,7 @@ def test_a_second_file_joins_the_mix_and_the_table_shows_it(browser, app_url, ar
     page = open_page(browser, app_url, locale)
     page.get_by_text(title, exact=True).click()  # the accordion
     page.locator("#mix-box input[type=file][accept*='.jsonl']").set_input_files(str(EXAMPLES / "alpaca.json"))
-    expect(page.locator("#mix-path input")).to_have_value(re.compile(r"alpaca\.json$"), timeout=20000)
+    expect(page.locator("#mix-path input")).to_have_value(re.compile(r"^alpaca\.json(?: \(uploaded\)|（已上传）)$"), timeout=20000)
     page.get_by_label(share_label, exact=True).fill("0.3")
     page.get_by_role("button", name=add).click()
     table = page.locator("#mix-table")
@@ -73,7 +73,7 @@ def test_a_mixed_run_reports_each_file_and_the_drift_in_train_and_chat(browser, 
     page.get_by_role("tab", name=words["data"]).click()
     page.get_by_text(words["mix"], exact=True).click()
     page.locator("#mix-box input[type=file][accept*='.jsonl']").set_input_files(str(EXAMPLES / "sharegpt.json"))
-    expect(page.locator("#mix-path input")).to_have_value(re.compile(r"sharegpt\.json$"), timeout=20000)
+    expect(page.locator("#mix-path input")).to_have_value(re.compile(r"^sharegpt\.json(?: \(uploaded\)|（已上传）)$"), timeout=20000)
     page.get_by_label(words["share"], exact=True).fill("0.2")
     page.get_by_role("button", name=words["add"]).click()
     expect(page.locator("#mix-table")).to_contain_text("sharegpt.json", timeout=60000)

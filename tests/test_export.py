@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from studio.core import config, presets
+from studio.core import config, presets, settings_input
 from studio.core.runs import RunFolder
 from studio.core.text import render
 from studio.export import export, gguf_file
@@ -83,7 +83,10 @@ def test_gguf_f16_reads_back_with_the_merged_weights_tokenizer_and_greedy_answer
     text = "Hello Lumen, 你好 <|im_start|>user\nhi<|im_end|>"
     assert reloaded_tokenizer(text)["input_ids"] == tokenizer(text)["input_ids"]
     assert reloaded_tokenizer.chat_template == tokenizer.chat_template
-    assert "answer (no sampling) identical" in result.check
+    assert "answer (no sampling) is identical" in result.check
+    # the Chinese sentence reads as one: "...的回答（不随机采样）与合并模型的回答完全相同（N 个 token）：" then the answer
+    zh = render(result.check, "zh")
+    assert "（不随机采样）与合并模型的回答完全相同" in zh and "相同于" not in zh and "\n\n> " in zh
     assert export.check_answer(reloaded, tokenizer)[0] == export.check_answer(merged.half().float(), tokenizer)[0]
 
 
@@ -315,7 +318,7 @@ def test_merged_folder_and_gguf_together_merge_once(lora_run, tmp_path, monkeypa
     results, problems = export.export_selected(lora_run, tmp_path, adapter=False, merged=True, gguf=True,
                                                gguf_type="F16")
     assert not problems and [r.kind for r in results] == ["gguf", "merged"] and len(calls) == 1
-    assert "answer (no sampling) identical" in results[0].check
+    assert "answer (no sampling) is identical" in results[0].check
     assert (tmp_path / export.default_gguf_name(lora_run, "F16")).exists()
     assert str(tmp_path / "merged") in results[1].path
 
@@ -348,6 +351,12 @@ def test_the_model_card_shows_the_held_out_scores_the_chat_tab_saved(tmp_path):
     assert "| held-out rouge_l (base -> tuned) | 0.1000 -> 0.4000 |" in card
     assert "| steps | 7 |" in card and "| final train loss | 1.2500 |" in card
     assert "base_model: HuggingFaceTB/SmolLM2-135M-Instruct" in card
+    # an upload is named by its file, never by the hash-named folder it sat in on this machine (issue 57)
+    upload = str(tmp_path / "uploads" / ("ab" * 32) / "my-data.json")
+    settings, _ = settings_input.apply_overrides(config.Settings(), [f"dataset_path={upload}"])
+    run.write_preset(presets.preset_dict(settings))
+    card = model_card(run.path, "adapter")
+    assert "- source: `my-data.json`" in card and "abab" not in card
 
 
 def test_exports_are_offered_for_download_and_an_oversized_one_is_named_where_it_lies(tmp_path, monkeypatch):

@@ -206,7 +206,7 @@ def test_export_tab_through_the_client(client, tiny_model_dir):
     assert "client-export" in summary and "adapter, merged model, GGUF" in summary
     assert "launch.py export" in commands and '"studio_preset": 1' in preset
     text, downloads = client.predict(str(run), "", True, True, True, "F16", api_name="/export_files")
-    assert "adapter:" in text and "merged:" in text and "answer (no sampling) identical" in text, text
+    assert "adapter:" in text and "merged:" in text and "answer (no sampling) is identical" in text, text
     # Issue 39: what was written is offered for download: the folders as archives, the GGUF with its Modelfile.
     names = sorted(Path(d).name for d in (downloads.get("value") or downloads if isinstance(downloads, dict)
                                            else downloads))

@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 
 from studio.core.runs import SPLITS, RunFolder
+from studio.core.sources import as_source
+from studio.core.text import render
 from studio.models.models import BUILTIN
 
 
@@ -29,8 +31,8 @@ def model_card(run_dir: str | Path, kind: str, gguf_name: str = "") -> str:
         *_card_metadata(base, kind), f"# {run.name}", "",
         f"Fine-tuned with Fine-tuning Studio (TRL `SFTTrainer`) from **{base_note}**.", "",
         "## Data", "",
-        f"- source: `{s['data']['dataset_path']}`"
-        + "".join(f", `{p['dataset_path']}`" + (f" ({p['share']:.0%})" if p.get("share") else "")
+        f"- source: `{source_name(s['data']['dataset_path'])}`"
+        + "".join(f", `{source_name(p['dataset_path'])}`" + (f" ({p['share']:.0%})" if p.get("share") else "")
                   for p in s["data"].get("extra_datasets", [])),
         *version_lines((run.plan() or {}).get("data_version")),
         f"- rows: {counts['train']} train / {counts['validation']} validation / {counts['test']} test"
@@ -52,6 +54,12 @@ def model_card(run_dir: str | Path, kind: str, gguf_name: str = "") -> str:
               if builtin.licence_files and kind == "merged" else "."), ""] if builtin else []),
     ]
     return "\n".join(lines)
+
+
+def source_name(text: str) -> str:
+    """A data source as the card names it: a file by its name (never the folder it sat in on this machine: an
+    upload's is a 64-hex hash), a hub id as it is, a run's votes as "my votes on run X"."""
+    return str(render(as_source(text).label(), "en"))
 
 
 LOAD_SNIPPETS = {

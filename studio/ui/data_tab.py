@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
 import pandas as pd
 
 from studio.core import config
+from studio.core.paths import inside, upload_dir
 from studio.data import data, preference, stats
 from studio.data.facts import speaks_about_itself
 from studio.plan import preflight
@@ -195,16 +197,34 @@ def capped(value, language: str) -> str:
     return text[:MAX_ROW_CHARS] + "\n...\n" + tr("data.truncated", language, size=len(text))
 
 
-def use_upload(file_path: str | None, current: str) -> str:
+def use_upload(file_path: str | None, current: str, request: gr.Request = None):
     # Gradio hands us its own copy of the upload; the user's original file is never touched.
-    return file_path or current
+    if not file_path:
+        return current
+    return gr.update(value=file_path, choices=source_choices(lang(request), file_path))
 
 
-def data_sources(request: gr.Request = None):
-    """The dataset box's choices: the demo data and, for DPO / KTO, the blind votes collected on each run."""
-    language = lang(request)
+def use_mix_upload(file_path: str | None, current: str, request: gr.Request = None):
+    if not file_path:
+        return current
+    return gr.update(value=file_path, choices=[config.DEMO_DATA, uploaded_choice(file_path, lang(request))])
+
+
+def uploaded_choice(path: str, language: str) -> tuple[str, str]:
+    """An upload named by its file: Gradio keeps it in a folder named by a 64-hex hash, which is no name."""
+    return tr("data.uploaded_name", language, name=Path(path).name), path
+
+
+def source_choices(language: str, current: str | None = None) -> list:
+    """The dataset box's choices: the demo data, the blind votes collected on each run (DPO / KTO), and the file
+    uploaded into it, named by its file."""
     voted = [(render(label, language), path) for label, path in preference.vote_sources()]
-    return gr.update(choices=[config.DEMO_DATA, *voted])
+    uploaded = [uploaded_choice(current, language)] if current and inside(current, upload_dir()) else []
+    return [config.DEMO_DATA, *voted, *uploaded]
+
+
+def data_sources(dataset_path: str | None = None, request: gr.Request = None):
+    return gr.update(choices=source_choices(lang(request), dataset_path))
 
 
 def localise(request: gr.Request = None):
@@ -230,8 +250,8 @@ def build(ctx: TabContext) -> TabParts:
     page = layout(ctx)
     ctx.offers.update(workshop_mode=page.grower["mode"], workshop_run=page.grower["run"])  # the Train tab's loop
     ctx.demo.load(page.shown.wire(localise), None, page.shown.list, api_name=False)
-    ctx.demo.load(data_sources, None, page.form["dataset_path"], api_name=False)
-    ctx.tab.select(data_sources, None, page.form["dataset_path"], api_name="data_sources")
+    ctx.demo.load(data_sources, page.form["dataset_path"], page.form["dataset_path"], api_name=False)
+    ctx.tab.select(data_sources, page.form["dataset_path"], page.form["dataset_path"], api_name="data_sources")
 
     def wire(full_form: dict) -> None:
         mixing_shown = mix_view(page, full_form)
@@ -363,7 +383,7 @@ def mix_view(page: SimpleNamespace, full_form: dict) -> dict:
 def wire_mix(page: SimpleNamespace, mixing_shown: dict) -> None:
     """The mix box's events: a file added (or uploaded) or removed, a share changed."""
     form, mix = page.form, page.mix
-    mix.upload.upload(use_upload, inputs_kwargs=dict(file_path=mix.upload, current=mix.path), outputs=mix.path,
+    mix.upload.upload(use_mix_upload, inputs_kwargs=dict(file_path=mix.upload, current=mix.path), outputs=mix.path,
                       api_name=False)
     mix.add.click(mix_box.add_file, inputs_kwargs=dict(extra_datasets=form["extra_datasets"], mix_path=mix.path,
                                                        mix_format=mix.format, mix_mapping=mix.mapping,

@@ -138,11 +138,15 @@ def build(ctx: TabContext) -> TabParts:
     hardware_md = gr.Markdown(label=t("hyper.hardware"), elem_id="hyper-hardware")
     status = gr.Markdown(label=t("hyper.status"))
     with gr.Row():
-        shipped = gr.Dropdown(choices=shipped_presets(), value=None, label=t("hyper.shipped"), allow_custom_value=False)
-        preset_in = gr.File(label=t("hyper.preset_file"), file_types=[".json"], type="filepath", elem_id="preset-file")
-        import_btn = gr.Button(t("hyper.import"))
-        export_btn = gr.Button(t("hyper.export"))
-        preset_out = gr.File(label=t("hyper.export"), interactive=False)
+        # wide enough for the longest ready-made preset's name (a cut name was a 57 finding)
+        shipped = gr.Dropdown(choices=shipped_presets(), value=None, label=t("hyper.shipped"), allow_custom_value=False,
+                              scale=2, min_width=340, elem_id="preset-shipped")
+        preset_in = gr.File(label=t("hyper.preset_file"), file_types=[".json"], type="filepath", elem_id="preset-file",
+                            scale=2)
+        import_btn = gr.Button(t("hyper.import"), scale=1)
+    with gr.Row():
+        export_btn = gr.Button(t("hyper.export"), scale=1)
+        preset_out = gr.File(label=t("hyper.export"), interactive=False, scale=3)
     views = _Views(ctx.demo, ctx.tab, check, reset, probe, shipped, preset_in, import_btn, export_btn, preset_out, status,
                    advice_md, estimate_md, time_md, hardware_md)
     return TabParts(form, views.wire)

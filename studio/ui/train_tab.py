@@ -237,10 +237,25 @@ def build(ctx: TabContext) -> TabParts:
     page.timer.tick(watched.wire(poll), [page.seen, page.message], watched.list, api_name="poll_training",
                     show_progress="hidden")
     history_box.wire(page.history, page.resume_target)
+    # the log follows its new lines (Gradio's autoscroll did not, measured in Chromium), unless the reader has
+    # scrolled up to read: then it stays where they are
+    page.log.change(None, None, None, js=FOLLOW_LOG, api_name=False)
     titled = Outputs(runs=page.history.runs, compare_table=page.history.compare_table, loss=page.plot,
                      compare_plot=page.history.compare_plot, lr=page.lr_plot, preference=page.pref_plot)
     ctx.demo.load(titled.wire(localise), None, titled.list, api_name=False)
     return TabParts(wire=lambda form: wire_start(ctx, page, form))
+
+
+FOLLOW_LOG = """() => setTimeout(() => {
+  const box = document.querySelector('#train-log textarea');
+  if (!box) return;
+  if (!box.dataset.watched) {
+    box.dataset.watched = '1'; box.dataset.follow = '1';
+    box.addEventListener('scroll', () => {
+      box.dataset.follow = box.scrollHeight - box.scrollTop - box.clientHeight < 30 ? '1' : '0'; });
+  }
+  if (box.dataset.follow === '1') box.scrollTop = box.scrollHeight;
+}, 50)"""
 
 
 def layout() -> SimpleNamespace:
@@ -266,7 +281,7 @@ def layout() -> SimpleNamespace:
                                     column_widths=drift.SAMPLE_WIDTHS, visible=False, elem_id="train-drift")
     page.sampled = gr.Dataframe(headers=headers(SAMPLED_COLUMNS), wrap=True, visible=False, elem_id="train-sampled",
                                 column_widths=["25%", "55%", "20%"])
-    page.log = gr.Textbox(label=t("train.log"), lines=10, max_lines=10, autoscroll=True)
+    page.log = gr.Textbox(label=t("train.log"), lines=10, max_lines=10, autoscroll=True, elem_id="train-log")
     page.history = history_box.layout()
     page.timer = gr.Timer(2.0)
     page.seen, page.ended = gr.State(), gr.State()
