@@ -101,6 +101,12 @@ def test_the_report_shows_documents_blocks_and_tokens(tmp_path, tiny_model_dir):
     assert report.load.format == "text" and report.cutoff.blocks > 3 and report.training_rows == report.cutoff.blocks
     english, chinese = render(report.cutoff.message, "en"), render(report.cutoff.message, "zh")
     assert "3 documents" in english and "blocks" in english and "块" in chinese and "documents" not in chinese
+    # the split line counts what the plan counts: the blocks (it said "1 of 3 rows" beside a plan of blocks)
+    from studio.ui.data_tab import split_text
+
+    line = split_text(report, 0.34, "", "en")
+    assert "1 of 3 documents" in line and f"of the {report.training_rows} blocks" in line, line
+    assert "篇文档" in split_text(report, 0.34, "", "zh")
 
 
 def test_a_short_run_trains_on_blocks(tiny_model_dir, tmp_path):
@@ -127,6 +133,12 @@ def test_the_advice_names_continued_pretraining(tmp_path, tiny_model_dir):
     found = advice.advise(advice.build_situation(Settings(), report))
     keys = {a.message.key for a in found}
     assert {"advice.pretraining", "advice.pretraining_lr"} <= keys and "advice.cutoff_short" not in keys
+    # the range the advice states holds the plan's own rates (it said 5e-5 to 1e-4 beside a plan of 2e-4)
+    from studio.plan.recipe import learning_rate_for
+
+    assert learning_rate_for("lora", "sft", 135_000_000, 500)[0] <= 2e-4
+    assert learning_rate_for("lora", "sft", 7_000_000_000, 500)[0] <= 1e-4
+    assert 1e-5 <= learning_rate_for("full", "sft", 135_000_000, 500)[0] <= 5e-5
 
 
 def test_the_data_report_follows_a_file_changed_on_disk(tmp_path):

@@ -293,3 +293,33 @@ def test_a_validation_loss_under_the_threshold_ends_the_run_at_once(tmp_path):
     every_gain = BestKeeper(tmp_path / "all", patience=3, threshold=0.0)  # every gain counts: no such floor
     every_gain.seen(39, 0.0001, None, main=False)
     assert every_gain.stop_reason() is None
+
+
+def test_the_planned_batch_fits_this_machines_memory_at_the_cutoff(monkeypatch):
+    """Issue 57: plain text at a long cutoff got a plan of batch 4 that the estimates called "won't fit: 17.5 GB
+    needed, 16.1 GB free". The plan takes the largest batch that fits and accumulates the rest."""
+    from studio.models import hardware, models
+    from studio.models.estimates import ModelShape
+
+    starter = ModelShape(parameters=134_515_008, layers=30, hidden=576, intermediate=1536, vocab=49152)
+    monkeypatch.setattr(models, "allowed_shape", lambda model: starter)
+    facts = HardwareFacts(device="cpu", cpu_flags=frozenset({"avx512_bf16", "amx_bf16"}), cpu_count=2,
+                          total_memory_gb=24.0, free_memory_gb=16.1)
+    monkeypatch.setattr(hardware, "detect", lambda: facts)
+    short, _ = settings_input.apply_overrides(Settings(), ["max_length=512"])
+    long, _ = settings_input.apply_overrides(Settings(), ["max_length=2048"])  # batch 4: about 24 GB
+    roomy = recipe.recipe_for(short, 2000).values()
+    tight = recipe.recipe_for(long, 2000)
+    values = tight.values()
+    assert roomy["per_device_train_batch_size"] == 4
+    assert values["per_device_train_batch_size"] < 4
+    assert (values["per_device_train_batch_size"] * values["gradient_accumulation_steps"]
+            == roomy["per_device_train_batch_size"] * roomy["gradient_accumulation_steps"])  # the same updates
+    planned, _ = settings_input.apply_overrides(long, [f"{k}={v}" for k, v in values.items()
+                                                       if k in ("per_device_train_batch_size",
+                                                                "gradient_accumulation_steps")])
+    from studio.models import estimates
+
+    assert estimates.training_memory_gb(planned, starter, facts)["total"] <= estimates.FITS * facts.free_memory_gb
+    why = tight.choices["per_device_train_batch_size"].why
+    assert "would not fit" in render(why, "en") and "放不进" in render(why, "zh")

@@ -41,13 +41,13 @@ def built(tiny_model_dir):
 
 def triggers_by_output(demo) -> dict[int, set[tuple[int, str]]]:
     """Each block's triggers: the (block id, event) pairs that end in a function writing it, through `.then`."""
-    fns = list(demo.fns.values())
-    by_index = {fn._id if hasattr(fn, "_id") else i: fn for i, fn in enumerate(fns)}
+    by_index = dict(demo.fns.items())  # a `.then` names the function it follows by this key
+    fns = list(by_index.values())
 
     def own_targets(fn, depth=0) -> list:
-        if fn.targets or fn.trigger_after is None or depth > 20:
+        if fn.trigger_after is None or depth > 20:
             return list(fn.targets)
-        return own_targets(by_index[fn.trigger_after], depth + 1)
+        return own_targets(by_index[fn.trigger_after], depth + 1)  # a `.then`: its target is (None, "then")
 
     found = defaultdict(set)
     for fn in fns:
@@ -66,6 +66,10 @@ def test_each_view_is_recomputed_when_any_input_it_reads_changes(built):
             if not {(form[name]._id, "change"), (form[name]._id, "input")} & reached:
                 missing.append(f"{view} <- {name}")
     assert not missing, missing
+    # a file chosen with the upload button reaches the report, the mix table and the report-on-file list
+    upload = (blocks["data-upload"]._id, "upload")
+    assert [view for view in ("data-summary", "data-preview", "mix-table", "data-report-on")
+            if upload not in triggers[blocks[view]._id]] == []
 
 
 def test_the_cost_line_reads_every_training_setting_when_the_train_tab_opens(built):

@@ -110,8 +110,11 @@ def dora_gb(shape: ModelShape) -> float:
     return DORA_WEIGHT_COPIES * 4 * linear / 1024**3
 
 
+FITS = 0.9  # of the free memory: what a run may plan to use (the estimate's own margin)
+
+
 def fit_message(estimate_gb: float, free_gb: float, method: str) -> str:
-    if estimate_gb <= 0.9 * free_gb:
+    if estimate_gb <= FITS * free_gb:
         return Msg("advice.fits", needed=estimate_gb, free=free_gb)
     tries = [Msg("advice.try_batch"), Msg("advice.try_cutoff"), Msg("advice.try_ckpt")]
     if method == "full":

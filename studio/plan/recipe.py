@@ -95,7 +95,8 @@ def learning_rate_for(method: str, stage: str, parameters: int | None, rows: int
 
 
 def plan_recipe(rows: int, *, method: str = "lora", stage: str = DEFAULT_STAGE, parameters: int | None = None,
-                devices: int = 1, max_steps: int = -1, replay_share: float = 0.0) -> Recipe:
+                devices: int = 1, max_steps: int = -1, replay_share: float = 0.0,
+                max_device_batch: int = MAX_DEVICE_BATCH) -> Recipe:
     """The recipe for `rows` usable rows (before the split), with `replay_share` of the training rows replayed
     general answers (studio/chat/replay.py; they count towards the steps). Pure: a table test covers it
     (tests/test_recipe.py)."""
@@ -108,7 +109,7 @@ def plan_recipe(rows: int, *, method: str = "lora", stage: str = DEFAULT_STAGE, 
     row = stage_of(stage)
     if row.generates:  # GRPO's batch counts prompts, each answered several times: half as many
         effective = max(1, effective // 2)
-    batch = max(1, min(MAX_DEVICE_BATCH, effective // devices))
+    batch = max(1, min(max_device_batch, effective // devices))
     accumulation = max(1, effective // (batch * devices))
     trained = train_rows + replay_count(train_rows, replay_share)
     per_epoch = steps_per_epoch(trained, batch, accumulation, devices)
@@ -127,7 +128,9 @@ def plan_recipe(rows: int, *, method: str = "lora", stage: str = DEFAULT_STAGE, 
     choices = {
         "validation_share": Choice(validation, Msg("recipe.validation", rows=round(rows * validation))),
         "test_share": Choice(test, Msg("recipe.test", rows=round(rows * test)) if test else Msg("recipe.no_test")),
-        "per_device_train_batch_size": Choice(batch, Msg("recipe.batch", effective=effective)),
+        "per_device_train_batch_size": Choice(batch, Msg("recipe.batch", effective=effective) if
+                                              max_device_batch >= MAX_DEVICE_BATCH or batch < max_device_batch
+                                              else Msg("recipe.batch_memory", effective=effective, batch=batch)),
         "gradient_accumulation_steps": Choice(accumulation, Msg("recipe.accumulation", effective=effective)),
         "num_train_epochs": Choice(epochs, Msg("recipe.epochs", rows=trained, steps=steps, low=low, high=high,
                                                    minimum=MIN_UPDATES)),
@@ -195,10 +198,12 @@ def recipe_for(settings: Settings, rows: int, parameters: int | None = None, dev
     """The plan for these settings' method, stage and data: replay on where it will be, at the plan's share
     (`identity`: the data speaks about the assistant itself, studio/data/facts.py), counted in the steps, and its
     decision in the plan's notes."""
+    cap = device_batch_cap(settings) if devices == 1 else MAX_DEVICE_BATCH
+
     def plan(share: float) -> Recipe:
         return plan_recipe(rows, method=settings.method.finetuning_type, stage=settings.method.stage,
                            parameters=parameters, devices=devices, max_steps=settings.training.max_steps,
-                           replay_share=share)
+                           replay_share=share, max_device_batch=cap)
 
     share = IDENTITY_REPLAY_SHARE if identity else REPLAY_SHARE
     first = plan(0.0)
@@ -211,6 +216,27 @@ def recipe_for(settings: Settings, rows: int, parameters: int | None = None, dev
         planned.choices["replay_share"] = Choice(share, Msg("recipe.replay_identity" if identity
                                                             else "recipe.replay_share"))
     return planned
+
+
+def device_batch_cap(settings: Settings) -> int:
+    """The largest batch per pass, up to MAX_DEVICE_BATCH, whose estimated memory fits this machine at the
+    settings' cutoff (the Hyperparameters tab's own estimate and bar): a plan must never be "won't fit" (plain
+    text at a long cutoff was). The effective batch is kept by accumulating more. Unknown model: no cap."""
+    from studio.models import estimates, hardware
+    from studio.models.models import allowed_shape
+
+    shape = allowed_shape(settings.model.model_name_or_path)
+    if shape is None:
+        return MAX_DEVICE_BATCH
+    facts = hardware.detect()
+    batch = MAX_DEVICE_BATCH
+    while batch > 1:
+        trial = settings.model_copy(update={"training": settings.training.model_copy(
+            update={"per_device_train_batch_size": batch})})
+        if estimates.training_memory_gb(trial, shape, facts)["total"] <= estimates.FITS * facts.free_memory_gb:
+            break
+        batch //= 2
+    return batch
 
 
 def apply_recipe(settings: Settings, recipe: Recipe, keep: set[str] | frozenset[str] = frozenset()) -> Settings:

@@ -334,14 +334,15 @@ def wire_run_choice(ctx: TabContext, page: SimpleNamespace) -> None:
     page.refresh.click(lambda: gr.update(choices=finished_runs()), None, run, api_name="list_runs")
     run.change(run_system_prompt, inputs_kwargs=dict(run_dir=run, current=page.system), outputs=page.system,
                api_name="run_system_prompt")
-    opened = ctx.tab.select(open_tab, [run, page.handed, compare], [run, page.note, page.handed],
-                            api_name="open_chat")
-    opened = opened.then(vote_box.vote_tally, [run, compare], page.tally, api_name=False)
+    opening = ctx.tab.select(open_tab, [run, page.handed, compare], [run, page.note, page.handed],
+                             api_name="open_chat")
+    opened = opening.then(vote_box.vote_tally, [run, compare], page.tally, api_name=False)
     opened = opened.then(compare_choices, None, compare, api_name=False)
     opened.then(drift_view, inputs_kwargs=dict(run_dir=run), outputs=[page.drift_note, page.drift_table],
                 api_name=False)
+    # a run the user picks while the tab's offer (which loads a model) is on its way wins over the offer
     run.input(load_note, inputs_kwargs=dict(run_dir=run, compare_with=compare), outputs=page.note,
-              api_name="load_run").then(vote_box.vote_tally, [run, compare], page.tally, api_name=False).then(
+              api_name="load_run", cancels=[opening]).then(vote_box.vote_tally, [run, compare], page.tally, api_name=False).then(
         drift_view, inputs_kwargs=dict(run_dir=run), outputs=[page.drift_note, page.drift_table],
         api_name="drift_check")
     compared = Outputs(base=page.base_bot, tuned=page.tuned_bot, note=page.note, tally=page.tally)

@@ -75,8 +75,7 @@ def analyse(dataset_path=None, dataset_format=None, column_mapping=None, model_n
     hist, cdf = length_plots(report)
     cutoff = render(report.cutoff.message, language) if report.cutoff else ""
     share, why = report.validation_share
-    _, n_val, _ = data.split_sizes(len(report.load.rows), share, 0.0)
-    split = tr("data.split", language, share=share, rows=n_val, total=len(report.load.rows), why=render(why, language))
+    split = split_text(report, share, render(why, language), language)
     findings = findings_frame(found, language)
     percentiles = frame(report.percentile_table(), PERCENTILE_COLUMNS, language)
     page_text = tr("data.page_of", language, page=min(int(page or 1), pages), pages=pages)
@@ -84,6 +83,18 @@ def analyse(dataset_path=None, dataset_format=None, column_mapping=None, model_n
             "pages": page_text, "percentiles": percentiles, "hist": hist, "cdf": cdf, "cutoff": cutoff, "split": split,
             "findings": findings, "recommended_cutoff": report.cutoff.cutoff if report.cutoff else None,
             "recommended_share": share}
+
+
+def split_text(report, share: float, why: str, language: str) -> str:
+    """The recommended split in what training holds out: rows, or for plain text its documents and the blocks of
+    the cutoff they become (the Hyperparameters tab's plan counts the blocks)."""
+    documents = len(report.load.rows)
+    _, n_val, _ = data.split_sizes(documents, share, 0.0)
+    if report.training_rows != documents:
+        blocks = data.split_sizes(report.training_rows, share, 0.0)[1]
+        return tr("data.split_blocks", language, share=share, rows=n_val, total=documents, blocks=blocks,
+                  all_blocks=report.training_rows, why=why)
+    return tr("data.split", language, share=share, rows=n_val, total=documents, why=why)
 
 
 # The recipe's fields that a loaded file hands to the form besides the cutoff and the shares (studio/plan/recipe.py).
@@ -133,9 +144,10 @@ def load_and_apply(dataset_path=None, dataset_format=None, column_mapping=None, 
         return {**shown, "applied": applied, "max_length": max_length, "validation_share": validation_share,
                 "test_share": test_share, "applied_note": "", **{name: gr.update() for name in HANDED_RECIPE_FIELDS}}
     language = lang(request)
-    plan = planned_for(report.training_rows, model_name_or_path, dict(finetuning_type=finetuning_type, stage=stage,
-                                                             replay=replay, replay_share=replay_share),
-                       identity=speaks_about_itself(usable))
+    # the plan at the cutoff it hands over, on this model: its batch must fit this machine's memory there
+    form = dict(finetuning_type=finetuning_type, stage=stage, replay=replay, replay_share=replay_share,
+                max_length=cutoff or max_length, model_name_or_path=model_name_or_path)
+    plan = planned_for(report.training_rows, model_name_or_path, form, identity=speaks_about_itself(usable))
     test = plan.values()["test_share"]
     note = tr("data.applied", language, cutoff=cutoff, share=share) if cutoff else \
         tr("data.applied_share", language, share=share)
@@ -270,7 +282,7 @@ def layout(ctx: TabContext) -> SimpleNamespace:
     gr.Markdown(t("data.what_now"), elem_id="data-what-now")
     page = SimpleNamespace()
     page.upload = gr.File(label=t("data.upload"), file_types=[".json", ".jsonl", ".csv", ".parquet", ".txt"],
-                          type="filepath")
+                          type="filepath", elem_id="data-upload")
     page.form = build_section_form("data", ctx.defaults, beginner_only=True)
     with gr.Accordion(t("data.more_settings"), open=False, elem_id="data-more"):
         page.form.update(build_section_form("data", ctx.defaults, beginner_only=False))
@@ -356,10 +368,11 @@ def wire_loading(ctx: TabContext, page: SimpleNamespace, full_form: dict, mixing
     # What the user does next wins over the page's first report still being made (a minute on a cold start):
     # finishing later, it would overwrite the report of the file just uploaded.
     after_opening = dict(loading, cancels=[opening])
-    # An upload is loaded at once: choosing the file is the user's "load".
-    page.upload.upload(use_upload, inputs_kwargs=dict(file_path=page.upload, current=form["dataset_path"]),
-                       outputs=form["dataset_path"], api_name="use_upload", cancels=[opening]).then(
-        **after_opening, api_name=False)
+    # An upload is loaded at once (choosing the file is the user's "load"), and the report-on-file list and the
+    # mix table then name it, not the file before
+    uploaded = page.upload.upload(use_upload, inputs_kwargs=dict(file_path=page.upload, current=form["dataset_path"]),
+                                  outputs=form["dataset_path"], api_name="use_upload", cancels=[opening])
+    uploaded.then(**after_opening, api_name=False).then(**mixing_shown, api_name=False)
     # Token lengths, the cutoff and the recipe belong to the model: a new model measures the file again (and,
     # being a new model, hands its recommendations to the form once). GRPO reads the file as prompts with
     # reference answers: its own report (and recipe) when it is chosen.

@@ -179,7 +179,10 @@ def build(ctx: TabContext) -> TabParts:
     refresh.click(lambda: gr.update(choices=run_choices()), None, run, api_name="export_runs")
     handed = gr.State()  # the freshly trained run this session was already shown
     opened = Outputs(run=run, **shown.components, handed=handed)
-    ctx.tab.select(opened.wire(open_tab), [run, handed], opened.list, api_name="open_export")
+    opening = ctx.tab.select(opened.wire(open_tab), [run, handed], opened.list, api_name="open_export")
+    # a run the user picks while the tab's offer is still on its way is theirs: the offer arriving later must
+    # not replace it
+    run.input(None, None, None, cancels=[opening], api_name=False)
     written = Outputs(result=result, downloads=downloads)
     go.click(written.wire(export_files), [run, out_dir, adapter, merged, gguf, gguf_type], written.list,
              api_name="export_files")
