@@ -25,13 +25,14 @@ def cores() -> int:
 
 
 def pytest_xdist_auto_num_workers(config) -> int:
-    """`-n auto` (pyproject.toml): a worker per core, as many as the memory holds, at most 4 (beyond that the
-    longest file alone sets the time)."""
+    """`-n auto` (pyproject.toml): a worker per core and one more, as many as the memory holds, at most 4 (beyond
+    that the longest file alone sets the time). The spare worker keeps the cores busy while the others wait on a
+    browser's poll, a process starting or a page loading."""
     try:
         ram_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
     except (ValueError, OSError, AttributeError):
         ram_gb = 8.0
-    return max(1, min(cores(), int(ram_gb // GB_PER_WORKER), 4))
+    return max(1, min(cores() + 1, int(ram_gb // GB_PER_WORKER), 4))
 
 
 if os.environ.get("PYTEST_XDIST_WORKER"):

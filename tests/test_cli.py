@@ -113,25 +113,35 @@ def test_cli_choices_are_the_settings_own():
 
 
 @pytest.mark.slow  # two trainings in subprocesses (about a minute)
-def test_blind_vote_then_dpo_from_the_command_line(tiny_model_dir, tmp_path):
+def test_blind_vote_then_dpo_from_the_command_line(tiny_model_dir, tmp_path, monkeypatch, capsys):
     """`chat --blind` prints A and B and saves the vote read from stdin; `train` with a DPO preset trains on the
-    votes of that run, continuing its adapter."""
+    votes of that run, continuing its adapter. (The first vote goes through a real process, the next two through
+    launch.main in this one: the same code, without loading torch twice more.)"""
+    import io
+
+    import launch
+
     sft = tmp_path / "sft"  # trained hard enough that its answers differ from the base model's
     result = run_cli("train", "--preset", "presets/quickstart-cpu.json", "--set", f"model_name_or_path={tiny_model_dir}",
                      "--set", "max_steps=8", "--set", "learning_rate=0.01", "--output-dir", str(sft), timeout=300)
     assert result.returncode == 0, result.stderr[-1000:]
-    for i, verdict in enumerate(("A", "b")):
-        voted = subprocess.run([sys.executable, "launch.py", "chat", str(sft), "--prompt", f"Who are you? {i}",
-                                "--max-new-tokens", "6", "--blind", "--voter", "cli-test"], cwd=ROOT,
-                               input=verdict + "\n", capture_output=True, text=True, timeout=120)
-        assert voted.returncode == 0, voted.stderr[-1000:]
-        assert voted.stdout.index("--- A") < voted.stdout.index("--- B") < voted.stdout.index("Saved to")
-        assert "A was the" in voted.stdout and "decided votes" in voted.stdout
+    voted = subprocess.run([sys.executable, "launch.py", "chat", str(sft), "--prompt", "Who are you? 0",
+                            "--max-new-tokens", "6", "--blind", "--voter", "cli-test"], cwd=ROOT,
+                           input="A\n", capture_output=True, text=True, timeout=120)
+    assert voted.returncode == 0, voted.stderr[-1000:]
+    outputs = [voted.stdout]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("b\n"))
+    assert launch.main(["chat", str(sft), "--prompt", "Who are you? 1", "--max-new-tokens", "6", "--blind",
+                        "--voter", "cli-test"]) in (0, None)
+    outputs.append(capsys.readouterr().out)
+    for out in outputs:
+        assert out.index("--- A") < out.index("--- B") < out.index("Saved to")
+        assert "A was the" in out and "decided votes" in out
     lines = (sft / "votes.jsonl").read_text().splitlines()
     assert [json.loads(line)["verdict"] for line in lines] == ["A", "B"]  # "b" read as B
-    refused = subprocess.run([sys.executable, "launch.py", "chat", str(sft), "--prompt", "x", "--max-new-tokens", "2",
-                              "--blind"], cwd=ROOT, input="maybe\n", capture_output=True, text=True, timeout=120)
-    assert refused.returncode == 2 and "is not a vote" in refused.stderr
+    monkeypatch.setattr(sys, "stdin", io.StringIO("maybe\n"))
+    assert launch.main(["chat", str(sft), "--prompt", "x", "--max-new-tokens", "2", "--blind"]) == 2
+    assert "is not a vote" in capsys.readouterr().err
     dpo = tmp_path / "dpo"
     result = run_cli("train", "--preset", "presets/quickstart-cpu.json", "--set", f"model_name_or_path={tiny_model_dir}",
                      "--set", "stage=dpo", "--set", f"dataset_path=votes:{sft}", "--set",

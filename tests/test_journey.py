@@ -1,7 +1,8 @@
-"""The whole journey in a real headless Chromium, as a newcomer walks it, in Chinese and in English:
-upload a file, change a field, train the starter model a few steps, open Chat and get both answers, open Export
-and export the adapter. No path is typed and no "Refresh" is pressed. On every tab, every visible text node is
-checked for English sentences (4+ English words in a row) in the Chinese page. Screenshots go to artifacts/."""
+"""The whole journey in a real headless Chromium, as a newcomer walks it: upload a file, change a field, train the
+starter model a few steps, open Chat and get both answers, open Export and export the adapter; in Chinese the whole
+way, in English up to the finished run (English Chat and Export are walked in tests/test_browser.py). No path is
+typed and no "Refresh" is pressed. On every tab, every visible text node is checked for English sentences (4+
+English words in a row) in the Chinese page. Screenshots go to artifacts/."""
 
 import json
 import os
@@ -156,6 +157,10 @@ def test_whole_journey_without_typing_a_path(browser, newcomer_url, artifacts, t
     assert all(name in page.evaluate(LEGEND_TEXT) for name in w["series"])  # the reader can tell the curves apart
     look("train")
 
+    if locale == "en-US":  # Chat and Export in English are walked by tests/test_browser.py on the same app
+        page.close()
+        assert not any(keys.values()) and not any(markdown.values()), (keys, markdown)
+        return
     # Chat: the run just trained is chosen and loaded; Send answers in both panes.
     page.get_by_role("tab", name=w["tabs"][3]).click()
     expect(page.locator("#chat-note")).to_contain_text(w["ready"], timeout=120000)

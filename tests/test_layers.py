@@ -83,3 +83,15 @@ def test_a_stage_is_named_only_by_its_row():
              for i, line in enumerate(p.read_text().splitlines(), 1) if quoted.search(line.split("#")[0])
              and not (str(p.relative_to(STUDIO)) == "core/config.py" and re.match(r"\s*(help=)?\"", line))]
     assert found == []
+
+
+def test_a_tab_is_built_by_short_functions():
+    """Issue 53: a tab's build is its layout and named wirings, each readable at a glance (data_tab.build was 131
+    lines, chat_tab.build 96, train_tab.build 90)."""
+    long = []
+    for path in sorted((STUDIO / "ui").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and re.match(r"build|layout|wire", node.name):
+                if (size := node.end_lineno - node.lineno + 1) > 60:
+                    long.append(f"{path.name}:{node.name} {size} lines")
+    assert not long, long
