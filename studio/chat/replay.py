@@ -1,9 +1,10 @@
 """Replay: general conversations the base model writes itself, mixed into a run's training rows so that it keeps
 what it knew (self-distillation; the guide's "mix in 20-30% general data", without needing a general data set).
 
-Before training, the base model answers a built-in set of general prompts (studio/chat/replay_prompts/, English and
-Chinese; none of them is a drift-check prompt, so the drift check still measures on unseen prompts) greedily, in
-the languages of the user's data. The answers are cached per base model and template, like the drift check's.
+Before training, the base model answers general prompts from a built-in set (studio/chat/replay_prompts/, English
+and Chinese; none of them is a drift-check prompt, so the drift check still measures on unseen prompts) greedily,
+in the languages of the user's data, as many as the run replays. Each answer is cached per base model and template,
+like the drift check's, so a later run generates only the ones it lacks.
 The run then takes `replay_share` of its training rows from them; validation and test stay the user's own rows.
 Torch is imported inside the functions that run the model.
 """
