@@ -128,9 +128,9 @@ def plan_recipe(rows: int, *, method: str = "lora", stage: str = DEFAULT_STAGE, 
     choices = {
         "validation_share": Choice(validation, Msg("recipe.validation", rows=round(rows * validation))),
         "test_share": Choice(test, Msg("recipe.test", rows=round(rows * test)) if test else Msg("recipe.no_test")),
-        "per_device_train_batch_size": Choice(batch, Msg("recipe.batch", effective=effective) if
-                                              max_device_batch >= MAX_DEVICE_BATCH or batch < max_device_batch
-                                              else Msg("recipe.batch_memory", effective=effective, batch=batch)),
+        "per_device_train_batch_size": Choice(batch, Msg("recipe.batch_memory", effective=effective, batch=batch)
+                                              if batch == max_device_batch < MAX_DEVICE_BATCH  # memory capped it
+                                              else Msg("recipe.batch", effective=effective)),
         "gradient_accumulation_steps": Choice(accumulation, Msg("recipe.accumulation", effective=effective)),
         "num_train_epochs": Choice(epochs, Msg("recipe.epochs", rows=trained, steps=steps, low=low, high=high,
                                                    minimum=MIN_UPDATES)),
