@@ -354,6 +354,16 @@ def open_chat(page, tab_name):
     expect(page.locator("#chat-note")).to_contain_text(re.compile(r"Ready|No finished|已就绪|还没有"), timeout=60000)
 
 
+def open_export(page, tab_name):
+    """Open the Export tab and let it finish offering the run trained last before the test picks its own: a pick
+    typed within milliseconds of the click can precede the offer's request, which then cannot be cancelled."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name=tab_name).click()
+    expect(page.locator("#export-summary")).to_contain_text(
+        re.compile(r"Can export|Pick a finished run|可导出|请先选择"), timeout=60000)
+
+
 def pick(page, label, value):
     box = page.get_by_label(label, exact=True)
     box.fill(value)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BLIND_WORDS, CHROMIUM, open_chat, open_page, pick, train_from_the_page  # noqa: F401
+from conftest import BLIND_WORDS, CHROMIUM, open_chat, open_export, open_page, pick, train_from_the_page  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
@@ -433,9 +433,8 @@ def test_export_merged_model_and_preset_from_the_quickstart_run(browser, app_url
     from studio.export import export
 
     page = open_page(browser, app_url, "zh-CN")
-    page.get_by_role("tab", name="导出").click()
     # Opening the tab lists the runs and shows the newest at once (a preselected choice fires no change event).
-    expect(page.locator("body")).to_contain_text("可导出", timeout=30000)
+    open_export(page, "导出")
     run_box = page.locator("#export-run input")
     run_box.fill(str(quickstart_run))
     run_box.press("Enter")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BLIND_WORDS, CHROMIUM, open_chat, open_page, pick, train_from_the_page  # noqa: F401
+from conftest import BLIND_WORDS, CHROMIUM, open_chat, open_export, open_page, pick, train_from_the_page  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
@@ -211,7 +211,7 @@ def test_a_run_served_from_export_is_judged_in_chat(browser, app_url, artifacts,
     export_tab, serve_title, serve_button, serving, chat_tab, judge_title, judge_button, judged = SERVE_WORDS[locale]
     page = open_page(browser, app_url, locale)
     try:
-        page.get_by_role("tab", name=export_tab).click()
+        open_export(page, export_tab)
         run_box = page.locator("#export-run input")
         run_box.fill(chat_run)
         run_box.press("Enter")
