@@ -291,6 +291,22 @@ def test_a_run_with_held_out_rows_ends_with_a_verdict(tiny_model_dir, tmp_path):
     assert "留出数据得分" in render(Msg.from_json(status["verdict"]["line"]), "zh")
 
 
+def test_the_drift_check_and_the_verdict_take_the_tuned_answers_from_one_pass(tiny_model_dir, tmp_path,
+                                                                               monkeypatch):
+    """After the last step the general prompts and the held-out prompts are answered in one shared pass (the
+    log counts it as one phase); before the first step the base answers come with the fresh adapter off."""
+    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
+    status = train.run_training(tiny_settings(tiny_model_dir, "test_share=0.2"), tmp_path / "run", progress=None)
+    assert status["status"] == "finished", status
+    run = RunFolder(tmp_path / "run")
+    assert run.verdict()["rows"] > 0 and run.drift()["prompts"] > 0
+    log = (tmp_path / "run" / "log.txt").read_text()
+    assert "General-ability and held-out checks, the tuned model's answers:" in log
+    assert "General-ability check, the tuned model's answers:" not in log  # found in the shared pass
+    assert "Held-out check, the tuned model's answers:" not in log
+    assert "General-ability check, the base model's answers:" in log
+
+
 def test_launch_train_plans_what_the_preset_leaves_open(tiny_model_dir, tmp_path, capsys):
     """A preset that sets only the model, the data and a learning rate: the plan sizes the rest and says so; the
     learning rate stays the preset's."""

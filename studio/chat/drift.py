@@ -31,7 +31,9 @@ PROMPTS_FILE = Path(__file__).parent / "drift_prompts" / "general.jsonl"
 MAX_NEW_TOKENS = 32  # enough to show a changed answer; the check must stay a small share of a run
 MAX_OWN_PROMPTS = 100
 SAMPLES = 3
-BATCH = 32
+BATCH = 32  # rows per scoring pass (and within LOGIT_ELEMENTS)
+GENERATE_BATCH = 64  # rows per generation pass: a small model's step costs about the same for 64 rows as for 16
+GENERATE_TOKENS = 32 * 512  # a generation batch's rows x (prompt + answer) tokens: its cache stays as before
 CACHE_VERSION = 3  # bump when the scores' batching changes: a cached score must be the one this code measures
 
 
@@ -96,7 +98,7 @@ def model_identity(model_path: str) -> list:
 def cache_key(model_path: str, model, tokenizer, prompts: list[Prompt]) -> str:
     parts = [model_identity(model_path), str(getattr(model, "dtype", "")), str(getattr(model, "device", "")),
              getattr(tokenizer, "chat_template", None), [p.messages for p in prompts], MAX_NEW_TOKENS, BATCH,
-             LOGIT_ELEMENTS, CACHE_VERSION]
+             GENERATE_BATCH, GENERATE_TOKENS, LOGIT_ELEMENTS, CACHE_VERSION]
     return hashlib.sha256(json.dumps(parts, ensure_ascii=False, default=str).encode()).hexdigest()[:24]
 
 
@@ -185,13 +187,29 @@ def counted(callback):
         _ANSWERED.reset(token)
 
 
-def greedy(model, tokenizer, prompt_ids: list[list[int]], max_new_tokens: int = MAX_NEW_TOKENS) -> list[list[int]]:
-    """Greedy answers in batches (left-padded), each cut after its first end token."""
+def greedy(model, tokenizer, prompt_ids: list[list[int]],
+           max_new_tokens: "int | list[int]" = MAX_NEW_TOKENS) -> list[list[int]]:
+    """Greedy answers in batches (left-padded), each cut after its first end token. `max_new_tokens`: one cap for
+    all, or each prompt's own; prompts answered beforehand in a shared pass (`answered_together`) are taken from
+    it."""
+    caps = list(max_new_tokens) if isinstance(max_new_tokens, (list, tuple)) else [max_new_tokens] * len(prompt_ids)
+    known = _TOGETHER.get() or {}
+    answers = [known.get((tuple(ids), cap)) for ids, cap in zip(prompt_ids, caps)]
+    missing = [i for i, answer in enumerate(answers) if answer is None]
+    for i, answer in zip(missing, _generate(model, tokenizer, [prompt_ids[i] for i in missing],
+                                            [caps[i] for i in missing])):
+        answers[i] = answer
+    return answers
+
+
+def _generate(model, tokenizer, prompt_ids: list[list[int]], caps: list[int]) -> list[list[int]]:
     import torch  # deferred: heavy
 
     from studio.core import stopping
     from .chat import _eos_ids  # deferred: the chat module's idea of where an answer ends
 
+    if not prompt_ids:
+        return []
     eos = _eos_ids(model, tokenizer)
     on_stop = stopping.criteria()
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
@@ -200,19 +218,20 @@ def greedy(model, tokenizer, prompt_ids: list[list[int]], max_new_tokens: int = 
     report, done = _ANSWERED.get(), 0
     model.eval()
     try:
-        for batch in _batches(prompt_ids):
+        for batch in _generation_batches(prompt_ids, caps):
             stopping.check()  # Stop ends the run here, not after every prompt was answered
             width = max(len(prompt_ids[i]) for i in batch)
             ids = torch.tensor([[pad] * (width - len(prompt_ids[i])) + prompt_ids[i] for i in batch], device=model.device)
             mask = torch.tensor([[0] * (width - len(prompt_ids[i])) + [1] * len(prompt_ids[i]) for i in batch],
                                 device=model.device)
             with torch.inference_mode():
-                out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max(caps[i] for i in batch),
                                      do_sample=False, eos_token_id=sorted(eos), pad_token_id=pad,
                                      repetition_penalty=1.0, temperature=None, top_p=None, top_k=None,
                                      stopping_criteria=on_stop)
             stopping.check()  # answers cut short by Stop are no answers
             for row, i in zip(out[:, width:].tolist(), batch):
+                row = row[:caps[i]]  # a greedy answer's first n tokens are its answer with a cap of n
                 end = next((k for k, token in enumerate(row) if token in eos), None)
                 answers[i] = row if end is None else row[:end + 1]
             done += len(batch)
@@ -221,6 +240,57 @@ def greedy(model, tokenizer, prompt_ids: list[list[int]], max_new_tokens: int = 
     finally:
         model.train(was_training)
     return answers
+
+
+def _generation_batches(prompt_ids: list[list[int]], caps: list[int]) -> list[list[int]]:
+    """Indices ordered by cap and then length, in batches of at most GENERATE_BATCH rows and GENERATE_TOKENS
+    (rows x the longest prompt and cap): a step costs about the same for a few rows as for many on a small model,
+    so fewer, fuller batches answer sooner, while long prompts stay within memory (the cache grows with both)."""
+    order = sorted(range(len(prompt_ids)), key=lambda i: (caps[i], len(prompt_ids[i])))
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and len(batches[-1]) < GENERATE_BATCH:
+            batch = batches[-1] + [i]
+            if len(batch) * (max(len(prompt_ids[j]) for j in batch) + caps[i]) <= GENERATE_TOKENS:
+                batches[-1] = batch
+                continue
+        batches.append([i])
+    return batches
+
+
+_TOGETHER = contextvars.ContextVar("studio_answered_together", default=None)
+
+
+@contextmanager
+def answered_together(model, tokenizer, asks: list[tuple[list[int], int]]):
+    """Answer every (prompt, cap) the checks after training will ask in one generation pass, then hand each
+    check its answers from it: the drift check's and the verdict's prompts share batches instead of each
+    paying its own passes. A pass that fails or is stopped leaves each check to answer (or to stop) on its own."""
+    known: dict = {}
+    try:
+        if asks:
+            answers = _generate(model, tokenizer, [ids for ids, _ in asks], [cap for _, cap in asks])
+            known = {(tuple(ids), cap): answer for (ids, cap), answer in zip(asks, answers)}
+    except Exception:  # noqa: BLE001 - a shortcut, never a failure: Stop is seen again by each check's own pass
+        known = {}
+    token = _TOGETHER.set(known)
+    try:
+        yield
+    finally:
+        _TOGETHER.reset(token)
+
+
+@contextmanager
+def as_base(model):
+    """The model as it was before training, for the base model's answers: a PEFT model's adapter switched off.
+    A fresh LoRA adapter adds exactly nothing, so the answers are the same, but every adapted layer's extra
+    products cost about a third of a small model's generation time; a resumed run's adapter is not the base."""
+    disable = getattr(model, "disable_adapter", None)
+    if disable is None or not getattr(model, "peft_config", None):
+        yield model
+        return
+    with disable():
+        yield model
 
 
 def score(model, prompt_ids: list[list[int]], answer_ids: list[list[int]]) -> tuple[list[float], list[list[int]]]:

@@ -5,6 +5,7 @@ and the run goes on. Torch stays in the functions that run the models."""
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager, nullcontext
 
 from studio.core.stopping import StopRequested
 from studio.core.text import Msg, reason_of
@@ -40,7 +41,7 @@ def drift_baseline(settings, log, model, tokenizer, model_path: str):
     if not settings.training.drift_check or not measured_here(log, "log.drift_skipped"):
         return None
     try:
-        with answering(log, "phase.drift_base"):
+        with answering(log, "phase.drift_base"), drift.as_base(model):
             baseline = drift.before_training(model, tokenizer, model_path, settings.training.drift_dataset_path,
                                              settings.data.system_prompt)
     except Exception as err:  # noqa: BLE001 - the check is a measurement, never a reason to stop a run
@@ -52,6 +53,27 @@ def drift_baseline(settings, log, model, tokenizer, model_path: str):
     log(Msg("log.drift_before", prompts=len(baseline.prompts), seconds=baseline.seconds,
             how=Msg("drift.cached" if baseline.cached else "drift.generated")))
     return baseline
+
+
+def tuned_answers(log, model, tokenizer, baseline, held):
+    """A block in which the drift check and the verdict take the tuned model's answers from one shared
+    generation pass (all the general prompts, the held-out prompts and the reworded questions): together they
+    fill fewer, fuller batches than each alone. With only one of the checks, each answers alone as before (the
+    drift check then generates only the answers that changed)."""
+    from studio.chat import verdict
+
+    if baseline is None or held is None:
+        return nullcontext()
+    asks = [(ids, drift.MAX_NEW_TOKENS) for ids in baseline.prompt_ids]
+    asks += [(ids, held.max_new_tokens) for ids in held.prompt_ids]
+    asks += [(ids, verdict.reworded_tokens(held)) for ids in held.reworded_ids or []]
+    return _answered_together(log, model, tokenizer, asks)
+
+
+@contextmanager
+def _answered_together(log, model, tokenizer, asks):
+    with answering(log, "phase.checks_tuned"), drift.answered_together(model, tokenizer, asks):
+        yield
 
 
 def drift_result(run, log, baseline, model, tokenizer, taught=None) -> dict | None:
@@ -119,7 +141,7 @@ def verdict_baseline(settings, log, model, tokenizer, splits: dict, scorer=None,
     if not measured_here(log, "log.verdict_skipped"):
         return None
     try:
-        with answering(log, "phase.verdict_base"):
+        with answering(log, "phase.verdict_base"), drift.as_base(model):
             held = verdict.before_training(model, tokenizer, splits, scorer, max_new_tokens,
                                            settings.data.placeholder_values)
     except Exception as err:  # noqa: BLE001

@@ -209,10 +209,12 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
             log(more)
     if by_file:
         figures["eval_by_file"] = run_checks.evaluate_by_file(settings, trainer, tokenizer, by_file, log)
-    if drift_report := run_checks.drift_result(run, log, drift_base, trainer.model, tokenizer, taught):
-        figures["drift"] = {**drift_report, "replayed": replayed}  # the remedies differ with replay on
     stopped = stop_event is not None and stop_event.is_set()
-    report = run_checks.verdict_result(run, log, held_out, trainer.model, tokenizer, settings, drift_report, stopped)
+    with run_checks.tuned_answers(log, trainer.model, tokenizer, drift_base, None if stopped else held_out):
+        if drift_report := run_checks.drift_result(run, log, drift_base, trainer.model, tokenizer, taught):
+            figures["drift"] = {**drift_report, "replayed": replayed}  # the remedies differ with replay on
+        report = run_checks.verdict_result(run, log, held_out, trainer.model, tokenizer, settings, drift_report,
+                                           stopped)
     if report is not None:
         figures["verdict"] = {key: report[key] for key in ("split", "rows", "metric", "base", "tuned", "line")}
     elif settings.training.pilot:  # a trial of the settings: how it went, never whether it learned
