@@ -284,3 +284,29 @@ def test_a_failed_shared_pass_leaves_each_check_to_answer(tiny_model_dir, monkey
         monkeypatch.setattr(model, "generate", working)
         assert drift.greedy(model, tokenizer, [[1, 5, 9]], 4)
     assert rows == [1], "the check answered on its own"
+
+
+def test_a_batch_ends_when_every_row_has_its_cap(tiny_model_dir, monkeypatch):
+    """A row capped short that never says its end token stops at its cap, and the batch ends with its other row's
+    end token: no steps are paid up to the largest cap when no row needs them."""
+    from studio.chat import chat
+
+    model, tokenizer = models.load_model(str(tiny_model_dir)), models.load_tokenizer(str(tiny_model_dir))
+    short, long = [1, 5, 9], [1, 7, 3, 4]
+    monkeypatch.setattr(chat, "_eos_ids", lambda model, tokenizer: {-1})  # nothing ends: the bare answers
+    free = drift._generate(model, tokenizer, [short, long], [12, 12])
+    end = next(t for t in free[1][2:] if t not in free[0])  # a token the long row says and the short never does
+    monkeypatch.setattr(chat, "_eos_ids", lambda model, tokenizer: {end})
+    steps = []
+    forward = type(model).forward
+
+    @functools.wraps(forward)
+    def counting(self, *args, **kwargs):
+        steps.append(1)
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(model), "forward", counting)
+    answers = drift._generate(model, tokenizer, [short, long], [2, 12])
+    ends_at = free[1].index(end) + 1
+    assert answers == [free[0][:2], free[1][:ends_at]]
+    assert len(steps) == ends_at < 12  # one forward pass per token; not up to the larger cap

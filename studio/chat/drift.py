@@ -204,6 +204,7 @@ def greedy(model, tokenizer, prompt_ids: list[list[int]],
 
 def _generate(model, tokenizer, prompt_ids: list[list[int]], caps: list[int]) -> list[list[int]]:
     import torch  # deferred: heavy
+    from transformers import StoppingCriteriaList
 
     from studio.core import stopping
     from .chat import _eos_ids  # deferred: the chat module's idea of where an answer ends
@@ -224,11 +225,13 @@ def _generate(model, tokenizer, prompt_ids: list[list[int]], caps: list[int]) ->
             ids = torch.tensor([[pad] * (width - len(prompt_ids[i])) + prompt_ids[i] for i in batch], device=model.device)
             mask = torch.tensor([[0] * (width - len(prompt_ids[i])) + [1] * len(prompt_ids[i]) for i in batch],
                                 device=model.device)
+            row_caps = [caps[i] for i in batch]
+            until = StoppingCriteriaList([*on_stop, _capped(width, row_caps, model.device)])
             with torch.inference_mode():
-                out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max(caps[i] for i in batch),
+                out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max(row_caps),
                                      do_sample=False, eos_token_id=sorted(eos), pad_token_id=pad,
                                      repetition_penalty=1.0, temperature=None, top_p=None, top_k=None,
-                                     stopping_criteria=on_stop)
+                                     stopping_criteria=until)
             stopping.check()  # answers cut short by Stop are no answers
             for row, i in zip(out[:, width:].tolist(), batch):
                 row = row[:caps[i]]  # a greedy answer's first n tokens are its answer with a cap of n
@@ -242,16 +245,34 @@ def _generate(model, tokenizer, prompt_ids: list[list[int]], caps: list[int]) ->
     return answers
 
 
+def _capped(width: int, caps: list[int], device):
+    """Each row ends at its own cap: a batch ends once every row has its end token or its cap, so a short-capped
+    row that never ends does not keep the batch going to the longest cap."""
+    import torch  # deferred: heavy
+    from transformers import StoppingCriteria
+
+    limits = torch.tensor(caps, device=device)
+
+    class RowCaps(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return (input_ids.shape[1] - width) >= limits
+
+    return RowCaps()
+
+
 def _generation_batches(prompt_ids: list[list[int]], caps: list[int]) -> list[list[int]]:
     """Indices ordered by cap and then length, in batches of at most GENERATE_BATCH rows and GENERATE_TOKENS
     (rows x the longest prompt and cap): a step costs about the same for a few rows as for many on a small model,
-    so fewer, fuller batches answer sooner, while long prompts stay within memory (the cache grows with both)."""
+    so fewer, fuller batches answer sooner, while long prompts stay within memory (the cache grows with both). A
+    larger cap starts a new batch once the current one is half full: its steps would be paid by every row."""
     order = sorted(range(len(prompt_ids)), key=lambda i: (caps[i], len(prompt_ids[i])))
     batches: list[list[int]] = []
     for i in order:
         if batches and len(batches[-1]) < GENERATE_BATCH:
             batch = batches[-1] + [i]
-            if len(batch) * (max(len(prompt_ids[j]) for j in batch) + caps[i]) <= GENERATE_TOKENS:
+            fits = len(batch) * (max(len(prompt_ids[j]) for j in batch) + caps[i]) <= GENERATE_TOKENS
+            longer = caps[i] > caps[batches[-1][-1]] and 2 * len(batches[-1]) >= GENERATE_BATCH
+            if fits and not longer:
                 batches[-1] = batch
                 continue
         batches.append([i])
