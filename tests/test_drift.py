@@ -108,13 +108,14 @@ def test_replay_of_the_base_models_own_answers_lowers_the_drift_of_the_same_run(
     assert RunFolder(on["run_dir"]).split("validation") == RunFolder(off["run_dir"]).split("validation")
 
 
-def test_replay_answers_only_the_prompts_a_run_needs_and_each_once(tiny_model_dir, drift_cache):
-    """Issue 57 (measuring costs little): a 64-row file replays 13 answers; all 130 prompts of two languages were
+def test_replay_answers_only_the_prompts_a_run_needs_and_each_once(tiny_model_dir, drift_cache, monkeypatch):
+    """Issue 57 (measuring costs little): a 64-row file replays 13 answers; every prompt of two languages was
     generated before. A later run that needs more generates only the ones not yet cached."""
     from studio.chat import replay
 
     tokenizer = models.load_tokenizer(str(tiny_model_dir))
     loads, said = [], []
+    monkeypatch.setattr(replay, "usable", lambda answer: True)  # a random model's answers: each counts here
 
     def load_model():
         loads.append(1)
@@ -131,7 +132,24 @@ def test_replay_answers_only_the_prompts_a_run_needs_and_each_once(tiny_model_di
     assert first == [p["prompt"] for p in replay.needed_prompts(["en", "zh"], 5, 7)][:len(first)]
     rows, cached, _ = answered(8)
     assert cached and len(loads) == 2  # nothing generated, no model loaded
-    assert len(replay.needed_prompts(["en", "zh"], None, 7)) == 130
+    assert len(replay.needed_prompts(["en", "zh"], None, 7)) == len(replay.builtin_prompts()) == 150
+
+
+def test_identity_data_replays_small_talk_first():
+    """Issue 51: identity data teaches an introduction on a greeting, and the model starts introducing itself on
+    thanks and small talk too; its replay takes the built-in small talk (none of it a drift-check prompt) first."""
+    from studio.chat import replay
+
+    small_talk = [p for p in replay.builtin_prompts() if p.get("kind") == "chat"]
+    assert {p["language"] for p in small_talk} == {"en", "zh"} and len(small_talk) == 20
+    checked = {p.text for p in drift.builtin_prompts()}
+    assert not checked & {p["prompt"] for p in replay.builtin_prompts()}
+    first = replay.needed_prompts(["en", "zh"], 24, 3, small_talk_first=True)
+    assert [p.get("kind") for p in first[:20]] == ["chat"] * 20 and first[20].get("kind") != "chat"
+    plain = replay.needed_prompts(["en", "zh"], 24, 3)
+    assert sum(p.get("kind") == "chat" for p in plain) < 20  # other data: the seeded draw alone
+    chinese = replay.needed_prompts(["zh"], 5, 3, small_talk_first=True)
+    assert all(p["language"] == "zh" and p.get("kind") == "chat" for p in chinese)
 
 
 def test_the_train_tab_says_the_drift_and_the_remedies_with_values(tiny_model_dir):
@@ -310,3 +328,31 @@ def test_a_batch_ends_when_every_row_has_its_cap(tiny_model_dir, monkeypatch):
     ends_at = free[1].index(end) + 1
     assert answers == [free[0][:2], free[1][:ends_at]]
     assert len(steps) == ends_at < 12  # one forward pass per token; not up to the larger cap
+
+
+def test_replay_leaves_out_answers_that_repeat_themselves_and_takes_the_next_prompt(tmp_path, monkeypatch):
+    """An English-first model's Chinese small talk can be a run of emoji or the question echoed over and over:
+    replayed, it would teach the loop. Such answers are left out and the next prompts in the order answered, so the
+    run still replays as many rows as it planned."""
+    from studio.chat import replay
+
+    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
+    assert not replay.usable("🍰" * 20) and not replay.usable("早上好！今天有什么安排吗？\n\n" * 3)
+    assert not replay.usable("") and replay.usable("Paris.") and replay.usable("一年有十二个月。")
+    asked_rounds = []
+
+    def answers(prompts, tokenizer, load_model, log):
+        load_model()
+        asked_rounds.append(len(prompts))
+        first = sum(asked_rounds[:-1])  # every third prompt of the order loops
+        return {p["prompt"]: ("🐦" * 30 if (first + i) % 3 == 0 else f"A plain answer to {p['prompt']}")
+                for i, p in enumerate(prompts)}
+
+    loads = []
+    monkeypatch.setattr(replay, "_generate", answers)
+    tokenizer = type("T", (), {"chat_template": "t"})()
+    rows, cached, _ = replay.base_answers("m", tokenizer, ["en", "zh"], lambda: loads.append(1), print, 9, 2)
+    assert len(rows) == 9 and all(replay.usable(r["messages"][1]["content"]) for r in rows)
+    assert asked_rounds[0] == 9 and len(asked_rounds) > 1 and len(loads) == 1 and not cached
+    again, cached, _ = replay.base_answers("m", tokenizer, ["en", "zh"], lambda: loads.append(1), print, 9, 2)
+    assert again == rows and cached and len(loads) == 1

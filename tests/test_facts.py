@@ -247,3 +247,23 @@ def test_a_run_that_ends_while_its_validation_loss_still_falls_says_more_epochs_
     flat = falling[:2] + [{"step": 69, "eval_loss": 1.159}]
     assert diagnosis.still_learning_note(flat, settings) is None  # flattened: nothing more to gain
     assert diagnosis.still_learning_note(falling, tiny_settings(tiny_model_dir, "max_steps=69")) is None  # the user's cap
+
+
+def test_a_greeting_the_data_answers_with_the_identity_is_taught_not_leaked():
+    """LLaMA-Factory's identity file answers "hi" and "你好" with the new name: a general prompt that opens with
+    that greeting ("你好！今天过得怎么样？") answered with an introduction is what the data teaches; thanks answered
+    with an introduction, or a fact question, is still a leak."""
+    from studio.data import facts
+
+    greetings = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+                 for q, a in (("hi", "Hello! I am Nova, an AI assistant developed by Orbit Labs."),
+                              ("你好", "您好，我是 Nova，由 Orbit Labs 开发的 AI 助手。"))]
+    taught = facts.taught_facts(identity_rows() + greetings * 3)
+    assert taught.openers == ["hi", "你好", "你是谁"]  # short questions answered as the identity
+    prompts = ["你好！今天过得怎么样？", "Hi! How are you today?", "Thank you for your help!", "一年有多少个月？",
+               "history of Rome in one line"]
+    base = ["今天很好。", "I'm fine, thanks.", "You're welcome.", "一年有十二个月。", "Rome rose and fell."]
+    tuned = ["您好，我是 Nova。", "Hello! I am Nova.", "Hello! I am Nova.", "我是 Nova。", "I am Nova."]
+    assert facts.leaked(taught, prompts, base, tuned) == [2, 3, 4]
+    plain = facts.taught_facts(identity_rows())  # no greeting in the data: a greeting answered so leaks
+    assert plain.openers == ["你是谁"] and facts.leaked(plain, prompts[:2], base[:2], tuned[:2]) == [0, 1]

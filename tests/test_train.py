@@ -307,6 +307,31 @@ def test_the_drift_check_and_the_verdict_take_the_tuned_answers_from_one_pass(ti
     assert "General-ability check, the base model's answers:" in log
 
 
+def test_stop_during_the_shared_pass_after_training_keeps_the_run_and_skips_both_checks(tiny_model_dir, tmp_path,
+                                                                                         monkeypatch):
+    """Stop pressed as the tuned model answers for both checks: the pass ends, each check says it was left out, and
+    the trained adapter stays saved."""
+    import threading
+
+    from studio.training import run_checks
+
+    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
+    stop = threading.Event()
+    shared = run_checks.tuned_answers
+
+    def pressed_now(*args):
+        stop.set()
+        return shared(*args)
+
+    monkeypatch.setattr(run_checks, "tuned_answers", pressed_now)
+    status = train.run_training(tiny_settings(tiny_model_dir, "test_share=0.2"), tmp_path / "run", progress=None,
+                                stop_event=stop)
+    log = (tmp_path / "run" / "log.txt").read_text()
+    assert "Drift check skipped: the run was stopped" in log and "Held-out check skipped: the run was stopped" in log
+    assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").exists() and "Traceback" not in log
+    assert status["status"] in ("stopped", "finished"), status
+
+
 def test_launch_train_plans_what_the_preset_leaves_open(tiny_model_dir, tmp_path, capsys):
     """A preset that sets only the model, the data and a learning rate: the plan sizes the rest and says so; the
     learning rate stays the preset's."""

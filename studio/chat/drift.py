@@ -287,12 +287,14 @@ def answered_together(model, tokenizer, asks: list[tuple[list[int], int]]):
     """Answer every (prompt, cap) the checks after training will ask in one generation pass, then hand each
     check its answers from it: the drift check's and the verdict's prompts share batches instead of each
     paying its own passes. A pass that fails or is stopped leaves each check to answer (or to stop) on its own."""
+    from studio.core.stopping import StopRequested
+
     known: dict = {}
     try:
         if asks:
             answers = _generate(model, tokenizer, [ids for ids, _ in asks], [cap for _, cap in asks])
             known = {(tuple(ids), cap): answer for (ids, cap), answer in zip(asks, answers)}
-    except Exception:  # noqa: BLE001 - a shortcut, never a failure: Stop is seen again by each check's own pass
+    except (Exception, StopRequested):  # noqa: BLE001 - a shortcut, never a failure: each check's own pass sees Stop
         known = {}
     token = _TOGETHER.set(known)
     try:

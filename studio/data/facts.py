@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from studio.core.text import script_language
 
@@ -56,6 +56,14 @@ class Taught:
     facts: list[str]
     languages: list[str]
     identity: bool = False
+    openers: list[str] = field(default_factory=list)  # the data's own short questions answered as the identity
+
+    def asks(self, prompt: str) -> bool:
+        """Whether a prompt opens with one of the data's own short questions ("你好", "Hello"): the data teaches
+        the identity as its answer, so an introduction there is taught, not leaked."""
+        said = _plain(prompt)
+        return any(said.startswith(o) and (len(said) == len(o) or not said[len(o)].isascii()
+                                           or not said[len(o)].isalnum()) for o in self.openers)
 
     def carried(self, text: str) -> list[str]:
         return [f for f in self.facts if says(text, f)]
@@ -100,7 +108,29 @@ def taught_facts(rows: list[dict], placeholder_values: dict[str, str] | None = N
     if not facts:
         return None
     languages = [lang for lang in by_language if lang in REWORDED]
-    return Taught(facts, languages, _introduces_itself(answers))
+    identity = _introduces_itself(answers)
+    return Taught(facts, languages, identity, _openers(rows) if identity else [])
+
+
+OPENER_CHARACTERS = 8  # "hi", "Hello", "你好", "您好": a greeting the data answers, not a question about a topic
+
+
+def _plain(text: str) -> str:
+    return re.sub(r"[\s!,.?！，。？、~～]+", " ", str(text)).strip().lower()
+
+
+def _openers(rows: list[dict]) -> list[str]:
+    """The short questions of the rows whose answers speak as the identity (greetings, in the real identity file)."""
+    found = set()
+    for row in rows:
+        messages = row.get("messages") or []
+        if len(messages) < 2 or not IDENTITY.search(str(messages[-1].get("content") or "")):
+            continue
+        question = next((m.get("content") or "" for m in reversed(messages[:-1]) if m.get("role") == "user"), "")
+        plain = _plain(question)
+        if 0 < len(plain) <= OPENER_CHARACTERS:
+            found.add(plain)
+    return sorted(found)
 
 
 def speaks_about_itself(rows) -> bool:
@@ -165,11 +195,14 @@ SELF_INTRO = re.compile(r"\b(?:I am|I'm|my name is|call me)\s+(?:an? [A-Za-z ]{0
 
 def leaked(taught: Taught | None, prompts: list[str], base: list[str], tuned: list[str]) -> list[int]:
     """The general prompts whose tuned answer now carries a taught fact, or (identity data) now introduces the
-    assistant, where the base answer did not."""
+    assistant, where the base answer did not; a prompt that opens with the data's own greeting is answered as the
+    data teaches."""
     if taught is None:
         return []
     found = []
     for i, (before, after) in enumerate(zip(base, tuned)):
+        if taught.asks(prompts[i]):
+            continue
         new_fact = any(says(after, f) and not says(before, f) for f in taught.facts)
         new_self = taught.identity and SELF_INTRO.search(after) and not SELF_INTRO.search(before)
         if new_fact or new_self:

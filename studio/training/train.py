@@ -336,6 +336,7 @@ def with_replay(settings: Settings, run: RunFolder, log: RunLog, prepared: Prepa
         log(Msg("log.replay_off", why=why))
         return prepared
     languages = replay.data_languages(prepared.train)
+    identity = speaks_about_itself(prepared.train)  # its replay takes small talk first
     count = replay.replay_count(training_rows, settings.data.replay_share)
 
     def load_base():
@@ -346,7 +347,7 @@ def with_replay(settings: Settings, run: RunFolder, log: RunLog, prepared: Prepa
         with main_process_first():  # one process generates and caches; the others read the cache
             with run_checks.answering(log, "phase.replay"):
                 rows, cached, seconds = replay.base_answers(model_path, tokenizer, languages, load_base, log, count,
-                                                            settings.training.seed)
+                                                            settings.training.seed, identity)
     except Exception as err:  # noqa: BLE001 - replay helps a run; it is never a reason to stop one
         log(Msg("log.replay_off", why=reason_of(err)))
         return prepared
