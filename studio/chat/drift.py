@@ -263,19 +263,27 @@ def _capped(width: int, caps: list[int], device):
 def _generation_batches(prompt_ids: list[list[int]], caps: list[int]) -> list[list[int]]:
     """Indices ordered by cap and then length, in batches of at most GENERATE_BATCH rows and GENERATE_TOKENS
     (rows x the longest prompt and cap): a step costs about the same for a few rows as for many on a small model,
-    so fewer, fuller batches answer sooner, while long prompts stay within memory (the cache grows with both). A
-    larger cap starts a new batch once the current one is half full: its steps would be paid by every row."""
+    so fewer, fuller batches answer sooner, while long prompts stay within memory (the cache grows with both); a
+    last batch of the same cap shares the rows evenly with the one before. A larger cap starts a new batch once
+    the current one is half full: its steps would be paid by every row."""
     order = sorted(range(len(prompt_ids)), key=lambda i: (caps[i], len(prompt_ids[i])))
+
+    def fits(batch: list[int]) -> bool:
+        return len(batch) * (max(len(prompt_ids[j]) for j in batch) + max(caps[j] for j in batch)) <= GENERATE_TOKENS
+
     batches: list[list[int]] = []
     for i in order:
         if batches and len(batches[-1]) < GENERATE_BATCH:
-            batch = batches[-1] + [i]
-            fits = len(batch) * (max(len(prompt_ids[j]) for j in batch) + caps[i]) <= GENERATE_TOKENS
             longer = caps[i] > caps[batches[-1][-1]] and 2 * len(batches[-1]) >= GENERATE_BATCH
-            if fits and not longer:
-                batches[-1] = batch
+            if fits(batches[-1] + [i]) and not longer:
+                batches[-1].append(i)
                 continue
         batches.append([i])
+    if len(batches) > 1 and caps[batches[-2][-1]] == caps[batches[-1][-1]]:  # 72 prompts: 36 + 36, not 64 + 8
+        both = batches[-2] + batches[-1]
+        half = (len(both) + 1) // 2
+        if fits(both[:half]) and fits(both[half:]):
+            batches[-2:] = [both[:half], both[half:]]
     return batches
 
 

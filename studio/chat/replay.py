@@ -95,7 +95,10 @@ def base_answers(model_path: str, tokenizer, languages: list[str], load_model, l
     model = functools.cache(load_model)
     rows, taken, generated = [], 0, False
     while len(rows) < wanted and taken < len(order):
-        asked, taken = order[taken:taken + wanted - len(rows)], taken + wanted - len(rows)
+        # a quarter more than still needed: an English-first model's Chinese small talk often loops, and a second
+        # round would cost a whole generation pass where the first pass's batches had room (extras are cached)
+        more = wanted - len(rows) + (wanted - len(rows) + 3) // 4
+        asked, taken = order[taken:taken + more], taken + more
         if missing := [p for p in asked if p["prompt"] not in known]:
             known = {**known, **_generate(missing, tokenizer, model, log)}
             _write(path, known)
@@ -103,7 +106,7 @@ def base_answers(model_path: str, tokenizer, languages: list[str], load_model, l
         rows += [{"messages": [{"role": "user", "content": p["prompt"]},
                                {"role": "assistant", "content": known[p["prompt"]]}]}
                  for p in asked if usable(known.get(p["prompt"]))]
-    return rows, not generated, time.perf_counter() - started
+    return rows[:wanted], not generated, time.perf_counter() - started
 
 
 def usable(answer) -> bool:
