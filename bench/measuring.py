@@ -1,7 +1,7 @@
 """Measuring bench: the share of a default run's wall time spent measuring rather than training (issue 57).
 
     python bench/measuring.py                              # the quickstart demo and the bilingual identity task
-    python bench/measuring.py --tasks identity_bilingual
+    python bench/measuring.py --tasks identity_bilingual,chinese,topic --kinds cold   # each task on its own model
 
 A run measures around its training: replay (the base model's own general answers, generated once per model and
 cached), the drift check (the base model's answers to 60 general prompts, cached; the tuned model's afterwards)
@@ -29,13 +29,16 @@ from studio.core.runs import studio_home  # noqa: E402
 from studio.core.settings_input import apply_overrides  # noqa: E402
 
 
-def task_data(task: str, folder: Path) -> str:
+def task_data(task: str, folder: Path) -> tuple[str, str]:
+    """(data file, model) of a task: the quickstart's demo on the default model, or an outcome-bench task on its own
+    model (the Chinese task on gemma3-270m)."""
     if task == "quickstart":
-        return DEMO_DATA
+        return DEMO_DATA, Settings().model.model_name_or_path
     from bench import outcome
 
-    train, _ = outcome.TASKS[task][0](random.Random(0))
-    return str(outcome.write_jsonl(folder / f"{task}-train.jsonl", train))
+    build, model = outcome.TASKS[task][:2]
+    train, _ = build(random.Random(0))
+    return str(outcome.write_jsonl(folder / f"{task}-train.jsonl", train)), model
 
 
 def seconds(stamp: str) -> int:
@@ -64,10 +67,10 @@ def phases(run_dir: Path) -> dict[str, int]:
             "measuring": replay + before + after}
 
 
-def run_once(data: str, out: Path) -> dict[str, int]:
+def run_once(data: str, model: str, out: Path) -> dict[str, int]:
     from studio.training.train import run_training
 
-    settings, problems = apply_overrides(Settings(), [f"dataset_path={data}"])
+    settings, problems = apply_overrides(Settings(), [f"dataset_path={data}", f"model_name_or_path={model}"])
     assert settings is not None, problems
     started = time.perf_counter()
     # keep nothing: every recipe field is the plan's, as the Data tab hands the plan to the form
@@ -91,9 +94,9 @@ def main() -> int:
             if models.exists():
                 os.symlink(models, Path(home) / "models")
             os.environ["STUDIO_HOME"] = home
-            data = task_data(task, Path(home))
+            data, model = task_data(task, Path(home))
             for kind in args.kinds.split(","):
-                found = run_once(data, Path(home) / f"{task}-{kind}")
+                found = run_once(data, model, Path(home) / f"{task}-{kind}")
                 rows.append({"task": task, "caches": kind, **found})
                 print(json.dumps(rows[-1]), flush=True)
     print("\n| task | caches | steps | wall s | training s | replay s | checks before s | checks after s | "

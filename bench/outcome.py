@@ -285,7 +285,7 @@ def score_run(run_dir: Path, held: list[dict], scorer) -> dict:
         report = verdict.after_training(before, model, pair.tokenizer)
     answers = [e["tuned"] for e in report["examples"]]
     if scorer is not None:  # the task's own check, over every held-out row
-        from studio.chat.drift import greedy
+        from studio.chat.generation import greedy
         from studio.templates.chat_template import answer_text
 
         with pair.side(True) as model:

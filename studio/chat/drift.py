@@ -15,25 +15,22 @@ Torch is imported inside the functions that run the models.
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import json
 import os
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.core.text import Msg
 from studio.templates.chat_template import answer_text, generation_prompt
+from .generation import GENERATE_BATCH, GENERATE_TOKENS, greedy
 
 PROMPTS_FILE = Path(__file__).parent / "drift_prompts" / "general.jsonl"
 MAX_NEW_TOKENS = 32  # enough to show a changed answer; the check must stay a small share of a run
 MAX_OWN_PROMPTS = 100
 SAMPLES = 3
 BATCH = 32  # rows per scoring pass (and within LOGIT_ELEMENTS)
-GENERATE_BATCH = 64  # rows per generation pass: a small model's step costs about the same for 64 rows as for 16
-GENERATE_TOKENS = 32 * 512  # a generation batch's rows x (prompt + answer) tokens: its cache stays as before
 CACHE_VERSION = 3  # bump when the scores' batching changes: a cached score must be the one this code measures
 
 
@@ -136,7 +133,7 @@ def before_training(model, tokenizer, model_path: str, drift_dataset_path: str =
     path = cache_dir() / f"{cache_key(model_path, model, tokenizer, prompts)}.json"
     cached = _read_cache(path, len(prompts))
     if cached is None:
-        answer_ids = greedy(model, tokenizer, prompt_ids)
+        answer_ids = greedy(model, tokenizer, prompt_ids, MAX_NEW_TOKENS)
         keep = [i for i, ids in enumerate(answer_ids) if ids]  # an empty answer has nothing to score
         nll, top1 = score(model, [prompt_ids[i] for i in keep], [answer_ids[i] for i in keep])
         cached = {"answer_ids": answer_ids, "keep": keep, "nll": nll, "top1": top1}
@@ -171,158 +168,6 @@ def _write_cache(path: Path, cached: dict) -> None:
 
 
 # ---------------------------------------------------------------- the two passes
-
-_ANSWERED = contextvars.ContextVar("studio_answered", default=None)  # callback(done, total) of the phase under way
-
-
-@contextmanager
-def counted(callback):
-    """Every greedy batch answered inside the block is reported as callback(prompts done, prompts in all): the
-    run's phases before and after training (replay, drift check, verdict) say how far they are, in minutes that
-    were silent before."""
-    token = _ANSWERED.set(callback)
-    try:
-        yield
-    finally:
-        _ANSWERED.reset(token)
-
-
-def greedy(model, tokenizer, prompt_ids: list[list[int]],
-           max_new_tokens: "int | list[int]" = MAX_NEW_TOKENS) -> list[list[int]]:
-    """Greedy answers in batches (left-padded), each cut after its first end token. `max_new_tokens`: one cap for
-    all, or each prompt's own; prompts answered beforehand in a shared pass (`answered_together`) are taken from
-    it."""
-    caps = list(max_new_tokens) if isinstance(max_new_tokens, (list, tuple)) else [max_new_tokens] * len(prompt_ids)
-    known = _TOGETHER.get() or {}
-    answers = [known.get((tuple(ids), cap)) for ids, cap in zip(prompt_ids, caps)]
-    missing = [i for i, answer in enumerate(answers) if answer is None]
-    for i, answer in zip(missing, _generate(model, tokenizer, [prompt_ids[i] for i in missing],
-                                            [caps[i] for i in missing])):
-        answers[i] = answer
-    return answers
-
-
-def _generate(model, tokenizer, prompt_ids: list[list[int]], caps: list[int]) -> list[list[int]]:
-    import torch  # deferred: heavy
-    from transformers import StoppingCriteriaList
-
-    from studio.core import stopping
-    from .chat import _eos_ids  # deferred: the chat module's idea of where an answer ends
-
-    if not prompt_ids:
-        return []
-    eos = _eos_ids(model, tokenizer)
-    on_stop = stopping.criteria()
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
-    answers: list[list[int]] = [[] for _ in prompt_ids]
-    was_training = model.training
-    report, done = _ANSWERED.get(), 0
-    model.eval()
-    try:
-        for batch in _generation_batches(prompt_ids, caps):
-            stopping.check()  # Stop ends the run here, not after every prompt was answered
-            width = max(len(prompt_ids[i]) for i in batch)
-            ids = torch.tensor([[pad] * (width - len(prompt_ids[i])) + prompt_ids[i] for i in batch], device=model.device)
-            mask = torch.tensor([[0] * (width - len(prompt_ids[i])) + [1] * len(prompt_ids[i]) for i in batch],
-                                device=model.device)
-            row_caps = [caps[i] for i in batch]
-            until = StoppingCriteriaList([*on_stop, _capped(width, row_caps, model.device)])
-            with torch.inference_mode():
-                out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max(row_caps),
-                                     do_sample=False, eos_token_id=sorted(eos), pad_token_id=pad,
-                                     repetition_penalty=1.0, temperature=None, top_p=None, top_k=None,
-                                     stopping_criteria=until)
-            stopping.check()  # answers cut short by Stop are no answers
-            for row, i in zip(out[:, width:].tolist(), batch):
-                row = row[:caps[i]]  # a greedy answer's first n tokens are its answer with a cap of n
-                end = next((k for k, token in enumerate(row) if token in eos), None)
-                answers[i] = row if end is None else row[:end + 1]
-            done += len(batch)
-            if report is not None:
-                report(done, len(prompt_ids))
-    finally:
-        model.train(was_training)
-    return answers
-
-
-def _capped(width: int, caps: list[int], device):
-    """Each row ends at its own cap: a batch ends once every row has its end token or its cap, so a short-capped
-    row that never ends does not keep the batch going to the longest cap."""
-    import torch  # deferred: heavy
-    from transformers import StoppingCriteria
-
-    limits = torch.tensor(caps, device=device)
-
-    class RowCaps(StoppingCriteria):
-        def __call__(self, input_ids, scores, **kwargs):
-            return (input_ids.shape[1] - width) >= limits
-
-    return RowCaps()
-
-
-def _generation_batches(prompt_ids: list[list[int]], caps: list[int]) -> list[list[int]]:
-    """Indices ordered by cap and then length, in batches of at most GENERATE_BATCH rows and GENERATE_TOKENS
-    (rows x the longest prompt and cap): a step costs about the same for a few rows as for many on a small model,
-    so fewer, fuller batches answer sooner, while long prompts stay within memory (the cache grows with both); a
-    last batch of the same cap shares the rows evenly with the one before. A larger cap starts a new batch once
-    the current one is half full: its steps would be paid by every row."""
-    order = sorted(range(len(prompt_ids)), key=lambda i: (caps[i], len(prompt_ids[i])))
-
-    def fits(batch: list[int]) -> bool:
-        return len(batch) * (max(len(prompt_ids[j]) for j in batch) + max(caps[j] for j in batch)) <= GENERATE_TOKENS
-
-    batches: list[list[int]] = []
-    for i in order:
-        if batches and len(batches[-1]) < GENERATE_BATCH:
-            longer = caps[i] > caps[batches[-1][-1]] and 2 * len(batches[-1]) >= GENERATE_BATCH
-            if fits(batches[-1] + [i]) and not longer:
-                batches[-1].append(i)
-                continue
-        batches.append([i])
-    if len(batches) > 1 and caps[batches[-2][-1]] == caps[batches[-1][-1]]:  # 72 prompts: 36 + 36, not 64 + 8
-        both = batches[-2] + batches[-1]
-        half = (len(both) + 1) // 2
-        if fits(both[:half]) and fits(both[half:]):
-            batches[-2:] = [both[:half], both[half:]]
-    return batches
-
-
-_TOGETHER = contextvars.ContextVar("studio_answered_together", default=None)
-
-
-@contextmanager
-def answered_together(model, tokenizer, asks: list[tuple[list[int], int]]):
-    """Answer every (prompt, cap) the checks after training will ask in one generation pass, then hand each
-    check its answers from it: the drift check's and the verdict's prompts share batches instead of each
-    paying its own passes. A pass that fails or is stopped leaves each check to answer (or to stop) on its own."""
-    from studio.core.stopping import StopRequested
-
-    known: dict = {}
-    try:
-        if asks:
-            answers = _generate(model, tokenizer, [ids for ids, _ in asks], [cap for _, cap in asks])
-            known = {(tuple(ids), cap): answer for (ids, cap), answer in zip(asks, answers)}
-    except (Exception, StopRequested):  # noqa: BLE001 - a shortcut, never a failure: each check's own pass sees Stop
-        known = {}
-    token = _TOGETHER.set(known)
-    try:
-        yield
-    finally:
-        _TOGETHER.reset(token)
-
-
-@contextmanager
-def as_base(model):
-    """The model as it was before training, for the base model's answers: a PEFT model's adapter switched off.
-    A fresh LoRA adapter adds exactly nothing, so the answers are the same, but every adapted layer's extra
-    products cost about a third of a small model's generation time; a resumed run's adapter is not the base."""
-    disable = getattr(model, "disable_adapter", None)
-    if disable is None or not getattr(model, "peft_config", None):
-        yield model
-        return
-    with disable():
-        yield model
-
 
 def score(model, prompt_ids: list[list[int]], answer_ids: list[list[int]]) -> tuple[list[float], list[list[int]]]:
     """Each answer's summed negative log-likelihood given its prompt, and the model's top-1 token at each answer
@@ -435,7 +280,7 @@ def after_training(baseline: Baseline, model, tokenizer, taught=None) -> dict:
     # an unchanged answer is the base answer (greedy, same top-1 everywhere); only the changed ones are generated
     asked = sorted(set(picked) | {i for i, c in enumerate(changed) if c})
     answered = dict(zip(asked, (answer_text(tokenizer, ids) for ids in
-                                greedy(model, tokenizer, [baseline.prompt_ids[i] for i in asked]))))
+                                greedy(model, tokenizer, [baseline.prompt_ids[i] for i in asked], MAX_NEW_TOKENS))))
     tuned_text = [answered.get(i, baseline.answers[i]) for i in range(len(baseline.prompts))]
     texts = [p.text for p in baseline.prompts]
     leaks, collapse = leaked(taught, texts, baseline.answers, tuned_text), collapsed(baseline.answers, tuned_text)

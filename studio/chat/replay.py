@@ -121,7 +121,7 @@ def usable(answer) -> bool:
 
 def _generate(prompts: list[dict], tokenizer, load_model, log) -> dict[str, str]:
     from studio.templates.chat_template import answer_text, generation_prompt
-    from .drift import greedy  # deferred: torch
+    from .generation import greedy  # deferred: torch
 
     log(Msg("log.replay_generating", prompts=len(prompts)))
     model = load_model()

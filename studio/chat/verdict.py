@@ -8,7 +8,7 @@ the held-out references with the metric that fits the task.
   repeat (classification, a number, a name); ROUGE-L otherwise (longest common subsequence of words, of
   characters for Chinese). The reason is kept with the figures.
 - When: the base answers before the first step (a new adapter changes nothing yet, and a full fine-tune has no
-  base copy afterwards), the tuned answers after training, both by `drift.greedy`.
+  base copy afterwards), the tuned answers after training, both by `generation.greedy`.
 The result is the run's `verdict.json` and one line a beginner reads. Torch stays in the functions that run models.
 """
 
@@ -95,7 +95,7 @@ def before_training(model, tokenizer, splits: dict[str, list[dict]], scorer=None
     run: its rewards) the rows are prompts with references, answered up to `max_new_tokens`. Data that teaches
     facts (names, makers) also gets the facts found, and identity data reworded questions (studio/data/facts.py)."""
     from studio.templates.chat_template import answer_text, generation_prompt
-    from .drift import greedy  # deferred: torch
+    from .generation import greedy  # deferred: torch
 
     started = time.perf_counter()
     pairs, split = practice_rows(splits) if scorer else held_out_rows(splits)
@@ -126,7 +126,7 @@ def _ask_for_facts(held: HeldOut, model, tokenizer, train_rows: list[dict], plac
     """The facts the training rows teach (none the base model already says), and for identity data the base
     model's answers to reworded questions in each language of the data."""
     from studio.templates.chat_template import answer_text, generation_prompt
-    from .drift import greedy  # deferred: torch
+    from .generation import greedy  # deferred: torch
 
     held.taught = fact_check.taught_facts(train_rows, placeholder_values, known=held.base_answers)
     questions = [q for _, q in fact_check.reworded_questions(held.taught)]
@@ -144,7 +144,7 @@ def _ask_for_facts(held: HeldOut, model, tokenizer, train_rows: list[dict], plac
 def after_training(held: HeldOut, model, tokenizer) -> dict:
     """The tuned model's answers and both scores: the report kept as the run's verdict.json."""
     from studio.templates.chat_template import answer_text
-    from .drift import greedy  # deferred: torch
+    from .generation import greedy  # deferred: torch
 
     started = time.perf_counter()
     tuned = [answer_text(tokenizer, ids) for ids in greedy(model, tokenizer, held.prompt_ids, held.max_new_tokens)]
@@ -167,7 +167,7 @@ def _fact_report(held: HeldOut, model, tokenizer, tuned: list[str]) -> dict:
     """Per language of the data: base and tuned answers that carry the taught facts, over the held-out rows and
     the reworded questions."""
     from studio.templates.chat_template import answer_text
-    from .drift import greedy  # deferred: torch
+    from .generation import greedy  # deferred: torch
 
     questions = [p[-1]["content"] if p else "" for p in held.prompts]
     references: list = list(held.references)

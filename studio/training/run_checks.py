@@ -9,7 +9,7 @@ from contextlib import contextmanager, nullcontext
 
 from studio.core.stopping import StopRequested
 from studio.core.text import Msg, reason_of
-from studio.chat import drift
+from studio.chat import drift, generation
 from .distributed import is_main_process, sharded, world_size
 
 
@@ -17,7 +17,7 @@ def answering(log, phase: str):
     """A block whose answers are counted in the log (and so in the Train tab's status): "Held-out answers of the
     base model: 32 of 60 prompts (41 s)"."""
     started = time.perf_counter()
-    return drift.counted(lambda done, total: log(Msg("log.answered", phase=Msg(phase), done=done, total=total,
+    return generation.counted(lambda done, total: log(Msg("log.answered", phase=Msg(phase), done=done, total=total,
                                                      seconds=time.perf_counter() - started)))
 
 
@@ -41,7 +41,7 @@ def drift_baseline(settings, log, model, tokenizer, model_path: str):
     if not settings.training.drift_check or not measured_here(log, "log.drift_skipped"):
         return None
     try:
-        with answering(log, "phase.drift_base"), drift.as_base(model):
+        with answering(log, "phase.drift_base"), generation.as_base(model):
             baseline = drift.before_training(model, tokenizer, model_path, settings.training.drift_dataset_path,
                                              settings.data.system_prompt)
     except Exception as err:  # noqa: BLE001 - the check is a measurement, never a reason to stop a run
@@ -72,7 +72,7 @@ def tuned_answers(log, model, tokenizer, baseline, held):
 
 @contextmanager
 def _answered_together(log, model, tokenizer, asks):
-    with answering(log, "phase.checks_tuned"), drift.answered_together(model, tokenizer, asks):
+    with answering(log, "phase.checks_tuned"), generation.answered_together(model, tokenizer, asks):
         yield
 
 
@@ -141,7 +141,7 @@ def verdict_baseline(settings, log, model, tokenizer, splits: dict, scorer=None,
     if not measured_here(log, "log.verdict_skipped"):
         return None
     try:
-        with answering(log, "phase.verdict_base"), drift.as_base(model):
+        with answering(log, "phase.verdict_base"), generation.as_base(model):
             held = verdict.before_training(model, tokenizer, splits, scorer, max_new_tokens,
                                            settings.data.placeholder_values)
     except Exception as err:  # noqa: BLE001
