@@ -18,7 +18,7 @@ def answering(log, phase: str):
     base model: 32 of 60 prompts (41 s)"."""
     started = time.perf_counter()
     return generation.counted(lambda done, total: log(Msg("log.answered", phase=Msg(phase), done=done, total=total,
-                                                     seconds=time.perf_counter() - started)))
+                                                          seconds=time.perf_counter() - started)))
 
 
 def measured_here(log, skipped: str) -> bool:
