@@ -108,14 +108,13 @@ def test_replay_of_the_base_models_own_answers_lowers_the_drift_of_the_same_run(
     assert RunFolder(on["run_dir"]).split("validation") == RunFolder(off["run_dir"]).split("validation")
 
 
-def test_replay_answers_only_the_prompts_a_run_needs_and_each_once(tiny_model_dir, drift_cache, monkeypatch):
+def test_replay_answers_only_the_prompts_a_run_needs_and_each_once(tiny_model_dir, drift_cache):
     """Issue 57 (measuring costs little): a 64-row file replays 13 answers; every prompt of two languages was
     generated before. A later run that needs more generates only the ones not yet cached."""
     from studio.chat import replay
 
     tokenizer = models.load_tokenizer(str(tiny_model_dir))
     loads, said = [], []
-    monkeypatch.setattr(replay, "usable", lambda answer: True)  # a random model's answers: each counts here
 
     def load_model():
         loads.append(1)
@@ -124,9 +123,9 @@ def test_replay_answers_only_the_prompts_a_run_needs_and_each_once(tiny_model_di
     def answered(count):
         return replay.base_answers(str(tiny_model_dir), tokenizer, ["en", "zh"], load_model, said.append, count, 7)
 
-    rows, cached, _ = answered(5)  # five and a quarter more (a looping answer is replaced without a second pass)
-    assert not cached and said[-1].fields["prompts"] == 7 and len(loads) == 1 and len(rows) == 5
-    rows, cached, _ = answered(8)  # ten asked: three more, the first seven read
+    rows, cached, _ = answered(5)
+    assert not cached and said[-1].fields["prompts"] == 5 and len(loads) == 1 and len(rows) <= 5
+    rows, cached, _ = answered(8)  # three more, the first five read
     assert not cached and said[-1].fields["prompts"] == 3 and len(loads) == 2
     first = [r["messages"][0]["content"] for r in answered(5)[0]]
     assert first == [p["prompt"] for p in replay.needed_prompts(["en", "zh"], 5, 7)][:len(first)]
@@ -207,31 +206,3 @@ def test_scoring_projects_only_the_answer_positions_with_the_same_scores(tiny_mo
     monkeypatch.setattr(drift, "LOGIT_ELEMENTS", 2**25)
     whole_nll, whole_top1 = drift.score(model, prompts, answers)
     assert nll == pytest.approx(whole_nll, rel=1e-4) and top1 == whole_top1
-
-
-def test_replay_leaves_out_answers_that_repeat_themselves_and_takes_the_next_prompt(tmp_path, monkeypatch):
-    """An English-first model's Chinese small talk can be a run of emoji or the question echoed over and over:
-    replayed, it would teach the loop. Such answers are left out and the next prompts in the order answered, so the
-    run still replays as many rows as it planned."""
-    from studio.chat import replay
-
-    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
-    assert not replay.usable("🍰" * 20) and not replay.usable("早上好！今天有什么安排吗？\n\n" * 3)
-    assert not replay.usable("") and replay.usable("Paris.") and replay.usable("一年有十二个月。")
-    asked_rounds = []
-
-    def answers(prompts, tokenizer, load_model, log):
-        load_model()
-        asked_rounds.append(len(prompts))
-        first = sum(asked_rounds[:-1])  # every third prompt of the order loops
-        return {p["prompt"]: ("🐦" * 30 if (first + i) % 3 == 0 else f"A plain answer to {p['prompt']}")
-                for i, p in enumerate(prompts)}
-
-    loads = []
-    monkeypatch.setattr(replay, "_generate", answers)
-    tokenizer = type("T", (), {"chat_template": "t"})()
-    rows, cached, _ = replay.base_answers("m", tokenizer, ["en", "zh"], lambda: loads.append(1), print, 9, 2)
-    assert len(rows) == 9 and all(replay.usable(r["messages"][1]["content"]) for r in rows)
-    assert asked_rounds == [12, 2] and len(loads) == 1 and not cached  # a quarter more, then the shortfall
-    again, cached, _ = replay.base_answers("m", tokenizer, ["en", "zh"], lambda: loads.append(1), print, 9, 2)
-    assert again == rows and cached and len(loads) == 1

@@ -3,16 +3,14 @@ what it knew (self-distillation; the guide's "mix in 20-30% general data", witho
 
 Before training, the base model answers general prompts from a built-in set (studio/chat/replay_prompts/, English
 and Chinese; none of them is a drift-check prompt, so the drift check still measures on unseen prompts) greedily,
-in the languages of the user's data, as many as the run replays (identity data: the small talk first; an answer that
-mostly repeats itself is left out and the next prompt taken). Each answer is cached per base model and template,
-like the drift check's, so a later run generates only the ones it lacks.
+in the languages of the user's data, as many as the run replays (identity data: the small talk first). Each answer is
+cached per base model and template, like the drift check's, so a later run generates only the ones it lacks.
 The run then takes `replay_share` of its training rows from them; validation and test stay the user's own rows.
 Torch is imported inside the functions that run the model.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -26,8 +24,6 @@ from studio.core.text import CJK, Msg
 PROMPTS_FILE = Path(__file__).parent / "replay_prompts" / "general.jsonl"
 MAX_NEW_TOKENS = 64  # a general answer's start: enough to keep its style, cheap to train on and to generate
 CACHE_VERSION = 2  # 2: one answer per prompt, filled as runs need them
-REPEAT_WINDOW = 4  # characters: a repeated answer repeats its 4-character pieces
-DISTINCT_SHARE = 0.5  # under half of them distinct: the answer mostly repeats itself
 WORD = re.compile(r"[A-Za-z\u00c0-\u024f]+")  # a Latin-script word weighs as much as one Chinese character
 
 
@@ -80,43 +76,25 @@ def needed_prompts(languages: list[str], count: int | None, seed: int, small_tal
 
 def base_answers(model_path: str, tokenizer, languages: list[str], load_model, log, count: int | None = None,
                  seed: int = 0, identity: bool = False) -> tuple[list[dict], bool, float]:
-    """(rows, cached, seconds): `count` of the needed prompts (needed_prompts, all of them without a count) with the
-    base model's greedy answers, as message rows. Answers already cached for this model and template are read;
-    only the others are generated, and `load_model()` (the base model) is called only then, once. An answer that
-    is empty or mostly repeats itself is left out and the next prompt in the order taken instead."""
+    """(rows, cached, seconds): the needed prompts (needed_prompts) with the base model's greedy answers, as
+    message rows. Answers already cached for this model and template are read; only the others are generated,
+    and `load_model()` (the base model) is called only then. The answers are replayed as the model gives them,
+    loops and echoes included (a base model's usual answer): replay keeps what the model did."""
     started = time.perf_counter()
-    order = needed_prompts(languages, None, seed, small_talk_first=identity)
-    wanted = count if count is not None and count > 0 else len(order)
+    prompts = needed_prompts(languages, count, seed, small_talk_first=identity)
     path = cache_file(model_path, tokenizer)
     try:
         known = json.loads(path.read_text(encoding="utf-8"))["answers"]
     except (OSError, ValueError, KeyError, TypeError):
         known = {}
-    model = functools.cache(load_model)
-    rows, taken, generated = [], 0, False
-    while len(rows) < wanted and taken < len(order):
-        # a quarter more than still needed: an English-first model's Chinese small talk often loops, and a second
-        # round would cost a whole generation pass where the first pass's batches had room (extras are cached)
-        more = wanted - len(rows) + (wanted - len(rows) + 3) // 4
-        asked, taken = order[taken:taken + more], taken + more
-        if missing := [p for p in asked if p["prompt"] not in known]:
-            known = {**known, **_generate(missing, tokenizer, model, log)}
-            _write(path, known)
-            generated = True
-        rows += [{"messages": [{"role": "user", "content": p["prompt"]},
-                               {"role": "assistant", "content": known[p["prompt"]]}]}
-                 for p in asked if usable(known.get(p["prompt"]))]
-    return rows[:wanted], not generated, time.perf_counter() - started
-
-
-def usable(answer) -> bool:
-    """An answer worth replaying: not empty, and not one that mostly repeats itself (a run of emoji, the question
-    echoed over and over: an English-first model's Chinese small talk), which replayed would teach the loop."""
-    text = str(answer or "").strip()
-    if len(text) < REPEAT_WINDOW * 3:
-        return bool(text)
-    pieces = [text[i:i + REPEAT_WINDOW] for i in range(len(text) - REPEAT_WINDOW + 1)]
-    return len(set(pieces)) >= DISTINCT_SHARE * len(pieces)
+    missing = [p for p in prompts if p["prompt"] not in known]
+    if missing:
+        known = {**known, **_generate(missing, tokenizer, load_model, log)}
+        _write(path, known)
+    rows = [{"messages": [{"role": "user", "content": p["prompt"]},
+                          {"role": "assistant", "content": known[p["prompt"]]}]}
+            for p in prompts if str(known.get(p["prompt"]) or "").strip()]
+    return rows, not missing, time.perf_counter() - started
 
 
 def _generate(prompts: list[dict], tokenizer, load_model, log) -> dict[str, str]:
