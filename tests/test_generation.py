@@ -27,7 +27,7 @@ def test_each_prompt_keeps_its_own_cap_in_a_shared_batch(tiny_model_dir):
     model, tokenizer = models.load_model(str(tiny_model_dir)), models.load_tokenizer(str(tiny_model_dir))
     prompts = [[1, 5, 9, 11], [1, 7, 3], [1, 8, 8, 8, 2]]
     caps = [3, 9, 6]
-    together = generation.greedy(model, tokenizer, prompts, caps)
+    together = generation._generate(model, tokenizer, prompts, caps)
     alone = [generation.greedy(model, tokenizer, [ids], cap)[0] for ids, cap in zip(prompts, caps)]
     assert together == alone and [len(a) <= c for a, c in zip(together, caps)] == [True] * 3
 

@@ -28,16 +28,14 @@ def counted(callback):
         _ANSWERED.reset(token)
 
 
-def greedy(model, tokenizer, prompt_ids: list[list[int]], max_new_tokens: "int | list[int]") -> list[list[int]]:
-    """Greedy answers in batches (left-padded), each cut after its first end token. `max_new_tokens`: one cap for
-    all, or each prompt's own; prompts answered beforehand in a shared pass (`answered_together`) are taken from
-    it."""
-    caps = list(max_new_tokens) if isinstance(max_new_tokens, (list, tuple)) else [max_new_tokens] * len(prompt_ids)
+def greedy(model, tokenizer, prompt_ids: list[list[int]], max_new_tokens: int) -> list[list[int]]:
+    """Greedy answers in batches (left-padded), each cut after its first end token; prompts answered beforehand in
+    a shared pass (`answered_together`) are taken from it."""
     known = _TOGETHER.get() or {}
-    answers = [known.get((tuple(ids), cap)) for ids, cap in zip(prompt_ids, caps)]
+    answers = [known.get((tuple(ids), max_new_tokens)) for ids in prompt_ids]
     missing = [i for i, answer in enumerate(answers) if answer is None]
-    for i, answer in zip(missing, _generate(model, tokenizer, [prompt_ids[i] for i in missing],
-                                            [caps[i] for i in missing])):
+    fresh = _generate(model, tokenizer, [prompt_ids[i] for i in missing], [max_new_tokens] * len(missing))
+    for i, answer in zip(missing, fresh):
         answers[i] = answer
     return answers
 
