@@ -415,10 +415,12 @@ def wire_views(page: SimpleNamespace, full_form: dict) -> None:
     as they are typed, search and paging, one row, and the recommendations put into the form."""
     form, shown, browsing = page.form, page.shown, browsing_of(page, full_form)
     page.report_on.input(shown.wire(analyse), inputs_kwargs=browsing, outputs=shown.list, api_name=False)
-    # a value that fixes a finding clears it, and shows in the preview, as it is typed, not only on the next Load
-    for name in ("placeholder_values", "system_prompt"):
-        form[name].change(shown.wire(analyse), inputs_kwargs=browsing, outputs=shown.list, api_name=False,
-                          trigger_mode="always_last", show_progress="hidden")
+    # a value that fixes a finding clears it, and shows in the preview, as it is typed, not only on the next Load.
+    # One event for both fixes: two events would run side by side, and the one that started first (reading the
+    # other fix as it was then) could finish last and show a preview without the other fix.
+    gr.on([form["placeholder_values"].change, form["system_prompt"].change], shown.wire(analyse),
+          inputs_kwargs=browsing, outputs=shown.list, api_name=False, trigger_mode="always_last",
+          show_progress="hidden")
     page.query.submit(shown.wire(analyse), inputs_kwargs=browsing, outputs=shown.list, api_name="search_data")
     page.page.submit(shown.wire(analyse), inputs_kwargs=browsing, outputs=shown.list, api_name="page_data")
     page.summary.change(multilingual_offer, inputs_kwargs=sources_of(page, full_form), outputs=page.multilingual,
