@@ -238,6 +238,9 @@ TASKS = {  # name: (builder, model, task score per answer or None for the verdic
     "chinese": (chinese_task, "gemma3-270m", None, "ROUGE-L"),
     # the same Chinese task on the English-first starter model: the other built-in model (issue 51)
     "chinese_starter": (chinese_task, "starter", None, "ROUGE-L"),
+    # the bilingual identity file on the multilingual built-in model: the fix the Data tab offers when the model
+    # hardly knows a language of the data (issue 51)
+    "identity_bilingual_gemma": (identity_bilingual_task, "gemma3-270m", gives_name, "name given, per language"),
 }
 
 

@@ -72,6 +72,20 @@ def test_each_view_is_recomputed_when_any_input_it_reads_changes(built):
             if upload not in triggers[blocks[view]._id]] == []
 
 
+def test_a_view_fed_by_several_inputs_shows_the_last_change(built):
+    """The events that recompute a view from its inputs' changes run one function: Gradio runs a function's calls
+    one at a time, in order, so the view ends on the latest values. Separate functions ran side by side, and the
+    one that started first (reading the other input as it was then) could land last (CI saw the preview without
+    the system prompt just typed, after the placeholders were filled)."""
+    form, blocks = built.studio_form, {b.elem_id: b for b in built.blocks.values() if getattr(b, "elem_id", None)}
+    for view, fields in (("hyper-advice", tuple(name for _, name, _ in config.all_fields())),
+                         ("data-preview", ("placeholder_values", "system_prompt"))):
+        ids = {form[name]._id for name in fields}
+        writers = {fn.concurrency_id for fn in built.fns.values() if blocks[view] in fn.outputs
+                   and any(block in ids and event in ("change", "input") for block, event in fn.targets)}
+        assert len(writers) == 1, f"{view}: {len(writers)} functions recompute it on a change"
+
+
 def test_the_cost_line_reads_every_training_setting_when_the_train_tab_opens(built):
     """The cost line is made when the tab is opened (its settings all live on other tabs) and when a run ends."""
     form, blocks = built.studio_form, {b.elem_id: b for b in built.blocks.values() if getattr(b, "elem_id", None)}

@@ -414,15 +414,16 @@ def wire_views(page: SimpleNamespace, full_form: dict) -> None:
     """The report's views that read a kept report (no file is read again): another file of the mix, the fixes
     as they are typed, search and paging, one row, and the recommendations put into the form."""
     form, shown, browsing = page.form, page.shown, browsing_of(page, full_form)
-    page.report_on.input(shown.wire(analyse), inputs_kwargs=browsing, outputs=shown.list, api_name=False)
+    analysed = shown.wire(analyse)  # one function: its events queue behind each other, the latest view lands last
+    page.report_on.input(analysed, inputs_kwargs=browsing, outputs=shown.list, api_name=False)
     # a value that fixes a finding clears it, and shows in the preview, as it is typed, not only on the next Load.
     # One event for both fixes: two events would run side by side, and the one that started first (reading the
     # other fix as it was then) could finish last and show a preview without the other fix.
-    gr.on([form["placeholder_values"].change, form["system_prompt"].change], shown.wire(analyse),
+    gr.on([form["placeholder_values"].change, form["system_prompt"].change], analysed,
           inputs_kwargs=browsing, outputs=shown.list, api_name=False, trigger_mode="always_last",
           show_progress="hidden")
-    page.query.submit(shown.wire(analyse), inputs_kwargs=browsing, outputs=shown.list, api_name="search_data")
-    page.page.submit(shown.wire(analyse), inputs_kwargs=browsing, outputs=shown.list, api_name="page_data")
+    page.query.submit(analysed, inputs_kwargs=browsing, outputs=shown.list, api_name="search_data")
+    page.page.submit(analysed, inputs_kwargs=browsing, outputs=shown.list, api_name="page_data")
     page.summary.change(multilingual_offer, inputs_kwargs=sources_of(page, full_form), outputs=page.multilingual,
                         api_name=False, show_progress="hidden")
     page.multilingual.click(lambda: preflight.MULTILINGUAL_MODEL, None, full_form["model_name_or_path"],

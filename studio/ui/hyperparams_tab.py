@@ -197,9 +197,12 @@ class _Views:
             return measure_time(values, lang(request), progress)
 
         advised = Outputs(advice=self.advice_md, estimate=self.estimate_md, time=self.time_md)
-        for component in form.values():
-            component.change(advised.wire(advice_view), inputs_kwargs={**form, "time_text": self.time_md},
-                             outputs=advised.list, api_name=False, show_progress="hidden", trigger_mode="always_last")
+        # One event for every field: a preset or Reset changes many fields at once (one advice, not one per field),
+        # and a later change waits for the running advice instead of racing it (a slower, older advice could
+        # otherwise land last and describe the form as it was).
+        gr.on([component.change for component in form.values()], advised.wire(advice_view),
+              inputs_kwargs={**form, "time_text": self.time_md}, outputs=advised.list, api_name=False,
+              show_progress="hidden", trigger_mode="always_last")
         checked_view = Outputs(status=self.status, advice=self.advice_md, estimate=self.estimate_md)
         self.check.click(checked_view.wire(checked), inputs_kwargs=form, outputs=checked_view.list,
                          api_name="check_settings")
