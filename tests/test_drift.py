@@ -108,6 +108,25 @@ def test_replay_of_the_base_models_own_answers_lowers_the_drift_of_the_same_run(
     assert RunFolder(on["run_dir"]).split("validation") == RunFolder(off["run_dir"]).split("validation")
 
 
+def test_a_run_that_generates_replay_answers_loads_its_model_once(tiny_model_dir, tmp_path, drift_cache, monkeypatch):
+    """Issue 57: replay's answers come from the model the run then trains (no second copy loaded), and the load is
+    logged as the run's model load, before replay says it is answering."""
+    data = unrelated_rows(tmp_path / "zz.jsonl")
+    loads, real = [], models.load_model
+    monkeypatch.setattr(models, "load_model", lambda *args, **kwargs: loads.append(args) or real(*args, **kwargs))
+    settings = tiny_settings(tiny_model_dir, f"dataset_path={data}", "max_steps=2", "validation_share=0.1",
+                             "replay=on", "replay_share=0.3")
+    status = train.run_training(settings, tmp_path / "run", progress=None)
+    assert status["status"] == "finished" and status["drift"]["replayed"] > 0
+    log = (tmp_path / "run" / "log.txt").read_text()
+    assert "generated now" in log and len(loads) == 1, loads
+    assert log.index("Loading the model") < log.index("Replay: the base model answers")
+    loads.clear()  # a later run reads the answers from the cache: training loads the model itself, once
+    again = train.run_training(settings, tmp_path / "again", progress=None)
+    assert again["status"] == "finished" and len(loads) == 1
+    assert "from the cache" in (tmp_path / "again" / "log.txt").read_text()
+
+
 def test_replay_answers_only_the_prompts_a_run_needs_and_each_once(tiny_model_dir, drift_cache):
     """Issue 57 (measuring costs little): a 64-row file replays 13 answers; every prompt of two languages was
     generated before. A later run that needs more generates only the ones not yet cached."""

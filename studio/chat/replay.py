@@ -101,8 +101,8 @@ def _generate(prompts: list[dict], tokenizer, load_model, log) -> dict[str, str]
     from studio.templates.chat_template import answer_text, generation_prompt
     from .generation import greedy  # deferred: torch
 
+    model = load_model()  # the run's own model load (training takes it next), logged as such
     log(Msg("log.replay_generating", prompts=len(prompts)))
-    model = load_model()
     prompt_ids = [tokenizer(generation_prompt(tokenizer, [{"role": "user", "content": p["prompt"]}]),
                             add_special_tokens=False)["input_ids"] for p in prompts]
     answers = [answer_text(tokenizer, ids) for ids in greedy(model, tokenizer, prompt_ids, MAX_NEW_TOKENS)]

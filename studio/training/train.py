@@ -175,8 +175,9 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
     held_rows = {"test": prepared.test, "validation": prepared.validation, "train": prepared.train[:64]}
     taught = taught_facts(prepared.train[:FACT_ROWS], settings.data.placeholder_values)  # for the drift check
     task_rows = len(prepared.train)
+    loaded = RunModel(settings, log, model_path)
     if not resume:  # a resumed run's saved split already holds its replay rows
-        prepared = with_replay(settings, run, log, prepared, tokenizer, model_path, plan)
+        prepared = with_replay(settings, run, log, prepared, tokenizer, plan, loaded)
     replayed = len(prepared.train) - task_rows
     stopping.check()
     log(Msg("log.phase_tokenise", rows=len(prepared.train) + len(prepared.validation)))
@@ -184,8 +185,7 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
     stopping.check()
     by_file = run_checks.validation_by_file(prepared.mix, prepared.validation)
     del prepared  # the rows live on in the run folder and the memory-mapped token cache; no third copy in RAM
-    log(Msg("log.phase_model", model=settings.model.model_name_or_path))
-    trainer = _trainer(settings, run, log, plan, facts, model_path, tokenizer, train_ds, eval_ds, stop_event)
+    trainer = _trainer(settings, run, log, plan, facts, loaded, tokenizer, train_ds, eval_ds, stop_event)
     if settings.training.drift_check and not settings.training.pilot:
         log(Msg("log.phase_drift"))
     drift_base = run_checks.drift_baseline(settings, log, trainer.model, tokenizer, model_path)  # untrained yet
@@ -321,8 +321,8 @@ def log_preflight(log: RunLog, rows: list[dict], tokenizer, model: str) -> None:
             log(Msg("log.preflight", check=finding.check, message=finding.message))
 
 
-def with_replay(settings: Settings, run: RunFolder, log: RunLog, prepared: PreparedData, tokenizer, model_path: str,
-                plan: dict) -> PreparedData:
+def with_replay(settings: Settings, run: RunFolder, log: RunLog, prepared: PreparedData, tokenizer, plan: dict,
+                loaded: "RunModel") -> PreparedData:
     """The training split with the base model's own general answers mixed in where replay is on
     (studio/chat/replay.py); validation and test stay the user's rows, so the verdict and the kept checkpoint judge the
     task alone. A replay that cannot be made is logged and the run goes on without it."""
@@ -339,20 +339,18 @@ def with_replay(settings: Settings, run: RunFolder, log: RunLog, prepared: Prepa
     identity = speaks_about_itself(prepared.train)  # its replay takes small talk first
     count = replay.replay_count(training_rows, settings.data.replay_share)
 
-    def load_base():
-        return models.load_model(model_path, models.weights_dtype(plan["precision"], "lora"),
-                                 settings.model.trust_remote_code, quantization_config=to_bnb_config(settings, plan))
+    def load_base():  # the model as training will load it (an adapter's weights dtype): training then takes it
+        return loaded.load(plan, "lora")
 
     try:
         with main_process_first():  # one process generates and caches; the others read the cache
             with run_checks.answering(log, "phase.replay"):
-                rows, cached, seconds = replay.base_answers(model_path, tokenizer, languages, load_base, log, count,
+                rows, cached, seconds = replay.base_answers(loaded.path, tokenizer, languages, load_base, log, count,
                                                             settings.training.seed, identity)
     except Exception as err:  # noqa: BLE001 - replay helps a run; it is never a reason to stop one
         log(Msg("log.replay_off", why=reason_of(err)))
+        loaded.drop()
         return prepared
-    finally:
-        models.free_memory()
     picked = replay.pick(rows, count, settings.training.seed)
     if not picked:
         return prepared
@@ -366,6 +364,35 @@ def with_replay(settings: Settings, run: RunFolder, log: RunLog, prepared: Prepa
     if is_main_process():
         run.write_splits({"train": mixed, "validation": prepared.validation, "test": prepared.test})
     return PreparedData(mixed, prepared.validation, prepared.test, prepared.format, prepared.dropped, prepared.mix)
+
+
+class RunModel:
+    """The run's model, loaded once: where replay must generate answers before the data is tokenised, it loads the
+    model as training will, and training then takes that one (on the same dtype, quantization and attention) rather
+    than loading a second copy. The load is logged as the run's model load, not as part of replay."""
+
+    def __init__(self, settings: Settings, log: RunLog, path: str):
+        self.settings, self.log, self.path = settings, log, path
+        self.key, self.model = None, None
+
+    def load(self, plan: dict, method: str, keep: bool = True):
+        key = (models.weights_dtype(plan["precision"], method), plan["packing"])
+        if self.model is not None and self.key == key:
+            model = self.model
+        else:
+            self.drop()
+            self.log(Msg("log.phase_model", model=self.settings.model.model_name_or_path))
+            model = models.load_model(self.path, key[0], self.settings.model.trust_remote_code,
+                                      quantization_config=to_bnb_config(self.settings, plan),
+                                      attn_implementation="flash_attention_2" if plan["packing"] else None)
+        self.key, self.model = (key, model) if keep else (None, None)
+        return model
+
+    def drop(self) -> None:
+        """Give a model training will not take back (another dtype, or replay failed)."""
+        if self.model is not None:
+            self.key, self.model = None, None
+            models.free_memory()
 
 
 def _tokenise(settings: Settings, run: RunFolder, log: RunLog, plan: dict, prepared: PreparedData, tokenizer):
@@ -410,15 +437,13 @@ def log_target(log: RunLog, tokenizer, notes: list[dict]) -> None:
         log(Msg("finding.folded_system", count=folded))
 
 
-def _trainer(settings: Settings, run: RunFolder, log: RunLog, plan: dict, facts, model_path: str, tokenizer,
+def _trainer(settings: Settings, run: RunFolder, log: RunLog, plan: dict, facts, loaded: "RunModel", tokenizer,
              train_ds, eval_ds, stop_event):
     """TRL's SFTTrainer (the studio's lean variant) on the loaded model, with the studio's callbacks; with
     validation rows, the best weights are kept and a validation loss that stopped improving ends the run
     (studio/training/best.py)."""
     method = settings.method.finetuning_type
-    model = models.load_model(model_path, models.weights_dtype(plan["precision"], method),
-                              settings.model.trust_remote_code, quantization_config=to_bnb_config(settings, plan),
-                              attn_implementation="flash_attention_2" if plan["packing"] else None)
+    model = loaded.load(plan, method, keep=False)
     if method == "freeze":
         models.freeze_all_but_last(model, settings.method.freeze_trainable_layers)
     callbacks = make_callbacks(run, log, stop_event)
