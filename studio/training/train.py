@@ -389,7 +389,7 @@ class RunModel:
         return model
 
     def drop(self) -> None:
-        """Give a model training will not take back (another dtype, or replay failed)."""
+        """Let go of a model that training will not take (it needs another dtype, or replay failed)."""
         if self.model is not None:
             self.key, self.model = None, None
             models.free_memory()
