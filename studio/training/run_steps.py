@@ -22,6 +22,7 @@ from studio.core.runs import RunFolder, studio_home
 from studio.core.stages import ALL_LOGS
 from studio.core.text import Msg, on_off
 from studio.core.trackers import TENSORBOARD_DIR, TRACKER_PROJECT
+from studio.core.trl_args import to_bnb_config
 from studio.models import hardware, models
 from studio.models.estimates import training_memory_gb
 from studio.models.models import ModelSourceError
@@ -282,3 +283,32 @@ def estimated_memory(settings: Settings, model_path: str, facts) -> dict | None:
     if shape is None:
         return None  # unknown architecture: the plan falls back to one device's rules
     return training_memory_gb(settings, shape, facts)
+
+
+class RunModel:
+    """The run's model, loaded once: where replay must generate answers before the data is tokenised, it loads the
+    model as training will, and training then takes that one (on the same dtype, quantization and attention) rather
+    than loading a second copy. The load is logged as the run's model load, not as part of replay."""
+
+    def __init__(self, settings: Settings, log: RunLog, path: str):
+        self.settings, self.log, self.path = settings, log, path
+        self.key, self.model = None, None
+
+    def load(self, plan: dict, method: str, keep: bool = True):
+        key = (models.weights_dtype(plan["precision"], method), plan["packing"])
+        if self.model is not None and self.key == key:
+            model = self.model
+        else:
+            self.drop()
+            self.log(Msg("log.phase_model", model=self.settings.model.model_name_or_path))
+            model = models.load_model(self.path, key[0], self.settings.model.trust_remote_code,
+                                      quantization_config=to_bnb_config(self.settings, plan),
+                                      attn_implementation="flash_attention_2" if plan["packing"] else None)
+        self.key, self.model = (key, model) if keep else (None, None)
+        return model
+
+    def drop(self) -> None:
+        """Let go of a model that training will not take (it needs another dtype, or replay failed)."""
+        if self.model is not None:
+            self.key, self.model = None, None
+            models.free_memory()

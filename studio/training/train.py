@@ -23,7 +23,7 @@ from studio.core.config import Settings
 from studio.core.runs import SPLITS, RunFolder, process_identity
 from studio.core.stages import EXAMPLES
 from studio.core.text import Msg, on_off, reason_of
-from studio.core.trl_args import to_bnb_config, to_lora_config, to_sft_config
+from studio.core.trl_args import to_lora_config, to_sft_config
 from studio.models import hardware, models
 from studio.templates.chat_template import added_template, exact_target, replies_message
 from studio.templates.template_profile import template_profile
@@ -37,8 +37,8 @@ from . import run_checks
 from .best import kept_message, BestKeeper, keeper_callback
 from .distributed import is_main_process, main_process_first, shared_run_dir, world_size
 from .preference_train import stage_rows, train_preference
-from .run_steps import (DataError, Progress, RunLog, check_method, explain_error, make_callbacks, quiet_trainer,
-                        resume_point, run_figures, run_plan, save_result, stage_trainer, write_preset)
+from .run_steps import (DataError, Progress, RunLog, RunModel, check_method, explain_error, make_callbacks,
+                        quiet_trainer, resume_point, run_figures, run_plan, save_result, stage_trainer, write_preset)
 
 __all__ = ["DataError", "RunLog", "explain_error", "make_callbacks", "run_training"]  # the run's public names
 
@@ -322,7 +322,7 @@ def log_preflight(log: RunLog, rows: list[dict], tokenizer, model: str) -> None:
 
 
 def with_replay(settings: Settings, run: RunFolder, log: RunLog, prepared: PreparedData, tokenizer, plan: dict,
-                loaded: "RunModel") -> PreparedData:
+                loaded: RunModel) -> PreparedData:
     """The training split with the base model's own general answers mixed in where replay is on
     (studio/chat/replay.py); validation and test stay the user's rows, so the verdict and the kept checkpoint judge the
     task alone. A replay that cannot be made is logged and the run goes on without it."""
@@ -364,35 +364,6 @@ def with_replay(settings: Settings, run: RunFolder, log: RunLog, prepared: Prepa
     if is_main_process():
         run.write_splits({"train": mixed, "validation": prepared.validation, "test": prepared.test})
     return PreparedData(mixed, prepared.validation, prepared.test, prepared.format, prepared.dropped, prepared.mix)
-
-
-class RunModel:
-    """The run's model, loaded once: where replay must generate answers before the data is tokenised, it loads the
-    model as training will, and training then takes that one (on the same dtype, quantization and attention) rather
-    than loading a second copy. The load is logged as the run's model load, not as part of replay."""
-
-    def __init__(self, settings: Settings, log: RunLog, path: str):
-        self.settings, self.log, self.path = settings, log, path
-        self.key, self.model = None, None
-
-    def load(self, plan: dict, method: str, keep: bool = True):
-        key = (models.weights_dtype(plan["precision"], method), plan["packing"])
-        if self.model is not None and self.key == key:
-            model = self.model
-        else:
-            self.drop()
-            self.log(Msg("log.phase_model", model=self.settings.model.model_name_or_path))
-            model = models.load_model(self.path, key[0], self.settings.model.trust_remote_code,
-                                      quantization_config=to_bnb_config(self.settings, plan),
-                                      attn_implementation="flash_attention_2" if plan["packing"] else None)
-        self.key, self.model = (key, model) if keep else (None, None)
-        return model
-
-    def drop(self) -> None:
-        """Let go of a model that training will not take (it needs another dtype, or replay failed)."""
-        if self.model is not None:
-            self.key, self.model = None, None
-            models.free_memory()
 
 
 def _tokenise(settings: Settings, run: RunFolder, log: RunLog, plan: dict, prepared: PreparedData, tokenizer):
@@ -437,7 +408,7 @@ def log_target(log: RunLog, tokenizer, notes: list[dict]) -> None:
         log(Msg("finding.folded_system", count=folded))
 
 
-def _trainer(settings: Settings, run: RunFolder, log: RunLog, plan: dict, facts, loaded: "RunModel", tokenizer,
+def _trainer(settings: Settings, run: RunFolder, log: RunLog, plan: dict, facts, loaded: RunModel, tokenizer,
              train_ds, eval_ds, stop_event):
     """TRL's SFTTrainer (the studio's lean variant) on the loaded model, with the studio's callbacks; with
     validation rows, the best weights are kept and a validation loss that stopped improving ends the run
