@@ -248,7 +248,8 @@ class DataSettings(_SourceBox):
     replay_share: float = knob(
         0.2, label="Replay share",
         help="Share of the training rows taken from the base model's own general answers when replay is on.",
-        advice="0.2-0.3 keeps general ability at a small cost in training time.",
+        advice="0.2 keeps general ability at a small cost in training time; identity data 0.5 (the plan sets it), "
+               "so general questions are not answered with the new introduction.",
         gt=0.0, le=0.5, applies=REPLAYING_STAGES,
     )
     drop_bad_rows: bool = knob(
