@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -86,6 +87,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="quickstart,identity_bilingual")
     parser.add_argument("--kinds", default="cold,warm", help="cold, warm or both (cold,warm)")
+    parser.add_argument("--keep", default="", help="a folder to copy each run's log into (events.jsonl), to read")
     args = parser.parse_args()
     models = studio_home() / "models"  # converted once; the caches under test start empty
     rows = []
@@ -98,6 +100,10 @@ def main() -> int:
             for kind in args.kinds.split(","):
                 found = run_once(data, model, Path(home) / f"{task}-{kind}")
                 rows.append({"task": task, "caches": kind, **found})
+                if args.keep:
+                    kept = Path(args.keep) / f"{task}-{kind}"
+                    kept.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(Path(home) / f"{task}-{kind}" / "events.jsonl", kept / "events.jsonl")
                 print(json.dumps(rows[-1]), flush=True)
     print("\n| task | caches | steps | wall s | training s | replay s | checks before s | checks after s | "
           "measuring share |")

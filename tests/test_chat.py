@@ -244,3 +244,37 @@ def test_two_runs_side_by_side_from_one_copy_of_their_base(lora_run, tiny_model_
     with pytest.raises(ValueError) as refused:
         chat.ChatPair.of_two_runs(lora_run, foreign, progress=lambda _: None)
     assert refused.value.args[0].key == "chat.compare_other_base"
+
+
+def test_on_half_precision_weights_chat_serves_the_adapter_as_the_run_checked_it(lora_run, tiny_model_dir,
+                                                                                   monkeypatch):
+    """A GPU serves bf16 weights: Chat keeps the adapter in bf16 rather than PEFT's fp32 autocast, the dtype in which
+    the run's checks answered after training (generation.as_served), so the verdict's answers are the ones Chat
+    gives; over fp32 weights the adapter stays fp32."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from studio.chat import generation
+    from studio.templates.chat_template import generation_prompt
+
+    def adapter(model):
+        return {name: p for name, p in model.named_parameters() if "lora_" in name}
+
+    monkeypatch.setattr(chat, "inference_placement", lambda: ("bf16", "cpu"))
+    pair = chat.ChatPair.from_run(lora_run, progress=lambda _: None)
+    assert {p.dtype for p in adapter(pair.base_model).values()} == {torch.bfloat16}
+    adapter_dir = str(runs.RunFolder.of(lora_run)[0].adapter_dir)
+    # the run's own model after training: bf16 weights under the fp32 adapter it trained
+    trained = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16),
+                                        adapter_dir)
+    assert {p.dtype for p in adapter(trained).values()} == {torch.float32}
+    generation.as_served(trained)
+    served = adapter(pair.base_model)
+    assert adapter(trained).keys() == served.keys()
+    assert all(torch.equal(p, served[name]) for name, p in adapter(trained).items())
+    ids = [pair.tokenizer(generation_prompt(pair.tokenizer, PROMPT), add_special_tokens=False)["input_ids"]]
+    assert generation.greedy(trained, pair.tokenizer, ids, 12) == generation.greedy(pair.base_model, pair.tokenizer,
+                                                                                   ids, 12)
+    full = generation.as_served(PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                                                          adapter_dir))
+    assert {p.dtype for p in adapter(full).values()} == {torch.float32}

@@ -77,3 +77,19 @@ def test_gemma3_statistics_training_chat_and_merged_export(gemma_dir, tmp_path):
     assert "<start_of_turn>" in AutoTokenizer.from_pretrained(result.path).chat_template
     assert (tmp_path / "merged" / "GEMMA_TERMS.html").exists()
     assert "Gemma Terms of Use" in (tmp_path / "merged" / "README.md").read_text()
+
+
+def test_gemma3s_greedy_answers_by_the_step_loop_are_generates(gemma_dir, monkeypatch):
+    """The checks' own greedy loop on a real model with sliding-window layers and a 262k vocabulary, left padded,
+    gives the answers transformers' `generate` gives."""
+    from studio.chat import generation
+    from studio.templates.chat_template import generation_prompt
+
+    model, tokenizer = models.load_model(str(gemma_dir), "bf16"), models.load_tokenizer(str(gemma_dir))
+    questions = ["一年有多少个月？", "Name three colours of the rainbow, please.", "2加3等于几？"]
+    prompts = [tokenizer(generation_prompt(tokenizer, [{"role": "user", "content": q}]),
+                         add_special_tokens=False)["input_ids"] for q in questions]
+    assert generation._step_cache_word(model)
+    stepped = generation._generate(model, tokenizer, prompts, [16, 10, 16])
+    monkeypatch.setattr(generation, "_step_cache_word", lambda model: None)
+    assert stepped == generation._generate(model, tokenizer, prompts, [16, 10, 16])

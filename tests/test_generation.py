@@ -9,15 +9,15 @@ from studio.models import models
 
 
 def counting_generate(model, monkeypatch) -> list[int]:
-    """The rows of each generate call the model makes."""
+    """The rows of each generation batch answered."""
     rows: list[int] = []
-    generate = model.generate
+    answer = generation._answer_batch
 
-    def counted(*args, **kwargs):
-        rows.append(int(kwargs["input_ids"].shape[0]))
-        return generate(*args, **kwargs)
+    def counted(model, ids, *args):
+        rows.append(int(ids.shape[0]))
+        return answer(model, ids, *args)
 
-    monkeypatch.setattr(model, "generate", counted)
+    monkeypatch.setattr(generation, "_answer_batch", counted)
     return rows
 
 
@@ -92,14 +92,14 @@ def test_the_checks_after_training_share_one_generation_pass(tiny_model_dir, mon
 def test_a_failed_shared_pass_leaves_each_check_to_answer(tiny_model_dir, monkeypatch):
     model, tokenizer = models.load_model(str(tiny_model_dir)), models.load_tokenizer(str(tiny_model_dir))
     rows = counting_generate(model, monkeypatch)
-    working = model.generate
+    working = generation._answer_batch
 
     def out_of_memory(*args, **kwargs):
         raise RuntimeError("CUDA out of memory")
 
-    monkeypatch.setattr(model, "generate", out_of_memory)
+    monkeypatch.setattr(generation, "_answer_batch", out_of_memory)
     with generation.answered_together(model, tokenizer, [([1, 5, 9], 4)]):  # the run goes on
-        monkeypatch.setattr(model, "generate", working)
+        monkeypatch.setattr(generation, "_answer_batch", working)
         assert generation.greedy(model, tokenizer, [[1, 5, 9]], 4)
     assert rows == [1], "the check answered on its own"
 
@@ -128,3 +128,57 @@ def test_a_batch_ends_when_every_row_has_its_cap(tiny_model_dir, monkeypatch):
     ends_at = free[1].index(end) + 1
     assert answers == [free[0][:2], free[1][:ends_at]]
     assert len(steps) == ends_at < 12  # one forward pass per token; not up to the larger cap
+
+
+def test_the_step_loop_answers_as_transformers_generate_does(tiny_model_dir, monkeypatch):
+    """The checks' own greedy loop (no fp32 copy of each step's logits) gives the answers `generate` gives: left
+    padding, rows of different caps, end tokens, with and without a trained adapter; a model the loop cannot drive
+    answers through `generate`."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    model, tokenizer = models.load_model(str(tiny_model_dir)), models.load_tokenizer(str(tiny_model_dir))
+    prompts = [[1, 5, 9, 11, 4, 4, 7], [1, 7, 3], [1, 8, 8, 8, 2], [1, 6]]
+    caps = [5, 12, 9, 12]
+    assert generation._step_cache_word(model) in ("cache", "past_key_values")
+    tuned = get_peft_model(models.load_model(str(tiny_model_dir)), LoraConfig(r=4, target_modules="all-linear"))
+    with torch.no_grad():
+        for name, p in tuned.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)  # a trained adapter: its answers differ from the base's
+    free = [generation._generate(each, tokenizer, prompts, [12] * 4) for each in (model, tuned)]
+    assert free[0] != free[1]
+    ends = {answer[min(3, len(answer) - 1)] for answers in free for answer in answers[1:3]}  # said midway
+    monkeypatch.setattr("studio.chat.chat._eos_ids", lambda model, tokenizer: ends)
+    for each in (model, tuned):
+        stepped = generation._generate(each, tokenizer, prompts, caps)
+        with monkeypatch.context() as m:
+            m.setattr(generation, "_step_cache_word", lambda model: None)
+            generated = generation._generate(each, tokenizer, prompts, caps)
+        assert stepped == generated, (stepped, generated)
+        assert any(len(a) < c and a[-1] in ends for a, c in zip(stepped, caps))  # a row ended before its cap
+
+
+def test_stop_ends_the_step_loop_at_the_next_token(tiny_model_dir, monkeypatch):
+    import threading
+
+    import pytest
+
+    from studio.core import stopping
+
+    pressed = threading.Event()
+    model, tokenizer = models.load_model(str(tiny_model_dir)), models.load_tokenizer(str(tiny_model_dir))
+    monkeypatch.setattr("studio.chat.chat._eos_ids", lambda model, tokenizer: {-1})  # nothing ends by itself
+    steps = []
+    forward = type(model).forward
+
+    def pressed_after_three(self, *args, **kwargs):
+        steps.append(1)
+        if len(steps) == 3:
+            pressed.set()
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(model), "forward", pressed_after_three)
+    with stopping.stop_on(pressed), pytest.raises(stopping.StopRequested):
+        generation._generate(model, tokenizer, [[1, 5, 9]], [40])
+    assert len(steps) == 3

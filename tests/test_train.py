@@ -307,6 +307,27 @@ def test_the_drift_check_and_the_verdict_take_the_tuned_answers_from_one_pass(ti
     assert "General-ability check, the base model's answers:" in log
 
 
+def test_the_checks_after_training_answer_with_the_adapter_as_chat_serves_it(tiny_model_dir, tmp_path, monkeypatch):
+    """Trained in bf16 (fp32 adapter over bf16 weights), the tuned model's answers after the last step come from
+    the adapter cast to bf16, as Chat and the served endpoint load it; the base answers before, with it off."""
+    from studio.chat import generation
+
+    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
+    seen = []
+    answer = generation._generate
+
+    def recorded(model, *args):
+        seen.append({p.dtype for name, p in model.named_parameters() if "lora_" in name})
+        return answer(model, *args)
+
+    monkeypatch.setattr(generation, "_generate", recorded)
+    status = train.run_training(tiny_settings(tiny_model_dir, "test_share=0.2", "precision=bf16"), tmp_path / "run",
+                                progress=None)
+    assert status["status"] == "finished", status
+    adapted = [dtypes for dtypes in seen if dtypes]  # replay answers before the adapter exists
+    assert adapted[0] == {torch.float32} and adapted[-1] == {torch.bfloat16}, seen  # the base's answers, the tuned
+
+
 def test_stop_during_the_shared_pass_after_training_keeps_the_run_and_skips_both_checks(tiny_model_dir, tmp_path,
                                                                                          monkeypatch):
     """Stop pressed as the tuned model answers for both checks: the pass ends, each check says it was left out, and

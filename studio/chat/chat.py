@@ -131,7 +131,7 @@ class ChatPair:
         if run.base_model() != other.base_model():
             raise ValueError(Msg("chat.compare_other_base", base=run.base_model(), other=other.base_model()))
         pair = cls.with_adapter(models.resolve_model_path(run.base_model(), progress), str(adapters[0]))
-        pair.base_model.load_adapter(str(adapters[1]), adapter_name="reference")
+        pair.base_model.load_adapter(str(adapters[1]), adapter_name="reference", autocast_adapter_dtype=False)
         pair.base_model.set_adapter("default")
         pair.base_model.eval()
         pair.reference = str(other_dir)
@@ -144,7 +144,9 @@ class ChatPair:
         tokenizer = models.load_tokenizer(base_path)
         dtype, device = inference_placement()
         base = models.load_model(base_path, dtype).to(device)
-        model = PeftModel.from_pretrained(base, adapter_path).to(device).eval()
+        # the adapter in the weights' own dtype, as the run's checks answered (generation.as_served): faster, and
+        # the verdict's answers are the ones Chat gives
+        model = PeftModel.from_pretrained(base, adapter_path, autocast_adapter_dtype=False).to(device).eval()
         return cls(base_path, adapter_path, tokenizer, model)
 
     def answer(self, messages: list[dict], tuned: bool, settings: GenerationSettings | None = None) -> Answer:

@@ -203,10 +203,12 @@ def score(model, prompt_ids: list[list[int]], answer_ids: list[list[int]]) -> tu
                                use_cache=past is not None, **extra).logits
                 for k, i in enumerate(batch):
                     start, end = spans[i]
-                    answer = logits[k, start - first:end - first].float()
-                    logprobs = torch.log_softmax(answer, dim=-1)
+                    answer = logits[k, start - first:end - first]
+                    logprobs = torch.log_softmax(answer, dim=-1, dtype=torch.float32)
                     nll[i] = float(-logprobs.gather(1, ids[k, start + 1:end + 1, None]).sum())
-                    top1[i] = answer.argmax(dim=-1).tolist()
+                    # in the logits' own dtype: the same top-1 as on a fp32 copy (the cast is exact), without the
+                    # copy, and max's reduction runs several times faster than argmax here (262k-word vocabularies)
+                    top1[i] = answer.max(dim=-1).indices.tolist()
                 del logits
     finally:
         model.train(was_training)

@@ -1,7 +1,8 @@
 """Stop, in every phase of a run: not only between training steps (train.make_callbacks) but also while the model
 generates before and after training (replay answers, the drift check, the held-out verdict), which can take
 minutes on a CPU. `run_training` names the run's stop event for its thread (`stop_on`); the generation loop
-asks `check()` between batches and gives `criteria()` to `generate`, which then ends within one token.
+asks `check()` between batches and at each step of its own loop (or gives `criteria()` to `generate`), so it
+ends within one token.
 
 `StopRequested` derives from BaseException on purpose: the checks catch `Exception` so that a failing measurement
 never fails a run, and a Stop must not be taken for such a failure and carried on from.

@@ -62,6 +62,7 @@ def tuned_answers(log, model, tokenizer, baseline, held):
     drift check then generates only the answers that changed)."""
     from studio.chat import verdict
 
+    generation.as_served(model)  # training is over: answer as Chat will
     if baseline is None or held is None:
         return nullcontext()
     asks = [(ids, drift.MAX_NEW_TOKENS) for ids in baseline.prompt_ids]
@@ -82,6 +83,7 @@ def drift_result(run, log, baseline, model, tokenizer, taught=None) -> dict | No
     if baseline is None:
         return None
     try:
+        generation.as_served(model)  # as Chat will answer (a preference run comes here without tuned_answers)
         with answering(log, "phase.drift_tuned"):
             report = drift.after_training(baseline, model, tokenizer, taught)
     except StopRequested:  # the weights are saved; Stop means now, so the check is left out
@@ -166,6 +168,7 @@ def verdict_result(run, log, held, model, tokenizer, settings, drift_report, sto
         log(Msg("log.verdict_skipped", reason=Msg("verdict.stopped")))
         return None
     try:
+        generation.as_served(model)
         with answering(log, "phase.verdict_tuned"):
             report = verdict.after_training(held, model, tokenizer)
     except StopRequested:
