@@ -86,6 +86,17 @@ def test_a_view_fed_by_several_inputs_shows_the_last_change(built):
         assert len(writers) == 1, f"{view}: {len(writers)} functions recompute it on a change"
 
 
+def test_the_data_reports_loads_and_views_take_turns_in_the_order_the_user_acted(built):
+    """Every event that writes the Data tab's preview (the first paint, each way into a load, the fixes, search,
+    paging, another file's report) waits in one queue of one worker: a fix typed while a file is still being read
+    lands after that load's report (which read the fixes as they were when it began), never under it."""
+    blocks = {b.elem_id: b for b in built.blocks.values() if getattr(b, "elem_id", None)}
+    writers = [fn for fn in built.fns.values() if blocks["data-preview"] in fn.outputs]
+    assert len(writers) >= 8  # the first paint, demo, Load, upload, model, stage, repair, workshop, fixes, search...
+    assert {(fn.concurrency_id, fn.concurrency_limit) for fn in writers} == {("data_report", 1)}, \
+        [(fn.name, fn.concurrency_id, fn.concurrency_limit) for fn in writers]
+
+
 def test_the_cost_line_reads_every_training_setting_when_the_train_tab_opens(built):
     """The cost line is made when the tab is opened (its settings all live on other tabs) and when a run ends."""
     form, blocks = built.studio_form, {b.elem_id: b for b in built.blocks.values() if getattr(b, "elem_id", None)}

@@ -261,7 +261,7 @@ def build(ctx: TabContext) -> TabParts:
     """The tab's layout; its events are wired once the whole form exists (wire_loading, wire_mix, wire_views)."""
     page = layout(ctx)
     ctx.offers.update(workshop_mode=page.grower["mode"], workshop_run=page.grower["run"])  # the Train tab's loop
-    ctx.demo.load(page.shown.wire(localise), None, page.shown.list, api_name=False)
+    ctx.demo.load(page.shown.wire(localise), None, page.shown.list, api_name=False, **IN_ORDER)  # before the report
     ctx.demo.load(data_sources, page.form["dataset_path"], page.form["dataset_path"], api_name=False)
     ctx.tab.select(data_sources, page.form["dataset_path"], page.form["dataset_path"], api_name="data_sources")
 
@@ -345,6 +345,12 @@ def browsing_of(page: SimpleNamespace, full_form: dict) -> dict:
     return dict(**sources_of(page, full_form), query=page.query, page=page.page, **fixes)
 
 
+# Every way into a load and every view of the loaded report take turns in one queue, in the order the user acted:
+# a fix typed while a file is still being read is shown after that load's report, not overwritten by it (the load
+# read the fixes as they were when it began), and a huge file being read holds one thread, not the others' too.
+IN_ORDER = dict(concurrency_id="data_report", concurrency_limit=1)
+
+
 def wire_loading(ctx: TabContext, page: SimpleNamespace, full_form: dict, mixing_shown: dict) -> dict:
     """Every way into a load: Load, an upload, the page opening, a model or stage change. Returns the event's
     arguments for the others (repair, workshop) that end in a load."""
@@ -357,10 +363,7 @@ def wire_loading(ctx: TabContext, page: SimpleNamespace, full_form: dict, mixing
                                       max_length=full_form["max_length"], validation_share=form["validation_share"],
                                       test_share=form["test_share"], finetuning_type=full_form["finetuning_type"],
                                       replay=form["replay"], replay_share=form["replay_share"]),
-                   outputs=handed.list,
-                   # every way into a load shares two workers: a huge file being read cannot take the threads
-                   # other events need
-                   concurrency_id="load_data", concurrency_limit=2)
+                   outputs=handed.list, **IN_ORDER)
     # The page opens on the built-in demo, loaded, with its plan in the form: a newcomer who goes straight to
     # Train trains a recipe sized to the data, not the declared defaults (3 epochs of batch 16: 18 updates).
     opening = ctx.demo.load(**loading, api_name=False)
@@ -415,15 +418,15 @@ def wire_views(page: SimpleNamespace, full_form: dict) -> None:
     as they are typed, search and paging, one row, and the recommendations put into the form."""
     form, shown, browsing = page.form, page.shown, browsing_of(page, full_form)
     analysed = shown.wire(analyse)  # one function: its events queue behind each other, the latest view lands last
-    page.report_on.input(analysed, inputs_kwargs=browsing, outputs=shown.list, api_name=False)
+    page.report_on.input(analysed, inputs_kwargs=browsing, outputs=shown.list, api_name=False, **IN_ORDER)
     # a value that fixes a finding clears it, and shows in the preview, as it is typed, not only on the next Load.
     # One event for both fixes: two events would run side by side, and the one that started first (reading the
     # other fix as it was then) could finish last and show a preview without the other fix.
     gr.on([form["placeholder_values"].change, form["system_prompt"].change], analysed,
           inputs_kwargs=browsing, outputs=shown.list, api_name=False, trigger_mode="always_last",
-          show_progress="hidden")
-    page.query.submit(analysed, inputs_kwargs=browsing, outputs=shown.list, api_name="search_data")
-    page.page.submit(analysed, inputs_kwargs=browsing, outputs=shown.list, api_name="page_data")
+          show_progress="hidden", **IN_ORDER)
+    page.query.submit(analysed, inputs_kwargs=browsing, outputs=shown.list, api_name="search_data", **IN_ORDER)
+    page.page.submit(analysed, inputs_kwargs=browsing, outputs=shown.list, api_name="page_data", **IN_ORDER)
     page.summary.change(multilingual_offer, inputs_kwargs=sources_of(page, full_form), outputs=page.multilingual,
                         api_name=False, show_progress="hidden")
     page.multilingual.click(lambda: preflight.MULTILINGUAL_MODEL, None, full_form["model_name_or_path"],
