@@ -97,6 +97,16 @@ def test_the_data_reports_loads_and_views_take_turns_in_the_order_the_user_acted
         [(fn.name, fn.concurrency_id, fn.concurrency_limit) for fn in writers]
 
 
+def test_the_chat_notes_writers_take_turns(built):
+    """The Chat tab's offer, the run picked and the comparison each load a pair and write the note: one queue of
+    one worker, so the note is the last choice's."""
+    blocks = {b.elem_id: b for b in built.blocks.values() if getattr(b, "elem_id", None)}
+    writers = [fn for fn in built.fns.values() if blocks["chat-note"] in fn.outputs]
+    assert len(writers) >= 3
+    assert {(fn.concurrency_id, fn.concurrency_limit) for fn in writers} == {("chat_pair", 1)}, \
+        [(fn.name, fn.concurrency_id, fn.concurrency_limit) for fn in writers]
+
+
 def test_the_cost_line_reads_every_training_setting_when_the_train_tab_opens(built):
     """The cost line is made when the tab is opened (its settings all live on other tabs) and when a run ends."""
     form, blocks = built.studio_form, {b.elem_id: b for b in built.blocks.values() if getattr(b, "elem_id", None)}

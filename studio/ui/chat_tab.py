@@ -328,6 +328,12 @@ def layout(ctx: TabContext) -> SimpleNamespace:
     return page
 
 
+# The tab's offer, the run picked and what it is compared with each load a pair and write the note: they take turns
+# in the order the user acted, so the note (and the pair loaded) is the last choice's, never an earlier one's that
+# finished later.
+IN_ORDER = dict(concurrency_id="chat_pair", concurrency_limit=1)
+
+
 def wire_run_choice(ctx: TabContext, page: SimpleNamespace) -> None:
     """Which run is talked to, what it is compared with, and what the page says about them."""
     run, compare = page.run, page.compare
@@ -335,19 +341,19 @@ def wire_run_choice(ctx: TabContext, page: SimpleNamespace) -> None:
     run.change(run_system_prompt, inputs_kwargs=dict(run_dir=run, current=page.system), outputs=page.system,
                api_name="run_system_prompt")
     opening = ctx.tab.select(open_tab, [run, page.handed, compare], [run, page.note, page.handed],
-                             api_name="open_chat")
+                             api_name="open_chat", **IN_ORDER)
     opened = opening.then(vote_box.vote_tally, [run, compare], page.tally, api_name=False)
     opened = opened.then(compare_choices, None, compare, api_name=False)
     opened.then(drift_view, inputs_kwargs=dict(run_dir=run), outputs=[page.drift_note, page.drift_table],
                 api_name=False)
     # a run the user picks while the tab's offer (which loads a model) is on its way wins over the offer
     run.input(load_note, inputs_kwargs=dict(run_dir=run, compare_with=compare), outputs=page.note,
-              api_name="load_run", cancels=[opening]).then(vote_box.vote_tally, [run, compare], page.tally, api_name=False).then(
+              api_name="load_run", cancels=[opening], **IN_ORDER).then(vote_box.vote_tally, [run, compare], page.tally, api_name=False).then(
         drift_view, inputs_kwargs=dict(run_dir=run), outputs=[page.drift_note, page.drift_table],
         api_name="drift_check")
     compared = Outputs(base=page.base_bot, tuned=page.tuned_bot, note=page.note, tally=page.tally)
     compare.input(compared.wire(compare_view), inputs_kwargs=dict(run_dir=run, compare_with=compare),
-                  outputs=compared.list, api_name="compare_with")
+                  outputs=compared.list, api_name="compare_with", **IN_ORDER)
 
 
 def wire_chat(page: SimpleNamespace) -> None:
