@@ -144,8 +144,8 @@ class ChatPair:
         tokenizer = models.load_tokenizer(base_path)
         dtype, device = inference_placement()
         base = models.load_model(base_path, dtype).to(device)
-        # the adapter in the weights' own dtype, as the run's checks answered (generation.as_served): faster, and
-        # the verdict's answers are the ones Chat gives
+        # the adapter in the weights' own dtype, as the run's checks answered after training (generation.as_served):
+        # faster, and where Chat's weights are in the run's dtype (a GPU's bf16) its answers are the verdict's
         model = PeftModel.from_pretrained(base, adapter_path, autocast_adapter_dtype=False).to(device).eval()
         return cls(base_path, adapter_path, tokenizer, model)
 

@@ -62,7 +62,7 @@ def tuned_answers(log, model, tokenizer, baseline, held):
     drift check then generates only the answers that changed)."""
     from studio.chat import verdict
 
-    generation.as_served(model)  # training is over: answer as Chat will
+    generation.as_served(model)  # training is over: the adapter as Chat loads it
     if baseline is None or held is None:
         return nullcontext()
     asks = [(ids, drift.MAX_NEW_TOKENS) for ids in baseline.prompt_ids]
@@ -83,7 +83,7 @@ def drift_result(run, log, baseline, model, tokenizer, taught=None) -> dict | No
     if baseline is None:
         return None
     try:
-        generation.as_served(model)  # as Chat will answer (a preference run comes here without tuned_answers)
+        generation.as_served(model)  # a preference run comes here without tuned_answers
         with answering(log, "phase.drift_tuned"):
             report = drift.after_training(baseline, model, tokenizer, taught)
     except StopRequested:  # the weights are saved; Stop means now, so the check is left out
