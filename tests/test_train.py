@@ -294,22 +294,9 @@ def test_a_run_with_held_out_rows_ends_with_a_verdict(tiny_model_dir, tmp_path):
 def test_the_drift_check_and_the_verdict_take_the_tuned_answers_from_one_pass(tiny_model_dir, tmp_path,
                                                                                monkeypatch):
     """After the last step the general prompts and the held-out prompts are answered in one shared pass (the
-    log counts it as one phase); before the first step the base answers come with the fresh adapter off."""
-    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
-    status = train.run_training(tiny_settings(tiny_model_dir, "test_share=0.2"), tmp_path / "run", progress=None)
-    assert status["status"] == "finished", status
-    run = RunFolder(tmp_path / "run")
-    assert run.verdict()["rows"] > 0 and run.drift()["prompts"] > 0
-    log = (tmp_path / "run" / "log.txt").read_text()
-    assert "General-ability and held-out checks, the tuned model's answers:" in log
-    assert "General-ability check, the tuned model's answers:" not in log  # found in the shared pass
-    assert "Held-out check, the tuned model's answers:" not in log
-    assert "General-ability check, the base model's answers:" in log
-
-
-def test_the_checks_after_training_answer_with_the_adapter_as_chat_serves_it(tiny_model_dir, tmp_path, monkeypatch):
-    """Trained in bf16 (fp32 adapter over bf16 weights), the tuned model's answers after the last step come from
-    the adapter cast to bf16, as Chat and the served endpoint load it; the base answers before, with it off."""
+    log counts it as one phase); before the first step the base answers come with the fresh adapter off. Trained
+    in bf16 (a fp32 adapter over bf16 weights), the tuned answers come from the adapter cast to bf16, as Chat and
+    the served endpoint load it."""
     from studio.chat import generation
 
     monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
@@ -326,6 +313,13 @@ def test_the_checks_after_training_answer_with_the_adapter_as_chat_serves_it(tin
     assert status["status"] == "finished", status
     adapted = [dtypes for dtypes in seen if dtypes]  # replay answers before the adapter exists
     assert adapted[0] == {torch.float32} and adapted[-1] == {torch.bfloat16}, seen  # the base's answers, the tuned
+    run = RunFolder(tmp_path / "run")
+    assert run.verdict()["rows"] > 0 and run.drift()["prompts"] > 0
+    log = (tmp_path / "run" / "log.txt").read_text()
+    assert "General-ability and held-out checks, the tuned model's answers:" in log
+    assert "General-ability check, the tuned model's answers:" not in log  # found in the shared pass
+    assert "Held-out check, the tuned model's answers:" not in log
+    assert "General-ability check, the base model's answers:" in log
 
 
 def test_stop_during_the_shared_pass_after_training_keeps_the_run_and_skips_both_checks(tiny_model_dir, tmp_path,
