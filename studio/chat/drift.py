@@ -24,7 +24,7 @@ from pathlib import Path
 
 from studio.core.text import Msg
 from studio.templates.chat_template import answer_text, generation_prompt
-from .generation import GENERATE_BATCH, GENERATE_TOKENS, greedy
+from .generation import GENERATE_BATCH, GENERATE_TOKENS, cache_word, forward_parameters, greedy
 
 PROMPTS_FILE = Path(__file__).parent / "drift_prompts" / "general.jsonl"
 MAX_NEW_TOKENS = 32  # enough to show a changed answer; the check must stay a small share of a run
@@ -182,7 +182,7 @@ def score(model, prompt_ids: list[list[int]], answer_ids: list[list[int]]) -> tu
     top1: list[list[int]] = [[] for _ in prompt_ids]
     rows = [p[shared:] + a for p, a in zip(prompt_ids, answer_ids)]
     spans = [(len(p) - shared - 1, len(row) - 1) for p, row in zip(prompt_ids, rows)]  # positions predicting answers
-    keeps = _takes_logits_to_keep(model)
+    keeps, word = _takes_logits_to_keep(model), cache_word(forward_parameters(model))
     was_training = model.training
     model.eval()
     try:
@@ -199,8 +199,8 @@ def score(model, prompt_ids: list[list[int]], answer_ids: list[list[int]]) -> tu
                 extra = {"logits_to_keep": torch.arange(first, max(spans[i][1] for i in batch),
                                                         device=model.device)} if keeps else {}
                 past = _repeated(prefix, len(batch))
-                logits = model(input_ids=ids, attention_mask=mask, past_key_values=past,
-                               use_cache=past is not None, **extra).logits
+                logits = model(input_ids=ids, attention_mask=mask, use_cache=past is not None,
+                               **{word: past}, **extra).logits
                 for k, i in enumerate(batch):
                     start, end = spans[i]
                     answer = logits[k, start - first:end - first]
@@ -217,10 +217,7 @@ def score(model, prompt_ids: list[list[int]], answer_ids: list[list[int]]) -> tu
 
 def _takes_logits_to_keep(model) -> bool:
     """transformers' own causal LMs take `logits_to_keep` (positions to project); remote code may not."""
-    import inspect
-
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "logits_to_keep" in inspect.signature(base.forward).parameters
+    return "logits_to_keep" in forward_parameters(model)
 
 
 def _common_prefix(prompt_ids: list[list[int]]) -> int:

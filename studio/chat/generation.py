@@ -124,19 +124,28 @@ def _greedy_steps(model, ids, mask, caps: list[int], eos: set[int], pad: int, ca
     return torch.stack(tokens, dim=1).tolist()
 
 
-def _step_cache_word(model) -> str | None:
-    """The forward pass's name for its cache ("cache" in transformers 5, "past_key_values" before) where the step
-    loop can drive the model (transformers' own decoder-only models take positions and `logits_to_keep`); None for
-    remote code or an encoder-decoder model, which answer through `generate`."""
+def forward_parameters(model) -> set[str]:
+    """The names the model's forward pass takes (a PEFT model's: its base model's)."""
     import inspect
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if getattr(base.config, "is_encoder_decoder", False):
+    return set(inspect.signature(base.forward).parameters)
+
+
+def cache_word(parameters: set[str]) -> str:
+    """The forward pass's name for its cache: "cache" in transformers 5, "past_key_values" before."""
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
+def _step_cache_word(model) -> str | None:
+    """The cache's name where the step loop can drive the model (transformers' own decoder-only models take
+    positions and `logits_to_keep`); None for remote code or an encoder-decoder model, which answer through
+    `generate`."""
+    parameters = forward_parameters(model)
+    config = model.get_base_model().config if hasattr(model, "get_base_model") else model.config
+    if getattr(config, "is_encoder_decoder", False) or not {"position_ids", "logits_to_keep"} <= parameters:
         return None
-    parameters = inspect.signature(base.forward).parameters
-    if not all(name in parameters for name in ("position_ids", "logits_to_keep")):
-        return None
-    return next((word for word in ("cache", "past_key_values") if word in parameters), None)
+    return cache_word(parameters) if {"cache", "past_key_values"} & parameters else None
 
 
 def _capped(width: int, caps: list[int], device):
