@@ -187,8 +187,8 @@ def score(model, prompt_ids: list[list[int]], answer_ids: list[list[int]]) -> tu
     model.eval()
     try:
         with torch.inference_mode():
-            prefix = model(input_ids=torch.tensor([prompt_ids[0][:shared]], device=model.device),
-                           use_cache=True).past_key_values if shared else None
+            prefix = getattr(model(input_ids=torch.tensor([prompt_ids[0][:shared]], device=model.device),
+                                   use_cache=True), word) if shared else None  # the output names it as forward does
             vocab = model.get_output_embeddings().weight.shape[0]
             for batch in _batches(rows, vocab, spans if keeps else None):
                 width = max(len(rows[i]) for i in batch)
