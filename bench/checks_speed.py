@@ -2,11 +2,15 @@
 transformers' `generate` with PEFT's fp32 adapter (the path the checks took before), alternating in one process.
 
     STUDIO_HOME=<warm> python bench/checks_speed.py --model starter       # or gemma3-270m
+    STUDIO_HOME=<warm> python bench/checks_speed.py --model gemma3-270m --scoring
 
 Builds a LoRA adapter (r=16, all linear layers, small non-zero weights, as after training) over the bf16 model,
 answers the 60 drift prompts greedily (32 tokens) and scores the base model's answers, `--repeats` times each way,
 and prints each time, the ratio new / old, and how many answers the two ways share (the loop itself changes no
 answer, tests/test_generation.py; the adapter's rounding to bf16 can turn a near-tie).
+
+`--scoring`: the drift scoring of the 60 base answers with scoring batches of drift.LOGIT_ELEMENTS logits against
+2**25 (before), alternating; the sums must agree to rounding.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="starter")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--scoring", action="store_true", help="scoring batches as now, against 2**25 logits")
     args = parser.parse_args()
 
     import torch
@@ -48,6 +53,8 @@ def main() -> int:
     caps = [drift.MAX_NEW_TOKENS] * len(prompts)
     with generation.as_base(old):
         base_answers = generation._generate(old, tokenizer, prompts, caps)
+    if args.scoring:
+        return scoring(new, prompts, base_answers, args)
     step_loop = generation._step_cache_word
     times: dict[str, list] = {"old": [], "new": []}
     answers = {}
@@ -66,6 +73,26 @@ def main() -> int:
     print(json.dumps({"model": args.model, "times": times, "identical_answers": f"{same} of {len(prompts)}",
                       "ratio_answers": round(mean["new"]["answers_s"] / mean["old"]["answers_s"], 3),
                       "ratio_scoring": round(mean["new"]["scoring_s"] / mean["old"]["scoring_s"], 3)}))
+    return 0
+
+
+def scoring(model, prompts, answers, args) -> int:
+    """The drift scoring with today's batches against 2**25 logits a batch."""
+    from studio.chat import drift
+
+    now = drift.LOGIT_ELEMENTS
+    times: dict[str, list] = {"2**25": [], "now": []}
+    sums = {}
+    for _ in range(args.repeats):
+        for way, elements in (("2**25", 2**25), ("now", now)):
+            drift.LOGIT_ELEMENTS = elements
+            started = time.perf_counter()
+            nll, top1 = drift.score(model, prompts, answers)
+            times[way].append(round(time.perf_counter() - started, 2))
+            sums[way] = (round(sum(nll), 4), sum(map(len, top1)))
+    drift.LOGIT_ELEMENTS = now
+    print(json.dumps({"model": args.model, "logit_elements": now, "times_s": times, "nll_sum_and_positions": sums,
+                      "ratio": round(sum(times["now"]) / sum(times["2**25"]), 3)}))
     return 0
 
 

@@ -240,7 +240,10 @@ def _repeated(prefix, rows: int):
     return past
 
 
-LOGIT_ELEMENTS = 2**25  # a scoring batch's logits (rows x kept positions x vocabulary): 128 MiB in fp32
+# A scoring batch's logits (rows x kept positions x vocabulary): 512 MiB in fp32, 256 MiB in bf16, a quarter of a
+# default training step's own (4 rows x 512 tokens x Gemma's 262k words). At 2**25, Gemma scored 3-4 rows a pass
+# and read every weight again for each few (bench/checks_speed.py --scoring).
+LOGIT_ELEMENTS = 2**27
 
 
 def _batches(sequences: list[list[int]], vocab: int = 0, spans: list[tuple[int, int]] | None = None) -> list[list[int]]:
