@@ -8,7 +8,7 @@ from studio.core.config import Settings
 from studio.core.text import render
 from studio.models.hardware import HardwareFacts
 from studio.chat import verdict
-from studio.plan import advice, recipe, diagnosis
+from studio.plan import advice, cost, recipe, diagnosis
 from studio.plan.advice import Situation
 
 CPU = HardwareFacts(device="cpu", cpu_flags=frozenset({"avx2"}), total_memory_gb=24, free_memory_gb=20)
@@ -219,6 +219,28 @@ def test_replay_auto_turns_on_where_forgetting_is_likely(overrides, rows, on):
     assert not problems
     decided, why = recipe.replay_decision(settings, rows)
     assert decided is on and why and render(why, "zh") != str(why)
+
+
+@pytest.mark.parametrize("epochs", [1.0, 2.0, 3.0])
+def test_identity_data_replays_at_any_length_and_every_count_of_steps_says_so(epochs):
+    """Identity data without replay speaks as the new identity in general answers (bench: 12 of 60 at 2 epochs):
+    so 'auto' replays it at any number of epochs, for any size, with its own reason, and the plan, the cost line
+    and the advice count the replayed rows alike. Other small data at under 3 epochs trains on its rows alone."""
+    settings, _ = settings_input.apply_overrides(Settings(), [f"num_train_epochs={epochs}"])
+    on, why = recipe.replay_decision(settings, 91, identity=True)
+    assert on and why.key == "replay.auto_identity" and render(why, "zh") != render(why, "en")
+    assert recipe.replay_decision(settings, 5000, identity=True)[0]
+    assert recipe.replay_decision(settings, 91)[0] is (epochs >= 3)
+    replayed, _, steps = recipe.planned_steps(settings, 91, identity=True)
+    task = recipe.split_sizes(91, settings.data.validation_share, settings.data.test_share)[0]
+    assert replayed == task + replay.replay_count(task, settings.data.replay_share)
+    assert f"**{steps}** optimizer steps" in render(cost.cost_lines(settings, 91, None, identity=True)[0], "en")
+    planned = recipe.recipe_for(settings, 91, SMALL, identity=True)
+    assert planned.notes[-1].key == "replay.auto_identity" and planned.notes[-1].fields["share"] == 0.5
+    items = advice.advise(Situation(settings, rows=91, parameters=SMALL, facts=CPU, identity=True))
+    assert [a for a in items if a.field == "replay"]  # the advice says the run replays
+    off, _ = settings_input.apply_overrides(Settings(), [f"num_train_epochs={epochs}", "replay=off"])
+    assert not recipe.replay_decision(off, 91, identity=True)[0]  # the user's word wins
 
 
 def test_the_advice_reads_the_epochs_a_max_steps_cap_leaves():

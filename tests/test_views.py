@@ -146,8 +146,9 @@ def mix(client, model, **values):
 # (input, value before, value after, the view as a function of the client, what it says before, and after)
 ROWS = [
     ("max_steps", 7, 12, cost, "**7** optimizer steps", "**12** optimizer steps"),
-    ("per_device_train_batch_size", 4, 8, cost, "**43** optimizer steps", "**22** optimizer steps"),  # the demo
-    ("num_train_epochs", 1.0, 2.0, cost, "**43** optimizer steps", "**86** optimizer steps"),
+    # the demo: identity data, replayed at any length (172 rows and 43 of the base model's answers)
+    ("per_device_train_batch_size", 4, 8, cost, "**54** optimizer steps", "**27** optimizer steps"),
+    ("num_train_epochs", 1.0, 2.0, cost, "**54** optimizer steps", "**108** optimizer steps"),
     ("learning_rate", 2e-4, 5e-3, advice, None, "is high for lora"),
     ("per_device_train_batch_size", 4, 8, advice, "Effective batch: **16**", "Effective batch: **32**"),
     ("placeholder_values", "", "name=Nova, author=Orbit Labs", report, "{{name}}", "I am Nova"),

@@ -74,7 +74,7 @@ def run_epochs(s: Situation) -> float:
     t = s.settings.training
     if t.max_steps <= 0 or s.rows is None:
         return t.num_train_epochs
-    _, per_epoch, _ = planned_steps(s.settings, s.rows, s.devices)
+    _, per_epoch, _ = planned_steps(s.settings, s.rows, s.devices, s.identity)
     return round(min(t.num_train_epochs, t.max_steps / max(per_epoch, 1)), 2)
 
 
@@ -234,7 +234,7 @@ def rule_data_size(s: Situation) -> list[Advice]:
     epochs = run_epochs(s)
     mixed = mixed_in_share(s.settings)
 
-    if replay_decision(s.settings, s.rows, epochs)[0]:  # the base model's own general answers are mixed in
+    if replay_decision(s.settings, s.rows, epochs, s.identity)[0]:  # the base model's own general answers are mixed in
         return out + [Advice("info", "replay", Msg("advice.replay_on", share=s.settings.data.replay_share))]
     if mixed is None:  # every file gives all its rows: the share depends on sizes the advice has not read
         return out
@@ -304,7 +304,7 @@ def rule_steps(s: Situation) -> list[Advice]:
 
     if s.rows is None or s.settings.stage.data != EXAMPLES:
         return []
-    _, per_epoch, total = planned_steps(s.settings, s.rows, s.devices)
+    _, per_epoch, total = planned_steps(s.settings, s.rows, s.devices, s.identity)
     if total >= MIN_UPDATES // 2:
         return []
     if s.settings.training.max_steps > 0:

@@ -70,11 +70,12 @@ def step_time(settings: Settings, runs: list[dict], run_settings, devices: int =
 
 
 def cost_lines(settings: Settings, rows: int | None, step: StepTime | None, memory: Msg | None = None,
-               devices: int = 1) -> list[Msg]:
-    """The cost line's parts: steps, time, memory, and for a long run what makes it cheaper."""
+               devices: int = 1, identity: bool = False) -> list[Msg]:
+    """The cost line's parts: steps, time, memory, and for a long run what makes it cheaper (`identity`: identity
+    data, whose run replays at any length)."""
     if rows is None:
         return [Msg("cost.no_data")]
-    train_rows, per_epoch, steps = planned_steps(settings, rows, devices)
+    train_rows, per_epoch, steps = planned_steps(settings, rows, devices, identity)
     lines = [Msg("cost.steps", steps=steps, rows=train_rows, per_epoch=per_epoch)]
     if step is None:
         lines.append(Msg("cost.no_time"))

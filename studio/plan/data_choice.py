@@ -7,6 +7,7 @@ from __future__ import annotations
 from studio.core import config, settings_input
 from studio.models.models import model_parameters
 from studio.data import stats
+from studio.data.facts import speaks_about_itself
 from . import data_report, recipe
 
 
@@ -54,5 +55,5 @@ def planned_for(rows: int, model, form: dict, identity: bool = False) -> recipe.
 
 def replay_for(settings: config.Settings, parts: list, model) -> bool:
     """Whether a run with these settings replays general answers, judged on the files' usable rows."""
-    rows = sum(len(report_of(part, model).load.rows) for part in parts)
-    return recipe.replay_decision(settings, rows)[0]
+    loaded = [row for part in parts for row in report_of(part, model).load.rows]
+    return recipe.replay_decision(settings, len(loaded), identity=speaks_about_itself(loaded))[0]

@@ -161,10 +161,13 @@ def practice_reasons(choices: dict, held_out: int, prompts: int, steps: int, eff
     }
 
 
-def replay_decision(settings: Settings, rows: int, epochs: float | None = None) -> tuple[bool, Msg]:
-    """Whether this run replays the base model's general answers (studio/chat/replay.py), and why. 'auto': on where
-    forgetting is likely (a small set seen 3+ times: `epochs`, else the settings'), never for preference stages
-    (their rows are pairs)."""
+def replay_decision(settings: Settings, rows: int, epochs: float | None = None,
+                    identity: bool = False) -> tuple[bool, Msg]:
+    """Whether this run replays the base model's general answers (studio/chat/replay.py), and why. 'auto': on for
+    identity data (`identity`, studio/data/facts.py) at any length, where without it general answers start
+    speaking as the new identity (bench: 12 of 60 at 2 epochs without replay); else on where forgetting is likely
+    (a small set seen 3+ times: `epochs`, else the settings'); never for preference stages (their rows are
+    pairs)."""
     d, t = settings.data, settings.training
     if settings.stage.data != EXAMPLES:
         return False, Msg("replay.not_sft")
@@ -172,20 +175,22 @@ def replay_decision(settings: Settings, rows: int, epochs: float | None = None) 
         return False, Msg("replay.pilot")
     if d.replay != "auto":
         return d.replay == "on", Msg("replay.user_" + d.replay)
+    if identity:
+        return True, Msg("replay.auto_identity", share=d.replay_share)
     epochs = t.num_train_epochs if epochs is None else epochs
     if rows < 1000 and (epochs >= 3 or t.max_steps > 0):
         return True, Msg("replay.auto_on", rows=rows, epochs=epochs, share=d.replay_share)
     return False, Msg("replay.auto_off", rows=rows)
 
 
-def planned_steps(settings, rows: int, devices: int = 1) -> tuple[int, int, int]:
+def planned_steps(settings, rows: int, devices: int = 1, identity: bool = False) -> tuple[int, int, int]:
     """(training rows after the split, replayed rows included where replay is on, optimizer steps per epoch,
-    steps in all) for `rows` usable rows."""
+    steps in all) for `rows` usable rows (`identity`: identity data, which replays at any length)."""
     from studio.chat.replay import replay_count  # deferred: a pure helper of the replay module
 
     t = settings.training
     train_rows = split_sizes(rows, settings.data.validation_share, settings.data.test_share)[0]
-    if replay_decision(settings, rows)[0]:
+    if replay_decision(settings, rows, identity=identity)[0]:
         train_rows += replay_count(train_rows, settings.data.replay_share)
     per_epoch = steps_per_epoch(train_rows, t.per_device_train_batch_size, t.gradient_accumulation_steps, devices)
     total = total_steps(train_rows, t.per_device_train_batch_size, t.gradient_accumulation_steps,
@@ -207,10 +212,12 @@ def recipe_for(settings: Settings, rows: int, parameters: int | None = None, dev
 
     share = IDENTITY_REPLAY_SHARE if identity else REPLAY_SHARE
     first = plan(0.0)
-    on, why = replay_decision(settings, rows, first.values()["num_train_epochs"])
+    on, why = replay_decision(settings, rows, first.values()["num_train_epochs"], identity)
     planned = plan(share) if on else first
     if on and "epochs" in why.fields:  # replayed rows lengthen an epoch: the note names the epochs the plan trains
         why = Msg(why.key, **{**why.fields, "epochs": planned.values()["num_train_epochs"], "share": share})
+    elif on and "share" in why.fields:
+        why = Msg(why.key, **{**why.fields, "share": share})
     planned.notes.append(why)
     if settings.stage.data == EXAMPLES:  # the stages that replay
         planned.choices["replay_share"] = Choice(share, Msg("recipe.replay_identity" if identity

@@ -331,12 +331,12 @@ def with_replay(settings: Settings, run: RunFolder, log: RunLog, prepared: Prepa
 
     task_rows = planning_rows(prepared, settings, prepared.train + prepared.validation + prepared.test)
     training_rows = planning_rows(prepared, settings, prepared.train)  # replay is a share of these
-    on, why = replay_decision(settings, task_rows)
+    identity = speaks_about_itself(prepared.train)  # replayed at any length, and small talk first
+    on, why = replay_decision(settings, task_rows, identity=identity)
     if not on:
         log(Msg("log.replay_off", why=why))
         return prepared
     languages = replay.data_languages(prepared.train)
-    identity = speaks_about_itself(prepared.train)  # its replay takes small talk first
     count = replay.replay_count(training_rows, settings.data.replay_share)
 
     def load_base():  # the model as training will load it (an adapter's weights dtype): training then takes it

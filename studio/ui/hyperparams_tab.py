@@ -66,7 +66,8 @@ def estimate_markdown(settings: config.Settings, situation: advice.Situation, la
                  batch=t.per_device_train_batch_size, accumulation=t.gradient_accumulation_steps,
                  devices=situation.devices)]
     if situation.rows is not None:
-        train_rows, per_epoch, total = recipe.planned_steps(settings, situation.rows, situation.devices)
+        train_rows, per_epoch, total = recipe.planned_steps(settings, situation.rows, situation.devices,
+                                                            situation.identity)
         lines.append(Msg("hyper.steps", rows=train_rows, per_epoch=per_epoch, total=total))
     if (parts := memory_parts(settings, situation)) is not None:
         # DoRA's recomputed weights (estimates.dora_gb) are a part of their own: the parts add up to the total said
@@ -335,7 +336,7 @@ def measure_time(values: dict, language: str, progress) -> str:
     cost.remember_probe(settings, seconds)  # the Train tab's cost line uses the measured figure from now on
     if situation.rows is None:
         return tr("hyper.step_time", language, seconds=seconds)
-    steps = recipe.planned_steps(settings, situation.rows, situation.devices)[2]
+    steps = recipe.planned_steps(settings, situation.rows, situation.devices, situation.identity)[2]
     return tr("hyper.time", language, estimate=render(estimates.time_estimate_text(seconds, steps), language))
 
 

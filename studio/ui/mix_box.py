@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from studio.core import config, settings_input
+from studio.data.facts import speaks_about_itself
 from studio.plan import mixing, recipe
 from studio.plan.data_choice import replay_for, report_of
 from . import forms
@@ -74,7 +75,9 @@ def show_mix(dataset_path=None, dataset_format=None, column_mapping=None, datase
     note = "\n\n".join([note, *(render(w, language) for w in table.warnings)])
     names = [(f"{i}. {r.load.file}", i) for i, r in enumerate(reports, start=1)]
     if replaying:
-        note += "\n\n" + render(recipe.replay_decision(settings, sum(len(r.load.rows) for r in reports))[1], language)
+        loaded = [row for r in reports for row in r.load.rows]
+        why = recipe.replay_decision(settings, len(loaded), identity=speaks_about_itself(loaded))[1]
+        note += "\n\n" + render(why, language)
     return gr.update(visible=True, value=frame(rows, MIX_COLUMNS, language)), note, gr.update(choices=names)
 
 

@@ -207,7 +207,8 @@ def cost_view(values: dict, language: str) -> str:
     situation = situation_for(settings)
     memory = memory_parts(settings, situation)
     step = cost.step_time(settings, list_runs(), run_settings, situation.devices)
-    lines = cost.cost_lines(settings, situation.rows, step, memory["fit"] if memory else None, situation.devices)
+    lines = cost.cost_lines(settings, situation.rows, step, memory["fit"] if memory else None, situation.devices,
+                            situation.identity)
     return tr("cost.title", language) + "\n" + "\n".join(f"- {render(line, language)}" for line in lines)
 
 
