@@ -150,3 +150,18 @@ def test_a_mixed_run_records_each_row_and_scores_each_file(tiny_model_dir, tmp_p
     assert [e["file"] for e in status["eval_by_file"]] == [p.dataset_path for p in mixing.parts_of(settings.data)]
     assert all(e["eval_loss"] > 0 for e in status["eval_by_file"])
     assert run.status()["eval_by_file"] == status["eval_by_file"]
+
+
+def test_the_mix_box_replays_an_identity_file_at_one_epoch_as_the_run_will(tmp_path):
+    """The mix box judges replay as the run does: an identity file replays at any number of epochs (with its own
+    reason), a plain small file of the same size at one epoch does not."""
+    from pathlib import Path
+
+    from studio.plan.data_choice import replay_for
+
+    identity = str(Path(__file__).parent / "data" / "identity_nova.jsonl")
+    plain = write_rows(tmp_path / "plain.jsonl", 60, "plain")
+    for path, replays in ((identity, True), (plain, False)):
+        settings, _ = settings_input.apply_overrides(Settings(), [f"dataset_path={path}", "num_train_epochs=1"])
+        on, why = replay_for(settings, mixing.parts_of(settings.data), None)
+        assert on is replays and why.key == ("replay.auto_identity" if replays else "replay.auto_off"), path

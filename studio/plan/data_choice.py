@@ -53,7 +53,8 @@ def planned_for(rows: int, model, form: dict, identity: bool = False) -> recipe.
     return recipe.recipe_for(settings, rows, model_parameters(model), identity=identity)
 
 
-def replay_for(settings: config.Settings, parts: list, model) -> bool:
-    """Whether a run with these settings replays general answers, judged on the files' usable rows."""
+def replay_for(settings: config.Settings, parts: list, model):
+    """(whether a run with these settings replays general answers, why), judged on the files' usable rows as the
+    run judges them (identity data replays at any length)."""
     loaded = [row for part in parts for row in report_of(part, model).load.rows]
-    return recipe.replay_decision(settings, len(loaded), identity=speaks_about_itself(loaded))[0]
+    return recipe.replay_decision(settings, len(loaded), identity=speaks_about_itself(loaded))

@@ -166,9 +166,8 @@ def replay_decision(settings: Settings, rows: int, epochs: float | None = None,
     """Whether this run replays the base model's general answers (studio/chat/replay.py), and why. 'auto': on for
     identity data (`identity`, studio/data/facts.py) at any length (bench, 2 epochs: 12 of 60 general answers spoke
     as the new identity without replay, 10 with it, and the name came back in 35% of reworded questions against
-    75%); else on where forgetting is likely
-    (a small set seen 3+ times: `epochs`, else the settings'); never for preference stages (their rows are
-    pairs)."""
+    75%); else on where forgetting is likely (a small set seen 3+ times: `epochs`, else the settings'); never for
+    preference stages (their rows are pairs)."""
     d, t = settings.data, settings.training
     if settings.stage.data != EXAMPLES:
         return False, Msg("replay.not_sft")

@@ -10,8 +10,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from studio.core import config, settings_input
-from studio.data.facts import speaks_about_itself
-from studio.plan import mixing, recipe
+from studio.plan import mixing
 from studio.plan.data_choice import replay_for, report_of
 from . import forms
 from .text import frame, headers, lang, render, t, tr
@@ -63,7 +62,8 @@ def show_mix(dataset_path=None, dataset_format=None, column_mapping=None, datase
         note = "\n".join(f"- `{where}`: {render(message, language)}" for where, message in problems)
         return gr.update(visible=True), note, gr.update()
     parts = mixing.parts_of(settings.data)
-    replaying = settings.data.replay != "off" and replay_for(settings, parts, model_name_or_path)
+    # with replay off the single file's report is not needed: the box stays hidden
+    replaying, why = replay_for(settings, parts, model_name_or_path) if settings.data.replay != "off" else (False, None)
     if len(parts) == 1 and not replaying:
         return gr.update(visible=False, value=frame([], MIX_COLUMNS, language)), "", \
             gr.update(choices=[(tr("mix.main_file", language), 1)], value=1)
@@ -75,8 +75,6 @@ def show_mix(dataset_path=None, dataset_format=None, column_mapping=None, datase
     note = "\n\n".join([note, *(render(w, language) for w in table.warnings)])
     names = [(f"{i}. {r.load.file}", i) for i, r in enumerate(reports, start=1)]
     if replaying:
-        loaded = [row for r in reports for row in r.load.rows]
-        why = recipe.replay_decision(settings, len(loaded), identity=speaks_about_itself(loaded))[1]
         note += "\n\n" + render(why, language)
     return gr.update(visible=True, value=frame(rows, MIX_COLUMNS, language)), note, gr.update(choices=names)
 
