@@ -249,6 +249,22 @@ def test_a_run_that_ends_while_its_validation_loss_still_falls_says_more_epochs_
     assert diagnosis.still_learning_note(falling, tiny_settings(tiny_model_dir, "max_steps=69")) is None  # the user's cap
 
 
+def test_a_run_that_stopped_early_or_by_hand_is_never_told_more_epochs_would_help(tiny_model_dir):
+    """The Chinese bench run stopped early at step 66 of 90 (validation loss 0.0169 -> 0.0058, under the smallest
+    improvement that counts) and was then told "5 epochs instead of 3 would likely help": both cannot be true."""
+    from studio.plan import diagnosis
+
+    settings = tiny_settings(tiny_model_dir, "max_steps=-1", "num_train_epochs=3")
+    falling = [{"step": 27, "eval_loss": 1.49}, {"step": 54, "eval_loss": 1.16}, {"step": 69, "eval_loss": 1.14}]
+    assert diagnosis.still_learning_note(falling, settings, stopped_early=None, reached_end=True) is not None
+    assert diagnosis.still_learning_note(falling, settings, stopped_early="patience") is None
+    assert diagnosis.still_learning_note(falling, settings, stopped_early=None, reached_end=False) is None  # Stop
+    near_zero = [{"step": 55, "eval_loss": 0.0169}, {"step": 66, "eval_loss": 0.0058}]
+    assert diagnosis.still_learning_note(near_zero, settings) is None  # no room left to gain 0.01 again
+    small_fall = [{"step": 55, "eval_loss": 0.800}, {"step": 66, "eval_loss": 0.795}]
+    assert diagnosis.still_learning_note(small_fall, settings) is None  # under the smallest improvement that counts
+
+
 def test_a_greeting_the_data_answers_with_the_identity_is_taught_not_leaked():
     """LLaMA-Factory's identity file answers "hi" and "你好" with the new name: a general prompt that opens with
     that greeting ("你好！今天过得怎么样？") answered with an introduction is what the data teaches; thanks answered

@@ -35,11 +35,16 @@ def drift_remedies(settings, report: dict) -> Msg:
     return Msg("advice.drift_remedies", steps=Msg("list", items=steps))
 
 
-def still_learning_note(metrics: list[dict], settings: Settings) -> Msg | None:
-    """A run that reached its planned end with the validation loss still falling: more epochs would help (within
-    the guide's cap for the data), said with the figures; None otherwise."""
+def still_learning_note(metrics: list[dict], settings: Settings, stopped_early: str | None = None,
+                        reached_end: bool = True) -> Msg | None:
+    """A run that reached its planned end with the validation loss still falling by an amount that counts: more
+    epochs would help (within the guide's cap for the data), said with the figures; None otherwise. Never for a run
+    that stopped early (`BestKeeper.stop_reason`: its curve flattened or its loss is near zero, so more epochs
+    would not help) or was stopped by hand (it never reached the planned end)."""
     evals = [(m["step"], m["eval_loss"]) for m in metrics if "eval_loss" in m]
-    if not still_learning(evals) or settings.training.max_steps > 0:
+    if stopped_early or not reached_end or settings.training.max_steps > 0:
+        return None
+    if not still_learning(evals, settings.training.early_stopping_threshold):
         return None
     epochs = settings.training.num_train_epochs
     return Msg("log.still_learning", first=evals[-2][1], last=evals[-1][1], epochs=epochs,
@@ -188,7 +193,7 @@ def likely_cause(settings, metrics: list[dict], stopped: bool = False) -> Msg:
         return Msg("cause.loss_flat", first=train[0], last=train[-1])
     if len(evals) > 2 and min(evals, key=lambda e: e[1])[0] == evals[0][0]:
         return Msg("cause.memorised", first=evals[0][1], last=evals[-1][1])
-    if still_learning(evals):
+    if still_learning(evals, settings.training.early_stopping_threshold):
         return Msg("cause.still_learning", first=evals[-2][1], last=evals[-1][1])
     return Msg("cause.data_or_model")
 
@@ -196,9 +201,15 @@ def likely_cause(settings, metrics: list[dict], stopped: bool = False) -> Msg:
 STILL_FALLING = 0.01  # the last evaluation 1% below the one before: the curve had not flattened yet
 
 
-def still_learning(evals: list[tuple[int, float]]) -> bool:
-    """Whether the validation loss was still falling at the last two evaluations."""
-    return len(evals) >= 2 and evals[-1][1] < evals[-2][1] * (1 - STILL_FALLING)
+def still_learning(evals: list[tuple[int, float]], counts: float = 0.0) -> bool:
+    """Whether the validation loss was still falling at the last two evaluations: by 1% of itself and by at least
+    `counts` (the smallest improvement that counts for early stopping), with room left to fall that much again (a
+    loss is never negative): 0.017 -> 0.006 is a third of the loss, but of answers already near-certain, not a run
+    that wants more epochs."""
+    if len(evals) < 2:
+        return False
+    before, last = evals[-2][1], evals[-1][1]
+    return last < before * (1 - STILL_FALLING) and before - last >= counts and last >= counts
 
 
 def learning_steps(settings) -> list[Msg]:

@@ -203,8 +203,10 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
     if best is not None:
         figures.update(best_step=best["step"], best_eval_loss=best["eval_loss"])
     if best is not None:
-        log(kept_message(figures, settings, trainer.studio_keeper.stop_reason()))
-        if (more := still_learning_note(run.metrics(), settings)) is not None:
+        stopped_early = trainer.studio_keeper.stop_reason()
+        log(kept_message(figures, settings, stopped_early))
+        reached_end = figures["global_step"] >= figures.get("planned_steps", figures["global_step"])
+        if (more := still_learning_note(run.metrics(), settings, stopped_early, reached_end)) is not None:
             figures["still_learning"] = more.to_json()
             log(more)
     if by_file:
