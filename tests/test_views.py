@@ -3,6 +3,7 @@ clicks. Two halves: the page's wiring (an input's own change reaches every view 
 built Blocks, so a view left out of an input's events fails here), and the values (the same endpoint asked with
 two values of the input gives two different views: gradio_client, as a script would)."""
 
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -26,6 +27,10 @@ FOLLOWS = {
     # the advice and the estimates read every setting
     "hyper-advice": tuple(name for _, name, _ in config.all_fields()),
     "hyper-estimate": tuple(name for _, name, _ in config.all_fields()),
+    # what the loaded file handed to the form, while the form still holds it (the user's later change is said)
+    "data-applied": ("max_length", "validation_share", "test_share", "per_device_train_batch_size",
+                     "gradient_accumulation_steps", "num_train_epochs", "learning_rate", "eval_steps",
+                     "early_stopping_patience", "replay_share"),
     # the hardware plan: the devices, the memory each needs, the precision
     "hyper-hardware": ("model_name_or_path", "finetuning_type", "per_device_train_batch_size", "max_length",
                        "precision", "gradient_checkpointing", "packing", "num_processes"),
@@ -70,6 +75,20 @@ def test_each_view_is_recomputed_when_any_input_it_reads_changes(built):
     upload = (blocks["data-upload"]._id, "upload")
     assert [view for view in ("data-summary", "data-preview", "mix-table", "data-report-on")
             if upload not in triggers[blocks[view]._id]] == []
+
+
+def test_the_data_tabs_applied_note_says_what_the_user_changed_after_the_file_handed_it_over():
+    """The note said "The plan for these rows: 72 optimizer steps (epochs: 3 ...)" after the user had set 2 epochs;
+    now it says the change, in the reader's language, and returns to the plan when the value is set back."""
+    from studio.ui.data_tab import applied_note_now
+
+    handed = {"note": "Applied to the settings: ... 72 optimizer steps (epochs: 3, learning rate 0.0002)",
+              "values": {"num_train_epochs": 3.0, "learning_rate": 2e-4, "max_length": 512}, "language": "zh"}
+    assert applied_note_now(handed, num_train_epochs=3, learning_rate=0.0002, max_length=512) == handed["note"]
+    changed = applied_note_now(handed, num_train_epochs=2.0, learning_rate=0.0002, max_length=1024)
+    assert "训练轮数 3 → 2" in changed and "512 → 1024" in changed and "72" not in changed
+    assert "；" in changed and not [w for w in re.findall("[A-Za-z]+", changed) if w != "token"], changed
+    assert applied_note_now(None, num_train_epochs=2) == ""  # nothing handed over: nothing to say
 
 
 def test_a_view_fed_by_several_inputs_shows_the_last_change(built):

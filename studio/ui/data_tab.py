@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -142,7 +143,8 @@ def load_and_apply(dataset_path=None, dataset_format=None, column_mapping=None, 
     usable = report.load.rows
     if key == applied or not usable or int(report_on or 1) > 1:
         return {**shown, "applied": applied, "max_length": max_length, "validation_share": validation_share,
-                "test_share": test_share, "applied_note": "", **{name: gr.update() for name in HANDED_RECIPE_FIELDS}}
+                "test_share": test_share, "applied_note": "", "applied_values": None,
+                **{name: gr.update() for name in HANDED_RECIPE_FIELDS}}
     language = lang(request)
     # the plan at the cutoff it hands over, on this model: its batch must fit this machine's memory there
     form = dict(finetuning_type=finetuning_type, stage=stage, replay=replay, replay_share=replay_share,
@@ -155,8 +157,49 @@ def load_and_apply(dataset_path=None, dataset_format=None, column_mapping=None, 
         note += " " + tr("data.applied_test", language, share=test, rows=data.split_sizes(len(usable), share, test)[2])
     note += " " + tr("data.applied_recipe", language, steps=plan.steps, epochs=plan.values()["num_train_epochs"],
                      lr=plan.values()["learning_rate"])
-    return {**shown, "applied": key, "max_length": cutoff or max_length, "validation_share": share, "test_share": test,
-            "applied_note": note, **{name: plan.values().get(name, gr.update()) for name in HANDED_RECIPE_FIELDS}}
+    handed = {name: plan.values()[name] for name in HANDED_RECIPE_FIELDS if name in plan.values()}
+    handed.update(max_length=cutoff or max_length, validation_share=share, test_share=test)
+    return {**shown, "applied": key, **handed, "applied_note": note,
+            "applied_values": {"note": note, "values": handed, "language": language},
+            **{name: gr.update() for name in HANDED_RECIPE_FIELDS if name not in handed}}
+
+
+APPLIED_FIELDS = ("max_length", "validation_share", "test_share", *HANDED_RECIPE_FIELDS)
+
+
+def applied_note_now(applied_values=None, max_length=None, validation_share=None, test_share=None,
+                     per_device_train_batch_size=None, gradient_accumulation_steps=None, num_train_epochs=None,
+                     learning_rate=None, eval_steps=None, early_stopping_patience=None, replay_share=None,
+                     request: gr.Request = None) -> str:
+    """The note of what the loaded file handed to the form, while the form still holds those values; once the user
+    changes one of them, which ones and that the plan is now theirs: the Data tab never states a plan ("72 steps,
+    3 epochs") the form no longer holds."""
+    if not applied_values:
+        return ""
+    current = dict(max_length=max_length, validation_share=validation_share, test_share=test_share,
+                   per_device_train_batch_size=per_device_train_batch_size,
+                   gradient_accumulation_steps=gradient_accumulation_steps, num_train_epochs=num_train_epochs,
+                   learning_rate=learning_rate, eval_steps=eval_steps, early_stopping_patience=early_stopping_patience,
+                   replay_share=replay_share)
+    changed = [(name, was, current[name]) for name, was in applied_values["values"].items()
+               if current.get(name) is not None and not _same(was, current[name])]
+    if not changed:
+        return applied_values["note"]
+    language = lang(request) if request is not None else applied_values.get("language", "en")
+    changes = tr("list.separator", language).join(f"{config.field_text(name, 'label', language)} {_shown(was)} → {_shown(now)}"
+                        for name, was, now in changed)
+    return tr("data.applied_changed", language, changes=changes)
+
+
+def _same(was, now) -> bool:
+    try:
+        return math.isclose(float(was), float(now), rel_tol=1e-9, abs_tol=1e-12)
+    except (TypeError, ValueError):
+        return was == now
+
+
+def _shown(value) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
 
 def multilingual_offer(dataset_path=None, dataset_format=None, column_mapping=None, model_name_or_path=None,
@@ -325,6 +368,7 @@ def layout(ctx: TabContext) -> SimpleNamespace:
     # Hidden numbers rather than gr.State so API clients receive the recommendations too.
     page.recommended_cutoff, page.recommended_share = gr.Number(visible=False), gr.Number(visible=False)
     page.applied = gr.State()  # the file whose recommendations the form has received (once per file)
+    page.applied_values = gr.State()  # what it handed over and the note that says so, while the form holds them
     page.shown = Outputs(summary=page.summary, problems=problems, preview=preview, pages=pages,
                          percentiles=percentiles, hist=hist, cdf=cdf, cutoff=cutoff_text, split=split_text,
                          findings=findings, recommended_cutoff=page.recommended_cutoff,
@@ -357,7 +401,12 @@ def wire_loading(ctx: TabContext, page: SimpleNamespace, full_form: dict, mixing
     form = page.form
     handed = Outputs(**page.shown.components, applied=page.applied, max_length=full_form["max_length"],
                      validation_share=form["validation_share"], test_share=form["test_share"],
-                     applied_note=page.applied_note, **{name: full_form[name] for name in HANDED_RECIPE_FIELDS})
+                     applied_note=page.applied_note, applied_values=page.applied_values,
+                     **{name: full_form[name] for name in HANDED_RECIPE_FIELDS})
+    # the note follows the form: a value the user changes after the file handed it over is said, never hidden
+    gr.on([full_form[name].change for name in APPLIED_FIELDS], applied_note_now,
+          inputs_kwargs=dict(applied_values=page.applied_values, **{name: full_form[name] for name in APPLIED_FIELDS}),
+          outputs=page.applied_note, api_name=False, trigger_mode="always_last", show_progress="hidden")
     loading = dict(fn=handed.wire(load_and_apply),
                    inputs_kwargs=dict(**browsing_of(page, full_form), applied=page.applied,
                                       max_length=full_form["max_length"], validation_share=form["validation_share"],
