@@ -294,7 +294,8 @@ def test_a_run_with_held_out_rows_ends_with_a_verdict(tiny_model_dir, tmp_path):
 def test_the_drift_check_and_the_verdict_take_the_tuned_answers_from_one_pass(tiny_model_dir, tmp_path,
                                                                                monkeypatch):
     """After the last step the general prompts and the held-out prompts are answered in one shared pass (the
-    log counts it as one phase); before the first step the base answers come with the fresh adapter off. Trained
+    log counts it as one phase); before the first step, where replay generates, one pass answers replay's, the
+    drift check's and the held-out prompts, and the rest (reworded questions) come with the fresh adapter off. Trained
     in bf16 (a fp32 adapter over bf16 weights), the tuned answers come from the adapter cast to bf16, as Chat and
     the served endpoint load it."""
     from studio.chat import generation
@@ -319,7 +320,25 @@ def test_the_drift_check_and_the_verdict_take_the_tuned_answers_from_one_pass(ti
     assert "General-ability and held-out checks, the tuned model's answers:" in log
     assert "General-ability check, the tuned model's answers:" not in log  # found in the shared pass
     assert "Held-out check, the tuned model's answers:" not in log
-    assert "General-ability check, the base model's answers:" in log
+    # before the first step, the base model answered replay's, the drift check's and the held-out prompts in one
+    # pass (replay had to generate anyway): no pass of their own
+    assert "The base model's answers for replay, the general-ability check and the held-out check: 126 of 126" in log
+    assert "General-ability check, the base model's answers:" not in log
+    assert "Replay: the base model answers" not in log
+
+
+def test_without_replay_to_generate_each_check_answers_before_training_on_its_own(tiny_model_dir, tmp_path,
+                                                                                  monkeypatch):
+    """Replay off (or its answers cached): nothing to share a pass with; the drift check and the held-out check
+    answer with the fresh adapter switched off, each counted in the log as its own phase."""
+    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
+    status = train.run_training(tiny_settings(tiny_model_dir, "test_share=0.2", "replay=off"), tmp_path / "run",
+                                progress=None)
+    assert status["status"] == "finished", status
+    log = (tmp_path / "run" / "log.txt").read_text()
+    assert "General-ability check, the base model's answers: 60 of 60" in log
+    assert "The base model's answers for replay" not in log
+    assert RunFolder(tmp_path / "run").drift()["prompts"] == 60
 
 
 def test_stop_during_the_shared_pass_after_training_keeps_the_run_and_skips_both_checks(tiny_model_dir, tmp_path,

@@ -124,13 +124,7 @@ def before_training(model, tokenizer, model_path: str, drift_dataset_path: str =
     prompts, source = prompts_for(drift_dataset_path)
     if not prompts:
         return None
-    if system_prompt.strip():
-        prompts = [p if p.messages[0]["role"] == "system" else
-                   Prompt(p.id, p.kind, p.language, [{"role": "system", "content": system_prompt.strip()}, *p.messages])
-                   for p in prompts]
-    prompt_ids = [tokenizer(generation_prompt(tokenizer, p.messages), add_special_tokens=False)["input_ids"]
-                  for p in prompts]
-    path = cache_dir() / f"{cache_key(model_path, model, tokenizer, prompts)}.json"
+    prompts, prompt_ids, path = _asked(prompts, model, tokenizer, model_path, system_prompt)
     cached = _read_cache(path, len(prompts))
     if cached is None:
         answer_ids = greedy(model, tokenizer, prompt_ids, MAX_NEW_TOKENS)
@@ -146,6 +140,30 @@ def before_training(model, tokenizer, model_path: str, drift_dataset_path: str =
                     [cached["answer_ids"][i] for i in keep],
                     [answer_text(tokenizer, cached["answer_ids"][i]) for i in keep],
                     nll=cached["nll"], top1=cached["top1"], cached=from_cache, seconds=time.perf_counter() - started)
+
+
+def _asked(prompts: list[Prompt], model, tokenizer, model_path: str, system_prompt: str):
+    """(prompts, their token ids, the cache file): each prompt under the run's system prompt where it has none."""
+    if system_prompt.strip():
+        prompts = [p if p.messages[0]["role"] == "system" else
+                   Prompt(p.id, p.kind, p.language, [{"role": "system", "content": system_prompt.strip()}, *p.messages])
+                   for p in prompts]
+    prompt_ids = [tokenizer(generation_prompt(tokenizer, p.messages), add_special_tokens=False)["input_ids"]
+                  for p in prompts]
+    return prompts, prompt_ids, cache_dir() / f"{cache_key(model_path, model, tokenizer, prompts)}.json"
+
+
+def base_asks(model, tokenizer, model_path: str, drift_dataset_path: str = "",
+              system_prompt: str = "") -> list[tuple[list[int], int]]:
+    """The (prompt ids, cap) pairs before_training will generate: none where the base model's answers are cached.
+    Answered ahead in one pass with the run's other base-model answers (generation.answer_ahead)."""
+    prompts, _ = prompts_for(drift_dataset_path)
+    if not prompts:
+        return []
+    prompts, prompt_ids, path = _asked(prompts, model, tokenizer, model_path, system_prompt)
+    if _read_cache(path, len(prompts)) is not None:
+        return []
+    return [(ids, MAX_NEW_TOKENS) for ids in prompt_ids]
 
 
 def _read_cache(path: Path, count: int) -> dict | None:

@@ -198,16 +198,33 @@ def answered_together(model, tokenizer, asks: list[tuple[list[int], int]]):
     """Answer every (prompt, cap) the checks after training will ask in one generation pass, then hand each
     check its answers from it: the drift check's and the verdict's prompts share batches instead of each
     paying its own passes. A pass that fails or is stopped leaves each check to answer (or to stop) on its own."""
+    with given(answer_ahead(model, tokenizer, asks)):
+        yield
+
+
+def answer_ahead(model, tokenizer, asks: list[tuple[list[int], int]]) -> dict:
+    """{(prompt ids, cap): answer ids} for every ask, in one pass; empty where it fails or is stopped (a shortcut,
+    never a failure: each check then answers, or sees Stop, on its own)."""
     from studio.core.stopping import StopRequested
 
-    known: dict = {}
+    if not asks:
+        return {}
     try:
-        if asks:
-            answers = _generate(model, tokenizer, [ids for ids, _ in asks], [cap for _, cap in asks])
-            known = {(tuple(ids), cap): answer for (ids, cap), answer in zip(asks, answers)}
-    except (Exception, StopRequested):  # noqa: BLE001 - a shortcut, never a failure: each check's own pass sees Stop
-        known = {}
-    token = _TOGETHER.set(known)
+        answers = _generate(model, tokenizer, [ids for ids, _ in asks], [cap for _, cap in asks])
+    except (Exception, StopRequested):  # noqa: BLE001
+        return {}
+    return {(tuple(ids), cap): answer for (ids, cap), answer in zip(asks, answers)}
+
+
+def is_known(prompt_ids: list[int], cap: int) -> bool:
+    """Whether `greedy` will take this answer from one already known (`given`) rather than generate it."""
+    return (tuple(prompt_ids), cap) in (_TOGETHER.get() or {})
+
+
+@contextmanager
+def given(known: dict):
+    """A block in which `greedy` takes the answers already known (answer_ahead) instead of generating them."""
+    token = _TOGETHER.set({**(_TOGETHER.get() or {}), **known})
     try:
         yield
     finally:

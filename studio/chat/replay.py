@@ -83,10 +83,7 @@ def base_answers(model_path: str, tokenizer, languages: list[str], load_model, l
     started = time.perf_counter()
     prompts = needed_prompts(languages, count, seed, small_talk_first=identity)
     path = cache_file(model_path, tokenizer)
-    try:
-        known = json.loads(path.read_text(encoding="utf-8"))["answers"]
-    except (OSError, ValueError, KeyError, TypeError):
-        known = {}
+    known = _cached(path)
     missing = [p for p in prompts if p["prompt"] not in known]
     if missing:
         known = {**known, **_generate(missing, tokenizer, load_model, log)}
@@ -97,14 +94,39 @@ def base_answers(model_path: str, tokenizer, languages: list[str], load_model, l
     return rows, not missing, time.perf_counter() - started
 
 
+def missing_asks(model_path: str, tokenizer, languages: list[str], count: int | None = None, seed: int = 0,
+                 identity: bool = False) -> list[tuple[list[int], int]]:
+    """The (prompt ids, cap) pairs base_answers would generate (none cached yet): answered ahead in one pass with
+    the run's other base-model answers (generation.answer_ahead)."""
+    known = _cached(cache_file(model_path, tokenizer))
+    return [(_prompt_ids(tokenizer, p), MAX_NEW_TOKENS)
+            for p in needed_prompts(languages, count, seed, small_talk_first=identity) if p["prompt"] not in known]
+
+
+def _cached(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["answers"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _prompt_ids(tokenizer, prompt: dict) -> list[int]:
+    from studio.templates.chat_template import generation_prompt
+
+    return tokenizer(generation_prompt(tokenizer, [{"role": "user", "content": prompt["prompt"]}]),
+                     add_special_tokens=False)["input_ids"]
+
+
 def _generate(prompts: list[dict], tokenizer, load_model, log) -> dict[str, str]:
-    from studio.templates.chat_template import answer_text, generation_prompt
+    from studio.templates.chat_template import answer_text
     from .generation import greedy  # deferred: torch
 
+    from .generation import is_known
+
     model = load_model()  # the run's own model load (training takes it next), logged as such
-    log(Msg("log.replay_generating", prompts=len(prompts)))
-    prompt_ids = [tokenizer(generation_prompt(tokenizer, [{"role": "user", "content": p["prompt"]}]),
-                            add_special_tokens=False)["input_ids"] for p in prompts]
+    prompt_ids = [_prompt_ids(tokenizer, p) for p in prompts]
+    if fresh := sum(not is_known(ids, MAX_NEW_TOKENS) for ids in prompt_ids):  # not answered in a shared pass
+        log(Msg("log.replay_generating", prompts=fresh))
     answers = [answer_text(tokenizer, ids) for ids in greedy(model, tokenizer, prompt_ids, MAX_NEW_TOKENS)]
     del model
     return {p["prompt"]: a for p, a in zip(prompts, answers)}

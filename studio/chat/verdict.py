@@ -94,7 +94,7 @@ def before_training(model, tokenizer, splits: dict[str, list[dict]], scorer=None
     """The base model's answers to the held-out prompts (None without any row to ask). With a `scorer` (a GRPO
     run: its rewards) the rows are prompts with references, answered up to `max_new_tokens`. Data that teaches
     facts (names, makers) also gets the facts found, and identity data reworded questions (studio/data/facts.py)."""
-    from studio.templates.chat_template import answer_text, generation_prompt
+    from studio.templates.chat_template import answer_text
     from .generation import greedy  # deferred: torch
 
     started = time.perf_counter()
@@ -103,16 +103,34 @@ def before_training(model, tokenizer, splits: dict[str, list[dict]], scorer=None
         return None
     prompts, references = [p for p, _ in pairs], [r for _, r in pairs]
     metric, why = ("reward", Msg("verdict.metric_reward")) if scorer else choose_metric(references)
-    prompt_ids = [tokenizer(generation_prompt(tokenizer, p), add_special_tokens=False)["input_ids"] for p in prompts]
-    if max_new_tokens is None:
-        longest = max(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in references)
-        max_new_tokens = min(MAX_NEW_TOKENS, int(longest * 1.25) + 8)  # room for the answer and its end
+    prompt_ids, max_new_tokens = _asked(tokenizer, prompts, references, max_new_tokens)
     answers = [answer_text(tokenizer, ids) for ids in greedy(model, tokenizer, prompt_ids, max_new_tokens)]
     held = HeldOut(split, metric, why, prompts, references, prompt_ids, max_new_tokens, answers, 0.0, scorer)
     if not scorer:
         _ask_for_facts(held, model, tokenizer, splits.get("train") or [], placeholder_values)
     held.seconds = time.perf_counter() - started
     return held
+
+
+def _asked(tokenizer, prompts: list, references: list[str], max_new_tokens: int | None):
+    """(prompt ids, cap): the cap is the longest reference's length and a quarter more, where none is given."""
+    from studio.templates.chat_template import generation_prompt
+
+    prompt_ids = [tokenizer(generation_prompt(tokenizer, p), add_special_tokens=False)["input_ids"] for p in prompts]
+    if max_new_tokens is None:
+        longest = max(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in references)
+        max_new_tokens = min(MAX_NEW_TOKENS, int(longest * 1.25) + 8)  # room for the answer and its end
+    return prompt_ids, max_new_tokens
+
+
+def base_asks(tokenizer, splits: dict[str, list[dict]]) -> list[tuple[list[int], int]]:
+    """The (prompt ids, cap) pairs before_training asks first (an SFT run's held-out rows; the reworded questions
+    depend on those answers and come after): answered ahead with the run's other base-model answers."""
+    pairs, _ = held_out_rows(splits)
+    if not pairs:
+        return []
+    prompt_ids, cap = _asked(tokenizer, [p for p, _ in pairs], [r for _, r in pairs], None)
+    return [(ids, cap) for ids in prompt_ids]
 
 
 REWORDED_TOKENS = 48  # an introduction gives its name and maker early: the rest of a long answer costs time only

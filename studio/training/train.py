@@ -33,6 +33,7 @@ from studio.data.tokenized import encode_split, notes_of
 from studio.plan.advice import multi_turn_share, packing_suits_data
 from studio.plan.diagnosis import not_learning, still_learning_note
 from studio.plan.mixing import build_mix
+from studio.chat import generation
 from . import run_checks
 from .best import kept_message, BestKeeper, keeper_callback
 from .distributed import is_main_process, main_process_first, shared_run_dir, world_size
@@ -176,8 +177,14 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
     taught = taught_facts(prepared.train[:FACT_ROWS], settings.data.placeholder_values)  # for the drift check
     task_rows = len(prepared.train)
     loaded = RunModel(settings, log, model_path)
-    if not resume:  # a resumed run's saved split already holds its replay rows
-        prepared = with_replay(settings, run, log, prepared, tokenizer, plan, loaded)
+    choice = None if resume else replay_choice(settings, log, prepared)  # a resumed split holds its replay rows
+    # the base model's answers that replay, the drift check and the verdict will ask, in one pass where replay
+    # must generate anyway: fewer, fuller batches than three passes of their own
+    ahead = run_checks.base_answers_ahead(settings, log, loaded, plan, tokenizer, model_path, held_rows,
+                                          replay_asks(choice, loaded.path, tokenizer, settings))
+    if choice is not None:
+        with generation.given(ahead):
+            prepared = with_replay(settings, run, log, prepared, tokenizer, plan, loaded, choice)
     replayed = len(prepared.train) - task_rows
     stopping.check()
     log(Msg("log.phase_tokenise", rows=len(prepared.train) + len(prepared.validation)))
@@ -188,10 +195,12 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
     trainer = _trainer(settings, run, log, plan, facts, loaded, tokenizer, train_ds, eval_ds, stop_event)
     if settings.training.drift_check and not settings.training.pilot:
         log(Msg("log.phase_drift"))
-    drift_base = run_checks.drift_baseline(settings, log, trainer.model, tokenizer, model_path)  # untrained yet
-    if any(held_rows.values()) and not settings.training.pilot:
-        log(Msg("log.phase_verdict"))
-    held_out = run_checks.verdict_baseline(settings, log, trainer.model, tokenizer, held_rows)
+    with generation.given(ahead):
+        drift_base = run_checks.drift_baseline(settings, log, trainer.model, tokenizer, model_path)  # untrained yet
+        if any(held_rows.values()) and not settings.training.pilot:
+            log(Msg("log.phase_verdict"))
+        held_out = run_checks.verdict_baseline(settings, log, trainer.model, tokenizer, held_rows)
+    del ahead
     log(Msg("log.phase_train"))
     output = trainer.train(resume_from_checkpoint=resume_point(run, log, resume))  # 3. Train.
     hardware.return_free_memory()  # the UI process lives on, and the checks below would add to the freed heap
@@ -323,11 +332,18 @@ def log_preflight(log: RunLog, rows: list[dict], tokenizer, model: str) -> None:
             log(Msg("log.preflight", check=finding.check, message=finding.message))
 
 
-def with_replay(settings: Settings, run: RunFolder, log: RunLog, prepared: PreparedData, tokenizer, plan: dict,
-                loaded: RunModel) -> PreparedData:
-    """The training split with the base model's own general answers mixed in where replay is on
-    (studio/chat/replay.py); validation and test stay the user's rows, so the verdict and the kept checkpoint judge the
-    task alone. A replay that cannot be made is logged and the run goes on without it."""
+@dataclass
+class ReplayChoice:
+    """What a run replays (studio/plan/recipe.replay_decision): how many answers, in which languages, and why."""
+    why: Msg
+    languages: list[str]
+    count: int
+    training_rows: int
+    identity: bool  # identity data: the small talk first
+
+
+def replay_choice(settings: Settings, log: RunLog, prepared: PreparedData) -> ReplayChoice | None:
+    """The run's replay, or None (logged with its reason) where it is off."""
     from studio.chat import replay
     from studio.plan.recipe import replay_decision
 
@@ -337,9 +353,29 @@ def with_replay(settings: Settings, run: RunFolder, log: RunLog, prepared: Prepa
     on, why = replay_decision(settings, task_rows, identity=identity)
     if not on:
         log(Msg("log.replay_off", why=why))
-        return prepared
-    languages = replay.data_languages(prepared.train)
-    count = replay.replay_count(training_rows, settings.data.replay_share)
+        return None
+    return ReplayChoice(why, replay.data_languages(prepared.train),
+                        replay.replay_count(training_rows, settings.data.replay_share), training_rows, identity)
+
+
+def replay_asks(choice: ReplayChoice | None, model_path: str, tokenizer, settings: Settings) -> list:
+    """The replay prompts the base model must still answer (none cached): [] without replay."""
+    from studio.chat import replay
+
+    if choice is None:
+        return []
+    return replay.missing_asks(model_path, tokenizer, choice.languages, choice.count, settings.training.seed,
+                               choice.identity)
+
+
+def with_replay(settings: Settings, run: RunFolder, log: RunLog, prepared: PreparedData, tokenizer, plan: dict,
+                loaded: RunModel, choice: ReplayChoice) -> PreparedData:
+    """The training split with the base model's own general answers mixed in where replay is on
+    (studio/chat/replay.py); validation and test stay the user's rows, so the verdict and the kept checkpoint judge the
+    task alone. A replay that cannot be made is logged and the run goes on without it."""
+    from studio.chat import replay
+
+    why, languages, count, training_rows = choice.why, choice.languages, choice.count, choice.training_rows
 
     def load_base():  # the model as training will load it (an adapter's weights dtype): training then takes it
         return loaded.load(plan, "lora")
@@ -348,7 +384,7 @@ def with_replay(settings: Settings, run: RunFolder, log: RunLog, prepared: Prepa
         with main_process_first():  # one process generates and caches; the others read the cache
             with run_checks.answering(log, "phase.replay"):
                 rows, cached, seconds = replay.base_answers(loaded.path, tokenizer, languages, load_base, log, count,
-                                                            settings.training.seed, identity)
+                                                            settings.training.seed, choice.identity)
     except Exception as err:  # noqa: BLE001 - replay helps a run; it is never a reason to stop one
         log(Msg("log.replay_off", why=reason_of(err)))
         loaded.drop()
