@@ -60,7 +60,9 @@ def phases(run_dir: Path) -> dict[str, int]:
 
     tokenise, checks, train, saved, end = (first("log.phase_tokenise"), first("log.phase_drift"),
                                            first("log.phase_train"), first("log.saved"), at[-1])
-    replay_started = first("log.replay_generating")
+    # replay's answers alone, or the pass the base model's answers share (replay, drift check, held-out check)
+    replay_started = first("log.base_answers_start") if first("log.base_answers_start") is not None else \
+        first("log.replay_generating")
     replay = (tokenise - replay_started) if replay_started is not None and tokenise is not None else 0
     before = (train - checks) if checks is not None and train is not None else 0
     after = (end - saved) if saved is not None else 0

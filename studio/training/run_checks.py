@@ -52,6 +52,7 @@ def base_answers_ahead(settings, log, loaded, plan: dict, tokenizer, model_path:
         asks += verdict.base_asks(tokenizer, held_rows)
         if len(asks) == len(replay_asks):
             return {}
+        log(Msg("log.base_answers_start", prompts=len(asks)))
         with answering(log, "phase.base_answers"):
             return generation.answer_ahead(model, tokenizer, asks)
     except Exception:  # noqa: BLE001 - a shortcut only: each check answers on its own and says what went wrong
