@@ -33,12 +33,14 @@ def test_each_prompt_keeps_its_own_cap_in_a_shared_batch(tiny_model_dir):
 
 
 def test_generation_batches_hold_a_row_and_token_budget(monkeypatch):
-    """Fewer, fuller batches (a small model's step costs about the same for 64 rows as for 16), but never more
+    """Fewer, fuller batches (a small model's step reads every weight once, whatever the rows), but never more
     rows x (prompt + answer) tokens than GENERATE_TOKENS: long prompts get smaller batches."""
     short, long = [[1] * 40] * 100, [[1] * 900] * 30
     batches = generation._generation_batches(short, [32] * 100)
     assert [len(b) for b in batches] == [50, 50]  # two batches either way: the rows shared evenly
     assert [len(b) for b in generation._generation_batches(short[:64], [32] * 64)] == [64]
+    # the pass after training (60 general prompts and 14 held-out ones): one batch, not two of 37
+    assert [len(b) for b in generation._generation_batches(short[:74], [32] * 74)] == [74]
     long_batches = generation._generation_batches(long, [96] * 30)
     assert all(len(b) * (900 + 96) <= generation.GENERATE_TOKENS for b in long_batches) and len(long_batches) > 1
     mixed = generation._generation_batches(short[:3] + long[:2], [48, 32, 96, 32, 32])

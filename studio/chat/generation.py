@@ -9,7 +9,10 @@ from __future__ import annotations
 import contextvars
 from contextlib import contextmanager
 
-GENERATE_BATCH = 64  # rows per generation pass: a small model's step costs about the same for 64 rows as for 16
+# Rows per generation pass: a small model's decoding step reads every weight once whatever the rows (gemma3-270m:
+# about 60 ms a step plus 1 ms a row here), so the after-training pass of 74 prompts in one batch of 74 took 5.2-5.9 s
+# against 7.6-7.8 s in two of 37 (the starter 6.9-7.4 s against 7.5-8.3 s; bench/RESULTS.md).
+GENERATE_BATCH = 96
 GENERATE_TOKENS = 32 * 512  # a generation batch's rows x (prompt + answer) tokens: its cache stays as before
 
 
