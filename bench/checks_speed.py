@@ -11,6 +11,9 @@ answer, tests/test_generation.py; the adapter's rounding to bf16 can turn a near
 
 `--scoring`: the drift scoring of the 60 base answers with scoring batches of drift.LOGIT_ELEMENTS logits against
 2**25 (before), alternating; the sums must agree to rounding.
+
+`--batches`: the pass after training as it is shaped (the 60 drift prompts and 14 more, 32 tokens, the adapter as
+served) with generation batches of generation.GENERATE_BATCH rows (one batch of 74) against 64 (two of 37).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ def main() -> int:
     parser.add_argument("--model", default="starter")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--scoring", action="store_true", help="scoring batches as now, against 2**25 logits")
+    parser.add_argument("--batches", action="store_true", help="generation batches as now, against 64 rows")
     args = parser.parse_args()
 
     import torch
@@ -55,6 +59,8 @@ def main() -> int:
         base_answers = generation._generate(old, tokenizer, prompts, caps)
     if args.scoring:
         return scoring(new, prompts, base_answers, args)
+    if args.batches:
+        return batches(new, tokenizer, prompts + prompts[:14], args)
     step_loop = generation._step_cache_word
     times: dict[str, list] = {"old": [], "new": []}
     answers = {}
@@ -93,6 +99,26 @@ def scoring(model, prompts, answers, args) -> int:
     drift.LOGIT_ELEMENTS = now
     print(json.dumps({"model": args.model, "logit_elements": now, "times_s": times, "nll_sum_and_positions": sums,
                       "ratio": round(sum(times["now"]) / sum(times["2**25"]), 3)}))
+    return 0
+
+
+def batches(model, tokenizer, prompts, args) -> int:
+    """The pass after training in batches of GENERATE_BATCH rows against 64, alternating."""
+    from studio.chat import generation
+
+    now, caps = generation.GENERATE_BATCH, [32] * len(prompts)
+    times: dict[str, list] = {"64": [], "now": []}
+    shapes = {}
+    for _ in range(args.repeats):
+        for way, limit in (("64", 64), ("now", now)):
+            generation.GENERATE_BATCH = limit
+            started = time.perf_counter()
+            generation._generate(model, tokenizer, prompts, caps)
+            times[way].append(round(time.perf_counter() - started, 2))
+            shapes[way] = [len(b) for b in generation._generation_batches(prompts, caps)]
+    generation.GENERATE_BATCH = now
+    print(json.dumps({"model": args.model, "rows": len(prompts), "batches": shapes, "times_s": times,
+                      "ratio": round(sum(times["now"]) / sum(times["64"]), 3)}))
     return 0
 
 
