@@ -165,3 +165,38 @@ def test_the_mix_box_replays_an_identity_file_at_one_epoch_as_the_run_will(tmp_p
         settings, _ = settings_input.apply_overrides(Settings(), [f"dataset_path={path}", "num_train_epochs=1"])
         on, why = replay_for(settings, mixing.parts_of(settings.data), None)
         assert on is replays and why.key == ("replay.auto_identity" if replays else "replay.auto_off"), path
+
+
+@pytest.mark.parametrize("other_rows,other_share", [(300, None), (300, 0.5), (20, 0.5)])
+def test_the_plan_cost_and_replay_advice_count_the_whole_mix_as_the_run_does(tmp_path, tiny_model_dir, other_rows,
+                                                                              other_share):
+    """Issue 57: with a file mixed in, the Hyperparameters advice and the Train tab's cost line planned with the
+    main file's rows alone while the run trained the whole mix (more rows, more steps), and judged identity data on
+    the main file alone. Now both count the rows the run plans with (every file split, then each to its share) and
+    the identity check reads the rows in the run's proportions. Identity rows (60) mixed with plain rows: all rows, a
+    half share, and a small file repeated to its share."""
+    from pathlib import Path
+
+    from studio.data.facts import speaks_about_itself
+    from studio.plan import data_choice, form_plan, recipe
+
+    identity = str(Path(__file__).parent / "data" / "identity_nova.jsonl")
+    general = write_rows(tmp_path / "general.jsonl", other_rows, "general")
+    extra = json.dumps([{"dataset_path": general, **({"share": other_share} if other_share else {})}])
+    settings, problems = settings_input.apply_overrides(Settings(), [
+        f"dataset_path={identity}", f"extra_datasets={extra}", f"model_name_or_path={tiny_model_dir}"])
+    assert not problems, problems
+    for part in mixing.parts_of(settings.data):  # the mix box shows each file: each is read (loaded) once
+        data_choice.report_of(part, settings.model.model_name_or_path)
+    situation = form_plan.situation_for(settings)
+    mix, problems = mixing.build_mix(settings.data, settings.training.seed)
+    assert mix is not None, problems
+    run_rows = sum(len(mix.split(name)) for name in ("train", "validation", "test"))
+    assert situation.rows == run_rows > 60  # as train.planning_rows counts the built mix
+    assert situation.identity == speaks_about_itself(mix.split("train"))
+    on, why = data_choice.replay_for(settings, mixing.parts_of(settings.data), settings.model.model_name_or_path)
+    assert (on, why.key) == tuple(x if i == 0 else x.key for i, x in enumerate(
+        recipe.replay_decision(settings, run_rows, identity=speaks_about_itself(mix.split("train")))))
+    alone = form_plan.situation_for(settings.model_copy(update={"data": settings.data.model_copy(
+        update={"extra_datasets": []})}))
+    assert alone.rows == 60 and alone.identity  # the main file alone is identity data

@@ -382,11 +382,16 @@ def values_for_devices(situation: Situation) -> dict:
     return {}
 
 
-def build_situation(settings, report=None, facts=None, shape: ModelShape | None = None) -> Situation:
-    """Situation from a data report (studio.data.stats.DataReport), hardware facts and the model's shape."""
+def build_situation(settings, report=None, facts=None, shape: ModelShape | None = None,
+                    mix: tuple[int, list] | None = None) -> Situation:
+    """Situation from a data report (studio.data.stats.DataReport), hardware facts and the model's shape. `mix`:
+    with files mixed in, the rows the run plans with and the rows in its proportions (mixing.plan_rows): the plan,
+    the cost and the replay advice count the whole mix, as the run does."""
     rows = recommended = over = multi = median = None
     if report is not None and report.load.rows:
         rows = report.training_rows  # plain text trains as blocks of its documents
+        if mix is not None and report.load.format != "text":
+            rows = mix[0]
         multi = multi_turn_share([r.messages for r in report.load.rows if r.messages is not None])
         if report.lengths is not None:
             recommended = report.cutoff.cutoff
@@ -401,7 +406,7 @@ def build_situation(settings, report=None, facts=None, shape: ModelShape | None 
                       and (f.level == "warning" or f.check.key == "check.default_system"))
     # The processes the run will train in (all GPUs by default): the recipe sizes the per-device batch for them.
     devices = hardware.choose_devices(facts, settings.training)["processes"] if facts is not None else 1
-    identity = report is not None and speaks_about_itself(report.load.rows)
+    identity = report is not None and speaks_about_itself(mix[1] if mix is not None else report.load.rows)
     return Situation(settings, rows, recommended, over, multi, shape.parameters if shape else None, facts, devices,
                      median_tokens=median, data_kind=report.load.format if report is not None else None,
                      preflight=preflight, identity=identity)

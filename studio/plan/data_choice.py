@@ -8,7 +8,7 @@ from studio.core import config, settings_input
 from studio.models.models import model_parameters
 from studio.data import stats
 from studio.data.facts import speaks_about_itself
-from . import data_report, recipe
+from . import data_report, mixing, recipe
 
 
 def data_source(dataset_path, dataset_format, column_mapping) -> tuple[config.DataSettings, list]:
@@ -54,7 +54,10 @@ def planned_for(rows: int, model, form: dict, identity: bool = False) -> recipe.
 
 
 def replay_for(settings: config.Settings, parts: list, model):
-    """(whether a run with these settings replays general answers, why), judged on the files' usable rows as the
-    run judges them (identity data replays at any length)."""
-    loaded = [row for part in parts for row in report_of(part, model).load.rows]
-    return recipe.replay_decision(settings, len(loaded), identity=speaks_about_itself(loaded))
+    """(whether a run with these settings replays general answers, why), judged as the run judges it: on the rows
+    it plans with (the whole mix, each file to its share: mixing.plan_rows; identity data replays at any length)."""
+    reports = [report_of(part, model) for part in parts]
+    planned = mixing.plan_rows(settings.data, reports) if len(parts) > 1 else None
+    if planned is None:
+        planned = (sum(len(r.load.rows) for r in reports), [row for r in reports for row in r.load.rows])
+    return recipe.replay_decision(settings, planned[0], identity=speaks_about_itself(planned[1]))

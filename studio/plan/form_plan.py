@@ -8,12 +8,30 @@ from studio.core.config import Settings
 from studio.core.text import Msg, on_off, word
 from studio.models import estimates, hardware
 from studio.models.models import allowed_shape
-from . import advice, data_report
+from . import advice, data_report, mixing
 
 
 def situation_for(settings: Settings) -> advice.Situation:
-    return advice.build_situation(settings, data_report.advice_report(settings), hardware.detect(),
-                                  allowed_shape(settings.model.model_name_or_path))
+    report = data_report.advice_report(settings)
+    return advice.build_situation(settings, report, hardware.detect(), allowed_shape(settings.model.model_name_or_path),
+                                  mix=mixed_rows(settings, report))
+
+
+def mixed_rows(settings: Settings, report) -> tuple[int, list] | None:
+    """With files mixed in (each shown in the mix box, so read already): the rows a run on the whole mix plans with
+    (mixing.plan_rows); None without a mix, or where a mixed file's report is not at hand (the advice never reads a
+    file the user did not load: the main file's figures then stand)."""
+    d = settings.data
+    if not d.extra_datasets or report is None:
+        return None
+    model, reads = settings.model.model_name_or_path, data_report.reads_for(settings.method.stage)
+    reports = [report]
+    for part in d.extra_datasets:
+        extra = data_report.loaded_report(part.dataset_path, part.dataset_format, part.column_mapping, model, reads)
+        if extra is None or not extra.load.rows:
+            return None
+        reports.append(extra)
+    return mixing.plan_rows(d, reports)
 
 
 def hardware_lines(settings: Settings, facts) -> tuple[Msg, list[Msg]]:

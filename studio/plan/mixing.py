@@ -159,9 +159,7 @@ def mix_table(d: DataSettings, reports: list, replay_on: bool = False) -> MixTab
     the counts follow build_mix's rules without sampling any row. With replay on (studio/chat/replay.py), its rows
     are the last line: the base model's own general answers, in the training split only."""
     parts = parts_of(d)
-    usable = [len(r.load.rows) if d.max_samples <= 0 else min(d.max_samples, len(r.load.rows)) for r in reports]
-    sizes = [split_sizes(n, d.validation_share, d.test_share) for n in usable]
-    counts, refusal = training_counts([s[0] for s in sizes], [p.share for p in parts])
+    usable, sizes, counts, refusal = _counted(d, reports)
     counts = counts or [0] * len(parts)
     tokens = [round(count * _mean_tokens(r)) if _mean_tokens(r) is not None else None
               for count, r in zip(counts, reports)]
@@ -186,6 +184,31 @@ def mix_table(d: DataSettings, reports: list, replay_on: bool = False) -> MixTab
                      0, 0, "", ""])
         total += replayed
     return MixTable(rows, refusal, warnings, total)
+
+
+def _counted(d: DataSettings, reports: list):
+    """(usable rows, (train, validation, test) of each file's own split, training rows taken from each file or
+    None, what stops the mix): build_mix's counts, without sampling any row."""
+    usable = [len(r.load.rows) if d.max_samples <= 0 else min(d.max_samples, len(r.load.rows)) for r in reports]
+    sizes = [split_sizes(n, d.validation_share, d.test_share) for n in usable]
+    counts, refusal = training_counts([s[0] for s in sizes], [p.share for p in parts_of(d)])
+    return usable, sizes, counts, refusal
+
+
+def plan_rows(d: DataSettings, reports: list) -> tuple[int, list] | None:
+    """What a run on the whole mix plans with, as the run counts it (train.planning_rows on the built mix): its
+    rows (training, validation and test), and the rows in the run's proportions (each file's rows cycled to its
+    count: a file sampled twice weighs twice), for the identity check. None where the mix cannot be made."""
+    _, sizes, counts, refusal = _counted(d, reports)
+    if counts is None or refusal is not None:
+        return None
+    total, weighted = 0, []
+    for report, (train, validation, test), count in zip(reports, sizes, counts):
+        factor = count / train if train else 1
+        total += count + _shrunk(validation, factor) + _shrunk(test, factor)
+        rows = report.load.rows
+        weighted += [rows[i % len(rows)] for i in range(count)] if rows else []
+    return total, weighted
 
 
 def _mean_tokens(report) -> float | None:
