@@ -105,19 +105,32 @@ def test_a_file_uploaded_while_the_first_report_is_made_gets_its_own_report(brow
     page.close()
 
 
-@pytest.mark.parametrize("locale,words", [("en-US", ("Model", "Applied to the settings", "optimizer steps")),
-                                          ("zh-CN", ("模型", "已应用到设置", "个优化步"))])
+@pytest.mark.parametrize("locale,words", [
+    ("en-US", ("Model", "Applied to the settings", "optimizer steps", "Epochs",
+               "Since the file was loaded you changed: Epochs")),
+    ("zh-CN", ("模型", "已应用到设置", "个优化步", "训练轮数", "载入文件后您修改了：训练轮数"))])
 def test_a_new_model_measures_the_data_again_and_hands_its_plan(browser, app_url, artifacts, other_tiny_model_dir,
                                                                  locale, words):
     """The page opens on the demo measured with the form's model (the tiny one here); choosing another model
-    measures it again (token lengths, cutoff, plan) without pressing Load."""
+    measures it again (token lengths, cutoff, plan) without pressing Load. Between the two, the user sets the
+    epochs: the Data tab's note of what the file handed over says so, and no longer states the old plan."""
     from playwright.sync_api import expect
 
     page = open_page(browser, app_url, locale)
-    label, applied, steps = words
-    cutoff = page.locator("#data-cutoff")
+    label, applied, steps, epochs, changed = words
+    cutoff, note = page.locator("#data-cutoff"), page.locator("#data-applied")
     before = cutoff.inner_text()
-    expect(page.locator("#data-applied")).to_contain_text(steps)
+    expect(note).to_contain_text(steps)
+    page.get_by_role("tab", name=re.compile("Hyperparameters|超参数")).click()
+    epochs_box = page.get_by_label(epochs, exact=True)
+    handed = epochs_box.input_value()
+    epochs_box.fill("2" if handed != "2" else "4")
+    epochs_box.press("Tab")
+    page.get_by_role("tab", name=re.compile("^(Data|数据)$")).click()
+    expect(note).to_contain_text(changed, timeout=30000)
+    expect(note).not_to_contain_text(steps)
+    note.scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts / f"data-applied-changed-{locale}.png"))
     page.get_by_role("tab", name=re.compile("Hyperparameters|超参数")).click()
     model = page.get_by_label(label, exact=True)
     model.fill(str(other_tiny_model_dir))

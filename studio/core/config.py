@@ -240,9 +240,9 @@ class DataSettings(_SourceBox):
         help="Before training, the base model answers general prompts in your data's languages (as many as the "
         "run replays, from a set of 150 in English and Chinese, none of them a drift-check prompt; small talk first "
         "for identity data); those answers become a share of the training rows, which helps the model keep "
-        "answering general questions as before (the drift check after training measures how well). Each answer is cached per model. 'auto': on where forgetting is likely "
-        "(under 1,000 rows trained 3 or more epochs or to a set number of steps), and for identity data at any "
-        "number of epochs.",
+        "answering general questions as before (the drift check after training measures how well). Each answer "
+        "is cached per model. 'auto': on where forgetting is likely (under 1,000 rows trained 3 or more epochs or "
+        "to a set number of steps), and for identity data at any number of epochs.",
         advice="Keep 'auto'. Turn it off when your data already holds general conversations.",
         beginner=True, applies=REPLAYING_STAGES,
     )

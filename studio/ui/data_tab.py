@@ -186,8 +186,8 @@ def applied_note_now(applied_values=None, max_length=None, validation_share=None
     if not changed:
         return applied_values["note"]
     language = lang(request) if request is not None else applied_values.get("language", "en")
-    changes = tr("list.separator", language).join(f"{config.field_text(name, 'label', language)} {_shown(was)} → {_shown(now)}"
-                        for name, was, now in changed)
+    changes = tr("list.separator", language).join(
+        f"{config.field_text(name, 'label', language)} {_shown(was)} → {_shown(now)}" for name, was, now in changed)
     return tr("data.applied_changed", language, changes=changes)
 
 
