@@ -10,8 +10,8 @@ import contextvars
 from contextlib import contextmanager
 
 # Rows per generation pass: a small model's decoding step reads every weight once whatever the rows (gemma3-270m:
-# about 60 ms a step plus 1 ms a row here), so the after-training pass of 74 prompts in one batch of 74 took 5.2-5.9 s
-# against 7.6-7.8 s in two of 37 (the starter 6.9-7.4 s against 7.5-8.3 s; bench/RESULTS.md).
+# about 60 ms a step plus 1 ms a row here), so the after-training pass of 74 prompts in one batch of 74 took 6.0 s
+# against 7.7 s in two of 37 (the starter 7.0-8.1 s against 8.4-8.5 s; bench/checks_speed.py --batches).
 GENERATE_BATCH = 96
 GENERATE_TOKENS = 32 * 512  # a generation batch's rows x (prompt + answer) tokens: its cache stays as before
 

@@ -119,9 +119,7 @@ def _prompt_ids(tokenizer, prompt: dict) -> list[int]:
 
 def _generate(prompts: list[dict], tokenizer, load_model, log) -> dict[str, str]:
     from studio.templates.chat_template import answer_text
-    from .generation import greedy  # deferred: torch
-
-    from .generation import is_known
+    from .generation import greedy, is_known  # deferred: torch
 
     model = load_model()  # the run's own model load (training takes it next), logged as such
     prompt_ids = [_prompt_ids(tokenizer, p) for p in prompts]
