@@ -4,6 +4,8 @@ the tab wires them to the page; tests call them without a browser."""
 
 from __future__ import annotations
 
+import math
+
 from studio.core import config, settings_input
 from studio.models.models import model_parameters
 from studio.data import stats
@@ -61,3 +63,17 @@ def replay_for(settings: config.Settings, parts: list, model):
     if planned is None:
         planned = (sum(len(r.load.rows) for r in reports), [row for r in reports for row in r.load.rows])
     return recipe.replay_decision(settings, planned[0], identity=speaks_about_itself(planned[1]))
+
+
+def handed_changes(handed: dict, current: dict) -> list[tuple[str, object, object]]:
+    """(field, value a loaded file handed to the form, value the form holds now) for each handed value the form no
+    longer holds; a value not read (None) is not counted."""
+    return [(name, was, current[name]) for name, was in handed.items()
+            if current.get(name) is not None and not _same(was, current[name])]
+
+
+def _same(was, now) -> bool:
+    try:
+        return math.isclose(float(was), float(now), rel_tol=1e-9, abs_tol=1e-12)
+    except (TypeError, ValueError):
+        return was == now

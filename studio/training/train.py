@@ -9,7 +9,6 @@ background thread). Heavy libraries are imported inside the functions that train
 from __future__ import annotations
 
 import os
-import random
 import threading
 import time
 import traceback
@@ -34,7 +33,7 @@ from studio.plan.advice import multi_turn_share, packing_suits_data
 from studio.plan.diagnosis import not_learning, still_learning_note
 from studio.plan.mixing import build_mix
 from studio.chat import generation
-from . import run_checks
+from . import run_checks, run_replay
 from .best import kept_message, BestKeeper, keeper_callback
 from .distributed import is_main_process, main_process_first, shared_run_dir, world_size
 from .preference_train import stage_rows, train_preference
@@ -177,14 +176,16 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
     taught = taught_facts(prepared.train[:FACT_ROWS], settings.data.placeholder_values)  # for the drift check
     task_rows = len(prepared.train)
     loaded = RunModel(settings, log, model_path)
-    choice = None if resume else replay_choice(settings, log, prepared)  # a resumed split holds its replay rows
+    choice = None if resume else run_replay.replay_choice(  # a resumed split already holds its replay rows
+        settings, log, prepared.train, planning_rows(prepared, settings, prepared.train + prepared.validation +
+                                                     prepared.test), planning_rows(prepared, settings, prepared.train))
     # the base model's answers that replay, the drift check and the verdict will ask, in one pass where replay
     # must generate anyway: fewer, fuller batches than three passes of their own
     ahead = run_checks.base_answers_ahead(settings, log, loaded, plan, tokenizer, model_path, held_rows,
-                                          replay_asks(choice, loaded.path, tokenizer, settings))
+                                          run_replay.replay_asks(choice, loaded.path, tokenizer, settings))
     if choice is not None:
         with generation.given(ahead):
-            prepared = with_replay(settings, run, log, prepared, tokenizer, plan, loaded, choice)
+            prepared = run_replay.with_replay(settings, run, log, prepared, tokenizer, plan, loaded, choice)
     replayed = len(prepared.train) - task_rows
     stopping.check()
     log(Msg("log.phase_tokenise", rows=len(prepared.train) + len(prepared.validation)))
@@ -330,78 +331,6 @@ def log_preflight(log: RunLog, rows: list[dict], tokenizer, model: str) -> None:
     for finding in preflight_findings(as_rows, tokenizer, model):
         if finding.level == "warning":
             log(Msg("log.preflight", check=finding.check, message=finding.message))
-
-
-@dataclass
-class ReplayChoice:
-    """What a run replays (studio/plan/recipe.replay_decision): how many answers, in which languages, and why."""
-    why: Msg
-    languages: list[str]
-    count: int
-    training_rows: int
-    identity: bool  # identity data: the small talk first
-
-
-def replay_choice(settings: Settings, log: RunLog, prepared: PreparedData) -> ReplayChoice | None:
-    """The run's replay, or None (logged with its reason) where it is off."""
-    from studio.chat import replay
-    from studio.plan.recipe import replay_decision
-
-    task_rows = planning_rows(prepared, settings, prepared.train + prepared.validation + prepared.test)
-    training_rows = planning_rows(prepared, settings, prepared.train)  # replay is a share of these
-    identity = speaks_about_itself(prepared.train)  # replayed at any length, and small talk first
-    on, why = replay_decision(settings, task_rows, identity=identity)
-    if not on:
-        log(Msg("log.replay_off", why=why))
-        return None
-    return ReplayChoice(why, replay.data_languages(prepared.train),
-                        replay.replay_count(training_rows, settings.data.replay_share), training_rows, identity)
-
-
-def replay_asks(choice: ReplayChoice | None, model_path: str, tokenizer, settings: Settings) -> list:
-    """The replay prompts the base model must still answer (none cached): [] without replay."""
-    from studio.chat import replay
-
-    if choice is None:
-        return []
-    return replay.missing_asks(model_path, tokenizer, choice.languages, choice.count, settings.training.seed,
-                               choice.identity)
-
-
-def with_replay(settings: Settings, run: RunFolder, log: RunLog, prepared: PreparedData, tokenizer, plan: dict,
-                loaded: RunModel, choice: ReplayChoice) -> PreparedData:
-    """The training split with the base model's own general answers mixed in where replay is on
-    (studio/chat/replay.py); validation and test stay the user's rows, so the verdict and the kept checkpoint judge the
-    task alone. A replay that cannot be made is logged and the run goes on without it."""
-    from studio.chat import replay
-
-    why, languages, count, training_rows = choice.why, choice.languages, choice.count, choice.training_rows
-
-    def load_base():  # the model as training will load it (an adapter's weights dtype): training then takes it
-        return loaded.load(plan, "lora")
-
-    try:
-        with main_process_first():  # one process generates and caches; the others read the cache
-            with run_checks.answering(log, "phase.replay"):
-                rows, cached, seconds = replay.base_answers(loaded.path, tokenizer, languages, load_base, log, count,
-                                                            settings.training.seed, choice.identity)
-    except Exception as err:  # noqa: BLE001 - replay helps a run; it is never a reason to stop one
-        log(Msg("log.replay_off", why=reason_of(err)))
-        loaded.drop()
-        return prepared
-    picked = replay.pick(rows, count, settings.training.seed)
-    if not picked:
-        return prepared
-    if system := settings.data.system_prompt.strip():  # general answers in the task's own context: under the
-        # same system prompt the model learns when to give its new identity and when a plain answer
-        picked = [{**row, "messages": [{"role": "system", "content": system}, *row["messages"]]} for row in picked]
-    log(Msg("log.replay", count=len(picked), total=training_rows + len(picked), languages=", ".join(languages),
-            how=Msg("replay.cached" if cached else "replay.generated"), seconds=seconds, why=why))
-    mixed = prepared.train + picked
-    random.Random(settings.training.seed).shuffle(mixed)  # spread through the epoch, not a block at its end
-    if is_main_process():
-        run.write_splits({"train": mixed, "validation": prepared.validation, "test": prepared.test})
-    return PreparedData(mixed, prepared.validation, prepared.test, prepared.format, prepared.dropped, prepared.mix)
 
 
 def _tokenise(settings: Settings, run: RunFolder, log: RunLog, plan: dict, prepared: PreparedData, tokenizer):

@@ -8,22 +8,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
 import pandas as pd
 
 from studio.core import config
-from studio.core.paths import inside, upload_dir
-from studio.data import data, preference, stats
+from studio.data import data, stats
 from studio.data.facts import speaks_about_itself
 from studio.plan import preflight
-from studio.plan.data_choice import chosen_source, data_source, planned_for, report_of
+from studio.plan.data_choice import chosen_source, data_source, handed_changes, planned_for, report_of
 from . import forms, mix_box, repair_box, workshop_box
-from .forms import TabContext, TabParts, build_section_form
+from .forms import TabContext, TabParts, build_section_form, recommended_value
 from .named import Outputs
+from .source_names import data_sources, use_mix_upload, use_upload
 from .text import chart_titles, frame, headers, lang, render, t, tr
 
 PROBLEM_COLUMNS = ["col.where", "col.problem"]
@@ -174,28 +172,15 @@ def applied_note_now(applied_values=None, max_length=None, validation_share=None
     """The note of what the loaded file handed to the form, while the form still holds those values; once the user
     changes one of them, which ones and that the plan is now theirs: the Data tab never states a plan ("72 steps,
     3 epochs") the form no longer holds."""
+    current = {name: value for name, value in locals().items() if name in APPLIED_FIELDS}
     if not applied_values:
         return ""
-    current = dict(max_length=max_length, validation_share=validation_share, test_share=test_share,
-                   per_device_train_batch_size=per_device_train_batch_size,
-                   gradient_accumulation_steps=gradient_accumulation_steps, num_train_epochs=num_train_epochs,
-                   learning_rate=learning_rate, eval_steps=eval_steps, early_stopping_patience=early_stopping_patience,
-                   replay_share=replay_share)
-    changed = [(name, was, current[name]) for name, was in applied_values["values"].items()
-               if current.get(name) is not None and not _same(was, current[name])]
-    if not changed:
+    if not (changed := handed_changes(applied_values["values"], current)):
         return applied_values["note"]
     language = lang(request) if request is not None else applied_values.get("language", "en")
     changes = tr("list.separator", language).join(
         f"{config.field_text(name, 'label', language)} {_shown(was)} → {_shown(now)}" for name, was, now in changed)
     return tr("data.applied_changed", language, changes=changes)
-
-
-def _same(was, now) -> bool:
-    try:
-        return math.isclose(float(was), float(now), rel_tol=1e-9, abs_tol=1e-12)
-    except (TypeError, ValueError):
-        return was == now
 
 
 def _shown(value) -> str:
@@ -252,36 +237,6 @@ def capped(value, language: str) -> str:
     return text[:MAX_ROW_CHARS] + "\n...\n" + tr("data.truncated", language, size=len(text))
 
 
-def use_upload(file_path: str | None, current: str, request: gr.Request = None):
-    # Gradio hands us its own copy of the upload; the user's original file is never touched.
-    if not file_path:
-        return current
-    return gr.update(value=file_path, choices=source_choices(lang(request), file_path))
-
-
-def use_mix_upload(file_path: str | None, current: str, request: gr.Request = None):
-    if not file_path:
-        return current
-    return gr.update(value=file_path, choices=[config.DEMO_DATA, uploaded_choice(file_path, lang(request))])
-
-
-def uploaded_choice(path: str, language: str) -> tuple[str, str]:
-    """An upload named by its file: Gradio keeps it in a folder named by a 64-hex hash, which is no name."""
-    return tr("data.uploaded_name", language, name=Path(path).name), path
-
-
-def source_choices(language: str, current: str | None = None) -> list:
-    """The dataset box's choices: the demo data, the blind votes collected on each run (DPO / KTO), and the file
-    uploaded into it, named by its file."""
-    voted = [(render(label, language), path) for label, path in preference.vote_sources()]
-    uploaded = [uploaded_choice(current, language)] if current and inside(current, upload_dir()) else []
-    return [config.DEMO_DATA, *voted, *uploaded]
-
-
-def data_sources(dataset_path: str | None = None, request: gr.Request = None):
-    return gr.update(choices=source_choices(lang(request), dataset_path))
-
-
 def localise(request: gr.Request = None):
     """Table headers, chart and axis titles in the reader's language from the first paint (values, not labels)."""
     language = lang(request)
@@ -290,14 +245,6 @@ def localise(request: gr.Request = None):
         ("findings", FINDING_COLUMNS))}
     return {**tables, "hist": chart_titles("data.histogram", "col.tokens", "col.conversations", language),
             "cdf": chart_titles("data.cumulative", "col.tokens", "col.share", language)}
-
-
-def recommended_value(recommended, low: float, high: float):
-    """The report's recommendation put into its field; anything else (none yet, a value a caller made up) leaves
-    the field as the user set it rather than echoing the value back."""
-    if isinstance(recommended, (int, float)) and not isinstance(recommended, bool) and low <= recommended <= high:
-        return recommended
-    return gr.update()
 
 
 def build(ctx: TabContext) -> TabParts:

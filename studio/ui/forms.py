@@ -128,3 +128,11 @@ def filled(**values) -> dict:
     never re-declares a default (an API caller who leaves a parameter out gets what a new form shows)."""
     defaults = flat_values(Settings())
     return {name: defaults[name] if value is None else value for name, value in values.items()}
+
+
+def recommended_value(recommended, low: float, high: float):
+    """The report's recommendation put into its field; anything else (none yet, a value a caller made up) leaves
+    the field as the user set it rather than echoing the value back."""
+    if isinstance(recommended, (int, float)) and not isinstance(recommended, bool) and low <= recommended <= high:
+        return recommended
+    return gr.update()
