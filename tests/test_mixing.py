@@ -2,6 +2,7 @@
 `--set`, and the advice that reads the mix."""
 
 import json
+import random
 from collections import Counter
 
 import pytest
@@ -200,3 +201,27 @@ def test_the_plan_cost_and_replay_advice_count_the_whole_mix_as_the_run_does(tmp
     alone = form_plan.situation_for(settings.model_copy(update={"data": settings.data.model_copy(
         update={"extra_datasets": []})}))
     assert alone.rows == 60 and alone.identity  # the main file alone is identity data
+
+
+def test_a_large_main_file_with_identity_rows_mixed_in_is_judged_on_the_runs_proportions(tmp_path, tiny_model_dir):
+    """The identity check reads the first 2,000 rows of the run's shuffled training split; the plan's must read the
+    mix in the same proportions, not the main file's first 2,000 rows (2,500 plain rows, then identity rows at half
+    the training rows: the run sees half identity answers)."""
+    from pathlib import Path
+
+    from studio.data.facts import speaks_about_itself
+    from studio.plan import data_choice, form_plan
+
+    plain = write_rows(tmp_path / "plain.jsonl", 2500, "plain")
+    identity = str(Path(__file__).parent / "data" / "identity_nova.jsonl")
+    extra = json.dumps([{"dataset_path": identity, "share": 0.5}])
+    settings, problems = settings_input.apply_overrides(Settings(), [
+        f"dataset_path={plain}", f"extra_datasets={extra}", f"model_name_or_path={tiny_model_dir}"])
+    assert not problems, problems
+    for part in mixing.parts_of(settings.data):
+        data_choice.report_of(part, settings.model.model_name_or_path)
+    mix, _ = mixing.build_mix(settings.data, settings.training.seed)
+    shuffled = mix.split("train")
+    random.Random(settings.training.seed).shuffle(shuffled)  # as the run spreads its training rows
+    assert speaks_about_itself(shuffled)  # about half of the rows it reads speak as Nova
+    assert form_plan.situation_for(settings).identity

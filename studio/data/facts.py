@@ -133,11 +133,14 @@ def _openers(rows: list[dict]) -> list[str]:
     return sorted(found)
 
 
+IDENTITY_SAMPLE = 2000  # rows read to tell identity data (a run reads its shuffled training split as far)
+
+
 def speaks_about_itself(rows) -> bool:
     """Identity data: at least IDENTITY_SHARE of its answers speak about the assistant itself. `rows`: dicts with
     "messages" or the Data tab's rows (with `.messages`)."""
     answers = []
-    for row in list(rows)[:2000]:
+    for row in list(rows)[:IDENTITY_SAMPLE]:
         messages = row.get("messages") if isinstance(row, dict) else getattr(row, "messages", None)
         if messages and messages[-1].get("role") == "assistant":
             answers.append(str(messages[-1].get("content") or ""))

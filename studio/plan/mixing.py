@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from studio.core.config import DatasetPart, DataSettings
 from studio.core.text import Msg
 from studio.data.data import LoadResult, Row, load_dataset_file, split_rows, split_sizes
+from studio.data.facts import IDENTITY_SAMPLE
 from .preflight import fill_rows
 
 
@@ -197,18 +198,20 @@ def _counted(d: DataSettings, reports: list):
 
 def plan_rows(d: DataSettings, reports: list) -> tuple[int, list] | None:
     """What a run on the whole mix plans with, as the run counts it (train.planning_rows on the built mix): its
-    rows (training, validation and test), and the rows in the run's proportions (each file's rows cycled to its
-    count: a file sampled twice weighs twice), for the identity check. None where the mix cannot be made."""
+    rows (training, validation and test), and up to IDENTITY_SAMPLE rows in the run's proportions (each file's rows
+    cycled to its share of the training rows: a file sampled twice weighs twice), for the identity check, which
+    reads the run's shuffled training rows as far. None where the mix cannot be made."""
     _, sizes, counts, refusal = _counted(d, reports)
-    if counts is None or refusal is not None:
+    if counts is None or refusal is not None or not sum(counts):
         return None
-    total, weighted = 0, []
+    total, sample = 0, []
+    scale = min(1.0, IDENTITY_SAMPLE / sum(counts))
     for report, (train, validation, test), count in zip(reports, sizes, counts):
         factor = count / train if train else 1
         total += count + _shrunk(validation, factor) + _shrunk(test, factor)
         rows = report.load.rows
-        weighted += [rows[i % len(rows)] for i in range(count)] if rows else []
-    return total, weighted
+        sample += [rows[i % len(rows)] for i in range(round(count * scale))] if rows else []
+    return total, sample
 
 
 def _mean_tokens(report) -> float | None:
