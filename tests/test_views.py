@@ -91,6 +91,49 @@ def test_the_data_tabs_applied_note_says_what_the_user_changed_after_the_file_ha
     assert applied_note_now(None, num_train_epochs=2) == ""  # nothing handed over: nothing to say
 
 
+def test_no_field_has_two_events_that_wait_for_each_other(built):
+    """Two "always_last" events on one field re-dispatch its change for each other when they end, so Gradio's page
+    ran the advice, the hardware plan and the Data tab's note (and, on a model change, the whole load) in turn for
+    as long as it was open. Each trigger keeps one such event; the browser test counts the page's calls at rest."""
+    from studio.ui.triggers import deferred_events_by_trigger
+
+    looping = {trigger: names for trigger, names in deferred_events_by_trigger(built).items() if len(names) > 1}
+    assert looping == {}
+    # the widest keeps waiting for the last change: a preset's thirty changes are one advice, not thirty
+    modes = {fn.fn.__name__: fn.trigger_mode for fn in built.fns.values() if fn.fn is not None}
+    assert modes["advice_view"] == "always_last" and modes["plan_now"] == modes["applied_note_now"] == "multiple"
+
+
+def test_the_guard_keeps_the_wider_event_deferred_and_runs_the_other_once_per_change():
+    import gradio as gr
+
+    from studio.ui.triggers import one_deferred_event_per_trigger
+
+    with gr.Blocks() as demo:
+        number, other, out = gr.Number(), gr.Number(), gr.Markdown()
+        gr.on([number.change, other.change], lambda a, b: "", [number, other], out)
+        number.change(lambda a: "", number, out)
+        other.input(lambda a: "", other, out, trigger_mode="always_last")  # another trigger: left alone
+    assert one_deferred_event_per_trigger(demo) == ["<lambda>"]
+    assert [fn.trigger_mode for fn in demo.fns.values()] == ["always_last", "multiple", "always_last"]
+
+
+def test_loading_the_same_file_again_keeps_the_note_of_what_it_handed_over(tiny_model_dir):
+    """A second load of the file the form already received (Load pressed again, a model change's second trigger)
+    hands nothing again and leaves the note alone; it blanked it, though the form still held those values. A file
+    that fails to load hands nothing: its note says nothing."""
+    from studio.ui.data_tab import load_and_apply
+
+    first = load_and_apply("demo", model_name_or_path=str(tiny_model_dir))
+    assert "optimizer steps" in first["applied_note"] and first["applied_values"]["values"]
+    again = load_and_apply("demo", model_name_or_path=str(tiny_model_dir), applied=first["applied"],
+                           applied_values=first["applied_values"])
+    assert again["applied_values"] == first["applied_values"] and again["applied_note"] == {"__type__": "update"}
+    broken = load_and_apply("/nowhere/missing.jsonl", model_name_or_path=str(tiny_model_dir),
+                            applied=first["applied"], applied_values=first["applied_values"])
+    assert broken["applied_note"] == "" and broken["applied_values"] is None
+
+
 def test_a_view_fed_by_several_inputs_shows_the_last_change(built):
     """The events that recompute a view from its inputs' changes run one function: Gradio runs a function's calls
     one at a time, in order, so the view ends on the latest values. Separate functions ran side by side, and the

@@ -25,6 +25,7 @@ from studio.ui import chat_tab, data_tab, export_tab, hyperparams_tab, train_tab
 from .forms import TabContext
 from .mcp import McpKeyOnly, log_in_tool_calls, mend_schemas, offer_tools
 from .text import I18N, lang, t, tr
+from .triggers import one_deferred_event_per_trigger
 
 TABS = (("data", data_tab), ("hyper", hyperparams_tab), ("train", train_tab), ("chat", chat_tab),
         ("export", export_tab))
@@ -51,6 +52,7 @@ def build_app(model: str | None = None) -> gr.Blocks:
         form = {name: built[name] for _, name, _ in all_fields()}
         for part in parts:
             part.wire(form)
+    one_deferred_event_per_trigger(demo)  # else two views on one field re-run each other for as long as it is open
     demo.studio_form = form  # the settings' fields by name: what the views follow (tests/test_views.py)
     return demo
 

@@ -120,14 +120,14 @@ def findings_frame(found: list, language: str):
 
 
 def load_and_apply(dataset_path=None, dataset_format=None, column_mapping=None, model_name_or_path=None, query=None,
-                   page=None, extra_datasets=None, report_on=None, applied=None, max_length=None,
-                   validation_share=None, test_share=None, finetuning_type=None, stage=None, replay=None,
-                   replay_share=None, placeholder_values=None, system_prompt=None, progress=gr.Progress(),
+                   page=None, extra_datasets=None, report_on=None, applied=None, applied_values=None,
+                   max_length=None, validation_share=None, test_share=None, finetuning_type=None, stage=None,
+                   replay=None, replay_share=None, placeholder_values=None, system_prompt=None, progress=gr.Progress(),
                    request: gr.Request = None):
     """Load (as analyse), then hand the main file's recommendations (cutoff, validation and test shares, and the
     recipe sized to its rows: batch, accumulation, epochs, learning rate, evaluation and early stopping) to the
     form, once per file: loading the same file again, paging, or a mixed-in file's report leaves the user's own
-    changes alone."""
+    changes alone, and the note of what it handed over, which stays while the form holds those values."""
     given = forms.filled(test_share=test_share, finetuning_type=finetuning_type, stage=stage, replay=replay,
                          replay_share=replay_share)
     test_share, finetuning_type, stage, replay, replay_share = given.values()
@@ -140,8 +140,9 @@ def load_and_apply(dataset_path=None, dataset_format=None, column_mapping=None, 
     report = report_of(source, model_name_or_path, stage=stage)
     usable = report.load.rows
     if key == applied or not usable or int(report_on or 1) > 1:
+        kept = applied_values if usable else None  # a file that failed to load hands nothing: its note says nothing
         return {**shown, "applied": applied, "max_length": max_length, "validation_share": validation_share,
-                "test_share": test_share, "applied_note": "", "applied_values": None,
+                "test_share": test_share, "applied_note": gr.update() if kept else "", "applied_values": kept,
                 **{name: gr.update() for name in HANDED_RECIPE_FIELDS}}
     language = lang(request)
     # the plan at the cutoff it hands over, on this model: its batch must fit this machine's memory there
@@ -356,7 +357,8 @@ def wire_loading(ctx: TabContext, page: SimpleNamespace, full_form: dict, mixing
           outputs=page.applied_note, api_name=False, trigger_mode="always_last", show_progress="hidden")
     loading = dict(fn=handed.wire(load_and_apply),
                    inputs_kwargs=dict(**browsing_of(page, full_form), applied=page.applied,
-                                      max_length=full_form["max_length"], validation_share=form["validation_share"],
+                                      applied_values=page.applied_values, max_length=full_form["max_length"],
+                                      validation_share=form["validation_share"],
                                       test_share=form["test_share"], finetuning_type=full_form["finetuning_type"],
                                       replay=form["replay"], replay_share=form["replay_share"]),
                    outputs=handed.list, **IN_ORDER)
