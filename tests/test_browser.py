@@ -140,7 +140,7 @@ def test_a_new_model_measures_the_data_again_and_hands_its_plan(browser, app_url
     expect(note).to_contain_text(applied, timeout=90000)
     expect(cutoff).not_to_have_text(before)  # measured with the other tokenizer and template
     page.screenshot(path=str(artifacts / f"data-model-switch-{locale}.png"), full_page=True)
-    # and then the page rests: two events on one field re-ran each other (about 15 calls a second) until it closed
+    # and then the page rests: two events on one field re-ran each other (about ten calls a second) until it closed
     page.wait_for_timeout(3000)  # the views that follow the load's values
     calls = []
     page.on("request", lambda request: calls.append(request.url) if "/queue/join" in request.url else None)

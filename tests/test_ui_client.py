@@ -234,7 +234,8 @@ def test_loading_a_file_hands_its_recommendations_to_the_form_once(app_url):
     assert "128" in first[15] and "Test share **10%** (19 rows kept apart" in first[15]
     again = client.predict(dataset_path="demo", max_length=300, validation_share=0.25, test_share=0.0,
                            api_name="/load_data")
-    assert again[12:15] == (300, 0.25, 0.0) and again[15] == ""
+    # the note of what the file handed over stays (the page's note then says what the user changed since)
+    assert again[12:15] == (300, 0.25, 0.0) and again[15] == {"__type__": "update"}
 
 
 def test_loading_a_file_hands_the_recipe_sized_to_its_rows(app_url):
@@ -373,6 +374,7 @@ def test_files_join_the_mix_by_name_and_the_mix_table_counts_them(client, tmp_pa
     rows = table.get("value", table)["data"]
     assert [r[1] for r in rows][-1].startswith("replay") and rows[-1][5] == 57 and rows[-1][6] == 0  # 172 -> 25%
     assert "229 training rows" in note
+    assert note.split("\n\n")[-1] == "Replay is on (your choice).", note  # why it replays, as a sentence
 
 
 def test_preflight_checks_reach_the_data_tab_in_both_languages_and_the_fill_setting_clears_them(app_url):

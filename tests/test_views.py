@@ -215,7 +215,7 @@ ROWS = [
     ("per_device_train_batch_size", 4, 8, advice, "Effective batch: **16**", "Effective batch: **32**"),
     ("placeholder_values", "", "name=Nova, author=Orbit Labs", report, "{{name}}", "I am Nova"),
     ("system_prompt", "", "You are Nova.", report, None, "system: You are Nova."),
-    ("replay", "off", "on", mix, None, "replay is on"),
+    ("replay", "off", "on", mix, None, "Replay is on"),
 ]
 
 

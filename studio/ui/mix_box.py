@@ -75,7 +75,8 @@ def show_mix(dataset_path=None, dataset_format=None, column_mapping=None, datase
     note = "\n\n".join([note, *(render(w, language) for w in table.warnings)])
     names = [(f"{i}. {r.load.file}", i) for i, r in enumerate(reports, start=1)]
     if replaying:
-        note += "\n\n" + render(why, language)
+        reason = render(why, language)  # a clause ("identity data: …"), here a sentence of its own
+        note += "\n\n" + tr("mix.replay_reason", language, why=reason[:1].upper() + reason[1:])
     return gr.update(visible=True, value=frame(rows, MIX_COLUMNS, language)), note, gr.update(choices=names)
 
 
