@@ -102,6 +102,8 @@ def test_no_field_has_two_events_that_wait_for_each_other(built):
     # the widest keeps waiting for the last change: a preset's thirty changes are one advice, not thirty
     modes = {fn.fn.__name__: fn.trigger_mode for fn in built.fns.values() if fn.fn is not None}
     assert modes["advice_view"] == "always_last" and modes["plan_now"] == modes["applied_note_now"] == "multiple"
+    # a view that runs once per change runs those calls one at a time: the last change's view lands last
+    assert all(fn.concurrency_limit == 1 for fn in built.fns.values() if fn.trigger_mode == "multiple")
 
 
 def test_the_guard_keeps_the_wider_event_deferred_and_runs_the_other_once_per_change():
@@ -116,6 +118,7 @@ def test_the_guard_keeps_the_wider_event_deferred_and_runs_the_other_once_per_ch
         other.input(lambda a: "", other, out, trigger_mode="always_last")  # another trigger: left alone
     assert one_deferred_event_per_trigger(demo) == ["<lambda>"]
     assert [fn.trigger_mode for fn in demo.fns.values()] == ["always_last", "multiple", "always_last"]
+    assert [fn.concurrency_limit for fn in demo.fns.values()] == ["default", 1, "default"]  # one at a time, in order
 
 
 def test_loading_the_same_file_again_keeps_the_note_of_what_it_handed_over(tiny_model_dir):

@@ -9,8 +9,9 @@ tab's note after a model change, until the tab was closed; a model change re-rea
 
 So each trigger keeps at most one "always_last" event: the one that listens to the most fields (the advice, which a
 preset or Reset triggers thirty times at once) keeps it, and each other event that shares a trigger with a kept one
-runs in "multiple" mode: once per change, in order (each event's calls queue one at a time), so the last change
-still lands last, and it never re-dispatches a trigger."""
+runs in "multiple" mode: once per change, its calls one at a time in the order of the changes (the app's default
+would run four at once, and an older view could land last), so the last change still lands last, and it never
+re-dispatches a trigger."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ def one_deferred_event_per_trigger(demo: gr.Blocks) -> list[str]:
         targets = {tuple(target) for target in fn.targets}
         if targets & claimed:
             fn.trigger_mode = "multiple"
+            if fn.concurrency_limit == "default":  # the app's default runs 4 at once: one at a time keeps the order
+                fn.concurrency_limit = 1
             changed.append(getattr(fn.fn, "__name__", str(fn.fn)))
         else:
             claimed |= targets
