@@ -238,8 +238,9 @@ def build(ctx: TabContext) -> TabParts:
     page.timer.tick(watched.wire(poll), [page.seen, page.message], watched.list, api_name="poll_training",
                     show_progress="hidden")
     history_box.wire(page.history, page.resume_target)
-    # the log follows its new lines (Gradio's autoscroll did not, measured in Chromium), unless the reader has
-    # scrolled up to read: then it stays where they are
+    # the log follows its new lines (Gradio's autoscroll did not, measured in Chromium, and is off: it pulled a
+    # reader who had scrolled up back down when their scroll event came late), unless the reader has scrolled up to
+    # read: then it stays where they are
     page.log.change(None, None, None, js=FOLLOW_LOG, api_name=False)
     titled = Outputs(runs=page.history.runs, compare_table=page.history.compare_table, loss=page.plot,
                      compare_plot=page.history.compare_plot, lr=page.lr_plot, preference=page.pref_plot)
@@ -255,7 +256,13 @@ FOLLOW_LOG = """() => setTimeout(() => {
     box.addEventListener('scroll', () => {
       box.dataset.follow = box.scrollHeight - box.scrollTop - box.clientHeight < 30 ? '1' : '0'; });
   }
+  // Where the reader is now counts too: on a busy machine (a run training beside the page) this can run before the
+  // scroll event of their move up has arrived, and it would pull them back down.
+  const placed = Number(box.dataset.placed || -1);
+  if (placed >= 0 && box.scrollTop < placed - 30 && box.scrollHeight >= Number(box.dataset.height || 0))
+    box.dataset.follow = '0';
   if (box.dataset.follow === '1') box.scrollTop = box.scrollHeight;
+  box.dataset.placed = box.scrollTop; box.dataset.height = box.scrollHeight;
 }, 50)"""
 
 
@@ -282,7 +289,7 @@ def layout() -> SimpleNamespace:
                                     column_widths=drift.SAMPLE_WIDTHS, visible=False, elem_id="train-drift")
     page.sampled = gr.Dataframe(headers=headers(SAMPLED_COLUMNS), wrap=True, visible=False, elem_id="train-sampled",
                                 column_widths=["25%", "55%", "20%"])
-    page.log = gr.Textbox(label=t("train.log"), lines=10, max_lines=10, autoscroll=True, elem_id="train-log")
+    page.log = gr.Textbox(label=t("train.log"), lines=10, max_lines=10, autoscroll=False, elem_id="train-log")
     page.history = history_box.layout()
     page.timer = gr.Timer(2.0)
     page.seen, page.ended = gr.State(), gr.State()
