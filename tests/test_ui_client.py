@@ -373,7 +373,7 @@ def test_files_join_the_mix_by_name_and_the_mix_table_counts_them(client, tmp_pa
                                     api_name="/show_mix")
     rows = table.get("value", table)["data"]
     assert [r[1] for r in rows][-1].startswith("replay") and rows[-1][5] == 57 and rows[-1][6] == 0  # 172 -> 25%
-    assert "229 training rows" in note
+    assert "229 training rows from one file" in note
     assert note.split("\n\n")[-1] == "Replay is on (your choice).", note  # why it replays, as a sentence
 
 

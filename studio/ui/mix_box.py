@@ -70,8 +70,9 @@ def show_mix(dataset_path=None, dataset_format=None, column_mapping=None, datase
     reports = [report_of(part, model_name_or_path) for part in parts]
     table = mixing.mix_table(settings.data, reports, replaying)
     rows = [[render(cell, language) for cell in row] for row in table.rows]
+    summary = "mix.summary" if len(parts) > 1 else "mix.summary_one"  # one file with replay: "from one file"
     note = render(table.refusal, language) if table.refusal else \
-        tr("mix.summary", language, files=len(parts), rows=table.training_rows)
+        tr(summary, language, files=len(parts), rows=table.training_rows)
     note = "\n\n".join([note, *(render(w, language) for w in table.warnings)])
     names = [(f"{i}. {r.load.file}", i) for i, r in enumerate(reports, start=1)]
     if replaying:
