@@ -258,11 +258,12 @@ FOLLOW_LOG = """() => setTimeout(() => {
   }
   // Where the reader is now counts too: on a busy machine (a run training beside the page) this can run before the
   // scroll event of their move up has arrived, and it would pull them back down.
+  // (A box at its end now, shorter text clamping it there, has not been moved up.)
   const placed = Number(box.dataset.placed || -1);
-  if (placed >= 0 && box.scrollTop < placed - 30 && box.scrollHeight >= Number(box.dataset.height || 0))
-    box.dataset.follow = '0';
+  const atEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 30;
+  if (placed >= 0 && box.scrollTop < placed - 30 && !atEnd) box.dataset.follow = '0';
   if (box.dataset.follow === '1') box.scrollTop = box.scrollHeight;
-  box.dataset.placed = box.scrollTop; box.dataset.height = box.scrollHeight;
+  box.dataset.placed = box.scrollTop;
 }, 50)"""
 
 
