@@ -95,10 +95,11 @@ def test_no_field_has_two_events_that_wait_for_each_other(built):
     """Two "always_last" events on one field re-dispatch its change for each other when they end, so Gradio's page
     ran the advice, the hardware plan and the Data tab's note (and, on a model change, the whole load) in turn for
     as long as it was open. Each trigger keeps one such event; the browser test counts the page's calls at rest."""
-    from studio.ui.triggers import deferred_events_by_trigger
-
-    looping = {trigger: names for trigger, names in deferred_events_by_trigger(built).items() if len(names) > 1}
-    assert looping == {}
+    deferred = defaultdict(list)  # (block id, event) -> the "always_last" events on it
+    for fn in built.fns.values():
+        for target in fn.targets if fn.trigger_mode == "always_last" else ():
+            deferred[tuple(target)].append(getattr(fn.fn, "__name__", "js"))
+    assert {trigger: names for trigger, names in deferred.items() if len(names) > 1} == {}
     # the widest keeps waiting for the last change: a preset's thirty changes are one advice, not thirty
     modes = {fn.fn.__name__: fn.trigger_mode for fn in built.fns.values() if fn.fn is not None}
     assert modes["advice_view"] == "always_last" and modes["plan_now"] == modes["applied_note_now"] == "multiple"

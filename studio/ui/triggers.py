@@ -4,8 +4,8 @@ An event in "always_last" mode (Gradio's default for `.change`) that is triggere
 when it ends the page dispatches the *trigger* again, which starts every event on that trigger, not only the
 deferred one. Two such events on one field (the advice and the hardware plan on the cutoff, say) each find the
 other running, each defers, and each re-dispatches the field's change when it ends: they then run in turn, one after
-the other, for as long as the page is open (measured: about five runs a second of the advice, the plan and the Data
-tab's note after a model change, until the tab was closed; a model change re-read the data again and again).
+the other, for as long as the page is open (measured: about ten calls a second in all of the advice, the plan and
+the Data tab's note once the model's report was cached; on the model field, the data was loaded again and again).
 
 So each trigger keeps at most one "always_last" event: the one that listens to the most fields (the advice, which a
 preset or Reset triggers thirty times at once) keeps it, and each other event that shares a trigger with a kept one
@@ -15,8 +15,6 @@ re-dispatches a trigger."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import gradio as gr
 
 DEFERRED = "always_last"
@@ -24,7 +22,7 @@ DEFERRED = "always_last"
 
 def one_deferred_event_per_trigger(demo: gr.Blocks) -> list[str]:
     """Leaves one "always_last" event per trigger (the widest first); the others run once per change. Returns the
-    names of the events changed (for the log and the test)."""
+    names of the events changed."""
     claimed: set[tuple] = set()
     changed = []
     deferred = [fn for fn in demo.fns.values() if fn.trigger_mode == DEFERRED]
@@ -39,12 +37,3 @@ def one_deferred_event_per_trigger(demo: gr.Blocks) -> list[str]:
             claimed |= targets
     return changed
 
-
-def deferred_events_by_trigger(demo: gr.Blocks) -> dict[tuple, list[str]]:
-    """The "always_last" events on each trigger (block id, event name): more than one on a trigger loops."""
-    found = defaultdict(list)
-    for fn in demo.fns.values():
-        if fn.trigger_mode == DEFERRED:
-            for target in fn.targets:
-                found[tuple(target)].append(getattr(fn.fn, "__name__", str(fn.fn)))
-    return dict(found)
