@@ -76,6 +76,14 @@ def test_a_model_that_learned_one_language_of_two_is_partly_learned_never_learne
     assert "general ability slightly lower: 3 of 60 general answers now speak as the new identity" in leaking
     assert "Chinese 8/10" in english and "English 0/10" in english and "80%" in english
     assert chinese.startswith("部分学会") and "中文 8/10" in chinese and "英文 0/10" in chinese
+    # where the run's figures find nothing wrong, the cause names the languages short of the bar and what moves
+    # facts, not the quality report's conflicting answers; any other cause stands as the run found it
+    from studio.core.text import Msg
+    cause = verdict.facts_cause(report, Msg("cause.data_or_model"))
+    with_cause = verdict.verdict_line(report, {"drift": 0.01}, cause)
+    assert "came back in English answers less often than the bar: more epochs" in render(with_cause, "en")
+    assert "在英文回答中出现的比例低于标准" in render(with_cause, "zh") and "conflicting" not in render(with_cause, "en")
+    assert verdict.facts_cause(report, Msg("cause.still_learning", first=1.2, last=1.1)).key == "cause.still_learning"
     every = facts.fact_scores(taught, questions, references, ["Nova of Orbit Labs / 我是 Nova（Orbit Labs）"] * 20)
     assert facts.fact_outcome(every) == "learned"
     nothing = facts.fact_scores(taught, questions, references, ["I am SmolLM."] * 20)

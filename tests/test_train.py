@@ -295,28 +295,39 @@ def test_the_drift_check_and_the_verdict_take_the_tuned_answers_from_one_pass(ti
                                                                                monkeypatch):
     """After the last step the general prompts and the held-out prompts are answered in one shared pass (the
     log counts it as one phase); before the first step, where replay generates, one pass answers replay's, the
-    drift check's and the held-out prompts, and the rest (reworded questions) come with the fresh adapter off. Trained
-    in bf16 (a fp32 adapter over bf16 weights), the tuned answers come from the adapter cast to bf16, as Chat and
-    the served endpoint load it."""
-    from studio.chat import generation
+    drift check's and the held-out prompts, and the rest (reworded questions) come from the base model too. Trained
+    in bf16 on a CPU, where Chat answers in fp32, every check answers in fp32 (the base model, then the saved
+    adapter on it, loaded as Chat loads it): the held-out answers the verdict reads are the ones Chat gives."""
+    from studio.chat import chat, generation
+    from studio.core.config import GenerationSettings
 
     monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
     seen = []
     answer = generation._generate
 
     def recorded(model, *args):
-        seen.append({p.dtype for name, p in model.named_parameters() if "lora_" in name})
+        weights = {p.dtype for name, p in model.named_parameters() if "lora_" not in name}
+        seen.append((weights, {p.dtype for name, p in model.named_parameters() if "lora_" in name}))
         return answer(model, *args)
 
     monkeypatch.setattr(generation, "_generate", recorded)
     status = train.run_training(tiny_settings(tiny_model_dir, "test_share=0.2", "precision=bf16"), tmp_path / "run",
                                 progress=None)
     assert status["status"] == "finished", status
-    adapted = [dtypes for dtypes in seen if dtypes]  # replay answers before the adapter exists
-    assert adapted[0] == {torch.float32} and adapted[-1] == {torch.bfloat16}, seen  # the base's answers, the tuned
     run = RunFolder(tmp_path / "run")
-    assert run.verdict()["rows"] > 0 and run.drift()["prompts"] > 0
-    log = (tmp_path / "run" / "log.txt").read_text()
+    assert run.plan()["precision"] == "bf16" and run.plan()["device"] == "cpu"
+    assert all(weights == {torch.float32} for weights, _ in seen), seen  # Chat's dtype on a CPU, not training's
+    assert seen[0][1] == set() and seen[-1][1] == {torch.float32}, seen  # the base alone; the saved adapter on it
+    assert "Loading the model" in (log := (tmp_path / "run" / "log.txt").read_text()) and "in fp32 for the checks" in log
+    report = run.verdict()
+    assert report["rows"] > 0 and run.drift()["prompts"] > 0
+    asked = {next(m["content"] for m in row["messages"] if m["role"] == "user"): row["messages"][:-1]
+             for row in run.split(report["split"])}
+    pair = chat.ChatPair.from_run(tmp_path / "run", progress=lambda _: None)
+    greedy = GenerationSettings(max_new_tokens=128, temperature=0.0, repetition_penalty=1.0)
+    for example in report["examples"]:
+        shown = pair.answer(asked[example["prompt"]], tuned=True, settings=greedy).text
+        assert shown.strip().startswith(example["tuned"].strip()), (example, shown)
     assert "General-ability and held-out checks, the tuned model's answers:" in log
     assert "General-ability check, the tuned model's answers:" not in log  # found in the shared pass
     assert "Held-out check, the tuned model's answers:" not in log

@@ -218,6 +218,19 @@ def outcome(report: dict) -> str:
     return "a_little" if gain >= LEARNED_A_LITTLE else "not_learned"
 
 
+def facts_cause(report: dict, cause: Msg) -> Msg:
+    """The likely cause where the run's own figures find nothing wrong ("the steps and learning rate look right")
+    but the taught facts came back short of the bar in some languages: those languages, and the remedies that
+    move the facts (on the bench's bilingual identity file 4 epochs instead of 3 brought the name back in every
+    language: bench/RESULTS.md), rather than the quality report, which checks conflicting answers."""
+    taught = report.get("facts") or {}
+    short = [lang for lang, s in (taught.get("tuned") or {}).items()
+             if s.get("rows") and s["hits"] / s["rows"] < taught.get("bar", 1.0)]
+    if cause.key != "cause.data_or_model" or not short:
+        return cause
+    return Msg("cause.facts_short", languages=Msg("list", items=[Msg(f"verdict.lang_{lang}") for lang in short]))
+
+
 def verdict_line(report: dict, drift_report: dict | None = None, cause: Msg | None = None) -> Msg:
     """One line a beginner reads: "Learned: held-out score 4% → 78% (exact match, 20 test rows); general ability
     kept." A run that did not learn names its likely cause."""

@@ -44,7 +44,7 @@ def base_answers_ahead(settings, log, loaded, plan: dict, tokenizer, model_path:
     if not replay_asks or settings.training.pilot or world_size() > 1:
         return {}
     try:
-        model = loaded.load(plan, "lora")  # the model training takes next; its fresh adapter is not on yet
+        model = loaded.for_checks(plan)  # the model training takes next, or Chat's copy where Chat's dtype differs
         asks = list(replay_asks)
         if settings.training.drift_check:
             asks += drift.base_asks(model, tokenizer, model_path, settings.training.drift_dataset_path,
@@ -203,7 +203,7 @@ def verdict_result(run, log, held, model, tokenizer, settings, drift_report, sto
     except Exception as err:  # noqa: BLE001
         log(Msg("log.verdict_skipped", reason=reason_of(err)))
         return None
-    cause = likely_cause(settings, run.metrics())  # a stopped run returned above
+    cause = verdict.facts_cause(report, likely_cause(settings, run.metrics()))  # a stopped run returned above
     line = verdict.verdict_line(report, drift_report, cause)
     report["line"], report["cause"] = line.to_json(), cause.to_json()  # read back in each reader's language
     report["metric_why"] = report["metric_why"].to_json()

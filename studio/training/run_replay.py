@@ -62,8 +62,8 @@ def with_replay(settings: Settings, run: RunFolder, log: RunLog, prepared, token
 
     why, languages, count, training_rows = choice.why, choice.languages, choice.count, choice.training_rows
 
-    def load_base():  # the model as training will load it (an adapter's weights dtype): training then takes it
-        return loaded.load(plan, "lora")
+    def load_base():  # the model the checks before training answer with (RunModel.for_checks): one load for all
+        return loaded.for_checks(plan)
 
     try:
         with main_process_first():  # one process generates and caches; the others read the cache

@@ -307,8 +307,52 @@ class RunModel:
         self.key, self.model = (key, model) if keep else (None, None)
         return model
 
+    def for_checks(self, plan: dict):
+        """The base model the checks before training answer with (replay's answers, the drift check's and the
+        held-out check's base side): the one training takes, or where Chat answers in another dtype
+        (answers_dtype) a copy in Chat's, loaded once for all of them; training then loads its own."""
+        dtype = answers_dtype(plan)
+        if dtype is None:
+            return self.load(plan, "lora")
+        key = (dtype, "checks")
+        if self.model is None or self.key != key:
+            self.drop()
+            self.log(Msg("log.phase_model_checks", model=self.settings.model.model_name_or_path, dtype=dtype))
+            self.key, self.model = key, models.load_model(self.path, dtype, self.settings.model.trust_remote_code)
+        return self.model
+
     def drop(self) -> None:
         """Let go of a model that training will not take (it needs another dtype, or replay failed)."""
         if self.model is not None:
             self.key, self.model = None, None
             models.free_memory()
+
+
+def answers_dtype(plan: dict) -> str | None:
+    """The dtype the run's checks answer in where it is not training's: Chat's on a CPU that trains in bf16, where
+    Chat answers in fp32 (studio/chat/chat.py: inference_placement). Greedy answers in bf16 are not Chat's: on the
+    starter model taught an identity, 7 of 12 held-out answers generated in a batch in bf16 were Chat's, 12 of 12
+    in fp32 (bench/RESULTS.md). None: the model training holds answers as it is (a GPU, or fp32 training)."""
+    if plan.get("device") != "cpu" or plan.get("precision") != "bf16":
+        return None
+    from studio.chat.chat import inference_placement  # deferred: the chat module imports the decoder
+
+    dtype, device = inference_placement()
+    return dtype if device == "cpu" and dtype != "bf16" else None
+
+
+def tuned_for_checks(settings: Settings, plan: dict, trainer, target, model_path: str, log: RunLog):
+    """The tuned model the checks after training answer with: the trainer's, or where Chat answers in another
+    dtype (answers_dtype) the saved result loaded as Chat loads it (studio/chat/chat.py: ChatPair), so the drift
+    table and the verdict read the answers a user then meets in Chat."""
+    dtype = answers_dtype(plan)
+    if dtype is None or not is_main_process():
+        return trainer.model
+    log(Msg("log.phase_model_checks", model=settings.model.model_name_or_path, dtype=dtype))
+    trust = settings.model.trust_remote_code
+    if not (Path(target) / "adapter_config.json").exists():  # every weight trained: the saved model itself
+        return models.load_model(str(target), dtype, trust).eval()
+    from peft import PeftModel  # deferred: peft imports torch
+
+    base = models.load_model(model_path, dtype, trust)
+    return PeftModel.from_pretrained(base, str(target), autocast_adapter_dtype=False).eval()

@@ -38,7 +38,8 @@ from .best import kept_message, BestKeeper, keeper_callback
 from .distributed import is_main_process, main_process_first, shared_run_dir, world_size
 from .preference_train import stage_rows, train_preference
 from .run_steps import (DataError, Progress, RunLog, RunModel, check_method, explain_error, make_callbacks,
-                        quiet_trainer, resume_point, run_figures, run_plan, save_result, stage_trainer, write_preset)
+                        quiet_trainer, resume_point, run_figures, run_plan, save_result, stage_trainer,
+                        tuned_for_checks, write_preset)
 
 __all__ = ["DataError", "RunLog", "explain_error", "make_callbacks", "run_training"]  # the run's public names
 
@@ -193,15 +194,9 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
     stopping.check()
     by_file = run_checks.validation_by_file(prepared.mix, prepared.validation)
     del prepared  # the rows live on in the run folder and the memory-mapped token cache; no third copy in RAM
-    trainer = _trainer(settings, run, log, plan, facts, loaded, tokenizer, train_ds, eval_ds, stop_event)
-    if settings.training.drift_check and not settings.training.pilot:
-        log(Msg("log.phase_drift"))
-    with generation.given(ahead):
-        drift_base = run_checks.drift_baseline(settings, log, trainer.model, tokenizer, model_path)  # untrained yet
-        if any(held_rows.values()) and not settings.training.pilot:
-            log(Msg("log.phase_verdict"))
-        held_out = run_checks.verdict_baseline(settings, log, trainer.model, tokenizer, held_rows)
+    drift_base, held_out = _base_checks(settings, log, loaded, plan, tokenizer, model_path, held_rows, ahead)
     del ahead
+    trainer = _trainer(settings, run, log, plan, facts, loaded, tokenizer, train_ds, eval_ds, stop_event)
     log(Msg("log.phase_train"))
     output = trainer.train(resume_from_checkpoint=resume_point(run, log, resume))  # 3. Train.
     hardware.return_free_memory()  # the UI process lives on, and the checks below would add to the freed heap
@@ -222,11 +217,12 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
     if by_file:
         figures["eval_by_file"] = run_checks.evaluate_by_file(settings, trainer, tokenizer, by_file, log)
     stopped = stop_event is not None and stop_event.is_set()
-    with run_checks.tuned_answers(log, trainer.model, tokenizer, drift_base, None if stopped else held_out):
-        if drift_report := run_checks.drift_result(run, log, drift_base, trainer.model, tokenizer, taught):
+    checked = drift_base is not None or held_out is not None
+    tuned = tuned_for_checks(settings, plan, trainer, target, model_path, log) if checked else trainer.model
+    with run_checks.tuned_answers(log, tuned, tokenizer, drift_base, None if stopped else held_out):
+        if drift_report := run_checks.drift_result(run, log, drift_base, tuned, tokenizer, taught):
             figures["drift"] = {**drift_report, "replayed": replayed}  # the remedies differ with replay on
-        report = run_checks.verdict_result(run, log, held_out, trainer.model, tokenizer, settings, drift_report,
-                                           stopped)
+        report = run_checks.verdict_result(run, log, held_out, tuned, tokenizer, settings, drift_report, stopped)
     if report is not None:
         figures["verdict"] = {key: report[key] for key in ("split", "rows", "metric", "base", "tuned", "line")}
     elif settings.training.pilot:  # a trial of the settings: how it went, never whether it learned
@@ -331,6 +327,26 @@ def log_preflight(log: RunLog, rows: list[dict], tokenizer, model: str) -> None:
     for finding in preflight_findings(as_rows, tokenizer, model):
         if finding.level == "warning":
             log(Msg("log.preflight", check=finding.check, message=finding.message))
+
+
+def _base_checks(settings: Settings, log: RunLog, loaded: RunModel, plan: dict, tokenizer, model_path: str,
+                 held_rows: dict, ahead: dict):
+    """(drift baseline, held-out baseline): the base model's side of both checks before the first step, answered
+    by the model Chat's base side would be (RunModel.for_checks), with the answers found ahead (each None when
+    off or impossible)."""
+    t = settings.training
+    if t.pilot or not (t.drift_check or any(held_rows.values())):
+        model = None  # a pilot skips both (each says so); no check at all needs no model
+    else:
+        model = loaded.for_checks(plan)
+    if t.drift_check and not t.pilot:
+        log(Msg("log.phase_drift"))
+    with generation.given(ahead):
+        drift_base = run_checks.drift_baseline(settings, log, model, tokenizer, model_path)  # untrained yet
+        if any(held_rows.values()) and not t.pilot:
+            log(Msg("log.phase_verdict"))
+        held_out = run_checks.verdict_baseline(settings, log, model, tokenizer, held_rows)
+    return drift_base, held_out
 
 
 def _tokenise(settings: Settings, run: RunFolder, log: RunLog, plan: dict, prepared: PreparedData, tokenizer):
