@@ -169,7 +169,8 @@ def _last(updates):
 
 def inference_placement() -> tuple[str, str]:
     """Where chat answers are computed: on a CUDA GPU in its fast half precision (bf16 where native, else fp16);
-    on a CPU in fp32, as trained and as the tests compare."""
+    on a CPU in fp32, the dtype the run's checks answer in there too (studio/training/run_steps.py: answers_dtype),
+    so the verdict's answers are the ones Chat shows."""
     facts = hardware.detect()
     if facts.device == "cuda":
         return ("bf16" if facts.cuda_bf16 else "fp16"), "cuda"
