@@ -324,9 +324,8 @@ def test_the_drift_check_and_the_verdict_take_the_tuned_answers_from_one_pass(ti
     asked = {next(m["content"] for m in row["messages"] if m["role"] == "user"): row["messages"][:-1]
              for row in run.split(report["split"])}
     pair = chat.ChatPair.from_run(tmp_path / "run", progress=lambda _: None)
-    greedy = GenerationSettings(max_new_tokens=128, temperature=0.0, repetition_penalty=1.0)
-    for example in report["examples"]:
-        shown = pair.answer(asked[example["prompt"]], tuned=True, settings=greedy).text
+    for example in report["examples"]:  # Chat's own settings: what a user sees without touching any
+        shown = pair.answer(asked[example["prompt"]], tuned=True, settings=GenerationSettings()).text
         assert shown.strip().startswith(example["tuned"].strip()), (example, shown)
     assert "General-ability and held-out checks, the tuned model's answers:" in log
     assert "General-ability check, the tuned model's answers:" not in log  # found in the shared pass
