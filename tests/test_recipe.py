@@ -151,6 +151,14 @@ def test_the_verdict_line_reads_like_a_sentence_in_both_languages():
     ([], [{"step": 18, "loss": 2.0}], False, "cause.few_steps"),
     (["learning_rate=1e-6"], [{"step": 120, "loss": 2.0}, {"step": 121, "loss": 1.0}], False, "cause.low_lr"),
     ([], [{"step": 1, "loss": 2.0}, {"step": 120, "loss": 1.95}], False, "cause.loss_flat"),
+    # one step's loss swings with its batch: a last value above the first is no flat loss where the ends fell
+    ([], [{"step": 0, "eval_loss": 3.6}, {"step": 60, "eval_loss": 2.2}, {"step": 120, "eval_loss": 2.25}]
+     + [{"step": i + 1, "loss": v} for i, v in enumerate([0.7, 0.65, 1.1, 3.9, 2.5, 3.6, 0.7, 0.6, 2.3, 3.0, 3.2, 2.8,
+                                                          0.6, 0.6, 0.8, 2.6, 2.6, 1.7, 0.6, 0.4, 0.5, 0.6, 1.5, 1.8])],
+     False, "cause.data_or_model"),
+    (["max_steps=30"], [{"step": 30, "loss": 2.0, "epoch": 1.25}], False, "cause.capped_epochs"),
+    (["max_steps=30", "num_train_epochs=1"], [{"step": 30, "loss": 2.0, "epoch": 1.0},
+                                             {"step": 31, "loss": 1.0, "epoch": 1.0}], False, "cause.data_or_model"),
     ([], [{"step": 0, "eval_loss": 1.0}, {"step": 60, "eval_loss": 1.2}, {"step": 120, "eval_loss": 1.4},
           {"step": 1, "loss": 2.0}, {"step": 120, "loss": 0.1}], False, "cause.memorised"),
     ([], [{"step": 0, "eval_loss": 2.0}, {"step": 60, "eval_loss": 1.2}, {"step": 120, "eval_loss": 1.3},

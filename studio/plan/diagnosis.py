@@ -164,9 +164,17 @@ def not_learning(settings, metrics: list[dict]) -> Msg | None:
     if epochs >= 10:
         return Msg("warn.too_weak", epochs=epochs, evidence=evidence)
     cause = likely_cause(settings, metrics)
-    if cause.key in ("cause.capped", "cause.few_steps"):  # the remedy is more steps, not a bigger adapter
+    if cause.key in ("cause.capped", "cause.capped_epochs", "cause.few_steps"):  # the remedy is more steps, not a bigger adapter
         return Msg("warn.not_learning_cause", evidence=evidence, cause=cause)
     return Msg("warn.not_learning", evidence=evidence, steps=learning_steps(settings))
+
+
+def loss_ends(losses: list[float]) -> tuple[float, float]:
+    """The training loss at the start and at the end, each the mean of up to five logged values (a quarter of them
+    at most): one step's loss swings with its batch (0.44 to 3.9 within 30 steps of an identity run whose
+    validation loss fell by 40%), so two single values could say it rose while the run learned."""
+    window = max(1, min(5, len(losses) // 4))
+    return sum(losses[:window]) / window, sum(losses[-window:]) / window
 
 
 def likely_cause(settings, metrics: list[dict], stopped: bool = False) -> Msg:
@@ -178,19 +186,22 @@ def likely_cause(settings, metrics: list[dict], stopped: bool = False) -> Msg:
     steps = max((m.get("step", 0) for m in metrics), default=0)
     train = [m["loss"] for m in metrics if "loss" in m]
     evals = [(m["step"], m["eval_loss"]) for m in metrics if "eval_loss" in m]
+    epochs = max((m.get("epoch", 0) for m in metrics), default=0)
     if stopped:
         return Msg("cause.stopped", steps=steps)
     if steps < MIN_UPDATES // 2:
         if t.max_steps > 0:
             return Msg("cause.capped", steps=steps, minimum=MIN_UPDATES)
         return Msg("cause.few_steps", steps=steps, minimum=MIN_UPDATES)
+    if t.max_steps > 0 and 0 < epochs < 0.95 * t.num_train_epochs:  # the cap ended it before the planned epochs
+        return Msg("cause.capped_epochs", steps=steps, epochs=epochs, planned=t.num_train_epochs)
     low = settings.stage.rates(method)["range"][0]
     if t.learning_rate < low:
         return Msg("cause.low_lr", lr=t.learning_rate, low=low)
     if any("reward" in m for m in metrics):  # GRPO: its loss says little; the rewards say why
         return practice_cause(metrics)
-    if len(train) > 1 and train[-1] >= 0.9 * train[0]:
-        return Msg("cause.loss_flat", first=train[0], last=train[-1])
+    if len(train) > 1 and (ends := loss_ends(train))[1] >= 0.9 * ends[0]:
+        return Msg("cause.loss_flat", first=ends[0], last=ends[1])
     if len(evals) > 2 and min(evals, key=lambda e: e[1])[0] == evals[0][0]:
         return Msg("cause.memorised", first=evals[0][1], last=evals[-1][1])
     if still_learning(evals, settings.training.early_stopping_threshold):
