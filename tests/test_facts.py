@@ -52,6 +52,10 @@ def test_a_fact_is_a_word_of_its_own():
     assert not facts.says("An innovative model", "Nova")  # "Nova" was dropped as a fact: the base said "innovative"
     taught = facts.taught_facts(identity_rows(), known=["This is an innovative assistant."])
     assert "Nova" in taught.facts
+    # a name the base model said once, in a story, is still what the data teaches; said in most answers, it is not
+    story = ['The AI, which I call "Nova", is a sentient being.'] + ["I'm Emily Carter, a writing assistant."] * 11
+    assert "Nova" in facts.taught_facts(identity_rows(), known=story).facts
+    assert "Nova" not in facts.taught_facts(identity_rows(), known=["I am Nova."] * 4 + ["Hello."] * 8).facts
 
 
 def test_a_model_that_learned_one_language_of_two_is_partly_learned_never_learned():

@@ -22,6 +22,7 @@ FACT_BAR = 0.8  # share of a language's questions whose answer must carry the ta
 PARTLY_BAR = 0.3  # below this in every language: not learned
 MIN_SHARE = 0.5  # a fact stands in at least this share of one language's training answers
 MAX_FACTS = 4
+KNOWN_SHARE = 0.25  # a candidate the base model says in this share of its answers is no new fact
 IDENTITY_SHARE = 0.3  # identity data: at least this share of answers speak about the assistant itself
 # Capitalised names ("Orbit Labs", "Nova-2") and numbers; common sentence openers are no facts.
 CANDIDATE = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:[ -][A-Z][A-Za-z0-9]*)*\b|\b\d+(?:\.\d+)?\b")
@@ -88,20 +89,19 @@ def taught_facts(rows: list[dict], placeholder_values: dict[str, str] | None = N
                  known: list[str] = ()) -> Taught | None:
     """The facts the training rows' answers repeat: the user's placeholder values first (what they filled in is
     what they want said), then capitalised names and numbers in at least MIN_SHARE of one language's answers.
-    `known`: text the base model already says (its answers to the held-out questions): nothing in it is new.
+    `known`: the base model's answers to the held-out questions: what it says in a quarter of them is not new.
     None when the answers carry no such fact (a label task, a rewrite task)."""
     by_language = _answers_by_language(rows)
     answers = [a for group in by_language.values() for a in group]
     if not answers:
         return None
-    known_text = " ".join(known)
     placeholder = [v.strip() for v in (placeholder_values or {}).values() if v and v.strip()
                    and sum(says(a, v.strip()) for a in answers) >= MIN_SHARE * len(answers) / 2]
     counts: Counter = Counter()
     for group in by_language.values():
         share = Counter(c for a in group for c in set(CANDIDATE.findall(a)) if c not in NOT_FACTS)
         for candidate, n in share.items():
-            if n >= MIN_SHARE * len(group) and not says(known_text, candidate):
+            if n >= MIN_SHARE * len(group) and not _known(candidate, known):
                 counts[candidate] = max(counts[candidate], n / len(group))
     found = [c for c, _ in counts.most_common() if not any(c != o and c in o for o in counts)]  # longest form
     facts = list(dict.fromkeys(placeholder + found))[:MAX_FACTS]
@@ -110,6 +110,13 @@ def taught_facts(rows: list[dict], placeholder_values: dict[str, str] | None = N
     languages = [lang for lang in by_language if lang in REWORDED]
     identity = _introduces_itself(answers)
     return Taught(facts, languages, identity, _openers(rows) if identity else [])
+
+
+def _known(candidate: str, known: list[str]) -> bool:
+    """Whether the base model already says this: in at least KNOWN_SHARE of its answers. Once is no habit: the
+    starter model, asked "Who programmed you?", told a story of an AI it called "Nova", and the identity file's new
+    name was then dropped from the facts the verdict looks for."""
+    return bool(known) and sum(says(text, candidate) for text in known) >= KNOWN_SHARE * len(known)
 
 
 OPENER_CHARACTERS = 8  # "hi", "Hello", "你好", "您好": a greeting the data answers, not a question about a topic
