@@ -260,6 +260,30 @@ def test_grpo_trains_a_lora_adapter_and_leaves_the_base_alone(tiny_model_dir, tm
     assert json.loads((run / "preset.json").read_text())["settings"]["method"]["reward_funcs"] == ["format", "length"]
 
 
+def test_grpo_in_bf16_on_a_cpu_checks_with_the_answers_chat_gives(tiny_model_dir, tmp_path, monkeypatch):
+    """Trained in bf16 on a CPU, where Chat answers in fp32: GRPO's drift check and held-out verdict answer in fp32
+    too (the base model, then the saved adapter on it, as Chat loads it), as SFT's do."""
+    from studio.chat import generation
+
+    seen = []
+    answer = generation._generate
+
+    def recorded(model, *args):
+        seen.append({p.dtype for name, p in model.named_parameters() if "lora_" not in name})
+        return answer(model, *args)
+
+    monkeypatch.setattr(generation, "_generate", recorded)
+    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
+    run = tmp_path / "bf16"
+    settings = grpo_settings(tiny_model_dir, digit_prompts(tmp_path / "prompts.jsonl"), "max_steps=2",
+                             "precision=bf16", "drift_check=true")
+    status = train.run_training(settings, run, progress=None)
+    assert status["status"] == "finished" and RunFolder(run).plan()["precision"] == "bf16", status
+    assert seen and all(dtypes == {torch.float32} for dtypes in seen), seen
+    assert "drift" in status and RunFolder(run).verdict()["examples"]
+    assert "in fp32 for the checks" in (run / "log.txt").read_text()
+
+
 # ---------------------------------------------------------------- the stage through the API, in both languages
 
 def test_grpo_through_the_client_in_both_languages(app_url, tiny_model_dir, tmp_path_factory):

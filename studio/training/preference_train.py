@@ -23,8 +23,8 @@ from studio.data.practice_data import load_prompt_rows
 from studio.data.preference import load_preference_rows, source_label
 from .distributed import is_main_process
 from .run_checks import drift_baseline, drift_result, verdict_baseline, verdict_result
-from .run_steps import (DataError, check_method, make_callbacks, quiet_trainer, resume_point, run_figures, run_plan,
-                        save_result, stage_trainer, write_preset)
+from .run_steps import (DataError, base_for_checks, check_method, make_callbacks, quiet_trainer, resume_point,
+                        run_figures, run_plan, save_result, stage_trainer, tuned_for_checks, write_preset)
 
 SPLIT_NAMES = {"train": "preference-train", "validation": "preference-validation"}  # apart from SFT's splits
 
@@ -45,20 +45,24 @@ def train_preference(settings: Settings, run: RunFolder, log, stop_event, resume
     if stage.generates:  # GRPO: the starting model's side of the drift check and of the held-out verdict
         from studio.core.rewards import held_out_scorer  # deferred: only GRPO scores answers
 
+        base = base_for_checks(settings, plan, model_path, log, trainer.model)  # as Chat's base side answers
         if settings.training.drift_check and not settings.method.adapter_name_or_path.strip():
             log(Msg("log.phase_drift"))  # from the base model only: the check's cache holds the base's answers
-            drift_base = drift_baseline(settings, log, trainer.model, tokenizer, model_path)
+            drift_base = drift_baseline(settings, log, base, tokenizer, model_path)
         log(Msg("log.phase_verdict"))
-        held = verdict_baseline(settings, log, trainer.model, tokenizer, {"validation": eval_rows, "train": train_rows},
+        held = verdict_baseline(settings, log, base, tokenizer, {"validation": eval_rows, "train": train_rows},
                                 held_out_scorer(settings.method), settings.method.max_completion_length)
+        del base
     output = trainer.train(resume_from_checkpoint=resume_point(run, log, resume))
     target = run.output_dir(settings.method.finetuning_type)
     save_result(trainer, tokenizer, target, log)
     figures = run_figures(settings, trainer, output, target, plan)
-    if drift_report := drift_result(run, log, drift_base, trainer.model, tokenizer):
+    checked = drift_base is not None or held is not None
+    tuned = tuned_for_checks(settings, plan, trainer, target, model_path, log) if checked else trainer.model
+    if drift_report := drift_result(run, log, drift_base, tuned, tokenizer):
         figures["drift"] = drift_report
     stopped = stop_event is not None and stop_event.is_set()
-    if report := verdict_result(run, log, held, trainer.model, tokenizer, settings, drift_report, stopped):
+    if report := verdict_result(run, log, held, tuned, tokenizer, settings, drift_report, stopped):
         figures["verdict"] = {key: report[key] for key in ("split", "rows", "metric", "base", "tuned", "line")}
     return figures
 

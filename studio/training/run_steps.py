@@ -317,8 +317,7 @@ class RunModel:
         key = (dtype, "checks")
         if self.model is None or self.key != key:
             self.drop()
-            self.log(Msg("log.phase_model_checks", model=self.settings.model.model_name_or_path, dtype=dtype))
-            self.key, self.model = key, models.load_model(self.path, dtype, self.settings.model.trust_remote_code)
+            self.key, self.model = key, base_for_checks(self.settings, plan, self.path, self.log)
         return self.model
 
     def drop(self) -> None:
@@ -339,6 +338,16 @@ def answers_dtype(plan: dict) -> str | None:
 
     dtype, device = inference_placement()
     return dtype if device == "cpu" and dtype != "bf16" else None
+
+
+def base_for_checks(settings: Settings, plan: dict, model_path: str, log: RunLog, model=None):
+    """The base model as Chat's base side answers: `model` (the one training holds) where Chat answers in its dtype,
+    else a copy loaded in Chat's (answers_dtype)."""
+    dtype = answers_dtype(plan)
+    if dtype is None and model is not None:
+        return model
+    log(Msg("log.phase_model_checks", model=settings.model.model_name_or_path, dtype=dtype))
+    return models.load_model(model_path, dtype, settings.model.trust_remote_code)
 
 
 def tuned_for_checks(settings: Settings, plan: dict, trainer, target, model_path: str, log: RunLog):
