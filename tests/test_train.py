@@ -318,7 +318,8 @@ def test_the_drift_check_and_the_verdict_take_the_tuned_answers_from_one_pass(ti
     assert run.plan()["precision"] == "bf16" and run.plan()["device"] == "cpu"
     assert all(weights == {torch.float32} for weights, _ in seen), seen  # Chat's dtype on a CPU, not training's
     assert seen[0][1] == set() and seen[-1][1] == {torch.float32}, seen  # the base alone; the saved adapter on it
-    assert "Loading the model" in (log := (tmp_path / "run" / "log.txt").read_text()) and "in fp32 for the checks" in log
+    log = (tmp_path / "run" / "log.txt").read_text()
+    assert "Loading the model" in log and "in fp32 for the checks" in log
     report = run.verdict()
     assert report["rows"] > 0 and run.drift()["prompts"] > 0
     asked = {next(m["content"] for m in row["messages"] if m["role"] == "user"): row["messages"][:-1]

@@ -164,7 +164,7 @@ def not_learning(settings, metrics: list[dict]) -> Msg | None:
     if epochs >= 10:
         return Msg("warn.too_weak", epochs=epochs, evidence=evidence)
     cause = likely_cause(settings, metrics)
-    if cause.key in ("cause.capped", "cause.capped_epochs", "cause.few_steps"):  # the remedy is more steps, not a bigger adapter
+    if cause.key in ("cause.capped", "cause.capped_epochs", "cause.few_steps"):  # more steps, not a bigger adapter
         return Msg("warn.not_learning_cause", evidence=evidence, cause=cause)
     return Msg("warn.not_learning", evidence=evidence, steps=learning_steps(settings))
 
