@@ -57,11 +57,11 @@ def train_preference(settings: Settings, run: RunFolder, log, stop_event, resume
     target = run.output_dir(settings.method.finetuning_type)
     save_result(trainer, tokenizer, target, log)
     figures = run_figures(settings, trainer, output, target, plan)
-    checked = drift_base is not None or held is not None
+    stopped = stop_event is not None and stop_event.is_set()
+    checked = (drift_base is not None or held is not None) and not stopped  # Stop skips both: no load
     tuned = tuned_for_checks(settings, plan, trainer, target, model_path, log) if checked else trainer.model
     if drift_report := drift_result(run, log, drift_base, tuned, tokenizer):
         figures["drift"] = drift_report
-    stopped = stop_event is not None and stop_event.is_set()
     if report := verdict_result(run, log, held, tuned, tokenizer, settings, drift_report, stopped):
         figures["verdict"] = {key: report[key] for key in ("split", "rows", "metric", "base", "tuned", "line")}
     return figures

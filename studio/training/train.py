@@ -217,7 +217,7 @@ def _train(settings: Settings, run: RunFolder, log: RunLog, stop_event, resume: 
     if by_file:
         figures["eval_by_file"] = run_checks.evaluate_by_file(settings, trainer, tokenizer, by_file, log)
     stopped = stop_event is not None and stop_event.is_set()
-    checked = drift_base is not None or held_out is not None
+    checked = (drift_base is not None or held_out is not None) and not stopped  # Stop skips both: no load
     tuned = tuned_for_checks(settings, plan, trainer, target, model_path, log) if checked else trainer.model
     with run_checks.tuned_answers(log, tuned, tokenizer, drift_base, None if stopped else held_out):
         if drift_report := run_checks.drift_result(run, log, drift_base, tuned, tokenizer, taught):
